@@ -1,0 +1,146 @@
+"""What both runtimes share: a state directory per container, supervised by a shim.
+
+Layout under <state_dir>/<runtime>/<container-id>/:
+  spec.json   what the shim must run (written by the agent)
+  state.json  running/exited, pids, times, exit code, reason (written by the shim)
+  stop        the grace period of a requested stop (written by the agent, then SIGTERM)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from sigma.agent.nsutil import proc_start_time
+from sigma.agent.runtime.base import EXITED, RUNNING, UNKNOWN, ContainerSpec, ContainerStatus
+from sigma.agent.statefile import read_json, write_json
+
+
+class ShimRuntime:
+    name = "shim"
+
+    def __init__(self, state_dir: str) -> None:
+        self.dir = os.path.join(state_dir, self.name)
+        os.makedirs(self.dir, exist_ok=True)
+
+    # -- hooks for the concrete runtimes -------------------------------------------------
+    def _shim_spec(self, spec: ContainerSpec, cdir: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _cleanup(self, container_id: str, meta: dict[str, Any]) -> None:
+        """Release what _shim_spec prepared (bundles, cgroups). Called by remove()."""
+
+    # -- the Runtime protocol ------------------------------------------------------------
+    def start(self, spec: ContainerSpec) -> ContainerStatus:
+        cdir = os.path.join(self.dir, spec.id)
+        if os.path.exists(os.path.join(cdir, "state.json")):
+            return self._status_or_fail(spec.id)  # idempotent: never start an attempt twice
+        os.makedirs(cdir, exist_ok=True)
+        meta = {"pod_uid": spec.pod_uid, "name": spec.name, "attempt": spec.attempt, "image": spec.image}
+        try:
+            shim_spec = self._shim_spec(spec, cdir)
+        except StartFailure as err:
+            now = time.time()
+            write_json(os.path.join(cdir, "spec.json"), {**meta, "mode": "none"})
+            write_json(os.path.join(cdir, "state.json"), {
+                "state": "exited", "exit_code": 128, "reason": err.reason, "message": err.message,
+                "started_at": now, "finished_at": now})
+            return self._status_or_fail(spec.id)
+        write_json(os.path.join(cdir, "spec.json"), {**meta, **shim_spec, "log_path": spec.log_path,
+                                                     "log_max_bytes": spec.log_max_bytes})
+        ready_r, ready_w = os.pipe()
+        launcher = subprocess.Popen([sys.executable, "-m", "sigma.agent.shim", cdir, str(ready_w)],
+                                    pass_fds=(ready_w,), stdin=subprocess.DEVNULL, close_fds=True)
+        os.close(ready_w)
+        with os.fdopen(ready_r, "rb") as ready:
+            ready.read()  # EOF once the shim wrote state.json (running or start failure)
+        launcher.wait()
+        return self._status_or_fail(spec.id)
+
+    def stop(self, container_id: str, grace_seconds: float) -> None:
+        cdir = os.path.join(self.dir, container_id)
+        state = _read(os.path.join(cdir, "state.json"))
+        if state.get("state") != "running" or not _alive(state.get("shim_pid"), state.get("shim_start")):
+            return
+        stop_file = os.path.join(cdir, "stop")
+        if not os.path.exists(stop_file):  # the first request's grace holds, like kubelet
+            with open(stop_file, "w") as f:
+                f.write(str(max(0.0, grace_seconds)))
+        os.kill(int(state["shim_pid"]), signal.SIGTERM)
+
+    def status(self, container_id: str) -> ContainerStatus | None:
+        cdir = os.path.join(self.dir, container_id)
+        meta, state = _read(os.path.join(cdir, "spec.json")), _read(os.path.join(cdir, "state.json"))
+        if not meta or not state:
+            return None
+        kind = EXITED if state.get("state") == "exited" else RUNNING
+        reason, message = str(state.get("reason", "")), str(state.get("message", ""))
+        if kind == RUNNING and not _alive(state.get("shim_pid"), state.get("shim_start")):
+            kind, reason, message = UNKNOWN, "Unknown", "the shim supervising the container is gone"
+        return ContainerStatus(
+            id=container_id, runtime=self.name, pod_uid=meta["pod_uid"], name=meta["name"],
+            attempt=int(meta["attempt"]), state=kind, pid=state.get("pid"), exit_code=state.get("exit_code"),
+            reason=reason, message=message, started_at=state.get("started_at"),
+            finished_at=state.get("finished_at"), image=meta.get("image", ""))
+
+    def list(self) -> list[ContainerStatus]:
+        out = []
+        for cid in sorted(os.listdir(self.dir)):
+            status = self.status(cid)
+            if status is not None:
+                out.append(status)
+        return out
+
+    def remove(self, container_id: str) -> None:
+        cdir = os.path.join(self.dir, container_id)
+        state = _read(os.path.join(cdir, "state.json"))
+        if state.get("state") == "running":
+            if _alive(state.get("pid"), state.get("pid_start")):
+                os.kill(int(state["pid"]), signal.SIGKILL)
+            deadline = time.time() + 5
+            while _alive(state.get("shim_pid"), state.get("shim_start")) and time.time() < deadline:
+                time.sleep(0.05)
+        self._cleanup(container_id, _read(os.path.join(cdir, "spec.json")))
+        shutil.rmtree(cdir, ignore_errors=True)
+
+    def _status_or_fail(self, container_id: str) -> ContainerStatus:
+        status = self.status(container_id)
+        if status is None:
+            raise RuntimeError(f"container {container_id}: the shim wrote no state")
+        return status
+
+
+class StartFailure(Exception):
+    """Raised by _shim_spec when the container cannot even be prepared (e.g. no image)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason, self.message = reason, message
+
+
+def _read(path: str) -> dict[str, Any]:
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return {}
+
+
+def _alive(pid: Any, start: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    now_start = proc_start_time(pid)
+    if now_start is None:
+        return False
+    # Same pid but a different start time means the pid was reused by another process.
+    if start is not None and now_start != start:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -1,0 +1,78 @@
+"""Admission: what the API resolves on a write beyond validation.
+
+- Pod priority: spec.priorityClassName names a PriorityClass whose value becomes
+  spec.priority (and its preemptionPolicy the pod's); without a class, the global default
+  class if one exists, else 0. An unknown class is refused, as Kubernetes does.
+- The built-in objects every cluster has: the namespaces default, kube-system and
+  sigma-system, and the priority bands of DESIGN.md as PriorityClasses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sigma.api.errors import ApiError
+from sigma.api.registry import Registry
+from sigma.api.resources import resource
+
+PRIORITY_CLASSES = resource("priorityclasses")
+NAMESPACES = resource("namespaces")
+
+BUILTIN_PRIORITY_CLASSES: tuple[tuple[str, int, str], ...] = (
+    ("sigma-prod", 9000, "Online services (prod). Band 9000-9999: never preempted by a lower band."),
+    ("sigma-mid", 7000, "Important non-prod work. Band 7000-7999."),
+    ("sigma-batch", 5000, "Batch jobs (Fuxi). Band 5000-5999: runs on reclaimed capacity, BE QoS."),
+    ("sigma-free", 3000, "Best-effort free tier. Band 3000-3999: first to be evicted."),
+)
+BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "sigma-system")
+
+
+def resolve_pod_priority(registry: Registry) -> Any:
+    def hook(pod: dict[str, Any], old: dict[str, Any] | None) -> None:
+        spec = pod["spec"]
+        if old is not None:
+            return  # priority is fixed at creation
+        name = spec.get("priorityClassName")
+        if name:
+            try:
+                pc = registry.get(PRIORITY_CLASSES, None, name)
+            except ApiError as err:
+                if err.code == 404:
+                    raise ApiError(403, "Forbidden", f'pods "{pod["metadata"].get("name", "")}" is forbidden: '
+                                   f"no PriorityClass with name {name} was found", kind="pods",
+                                   name=pod["metadata"].get("name", "")) from None
+                raise
+        else:
+            pc = next((p for p in registry.list(PRIORITY_CLASSES)["items"] if p.get("globalDefault")), None)
+            if pc is not None:
+                spec["priorityClassName"] = pc["metadata"]["name"]
+        value = int(pc["value"]) if pc is not None else 0
+        if "priority" in spec and spec["priority"] != value:
+            raise ApiError(403, "Forbidden", f"the integer value of priority ({spec['priority']}) must not be "
+                           f"provided in pod spec; the priority admission controller computed {value} from the "
+                           "given PriorityClass name")
+        spec["priority"] = value
+        spec.setdefault("preemptionPolicy", (pc or {}).get("preemptionPolicy", "PreemptLowerPriority"))
+
+    return hook
+
+
+def bootstrap(registry: Registry) -> None:
+    """Create the built-in objects that are missing (idempotent, safe on every start)."""
+    for ns in BUILTIN_NAMESPACES:
+        _ensure(registry, NAMESPACES, {"metadata": {"name": ns}})
+    for name, value, description in BUILTIN_PRIORITY_CLASSES:
+        _ensure(registry, PRIORITY_CLASSES, {"metadata": {"name": name}, "value": value, "description": description,
+                                             "preemptionPolicy": "PreemptLowerPriority"})
+
+
+def _ensure(registry: Registry, rt: Any, obj: dict[str, Any]) -> None:
+    try:
+        registry.create(rt, None, obj)
+    except ApiError as err:
+        if err.reason != "AlreadyExists":
+            raise
+
+
+def install(registry: Registry) -> None:
+    registry.add_admission("Pod", resolve_pod_priority(registry))

@@ -1,0 +1,113 @@
+"""The kinds the API serves, in one table.
+
+The server routes, discovery, the OpenAPI document, the CLI's short names and the store keys
+are all derived from this table, so adding a kind is one entry here plus its validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str  # "" for the core group
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list", "patch", "update",
+                              "watch")
+    # True when spec and status are written separately (status through /status only).
+    has_status: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_version(self) -> str:
+        return self.api_version
+
+    def key_prefix(self, namespace: str | None = None) -> str:
+        """The store prefix of every object of this kind (in one namespace if given)."""
+        base = f"/registry/{self.group or 'core'}/{self.plural}/"
+        if self.namespaced and namespace:
+            return f"{base}{namespace}/"
+        return base
+
+    def key(self, namespace: str | None, name: str) -> str:
+        if self.namespaced:
+            return f"{self.key_prefix()}{namespace}/{name}"
+        return f"{self.key_prefix()}{name}"
+
+
+RESOURCES: tuple[ResourceType, ...] = (
+    ResourceType("", "v1", "Namespace", "namespaces", False, ("ns",), ("status",)),
+    ResourceType("", "v1", "Node", "nodes", False, ("no",), ("status",)),
+    ResourceType("", "v1", "Pod", "pods", True, ("po",),
+                 ("binding", "status", "log", "eviction"), ("all",)),
+    ResourceType("", "v1", "Event", "events", True, ("ev",), (), has_status=False),
+    ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale"),
+                 ("all",)),
+    ResourceType("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",),
+                 has_status=False),
+    ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True, (), has_status=False),
+    ResourceType("sigma.io", "v1", "NodeMetric", "nodemetrics", False, ("nm",), ("status",)),
+    ResourceType("sigma.io", "v1", "NodeSLO", "nodeslos", False, ("slo",), ("status",)),
+    ResourceType("sigma.io", "v1", "BatchJob", "batchjobs", True, ("bj",), ("status",), ("all",)),
+    ResourceType("sigma.io", "v1", "PredictiveScaler", "predictivescalers", True, ("ps",), ("status",)),
+)
+
+_BY_PATH: dict[tuple[str, str, str], ResourceType] = {
+    (r.group, r.version, r.plural): r for r in RESOURCES
+}
+_BY_KIND: dict[tuple[str, str], ResourceType] = {(r.api_version, r.kind): r for r in RESOURCES}
+
+
+def lookup(group: str, version: str, plural: str) -> ResourceType | None:
+    return _BY_PATH.get((group, version, plural))
+
+
+def by_kind(api_version: str, kind: str) -> ResourceType | None:
+    return _BY_KIND.get((api_version, kind))
+
+
+def resolve_name(name: str) -> ResourceType | None:
+    """What a person types: "pods", "pod", "po", "deploy", "deployments.apps", "Pod"."""
+    text = name.lower()
+    group = None
+    if "." in text:
+        text, group = text.split(".", 1)
+    for r in RESOURCES:
+        if group is not None and r.group != group:
+            continue
+        if text in (r.plural, r.singular, *r.short_names):
+            return r
+    return None
+
+
+def group_versions() -> dict[str, list[str]]:
+    """Every API group (the core group as "") and its versions, in a stable order."""
+    out: dict[str, list[str]] = {}
+    for r in RESOURCES:
+        versions = out.setdefault(r.group, [])
+        if r.version not in versions:
+            versions.append(r.version)
+    return out
+
+
+def resource(plural: str) -> ResourceType:
+    """The served resource with this plural name (plurals are unique across groups)."""
+    for r in RESOURCES:
+        if r.plural == plural:
+            return r
+    raise KeyError(plural)

@@ -1,0 +1,53 @@
+"""The scale subresource (autoscaling/v1 Scale) of Deployments: `kubectl scale` uses it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sigma.api import errors
+from sigma.api.errors import Cause
+from sigma.api.patch import PatchError, json_patch, merge_patch
+from sigma.api.registry import Registry
+from sigma.api.resources import ResourceType
+from sigma.api.selectors import selector_to_string
+
+
+def _scale_of(obj: dict[str, Any]) -> dict[str, Any]:
+    m = obj["metadata"]
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {"name": m["name"], "namespace": m.get("namespace"), "uid": m.get("uid"),
+                     "resourceVersion": m.get("resourceVersion"), "creationTimestamp": m.get("creationTimestamp")},
+        "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
+        "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
+                   "selector": selector_to_string((obj.get("spec") or {}).get("selector") or {})},
+    }
+
+
+def get_scale(registry: Registry, rt: ResourceType, namespace: str, name: str) -> dict[str, Any]:
+    return _scale_of(registry.get(rt, namespace, name))
+
+
+def update_scale(registry: Registry, rt: ResourceType, namespace: str, name: str, body: Any,
+                 patch_type: str) -> dict[str, Any]:
+    current = registry.get(rt, namespace, name)
+    scale = _scale_of(current)
+    try:
+        if patch_type == "json":
+            scale = json_patch(scale, body)
+        elif patch_type:
+            scale = merge_patch(scale, body)
+        elif isinstance(body, dict):
+            scale = body
+    except PatchError as err:
+        raise errors.bad_request(f"the patch could not be applied: {err}") from err
+    replicas = (scale.get("spec") or {}).get("replicas")
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        raise errors.invalid("Scale", name, [Cause("spec.replicas", f"Invalid value: {replicas!r}: must be "
+                                                   "greater than or equal to 0")], "autoscaling")
+    rv = (scale.get("metadata") or {}).get("resourceVersion")
+    patch: dict[str, Any] = {"spec": {"replicas": replicas}}
+    if rv:
+        patch["metadata"] = {"resourceVersion": rv}
+    return _scale_of(registry.patch(rt, namespace, name, "merge", patch))

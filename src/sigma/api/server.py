@@ -1,0 +1,377 @@
+"""The ASGI app: Kubernetes REST paths onto the registry.
+
+Paths, verbs, query parameters, content types and Status errors follow the Kubernetes API
+conventions, so kubectl and the kubernetes Python client work unchanged. Handlers call the
+registry directly: the embedded store answers in microseconds, and a thread hop per
+request would cost more than the work itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from sigma.api import discovery, errors
+from sigma.api.errors import ApiError
+from sigma.api.openapi import openapi_v2, openapi_v3_index, openapi_v3_group
+from sigma.api.registry import Registry
+from sigma.api.resources import ResourceType, lookup
+from sigma.api.scale import get_scale, update_scale
+from sigma.api.tables import to_table
+from sigma.api.watch import ObjectEvent, RegistryWatch
+from sigma.store.contract import StoreClosed
+
+log = logging.getLogger("sigma.api")
+
+MAX_BODY_BYTES = 3 * 1024 * 1024  # the Kubernetes API server's limit
+BOOKMARK_INTERVAL_S = 5.0
+DEFAULT_WATCH_TIMEOUT_S = 1800
+TABLE_MEDIA = "as=Table"
+PATCH_TYPES = {
+    "application/merge-patch+json": "merge",
+    "application/json-patch+json": "json",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/apply-patch+yaml": "apply",
+}
+
+
+class Target:
+    """What a request path names: a resource type, a namespace, a name, a subresource."""
+
+    def __init__(self, rt: ResourceType, namespace: str | None, name: str | None, sub: str) -> None:
+        self.rt, self.namespace, self.name, self.sub = rt, namespace, name, sub
+
+
+def parse_path(parts: list[str]) -> Target | None:
+    """parts after /api/v1 or /apis/G/V, plus the group and version in front."""
+    group, version, rest = parts[0], parts[1], parts[2:]
+    namespace = None
+    if len(rest) >= 3 and rest[0] == "namespaces" and lookup(group, version, rest[2]):
+        namespace, rest = rest[1], rest[2:]
+    if not rest or len(rest) > 3:
+        return None
+    rt = lookup(group, version, rest[0])
+    if rt is None or (namespace is not None and not rt.namespaced):
+        return None
+    name = rest[1] if len(rest) > 1 else None
+    sub = rest[2] if len(rest) > 2 else ""
+    if sub and sub not in rt.subresources:
+        return None
+    return Target(rt, namespace, name, sub)
+
+
+def status_response(err: ApiError) -> JSONResponse:
+    headers = {"Retry-After": str(err.retry_after_seconds)} if err.retry_after_seconds else None
+    return JSONResponse(err.status(), status_code=err.code, headers=headers)
+
+
+async def read_body(request: Request) -> Any:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise errors.too_large(MAX_BODY_BYTES)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise errors.too_large(MAX_BODY_BYTES)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        return None
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    try:
+        if ctype in ("application/yaml", "application/apply-patch+yaml", "text/yaml"):
+            return yaml.safe_load(raw)
+        if ctype == "application/json" or ctype in PATCH_TYPES or ctype == "":
+            return json.loads(raw)
+    except (ValueError, yaml.YAMLError) as err:
+        raise errors.bad_request(f"the body of the request could not be decoded: {err}") from err
+    raise errors.unsupported_media_type(ctype)
+
+
+def wants_table(request: Request) -> bool:
+    return TABLE_MEDIA in request.headers.get("accept", "")
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise errors.bad_request(f"invalid value for {name}: {value!r} (an integer is required)") from None
+
+
+class ApiServer:
+    def __init__(self, registry: Registry, advertise_address: str = "127.0.0.1:6443") -> None:
+        self.registry = registry
+        self.advertise_address = advertise_address
+        self.ready = True
+
+    # -- entry ------------------------------------------------------------------------------
+    async def dispatch(self, request: Request) -> Response:
+        path = request.url.path.rstrip("/") or "/"
+        try:
+            return await self._route(request, path)
+        except ApiError as err:
+            return status_response(err)
+        except Exception as err:  # a bug must reach the client as a Status, not a dropped socket
+            log.exception("internal error serving %s %s", request.method, path)
+            return status_response(errors.internal(f"{type(err).__name__}: {err}"))
+
+    async def _route(self, request: Request, path: str) -> Response:
+        parts = [p for p in path.split("/") if p]
+        if path in ("/healthz", "/livez"):
+            return Response("ok", media_type="text/plain")
+        if path == "/readyz":
+            return Response("ok" if self.ready else "not ready", status_code=200 if self.ready else 503,
+                            media_type="text/plain")
+        if path == "/version":
+            return JSONResponse(discovery.version_info())
+        if path == "/api":
+            return JSONResponse(discovery.api_versions(self.advertise_address))
+        if path == "/apis":
+            return JSONResponse(discovery.api_group_list())
+        if path == "/openapi/v2":
+            return JSONResponse(openapi_v2())
+        if path == "/openapi/v3":
+            return JSONResponse(openapi_v3_index())
+        if parts[:2] == ["openapi", "v3"] and len(parts) >= 3:
+            doc = openapi_v3_group("/".join(parts[2:]))
+            if doc is None:
+                raise errors.not_found("openapi", "/".join(parts[2:]))
+            return JSONResponse(doc)
+        if parts and parts[0] == "api" and len(parts) >= 2:
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts and parts[0] == "apis" and len(parts) >= 2:
+            if len(parts) == 2:
+                doc = discovery.api_group(parts[1])
+                if doc is None:
+                    raise errors.not_found("apigroups", parts[1])
+                return JSONResponse(doc)
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
+        if not rest:
+            doc = discovery.resource_list(group, version)
+            if doc is None:
+                raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
+            return JSONResponse(doc)
+        target = parse_path([group, version, *rest])
+        if target is None:
+            raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
+        return await self._resource(request, target)
+
+    # -- resources ----------------------------------------------------------------------------
+    async def _resource(self, request: Request, t: Target) -> Response:
+        method = request.method
+        if t.rt.namespaced and t.namespace is None and (t.name is not None or method == "POST"):
+            raise errors.bad_request(f"{t.rt.plural} are namespaced: use /namespaces/NAMESPACE/{t.rt.plural}")
+        if t.sub == "log":
+            from sigma.api.logs import proxy_logs
+
+            return await proxy_logs(self.registry, request, t.namespace or "", t.name or "")
+        if t.sub == "scale":
+            return await self._scale(request, t)
+        if t.name is None:
+            if method == "GET":
+                return await self._list_or_watch(request, t)
+            if method == "POST":
+                obj = self.registry.create(t.rt, t.namespace, await read_body(request), self._strict(request),
+                                           dry_run=bool(request.query_params.get("dryRun")))
+                return JSONResponse(obj, status_code=201)
+            if method == "DELETE":
+                return JSONResponse(self._delete_collection(request, t))
+            raise errors.method_not_allowed(f"{method} is not supported on a collection")
+        if method == "GET":
+            return self._one(request, t.rt, self.registry.get(t.rt, t.namespace, t.name))
+        if method == "PUT":
+            obj = self.registry.update(t.rt, t.namespace, t.name, await read_body(request), t.sub,
+                                       self._strict(request))
+            return JSONResponse(obj)
+        if method == "PATCH":
+            return JSONResponse(await self._patch(request, t))
+        if method == "DELETE":
+            return JSONResponse(await self._delete(request, t))
+        if method == "POST" and t.sub == "binding":
+            body = await read_body(request) or {}
+            node = (body.get("target") or {}).get("name")
+            if not node:
+                raise errors.invalid("Binding", t.name, [errors.Cause("target.name", "Required value",
+                                                                        "FieldValueRequired")])
+            uid = (body.get("metadata") or {}).get("uid")
+            self.registry.bind(t.namespace or "", t.name, node, uid)
+            return JSONResponse({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                 "code": 201}, status_code=201)
+        if method == "POST" and t.sub == "eviction":
+            body = await read_body(request) or {}
+            grace = ((body.get("deleteOptions") or {}).get("gracePeriodSeconds"))
+            self.registry.evict(t.namespace or "", t.name, grace)
+            return JSONResponse({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                 "code": 201}, status_code=201)
+        raise errors.method_not_allowed(f"{method} is not supported on {t.rt.plural}/{t.sub or ''}")
+
+    @staticmethod
+    def _strict(request: Request) -> bool:
+        """Unknown fields are rejected unless the client asks to ignore them."""
+        return request.query_params.get("fieldValidation", "Strict") not in ("Ignore", "Warn")
+
+    def _one(self, request: Request, rt: ResourceType, obj: dict[str, Any]) -> Response:
+        if wants_table(request):
+            table = to_table(rt.kind, [obj], obj["metadata"].get("resourceVersion", ""), time.time(),
+                             request.query_params.get("includeObject", "Metadata"))
+            return JSONResponse(table)
+        return JSONResponse(obj)
+
+    async def _patch(self, request: Request, t: Target) -> dict[str, Any]:
+        assert t.name is not None
+        ctype = request.headers.get("content-type", "").split(";")[0].strip()
+        kind = PATCH_TYPES.get(ctype)
+        if kind is None:
+            raise errors.unsupported_media_type(ctype)
+        body = await read_body(request)
+        strict = self._strict(request)
+        if kind == "apply":
+            # Server-side apply, approximated: create when absent, else a strategic merge
+            # of the applied configuration (no field-manager ownership tracking).
+            try:
+                self.registry.get(t.rt, t.namespace, t.name)
+            except ApiError as err:
+                if err.code == 404 and not t.sub:
+                    return self.registry.create(t.rt, t.namespace, body, strict)
+                raise
+            kind = "strategic"
+        return self.registry.patch(t.rt, t.namespace, t.name, kind, body, t.sub, strict)
+
+    async def _delete(self, request: Request, t: Target) -> dict[str, Any]:
+        assert t.name is not None
+        body = await read_body(request) or {}
+        if not isinstance(body, dict):
+            raise errors.bad_request("DeleteOptions must be an object")
+        grace = _int_param(request, "gracePeriodSeconds")
+        if grace is None:
+            grace = body.get("gracePeriodSeconds")
+        propagation = request.query_params.get("propagationPolicy") or body.get("propagationPolicy")
+        if propagation not in (None, "Orphan", "Background", "Foreground"):
+            raise errors.bad_request(f"unsupported propagationPolicy {propagation!r}")
+        if body.get("orphanDependents") is True:
+            propagation = "Orphan"
+        pre = body.get("preconditions") or {}
+        return self.registry.delete(t.rt, t.namespace, t.name, grace, propagation, pre.get("uid"),
+                                    pre.get("resourceVersion"))
+
+    def _delete_collection(self, request: Request, t: Target) -> dict[str, Any]:
+        listed = self.registry.list(t.rt, t.namespace, request.query_params.get("labelSelector", ""),
+                                    request.query_params.get("fieldSelector", ""))
+        grace = _int_param(request, "gracePeriodSeconds")
+        deleted = []
+        for obj in listed["items"]:
+            try:
+                deleted.append(self.registry.delete(t.rt, obj["metadata"].get("namespace"), obj["metadata"]["name"],
+                                                    grace, request.query_params.get("propagationPolicy")))
+            except ApiError as err:
+                if err.code != 404:
+                    raise
+        return {**listed, "items": deleted}
+
+    async def _scale(self, request: Request, t: Target) -> Response:
+        assert t.name is not None
+        if request.method == "GET":
+            return JSONResponse(get_scale(self.registry, t.rt, t.namespace or "", t.name))
+        if request.method in ("PUT", "PATCH"):
+            body = await read_body(request)
+            ctype = request.headers.get("content-type", "").split(";")[0].strip()
+            return JSONResponse(update_scale(self.registry, t.rt, t.namespace or "", t.name, body,
+                                             PATCH_TYPES.get(ctype, "") if request.method == "PATCH" else ""))
+        raise errors.method_not_allowed(f"{request.method} is not supported on scale")
+
+    # -- list and watch ---------------------------------------------------------------------
+    async def _list_or_watch(self, request: Request, t: Target) -> Response:
+        q = request.query_params
+        if q.get("watch") in ("true", "1"):
+            return self._watch(request, t)
+        listed = self.registry.list(t.rt, t.namespace, q.get("labelSelector", ""), q.get("fieldSelector", ""),
+                                    _int_param(request, "limit") or 0, q.get("continue", ""))
+        if wants_table(request):
+            return JSONResponse(to_table(t.rt.kind, listed["items"], listed["metadata"]["resourceVersion"],
+                                         time.time(), q.get("includeObject", "Metadata"),
+                                         listed["metadata"].get("continue", "")))
+        return JSONResponse(listed)
+
+    def _watch(self, request: Request, t: Target) -> Response:
+        q = request.query_params
+        timeout = _int_param(request, "timeoutSeconds") or DEFAULT_WATCH_TIMEOUT_S
+        field_selector = q.get("fieldSelector", "")
+        if t.name is not None:
+            # GET .../pods/NAME?watch=true watches one object.
+            field_selector = ",".join(s for s in (field_selector, f"metadata.name={t.name}") if s)
+        try:
+            watch = self.registry.watch(t.rt, t.namespace, q.get("resourceVersion", ""),
+                                        q.get("labelSelector", ""), field_selector)
+        except ApiError as err:
+            if err.code != 410:
+                raise
+            # Kubernetes reports an expired resourceVersion inside the stream.
+            line = json.dumps({"type": "ERROR", "object": err.status()}) + "\n"
+            return Response(line, media_type="application/json")
+        stream = self._stream(request, t.rt, watch, timeout, q.get("allowWatchBookmarks") in ("true", "1"))
+        return StreamingResponse(stream, media_type="application/json")
+
+    async def _stream(self, request: Request, rt: ResourceType, watch: RegistryWatch, timeout: float,
+                      bookmarks: bool) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        watch.add_listener(lambda: loop.call_soon_threadsafe(wake.set))
+        table = wants_table(request)
+        include = request.query_params.get("includeObject", "Metadata")
+        deadline = loop.time() + timeout
+        next_bookmark = loop.time() + BOOKMARK_INTERVAL_S
+        try:
+            while True:
+                try:
+                    events = watch.drain()
+                except StoreClosed:
+                    return
+                if events:
+                    yield b"".join(self._event_line(rt, ev, table, include) for ev in events)
+                now = loop.time()
+                if now >= deadline:
+                    return
+                if bookmarks and now >= next_bookmark:
+                    next_bookmark = now + BOOKMARK_INTERVAL_S
+                    mark = {"kind": rt.kind, "apiVersion": rt.api_version,
+                            "metadata": {"resourceVersion": str(watch.revision)}}
+                    yield (json.dumps({"type": "BOOKMARK", "object": mark}) + "\n").encode()
+                wake.clear()
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout=min(deadline, next_bookmark) - now)
+                except TimeoutError:
+                    pass
+        finally:
+            watch.close()
+
+    @staticmethod
+    def _event_line(rt: ResourceType, ev: ObjectEvent, table: bool, include: str) -> bytes:
+        obj = ev.object
+        if table:
+            obj = to_table(rt.kind, [obj], str(ev.revision), time.time(), include)
+        return (json.dumps({"type": ev.type, "object": obj}, separators=(",", ":")) + "\n").encode()
+
+
+def create_app(registry: Registry, advertise_address: str = "127.0.0.1:6443") -> Starlette:
+    server = ApiServer(registry, advertise_address)
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    app = Starlette(routes=[Route("/{path:path}", server.dispatch, methods=methods)])
+    app.state.api = server
+    return app

@@ -1,0 +1,77 @@
+"""`sigma master` (the control plane alone) and `sigma up` (the embedded cluster)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def _split_listen(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise SystemExit(f"--listen must be HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("master", help="run the control plane (API server, schedulers, controllers)")
+    p.add_argument("--store", default="sqlite:///.sigma/state.db",
+                   help="sqlite:///PATH (embedded, default) or etcd://HOST:PORT[,HOST:PORT]")
+    p.add_argument("--listen", default="127.0.0.1:6443", help="HOST:PORT to serve the API on")
+    p.add_argument("--no-controllers", action="store_true", help="serve the API only")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=run_master)
+
+    u = sub.add_parser("up", help="run the embedded cluster: master, a local agent and demo workloads")
+    u.add_argument("--state-dir", default=".sigma", help="where the store, logs and kubeconfig live")
+    u.add_argument("--port", type=int, default=6443)
+    u.add_argument("--no-demo", action="store_true", help="start without the demo workloads")
+    u.add_argument("--no-agent", action="store_true", help="start the master only")
+    u.add_argument("-v", "--verbose", action="store_true")
+    u.set_defaults(func=run_up)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def run_master(args: argparse.Namespace) -> int:
+    from sigma.master.process import Master
+
+    _logging(args.verbose)
+    host, port = _split_listen(args.listen)
+    if args.store.startswith("sqlite:///"):
+        Path(args.store[len("sqlite://"):]).parent.mkdir(parents=True, exist_ok=True)
+    master = Master(args.store, host, port, controllers=not args.no_controllers)
+    master.serve(on_ready=lambda: console.print(f"sigma master serving on http://{host}:{port}"))
+    return 0
+
+
+def write_kubeconfig(path: Path, server: str) -> None:
+    path.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters:\n- name: sigma\n  cluster:\n    server: {server}\n"
+        "users:\n- name: sigma-admin\n  user: {}\n"
+        "contexts:\n- name: sigma\n  context:\n    cluster: sigma\n    user: sigma-admin\n    namespace: default\n"
+        "current-context: sigma\n"
+    )
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from sigma.cli.up import EmbeddedCluster
+
+    _logging(args.verbose)
+    state = Path(args.state_dir).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    cluster = EmbeddedCluster(state, args.port, demo=not args.no_demo, agent=not args.no_agent)
+    kubeconfig = state / "kubeconfig"
+    write_kubeconfig(kubeconfig, f"http://127.0.0.1:{args.port}")
+    os.environ.setdefault("KUBECONFIG", str(kubeconfig))
+    return cluster.run(console)

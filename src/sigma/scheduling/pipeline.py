@@ -1,0 +1,189 @@
+"""The scheduler: filters, scores and preemption wired into one visible pipeline.
+
+`Scheduler.schedule(pod)` is one scheduling cycle: pre-filter (the pod's cached profile),
+filter, score, select, reserve (assume). On failure it explains why per node and, if asked
+to, proposes a preemption. It never binds and never evicts: the caller does the I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sigma.scheduling.arrays import BoolArray, FloatArray
+from sigma.scheduling.filters import (
+    Filter,
+    NodeAffinity,
+    NodeUnschedulable,
+    PodAntiAffinity,
+    ResourcesFit,
+    TaintToleration,
+    TopologySpread,
+)
+from sigma.scheduling.model import PodSpec
+from sigma.scheduling.preemption import Preemption, pick_preemption
+from sigma.scheduling.profile import PodProfile, build_profile, shape_key
+from sigma.scheduling.scores import LeastAllocated, Score, TaintPreference, TopologyBalance
+from sigma.scheduling.snapshot import ClusterSnapshot, UnknownResource
+from sigma.scheduling.status import SUCCESS, Code, Diagnosis, Status
+
+UNSCHEDULABLE_NODES, NODE_AFFINITY, TAINTS = NodeUnschedulable(), NodeAffinity(), TaintToleration()
+RESOURCES, SPREAD, ANTI_AFFINITY = ResourcesFit(), TopologySpread(), PodAntiAffinity()
+
+FILTER_ORDER: tuple[Filter, ...] = (
+    UNSCHEDULABLE_NODES, NODE_AFFINITY, TAINTS, RESOURCES, SPREAD, ANTI_AFFINITY,
+)
+"""The order filters are reported in (the first failing one names a node's reason)."""
+
+DEFAULT_SCORES: tuple[tuple[Score, float], ...] = (
+    (LeastAllocated(), 1.0),
+    (TopologyBalance(), 2.0),
+    (TaintPreference(), 1.0),
+)
+
+TIE_BREAK_SCALE = 1e-6
+"""Seeded per-node jitter below any meaningful score difference: breaks exact ties only."""
+
+
+def feasible_nodes(snapshot: ClusterSnapshot, profile: PodProfile) -> BoolArray:
+    """The filter pipeline, cheapest and most selective first."""
+    # Unschedulable, node selector/affinity and taints: one cached mask per equivalence class.
+    mask = profile.static_mask.copy()
+    # Resources before topology: one comparison per requested dimension, no gathers.
+    mask &= RESOURCES.feasible(snapshot, profile)
+    # Topology filters last: they gather domain counts per node; only pods declaring them pay.
+    if profile.hard_spread:
+        mask &= SPREAD.feasible(snapshot, profile)
+    if profile.anti_affinity:
+        mask &= ANTI_AFFINITY.feasible(snapshot, profile)
+    return mask
+
+
+def static_mask(snapshot: ClusterSnapshot, profile: PodProfile) -> BoolArray:
+    """The filters that depend only on node labels/taints and the pod's placement key."""
+    mask = UNSCHEDULABLE_NODES.feasible(snapshot, profile).copy()
+    mask &= NODE_AFFINITY.feasible(snapshot, profile)
+    mask &= TAINTS.feasible(snapshot, profile)
+    return mask
+
+
+def diagnose(snapshot: ClusterSnapshot, profile: PodProfile) -> Diagnosis:
+    """The slow path: each rejected node's status from the first filter that rejects it."""
+    undecided = np.ones(snapshot.node_count, dtype=bool)
+    groups = []
+    for node_filter in FILTER_ORDER:
+        for rejected, status in node_filter.rejections(snapshot, profile):
+            newly = rejected & undecided
+            if newly.any():
+                groups.append((np.flatnonzero(newly), status))
+                undecided &= ~newly
+    return Diagnosis(snapshot.node_count, tuple(groups))
+
+
+@dataclass(frozen=True)
+class ScheduleResult:
+    pod: PodSpec
+    status: Status
+    node: int | None = None
+    node_name: str | None = None
+    diagnosis: Diagnosis | None = None
+    preemption: Preemption | None = None
+
+    @property
+    def message(self) -> str:
+        if self.status.is_success or self.diagnosis is None:
+            return "; ".join(self.status.reasons)
+        return self.diagnosis.message()
+
+
+class Scheduler:
+    """Places pods one at a time on a snapshot it owns, reserving each placement in place.
+
+    `scores` pairs each score with its weight; `seed` fixes tie-breaking between equal
+    scores (a post-mortem replays a run from the same snapshot and seed)."""
+
+    def __init__(
+        self,
+        snapshot: ClusterSnapshot,
+        scores: tuple[tuple[Score, float], ...] = DEFAULT_SCORES,
+        seed: int = 0,
+        preemption: bool = True,
+    ) -> None:
+        self.snapshot = snapshot
+        self.static_scores = tuple((s, w) for s, w in scores if s.static)
+        self.dynamic_scores = tuple((s, w) for s, w in scores if not s.static)
+        self.preemption = preemption
+        self._jitter: FloatArray = np.random.default_rng(seed).random(snapshot.node_count) * TIE_BREAK_SCALE
+        self._profiles: dict[tuple[object, ...], PodProfile] = {}
+        self._by_class: dict[tuple[object, ...], tuple[BoolArray, FloatArray]] = {}
+        self._scores: FloatArray = np.zeros(snapshot.node_count)
+
+    def profile(self, pod: PodSpec) -> PodProfile:
+        """Pre-filter: the pod's shape, computed once and shared by identical pods."""
+        key = shape_key(pod)
+        found = self._profiles.get(key)
+        if found is None:
+            found = build_profile(self.snapshot, pod)
+            found.static_mask, found.static_score = self._class_state(pod, found)
+            self._profiles[key] = found
+        return found
+
+    def _class_state(self, pod: PodSpec, profile: PodProfile) -> tuple[BoolArray, FloatArray]:
+        cached = self._by_class.get(pod.placement_key)
+        if cached is None:
+            score = self._jitter.copy()
+            for static_score, weight in self.static_scores:
+                static_score.add(self.snapshot, profile, weight, score)
+            cached = self._by_class[pod.placement_key] = (static_mask(self.snapshot, profile), score)
+        return cached
+
+    def score_nodes(self, profile: PodProfile) -> FloatArray:
+        """The score pipeline: cached static part (with tie-break jitter), then live scores."""
+        scores = self._scores
+        np.copyto(scores, profile.static_score)
+        for score, weight in self.dynamic_scores:
+            score.add(self.snapshot, profile, weight, scores)
+        return scores
+
+    def schedule(self, pod: PodSpec, *, assume: bool = True) -> ScheduleResult:
+        """One scheduling cycle. On success the pod is reserved on its node unless
+        `assume=False`; the caller undoes a failed bind with `snapshot.forget(pod.uid)`."""
+        try:
+            profile = self.profile(pod)
+        except UnknownResource as err:
+            return ScheduleResult(pod, Status(Code.ERROR, (str(err),)))
+        feasible = feasible_nodes(self.snapshot, profile)
+        scores = self.score_nodes(profile)
+        np.copyto(scores, -np.inf, where=~feasible)
+        best = int(np.argmax(scores))
+        if not feasible[best]:
+            return self._unschedulable(pod, profile)
+        if assume:
+            self.snapshot.assume(pod, best)
+        return ScheduleResult(pod, SUCCESS, best, self.snapshot.nodes[best].name)
+
+    def _unschedulable(self, pod: PodSpec, profile: PodProfile) -> ScheduleResult:
+        diagnosis = diagnose(self.snapshot, profile)
+        codes = {status.code for _, status in diagnosis.groups}
+        code = Code.UNSCHEDULABLE if Code.UNSCHEDULABLE in codes else Code.UNRESOLVABLE
+        preemption = self.find_preemption(pod, profile) if self.preemption else None
+        status = Status(code, (diagnosis.message(),))
+        return ScheduleResult(pod, status, diagnosis=diagnosis, preemption=preemption)
+
+    def find_preemption(self, pod: PodSpec, profile: PodProfile) -> Preemption | None:
+        """Candidates: nodes that pass every filter except resources."""
+        candidates = profile.static_mask & ~RESOURCES.feasible(self.snapshot, profile)
+        if profile.hard_spread:
+            candidates &= SPREAD.feasible(self.snapshot, profile)
+        if profile.anti_affinity:
+            candidates &= ANTI_AFFINITY.feasible(self.snapshot, profile)
+        return pick_preemption(self.snapshot, pod, np.flatnonzero(candidates))
+
+    def preempt(self, pod: PodSpec, preemption: Preemption) -> ScheduleResult:
+        """Apply a preemption in the snapshot: forget the victims, reserve the pod there.
+        (The caller evicts the victims for real and binds the pod.)"""
+        for victim in preemption.victims:
+            self.snapshot.forget(victim.uid)
+        self.snapshot.assume(pod, preemption.node)
+        return ScheduleResult(pod, SUCCESS, preemption.node, preemption.node_name, preemption=preemption)

@@ -1,0 +1,76 @@
+"""Preemption: when a pod fits nowhere, find a node and the fewest pods to evict there.
+
+Like the Kubernetes preemption evaluator, per candidate node: remove every pod the
+preemptor may preempt (strictly lower priority AND another band, see priority.py), check
+that the pod then fits, and add the removed pods back most important first while it still
+fits; those that could not be added back are the victims. Across nodes the choice is:
+fewest victims, then the lowest highest-victim priority, then the lowest priority sum,
+then node order. Only resources are re-checked: candidates are nodes that passed every
+other filter and failed on resources alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sigma.scheduling.arrays import IntArray
+from sigma.scheduling.model import PodSpec
+from sigma.scheduling.priority import may_preempt
+from sigma.scheduling.snapshot import ClusterSnapshot, RequestVector
+
+
+@dataclass(frozen=True)
+class Preemption:
+    """Evict `victims` from node `node` (an index into the snapshot), then the pod fits."""
+
+    node: int
+    node_name: str
+    victims: tuple[PodSpec, ...]
+
+    def ranking(self) -> tuple[int, int, int, int]:
+        priorities = [victim.priority for victim in self.victims]
+        return (len(priorities), max(priorities, default=0), sum(priorities), self.node)
+
+
+def select_victims_on_node(
+    snapshot: ClusterSnapshot, preemptor: PodSpec, node: int
+) -> tuple[PodSpec, ...] | None:
+    """The victims on `node`, or None if evicting every preemptible pod would not suffice."""
+    request = snapshot.request_vector(preemptor.requests)
+    on_node = snapshot.pods_on_node[node].values()
+    preemptible = [p for p in on_node if may_preempt(preemptor.priority, p.priority)]
+    free = snapshot.free[:, node].copy()
+    for pod in preemptible:
+        free += snapshot.request_vector(pod.requests).amounts
+    if not _fits(free, request):
+        return None
+    victims: list[PodSpec] = []
+    # Most important first: higher priority, then uid for a deterministic order.
+    for pod in sorted(preemptible, key=lambda p: (-p.priority, p.uid)):
+        amounts = snapshot.request_vector(pod.requests).amounts
+        if _fits(free - amounts, request):
+            free -= amounts  # reprieved: it stays
+        else:
+            victims.append(pod)
+    return tuple(victims)
+
+
+def pick_preemption(
+    snapshot: ClusterSnapshot, preemptor: PodSpec, candidates: Iterable[int]
+) -> Preemption | None:
+    """The best candidate node and its victims, or None if preemption cannot help."""
+    best: Preemption | None = None
+    for node in candidates:
+        victims = select_victims_on_node(snapshot, preemptor, int(node))
+        if victims is None or not victims:
+            continue
+        option = Preemption(int(node), snapshot.nodes[int(node)].name, victims)
+        if best is None or option.ranking() < best.ranking():
+            best = option
+    return best
+
+
+def _fits(free: IntArray, request: RequestVector) -> bool:
+    rows = list(request.asked)
+    return bool((free[rows] >= request.amounts[rows]).all())

@@ -1,0 +1,100 @@
+"""Scores: rank the feasible nodes; higher is better, each on a 0-100 scale.
+
+The contract: `add(snapshot, profile, weight, out)` adds weight x score for every node into
+`out` (feasibility is applied afterwards, so infeasible nodes may get any value). Scores
+marked `static` depend only on node labels/taints and the pod's shape; the scheduler
+computes those once per shape and starts every cycle from that cached sum.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from sigma.scheduling.arrays import FloatArray
+from sigma.scheduling.model import TaintEffect
+from sigma.scheduling.profile import PodProfile, SpreadCheck
+from sigma.scheduling.snapshot import ClusterSnapshot
+
+
+class Score(Protocol):
+    name: str
+    static: bool
+
+    def add(self, snapshot: ClusterSnapshot, profile: PodProfile, weight: float, out: FloatArray) -> None: ...
+
+
+def _add_free_share(
+    snapshot: ClusterSnapshot, profile: PodProfile, scale: float, out: FloatArray
+) -> None:
+    """out += scale x sum over scored dimensions of (free - request) / allocatable."""
+    fraction, inverse = snapshot.free_fraction, snapshot.inverse_allocatable
+    for row in profile.scored_rows:
+        out += scale * fraction[row]
+        amount = profile.request.amounts[row]
+        if amount:
+            # With identical allocatable everywhere this term is a constant and could be
+            # skipped, but heterogeneous clusters (Level-0's batch allocatable) need it.
+            out -= (scale * amount) * inverse[row]
+
+
+class LeastAllocated:
+    """Prefer emptier nodes (spreads prod load): mean free share after placing, x100."""
+
+    name = "NodeResourcesLeastAllocated"
+    static = False
+
+    def add(self, snapshot: ClusterSnapshot, profile: PodProfile, weight: float, out: FloatArray) -> None:
+        _add_free_share(snapshot, profile, weight * 100.0 / len(profile.scored_rows), out)
+
+
+class MostAllocated:
+    """Prefer fuller nodes (bin-packing, keeps whole nodes free): mean used share, x100."""
+
+    name = "NodeResourcesMostAllocated"
+    static = False
+
+    def add(self, snapshot: ClusterSnapshot, profile: PodProfile, weight: float, out: FloatArray) -> None:
+        out += weight * 100.0
+        _add_free_share(snapshot, profile, -weight * 100.0 / len(profile.scored_rows), out)
+
+
+class TopologyBalance:
+    """ScheduleAnyway spread constraints: prefer domains with fewer matching pods.
+    Nodes without the topology label score 0."""
+
+    name = "PodTopologySpreadScore"
+    static = False
+
+    def add(self, snapshot: ClusterSnapshot, profile: PodProfile, weight: float, out: FloatArray) -> None:
+        for check in profile.soft_spread:
+            out += (weight / len(profile.soft_spread)) * _balance(check)[check.counts.domains.of_node]
+
+
+def _balance(check: SpreadCheck) -> FloatArray:
+    per_domain = check.counts.per_domain[:-1] + check.self_match
+    most = int(per_domain.max()) if per_domain.size else 0
+    scores = np.zeros(per_domain.size + 1)
+    scores[:-1] = 100.0 * (most - per_domain) / most if most else 100.0
+    return scores
+
+
+class TaintPreference:
+    """Avoid nodes with untolerated PreferNoSchedule taints: 100 for none, down to 0 for
+    the node with the most (normalised like kube-scheduler's TaintToleration score)."""
+
+    name = "TaintToleration"
+    static = True
+
+    def add(self, snapshot: ClusterSnapshot, profile: PodProfile, weight: float, out: FloatArray) -> None:
+        count = np.zeros(snapshot.node_count)
+        for taint, carriers in snapshot.taint_masks.items():
+            soft = taint.effect is TaintEffect.PREFER_NO_SCHEDULE
+            if soft and not any(t.tolerates(taint) for t in profile.tolerations):
+                count += carriers
+        most = count.max() if count.size else 0.0
+        if most > 0:
+            out += weight * 100.0 * (1.0 - count / most)
+        else:
+            out += weight * 100.0

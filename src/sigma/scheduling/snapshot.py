@@ -1,0 +1,152 @@
+"""ClusterSnapshot: the cluster as numpy arrays, mutated only by assume/forget.
+
+Resource arrays are resource-major, shape (resources, nodes), so that "free cpu on every
+node" is one contiguous row: the fit check is one vectorised comparison per resource.
+The scheduler reserves a placement by calling `assume`, which changes one column in place;
+nothing is ever recomputed for the whole cluster between placements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sigma.scheduling.arrays import BoolArray, FloatArray, IntArray
+from sigma.scheduling.labels import NodeLabelIndex
+from sigma.scheduling.model import DEFAULT_RESOURCES, PODS, NodeSpec, PodSpec, Requests, Taint
+from sigma.scheduling.topology import PlacedPod, TopologyCounts
+
+
+class UnknownResource(ValueError):
+    """A pod requests a resource the snapshot does not track."""
+
+
+class UnknownNode(KeyError):
+    """A pod names a node the snapshot does not contain."""
+
+
+@dataclass(frozen=True)
+class RequestVector:
+    """A pod's requests as a dense vector, plus the dimensions it actually asks for."""
+
+    amounts: IntArray
+    asked: tuple[int, ...]  # resource indices with a positive amount (pods always included)
+
+
+class ClusterSnapshot:
+    """Nodes, their allocatable/requested/usage per resource, and the pods bound to them."""
+
+    def __init__(
+        self,
+        nodes: Sequence[NodeSpec],
+        pods: Iterable[tuple[PodSpec, str]] = (),
+        resources: Sequence[str] = DEFAULT_RESOURCES,
+    ) -> None:
+        if PODS not in resources:
+            resources = (*resources, PODS)
+        self.resources: tuple[str, ...] = tuple(resources)
+        self.nodes: tuple[NodeSpec, ...] = tuple(nodes)
+        self.node_index: dict[str, int] = {node.name: i for i, node in enumerate(self.nodes)}
+        self.allocatable = self._matrix(lambda node: node.allocatable)
+        self.usage = self._matrix(lambda node: node.usage)
+        self.free: IntArray = self.allocatable.copy()
+        # free / allocatable per node, maintained beside `free` so scores need no division.
+        self.inverse_allocatable: FloatArray = np.divide(
+            1.0, self.allocatable, out=np.zeros(self.allocatable.shape), where=self.allocatable > 0
+        )
+        self.free_fraction: FloatArray = self.free * self.inverse_allocatable
+        self.unschedulable: BoolArray = np.array([n.unschedulable for n in self.nodes], dtype=bool)
+        self.taint_masks = _taint_masks(self.nodes)
+        self.labels = NodeLabelIndex([node.labels for node in self.nodes])
+        self.topology = TopologyCounts(self.labels)
+        self.pods_on_node: list[dict[str, PodSpec]] = [{} for _ in self.nodes]
+        self._node_of_pod: dict[str, int] = {}
+        self._vectors: dict[Requests, RequestVector] = {}
+        for pod, node_name in pods:
+            if node_name not in self.node_index:
+                raise UnknownNode(f"pod {pod.namespace}/{pod.name} is bound to unknown node {node_name}")
+            self.assume(pod, self.node_index[node_name])
+
+    @property
+    def node_count(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def requested(self) -> IntArray:
+        return self.allocatable - self.free
+
+    def _matrix(self, amounts_of: Callable[[NodeSpec], dict[str, int]]) -> IntArray:
+        matrix = np.zeros((len(self.resources), len(self.nodes)), dtype=np.int64)
+        for column, node in enumerate(self.nodes):
+            amounts = amounts_of(node)
+            for row, resource in enumerate(self.resources):
+                matrix[row, column] = amounts.get(resource, 0)
+        return matrix
+
+    def resource_row(self, resource: str) -> int:
+        return self.resources.index(resource)
+
+    def request_vector(self, requests: Requests) -> RequestVector:
+        """Dense requests (with one pod in the pods dimension); memoised per distinct tuple."""
+        found = self._vectors.get(requests)
+        if found is None:
+            amounts = np.zeros(len(self.resources), dtype=np.int64)
+            for name, amount in requests:
+                if name not in self.resources:
+                    raise UnknownResource(f"resource {name!r} is not one of {', '.join(self.resources)}")
+                amounts[self.resources.index(name)] = amount
+            amounts[self.resources.index(PODS)] = 1
+            asked = tuple(int(i) for i in np.flatnonzero(amounts > 0))
+            found = self._vectors[requests] = RequestVector(amounts, asked)
+        return found
+
+    def node_of(self, uid: str) -> int | None:
+        return self._node_of_pod.get(uid)
+
+    def assume(self, pod: PodSpec, node: int) -> None:
+        """Reserve `pod` on `node`: its requests leave the node's free capacity now."""
+        vector = self.request_vector(pod.requests)
+        self._charge(vector, node, -1)
+        self.pods_on_node[node][pod.uid] = pod
+        self._node_of_pod[pod.uid] = node
+        self.topology.on_pod(pod.namespace, pod.labels, node, 1)
+
+    def forget(self, uid: str) -> PodSpec:
+        """Remove a pod (deleted, evicted or preempted) and give its capacity back."""
+        node = self._node_of_pod.pop(uid)
+        pod = self.pods_on_node[node].pop(uid)
+        self._charge(self.request_vector(pod.requests), node, +1)
+        self.topology.on_pod(pod.namespace, pod.labels, node, -1)
+        return pod
+
+    def _charge(self, vector: RequestVector, node: int, sign: int) -> None:
+        free, fraction, inverse = self.free, self.free_fraction, self.inverse_allocatable
+        for row in vector.asked:
+            free[row, node] += sign * vector.amounts[row]
+            fraction[row, node] = free[row, node] * inverse[row, node]
+
+    def charge_many(self, vector: RequestVector, nodes: IntArray, counts: IntArray) -> None:
+        """Reserve `counts[i]` copies of `vector` on `nodes[i]` in one vectorised step
+        (batch placement; these instances are not tracked as individual pods)."""
+        for row in vector.asked:
+            self.free[row, nodes] -= counts * vector.amounts[row]
+            self.free_fraction[row, nodes] = self.free[row, nodes] * self.inverse_allocatable[row, nodes]
+
+    def placed_pods(self) -> list[PlacedPod]:
+        """(namespace, labels, node) of every tracked pod, for building topology counts."""
+        return [
+            (pod.namespace, pod.labels, node)
+            for node, pods in enumerate(self.pods_on_node)
+            for pod in pods.values()
+        ]
+
+
+def _taint_masks(nodes: Sequence[NodeSpec]) -> dict[Taint, BoolArray]:
+    """For each distinct taint, which nodes carry it (few distinct taints, many nodes)."""
+    masks: dict[Taint, BoolArray] = {}
+    for column, node in enumerate(nodes):
+        for taint in node.taints:
+            masks.setdefault(taint, np.zeros(len(nodes), dtype=bool))[column] = True
+    return masks

@@ -1,0 +1,93 @@
+"""Per-topology-domain pod counts, kept up to date incrementally.
+
+Pod anti-affinity and topology spread both ask "how many pods matching selector S (in
+namespace NS) run in each domain of topology key K?". Each distinct (K, NS, S) gets one
+DomainCounts, built from the snapshot's pods the first time it is asked for and then
+adjusted by one increment per placement or removal, never recounted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from sigma.scheduling.arrays import IntArray
+from sigma.scheduling.labels import NodeLabelIndex, selector_matches
+from sigma.scheduling.model import Labels, LabelSelector
+
+PlacedPod = tuple[str, Labels, int]  # namespace, labels, node index
+
+
+@dataclass(frozen=True)
+class CountKey:
+    topology_key: str
+    namespace: str
+    selector: LabelSelector
+
+
+class Domains:
+    """The domains of one topology key: `of_node[n]` is node n's domain, or `count` (an
+    extra sentinel slot) when the node lacks the label."""
+
+    def __init__(self, labels: NodeLabelIndex, topology_key: str) -> None:
+        codes, vocab = labels.codes(topology_key)
+        self.count = len(vocab)
+        self.of_node: IntArray = np.where(codes >= 0, codes, self.count)
+        self.labelled = codes >= 0
+
+
+class DomainCounts:
+    """Matching pods per domain; slot `domains.count` (unlabelled nodes) always stays 0,
+    because Kubernetes ignores pods on nodes without the topology label."""
+
+    def __init__(self, key: CountKey, domains: Domains) -> None:
+        self.key = key
+        self.domains = domains
+        self.per_domain: IntArray = np.zeros(domains.count + 1, dtype=np.int64)
+
+    def matches(self, namespace: str, labels: Labels) -> bool:
+        return namespace == self.key.namespace and selector_matches(self.key.selector, labels)
+
+    def add(self, node: int, delta: int) -> None:
+        domain = self.domains.of_node[node]
+        if domain < self.domains.count:
+            self.per_domain[domain] += delta
+
+
+class TopologyCounts:
+    """All DomainCounts of one snapshot, and which of them a given pod's labels feed."""
+
+    def __init__(self, labels: NodeLabelIndex) -> None:
+        self._labels = labels
+        self._domains: dict[str, Domains] = {}
+        self._counts: dict[CountKey, DomainCounts] = {}
+        self._fed_by: dict[tuple[str, Labels], tuple[DomainCounts, ...]] = {}
+
+    def domains(self, topology_key: str) -> Domains:
+        found = self._domains.get(topology_key)
+        if found is None:
+            found = self._domains[topology_key] = Domains(self._labels, topology_key)
+        return found
+
+    def counts(self, key: CountKey, placed: Callable[[], Iterable[PlacedPod]]) -> DomainCounts:
+        """The counts for `key`; on first use built from `placed()` (namespace, labels, node)."""
+        found = self._counts.get(key)
+        if found is None:
+            found = DomainCounts(key, self.domains(key.topology_key))
+            for namespace, pod_labels, node in placed():
+                if found.matches(namespace, pod_labels):
+                    found.add(node, 1)
+            self._counts[key] = found
+            self._fed_by.clear()  # a new counter: every pod's list of counters may grow
+        return found
+
+    def on_pod(self, namespace: str, pod_labels: Labels, node: int, delta: int) -> None:
+        """A pod was placed on (delta=1) or removed from (delta=-1) `node`."""
+        fed = self._fed_by.get((namespace, pod_labels))
+        if fed is None:
+            fed = tuple(c for c in self._counts.values() if c.matches(namespace, pod_labels))
+            self._fed_by[(namespace, pod_labels)] = fed
+        for counts in fed:
+            counts.add(node, delta)

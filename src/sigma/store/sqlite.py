@@ -1,0 +1,362 @@
+"""The embedded store: the contract on one SQLite file.
+
+Layout (one file, WAL journal):
+
+- ``meta``: the store revision and the compacted revision, so both survive a restart.
+- ``kv``: the current value of every live key.
+- ``history``: one row per revision (the MVCC log). A row holds the new value (or, for a
+  delete, the deleted value) and the value it replaced, so a watch can replay any revision
+  after the compaction point with complete events, even when the replaced value's own
+  revision has been compacted away.
+
+Every write is one transaction that touches all three tables, so a crash leaves either the
+whole write or none of it. With ``synchronous=NORMAL`` (the default) a committed write
+survives the process being killed (kill -9, OOM): the WAL frames are in the kernel's page
+cache. Surviving a power loss or kernel panic needs ``synchronous="FULL"``, which fsyncs the
+WAL on every commit and costs far more per write.
+
+One process owns the file. All statements run on one connection behind a lock; watch events
+are handed to watches outside that lock, in revision order (see ``_Fanout``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+from sigma.store.contract import (
+    Conflict,
+    KeyExists,
+    KeyNotFound,
+    KeyValue,
+    RevisionCompacted,
+    Store,
+    StoreClosed,
+    Watch,
+    WatchEvent,
+)
+
+Synchronous = Literal["NORMAL", "FULL"]
+# Spelled out here because inside SqliteStore the name ``list`` is the list() method.
+_Events = list[WatchEvent]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0), ('compacted', 0);
+CREATE TABLE IF NOT EXISTS kv (
+    key             TEXT PRIMARY KEY,
+    value           BLOB NOT NULL,
+    create_revision INTEGER NOT NULL,
+    mod_revision    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    revision          INTEGER PRIMARY KEY,
+    key               TEXT NOT NULL,
+    deleted           INTEGER NOT NULL,  -- 1: DELETE event, value is the deleted value
+    value             BLOB NOT NULL,
+    create_revision   INTEGER NOT NULL,
+    prev_mod_revision INTEGER,           -- NULL when the write created the key
+    prev_value        BLOB               -- value replaced by an update (a delete: = value)
+);
+"""
+
+_GET = "SELECT value, create_revision, mod_revision FROM kv WHERE key = ?"
+_LIST_RANGE = (
+    "SELECT key, value, create_revision, mod_revision FROM kv WHERE key >= ? AND key < ? ORDER BY key"
+)
+_LIST_FROM = "SELECT key, value, create_revision, mod_revision FROM kv WHERE key >= ? ORDER BY key"
+_INSERT_KV = "INSERT INTO kv (key, value, create_revision, mod_revision) VALUES (?, ?, ?, ?)"
+_UPDATE_KV = "UPDATE kv SET value = ?, mod_revision = ? WHERE key = ?"
+_DELETE_KV = "DELETE FROM kv WHERE key = ?"
+_INSERT_HISTORY = "INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?)"
+_HISTORY_COLUMNS = "revision, key, deleted, value, create_revision, prev_mod_revision, prev_value"
+_HISTORY_RANGE = (
+    f"SELECT {_HISTORY_COLUMNS} FROM history WHERE revision > ? AND key >= ? AND key < ? ORDER BY revision"
+)
+_HISTORY_FROM = f"SELECT {_HISTORY_COLUMNS} FROM history WHERE revision > ? AND key >= ? ORDER BY revision"
+_SET_META = "UPDATE meta SET value = ? WHERE name = ?"
+_GET_META = "SELECT value FROM meta WHERE name = ?"
+_DELETE_HISTORY = "DELETE FROM history WHERE revision <= ?"
+_COMPACT_STEP = 1000
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (None: no
+    bound). SQLite compares TEXT as UTF-8 bytes, which orders like code points, so bumping
+    the last code point gives the bound and lets ``list`` use the primary-key index."""
+    chars = list(prefix)
+    while chars:
+        last = ord(chars.pop())
+        if last < 0x10FFFF:
+            # Skip the surrogate block: those code points cannot be encoded in UTF-8.
+            nxt = 0xE000 if 0xD800 <= last + 1 <= 0xDFFF else last + 1
+            return "".join(chars) + chr(nxt)
+    return None
+
+
+@dataclass(slots=True)
+class _Subscription:
+    watch: Watch
+    # Events at or below this revision reached the watch by replay from history.
+    live_after: int
+
+
+class _Fanout:
+    """Hands committed events to watches, outside the database lock.
+
+    Writers enqueue their event while still holding the database lock, so the queue is in
+    revision order. Whoever then holds ``_deliver_lock`` empties the queue in that order;
+    that single consumer is what keeps each watch gap-free and ordered even when several
+    writers finish at once. A writer returns only after its own event has been delivered,
+    which is also why a watch listener must not write to the store (it would wait on itself).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # guards _queue and _subs
+        self._deliver_lock = threading.Lock()
+        self._queue: deque[WatchEvent] = deque()
+        self._subs: dict[Watch, _Subscription] = {}
+
+    def subscribe(self, watch: Watch, live_after: int) -> None:
+        with self._lock:
+            self._subs[watch] = _Subscription(watch, live_after)
+
+    def unsubscribe(self, watch: Watch) -> None:
+        with self._lock:
+            self._subs.pop(watch, None)
+
+    def enqueue(self, event: WatchEvent) -> None:
+        with self._lock:
+            if self._subs:  # nobody can miss it: a later watch replays it from history
+                self._queue.append(event)
+
+    def deliver(self) -> None:
+        with self._deliver_lock:
+            while True:
+                with self._lock:
+                    if not self._queue:
+                        return
+                    event = self._queue.popleft()
+                    subs = list(self._subs.values())
+                key = event.kv.key
+                for sub in subs:
+                    if event.revision > sub.live_after and key.startswith(sub.watch.prefix):
+                        sub.watch._push([event])
+
+    def close_all(self, error: StoreClosed) -> None:
+        with self._lock:
+            subs = list(self._subs.values())
+            self._subs.clear()
+            self._queue.clear()
+        for sub in subs:
+            sub.watch._fail(error)
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str, synchronous: Synchronous = "NORMAL") -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+        self.path = path
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per call.
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(f"PRAGMA synchronous={synchronous}")
+        # A large compaction can grow the WAL; give the space back after the checkpoint.
+        self._conn.execute("PRAGMA journal_size_limit=67108864")
+        self._conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self._fanout = _Fanout()
+        self._closed = False
+        self._revision = self._meta("revision")
+        self._compacted = self._meta("compacted")
+
+    # -- reads ---------------------------------------------------------------------
+    def get(self, key: str) -> KeyValue | None:
+        with self._lock:
+            self._check_open()
+            row = self._conn.execute(_GET, (key,)).fetchone()
+        return None if row is None else KeyValue(key, row[0], row[1], row[2])
+
+    def list(self, prefix: str) -> tuple[list[KeyValue], int]:
+        # Every write goes through this lock, so the rows and the revision belong together.
+        with self._lock:
+            self._check_open()
+            end = prefix_end(prefix)
+            if end is None:
+                rows = self._conn.execute(_LIST_FROM, (prefix,)).fetchall()
+            else:
+                rows = self._conn.execute(_LIST_RANGE, (prefix, end)).fetchall()
+            revision = self._revision
+        return [KeyValue(*row) for row in rows], revision
+
+    def current_revision(self) -> int:
+        with self._lock:
+            self._check_open()
+            return self._revision
+
+    def compacted_revision(self) -> int:
+        with self._lock:
+            self._check_open()
+            return self._compacted
+
+    # -- writes --------------------------------------------------------------------
+    def create(self, key: str, value: bytes) -> KeyValue:
+        with self._lock, self._write() as rev:
+            if self._conn.execute(_GET, (key,)).fetchone() is not None:
+                raise KeyExists(key)
+            self._conn.execute(_INSERT_KV, (key, value, rev, rev))
+            self._conn.execute(_INSERT_HISTORY, (rev, key, 0, value, rev, None, None))
+            kv = KeyValue(key, value, rev, rev)
+            self._fanout.enqueue(WatchEvent("PUT", kv, None))
+        self._fanout.deliver()
+        return kv
+
+    def update(self, key: str, value: bytes, expected_revision: int | None = None) -> KeyValue:
+        with self._lock, self._write() as rev:
+            prev = self._current(key, expected_revision)
+            self._conn.execute(_UPDATE_KV, (value, rev, key))
+            self._conn.execute(
+                _INSERT_HISTORY,
+                (rev, key, 0, value, prev.create_revision, prev.mod_revision, prev.value),
+            )
+            kv = KeyValue(key, value, prev.create_revision, rev)
+            self._fanout.enqueue(WatchEvent("PUT", kv, prev))
+        self._fanout.deliver()
+        return kv
+
+    def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
+        with self._lock, self._write() as rev:
+            prev = self._current(key, expected_revision)
+            self._conn.execute(_DELETE_KV, (key,))
+            self._conn.execute(
+                _INSERT_HISTORY,
+                (rev, key, 1, prev.value, prev.create_revision, prev.mod_revision, None),
+            )
+            kv = KeyValue(key, prev.value, prev.create_revision, rev)
+            self._fanout.enqueue(WatchEvent("DELETE", kv, prev))
+        self._fanout.deliver()
+        return kv
+
+    def _current(self, key: str, expected_revision: int | None) -> KeyValue:
+        row = self._conn.execute(_GET, (key,)).fetchone()
+        if row is None:
+            raise KeyNotFound(key)
+        kv = KeyValue(key, row[0], row[1], row[2])
+        if expected_revision is not None and kv.mod_revision != expected_revision:
+            raise Conflict(key, expected_revision, kv.mod_revision)
+        return kv
+
+    @contextmanager
+    def _write(self) -> Iterator[int]:
+        """One transaction that takes the next revision. Call with ``_lock`` held. The
+        in-memory revision moves only once the commit succeeded."""
+        rev = self._revision + 1
+        with self._transaction():
+            yield rev
+            self._conn.execute(_SET_META, (rev, "revision"))
+        self._revision = rev
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._check_open()
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    # -- watch and compaction ------------------------------------------------------
+    def watch(self, prefix: str, start_revision: int) -> Watch:
+        with self._lock:
+            self._check_open()
+            if start_revision < self._compacted:
+                raise RevisionCompacted(start_revision, self._compacted)
+            watch = Watch(prefix, on_close=self._fanout.unsubscribe)
+            # Replay and subscribe under the database lock: no write can commit in between,
+            # so history covers (start, now] and live delivery takes over after ``now``.
+            # The watch is not handed out yet, so pushing here wakes no listener.
+            replay = self._history(prefix, start_revision)
+            if replay:
+                watch._push(replay)
+            self._fanout.subscribe(watch, live_after=max(start_revision, self._revision))
+        return watch
+
+    def _history(self, prefix: str, after: int) -> _Events:
+        end = prefix_end(prefix)
+        if end is None:
+            rows = self._conn.execute(_HISTORY_FROM, (after, prefix))
+        else:
+            rows = self._conn.execute(_HISTORY_RANGE, (after, prefix, end))
+        return [_event_from_row(*row) for row in rows]
+
+    def compact(self, revision: int) -> None:
+        # Deleting history is slow (a few hundred ms per 10,000 revisions here), so it runs
+        # in steps of _COMPACT_STEP revisions, each its own transaction, and writers get the
+        # lock in between. The compacted revision rises with each step.
+        with self._lock:
+            self._check_open()
+            if revision > self._revision:
+                raise ValueError(f"cannot compact to {revision}: the store is at {self._revision}")
+        while True:
+            with self._lock:
+                if revision <= self._compacted:
+                    return
+                step = min(revision, self._compacted + _COMPACT_STEP)
+                with self._transaction():
+                    self._conn.execute(_DELETE_HISTORY, (step,))
+                    self._conn.execute(_SET_META, (step, "compacted"))
+                self._compacted = step
+
+    def auto_compact(self, keep: int) -> int:
+        """Keep the last ``keep`` revisions of history; return the compacted revision.
+        The master calls this periodically; watchers further behind get 410 Gone and
+        re-list, as with Kubernetes on etcd."""
+        with self._lock:
+            target = self._revision - keep
+        if target > 0:
+            self.compact(target)
+        return self.compacted_revision()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._conn.close()
+        self._fanout.close_all(StoreClosed("store closed"))
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("store closed")
+
+    def _meta(self, name: str) -> int:
+        value: int = self._conn.execute(_GET_META, (name,)).fetchone()[0]
+        return value
+
+
+def _event_from_row(
+    revision: int,
+    key: str,
+    deleted: int,
+    value: bytes,
+    create_revision: int,
+    prev_mod_revision: int | None,
+    prev_value: bytes | None,
+) -> WatchEvent:
+    kv = KeyValue(key, value, create_revision, revision)
+    if prev_mod_revision is None:
+        return WatchEvent("PUT", kv, None)
+    if deleted:
+        return WatchEvent("DELETE", kv, KeyValue(key, value, create_revision, prev_mod_revision))
+    assert prev_value is not None
+    return WatchEvent("PUT", kv, KeyValue(key, prev_value, create_revision, prev_mod_revision))

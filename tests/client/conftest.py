@@ -1,0 +1,3 @@
+from tests.cli.conftest import client, namespace, sigma_master
+
+__all__ = ["client", "namespace", "sigma_master"]
