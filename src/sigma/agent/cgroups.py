@@ -88,6 +88,9 @@ class CgroupTree:
         name = "memory.oom_control" if self.version == 1 else "memory.events"
         return self.path("memory", rel, name) if "memory" in self.hierarchies else ""
 
+    def exists(self, rel: str) -> bool:
+        return any(os.path.isdir(os.path.join(m, rel)) for m in self._all_mounts())
+
     def pressure_dir(self, rel: str) -> str | None:
         return os.path.join(self.unified, rel) if self.unified else None
 

@@ -68,13 +68,38 @@ def _gv_path(group: str, version: str) -> str:
     return f"api/{version}" if not group else f"apis/{group}/{version}"
 
 
+_QUERY_PARAMS = ("fieldValidation", "dryRun", "fieldManager", "force", "pretty")
+
+
+def _paths(resources: list[ResourceType]) -> dict[str, Any]:
+    """One item path per resource with its operations. kubectl looks for the PATCH
+    operation of a kind and its fieldValidation parameter to decide whether the server
+    validates fields itself (it does: unknown fields are rejected)."""
+    paths: dict[str, Any] = {}
+    for rt in resources:
+        base = f"/{_gv_path(rt.group, rt.version)}"
+        item = f"{base}/namespaces/{{namespace}}/{rt.plural}/{{name}}" if rt.namespaced else f"{base}/{rt.plural}/{{name}}"
+        gvk = {"group": rt.group, "version": rt.version, "kind": rt.kind}
+        ref = {"$ref": f"#/components/schemas/{_definition_name(rt)}"}
+        ok = {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}
+
+        def op(action: str, params: tuple[str, ...] = (), gvk: dict[str, str] = gvk,
+               ok: dict[str, Any] = ok) -> dict[str, Any]:
+            return {"x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk, "responses": ok,
+                    "parameters": [{"name": p, "in": "query", "schema": {"type": "string"}} for p in params]}
+
+        paths[item] = {"get": op("get"), "put": op("put", _QUERY_PARAMS), "patch": op("patch", _QUERY_PARAMS),
+                       "delete": op("delete", ("gracePeriodSeconds", "propagationPolicy", "dryRun"))}
+    return paths
+
+
 @cache
 def openapi_v3_group(path: str) -> dict[str, Any] | None:
     resources = [rt for rt in RESOURCES if _gv_path(rt.group, rt.version) == path]
     if not resources:
         return None
-    return {"openapi": "3.0.0", "info": {"title": "Sigma", "version": sigma.__version__}, "paths": {},
-            "components": {"schemas": _definitions(resources, v3=True)}}
+    return {"openapi": "3.0.0", "info": {"title": "Sigma", "version": sigma.__version__},
+            "paths": _paths(resources), "components": {"schemas": _definitions(resources, v3=True)}}
 
 
 @cache

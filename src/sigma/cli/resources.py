@@ -99,6 +99,8 @@ def reports_errors(handler: Handler) -> Handler:
             return handler(args)
         except ApiError as err:
             print(format_api_error(err), file=sys.stderr)
+        except BrokenPipeError:
+            raise  # a closed pipe (| head) is not an error; main() exits quietly
         except (UsageError, manifests.ManifestError, ConnectionError) as err:
             print(f"error: {err}", file=sys.stderr)
         return 1
@@ -167,7 +169,11 @@ def print_table(headers: list[str], rows: list[list[str]], show_header: bool = T
         table.add_column(Text(header), min_width=width, no_wrap=True)
     for row in rows:
         table.add_row(*(Text(c) for c in row))
-    Console(width=sum(widths) + 3 * len(widths) + 1, highlight=False, soft_wrap=False).print(table)
+    console = Console(width=sum(widths) + 3 * len(widths) + 1, highlight=False, soft_wrap=False)
+    with console.capture() as captured:
+        console.print(table)
+    # rich pads the last column to its width; kubectl's lines end at their last character.
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
     return widths
 
 

@@ -22,7 +22,12 @@ from sigma.scheduling.filters import (
     TopologySpread,
 )
 from sigma.scheduling.model import PodSpec
-from sigma.scheduling.preemption import Preemption, pick_preemption
+from sigma.scheduling.preemption import (
+    Preemption,
+    fits_everywhere,
+    free_after_preemption,
+    pick_preemption,
+)
 from sigma.scheduling.profile import PodProfile, build_profile, shape_key
 from sigma.scheduling.scores import LeastAllocated, Score, TaintPreference, TopologyBalance
 from sigma.scheduling.snapshot import ClusterSnapshot, UnknownResource
@@ -109,11 +114,13 @@ class Scheduler:
         scores: tuple[tuple[Score, float], ...] = DEFAULT_SCORES,
         seed: int = 0,
         preemption: bool = True,
+        preemption_candidates: int = 100,
     ) -> None:
         self.snapshot = snapshot
         self.static_scores = tuple((s, w) for s, w in scores if s.static)
         self.dynamic_scores = tuple((s, w) for s, w in scores if not s.static)
         self.preemption = preemption
+        self.preemption_candidates = preemption_candidates
         self._jitter: FloatArray = np.random.default_rng(seed).random(snapshot.node_count) * TIE_BREAK_SCALE
         self._profiles: dict[tuple[object, ...], PodProfile] = {}
         self._by_class: dict[tuple[object, ...], tuple[BoolArray, FloatArray]] = {}
@@ -172,13 +179,17 @@ class Scheduler:
         return ScheduleResult(pod, status, diagnosis=diagnosis, preemption=preemption)
 
     def find_preemption(self, pod: PodSpec, profile: PodProfile) -> Preemption | None:
-        """Candidates: nodes that pass every filter except resources."""
+        """Candidates: nodes that pass every filter except resources, and where evicting
+        every preemptible pod would make room. Like kube-scheduler, only the first
+        `preemption_candidates` of them (in node order) are evaluated pod by pod."""
         candidates = profile.static_mask & ~RESOURCES.feasible(self.snapshot, profile)
         if profile.hard_spread:
             candidates &= SPREAD.feasible(self.snapshot, profile)
         if profile.anti_affinity:
             candidates &= ANTI_AFFINITY.feasible(self.snapshot, profile)
-        return pick_preemption(self.snapshot, pod, np.flatnonzero(candidates))
+        candidates &= fits_everywhere(free_after_preemption(self.snapshot, pod), profile.request)
+        nodes = np.flatnonzero(candidates)[: self.preemption_candidates]
+        return pick_preemption(self.snapshot, pod, nodes)
 
     def preempt(self, pod: PodSpec, preemption: Preemption) -> ScheduleResult:
         """Apply a preemption in the snapshot: forget the victims, reserve the pod there.

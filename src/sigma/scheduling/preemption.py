@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sigma.scheduling.arrays import IntArray
+import numpy as np
+
+from sigma.scheduling.arrays import BoolArray, IntArray
 from sigma.scheduling.model import PodSpec
 from sigma.scheduling.priority import may_preempt
 from sigma.scheduling.snapshot import ClusterSnapshot, RequestVector
@@ -31,6 +33,15 @@ class Preemption:
     def ranking(self) -> tuple[int, int, int, int]:
         priorities = [victim.priority for victim in self.victims]
         return (len(priorities), max(priorities, default=0), sum(priorities), self.node)
+
+
+def free_after_preemption(snapshot: ClusterSnapshot, preemptor: PodSpec) -> IntArray:
+    """Per node, what would be free if every pod `preemptor` may preempt were evicted."""
+    free = snapshot.free.copy()
+    for ceiling, requested in snapshot.requested_by_band.items():
+        if may_preempt(preemptor.priority, ceiling):
+            free += requested
+    return free
 
 
 def select_victims_on_node(
@@ -69,6 +80,13 @@ def pick_preemption(
         if best is None or option.ranking() < best.ranking():
             best = option
     return best
+
+
+def fits_everywhere(free: IntArray, request: RequestVector) -> BoolArray:
+    """Per column of `free` (resources x nodes): does `request` fit?"""
+    rows = list(request.asked)
+    fits: BoolArray = np.all(free[rows] >= request.amounts[rows][:, None], axis=0)
+    return fits
 
 
 def _fits(free: IntArray, request: RequestVector) -> bool:

@@ -37,6 +37,14 @@ def band_of(priority: int) -> str:
     return f"priority-{priority}"
 
 
+def band_ceiling(priority: int) -> int:
+    """The highest priority in this priority's band (the value itself outside the bands)."""
+    for band in BANDS:
+        if priority in band:
+            return band.high
+    return priority
+
+
 def may_preempt(preemptor: int, victim: int) -> bool:
     """True if a pod of priority `preemptor` may evict one of priority `victim`."""
     return victim < preemptor and band_of(victim) != band_of(preemptor)

@@ -61,9 +61,7 @@ def build_profile(snapshot: ClusterSnapshot, pod: PodSpec) -> PodProfile:
     request = snapshot.request_vector(pod.requests)
     checks = [_spread_check(snapshot, pod, c, node_affinity) for c in pod.spread]
     anti = tuple(
-        snapshot.topology.counts(
-            CountKey(term.topology_key, term.namespace or pod.namespace, term.selector), snapshot.placed_pods
-        )
+        snapshot.topology.counts(CountKey(term.topology_key, term.namespace or pod.namespace, term.selector))
         for term in pod.anti_affinity
     )
     return PodProfile(
@@ -94,7 +92,7 @@ def _spread_check(
     snapshot: ClusterSnapshot, pod: PodSpec, constraint: SpreadConstraint, node_affinity: BoolArray
 ) -> SpreadCheck:
     key = CountKey(constraint.topology_key, pod.namespace, constraint.selector)
-    counts = snapshot.topology.counts(key, snapshot.placed_pods)
+    counts = snapshot.topology.counts(key)
     domains = counts.domains
     eligible = np.zeros(domains.count + 1, dtype=bool)
     eligible[domains.of_node[node_affinity & domains.labelled]] = True

@@ -16,7 +16,8 @@ import numpy as np
 from sigma.scheduling.arrays import BoolArray, FloatArray, IntArray
 from sigma.scheduling.labels import NodeLabelIndex
 from sigma.scheduling.model import DEFAULT_RESOURCES, PODS, NodeSpec, PodSpec, Requests, Taint
-from sigma.scheduling.topology import PlacedPod, TopologyCounts
+from sigma.scheduling.priority import band_ceiling
+from sigma.scheduling.topology import TopologyCounts
 
 
 class UnknownResource(ValueError):
@@ -62,6 +63,9 @@ class ClusterSnapshot:
         self.labels = NodeLabelIndex([node.labels for node in self.nodes])
         self.topology = TopologyCounts(self.labels)
         self.pods_on_node: list[dict[str, PodSpec]] = [{} for _ in self.nodes]
+        # Requests per priority band (keyed by the band's highest priority), so preemption
+        # can bound "free if every lower band left" for all nodes in one vectorised sum.
+        self.requested_by_band: dict[int, IntArray] = {}
         self._node_of_pod: dict[str, int] = {}
         self._vectors: dict[Requests, RequestVector] = {}
         for pod, node_name in pods:
@@ -109,6 +113,7 @@ class ClusterSnapshot:
         """Reserve `pod` on `node`: its requests leave the node's free capacity now."""
         vector = self.request_vector(pod.requests)
         self._charge(vector, node, -1)
+        self._charge_band(pod.priority, vector, node, +1)
         self.pods_on_node[node][pod.uid] = pod
         self._node_of_pod[pod.uid] = node
         self.topology.on_pod(pod.namespace, pod.labels, node, 1)
@@ -117,7 +122,9 @@ class ClusterSnapshot:
         """Remove a pod (deleted, evicted or preempted) and give its capacity back."""
         node = self._node_of_pod.pop(uid)
         pod = self.pods_on_node[node].pop(uid)
-        self._charge(self.request_vector(pod.requests), node, +1)
+        vector = self.request_vector(pod.requests)
+        self._charge(vector, node, +1)
+        self._charge_band(pod.priority, vector, node, -1)
         self.topology.on_pod(pod.namespace, pod.labels, node, -1)
         return pod
 
@@ -127,20 +134,20 @@ class ClusterSnapshot:
             free[row, node] += sign * vector.amounts[row]
             fraction[row, node] = free[row, node] * inverse[row, node]
 
+    def _charge_band(self, priority: int, vector: RequestVector, node: int, sign: int) -> None:
+        ceiling = band_ceiling(priority)
+        per_band = self.requested_by_band.get(ceiling)
+        if per_band is None:
+            per_band = self.requested_by_band[ceiling] = np.zeros_like(self.free)
+        for row in vector.asked:
+            per_band[row, node] += sign * vector.amounts[row]
+
     def charge_many(self, vector: RequestVector, nodes: IntArray, counts: IntArray) -> None:
         """Reserve `counts[i]` copies of `vector` on `nodes[i]` in one vectorised step
         (batch placement; these instances are not tracked as individual pods)."""
         for row in vector.asked:
             self.free[row, nodes] -= counts * vector.amounts[row]
             self.free_fraction[row, nodes] = self.free[row, nodes] * self.inverse_allocatable[row, nodes]
-
-    def placed_pods(self) -> list[PlacedPod]:
-        """(namespace, labels, node) of every tracked pod, for building topology counts."""
-        return [
-            (pod.namespace, pod.labels, node)
-            for node, pods in enumerate(self.pods_on_node)
-            for pod in pods.values()
-        ]
 
 
 def _taint_masks(nodes: Sequence[NodeSpec]) -> dict[Taint, BoolArray]:

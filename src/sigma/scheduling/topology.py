@@ -8,7 +8,6 @@ adjusted by one increment per placement or removal, never recounted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +16,7 @@ from sigma.scheduling.arrays import IntArray
 from sigma.scheduling.labels import NodeLabelIndex, selector_matches
 from sigma.scheduling.model import Labels, LabelSelector
 
-PlacedPod = tuple[str, Labels, int]  # namespace, labels, node index
+LabelGroup = tuple[str, Labels]  # namespace, labels
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,10 @@ class TopologyCounts:
         self._labels = labels
         self._domains: dict[str, Domains] = {}
         self._counts: dict[CountKey, DomainCounts] = {}
-        self._fed_by: dict[tuple[str, Labels], tuple[DomainCounts, ...]] = {}
+        self._fed_by: dict[LabelGroup, tuple[DomainCounts, ...]] = {}
+        # Pods per node for each distinct (namespace, labels): replicas share labels, so a
+        # new counter matches its selector once per group, not once per pod.
+        self._groups: dict[LabelGroup, dict[int, int]] = {}
 
     def domains(self, topology_key: str) -> Domains:
         found = self._domains.get(topology_key)
@@ -71,20 +73,23 @@ class TopologyCounts:
             found = self._domains[topology_key] = Domains(self._labels, topology_key)
         return found
 
-    def counts(self, key: CountKey, placed: Callable[[], Iterable[PlacedPod]]) -> DomainCounts:
-        """The counts for `key`; on first use built from `placed()` (namespace, labels, node)."""
+    def counts(self, key: CountKey) -> DomainCounts:
+        """The counts for `key`, built from the pods placed so far on first use."""
         found = self._counts.get(key)
         if found is None:
             found = DomainCounts(key, self.domains(key.topology_key))
-            for namespace, pod_labels, node in placed():
+            for (namespace, pod_labels), per_node in self._groups.items():
                 if found.matches(namespace, pod_labels):
-                    found.add(node, 1)
+                    for node, pods in per_node.items():
+                        found.add(node, pods)
             self._counts[key] = found
             self._fed_by.clear()  # a new counter: every pod's list of counters may grow
         return found
 
     def on_pod(self, namespace: str, pod_labels: Labels, node: int, delta: int) -> None:
         """A pod was placed on (delta=1) or removed from (delta=-1) `node`."""
+        per_node = self._groups.setdefault((namespace, pod_labels), {})
+        per_node[node] = per_node.get(node, 0) + delta
         fed = self._fed_by.get((namespace, pod_labels))
         if fed is None:
             fed = tuple(c for c in self._counts.values() if c.matches(namespace, pod_labels))

@@ -45,12 +45,7 @@ class ShimRuntime:
         try:
             shim_spec = self._shim_spec(spec, cdir)
         except StartFailure as err:
-            now = time.time()
-            write_json(os.path.join(cdir, "spec.json"), {**meta, "mode": "none"})
-            write_json(os.path.join(cdir, "state.json"), {
-                "state": "exited", "exit_code": 128, "reason": err.reason, "message": err.message,
-                "started_at": now, "finished_at": now})
-            return self._status_or_fail(spec.id)
+            return self.record_failure(spec, err.reason, err.message)
         write_json(os.path.join(cdir, "spec.json"), {**meta, **shim_spec, "log_path": spec.log_path,
                                                      "log_max_bytes": spec.log_max_bytes})
         ready_r, ready_w = os.pipe()
@@ -60,6 +55,18 @@ class ShimRuntime:
         with os.fdopen(ready_r, "rb") as ready:
             ready.read()  # EOF once the shim wrote state.json (running or start failure)
         launcher.wait()
+        return self._status_or_fail(spec.id)
+
+    def record_failure(self, spec: ContainerSpec, reason: str, message: str) -> ContainerStatus:
+        """Record an attempt that could not start at all, so it is reported and backed off
+        like any other failed start."""
+        cdir = os.path.join(self.dir, spec.id)
+        os.makedirs(cdir, exist_ok=True)
+        now = time.time()
+        write_json(os.path.join(cdir, "spec.json"), {"pod_uid": spec.pod_uid, "name": spec.name,
+                                                     "attempt": spec.attempt, "image": spec.image, "mode": "none"})
+        write_json(os.path.join(cdir, "state.json"), {"state": "exited", "exit_code": 128, "reason": reason,
+                                                      "message": message, "started_at": now, "finished_at": now})
         return self._status_or_fail(spec.id)
 
     def stop(self, container_id: str, grace_seconds: float) -> None:

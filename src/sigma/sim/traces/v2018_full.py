@@ -67,6 +67,16 @@ _TIMES = {"machine_meta": ("time_stamp",), "machine_usage": ("time_stamp",),
           "batch_task": ("start_time", "end_time"), "batch_instance": ("start_time", "end_time")}
 _RESOURCES = {"container_meta": ("cpu_request", "cpu_limit", "mem_size"),
               "batch_task": ("instance_num", "plan_cpu", "plan_mem")}
+# Columns every row must fill; an empty one (or a blank line, which pyarrow reads as a row of
+# empties) is a structural error. machine_id is not required of batch_instance: instances that
+# never ran have no machine.
+_REQUIRED = {"machine_meta": ("machine_id", "time_stamp", "cpu_num", "mem_size", "status"),
+             "machine_usage": ("machine_id", "time_stamp"),
+             "container_meta": ("container_id", "time_stamp", "status"),
+             "container_usage": ("container_id", "time_stamp"),
+             "batch_task": ("task_name", "job_name", "status", "start_time", "end_time"),
+             "batch_instance": ("instance_name", "task_name", "job_name", "status", "start_time",
+                                "end_time")}
 _PERCENTS = ("cpu_util_percent", "mem_util_percent", "disk_io_percent")
 _CONVERSION = re.compile(r"CSV column #(\d+): Row #(\d+): (.*)")
 _PARSE = re.compile(r"Row #(\d+): (.*)")
@@ -86,13 +96,17 @@ class V2018Table:
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         check_file(self.path)
         names = [n for n, _ in self.columns]
-        reader = pacsv.open_csv(
-            self.path,
-            read_options=pacsv.ReadOptions(column_names=names, block_size=self.block_size,
-                                           use_threads=False),
-            parse_options=pacsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(column_types=dict(self.columns), strings_can_be_null=False),
-        )
+        try:  # open_csv already parses the first block, so it can fail like a read
+            reader = pacsv.open_csv(
+                self.path,
+                read_options=pacsv.ReadOptions(column_names=names, block_size=self.block_size,
+                                               use_threads=False),
+                parse_options=pacsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=False),
+                convert_options=pacsv.ConvertOptions(column_types=dict(self.columns),
+                                                     strings_can_be_null=False),
+            )
+        except pa.ArrowInvalid as err:
+            raise self._error(str(err)) from None
         first_line = 1
         while True:
             try:
@@ -116,7 +130,20 @@ class V2018Table:
             return TraceError(self.path, m.group(2), line=int(m.group(1)))
         return TraceError(self.path, message)
 
+    def _check_required(self, batch: pa.RecordBatch, first_line: int) -> None:
+        for name in _REQUIRED[self.table]:
+            column = batch.column(name)
+            empty = pc.is_null(column)
+            if pa.types.is_string(column.type):
+                empty = pc.or_(empty, pc.equal(column, ""))
+            mask = np.asarray(pc.fill_null(empty, True), dtype=bool)
+            if mask.any():
+                index = [n for n, _ in self.columns].index(name)
+                raise TraceError(self.path, f"required field {name} is empty", line=first_line +
+                                 int(np.argmax(mask)), column=f"{index + 1} ({name})")
+
     def _validate(self, batch: pa.RecordBatch, first_line: int) -> pa.RecordBatch:
+        self._check_required(batch, first_line)
         bad = np.zeros(batch.num_rows, dtype=bool)
 
         def skip(reason: str, mask: Any) -> None:

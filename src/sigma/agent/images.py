@@ -1,0 +1,243 @@
+"""The node's image store: content-addressed blobs, verified on import, unpacked into a
+rootfs per container. Imports an OCI image layout (directory or tar) or a `docker save` tar.
+
+    <root>/blobs/sha256/<hex>     manifests, configs, layers
+    <root>/refs.json              {"busybox:latest": "sha256:..."} (name -> manifest digest)
+    <root>/unpacked/<hex>/        a layer-merged rootfs per manifest, copied per container
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from typing import Any
+
+from sigma.agent.statefile import read_json, write_json
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+DEFAULT_ROOT = os.environ.get("SIGMA_IMAGE_DIR", "/var/lib/sigma/images")
+
+
+class ImageNotFound(LookupError):
+    pass
+
+
+class DigestMismatch(ValueError):
+    pass
+
+
+def normalize(name: str) -> str:
+    """"busybox", "docker.io/library/busybox:latest" -> "busybox:latest"."""
+    for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    last = name.rsplit("/", 1)[-1]
+    return name if (":" in last or "@" in name) else f"{name}:latest"
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+class ImageStore:
+    def __init__(self, root: str = DEFAULT_ROOT) -> None:
+        self.root = root
+        os.makedirs(os.path.join(root, "blobs", "sha256"), exist_ok=True)
+
+    def blob_path(self, digest: str) -> str:
+        algo, _, hexd = digest.partition(":")
+        if algo != "sha256" or len(hexd) != 64:
+            raise DigestMismatch(f"unsupported digest {digest!r}")
+        return os.path.join(self.root, "blobs", "sha256", hexd)
+
+    def refs(self) -> dict[str, str]:
+        path = os.path.join(self.root, "refs.json")
+        return {k: str(v) for k, v in read_json(path).items()} if os.path.exists(path) else {}
+
+    # -- import --------------------------------------------------------------------------
+    def import_path(self, path: str, name: str | None = None) -> list[tuple[str, str]]:
+        """Import every image in `path`; returns [(name, manifest digest)]."""
+        if os.path.isdir(path):
+            return self._import_dir(path, name)
+        with tempfile.TemporaryDirectory(dir=self.root) as tmp, tarfile.open(path) as tar:
+            tar.extractall(tmp, filter="data")
+            return self._import_dir(tmp, name)
+
+    def _import_dir(self, path: str, name: str | None) -> list[tuple[str, str]]:
+        if os.path.exists(os.path.join(path, "oci-layout")):
+            found = self._import_oci(path)
+        elif os.path.exists(os.path.join(path, "manifest.json")):
+            found = self._import_docker(path)
+        else:
+            raise ValueError(f"{path}: neither an OCI image layout (oci-layout) nor a docker-save archive")
+        if name:  # an explicit name applies to the first (usually only) image
+            found = [(normalize(name), found[0][1])] + found[1:]
+        refs = self.refs()
+        refs.update(found)
+        write_json(os.path.join(self.root, "refs.json"), refs)
+        return found
+
+    def _import_oci(self, layout: str) -> list[tuple[str, str]]:
+        def copy(desc: dict[str, Any]) -> None:
+            hexd = desc["digest"].split(":", 1)[1]
+            self._store(os.path.join(layout, "blobs", "sha256", hexd), desc["digest"], desc.get("size"))
+
+        out = []
+        for desc in read_json(os.path.join(layout, "index.json")).get("manifests", []):
+            copy(desc)
+            manifest = read_json(self.blob_path(desc["digest"]))
+            if "manifests" in manifest:  # a nested index (multi-platform): take linux/amd64 or the first
+                subs = manifest["manifests"]
+                desc = next((m for m in subs if m.get("platform", {}).get("architecture") == "amd64"), subs[0])
+                copy(desc)
+                manifest = read_json(self.blob_path(desc["digest"]))
+            for blob in [manifest["config"], *manifest["layers"]]:
+                copy(blob)
+            ref = desc.get("annotations", {}).get("org.opencontainers.image.ref.name", "")
+            out.append((normalize(ref or desc["digest"][7:19]), desc["digest"]))
+        return out
+
+    def _import_docker(self, root: str) -> list[tuple[str, str]]:
+        out = []
+        with open(os.path.join(root, "manifest.json")) as f:
+            entries = json.load(f)
+        for entry in entries:
+            config_path = os.path.join(root, entry["Config"])
+            config_digest = self._store(config_path, sha256_file(config_path), None)
+            layers = []
+            for layer in entry["Layers"]:
+                lpath = os.path.join(root, layer)
+                digest = self._store(lpath, sha256_file(lpath), None)
+                layers.append({"mediaType": OCI_LAYER, "digest": digest, "size": os.path.getsize(lpath)})
+            manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": layers,
+                        "config": {"mediaType": OCI_CONFIG, "digest": config_digest,
+                                   "size": os.path.getsize(config_path)}}
+            digest = self._store_bytes(json.dumps(manifest, sort_keys=True).encode())
+            for tag in entry.get("RepoTags") or [digest[7:19]]:
+                out.append((normalize(tag), digest))
+        return out
+
+    def _store(self, src: str, digest: str, size: int | None) -> str:
+        dest = self.blob_path(digest)
+        if os.path.exists(dest):
+            return digest
+        actual = sha256_file(src)
+        if actual != digest or (size is not None and os.path.getsize(src) != size):
+            raise DigestMismatch(f"{src}: content is {actual}, the descriptor says {digest}")
+        tmp = dest + ".tmp"
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+        return digest
+
+    def _store_bytes(self, data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        with open(self.blob_path(digest), "wb") as f:
+            f.write(data)
+        return digest
+
+    # -- use -----------------------------------------------------------------------------
+    def resolve(self, name: str) -> str:
+        refs = self.refs()
+        digest = refs.get(normalize(name)) or (name if name in refs.values() else None)
+        if digest is None:
+            raise ImageNotFound(f'image "{name}" is not in the node\'s image store; '
+                                f"import it with `sigma image import PATH`")
+        return digest
+
+    def manifest(self, name: str) -> dict[str, Any]:
+        return read_json(self.blob_path(self.resolve(name)))
+
+    def config(self, name: str) -> dict[str, Any]:
+        """The image's runtime config (Env, Cmd, Entrypoint, WorkingDir)."""
+        conf = read_json(self.blob_path(self.manifest(name)["config"]["digest"]))
+        return dict(conf.get("config") or {})
+
+    def make_rootfs(self, name: str, dest: str) -> None:
+        """A private copy of the image's rootfs for one container (a copy, not an overlay,
+        so nothing stays mounted if the agent dies)."""
+        digest = self.resolve(name)
+        cache = os.path.join(self.root, "unpacked", digest.split(":", 1)[1])
+        if not os.path.isdir(cache):
+            tmp = cache + ".tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.makedirs(tmp)
+            for layer in self.manifest(name)["layers"]:
+                unpack_layer(self.blob_path(layer["digest"]), tmp)
+            os.replace(tmp, cache)
+        shutil.copytree(cache, dest, symlinks=True)
+
+    def remove(self, name: str) -> None:
+        refs = self.refs()
+        refs.pop(normalize(name), None)
+        write_json(os.path.join(self.root, "refs.json"), refs)
+
+
+def unpack_layer(blob: str, rootfs: str) -> None:
+    """Apply one layer (tar, maybe gzip) on top of rootfs, honouring OCI whiteouts."""
+    with tarfile.open(blob, "r:*") as tar:
+        for member in tar.getmembers():
+            rel = os.path.normpath(member.name.lstrip("/"))
+            if rel.startswith(".."):
+                continue
+            parent, base = os.path.split(rel)
+            if base == ".wh..wh..opq":  # opaque dir: hide everything the lower layers put there
+                target = os.path.join(rootfs, parent)
+                for entry in os.listdir(target) if os.path.isdir(target) else []:
+                    _remove(os.path.join(target, entry))
+                continue
+            if base.startswith(".wh."):
+                _remove(os.path.join(rootfs, parent, base[4:]))
+                continue
+            if member.ischr() or member.isblk():
+                continue  # runc gives containers their own /dev
+            target = os.path.join(rootfs, rel)
+            if os.path.lexists(target) and not (member.isdir() and os.path.isdir(target)):
+                _remove(target)
+            # The "tar" filter refuses members that would land outside rootfs (via "..",
+            # absolute names or symlinks planted by an earlier layer).
+            tar.extract(member, rootfs, filter="tar")
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+def add_parser(subparsers: Any) -> None:
+    """`sigma image import PATH [--name N] | ls | rm NAME` (sigma.cli.image re-exports this)."""
+    image = subparsers.add_parser("image", help="manage the node's image store")
+    image.add_argument("--store", default=DEFAULT_ROOT, help="image store directory")
+    sub = image.add_subparsers(dest="image_command", required=True)
+    imp = sub.add_parser("import", help="import an OCI layout directory or an OCI/docker-save tar")
+    imp.add_argument("path")
+    imp.add_argument("--name", help="name the imported image (default: its ref annotation or tag)")
+    sub.add_parser("ls", help="list images")
+    rm = sub.add_parser("rm", help="forget an image name")
+    rm.add_argument("name")
+    image.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    store = ImageStore(args.store)
+    if args.image_command == "import":
+        for name, digest in store.import_path(args.path, args.name):
+            print(f"{name}\t{digest}")
+    elif args.image_command == "ls":
+        for name, digest in sorted(store.refs().items()):
+            print(f"{name}\t{digest}")
+    else:
+        store.remove(args.name)
+    return 0

@@ -1,0 +1,179 @@
+"""NodeRuntime: the thin shell that carries out the pod manager's instructions against the
+runtimes and the cgroup tree. The master-facing agent loop calls
+
+    result = node.sync(desired_pods, now=time.time())
+    for update in result.statuses: PUT pods/<name>/status
+    for gone in result.terminated: DELETE the pod with grace 0
+    sleep until min(next watch event, result.wake_at, a resync period)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sigma.agent import logs, podspec
+from sigma.agent.cgroups import CgroupTree
+from sigma.agent.podmanager import (
+    PodManager,
+    PodTerminated,
+    RemoveContainer,
+    RemovePod,
+    ReportStatus,
+    StartContainer,
+    StopContainer,
+    WaitUntil,
+)
+from sigma.agent.runtime.base import RUNNING, ContainerSpec, ContainerStatus, Runtime
+from sigma.agent.runtime.shimmed import ShimRuntime
+from sigma.agent.statefile import read_json, write_json
+
+
+@dataclass
+class SyncResult:
+    statuses: list[ReportStatus] = field(default_factory=list)
+    terminated: list[PodTerminated] = field(default_factory=list)
+    wake_at: float | None = None
+
+
+class NodeRuntime:
+    def __init__(self, state_dir: str, runtimes: dict[str, Runtime], cgroups: CgroupTree | None = None,
+                 manager: PodManager | None = None, log_max_bytes: int = 10 * 2**20) -> None:
+        self.state_dir, self.runtimes, self.cgroups = state_dir, runtimes, cgroups
+        self.manager = manager or PodManager()
+        self.log_dir = os.path.join(state_dir, "logs")
+        self.log_max_bytes = log_max_bytes
+        self._cpusets_file = os.path.join(state_dir, "exclusive-cpus.json")
+        os.makedirs(self.log_dir, exist_ok=True)
+        if cgroups is not None and cgroups.available:
+            cgroups.setup()
+
+    # -- the loop's entry points ---------------------------------------------------------
+    def observed(self) -> list[ContainerStatus]:
+        return [c for rt in self.runtimes.values() for c in rt.list()]
+
+    def sync(self, desired: list[podspec.Pod], now: float) -> SyncResult:
+        """Bring the node towards `desired`; at most three rounds so a container that fails
+        to start is seen (and reported) in the same call."""
+        result = SyncResult()
+        latest: dict[str, ReportStatus] = {}
+        for _ in range(3):
+            acted = False
+            for ins in self.manager.handle(desired, self.observed(), now):
+                if isinstance(ins, ReportStatus):
+                    latest[ins.pod_uid] = ins
+                elif isinstance(ins, PodTerminated):
+                    result.terminated.append(ins)
+                elif isinstance(ins, WaitUntil):
+                    result.wake_at = ins.time
+                else:
+                    acted = True
+                    self._execute(ins)
+            if not acted:
+                break
+        result.statuses = list(latest.values())
+        return result
+
+    def logs(self, pod: podspec.Pod, container: str, **options: Any) -> Iterator[bytes]:
+        """read_log options: previous, tail_lines, follow, timestamps."""
+        pod_uid = podspec.uid(pod)
+        log_dir = self._container_log_dir(pod, container)
+
+        def running() -> bool:
+            return any(c.pod_uid == pod_uid and c.name == container and c.state == RUNNING
+                       for c in self.observed())
+
+        return logs.read_log(log_dir, is_running=running, **options)
+
+    def pod_cgroup(self, pod_uid: str) -> str | None:
+        if self.cgroups is None or not self.cgroups.available:
+            return None
+        for tier in (podspec.PROD, podspec.BATCH):
+            rel = self.cgroups.pod_path(tier, pod_uid)
+            if self.cgroups.exists(rel):
+                return rel
+        return None
+
+    # -- instructions --------------------------------------------------------------------
+    def _execute(self, ins: StartContainer | StopContainer | RemoveContainer | RemovePod) -> None:
+        if isinstance(ins, StartContainer):
+            self._start(ins)
+        elif isinstance(ins, StopContainer):
+            self.runtimes[ins.runtime].stop(ins.container_id, ins.grace_seconds)
+        elif isinstance(ins, RemoveContainer):
+            self.runtimes[ins.runtime].remove(ins.container_id)
+        elif isinstance(ins, RemovePod):
+            self._remove_pod(ins.pod_uid)
+
+    def _start(self, ins: StartContainer) -> None:
+        pod, container = ins.pod, ins.container
+        spec = self._container_spec(pod, container, ins.attempt)
+        runtime = self.runtimes.get(podspec.runtime_class(pod))
+        if runtime is None:
+            fallback = next(iter(self.runtimes.values()))
+            assert isinstance(fallback, ShimRuntime)
+            fallback.record_failure(spec, "RuntimeClassNotFound",
+                                    f'runtime class "{podspec.runtime_class(pod)}" is not available on this node')
+            return
+        runtime.start(spec)
+        logs.prune(os.path.dirname(spec.log_path))
+
+    def _container_spec(self, pod: podspec.Pod, container: dict[str, Any], attempt: int) -> ContainerSpec:
+        meta, tier = pod.get("metadata", {}), podspec.tier(pod)
+        res = podspec.container_resources(container, tier)
+        parent, cpuset = "", None
+        if self.cgroups is not None and self.cgroups.available:
+            cpuset = self._cpuset_for(pod)
+            parent = self.cgroups.ensure_pod(tier, podspec.uid(pod), podspec.pod_resources(pod), cpuset)
+        env = {e["name"]: str(e.get("value", "")) for e in container.get("env") or [] if "name" in e}
+        return ContainerSpec(
+            pod_uid=podspec.uid(pod), pod_namespace=meta.get("namespace", "default"),
+            pod_name=meta.get("name", ""), name=container["name"], attempt=attempt,
+            command=list(container.get("command") or []), args=list(container.get("args") or []),
+            env=env, working_dir=container.get("workingDir"), image=container.get("image") or "",
+            cpu_request_millis=res.cpu_request_millis, cpu_limit_millis=res.cpu_limit_millis,
+            memory_limit_bytes=res.memory_limit_bytes, cpuset=cpuset,
+            oom_score_adj=podspec.oom_score_adj(pod), cgroup_parent=parent,
+            log_path=logs.attempt_log_path(self._container_log_dir(pod, container["name"]), attempt),
+            log_max_bytes=self.log_max_bytes)
+
+    def _cpuset_for(self, pod: podspec.Pod) -> str | None:
+        """Exclusive cores for LSR/LSE pods, remembered across agent restarts."""
+        count = podspec.exclusive_cpu_count(pod)
+        if not count or self.cgroups is None or "cpuset" not in self.cgroups.hierarchies:
+            return None
+        assigned = self._assigned_cpus()
+        if podspec.uid(pod) not in assigned:
+            all_cpus = podspec.parse_cpuset(self.cgroups.read("cpuset", self.cgroups.root, "cpuset.cpus") or "")
+            taken = {c for cpus in assigned.values() for c in cpus}
+            picked = podspec.pick_exclusive_cpus(all_cpus, taken, count)
+            if not picked:
+                return None  # not enough cores left: the pod shares the pool (logged by the caller)
+            assigned[podspec.uid(pod)] = picked
+            write_json(self._cpusets_file, assigned)
+        return podspec.format_cpuset(assigned[podspec.uid(pod)])
+
+    def _assigned_cpus(self) -> dict[str, list[int]]:
+        try:
+            return {k: list(v) for k, v in read_json(self._cpusets_file).items()}
+        except (OSError, ValueError):
+            return {}
+
+    def _remove_pod(self, pod_uid: str) -> None:
+        if self.cgroups is not None and self.cgroups.available:
+            for tier in (podspec.PROD, podspec.BATCH):
+                self.cgroups.remove(self.cgroups.pod_path(tier, pod_uid))
+        assigned = self._assigned_cpus()
+        if assigned.pop(pod_uid, None) is not None:
+            write_json(self._cpusets_file, assigned)
+        for entry in os.listdir(self.log_dir):
+            if entry.endswith("_" + pod_uid):
+                shutil.rmtree(os.path.join(self.log_dir, entry), ignore_errors=True)
+
+    def _container_log_dir(self, pod: podspec.Pod, container: str) -> str:
+        meta = pod.get("metadata", {})
+        pod_dir = f"{meta.get('namespace', 'default')}_{meta.get('name', '')}_{podspec.uid(pod)}"
+        return os.path.join(self.log_dir, pod_dir, container)

@@ -1,0 +1,258 @@
+"""The pod manager: a pure state machine in the style of dask's worker state machine.
+
+    PodManager.handle(desired_pods, observed_containers, now) -> list[Instruction]
+
+Inputs are the pods bound to this node (Kubernetes pod dicts), what the runtimes report
+(ContainerStatus from runtime.list(), which survives agent restarts) and the current time.
+Output is what to do. No I/O and no clock reads happen here, so every rule below is
+exercised by table tests in microseconds, and an agent restart loses nothing: restart
+counts and back-off are derived from the observed containers (attempt numbers, finish
+times), not from memory. The only memory kept is what was last reported (to report
+changes only) and which stops were already requested.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sigma.agent.podspec import Pod, grace_seconds, uid
+from sigma.agent.runtime.base import RUNNING, ContainerStatus
+
+
+@dataclass(frozen=True)
+class StartContainer:
+    pod: Pod
+    container: dict[str, Any]
+    attempt: int
+
+
+@dataclass(frozen=True)
+class StopContainer:
+    container_id: str
+    runtime: str
+    grace_seconds: float
+
+
+@dataclass(frozen=True)
+class RemoveContainer:
+    container_id: str
+    runtime: str
+
+
+@dataclass(frozen=True)
+class RemovePod:
+    """Release the pod's node resources (cgroups, log files); its containers are gone."""
+    pod_uid: str
+
+
+@dataclass(frozen=True)
+class PodTerminated:
+    """A deleted pod has nothing left on the node: the master may drop the object now."""
+    pod_uid: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ReportStatus:
+    pod_uid: str
+    namespace: str
+    name: str
+    status: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WaitUntil:
+    """Call handle() again at this time even if nothing else happens (back-off expiry)."""
+    time: float
+
+
+Instruction = StartContainer | StopContainer | RemoveContainer | RemovePod | PodTerminated | ReportStatus | WaitUntil
+
+
+@dataclass
+class BackOff:
+    base: float = 10.0
+    cap: float = 300.0
+    # A container that ran this long before failing starts over at the base delay.
+    reset_after: float = 600.0
+
+    def delay(self, last: ContainerStatus) -> float:
+        """kubelet's rule: the first restart is immediate, then base, 2*base, ... up to cap."""
+        ran = (last.finished_at or 0.0) - (last.started_at or 0.0)
+        if last.attempt == 0 or ran >= self.reset_after:
+            return 0.0 if last.attempt == 0 else self.base
+        return float(min(self.cap, self.base * 2 ** (last.attempt - 1)))
+
+
+def rfc3339(t: float | None) -> str | None:
+    return None if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class PodManager:
+    backoff: BackOff = field(default_factory=BackOff)
+    orphan_grace_seconds: float = 30.0
+    _reported: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _first_seen: dict[str, float] = field(default_factory=dict)
+    _stop_sent: set[str] = field(default_factory=set)
+
+    def handle(self, desired: list[Pod], observed: list[ContainerStatus], now: float) -> list[Instruction]:
+        by_pod: dict[str, dict[str, list[ContainerStatus]]] = defaultdict(lambda: defaultdict(list))
+        for c in sorted(observed, key=lambda c: c.attempt):
+            by_pod[c.pod_uid][c.name].append(c)
+        out: list[Instruction] = []
+        wanted = {uid(p) for p in desired}
+        for pod in desired:
+            out.extend(self._pod(pod, by_pod.get(uid(pod), {}), now))
+        for pod_uid, containers in by_pod.items():
+            if pod_uid not in wanted:  # an orphan: its pod is gone from the master
+                out.extend(self._teardown(pod_uid, containers, self.orphan_grace_seconds))
+        for gone in set(self._reported) - wanted:
+            del self._reported[gone]
+            self._first_seen.pop(gone, None)
+        waits = [i.time for i in out if isinstance(i, WaitUntil)]
+        return [i for i in out if not isinstance(i, WaitUntil)] + ([WaitUntil(min(waits))] if waits else [])
+
+    def _pod(self, pod: Pod, history: dict[str, list[ContainerStatus]], now: float) -> list[Instruction]:
+        pod_uid, meta = uid(pod), pod.get("metadata", {})
+        self._first_seen.setdefault(pod_uid, now)
+        out: list[Instruction] = []
+        if meta.get("deletionTimestamp"):
+            out.extend(self._teardown(pod_uid, history, grace_seconds(pod)))
+            if not any(isinstance(i, RemovePod) for i in out):
+                out.extend(self._report(pod, history, {}, now))
+            else:
+                out.append(PodTerminated(pod_uid, meta.get("namespace", "default"), meta.get("name", "")))
+            return out
+        policy = pod.get("spec", {}).get("restartPolicy") or "Always"
+        backing_off: dict[str, float] = {}
+        for container in pod.get("spec", {}).get("containers") or []:
+            runs = history.get(container["name"], [])
+            if not runs:
+                out.append(StartContainer(pod, container, 0))
+                continue
+            last = runs[-1]
+            if last.state == RUNNING or not _should_restart(policy, last):
+                continue
+            ready_at = (last.finished_at or now) + self.backoff.delay(last)
+            if now >= ready_at:
+                out.extend(RemoveContainer(c.id, c.runtime) for c in runs[:-1])  # keep one for `previous`
+                out.append(StartContainer(pod, container, last.attempt + 1))
+            else:
+                backing_off[container["name"]] = ready_at
+                out.append(WaitUntil(ready_at))
+        out.extend(self._report(pod, history, backing_off, now))
+        return out
+
+    def _teardown(self, pod_uid: str, history: dict[str, list[ContainerStatus]], grace: float) -> list[Instruction]:
+        everything = [c for runs in history.values() for c in runs]
+        live = [c for c in everything if c.state == RUNNING]
+        out: list[Instruction] = []
+        for c in live:
+            if c.id not in self._stop_sent:
+                self._stop_sent.add(c.id)
+                out.append(StopContainer(c.id, c.runtime, grace))
+        if live:
+            return out
+        self._stop_sent.difference_update(c.id for c in everything)
+        out.extend(RemoveContainer(c.id, c.runtime) for c in everything)
+        out.append(RemovePod(pod_uid))
+        return out
+
+    def _report(self, pod: Pod, history: dict[str, list[ContainerStatus]], backing_off: dict[str, float],
+                now: float) -> list[Instruction]:
+        status = pod_status(pod, history, backing_off, self._first_seen[uid(pod)], now,
+                            self._reported.get(uid(pod)))
+        if self._reported.get(uid(pod)) == status:
+            return []
+        self._reported[uid(pod)] = status
+        meta = pod.get("metadata", {})
+        return [ReportStatus(uid(pod), meta.get("namespace", "default"), meta.get("name", ""), status)]
+
+
+def _should_restart(policy: str, last: ContainerStatus) -> bool:
+    if policy == "Never":
+        return False
+    return policy == "Always" or last.exit_code != 0
+
+
+def terminated(c: ContainerStatus) -> dict[str, Any]:
+    out: dict[str, Any] = {"exitCode": c.exit_code if c.exit_code is not None else 255,
+                           "reason": c.reason or "Error", "startedAt": rfc3339(c.started_at),
+                           "finishedAt": rfc3339(c.finished_at), "containerID": f"{c.runtime}://{c.id}"}
+    if c.message:
+        out["message"] = c.message
+    return out
+
+
+def container_status(container: dict[str, Any], runs: list[ContainerStatus],
+                     backoff_until: float | None, now: float) -> dict[str, Any]:
+    name = container["name"]
+    base: dict[str, Any] = {"name": name, "image": container.get("image", ""), "imageID": "",
+                            "ready": False, "started": False, "restartCount": 0, "lastState": {}}
+    if not runs:
+        return {**base, "state": {"waiting": {"reason": "ContainerCreating"}}}
+    last = runs[-1]
+    base.update(restartCount=last.attempt, containerID=f"{last.runtime}://{last.id}")
+    if len(runs) > 1 and runs[-2].state != RUNNING:
+        base["lastState"] = {"terminated": terminated(runs[-2])}
+    if last.state == RUNNING:
+        return {**base, "ready": True, "started": True, "state": {"running": {"startedAt": rfc3339(last.started_at)}}}
+    if backoff_until is not None:
+        wait = round(backoff_until - (last.finished_at or now))
+        return {**base, "lastState": {"terminated": terminated(last)}, "state": {"waiting": {
+            "reason": "CrashLoopBackOff",
+            "message": f"back-off {wait}s restarting failed container={name}"}}}
+    return {**base, "state": {"terminated": terminated(last)}}
+
+
+def pod_phase(policy: str, statuses: list[dict[str, Any]]) -> str:
+    """kubelet's getPhase for pods without init containers."""
+    running = waiting = stopped = succeeded = 0
+    for s in statuses:
+        state = s["state"]
+        if "running" in state:
+            running += 1
+        elif "terminated" in state:
+            stopped += 1
+            succeeded += state["terminated"]["exitCode"] == 0
+        elif s["lastState"].get("terminated"):
+            stopped += 1  # waiting to restart after a run: counts as having run
+        else:
+            waiting += 1
+    if waiting:
+        return "Pending"
+    if running:
+        return "Running"
+    if stopped:
+        if policy == "Always":
+            return "Running"
+        if stopped == succeeded:
+            return "Succeeded"
+        return "Failed" if policy == "Never" else "Running"
+    return "Pending"
+
+
+def pod_status(pod: Pod, history: dict[str, list[ContainerStatus]], backing_off: dict[str, float],
+               start_time: float, now: float, previous: dict[str, Any] | None) -> dict[str, Any]:
+    containers = pod.get("spec", {}).get("containers") or []
+    statuses = [container_status(c, history.get(c["name"], []), backing_off.get(c["name"]), now)
+                for c in containers]
+    phase = pod_phase(pod.get("spec", {}).get("restartPolicy") or "Always", statuses)
+    ready = bool(statuses) and all(s["ready"] for s in statuses)
+    old = {c["type"]: c for c in (previous or {}).get("conditions", [])}
+
+    def condition(kind: str, ok: bool) -> dict[str, Any]:
+        value = "True" if ok else "False"
+        prior = old.get(kind)
+        since = prior["lastTransitionTime"] if prior and prior["status"] == value else rfc3339(now)
+        return {"type": kind, "status": value, "lastTransitionTime": since}
+
+    return {"phase": phase, "startTime": rfc3339(start_time),
+            "conditions": [condition("PodScheduled", True), condition("Initialized", True),
+                           condition("ContainersReady", ready), condition("Ready", ready)],
+            "containerStatuses": statuses}

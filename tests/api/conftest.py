@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.harness import MasterProcess
+
+
+@pytest.fixture(scope="module")
+def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MasterProcess]:
+    proc = MasterProcess(Path(tmp_path_factory.mktemp("master"))).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def http(master: MasterProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=master.url, timeout=10) as c:
+        yield c
+
+
+@pytest.fixture
+def ns(http: httpx.Client) -> str:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    r = http.post("/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    assert r.status_code == 201, r.text
+    return name
