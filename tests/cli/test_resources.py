@@ -227,9 +227,10 @@ def test_logs_of_a_pod_that_never_ran_is_an_error_from_the_server(sigma: Any, ma
     assert err.startswith("Error from server (")
 
 
-def test_version_prints_the_client_and_the_server(sigma: Any) -> None:
-    code, out, _ = sigma("version")
-    assert code == 0
+def test_version_prints_the_client_and_the_server(
+        sigma_master: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["version", "--server", sigma_master]) == 0
+    out = capsys.readouterr().out
     assert out.startswith("Client Version: v")
     assert "Server Version: v" in out
 
