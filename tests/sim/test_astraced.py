@@ -38,6 +38,19 @@ def test_only_tasks_that_ran_count_and_open_ones_run_to_the_horizon(tmp_path: Pa
     assert curves.excluded["open_ended_to_horizon"] == 1
 
 
+def test_durations_spread_a_tasks_work_over_its_lifetime(tmp_path: Path) -> None:
+    tasks = tmp_path / "t.csv"
+    tasks.write_text(HEADER + "0,120,1,1,10,Terminated,50,0.01\n0,120,1,2,4,Terminated,100,0.01\n")
+    jobs = tmp_path / "jobs.csv"
+    # task 1: 10 instances x 30 s of work in 120 s -> 2.5 at a time; task 2 has no duration
+    jobs.write_text(",submit_time,duration,cpu,memory,job_id,task_id,instances_num,disk\n"
+                    "0,173,30.0,0.5,0.01,1,1,10,0\n")
+    curves = v2017_as_traced(load_v2017_batch_tasks(tasks, jobs), step=60, horizon=120, use_durations=True)
+    assert curves.running_instances.tolist() == [6.5, 6.5]
+    assert curves.cpu_cores.tolist() == [5.25, 5.25]
+    assert curves.excluded["concurrency_from_durations"] == 1
+
+
 def test_the_v2017_reference_curve_conserves_instance_seconds(alibaba: Path) -> None:
     tasks = load_v2017_batch_tasks(alibaba / "v2017/batch_task.csv")
     horizon = 61_680.0  # the first minute boundary after the last timestamp (61,668 s)

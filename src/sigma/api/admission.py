@@ -24,7 +24,7 @@ BUILTIN_PRIORITY_CLASSES: tuple[tuple[str, int, str], ...] = (
     ("sigma-batch", 5000, "Batch jobs (Fuxi). Band 5000-5999: runs on reclaimed capacity, BE QoS."),
     ("sigma-free", 3000, "Best-effort free tier. Band 3000-3999: first to be evicted."),
 )
-BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "sigma-system")
+BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "sigma-system")
 
 
 def resolve_pod_priority(registry: Registry) -> Any:

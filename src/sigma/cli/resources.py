@@ -236,7 +236,8 @@ def cmd_get(args: argparse.Namespace) -> int:
             print_table(views[0][0], rows)
             printed += 1
     if not printed and not failed:
-        where = "" if listing_ns is None else f" in {listing_ns} namespace"
+        namespaced = any(rt.namespaced for rt in types)
+        where = f" in {listing_ns} namespace" if listing_ns and namespaced else ""
         print(f"No resources found{where}.", file=sys.stderr)
     return 1 if failed else 0
 
@@ -482,6 +483,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
     else:
         objects = client.list(rt.plural, namespace if rt.namespaced else None,
                               label_selector=args.selector).get("items", [])
+    if not objects:
+        print("No resources found.", file=sys.stderr)
     for i, obj in enumerate(objects):
         if i:
             print()

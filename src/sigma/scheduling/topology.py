@@ -66,6 +66,7 @@ class TopologyCounts:
         # Pods per node for each distinct (namespace, labels): replicas share labels, so a
         # new counter matches its selector once per group, not once per pod.
         self._groups: dict[LabelGroup, dict[int, int]] = {}
+        self._groups_with: dict[tuple[str, str, str], list[LabelGroup]] = {}  # by (ns, key, value)
 
     def domains(self, topology_key: str) -> Domains:
         found = self._domains.get(topology_key)
@@ -78,17 +79,30 @@ class TopologyCounts:
         found = self._counts.get(key)
         if found is None:
             found = DomainCounts(key, self.domains(key.topology_key))
-            for (namespace, pod_labels), per_node in self._groups.items():
-                if found.matches(namespace, pod_labels):
-                    for node, pods in per_node.items():
+            for group in self._candidate_groups(key):
+                if found.matches(*group):
+                    for node, pods in self._groups[group].items():
                         found.add(node, pods)
+                    if group in self._fed_by:
+                        self._fed_by[group] += (found,)
             self._counts[key] = found
-            self._fed_by.clear()  # a new counter: every pod's list of counters may grow
         return found
+
+    def _candidate_groups(self, key: CountKey) -> list[LabelGroup]:
+        """Groups that may match: those carrying the selector's first matchLabels pair."""
+        if key.selector.match_labels:
+            label_key, value = key.selector.match_labels[0]
+            return self._groups_with.get((key.namespace, label_key, value), [])
+        return list(self._groups)
 
     def on_pod(self, namespace: str, pod_labels: Labels, node: int, delta: int) -> None:
         """A pod was placed on (delta=1) or removed from (delta=-1) `node`."""
-        per_node = self._groups.setdefault((namespace, pod_labels), {})
+        group = (namespace, pod_labels)
+        per_node = self._groups.get(group)
+        if per_node is None:
+            per_node = self._groups[group] = {}
+            for label_key, value in pod_labels:
+                self._groups_with.setdefault((namespace, label_key, value), []).append(group)
         per_node[node] = per_node.get(node, 0) + delta
         fed = self._fed_by.get((namespace, pod_labels))
         if fed is None:

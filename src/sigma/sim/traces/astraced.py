@@ -12,8 +12,12 @@ v2017 batch tasks, which tasks count and for how long:
 - Waiting, Ready and Cancelled tasks never had instances running: excluded.
 - a counted task with no CPU (or memory) request adds its instances to the instance curve
   but nothing to the CPU (memory) curve; how many did so is returned in `excluded`, not hidden.
-The whole task's instances are assumed concurrent: the instance table that would say
-otherwise (batch_instance) is not in the shared data.
+By default a task's instances are all assumed concurrent over its lifetime: the instance
+table that would say otherwise (batch_instance) is not in the shared data. That overstates
+the load (instances run in waves: on the full table the CPU curve peaks at ~4.7x the 1,313 x
+64 cores). With use_durations=True, a task with a CloudSimPy mean instance duration d counts
+min(n, n x d / lifetime) instances instead, the average concurrency that does its n x d
+instance-seconds of work in its lifetime.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ def bucket_means(starts: F64, ends: F64, weights: F64, edges: F64) -> F64:
 
 
 def v2017_as_traced(tasks: V2017BatchTasks, step: float = 60.0, start: float | None = None,
-                    horizon: float | None = None) -> AsTracedCurves:
+                    horizon: float | None = None, use_durations: bool = False) -> AsTracedCurves:
     """Running instances, CPU and memory allocation of v2017 batch tasks per step bucket."""
     ran = tasks.status_is("Running", "Terminated", "Failed")
     create = tasks.create_time.astype(np.float64)
@@ -68,6 +72,11 @@ def v2017_as_traced(tasks: V2017BatchTasks, step: float = 60.0, start: float | N
     ran &= end > create  # a zero-length task occupies nothing
     edges = np.arange(start, horizon + step, step, dtype=np.float64)
     s, e, n = create[ran], np.minimum(end[ran], horizon), tasks.instances[ran].astype(np.float64)
+    spread = np.zeros(len(s), dtype=bool)
+    if use_durations:
+        d = tasks.instance_duration[ran]
+        spread = ~np.isnan(d)
+        n = np.where(spread, np.minimum(n, n * np.nan_to_num(d) / (e - s)), n)
     cpu, mem = tasks.cpu_cores[ran], tasks.mem[ran]
     has_cpu, has_mem = ~np.isnan(cpu), ~np.isnan(mem)
     return AsTracedCurves(
@@ -80,6 +89,7 @@ def v2017_as_traced(tasks: V2017BatchTasks, step: float = 60.0, start: float | N
             "running_without_cpu_request": int((~has_cpu).sum()),
             "running_without_mem_request": int((~has_mem).sum()),
             "open_ended_to_horizon": int(np.isnan(tasks.end_time[ran]).sum()),
+            "concurrency_from_durations": int(spread.sum()),
         },
     )
 
