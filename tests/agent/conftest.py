@@ -20,18 +20,33 @@ IS_ROOT = os.geteuid() == 0
 needs_root = [pytest.mark.root, pytest.mark.skipif(not IS_ROOT, reason="needs root (cgroups, namespaces)")]
 
 
-def make_pod(name: str, command: list[str], *, uid: str | None = None, restart: str = "Always",
-             priority: int | None = None, labels: dict[str, str] | None = None,
-             limits: dict[str, Any] | None = None, requests: dict[str, Any] | None = None,
-             **container: Any) -> dict[str, Any]:
+def make_pod(
+    name: str,
+    command: list[str],
+    *,
+    uid: str | None = None,
+    restart: str = "Always",
+    priority: int | None = None,
+    labels: dict[str, str] | None = None,
+    limits: dict[str, Any] | None = None,
+    requests: dict[str, Any] | None = None,
+    **container: Any,
+) -> dict[str, Any]:
     c: dict[str, Any] = {"name": "main", "command": command, **container}
     if limits or requests:
         c["resources"] = {"limits": limits or {}, "requests": requests or {}}
     spec: dict[str, Any] = {"containers": [c], "restartPolicy": restart, "terminationGracePeriodSeconds": 2}
     if priority is not None:
         spec["priority"] = priority
-    return {"metadata": {"name": name, "namespace": "default", "uid": uid or uuid.uuid4().hex[:12],
-                         "labels": labels or {}}, "spec": spec}
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "uid": uid or uuid.uuid4().hex[:12],
+            "labels": labels or {},
+        },
+        "spec": spec,
+    }
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.1) -> Any:
@@ -56,8 +71,13 @@ def cgroup_root() -> Iterator[CgroupTree]:
 @pytest.fixture
 def node(tmp_path: Any, cgroup_root: CgroupTree) -> Iterator[NodeRuntime]:
     runtime = ProcessRuntime(str(tmp_path / "state"), cgroup_root)
-    node = NodeRuntime(str(tmp_path / "state"), {"process": runtime}, cgroup_root,
-                       PodManager(BackOff(base=0.3, cap=2.0)), log_max_bytes=64 * 1024)
+    node = NodeRuntime(
+        str(tmp_path / "state"),
+        {"process": runtime},
+        cgroup_root,
+        PodManager(BackOff(base=0.3, cap=2.0)),
+        log_max_bytes=64 * 1024,
+    )
     try:
         yield node
     finally:

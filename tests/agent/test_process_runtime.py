@@ -134,7 +134,9 @@ def test_logs_are_captured_tailed_and_rotated(node: NodeRuntime) -> None:
 
 
 def test_follow_yields_new_output_until_the_container_exits(node: NodeRuntime) -> None:
-    pod = make_pod("ticker", ["sh", "-c", "for i in 1 2 3; do echo tick-$i; sleep 0.3; done"], restart="Never")
+    pod = make_pod(
+        "ticker", ["sh", "-c", "for i in 1 2 3; do echo tick-$i; sleep 0.3; done"], restart="Never"
+    )
     node.sync([pod], time.time())
     wait_for(lambda: list(node.logs(pod, "main")))
     assert b"".join(node.logs(pod, "main", follow=True)) == b"tick-1\ntick-2\ntick-3\n"
@@ -146,13 +148,17 @@ def test_previous_log_survives_a_restart(node: NodeRuntime) -> None:
     assert list(node.logs(pod, "main", previous=True)) == [b"run\n"]
 
 
-def test_a_new_agent_adopts_running_containers_without_restarting_them(node: NodeRuntime, tmp_path: Any) -> None:
+def test_a_new_agent_adopts_running_containers_without_restarting_them(
+    node: NodeRuntime, tmp_path: Any
+) -> None:
     pod = make_pod("survivor", ["sleep", "60"])
     node.sync([pod], time.time())
     before = container(node, pod)
     # A fresh runtime and node object over the same state dir: what an agent restart builds.
     fresh_rt = ProcessRuntime(str(tmp_path / "state"), node.cgroups)
-    fresh = NodeRuntime(str(tmp_path / "state"), {"process": fresh_rt}, node.cgroups, PodManager(BackOff(base=0.3)))
+    fresh = NodeRuntime(
+        str(tmp_path / "state"), {"process": fresh_rt}, node.cgroups, PodManager(BackOff(base=0.3))
+    )
     status = status_of(fresh, pod)
     after = container(fresh, pod)
     assert (after.id, after.pid, after.state) == (before.id, before.pid, RUNNING)
@@ -173,3 +179,22 @@ def test_process_runtime_runs_without_cgroups(tmp_path: Any, uid: str) -> None:
     finally:
         for c in runtime.list():
             runtime.remove(c.id)
+
+
+def test_collector_reads_pod_and_node_usage(node: NodeRuntime) -> None:
+    from sigma.agent.collector import Collector
+    from sigma.agent.metrics import render_prometheus
+
+    pod = make_pod("busy", ["python3", "-c", "b = b'x' * 2**24\nwhile True: pass"], limits={"cpu": "500m"})
+    node.sync([pod], time.time())
+    collector = Collector(node.cgroups)
+    collector.collect([pod], time.time())
+    time.sleep(1.0)
+    node_usage, pods = collector.collect([pod], time.time())
+    assert node_usage.cpu_cores > 0.2
+    assert 0.2 < pods[0].usage.cpu_cores <= 0.6  # capped by the 500m quota
+    assert pods[0].usage.memory_working_set_bytes >= 2**24
+    assert "cpu" in pods[0].usage.pressure  # from the cgroup2 mount (or v2 itself)
+    assert 'sigma_agent_pod_cpu_usage_cores{namespace="default",pod="busy",qos="LS"}' in render_prometheus(
+        node_usage, pods
+    )

@@ -12,7 +12,8 @@ import pytest
 
 from sigma.api.errors import ApiError
 from sigma.client import HttpClient, WatchEvent
-from sigma.client.http import ServerUnavailable, load_kubeconfig
+from sigma.client.http import ServerUnavailable
+from sigma.client.kubeconfig import load_kubeconfig
 
 
 def pod(name: str, **labels: str) -> dict[str, Any]:

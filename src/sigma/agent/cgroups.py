@@ -15,6 +15,7 @@ per-group pressure (PSI) files.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -124,8 +125,12 @@ class CgroupTree:
         self.set_cpu_shares(rel, cpu_shares(res.cpu_request_millis))
         self._set_quota(rel, cpu_quota_us(res.cpu_limit_millis) if res.cpu_limit_millis else None)
         if res.memory_limit_bytes is not None:
-            self._write("memory", rel, "memory.limit_in_bytes" if self.version == 1 else "memory.max",
-                        str(res.memory_limit_bytes))
+            self._write(
+                "memory",
+                rel,
+                "memory.limit_in_bytes" if self.version == 1 else "memory.max",
+                str(res.memory_limit_bytes),
+            )
         if cpuset:
             self._write("cpuset", rel, "cpuset.cpus", cpuset)
 
@@ -157,7 +162,9 @@ class CgroupTree:
             self._write("cpu", rel, "cpu.cfs_period_us", str(CFS_PERIOD_US))
             self._write("cpu", rel, "cpu.cfs_quota_us", str(quota_us if quota_us is not None else -1))
         else:
-            self._write("cpu", rel, "cpu.max", f"{quota_us if quota_us is not None else 'max'} {CFS_PERIOD_US}")
+            self._write(
+                "cpu", rel, "cpu.max", f"{quota_us if quota_us is not None else 'max'} {CFS_PERIOD_US}"
+            )
 
     # -- reading and removing ------------------------------------------------------------
     def read(self, controller: str, rel: str, filename: str) -> str | None:
@@ -184,10 +191,8 @@ class CgroupTree:
         deadline = time.time() + timeout
         while (pids := self.pids(rel)) and time.time() < deadline:
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             time.sleep(0.05)
         for m in self._all_mounts():
             top = os.path.join(m, rel)

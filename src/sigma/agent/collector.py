@@ -46,8 +46,13 @@ class Collector:
     def node_sample(self, now: float) -> Sample:
         mem = parse_meminfo(_read(os.path.join(self.proc, "meminfo")) or "")
         used = mem.get("MemTotal", 0) - mem.get("MemFree", 0)
-        return Sample(now, node_cpu_ns(_read(os.path.join(self.proc, "stat")) or "cpu 0 0 0 0 0 0 0 0"),
-                      used, mem.get("Inactive(file)", 0), _pressure(os.path.join(self.proc, "pressure"), "{}"))
+        return Sample(
+            now,
+            node_cpu_ns(_read(os.path.join(self.proc, "stat")) or "cpu 0 0 0 0 0 0 0 0"),
+            used,
+            mem.get("Inactive(file)", 0),
+            _pressure(os.path.join(self.proc, "pressure"), "{}"),
+        )
 
     def cgroup_sample(self, rel: str, now: float) -> Sample | None:
         cg = self.cgroups
@@ -80,7 +85,14 @@ class Collector:
                 continue
             current[uid] = sample
             meta = pod.get("metadata", {})
-            out.append(PodUsage(meta.get("namespace", "default"), meta.get("name", ""), uid,
-                                podspec.qos_label(pod), usage(self._previous.get(uid), sample)))
+            out.append(
+                PodUsage(
+                    meta.get("namespace", "default"),
+                    meta.get("name", ""),
+                    uid,
+                    podspec.qos_label(pod),
+                    usage(self._previous.get(uid), sample),
+                )
+            )
         self._previous = current
         return node_usage, out

@@ -34,10 +34,10 @@ class DigestMismatch(ValueError):
 
 
 def normalize(name: str) -> str:
-    """"busybox", "docker.io/library/busybox:latest" -> "busybox:latest"."""
+    """ "busybox", "docker.io/library/busybox:latest" -> "busybox:latest"."""
     for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/"):
         if name.startswith(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
     last = name.rsplit("/", 1)[-1]
     return name if (":" in last or "@" in name) else f"{name}:latest"
 
@@ -81,8 +81,8 @@ class ImageStore:
             found = self._import_docker(path)
         else:
             raise ValueError(f"{path}: neither an OCI image layout (oci-layout) nor a docker-save archive")
-        if name:  # an explicit name applies to the first (usually only) image
-            found = [(normalize(name), found[0][1])] + found[1:]
+        if name:  # an explicit name is added for the first (usually only) image
+            found = [(normalize(name), found[0][1]), *found]
         refs = self.refs()
         refs.update(found)
         write_json(os.path.join(self.root, "refs.json"), refs)
@@ -99,7 +99,9 @@ class ImageStore:
             manifest = read_json(self.blob_path(desc["digest"]))
             if "manifests" in manifest:  # a nested index (multi-platform): take linux/amd64 or the first
                 subs = manifest["manifests"]
-                desc = next((m for m in subs if m.get("platform", {}).get("architecture") == "amd64"), subs[0])
+                desc = next(
+                    (m for m in subs if m.get("platform", {}).get("architecture") == "amd64"), subs[0]
+                )
                 copy(desc)
                 manifest = read_json(self.blob_path(desc["digest"]))
             for blob in [manifest["config"], *manifest["layers"]]:
@@ -120,9 +122,16 @@ class ImageStore:
                 lpath = os.path.join(root, layer)
                 digest = self._store(lpath, sha256_file(lpath), None)
                 layers.append({"mediaType": OCI_LAYER, "digest": digest, "size": os.path.getsize(lpath)})
-            manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": layers,
-                        "config": {"mediaType": OCI_CONFIG, "digest": config_digest,
-                                   "size": os.path.getsize(config_path)}}
+            manifest = {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "layers": layers,
+                "config": {
+                    "mediaType": OCI_CONFIG,
+                    "digest": config_digest,
+                    "size": os.path.getsize(config_path),
+                },
+            }
             digest = self._store_bytes(json.dumps(manifest, sort_keys=True).encode())
             for tag in entry.get("RepoTags") or [digest[7:19]]:
                 out.append((normalize(tag), digest))
@@ -151,8 +160,9 @@ class ImageStore:
         refs = self.refs()
         digest = refs.get(normalize(name)) or (name if name in refs.values() else None)
         if digest is None:
-            raise ImageNotFound(f'image "{name}" is not in the node\'s image store; '
-                                f"import it with `sigma image import PATH`")
+            raise ImageNotFound(
+                f'image "{name}" is not in the node\'s image store; import it with `sigma image import PATH`'
+            )
         return digest
 
     def manifest(self, name: str) -> dict[str, Any]:

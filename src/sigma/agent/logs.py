@@ -9,6 +9,7 @@ attempt's file is kept so `previous=True` works after a restart.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import deque
@@ -39,7 +40,7 @@ class LogWriter:
             if nl < 0:
                 break
             self._record(stream, b"F", buf[:nl])
-            buf = buf[nl + 1:]
+            buf = buf[nl + 1 :]
         while len(buf) > MAX_RECORD:
             self._record(stream, b"P", buf[:MAX_RECORD])
             buf = buf[MAX_RECORD:]
@@ -78,10 +79,8 @@ def prune(log_dir: str, keep: int = 2) -> None:
     """Drop the logs of all but the last `keep` attempts."""
     for attempt in attempts(log_dir)[:-keep]:
         for suffix in ("", ".1"):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(attempt_log_path(log_dir, attempt) + suffix)
-            except FileNotFoundError:
-                pass
 
 
 def _render(record: bytes, timestamps: bool) -> bytes:
@@ -93,16 +92,26 @@ def _render(record: bytes, timestamps: bool) -> bytes:
     return (ts + b" " + body + end) if timestamps else body + end
 
 
-def read_log(log_dir: str, *, previous: bool = False, tail_lines: int | None = None,
-             follow: bool = False, timestamps: bool = False, poll_seconds: float = 0.2,
-             is_running: Callable[[], bool] = lambda: False) -> Iterator[bytes]:
+def read_log(
+    log_dir: str,
+    *,
+    previous: bool = False,
+    tail_lines: int | None = None,
+    follow: bool = False,
+    timestamps: bool = False,
+    poll_seconds: float = 0.2,
+    is_running: Callable[[], bool] = lambda: False,
+) -> Iterator[bytes]:
     """Yield the container's output. With follow, keep yielding new data while is_running()
     says the container runs (and once more after it stops, to drain the tail)."""
     known = attempts(log_dir)
     index = -2 if previous else -1
     if len(known) < (2 if previous else 1):
-        raise FileNotFoundError(f"previous terminated container not found in {log_dir}" if previous
-                                else f"no log for the container in {log_dir}")
+        raise FileNotFoundError(
+            f"previous terminated container not found in {log_dir}"
+            if previous
+            else f"no log for the container in {log_dir}"
+        )
     path = attempt_log_path(log_dir, known[index])
     lines: deque[bytes] = deque(maxlen=tail_lines if tail_lines is not None and tail_lines >= 0 else None)
     if os.path.exists(path + ".1"):
@@ -118,7 +127,9 @@ def read_log(log_dir: str, *, previous: bool = False, tail_lines: int | None = N
         yield from _follow(f, path, timestamps, poll_seconds, is_running)
 
 
-def _follow(f: object, path: str, timestamps: bool, poll: float, is_running: Callable[[], bool]) -> Iterator[bytes]:
+def _follow(
+    f: object, path: str, timestamps: bool, poll: float, is_running: Callable[[], bool]
+) -> Iterator[bytes]:
     import io
 
     assert isinstance(f, io.BufferedReader)

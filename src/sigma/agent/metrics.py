@@ -54,8 +54,12 @@ def parse_psi(text: str) -> Pressure:
         kind, *pairs = line.split()
         values[kind] = dict(p.split("=", 1) for p in pairs)
     some, full = values.get("some", {}), values.get("full", {})
-    return Pressure(float(some.get("avg10", 0)), float(full.get("avg10", 0)),
-                    int(some.get("total", 0)), int(full.get("total", 0)))
+    return Pressure(
+        float(some.get("avg10", 0)),
+        float(full.get("avg10", 0)),
+        int(some.get("total", 0)),
+        int(full.get("total", 0)),
+    )
 
 
 def parse_flat_keyed(text: str) -> dict[str, int]:
@@ -100,8 +104,11 @@ def cpu_rate(prev: Sample, cur: Sample) -> float:
 
 
 def usage(prev: Sample | None, cur: Sample) -> Usage:
-    return Usage(cpu_rate(prev, cur) if prev else 0.0,
-                 working_set(cur.memory_usage_bytes, cur.inactive_file_bytes), dict(cur.pressure))
+    return Usage(
+        cpu_rate(prev, cur) if prev else 0.0,
+        working_set(cur.memory_usage_bytes, cur.inactive_file_bytes),
+        dict(cur.pressure),
+    )
 
 
 def _labels(**labels: str) -> str:
@@ -120,22 +127,42 @@ def render_prometheus(node: Usage, pods: list[PodUsage]) -> str:
         lines.extend(f"{name}{labels} {value:g}" for labels, value in rows)
 
     def pressure_rows(u: Usage, **base: str) -> list[tuple[str, float]]:
-        return [(_labels(**base, resource=r, kind=k), getattr(p, f"{k}_total_us") / 1e6)
-                for r, p in sorted(u.pressure.items()) for k in ("some", "full")]
+        return [
+            (_labels(**base, resource=r, kind=k), getattr(p, f"{k}_total_us") / 1e6)
+            for r, p in sorted(u.pressure.items())
+            for k in ("some", "full")
+        ]
 
-    family("sigma_agent_node_cpu_usage_cores", "gauge", "CPU cores used by the node.",
-           [("", node.cpu_cores)])
-    family("sigma_agent_node_memory_working_set_bytes", "gauge",
-           "Memory used by the node, without inactive page cache.", [("", node.memory_working_set_bytes)])
-    family("sigma_agent_node_pressure_stalled_seconds_total", "counter",
-           "Time tasks stalled on a resource (PSI).", pressure_rows(node))
+    family("sigma_agent_node_cpu_usage_cores", "gauge", "CPU cores used by the node.", [("", node.cpu_cores)])
+    family(
+        "sigma_agent_node_memory_working_set_bytes",
+        "gauge",
+        "Memory used by the node, without inactive page cache.",
+        [("", node.memory_working_set_bytes)],
+    )
+    family(
+        "sigma_agent_node_pressure_stalled_seconds_total",
+        "counter",
+        "Time tasks stalled on a resource (PSI).",
+        pressure_rows(node),
+    )
     ids = [(p, {"namespace": p.namespace, "pod": p.pod, "qos": p.qos}) for p in pods]
-    family("sigma_agent_pod_cpu_usage_cores", "gauge", "CPU cores used by the pod.",
-           [(_labels(**lab), p.usage.cpu_cores) for p, lab in ids])
-    family("sigma_agent_pod_memory_working_set_bytes", "gauge",
-           "Memory used by the pod, without inactive page cache.",
-           [(_labels(**lab), p.usage.memory_working_set_bytes) for p, lab in ids])
-    family("sigma_agent_pod_pressure_stalled_seconds_total", "counter",
-           "Time the pod's tasks stalled on a resource (PSI).",
-           [row for p, lab in ids for row in pressure_rows(p.usage, **lab)])
+    family(
+        "sigma_agent_pod_cpu_usage_cores",
+        "gauge",
+        "CPU cores used by the pod.",
+        [(_labels(**lab), p.usage.cpu_cores) for p, lab in ids],
+    )
+    family(
+        "sigma_agent_pod_memory_working_set_bytes",
+        "gauge",
+        "Memory used by the pod, without inactive page cache.",
+        [(_labels(**lab), p.usage.memory_working_set_bytes) for p, lab in ids],
+    )
+    family(
+        "sigma_agent_pod_pressure_stalled_seconds_total",
+        "counter",
+        "Time the pod's tasks stalled on a resource (PSI).",
+        [row for p, lab in ids for row in pressure_rows(p.usage, **lab)],
+    )
     return "\n".join(lines) + "\n"

@@ -40,8 +40,14 @@ class SyncResult:
 
 
 class NodeRuntime:
-    def __init__(self, state_dir: str, runtimes: dict[str, Runtime], cgroups: CgroupTree | None = None,
-                 manager: PodManager | None = None, log_max_bytes: int = 10 * 2**20) -> None:
+    def __init__(
+        self,
+        state_dir: str,
+        runtimes: dict[str, Runtime],
+        cgroups: CgroupTree | None = None,
+        manager: PodManager | None = None,
+        log_max_bytes: int = 10 * 2**20,
+    ) -> None:
         self.state_dir, self.runtimes, self.cgroups = state_dir, runtimes, cgroups
         self.manager = manager or PodManager()
         self.log_dir = os.path.join(state_dir, "logs")
@@ -83,8 +89,9 @@ class NodeRuntime:
         log_dir = self._container_log_dir(pod, container)
 
         def running() -> bool:
-            return any(c.pod_uid == pod_uid and c.name == container and c.state == RUNNING
-                       for c in self.observed())
+            return any(
+                c.pod_uid == pod_uid and c.name == container and c.state == RUNNING for c in self.observed()
+            )
 
         return logs.read_log(log_dir, is_running=running, **options)
 
@@ -115,8 +122,11 @@ class NodeRuntime:
         if runtime is None:
             fallback = next(iter(self.runtimes.values()))
             assert isinstance(fallback, ShimRuntime)
-            fallback.record_failure(spec, "RuntimeClassNotFound",
-                                    f'runtime class "{podspec.runtime_class(pod)}" is not available on this node')
+            fallback.record_failure(
+                spec,
+                "RuntimeClassNotFound",
+                f'runtime class "{podspec.runtime_class(pod)}" is not available on this node',
+            )
             return
         runtime.start(spec)
         logs.prune(os.path.dirname(spec.log_path))
@@ -130,15 +140,25 @@ class NodeRuntime:
             parent = self.cgroups.ensure_pod(tier, podspec.uid(pod), podspec.pod_resources(pod), cpuset)
         env = {e["name"]: str(e.get("value", "")) for e in container.get("env") or [] if "name" in e}
         return ContainerSpec(
-            pod_uid=podspec.uid(pod), pod_namespace=meta.get("namespace", "default"),
-            pod_name=meta.get("name", ""), name=container["name"], attempt=attempt,
-            command=list(container.get("command") or []), args=list(container.get("args") or []),
-            env=env, working_dir=container.get("workingDir"), image=container.get("image") or "",
-            cpu_request_millis=res.cpu_request_millis, cpu_limit_millis=res.cpu_limit_millis,
-            memory_limit_bytes=res.memory_limit_bytes, cpuset=cpuset,
-            oom_score_adj=podspec.oom_score_adj(pod), cgroup_parent=parent,
+            pod_uid=podspec.uid(pod),
+            pod_namespace=meta.get("namespace", "default"),
+            pod_name=meta.get("name", ""),
+            name=container["name"],
+            attempt=attempt,
+            command=list(container.get("command") or []),
+            args=list(container.get("args") or []),
+            env=env,
+            working_dir=container.get("workingDir"),
+            image=container.get("image") or "",
+            cpu_request_millis=res.cpu_request_millis,
+            cpu_limit_millis=res.cpu_limit_millis,
+            memory_limit_bytes=res.memory_limit_bytes,
+            cpuset=cpuset,
+            oom_score_adj=podspec.oom_score_adj(pod),
+            cgroup_parent=parent,
             log_path=logs.attempt_log_path(self._container_log_dir(pod, container["name"]), attempt),
-            log_max_bytes=self.log_max_bytes)
+            log_max_bytes=self.log_max_bytes,
+        )
 
     def _cpuset_for(self, pod: podspec.Pod) -> str | None:
         """Exclusive cores for LSR/LSE pods, remembered across agent restarts."""
@@ -147,7 +167,9 @@ class NodeRuntime:
             return None
         assigned = self._assigned_cpus()
         if podspec.uid(pod) not in assigned:
-            all_cpus = podspec.parse_cpuset(self.cgroups.read("cpuset", self.cgroups.root, "cpuset.cpus") or "")
+            all_cpus = podspec.parse_cpuset(
+                self.cgroups.read("cpuset", self.cgroups.root, "cpuset.cpus") or ""
+            )
             taken = {c for cpus in assigned.values() for c in cpus}
             picked = podspec.pick_exclusive_cpus(all_cpus, taken, count)
             if not picked:

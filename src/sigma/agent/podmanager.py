@@ -45,12 +45,14 @@ class RemoveContainer:
 @dataclass(frozen=True)
 class RemovePod:
     """Release the pod's node resources (cgroups, log files); its containers are gone."""
+
     pod_uid: str
 
 
 @dataclass(frozen=True)
 class PodTerminated:
     """A deleted pod has nothing left on the node: the master may drop the object now."""
+
     pod_uid: str
     namespace: str
     name: str
@@ -67,10 +69,13 @@ class ReportStatus:
 @dataclass(frozen=True)
 class WaitUntil:
     """Call handle() again at this time even if nothing else happens (back-off expiry)."""
+
     time: float
 
 
-Instruction = StartContainer | StopContainer | RemoveContainer | RemovePod | PodTerminated | ReportStatus | WaitUntil
+Instruction = (
+    StartContainer | StopContainer | RemoveContainer | RemovePod | PodTerminated | ReportStatus | WaitUntil
+)
 
 
 @dataclass
@@ -148,7 +153,9 @@ class PodManager:
         out.extend(self._report(pod, history, backing_off, now))
         return out
 
-    def _teardown(self, pod_uid: str, history: dict[str, list[ContainerStatus]], grace: float) -> list[Instruction]:
+    def _teardown(
+        self, pod_uid: str, history: dict[str, list[ContainerStatus]], grace: float
+    ) -> list[Instruction]:
         everything = [c for runs in history.values() for c in runs]
         live = [c for c in everything if c.state == RUNNING]
         out: list[Instruction] = []
@@ -163,10 +170,12 @@ class PodManager:
         out.append(RemovePod(pod_uid))
         return out
 
-    def _report(self, pod: Pod, history: dict[str, list[ContainerStatus]], backing_off: dict[str, float],
-                now: float) -> list[Instruction]:
-        status = pod_status(pod, history, backing_off, self._first_seen[uid(pod)], now,
-                            self._reported.get(uid(pod)))
+    def _report(
+        self, pod: Pod, history: dict[str, list[ContainerStatus]], backing_off: dict[str, float], now: float
+    ) -> list[Instruction]:
+        status = pod_status(
+            pod, history, backing_off, self._first_seen[uid(pod)], now, self._reported.get(uid(pod))
+        )
         if self._reported.get(uid(pod)) == status:
             return []
         self._reported[uid(pod)] = status
@@ -181,19 +190,31 @@ def _should_restart(policy: str, last: ContainerStatus) -> bool:
 
 
 def terminated(c: ContainerStatus) -> dict[str, Any]:
-    out: dict[str, Any] = {"exitCode": c.exit_code if c.exit_code is not None else 255,
-                           "reason": c.reason or "Error", "startedAt": rfc3339(c.started_at),
-                           "finishedAt": rfc3339(c.finished_at), "containerID": f"{c.runtime}://{c.id}"}
+    out: dict[str, Any] = {
+        "exitCode": c.exit_code if c.exit_code is not None else 255,
+        "reason": c.reason or "Error",
+        "startedAt": rfc3339(c.started_at),
+        "finishedAt": rfc3339(c.finished_at),
+        "containerID": f"{c.runtime}://{c.id}",
+    }
     if c.message:
         out["message"] = c.message
     return out
 
 
-def container_status(container: dict[str, Any], runs: list[ContainerStatus],
-                     backoff_until: float | None, now: float) -> dict[str, Any]:
+def container_status(
+    container: dict[str, Any], runs: list[ContainerStatus], backoff_until: float | None, now: float
+) -> dict[str, Any]:
     name = container["name"]
-    base: dict[str, Any] = {"name": name, "image": container.get("image", ""), "imageID": "",
-                            "ready": False, "started": False, "restartCount": 0, "lastState": {}}
+    base: dict[str, Any] = {
+        "name": name,
+        "image": container.get("image", ""),
+        "imageID": "",
+        "ready": False,
+        "started": False,
+        "restartCount": 0,
+        "lastState": {},
+    }
     if not runs:
         return {**base, "state": {"waiting": {"reason": "ContainerCreating"}}}
     last = runs[-1]
@@ -201,12 +222,24 @@ def container_status(container: dict[str, Any], runs: list[ContainerStatus],
     if len(runs) > 1 and runs[-2].state != RUNNING:
         base["lastState"] = {"terminated": terminated(runs[-2])}
     if last.state == RUNNING:
-        return {**base, "ready": True, "started": True, "state": {"running": {"startedAt": rfc3339(last.started_at)}}}
+        return {
+            **base,
+            "ready": True,
+            "started": True,
+            "state": {"running": {"startedAt": rfc3339(last.started_at)}},
+        }
     if backoff_until is not None:
         wait = round(backoff_until - (last.finished_at or now))
-        return {**base, "lastState": {"terminated": terminated(last)}, "state": {"waiting": {
-            "reason": "CrashLoopBackOff",
-            "message": f"back-off {wait}s restarting failed container={name}"}}}
+        return {
+            **base,
+            "lastState": {"terminated": terminated(last)},
+            "state": {
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off {wait}s restarting failed container={name}",
+                }
+            },
+        }
     return {**base, "state": {"terminated": terminated(last)}}
 
 
@@ -237,11 +270,18 @@ def pod_phase(policy: str, statuses: list[dict[str, Any]]) -> str:
     return "Pending"
 
 
-def pod_status(pod: Pod, history: dict[str, list[ContainerStatus]], backing_off: dict[str, float],
-               start_time: float, now: float, previous: dict[str, Any] | None) -> dict[str, Any]:
+def pod_status(
+    pod: Pod,
+    history: dict[str, list[ContainerStatus]],
+    backing_off: dict[str, float],
+    start_time: float,
+    now: float,
+    previous: dict[str, Any] | None,
+) -> dict[str, Any]:
     containers = pod.get("spec", {}).get("containers") or []
-    statuses = [container_status(c, history.get(c["name"], []), backing_off.get(c["name"]), now)
-                for c in containers]
+    statuses = [
+        container_status(c, history.get(c["name"], []), backing_off.get(c["name"]), now) for c in containers
+    ]
     phase = pod_phase(pod.get("spec", {}).get("restartPolicy") or "Always", statuses)
     ready = bool(statuses) and all(s["ready"] for s in statuses)
     old = {c["type"]: c for c in (previous or {}).get("conditions", [])}
@@ -252,7 +292,14 @@ def pod_status(pod: Pod, history: dict[str, list[ContainerStatus]], backing_off:
         since = prior["lastTransitionTime"] if prior and prior["status"] == value else rfc3339(now)
         return {"type": kind, "status": value, "lastTransitionTime": since}
 
-    return {"phase": phase, "startTime": rfc3339(start_time),
-            "conditions": [condition("PodScheduled", True), condition("Initialized", True),
-                           condition("ContainersReady", ready), condition("Ready", ready)],
-            "containerStatuses": statuses}
+    return {
+        "phase": phase,
+        "startTime": rfc3339(start_time),
+        "conditions": [
+            condition("PodScheduled", True),
+            condition("Initialized", True),
+            condition("ContainersReady", ready),
+            condition("Ready", ready),
+        ],
+        "containerStatuses": statuses,
+    }

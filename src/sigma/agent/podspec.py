@@ -172,7 +172,10 @@ def pick_exclusive_cpus(all_cpus: list[int], taken: set[int], count: int, keep_s
 
 def grace_seconds(pod: Pod) -> float:
     meta = pod.get("metadata", {})
-    for value in (meta.get("deletionGracePeriodSeconds"), pod.get("spec", {}).get("terminationGracePeriodSeconds")):
+    for value in (
+        meta.get("deletionGracePeriodSeconds"),
+        pod.get("spec", {}).get("terminationGracePeriodSeconds"),
+    ):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     return DEFAULT_GRACE_SECONDS

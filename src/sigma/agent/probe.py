@@ -42,17 +42,24 @@ class Capabilities:
     def conditions(self) -> list[dict[str, str]]:
         """One Node condition summarising what is degraded (status True means degraded)."""
         degraded = bool(self.missing)
-        return [{"type": "SigmaDegraded", "status": "True" if degraded else "False",
-                 "reason": "MissingCapabilities" if degraded else "AllCapabilitiesPresent",
-                 "message": "; ".join(self.missing) or "every capability the agent uses is present"}]
+        return [
+            {
+                "type": "SigmaDegraded",
+                "status": "True" if degraded else "False",
+                "reason": "MissingCapabilities" if degraded else "AllCapabilitiesPresent",
+                "message": "; ".join(self.missing) or "every capability the agent uses is present",
+            }
+        ]
 
 
 def describe_missing(c: Capabilities) -> tuple[str, ...]:
     """Pure: the plain-words list of what is missing and what that costs."""
     out = []
     if not c.root:
-        out.append("not running as root: no cgroups, namespaces or runc; pods run as plain processes "
-                   "without resource limits")
+        out.append(
+            "not running as root: no cgroups, namespaces or runc; pods run as plain processes "
+            "without resource limits"
+        )
     if c.cgroup_version is None:
         out.append("no cgroup filesystem: pods run without CPU or memory limits")
     else:
@@ -77,11 +84,16 @@ def describe_missing(c: Capabilities) -> tuple[str, ...]:
 def probe(mount: str = "/sys/fs/cgroup", resctrl: str = "/sys/fs/resctrl") -> Capabilities:
     root = os.geteuid() == 0
     version, controllers = _cgroups(mount)
-    idle = any(os.path.exists(os.path.join(p, "cpu.idle")) for p in (os.path.join(mount, "cpu"), mount)) \
-        or _v2_child_has_idle(mount, version)
+    idle = any(
+        os.path.exists(os.path.join(p, "cpu.idle")) for p in (os.path.join(mount, "cpu"), mount)
+    ) or _v2_child_has_idle(mount, version)
     caps = Capabilities(
-        root=root, cgroup_version=version, controllers=controllers, cpu_idle=idle,
-        runc=_runc_version(), resctrl=os.path.exists(os.path.join(resctrl, "schemata")),
+        root=root,
+        cgroup_version=version,
+        controllers=controllers,
+        cpu_idle=idle,
+        runc=_runc_version(),
+        resctrl=os.path.exists(os.path.join(resctrl, "schemata")),
         psi=os.path.exists("/proc/pressure/cpu"),
         cgroup_psi=os.path.exists(os.path.join(mount, "unified", "cgroup.pressure"))
         or (version == 2 and os.path.exists(os.path.join(mount, "cgroup.pressure"))),
@@ -97,8 +109,11 @@ def _cgroups(mount: str) -> tuple[int | None, tuple[str, ...]]:
             return 2, tuple(sorted(f.read().split()))
     if not os.path.isdir(mount):
         return None, ()
-    found = [c for c in ("cpu", "cpuacct", "cpuset", "memory", "pids", "freezer", "blkio")
-             if os.path.isdir(os.path.join(mount, c))]
+    found = [
+        c
+        for c in ("cpu", "cpuacct", "cpuset", "memory", "pids", "freezer", "blkio")
+        if os.path.isdir(os.path.join(mount, c))
+    ]
     return (1, tuple(found)) if found else (None, ())
 
 
@@ -117,7 +132,9 @@ def _runc_version() -> str | None:
     if path is None:
         return None
     try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+        out = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
     first = out.splitlines()[0] if out else ""

@@ -10,6 +10,7 @@ to state.json. The agent only ever reads files and sends the shim a signal.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -69,17 +70,23 @@ def main(argv: list[str]) -> int:
 
 
 def _signal_ready(fd: int) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.close(fd)
-    except OSError:
-        pass
 
 
 def _exited(spec: dict[str, Any], code: int, reason: str, message: str, **extra: Any) -> dict[str, Any]:
     now = time.time()
-    return {"state": "exited", "exit_code": code, "reason": reason, "message": message,
-            "started_at": extra.get("started_at", now), "finished_at": now, "shim_pid": os.getpid(),
-            "shim_start": nsutil.proc_start_time(os.getpid()), "pid": extra.get("pid")}
+    return {
+        "state": "exited",
+        "exit_code": code,
+        "reason": reason,
+        "message": message,
+        "started_at": extra.get("started_at", now),
+        "finished_at": now,
+        "shim_pid": os.getpid(),
+        "shim_start": nsutil.proc_start_time(os.getpid()),
+        "pid": extra.get("pid"),
+    }
 
 
 class Shim:
@@ -106,9 +113,17 @@ class Shim:
             _signal_ready(self.ready_fd)
             return 0
         assert pid is not None
-        write_json(self.state_path, {"state": "running", "pid": pid, "started_at": started_at,
-                                     "shim_pid": os.getpid(), "shim_start": nsutil.proc_start_time(os.getpid()),
-                                     "pid_start": nsutil.proc_start_time(pid)})
+        write_json(
+            self.state_path,
+            {
+                "state": "running",
+                "pid": pid,
+                "started_at": started_at,
+                "shim_pid": os.getpid(),
+                "shim_start": nsutil.proc_start_time(os.getpid()),
+                "pid_start": nsutil.proc_start_time(pid),
+            },
+        )
         _signal_ready(self.ready_fd)
         status = self._supervise(pid, [out_r, err_r])
         self.log.close()
@@ -119,8 +134,12 @@ class Shim:
         else:
             reason = "Completed" if code == 0 else "Error"
         if self.spec["mode"] == "runc":
-            subprocess.run([*self.spec["runc"], "delete", "--force", self.spec["runc_id"]],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            subprocess.run(
+                [*self.spec["runc"], "delete", "--force", self.spec["runc_id"]],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+            )
         write_json(self.state_path, _exited(self.spec, code, reason, "", started_at=started_at, pid=pid))
         return 0
 
@@ -143,12 +162,28 @@ class Shim:
     def _start_runc(self, out_w: int, err_w: int) -> tuple[int | None, str | None]:
         log = os.path.join(self.cdir, "runc.log")
         pid_file = os.path.join(self.cdir, "container.pid")
-        cmd = [*self.spec["runc"], "--log", log, "--log-format", "json", "run", "-d", "--pid-file", pid_file,
-               "--bundle", self.spec["bundle"], self.spec["runc_id"]]
+        cmd = [
+            *self.spec["runc"],
+            "--log",
+            log,
+            "--log-format",
+            "json",
+            "run",
+            "-d",
+            "--pid-file",
+            pid_file,
+            "--bundle",
+            self.spec["bundle"],
+            self.spec["runc_id"],
+        ]
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, check=False)
         if proc.returncode != 0:
-            subprocess.run([*self.spec["runc"], "delete", "--force", self.spec["runc_id"]],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            subprocess.run(
+                [*self.spec["runc"], "delete", "--force", self.spec["runc_id"]],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+            )
             return None, _last_runc_error(log) or f"runc run exited with {proc.returncode}"
         with open(pid_file) as f:
             return int(f.read().strip()), None
@@ -180,7 +215,9 @@ class Shim:
             sel.unregister(fd)
             os.close(fd)
 
-    def _pump_until_eof(self, fds: list[int], deadline: float, sel: selectors.BaseSelector | None = None) -> None:
+    def _pump_until_eof(
+        self, fds: list[int], deadline: float, sel: selectors.BaseSelector | None = None
+    ) -> None:
         if sel is None:
             sel = selectors.DefaultSelector()
             for fd, stream in zip(fds, ("stdout", "stderr"), strict=True):
@@ -198,10 +235,8 @@ class Shim:
 
 
 def _kill(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _reap(pid: int) -> int | None:

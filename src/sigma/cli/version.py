@@ -11,7 +11,7 @@ import yaml
 
 import sigma
 from sigma.api.errors import ApiError
-from sigma.cli.resources import UsageError, add_connection_flags, connect
+from sigma.cli.common import UsageError, add_connection_flags, connect
 
 
 def cmd_version(args: argparse.Namespace) -> int:

@@ -47,24 +47,35 @@ def free_after_preemption(snapshot: ClusterSnapshot, preemptor: PodSpec) -> IntA
 def select_victims_on_node(
     snapshot: ClusterSnapshot, preemptor: PodSpec, node: int
 ) -> tuple[PodSpec, ...] | None:
-    """The victims on `node`, or None if evicting every preemptible pod would not suffice."""
+    """The victims on `node`, or None if evicting every preemptible pod would not suffice.
+
+    Plain Python integers over the requested dimensions only: a node holds tens of pods,
+    far too few for numpy to pay off."""
     request = snapshot.request_vector(preemptor.requests)
+    rows = request.asked
+    needed = [int(request.amounts[row]) for row in rows]
     on_node = snapshot.pods_on_node[node].values()
     preemptible = [p for p in on_node if may_preempt(preemptor.priority, p.priority)]
-    free = snapshot.free[:, node].copy()
-    for pod in preemptible:
-        free += snapshot.request_vector(pod.requests).amounts
-    if not _fits(free, request):
+    usage = {p.uid: _amounts(snapshot, p, rows) for p in preemptible}
+    free = [int(snapshot.free[row, node]) for row in rows]
+    for amounts in usage.values():
+        free = [f + a for f, a in zip(free, amounts, strict=True)]
+    if any(f < n for f, n in zip(free, needed, strict=True)):
         return None
     victims: list[PodSpec] = []
     # Most important first: higher priority, then uid for a deterministic order.
     for pod in sorted(preemptible, key=lambda p: (-p.priority, p.uid)):
-        amounts = snapshot.request_vector(pod.requests).amounts
-        if _fits(free - amounts, request):
-            free -= amounts  # reprieved: it stays
+        without = [f - a for f, a in zip(free, usage[pod.uid], strict=True)]
+        if all(f >= n for f, n in zip(without, needed, strict=True)):
+            free = without  # reprieved: it stays
         else:
             victims.append(pod)
     return tuple(victims)
+
+
+def _amounts(snapshot: ClusterSnapshot, pod: PodSpec, rows: tuple[int, ...]) -> list[int]:
+    amounts = snapshot.request_vector(pod.requests).amounts
+    return [int(amounts[row]) for row in rows]
 
 
 def pick_preemption(
@@ -88,7 +99,3 @@ def fits_everywhere(free: IntArray, request: RequestVector) -> BoolArray:
     fits: BoolArray = np.all(free[rows] >= request.amounts[rows][:, None], axis=0)
     return fits
 
-
-def _fits(free: IntArray, request: RequestVector) -> bool:
-    rows = list(request.asked)
-    return bool((free[rows] >= request.amounts[rows]).all())

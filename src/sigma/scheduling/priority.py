@@ -8,6 +8,7 @@ own (exactly that value), so two custom priorities never share a band.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ BANDS: tuple[PriorityBand, ...] = (PROD, MID, BATCH, FREE)
 """Built-in bands, highest first. Also the PriorityClass values the API server installs."""
 
 
+@cache
 def band_of(priority: int) -> str:
     """The band's name; a priority outside every band is its own band, "priority-<value>"."""
     for band in BANDS:
@@ -37,6 +39,7 @@ def band_of(priority: int) -> str:
     return f"priority-{priority}"
 
 
+@cache
 def band_ceiling(priority: int) -> int:
     """The highest priority in this priority's band (the value itself outside the bands)."""
     for band in BANDS:

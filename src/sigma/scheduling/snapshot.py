@@ -58,6 +58,7 @@ class ClusterSnapshot:
             1.0, self.allocatable, out=np.zeros(self.allocatable.shape), where=self.allocatable > 0
         )
         self.free_fraction: FloatArray = self.free * self.inverse_allocatable
+        self.uniform_allocatable: list[bool] = [bool((row == row[0]).all()) for row in self.allocatable]
         self.unschedulable: BoolArray = np.array([n.unschedulable for n in self.nodes], dtype=bool)
         self.taint_masks = _taint_masks(self.nodes)
         self.labels = NodeLabelIndex([node.labels for node in self.nodes])
@@ -129,18 +130,20 @@ class ClusterSnapshot:
         return pod
 
     def _charge(self, vector: RequestVector, node: int, sign: int) -> None:
-        free, fraction, inverse = self.free, self.free_fraction, self.inverse_allocatable
-        for row in vector.asked:
-            free[row, node] += sign * vector.amounts[row]
-            fraction[row, node] = free[row, node] * inverse[row, node]
+        # Whole-column updates: two numpy calls beat a dozen scalar element accesses.
+        column = self.free[:, node]
+        if sign > 0:
+            column += vector.amounts
+        else:
+            column -= vector.amounts
+        np.multiply(column, self.inverse_allocatable[:, node], out=self.free_fraction[:, node])
 
     def _charge_band(self, priority: int, vector: RequestVector, node: int, sign: int) -> None:
         ceiling = band_ceiling(priority)
         per_band = self.requested_by_band.get(ceiling)
         if per_band is None:
             per_band = self.requested_by_band[ceiling] = np.zeros_like(self.free)
-        for row in vector.asked:
-            per_band[row, node] += sign * vector.amounts[row]
+        per_band[:, node] += sign * vector.amounts
 
     def charge_many(self, vector: RequestVector, nodes: IntArray, counts: IntArray) -> None:
         """Reserve `counts[i]` copies of `vector` on `nodes[i]` in one vectorised step

@@ -17,6 +17,7 @@ from sigma.scheduling.labels import NodeLabelIndex, selector_matches
 from sigma.scheduling.model import Labels, LabelSelector
 
 LabelGroup = tuple[str, Labels]  # namespace, labels
+LabelPair = tuple[str, str, str]  # namespace, label key, label value
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,10 @@ class TopologyCounts:
         # Pods per node for each distinct (namespace, labels): replicas share labels, so a
         # new counter matches its selector once per group, not once per pod.
         self._groups: dict[LabelGroup, dict[int, int]] = {}
-        self._groups_with: dict[tuple[str, str, str], list[LabelGroup]] = {}  # by (ns, key, value)
+        # Both sides indexed by (namespace, label key, value), so matching a new group or a
+        # new counter only looks at the ones sharing a label (matchLabels' first pair).
+        self._groups_with: dict[LabelPair, list[LabelGroup]] = {}
+        self._counts_with: dict[LabelPair | None, list[DomainCounts]] = {}
 
     def domains(self, topology_key: str) -> Domains:
         found = self._domains.get(topology_key)
@@ -86,14 +90,18 @@ class TopologyCounts:
                     if group in self._fed_by:
                         self._fed_by[group] += (found,)
             self._counts[key] = found
+            self._counts_with.setdefault(_first_pair(key), []).append(found)
         return found
 
     def _candidate_groups(self, key: CountKey) -> list[LabelGroup]:
-        """Groups that may match: those carrying the selector's first matchLabels pair."""
-        if key.selector.match_labels:
-            label_key, value = key.selector.match_labels[0]
-            return self._groups_with.get((key.namespace, label_key, value), [])
-        return list(self._groups)
+        pair = _first_pair(key)
+        return list(self._groups) if pair is None else self._groups_with.get(pair, [])
+
+    def _counts_fed_by(self, namespace: str, pod_labels: Labels) -> tuple[DomainCounts, ...]:
+        candidates = list(self._counts_with.get(None, []))
+        for label_key, value in pod_labels:
+            candidates += self._counts_with.get((namespace, label_key, value), [])
+        return tuple(c for c in candidates if c.matches(namespace, pod_labels))
 
     def on_pod(self, namespace: str, pod_labels: Labels, node: int, delta: int) -> None:
         """A pod was placed on (delta=1) or removed from (delta=-1) `node`."""
@@ -104,9 +112,17 @@ class TopologyCounts:
             for label_key, value in pod_labels:
                 self._groups_with.setdefault((namespace, label_key, value), []).append(group)
         per_node[node] = per_node.get(node, 0) + delta
-        fed = self._fed_by.get((namespace, pod_labels))
+        fed = self._fed_by.get(group)
         if fed is None:
-            fed = tuple(c for c in self._counts.values() if c.matches(namespace, pod_labels))
-            self._fed_by[(namespace, pod_labels)] = fed
+            fed = self._fed_by[group] = self._counts_fed_by(namespace, pod_labels)
         for counts in fed:
             counts.add(node, delta)
+
+
+def _first_pair(key: CountKey) -> LabelPair | None:
+    """The selector's first matchLabels pair; None if it has none (then it is checked
+    against every group)."""
+    if not key.selector.match_labels:
+        return None
+    label_key, value = key.selector.match_labels[0]
+    return (key.namespace, label_key, value)

@@ -16,7 +16,9 @@ from sigma.agent.runtime.shimmed import ShimRuntime
 class ProcessRuntime(ShimRuntime):
     name = "process"
 
-    def __init__(self, state_dir: str, cgroups: CgroupTree | None = None, namespaces: bool | None = None) -> None:
+    def __init__(
+        self, state_dir: str, cgroups: CgroupTree | None = None, namespaces: bool | None = None
+    ) -> None:
         super().__init__(state_dir)
         self.cgroups = cgroups
         self.namespaces = os.geteuid() == 0 if namespaces is None else namespaces
@@ -30,6 +32,14 @@ class ProcessRuntime(ShimRuntime):
             res = Resources(spec.cpu_request_millis, spec.cpu_limit_millis, 0, spec.memory_limit_bytes)
             rel = self.cgroups.ensure_container(spec.cgroup_parent, spec.name, res, spec.cpuset)
             procs, oom_counter = self.cgroups.procs_files(rel), self.cgroups.oom_counter(rel)
-        return {"mode": "process", "argv": [*spec.command, *spec.args], "env": spec.env,
-                "cwd": spec.working_dir, "cgroup_procs": procs, "oom_counter": oom_counter,
-                "oom_score_adj": spec.oom_score_adj, "namespaces": self.namespaces, "hostname": spec.pod_name}
+        return {
+            "mode": "process",
+            "argv": [*spec.command, *spec.args],
+            "env": spec.env,
+            "cwd": spec.working_dir,
+            "cgroup_procs": procs,
+            "oom_counter": oom_counter,
+            "oom_score_adj": spec.oom_score_adj,
+            "namespaces": self.namespaces,
+            "hostname": spec.pod_name,
+        }

@@ -20,18 +20,38 @@ from sigma.agent.runtime.shimmed import ShimRuntime, StartFailure
 
 # Docker's default set minus the ones that let a process change file ownership across the
 # host (MKNOD, SETFCAP, NET_RAW, SYS_CHROOT, AUDIT_WRITE): enough for ordinary programs.
-CAPABILITIES = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-                "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE"]
-MASKED_PATHS = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"]
+CAPABILITIES = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+]
+MASKED_PATHS = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/sys/firmware",
+    "/proc/scsi",
+]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
 
 class RuncRuntime(ShimRuntime):
     name = "runc"
 
-    def __init__(self, state_dir: str, images: ImageStore, cgroups: CgroupTree | None = None,
-                 runc: str = "runc") -> None:
+    def __init__(
+        self, state_dir: str, images: ImageStore, cgroups: CgroupTree | None = None, runc: str = "runc"
+    ) -> None:
         super().__init__(state_dir)
         self.images, self.cgroups = images, cgroups
         self.runc_root = os.path.join(state_dir, "runc-root")
@@ -48,8 +68,13 @@ class RuncRuntime(ShimRuntime):
         with open(os.path.join(bundle, "config.json"), "w") as f:
             json.dump(oci_config(spec, image_config, rel), f, indent=1)
         oom = self.cgroups.oom_counter(rel) if rel and self.cgroups else ""
-        return {"mode": "runc", "runc": [self.runc, "--root", self.runc_root], "runc_id": spec.id,
-                "bundle": bundle, "oom_counter": oom}
+        return {
+            "mode": "runc",
+            "runc": [self.runc, "--root", self.runc_root],
+            "runc_id": spec.id,
+            "bundle": bundle,
+            "oom_counter": oom,
+        }
 
 
 def oci_config(spec: ContainerSpec, image: dict[str, Any], cgroup_rel: str) -> dict[str, Any]:
@@ -61,8 +86,10 @@ def oci_config(spec: ContainerSpec, image: dict[str, Any], cgroup_rel: str) -> d
     env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     env.update(spec.env)
     caps = {k: CAPABILITIES for k in ("bounding", "effective", "permitted")}
-    resources: dict[str, Any] = {"devices": [{"allow": False, "access": "rwm"}],
-                                 "cpu": {"shares": cpu_shares(spec.cpu_request_millis)}}
+    resources: dict[str, Any] = {
+        "devices": [{"allow": False, "access": "rwm"}],
+        "cpu": {"shares": cpu_shares(spec.cpu_request_millis)},
+    }
     if spec.cpu_limit_millis:
         resources["cpu"].update(quota=cpu_quota_us(spec.cpu_limit_millis), period=100_000)
     if spec.cpuset:
@@ -73,18 +100,24 @@ def oci_config(spec: ContainerSpec, image: dict[str, Any], cgroup_rel: str) -> d
         "resources": resources,
         # No network namespace yet: containers share the host network, like hostNetwork pods.
         "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount")],
-        "maskedPaths": MASKED_PATHS, "readonlyPaths": READONLY_PATHS,
+        "maskedPaths": MASKED_PATHS,
+        "readonlyPaths": READONLY_PATHS,
     }
     if cgroup_rel:
         linux["cgroupsPath"] = "/" + cgroup_rel
     return {
         "ociVersion": "1.0.2",
-        "process": {"terminal": False, "user": {"uid": 0, "gid": 0}, "args": [*entrypoint, *cmd],
-                    "env": [f"{k}={v}" for k, v in env.items()],
-                    "cwd": spec.working_dir or image.get("WorkingDir") or "/",
-                    "capabilities": caps, "noNewPrivileges": True,
-                    "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-                    "oomScoreAdj": spec.oom_score_adj if spec.oom_score_adj >= 0 else 0},
+        "process": {
+            "terminal": False,
+            "user": {"uid": 0, "gid": 0},
+            "args": [*entrypoint, *cmd],
+            "env": [f"{k}={v}" for k, v in env.items()],
+            "cwd": spec.working_dir or image.get("WorkingDir") or "/",
+            "capabilities": caps,
+            "noNewPrivileges": True,
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "oomScoreAdj": spec.oom_score_adj if spec.oom_score_adj >= 0 else 0,
+        },
         "root": {"path": "rootfs", "readonly": False},
         "hostname": spec.pod_name[:63] or "sigma",
         "mounts": _MOUNTS,
@@ -94,12 +127,34 @@ def oci_config(spec: ContainerSpec, image: dict[str, Any], cgroup_rel: str) -> d
 
 _MOUNTS = [
     {"destination": "/proc", "type": "proc", "source": "proc"},
-    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-     "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-    {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-     "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-    {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-     "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-    {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-    {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+    {
+        "destination": "/dev",
+        "type": "tmpfs",
+        "source": "tmpfs",
+        "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+    },
+    {
+        "destination": "/dev/pts",
+        "type": "devpts",
+        "source": "devpts",
+        "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+    },
+    {
+        "destination": "/dev/shm",
+        "type": "tmpfs",
+        "source": "shm",
+        "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+    },
+    {
+        "destination": "/dev/mqueue",
+        "type": "mqueue",
+        "source": "mqueue",
+        "options": ["nosuid", "noexec", "nodev"],
+    },
+    {
+        "destination": "/sys",
+        "type": "sysfs",
+        "source": "sysfs",
+        "options": ["nosuid", "noexec", "nodev", "ro"],
+    },
 ]

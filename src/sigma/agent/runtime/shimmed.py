@@ -46,11 +46,17 @@ class ShimRuntime:
             shim_spec = self._shim_spec(spec, cdir)
         except StartFailure as err:
             return self.record_failure(spec, err.reason, err.message)
-        write_json(os.path.join(cdir, "spec.json"), {**meta, **shim_spec, "log_path": spec.log_path,
-                                                     "log_max_bytes": spec.log_max_bytes})
+        write_json(
+            os.path.join(cdir, "spec.json"),
+            {**meta, **shim_spec, "log_path": spec.log_path, "log_max_bytes": spec.log_max_bytes},
+        )
         ready_r, ready_w = os.pipe()
-        launcher = subprocess.Popen([sys.executable, "-m", "sigma.agent.shim", cdir, str(ready_w)],
-                                    pass_fds=(ready_w,), stdin=subprocess.DEVNULL, close_fds=True)
+        launcher = subprocess.Popen(
+            [sys.executable, "-m", "sigma.agent.shim", cdir, str(ready_w)],
+            pass_fds=(ready_w,),
+            stdin=subprocess.DEVNULL,
+            close_fds=True,
+        )
         os.close(ready_w)
         with os.fdopen(ready_r, "rb") as ready:
             ready.read()  # EOF once the shim wrote state.json (running or start failure)
@@ -63,10 +69,27 @@ class ShimRuntime:
         cdir = os.path.join(self.dir, spec.id)
         os.makedirs(cdir, exist_ok=True)
         now = time.time()
-        write_json(os.path.join(cdir, "spec.json"), {"pod_uid": spec.pod_uid, "name": spec.name,
-                                                     "attempt": spec.attempt, "image": spec.image, "mode": "none"})
-        write_json(os.path.join(cdir, "state.json"), {"state": "exited", "exit_code": 128, "reason": reason,
-                                                      "message": message, "started_at": now, "finished_at": now})
+        write_json(
+            os.path.join(cdir, "spec.json"),
+            {
+                "pod_uid": spec.pod_uid,
+                "name": spec.name,
+                "attempt": spec.attempt,
+                "image": spec.image,
+                "mode": "none",
+            },
+        )
+        write_json(
+            os.path.join(cdir, "state.json"),
+            {
+                "state": "exited",
+                "exit_code": 128,
+                "reason": reason,
+                "message": message,
+                "started_at": now,
+                "finished_at": now,
+            },
+        )
         return self._status_or_fail(spec.id)
 
     def stop(self, container_id: str, grace_seconds: float) -> None:
@@ -90,10 +113,20 @@ class ShimRuntime:
         if kind == RUNNING and not _alive(state.get("shim_pid"), state.get("shim_start")):
             kind, reason, message = UNKNOWN, "Unknown", "the shim supervising the container is gone"
         return ContainerStatus(
-            id=container_id, runtime=self.name, pod_uid=meta["pod_uid"], name=meta["name"],
-            attempt=int(meta["attempt"]), state=kind, pid=state.get("pid"), exit_code=state.get("exit_code"),
-            reason=reason, message=message, started_at=state.get("started_at"),
-            finished_at=state.get("finished_at"), image=meta.get("image", ""))
+            id=container_id,
+            runtime=self.name,
+            pod_uid=meta["pod_uid"],
+            name=meta["name"],
+            attempt=int(meta["attempt"]),
+            state=kind,
+            pid=state.get("pid"),
+            exit_code=state.get("exit_code"),
+            reason=reason,
+            message=message,
+            started_at=state.get("started_at"),
+            finished_at=state.get("finished_at"),
+            image=meta.get("image", ""),
+        )
 
     def list(self) -> list[ContainerStatus]:
         out = []

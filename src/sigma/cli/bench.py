@@ -1,0 +1,38 @@
+"""`sigma bench NAME [--json] [args]`: run a benchmark; its result is the last line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+
+from rich.console import Console
+
+from sigma.bench import NAMES
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("bench", help="run a benchmark (the result is printed last, as JSON with --json)")
+    p.add_argument("name", choices=NAMES)
+    p.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the benchmark's own arguments")
+    p.set_defaults(func=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    try:
+        module = importlib.import_module(f"sigma.bench.{args.name}")
+    except ModuleNotFoundError as err:
+        if err.name == f"sigma.bench.{args.name}":
+            Console(stderr=True).print(f"[red]benchmark {args.name!r} is not available in this build[/]")
+            return 2
+        raise
+    # --json may come after NAME, where argparse hands it to the benchmark's arguments.
+    rest = [a for a in args.args if a != "--json"]
+    as_json = args.json or len(rest) != len(args.args)
+    result = module.run(rest)
+    if as_json:
+        print(json.dumps(result), flush=True)
+    else:
+        Console().print_json(json.dumps(result))
+    return 0

@@ -1,0 +1,95 @@
+"""The runc runtime with a busybox image imported into the store (root, runc, busybox)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import Any
+
+import pytest
+
+from sigma.agent.cgroups import CgroupTree
+from sigma.agent.images import ImageStore
+from sigma.agent.node import NodeRuntime
+from sigma.agent.podmanager import BackOff, PodManager
+from sigma.agent.runtime.base import RUNNING
+from sigma.agent.runtime.process import ProcessRuntime
+from sigma.agent.runtime.runc import RuncRuntime
+
+from .conftest import make_pod, needs_root, wait_for
+from .imagebuild import busybox_layout
+
+RUNC, BUSYBOX = shutil.which("runc"), shutil.which("busybox")
+pytestmark = [
+    *needs_root,
+    pytest.mark.skipif(RUNC is None, reason="runc is not installed (apt package runc)"),
+    pytest.mark.skipif(BUSYBOX is None, reason="busybox is not installed (apt package busybox-static)"),
+]
+
+
+@pytest.fixture
+def runc_node(tmp_path: Any, cgroup_root: CgroupTree) -> Any:
+    assert BUSYBOX is not None
+    busybox_layout(str(tmp_path / "layout"), BUSYBOX)
+    images = ImageStore(str(tmp_path / "images"))
+    images.import_path(str(tmp_path / "layout"))
+    state = str(tmp_path / "state")
+    runtimes: Any = {
+        "runc": RuncRuntime(state, images, cgroup_root),
+        "process": ProcessRuntime(state, cgroup_root),
+    }
+    node = NodeRuntime(state, runtimes, cgroup_root, PodManager(BackOff(base=0.3)))
+    try:
+        yield node
+    finally:
+        for rt in runtimes.values():
+            for c in rt.list():
+                rt.remove(c.id)
+
+
+def latest(node: NodeRuntime, pod: dict[str, Any]) -> Any:
+    runs = [c for c in node.observed() if c.pod_uid == pod["metadata"]["uid"]]
+    return max(runs, key=lambda c: c.attempt) if runs else None
+
+
+def test_busybox_container_runs_and_logs(runc_node: NodeRuntime) -> None:
+    pod = make_pod(
+        "bb",
+        ["sh", "-c", "echo hello from $(cat /proc/1/comm); sleep 30"],
+        image="busybox:test",
+        limits={"memory": "32Mi", "cpu": "500m"},
+    )
+    runc_node.sync([pod], time.time())
+    c = latest(runc_node, pod)
+    assert c.state == RUNNING, c
+    assert c.runtime == "runc"
+    wait_for(lambda: list(runc_node.logs(pod, "main")))
+    assert list(runc_node.logs(pod, "main")) == [b"hello from sh\n"]
+    cg = runc_node.cgroups
+    assert cg is not None
+    rel = f"{cg.pod_path('prod', pod['metadata']['uid'])}/main"
+    assert cg.read("memory", rel, "memory.limit_in_bytes") == str(32 * 2**20)
+    assert cg.read("cpu", rel, "cpu.cfs_quota_us") == "50000"
+
+
+def test_busybox_memory_limit_holds(runc_node: NodeRuntime) -> None:
+    # dd allocates and fills a 64 MiB buffer: over a 32 MiB limit it must be OOM-killed.
+    pod = make_pod(
+        "bbhog",
+        ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=4"],
+        image="busybox:test",
+        restart="Never",
+        limits={"memory": "32Mi"},
+    )
+    runc_node.sync([pod], time.time())
+    wait_for(lambda: latest(runc_node, pod).state != RUNNING)
+    c = latest(runc_node, pod)
+    assert (c.reason, c.exit_code) == ("OOMKilled", 137), c
+
+
+def test_missing_image_is_a_clear_start_error(runc_node: NodeRuntime) -> None:
+    pod = make_pod("noimg", ["sh"], image="nosuch:1", restart="Never")
+    result = runc_node.sync([pod], time.time())
+    term = result.statuses[0].status["containerStatuses"][0]["state"]["terminated"]
+    assert term["reason"] == "ErrImageNeverPull"
+    assert "sigma image import" in term["message"]

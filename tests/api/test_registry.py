@@ -1,0 +1,183 @@
+"""Object semantics of the registry, in-process over an in-memory store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from sigma.api import admission
+from sigma.api.errors import ApiError
+from sigma.api.registry import Registry
+from sigma.api.resources import resource
+from sigma.store.sqlite import SqliteStore
+
+PODS, DEPLOYMENTS, NAMESPACES = resource("pods"), resource("deployments"), resource("namespaces")
+
+
+@pytest.fixture
+def registry() -> Iterator[Registry]:
+    store = SqliteStore(":memory:")
+    clock = [1_800_000_000.0]
+    reg = Registry(store, clock=lambda: clock[0])
+    admission.install(reg)
+    admission.bootstrap(reg)
+    try:
+        yield reg
+    finally:
+        store.close()
+
+
+def pod(name: str, **meta: object) -> dict:
+    return {"metadata": {"name": name, **meta}, "spec": {"containers": [{"name": "c", "command": ["true"]}]}}
+
+
+def test_create_fills_uid_timestamps_generation_and_defaults(registry: Registry) -> None:
+    created = registry.create(PODS, "default", pod("a"))
+    m = created["metadata"]
+    assert m["uid"] and m["creationTimestamp"] == "2027-01-15T08:00:00Z" and m["generation"] == 1
+    assert created["spec"]["schedulerName"] == "sigma-scheduler"
+    assert created["spec"]["priority"] == 0 and created["status"]["phase"] == "Pending"
+    assert created["status"]["qosClass"] == "BestEffort"
+
+
+def test_priority_class_sets_the_pod_priority(registry: Registry) -> None:
+    p = pod("a")
+    p["spec"]["priorityClassName"] = "sigma-batch"
+    assert registry.create(PODS, "default", p)["spec"]["priority"] == 5000
+
+
+def test_generate_name_makes_a_unique_name(registry: Registry) -> None:
+    a = registry.create(PODS, "default", {**pod(""), "metadata": {"generateName": "web-"}})
+    b = registry.create(PODS, "default", {**pod(""), "metadata": {"generateName": "web-"}})
+    assert a["metadata"]["name"].startswith("web-") and a["metadata"]["name"] != b["metadata"]["name"]
+
+
+def test_main_resource_writes_keep_status_and_status_writes_keep_spec(registry: Registry) -> None:
+    registry.create(PODS, "default", pod("a"))
+    registry.patch(PODS, "default", "a", "merge", {"status": {"phase": "Running"}})
+    assert registry.get(PODS, "default", "a")["status"]["phase"] == "Pending"
+    registry.patch(PODS, "default", "a", "merge", {"status": {"phase": "Running"}}, subresource="status")
+    assert registry.get(PODS, "default", "a")["status"]["phase"] == "Running"
+
+
+def test_an_update_that_changes_nothing_keeps_the_resource_version(registry: Registry) -> None:
+    created = registry.create(PODS, "default", pod("a"))
+    same = registry.patch(PODS, "default", "a", "merge", {"metadata": {"labels": None}})
+    assert same["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+
+
+def test_generation_moves_only_with_the_spec(registry: Registry) -> None:
+    d = {"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {
+        "metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}}
+    registry.create(DEPLOYMENTS, "default", d)
+    registry.patch(DEPLOYMENTS, "default", "d", "merge", {"metadata": {"labels": {"x": "y"}}})
+    assert registry.get(DEPLOYMENTS, "default", "d")["metadata"]["generation"] == 1
+    registry.patch(DEPLOYMENTS, "default", "d", "merge", {"spec": {"replicas": 4}})
+    assert registry.get(DEPLOYMENTS, "default", "d")["metadata"]["generation"] == 2
+
+
+def test_a_pod_on_a_node_is_deleted_gracefully_then_for_good(registry: Registry) -> None:
+    registry.create(PODS, "default", pod("a"))
+    registry.bind("default", "a", "node-1")
+    marked = registry.delete(PODS, "default", "a")
+    assert marked["metadata"]["deletionTimestamp"] == "2027-01-15T08:00:30Z"
+    assert marked["metadata"]["deletionGracePeriodSeconds"] == 30
+    assert registry.get(PODS, "default", "a")["metadata"]["deletionTimestamp"]
+    registry.delete(PODS, "default", "a", grace_period=0)
+    with pytest.raises(ApiError) as err:
+        registry.get(PODS, "default", "a")
+    assert err.value.code == 404
+
+
+def test_binding_twice_is_a_conflict(registry: Registry) -> None:
+    registry.create(PODS, "default", pod("a"))
+    bound = registry.bind("default", "a", "node-1")
+    assert bound["spec"]["nodeName"] == "node-1"
+    assert any(c["type"] == "PodScheduled" and c["status"] == "True" for c in bound["status"]["conditions"])
+    with pytest.raises(ApiError) as err:
+        registry.bind("default", "a", "node-2")
+    assert err.value.code == 409
+
+
+def owned_pod(name: str, owner: dict) -> dict:
+    ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": owner["metadata"]["name"],
+           "uid": owner["metadata"]["uid"], "controller": True}
+    return pod(name, ownerReferences=[ref])
+
+
+@pytest.fixture
+def deployment(registry: Registry) -> dict:
+    d = {"metadata": {"name": "d"}, "spec": {"replicas": 0, "selector": {"matchLabels": {"a": "b"}}, "template": {
+        "metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}}
+    return registry.create(DEPLOYMENTS, "default", d)
+
+
+def test_deleting_an_owner_deletes_its_dependents(registry: Registry, deployment: dict) -> None:
+    registry.create(PODS, "default", owned_pod("p1", deployment))
+    registry.create(PODS, "default", pod("unrelated"))
+    registry.delete(DEPLOYMENTS, "default", "d")
+    names = [p["metadata"]["name"] for p in registry.list(PODS, "default")["items"]]
+    assert names == ["unrelated"]
+
+
+def test_orphan_propagation_keeps_dependents_without_the_reference(registry: Registry, deployment: dict) -> None:
+    registry.create(PODS, "default", owned_pod("p1", deployment))
+    registry.delete(DEPLOYMENTS, "default", "d", propagation="Orphan")
+    left = registry.get(PODS, "default", "p1")
+    assert "ownerReferences" not in left["metadata"]
+
+
+def test_finalizers_hold_deletion_until_removed(registry: Registry) -> None:
+    registry.create(PODS, "default", pod("a", finalizers=["sigma.io/hold"]))
+    marked = registry.delete(PODS, "default", "a")
+    assert marked["metadata"]["deletionTimestamp"]
+    registry.patch(PODS, "default", "a", "merge", {"metadata": {"finalizers": None}})
+    with pytest.raises(ApiError):
+        registry.get(PODS, "default", "a")
+
+
+def test_deleting_a_namespace_removes_its_contents(registry: Registry) -> None:
+    registry.create(NAMESPACES, None, {"metadata": {"name": "gone"}})
+    registry.create(PODS, "gone", pod("a"))
+    registry.delete(NAMESPACES, None, "gone")
+    assert registry.list(PODS, "gone")["items"] == []
+
+
+def test_lists_page_with_limit_and_continue(registry: Registry) -> None:
+    for i in range(5):
+        registry.create(PODS, "default", pod(f"p{i}"))
+    first = registry.list(PODS, "default", limit=2)
+    assert [p["metadata"]["name"] for p in first["items"]] == ["p0", "p1"]
+    second = registry.list(PODS, "default", limit=2, continue_token=first["metadata"]["continue"])
+    assert [p["metadata"]["name"] for p in second["items"]] == ["p2", "p3"]
+    third = registry.list(PODS, "default", limit=2, continue_token=second["metadata"]["continue"])
+    assert [p["metadata"]["name"] for p in third["items"]] == ["p4"] and "continue" not in third["metadata"]
+
+
+def test_a_watch_turns_selector_transitions_into_added_and_deleted(registry: Registry) -> None:
+    start = registry.list(PODS, "default")["metadata"]["resourceVersion"]
+    watch = registry.watch(PODS, "default", start, label_selector="tier=gold")
+    try:
+        registry.create(PODS, "default", pod("a", labels={"tier": "silver"}))
+        registry.patch(PODS, "default", "a", "merge", {"metadata": {"labels": {"tier": "gold"}}})
+        registry.patch(PODS, "default", "a", "merge", {"metadata": {"annotations": {"x": "y"}}})
+        registry.patch(PODS, "default", "a", "merge", {"metadata": {"labels": {"tier": "bronze"}}})
+        events = []
+        while len(events) < 3:
+            got = watch.wait(2.0)
+            assert got, f"timed out after {events}"
+            events += got
+        assert [e.type for e in events] == ["ADDED", "MODIFIED", "DELETED"]
+    finally:
+        watch.close()
+
+
+def test_a_watch_from_a_compacted_revision_is_gone(registry: Registry) -> None:
+    registry.create(PODS, "default", pod("a"))
+    old = registry.list(PODS, "default")["metadata"]["resourceVersion"]
+    registry.create(PODS, "default", pod("b"))
+    registry.store.compact(registry.store.current_revision())
+    with pytest.raises(ApiError) as err:
+        registry.watch(PODS, "default", str(int(old) - 1))
+    assert err.value.code == 410
