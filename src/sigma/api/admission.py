@@ -48,7 +48,8 @@ def resolve_pod_priority(registry: Registry) -> Any:
                 spec["priorityClassName"] = pc["metadata"]["name"]
         value = int(pc["value"]) if pc is not None else 0
         if "priority" in spec and spec["priority"] != value:
-            raise ApiError(403, "Forbidden", f"the integer value of priority ({spec['priority']}) must not be "
+            raise ApiError(403, "Forbidden", f'pods "{pod["metadata"].get("name", "")}" is forbidden: '
+                           f"the integer value of priority ({spec['priority']}) must not be "
                            f"provided in pod spec; the priority admission controller computed {value} from the "
                            "given PriorityClass name")
         spec["priority"] = value

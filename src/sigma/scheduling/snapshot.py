@@ -148,9 +148,10 @@ class ClusterSnapshot:
     def charge_many(self, vector: RequestVector, nodes: IntArray, counts: IntArray) -> None:
         """Reserve `counts[i]` copies of `vector` on `nodes[i]` in one vectorised step
         (batch placement; these instances are not tracked as individual pods)."""
-        for row in vector.asked:
-            self.free[row, nodes] -= counts * vector.amounts[row]
-            self.free_fraction[row, nodes] = self.free[row, nodes] * self.inverse_allocatable[row, nodes]
+        if nodes.size == 0:
+            return
+        self.free[:, nodes] -= np.outer(vector.amounts, counts)
+        self.free_fraction[:, nodes] = self.free[:, nodes] * self.inverse_allocatable[:, nodes]
 
 
 def _taint_masks(nodes: Sequence[NodeSpec]) -> dict[Taint, BoolArray]:
