@@ -57,19 +57,19 @@ def test_the_client_sees_a_conflict_on_a_stale_replace(core: client.CoreV1Api, n
 
 def test_the_client_watches_pod_events(core: client.CoreV1Api, ns: str) -> None:
     seen: list[tuple[str, str]] = []
-    ready = threading.Event()
+    # Watching from the list's resourceVersion delivers every later change, however soon
+    # after it the writes below happen.
+    since = core.list_namespaced_pod(ns).metadata.resource_version
 
     def consume() -> None:
         w = watch.Watch()
-        ready.set()
-        for event in w.stream(core.list_namespaced_pod, ns, timeout_seconds=10):
+        for event in w.stream(core.list_namespaced_pod, ns, resource_version=since, timeout_seconds=10):
             seen.append((event["type"], event["object"].metadata.name))
             if event["type"] == "DELETED":
                 w.stop()
 
     thread = threading.Thread(target=consume)
     thread.start()
-    ready.wait()
     core.create_namespaced_pod(ns, make_pod("kc-w"))
     core.patch_namespaced_pod("kc-w", ns, {"metadata": {"labels": {"x": "y"}}})
     core.delete_namespaced_pod("kc-w", ns)

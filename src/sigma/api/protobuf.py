@@ -147,6 +147,9 @@ def _decode_message(buf: bytes, message: str, path: str) -> dict[str, Any]:
             out.setdefault(field.json_name, {})[key] = item
         elif field.repeated:
             out.setdefault(field.json_name, []).extend(_decode_repeated(field, wire, value, where))
+        elif field.inline:
+            # An embedded Go struct: its fields belong to this JSON object.
+            out.update(_decode_value(field, wire, value, path))
         else:
             decoded = _decode_value(field, wire, value, where)
             if decoded is None or (_is_zero(decoded) and not field.keep_zero):
@@ -300,14 +303,23 @@ def encode_k8s_protobuf(obj: dict[str, Any]) -> bytes:
 
 def _encode_message(obj: dict[str, Any], message: str, path: str) -> bytes:
     table = MESSAGES[message]
-    by_name = {field.json_name: (number, field) for number, field in table.items()}
-    unknown = sorted(set(obj) - set(by_name))
+    by_name = {field.json_name: (number, field) for number, field in table.items() if not field.inline}
+    # The JSON keys of embedded structs go back into their own nested message.
+    embedded: dict[int, dict[str, Any]] = {}
+    for number, field in table.items():
+        if field.inline:
+            assert field.message_type is not None
+            owned = _json_keys(field.message_type)
+            embedded[number] = {key: value for key, value in obj.items() if key in owned}
+    claimed = {key for part in embedded.values() for key in part}
+    unknown = sorted(set(obj) - set(by_name) - claimed)
     if unknown:
         raise ProtobufError(f"{path or message}: no protobuf field for {', '.join(unknown)}")
+    entries = [(number, table[number], part, path) for number, part in embedded.items()]
+    entries += [(by_name[key][0], by_name[key][1], value, f"{path}.{key}" if path else key)
+                for key, value in obj.items() if key in by_name]
     out = bytearray()
-    for name in sorted(obj, key=lambda key: by_name[key][0]):
-        number, field = by_name[name]
-        value, where = obj[name], f"{path}.{name}" if path else name
+    for number, field, value, where in sorted(entries, key=lambda entry: entry[0]):
         if value is None:
             continue
         if field.kind == MAP:
@@ -320,6 +332,17 @@ def _encode_message(obj: dict[str, Any], message: str, path: str) -> bytes:
         else:
             out += _encode_value(number, field, value, where)
     return bytes(out)
+
+
+def _json_keys(message: str) -> set[str]:
+    """The keys a message contributes to its JSON object, embedded structs included."""
+    keys: set[str] = set()
+    for field in MESSAGES[message].values():
+        if field.inline and field.message_type is not None:
+            keys |= _json_keys(field.message_type)
+        else:
+            keys.add(field.json_name)
+    return keys
 
 
 def _encode_map_value(value: Any, field: Field) -> bytes:

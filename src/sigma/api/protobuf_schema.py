@@ -12,6 +12,10 @@ Messages with a JSON form of their own are not tables but kinds: Time, MicroTime
 Quantity, IntOrString and FieldsV1. Map fields (labels, resource lists...) are repeated
 entry messages on the wire (key = 1, value = 2) and appear here as MAP_STR / MAP_QUANTITY.
 
+``inline`` marks the Go structs embedded with ``json:",inline"`` (Volume's VolumeSource,
+Probe's ProbeHandler, the LocalObjectReference of config map and secret selectors...): a
+nested message on the wire, but their fields sit in the parent's JSON object.
+
 ``keep_zero`` marks the fields where a zero value means something: Go pointers
 (``replicas: 0``, ``automountServiceAccountToken: false``) and fields without
 ``omitempty``. Go's protobuf encoder writes every non-pointer scalar even when it is zero,
@@ -43,17 +47,19 @@ class Field(NamedTuple):
     repeated: bool
     message_type: str | None
     keep_zero: bool
+    inline: bool
 
 
-def F(json_name: str, kind: str, repeated: bool = False, keep_zero: bool = False) -> Field:
+def F(json_name: str, kind: str, repeated: bool = False, keep_zero: bool = False,
+      inline: bool = False) -> Field:
     """A table entry: ``kind`` is a field kind above or the name of another table."""
     if kind == MAP_STR:
-        return Field(json_name, MAP, False, STR, keep_zero)
+        return Field(json_name, MAP, False, STR, keep_zero, inline)
     if kind == MAP_QUANTITY:
-        return Field(json_name, MAP, False, QUANTITY, keep_zero)
+        return Field(json_name, MAP, False, QUANTITY, keep_zero, inline)
     if kind in SCALAR_KINDS:
-        return Field(json_name, kind, repeated, None, keep_zero)
-    return Field(json_name, MESSAGE, repeated, kind, keep_zero)
+        return Field(json_name, kind, repeated, None, keep_zero, inline)
+    return Field(json_name, MESSAGE, repeated, kind, keep_zero, inline)
 
 
 # The message in an envelope's ``raw``, by the envelope's apiVersion and kind.
@@ -108,10 +114,11 @@ MESSAGES: dict[str, dict[int, Field]] = {
         4: F("path", STR), 5: F("optional", BOOL, keep_zero=True),
     },
     "ConfigMapEnvSource": {
-        1: F("localObjectReference", "LocalObjectReference"), 2: F("optional", BOOL, keep_zero=True),
+        1: F("localObjectReference", "LocalObjectReference", inline=True),
+        2: F("optional", BOOL, keep_zero=True),
     },
     "ConfigMapKeySelector": {
-        1: F("localObjectReference", "LocalObjectReference"), 2: F("key", STR),
+        1: F("localObjectReference", "LocalObjectReference", inline=True), 2: F("key", STR),
         3: F("optional", BOOL, keep_zero=True),
     },
     "ConfigMapNodeConfigSource": {
@@ -119,12 +126,13 @@ MESSAGES: dict[str, dict[int, Field]] = {
         5: F("kubeletConfigKey", STR),
     },
     "ConfigMapProjection": {
-        1: F("localObjectReference", "LocalObjectReference"), 2: F("items", "KeyToPath", REPEATED),
-        4: F("optional", BOOL, keep_zero=True),
+        1: F("localObjectReference", "LocalObjectReference", inline=True),
+        2: F("items", "KeyToPath", REPEATED), 4: F("optional", BOOL, keep_zero=True),
     },
     "ConfigMapVolumeSource": {
-        1: F("localObjectReference", "LocalObjectReference"), 2: F("items", "KeyToPath", REPEATED),
-        3: F("defaultMode", INT, keep_zero=True), 4: F("optional", BOOL, keep_zero=True),
+        1: F("localObjectReference", "LocalObjectReference", inline=True),
+        2: F("items", "KeyToPath", REPEATED), 3: F("defaultMode", INT, keep_zero=True),
+        4: F("optional", BOOL, keep_zero=True),
     },
     "Container": {
         1: F("name", STR), 2: F("image", STR), 3: F("command", STR, REPEATED), 4: F("args", STR, REPEATED),
@@ -209,7 +217,8 @@ MESSAGES: dict[str, dict[int, Field]] = {
         3: F("configMapKeyRef", "ConfigMapKeySelector"), 4: F("secretKeyRef", "SecretKeySelector"),
     },
     "EphemeralContainer": {
-        1: F("ephemeralContainerCommon", "EphemeralContainerCommon"), 2: F("targetContainerName", STR),
+        1: F("ephemeralContainerCommon", "EphemeralContainerCommon", inline=True),
+        2: F("targetContainerName", STR),
     },
     "EphemeralContainerCommon": {
         1: F("name", STR), 2: F("image", STR), 3: F("command", STR, REPEATED), 4: F("args", STR, REPEATED),
@@ -259,10 +268,11 @@ MESSAGES: dict[str, dict[int, Field]] = {
     "HostIP": {1: F("ip", STR)},
     "HostPathVolumeSource": {1: F("path", STR), 2: F("type", STR)},
     "ISCSIVolumeSource": {
-        1: F("targetPortal", STR), 2: F("iqn", STR), 3: F("lun", INT), 4: F("iscsiInterface", STR),
-        5: F("fsType", STR), 6: F("readOnly", BOOL), 7: F("portals", STR, REPEATED),
-        8: F("chapAuthDiscovery", BOOL), 10: F("secretRef", "LocalObjectReference"),
-        11: F("chapAuthSession", BOOL), 12: F("initiatorName", STR),
+        1: F("targetPortal", STR), 2: F("iqn", STR), 3: F("lun", INT, keep_zero=True),
+        4: F("iscsiInterface", STR), 5: F("fsType", STR), 6: F("readOnly", BOOL),
+        7: F("portals", STR, REPEATED), 8: F("chapAuthDiscovery", BOOL),
+        10: F("secretRef", "LocalObjectReference"), 11: F("chapAuthSession", BOOL),
+        12: F("initiatorName", STR),
     },
     "ImageVolumeSource": {1: F("reference", STR), 2: F("pullPolicy", STR)},
     "KeyToPath": {1: F("key", STR), 2: F("path", STR), 3: F("mode", INT, keep_zero=True)},
@@ -281,7 +291,10 @@ MESSAGES: dict[str, dict[int, Field]] = {
         1: F("exec", "ExecAction"), 2: F("httpGet", "HTTPGetAction"), 3: F("tcpSocket", "TCPSocketAction"),
         4: F("sleep", "SleepAction"),
     },
-    "LinuxContainerUser": {1: F("uid", INT), 2: F("gid", INT), 3: F("supplementalGroups", INT, REPEATED)},
+    "LinuxContainerUser": {
+        1: F("uid", INT, keep_zero=True), 2: F("gid", INT, keep_zero=True),
+        3: F("supplementalGroups", INT, REPEATED),
+    },
     "LocalObjectReference": {1: F("name", STR)},
     "ManagedFieldsEntry": {
         1: F("manager", STR), 2: F("operation", STR), 3: F("apiVersion", STR), 4: F("time", TIME),
@@ -449,9 +462,9 @@ MESSAGES: dict[str, dict[int, Field]] = {
         4: F("description", STR), 5: F("preemptionPolicy", STR),
     },
     "Probe": {
-        1: F("handler", "ProbeHandler"), 2: F("initialDelaySeconds", INT), 3: F("timeoutSeconds", INT),
-        4: F("periodSeconds", INT), 5: F("successThreshold", INT), 6: F("failureThreshold", INT),
-        7: F("terminationGracePeriodSeconds", INT, keep_zero=True),
+        1: F("handler", "ProbeHandler", inline=True), 2: F("initialDelaySeconds", INT),
+        3: F("timeoutSeconds", INT), 4: F("periodSeconds", INT), 5: F("successThreshold", INT),
+        6: F("failureThreshold", INT), 7: F("terminationGracePeriodSeconds", INT, keep_zero=True),
     },
     "ProbeHandler": {
         1: F("exec", "ExecAction"), 2: F("httpGet", "HTTPGetAction"), 3: F("tcpSocket", "TCPSocketAction"),
@@ -489,15 +502,16 @@ MESSAGES: dict[str, dict[int, Field]] = {
     "ScaleStatus": {1: F("replicas", INT, keep_zero=True), 2: F("selector", STR)},
     "SeccompProfile": {1: F("type", STR), 2: F("localhostProfile", STR)},
     "SecretEnvSource": {
-        1: F("localObjectReference", "LocalObjectReference"), 2: F("optional", BOOL, keep_zero=True),
+        1: F("localObjectReference", "LocalObjectReference", inline=True),
+        2: F("optional", BOOL, keep_zero=True),
     },
     "SecretKeySelector": {
-        1: F("localObjectReference", "LocalObjectReference"), 2: F("key", STR),
+        1: F("localObjectReference", "LocalObjectReference", inline=True), 2: F("key", STR),
         3: F("optional", BOOL, keep_zero=True),
     },
     "SecretProjection": {
-        1: F("localObjectReference", "LocalObjectReference"), 2: F("items", "KeyToPath", REPEATED),
-        4: F("optional", BOOL, keep_zero=True),
+        1: F("localObjectReference", "LocalObjectReference", inline=True),
+        2: F("items", "KeyToPath", REPEATED), 4: F("optional", BOOL, keep_zero=True),
     },
     "SecretVolumeSource": {
         1: F("secretName", STR), 2: F("items", "KeyToPath", REPEATED),
@@ -514,7 +528,7 @@ MESSAGES: dict[str, dict[int, Field]] = {
     "ServiceAccountTokenProjection": {
         1: F("audience", STR), 2: F("expirationSeconds", INT, keep_zero=True), 3: F("path", STR),
     },
-    "SleepAction": {1: F("seconds", INT)},
+    "SleepAction": {1: F("seconds", INT, keep_zero=True)},
     "StorageOSVolumeSource": {
         1: F("volumeName", STR), 2: F("volumeNamespace", STR), 3: F("fsType", STR), 4: F("readOnly", BOOL),
         5: F("secretRef", "LocalObjectReference"),
@@ -536,7 +550,7 @@ MESSAGES: dict[str, dict[int, Field]] = {
     "TypedObjectReference": {
         1: F("apiGroup", STR), 2: F("kind", STR), 3: F("name", STR), 4: F("namespace", STR),
     },
-    "Volume": {1: F("name", STR), 2: F("volumeSource", "VolumeSource")},
+    "Volume": {1: F("name", STR), 2: F("volumeSource", "VolumeSource", inline=True)},
     "VolumeDevice": {1: F("name", STR), 2: F("devicePath", STR)},
     "VolumeMount": {
         1: F("name", STR), 2: F("readOnly", BOOL), 3: F("mountPath", STR), 4: F("subPath", STR),

@@ -52,7 +52,12 @@ from sigma.scheduling import (
 
 GIB = 2**30
 NODE_CORES, NODE_MEMORY, MAX_PODS = 96, 512 * GIB, 110  # v2018 machines: 96 cores; memory assumed
-ZONE, RACK, HOST, POOL = "topology.kubernetes.io/zone", "sigma.io/rack", "kubernetes.io/hostname", "sigma.io/pool"
+ZONE, RACK, HOST, POOL = (
+    "topology.kubernetes.io/zone",
+    "sigma.io/rack",
+    "kubernetes.io/hostname",
+    "sigma.io/pool",
+)
 DEDICATED = Taint("sigma.io/dedicated", "search", TaintEffect.NO_SCHEDULE)
 DRAINING = Taint("sigma.io/draining", "soon", TaintEffect.PREFER_NO_SCHEDULE)
 REPLICAS_PER_APP = 20
@@ -70,9 +75,13 @@ def load_task_sizes(path: Path) -> list[TaskSize]:
     """Real task sizes: cpus are cores (plan_cpu/100), mem is % of a machine's memory."""
     jobs = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     return [
-        TaskSize(max(1, round(task["cpus"] * 1000)), max(1, round(task["mem"] / 100 * NODE_MEMORY)),
-                 int(task["n_instances"]))
-        for job in jobs for task in job["tasks"]
+        TaskSize(
+            max(1, round(task["cpus"] * 1000)),
+            max(1, round(task["mem"] / 100 * NODE_MEMORY)),
+            int(task["n_instances"]),
+        )
+        for job in jobs
+        for task in job["tasks"]
     ]
 
 
@@ -92,8 +101,11 @@ def build_nodes(count: int, domains: list[tuple[str, str]], rng: random.Random) 
         taints = (DEDICATED,) if i % 20 == 7 else (DRAINING,) if i % 10 == 3 else ()
         batch_share = rng.uniform(0.2, 0.5)  # what Level-0 would reclaim from prod's real usage
         allocatable = {
-            CPU: NODE_CORES * 1000, MEMORY: NODE_MEMORY, PODS: MAX_PODS,
-            BATCH_CPU: int(NODE_CORES * 1000 * batch_share), BATCH_MEMORY: int(NODE_MEMORY * batch_share),
+            CPU: NODE_CORES * 1000,
+            MEMORY: NODE_MEMORY,
+            PODS: MAX_PODS,
+            BATCH_CPU: int(NODE_CORES * 1000 * batch_share),
+            BATCH_MEMORY: int(NODE_MEMORY * batch_share),
         }
         pool = "ssd" if i % 4 == 0 else "general"
         node_labels = labels({ZONE: zone, RACK: rack, HOST: f"node-{i}", POOL: pool})
@@ -110,8 +122,13 @@ def filler_pods(nodes: list[NodeSpec], fill: float, rng: random.Random) -> list[
             cpu = rng.choice((4000, 8000, 16000))
             priority = rng.choice((3000, 3500, 5000, 5500))
             uid = f"filler-{len(placed)}"
-            pod = PodSpec(uid, uid, priority=priority, requests=requests({CPU: cpu, MEMORY: cpu * 4 * 2**20}),
-                          labels=labels(app="filler"))
+            pod = PodSpec(
+                uid,
+                uid,
+                priority=priority,
+                requests=requests({CPU: cpu, MEMORY: cpu * 4 * 2**20}),
+                labels=labels(app="filler"),
+            )
             placed.append((pod, node.name))
             used += cpu
     return placed
@@ -125,7 +142,9 @@ def app_pods(count: int, sizes: list[TaskSize], rng: random.Random) -> list[PodS
         size = rng.choice(sizes)
         kind = rng.random()
         template = PodSpec(
-            uid="", name="", priority=rng.choice((9500, 9000, 7500, 5500, 3500)),
+            uid="",
+            name="",
+            priority=rng.choice((9500, 9000, 7500, 5500, 3500)),
             requests=requests({CPU: size.milli_cpu * 4, MEMORY: size.memory * 4}),
             labels=labels(app=app),
             node_selector=labels({POOL: "ssd"}) if kind < 0.1 else (),
@@ -166,8 +185,13 @@ def place_pods(scheduler: Scheduler, pods: list[PodSpec], console: Console) -> d
         if done % 5000 == 0:
             console.log(f"placed {done}/{len(pods)} pods")
     elapsed = time.perf_counter() - started
-    return {"placements_per_s": round(len(pods) / elapsed), "unschedulable": unschedulable,
-            "preemptions": preemptions, "victims": victims, "pods_seconds": round(elapsed, 3)}
+    return {
+        "placements_per_s": round(len(pods) / elapsed),
+        "unschedulable": unschedulable,
+        "preemptions": preemptions,
+        "victims": victims,
+        "pods_seconds": round(elapsed, 3),
+    }
 
 
 def place_batch(snapshot: ClusterSnapshot, sizes: list[TaskSize], console: Console) -> dict[str, Any]:
@@ -188,8 +212,12 @@ def place_batch(snapshot: ClusterSnapshot, sizes: list[TaskSize], console: Conso
             while len(running) > len(sizes) // 20:  # finished instances free their capacity
                 placer.release(running.popleft())
     console.log(f"placed {placed} batch instances of {len(sizes)} tasks")
-    return {"batch_placements_per_s": round(placed / timed), "batch_instances": placed,
-            "batch_tasks": len(sizes), "batch_tasks_short": short}
+    return {
+        "batch_placements_per_s": round(placed / timed),
+        "batch_instances": placed,
+        "batch_tasks": len(sizes),
+        "batch_tasks_short": short,
+    }
 
 
 def run(argv: list[str]) -> dict[str, Any]:

@@ -63,8 +63,15 @@ def select_victims_on_node(
     if any(f < n for f, n in zip(free, needed, strict=True)):
         return None
     victims: list[PodSpec] = []
-    # Most important first: higher priority, then uid for a deterministic order.
-    for pod in sorted(preemptible, key=lambda p: (-p.priority, p.uid)):
+    # Most important first: higher priority; within a priority the smaller pods first, so
+    # the ones left out (the victims) are the large ones and there are fewer of them.
+    allocatable = [max(1, int(snapshot.allocatable[row, node])) for row in rows]
+
+    def importance(p: PodSpec) -> tuple[int, float, str]:
+        share = sum(a / cap for a, cap in zip(usage[p.uid], allocatable, strict=True))
+        return (-p.priority, share, p.uid)
+
+    for pod in sorted(preemptible, key=importance):
         without = [f - a for f, a in zip(free, usage[pod.uid], strict=True)]
         if all(f >= n for f, n in zip(without, needed, strict=True)):
             free = without  # reprieved: it stays

@@ -76,14 +76,20 @@ class TopologyBalance:
 
     def add(self, snapshot: ClusterSnapshot, profile: PodProfile, weight: float, out: FloatArray) -> None:
         for check in profile.soft_spread:
-            out += (weight / len(profile.soft_spread)) * _balance(check)[check.counts.domains.of_node]
+            # Score the few domains, then one gather to the many nodes.
+            out += _balance(check, weight / len(profile.soft_spread))[check.counts.domains.of_node]
 
 
-def _balance(check: SpreadCheck) -> FloatArray:
-    per_domain = check.counts.per_domain[:-1] + check.self_match
-    most = int(per_domain.max()) if per_domain.size else 0
-    scores = np.zeros(per_domain.size + 1)
-    scores[:-1] = 100.0 * (most - per_domain) / most if most else 100.0
+def _balance(check: SpreadCheck, scale: float) -> FloatArray:
+    """Per domain: scale x 100 x (most - count) / most, counting the pod itself; the
+    trailing sentinel slot (nodes without the label) scores 0."""
+    per_domain = check.counts.per_domain
+    most = int(per_domain.max()) + check.self_match
+    if most == 0:
+        scores = np.full(per_domain.size, scale * 100.0)
+    else:
+        scores = (most - check.self_match - per_domain) * (scale * 100.0 / most)
+    scores[-1] = 0.0
     return scores
 
 

@@ -1,0 +1,250 @@
+"""The deployment controller: keeps each Deployment's pods at spec.replicas and rolls them
+to a new pod template, the way Kubernetes does, but without ReplicaSets.
+
+Pods are owned by the Deployment itself (ownerReferences, controller=true) and carry the
+label ``pod-template-hash``: pods with the current template's hash play the part of the
+"new ReplicaSet", every other hash the old ones. The planning (``plan_pods``) and the status
+(``rollout_status`` in sigma.master.controllers.rollout) are pure; this module is the shell
+that lists, creates, deletes and writes. Everything it needs is in the store: the revision
+and the hash it belongs to are annotations on the Deployment, so a restarted master carries
+on where the last one stopped, without duplicating pods.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sigma.api.errors import ApiError
+from sigma.api.objects import controller_of, is_pod_terminal, owner_reference
+from sigma.client.base import ApiClient
+from sigma.master.controllers.rollout import (
+    HASH_LABEL,
+    REVISION,
+    TEMPLATE_HASH,
+    plan_pods,
+    rollout_status,
+    template_hash,
+)
+from sigma.master.events import record_event
+from sigma.master.process import register_controller
+
+log = logging.getLogger("sigma.deployment")
+
+Key = tuple[str, str]  # (namespace, name)
+RESYNC_S = 30.0
+COMPONENT = "deployment-controller"
+_SAFE = "bcdfghjklmnpqrstvwxz2456789"  # no vowels: generated names never spell words
+
+
+class DeploymentController:
+    name = "deployment"
+
+    def __init__(self, client: ApiClient, clock: Callable[[], float] = time.time,
+                 resync_s: float = RESYNC_S) -> None:
+        self.client = client
+        self.clock = clock
+        self.resync_s = resync_s
+        self.queue = WorkQueue()
+
+    # -- the loop ----------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        # The pumps stop with the master, or with this run if it raises (the master then
+        # restarts run(), which must not leave a second pair of pumps behind).
+        done = threading.Event()
+        pumps = [threading.Thread(target=self._pump, args=(res, to_key, stop, done), daemon=True,
+                                  name=f"deployment-watch-{res}")
+                 for res, to_key in (("deployments", _deployment_key), ("pods", _owner_key))]
+        for pump in pumps:
+            pump.start()
+        next_resync = 0.0
+        try:
+            while not stop.is_set():
+                if time.monotonic() >= next_resync:
+                    for d in self.client.list("deployments")["items"]:
+                        self.queue.add((d["metadata"]["namespace"], d["metadata"]["name"]))
+                    next_resync = time.monotonic() + self.resync_s
+                key = self.queue.get(timeout=0.5)
+                if key is not None:
+                    self._process(key)
+        finally:
+            done.set()
+            for pump in pumps:
+                pump.join(timeout=3)
+
+    def _process(self, key: Key) -> None:
+        try:
+            delay = self.sync(*key)
+        except ApiError as err:
+            # A conflict means someone wrote in between: read again soon.
+            delay = 0.2 if err.reason == "Conflict" else 2.0
+            log.log(logging.DEBUG if err.reason == "Conflict" else logging.WARNING, "sync %s/%s: %s", *key, err)
+        except Exception:
+            log.exception("sync %s/%s failed", *key)
+            delay = 5.0
+        if delay is not None:
+            self.queue.add(key, delay)
+
+    def _pump(self, resource: str, to_key: Callable[[dict[str, Any]], Key | None], stop: threading.Event,
+              done: threading.Event) -> None:
+        """Feed the queue from a watch; relist when the watch's revision was compacted."""
+        while not (stop.is_set() or done.is_set()):
+            try:
+                rv = self.client.list(resource)["metadata"]["resourceVersion"]
+                for ev in self.client.watch(resource, resource_version=rv):
+                    if stop.is_set() or done.is_set():
+                        return
+                    key = to_key(ev.object) if ev.type != "BOOKMARK" else None
+                    if key is not None:
+                        self.queue.add(key)
+            except ApiError as err:
+                if err.code != 410:
+                    log.warning("watch %s: %s", resource, err)
+                    stop.wait(1.0)
+            except Exception:
+                log.exception("watch %s failed", resource)
+                stop.wait(1.0)
+
+    # -- one deployment ------------------------------------------------------------------
+    def sync(self, namespace: str, name: str) -> float | None:
+        """Reconcile one Deployment; returns when to look at it again (None: on events only)."""
+        try:
+            deploy = self.client.get("deployments", name, namespace)
+        except ApiError as err:
+            if err.code == 404:
+                return None  # deleted: the registry's cascade took its pods
+            raise
+        if deploy["metadata"].get("deletionTimestamp"):
+            return None
+        now = self.clock()
+        pods = self._pods_of(deploy)
+        for pod in pods:
+            if is_pod_terminal(pod) and not pod["metadata"].get("deletionTimestamp"):
+                self._replace_finished(deploy, pod, now)
+        pods = [p for p in pods if not is_pod_terminal(p)]
+        current = template_hash(deploy["spec"]["template"])
+        deploy, new_rollout = self._ensure_revision(deploy, current)
+        plan = plan_pods(deploy, pods, current, now)
+        for _ in range(plan.create):
+            if not self._create_pod(deploy, current, now):
+                break
+        for pod in plan.delete:
+            self._delete_pod(pod)
+        if plan.create or plan.delete:
+            pods = [p for p in self._pods_of(deploy) if not is_pod_terminal(p)]
+        status, recheck = rollout_status(deploy, pods, current, now, new_rollout)
+        if status != deploy.get("status"):
+            self.client.update("deployments", {**deploy, "status": status}, namespace, subresource="status")
+        return recheck
+
+    def _pods_of(self, deploy: dict[str, Any]) -> list[dict[str, Any]]:
+        uid = deploy["metadata"]["uid"]
+        items = self.client.list("pods", deploy["metadata"]["namespace"])["items"]
+        return [p for p in items if (controller_of(p) or {}).get("uid") == uid]
+
+    def _ensure_revision(self, deploy: dict[str, Any], current: str) -> tuple[dict[str, Any], bool]:
+        """Number the template: a hash not seen last time starts revision N+1."""
+        annotations = deploy["metadata"].get("annotations") or {}
+        if annotations.get(TEMPLATE_HASH) == current and REVISION in annotations:
+            return deploy, False
+        try:
+            revision = int(annotations.get(REVISION, "0")) + 1
+        except ValueError:
+            revision = 1
+        patch = {"metadata": {"resourceVersion": deploy["metadata"]["resourceVersion"],
+                              "annotations": {REVISION: str(revision), TEMPLATE_HASH: current}}}
+        deploy = self.client.patch("deployments", deploy["metadata"]["name"], patch, deploy["metadata"]["namespace"])
+        return deploy, True
+
+    def _create_pod(self, deploy: dict[str, Any], current: str, now: float) -> bool:
+        m = deploy["metadata"]
+        template = deploy["spec"]["template"]
+        tmeta = template.get("metadata") or {}
+        pod_meta: dict[str, Any] = {
+            "namespace": m["namespace"],
+            "labels": {**(tmeta.get("labels") or {}), HASH_LABEL: current},
+            "ownerReferences": [owner_reference(deploy)],
+        }
+        if tmeta.get("annotations"):
+            pod_meta["annotations"] = dict(tmeta["annotations"])
+        for _ in range(3):  # a clash of the random suffix is rare; try another
+            suffix = "".join(secrets.choice(_SAFE) for _ in range(5))
+            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {**pod_meta, "name": f"{m['name']}-{current}-{suffix}"},
+                   "spec": template["spec"]}
+            try:
+                self.client.create("pods", pod, m["namespace"])
+                return True
+            except ApiError as err:
+                if err.reason == "AlreadyExists":
+                    continue
+                # The template cannot make a valid pod (or the namespace is going away): say
+                # so on the Deployment instead of retrying in a tight loop.
+                record_event(self.client, deploy, "Warning", "FailedCreate", f"Error creating pod: {err}",
+                             COMPONENT, now)
+                return False
+        return False
+
+    def _delete_pod(self, pod: dict[str, Any]) -> None:
+        m = pod["metadata"]
+        try:
+            self.client.delete("pods", m["name"], m["namespace"], preconditions_uid=m.get("uid"))
+        except ApiError as err:
+            if err.code not in (404, 409):
+                raise
+
+    def _replace_finished(self, deploy: dict[str, Any], pod: dict[str, Any], now: float) -> None:
+        """A pod of a Deployment that ended (Failed, e.g. evicted) is deleted so that a fresh
+        one takes its place; the Event keeps the reason after the pod is gone."""
+        status = pod.get("status") or {}
+        why = status.get("reason") or status.get("message") or status.get("phase", "")
+        record_event(self.client, deploy, "Normal", "ReplacingFinishedPod",
+                     f"Pod {pod['metadata']['name']} ended ({why}); replacing it", COMPONENT, now)
+        self._delete_pod(pod)
+
+
+def _deployment_key(obj: dict[str, Any]) -> Key | None:
+    m = obj.get("metadata") or {}
+    return (m["namespace"], m["name"]) if m.get("name") and m.get("namespace") else None
+
+
+def _owner_key(pod: dict[str, Any]) -> Key | None:
+    ref = controller_of(pod)
+    if not ref or ref.get("kind") != "Deployment" or not ref.get("apiVersion", "").startswith("apps/"):
+        return None
+    return (pod["metadata"].get("namespace", ""), ref.get("name", ""))
+
+
+class WorkQueue:
+    """Keys to reconcile, each at most once in the queue, optionally after a delay."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._due: dict[Key, float] = {}
+
+    def add(self, key: Key, delay: float = 0.0) -> None:
+        due = time.monotonic() + delay
+        with self._cv:
+            if due < self._due.get(key, float("inf")):
+                self._due[key] = due
+                self._cv.notify()
+
+    def get(self, timeout: float) -> Key | None:
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while True:
+                now = time.monotonic()
+                key = min(self._due, key=self._due.__getitem__, default=None)
+                if key is not None and self._due[key] <= now:
+                    del self._due[key]
+                    return key
+                wake = min(deadline, self._due[key]) if key is not None else deadline
+                if wake <= now:
+                    return None
+                self._cv.wait(wake - now)
+
+
+register_controller(lambda client: DeploymentController(client))

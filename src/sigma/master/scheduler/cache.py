@@ -1,0 +1,138 @@
+"""The scheduler's cache: nodes and pods from the watch, and the snapshot kept in step.
+
+The snapshot is changed incrementally: a pod bound, assumed or deleted is one
+`assume`/`forget` of one column. Only a change to the node set or to a node's
+scheduling-relevant fields (allocatable, labels, taints, cordon, readiness) rebuilds it,
+lazily, before the next scheduling pass: node changes are rare, pod changes are the flood.
+
+`placed` is the ledger of what the snapshot charges, by pod uid: pods bound to a node,
+pods assumed by this scheduler whose binding has not come back through the watch yet, and
+preemptors holding the room their victims are freeing. Victims of a preemption are in
+`evicting`: no longer charged, and ignored until their DELETED event.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sigma.master.scheduler.convert import ConversionError, node_spec, pod_spec
+from sigma.scheduling import ClusterSnapshot, NodeSpec, PodSpec, Preemption, Scheduler, labels
+
+log = logging.getLogger("sigma.scheduler.cache")
+
+
+def pod_uid(pod: dict[str, Any]) -> str:
+    meta = pod.get("metadata") or {}
+    return str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
+
+
+class ClusterCache:
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.nodes: dict[str, NodeSpec] = {}
+        self.pods: dict[str, dict[str, Any]] = {}  # every non-terminal pod, by uid
+        self.specs: dict[str, PodSpec] = {}
+        self.placed: dict[str, str] = {}
+        self.evicting: set[str] = set()
+        self.snapshot = ClusterSnapshot([])
+        self.scheduler = Scheduler(self.snapshot, seed=seed)
+        self._stale = False
+
+    # -- nodes ------------------------------------------------------------------------------
+    def set_node(self, node: dict[str, Any]) -> bool:
+        """True if the change matters to scheduling (heartbeats alone do not)."""
+        spec = node_spec(node)
+        if self.nodes.get(spec.name) == spec:
+            return False
+        self.nodes[spec.name] = spec
+        self._stale = True
+        return True
+
+    def remove_node(self, name: str) -> bool:
+        if self.nodes.pop(name, None) is None:
+            return False
+        self._stale = True
+        return True
+
+    def ensure_fresh(self) -> None:
+        """Rebuild the snapshot (and the scheduler's per-shape caches) if the nodes changed."""
+        if not self._stale:
+            return
+        self._stale = False
+        nodes = [self.nodes[name] for name in sorted(self.nodes)]
+        charged = [(self.specs[uid], node) for uid, node in self.placed.items() if node in self.nodes]
+        self.snapshot = ClusterSnapshot(nodes, charged)
+        self.scheduler = Scheduler(self.snapshot, seed=self.seed)
+        log.info("snapshot rebuilt: %d nodes, %d pods", len(nodes), len(charged))
+
+    # -- pods -------------------------------------------------------------------------------
+    def spec_of(self, pod: dict[str, Any]) -> PodSpec:
+        """The pod's PodSpec, converted once per uid (and again if its labels change,
+        since labels feed spread and anti-affinity counts). Raises ConversionError."""
+        uid = pod_uid(pod)
+        spec = self.specs.get(uid)
+        if spec is None or spec.labels != labels((pod.get("metadata") or {}).get("labels") or {}):
+            spec = self.specs[uid] = pod_spec(pod)
+        return spec
+
+    def set_pod(self, pod: dict[str, Any]) -> None:
+        """An ADDED/MODIFIED pod: record it, and charge it to its node once it is bound."""
+        uid = pod_uid(pod)
+        self.pods[uid] = pod
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node or uid in self.evicting:
+            return
+        try:
+            old_spec = self.specs.get(uid)
+            spec = self.spec_of(pod)
+        except ConversionError as err:
+            log.warning("pod %s cannot be accounted for: %s", uid, err)
+            return
+        if self.placed.get(uid) == node and spec is old_spec:
+            return  # our own binding (or a status update) coming back: already charged
+        self.uncharge(uid)
+        self.charge(spec, node)
+
+    def remove_pod(self, uid: str) -> None:
+        self.pods.pop(uid, None)
+        self.specs.pop(uid, None)
+        self.evicting.discard(uid)
+        self.uncharge(uid)
+
+    def charge(self, spec: PodSpec, node: str) -> None:
+        self.placed[spec.uid] = node
+        index = self.snapshot.node_index.get(node)
+        if index is not None and not self._stale:
+            self.snapshot.assume(spec, index)
+
+    def uncharge(self, uid: str) -> None:
+        self.placed.pop(uid, None)
+        if self.snapshot.node_of(uid) is not None:
+            self.snapshot.forget(uid)
+
+    # -- preemption -------------------------------------------------------------------------
+    def reserve_for_preemptor(self, spec: PodSpec, preemption: Preemption) -> None:
+        """The victims stop counting and the preemptor holds their room on the node now, so
+        no other pod is handed the capacity they free while they terminate."""
+        for victim in preemption.victims:
+            self.evicting.add(victim.uid)
+        self.scheduler.preempt(spec, preemption)
+        for victim in preemption.victims:
+            self.placed.pop(victim.uid, None)
+        self.placed[spec.uid] = preemption.node_name
+
+    def sync(self, resource: str, items: tuple[dict[str, Any], ...]) -> None:
+        """A relist: forget what vanished meanwhile, then take every listed object."""
+        if resource == "nodes":
+            listed = {item["metadata"]["name"] for item in items}
+            for name in [n for n in self.nodes if n not in listed]:
+                self.remove_node(name)
+            for item in items:
+                self.set_node(item)
+            return
+        listed_uids = {pod_uid(item) for item in items}
+        for uid in [u for u in self.pods if u not in listed_uids]:
+            self.remove_pod(uid)
+        for item in items:
+            self.set_pod(item)
