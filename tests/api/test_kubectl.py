@@ -48,7 +48,8 @@ spec:
 """
 
 
-def kubectl(master: MasterProcess, *args: str, ok: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def kubectl(master: MasterProcess, *args: str, ok: bool = True,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(["kubectl", "--server", master.url, *args], capture_output=True, text=True,
                             input=input, timeout=60)
     if ok:

@@ -33,6 +33,7 @@ def resolve_pod_priority(registry: Registry) -> Any:
         if old is not None:
             return  # priority is fixed at creation
         name = spec.get("priorityClassName")
+        pc: dict[str, Any] | None
         if name:
             try:
                 pc = registry.get(PRIORITY_CLASSES, None, name)
@@ -43,7 +44,8 @@ def resolve_pod_priority(registry: Registry) -> Any:
                                    name=pod["metadata"].get("name", "")) from None
                 raise
         else:
-            pc = next((p for p in registry.list(PRIORITY_CLASSES)["items"] if p.get("globalDefault")), None)
+            defaults = [p for p in registry.list(PRIORITY_CLASSES)["items"] if p.get("globalDefault")]
+            pc = defaults[0] if defaults else None
             if pc is not None:
                 spec["priorityClassName"] = pc["metadata"]["name"]
         value = int(pc["value"]) if pc is not None else 0

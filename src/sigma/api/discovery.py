@@ -69,6 +69,9 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
                                          "kind": kind, "verbs": verbs}
             if sub == "scale":
                 sub_entry["group"], sub_entry["version"] = "autoscaling", "v1"
+            elif sub == "eviction":
+                # kubectl drain evicts (rather than deletes) when discovery says so.
+                sub_entry["group"], sub_entry["version"] = "policy", "v1"
             entries.append(sub_entry)
     if not entries:
         return None

@@ -78,7 +78,8 @@ def _paths(resources: list[ResourceType]) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for rt in resources:
         base = f"/{_gv_path(rt.group, rt.version)}"
-        item = f"{base}/namespaces/{{namespace}}/{rt.plural}/{{name}}" if rt.namespaced else f"{base}/{rt.plural}/{{name}}"
+        scope = f"{base}/namespaces/{{namespace}}" if rt.namespaced else base
+        item = f"{scope}/{rt.plural}/{{name}}"
         gvk = {"group": rt.group, "version": rt.version, "kind": rt.kind}
         ref = {"$ref": f"#/components/schemas/{_definition_name(rt)}"}
         ok = {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}

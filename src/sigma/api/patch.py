@@ -165,7 +165,8 @@ def _smp_map(target: dict[str, Any], patch: dict[str, Any], schema: Schema | Non
         if value is None:
             out.pop(key, None)
         elif isinstance(value, dict):
-            merged = _smp_map(out.get(key) if isinstance(out.get(key), dict) else {}, value, sub)
+            current = out.get(key)
+            merged = _smp_map(current if isinstance(current, dict) else {}, value, sub)
             if merged is None:
                 out.pop(key, None)
             else:
@@ -207,7 +208,7 @@ def _smp_list(target: Any, patch: list[Any], schema: Schema | None) -> list[Any]
         if pos is None:
             out.append({k: v for k, v in item.items() if k != "$patch"})
         else:
-            merged = _smp_map(out[pos], item, item_schema)
+            merged = _smp_map(dict(out[pos]), item, item_schema)
             if merged is not None:
                 out[pos] = merged
     return out

@@ -10,6 +10,7 @@ in-process LocalClient both call it, so in-process controllers get exactly the A
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import threading
@@ -24,12 +25,20 @@ from sigma.api.objects import decode, encode, meta, now_rfc3339
 from sigma.api.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from sigma.api.resources import RESOURCES, ResourceType, resource
 from sigma.api.schema import KIND_SCHEMAS, prune, type_errors
-from sigma.api.selectors import DEFAULT_FIELDS, FIELD_SELECTORS, SelectorError, parse_field_selector, parse_label_selector
+from sigma.api.selectors import (
+    DEFAULT_FIELDS,
+    FIELD_SELECTORS,
+    SelectorError,
+    parse_field_selector,
+    parse_label_selector,
+)
 from sigma.api.validation import apply_defaults, validate
 from sigma.api.watch import RegistryWatch
 from sigma.store.contract import Conflict, KeyExists, KeyNotFound, KeyValue, Store
 
 Clock = Callable[[], float]
+# Spelled out here: inside the class, "list" names Registry.list.
+Dependents = list[tuple[ResourceType, dict[str, Any]]]
 MAX_CONFLICT_RETRIES = 10
 
 
@@ -112,11 +121,12 @@ class Registry:
         return RegistryWatch.open(self.store, rt, prefix, resource_version, match, self._from_kv)
 
     # -- create -----------------------------------------------------------------------------
-    def prepare(self, rt: ResourceType, obj: Any, namespace: str | None, strict: bool = True,
+    def prepare(self, rt: ResourceType, body: Any, namespace: str | None, strict: bool = True,
                 old: dict[str, Any] | None = None) -> dict[str, Any]:
         """Check the shape, drop or reject unknown fields, default, validate, admit."""
-        if not isinstance(obj, dict):
+        if not isinstance(body, dict):
             raise errors.bad_request(f"the body must be a {rt.kind} object")
+        obj: dict[str, Any] = body
         name = (obj.get("metadata") or {}).get("name") or ""
         if obj.get("kind") not in (None, rt.kind) or obj.get("apiVersion") not in (None, rt.api_version):
             raise errors.bad_request(f"the API version in the data ({obj.get('apiVersion')}) and kind "
@@ -126,7 +136,7 @@ class Registry:
         if problems:
             raise errors.invalid(rt.kind, name, [Cause(p, m, "FieldValueTypeInvalid") for p, m in problems], rt.group)
         unknown: list[str] = []
-        obj = prune(obj, schema, "", unknown)
+        obj = dict(prune(obj, schema, "", unknown))
         if unknown and strict:
             raise errors.invalid(rt.kind, name, [Cause(p, f'Invalid value: unknown field "{p}"', "FieldValueInvalid")
                                                  for p in unknown], rt.group)
@@ -147,8 +157,9 @@ class Registry:
             hook(obj, old)
         return obj
 
-    def create(self, rt: ResourceType, namespace: str | None, obj: Any, strict: bool = True,
+    def create(self, rt: ResourceType, namespace: str | None, body: Any, strict: bool = True,
                dry_run: bool = False) -> dict[str, Any]:
+        obj = body
         if isinstance(obj, dict):
             obj = copy.deepcopy(obj)
             m = meta(obj)
@@ -189,7 +200,8 @@ class Registry:
             raise errors.bad_request(f"the body must be a {rt.kind} object")
         body_name = (obj.get("metadata") or {}).get("name")
         if body_name and body_name != name:
-            raise errors.bad_request(f"the name of the object ({body_name}) does not match the name on the URL ({name})")
+            raise errors.bad_request(f"the name of the object ({body_name}) does not match the name on the URL "
+                                     f"({name})")
         expected = (obj.get("metadata") or {}).get("resourceVersion")
         try:
             expected_rev = int(expected) if expected else None
@@ -359,10 +371,8 @@ class Registry:
                 continue
             kvs, _ = self.store.list(rt.key_prefix(namespace))
             for kv in kvs:
-                try:
+                with contextlib.suppress(KeyNotFound):
                     self.store.delete(kv.key)
-                except KeyNotFound:
-                    pass
 
     def _cascade(self, rt: ResourceType, owner: dict[str, Any], propagation: str) -> None:
         """Background and Foreground delete the dependents (at once, here); Orphan strips the
@@ -383,8 +393,8 @@ class Registry:
                 if err.code != 404:
                     raise
 
-    def dependents(self, uid: str | None, namespace: str | None) -> list[tuple[ResourceType, dict[str, Any]]]:
-        out = []
+    def dependents(self, uid: str | None, namespace: str | None) -> Dependents:
+        out: Dependents = []
         for rt in RESOURCES:
             if rt.kind in ("Event", "Lease", "Namespace"):
                 continue

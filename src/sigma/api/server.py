@@ -9,6 +9,7 @@ request would cost more than the work itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -23,7 +24,8 @@ from starlette.routing import Route
 
 from sigma.api import discovery, errors
 from sigma.api.errors import ApiError
-from sigma.api.openapi import openapi_v2, openapi_v3_index, openapi_v3_group
+from sigma.api.openapi import openapi_v2, openapi_v3_group, openapi_v3_index
+from sigma.api.protobuf import ProtobufError, decode_k8s_protobuf
 from sigma.api.registry import Registry
 from sigma.api.resources import ResourceType, lookup
 from sigma.api.scale import get_scale, update_scale
@@ -37,6 +39,7 @@ MAX_BODY_BYTES = 3 * 1024 * 1024  # the Kubernetes API server's limit
 BOOKMARK_INTERVAL_S = 5.0
 DEFAULT_WATCH_TIMEOUT_S = 1800
 TABLE_MEDIA = "as=Table"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
 PATCH_TYPES = {
     "application/merge-patch+json": "merge",
     "application/json-patch+json": "json",
@@ -89,6 +92,12 @@ async def read_body(request: Request) -> Any:
     if not raw.strip():
         return None
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if ctype == PROTOBUF:
+        # kubectl's typed clients send protobuf bodies (kubectl create deployment...).
+        try:
+            return decode_k8s_protobuf(raw)
+        except ProtobufError as err:
+            raise errors.bad_request(f"the protobuf body of the request could not be decoded: {err}") from err
     try:
         if ctype in ("application/yaml", "application/apply-patch+yaml", "text/yaml"):
             return yaml.safe_load(raw)
@@ -332,7 +341,11 @@ class ApiServer:
                       bookmarks: bool) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
-        watch.add_listener(lambda: loop.call_soon_threadsafe(wake.set))
+
+        def wake_up() -> None:  # called from the store's thread
+            loop.call_soon_threadsafe(wake.set)
+
+        watch.add_listener(wake_up)
         table = wants_table(request)
         include = request.query_params.get("includeObject", "Metadata")
         deadline = loop.time() + timeout
@@ -354,10 +367,8 @@ class ApiServer:
                             "metadata": {"resourceVersion": str(watch.revision)}}
                     yield (json.dumps({"type": "BOOKMARK", "object": mark}) + "\n").encode()
                 wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=min(deadline, next_bookmark) - now)
-                except TimeoutError:
-                    pass
         finally:
             watch.close()
 

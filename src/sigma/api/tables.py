@@ -82,7 +82,8 @@ def _deployment_row(d: dict[str, Any], now: float) -> Row:
     selector = ",".join(f"{k}={v}" for k, v in sorted(((spec.get("selector") or {}).get("matchLabels") or {}).items()))
     return [d["metadata"]["name"], f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
             status.get("updatedReplicas", 0), status.get("availableReplicas", 0), age(d, now),
-            ",".join(c.get("name", "") for c in containers), ",".join(c.get("image") or "<process>" for c in containers),
+            ",".join(c.get("name", "") for c in containers),
+            ",".join(c.get("image") or "<process>" for c in containers),
             selector]
 
 

@@ -34,10 +34,17 @@ class Controller(Protocol):
 
 
 ControllerFactory = Callable[[LocalClient], Controller]
-CONTROLLER_FACTORIES: list[ControllerFactory] = []
+# Every factory is kept as one taking (client, Master.options).
+CONTROLLER_FACTORIES: list[Callable[[LocalClient, dict[str, Any]], Controller]] = []
 
 
 def register_controller(factory: ControllerFactory) -> None:
+    CONTROLLER_FACTORIES.append(lambda client, _options: factory(client))
+
+
+def register_configurable_controller(factory: Callable[[LocalClient, dict[str, Any]], Controller]) -> None:
+    """A controller whose factory also reads Master.options (timeouts and periods, e.g.
+    ``Master(url, options={"node_grace_s": 2, "pod_eviction_timeout_s": 3})``)."""
     CONTROLLER_FACTORIES.append(factory)
 
 
@@ -64,7 +71,7 @@ class Master:
 
         client = LocalClient(self.registry)
         for factory in CONTROLLER_FACTORIES if self.controllers else []:
-            ctrl = factory(client)
+            ctrl = factory(client, self.options)
             thread = threading.Thread(target=self._run_controller, args=(ctrl,), name=ctrl.name, daemon=True)
             thread.start()
             self._threads.append(thread)

@@ -90,6 +90,9 @@ def pick_preemption(
 ) -> Preemption | None:
     """The best candidate node and its victims, or None if preemption cannot help."""
     best: Preemption | None = None
+    # One victim of the lowest priority running anywhere cannot be beaten by a later node.
+    running = [p for p, count in snapshot.pods_by_priority.items() if count > 0]
+    unbeatable = (1, min(running, default=0))
     for node in candidates:
         victims = select_victims_on_node(snapshot, preemptor, int(node))
         if victims is None or not victims:
@@ -97,6 +100,8 @@ def pick_preemption(
         option = Preemption(int(node), snapshot.nodes[int(node)].name, victims)
         if best is None or option.ranking() < best.ranking():
             best = option
+            if best.ranking()[:2] == unbeatable:
+                break
     return best
 
 

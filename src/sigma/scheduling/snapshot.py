@@ -8,6 +8,7 @@ nothing is ever recomputed for the whole cluster between placements.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -67,6 +68,7 @@ class ClusterSnapshot:
         # Requests per priority band (keyed by the band's highest priority), so preemption
         # can bound "free if every lower band left" for all nodes in one vectorised sum.
         self.requested_by_band: dict[int, IntArray] = {}
+        self.pods_by_priority: Counter[int] = Counter()
         self._node_of_pod: dict[str, int] = {}
         self._vectors: dict[Requests, RequestVector] = {}
         for pod, node_name in pods:
@@ -115,6 +117,7 @@ class ClusterSnapshot:
         vector = self.request_vector(pod.requests)
         self._charge(vector, node, -1)
         self._charge_band(pod.priority, vector, node, +1)
+        self.pods_by_priority[pod.priority] += 1
         self.pods_on_node[node][pod.uid] = pod
         self._node_of_pod[pod.uid] = node
         self.topology.on_pod(pod.namespace, pod.labels, node, 1)
@@ -126,6 +129,7 @@ class ClusterSnapshot:
         vector = self.request_vector(pod.requests)
         self._charge(vector, node, +1)
         self._charge_band(pod.priority, vector, node, -1)
+        self.pods_by_priority[pod.priority] -= 1
         self.topology.on_pod(pod.namespace, pod.labels, node, -1)
         return pod
 

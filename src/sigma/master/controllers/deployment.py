@@ -31,7 +31,7 @@ from sigma.master.controllers.rollout import (
     template_hash,
 )
 from sigma.master.events import record_event
-from sigma.master.process import register_controller
+from sigma.master.process import register_configurable_controller
 
 log = logging.getLogger("sigma.deployment")
 
@@ -173,8 +173,8 @@ class DeploymentController:
             pod_meta["annotations"] = dict(tmeta["annotations"])
         for _ in range(3):  # a clash of the random suffix is rare; try another
             suffix = "".join(secrets.choice(_SAFE) for _ in range(5))
-            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {**pod_meta, "name": f"{m['name']}-{current}-{suffix}"},
-                   "spec": template["spec"]}
+            name = f"{m['name']}-{current}-{suffix}"
+            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {**pod_meta, "name": name}, "spec": template["spec"]}
             try:
                 self.client.create("pods", pod, m["namespace"])
                 return True
@@ -247,4 +247,5 @@ class WorkQueue:
                 self._cv.wait(wake - now)
 
 
-register_controller(lambda client: DeploymentController(client))
+register_configurable_controller(
+    lambda client, options: DeploymentController(client, resync_s=float(options.get("deployment_resync_s", RESYNC_S))))

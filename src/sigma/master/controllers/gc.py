@@ -1,0 +1,106 @@
+"""The garbage collector's sweep: dependents whose owners are gone.
+
+The registry cascades a delete to the owner's dependents at once, in the same request. A
+master that crashes in the middle of that cascade leaves dependents pointing at an owner that
+no longer exists; this sweep, run at start-up and then periodically, finishes the job. An
+object whose every ownerReference names a missing owner (or an owner of the same name but a
+different uid: a new object, not the owner) is deleted; one with some live owners left just
+loses the dangling references, as Kubernetes' garbage collector does.
+
+Owners of a kind Sigma does not serve cannot be checked, so those references count as live.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from sigma.api.errors import ApiError
+from sigma.api.resources import RESOURCES, ResourceType, by_kind
+from sigma.client.base import ApiClient
+from sigma.master.process import register_configurable_controller
+
+log = logging.getLogger("sigma.gc")
+
+SWEEP_EVERY_S = 60.0
+# Events and Leases are never owned by anything the registry cascades from.
+SKIP_KINDS = frozenset({"Event", "Lease"})
+
+OwnerKey = tuple[str, str, str, str]  # (apiVersion, kind, namespace, name)
+
+
+class GarbageCollector:
+    name = "garbagecollector"
+
+    def __init__(self, client: ApiClient, period_s: float = SWEEP_EVERY_S) -> None:
+        self.client = client
+        self.period_s = period_s
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.sweep()
+            except ApiError as err:
+                log.warning("garbage collection sweep: %s", err)
+            stop.wait(self.period_s)
+
+    def sweep(self) -> list[tuple[str, str, str]]:
+        """One pass over every namespaced kind; returns the (plural, namespace, name) deleted.
+        Dependents are listed before their owners are looked up, so an owner created after
+        the listing (with its dependents, after it) is never mistaken for a missing one."""
+        owners: dict[OwnerKey, str | None] = {}
+        deleted = []
+        for rt in RESOURCES:
+            if not rt.namespaced or rt.kind in SKIP_KINDS:
+                continue
+            for obj in self.client.list(rt.plural)["items"]:
+                m = obj["metadata"]
+                refs = m.get("ownerReferences") or []
+                if not refs or m.get("deletionTimestamp"):
+                    continue
+                live = [r for r in refs if self._owner_exists(r, m.get("namespace", ""), owners)]
+                if len(live) == len(refs):
+                    continue
+                if self._collect(rt, obj, live):
+                    deleted.append((rt.plural, m["namespace"], m["name"]))
+        return deleted
+
+    def _owner_exists(self, ref: dict[str, Any], namespace: str, cache: dict[OwnerKey, str | None]) -> bool:
+        rt = by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
+        if rt is None:
+            return True  # a kind we do not serve: we cannot tell, so we do not collect
+        ns = namespace if rt.namespaced else ""
+        key = (rt.api_version, rt.kind, ns, ref.get("name", ""))
+        if key not in cache:
+            try:
+                cache[key] = self.client.get(rt.plural, key[3], ns or None)["metadata"].get("uid")
+            except ApiError as err:
+                if err.code != 404:
+                    raise
+                cache[key] = None
+        return cache[key] is not None and cache[key] == ref.get("uid")
+
+    def _collect(self, rt: ResourceType, obj: dict[str, Any], live: list[dict[str, Any]]) -> bool:
+        """Delete an orphan (True) or drop its dangling references (False)."""
+        m = obj["metadata"]
+        try:
+            if live:
+                patch = {"metadata": {"resourceVersion": m["resourceVersion"], "ownerReferences": live}}
+                self.client.patch(rt.plural, m["name"], patch, m["namespace"])
+                log.info("%s %s/%s: removed references to owners that no longer exist", rt.kind, m["namespace"],
+                         m["name"])
+                return False
+            # The uid precondition: never delete a new object that took the orphan's name.
+            self.client.delete(rt.plural, m["name"], m["namespace"], propagation_policy="Background",
+                               preconditions_uid=m.get("uid"))
+            log.info("%s %s/%s: deleted, its owners no longer exist", rt.kind, m["namespace"], m["name"])
+            return True
+        except ApiError as err:
+            if err.code not in (404, 409):
+                raise
+            return False
+
+
+register_configurable_controller(
+    lambda client, options: GarbageCollector(client, float(options.get("gc_period_s", SWEEP_EVERY_S))))

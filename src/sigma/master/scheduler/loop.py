@@ -1,0 +1,257 @@
+"""sigma-scheduler: the prod scheduling loop around the pure core.
+
+One thread owns everything: it drains the reflectors' deltas (nodes and pods), applies
+them to the cache, then schedules pending pods from the queue, a batch per wake-up. Each
+pod gets one core cycle on the live snapshot (the placement is assumed at once, so the
+next pod already sees it) and one binding through the API client; failures become a
+condition plus an Event and park the pod until the cluster changes; a preemption evicts
+the victims and holds their room for the preemptor until they are gone.
+
+Nothing survives a restart but the store: the cache is relisted, pending pods are queued
+again, and a preemption whose victims are still terminating is simply decided again.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sigma.api.errors import ApiError
+from sigma.client.base import ApiClient
+from sigma.master.process import register_controller
+from sigma.master.scheduler import actions
+from sigma.master.scheduler.cache import ClusterCache, pod_uid
+from sigma.master.scheduler.convert import ConversionError
+from sigma.master.scheduler.informer import Delta, Reflector, drain
+from sigma.master.scheduler.queue import SchedulingQueue
+from sigma.scheduling import PodSpec, ScheduleResult
+
+log = logging.getLogger("sigma.scheduler")
+
+SCHEDULER_NAME = "sigma-scheduler"
+PODS_PER_PASS = 256  # between two looks at the watch, so deletions and new nodes are not starved
+IDLE_WAKEUP_S = 1.0
+NOMINATION_SLACK_S = 60.0  # past the victims' grace period, give up waiting and decide again
+LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+
+
+@dataclass
+class Nomination:
+    node: str
+    victims: set[str]
+    deadline: float
+
+
+class SchedulerLoop:
+    def __init__(self, client: ApiClient, scheduler_name: str = SCHEDULER_NAME,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.name = scheduler_name
+        self.clock = clock
+        self._reset()
+
+    def _reset(self) -> None:
+        self.cache = ClusterCache()
+        self.queue = SchedulingQueue()
+        self.nominated: dict[str, Nomination] = {}
+        self.victim_of: dict[str, str] = {}
+        self.deltas: queue.Queue[Delta] = queue.Queue()
+        self.reflectors = [Reflector(self.client, "nodes", self.deltas),
+                           Reflector(self.client, "pods", self.deltas, field_selector=LIVE_PODS)]
+
+    # -- the controller ---------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        # A restart (or a crash restarted by the master) starts from nothing but the store.
+        self._reset()
+        inner = threading.Event()
+        for reflector in self.reflectors:
+            reflector.start(inner)
+        try:
+            while not stop.is_set():
+                self.apply(drain(self.deltas, self._wait_s()))
+                if all(r.synced.is_set() for r in self.reflectors):
+                    self.schedule_pass()
+        finally:
+            inner.set()
+
+    def _wait_s(self) -> float:
+        if self.queue.active_count:
+            return 0.0
+        wakeup = self.queue.next_wakeup(self.clock())
+        return IDLE_WAKEUP_S if wakeup is None else min(IDLE_WAKEUP_S, max(wakeup, 0.01))
+
+    # -- deltas -> cache and queue ----------------------------------------------------------
+    def apply(self, deltas: list[Delta]) -> None:
+        changed = False
+        for delta in deltas:
+            if delta.resource == "nodes":
+                changed |= self._apply_node(delta)
+            else:
+                changed |= self._apply_pod(delta)
+        if changed:
+            self.queue.cluster_changed()
+
+    def _apply_node(self, delta: Delta) -> bool:
+        if delta.type == "SYNC":
+            self.cache.sync("nodes", delta.items)
+            return True
+        if delta.type == "DELETED":
+            return self.cache.remove_node(delta.object["metadata"]["name"])
+        return self.cache.set_node(delta.object)
+
+    def _apply_pod(self, delta: Delta) -> bool:
+        if delta.type == "SYNC":
+            self.cache.sync("pods", delta.items)
+            for uid in [u for u in list(self.nominated) if u not in self.cache.pods]:
+                self._cancel_nomination(uid)
+            for pod in delta.items:
+                self._track(pod)
+            return True
+        uid = pod_uid(delta.object)
+        if delta.type == "DELETED":
+            was_charged = uid in self.cache.placed
+            self.cache.remove_pod(uid)
+            self.queue.remove(uid)
+            self._victim_gone(uid)
+            if uid in self.nominated:
+                self._cancel_nomination(uid)
+            return was_charged
+        self.cache.set_pod(delta.object)
+        self._track(delta.object)
+        return False
+
+    def _track(self, pod: dict[str, Any]) -> None:
+        """Queue a pending pod of ours; drop one that got bound or is being deleted."""
+        uid, spec = pod_uid(pod), pod.get("spec") or {}
+        pending = not spec.get("nodeName") and not (pod.get("metadata") or {}).get("deletionTimestamp")
+        if pending and spec.get("schedulerName", SCHEDULER_NAME) == self.name:
+            if uid not in self.nominated:
+                self.queue.add(uid, int(spec.get("priority") or 0))
+        else:
+            self.queue.remove(uid)
+            if spec.get("nodeName"):
+                self._end_nomination(uid)  # bound meanwhile (by us, or by someone else)
+
+    # -- scheduling -------------------------------------------------------------------------
+    def schedule_pass(self) -> None:
+        self.cache.ensure_fresh()
+        now = self.clock()
+        self._expire_nominations(now)
+        self.queue.flush(now)
+        for _ in range(PODS_PER_PASS):
+            uid = self.queue.pop()
+            if uid is None:
+                return
+            self.schedule_one(uid)
+
+    def schedule_one(self, uid: str) -> None:
+        pod = self.cache.pods.get(uid)
+        if pod is None or (pod.get("spec") or {}).get("nodeName"):
+            self.queue.remove(uid)
+            return
+        nomination = self.nominated.get(uid)
+        if nomination is not None:
+            # Victims gone: the room held for this pod is free; bind without a new cycle.
+            if nomination.victims:
+                self.queue.hold(uid)
+            elif nomination.node not in self.cache.nodes:
+                self._cancel_nomination(uid)
+            else:
+                del self.nominated[uid]
+                self._bind(uid, pod, nomination.node)
+            return
+        try:
+            spec = self.cache.spec_of(pod)
+        except ConversionError as err:
+            self._unschedulable(uid, pod, f"0/{len(self.cache.nodes)} nodes are available: {err}.")
+            return
+        result = self.cache.scheduler.schedule(spec)
+        if result.node_name is not None:
+            self.cache.placed[uid] = result.node_name  # the core assumed it in the snapshot
+            self._bind(uid, pod, result.node_name)
+        elif result.preemption is not None and actions.may_preempt(pod):
+            self._preempt(uid, pod, spec, result)
+        else:
+            self._unschedulable(uid, pod, result.message)
+
+    def _bind(self, uid: str, pod: dict[str, Any], node: str) -> None:
+        try:
+            bound = actions.bind(self.client, pod, node)
+        except ApiError as err:
+            log.warning("binding %s to %s failed: %s; retrying later", uid, node, err)
+            self.cache.uncharge(uid)
+            self.queue.park(uid, self.clock())
+            return
+        self.queue.remove(uid)
+        if not bound:
+            self.cache.uncharge(uid)
+
+    def _unschedulable(self, uid: str, pod: dict[str, Any], message: str) -> None:
+        self.queue.park(uid, self.clock())
+        actions.mark_unschedulable(self.client, pod, message, self.name, self.clock())
+
+    # -- preemption -------------------------------------------------------------------------
+    def _preempt(self, uid: str, pod: dict[str, Any], spec: PodSpec, result: ScheduleResult) -> None:
+        preemption = result.preemption
+        assert preemption is not None
+        self.cache.reserve_for_preemptor(spec, preemption)
+        victims = []
+        for victim in preemption.victims:
+            if victim.uid in self.nominated:
+                # Only a reservation of a lower band, not a running pod: it loses its room
+                # and is decided again.
+                self.cache.evicting.discard(victim.uid)
+                self._cancel_nomination(victim.uid)
+            elif victim.uid in self.cache.pods:
+                victims.append(self.cache.pods[victim.uid])
+        waiting = actions.evict_victims(self.client, pod, victims, preemption.node_name, self.name)
+        now = self.clock()
+        self.nominated[uid] = Nomination(preemption.node_name, set(waiting),
+                                         now + actions.victim_grace_s(victims) + NOMINATION_SLACK_S)
+        for victim_uid in waiting:
+            self.victim_of[victim_uid] = uid
+        actions.mark_unschedulable(self.client, pod, result.message, self.name, now, preemption.node_name)
+        if waiting:
+            self.queue.hold(uid)
+        else:
+            self.queue.release(uid)
+
+    def _victim_gone(self, victim_uid: str) -> None:
+        preemptor = self.victim_of.pop(victim_uid, None)
+        nomination = self.nominated.get(preemptor) if preemptor else None
+        if preemptor is None or nomination is None:
+            return
+        nomination.victims.discard(victim_uid)
+        if not nomination.victims:
+            self.queue.release(preemptor)
+
+    def _end_nomination(self, uid: str) -> Nomination | None:
+        """Forget a nomination; its victims still present count on their node again."""
+        nomination = self.nominated.pop(uid, None)
+        if nomination is None:
+            return None
+        for victim_uid in nomination.victims:
+            self.victim_of.pop(victim_uid, None)
+            self.cache.evicting.discard(victim_uid)
+            if victim_uid in self.cache.pods:
+                self.cache.set_pod(self.cache.pods[victim_uid])
+        return nomination
+
+    def _cancel_nomination(self, uid: str) -> None:
+        """Give up the room held for a pending pod: it is decided anew."""
+        if self._end_nomination(uid) is not None:
+            self.cache.uncharge(uid)
+            self.queue.release(uid)
+
+    def _expire_nominations(self, now: float) -> None:
+        for uid in [u for u, n in self.nominated.items() if n.deadline < now]:
+            log.warning("victims of the preemption for %s still present after the deadline; deciding again", uid)
+            self._cancel_nomination(uid)
+
+
+register_controller(SchedulerLoop)
