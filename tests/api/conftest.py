@@ -12,7 +12,8 @@ from tests.harness import MasterProcess
 
 @pytest.fixture(scope="module")
 def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MasterProcess]:
-    proc = MasterProcess(Path(tmp_path_factory.mktemp("master"))).start()
+    # The API alone: no scheduler or controller writes to the objects the tests inspect.
+    proc = MasterProcess(Path(tmp_path_factory.mktemp("master")), extra_args=("--no-controllers",)).start()
     try:
         yield proc
     finally:

@@ -32,9 +32,7 @@ def feasible_names(sched, p) -> list[str]:  # type: ignore[no-untyped-def]
     ("cpu", "memory", "expected"),
     [
         pytest.param(1000, GIB, ["big", "small"], id="a small pod fits everywhere"),
-        pytest.param(
-            3000, GIB, ["big"], id="a pod needing more cpu than the small node has fits the big one"
-        ),
+        pytest.param(3000, GIB, ["big"], id="a pod needing more cpu than the small node has fits the big one"),
         pytest.param(100, 10 * GIB, ["big"], id="a pod needing more memory fits only the big node"),
         pytest.param(9000, GIB, [], id="a pod bigger than every node fits nowhere"),
     ],
@@ -83,9 +81,7 @@ def expr(key: str, op: Operator, *values: str) -> Requirement:
     ("requirement", "expected"),
     [
         pytest.param(expr("disk", Operator.IN, "ssd"), ["a"], id="In picks nodes with one of the values"),
-        pytest.param(
-            expr("disk", Operator.NOT_IN, "ssd"), ["b", "c"], id="NotIn also accepts unlabelled nodes"
-        ),
+        pytest.param(expr("disk", Operator.NOT_IN, "ssd"), ["b", "c"], id="NotIn also accepts unlabelled nodes"),
         pytest.param(expr("disk", Operator.EXISTS), ["a", "b"], id="Exists needs the key"),
         pytest.param(expr("disk", Operator.DOES_NOT_EXIST), ["c"], id="DoesNotExist needs its absence"),
         pytest.param(expr("gen", Operator.GT, "3"), ["b"], id="Gt compares integers"),
@@ -132,22 +128,12 @@ DEDICATED = Taint("dedicated", "search", TaintEffect.NO_SCHEDULE)
     ("taint", "tolerations", "fits"),
     [
         pytest.param(DEDICATED, (), False, id="an untolerated NoSchedule taint rejects"),
-        pytest.param(
-            Taint("t", "v", TaintEffect.NO_EXECUTE), (), False, id="an untolerated NoExecute taint rejects"
-        ),
-        pytest.param(
-            Taint("t", "v", TaintEffect.PREFER_NO_SCHEDULE), (), True, id="PreferNoSchedule never rejects"
-        ),
-        pytest.param(
-            DEDICATED, (Toleration("dedicated", "Equal", "search"),), True, id="Equal with the value"
-        ),
-        pytest.param(
-            DEDICATED, (Toleration("dedicated", "Equal", "other"),), False, id="Equal with another value"
-        ),
+        pytest.param(Taint("t", "v", TaintEffect.NO_EXECUTE), (), False, id="an untolerated NoExecute taint rejects"),
+        pytest.param(Taint("t", "v", TaintEffect.PREFER_NO_SCHEDULE), (), True, id="PreferNoSchedule never rejects"),
+        pytest.param(DEDICATED, (Toleration("dedicated", "Equal", "search"),), True, id="Equal with the value"),
+        pytest.param(DEDICATED, (Toleration("dedicated", "Equal", "other"),), False, id="Equal with another value"),
         pytest.param(DEDICATED, (Toleration("dedicated", "Exists"),), True, id="Exists ignores the value"),
-        pytest.param(
-            DEDICATED, (Toleration(operator="Exists"),), True, id="empty key with Exists tolerates all"
-        ),
+        pytest.param(DEDICATED, (Toleration(operator="Exists"),), True, id="empty key with Exists tolerates all"),
         pytest.param(
             DEDICATED,
             (Toleration("dedicated", "Exists", effect=TaintEffect.NO_EXECUTE),),

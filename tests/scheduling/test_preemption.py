@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from sigma.scheduling import BANDS, band_of, may_preempt, select_victims_on_node
+from sigma.scheduling import BANDS, Scheduler, band_of, may_preempt, select_victims_on_node
 from tests.scheduling.builders import GIB, node, pod, scheduler
 
 PROD, MID, BATCH, FREE = 9500, 7500, 5500, 3500
@@ -35,7 +35,7 @@ def test_bands_are_the_documented_table() -> None:
     assert band_of(8500) == "priority-8500"
 
 
-def full_node(*pods_on_it: tuple[str, int, int]) -> object:
+def full_node(*pods_on_it: tuple[str, int, int]) -> Scheduler:
     """One 4-core node holding (name, cpu, priority) pods."""
     placed = [(pod(name, cpu=cpu, memory=0, priority=prio), "n") for name, cpu, prio in pods_on_it]
     return scheduler([node("n", cpu=4000, memory=8 * GIB)], placed)
@@ -50,9 +50,7 @@ def full_node(*pods_on_it: tuple[str, int, int]) -> object:
             ["big"],
             id="one big victim rather than two small ones",
         ),
-        pytest.param(
-            [("b", 2000, BATCH), ("f", 2000, FREE)], 2000, ["f"], id="the lower priority goes first"
-        ),
+        pytest.param([("b", 2000, BATCH), ("f", 2000, FREE)], 2000, ["f"], id="the lower priority goes first"),
         pytest.param(
             [("b", 2000, BATCH), ("f", 1000, FREE), ("f2", 1000, FREE)],
             3000,
@@ -67,14 +65,10 @@ def full_node(*pods_on_it: tuple[str, int, int]) -> object:
         ),
     ],
 )
-def test_victims_on_a_node(
-    on_node: list[tuple[str, int, int]], needed_cpu: int, victims: list[str] | None
-) -> None:
+def test_victims_on_a_node(on_node: list[tuple[str, int, int]], needed_cpu: int, victims: list[str] | None) -> None:
     sched = full_node(*on_node)
-    chosen = select_victims_on_node(sched.snapshot, pod("new", cpu=needed_cpu, memory=0, priority=PROD), 0)  # type: ignore[attr-defined]
-    assert (sorted(v.name for v in chosen) if chosen is not None else None) == (
-        sorted(victims) if victims else None
-    )
+    chosen = select_victims_on_node(sched.snapshot, pod("new", cpu=needed_cpu, memory=0, priority=PROD), 0)
+    assert (sorted(v.name for v in chosen) if chosen is not None else None) == (sorted(victims) if victims else None)
 
 
 def test_preemption_picks_the_node_with_the_fewest_then_lowest_victims() -> None:
@@ -110,9 +104,7 @@ def test_ties_between_equal_victim_sets_go_to_the_first_node() -> None:
     ],
 )
 def test_no_preemption_when_only_same_band_or_higher_pods_run(victim_priority: int) -> None:
-    sched = scheduler(
-        [node("n", cpu=1000)], [(pod("old", cpu=1000, memory=0, priority=victim_priority), "n")]
-    )
+    sched = scheduler([node("n", cpu=1000)], [(pod("old", cpu=1000, memory=0, priority=victim_priority), "n")])
     result = sched.schedule(pod("new", cpu=1000, memory=0, priority=PROD))
     assert result.preemption is None
     assert result.message == "0/1 nodes are available: 1 Insufficient cpu."

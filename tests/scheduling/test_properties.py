@@ -32,10 +32,7 @@ pod_asks = st.lists(
 
 
 def cluster(sizes: list[tuple[int, int, int]]) -> list[NodeSpec]:
-    return [
-        node(f"n{i}", cpu=c, memory=m, pods=p, labels={ZONE: f"z{i % 3}"})
-        for i, (c, m, p) in enumerate(sizes)
-    ]
+    return [node(f"n{i}", cpu=c, memory=m, pods=p, labels={ZONE: f"z{i % 3}"}) for i, (c, m, p) in enumerate(sizes)]
 
 
 @settings(max_examples=60, deadline=None)
@@ -79,15 +76,11 @@ batch_nodes = st.lists(st.tuples(st.integers(0, 32000), st.integers(0, 64 * GIB)
 @settings(max_examples=80, deadline=None)
 @given(
     batch_nodes,
-    st.lists(
-        st.tuples(st.integers(1, 4000), st.integers(1, 8 * GIB), st.integers(0, 300)), min_size=1, max_size=10
-    ),
+    st.lists(st.tuples(st.integers(1, 4000), st.integers(1, 8 * GIB), st.integers(0, 300)), min_size=1, max_size=10),
     st.integers(1, 8),
 )
 def test_batch_placement_conserves_instances_and_never_overcommits(nodes, tasks, window) -> None:  # type: ignore[no-untyped-def]
-    specs = [
-        NodeSpec(f"n{i}", {BATCH_CPU: c, BATCH_MEMORY: m, "pods": 110}) for i, (c, m) in enumerate(nodes)
-    ]
+    specs = [NodeSpec(f"n{i}", {BATCH_CPU: c, BATCH_MEMORY: m, "pods": 110}) for i, (c, m) in enumerate(nodes)]
     snapshot = ClusterSnapshot(specs)
     placer = InstancePlacer(snapshot, window=window)
     for cpu, memory, count in tasks:
@@ -97,12 +90,7 @@ def test_batch_placement_conserves_instances_and_never_overcommits(nodes, tasks,
         assert (snapshot.free >= 0).all()
         # Short only if no node could take one more instance.
         if placement.placed < count:
-            assert (
-                scheduling.instances_per_node(
-                    snapshot.free, snapshot.request_vector(placement.requests)
-                ).sum()
-                == 0
-            )
+            assert scheduling.instances_per_node(snapshot.free, snapshot.request_vector(placement.requests)).sum() == 0
 
 
 def test_batch_placement_fills_nodes_in_order_and_reports_them_by_name() -> None:
@@ -120,9 +108,7 @@ def test_batch_placement_fills_nodes_in_order_and_reports_them_by_name() -> None
 def test_batch_placement_respects_an_eligibility_mask_and_the_pod_limit() -> None:
     specs = [NodeSpec(f"n{i}", {BATCH_CPU: 100_000, BATCH_MEMORY: 100 * GIB, "pods": 5}) for i in range(3)]
     snapshot = ClusterSnapshot(specs)
-    placement = InstancePlacer(snapshot).place(
-        requests({BATCH_CPU: 100}), 20, eligible=np.array([True, False, True])
-    )
+    placement = InstancePlacer(snapshot).place(requests({BATCH_CPU: 100}), 20, eligible=np.array([True, False, True]))
     assert placement.by_node_name(snapshot) == {"n0": 5, "n2": 5}
 
 

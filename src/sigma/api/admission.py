@@ -79,3 +79,5 @@ def _ensure(registry: Registry, rt: Any, obj: dict[str, Any]) -> None:
 
 def install(registry: Registry) -> None:
     registry.add_admission("Pod", resolve_pod_priority(registry))
+    # Sigma's own kinds register their validation and printer columns on import.
+    import sigma.colocation.kinds  # noqa: F401

@@ -118,7 +118,8 @@ class Registry:
               field_selector: str = "") -> RegistryWatch:
         match = self.matcher(rt, label_selector, field_selector)
         prefix = rt.key_prefix(namespace if rt.namespaced else None)
-        return RegistryWatch.open(self.store, rt, prefix, resource_version, match, self._from_kv)
+        return RegistryWatch.open(self.store, rt, prefix, resource_version, match, self._from_kv,
+                                  selects_all=not label_selector and not field_selector)
 
     # -- create -----------------------------------------------------------------------------
     def prepare(self, rt: ResourceType, body: Any, namespace: str | None, strict: bool = True,

@@ -341,9 +341,13 @@ class ApiServer:
                       bookmarks: bool) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
+        wake_pending = [False]
 
         def wake_up() -> None:  # called from the store's thread
-            loop.call_soon_threadsafe(wake.set)
+            # One wake-up per drain, not one per event: each call writes to the loop's pipe.
+            if not wake_pending[0]:
+                wake_pending[0] = True
+                loop.call_soon_threadsafe(wake.set)
 
         watch.add_listener(wake_up)
         table = wants_table(request)
@@ -352,6 +356,10 @@ class ApiServer:
         next_bookmark = loop.time() + BOOKMARK_INTERVAL_S
         try:
             while True:
+                # Re-arm before draining: an event pushed after this point wakes us again
+                # (clearing after the yield instead could swallow such a wake-up).
+                wake.clear()
+                wake_pending[0] = False
                 try:
                     events = watch.drain()
                 except StoreClosed:
@@ -366,7 +374,6 @@ class ApiServer:
                     mark = {"kind": rt.kind, "apiVersion": rt.api_version,
                             "metadata": {"resourceVersion": str(watch.revision)}}
                     yield (json.dumps({"type": "BOOKMARK", "object": mark}) + "\n").encode()
-                wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=min(deadline, next_bookmark) - now)
         finally:

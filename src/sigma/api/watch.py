@@ -26,17 +26,20 @@ class ObjectEvent:
 
 class RegistryWatch:
     def __init__(self, inner: Watch, initial: list[ObjectEvent], match: Callable[[dict[str, Any]], bool],
-                 from_kv: Callable[[KeyValue], dict[str, Any]], start_revision: int) -> None:
+                 from_kv: Callable[[KeyValue], dict[str, Any]], start_revision: int, selects_all: bool = False) -> None:
         self.inner = inner
         self._pending = initial
         self._match = match
+        # Without a selector every object matches: the previous value need not be decoded.
+        self._selects_all = selects_all
         self._from_kv = from_kv
         # The revision up to which this watch has delivered every change: safe for bookmarks.
         self.revision = start_revision
 
     @classmethod
     def open(cls, store: Store, rt: ResourceType, prefix: str, resource_version: str,
-             match: Callable[[dict[str, Any]], bool], from_kv: Callable[[KeyValue], dict[str, Any]]) -> RegistryWatch:
+             match: Callable[[dict[str, Any]], bool], from_kv: Callable[[KeyValue], dict[str, Any]],
+             selects_all: bool = False) -> RegistryWatch:
         initial: list[ObjectEvent] = []
         if resource_version in ("", "0"):
             kvs, revision = store.list(prefix)
@@ -53,7 +56,7 @@ class RegistryWatch:
             inner = store.watch(prefix, revision)
         except RevisionCompacted as err:
             raise errors.gone(f"too old resource version: {revision} ({err.compacted})") from err
-        return cls(inner, initial, match, from_kv, revision)
+        return cls(inner, initial, match, from_kv, revision, selects_all)
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         self.inner.add_listener(listener)
@@ -69,7 +72,7 @@ class RegistryWatch:
                 continue
             obj = self._from_kv(ev.kv)
             now = self._match(obj)
-            before = ev.prev is not None and self._match(self._from_kv(ev.prev))
+            before = ev.prev is not None and (self._selects_all or self._match(self._from_kv(ev.prev)))
             if now and before:
                 out.append(ObjectEvent("MODIFIED", obj, ev.revision))
             elif now:

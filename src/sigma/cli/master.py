@@ -33,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     u.add_argument("--port", type=int, default=6443)
     u.add_argument("--no-demo", action="store_true", help="start without the demo workloads")
     u.add_argument("--no-agent", action="store_true", help="start the master only")
+    u.add_argument("--cgroup-root", default="sigma", help="the local agent's cgroup subtree")
     u.add_argument("-v", "--verbose", action="store_true")
     u.set_defaults(func=run_up)
 
@@ -70,7 +71,8 @@ def run_up(args: argparse.Namespace) -> int:
     _logging(args.verbose)
     state = Path(args.state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
-    cluster = EmbeddedCluster(state, args.port, demo=not args.no_demo, agent=not args.no_agent)
+    cluster = EmbeddedCluster(state, args.port, demo=not args.no_demo, agent=not args.no_agent,
+                              cgroup_root=args.cgroup_root)
     kubeconfig = state / "kubeconfig"
     write_kubeconfig(kubeconfig, f"http://127.0.0.1:{args.port}")
     os.environ.setdefault("KUBECONFIG", str(kubeconfig))

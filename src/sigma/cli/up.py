@@ -1,11 +1,23 @@
 """The embedded cluster of `sigma up`: the master in this process, a local agent beside it,
-and the demo workloads. Ctrl-C stops everything and leaves nothing running."""
+and the demo workloads. Ctrl-C stops everything and leaves nothing running.
+
+The agent is a child process (`sigma agent --drain-on-exit`) rather than a thread: it gets
+its own signal handling and log, and the kernel tells it when we die (PR_SET_PDEATHSIG),
+so even a `kill -9` of `sigma up` ends with the agent stopping every pod it started.
+Shutdown order: the API server stops first (uvicorn handles SIGINT/SIGTERM), then the agent
+is told to stop and drains its pods (node-local work, no API needed), then we exit.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import logging
-import threading
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
+from types import FrameType
 
 from rich.console import Console
 
@@ -13,15 +25,27 @@ from sigma.master.process import Master
 
 log = logging.getLogger("sigma.up")
 
+PR_SET_PDEATHSIG = 1
+AGENT_STOP_TIMEOUT_S = 25.0
+
+
+def _die_with_parent() -> None:
+    # Runs in the forked child before exec: SIGTERM when the parent (thread) dies.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
 
 class EmbeddedCluster:
-    def __init__(self, state: Path, port: int, demo: bool = True, agent: bool = True) -> None:
+    def __init__(self, state: Path, port: int, demo: bool = True, agent: bool = True,
+                 cgroup_root: str = "sigma", node_name: str | None = None) -> None:
         self.state = state
         self.port = port
         self.demo = demo
         self.agent = agent
+        self.cgroup_root = cgroup_root
+        self.node_name = node_name or socket.gethostname().lower()
         self.master = Master(f"sqlite://{state / 'state.db'}", "127.0.0.1", port)
-        self._agent_stop = threading.Event()
+        self._agent: subprocess.Popen[bytes] | None = None
+        self._signalled = False
 
     def _on_ready(self, console: Console) -> None:
         kubeconfig = self.state / "kubeconfig"
@@ -30,13 +54,53 @@ class EmbeddedCluster:
 
             apply_demo(self.master.registry)
         console.print(f"[bold green]Sigma is up[/] on http://127.0.0.1:{self.port}")
+        if self._agent is not None:
+            console.print(f"  node:       {self.node_name} (agent pid {self._agent.pid}, "
+                          f"state in {self.state / 'agent'})")
         console.print(f"  kubeconfig: {kubeconfig}")
         console.print(f"  try:        kubectl --kubeconfig {kubeconfig} get pods -A -o wide")
         console.print(f"              sigma get pods -A --kubeconfig {kubeconfig}")
+        if self.demo:
+            console.print(f"              kubectl --kubeconfig {kubeconfig} logs demo-batch")
         console.print("  stop:       Ctrl-C")
 
+    def _start_agent(self) -> None:
+        """Started before the API server (in the main thread, which PDEATHSIG is tied to);
+        it retries registering until the server answers."""
+        cmd = [sys.executable, "-m", "sigma", "agent", "--kubeconfig", str(self.state / "kubeconfig"),
+               "--node-name", self.node_name, "--state-dir", str(self.state / "agent"),
+               "--listen", "127.0.0.1:0", "--address", "127.0.0.1", "--cgroup-root", self.cgroup_root,
+               "--drain-on-exit"]
+        # Its own session: a terminal's Ctrl-C reaches us, and we stop the agent in order.
+        self._agent = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True,
+                                       preexec_fn=_die_with_parent)
+
+    def _stop_agent(self, console: Console) -> None:
+        agent, self._agent = self._agent, None
+        if agent is None or agent.poll() is not None:
+            return
+        console.print("stopping the agent and every pod it runs...")
+        agent.terminate()
+        try:
+            agent.wait(timeout=AGENT_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            log.warning("the agent did not stop within %.0fs: killing it", AGENT_STOP_TIMEOUT_S)
+            agent.kill()
+            agent.wait()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        # uvicorn handles the signal while it serves and re-raises it once it has stopped;
+        # this handler receives that re-raise, so shutdown continues instead of dying here.
+        self._signalled = True
+
     def run(self, console: Console) -> int:
-        self.master.serve(on_ready=lambda: self._on_ready(console))
-        self._agent_stop.set()
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        if self.agent:
+            self._start_agent()
+        try:
+            self.master.serve(on_ready=lambda: self._on_ready(console))
+        finally:
+            self._stop_agent(console)
         console.print("Sigma stopped.")
         return 0

@@ -129,7 +129,7 @@ def _validate_task(task: Mapping[str, Any], path: str) -> list[FieldError]:
         errors.append(FieldError(f"{path}.name", f'Invalid value: "{name}": a task name must be a lowercase '
                                  f"RFC 1123 label of at most {MAX_TASK_NAME} characters"))
     instances = task.get("instances")
-    if not _is_int(instances) or not 1 <= instances <= MAX_INSTANCES:
+    if not isinstance(instances, int) or isinstance(instances, bool) or not 1 <= instances <= MAX_INSTANCES:
         errors.append(FieldError(f"{path}.instances", f"Invalid value: {instances!r}: must be an integer "
                                  f"between 1 and {MAX_INSTANCES}"))
     retry = task.get("retryLimit", DEFAULT_RETRY_LIMIT)
@@ -170,8 +170,8 @@ def _validate_template(template: object, path: str) -> list[FieldError]:
 
 def _validate_requests(resources: object, path: str) -> list[FieldError]:
     resources = resources if isinstance(resources, Mapping) else {}
-    requests = resources.get("requests") if isinstance(resources.get("requests"), Mapping) else {}
-    limits = resources.get("limits") if isinstance(resources.get("limits"), Mapping) else {}
+    requests = _mapping(resources.get("requests"))
+    limits = _mapping(resources.get("limits"))
     errors: list[FieldError] = []
     for name in ("cpu", "memory"):
         where, value = ("requests", requests[name]) if name in requests else ("limits", limits.get(name))
@@ -187,6 +187,10 @@ def _validate_requests(resources: object, path: str) -> list[FieldError]:
         if amount <= 0:
             errors.append(FieldError(f"{path}.{where}[{name}]", f"Invalid value: {value!r}: must be greater than 0"))
     return errors
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _validate_dependencies(tasks: list[Any], names: Mapping[str, int]) -> list[FieldError]:

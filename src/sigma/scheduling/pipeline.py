@@ -7,7 +7,7 @@ to, proposes a preemption. It never binds and never evicts: the caller does the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -90,8 +90,9 @@ def diagnose(snapshot: ClusterSnapshot, profile: PodProfile) -> Diagnosis:
     return Diagnosis(snapshot.node_count, tuple(groups))
 
 
-@dataclass(frozen=True)
-class ScheduleResult:
+class ScheduleResult(NamedTuple):
+    """The outcome of one cycle (a NamedTuple: immutable and cheap on the hot path)."""
+
     pod: PodSpec
     status: Status
     node: int | None = None
@@ -153,7 +154,7 @@ class Scheduler:
         """The score pipeline: cached static part (with tie-break jitter), then live scores."""
         scores = self._scores
         np.copyto(scores, profile.static_score)
-        for score, weight in self.dynamic_scores:
+        for score, weight in self.dynamic_scores:  # least/most allocated first: cheapest
             score.add(self.snapshot, profile, weight, scores)
         return scores
 
@@ -164,6 +165,8 @@ class Scheduler:
             profile = self.profile(pod)
         except UnknownResource as err:
             return ScheduleResult(pod, Status(Code.ERROR, (str(err),)))
+        if not self.snapshot.nodes:
+            return ScheduleResult(pod, Status(Code.UNSCHEDULABLE, ("0/0 nodes are available.",)))
         feasible = feasible_nodes(self.snapshot, profile)
         scores = self.score_nodes(profile)
         # Every feasible node scores at least FEASIBLE_FLOOR, so zeroing the infeasible

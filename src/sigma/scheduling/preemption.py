@@ -40,7 +40,7 @@ def free_after_preemption(snapshot: ClusterSnapshot, preemptor: PodSpec) -> IntA
     free = snapshot.free.copy()
     for ceiling, requested in snapshot.requested_by_band.items():
         if may_preempt(preemptor.priority, ceiling):
-            free += requested
+            free += requested.T
     return free
 
 

@@ -59,7 +59,10 @@ class ClusterSnapshot:
             1.0, self.allocatable, out=np.zeros(self.allocatable.shape), where=self.allocatable > 0
         )
         self.free_fraction: FloatArray = self.free * self.inverse_allocatable
-        self.uniform_allocatable: list[bool] = [bool((row == row[0]).all()) for row in self.allocatable]
+        # An empty cluster (no node registered yet) is uniform in every resource.
+        self.uniform_allocatable: list[bool] = [
+            bool(row.size == 0 or (row == row[0]).all()) for row in self.allocatable
+        ]
         self.unschedulable: BoolArray = np.array([n.unschedulable for n in self.nodes], dtype=bool)
         self.taint_masks = _taint_masks(self.nodes)
         self.labels = NodeLabelIndex([node.labels for node in self.nodes])
@@ -67,6 +70,7 @@ class ClusterSnapshot:
         self.pods_on_node: list[dict[str, PodSpec]] = [{} for _ in self.nodes]
         # Requests per priority band (keyed by the band's highest priority), so preemption
         # can bound "free if every lower band left" for all nodes in one vectorised sum.
+        # Node-major (nodes x resources): each placement touches one contiguous row.
         self.requested_by_band: dict[int, IntArray] = {}
         self.pods_by_priority: Counter[int] = Counter()
         self._node_of_pod: dict[str, int] = {}
@@ -146,8 +150,11 @@ class ClusterSnapshot:
         ceiling = band_ceiling(priority)
         per_band = self.requested_by_band.get(ceiling)
         if per_band is None:
-            per_band = self.requested_by_band[ceiling] = np.zeros_like(self.free)
-        per_band[:, node] += sign * vector.amounts
+            per_band = self.requested_by_band[ceiling] = np.zeros_like(self.free.T, order="C")
+        if sign > 0:
+            per_band[node] += vector.amounts
+        else:
+            per_band[node] -= vector.amounts
 
     def charge_many(self, vector: RequestVector, nodes: IntArray, counts: IntArray) -> None:
         """Reserve `counts[i]` copies of `vector` on `nodes[i]` in one vectorised step

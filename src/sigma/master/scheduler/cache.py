@@ -35,9 +35,11 @@ class ClusterCache:
         self.specs: dict[str, PodSpec] = {}
         self.placed: dict[str, str] = {}
         self.evicting: set[str] = set()
-        self.snapshot = ClusterSnapshot([])
-        self.scheduler = Scheduler(self.snapshot, seed=seed)
-        self._stale = False
+        # The core needs at least one node (ClusterSnapshot([]) fails), so with no nodes
+        # yet there is no snapshot: every pod is unschedulable, no core cycle is run.
+        self.snapshot: ClusterSnapshot | None = None
+        self.scheduler: Scheduler | None = None
+        self._stale = True
 
     # -- nodes ------------------------------------------------------------------------------
     def set_node(self, node: dict[str, Any]) -> bool:
@@ -61,6 +63,9 @@ class ClusterCache:
             return
         self._stale = False
         nodes = [self.nodes[name] for name in sorted(self.nodes)]
+        if not nodes:
+            self.snapshot = self.scheduler = None
+            return
         charged = [(self.specs[uid], node) for uid, node in self.placed.items() if node in self.nodes]
         self.snapshot = ClusterSnapshot(nodes, charged)
         self.scheduler = Scheduler(self.snapshot, seed=self.seed)
@@ -102,13 +107,15 @@ class ClusterCache:
 
     def charge(self, spec: PodSpec, node: str) -> None:
         self.placed[spec.uid] = node
+        if self.snapshot is None or self._stale:
+            return  # charged when the snapshot is rebuilt
         index = self.snapshot.node_index.get(node)
-        if index is not None and not self._stale:
+        if index is not None:
             self.snapshot.assume(spec, index)
 
     def uncharge(self, uid: str) -> None:
         self.placed.pop(uid, None)
-        if self.snapshot.node_of(uid) is not None:
+        if self.snapshot is not None and self.snapshot.node_of(uid) is not None:
             self.snapshot.forget(uid)
 
     # -- preemption -------------------------------------------------------------------------
@@ -117,6 +124,7 @@ class ClusterCache:
         no other pod is handed the capacity they free while they terminate."""
         for victim in preemption.victims:
             self.evicting.add(victim.uid)
+        assert self.scheduler is not None  # a preemption came from it
         self.scheduler.preempt(spec, preemption)
         for victim in preemption.victims:
             self.placed.pop(victim.uid, None)

@@ -37,7 +37,8 @@ SCHEDULER_NAME = "sigma-scheduler"
 PODS_PER_PASS = 256  # between two looks at the watch, so deletions and new nodes are not starved
 IDLE_WAKEUP_S = 1.0
 NOMINATION_SLACK_S = 60.0  # past the victims' grace period, give up waiting and decide again
-LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+NO_NODES = "no nodes available to schedule pods"  # kube-scheduler's words for an empty cluster
+FINISHED = ("Succeeded", "Failed")
 
 
 @dataclass
@@ -62,7 +63,7 @@ class SchedulerLoop:
         self.victim_of: dict[str, str] = {}
         self.deltas: queue.Queue[Delta] = queue.Queue()
         self.reflectors = [Reflector(self.client, "nodes", self.deltas),
-                           Reflector(self.client, "pods", self.deltas, field_selector=LIVE_PODS)]
+                           Reflector(self.client, "pods", self.deltas)]
 
     # -- the controller ---------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -106,14 +107,18 @@ class SchedulerLoop:
 
     def _apply_pod(self, delta: Delta) -> bool:
         if delta.type == "SYNC":
-            self.cache.sync("pods", delta.items)
+            live = tuple(p for p in delta.items if not _finished(p))
+            self.cache.sync("pods", live)
             for uid in [u for u in list(self.nominated) if u not in self.cache.pods]:
                 self._cancel_nomination(uid)
-            for pod in delta.items:
+            for pod in live:
                 self._track(pod)
             return True
         uid = pod_uid(delta.object)
-        if delta.type == "DELETED":
+        # A finished pod holds no resources: it leaves the cache as if deleted. (Filtered
+        # here rather than by a field selector, which costs the API a decode of the old
+        # object on every change.)
+        if delta.type == "DELETED" or _finished(delta.object):
             was_charged = uid in self.cache.placed
             self.cache.remove_pod(uid)
             self.queue.remove(uid)
@@ -169,6 +174,9 @@ class SchedulerLoop:
             spec = self.cache.spec_of(pod)
         except ConversionError as err:
             self._unschedulable(uid, pod, f"0/{len(self.cache.nodes)} nodes are available: {err}.")
+            return
+        if self.cache.scheduler is None:
+            self._unschedulable(uid, pod, NO_NODES)
             return
         result = self.cache.scheduler.schedule(spec)
         if result.node_name is not None:
@@ -252,6 +260,10 @@ class SchedulerLoop:
         for uid in [u for u, n in self.nominated.items() if n.deadline < now]:
             log.warning("victims of the preemption for %s still present after the deadline; deciding again", uid)
             self._cancel_nomination(uid)
+
+
+def _finished(pod: dict[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in FINISHED
 
 
 register_controller(SchedulerLoop)

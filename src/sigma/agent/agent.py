@@ -1,0 +1,293 @@
+"""The master-facing agent: the imperative shell around NodeRuntime.
+
+    register the Node ─► watch pods with spec.nodeName=NODE ─► node.sync(pods, now)
+                                                                 │ statuses  → PATCH pods/NAME/status
+                                                                 │ terminated → DELETE pod, grace 0
+    beside it: Lease + Node heartbeats, NodeMetric reports, HTTP /logs /metrics /healthz
+
+Every decision (start, restart, back-off, stop, what status to report) is the pod manager's;
+this module only moves data between the API and the node. Sync runs on every pod change, at
+the pod manager's wake-up time (back-off expiry) and every `resync_interval` regardless, so
+a container that exits is noticed within that period.
+
+Stopping the agent leaves containers running (the next agent adopts them) unless
+`drain_on_exit` is set, as `sigma up` does: then every container is stopped and the
+agent's cgroup tree removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sigma.agent import nodestatus
+from sigma.agent.cgroups import CgroupTree
+from sigma.agent.collector import Collector
+from sigma.agent.heartbeat import Heartbeat
+from sigma.agent.images import DEFAULT_ROOT, ImageStore
+from sigma.agent.metrics import PodUsage, Usage, render_prometheus
+from sigma.agent.node import NodeRuntime
+from sigma.agent.nodemetric import NodeMetricBuilder
+from sigma.agent.podmanager import BackOff, PodManager, PodTerminated, ReportStatus
+from sigma.agent.podwatch import PodWatcher
+from sigma.agent.probe import Capabilities, probe
+from sigma.agent.runtime.base import Runtime
+from sigma.agent.runtime.process import ProcessRuntime
+from sigma.agent.runtime.runc import RuncRuntime
+from sigma.agent.server import AgentServer
+from sigma.api.errors import ApiError
+from sigma.client.base import ApiClient
+from sigma.quantity import cpu_millis, memory_bytes
+
+log = logging.getLogger("sigma.agent")
+
+
+@dataclass
+class AgentOptions:
+    cpus: str | None = None  # a CPU quantity ("4", "1500m"); default: the CPUs this process may use
+    memory: str | None = None  # "8Gi"; default: MemTotal
+    reserved: str = ""  # "cpu=500m,memory=512Mi": kept out of allocatable for the system
+    host: str = "0.0.0.0"
+    port: int = 10250  # 0 picks a free port; the Node publishes the real one
+    address: str | None = None  # the InternalIP the master reaches us on; default: found out
+    cgroup_root: str = "sigma"
+    image_dir: str = DEFAULT_ROOT
+    resync_interval: float = 5.0
+    metrics_interval: float = 5.0
+    metrics_window: float = 60.0
+    lease_interval: float = 10.0
+    node_status_interval: float = 10.0
+    backoff: BackOff = field(default_factory=lambda: BackOff(base=10, cap=300))
+    drain_on_exit: bool = False
+    drain_grace: float = 10.0
+
+
+class Agent:
+    def __init__(self, client: ApiClient, node_name: str, state_dir: str,
+                 options: AgentOptions | None = None, caps: Capabilities | None = None) -> None:
+        self.client, self.node_name, self.state_dir = client, node_name, state_dir
+        self.options = opts = options or AgentOptions()
+        self.caps = caps or probe()
+        log_capabilities(node_name, self.caps)
+        os.makedirs(state_dir, exist_ok=True)
+        self.cgroups = CgroupTree(root=opts.cgroup_root) if self.caps.root else None
+        runtimes: dict[str, Runtime] = {"process": ProcessRuntime(state_dir, self.cgroups)}
+        if self.caps.runc and self.caps.root:
+            runtimes["runc"] = RuncRuntime(state_dir, ImageStore(opts.image_dir), self.cgroups)
+        self.node = NodeRuntime(state_dir, runtimes, self.cgroups, PodManager(opts.backoff))
+        self.collector = Collector(self.node.cgroups)
+        self.watcher = PodWatcher(client, node_name)
+        self.server = AgentServer(opts.host, opts.port, self.watcher.find, self.node.logs, self.render_metrics)
+        self.facts = self._facts(list(runtimes))
+        self.heartbeat = Heartbeat(client, self.facts, opts.lease_interval, opts.node_status_interval)
+        self.metric = NodeMetricBuilder(node_name, self.facts.cpu_millis, self.facts.memory_bytes,
+                                        opts.metrics_window)
+        self.stop_event = threading.Event()
+        self._latest: tuple[Usage, list[PodUsage]] | None = None
+        self._unsent: dict[str, ReportStatus] = {}  # status writes that failed, retried next sync
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def run(self) -> None:
+        """Serve until stop(); then stop the loops (and the pods, with drain_on_exit)."""
+        self.server.start()
+        try:
+            if not self._register():
+                return
+            for name, target in (("agent-pods", self.watcher.run), ("agent-heartbeat", self.heartbeat.run),
+                                 ("agent-metrics", self._metrics_loop)):
+                thread = threading.Thread(target=target, args=(self.stop_event,), name=name, daemon=True)
+                thread.start()
+                self._threads.append(thread)
+            self._sync_loop()
+        finally:
+            self.server.stop()
+            for thread in self._threads:
+                thread.join(timeout=2)  # the pod watch may sit in a read; it is a daemon
+            if self.options.drain_on_exit:
+                self.drain()
+            log.info("agent for node %s stopped", self.node_name)
+
+    def start_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name=f"agent-{self.node_name}", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.watcher.changed.set()  # wake the sync loop
+
+    def drain(self) -> None:
+        """Stop every container this agent runs and remove its cgroup tree."""
+        manager = self.node.manager
+        manager.orphan_grace_seconds = self.options.drain_grace
+        deadline = time.monotonic() + self.options.drain_grace + 10
+        while self.node.observed() and time.monotonic() < deadline:
+            self.node.sync([], time.time())  # nothing is desired: everything is an orphan
+            time.sleep(0.1)
+        for runtime in self.node.runtimes.values():
+            for container in runtime.list():  # whatever outlived the grace, by force
+                runtime.remove(container.id)
+        if self.cgroups is not None and self.cgroups.available:
+            self.cgroups.remove(self.cgroups.root)
+        log.info("stopped every pod of node %s", self.node_name)
+
+    # -- the sync loop -------------------------------------------------------------------
+    def _sync_loop(self) -> None:
+        while not self.stop_event.is_set():
+            if not self.watcher.synced.wait(0.5):
+                continue  # never sync before the first list: running pods would look orphaned
+            self.watcher.changed.clear()
+            wake_at = self.sync_once()
+            timeout = self.options.resync_interval
+            if wake_at is not None:
+                timeout = max(0.05, min(timeout, wake_at - time.time()))
+            self.watcher.changed.wait(timeout)
+
+    def sync_once(self) -> float | None:
+        try:
+            result = self.node.sync(self.watcher.pods(), time.time())
+        except Exception:  # one broken pod (or a cgroup hiccup) must not stop the node
+            log.exception("node sync failed; retrying in %.0fs", self.options.resync_interval)
+            return None
+        for report in result.statuses:
+            self._unsent[report.pod_uid] = report
+        for report in list(self._unsent.values()):
+            if self._write_status(report):
+                self._unsent.pop(report.pod_uid, None)
+        for gone in result.terminated:
+            self._finish_deletion(gone)
+        return result.wake_at
+
+    def _write_status(self, report: ReportStatus) -> bool:
+        """True when written, or when there is nothing left to write to."""
+        address = self.facts.address
+        status = {**report.status, "hostIP": address, "hostIPs": [{"ip": address}],
+                  # The runtimes share the host's network: a pod's IP is the node's.
+                  "podIP": address, "podIPs": [{"ip": address}]}
+        cached = next((p for p in self.watcher.pods() if p["metadata"].get("uid") == report.pod_uid), None)
+        if cached is None:
+            return True  # the pod is gone from the master
+        current = cached.get("status") or {}
+        if all(current.get(k) == v for k, v in status.items()):
+            return True  # already there (an agent restart re-reports everything once)
+        try:
+            updated = self.client.patch("pods", report.name, {"status": status}, report.namespace,
+                                        subresource="status")
+        except ApiError as err:
+            if err.code == 404:
+                return True
+            log.warning("could not write the status of pod %s/%s: %s", report.namespace, report.name, err)
+            return False
+        except ConnectionError as err:
+            log.warning("could not write the status of pod %s/%s: %s", report.namespace, report.name, err)
+            return False
+        self.watcher.remember(updated)
+        return True
+
+    def _finish_deletion(self, gone: PodTerminated) -> None:
+        try:
+            self.client.delete("pods", gone.name, gone.namespace, grace_period_seconds=0,
+                               preconditions_uid=gone.pod_uid)
+            log.info("pod %s/%s stopped and deleted", gone.namespace, gone.name)
+        except ApiError as err:
+            if err.code not in (404, 409):  # gone already, or replaced by a pod of the same name
+                log.warning("could not finish deleting pod %s/%s: %s", gone.namespace, gone.name, err)
+        except ConnectionError as err:
+            log.warning("could not finish deleting pod %s/%s: %s", gone.namespace, gone.name, err)
+
+    # -- metrics -------------------------------------------------------------------------
+    def _metrics_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(self.options.metrics_interval):
+            self.report_metrics()
+
+    def report_metrics(self) -> None:
+        now = time.time()
+        try:
+            node_usage, pod_usages = self.collector.collect(self.watcher.pods(), now)
+        except OSError as err:
+            log.warning("could not read usage: %s", err)
+            return
+        self._latest = (node_usage, pod_usages)
+        metric = self.metric.build(now, node_usage, pod_usages)
+        try:
+            try:
+                self.client.patch("nodemetrics", self.node_name, {"status": metric["status"]},
+                                  subresource="status")
+            except ApiError as err:
+                if err.code != 404:
+                    raise
+                self.client.create("nodemetrics", metric)
+        except (ApiError, ConnectionError) as err:
+            log.warning("could not report the NodeMetric of %s: %s", self.node_name, err)
+
+    def render_metrics(self) -> str:
+        if self._latest is None:
+            return render_prometheus(Usage(0.0, 0), [])
+        return render_prometheus(*self._latest)
+
+    # -- start-up ------------------------------------------------------------------------
+    def _register(self) -> bool:
+        backoff = 0.5
+        while not self.stop_event.is_set():
+            try:
+                self.heartbeat.register()
+                self.heartbeat.renew_lease()
+                log.info("node %s registered (agent endpoint %s:%d)", self.node_name, self.facts.address,
+                         self.facts.port)
+                return True
+            except (ApiError, ConnectionError) as err:
+                if isinstance(err, ApiError) and err.code in (400, 403, 422):
+                    raise  # the Node we send is wrong: retrying cannot help
+                log.warning("cannot register node %s yet: %s; retrying in %.1fs", self.node_name, err, backoff)
+            self.stop_event.wait(backoff)
+            backoff = min(10.0, backoff * 2)
+        return False
+
+    def _facts(self, runtimes: list[str]) -> nodestatus.NodeFacts:
+        opts = self.options
+        reserved_cpu, reserved_mem = nodestatus.parse_reserved(opts.reserved)
+        return nodestatus.NodeFacts(
+            name=self.node_name,
+            address=opts.address or reachable_address(opts.host, getattr(self.client, "base_url", "")),
+            port=self.server.port,
+            cpu_millis=cpu_millis(opts.cpus) if opts.cpus else nodestatus.host_cpu_millis(),
+            memory_bytes=memory_bytes(opts.memory) if opts.memory else nodestatus.host_memory_bytes(),
+            reserved_cpu_millis=reserved_cpu,
+            reserved_memory_bytes=reserved_mem,
+            kernel=os.uname().release,
+            os_image=nodestatus.os_image(),
+            arch=nodestatus.arch(),
+            runtime_version=nodestatus.runtime_version(self.caps, runtimes),
+            annotations=self.caps.annotations(),
+            conditions=self.caps.conditions(),
+        )
+
+
+def log_capabilities(node_name: str, caps: Capabilities, emit: Callable[..., None] | None = None) -> None:
+    """One line of what the node has, then one line per missing capability, in plain words."""
+    emit = emit or log.warning
+    log.info("node %s: root=%s, cgroup v%s (%s), cpu.idle=%s, runc=%s, psi=%s, resctrl=%s", node_name,
+             caps.root, caps.cgroup_version or "-", ",".join(caps.controllers) or "none", caps.cpu_idle,
+             caps.runc or "absent", caps.psi, caps.resctrl)
+    for sentence in caps.missing:
+        emit("missing capability: %s", sentence)
+
+
+def reachable_address(host: str, master_url: str) -> str:
+    """The address to publish: the listen host if it is specific, else the local address
+    the kernel would use to reach the master (a UDP connect sends nothing)."""
+    if host not in ("", "0.0.0.0", "::"):
+        return host
+    target = master_url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in target else socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((target, 9))
+            return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"

@@ -1,0 +1,135 @@
+"""The agent's HTTP endpoints, served from a thread (http.server: no event loop to share
+with the agent's blocking loops, and a streamed response is just writes to a socket).
+
+    GET /logs/NAMESPACE/POD/CONTAINER?follow=&tailLines=&previous=&timestamps=
+        text/plain; with follow=true it streams until the container stops or the client
+        goes away. Unknown pod or container: 404 with a sentence saying which.
+    GET /metrics   Prometheus text (the collector's latest reading)
+    GET /healthz   "ok"
+
+The master's pods/log subresource proxies to /logs; it relays our status code and body, so
+the messages here are what `kubectl logs` prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+log = logging.getLogger("sigma.agent.server")
+
+PodLookup = Callable[[str, str], "dict[str, Any] | None"]
+LogReader = Callable[..., Iterator[bytes]]  # (pod, container, **options)
+
+
+class AgentServer:
+    def __init__(self, host: str, port: int, find_pod: PodLookup, read_log: LogReader,
+                 metrics: Callable[[], str]) -> None:
+        handler = type("Handler", (_Handler,), {"find_pod": staticmethod(find_pod),
+                                                "read_log": staticmethod(read_log),
+                                                "metrics": staticmethod(metrics)})
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True  # a follow stream must not hold up shutdown
+        self.port = int(self.httpd.server_address[1])
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="agent-http", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def log_options(query: dict[str, list[str]]) -> dict[str, Any]:
+    """Query parameters as NodeRuntime.logs options; a bad tailLines is a 400, not a guess."""
+    def flag(name: str) -> bool:
+        return (query.get(name) or ["false"])[0].lower() in ("true", "1")
+
+    options: dict[str, Any] = {"follow": flag("follow"), "previous": flag("previous"),
+                               "timestamps": flag("timestamps")}
+    if "tailLines" in query:
+        text = query["tailLines"][0]
+        if not text.lstrip("-").isdigit():
+            raise ValueError(f"tailLines must be an integer, got {text!r}")
+        options["tail_lines"] = int(text)
+    return options
+
+
+class _Handler(BaseHTTPRequestHandler):
+    find_pod: PodLookup
+    read_log: LogReader
+    metrics: Callable[[], str]
+    server_version = "sigma-agent"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        parts = [unquote(p) for p in url.path.strip("/").split("/")]
+        try:
+            if parts == ["healthz"]:
+                self._text(200, "ok\n")
+            elif parts == ["metrics"]:
+                self._text(200, self.metrics(), "text/plain; version=0.0.4; charset=utf-8")
+            elif len(parts) == 4 and parts[0] == "logs":
+                self._logs(parts[1], parts[2], parts[3], parse_qs(url.query))
+            else:
+                self._text(404, f"no such endpoint: {url.path}\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away (kubectl logs -f interrupted)
+
+    def _logs(self, namespace: str, name: str, container: str, query: dict[str, list[str]]) -> None:
+        pod = self.find_pod(namespace, name)
+        if pod is None:
+            self._text(404, f'pod "{name}" in namespace "{namespace}" is not on this node\n')
+            return
+        names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+        if container not in names:
+            self._text(404, f"container {container} is not valid for pod {name}, choose one of: {names}\n")
+            return
+        try:
+            options = log_options(query)
+        except ValueError as err:
+            self._text(400, f"{err}\n")
+            return
+        chunks = self.read_log(pod, container, **options)
+        try:
+            first = next(chunks, b"")
+        except FileNotFoundError:
+            what = "previous terminated container" if options["previous"] else "container"
+            self._text(400, f'{what} "{container}" in pod "{name}" has no log yet (it is waiting to start)\n')
+            return
+        # No Content-Length and Connection: close: the body ends when the stream does.
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        with contextlib.closing(chunks):
+            if options["follow"]:
+                for chunk in _chain(first, chunks):
+                    self.wfile.write(chunk)  # the socket is unbuffered: each line goes out now
+            else:
+                self.wfile.write(first + b"".join(chunks))
+
+    def _text(self, code: int, body: str, content_type: str = "text/plain; charset=utf-8") -> None:
+        data = body.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest

@@ -1,0 +1,84 @@
+"""`sigma agent`: the node agent, one per machine.
+
+    sigma agent --master URL [--token T] [--kubeconfig PATH] --node-name NAME [--cpus N]
+                [--memory 8Gi] [--reserved cpu=500m,memory=512Mi] [--state-dir DIR]
+                [--listen HOST:PORT]
+
+SIGINT/SIGTERM stop the agent's loops; containers keep running and the next agent adopts
+them, unless --drain-on-exit (what `sigma up` uses) asks to stop them all first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import sys
+from types import FrameType
+
+from sigma.cli.master import _split_listen
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("agent", help="run the node agent: register the node and run the pods bound to it")
+    p.add_argument("--master", help="API server URL (default: the kubeconfig's server)")
+    p.add_argument("--token", help="bearer token for the API server")
+    p.add_argument("--kubeconfig", help="kubeconfig file to reach the master with")
+    p.add_argument("--node-name", default=socket.gethostname().lower(), help="default: the hostname")
+    p.add_argument("--cpus", help="CPU capacity to publish (e.g. 4 or 3500m); default: the host's")
+    p.add_argument("--memory", help="memory capacity to publish (e.g. 8Gi); default: the host's")
+    p.add_argument("--reserved", default="", help="kept out of allocatable, e.g. cpu=500m,memory=512Mi")
+    p.add_argument("--state-dir", default="/var/lib/sigma/agent", help="container state, logs, bundles")
+    p.add_argument("--listen", default="0.0.0.0:10250", help="HOST:PORT for /logs, /metrics, /healthz")
+    p.add_argument("--address", help="the address the master reaches this agent on (default: found out)")
+    p.add_argument("--cgroup-root", default="sigma", help="the agent's cgroup subtree")
+    p.add_argument("--image-dir", help="image store (default: $SIGMA_IMAGE_DIR or /var/lib/sigma/images)")
+    p.add_argument("--metrics-interval", type=float, default=5.0, help="seconds between NodeMetric reports")
+    p.add_argument("--lease-interval", type=float, default=10.0, help="seconds between Lease renewals")
+    p.add_argument("--resync-interval", type=float, default=5.0, help="seconds between full pod syncs")
+    p.add_argument("--drain-on-exit", action="store_true", help="stop every pod when the agent stops")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=run_agent)
+
+
+def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from sigma.client.http import HttpClient
+
+    if args.master:
+        return HttpClient(args.master, token=args.token)
+    from sigma.cli.common import kubeconfig_path
+
+    path = kubeconfig_path(args.kubeconfig)
+    if path is None:
+        raise SystemExit("error: pass --master URL or --kubeconfig PATH")
+    return HttpClient.from_kubeconfig(path)
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    from sigma.agent.agent import Agent, AgentOptions
+    from sigma.agent.images import DEFAULT_ROOT
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host, port = _split_listen(args.listen)
+    options = AgentOptions(
+        cpus=args.cpus, memory=args.memory, reserved=args.reserved, host=host, port=port,
+        address=args.address, cgroup_root=args.cgroup_root, image_dir=args.image_dir or DEFAULT_ROOT,
+        resync_interval=args.resync_interval, metrics_interval=args.metrics_interval,
+        lease_interval=args.lease_interval, drain_on_exit=args.drain_on_exit,
+    )
+    try:
+        agent = Agent(_client(args), args.node_name, args.state_dir, options)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger("sigma.agent").info("%s: stopping", signal.Signals(signum).name)
+        agent.stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    agent.run()
+    return 0

@@ -1,0 +1,8 @@
+"""Co-location's pure core: BatchJob DAG progression, Level-0 batch allocatable, the agent's
+idle -> suppress -> evict ladder, cache isolation plans and queue fair sharing.
+
+No I/O and no clock reads: the master's controllers, the agent and the simulator pass the
+observed state (and `now`) in and carry out the decisions that come back.
+`sigma.colocation.kinds` is the exception: it registers BatchJob validation and printing
+with the API when the API is set up.
+"""

@@ -1,0 +1,107 @@
+"""NodeSLO and NodeMetric: the co-location objects' shapes, read into plain values. Pure.
+
+NodeSLO (sigma.io/v1, cluster-scoped). The object named after a node applies to that node;
+the one named `cluster-default` to every node without its own; missing fields take the
+defaults below. Level-0 reads the thresholds, the agent the ladder's settings.
+
+    spec:
+      cpuThreshold: 0.65            # Level-0 and suppress: prod + batch <= this x capacity
+      memoryThreshold: 0.70
+      memoryEvictHigh: 0.90         # agent: evict batch above this share of node memory...
+      memoryEvictLow: 0.85          # ...until under this one
+      batchCpuFloorMillis: 100      # agent: the suppress quota never goes below this
+      l3BatchWayShare: 0.3          # agent: share of L3 ways for batch (resctrl)
+      batchMemoryBandwidthPercent: 30
+
+NodeMetric (sigma.io/v1, cluster-scoped, name = node name), written by the agent every few
+seconds; cpu in milli-cores, memory in bytes (working set), peaks over `window_s`:
+
+    status:
+      timestamp: 1764000000.0       # seconds since the epoch (an RFC 3339 string also works)
+      window_s: 60
+      node:  {cpu_millis, memory_bytes}                          # whole machine
+      prod:  {cpu_millis, memory_bytes, cpu_peak_millis, memory_peak_bytes}
+      batch: {cpu_millis, memory_bytes}
+      predicted: {cpu_millis, memory_bytes}  # optional: prod usage expected within the lead
+                                             # time (written by the predictive scaler)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sigma.colocation.ladder import DEFAULT_MEMORY_HIGH, DEFAULT_MEMORY_LOW, DEFAULT_QUOTA_FLOOR_MILLIS
+from sigma.colocation.level0 import DEFAULT_THRESHOLDS, ProdUsage, Resources, Thresholds
+
+CLUSTER_DEFAULT = "cluster-default"
+
+
+@dataclass(frozen=True)
+class NodeSLO:
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
+    memory_evict_high: float = DEFAULT_MEMORY_HIGH
+    memory_evict_low: float = DEFAULT_MEMORY_LOW
+    batch_cpu_floor_millis: int = DEFAULT_QUOTA_FLOOR_MILLIS
+    l3_batch_way_share: float = 0.3
+    batch_memory_bandwidth_percent: int = 30
+
+
+def _fraction(spec: Mapping[str, Any], key: str, default: float) -> float:
+    value = spec.get(key, default)
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
+    return float(value) if ok else default
+
+
+def node_slo(spec: Mapping[str, Any] | None) -> NodeSLO:
+    """Tolerant: a field out of range takes its default rather than stopping Level-0."""
+    spec = spec or {}
+    d = NodeSLO()
+    floor = spec.get("batchCpuFloorMillis", d.batch_cpu_floor_millis)
+    bandwidth = spec.get("batchMemoryBandwidthPercent", d.batch_memory_bandwidth_percent)
+    return NodeSLO(
+        Thresholds(_fraction(spec, "cpuThreshold", d.thresholds.cpu),
+                   _fraction(spec, "memoryThreshold", d.thresholds.memory)),
+        _fraction(spec, "memoryEvictHigh", d.memory_evict_high),
+        _fraction(spec, "memoryEvictLow", d.memory_evict_low),
+        floor if isinstance(floor, int) and floor >= 0 else d.batch_cpu_floor_millis,
+        _fraction(spec, "l3BatchWayShare", d.l3_batch_way_share),
+        bandwidth if isinstance(bandwidth, int) and 0 < bandwidth <= 100 else d.batch_memory_bandwidth_percent,
+    )
+
+
+def _int(values: Mapping[str, Any], key: str) -> int:
+    value = values.get(key, 0)
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def metric_timestamp(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
+    return None
+
+
+def prod_usage(status: Mapping[str, Any] | None) -> ProdUsage | None:
+    """The prod part of a NodeMetric's status; None when it has no usable timestamp."""
+    status = status or {}
+    stamp = metric_timestamp(status.get("timestamp"))
+    prod = status.get("prod")
+    if stamp is None or not isinstance(prod, Mapping):
+        return None
+    return ProdUsage(stamp, _int(prod, "cpu_millis"), _int(prod, "memory_bytes"), _int(prod, "cpu_peak_millis"),
+                     _int(prod, "memory_peak_bytes"))
+
+
+def predicted_usage(status: Mapping[str, Any] | None) -> Resources | None:
+    predicted = (status or {}).get("predicted")
+    if not isinstance(predicted, Mapping):
+        return None
+    return Resources(_int(predicted, "cpu_millis"), _int(predicted, "memory_bytes"))

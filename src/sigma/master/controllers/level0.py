@@ -1,0 +1,147 @@
+"""The Level-0 controller: publishes each node's batch allocatable from prod's real usage.
+
+Every `period_s` it reads Nodes, NodeMetrics (the agents' reports), NodeSLOs (thresholds)
+and the pods bound to each node, asks `sigma.colocation.level0.batch_allocatable` for the
+node's sigma.io/batch-cpu (milli-cores) and sigma.io/batch-memory (bytes), and writes them
+into the Node's status.capacity and status.allocatable with a merge patch through the status
+subresource, so the keys the agent owns (cpu, memory, pods, conditions) are left alone.
+
+- The system reserve is what the agent already keeps out of allocatable:
+  capacity - allocatable for cpu and memory.
+- Prod requests (the fallback when a node's metrics are stale or missing) are the summed
+  requests of the non-terminal pods bound to the node that are not batch pods
+  (schedulerName fuxi-scheduler).
+- A value is rewritten only when it moved by more than `update_fraction`
+  (`level0.should_update`), so noise does not rewrite every Node every few seconds.
+
+Shapes of NodeMetric and NodeSLO: sigma.colocation.slo. Polling rather than watching keeps
+this controller trivially restartable; everything it needs is re-read each period.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sigma.api.errors import ApiError
+from sigma.client.base import ApiClient
+from sigma.colocation.level0 import (
+    DEFAULT_STALENESS_S,
+    DEFAULT_UPDATE_FRACTION,
+    BatchAllocatable,
+    NodeInput,
+    Resources,
+    batch_allocatable,
+    should_update,
+)
+from sigma.colocation.slo import CLUSTER_DEFAULT, node_slo, predicted_usage, prod_usage
+from sigma.master.process import register_configurable_controller
+from sigma.master.scheduler.convert import pod_requests
+from sigma.quantity import QuantityError, cpu_millis, memory_bytes
+
+log = logging.getLogger("sigma.level0")
+
+BATCH_CPU = "sigma.io/batch-cpu"
+BATCH_MEMORY = "sigma.io/batch-memory"
+FUXI_SCHEDULER = "fuxi-scheduler"
+PERIOD_S = 5.0
+
+
+class Level0Controller:
+    name = "level0"
+
+    def __init__(self, client: ApiClient, clock: Callable[[], float] = time.time, period_s: float = PERIOD_S,
+                 staleness_s: float = DEFAULT_STALENESS_S, update_fraction: float = DEFAULT_UPDATE_FRACTION) -> None:
+        self.client = client
+        self.clock = clock
+        self.period_s = period_s
+        self.staleness_s = staleness_s
+        self.update_fraction = update_fraction
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.reconcile()
+            except ApiError as err:
+                log.warning("level0: %s", err)
+            stop.wait(self.period_s)
+
+    def reconcile(self) -> dict[str, BatchAllocatable]:
+        """One pass over every node; returns what was computed per node (for tests and logs)."""
+        now = self.clock()
+        metrics = {m["metadata"]["name"]: m.get("status") or {} for m in self.client.list("nodemetrics")["items"]}
+        slos = {s["metadata"]["name"]: s.get("spec") or {} for s in self.client.list("nodeslos")["items"]}
+        prod = _prod_requests(self.client.list("pods")["items"])
+        out: dict[str, BatchAllocatable] = {}
+        for node in self.client.list("nodes")["items"]:
+            name = node["metadata"]["name"]
+            status = node.get("status") or {}
+            capacity = _resources(status.get("capacity") or {})
+            if capacity is None or capacity == Resources():
+                continue  # the agent has not reported the machine yet
+            allocatable = _resources(status.get("allocatable") or {}) or capacity
+            reserve = Resources(max(capacity.cpu_millis - allocatable.cpu_millis, 0),
+                                max(capacity.memory_bytes - allocatable.memory_bytes, 0))
+            slo = node_slo(slos.get(name, slos.get(CLUSTER_DEFAULT)))
+            metric = metrics.get(name)
+            result = batch_allocatable(NodeInput(capacity, prod.get(name, Resources()), prod_usage(metric),
+                                                 predicted_usage(metric), reserve, slo.thresholds),
+                                       now, self.staleness_s)
+            out[name] = result
+            if should_update(_published(status), result.resources, self.update_fraction):
+                self._publish(name, result)
+        return out
+
+    def _publish(self, node: str, result: BatchAllocatable) -> None:
+        amounts = {BATCH_CPU: str(result.cpu_millis), BATCH_MEMORY: str(result.memory_bytes)}
+        try:
+            self.client.patch("nodes", node, {"status": {"capacity": amounts, "allocatable": amounts}},
+                              subresource="status")
+            log.info("node %s: %s", node, result.reason)
+        except ApiError as err:
+            if err.code != 404:
+                raise
+
+
+def _resources(amounts: dict[str, Any]) -> Resources | None:
+    try:
+        return Resources(cpu_millis(amounts.get("cpu", 0)), memory_bytes(amounts.get("memory", 0)))
+    except QuantityError:
+        return None
+
+
+def _published(status: dict[str, Any]) -> Resources | None:
+    allocatable = status.get("allocatable") or {}
+    if BATCH_CPU not in allocatable or BATCH_MEMORY not in allocatable:
+        return None
+    try:
+        # sigma.io/batch-cpu quantities are milli-cores already, so both parse as plain numbers.
+        return Resources(memory_bytes(allocatable[BATCH_CPU]), memory_bytes(allocatable[BATCH_MEMORY]))
+    except QuantityError:
+        return None
+
+
+def _prod_requests(pods: list[dict[str, Any]]) -> dict[str, Resources]:
+    out: dict[str, Resources] = {}
+    for pod in pods:
+        spec = pod.get("spec") or {}
+        node = spec.get("nodeName")
+        if not node or spec.get("schedulerName") == FUXI_SCHEDULER:
+            continue
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        try:
+            req = pod_requests(spec)
+        except ValueError:
+            continue
+        have = out.get(node, Resources())
+        out[node] = Resources(have.cpu_millis + req.get("cpu", 0), have.memory_bytes + req.get("memory", 0))
+    return out
+
+
+register_configurable_controller(lambda client, options: Level0Controller(
+    client, period_s=float(options.get("level0_period_s", PERIOD_S)),
+    staleness_s=float(options.get("level0_staleness_s", DEFAULT_STALENESS_S))))

@@ -1,0 +1,141 @@
+"""The simulated cluster: machines, co-location policies, and prod placed by the real scheduler.
+
+A policy decides three things, and nothing else differs between runs:
+- where batch may go (`batch_pool`): every machine, or only the machines prod does not use;
+- what batch instances request (`batch_resources`): cpu/memory, counted against the same
+  allocatable as prod's requests (Kubernetes' default), or sigma.io/batch-cpu and
+  sigma.io/batch-memory, whose allocatable Level-0 computes from prod's usage;
+- whether the agent ladder (suppress, evict) runs.
+
+Prod pods are placed by `sigma.scheduling.Scheduler`, the sigma-scheduler's core, before
+any batch arrives (prod is long-running; the trace window starts with it in place).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from sigma.scheduling import (
+    BATCH_CPU,
+    BATCH_MEMORY,
+    CPU,
+    MEMORY,
+    PODS,
+    ClusterSnapshot,
+    NodeSpec,
+    PodSpec,
+    Scheduler,
+    labels,
+    requests,
+)
+from sigma.sim.prod import ProdFleet
+
+RESOURCES = (CPU, MEMORY, BATCH_CPU, BATCH_MEMORY, PODS)
+PROD_PRIORITY = 9500  # sigma-prod band
+BATCH_PRIORITY = 5500  # sigma-batch band
+MAX_PODS = 1 << 40  # batch instances are not limited per node by a pod count in the traces
+UNLIMITED = 1 << 50  # capacity of the single node standing for "an unlimited cluster"
+POOL = "sigma.io/pool"
+BoolArray = npt.NDArray[np.bool_]
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    colocate: bool  # prod and batch share machines
+    usage_based: bool  # batch counts batch-cpu/batch-memory from Level-0 (and the ladder runs)
+    as_traced: bool = False  # every task at its recorded time on an unlimited cluster
+    predictive: bool = False
+
+    @property
+    def batch_resources(self) -> tuple[str, str]:
+        return (BATCH_CPU, BATCH_MEMORY) if self.usage_based else (CPU, MEMORY)
+
+
+POLICIES: dict[str, Policy] = {
+    "segregated": Policy("segregated", colocate=False, usage_based=False),
+    "requests": Policy("requests", colocate=True, usage_based=False),
+    "sigma": Policy("sigma", colocate=True, usage_based=True),
+    "as-traced": Policy("as-traced", colocate=True, usage_based=False, as_traced=True),
+}
+WAITING = {"sigma-predictive": "needs the prod forecaster (sigma.predict), not in this build yet"}
+
+
+@dataclass(frozen=True)
+class Machines:
+    """A homogeneous cluster (both traces' machines are all alike: 64 or 96 cores)."""
+
+    count: int
+    cpu_millis: int
+    memory: int  # memory units
+
+
+@dataclass
+class Cluster:
+    snapshot: ClusterSnapshot
+    batch_pool: BoolArray  # nodes batch may use
+    prod_node: I64  # per prod pod: its node, or -1 if it found none
+    cpu_capacity: I64  # per node
+    memory_capacity: I64
+
+
+def build_cluster(machines: Machines, fleet: ProdFleet, policy: Policy, seed: int = 0) -> Cluster:
+    if policy.as_traced:
+        node = NodeSpec("unlimited", {CPU: UNLIMITED, MEMORY: UNLIMITED, PODS: MAX_PODS})
+        snapshot = ClusterSnapshot([node], resources=RESOURCES)
+        return _finish(snapshot, np.ones(1, dtype=bool), fleet, seed, pool=None)
+    prod_pool = machines.count
+    if not policy.colocate:
+        # Segregated: the prod pool is sized by prod's peak (its requests), grown until the
+        # scheduler actually fits every pod (bin packing may need more than the sum says).
+        total = int(fleet.cpu_request.sum()), int(fleet.memory_request.sum())
+        prod_pool = max(math.ceil(total[0] / machines.cpu_millis), math.ceil(total[1] / machines.memory), 0)
+    while True:
+        prod_pool = min(prod_pool, machines.count)
+        cluster = _attempt(machines, fleet, policy, prod_pool, seed)
+        if policy.colocate or prod_pool >= machines.count or (cluster.prod_node >= 0).all():
+            return cluster
+        prod_pool += 1
+
+
+def _attempt(machines: Machines, fleet: ProdFleet, policy: Policy, prod_pool: int, seed: int) -> Cluster:
+    nodes = []
+    for i in range(machines.count):
+        pool = "prod" if policy.colocate or i < prod_pool else "batch"
+        nodes.append(NodeSpec(f"m{i}", {CPU: machines.cpu_millis, MEMORY: machines.memory, PODS: MAX_PODS},
+                              labels=labels({POOL: pool})))
+    snapshot = ClusterSnapshot(nodes, resources=RESOURCES)
+    batch_pool = np.ones(machines.count, dtype=bool) if policy.colocate else np.arange(machines.count) >= prod_pool
+    return _finish(snapshot, batch_pool, fleet, seed, pool=None if policy.colocate else "prod")
+
+
+def _finish(snapshot: ClusterSnapshot, batch_pool: BoolArray, fleet: ProdFleet, seed: int,
+            pool: str | None) -> Cluster:
+    scheduler = Scheduler(snapshot, seed=seed, preemption=False)
+    selector = labels({POOL: pool}) if pool else ()
+    placed = np.full(fleet.count, -1, dtype=np.int64)
+    cpu, memory = fleet.cpu_request, fleet.memory_request
+    for i in range(fleet.count):
+        pod = PodSpec(uid=f"prod-{i}", name=f"prod-{i}", priority=PROD_PRIORITY,
+                      requests=requests({CPU: int(cpu[i]), MEMORY: int(memory[i])}), node_selector=selector)
+        result = scheduler.schedule(pod)
+        if result.node is not None:
+            placed[i] = result.node
+    return Cluster(snapshot, batch_pool, placed, snapshot.allocatable[snapshot.resource_row(CPU)].copy(),
+                   snapshot.allocatable[snapshot.resource_row(MEMORY)].copy())
+
+
+def set_allocatable(snapshot: ClusterSnapshot, resource: str, values: I64) -> None:
+    """Publish new allocatable for one resource (Level-0 updating the nodes' batch-cpu and
+    batch-memory), keeping what is already requested: free = allocatable - requested."""
+    row = snapshot.resource_row(resource)
+    requested = snapshot.allocatable[row] - snapshot.free[row]
+    snapshot.allocatable[row] = values
+    snapshot.free[row] = values - requested
+    snapshot.inverse_allocatable[row] = np.divide(1.0, values, out=np.zeros(len(values)), where=values > 0)
+    snapshot.free_fraction[row] = snapshot.free[row] * snapshot.inverse_allocatable[row]

@@ -1,0 +1,325 @@
+"""The discrete-event simulation: a virtual clock, a heap of events, task-level placement.
+
+Events (heapq, ordered by time, then kind, then sequence):
+- COMPLETE: a group of identical instances, started together on some nodes, finishes.
+- RELEASE: a task arrives at its recorded time (v2017), or a DAG job is submitted.
+- TICK: every `tick` seconds agents report prod usage; Level-0, suppress and evict run and
+  the metrics take their sample.
+After all events of one instant, pending tasks are placed by `InstancePlacer.place`, one
+vectorised call per task for all its waiting instances (the scheduling core's batch path).
+
+Pending tasks are tried first come, first served, with a bounded backfill: the scan stops
+after `backfill` tasks that could not place anything. A task that failed is "blocked"; it is
+only tried again when capacity came back somewhere its request could now fit (checked on the
+freed nodes alone, not the whole cluster). Blocked tasks are always among the first
+`backfill` misses of the queue, so every pass re-checks all of them, and the freed set can
+be cleared after each pass. This keeps a saturated cluster from costing a full scan per event.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from sigma.colocation.ladder import PodUsage
+from sigma.scheduling import InstancePlacement, InstancePlacer, instances_per_node, requests
+from sigma.sim.cluster import BATCH_PRIORITY, Cluster, Policy, set_allocatable
+from sigma.sim.dagstep import DagJobState
+from sigma.sim.metrics import Recorder
+from sigma.sim.prod import ProdFleet
+from sigma.sim.qos import NodeQoS
+from sigma.sim.workload import Workload
+
+COMPLETE, RELEASE, SUBMIT, TICK = 0, 1, 2, 3
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass
+class Group:
+    """Identical instances of one task started at one instant: `counts[i]` on `nodes[i]`."""
+
+    task: int
+    nodes: I64
+    counts: I64
+    start: float
+
+
+class Simulation:
+    def __init__(self, workload: Workload, fleet: ProdFleet, cluster: Cluster, policy: Policy, *,
+                 tick: float = 60.0, peak_window: float = 300.0, backfill: int = 8,
+                 progress: Callable[[float], None] | None = None) -> None:
+        self.w, self.fleet, self.cluster, self.policy = workload, fleet, cluster, policy
+        self.tick, self.backfill, self.progress = tick, backfill, progress
+        self.snapshot = cluster.snapshot
+        self.placer = InstancePlacer(self.snapshot)
+        n = self.snapshot.node_count
+        cpu_name, memory_name = policy.batch_resources
+        self.requests = [requests({cpu_name: int(c), memory_name: int(m)})
+                         for c, m in zip(workload.cpu_millis, workload.memory, strict=True)]
+        self.events: list[tuple[float, int, int, int]] = []
+        self.seq = 0
+        self.future = 0  # events in the heap other than ticks
+        self.groups: dict[int, Group] = {}
+        self.pending: dict[int, list[int]] = {}  # task -> [instances waiting, blocked flag]
+        self.freed = np.zeros(n, dtype=bool)
+        self.untried = False
+        self.ready_time = np.full(len(workload), np.nan)
+        self.waiting = workload.instances.copy()  # not yet started (per task)
+        self.unfinished = workload.instances.copy()  # not yet completed (per task)
+        self.node_batch_cpu = np.zeros(n, dtype=np.int64)
+        self.node_batch_memory = np.zeros(n, dtype=np.int64)
+        self.dags: dict[int, DagJobState] = {}
+        self.job_tasks_left = np.bincount(workload.job, minlength=len(workload.job_names))
+        self.rec = Recorder(workload, cluster, tick)
+        self.prod = _ProdLoad(fleet, cluster)
+        self.qos = NodeQoS(cluster.cpu_capacity, cluster.memory_capacity, max(int(peak_window // tick), 1))
+        self.quota: I64 | None = None
+        self.last_progress = 0.0
+
+    # -- events ---------------------------------------------------------------------------
+    def push(self, t: float, kind: int, item: int) -> None:
+        self.seq += 1
+        self.future += kind != TICK
+        heapq.heappush(self.events, (t, kind, self.seq, item))
+
+    def run(self) -> Recorder:
+        w = self.w
+        if w.has_dag:
+            starts = {int(j): [] for j in np.unique(w.job)}
+            for t, j in enumerate(w.job.tolist()):
+                starts[j].append(t)
+            for j, tasks in starts.items():
+                self.dags[j] = DagJobState.of([w.name[t] for t in tasks], [w.depends_on[t] for t in tasks], tasks)
+                self.push(float(w.job_submit[j]), SUBMIT, j)
+        else:
+            for t in range(len(w)):
+                self.push(float(w.release[t]), RELEASE, t)
+        start = float(min(w.job_submit.min(), 0.0)) if len(w) else 0.0
+        self.rec.start(start)
+        self.push(start, TICK, 0)
+        self.stalled_since = start
+        while self.events:
+            now = self.events[0][0]
+            while self.events and self.events[0][0] == now:
+                _, kind, _, item = heapq.heappop(self.events)
+                self.future -= kind != TICK
+                self._handle(now, kind, item)
+            self._schedule(now)
+        self.rec.finish(self.unfinished, self.pending)
+        return self.rec
+
+    def _handle(self, now: float, kind: int, item: int) -> None:
+        if kind == COMPLETE:
+            self._complete(now, item)
+        elif kind == RELEASE:
+            self._release(now, item)
+        elif kind == SUBMIT:
+            self.rec.job_submitted(item, now)
+            self._dag_step(now, item)
+        else:
+            self._tick(now)
+
+    def _release(self, now: float, task: int) -> None:
+        self.ready_time[task] = now
+        self.rec.task_released(task, now)
+        if self.waiting[task] == 0:  # a task without instances succeeds as it is released
+            self._task_done(now, task)
+            return
+        self.pending[task] = [int(self.waiting[task]), 0]
+        self.untried = True
+
+    def _dag_step(self, now: float, job: int) -> None:
+        released, succeeded = self.dags[job].step(now)
+        for task in released:
+            self._release(now, task)
+        if succeeded:
+            self.rec.job_done(job, now)
+
+    # -- placement --------------------------------------------------------------------------
+    def _schedule(self, now: float) -> None:
+        if not self.pending or not (self.untried or self.freed.any()):
+            return
+        freed = np.flatnonzero(self.freed & self.cluster.batch_pool)
+        eligible = None if self.cluster.batch_pool.all() else self.cluster.batch_pool
+        misses = 0
+        for task in list(self.pending):
+            entry = self.pending[task]
+            if entry[1] and not self._fits_somewhere(task, freed):
+                misses += 1
+            else:
+                placement = self.placer.place(self.requests[task], entry[0], eligible)
+                if placement.placed:
+                    self._start(now, task, placement)
+                    entry[0] -= placement.placed
+                if entry[0] == 0:
+                    del self.pending[task]
+                else:
+                    entry[1] = 1
+                    misses += 1
+            if misses >= self.backfill:
+                break
+        self.freed[:] = False
+        self.untried = False
+
+    def _fits_somewhere(self, task: int, nodes: I64) -> bool:
+        if nodes.size == 0:
+            return False
+        vector = self.snapshot.request_vector(self.requests[task])
+        return bool(instances_per_node(self.snapshot.free[:, nodes], vector).any())
+
+    def _start(self, now: float, task: int, placement: InstancePlacement) -> None:
+        gid = self.seq + 1
+        self.groups[gid] = Group(task, placement.nodes, placement.counts.copy(), now)
+        self.waiting[task] -= placement.placed
+        self._charge(task, placement.nodes, placement.counts, now)
+        self.rec.started(task, placement.placed, now - self.ready_time[task])
+        self.push(now + float(self.w.duration[task]), COMPLETE, gid)
+
+    def _charge(self, task: int, nodes: I64, counts: I64, now: float) -> None:
+        cpu, memory = int(self.w.cpu_millis[task]), int(self.w.memory[task])
+        np.add.at(self.node_batch_cpu, nodes, counts * cpu)
+        np.add.at(self.node_batch_memory, nodes, counts * memory)
+        total = int(counts.sum())
+        self.rec.level(now, total, total * cpu, total * memory)
+
+    def _complete(self, now: float, gid: int) -> None:
+        group = self.groups.pop(gid, None)
+        if group is None:  # every instance of the group was evicted
+            return
+        self._free(group.task, group.nodes, group.counts, now)
+        done = int(group.counts.sum())
+        self.rec.finished(group.task, done)
+        self.unfinished[group.task] -= done
+        if self.unfinished[group.task] == 0:
+            self._task_done(now, group.task)
+
+    def _free(self, task: int, nodes: I64, counts: I64, now: float) -> None:
+        self.placer.release(InstancePlacement(self.requests[task], int(counts.sum()), nodes, counts))
+        self._charge(task, nodes, -counts, now)
+        self.freed[nodes[counts > 0]] = True
+
+    def _task_done(self, now: float, task: int) -> None:
+        job = int(self.w.job[task])
+        self.rec.task_done(task, now)
+        self.job_tasks_left[job] -= 1
+        if job in self.dags:
+            self.dags[job].complete(self.w.name[task])
+            self._dag_step(now, job)
+        elif self.job_tasks_left[job] == 0:
+            self.rec.job_done(job, now)
+
+    # -- the agents' tick: prod usage, Level-0, suppress, evict, metrics ----------------------
+    def _tick(self, now: float) -> None:
+        prod_cpu, prod_memory = self.prod.usage(now)
+        batch_cpu_used = self.node_batch_cpu
+        if self.policy.usage_based:
+            # The quota in force over this tick was set from the previous report: the agent
+            # reacts one reporting interval late, which is where prod can be short-changed.
+            quota = self.quota if self.quota is not None else self.qos.quota(prod_cpu)
+            batch_cpu_used = np.minimum(self.node_batch_cpu, quota)
+            self._level0(now, prod_cpu, prod_memory)
+            self.quota = self.qos.quota(prod_cpu)
+        self.rec.tick(now, prod_cpu, prod_memory, self.prod.unplaced(now), batch_cpu_used,
+                      self.node_batch_memory)
+        if self.progress is not None and now - self.last_progress >= 600:
+            self.progress(now)
+            self.last_progress = now
+        if self._keep_ticking(now):
+            self.push(now + self.tick, TICK, 0)
+
+    def _keep_ticking(self, now: float) -> bool:
+        if self.future or self.groups:
+            self.stalled_since = now
+            return True
+        if not self.pending:
+            return False
+        # Only waiting work is left; Level-0 may still open room as prod's curve moves. Give
+        # it one whole curve period, then declare the rest unplaceable (reported, not hidden).
+        return now - self.stalled_since <= self.fleet.curves.length + self.tick
+
+    def _level0(self, now: float, prod_cpu: I64, prod_memory: I64) -> None:
+        self.qos.observe(prod_cpu, prod_memory)
+        alloc_cpu, alloc_memory = self.qos.allocatable(now, prod_cpu, prod_memory, self.prod.cpu_requests,
+                                                       self.prod.memory_requests)
+        cpu_name, memory_name = self.policy.batch_resources
+        grew = alloc_cpu > self.snapshot.allocatable[self.snapshot.resource_row(cpu_name)]
+        grew |= alloc_memory > self.snapshot.allocatable[self.snapshot.resource_row(memory_name)]
+        set_allocatable(self.snapshot, cpu_name, alloc_cpu)
+        set_allocatable(self.snapshot, memory_name, alloc_memory)
+        self.freed |= grew
+        memory_used = prod_memory + self.node_batch_memory
+        hot = self.qos.over_limit(memory_used, self.node_batch_cpu, self.node_batch_memory, alloc_cpu,
+                                  alloc_memory)
+        if hot.size:
+            self._evict(now, hot, memory_used, alloc_cpu, alloc_memory)
+
+    def _evict(self, now: float, hot: I64, memory_used: I64, alloc_cpu: I64, alloc_memory: I64) -> None:
+        on_node: dict[int, list[tuple[int, int]]] = {int(n): [] for n in hot}
+        for gid, group in self.groups.items():
+            for i, node in enumerate(group.nodes.tolist()):
+                if node in on_node and group.counts[i] > 0:
+                    on_node[node].append((gid, i))
+        for node, members in on_node.items():
+            pods = []
+            for gid, i in members:
+                group = self.groups[gid]
+                cpu, memory = int(self.w.cpu_millis[group.task]), int(self.w.memory[group.task])
+                pods += [PodUsage(str(gid), f"{i}/{k}", BATCH_PRIORITY, True, cpu, memory, cpu, memory)
+                         for k in range(int(group.counts[i]))]
+            victims = self.qos.evictions(node, int(memory_used[node]), int(alloc_cpu[node]),
+                                         int(alloc_memory[node]), pods)
+            per_slot: dict[tuple[int, int], int] = {}
+            for victim in victims:
+                slot = (int(victim.namespace), int(victim.name.split("/")[0]))
+                per_slot[slot] = per_slot.get(slot, 0) + 1
+            for (gid, i), count in per_slot.items():
+                self._evict_from(now, gid, i, count)
+
+    def _evict_from(self, now: float, gid: int, i: int, count: int) -> None:
+        group = self.groups[gid]
+        task = group.task
+        group.counts[i] -= count
+        self._free(task, group.nodes[i : i + 1], np.array([count], dtype=np.int64), now)
+        self.rec.evicted(task, count, now - group.start)
+        self.waiting[task] += count
+        # Re-runs go first (dag.py's rule): the evicted instances are the oldest work.
+        entry = self.pending.pop(task, [0, 0])
+        self.pending = {task: [entry[0] + count, 0], **self.pending}
+        self.ready_time[task] = now
+        if not group.counts.any():
+            # Nothing of the group is left to complete; its COMPLETE event finds it gone.
+            del self.groups[gid]
+
+
+class _ProdLoad:
+    """Per-node prod demand: (nodes x curves) weights times the curves' current values."""
+
+    def __init__(self, fleet: ProdFleet, cluster: Cluster) -> None:
+        n = cluster.snapshot.node_count
+        self.curves = fleet.curves
+        placed = cluster.prod_node >= 0
+        k = fleet.curves.count
+        self.cpu_weight = np.zeros((n, k))
+        self.memory_weight = np.zeros((n, k))
+        np.add.at(self.cpu_weight, (cluster.prod_node[placed], fleet.curve[placed]), fleet.cpu_scale[placed])
+        np.add.at(self.memory_weight, (cluster.prod_node[placed], fleet.curve[placed]),
+                  fleet.memory_scale[placed])
+        self.lost_cpu = np.bincount(fleet.curve[~placed], fleet.cpu_scale[~placed], minlength=k)
+        self.cpu_requests = np.bincount(cluster.prod_node[placed], fleet.cpu_request[placed],
+                                        minlength=n).astype(np.int64)
+        self.memory_requests = np.bincount(cluster.prod_node[placed], fleet.memory_request[placed],
+                                           minlength=n).astype(np.int64)
+
+    def usage(self, now: float) -> tuple[I64, I64]:
+        k = self.curves.index(now)
+        cpu = np.rint(self.cpu_weight @ self.curves.cpu[:, k]).astype(np.int64)
+        memory = np.rint(self.memory_weight @ self.curves.memory[:, k]).astype(np.int64)
+        return cpu, memory
+
+    def unplaced(self, now: float) -> float:
+        """Demand of prod pods that found no node: all of it goes unserved."""
+        return float(self.lost_cpu @ self.curves.cpu[:, self.curves.index(now)])

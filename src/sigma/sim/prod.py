@@ -1,0 +1,151 @@
+"""Prod services in the simulator: pods whose CPU and memory demand follow trace curves.
+
+A curve is a utilisation series in [0, 1] on a fixed step. Sources:
+- v2018 machine_usage (`--prod-usage machine_usage.csv`): one curve per machine with enough
+  samples (the shared head subset gives 14-16 distinct shapes), averaged per step.
+- the v2018 cluster-average day files (`--prod-usage <dir with day_N/>`): one curve. The
+  files have no time column and drop empty buckets, so a day's rows are spread evenly over
+  its 86,400 s: exact for complete days, a stretch of at most 62 buckets for day 2.
+Both measure the whole machine (prod and batch together); `share` is the fraction of that
+which the simulated prod accounts for. It is a parameter of the experiment, not a fact of
+the trace, and the report records it.
+
+The fleet is sized on a reference cluster (the cluster the user named) and then held fixed,
+so that the machines-needed search shrinks the cluster under the same prod load. Each pod
+requests its own peak demand, as a prod service sized for its peak does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from sigma.sim.traces import TraceError, load_v2018_cluster_usage, load_v2018_machine_usage
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class ProdCurves:
+    """`cpu[c, k]`, `memory[c, k]`: curve c's utilisation (0-1) over [k*step, (k+1)*step)."""
+
+    step: float
+    cpu: F64
+    memory: F64
+    source: str
+
+    @property
+    def count(self) -> int:
+        return int(self.cpu.shape[0])
+
+    @property
+    def length(self) -> float:
+        return self.step * self.cpu.shape[1]
+
+    def index(self, t: float) -> int:
+        """The step holding trace time t; the curves repeat past their end (a daily cycle
+        laid over a workload longer than the sample)."""
+        return int(t // self.step) % self.cpu.shape[1]
+
+
+def load_prod_curves(path: Path, step: float = 300.0) -> ProdCurves:
+    if path.is_dir():
+        return _cluster_average(path, step)
+    return _machine_usage(path, step)
+
+
+def _machine_usage(path: Path, step: float) -> ProdCurves:
+    usage = load_v2018_machine_usage(path)
+    steps = int(np.ceil(usage.time.max() / step))
+    slot = np.minimum((usage.time // step).astype(np.int64), steps - 1)
+    cpu_rows, mem_rows = [], []
+    for m in range(len(usage.names)):
+        mine = usage.machine == m
+        cpu = _bucket_mean(slot[mine], usage.cpu_percent[mine], steps)
+        mem = _bucket_mean(slot[mine], usage.mem_percent[mine], steps)
+        if np.isnan(cpu).mean() > 0.2:  # a machine cut off by the head subset: not a curve
+            continue
+        cpu_rows.append(_fill(cpu) / 100.0)
+        mem_rows.append(_fill(mem) / 100.0)
+    if not cpu_rows:
+        raise TraceError(path, "no machine has samples over 80% of the time span")
+    return ProdCurves(step, np.array(cpu_rows), np.array(mem_rows), f"{path.name}: {len(cpu_rows)} machines")
+
+
+def _cluster_average(root: Path, step: float) -> ProdCurves:
+    usage = load_v2018_cluster_usage(root, bucket_seconds=int(step))
+    first = usage.days[0].day
+    steps = int((usage.days[-1].day - first + 1) * DAY // step)
+    cpu, mem = np.full(steps, np.nan), np.full(steps, np.nan)
+    for day in usage.days:
+        n = len(day.cpu_percent)
+        # Rows are spread evenly over the day (the files carry no time column).
+        slots = ((day.day - first) * DAY + np.arange(n) * (DAY / n)) // step
+        cpu[slots.astype(np.int64)] = day.cpu_percent
+        mem[slots.astype(np.int64)] = day.mem_percent
+    return ProdCurves(step, _fill(cpu)[None, :] / 100.0, _fill(mem)[None, :] / 100.0,
+                      f"{root.name}: cluster average, days {first}-{usage.days[-1].day}")
+
+
+def _bucket_mean(slot: I64, values: F64, steps: int) -> F64:
+    ok = ~np.isnan(values)
+    total = np.bincount(slot[ok], values[ok], minlength=steps)
+    count = np.bincount(slot[ok], minlength=steps)
+    return np.divide(total, count, out=np.full(steps, np.nan), where=count > 0)
+
+
+def _fill(series: F64) -> F64:
+    """Carry the last known value over gaps (and the first one backwards)."""
+    known = np.flatnonzero(~np.isnan(series))
+    if known.size == 0:
+        return np.zeros_like(series)
+    idx = np.maximum.accumulate(np.where(~np.isnan(series), np.arange(len(series)), 0))
+    filled = series[np.maximum(idx, known[0])]
+    return np.asarray(filled, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class ProdFleet:
+    """Prod pods: curve per pod, and scale = demand at 100% utilisation (millis, units)."""
+
+    curves: ProdCurves
+    curve: I64
+    cpu_scale: F64
+    memory_scale: F64
+    share: float
+
+    @property
+    def count(self) -> int:
+        return len(self.curve)
+
+    @property
+    def cpu_request(self) -> I64:
+        peak = self.curves.cpu.max(axis=1)[self.curve]
+        return np.asarray(np.ceil(self.cpu_scale * peak), dtype=np.int64)
+
+    @property
+    def memory_request(self) -> I64:
+        peak = self.curves.memory.max(axis=1)[self.curve]
+        return np.asarray(np.ceil(self.memory_scale * peak), dtype=np.int64)
+
+
+def build_fleet(curves: ProdCurves, machines: int, cpu_millis: int, memory: int, share: float,
+                pods_per_machine: int = 2) -> ProdFleet:
+    """`pods_per_machine` pods per reference machine, curves dealt round-robin, so that at
+    share 1.0 the fleet's demand equals the curves' utilisation of the reference cluster."""
+    count = machines * pods_per_machine
+    curve = np.arange(count, dtype=np.int64) % curves.count
+    per_pod = share / pods_per_machine
+    return ProdFleet(curves, curve, np.full(count, cpu_millis * per_pod), np.full(count, memory * per_pod),
+                     share)
+
+
+def no_prod(curves_step: float = 300.0) -> ProdFleet:
+    """A cluster with batch only (the v2017 replay without a prod curve)."""
+    empty = ProdCurves(curves_step, np.zeros((1, 1)), np.zeros((1, 1)), "none")
+    return ProdFleet(empty, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), 0.0)

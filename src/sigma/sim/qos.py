@@ -1,0 +1,101 @@
+"""Level-0 and the agent ladder on every simulated node, by the live system's own functions.
+
+Each tick, for every node: `level0.batch_allocatable` from prod's usage and its peak over the
+window (what the agent's NodeMetric reports), `ladder.suppress_quota` for the batch CPU cap,
+and `ladder.choose_evictions` where batch no longer fits. The functions are scalar, per node;
+nodes with the same inputs get the same answer, so answers are memoised on the inputs
+(nodes hosting the same mix of prod pods repeat each other every tick). That is the
+"group identical decisions" rule applied to nodes instead of instances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from sigma.colocation.ladder import (
+    DEFAULT_MEMORY_HIGH,
+    Eviction,
+    NodeState,
+    PodUsage,
+    choose_evictions,
+    suppress_quota,
+)
+from sigma.colocation.level0 import (
+    DEFAULT_THRESHOLDS,
+    NodeInput,
+    ProdUsage,
+    Resources,
+    Thresholds,
+    batch_allocatable,
+)
+
+I64 = npt.NDArray[np.int64]
+
+
+class NodeQoS:
+    """Per-node Level-0 allocatable and suppress quotas for the whole cluster, per tick."""
+
+    def __init__(self, cpu_capacity: I64, memory_capacity: I64, window_ticks: int,
+                 thresholds: Thresholds = DEFAULT_THRESHOLDS) -> None:
+        self.cpu_capacity = cpu_capacity
+        self.memory_capacity = memory_capacity
+        self.thresholds = thresholds
+        nodes = len(cpu_capacity)
+        # Recent prod usage per node, one row per tick: the peak over the window is its max.
+        self.history_cpu = np.zeros((window_ticks, nodes), dtype=np.int64)
+        self.history_memory = np.zeros((window_ticks, nodes), dtype=np.int64)
+        self.slot = 0
+        self._allocatable: dict[tuple[int, ...], tuple[int, int]] = {}
+        self._quota: dict[tuple[int, int], int] = {}
+
+    def observe(self, cpu: I64, memory: I64) -> None:
+        """The agents' NodeMetric reports for this tick."""
+        self.history_cpu[self.slot] = cpu
+        self.history_memory[self.slot] = memory
+        self.slot = (self.slot + 1) % len(self.history_cpu)
+
+    def allocatable(self, now: float, cpu: I64, memory: I64, prod_cpu_requests: I64,
+                    prod_memory_requests: I64) -> tuple[I64, I64]:
+        """Batch-cpu and batch-memory allocatable per node (Level-0)."""
+        peak_cpu, peak_memory = self.history_cpu.max(axis=0), self.history_memory.max(axis=0)
+        out_cpu = np.empty(len(cpu), dtype=np.int64)
+        out_memory = np.empty(len(cpu), dtype=np.int64)
+        keys = np.stack([self.cpu_capacity, self.memory_capacity, prod_cpu_requests, prod_memory_requests,
+                         cpu, memory, peak_cpu, peak_memory], axis=1).tolist()
+        for n, key in enumerate(keys):
+            found = self._allocatable.get(tuple(key))
+            if found is None:
+                node = NodeInput(capacity=Resources(key[0], key[1]), prod_requests=Resources(key[2], key[3]),
+                                 usage=ProdUsage(now, key[4], key[5], key[6], key[7]),
+                                 thresholds=self.thresholds)
+                result = batch_allocatable(node, now)
+                found = self._allocatable[tuple(key)] = (result.cpu_millis, result.memory_bytes)
+            out_cpu[n], out_memory[n] = found
+        return out_cpu, out_memory
+
+    def quota(self, cpu: I64) -> I64:
+        """The batch CPU cap (CFS quota) each agent sets for its current prod usage."""
+        out = np.empty(len(cpu), dtype=np.int64)
+        for n, (capacity, used) in enumerate(zip(self.cpu_capacity.tolist(), cpu.tolist(), strict=True)):
+            found = self._quota.get((capacity, used))
+            if found is None:
+                found = self._quota[(capacity, used)] = suppress_quota(capacity, self.thresholds.cpu,
+                                                                        used).millis
+            out[n] = found
+        return out
+
+    def over_limit(self, memory_used: I64, batch_cpu: I64, batch_memory: I64, alloc_cpu: I64,
+                   alloc_memory: I64) -> I64:
+        """Nodes where the ladder may evict: memory past the high watermark, or batch requests
+        above the (shrunk) batch allocatable. Only these nodes are looked at pod by pod."""
+        hot = memory_used > DEFAULT_MEMORY_HIGH * self.memory_capacity
+        hot |= (batch_cpu > alloc_cpu) | (batch_memory > alloc_memory)
+        return np.flatnonzero(hot)
+
+    def evictions(self, node: int, memory_used: int, alloc_cpu: int, alloc_memory: int,
+                  pods: Sequence[PodUsage]) -> list[Eviction]:
+        state = NodeState(int(self.memory_capacity[node]), memory_used, alloc_cpu, alloc_memory)
+        return choose_evictions(state, pods)
