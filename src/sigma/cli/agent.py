@@ -16,8 +16,12 @@ import signal
 import socket
 import sys
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from sigma.cli.master import _split_listen
+
+if TYPE_CHECKING:
+    from sigma.client.http import HttpClient
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -36,13 +40,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--image-dir", help="image store (default: $SIGMA_IMAGE_DIR or /var/lib/sigma/images)")
     p.add_argument("--metrics-interval", type=float, default=5.0, help="seconds between NodeMetric reports")
     p.add_argument("--lease-interval", type=float, default=10.0, help="seconds between Lease renewals")
-    p.add_argument("--resync-interval", type=float, default=5.0, help="seconds between full pod syncs")
+    p.add_argument("--resync-interval", type=float, default=1.0, help="seconds between full pod syncs")
     p.add_argument("--drain-on-exit", action="store_true", help="stop every pod when the agent stops")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run_agent)
 
 
-def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _client(args: argparse.Namespace) -> HttpClient:
     from sigma.client.http import HttpClient
 
     if args.master:
@@ -61,6 +65,7 @@ def run_agent(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the log
     host, port = _split_listen(args.listen)
     options = AgentOptions(
         cpus=args.cpus, memory=args.memory, reserved=args.reserved, host=host, port=port,

@@ -110,7 +110,9 @@ class FuxiScheduler:
             queue = fair.next_queue({g.queue for g in groups})
             group = next(g for g in groups if g.queue == queue)
             request = (dict(group.shape.requests).get(BATCH_CPU, 0), dict(group.shape.requests).get(BATCH_MEMORY, 0))
-            allowance = fair.allowance(group.queue, request) if any(request) else len(group.pods)
+            # An uncapped queue is limited by the nodes alone: let placement say what is short.
+            capped = any(request) and fair.config(group.queue).max_share < 1.0
+            allowance = fair.allowance(group.queue, request) if capped else len(group.pods)
             if allowance <= 0:
                 reason = (f"queue {group.queue} is at its max share "
                           f"({fair.config(group.queue).max_share:.0%} of the cluster's batch capacity)")

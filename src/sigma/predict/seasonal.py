@@ -6,8 +6,9 @@ daily swing and its noise too, and an event's "x10" is simply added as log(10). 
 1. Mask calendar event windows (a rush must not leak into "normal").
 2. Alternate twice: seasonal profiles from the detrended series, then a Theil-Sen trend on
    daily medians of the deseasonalised series. Daily profile: median per time of day, lightly
-   smoothed. Weekly profile (with >= 2 weeks of history): median per hour of the week of
-   what the daily profile leaves, interpolated between hour centres.
+   smoothed. Weekly profile (with >= 2 weeks of history): median per 15-minute slot of the
+   week of what the daily profile leaves (a Monday morning ramps earlier than a Sunday's),
+   interpolated between slot centres.
 3. Residuals give the prediction intervals (empirical quantiles per hour of day, because
    nights are quieter than peaks) and a level correction: if the last hour ran 20% hot, the
    next minutes will too, fading at the hour-to-hour autocorrelation of residuals.
@@ -37,6 +38,7 @@ from sigma.predict.types import (
 
 HOUR, DAY, WEEK = 3600.0, 86400.0, 7 * 86400.0
 SMOOTH_S = 600.0  # daily profile moving-mean width: keeps the shape, drops per-minute noise
+WEEK_SLOT_S = 900.0  # weekly profile resolution: 2 weeks of 1-minute data give 30 samples a slot
 MIN_BUCKET = 30  # residuals needed before an hour-of-day bucket gets its own quantiles
 
 
@@ -56,24 +58,24 @@ class SeasonalForecaster:
         floor = 1e-3 * float(np.median(positive)) if positive.size else 1e-9
         logged = np.log(np.maximum(values, floor))  # NaN gaps stay NaN
         clean = np.where(event_mask(calendar, step_s, start_ts, values.size), np.nan, logged)
-        weekly = self.weekly and values.size * step_s >= self.min_weekly_history_s
+        use_weekly = self.weekly and values.size * step_s >= self.min_weekly_history_s
 
-        trend = _fit_trend(clean, ts, period_days=7.0 if weekly else None)
+        trend = _fit_trend(clean, ts, period_days=7.0 if use_weekly else None)
         for _ in range(2):
-            daily, weekly_hours = self._fit_season(clean - trend.at(ts), ts, step_s, weekly)
-            season = _season_at(ts, step_s, daily, weekly_hours)
+            daily, weekly = self._fit_season(clean - trend.at(ts), ts, step_s, use_weekly)
+            season = _season_at(ts, step_s, daily, weekly)
             trend = _fit_trend(clean - season, ts, period_days=None)
         fitted = trend.at(ts) + season
         residuals = clean - fitted
         return SeasonalModel(
             step_s=step_s, end_ts=float(ts[-1]) + step_s, trend=trend, daily=daily,
-            weekly_hours=weekly_hours, residuals=residuals, residual_hours=_hour_of_day(ts),
+            weekly=weekly, residuals=residuals, residual_hours=_hour_of_day(ts),
             level=_level_correction(residuals, step_s), calendar=tuple(calendar),
             learned=learn_uplifts(calendar, logged - fitted, step_s, start_ts),
         )
 
     def _fit_season(self, detrended: FloatArray, ts: FloatArray, step_s: float,
-                    weekly: bool) -> tuple[FloatArray | None, FloatArray | None]:
+                    use_weekly: bool) -> tuple[FloatArray | None, FloatArray | None]:
         daily: FloatArray | None = None
         rest = detrended
         if self.daily:
@@ -83,11 +85,12 @@ class SeasonalForecaster:
             daily = smooth_circular(raw, max(1, round(SMOOTH_S / step_s)) | 1)
             daily = daily - daily.mean()
             rest = detrended - daily[position]
-        if not weekly:
+        if not use_weekly:
             return daily, None
-        hour = np.floor((ts % WEEK) / HOUR).astype(np.int64)
-        weekly_hours = fill_circular(group_median(rest, hour, 168))
-        return daily, weekly_hours - weekly_hours.mean()
+        slots = round(WEEK / max(WEEK_SLOT_S, step_s))
+        slot = np.floor((ts % WEEK) / WEEK * slots).astype(np.int64)
+        weekly = fill_circular(group_median(rest, slot, slots))
+        return daily, weekly - float(weekly.mean())
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ class SeasonalModel:
     end_ts: float
     trend: Trend
     daily: FloatArray | None
-    weekly_hours: FloatArray | None
+    weekly: FloatArray | None
     residuals: FloatArray
     residual_hours: np.ndarray
     level: Level
@@ -123,13 +126,13 @@ class SeasonalModel:
     def baseline(self, ts: FloatArray) -> FloatArray:
         """The median forecast without events or level correction (what "a normal day" is)."""
         return np.asarray(np.exp(self.trend.at(ts) + _season_at(ts, self.step_s, self.daily,
-                                                                 self.weekly_hours)))
+                                                                 self.weekly)))
 
     def predict(self, from_ts: float, horizon_s: float,
                 quantiles: Sequence[float] = DEFAULT_QUANTILES) -> Forecast:
         ts = forecast_grid(from_ts, horizon_s, self.step_s)
         fade = self.level.hourly_persistence ** (np.maximum(ts - self.end_ts, 0.0) / HOUR)
-        centre = self.trend.at(ts) + _season_at(ts, self.step_s, self.daily, self.weekly_hours)
+        centre = self.trend.at(ts) + _season_at(ts, self.step_s, self.daily, self.weekly)
         centre = centre + self.level.offset * fade
         uplift, applied = uplift_path(ts, self.step_s, self.calendar, self.learned)
         scale = np.exp(centre) * uplift
@@ -153,14 +156,15 @@ class SeasonalModel:
 
 
 def _season_at(ts: FloatArray, step_s: float, daily: FloatArray | None,
-               weekly_hours: FloatArray | None) -> FloatArray:
+               weekly: FloatArray | None) -> FloatArray:
     season = np.zeros(ts.size, dtype=np.float64)
     if daily is not None:
         slots = daily.size
         season += np.interp((ts % DAY) / DAY * slots, np.arange(slots), daily, period=slots)
-    if weekly_hours is not None:
-        # Hour values sit at hour centres; interpolation avoids a step at each full hour.
-        season += np.interp((ts % WEEK) / HOUR - 0.5, np.arange(168), weekly_hours, period=168)
+    if weekly is not None:
+        # Slot values sit at slot centres; interpolation avoids a step at each slot border.
+        slots = weekly.size
+        season += np.interp((ts % WEEK) / WEEK * slots - 0.5, np.arange(slots), weekly, period=slots)
     return season
 
 

@@ -50,10 +50,10 @@ class Group:
 
 class Simulation:
     def __init__(self, workload: Workload, fleet: ProdFleet, cluster: Cluster, policy: Policy, *,
-                 tick: float = 60.0, peak_window: float = 300.0, backfill: int = 8,
+                 tick: float = 60.0, peak_window: float = 300.0, backfill: int = 8, round_s: float = 1.0,
                  progress: Callable[[float], None] | None = None) -> None:
         self.w, self.fleet, self.cluster, self.policy = workload, fleet, cluster, policy
-        self.tick, self.backfill, self.progress = tick, backfill, progress
+        self.tick, self.backfill, self.progress, self.round_s = tick, backfill, progress, round_s
         self.snapshot = cluster.snapshot
         self.placer = InstancePlacer(self.snapshot)
         n = self.snapshot.node_count
@@ -67,6 +67,7 @@ class Simulation:
         self.pending: dict[int, list[int]] = {}  # task -> [instances waiting, blocked flag]
         self.freed = np.zeros(n, dtype=bool)
         self.untried = False
+        self.blocked: set[int] = set()
         self.ready_time = np.full(len(workload), np.nan)
         self.waiting = workload.instances.copy()  # not yet started (per task)
         self.unfinished = workload.instances.copy()  # not yet completed (per task)
@@ -79,6 +80,7 @@ class Simulation:
         self.qos = NodeQoS(cluster.cpu_capacity, cluster.memory_capacity, max(int(peak_window // tick), 1))
         self.quota: I64 | None = None
         self.last_progress = 0.0
+        self.stalled_since = 0.0
 
     # -- events ---------------------------------------------------------------------------
     def push(self, t: float, kind: int, item: int) -> None:
@@ -98,14 +100,19 @@ class Simulation:
         else:
             for t in range(len(w)):
                 self.push(float(w.release[t]), RELEASE, t)
-        start = float(min(w.job_submit.min(), 0.0)) if len(w) else 0.0
+        first = float(min(w.job_submit.min(), 0.0)) if len(w) else 0.0
+        start = float(np.floor(first / self.tick) * self.tick)
         self.rec.start(start)
         self.push(start, TICK, 0)
         self.stalled_since = start
         while self.events:
+            # One scheduling round per `round_s` of virtual time, like the scheduler's loop:
+            # every event inside the round is handled at its own time, then one pass places
+            # what is pending. Without rounds a saturated cluster pays a pass per event.
+            round_end = (np.floor(self.events[0][0] / self.round_s) + 1) * self.round_s
             now = self.events[0][0]
-            while self.events and self.events[0][0] == now:
-                _, kind, _, item = heapq.heappop(self.events)
+            while self.events and self.events[0][0] < round_end:
+                now, kind, _, item = heapq.heappop(self.events)
                 self.future -= kind != TICK
                 self._handle(now, kind, item)
             self._schedule(now)
@@ -146,12 +153,18 @@ class Simulation:
         freed = np.flatnonzero(self.freed & self.cluster.batch_pool)
         eligible = None if self.cluster.batch_pool.all() else self.cluster.batch_pool
         misses = 0
+        # Identical request shapes get identical answers within one pass: once a shape found
+        # no room, later tasks of that shape are misses without another look at the nodes.
+        no_room: set[tuple[tuple[str, int], ...]] = set()
+        visited = []
         for task in list(self.pending):
-            entry = self.pending[task]
-            if entry[1] and not self._fits_somewhere(task, freed):
+            visited.append(task)
+            entry, shape = self.pending[task], self.requests[task]
+            if shape in no_room or (entry[1] and not self._fits_somewhere(task, freed)):
+                entry[1] = 1
                 misses += 1
             else:
-                placement = self.placer.place(self.requests[task], entry[0], eligible)
+                placement = self.placer.place(shape, entry[0], eligible)
                 if placement.placed:
                     self._start(now, task, placement)
                     entry[0] -= placement.placed
@@ -159,9 +172,16 @@ class Simulation:
                     del self.pending[task]
                 else:
                     entry[1] = 1
+                    no_room.add(shape)
                     misses += 1
             if misses >= self.backfill:
                 break
+        # A blocked task the pass did not reach (a re-run jumped ahead of it) has not seen the
+        # freed nodes that are about to be forgotten: it gets a full look next time.
+        for task in self.blocked - set(visited):
+            if task in self.pending:
+                self.pending[task][1] = 0
+        self.blocked = {t for t in visited if t in self.pending}
         self.freed[:] = False
         self.untried = False
 
@@ -224,7 +244,7 @@ class Simulation:
             self._level0(now, prod_cpu, prod_memory)
             self.quota = self.qos.quota(prod_cpu)
         self.rec.tick(now, prod_cpu, prod_memory, self.prod.unplaced(now), batch_cpu_used,
-                      self.node_batch_memory)
+                      self.node_batch_memory, self.node_batch_cpu)
         if self.progress is not None and now - self.last_progress >= 600:
             self.progress(now)
             self.last_progress = now

@@ -56,7 +56,7 @@ class _Integral:
 
 class Recorder:
     def __init__(self, workload: Workload, cluster: Cluster, tick: float) -> None:
-        self.w, self.tick = workload, tick
+        self.w, self.tick_s = workload, tick
         self.cpu_capacity = float(cluster.cpu_capacity.sum())
         self.memory_capacity = float(cluster.memory_capacity.sum())
         self.cpu_cap_nodes = cluster.cpu_capacity
@@ -73,9 +73,9 @@ class Recorder:
 
     def start(self, t0: float) -> None:
         self.t0 = t0
-        self.instances = _Integral(t0, self.tick)
-        self.cpu = _Integral(t0, self.tick)
-        self.memory = _Integral(t0, self.tick)
+        self.instances = _Integral(t0, self.tick_s)
+        self.cpu = _Integral(t0, self.tick_s)
+        self.memory = _Integral(t0, self.tick_s)
 
     # -- called by the engine ----------------------------------------------------------------
     def level(self, now: float, d_instances: int, d_cpu: int, d_memory: int) -> None:
@@ -120,7 +120,7 @@ class Recorder:
         self.unplaceable = {int(t): int(e[0]) for t, e in pending.items()}
         self.unfinished = unfinished
         for integral in (self.instances, self.cpu, self.memory):
-            integral.advance(self.end + self.tick)
+            integral.advance(self.end + self.tick_s)
 
     # -- results -----------------------------------------------------------------------------
     def series(self) -> dict[str, F64]:

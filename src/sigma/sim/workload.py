@@ -82,14 +82,22 @@ class Workload:
             depends_on=tuple(self.depends_on[i] for i in rows), skipped=dict(self.skipped))
 
 
-def from_v2017(tasks: V2017BatchTasks) -> Workload:
-    """The v2017 tasks that ran (Running, Terminated, Failed) with a cpu and memory request."""
+def from_v2017(tasks: V2017BatchTasks, as_traced: bool = False) -> Workload:
+    """The v2017 tasks that ran (Running, Terminated, Failed) with a cpu and memory request.
+
+    as_traced: every instance runs over the task's whole recorded life [create, end) (the
+    as-traced reference's definition), and a task without a request still counts, with a
+    zero request, exactly as the reference counts it (its instances, none of its CPU)."""
     ran = tasks.status_is("Running", "Terminated", "Failed")
     has_request = ~np.isnan(tasks.cpu_cores) & ~np.isnan(tasks.mem)
-    horizon = float(np.nanmax(tasks.end_time))
+    ran_end = tasks.end_time[ran]
+    horizon = float(max(np.nanmax(ran_end), tasks.create_time[ran].max()))
     end = np.where(np.isnan(tasks.end_time), horizon, tasks.end_time)
     lifetime = end - tasks.create_time
     duration = np.where(np.isnan(tasks.instance_duration), lifetime, tasks.instance_duration)
+    if as_traced:
+        duration = lifetime
+        has_request = np.ones(len(tasks), dtype=bool)
     positive = (duration > 0) & (tasks.instances > 0)
     keep = ran & has_request & positive
     skipped = {
@@ -107,10 +115,16 @@ def from_v2017(tasks: V2017BatchTasks) -> Workload:
     return Workload(
         job_names=tuple(f"j{j}" for j in job_ids), job_submit=submit, job=job_of_row.astype(np.int64),
         name=tuple(f"t{t}" for t in tasks.task_id[order]), instances=tasks.instances[order].copy(),
-        cpu_millis=np.maximum(np.rint(tasks.cpu_cores[order] * 1000), 1).astype(np.int64),
-        memory=np.maximum(np.rint(tasks.mem[order] * MEMORY_UNITS), 1).astype(np.int64),
+        cpu_millis=_units(tasks.cpu_cores[order] * 1000, as_traced),
+        memory=_units(tasks.mem[order] * MEMORY_UNITS, as_traced),
         duration=duration[order], release=create, depends_on=tuple(() for _ in order),
         skipped={k: v for k, v in skipped.items() if v})
+
+
+def _units(values: F64, allow_zero: bool) -> I64:
+    """Integer units; NaN (no request) is 0 and only allowed for the as-traced replay."""
+    out = np.rint(np.nan_to_num(values, nan=0.0))
+    return np.asarray(out if allow_zero else np.maximum(out, 1), dtype=np.int64)
 
 
 def from_dag_jobs(jobs: Sequence[DagJob]) -> Workload:

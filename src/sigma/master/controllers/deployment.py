@@ -25,6 +25,7 @@ from sigma.client.base import ApiClient
 from sigma.master.controllers.rollout import (
     HASH_LABEL,
     REVISION,
+    SAFE_ALPHABET,
     TEMPLATE_HASH,
     plan_pods,
     rollout_status,
@@ -38,7 +39,6 @@ log = logging.getLogger("sigma.deployment")
 Key = tuple[str, str]  # (namespace, name)
 RESYNC_S = 30.0
 COMPONENT = "deployment-controller"
-_SAFE = "bcdfghjklmnpqrstvwxz2456789"  # no vowels: generated names never spell words
 
 
 class DeploymentController:
@@ -172,7 +172,7 @@ class DeploymentController:
         if tmeta.get("annotations"):
             pod_meta["annotations"] = dict(tmeta["annotations"])
         for _ in range(3):  # a clash of the random suffix is rare; try another
-            suffix = "".join(secrets.choice(_SAFE) for _ in range(5))
+            suffix = "".join(secrets.choice(SAFE_ALPHABET) for _ in range(5))
             name = f"{m['name']}-{current}-{suffix}"
             pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {**pod_meta, "name": name}, "spec": template["spec"]}
             try:

@@ -29,7 +29,7 @@ NEW_RS_AVAILABLE = "NewReplicaSetAvailable"
 TIMED_OUT = "ProgressDeadlineExceeded"
 PAUSED = "DeploymentPaused"
 RESUMED = "DeploymentResumed"
-_SAFE = "bcdfghjklmnpqrstvwxz2456789"
+SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # no vowels: generated names never spell words
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
@@ -41,7 +41,7 @@ def template_hash(template: dict[str, Any]) -> str:
     labels.pop(HASH_LABEL, None)
     digest = hashlib.sha256(json.dumps(t, sort_keys=True, separators=(",", ":")).encode()).digest()
     number = str(int.from_bytes(digest[:4], "big"))
-    return "".join(_SAFE[ord(c) % len(_SAFE)] for c in number)
+    return "".join(SAFE_ALPHABET[ord(c) % len(SAFE_ALPHABET)] for c in number)
 
 
 def is_active(pod: dict[str, Any]) -> bool:
@@ -78,11 +78,8 @@ def available_since(pod: dict[str, Any]) -> float | None:
     """When the pod became Ready (None when it is not Ready)."""
     if not is_pod_ready(pod):
         return None
-    since = (condition(pod, "Ready") or {}).get("lastTransitionTime")
-    try:
-        return parse_rfc3339(since) if since else 0.0
-    except ValueError:
-        return 0.0
+    since = _stamp((condition(pod, "Ready") or {}).get("lastTransitionTime"))
+    return 0.0 if since is None else since  # Ready without a time: ready since ever
 
 
 def is_available(pod: dict[str, Any], min_ready_s: int, now: float) -> bool:
@@ -102,10 +99,14 @@ def deletion_order(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _negate(stamp: str) -> float:
+    return -(_stamp(stamp) or 0.0)
+
+
+def _stamp(text: str | None) -> float | None:
     try:
-        return -parse_rfc3339(stamp)
+        return parse_rfc3339(text) if text else None
     except ValueError:
-        return 0.0
+        return None
 
 
 @dataclass
@@ -189,8 +190,10 @@ def rollout_status(deploy: dict[str, Any], pods: list[dict[str, Any]], current: 
                if (since := available_since(p)) is not None and since + min_ready_s > now]
     progressing = _cond(status, "Progressing") or {}
     deadline = spec.get("progressDeadlineSeconds")
-    if deadline is not None and progressing.get("reason") in (NEW_RS_CREATED, RS_UPDATED, RESUMED):
-        recheck.append(parse_rfc3339(progressing["lastUpdateTime"]) + int(deadline) - now + 1)
+    updated = _stamp(progressing.get("lastUpdateTime"))
+    if deadline is not None and updated is not None and progressing.get("reason") in (NEW_RS_CREATED, RS_UPDATED,
+                                                                                      RESUMED):
+        recheck.append(updated + int(deadline) - now + 1)
     return status, (max(min(recheck), 0.1) if recheck else None)
 
 
@@ -224,7 +227,7 @@ def _progress(deploy: dict[str, Any], status: dict[str, Any], old: dict[str, Any
           or status["availableReplicas"] > old.get("availableReplicas", 0)):
         _set(status, "Progressing", "True", RS_UPDATED, f'Deployment "{name}" is progressing.', stamp, force=True)
     elif current and (current.get("reason") == TIMED_OUT or (
-            current.get("lastUpdateTime") and parse_rfc3339(current["lastUpdateTime"]) + int(deadline) < now)):
+            (updated := _stamp(current.get("lastUpdateTime"))) is not None and updated + int(deadline) < now)):
         _set(status, "Progressing", "False", TIMED_OUT,
              f'Deployment "{name}" revision {revision} has timed out progressing.', stamp)
 

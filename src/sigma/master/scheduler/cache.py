@@ -5,6 +5,11 @@ The snapshot is changed incrementally: a pod bound, assumed or deleted is one
 scheduling-relevant fields (allocatable, labels, taints, cordon, readiness) rebuilds it,
 lazily, before the next scheduling pass: node changes are rare, pod changes are the flood.
 
+Node content changes (Level-0 republishing batch allocatable as prod pods land, cordons,
+labels) rebuild at most once per `rebuild_interval_s`; a node added or removed rebuilds at
+once. Until then pods keep being charged to the current snapshot, and the rebuild replays
+the ledger, so nothing is counted twice or lost.
+
 `placed` is the ledger of what the snapshot charges, by pod uid: pods bound to a node,
 pods assumed by this scheduler whose binding has not come back through the watch yet, and
 preemptors holding the room their victims are freeing. Victims of a preemption are in
@@ -28,8 +33,11 @@ def pod_uid(pod: dict[str, Any]) -> str:
 
 
 class ClusterCache:
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, rebuild_interval_s: float = 1.0) -> None:
         self.seed = seed
+        self.rebuild_interval_s = rebuild_interval_s
+        self._membership_changed = True
+        self._rebuilt_at = float("-inf")
         self.nodes: dict[str, NodeSpec] = {}
         self.pods: dict[str, dict[str, Any]] = {}  # every non-terminal pod, by uid
         self.specs: dict[str, PodSpec] = {}
@@ -45,8 +53,10 @@ class ClusterCache:
     def set_node(self, node: dict[str, Any]) -> bool:
         """True if the change matters to scheduling (heartbeats alone do not)."""
         spec = node_spec(node)
-        if self.nodes.get(spec.name) == spec:
+        old = self.nodes.get(spec.name)
+        if old == spec:
             return False
+        self._membership_changed |= old is None
         self.nodes[spec.name] = spec
         self._stale = True
         return True
@@ -54,14 +64,17 @@ class ClusterCache:
     def remove_node(self, name: str) -> bool:
         if self.nodes.pop(name, None) is None:
             return False
-        self._stale = True
+        self._stale = self._membership_changed = True
         return True
 
-    def ensure_fresh(self) -> None:
+    def ensure_fresh(self, now: float) -> None:
         """Rebuild the snapshot (and the scheduler's per-shape caches) if the nodes changed."""
         if not self._stale:
             return
-        self._stale = False
+        if not self._membership_changed and now - self._rebuilt_at < self.rebuild_interval_s:
+            return
+        self._stale = self._membership_changed = False
+        self._rebuilt_at = now
         nodes = [self.nodes[name] for name in sorted(self.nodes)]
         if not nodes:
             self.snapshot = self.scheduler = None
@@ -69,7 +82,7 @@ class ClusterCache:
         charged = [(self.specs[uid], node) for uid, node in self.placed.items() if node in self.nodes]
         self.snapshot = ClusterSnapshot(nodes, charged)
         self.scheduler = Scheduler(self.snapshot, seed=self.seed)
-        log.info("snapshot rebuilt: %d nodes, %d pods", len(nodes), len(charged))
+        log.debug("snapshot rebuilt: %d nodes, %d pods", len(nodes), len(charged))
 
     # -- pods -------------------------------------------------------------------------------
     def spec_of(self, pod: dict[str, Any]) -> PodSpec:
@@ -107,8 +120,8 @@ class ClusterCache:
 
     def charge(self, spec: PodSpec, node: str) -> None:
         self.placed[spec.uid] = node
-        if self.snapshot is None or self._stale:
-            return  # charged when the snapshot is rebuilt
+        if self.snapshot is None:
+            return  # charged when the snapshot is built
         index = self.snapshot.node_index.get(node)
         if index is not None:
             self.snapshot.assume(spec, index)

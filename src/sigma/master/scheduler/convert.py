@@ -9,6 +9,7 @@ before the others), plus the RuntimeClass overhead.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from sigma.quantity import QuantityError, resource_units
@@ -111,11 +112,18 @@ def _quantities(amounts: dict[str, Any]) -> dict[str, int]:
     for name, value in amounts.items():
         if name not in TRACKED:
             continue
-        try:
-            out[name] = resource_units(name, value)
-        except QuantityError as err:
-            raise ConversionError(f"{name}: {err}") from err
+        out[name] = _units(name, value)
     return out
+
+
+@lru_cache(maxsize=4096)
+def _units(name: str, value: str | int | float) -> int:
+    """Memoised: pods of one Deployment or task repeat the same few quantities, and
+    parsing one (Decimal arithmetic) costs more than the rest of a conversion."""
+    try:
+        return resource_units(name, value)
+    except QuantityError as err:
+        raise ConversionError(f"{name}: {err}") from err
 
 
 def _taint(taint: dict[str, Any]) -> Taint:

@@ -144,8 +144,8 @@ class SchedulerLoop:
 
     # -- scheduling -------------------------------------------------------------------------
     def schedule_pass(self) -> None:
-        self.cache.ensure_fresh()
         now = self.clock()
+        self.cache.ensure_fresh(now)
         self._expire_nominations(now)
         self.queue.flush(now)
         for _ in range(PODS_PER_PASS):

@@ -1,0 +1,93 @@
+"""The scheduler loop's pure parts: object conversion and the scheduling queue."""
+
+from __future__ import annotations
+
+from sigma.master.scheduler.convert import NOT_READY_TAINT, node_spec, pod_requests, pod_spec
+from sigma.master.scheduler.queue import SchedulingQueue
+from sigma.scheduling import Operator, TaintEffect
+
+GIB = 2**30
+
+
+def test_requests_are_the_containers_sum_or_the_largest_init_container_plus_overhead() -> None:
+    spec = {
+        "containers": [{"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
+                       {"resources": {"limits": {"cpu": "1"}}}],
+        "initContainers": [{"resources": {"requests": {"cpu": "2", "memory": "512Mi"}}}],
+        "overhead": {"cpu": "100m"},
+    }
+    assert pod_requests(spec) == {"cpu": 2100, "memory": GIB}
+
+
+def test_batch_resources_are_read_as_milli_cores_and_bytes() -> None:
+    spec = {"containers": [{"resources": {"requests": {"sigma.io/batch-cpu": "2000",
+                                                       "sigma.io/batch-memory": "1Gi"}}}]}
+    assert pod_requests(spec) == {"sigma.io/batch-cpu": 2000, "sigma.io/batch-memory": GIB}
+
+
+def test_a_pod_converts_with_its_placement_constraints() -> None:
+    pod = {"metadata": {"uid": "u1", "name": "web", "namespace": "shop", "labels": {"app": "web"}},
+           "spec": {"priority": 9000, "nodeSelector": {"pool": "a"},
+                    "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+                    "affinity": {
+                        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z1"]}]}]}},
+                        "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                            {"labelSelector": {"matchLabels": {"app": "web"}},
+                             "topologyKey": "kubernetes.io/hostname"}]}},
+                    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
+                                                   "whenUnsatisfiable": "ScheduleAnyway",
+                                                   "labelSelector": {"matchLabels": {"app": "web"}}}],
+                    "containers": [{"resources": {"requests": {"cpu": "1"}}}]}}
+    spec = pod_spec(pod)
+    assert (spec.uid, spec.namespace, spec.priority, spec.requests) == ("u1", "shop", 9000, (("cpu", 1000),))
+    assert spec.node_selector == (("pool", "a"),)
+    assert spec.required_affinity is not None
+    assert spec.required_affinity[0].match_expressions[0].operator is Operator.IN
+    assert spec.tolerations[0].effect is TaintEffect.NO_SCHEDULE
+    assert spec.anti_affinity[0].topology_key == "kubernetes.io/hostname"
+    assert spec.spread[0].max_skew == 1
+
+
+def test_a_node_that_is_not_ready_carries_the_not_ready_taint() -> None:
+    node = {"metadata": {"name": "n1"}, "spec": {"unschedulable": True},
+            "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110", "ephemeral-storage": "1Ti"},
+                       "conditions": [{"type": "Ready", "status": "Unknown"}]}}
+    spec = node_spec(node)
+    assert spec.allocatable == {"cpu": 4000, "memory": 8 * GIB, "pods": 110}
+    assert spec.unschedulable and NOT_READY_TAINT in spec.taints
+
+
+def test_the_queue_pops_higher_priority_first_and_fifo_within_a_priority() -> None:
+    q = SchedulingQueue()
+    for key, priority in (("batch-1", 5000), ("prod-1", 9000), ("batch-2", 5000), ("prod-2", 9000)):
+        q.add(key, priority)
+    assert [q.pop() for _ in range(5)] == ["prod-1", "prod-2", "batch-1", "batch-2", None]
+
+
+def test_a_parked_pod_waits_for_a_cluster_change_then_for_its_doubling_backoff() -> None:
+    q = SchedulingQueue(initial_backoff_s=1.0, max_backoff_s=60.0, park_timeout_s=60.0)
+    q.add("p", 0)
+    assert q.pop() == "p"
+    q.park("p", now=0.0)
+    q.flush(now=5.0)
+    assert q.pop() is None  # the cluster has not changed
+    q.cluster_changed()
+    q.flush(now=5.0)
+    assert q.pop() == "p"
+    q.park("p", now=10.0)  # second failure: 2s back-off
+    q.cluster_changed()
+    q.flush(now=11.0)
+    assert q.pop() is None
+    q.flush(now=12.0)
+    assert q.pop() == "p"
+
+
+def test_a_parked_pod_is_retried_after_the_park_timeout_even_without_a_change() -> None:
+    q = SchedulingQueue(park_timeout_s=60.0)
+    q.add("p", 0)
+    q.pop()
+    q.park("p", now=0.0)
+    assert q.next_wakeup(now=0.0) == 60.0
+    q.flush(now=60.0)
+    assert q.pop() == "p"
