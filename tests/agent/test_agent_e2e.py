@@ -26,6 +26,8 @@ from sigma.agent.podmanager import BackOff
 from sigma.api.errors import ApiError
 from sigma.cli.master import write_kubeconfig
 from sigma.client.http import HttpClient
+from sigma.colocation.level0 import ProdUsage
+from sigma.colocation.slo import prod_usage
 from tests.agent.conftest import needs_root, wait_for
 from tests.harness import MasterProcess
 
@@ -255,7 +257,9 @@ def test_node_metric_is_reported_with_the_running_pod(cluster: Cluster) -> None:
         return status if any(p["name"] == "busy" for p in status.get("pods") or []) else None
 
     status = wait_for(metric_with_pod, timeout=10)
-    assert status["node"]["capacityCpuMillis"] > 0 and status["node"]["capacityMemoryBytes"] > 0
-    assert status["windowSeconds"] == 60
-    assert set(status["prod"]) == {"cpuMillis", "memoryBytes", "cpuPeakMillis", "memoryPeakBytes"}
-    wait_for(lambda: (metric_with_pod() or {}).get("prod", {}).get("cpuPeakMillis", 0) > 100, timeout=10)
+    assert status["node"]["capacity_cpu_millis"] > 0 and status["node"]["capacity_memory_bytes"] > 0
+    assert status["window_s"] == 60
+    assert set(status["prod"]) == {"cpu_millis", "memory_bytes", "cpu_peak_millis", "memory_peak_bytes"}
+    # What Level-0 reads, through its own parser (sigma.colocation.slo).
+    wait_for(lambda: (prod_usage(metric_with_pod()) or ProdUsage(0, 0, 0, 0, 0)).cpu_peak_millis > 100,
+             timeout=10)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from sigma.api.errors import ApiError
+from sigma.client.base import WatchEvent
 from sigma.master.scheduler.convert import NOT_READY_TAINT, node_spec, pod_requests, pod_spec
+from sigma.master.scheduler.informer import Delta, Reflector
 from sigma.master.scheduler.queue import SchedulingQueue
 from sigma.scheduling import Operator, TaintEffect
 
@@ -91,3 +99,34 @@ def test_a_parked_pod_is_retried_after_the_park_timeout_even_without_a_change() 
     assert q.next_wakeup(now=0.0) == 60.0
     q.flush(now=60.0)
     assert q.pop() == "p"
+
+
+class GoneOnceClient:
+    """Lists two versions of the world; the first watch answers 410 Gone (compacted)."""
+
+    def __init__(self) -> None:
+        self.lists = 0
+
+    def list(self, resource: str, namespace: str | None = None, *, label_selector: str = "",
+             field_selector: str = "") -> dict[str, Any]:
+        self.lists += 1
+        return {"items": [{"metadata": {"name": f"n{self.lists}"}}], "metadata": {"resourceVersion": "7"}}
+
+    def watch(self, resource: str, **kwargs: Any) -> Iterator[WatchEvent]:
+        if self.lists == 1:
+            raise ApiError(410, "Expired", "too old resource version")
+        yield WatchEvent("ADDED", {"metadata": {"name": "n3", "resourceVersion": "8"}})
+        threading.Event().wait(0.05)
+
+
+def test_a_reflector_relists_when_its_watch_is_gone() -> None:
+    out: queue.Queue[Delta] = queue.Queue()
+    stop = threading.Event()
+    thread = Reflector(GoneOnceClient(), "nodes", out).start(stop)  # type: ignore[arg-type]
+    try:
+        got = [out.get(timeout=5) for _ in range(3)]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert [(d.type, [i["metadata"]["name"] for i in d.items] or d.object["metadata"]["name"]) for d in got] == [
+        ("SYNC", ["n1"]), ("SYNC", ["n2"]), ("ADDED", "n3")]

@@ -1,15 +1,16 @@
 """The NodeMetric the agent reports every few seconds (sigma.io/v1, cluster-scoped, named
-after the node), built purely from the collector's readings.
+after the node), built purely from the collector's readings. The shape is the one Level-0
+reads, documented in sigma.colocation.slo:
+
+    status: {timestamp, window_s,
+             node:  {cpu_millis, memory_bytes, capacity_cpu_millis, capacity_memory_bytes},
+             prod:  {cpu_millis, memory_bytes, cpu_peak_millis, memory_peak_bytes},
+             batch: {cpu_millis, memory_bytes},
+             pods:  [{namespace, name, qos, cpu_millis, memory_bytes}]}
 
 Level-0 turns it into batch allocatable = capacity x threshold - max(prod peak, predicted
 prod) - reserve, so the prod peak matters more than the prod average: the agent keeps the
 readings of the last `window_seconds` and reports the highest prod CPU and memory among them.
-
-    status: {timestamp, windowSeconds,
-             node:  {cpuMillis, memoryBytes, capacityCpuMillis, capacityMemoryBytes},
-             prod:  {cpuMillis, memoryBytes, cpuPeakMillis, memoryPeakBytes},
-             batch: {cpuMillis, memoryBytes},
-             pods:  [{namespace, name, qos, cpuMillis, memoryBytes}]}
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sigma.agent.metrics import PodUsage, Usage
-from sigma.agent.nodestatus import rfc3339
+from sigma.agent.nodestatus import rfc3339_micro
 
 BATCH_QOS = "BE"
 
@@ -60,25 +61,25 @@ class NodeMetricBuilder:
             "kind": "NodeMetric",
             "metadata": {"name": self.node_name},
             "status": {
-                "timestamp": rfc3339(now),
-                "windowSeconds": int(self.window_seconds),
+                "timestamp": rfc3339_micro(now),
+                "window_s": int(self.window_seconds),
                 "node": {
-                    "cpuMillis": round(node.cpu_cores * 1000),
-                    "memoryBytes": node.memory_working_set_bytes,
-                    "capacityCpuMillis": self.capacity_cpu_millis,
-                    "capacityMemoryBytes": self.capacity_memory_bytes,
+                    "cpu_millis": round(node.cpu_cores * 1000),
+                    "memory_bytes": node.memory_working_set_bytes,
+                    "capacity_cpu_millis": self.capacity_cpu_millis,
+                    "capacity_memory_bytes": self.capacity_memory_bytes,
                 },
                 "prod": {
-                    "cpuMillis": prod.cpu_millis,
-                    "memoryBytes": prod.memory_bytes,
-                    "cpuPeakMillis": max(t.cpu_millis for _, t in self._prod),
-                    "memoryPeakBytes": max(t.memory_bytes for _, t in self._prod),
+                    "cpu_millis": prod.cpu_millis,
+                    "memory_bytes": prod.memory_bytes,
+                    "cpu_peak_millis": max(t.cpu_millis for _, t in self._prod),
+                    "memory_peak_bytes": max(t.memory_bytes for _, t in self._prod),
                 },
-                "batch": {"cpuMillis": batch.cpu_millis, "memoryBytes": batch.memory_bytes},
+                "batch": {"cpu_millis": batch.cpu_millis, "memory_bytes": batch.memory_bytes},
                 "pods": [
                     {"namespace": p.namespace, "name": p.pod, "qos": p.qos,
-                     "cpuMillis": round(p.usage.cpu_cores * 1000),
-                     "memoryBytes": p.usage.memory_working_set_bytes}
+                     "cpu_millis": round(p.usage.cpu_cores * 1000),
+                     "memory_bytes": p.usage.memory_working_set_bytes}
                     for p in sorted(pods, key=lambda p: (p.namespace, p.pod))
                 ],
             },

@@ -49,20 +49,23 @@ class EmbeddedCluster:
 
     def _on_ready(self, console: Console) -> None:
         kubeconfig = self.state / "kubeconfig"
+
+        def say(line: str) -> None:
+            console.print(line, soft_wrap=True)  # never break a command line in two
+
         if self.demo:
             from sigma.demo import apply_demo
 
             apply_demo(self.master.registry)
-        console.print(f"[bold green]Sigma is up[/] on http://127.0.0.1:{self.port}")
+        say(f"[bold green]Sigma is up[/] on http://127.0.0.1:{self.port}")
         if self._agent is not None:
-            console.print(f"  node:       {self.node_name} (agent pid {self._agent.pid}, "
-                          f"state in {self.state / 'agent'})")
-        console.print(f"  kubeconfig: {kubeconfig}")
-        console.print(f"  try:        kubectl --kubeconfig {kubeconfig} get pods -A -o wide")
-        console.print(f"              sigma get pods -A --kubeconfig {kubeconfig}")
+            say(f"  node:       {self.node_name} (agent pid {self._agent.pid}, state in {self.state / 'agent'})")
+        say(f"  kubeconfig: {kubeconfig}")
+        say(f"  try:        kubectl --kubeconfig {kubeconfig} get pods -A -o wide")
+        say(f"              sigma get pods -A --kubeconfig {kubeconfig}")
         if self.demo:
-            console.print(f"              kubectl --kubeconfig {kubeconfig} logs demo-batch")
-        console.print("  stop:       Ctrl-C")
+            say(f"              kubectl --kubeconfig {kubeconfig} logs demo-batch")
+        say("  stop:       Ctrl-C")
 
     def _start_agent(self) -> None:
         """Started before the API server (in the main thread, which PDEATHSIG is tied to);

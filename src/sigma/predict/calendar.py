@@ -21,6 +21,8 @@ from sigma.predict.types import AppliedUplift, CalendarEvent, FloatArray
 
 PROFILE_POINTS = 64  # a learned profile is resampled onto this many points across the event
 SMOOTH_POINTS = 5  # moving median over raw ratios, so one noisy minute is not "the peak"
+PEAK_QUANTILE = 0.9  # "peak" is the rush's plateau, not its single noisiest point
+LEVEL_S = 3600.0  # the hour before an event tells how hot that day ran apart from the event
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class LearnedUplift:
 
     @property
     def peak(self) -> float:
-        return float(self.profile.max())
+        return float(np.quantile(self.profile, PEAK_QUANTILE))
 
 
 def event_mask(calendar: Sequence[CalendarEvent], step_s: float, start_ts: float, n: int) -> FloatArray:
@@ -48,7 +50,9 @@ def learn_uplifts(calendar: Sequence[CalendarEvent], log_ratio: FloatArray, step
                   start_ts: float) -> dict[str, LearnedUplift]:
     """Uplift profiles per event name from occurrences that lie wholly inside the history.
 
-    `log_ratio` is log(actual) - log(baseline) per history sample (NaN where unknown).
+    `log_ratio` is log(actual) - log(baseline) per history sample (NaN where unknown). The
+    ratio is taken against the baseline shifted to the level of the hour before the event:
+    a day that ran 10% cold should not teach that the rush is 10% smaller.
     """
     end_ts = start_ts + step_s * log_ratio.size
     per_name: dict[str, list[FloatArray]] = {}
@@ -57,7 +61,9 @@ def learn_uplifts(calendar: Sequence[CalendarEvent], log_ratio: FloatArray, step
             continue  # not (completely) observed: nothing to learn from it yet
         first = int(np.floor((event.start_ts - start_ts) / step_s))
         last = int(np.ceil((event.end_ts - start_ts) / step_s))
-        ratios = np.exp(log_ratio[first:last])
+        before = log_ratio[max(0, first - round(LEVEL_S / step_s)):first]
+        level = float(np.median(before[~np.isnan(before)])) if np.sum(~np.isnan(before)) else 0.0
+        ratios = np.exp(log_ratio[first:last] - level)
         if np.isnan(ratios).mean() > 0.5:
             continue
         per_name.setdefault(event.name, []).append(_resample(_moving_median(ratios)))

@@ -1,0 +1,147 @@
+"""`sigma up` as a user runs it: the demo really runs on the local node, and Ctrl-C
+(SIGINT) stops everything within seconds, leaving no process and no cgroup behind."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sigma.api.errors import ApiError
+from sigma.client.http import HttpClient
+from tests.harness import free_port
+
+IS_ROOT = os.geteuid() == 0
+pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.skipif(not IS_ROOT, reason="needs root (cgroups)")]
+
+NODE = socket.gethostname().lower()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ApiError, ConnectionError):
+            value = predicate()
+            if value:
+                return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting for init to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class Up:
+    def __init__(self, tmp: Path) -> None:
+        self.state = tmp / "state"
+        self.port = free_port()
+        self.cgroup_root = f"sigma-test-{uuid.uuid4().hex[:8]}"
+        self.log = tmp / "up.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.client = HttpClient(f"http://127.0.0.1:{self.port}", timeout=5)
+
+    def start(self) -> None:
+        with open(self.log, "wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "sigma", "up", "--state-dir", str(self.state), "--port", str(self.port),
+                 "--cgroup-root", self.cgroup_root],
+                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def demo_pods(self) -> list[dict[str, Any]]:
+        items = self.client.list("pods", "default")["items"]
+        return [p for p in items if p["metadata"]["name"].startswith("demo-")]
+
+    def leftover_pids(self) -> list[int]:
+        """Every process still running from the agent's state: shims and containers."""
+        found = []
+        for path in (self.state / "agent").glob("*/*/state.json"):
+            state = json.loads(path.read_text())
+            found += [state[k] for k in ("pid", "shim_pid") if isinstance(state.get(k), int)]
+        return [pid for pid in found if alive(pid)]
+
+    def cgroups(self) -> list[str]:
+        return [d for d in (os.path.join(h.path, self.cgroup_root) for h in os.scandir("/sys/fs/cgroup"))
+                if os.path.isdir(d)]
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[Up]:
+    u = Up(tmp_path)
+    try:
+        yield u
+    finally:
+        if u.process is not None and u.process.poll() is None:
+            u.process.send_signal(signal.SIGINT)
+            try:
+                u.process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                u.process.kill()
+                u.process.wait()
+        u.client.close()
+
+
+def test_sigma_up_runs_the_demo_and_ctrl_c_leaves_nothing_behind(up: Up) -> None:
+    up.start()
+    wait_for(lambda: "Sigma is up" in up.output(), 30, "the banner")
+    out = up.output()
+    assert f"kubeconfig: {up.state / 'kubeconfig'}" in out
+    assert "kubectl --kubeconfig" in out and "get pods -A -o wide" in out
+
+    node = wait_for(lambda: up.client.get("nodes", NODE), 30, f"node {NODE}")
+    wait_for(lambda: any(c["type"] == "Ready" and c["status"] == "True"
+                         for c in up.client.get("nodes", NODE)["status"]["conditions"]), 30, "node Ready")
+    assert node["status"]["capacity"]["pods"] == "110"
+
+    # The scheduler binds the demo pods; the deployment controller makes demo-web's two.
+    def all_running() -> list[dict[str, Any]] | None:
+        pods = up.demo_pods()
+        names = {p["metadata"]["name"] for p in pods}
+        web = [n for n in names if n.startswith("demo-web-")]
+        ok = "demo-batch" in names and len(web) == 2 and all(
+            p["spec"].get("nodeName") == NODE and p["status"].get("phase") == "Running" for p in pods)
+        return pods if ok else None
+
+    pods = wait_for(all_running, 60, f"the demo pods Running on {NODE}:\n{up.output()[-3000:]}")
+    web_logs = [up.client.logs(p["metadata"]["name"], "default") for p in pods
+                if p["metadata"]["name"].startswith("demo-web-")]
+    ports = {line.rsplit(":", 1)[1] for text in web_logs for line in text.splitlines() if "listening" in line}
+    assert len(ports) == 2, web_logs  # each replica took its own port on the shared host network
+    if shutil.which("kubectl"):
+        got = subprocess.run(["kubectl", "--kubeconfig", str(up.state / "kubeconfig"), "get", "pods", "-o", "wide"],
+                             capture_output=True, text=True, timeout=30)
+        assert got.returncode == 0 and got.stdout.count("Running") == 3, got.stdout + got.stderr
+    pids = up.leftover_pids()
+    assert len(pids) == 6  # three shims, three containers
+    assert up.cgroups(), "the agent runs its pods under its own cgroup subtree"
+
+    assert up.process is not None
+    started = time.monotonic()
+    up.process.send_signal(signal.SIGINT)
+    up.process.wait(timeout=25)
+    took = time.monotonic() - started
+    assert took < 20, f"sigma up took {took:.1f}s to stop:\n{up.output()[-3000:]}"
+    assert up.process.returncode == 0, up.output()[-3000:]
+    assert "Sigma stopped." in up.output()
+    assert [p for p in pids if alive(p)] == []
+    assert up.cgroups() == []
