@@ -39,8 +39,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def main() -> int:
     server = ThreadingHTTPServer((os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "0"))), Handler)
-    host, port = server.server_address[:2]
-    print(f"demo-web listening on http://{host}:{port}/", flush=True)
+    print(f"demo-web listening on http://{server.server_name}:{server.server_port}/", flush=True)
 
     def on_term(_signum: int, _frame: FrameType | None) -> None:
         # shutdown() waits for serve_forever, which runs in this thread: ask from another.

@@ -166,6 +166,9 @@ def test_pod_runs_ready_then_succeeds_and_its_logs_are_served(cluster: Cluster) 
     running = cluster.wait_pod("hello", lambda p: phase(p) == "Running")
     assert condition(running, "Ready") == "True", running["status"]
     assert running["status"]["hostIP"] == "127.0.0.1"
+    # follow streams through the master's proxy and ends when the container does.
+    followed = b"".join(cluster.client.logs("hello", "default", follow=True))
+    assert followed.decode().endswith("line 5\ndone\n")
     done = cluster.wait_pod("hello", lambda p: phase(p) == "Succeeded")
     assert state_of(done)["terminated"]["exitCode"] == 0
     assert condition(done, "Ready") == "False"

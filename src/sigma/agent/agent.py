@@ -93,6 +93,7 @@ class Agent:
         self._latest: tuple[Usage, list[PodUsage]] | None = None
         self._unsent: dict[str, ReportStatus] = {}  # status writes that failed, retried next sync
         self._threads: list[threading.Thread] = []
+        self._last_sync_error = ""
 
     # -- lifecycle -----------------------------------------------------------------------
     def run(self) -> None:
@@ -154,9 +155,12 @@ class Agent:
     def sync_once(self) -> float | None:
         try:
             result = self.node.sync(self.watcher.pods(), time.time())
-        except Exception:  # one broken pod (or a cgroup hiccup) must not stop the node
-            log.exception("node sync failed; retrying in %.0fs", self.options.resync_interval)
+        except Exception as err:  # one broken pod (or a cgroup hiccup) must not stop the agent
+            if repr(err) != self._last_sync_error:  # the same failure every second is one log line
+                log.exception("node sync failed (retrying every %.0fs)", self.options.resync_interval)
+            self._last_sync_error = repr(err)
             return None
+        self._last_sync_error = ""
         for report in result.statuses:
             self._unsent[report.pod_uid] = report
         for report in list(self._unsent.values()):

@@ -13,7 +13,6 @@ the messages here are what `kubectl logs` prints.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -114,12 +113,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Connection", "close")
         self.end_headers()
-        with contextlib.closing(chunks):
+        try:
             if options["follow"]:
                 for chunk in _chain(first, chunks):
                     self.wfile.write(chunk)  # the socket is unbuffered: each line goes out now
             else:
                 self.wfile.write(first + b"".join(chunks))
+        finally:
+            getattr(chunks, "close", lambda: None)()  # a client that left closes the log file now
 
     def _text(self, code: int, body: str, content_type: str = "text/plain; charset=utf-8") -> None:
         data = body.encode()

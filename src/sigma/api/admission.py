@@ -27,24 +27,44 @@ BUILTIN_PRIORITY_CLASSES: tuple[tuple[str, int, str], ...] = (
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "sigma-system")
 
 
-def resolve_pod_priority(registry: Registry) -> Any:
+class PriorityClasses:
+    """PriorityClasses by name, kept current from a watch: admission runs on every pod
+    create, and listing the classes each time would cost more than the rest of the write."""
+
+    def __init__(self, registry: Registry) -> None:
+        listed = registry.list(PRIORITY_CLASSES)
+        self._classes = {pc["metadata"]["name"]: pc for pc in listed["items"]}
+        self._watch = registry.watch(PRIORITY_CLASSES, None, listed["metadata"]["resourceVersion"])
+
+    def current(self) -> dict[str, dict[str, Any]]:
+        for event in self._watch.drain():
+            name = event.object["metadata"]["name"]
+            if event.type == "DELETED":
+                self._classes.pop(name, None)
+            else:
+                self._classes[name] = event.object
+        return self._classes
+
+    def close(self) -> None:
+        self._watch.close()
+
+
+def resolve_pod_priority(classes: PriorityClasses) -> Any:
     def hook(pod: dict[str, Any], old: dict[str, Any] | None) -> None:
         spec = pod["spec"]
         if old is not None:
             return  # priority is fixed at creation
         name = spec.get("priorityClassName")
+        known = classes.current()
         pc: dict[str, Any] | None
         if name:
-            try:
-                pc = registry.get(PRIORITY_CLASSES, None, name)
-            except ApiError as err:
-                if err.code == 404:
-                    raise ApiError(403, "Forbidden", f'pods "{pod["metadata"].get("name", "")}" is forbidden: '
-                                   f"no PriorityClass with name {name} was found", kind="pods",
-                                   name=pod["metadata"].get("name", "")) from None
-                raise
+            pc = known.get(name)
+            if pc is None:
+                raise ApiError(403, "Forbidden", f'pods "{pod["metadata"].get("name", "")}" is forbidden: '
+                               f"no PriorityClass with name {name} was found", kind="pods",
+                               name=pod["metadata"].get("name", ""))
         else:
-            defaults = [p for p in registry.list(PRIORITY_CLASSES)["items"] if p.get("globalDefault")]
+            defaults = [p for p in known.values() if p.get("globalDefault")]
             pc = defaults[0] if defaults else None
             if pc is not None:
                 spec["priorityClassName"] = pc["metadata"]["name"]
@@ -78,6 +98,6 @@ def _ensure(registry: Registry, rt: Any, obj: dict[str, Any]) -> None:
 
 
 def install(registry: Registry) -> None:
-    registry.add_admission("Pod", resolve_pod_priority(registry))
+    registry.add_admission("Pod", resolve_pod_priority(PriorityClasses(registry)))
     # Sigma's own kinds register their validation and printer columns on import.
     import sigma.colocation.kinds  # noqa: F401

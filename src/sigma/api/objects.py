@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
+
+import orjson
 
 
 def now_rfc3339(seconds: float) -> str:
@@ -24,12 +25,12 @@ def meta(obj: dict[str, Any]) -> dict[str, Any]:
     return m
 
 
-def encode(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+def encode(obj: Any) -> bytes:
+    return orjson.dumps(obj)
 
 
 def decode(data: bytes) -> dict[str, Any]:
-    value = json.loads(data)
+    value = orjson.loads(data)
     if not isinstance(value, dict):
         raise ValueError("stored value is not an object")
     return value
@@ -82,3 +83,13 @@ def is_pod_terminal(pod: dict[str, Any]) -> bool:
 def is_pod_ready(pod: dict[str, Any]) -> bool:
     cond = condition(pod, "Ready")
     return bool(cond and cond.get("status") == "True")
+
+
+def clone(value: Any) -> Any:
+    """A deep copy of a JSON value (dicts, lists, scalars), several times faster than
+    copy.deepcopy, which the write path would otherwise pay on every request."""
+    if isinstance(value, dict):
+        return {k: clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clone(v) for v in value]
+    return value

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import copy
 import json
 import threading
 import time
@@ -21,7 +20,7 @@ from typing import Any
 
 from sigma.api import errors
 from sigma.api.errors import ApiError, Cause
-from sigma.api.objects import decode, encode, meta, now_rfc3339
+from sigma.api.objects import clone, decode, encode, meta, now_rfc3339
 from sigma.api.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from sigma.api.resources import RESOURCES, ResourceType, resource
 from sigma.api.schema import KIND_SCHEMAS, prune, type_errors
@@ -162,7 +161,7 @@ class Registry:
                dry_run: bool = False) -> dict[str, Any]:
         obj = body
         if isinstance(obj, dict):
-            obj = copy.deepcopy(obj)
+            obj = clone(obj)
             m = meta(obj)
             if not m.get("name") and m.get("generateName"):
                 m["name"] = f"{m['generateName']}{uuid.uuid4().hex[:5]}"
@@ -215,7 +214,7 @@ class Registry:
         if expected_rev is not None and expected_rev != kv.mod_revision:
             raise errors.conflict(rt.plural, name, rt.group)
         old = self._from_kv(kv)
-        return self._write(rt, namespace, name, old, kv.mod_revision, copy.deepcopy(obj), subresource, strict)
+        return self._write(rt, namespace, name, old, kv.mod_revision, clone(obj), subresource, strict)
 
     def _write(self, rt: ResourceType, namespace: str | None, name: str, old: dict[str, Any], rev: int,
                new: dict[str, Any], subresource: str, strict: bool) -> dict[str, Any]:
@@ -255,14 +254,14 @@ class Registry:
             return new
         if subresource == "status":
             # Status writes change status (and nothing else but labels/annotations).
-            merged = copy.deepcopy(old)
+            merged: dict[str, Any] = clone(old)
             merged["status"] = new.get("status") or {}
             for field in ("labels", "annotations"):
                 if field in (new.get("metadata") or {}):
                     merged["metadata"][field] = new["metadata"][field]
             return merged
         # Main-resource writes cannot change status.
-        new["status"] = copy.deepcopy(old.get("status") or {})
+        new["status"] = clone(old.get("status") or {})
         return new
 
     def patch(self, rt: ResourceType, namespace: str | None, name: str, patch_type: str, body: Any,

@@ -16,10 +16,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from sigma.api import discovery, errors
@@ -28,6 +29,7 @@ from sigma.api.openapi import openapi_v2, openapi_v3_group, openapi_v3_index
 from sigma.api.protobuf import ProtobufError, decode_k8s_protobuf
 from sigma.api.registry import Registry
 from sigma.api.resources import ResourceType, lookup
+from sigma.api.responses import JSON
 from sigma.api.scale import get_scale, update_scale
 from sigma.api.tables import to_table
 from sigma.api.watch import ObjectEvent, RegistryWatch
@@ -73,9 +75,9 @@ def parse_path(parts: list[str]) -> Target | None:
     return Target(rt, namespace, name, sub)
 
 
-def status_response(err: ApiError) -> JSONResponse:
+def status_response(err: ApiError) -> JSON:
     headers = {"Retry-After": str(err.retry_after_seconds)} if err.retry_after_seconds else None
-    return JSONResponse(err.status(), status_code=err.code, headers=headers)
+    return JSON(err.status(), status_code=err.code, headers=headers)
 
 
 async def read_body(request: Request) -> Any:
@@ -102,8 +104,8 @@ async def read_body(request: Request) -> Any:
         if ctype in ("application/yaml", "application/apply-patch+yaml", "text/yaml"):
             return yaml.safe_load(raw)
         if ctype == "application/json" or ctype in PATCH_TYPES or ctype == "":
-            return json.loads(raw)
-    except (ValueError, yaml.YAMLError) as err:
+            return orjson.loads(raw)
+    except (ValueError, orjson.JSONDecodeError, yaml.YAMLError) as err:
         raise errors.bad_request(f"the body of the request could not be decoded: {err}") from err
     raise errors.unsupported_media_type(ctype)
 
@@ -147,20 +149,20 @@ class ApiServer:
             return Response("ok" if self.ready else "not ready", status_code=200 if self.ready else 503,
                             media_type="text/plain")
         if path == "/version":
-            return JSONResponse(discovery.version_info())
+            return JSON(discovery.version_info())
         if path == "/api":
-            return JSONResponse(discovery.api_versions(self.advertise_address))
+            return JSON(discovery.api_versions(self.advertise_address))
         if path == "/apis":
-            return JSONResponse(discovery.api_group_list())
+            return JSON(discovery.api_group_list())
         if path == "/openapi/v2":
-            return JSONResponse(openapi_v2())
+            return JSON(openapi_v2())
         if path == "/openapi/v3":
-            return JSONResponse(openapi_v3_index())
+            return JSON(openapi_v3_index())
         if parts[:2] == ["openapi", "v3"] and len(parts) >= 3:
             doc = openapi_v3_group("/".join(parts[2:]))
             if doc is None:
                 raise errors.not_found("openapi", "/".join(parts[2:]))
-            return JSONResponse(doc)
+            return JSON(doc)
         if parts and parts[0] == "api" and len(parts) >= 2:
             group, version, rest = "", parts[1], parts[2:]
         elif parts and parts[0] == "apis" and len(parts) >= 2:
@@ -168,7 +170,7 @@ class ApiServer:
                 doc = discovery.api_group(parts[1])
                 if doc is None:
                     raise errors.not_found("apigroups", parts[1])
-                return JSONResponse(doc)
+                return JSON(doc)
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
             raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
@@ -176,7 +178,7 @@ class ApiServer:
             doc = discovery.resource_list(group, version)
             if doc is None:
                 raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
-            return JSONResponse(doc)
+            return JSON(doc)
         target = parse_path([group, version, *rest])
         if target is None:
             raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
@@ -199,20 +201,20 @@ class ApiServer:
             if method == "POST":
                 obj = self.registry.create(t.rt, t.namespace, await read_body(request), self._strict(request),
                                            dry_run=bool(request.query_params.get("dryRun")))
-                return JSONResponse(obj, status_code=201)
+                return JSON(obj, status_code=201)
             if method == "DELETE":
-                return JSONResponse(self._delete_collection(request, t))
+                return JSON(self._delete_collection(request, t))
             raise errors.method_not_allowed(f"{method} is not supported on a collection")
         if method == "GET":
             return self._one(request, t.rt, self.registry.get(t.rt, t.namespace, t.name))
         if method == "PUT":
             obj = self.registry.update(t.rt, t.namespace, t.name, await read_body(request), t.sub,
                                        self._strict(request))
-            return JSONResponse(obj)
+            return JSON(obj)
         if method == "PATCH":
-            return JSONResponse(await self._patch(request, t))
+            return JSON(await self._patch(request, t))
         if method == "DELETE":
-            return JSONResponse(await self._delete(request, t))
+            return JSON(await self._delete(request, t))
         if method == "POST" and t.sub == "binding":
             body = await read_body(request) or {}
             node = (body.get("target") or {}).get("name")
@@ -221,13 +223,13 @@ class ApiServer:
                                                                         "FieldValueRequired")])
             uid = (body.get("metadata") or {}).get("uid")
             self.registry.bind(t.namespace or "", t.name, node, uid)
-            return JSONResponse({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            return JSON({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                  "code": 201}, status_code=201)
         if method == "POST" and t.sub == "eviction":
             body = await read_body(request) or {}
             grace = ((body.get("deleteOptions") or {}).get("gracePeriodSeconds"))
             self.registry.evict(t.namespace or "", t.name, grace)
-            return JSONResponse({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            return JSON({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                  "code": 201}, status_code=201)
         raise errors.method_not_allowed(f"{method} is not supported on {t.rt.plural}/{t.sub or ''}")
 
@@ -240,8 +242,8 @@ class ApiServer:
         if wants_table(request):
             table = to_table(rt.kind, [obj], obj["metadata"].get("resourceVersion", ""), time.time(),
                              request.query_params.get("includeObject", "Metadata"))
-            return JSONResponse(table)
-        return JSONResponse(obj)
+            return JSON(table)
+        return JSON(obj)
 
     async def _patch(self, request: Request, t: Target) -> dict[str, Any]:
         assert t.name is not None
@@ -297,11 +299,11 @@ class ApiServer:
     async def _scale(self, request: Request, t: Target) -> Response:
         assert t.name is not None
         if request.method == "GET":
-            return JSONResponse(get_scale(self.registry, t.rt, t.namespace or "", t.name))
+            return JSON(get_scale(self.registry, t.rt, t.namespace or "", t.name))
         if request.method in ("PUT", "PATCH"):
             body = await read_body(request)
             ctype = request.headers.get("content-type", "").split(";")[0].strip()
-            return JSONResponse(update_scale(self.registry, t.rt, t.namespace or "", t.name, body,
+            return JSON(update_scale(self.registry, t.rt, t.namespace or "", t.name, body,
                                              PATCH_TYPES.get(ctype, "") if request.method == "PATCH" else ""))
         raise errors.method_not_allowed(f"{request.method} is not supported on scale")
 
@@ -313,10 +315,10 @@ class ApiServer:
         listed = self.registry.list(t.rt, t.namespace, q.get("labelSelector", ""), q.get("fieldSelector", ""),
                                     _int_param(request, "limit") or 0, q.get("continue", ""))
         if wants_table(request):
-            return JSONResponse(to_table(t.rt.kind, listed["items"], listed["metadata"]["resourceVersion"],
+            return JSON(to_table(t.rt.kind, listed["items"], listed["metadata"]["resourceVersion"],
                                          time.time(), q.get("includeObject", "Metadata"),
                                          listed["metadata"].get("continue", "")))
-        return JSONResponse(listed)
+        return JSON(listed)
 
     def _watch(self, request: Request, t: Target) -> Response:
         q = request.query_params
@@ -384,7 +386,7 @@ class ApiServer:
         obj = ev.object
         if table:
             obj = to_table(rt.kind, [obj], str(ev.revision), time.time(), include)
-        return (json.dumps({"type": ev.type, "object": obj}, separators=(",", ":")) + "\n").encode()
+        return orjson.dumps({"type": ev.type, "object": obj}) + b"\n"
 
 
 def create_app(registry: Registry, advertise_address: str = "127.0.0.1:6443") -> Starlette:

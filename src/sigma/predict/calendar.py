@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sigma.predict.robust import nanmedian_rows
 from sigma.predict.types import AppliedUplift, CalendarEvent, FloatArray
 
 PROFILE_POINTS = 64  # a learned profile is resampled onto this many points across the event
@@ -106,14 +107,14 @@ def _event_path(event: CalendarEvent, learned: LearnedUplift | None,
 
 
 def _moving_median(values: FloatArray) -> FloatArray:
+    """Centered moving median; the windows shrink at the ends instead of repeating the edge
+    value, so the first minute of a rush is judged with its neighbours, not alone."""
     if values.size < SMOOTH_POINTS:
         return values
     half = SMOOTH_POINTS // 2
-    padded = np.pad(values, half, mode="edge")
+    padded = np.pad(values, half, mode="constant", constant_values=np.nan)
     windows = np.lib.stride_tricks.sliding_window_view(padded, SMOOTH_POINTS)
-    with np.errstate(all="ignore"):
-        out: FloatArray = np.nanmedian(windows, axis=1)
-    return out
+    return nanmedian_rows(windows)
 
 
 def _resample(values: FloatArray) -> FloatArray:

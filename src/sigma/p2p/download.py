@@ -1,0 +1,254 @@
+"""The fetching half of a P2P peer: get one blob piece by piece from other peers, in
+parallel, back to the registry (HTTP Range) only for pieces no usable peer holds.
+
+The loop is an imperative shell around `picker.pick`: read the tracker's view, ask the picker
+for a plan, start those fetches on a thread pool, and on each completion verify, write at the
+piece's offset, serve it at once (the PeerServer reads the partial file) and announce it.
+A peer that cuts a transfer off or serves a piece whose hash is wrong is excluded for the
+rest of the blob and the piece is fetched elsewhere; every such event is in the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import zlib
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+
+from sigma.agent.images import sha256_file as _sha256_file
+from sigma.p2p.peer import CHUNK, HeldBlob, PeerServer
+from sigma.p2p.picker import REGISTRY, PickState, pick
+from sigma.p2p.ratelimit import TokenBucket
+from sigma.p2p.tracker import DEFAULT_PIECE_SIZE
+
+
+class P2PError(RuntimeError):
+    pass
+
+
+class TrackerClient:
+    """The tracker's HTTP API; `base` is the mount point, e.g. http://master:6443/p2p."""
+
+    def __init__(self, base: str, client: httpx.Client | None = None) -> None:
+        self.base = base.rstrip("/")
+        self.http = client or httpx.Client(timeout=10.0)
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        resp = self.http.request(method, self.base + path, **kw)
+        if resp.status_code >= 400:
+            raise P2PError(f"tracker {method} {path}: {resp.status_code} {resp.text.strip()}")
+        return resp.json()
+
+    def register(self, digest: str, size: int, piece_size: int) -> int:
+        return int(self._call("POST", f"/blobs/{digest}", json={"size": size, "piece_size": piece_size})["piece_size"])
+
+    def view(self, digest: str, peer: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/blobs/{digest}", params={"peer": peer}))
+
+    def announce(self, digest: str, peer: str, pieces: list[int], hashes: dict[int, str]) -> None:
+        self._call("POST", f"/blobs/{digest}/announce", json={"peer": peer, "pieces": pieces, "hashes": hashes})
+
+    def claim(self, digest: str, peer: str, pieces: list[int]) -> list[int]:
+        body = self._call("POST", f"/blobs/{digest}/claim", json={"peer": peer, "pieces": pieces})
+        return [int(i) for i in body["granted"]]
+
+    def leave(self, peer: str) -> None:
+        self._call("DELETE", "/peers", params={"peer": peer})
+
+
+@dataclass
+class FetchReport:
+    digest: str
+    size: int
+    pieces: int
+    from_peers: int = 0
+    from_registry: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)  # {"piece", "peer", "reason"}
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Downloader:
+    def __init__(
+        self,
+        tracker: TrackerClient,
+        peer: PeerServer,
+        *,
+        download: TokenBucket | None = None,
+        piece_size: int = DEFAULT_PIECE_SIZE,
+        per_peer_limit: int = 2,
+        registry_limit: int = 4,
+        total_limit: int = 8,
+        poll: float = 0.1,
+        read_timeout: float = 10.0,
+        deadline: float = 600.0,
+    ) -> None:
+        self.tracker, self.peer = tracker, peer
+        self.download = download or TokenBucket(0)
+        self.piece_size = piece_size
+        self.limits = (per_peer_limit, registry_limit, total_limit)
+        self.poll, self.deadline = poll, deadline
+        self.http = httpx.Client(timeout=httpx.Timeout(10.0, read=read_timeout))
+        self.seed = zlib.crc32(peer.url.encode())
+
+    def fetch(
+        self, digest: str, size: int, source_url: str, dest: str, headers: dict[str, str] | None = None
+    ) -> FetchReport:
+        """Fetch blob `digest` into `dest`; `source_url` is its registry blob URL."""
+        started = time.monotonic()
+        if size == 0:  # nothing to cut into pieces
+            open(dest, "wb").close()
+            if _sha256_file(dest) != digest:
+                raise P2PError(f"blob {digest} has size 0 but not the empty digest")
+            return FetchReport(digest, 0, 0)
+        me = self.peer.url
+        piece_size = self.tracker.register(digest, size, self.piece_size)
+        partial = dest + ".partial"
+        with open(partial, "wb") as f:
+            f.truncate(size)
+        blob = HeldBlob(partial, size, piece_size)
+        self.peer.hold(digest, blob)
+        report = FetchReport(digest, size, max(1, -(-size // piece_size)))
+        have: set[int] = set()
+        in_flight: dict[int, str] = {}
+        futures: dict[Future[bytes], tuple[int, str]] = {}
+        excluded: set[str] = set()
+        failed: set[tuple[int, str]] = set()
+        fetched_hashes: dict[int, str] = {}
+        with ThreadPoolExecutor(self.limits[2], thread_name_prefix="p2p-fetch") as pool:
+            while len(have) < report.pieces:
+                if time.monotonic() - started > self.deadline:
+                    raise P2PError(f"{digest}: {report.pieces - len(have)} pieces still missing after {self.deadline}s")
+                view = self.tracker.view(digest, me)
+                state = PickState(
+                    pieces=report.pieces,
+                    have=frozenset(have),
+                    in_flight=dict(in_flight),
+                    holders={p: frozenset(s) for p, s in view["holders"].items()},
+                    excluded=frozenset(excluded),
+                    failed=frozenset(failed),
+                    claimed_elsewhere=frozenset(int(i) for i in view["claims"]),
+                    per_peer_limit=self.limits[0],
+                    registry_limit=self.limits[1],
+                    total_limit=self.limits[2],
+                    seed=self.seed + len(have),
+                )
+                plan = pick(state)
+                starts = list(plan.from_peers)
+                if plan.from_registry:
+                    granted = self.tracker.claim(digest, me, list(plan.from_registry))
+                    starts += [(piece, REGISTRY) for piece in granted]
+                for piece, source in starts:
+                    in_flight[piece] = source
+                    futures[pool.submit(self._get, digest, blob, piece, source, source_url, headers)] = (piece, source)
+                if not futures:
+                    time.sleep(self.poll)  # waiting on pieces others are fetching from the registry
+                    continue
+                done, _ = wait(list(futures), timeout=self.poll, return_when=FIRST_COMPLETED)
+                hashes = {int(i): h for i, h in view["hashes"].items()}
+                new: list[int] = []
+                for fut in done:
+                    piece, source = futures.pop(fut)
+                    del in_flight[piece]
+                    reason = self._complete(fut, piece, source, blob, hashes, fetched_hashes)
+                    if reason is None:
+                        have.add(piece)
+                        new.append(piece)
+                        self.peer.add_piece(digest, piece)
+                        if source == REGISTRY:
+                            report.from_registry += 1
+                        else:
+                            report.from_peers += 1
+                        continue
+                    report.failures.append({"piece": piece, "peer": source, "reason": reason})
+                    if source == REGISTRY:
+                        if sum(f["peer"] == REGISTRY for f in report.failures) > 3:
+                            raise P2PError(f"{digest}: the registry failed piece {piece} repeatedly: {reason}")
+                    else:
+                        failed.add((piece, source))
+                        excluded.add(source)
+                if new:
+                    self.tracker.announce(digest, me, new, {i: fetched_hashes[i] for i in new if i in fetched_hashes})
+        actual = _sha256_file(partial)
+        if actual != digest:
+            raise P2PError(f"blob {digest}: the assembled content is {actual}; refusing it")
+        os.replace(partial, dest)
+        blob.path = dest
+        report.seconds = round(time.monotonic() - started, 3)
+        return report
+
+    def _get(
+        self, digest: str, blob: HeldBlob, piece: int, source: str, source_url: str, headers: dict[str, str] | None
+    ) -> bytes:
+        start, length = blob.piece_range(piece)
+        if source == REGISTRY:
+            url = source_url
+            hdrs = {**(headers or {}), "Range": f"bytes={start}-{start + length - 1}"}
+        else:
+            url, hdrs = f"{source}/pieces/{digest}/{piece}", {}
+        parts = []
+        with self.http.stream("GET", url, headers=hdrs) as resp:
+            if resp.status_code not in (200, 206):
+                raise P2PError(f"HTTP {resp.status_code}")
+            if source == REGISTRY and resp.status_code == 200 and blob.size != length:
+                raise P2PError("the registry ignored the Range header")
+            for chunk in resp.iter_bytes(CHUNK):
+                self.download.take(len(chunk))
+                parts.append(chunk)
+        data = b"".join(parts)
+        if len(data) != length:
+            raise P2PError(f"short piece: {len(data)} of {length} bytes")
+        return data
+
+    def _complete(
+        self,
+        fut: Future[bytes],
+        piece: int,
+        source: str,
+        blob: HeldBlob,
+        hashes: dict[int, str],
+        fetched: dict[int, str],
+    ) -> str | None:
+        """Verify and store one finished fetch; the failure reason, or None when stored."""
+        try:
+            data = fut.result()
+        except (httpx.HTTPError, P2PError, OSError) as err:
+            return f"transfer failed: {type(err).__name__}: {err}"
+        actual = hashlib.sha256(data).hexdigest()
+        if source != REGISTRY:
+            expected = hashes.get(piece)
+            if expected is None:
+                return "no piece hash at the tracker to verify against"
+            if actual != expected:
+                return f"corrupt piece: sha256 {actual[:12]}..., the tracker says {expected[:12]}..."
+        fetched[piece] = actual
+        fd = os.open(blob.path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, data, blob.piece_range(piece)[0])
+        finally:
+            os.close(fd)
+        return None
+
+
+def seed_blob(
+    tracker: TrackerClient, peer: PeerServer, digest: str, path: str, piece_size: int = DEFAULT_PIECE_SIZE
+) -> int:
+    """Offer a whole blob this node already holds (a seed peer, or a node after a pull)."""
+    size = os.path.getsize(path)
+    piece_size = tracker.register(digest, size, piece_size)
+    blob = HeldBlob(path, size, piece_size)
+    hashes = {}
+    with open(path, "rb") as f:
+        for i in range(max(1, -(-size // piece_size))):
+            hashes[i] = hashlib.sha256(f.read(piece_size)).hexdigest()
+    blob.have = set(hashes)
+    peer.hold(digest, blob)
+    tracker.announce(digest, peer.url, sorted(hashes), hashes)
+    return len(hashes)

@@ -1,0 +1,130 @@
+"""The serving half of a P2P peer: `GET /pieces/{digest}/{index}` for the pieces this agent
+holds, whether it is still downloading the blob or has it whole in the image store.
+
+A threaded stdlib HTTP server rather than the agent's ASGI app: each upload is a blocking
+loop of "take tokens from the upload bucket, send a chunk", which a thread per connection
+expresses directly, and it keeps piece traffic off the agent's API event loop.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from sigma.p2p.ratelimit import TokenBucket
+
+CHUNK = 64 * 1024
+_PIECE_PATH = re.compile(r"^/pieces/(sha256:[0-9a-f]{64})/(\d+)$")
+
+
+@dataclass
+class HeldBlob:
+    path: str  # a partial file being filled at piece offsets, or the finished blob
+    size: int
+    piece_size: int
+    have: set[int] = field(default_factory=set)
+
+    def piece_range(self, index: int) -> tuple[int, int]:
+        start = index * self.piece_size
+        return start, min(self.size, start + self.piece_size) - start
+
+
+class PeerServer:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, upload_rate: float = 0.0) -> None:
+        self.blobs: dict[str, HeldBlob] = {}
+        self.upload = TokenBucket(upload_rate)
+        self.bytes_served = 0
+        self.corrupt = False  # fault injection (tests, benchmark): flip a byte in every piece
+        self.dead = False  # fault injection: drop connections mid-body, like a crashed node
+        self._lock = threading.Lock()
+        self._httpd = _QuietServer((host, port), _handler(self))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> PeerServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="p2p-peer", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def kill(self) -> None:
+        """Stop as a crashed node would: transfers in progress are cut off mid-piece."""
+        self.dead = True
+        self.stop()
+
+    def hold(self, digest: str, blob: HeldBlob) -> None:
+        with self._lock:
+            self.blobs[digest] = blob
+
+    def add_piece(self, digest: str, index: int) -> None:
+        with self._lock:
+            self.blobs[digest].have.add(index)
+
+    def read_piece(self, digest: str, index: int) -> bytes | None:
+        with self._lock:
+            blob = self.blobs.get(digest)
+            if blob is None or index not in blob.have:
+                return None
+            start, length = blob.piece_range(index)
+            path = blob.path
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, length, start)
+        finally:
+            os.close(fd)
+        if self.corrupt and data:
+            data = bytes([data[0] ^ 0xFF]) + data[1:]
+        return data
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a downloader hanging up mid-piece (or our own kill()) is routine, not a traceback
+
+
+def _handler(peer: PeerServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: downloaders reuse one connection per peer
+
+        def do_GET(self) -> None:
+            match = _PIECE_PATH.match(self.path)
+            data = peer.read_piece(match.group(1), int(match.group(2))) if match else None
+            if data is None:
+                body = b"piece not held by this peer\n"
+                self.send_response(404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            for off in range(0, len(data), CHUNK):
+                if peer.dead:
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                chunk = data[off : off + CHUNK]
+                peer.upload.take(len(chunk))
+                self.wfile.write(chunk)
+            with peer._lock:
+                peer.bytes_served += len(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # one line per piece would drown the agent's log
+
+    return Handler

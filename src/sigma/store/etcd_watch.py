@@ -1,0 +1,126 @@
+"""One contract Watch fed by one etcd watch stream (``/v3/watch``), in a thread of its own.
+
+etcd delivers a prefix's events in revision order, history first and then live, so the
+thread only translates and pushes. Two details make etcd's stream match the contract:
+
+- The contract's ``start_revision`` is exclusive (events *after* it); etcd's is inclusive.
+  The stream starts *at* the contract revision and drops events at it. That way etcd's own
+  compaction check ("start < compacted") is exactly the contract's.
+- A DELETE from etcd carries only the key and the deleting revision; the contract's DELETE
+  carries the deleted value, so the event is rebuilt from ``prev_kv`` (requested always).
+
+When the connection breaks (an etcd member died) the stream is reopened on the next endpoint
+from the last revision delivered, with back-off, so the consumer sees no gap and no
+duplicate. If etcd compacted past that revision meanwhile, the watch ends with
+RevisionCompacted and the consumer relists (410 Gone at the API).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable
+
+import httpx
+
+from sigma.store.contract import KeyValue, RevisionCompacted, StoreClosed, StoreError, Watch, WatchEvent
+from sigma.store.etcd_gateway import Gateway, Json, num, unb64
+
+log = logging.getLogger("sigma.store.etcd")
+RECONNECT_FIRST_S = 0.1
+RECONNECT_MAX_S = 2.0
+
+
+def to_kv(kv: Json) -> KeyValue:
+    return KeyValue(unb64(kv.get("key")).decode(), unb64(kv.get("value")),
+                    num(kv, "create_revision"), num(kv, "mod_revision"))
+
+
+def to_event(raw: Json) -> WatchEvent:
+    kv = to_kv(raw["kv"])
+    prev = to_kv(raw["prev_kv"]) if raw.get("prev_kv") else None
+    if raw.get("type") == "DELETE":
+        # prev_kv is only missing if compaction raced past the event; keep what etcd gave.
+        old = prev or kv
+        return WatchEvent("DELETE", KeyValue(kv.key, old.value, old.create_revision, kv.mod_revision), prev)
+    return WatchEvent("PUT", kv, None if num(raw["kv"], "version") == 1 else prev)
+
+
+class EtcdWatch:
+    def __init__(self, gateway: Gateway, watch: Watch, key: str, range_end: str, start: int,
+                 on_end: Callable[[EtcdWatch], None]) -> None:
+        self.gateway = gateway
+        self.watch = watch
+        self._key = key  # base64, as the gateway wants them
+        self._range_end = range_end
+        self._last = start  # the last revision delivered (or the contract start revision)
+        self._on_end = on_end
+        self._stopped = threading.Event()
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"etcd-watch {watch.prefix}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, error: StoreError | None = None) -> None:
+        """End the stream; with ``error``, the consumer sees it (store closed)."""
+        self._stopped.set()
+        if error is not None:
+            self.watch._fail(error)
+        with self._lock:
+            sock = self._sock
+        if sock is not None:
+            # shutdown (not close) wakes the thread blocked in recv on this socket.
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _run(self) -> None:
+        delay = RECONNECT_FIRST_S
+        try:
+            while not self._stopped.is_set():
+                try:
+                    if self._stream():
+                        return
+                    delay = RECONNECT_FIRST_S  # the stream worked; a new break starts over
+                except (httpx.TransportError, StoreError, ValueError) as err:
+                    if self._stopped.is_set():
+                        return
+                    log.info("watch %s broke (%r); reconnecting from revision %d in %.1fs",
+                             self.watch.prefix, err, self._last, delay)
+                self._stopped.wait(delay)
+                delay = min(delay * 2, RECONNECT_MAX_S)
+        finally:
+            self._on_end(self)
+
+    def _stream(self) -> bool:
+        """Read one stream until it ends; True when the watch is finished for good."""
+        body = {"create_request": {"key": self._key, "range_end": self._range_end,
+                                   "start_revision": str(max(self._last, 1)), "prev_kv": True}}
+        with self.gateway.stream("watch", body) as response:
+            stream = response.extensions.get("network_stream")
+            with self._lock:
+                self._sock = stream.get_extra_info("socket") if stream is not None else None
+            if self._stopped.is_set():
+                return True
+            for line in response.iter_lines():
+                if not line.strip():
+                    continue
+                result: Json = json.loads(line).get("result") or {}
+                if result.get("canceled") or result.get("compact_revision"):
+                    compacted = num(result, "compact_revision")
+                    if compacted:
+                        self.watch._fail(RevisionCompacted(self._last, compacted))
+                    else:
+                        self.watch._fail(StoreClosed(f"etcd canceled the watch: {result.get('cancel_reason')}"))
+                    return True
+                events = [to_event(raw) for raw in result.get("events") or []]
+                events = [e for e in events if e.revision > self._last]
+                if events:
+                    self._last = events[-1].revision
+                    self.watch._push(events)
+        return self._stopped.is_set()
