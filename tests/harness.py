@@ -23,20 +23,22 @@ def free_port() -> int:
 
 
 class MasterProcess:
-    def __init__(self, workdir: Path, port: int | None = None, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, extra_args: tuple[str, ...] = (),
+                 store: str | None = None) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = workdir / "state.db"
         self.log = workdir / "master.log"
         self.extra_args = extra_args
+        self.store = store or f"sqlite://{self.db}"  # e.g. etcd://127.0.0.1:PORT for several masters
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> MasterProcess:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "sigma", "master", "--listen", f"127.0.0.1:{self.port}",
-                 "--store", f"sqlite://{self.db}", *self.extra_args],
+                 "--store", self.store, *self.extra_args],
                 stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
         self.wait_ready(timeout)

@@ -3,18 +3,27 @@ rootfs per container. Imports an OCI image layout (directory or tar) or a `docke
 
     <root>/blobs/sha256/<hex>     manifests, configs, layers
     <root>/refs.json              {"busybox:latest": "sha256:..."} (name -> manifest digest)
-    <root>/unpacked/<hex>/        a layer-merged rootfs per manifest, copied per container
+    <root>/usage.json             {manifest digest: last used, unix time}: the LRU for gc()
+    <root>/unpacked/<hex>/        a layer-merged rootfs per manifest: the lower layer of each
+                                  container's overlay, or the source of its copy
+
+Images also come from registries (sigma.agent.registry, `sigma image pull`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tarfile
 import tempfile
+import time
+from collections.abc import Iterable
 from typing import Any
 
 from sigma.agent.statefile import read_json, write_json
@@ -137,17 +146,47 @@ class ImageStore:
                 out.append((normalize(tag), digest))
         return out
 
-    def _store(self, src: str, digest: str, size: int | None) -> str:
+    def _store(self, src: str, digest: str, size: int | None, move: bool = False, what: str = "") -> str:
         dest = self.blob_path(digest)
         if os.path.exists(dest):
             return digest
         actual = sha256_file(src)
         if actual != digest or (size is not None and os.path.getsize(src) != size):
-            raise DigestMismatch(f"{src}: content is {actual}, the descriptor says {digest}")
+            raise DigestMismatch(
+                f"{what or src}: content is {actual} ({os.path.getsize(src)} bytes), "
+                f"the descriptor says {digest} ({size} bytes); refusing it"
+            )
+        if move:
+            os.replace(src, dest)
+            return digest
         tmp = dest + ".tmp"
         shutil.copyfile(src, tmp)
         os.replace(tmp, dest)
         return digest
+
+    # -- the surface for registry pulls ----------------------------------------------------
+    def has_blob(self, digest: str) -> bool:
+        return os.path.exists(self.blob_path(digest))
+
+    def add_blob(self, src: str, digest: str, size: int | None = None, move: bool = False, what: str = "") -> str:
+        """Verify `src` against digest (and size) and store it; `what` names it in errors."""
+        return self._store(src, digest, size, move, what)
+
+    def put_bytes(self, data: bytes, digest: str) -> str:
+        if self._store_bytes(data) != digest:
+            raise DigestMismatch(f"content is not {digest}")
+        return digest
+
+    def set_ref(self, name: str, digest: str) -> None:
+        refs = self.refs()
+        refs[normalize(name)] = digest
+        write_json(os.path.join(self.root, "refs.json"), refs)
+
+    def has(self, name: str) -> bool:
+        try:
+            return self.has_blob(self.resolve(name))
+        except ImageNotFound:
+            return False
 
     def _store_bytes(self, data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -173,9 +212,14 @@ class ImageStore:
         conf = read_json(self.blob_path(self.manifest(name)["config"]["digest"]))
         return dict(conf.get("config") or {})
 
-    def make_rootfs(self, name: str, dest: str) -> None:
-        """A private copy of the image's rootfs for one container (a copy, not an overlay,
-        so nothing stays mounted if the agent dies)."""
+    def make_rootfs(self, name: str, dest: str, overlay: bool = False) -> str:
+        """The image's rootfs for one container at `dest`; returns "overlay" or "copy".
+
+        A copy by default: nothing stays mounted if the agent dies. With overlay=True the
+        unpacked image is the read-only lower layer and the container writes to
+        dest.upper (starts at once, shares page cache); where overlayfs cannot be
+        mounted (no root, no overlay module) it falls back to a copy. Undo with
+        release_rootfs(dest) either way."""
         digest = self.resolve(name)
         cache = os.path.join(self.root, "unpacked", digest.split(":", 1)[1])
         if not os.path.isdir(cache):
@@ -185,7 +229,58 @@ class ImageStore:
             for layer in self.manifest(name)["layers"]:
                 unpack_layer(self.blob_path(layer["digest"]), tmp)
             os.replace(tmp, cache)
+        self.touch(digest)
+        if overlay and _mount_overlay(cache, dest):
+            return "overlay"
         shutil.copytree(cache, dest, symlinks=True)
+        return "copy"
+
+    # -- least recently used garbage collection ------------------------------------------
+    def touch(self, digest: str, now: float | None = None) -> None:
+        usage = self.last_used()
+        usage[digest] = time.time() if now is None else now
+        write_json(os.path.join(self.root, "usage.json"), usage)
+
+    def last_used(self) -> dict[str, float]:
+        path = os.path.join(self.root, "usage.json")
+        return {k: float(v) for k, v in read_json(path).items()} if os.path.exists(path) else {}
+
+    def image_blobs(self, digest: str) -> set[str]:
+        """The manifest and every blob it references."""
+        if not self.has_blob(digest):
+            return set()
+        manifest = read_json(self.blob_path(digest))
+        return {digest, *(b["digest"] for b in [manifest.get("config"), *manifest.get("layers", [])] if b)}
+
+    def disk_usage(self) -> int:
+        return sum(_tree_size(os.path.join(self.root, d)) for d in ("blobs", "unpacked"))
+
+    def gc(self, budget: int, in_use: Iterable[str] = ()) -> list[str]:
+        """Remove least recently used images until the store fits `budget` bytes. Images in
+        `in_use` (names or digests of running containers' images) are never removed; a
+        blob shared with a kept image stays. Returns the names (or digests) removed."""
+        keep = {self.resolve(n) if not n.startswith("sha256:") else n for n in in_use if self._known(n)}
+        refs, usage = self.refs(), self.last_used()
+        candidates = sorted((set(refs.values()) | set(usage)) - keep, key=lambda d: usage.get(d, 0.0))
+        removed: list[str] = []
+        for victim in candidates:
+            if self.disk_usage() <= budget:
+                break
+            names = [n for n, d in refs.items() if d == victim]
+            for n in names:
+                del refs[n]
+            usage.pop(victim, None)
+            still = set().union(*(self.image_blobs(d) for d in set(refs.values()) | keep))
+            for blob in self.image_blobs(victim) - still:
+                os.unlink(self.blob_path(blob))
+            shutil.rmtree(os.path.join(self.root, "unpacked", victim.split(":", 1)[1]), ignore_errors=True)
+            write_json(os.path.join(self.root, "refs.json"), refs)
+            write_json(os.path.join(self.root, "usage.json"), usage)
+            removed += names or [victim]
+        return removed
+
+    def _known(self, name: str) -> bool:
+        return name.startswith("sha256:") or self.has(name)
 
     def remove(self, name: str) -> None:
         refs = self.refs()
@@ -219,6 +314,45 @@ def unpack_layer(blob: str, rootfs: str) -> None:
             tar.extract(member, rootfs, filter="tar")
 
 
+def _mount_overlay(lower: str, dest: str) -> bool:
+    upper, work = dest + ".upper", dest + ".work"
+    for d in (dest, upper, work):
+        os.makedirs(d, exist_ok=True)
+    opts = f"lowerdir={lower},upperdir={upper},workdir={work}"
+    done = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, dest], capture_output=True)
+    if done.returncode != 0:
+        for d in (upper, work):
+            shutil.rmtree(d, ignore_errors=True)
+        return False
+    return True
+
+
+def release_rootfs(dest: str) -> None:
+    """Unmount a container's overlay rootfs (if it is one) and remove it."""
+    if os.path.ismount(dest):
+        subprocess.run(["umount", "-l", dest], capture_output=True, check=False)
+    for d in (dest, dest + ".upper", dest + ".work"):
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _tree_size(path: str) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(FileNotFoundError):  # removed while we walked
+                total += os.lstat(os.path.join(root, f)).st_size
+    return total
+
+
+def parse_size(text: str) -> int:
+    """ "500M", "10G", "1048576" -> bytes (binary units)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    text = text.strip().upper().removesuffix("I").removesuffix("B")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
 def _remove(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path)
@@ -227,13 +361,23 @@ def _remove(path: str) -> None:
 
 
 def add_parser(subparsers: Any) -> None:
-    """`sigma image import PATH [--name N] | ls | rm NAME` (sigma.cli.image re-exports this)."""
+    """`sigma image import PATH [--name N] | pull REF | ls | rm NAME | gc --budget SIZE`
+    (sigma.cli.image re-exports this)."""
     image = subparsers.add_parser("image", help="manage the node's image store")
     image.add_argument("--store", default=DEFAULT_ROOT, help="image store directory")
     sub = image.add_subparsers(dest="image_command", required=True)
     imp = sub.add_parser("import", help="import an OCI layout directory or an OCI/docker-save tar")
     imp.add_argument("path")
     imp.add_argument("--name", help="name the imported image (default: its ref annotation or tag)")
+    pull = sub.add_parser("pull", help="pull an image from an OCI registry (HOST[:PORT]/REPO[:TAG|@DIGEST])")
+    pull.add_argument("ref")
+    pull.add_argument("--registry", default=os.environ.get("SIGMA_REGISTRY"), help="default registry host[:port]")
+    pull.add_argument("--plain-http", action="store_true", default=None, help="HTTP, not HTTPS (auto for loopback)")
+    pull.add_argument("--tracker", help="P2P tracker URL (e.g. http://MASTER:6443/p2p): fetch blobs from peers")
+    pull.add_argument("--peer-listen", default="0.0.0.0:0", help="where to serve pieces while pulling")
+    gc = sub.add_parser("gc", help="remove least recently used images until the store fits a budget")
+    gc.add_argument("--budget", required=True, type=parse_size, help="bytes, or 500M / 10G")
+    gc.add_argument("--keep", action="append", default=[], help="an image in use (repeatable)")
     sub.add_parser("ls", help="list images")
     rm = sub.add_parser("rm", help="forget an image name")
     rm.add_argument("name")
@@ -245,6 +389,19 @@ def _run(args: argparse.Namespace) -> int:
     if args.image_command == "import":
         for name, digest in store.import_path(args.path, args.name):
             print(f"{name}\t{digest}")
+    elif args.image_command == "pull":
+        from sigma.agent.registry import ImagePullError, ensure_image, pull_with
+
+        try:
+            with pull_with(args.registry, args.plain_http, args.tracker, args.peer_listen) as puller:
+                digest = ensure_image(store, args.ref, "Always", puller)
+        except ImagePullError as err:
+            print(f"error: {err.reason}: {err}", file=sys.stderr)
+            return 1
+        print(f"{normalize(args.ref)}\t{digest}")
+    elif args.image_command == "gc":
+        for name in store.gc(args.budget, args.keep):
+            print(f"removed\t{name}")
     elif args.image_command == "ls":
         for name, digest in sorted(store.refs().items()):
             print(f"{name}\t{digest}")

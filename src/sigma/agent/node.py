@@ -117,7 +117,17 @@ class NodeRuntime:
 
     def _start(self, ins: StartContainer) -> None:
         pod, container = ins.pod, ins.container
-        spec = self._container_spec(pod, container, ins.attempt)
+        try:
+            spec = self._container_spec(pod, container, ins.attempt)
+        except OSError as err:
+            # The kernel refused the pod's cgroup settings (say, a memory limit below what
+            # the group already uses): this pod fails to start, the others carry on.
+            failed = self._container_spec(pod, container, ins.attempt, with_cgroups=False)
+            runtime_for_record = next(iter(self.runtimes.values()))
+            assert isinstance(runtime_for_record, ShimRuntime)
+            runtime_for_record.record_failure(failed, "CreateContainerError",
+                                              f"cannot apply the pod's resources: {err.strerror or err}")
+            return
         runtime = self.runtimes.get(podspec.runtime_class(pod))
         if runtime is None:
             fallback = next(iter(self.runtimes.values()))
@@ -131,11 +141,12 @@ class NodeRuntime:
         runtime.start(spec)
         logs.prune(os.path.dirname(spec.log_path))
 
-    def _container_spec(self, pod: podspec.Pod, container: dict[str, Any], attempt: int) -> ContainerSpec:
+    def _container_spec(self, pod: podspec.Pod, container: dict[str, Any], attempt: int,
+                        with_cgroups: bool = True) -> ContainerSpec:
         meta, tier = pod.get("metadata", {}), podspec.tier(pod)
         res = podspec.container_resources(container, tier)
         parent, cpuset = "", None
-        if self.cgroups is not None and self.cgroups.available:
+        if with_cgroups and self.cgroups is not None and self.cgroups.available:
             cpuset = self._cpuset_for(pod)
             parent = self.cgroups.ensure_pod(tier, podspec.uid(pod), podspec.pod_resources(pod), cpuset)
         env = {e["name"]: str(e.get("value", "")) for e in container.get("env") or [] if "name" in e}

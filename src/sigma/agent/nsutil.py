@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import signal
 from typing import Any, NoReturn
 
 CLONE_NEWNS = 0x00020000
@@ -74,6 +75,10 @@ def exec_container(spec: dict[str, Any], out_w: int, err_w: int, status_w: int) 
     kubelet users know, e.g. `exec: "x": executable file not found in $PATH`."""
     try:
         os.setsid()  # its own process group, so the shim can signal the whole group
+        # The shim ignores some signals for itself; the container starts with defaults
+        # (an ignored disposition would otherwise survive execve).
+        for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(out_w, 1)

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 import yaml
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -33,7 +34,9 @@ from sigma.api.responses import JSON
 from sigma.api.scale import get_scale, update_scale
 from sigma.api.tables import to_table
 from sigma.api.watch import ObjectEvent, RegistryWatch
+from sigma.master.metrics import ApiMetricsMiddleware, metrics_endpoint
 from sigma.store.contract import StoreClosed
+from sigma.ui import routes as ui_routes
 
 log = logging.getLogger("sigma.api")
 
@@ -129,6 +132,13 @@ class ApiServer:
         self.registry = registry
         self.advertise_address = advertise_address
         self.ready = True
+        self._streams: set[RegistryWatch] = set()
+
+    def close_streams(self) -> None:
+        """End every open watch stream (on shutdown: clients reconnect to another master or
+        after the restart, from their last resourceVersion)."""
+        for watch in list(self._streams):
+            watch.inner._fail(StoreClosed("the API server is shutting down"))
 
     # -- entry ------------------------------------------------------------------------------
     async def dispatch(self, request: Request) -> Response:
@@ -349,9 +359,11 @@ class ApiServer:
             # One wake-up per drain, not one per event: each call writes to the loop's pipe.
             if not wake_pending[0]:
                 wake_pending[0] = True
-                loop.call_soon_threadsafe(wake.set)
+                with contextlib.suppress(RuntimeError):  # the loop is gone: the server stopped
+                    loop.call_soon_threadsafe(wake.set)
 
         watch.add_listener(wake_up)
+        self._streams.add(watch)
         table = wants_table(request)
         include = request.query_params.get("includeObject", "Metadata")
         deadline = loop.time() + timeout
@@ -379,6 +391,7 @@ class ApiServer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=min(deadline, next_bookmark) - now)
         finally:
+            self._streams.discard(watch)
             watch.close()
 
     @staticmethod
@@ -392,6 +405,9 @@ class ApiServer:
 def create_app(registry: Registry, advertise_address: str = "127.0.0.1:6443") -> Starlette:
     server = ApiServer(registry, advertise_address)
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    app = Starlette(routes=[Route("/{path:path}", server.dispatch, methods=methods)])
+    # The dashboard and /metrics come before the catch-all that serves the Kubernetes API.
+    app = Starlette(routes=[*ui_routes(registry), Route("/metrics", metrics_endpoint(registry), methods=["GET"]),
+                            Route("/{path:path}", server.dispatch, methods=methods)],
+                    middleware=[Middleware(ApiMetricsMiddleware)])
     app.state.api = server
     return app

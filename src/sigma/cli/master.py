@@ -25,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="sqlite:///PATH (embedded, default) or etcd://HOST:PORT[,HOST:PORT]")
     p.add_argument("--listen", default="127.0.0.1:6443", help="HOST:PORT to serve the API on")
     p.add_argument("--no-controllers", action="store_true", help="serve the API only")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=SECONDS",
+                   help="a controller timing, e.g. node_grace_s=4 or pod_eviction_timeout_s=10 (repeatable)")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run_master)
 
@@ -34,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     u.add_argument("--no-demo", action="store_true", help="start without the demo workloads")
     u.add_argument("--no-agent", action="store_true", help="start the master only")
     u.add_argument("--cgroup-root", default="sigma", help="the local agent's cgroup subtree")
+    u.add_argument("--store", choices=("sqlite", "etcd"), default="sqlite",
+                   help="etcd: start a local etcd in the state dir (needed for --masters > 1)")
+    u.add_argument("--masters", type=int, default=1, help="masters to run (on ports PORT, PORT+1, ...)")
     u.add_argument("-v", "--verbose", action="store_true")
     u.set_defaults(func=run_up)
 
@@ -41,6 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request at INFO: on etcd that is every store call.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def run_master(args: argparse.Namespace) -> int:
@@ -50,9 +57,20 @@ def run_master(args: argparse.Namespace) -> int:
     host, port = _split_listen(args.listen)
     if args.store.startswith("sqlite:///"):
         Path(args.store[len("sqlite://"):]).parent.mkdir(parents=True, exist_ok=True)
-    master = Master(args.store, host, port, controllers=not args.no_controllers)
+    master = Master(args.store, host, port, controllers=not args.no_controllers, options=_options(args.option))
     master.serve(on_ready=lambda: console.print(f"sigma master serving on http://{host}:{port}"))
     return 0
+
+
+def _options(pairs: list[str]) -> dict[str, float]:
+    options: dict[str, float] = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        try:
+            options[name.strip()] = float(value)
+        except ValueError:
+            raise SystemExit(f"--option must be NAME=SECONDS, got {pair!r}") from None
+    return options
 
 
 def write_kubeconfig(path: Path, server: str) -> None:
@@ -71,9 +89,18 @@ def run_up(args: argparse.Namespace) -> int:
     _logging(args.verbose)
     state = Path(args.state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
-    cluster = EmbeddedCluster(state, args.port, demo=not args.no_demo, agent=not args.no_agent,
-                              cgroup_root=args.cgroup_root)
+    if args.masters > 1 and args.store != "etcd":
+        raise SystemExit("--masters > 1 needs --store etcd (SQLite belongs to one master)")
     kubeconfig = state / "kubeconfig"
     write_kubeconfig(kubeconfig, f"http://127.0.0.1:{args.port}")
     os.environ.setdefault("KUBECONFIG", str(kubeconfig))
+    if args.store == "etcd":
+        from sigma.cli.ha import HaControlPlane
+
+        with HaControlPlane(state, args.port, args.masters, console) as plane:
+            cluster = EmbeddedCluster(state, args.port, demo=not args.no_demo, agent=not args.no_agent,
+                                      cgroup_root=args.cgroup_root, store_url=plane.store_url)
+            return cluster.run(console)
+    cluster = EmbeddedCluster(state, args.port, demo=not args.no_demo, agent=not args.no_agent,
+                              cgroup_root=args.cgroup_root)
     return cluster.run(console)

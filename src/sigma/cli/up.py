@@ -36,14 +36,15 @@ def _die_with_parent() -> None:
 
 class EmbeddedCluster:
     def __init__(self, state: Path, port: int, demo: bool = True, agent: bool = True,
-                 cgroup_root: str = "sigma", node_name: str | None = None) -> None:
+                 cgroup_root: str = "sigma", node_name: str | None = None, store_url: str | None = None) -> None:
         self.state = state
         self.port = port
         self.demo = demo
         self.agent = agent
         self.cgroup_root = cgroup_root
         self.node_name = node_name or socket.gethostname().lower()
-        self.master = Master(f"sqlite://{state / 'state.db'}", "127.0.0.1", port)
+        # store_url: etcd when `sigma up --store etcd` runs several masters (cli/ha.py).
+        self.master = Master(store_url or f"sqlite://{state / 'state.db'}", "127.0.0.1", port)
         self._agent: subprocess.Popen[bytes] | None = None
         self._signalled = False
 

@@ -2,10 +2,16 @@
 
 ``Master`` is what `sigma master` and `sigma up` run. Controllers are registered as
 factories taking a LocalClient; each runs in its own thread and stops with the master.
+
+On SQLite the master is alone and always runs its controllers. On etcd several masters
+serve the API and only the elected leader runs controllers (sigma.master.leader): the
+elector starts them when this master wins and stops them when it loses, and their writes go
+through a store fenced by the term of leadership, so a deposed leader's writes are refused.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -20,6 +26,7 @@ from sigma.api.registry import Registry
 from sigma.api.server import create_app
 from sigma.client.local import LocalClient
 from sigma.store.contract import Store, open_store
+from sigma.store.etcd import EtcdStore, Fenced
 
 log = logging.getLogger("sigma.master")
 
@@ -48,6 +55,19 @@ def register_configurable_controller(factory: Callable[[LocalClient, dict[str, A
     CONTROLLER_FACTORIES.append(factory)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, ending the API's watch streams as shutdown begins: otherwise the
+    graceful shutdown waits for streams that only end at their timeout."""
+
+    def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_shutdown = on_shutdown
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        self._on_shutdown()
+        await super().shutdown(sockets)
+
+
 @dataclass
 class Master:
     store_url: str
@@ -63,43 +83,71 @@ class Master:
         admission.bootstrap(self.registry)
         self.app = create_app(self.registry, f"{self.host}:{self.port}")
         self.stop = threading.Event()
+        # Set when the controllers of the current term must stop (master stop or lost leadership).
+        self._term_stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: uvicorn.Server | None = None
+        self.elector: Any = None  # sigma.master.leader.Elector on etcd
 
-    def start_controllers(self) -> None:
+    def start_controllers(self, store: Store | None = None) -> None:
+        """Start the controllers; with ``store`` (a fenced view of self.store), they write
+        through it, while sharing the API registry's admission hooks."""
         from sigma.master import controllers  # noqa: F401  (registers the built-in controllers)
 
-        client = LocalClient(self.registry)
+        registry = self.registry
+        if store is not None:
+            registry = copy.copy(self.registry)  # shallow: same hooks and lock, other store
+            registry.store = store
+        self._term_stop = threading.Event()
+        client = LocalClient(registry)
         for factory in CONTROLLER_FACTORIES if self.controllers else []:
             ctrl = factory(client, self.options)
-            thread = threading.Thread(target=self._run_controller, args=(ctrl,), name=ctrl.name, daemon=True)
+            thread = threading.Thread(target=self._run_controller, args=(ctrl, self._term_stop), name=ctrl.name,
+                                      daemon=True)
             thread.start()
             self._threads.append(thread)
-        compactor = threading.Thread(target=self._compact_loop, name="compactor", daemon=True)
+        compactor = threading.Thread(target=self._compact_loop, args=(self._term_stop,), name="compactor",
+                                     daemon=True)
         compactor.start()
         self._threads.append(compactor)
 
-    def _run_controller(self, ctrl: Controller) -> None:
+    def stop_controllers(self) -> None:
+        self._term_stop.set()
+        threads, self._threads = self._threads, []
+        for thread in threads:
+            thread.join(timeout=3)
+
+    def _run_controller(self, ctrl: Controller, stop: threading.Event) -> None:
         # A controller that crashes is restarted after a pause: one bug must not stop the rest.
-        while not self.stop.is_set():
+        while not stop.is_set():
             try:
-                ctrl.run(self.stop)
+                ctrl.run(stop)
+            except Fenced as err:
+                log.warning("controller %s: %s; waiting for the elector to stop it", ctrl.name, err)
+                stop.wait(1.0)
             except Exception:
                 log.exception("controller %s failed; restarting in 1s", ctrl.name)
-                self.stop.wait(1.0)
+                stop.wait(1.0)
 
-    def _compact_loop(self) -> None:
-        while not self.stop.wait(COMPACT_EVERY_S):
+    def _compact_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(COMPACT_EVERY_S):
             target = self.store.current_revision() - KEEP_REVISIONS
             if target > self.store.compacted_revision():
                 self.store.compact(target)
 
     def serve(self, on_ready: Callable[[], None] | None = None) -> None:
         """Run the API server in this thread until stopped (Ctrl-C or shutdown())."""
-        self.start_controllers()
+        if self.controllers and isinstance(self.store, EtcdStore):
+            from sigma.master.leader import Elector
+
+            self.elector = Elector(self.store, f"http://{self.host}:{self.port}",
+                                   on_elected=self.start_controllers, on_deposed=self.stop_controllers)
+            self.elector.start()
+        else:
+            self.start_controllers()
         config = uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning",
-                                access_log=False, lifespan="off", timeout_graceful_shutdown=2)
-        self._server = uvicorn.Server(config)
+                                access_log=False, lifespan="off", timeout_graceful_shutdown=1)
+        self._server = _Server(config, on_shutdown=self.app.state.api.close_streams)
         if on_ready is not None:
             threading.Thread(target=self._notify_ready, args=(on_ready,), daemon=True).start()
         try:
@@ -119,6 +167,7 @@ class Master:
         self.stop.set()
         if self._server is not None:
             self._server.should_exit = True
-        for thread in self._threads:
-            thread.join(timeout=3)
+        if self.elector is not None:
+            self.elector.stop()  # revokes the lease: another master takes over at once
+        self.stop_controllers()
         self.store.close()

@@ -108,7 +108,6 @@ class Downloader:
             if _sha256_file(dest) != digest:
                 raise P2PError(f"blob {digest} has size 0 but not the empty digest")
             return FetchReport(digest, 0, 0)
-        me = self.peer.url
         piece_size = self.tracker.register(digest, size, self.piece_size)
         partial = dest + ".partial"
         with open(partial, "wb") as f:
@@ -116,6 +115,30 @@ class Downloader:
         blob = HeldBlob(partial, size, piece_size)
         self.peer.hold(digest, blob)
         report = FetchReport(digest, size, max(1, -(-size // piece_size)))
+        try:
+            self._fetch_pieces(digest, blob, report, source_url, headers, started)
+            actual = _sha256_file(partial)
+            if actual != digest:
+                raise P2PError(f"blob {digest}: the assembled content is {actual}; refusing it")
+        except BaseException:
+            self.peer.drop(digest)  # stop serving a blob we will not finish
+            os.unlink(partial)
+            raise
+        os.replace(partial, dest)
+        blob.path = dest
+        report.seconds = round(time.monotonic() - started, 3)
+        return report
+
+    def _fetch_pieces(
+        self,
+        digest: str,
+        blob: HeldBlob,
+        report: FetchReport,
+        source_url: str,
+        headers: dict[str, str] | None,
+        started: float,
+    ) -> None:
+        me = self.peer.url
         have: set[int] = set()
         in_flight: dict[int, str] = {}
         futures: dict[Future[bytes], tuple[int, str]] = {}
@@ -176,13 +199,6 @@ class Downloader:
                         excluded.add(source)
                 if new:
                     self.tracker.announce(digest, me, new, {i: fetched_hashes[i] for i in new if i in fetched_hashes})
-        actual = _sha256_file(partial)
-        if actual != digest:
-            raise P2PError(f"blob {digest}: the assembled content is {actual}; refusing it")
-        os.replace(partial, dest)
-        blob.path = dest
-        report.seconds = round(time.monotonic() - started, 3)
-        return report
 
     def _get(
         self, digest: str, blob: HeldBlob, piece: int, source: str, source_url: str, headers: dict[str, str] | None

@@ -67,6 +67,10 @@ class PeerServer:
         with self._lock:
             self.blobs[digest] = blob
 
+    def drop(self, digest: str) -> None:
+        with self._lock:
+            self.blobs.pop(digest, None)
+
     def add_piece(self, digest: str, index: int) -> None:
         with self._lock:
             self.blobs[digest].have.add(index)

@@ -54,7 +54,7 @@ class BlobState:
 
 
 class TrackerState:
-    def __init__(self, claim_lease: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, claim_lease: float = 3.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.claim_lease, self.clock = claim_lease, clock
         self.blobs: dict[str, BlobState] = {}
         self._lock = threading.Lock()
@@ -98,6 +98,9 @@ class TrackerState:
         now = self.clock()
         with self._lock:
             blob = self._blob(digest)
+            for piece, (owner, _) in blob.claims.items():
+                if owner == peer:  # the claimer is alive: renew its leases
+                    blob.claims[piece] = (owner, now + self.claim_lease)
             return {
                 "size": blob.size,
                 "piece_size": blob.piece_size,

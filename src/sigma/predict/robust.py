@@ -51,13 +51,17 @@ def fill_circular(values: FloatArray) -> FloatArray:
 
 
 def smooth_circular(values: FloatArray, width: int) -> FloatArray:
-    """Centered moving mean around a periodic profile (width is rounded up to odd)."""
+    """Centered moving median around a periodic profile (width rounded up to odd).
+
+    A median, not a mean: it removes per-slot noise but keeps a step where the real load
+    steps (a daily job wave starting at 00:10 sharp), which a mean would smear into the
+    minutes before it.
+    """
     if width <= 1 or values.size < width:
         return values
     half = width // 2
     padded = np.concatenate([values[-half:], values, values[:half]])
-    kernel = np.full(2 * half + 1, 1.0 / (2 * half + 1))
-    return np.convolve(padded, kernel, mode="valid")
+    return nanmedian_rows(np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1))
 
 
 def theil_sen(x: FloatArray, y: FloatArray, period: float | None = None) -> tuple[float, float]:

@@ -37,7 +37,7 @@ from sigma.predict.types import (
 )
 
 HOUR, DAY, WEEK = 3600.0, 86400.0, 7 * 86400.0
-SMOOTH_S = 600.0  # daily profile moving-mean width: keeps the shape, drops per-minute noise
+SMOOTH_S = 300.0  # daily profile moving-median width: keeps steps, drops per-minute noise
 WEEK_SLOT_S = 900.0  # weekly profile resolution: 2 weeks of 1-minute data give 30 samples a slot
 MIN_BUCKET = 30  # residuals needed before an hour-of-day bucket gets its own quantiles
 

@@ -84,8 +84,11 @@ class Cluster:
     memory_capacity: I64
 
 
-def build_cluster(machines: Machines, fleet: ProdFleet, policy: Policy, seed: int = 0) -> Cluster:
-    if policy.as_traced:
+def build_cluster(machines: Machines, fleet: ProdFleet, policy: Policy, seed: int = 0,
+                  unlimited: bool | None = None) -> Cluster:
+    """`unlimited` (default: the as-traced policy) stands one node of unbounded capacity in
+    for the cluster, so that nothing ever waits for room."""
+    if policy.as_traced if unlimited is None else unlimited:
         node = NodeSpec("unlimited", {CPU: UNLIMITED, MEMORY: UNLIMITED, PODS: MAX_PODS})
         snapshot = ClusterSnapshot([node], resources=RESOURCES)
         return _finish(snapshot, np.ones(1, dtype=bool), fleet, seed, pool=None)

@@ -58,6 +58,17 @@ def num(obj: Json, name: str) -> int:
     return int(obj.get(name) or 0)
 
 
+# etcd's revision 1 is the empty keyspace it starts with; the contract counts writes from 0
+# (revision N is the Nth write), so every revision crossing this module shifts by one.
+# Without the shift a watch "from revision 0" would expect an event at etcd's revision 1.
+def rev_out(etcd_revision: int) -> int:
+    return max(etcd_revision - 1, 0)
+
+
+def rev_in(revision: int) -> int:
+    return revision + 1
+
+
 def prefix_range_end(prefix: bytes) -> bytes:
     """etcd's range end for "every key starting with prefix": the prefix with its last byte
     incremented (trailing 0xff bytes dropped). b"\\0" means "no upper bound"."""

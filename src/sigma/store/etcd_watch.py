@@ -5,7 +5,8 @@ thread only translates and pushes. Two details make etcd's stream match the cont
 
 - The contract's ``start_revision`` is exclusive (events *after* it); etcd's is inclusive.
   The stream starts *at* the contract revision and drops events at it. That way etcd's own
-  compaction check ("start < compacted") is exactly the contract's.
+  compaction check ("start < compacted") is exactly the contract's. (Revisions shift by one
+  between etcd and the contract: see etcd_gateway.rev_out.)
 - A DELETE from etcd carries only the key and the deleting revision; the contract's DELETE
   carries the deleted value, so the event is rebuilt from ``prev_kv`` (requested always).
 
@@ -17,6 +18,7 @@ RevisionCompacted and the consumer relists (410 Gone at the API).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -26,7 +28,7 @@ from collections.abc import Callable
 import httpx
 
 from sigma.store.contract import KeyValue, RevisionCompacted, StoreClosed, StoreError, Watch, WatchEvent
-from sigma.store.etcd_gateway import Gateway, Json, num, unb64
+from sigma.store.etcd_gateway import Gateway, Json, num, rev_in, rev_out, unb64
 
 log = logging.getLogger("sigma.store.etcd")
 RECONNECT_FIRST_S = 0.1
@@ -35,7 +37,7 @@ RECONNECT_MAX_S = 2.0
 
 def to_kv(kv: Json) -> KeyValue:
     return KeyValue(unb64(kv.get("key")).decode(), unb64(kv.get("value")),
-                    num(kv, "create_revision"), num(kv, "mod_revision"))
+                    rev_out(num(kv, "create_revision")), rev_out(num(kv, "mod_revision")))
 
 
 def to_event(raw: Json) -> WatchEvent:
@@ -74,10 +76,8 @@ class EtcdWatch:
             sock = self._sock
         if sock is not None:
             # shutdown (not close) wakes the thread blocked in recv on this socket.
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def _run(self) -> None:
         delay = RECONNECT_FIRST_S
@@ -100,7 +100,7 @@ class EtcdWatch:
     def _stream(self) -> bool:
         """Read one stream until it ends; True when the watch is finished for good."""
         body = {"create_request": {"key": self._key, "range_end": self._range_end,
-                                   "start_revision": str(max(self._last, 1)), "prev_kv": True}}
+                                   "start_revision": str(rev_in(self._last)), "prev_kv": True}}
         with self.gateway.stream("watch", body) as response:
             stream = response.extensions.get("network_stream")
             with self._lock:
@@ -112,7 +112,7 @@ class EtcdWatch:
                     continue
                 result: Json = json.loads(line).get("result") or {}
                 if result.get("canceled") or result.get("compact_revision"):
-                    compacted = num(result, "compact_revision")
+                    compacted = rev_out(num(result, "compact_revision"))
                     if compacted:
                         self.watch._fail(RevisionCompacted(self._last, compacted))
                     else:

@@ -1,0 +1,130 @@
+"""`sigma sim`: replay Alibaba traces on a virtual clock and compare co-location policies.
+
+    sigma sim --dag-jobs jobs-...yaml [--dag-jobs ...] --prod-usage machine_usage.csv \\
+              --machines 4034 --policies segregated,requests,sigma --out DIR
+    sigma sim --v2017-batch-task batch_task.csv --v2017-jobs jobs.csv \\
+              --v2017-server-event server_event.csv --policies as-traced,segregated,requests,sigma --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from sigma.sim.cluster import POLICIES, WAITING, Machines
+from sigma.sim.prod import build_fleet, load_prod_curves, no_prod
+from sigma.sim.run import SimInputs, run
+from sigma.sim.traces import (
+    TraceError,
+    load_v2017_batch_tasks,
+    load_v2017_server_events,
+    load_v2018_cluster_usage,
+    load_v2018_dag_jobs,
+    load_v2018_machine_meta,
+)
+from sigma.sim.workload import MEMORY_UNITS, Workload, concat, from_dag_jobs, from_v2017
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("sim", help="trace-driven simulation of co-location policies")
+    p.add_argument("--dag-jobs", type=Path, action="append", default=[], help="v2018 DAG jobs yaml (repeat)")
+    p.add_argument("--prod-usage", type=Path, help="v2018 machine_usage.csv, or a dir of day_N cluster averages")
+    p.add_argument("--prod-share", type=float, default=0.5,
+                   help="fraction of the usage curve that is prod (the curves count prod and batch)")
+    p.add_argument("--v2017-batch-task", type=Path)
+    p.add_argument("--v2017-jobs", type=Path, help="CloudSimPy jobs.csv: mean instance durations")
+    p.add_argument("--v2017-server-event", type=Path)
+    p.add_argument("--v2018-machine-meta", type=Path)
+    p.add_argument("--v2018-cluster-usage", type=Path, help="day_N dir: validate cluster CPU utilisation")
+    p.add_argument("--machines", type=int)
+    p.add_argument("--cpus", type=float, help="cores per machine")
+    p.add_argument("--memory", type=float, help="memory per machine, as a fraction of the largest")
+    p.add_argument("--policies", default="segregated,requests,sigma")
+    p.add_argument("--jobs", type=int, help="replay only the first N jobs")
+    p.add_argument("--tick", type=float, default=60.0, help="agent report / metrics interval, seconds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-search", action="store_true", help="skip the machines-needed search")
+    p.add_argument("--search-jobs", type=int, default=300, help="jobs replayed by each search probe")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=run_sim)
+
+
+def run_sim(args: argparse.Namespace) -> int:
+    err = Console(stderr=True)
+    try:
+        inputs = load_inputs(args)
+    except (TraceError, ValueError) as e:
+        err.print(f"[red]sigma sim: {e}[/]")
+        return 2
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(label: str, fraction: float) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=1.0)
+            bar.update(tasks[label], completed=fraction)
+
+        report, series = run(inputs, progress)
+    from sigma.sim.report import markdown, write
+
+    written = write(args.out, report, series)
+    Console().print(markdown(report))
+    err.print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def load_inputs(args: argparse.Namespace) -> SimInputs:
+    policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
+    for p in policies:
+        if p not in POLICIES and p not in WAITING:
+            raise ValueError(f"unknown policy {p!r}; known: {', '.join([*POLICIES, *WAITING])}")
+    notes: list[str] = []
+    parts: list[Workload] = [from_dag_jobs(load_v2018_dag_jobs(path)) for path in args.dag_jobs]
+    tasks = as_traced = None
+    if args.v2017_batch_task:
+        tasks = load_v2017_batch_tasks(args.v2017_batch_task, args.v2017_jobs)
+        notes.append(tasks.report.summary())
+        parts.append(from_v2017(tasks))
+        as_traced = from_v2017(tasks, as_traced=True)
+    if not parts:
+        raise ValueError("no batch workload: give --dag-jobs or --v2017-batch-task")
+    workload = concat(parts)
+    if args.jobs:
+        workload = workload.first_jobs(args.jobs)
+        if as_traced is not None:
+            as_traced = as_traced.first_jobs(args.jobs)
+    machines = _machines(args, notes)
+    fleet = no_prod()
+    if args.prod_usage:
+        curves = load_prod_curves(args.prod_usage)
+        fleet = build_fleet(curves, machines.count, machines.cpu_millis, machines.memory, args.prod_share)
+    usage = load_v2018_cluster_usage(args.v2018_cluster_usage) if args.v2018_cluster_usage else None
+    return SimInputs(workload, fleet, machines, policies, as_traced_workload=as_traced, v2017_tasks=tasks,
+                     v2018_usage=usage, tick=args.tick, seed=args.seed, search=not args.no_search,
+                     search_jobs=args.search_jobs, notes=notes)
+
+
+def _machines(args: argparse.Namespace, notes: list[str]) -> Machines:
+    count, cpus, memory = None, None, None
+    if args.v2018_machine_meta:
+        meta = load_v2018_machine_meta(args.v2018_machine_meta)
+        count, cpus, memory = len(meta.names), int(meta.cpus.max()), float(meta.mem.max()) / 100
+    elif args.v2017_server_event:
+        events = load_v2017_server_events(args.v2017_server_event)
+        at_start = events.machines_at(0)
+        count = len(at_start)
+        cpus = max(m.cpus for m in at_start.values())
+        memory = max(m.mem for m in at_start.values())
+        notes.append(f"server_event: {count} machines at t=0; {events.count('softerror')} softerror events "
+                     "are not modelled (the machines keep running their work)")
+    count = args.machines or count
+    cpus = args.cpus or cpus
+    memory = args.memory or memory or 1.0
+    if not count or not cpus:
+        raise ValueError("cluster size unknown: give --machines and --cpus, or a machine table")
+    return Machines(int(count), int(cpus * 1000), int(memory * MEMORY_UNITS))

@@ -1,0 +1,122 @@
+"""Writing a run's report: report.json (every figure), report.md (a table) and PNG plots.
+
+report.json is deterministic for a given input and seed (no wall-clock times in it), so two
+runs can be compared byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+COLUMNS = (("machines_needed", "machines needed", "{}"), ("prod_violation", "prod violation", "{:.4%}"),
+           ("cpu_util_mean", "CPU util mean", "{:.1%}"), ("cpu_util_p95", "CPU util p95", "{:.1%}"),
+           ("memory_util_mean", "mem util mean", "{:.1%}"), ("jct_mean_s", "JCT mean s", "{:.0f}"),
+           ("jct_p50_s", "JCT p50 s", "{:.0f}"), ("jct_p90_s", "JCT p90 s", "{:.0f}"),
+           ("jct_p99_s", "JCT p99 s", "{:.0f}"), ("makespan_s", "makespan s", "{:.0f}"),
+           ("evictions", "evictions", "{}"), ("sched_delay_mean_s", "sched delay mean s", "{:.1f}"))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        return None if math.isnan(f) or math.isinf(f) else round(f, 6)
+    return value
+
+
+def write(out: Path, report: dict[str, Any], series: dict[str, Any]) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "report.json", out / "report.md"]
+    (out / "report.json").write_text(json.dumps(_clean(report), indent=2, sort_keys=True) + "\n")
+    (out / "report.md").write_text(markdown(report))
+    written += plots(out, report, series)
+    return written
+
+
+def _cell(value: Any, fmt: str) -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = ["# sigma sim report", ""]
+    inputs = report["inputs"]
+    lines.append(f"{inputs['jobs']} jobs, {inputs['tasks']} tasks, {inputs['instances']} instances on "
+                 f"{inputs['machines']} machines of {inputs['cpus']:g} cores; prod: {inputs['prod']} "
+                 f"({inputs['prod_pods']} pods, share {inputs['prod_share']}).")
+    lines += ["", "| policy | " + " | ".join(c[1] for c in COLUMNS) + " |",
+              "|---|" + "---|" * len(COLUMNS)]
+    for name, s in report["policies"].items():
+        lines.append(f"| {name} | " + " | ".join(_cell(s.get(k), f) for k, _, f in COLUMNS) + " |")
+    for name, why in report.get("waiting", {}).items():
+        lines.append(f"\nNot run: `{name}`: {why}.")
+    if "machines_needed" in report:
+        m = report["machines_needed"]
+        lines += ["", f"Machines needed: binary search on the first {m['workload_jobs']} jobs; "
+                  f"rule: {m['rule']} (unlimited p90 = {_cell(m['unlimited_jct_p90_s'], '{:.0f}')} s)."]
+    validation = report.get("validation", {})
+    if "v2017" in validation:
+        v = validation["v2017"]
+        lines += ["", "## Validation (v2017, as-traced vs task timestamps)", ""]
+        for key in ("running_instances", "batch_cpu_cores"):
+            c = v[key]
+            lines.append(f"- {key}: peak {c['peak_simulated']:.0f} vs {c['peak_reference']:.0f}; worst bucket "
+                         f"{c['max_bucket_error_of_peak']:.4%} of peak, total {c['total_error']:.4%}: "
+                         f"{'within' if c['within_tolerance'] else 'OUTSIDE'} 1%")
+    if "v2018" in validation:
+        v = validation["v2018"]
+        lines += ["", "## Validation (v2018 cluster CPU utilisation)", "",
+                  f"- mean {v['simulated_mean']:.1f}% vs trace {v['trace_mean']}% "
+                  f"(gap {v['gap_points']:+.1f} points): {v['gap_reason']}"]
+        for day, d in v["days"].items():
+            lines.append(f"- {day}: {d['simulated']:.1f}% vs {d['published']}% ({d['gap_points']:+.1f})")
+    if report.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def plots(out: Path, report: dict[str, Any], series: dict[str, Any]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for name, s in series.items():
+        ax.plot(s["time_s"] / 3600, s["cpu_util"] * 100, label=name, linewidth=0.8)
+    ax.set(xlabel="hours", ylabel="cluster CPU utilisation %", title="CPU utilisation over time")
+    ax.legend()
+    paths.append(_save(fig, out / "utilisation.png"))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, s in series.items():
+        jct = np.sort(s["jct"])
+        if jct.size:
+            ax.plot(np.maximum(jct, 1), np.arange(1, jct.size + 1) / jct.size, label=name)
+    ax.set(xscale="log", xlabel="job completion time (s)", ylabel="fraction of jobs", title="JCT CDF")
+    ax.legend()
+    paths.append(_save(fig, out / "jct_cdf.png"))
+    needed = {k: v.get("machines_needed") for k, v in report["policies"].items() if v.get("machines_needed")}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.bar(list(needed), list(needed.values()))
+    ax.set(ylabel="machines", title="Machines needed per policy")
+    paths.append(_save(fig, out / "machines_needed.png"))
+    return paths
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path

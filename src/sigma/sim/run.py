@@ -1,0 +1,116 @@
+"""One `sigma sim` run: every policy on the same inputs, machines needed, validation, report.
+
+Pure orchestration over the engine; the only I/O is done by the caller (loading traces
+before, writing the report after). `progress(label, fraction)` reports how far it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sigma.sim.cluster import POLICIES, WAITING, Machines, Policy, build_cluster
+from sigma.sim.engine import Simulation
+from sigma.sim.metrics import Recorder
+from sigma.sim.prod import ProdFleet
+from sigma.sim.search import machines_needed
+from sigma.sim.traces import V2017BatchTasks, V2018ClusterUsage
+from sigma.sim.workload import Workload
+from sigma.sim import validation
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class SimInputs:
+    workload: Workload
+    fleet: ProdFleet
+    machines: Machines
+    policies: tuple[str, ...]
+    as_traced_workload: Workload | None = None  # v2017 with recorded lifetimes
+    v2017_tasks: V2017BatchTasks | None = None
+    v2018_usage: V2018ClusterUsage | None = None
+    tick: float = 60.0
+    seed: int = 0
+    search: bool = True
+    search_jobs: int = 300
+    notes: list[str] = field(default_factory=list)
+
+
+def simulate(inputs: SimInputs, policy: Policy, machines: Machines, workload: Workload,
+             unlimited: bool | None = None, progress: Callable[[float], None] | None = None) -> Recorder:
+    cluster = build_cluster(machines, inputs.fleet, policy, inputs.seed, unlimited=unlimited)
+    return Simulation(workload, inputs.fleet, cluster, policy, tick=inputs.tick, progress=progress).run()
+
+
+def run(inputs: SimInputs, progress: Progress | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Returns (report, series per policy)."""
+    say = progress or (lambda label, fraction: None)
+    report: dict[str, Any] = {
+        "inputs": {"jobs": len(inputs.workload.job_names), "tasks": len(inputs.workload),
+                   "instances": inputs.workload.total_instances, "skipped": inputs.workload.skipped,
+                   "machines": inputs.machines.count, "cpus": inputs.machines.cpu_millis / 1000,
+                   "memory_units": inputs.machines.memory, "prod": inputs.fleet.curves.source,
+                   "prod_pods": inputs.fleet.count, "prod_share": inputs.fleet.share, "tick_s": inputs.tick,
+                   "seed": inputs.seed},
+        "policies": {}, "waiting": {}, "notes": list(inputs.notes),
+    }
+    series: dict[str, Any] = {}
+    horizon = _horizon(inputs.workload)
+    for name in inputs.policies:
+        if name in WAITING:
+            report["waiting"][name] = WAITING[name]
+            continue
+        policy = POLICIES[name]
+        workload = inputs.as_traced_workload if policy.as_traced and inputs.as_traced_workload else inputs.workload
+        rec = simulate(inputs, policy, inputs.machines, workload,
+                       progress=lambda t, n=name: say(n, min((t - horizon[0]) / horizon[1], 1.0)))
+        summary = rec.summary()
+        series[name] = rec.series()
+        series[name]["jct"] = rec.jct()
+        report["policies"][name] = summary
+        if policy.as_traced:
+            report["validation"] = _validate(inputs, series[name])
+    if inputs.search:
+        report["machines_needed"] = _search_all(inputs, report, say)
+    return report, series
+
+
+def _horizon(w: Workload) -> tuple[float, float]:
+    start = float(w.job_submit.min()) if len(w) else 0.0
+    return start, max(float(np.nanmax(w.job_submit)) - start, 1.0) * 1.5
+
+
+def _validate(inputs: SimInputs, series: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if inputs.v2017_tasks is not None and inputs.as_traced_workload is not None:
+        out["v2017"] = validation.v2017(inputs.v2017_tasks, series, inputs.tick)
+    if inputs.v2018_usage is not None:
+        out["v2018"] = validation.v2018(inputs.v2018_usage, series)
+    return out
+
+
+def _search_all(inputs: SimInputs, report: dict[str, Any], say: Progress) -> dict[str, Any]:
+    """Binary search per policy on the first `search_jobs` jobs (each probe is a full run)."""
+    w = inputs.workload.first_jobs(inputs.search_jobs)
+    base = simulate(inputs, POLICIES["requests"], inputs.machines, w, unlimited=True).summary()
+    p90 = base["jct_p90_s"]
+    out: dict[str, Any] = {"workload_jobs": len(w.job_names), "unlimited_jct_p90_s": p90,
+                           "rule": "prod_violation == 0 and jct_p90 <= 1.2 x unlimited"}
+    for name in report["policies"]:
+        policy = POLICIES[name]
+        if policy.as_traced or p90 is None:
+            continue
+        say(f"{name}: machines needed", 0.0)
+
+        def probe(n: int, policy: Policy = policy) -> dict[str, Any]:
+            m = Machines(n, inputs.machines.cpu_millis, inputs.machines.memory)
+            return simulate(inputs, policy, m, w).summary()
+
+        found = machines_needed(probe, inputs.machines.count, p90)
+        out[name] = found
+        report["policies"][name]["machines_needed"] = found["machines"]
+    return out

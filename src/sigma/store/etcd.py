@@ -1,0 +1,295 @@
+"""The store contract on etcd 3.4, for several masters sharing one cluster state.
+
+Mapping (see contract.py for what each call promises):
+
+- The store revision is etcd's header revision, and a key's create/mod revisions are
+  etcd's, each less one: etcd starts at revision 1 with nothing written, the contract at 0.
+- ``create`` is a Txn "create_revision(key) == 0 → put"; ``update``/``delete`` are Txns
+  "version(key) > 0 [and mod_revision(key) == expected] → put/delete". On failure the Txn
+  reads the key back, which tells KeyNotFound from Conflict. A failed Txn writes nothing, so
+  it consumes no revision, as the contract requires.
+- ``list`` pages through a prefix at the revision of its first page: one consistent read.
+- ``watch`` is an etcd watch stream per Watch (etcd_watch.py).
+- ``compact`` is etcd's compaction; ``compacted_revision`` is found by probing, because
+  etcd reports it only as an error on reads below it (see there).
+
+Fencing: ``fenced(key, create_revision)`` returns a view of this store whose writes also
+compare that ``key`` still has that ``create_revision``. The master's leader key is created
+with its lease, so it keeps one create_revision for exactly one term of leadership; when the
+lease expires or another master wins, every fenced write fails with ``Fenced``. Only the
+controllers write through the fenced view; API writes from clients need no leadership.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from sigma.store.contract import (
+    Conflict,
+    KeyExists,
+    KeyNotFound,
+    KeyValue,
+    RevisionCompacted,
+    Store,
+    StoreClosed,
+    StoreError,
+    Watch,
+)
+from sigma.store.etcd_gateway import (
+    COMPACTED,
+    FUTURE_REVISION,
+    EtcdError,
+    Gateway,
+    Json,
+    b64,
+    num,
+    prefix_range_end,
+    rev_in,
+    rev_out,
+)
+from sigma.store.etcd_watch import EtcdWatch, to_kv
+
+log = logging.getLogger("sigma.store.etcd")
+LIST_PAGE = 1000
+# Spelled out here because inside EtcdStore the name ``list`` is the list() method.
+_Compares = list[Json]
+# A key no one writes: reads of it cost nothing and still carry the header revision.
+_PROBE_KEY = b64(b"\0sigma-probe")
+
+
+class Fenced(StoreError):
+    """A fenced write was refused: the term of leadership it was made under has ended."""
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    key: str
+    create_revision: int  # etcd's own numbering, as leader.py reads it (no rev_out shift)
+
+    def compare(self) -> Json:
+        return {"key": b64(self.key), "target": "CREATE", "result": "EQUAL",
+                "create_revision": str(self.create_revision)}
+
+
+class EtcdStore(Store):
+    def __init__(self, endpoints: list[str]) -> None:
+        self.gateway = Gateway(endpoints)
+        self._closed = False
+        self._lock = threading.Lock()
+        self._watches: set[EtcdWatch] = set()
+        self._compacted_hint = 0  # compaction only moves up: the probe starts here
+
+    @classmethod
+    def from_url(cls, url: str) -> EtcdStore:
+        """``etcd://host:port[,host:port...]``"""
+        hosts = url.removeprefix("etcd://").strip("/")
+        return cls([h for h in hosts.split(",") if h])
+
+    def fenced(self, key: str, create_revision: int) -> Store:
+        return FencedStore(self, Guard(key, create_revision))
+
+    # -- reads ---------------------------------------------------------------------
+    def _call(self, path: str, body: Json, idempotent: bool = False) -> Json:
+        if self._closed:
+            raise StoreClosed("store closed")
+        return self.gateway.call(path, body, idempotent=idempotent)
+
+    def get(self, key: str) -> KeyValue | None:
+        kvs = self._call("kv/range", {"key": b64(key)}, idempotent=True).get("kvs") or []
+        return to_kv(kvs[0]) if kvs else None
+
+    def list(self, prefix: str) -> tuple[list[KeyValue], int]:
+        start = prefix.encode() if prefix else b"\0"
+        end = b64(prefix_range_end(prefix.encode()) if prefix else b"\0")
+        items: list[KeyValue] = []
+        revision = 0
+        while True:
+            body: Json = {"key": b64(start), "range_end": end, "limit": str(LIST_PAGE)}
+            if revision:
+                body["revision"] = str(revision)  # later pages read the first page's snapshot
+            answer = self._call("kv/range", body, idempotent=True)
+            revision = revision or num(answer["header"], "revision")  # etcd's own numbering
+            page = [to_kv(kv) for kv in answer.get("kvs") or []]
+            items.extend(page)
+            if not answer.get("more") or not page:
+                return items, rev_out(revision)
+            start = page[-1].key.encode() + b"\0"
+
+    def current_revision(self) -> int:
+        answer = self._call("kv/range", {"key": _PROBE_KEY, "count_only": True}, idempotent=True)
+        return rev_out(num(answer["header"], "revision"))
+
+    def _readable_at(self, revision: int) -> bool:
+        """False when ``revision`` is below etcd's compaction point."""
+        try:
+            self._call("kv/range", {"key": _PROBE_KEY, "count_only": True, "revision": str(rev_in(revision))},
+                       idempotent=True)
+        except EtcdError as err:
+            if COMPACTED in err.message:
+                return False
+            if FUTURE_REVISION in err.message:
+                return True
+            raise
+        return True
+
+    def compacted_revision(self) -> int:
+        # etcd has no call that returns the compaction point, but a read at a revision below
+        # it fails: binary-search the lowest readable revision (about 20 reads at most, and
+        # the master asks once a minute).
+        low, high = self._compacted_hint, self.current_revision()
+        while low < high:
+            middle = (low + high) // 2
+            if self._readable_at(middle):
+                high = middle
+            else:
+                low = middle + 1
+        self._compacted_hint = max(self._compacted_hint, low)
+        return self._compacted_hint
+
+    # -- writes --------------------------------------------------------------------
+    def create(self, key: str, value: bytes) -> KeyValue:
+        return self._create(key, value, None)
+
+    def update(self, key: str, value: bytes, expected_revision: int | None = None) -> KeyValue:
+        return self._update(key, value, expected_revision, None)
+
+    def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
+        return self._delete(key, expected_revision, None)
+
+    def _txn(self, key: str, compare: _Compares, success: Json, guard: Guard | None) -> tuple[bool, Json]:
+        failure: _Compares = [{"request_range": {"key": b64(key)}}]
+        if guard is not None:
+            compare = [*compare, guard.compare()]
+            failure.append({"request_range": {"key": b64(guard.key)}})
+        answer = self._call("kv/txn", {"compare": compare, "success": [success], "failure": failure})
+        if answer.get("succeeded"):
+            return True, answer
+        responses = answer.get("responses") or []
+        if guard is not None:
+            leader = responses[1]["response_range"].get("kvs") or []
+            if not leader or num(leader[0], "create_revision") != guard.create_revision:
+                log.warning("fenced write to %s refused: leadership term %d has ended", key, guard.create_revision)
+                raise Fenced(f"write to {key} refused: the leadership term {guard.create_revision} has ended")
+        return False, answer
+
+    def _create(self, key: str, value: bytes, guard: Guard | None) -> KeyValue:
+        compare = [{"key": b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"}]
+        put = {"request_put": {"key": b64(key), "value": b64(value)}}
+        ok, answer = self._txn(key, compare, put, guard)
+        if not ok:
+            raise KeyExists(key)
+        revision = rev_out(num(answer["header"], "revision"))
+        return KeyValue(key, value, revision, revision)
+
+    def _compare_current(self, key: str, expected_revision: int | None) -> _Compares:
+        compare = [{"key": b64(key), "target": "VERSION", "result": "GREATER", "version": "0"}]
+        if expected_revision is not None:
+            compare.append({"key": b64(key), "target": "MOD", "result": "EQUAL",
+                            "mod_revision": str(rev_in(expected_revision))})
+        return compare
+
+    def _refused(self, key: str, expected_revision: int | None, answer: Json) -> StoreError:
+        kvs = (answer.get("responses") or [{}])[0].get("response_range", {}).get("kvs") or []
+        if not kvs:
+            return KeyNotFound(key)
+        return Conflict(key, expected_revision or 0, to_kv(kvs[0]).mod_revision)
+
+    def _update(self, key: str, value: bytes, expected_revision: int | None, guard: Guard | None) -> KeyValue:
+        put = {"request_put": {"key": b64(key), "value": b64(value), "prev_kv": True}}
+        ok, answer = self._txn(key, self._compare_current(key, expected_revision), put, guard)
+        if not ok:
+            raise self._refused(key, expected_revision, answer)
+        prev = to_kv(answer["responses"][0]["response_put"]["prev_kv"])
+        return KeyValue(key, value, prev.create_revision, rev_out(num(answer["header"], "revision")))
+
+    def _delete(self, key: str, expected_revision: int | None, guard: Guard | None) -> KeyValue:
+        delete = {"request_delete_range": {"key": b64(key), "prev_kv": True}}
+        ok, answer = self._txn(key, self._compare_current(key, expected_revision), delete, guard)
+        if not ok:
+            raise self._refused(key, expected_revision, answer)
+        prev = to_kv(answer["responses"][0]["response_delete_range"]["prev_kvs"][0])
+        return KeyValue(key, prev.value, prev.create_revision, rev_out(num(answer["header"], "revision")))
+
+    # -- watch and compaction ------------------------------------------------------
+    def watch(self, prefix: str, start_revision: int) -> Watch:
+        # Refuse a compacted start now, as the contract says; a compaction racing with the
+        # stream's creation still reaches the consumer, as the watch's error.
+        if not self._readable_at(start_revision):
+            raise RevisionCompacted(start_revision, self.compacted_revision())
+        key = b64(prefix.encode() if prefix else b"\0")
+        end = b64(prefix_range_end(prefix.encode()) if prefix else b"\0")
+        feed: list[EtcdWatch] = []
+        watch = Watch(prefix, on_close=lambda _w: feed[0].stop())
+        stream = EtcdWatch(self.gateway, watch, key, end, start_revision, on_end=self._forget)
+        feed.append(stream)
+        with self._lock:
+            if self._closed:
+                raise StoreClosed("store closed")
+            self._watches.add(stream)
+        stream.start()
+        return watch
+
+    def _forget(self, stream: EtcdWatch) -> None:
+        with self._lock:
+            self._watches.discard(stream)
+
+    def compact(self, revision: int) -> None:
+        if revision > self.current_revision():
+            raise ValueError(f"cannot compact to {revision}: the store is at {self.current_revision()}")
+        try:
+            self._call("kv/compaction", {"revision": str(rev_in(revision)), "physical": True})
+        except EtcdError as err:
+            if COMPACTED not in err.message:  # already compacted there or beyond: a no-op
+                raise
+            return
+        self._compacted_hint = max(self._compacted_hint, revision)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            streams = list(self._watches)
+        for stream in streams:
+            stream.stop(StoreClosed("store closed"))
+        self.gateway.close()
+
+
+class FencedStore(Store):
+    """Reads and watches of the underlying store; writes only while the guard holds."""
+
+    def __init__(self, base: EtcdStore, guard: Guard) -> None:
+        self.base = base
+        self.guard = guard
+
+    def get(self, key: str) -> KeyValue | None:
+        return self.base.get(key)
+
+    def list(self, prefix: str) -> tuple[list[KeyValue], int]:
+        return self.base.list(prefix)
+
+    def create(self, key: str, value: bytes) -> KeyValue:
+        return self.base._create(key, value, self.guard)
+
+    def update(self, key: str, value: bytes, expected_revision: int | None = None) -> KeyValue:
+        return self.base._update(key, value, expected_revision, self.guard)
+
+    def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
+        return self.base._delete(key, expected_revision, self.guard)
+
+    def watch(self, prefix: str, start_revision: int) -> Watch:
+        return self.base.watch(prefix, start_revision)
+
+    def compact(self, revision: int) -> None:
+        self.base.compact(revision)
+
+    def current_revision(self) -> int:
+        return self.base.current_revision()
+
+    def compacted_revision(self) -> int:
+        return self.base.compacted_revision()
+
+    def close(self) -> None:
+        """The view owns nothing: the master closes the underlying store."""

@@ -1,0 +1,84 @@
+"""The tracker's state: canonical piece size, first-writer piece hashes, claims with leases."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from sigma.p2p.tracker import TrackerState
+
+D = "sha256:" + "ab" * 32
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_first_registration_sets_the_piece_size_for_everyone() -> None:
+    st = TrackerState()
+    assert st.register(D, 10 << 20, 4 << 20).piece_size == 4 << 20
+    assert st.register(D, 10 << 20, 1 << 20).piece_size == 4 << 20
+    assert st.blobs[D].pieces == 3
+    with pytest.raises(ValueError, match="disagrees"):
+        st.register(D, 5, 4 << 20)
+
+
+def test_announces_record_holders_and_the_first_hash_wins() -> None:
+    st = TrackerState()
+    st.register(D, 100, 10)
+    st.announce(D, "a", [0, 1], {0: "h0", 1: "h1"})
+    st.announce(D, "b", [0], {0: "other"})
+    view = st.view(D, peer="a")
+    assert view["holders"] == {"b": [0]} and view["hashes"] == {"0": "h0", "1": "h1"}
+
+
+def test_a_claim_is_exclusive_until_announced_or_its_lease_expires() -> None:
+    clock = Clock()
+    st = TrackerState(claim_lease=5.0, clock=clock)
+    st.register(D, 100, 10)
+    assert st.claim(D, "a", [0, 1]) == [0, 1]
+    assert st.claim(D, "b", [0, 1, 2]) == [2]
+    assert st.view(D, peer="b")["claims"] == {"0": "a", "1": "a"}
+    st.announce(D, "a", [0], {0: "h"})
+    assert st.view(D, peer="b")["claims"] == {"1": "a"}
+    clock.now = 6.0  # "a" died holding the claim on piece 1
+    assert st.claim(D, "b", [1]) == [1]
+
+
+def test_a_peer_leaving_takes_its_pieces_and_claims_with_it() -> None:
+    st = TrackerState()
+    st.register(D, 100, 10)
+    st.announce(D, "a", [0], {0: "h"})
+    st.claim(D, "a", [1])
+    st.forget_peer("a")
+    view = st.view(D)
+    assert view["holders"] == {} and view["claims"] == {} and view["hashes"] == {"0": "h"}
+
+
+def test_over_http_an_unknown_blob_is_a_404_status(tracker: tuple[str, TrackerState]) -> None:
+    url, _ = tracker
+    resp = httpx.get(f"{url}/blobs/{D}")
+    assert resp.status_code == 404 and "not registered" in resp.json()["message"]
+    assert httpx.post(f"{url}/blobs/{D}", json={"size": 100, "piece_size": 10}).json() == {
+        "size": 100,
+        "piece_size": 10,
+    }
+    assert httpx.post(f"{url}/blobs/{D}/claim", json={"peer": "a", "pieces": [3]}).json() == {"granted": [3]}
+    assert httpx.get(f"{url}/blobs").json() == {D: {"pieces": 10, "peers": 0}}
+
+
+def test_a_claimer_that_keeps_polling_keeps_its_claims() -> None:
+    clock = Clock()
+    st = TrackerState(claim_lease=2.0, clock=clock)
+    st.register(D, 100, 10)
+    st.claim(D, "slow", [0])
+    for t in (1.5, 3.0, 4.5):  # a slow registry fetch, the claimer polling meanwhile
+        clock.now = t
+        st.view(D, peer="slow")
+    assert st.claim(D, "other", [0]) == []
+    clock.now = 7.0  # it stopped polling: dead
+    assert st.claim(D, "other", [0]) == [0]
