@@ -74,6 +74,14 @@ class CgroupTree:
             seen.append(self.unified)
         return seen
 
+    def _foreign_v1_mounts(self) -> list[str]:
+        """v1 hierarchies Sigma does not manage (blkio, devices, systemd...). runc creates
+        a container's cgroup in every hierarchy, so removal sweeps these too."""
+        if self.version != 1 or not self.real:
+            return []
+        ours = set(self._all_mounts())
+        return sorted(m for m in _cgroup_mounts() if m.startswith(self.mount + "/") and m not in ours)
+
     # -- paths ---------------------------------------------------------------------------
     def pod_path(self, tier: str, pod_uid: str) -> str:
         return f"{self.root}/{tier}/{pod_uid}"
@@ -194,7 +202,7 @@ class CgroupTree:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.05)
-        for m in self._all_mounts():
+        for m in self._all_mounts() + self._foreign_v1_mounts():
             top = os.path.join(m, rel)
             if not os.path.isdir(top):
                 continue

@@ -121,10 +121,7 @@ def _v2_child_has_idle(mount: str, version: int | None) -> bool:
     # On v2 the root group has no cpu.idle; any child with the cpu controller shows it.
     if version != 2:
         return False
-    for entry in os.scandir(mount):
-        if entry.is_dir() and os.path.exists(os.path.join(entry.path, "cpu.idle")):
-            return True
-    return False
+    return any(entry.is_dir() and os.path.exists(os.path.join(entry.path, "cpu.idle")) for entry in os.scandir(mount))
 
 
 def _runc_version() -> str | None:

@@ -54,7 +54,7 @@ class BlobState:
 
 
 class TrackerState:
-    def __init__(self, claim_lease: float = 3.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, claim_lease: float = 1.5, clock: Callable[[], float] = time.monotonic) -> None:
         self.claim_lease, self.clock = claim_lease, clock
         self.blobs: dict[str, BlobState] = {}
         self._lock = threading.Lock()

@@ -43,10 +43,12 @@ def _scheduled_condition(message: str, now: float) -> dict[str, Any]:
 
 
 def mark_unschedulable(client: ApiClient, pod: dict[str, Any], message: str, component: str, now: float,
-                       nominated_node: str | None = None) -> None:
+                       nominated_node: str | None = None, event: bool = True) -> None:
     """PodScheduled=False/Unschedulable with the reason (and the nominated node, if any)
     through the status subresource, plus a FailedScheduling Event. The condition is not
-    rewritten when it already says the same thing; the Event's count goes up instead."""
+    rewritten when it already says the same thing; the Event's count goes up instead.
+    Without `event` (fuxi-scheduler: thousands of identical instances), nothing at all is
+    written when the condition already says it."""
     namespace, name = pod_name(pod)
     status = pod.get("status") or {}
     conditions = list(status.get("conditions") or [])
@@ -65,6 +67,8 @@ def mark_unschedulable(client: ApiClient, pod: dict[str, Any], message: str, com
             if err.code != 404:
                 log.warning("could not mark %s/%s unschedulable: %s", namespace, name, err)
             return
+    elif not event:
+        return
     record_event(client, pod, "Warning", "FailedScheduling", message, component)
 
 

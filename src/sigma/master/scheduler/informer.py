@@ -5,6 +5,11 @@ queue, so a consumer (a scheduler loop) wakes on any change of any resource and 
 everything pending in one go. A watch that ends is resumed from the last resourceVersion
 seen; only 410 Gone (the revision was compacted) costs a full relist, delivered as one
 SYNC delta carrying every object, which the consumer reconciles against its cache.
+
+Inside the master, `shared_informer(client, resource)` gives every controller the same
+reflector per resource (client-go's SharedInformerFactory): each event is read and decoded
+once, then fanned out to each subscriber's queue. Subscribers share the objects and must
+treat them as read-only.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
@@ -32,10 +38,14 @@ class Delta:
     items: tuple[dict[str, Any], ...] = ()
 
 
+class DeltaSink(Protocol):
+    def put(self, delta: Delta) -> None: ...
+
+
 class Reflector:
     """Keeps `out` fed with the changes of one resource (all namespaces) until stopped."""
 
-    def __init__(self, client: ApiClient, resource: str, out: queue.Queue[Delta], field_selector: str = "") -> None:
+    def __init__(self, client: ApiClient, resource: str, out: DeltaSink, field_selector: str = "") -> None:
         self.client = client
         self.resource = resource
         self.out = out
@@ -100,3 +110,80 @@ def drain(source: queue.Queue[Delta], timeout: float | None) -> list[Delta]:
             batch.append(source.get_nowait())
         except queue.Empty:
             return batch
+
+
+class SharedInformer:
+    """One reflector for one resource, fanned out to subscribers' queues.
+
+    The reflector runs while someone subscribes. A subscriber arriving after the first
+    listing gets a SYNC of the objects known so far, then the same deltas as everyone.
+    """
+
+    def __init__(self, client: ApiClient, resource: str) -> None:
+        self.client = client
+        self.resource = resource
+        self._lock = threading.Lock()
+        self._subscribers: list[queue.Queue[Delta]] = []
+        self._objects: dict[tuple[str, str], dict[str, Any]] | None = None  # None until listed
+        self._stop: threading.Event | None = None
+        self._generation = 0  # a stopped reflector's late deltas are dropped by this
+
+    def subscribe(self, out: queue.Queue[Delta]) -> None:
+        with self._lock:
+            self._subscribers.append(out)
+            if self._objects is not None:
+                out.put(Delta(self.resource, "SYNC", items=tuple(self._objects.values())))
+            if self._stop is None:
+                self._stop = threading.Event()
+                self._generation += 1
+                Reflector(self.client, self.resource, _Feed(self, self._generation)).start(self._stop)
+
+    def unsubscribe(self, out: queue.Queue[Delta]) -> None:
+        with self._lock:
+            if out in self._subscribers:
+                self._subscribers.remove(out)
+            if not self._subscribers and self._stop is not None:
+                self._stop.set()
+                self._stop, self._objects = None, None
+
+    def _put(self, generation: int, delta: Delta) -> None:
+        with self._lock:
+            if generation != self._generation or self._stop is None:
+                return
+            if delta.type == "SYNC":
+                self._objects = {_key(obj): obj for obj in delta.items}
+            elif self._objects is not None:
+                if delta.type == "DELETED":
+                    self._objects.pop(_key(delta.object), None)
+                else:
+                    self._objects[_key(delta.object)] = delta.object
+            for out in self._subscribers:
+                out.put(delta)
+
+
+@dataclass(frozen=True)
+class _Feed:
+    informer: SharedInformer
+    generation: int
+
+    def put(self, delta: Delta) -> None:
+        self.informer._put(self.generation, delta)
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+_INFORMERS: weakref.WeakKeyDictionary[ApiClient, dict[str, SharedInformer]] = weakref.WeakKeyDictionary()
+_INFORMERS_LOCK = threading.Lock()
+
+
+def shared_informer(client: ApiClient, resource: str) -> SharedInformer:
+    """The informer of `resource` shared by everyone using `client` (one per master term:
+    the master hands each term's controllers one client)."""
+    with _INFORMERS_LOCK:
+        per_client = _INFORMERS.setdefault(client, {})
+        if resource not in per_client:
+            per_client[resource] = SharedInformer(client, resource)
+        return per_client[resource]

@@ -1,7 +1,7 @@
 """sigma-scheduler: the prod scheduling loop around the pure core.
 
-One thread owns everything: it drains the reflectors' deltas (nodes and pods), applies
-them to the cache, then schedules pending pods from the queue, a batch per wake-up. Each
+One thread owns everything: it drains the master's shared node and pod informers'
+deltas into the cache (sigma.master.scheduler.base), then schedules pending pods from the queue, a batch per wake-up. Each
 pod gets one core cycle on the live snapshot (the placement is assumed at once, so the
 next pod already sees it) and one binding through the API client; failures become a
 condition plus an Event and park the pod until the cluster changes; a preemption evicts
@@ -14,8 +14,6 @@ again, and a preemption whose victims are still terminating is simply decided ag
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,20 +23,17 @@ from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
 from sigma.master.process import register_controller
 from sigma.master.scheduler import actions
-from sigma.master.scheduler.cache import ClusterCache, pod_uid
+from sigma.master.scheduler.base import CachedLoop
+from sigma.master.scheduler.cache import pod_uid
 from sigma.master.scheduler.convert import ConversionError
-from sigma.master.scheduler.informer import Delta, Reflector, drain
-from sigma.master.scheduler.queue import SchedulingQueue
 from sigma.scheduling import PodSpec, ScheduleResult
 
 log = logging.getLogger("sigma.scheduler")
 
 SCHEDULER_NAME = "sigma-scheduler"
 PODS_PER_PASS = 256  # between two looks at the watch, so deletions and new nodes are not starved
-IDLE_WAKEUP_S = 1.0
 NOMINATION_SLACK_S = 60.0  # past the victims' grace period, give up waiting and decide again
 NO_NODES = "no nodes available to schedule pods"  # kube-scheduler's words for an empty cluster
-FINISHED = ("Succeeded", "Failed")
 
 
 @dataclass
@@ -48,87 +43,27 @@ class Nomination:
     deadline: float
 
 
-class SchedulerLoop:
+class SchedulerLoop(CachedLoop):
     def __init__(self, client: ApiClient, scheduler_name: str = SCHEDULER_NAME,
                  clock: Callable[[], float] = time.time) -> None:
-        self.client = client
         self.name = scheduler_name
-        self.clock = clock
-        self._reset()
+        super().__init__(client, clock)
 
     def _reset(self) -> None:
-        self.cache = ClusterCache()
-        self.queue = SchedulingQueue()
+        super()._reset()
         self.nominated: dict[str, Nomination] = {}
         self.victim_of: dict[str, str] = {}
-        self.deltas: queue.Queue[Delta] = queue.Queue()
-        self.reflectors = [Reflector(self.client, "nodes", self.deltas),
-                           Reflector(self.client, "pods", self.deltas)]
 
-    # -- the controller ---------------------------------------------------------------------
-    def run(self, stop: threading.Event) -> None:
-        # A restart (or a crash restarted by the master) starts from nothing but the store.
-        self._reset()
-        inner = threading.Event()
-        for reflector in self.reflectors:
-            reflector.start(inner)
-        try:
-            while not stop.is_set():
-                self.apply(drain(self.deltas, self._wait_s()))
-                if all(r.synced.is_set() for r in self.reflectors):
-                    self.schedule_pass()
-        finally:
-            inner.set()
+    # -- pods of ours -----------------------------------------------------------------------
+    def _pods_synced(self, live: tuple[dict[str, Any], ...]) -> None:
+        for uid in [u for u in list(self.nominated) if u not in self.cache.pods]:
+            self._cancel_nomination(uid)
+        super()._pods_synced(live)
 
-    def _wait_s(self) -> float:
-        if self.queue.active_count:
-            return 0.0
-        wakeup = self.queue.next_wakeup(self.clock())
-        return IDLE_WAKEUP_S if wakeup is None else min(IDLE_WAKEUP_S, max(wakeup, 0.01))
-
-    # -- deltas -> cache and queue ----------------------------------------------------------
-    def apply(self, deltas: list[Delta]) -> None:
-        changed = False
-        for delta in deltas:
-            if delta.resource == "nodes":
-                changed |= self._apply_node(delta)
-            else:
-                changed |= self._apply_pod(delta)
-        if changed:
-            self.queue.cluster_changed()
-
-    def _apply_node(self, delta: Delta) -> bool:
-        if delta.type == "SYNC":
-            self.cache.sync("nodes", delta.items)
-            return True
-        if delta.type == "DELETED":
-            return self.cache.remove_node(delta.object["metadata"]["name"])
-        return self.cache.set_node(delta.object)
-
-    def _apply_pod(self, delta: Delta) -> bool:
-        if delta.type == "SYNC":
-            live = tuple(p for p in delta.items if not _finished(p))
-            self.cache.sync("pods", live)
-            for uid in [u for u in list(self.nominated) if u not in self.cache.pods]:
-                self._cancel_nomination(uid)
-            for pod in live:
-                self._track(pod)
-            return True
-        uid = pod_uid(delta.object)
-        # A finished pod holds no resources: it leaves the cache as if deleted. (Filtered
-        # here rather than by a field selector, which costs the API a decode of the old
-        # object on every change.)
-        if delta.type == "DELETED" or _finished(delta.object):
-            was_charged = uid in self.cache.placed
-            self.cache.remove_pod(uid)
-            self.queue.remove(uid)
-            self._victim_gone(uid)
-            if uid in self.nominated:
-                self._cancel_nomination(uid)
-            return was_charged
-        self.cache.set_pod(delta.object)
-        self._track(delta.object)
-        return False
+    def _pod_gone(self, uid: str) -> None:
+        self._victim_gone(uid)
+        if uid in self.nominated:
+            self._cancel_nomination(uid)
 
     def _track(self, pod: dict[str, Any]) -> None:
         """Queue a pending pod of ours; drop one that got bound or is being deleted."""
@@ -260,10 +195,6 @@ class SchedulerLoop:
         for uid in [u for u, n in self.nominated.items() if n.deadline < now]:
             log.warning("victims of the preemption for %s still present after the deadline; deciding again", uid)
             self._cancel_nomination(uid)
-
-
-def _finished(pod: dict[str, Any]) -> bool:
-    return (pod.get("status") or {}).get("phase") in FINISHED
 
 
 register_controller(SchedulerLoop)
