@@ -19,6 +19,7 @@ link-local addresses: nothing touches the machine's own interfaces or routes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -77,7 +78,8 @@ class Network:
         _ip("-n", self.switch, "link", "set", "br0", "up")
         for i, ns in enumerate(self.hosts):
             # Created straight inside the two namespaces: the veth never exists in ours.
-            _ip("link", "add", "name", "eth0", "netns", ns, "type", "veth", "peer", "name", f"p{i}", "netns", self.switch)
+            _ip("link", "add", "name", "eth0", "netns", ns, "type", "veth",
+                "peer", "name", f"p{i}", "netns", self.switch)
             _ip("-n", self.switch, "link", "set", f"p{i}", "master", "br0", "up")
             _ip("-n", ns, "addr", "add", f"{self.address(i)}/16", "dev", "eth0")
             _ip("-n", ns, "link", "set", "eth0", "up")
@@ -92,10 +94,8 @@ class Network:
     def kill_host(self, host: int) -> None:
         pids = subprocess.run(["ip", "netns", "pids", self.hosts[host]], capture_output=True, text=True).stdout
         for pid in pids.split():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         for process in self._processes:
             if process.poll() is None and process.args[3] == self.hosts[host]:  # type: ignore[index]
                 process.wait(timeout=5)

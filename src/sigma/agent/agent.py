@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sigma.agent import nodestatus
 from sigma.agent.cgroups import CgroupTree
@@ -36,6 +36,7 @@ from sigma.agent.nodemetric import NodeMetricBuilder
 from sigma.agent.podmanager import BackOff, PodManager, PodTerminated, ReportStatus
 from sigma.agent.podwatch import PodWatcher
 from sigma.agent.probe import Capabilities, probe
+from sigma.agent.qos import QosManager, QosOptions
 from sigma.agent.runtime.base import Runtime
 from sigma.agent.runtime.process import ProcessRuntime
 from sigma.agent.runtime.runc import RuncRuntime
@@ -67,6 +68,7 @@ class AgentOptions:
     backoff: BackOff = field(default_factory=lambda: BackOff(base=10, cap=300))
     drain_on_exit: bool = False
     drain_grace: float = 10.0
+    qos: QosOptions = field(default_factory=QosOptions)  # idle, suppress, evict, resctrl (qos.py)
 
 
 class Agent:
@@ -89,6 +91,10 @@ class Agent:
         self.heartbeat = Heartbeat(client, self.facts, opts.lease_interval, opts.node_status_interval)
         self.metric = NodeMetricBuilder(node_name, self.facts.cpu_millis, self.facts.memory_bytes,
                                         opts.metrics_window)
+        self.qos = QosManager(client, node_name, self.node, self.watcher.pods, self.facts.cpu_millis,
+                              self.facts.memory_bytes,
+                              # A configured memory size makes the node a slice: only its pods count.
+                              replace(opts.qos, memory_is_slice=opts.qos.memory_is_slice or bool(opts.memory)))
         self.stop_event = threading.Event()
         self._latest: tuple[Usage, list[PodUsage]] | None = None
         self._unsent: dict[str, ReportStatus] = {}  # status writes that failed, retried next sync
@@ -103,7 +109,7 @@ class Agent:
             if not self._register():
                 return
             for name, target in (("agent-pods", self.watcher.run), ("agent-heartbeat", self.heartbeat.run),
-                                 ("agent-metrics", self._metrics_loop)):
+                                 ("agent-metrics", self._metrics_loop), ("agent-qos", self.qos.run)):
                 thread = threading.Thread(target=target, args=(self.stop_event,), name=name, daemon=True)
                 thread.start()
                 self._threads.append(thread)
@@ -233,9 +239,8 @@ class Agent:
             log.warning("could not report the NodeMetric of %s: %s", self.node_name, err)
 
     def render_metrics(self) -> str:
-        if self._latest is None:
-            return render_prometheus(Usage(0.0, 0), [])
-        return render_prometheus(*self._latest)
+        usage = render_prometheus(Usage(0.0, 0), []) if self._latest is None else render_prometheus(*self._latest)
+        return usage + self.qos.render()
 
     # -- start-up ------------------------------------------------------------------------
     def _register(self) -> bool:

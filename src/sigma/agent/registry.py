@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import platform
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -228,7 +229,11 @@ def ensure_image(
 
 @contextlib.contextmanager
 def pull_with(
-    default_registry: str | None, plain_http: bool | None = None, tracker: str | None = None, listen: str = "0.0.0.0:0"
+    default_registry: str | None,
+    plain_http: bool | None = None,
+    tracker: str | None = None,
+    listen: str = "0.0.0.0:0",
+    advertise: str | None = None,
 ) -> Iterator[RegistryPuller]:
     """A puller, P2P when a tracker is given: this process serves the pieces it holds on
     `listen` for as long as the block runs (a one-shot `sigma image pull` helps the peers
@@ -240,7 +245,7 @@ def pull_with(
     from sigma.p2p.peer import PeerServer
 
     host, _, port = listen.rpartition(":")
-    peer = PeerServer(host or "0.0.0.0", int(port or 0)).start()
+    peer = PeerServer(host or "0.0.0.0", int(port or 0), advertise=advertise or socket.gethostname()).start()
     try:
         downloader = Downloader(TrackerClient(tracker), peer)
         yield RegistryPuller(default_registry, downloader.fetch, plain_http)

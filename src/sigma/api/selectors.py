@@ -53,6 +53,23 @@ def parse_label_selector(text: str) -> Predicate:
     return match
 
 
+def required_label_keys(text: str) -> tuple[str, ...]:
+    """Label keys an object must carry to match `text` (`k=v`, `k==v`, `k in (...)`, `k`).
+    An object whose encoded form does not even contain one of them cannot match, which lets
+    a watch skip decoding it. Raises SelectorError like parse_label_selector."""
+    keys: list[str] = []
+    for term in _split_terms(text or ""):
+        eq = _EQ_EXPR.match(term)
+        if eq:
+            if eq.group(2) != "!=":
+                keys.append(eq.group(1))
+            continue
+        st = _SET_EXPR.match(term)
+        if st and not st.group(1) and st.group(3) in (None, "in"):
+            keys.append(st.group(2))
+    return tuple(keys)
+
+
 def _label_term(term: str) -> Callable[[dict[str, str]], bool]:
     eq = _EQ_EXPR.match(term)
     if eq:

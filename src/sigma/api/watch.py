@@ -26,8 +26,12 @@ class ObjectEvent:
 
 class RegistryWatch:
     def __init__(self, inner: Watch, initial: list[ObjectEvent], match: Callable[[dict[str, Any]], bool],
-                 from_kv: Callable[[KeyValue], dict[str, Any]], start_revision: int, selects_all: bool = False) -> None:
+                 from_kv: Callable[[KeyValue], dict[str, Any]], start_revision: int, selects_all: bool = False,
+                 may_match: Callable[[bytes], bool] | None = None) -> None:
         self.inner = inner
+        # A cheap test on the stored bytes (see Registry.prefilter): an event whose new and
+        # old values both fail it cannot concern this watch, so neither is decoded.
+        self._may_match = may_match
         self._pending = initial
         self._match = match
         # Without a selector every object matches: the previous value need not be decoded.
@@ -39,11 +43,13 @@ class RegistryWatch:
     @classmethod
     def open(cls, store: Store, rt: ResourceType, prefix: str, resource_version: str,
              match: Callable[[dict[str, Any]], bool], from_kv: Callable[[KeyValue], dict[str, Any]],
-             selects_all: bool = False) -> RegistryWatch:
+             selects_all: bool = False, may_match: Callable[[bytes], bool] | None = None) -> RegistryWatch:
         initial: list[ObjectEvent] = []
         if resource_version in ("", "0"):
             kvs, revision = store.list(prefix)
             for kv in kvs:
+                if may_match is not None and not may_match(kv.value):
+                    continue
                 obj = from_kv(kv)
                 if match(obj):
                     initial.append(ObjectEvent("ADDED", obj, kv.mod_revision))
@@ -56,15 +62,19 @@ class RegistryWatch:
             inner = store.watch(prefix, revision)
         except RevisionCompacted as err:
             raise errors.gone(f"too old resource version: {revision} ({err.compacted})") from err
-        return cls(inner, initial, match, from_kv, revision, selects_all)
+        return cls(inner, initial, match, from_kv, revision, selects_all, may_match)
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         self.inner.add_listener(listener)
 
     def _translate(self, events: list[WatchEvent]) -> list[ObjectEvent]:
         out: list[ObjectEvent] = []
+        may_match = self._may_match
         for ev in events:
             self.revision = ev.revision
+            if may_match is not None and not may_match(ev.kv.value) and (
+                    ev.prev is None or not may_match(ev.prev.value)):
+                continue
             if ev.type == "DELETE":
                 obj = self._from_kv(ev.kv)
                 if self._match(obj):

@@ -45,7 +45,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--peers", type=int, default=16)
     p.add_argument("--cap-mbps", type=float, default=100, help="per-peer download and upload cap")
     p.add_argument("--registry-cap-mbps", type=float, default=1000, help="the registry's egress cap")
-    p.add_argument("--piece-mb", type=float, default=4)
+    p.add_argument("--piece-mb", type=float, default=1, help="1 MiB: 64 pieces of the default blob keep 16 peers busy")
     p.add_argument("--faults", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--registry-bin", default=shutil.which("docker-registry") or "/usr/bin/docker-registry")
     return p.parse_args(argv)

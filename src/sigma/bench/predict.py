@@ -273,7 +273,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--target", type=float, default=100.0, help="requests/s per replica")
     p.add_argument("--max-replicas", type=int, default=2000)
     p.add_argument("--startup", type=float, default=60.0, help="seconds from asking for a pod to Ready")
-    p.add_argument("--quantile", type=float, default=0.9)
+    p.add_argument("--quantile", type=float, default=0.95,
+                   help="forecast quantile replicas are provisioned from (a minute short is costly)")
     p.add_argument("--refit-min", type=int, default=30)
     p.add_argument("--window-h", type=float, default=6.0)
     p.add_argument("--origins", type=int, default=7, help="rolling 24 h forecast origins")

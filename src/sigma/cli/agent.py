@@ -41,6 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--metrics-interval", type=float, default=5.0, help="seconds between NodeMetric reports")
     p.add_argument("--lease-interval", type=float, default=10.0, help="seconds between Lease renewals")
     p.add_argument("--resync-interval", type=float, default=1.0, help="seconds between full pod syncs")
+    p.add_argument("--qos-interval", type=float, default=1.0,
+                   help="seconds between QoS rounds (idle, suppress, evict, resctrl)")
     p.add_argument("--drain-on-exit", action="store_true", help="stop every pod when the agent stops")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run_agent)
@@ -62,6 +64,7 @@ def _client(args: argparse.Namespace) -> HttpClient:
 def run_agent(args: argparse.Namespace) -> int:
     from sigma.agent.agent import Agent, AgentOptions
     from sigma.agent.images import DEFAULT_ROOT
+    from sigma.agent.qos import QosOptions
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -72,6 +75,7 @@ def run_agent(args: argparse.Namespace) -> int:
         address=args.address, cgroup_root=args.cgroup_root, image_dir=args.image_dir or DEFAULT_ROOT,
         resync_interval=args.resync_interval, metrics_interval=args.metrics_interval,
         lease_interval=args.lease_interval, drain_on_exit=args.drain_on_exit,
+        qos=QosOptions(interval=args.qos_interval),
     )
     try:
         agent = Agent(_client(args), args.node_name, args.state_dir, options)

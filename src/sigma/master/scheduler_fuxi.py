@@ -1,17 +1,22 @@
 """fuxi-scheduler: binds batch pods (spec.schedulerName fuxi-scheduler) on reclaimed capacity.
 
-One cycle (`schedule_once`):
-1. Snapshot every node (allocatable includes the sigma.io/batch-* that Level-0 publishes)
-   and charge the pods already bound to it.
-2. Group the pending batch pods by (namespace, job, task): the instances of a task are
-   identical, so `InstancePlacer.place` puts a whole chunk of them in one vectorised call
-   instead of scheduling pod by pod (Fuxi's incremental, task-level scheduling).
-3. Between queues (the job's spec.queue, label sigma.io/queue on its pods), fair sharing
+It runs on the same shell as sigma-scheduler (sigma.master.scheduler.base): the master's
+shared node and pod informers keep an incremental cache (the ClusterSnapshot charged with
+every bound pod, allocatable including the sigma.io/batch-* that Level-0 publishes) and a
+SchedulingQueue of this scheduler's pending pods. It wakes on deltas and does nothing while
+no batch pod is pending. One cycle (`schedule_once`) takes every pending pod that is ready:
+
+1. Group them by (namespace, job, task): the instances of a task are identical, so
+   `InstancePlacer.place` puts a whole chunk of them in one vectorised call instead of
+   scheduling pod by pod (Fuxi's incremental, task-level scheduling).
+2. Between queues (the job's spec.queue, label sigma.io/queue on its pods), fair sharing
    decides who goes next: queues under their min share first, then weighted DRF; a queue
    at its max share gets nothing more (sigma.colocation.queues). Chunks of at most `chunk`
    instances keep queues interleaved within a cycle.
-4. Bind each placed pod through pods/binding. Pods that did not fit get PodScheduled=False
-   with the reason (kube-scheduler's "0/N nodes are available: ..." or the queue's share).
+3. Bind each placed pod through pods/binding. Pods that did not fit get PodScheduled=False
+   with the reason (kube-scheduler's "0/N nodes are available: ..." or the queue's share)
+   and wait, parked, until the cluster changes (a node, or a pod leaving) and a short
+   back-off passes.
 
 No preemption here: batch never preempts batch (same band), and prod reclaims its capacity
 through Level-0 and the agent's eviction ladder, not through this scheduler.
@@ -20,18 +25,20 @@ through Level-0 and the agent's eviction ladder, not through this scheduler.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sigma.api.errors import ApiError
-from sigma.api.objects import now_rfc3339
 from sigma.client.base import ApiClient
 from sigma.colocation.queues import FairShare, QueueConfig, parse_queues
 from sigma.master.process import register_configurable_controller
-from sigma.master.scheduler.convert import ConversionError, node_spec, pod_spec
+from sigma.master.scheduler import actions
+from sigma.master.scheduler.base import CachedLoop
+from sigma.master.scheduler.cache import pod_uid
+from sigma.master.scheduler.loop import NO_NODES
+from sigma.master.scheduler.queue import SchedulingQueue
 from sigma.scheduling import BATCH_CPU, BATCH_MEMORY, ClusterSnapshot, InstancePlacer, PodSpec, diagnose
 from sigma.scheduling.pipeline import static_mask
 from sigma.scheduling.profile import build_profile
@@ -44,7 +51,8 @@ JOB_LABEL = "sigma.io/job"
 TASK_LABEL = "sigma.io/task"
 DEFAULT_QUEUE = "default"
 CHUNK = 64
-PERIOD_S = 1.0
+MAX_BACKOFF_S = 10.0
+PARK_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -60,51 +68,68 @@ class CycleResult:
     unschedulable: dict[str, str] = field(default_factory=dict)  # pod name -> reason
 
 
-class FuxiScheduler:
+class FuxiScheduler(CachedLoop):
     name = "fuxi-scheduler"
 
     def __init__(self, client: ApiClient, queues: dict[str, QueueConfig] | None = None, chunk: int = CHUNK,
-                 clock: Callable[[], float] = time.time, period_s: float = PERIOD_S) -> None:
-        self.client = client
+                 clock: Callable[[], float] = time.time) -> None:
         self.queues = queues or {}
         self.chunk = chunk
-        self.clock = clock
-        self.period_s = period_s
-        self._wake = threading.Event()
+        super().__init__(client, clock)
 
-    def run(self, stop: threading.Event) -> None:
-        watcher = threading.Thread(target=self._watch_pods, args=(stop,), daemon=True, name="fuxi-watch")
-        watcher.start()
-        while not stop.is_set():
-            self._wake.wait(self.period_s)
-            self._wake.clear()
-            try:
-                self.schedule_once()
-            except ApiError as err:
-                log.warning("fuxi-scheduler cycle: %s", err)
+    def _new_queue(self) -> SchedulingQueue:
+        # Batch retries sooner than prod's 60 s cap: capacity comes back every few seconds
+        # as Level-0 republishes and instances finish.
+        return SchedulingQueue(initial_backoff_s=1.0, max_backoff_s=MAX_BACKOFF_S, park_timeout_s=PARK_TIMEOUT_S)
 
-    def _watch_pods(self, stop: threading.Event) -> None:
-        """Wake the loop on a new pending batch pod, so instances start without waiting a period."""
-        while not stop.is_set():
-            try:
-                rv = self.client.list("pods", field_selector=f"spec.schedulerName={SCHEDULER_NAME}")
-                for ev in self.client.watch("pods", resource_version=rv["metadata"]["resourceVersion"],
-                                            field_selector=f"spec.schedulerName={SCHEDULER_NAME}"):
-                    if stop.is_set():
-                        return
-                    if ev.type == "ADDED":
-                        self._wake.set()
-            except Exception as err:  # keep watching; the periodic cycle covers any gap
-                log.debug("fuxi watch: %s", err)
-                stop.wait(1.0)
+    def _reset(self) -> None:
+        super()._reset()
+        self.usage: dict[str, tuple[str, int, int]] = {}  # bound batch pod uid -> (queue, cpu, memory)
+
+    # -- pods of ours -----------------------------------------------------------------------
+    def _track(self, pod: dict[str, Any]) -> None:
+        uid, spec = pod_uid(pod), pod.get("spec") or {}
+        if _is_pending(pod):
+            self.queue.add(uid, int(spec.get("priority") or 0))
+            return
+        self.queue.remove(uid)
+        if spec.get("schedulerName") == SCHEDULER_NAME and spec.get("nodeName") and uid in self.cache.specs:
+            requests = dict(self.cache.specs[uid].requests)
+            queue = ((pod.get("metadata") or {}).get("labels") or {}).get(QUEUE_LABEL, DEFAULT_QUEUE)
+            self.usage[uid] = (queue, requests.get(BATCH_CPU, 0), requests.get(BATCH_MEMORY, 0))
+
+    def _pod_gone(self, uid: str) -> None:
+        self.usage.pop(uid, None)
+
+    def _pods_synced(self, live: tuple[dict[str, Any], ...]) -> None:
+        self.usage.clear()
+        super()._pods_synced(live)
+
+    # -- scheduling -------------------------------------------------------------------------
+    def schedule_pass(self) -> None:
+        self.queue.flush(self.clock())
+        if self.queue.active_count:
+            self._cycle()
 
     def schedule_once(self) -> CycleResult:
-        nodes = self.client.list("nodes")["items"]
-        pods = self.client.list("pods")["items"]
-        snapshot = ClusterSnapshot([node_spec(n) for n in nodes], _bound(pods, {n["metadata"]["name"] for n in nodes}))
+        """One cycle over every pending batch pod, from a fresh listing (outside `run`)."""
+        self.relist()
+        self.queue.flush(self.clock())
+        return self._cycle()
+
+    def _cycle(self) -> CycleResult:
         result = CycleResult()
-        groups = self._pending_groups(pods, result)
-        fair = FairShare(self.queues, _batch_total(snapshot), _queue_usage(pods))
+        self.cache.ensure_fresh(self.clock())
+        pending = []
+        while (uid := self.queue.pop()) is not None:
+            if uid in self.cache.pods:
+                pending.append(self.cache.pods[uid])
+        snapshot = self.cache.snapshot
+        if snapshot is None:
+            self._unschedulable(pending, NO_NODES, result)
+            return result
+        groups = self._pending_groups(pending, result)
+        fair = FairShare(self.queues, _batch_total(snapshot), self._queue_usage())
         placer = InstancePlacer(snapshot)
         while groups:
             queue = fair.next_queue({g.queue for g in groups})
@@ -124,6 +149,9 @@ class FuxiScheduler:
             profile.static_mask = static_mask(snapshot, profile)
             wanted = min(len(group.pods), allowance, self.chunk)
             placement = placer.place(group.shape.requests, wanted, eligible=profile.static_mask)
+            # The placer charged the chunk anonymously; charge each pod by uid instead, so
+            # the cache can give its capacity back when it finishes.
+            placer.release(placement)
             targets = [name for name, count in placement.by_node_name(snapshot).items() for _ in range(count)]
             chosen, group.pods = group.pods[:len(targets)], group.pods[len(targets):]
             for pod, node in zip(chosen, targets, strict=True):
@@ -136,9 +164,8 @@ class FuxiScheduler:
                 groups.remove(group)
         return result
 
-    def _pending_groups(self, pods: list[dict[str, Any]], result: CycleResult) -> list[TaskGroup]:
+    def _pending_groups(self, pending: list[dict[str, Any]], result: CycleResult) -> list[TaskGroup]:
         groups: dict[tuple[str, str, str], TaskGroup] = {}
-        pending = [p for p in pods if _is_pending(p)]
         # Higher priority first, then oldest: the order groups are served within a queue.
         pending.sort(key=lambda p: (-int(p["spec"].get("priority") or 0), p["metadata"].get("creationTimestamp", ""),
                                     p["metadata"]["name"]))
@@ -146,40 +173,46 @@ class FuxiScheduler:
             m = pod["metadata"]
             labels = m.get("labels") or {}
             key = (m["namespace"], labels.get(JOB_LABEL, f"pod/{m['name']}"), labels.get(TASK_LABEL, ""))
+            try:
+                spec = self.cache.spec_of(pod)
+            except ValueError as err:  # ConversionError, or a bad enum value in the spec
+                self._unschedulable([pod], f"the pod cannot be scheduled as written: {err}", result)
+                continue
             if key not in groups:
-                try:
-                    shape = pod_spec(pod)
-                except (ConversionError, ValueError) as err:
-                    self._unschedulable([pod], f"the pod cannot be scheduled as written: {err}", result)
-                    continue
-                groups[key] = TaskGroup(labels.get(QUEUE_LABEL, DEFAULT_QUEUE), shape)
+                groups[key] = TaskGroup(labels.get(QUEUE_LABEL, DEFAULT_QUEUE), spec)
             groups[key].pods.append(pod)
         return list(groups.values())
 
+    def _queue_usage(self) -> dict[str, tuple[int, int]]:
+        """Batch resources held by each queue's bound, unfinished pods."""
+        used: dict[str, tuple[int, int]] = {}
+        for queue, cpu, memory in self.usage.values():
+            have_cpu, have_memory = used.get(queue, (0, 0))
+            used[queue] = (have_cpu + cpu, have_memory + memory)
+        return used
+
     def _bind(self, pod: dict[str, Any], node: str, result: CycleResult) -> None:
-        m = pod["metadata"]
+        uid = pod_uid(pod)
+        self.cache.charge(self.cache.specs[uid], node)
         try:
-            self.client.bind(m["name"], m["namespace"], node)
-            result.bound[m["name"]] = node
+            bound = actions.bind(self.client, pod, node)
         except ApiError as err:
-            # Deleted or bound by someone else in between: the next cycle sees the truth.
-            log.debug("bind %s/%s -> %s: %s", m["namespace"], m["name"], node, err)
+            log.warning("binding %s to %s failed: %s; retrying later", uid, node, err)
+            bound = False
+        if bound:
+            result.bound[pod["metadata"]["name"]] = node
+            self.queue.remove(uid)
+        else:
+            # Deleted or bound by someone else in between: the watch brings the truth.
+            self.cache.uncharge(uid)
+            self.queue.park(uid, self.clock())
 
     def _unschedulable(self, pods: list[dict[str, Any]], reason: str, result: CycleResult) -> None:
+        now = self.clock()
         for pod in pods:
             result.unschedulable[pod["metadata"]["name"]] = reason
-            conditions = (pod.get("status") or {}).get("conditions") or []
-            old = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
-            if old and old.get("status") == "False" and old.get("message") == reason:
-                continue  # already says so: no write, no event storm
-            cond = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": reason,
-                    "lastProbeTime": None, "lastTransitionTime": now_rfc3339(self.clock())}
-            new = [c for c in conditions if c.get("type") != "PodScheduled"] + [cond]
-            try:
-                self.client.patch("pods", pod["metadata"]["name"], {"status": {"conditions": new}},
-                                  pod["metadata"]["namespace"], subresource="status")
-            except ApiError as err:
-                log.debug("mark %s unschedulable: %s", pod["metadata"]["name"], err)
+            self.queue.park(pod_uid(pod), now)
+            actions.mark_unschedulable(self.client, pod, reason, self.name, now, event=False)
 
 
 def _is_pending(pod: dict[str, Any]) -> bool:
@@ -188,35 +221,11 @@ def _is_pending(pod: dict[str, Any]) -> bool:
             and not pod["metadata"].get("deletionTimestamp") and status.get("phase", "Pending") == "Pending")
 
 
-def _bound(pods: list[dict[str, Any]], nodes: set[str]) -> list[tuple[PodSpec, str]]:
-    out = []
-    for pod in pods:
-        node = (pod.get("spec") or {}).get("nodeName")
-        if not node or node not in nodes or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            continue
-        try:
-            out.append((pod_spec(pod), node))
-        except (ConversionError, ValueError):
-            continue  # a pod the scheduler cannot read still runs; it is just not charged
-    return out
-
-
 def _batch_total(snapshot: ClusterSnapshot) -> tuple[int, int]:
     return (int(snapshot.allocatable[snapshot.resource_row(BATCH_CPU)].sum()),
             int(snapshot.allocatable[snapshot.resource_row(BATCH_MEMORY)].sum()))
 
 
-def _queue_usage(pods: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
-    """Batch resources held by each queue's bound, unfinished pods."""
-    used: dict[str, tuple[int, int]] = {}
-    for pod, _node in _bound([p for p in pods if (p.get("spec") or {}).get("schedulerName") == SCHEDULER_NAME],
-                             {p["spec"]["nodeName"] for p in pods if (p.get("spec") or {}).get("nodeName")}):
-        queue = dict(pod.labels).get(QUEUE_LABEL, DEFAULT_QUEUE)
-        req = dict(pod.requests)
-        cpu, memory = used.get(queue, (0, 0))
-        used[queue] = (cpu + req.get(BATCH_CPU, 0), memory + req.get(BATCH_MEMORY, 0))
-    return used
-
-
 register_configurable_controller(lambda client, options: FuxiScheduler(
     client, parse_queues(options.get("fuxi_queues")), int(options.get("fuxi_chunk", CHUNK))))
+

@@ -34,7 +34,10 @@ class HeldBlob:
 
 
 class PeerServer:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, upload_rate: float = 0.0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, upload_rate: float = 0.0, advertise: str | None = None
+    ) -> None:
+        self.advertise = advertise  # the host other agents reach us at, when bound to 0.0.0.0
         self.blobs: dict[str, HeldBlob] = {}
         self.upload = TokenBucket(upload_rate)
         self.bytes_served = 0
@@ -47,7 +50,7 @@ class PeerServer:
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://{self.advertise or host!s}:{port}"
 
     def start(self) -> PeerServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="p2p-peer", daemon=True)

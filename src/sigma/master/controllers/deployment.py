@@ -56,9 +56,10 @@ class DeploymentController:
         # The pumps stop with the master, or with this run if it raises (the master then
         # restarts run(), which must not leave a second pair of pumps behind).
         done = threading.Event()
-        pumps = [threading.Thread(target=self._pump, args=(res, to_key, stop, done), daemon=True,
+        pumps = [threading.Thread(target=self._pump, args=(res, to_key, selector, stop, done), daemon=True,
                                   name=f"deployment-watch-{res}")
-                 for res, to_key in (("deployments", _deployment_key), ("pods", _owner_key))]
+                 for res, to_key, selector in (("deployments", _deployment_key, ""),
+                                               ("pods", _owner_key, HASH_LABEL))]
         for pump in pumps:
             pump.start()
         next_resync = 0.0
@@ -89,13 +90,14 @@ class DeploymentController:
         if delay is not None:
             self.queue.add(key, delay)
 
-    def _pump(self, resource: str, to_key: Callable[[dict[str, Any]], Key | None], stop: threading.Event,
-              done: threading.Event) -> None:
+    def _pump(self, resource: str, to_key: Callable[[dict[str, Any]], Key | None], label_selector: str,
+              stop: threading.Event, done: threading.Event) -> None:
         """Feed the queue from a watch; relist when the watch's revision was compacted."""
         while not (stop.is_set() or done.is_set()):
             try:
-                rv = self.client.list(resource)["metadata"]["resourceVersion"]
-                for ev in self.client.watch(resource, resource_version=rv):
+                # Pods narrowed to ours by label: the events of other pods are not even decoded.
+                rv = self.client.list(resource, label_selector=label_selector)["metadata"]["resourceVersion"]
+                for ev in self.client.watch(resource, resource_version=rv, label_selector=label_selector):
                     if stop.is_set() or done.is_set():
                         return
                     key = to_key(ev.object) if ev.type != "BOOKMARK" else None

@@ -14,13 +14,16 @@ subresource, so the keys the agent owns (cpu, memory, pods, conditions) are left
 - A value is rewritten only when it moved by more than `update_fraction`
   (`level0.should_update`), so noise does not rewrite every Node every few seconds.
 
-Shapes of NodeMetric and NodeSLO: sigma.colocation.slo. Polling rather than watching keeps
-this controller trivially restartable; everything it needs is re-read each period.
+Shapes of NodeMetric and NodeSLO: sigma.colocation.slo. Nodes, metrics and SLOs (one each
+per node) are re-read each period. Pods are the flood, so while running, the prod requests
+per node are kept incrementally from the master's shared pod informer (`ProdRequests`)
+instead of listing every pod each period; a restart rebuilds them from its first listing.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +43,7 @@ from sigma.colocation.level0 import (
 from sigma.colocation.slo import CLUSTER_DEFAULT, node_slo, predicted_usage, prod_usage
 from sigma.master.process import register_configurable_controller
 from sigma.master.scheduler.convert import pod_requests
+from sigma.master.scheduler.informer import Delta, drain, shared_informer
 from sigma.quantity import QuantityError, cpu_millis, memory_bytes
 
 log = logging.getLogger("sigma.level0")
@@ -60,21 +64,35 @@ class Level0Controller:
         self.period_s = period_s
         self.staleness_s = staleness_s
         self.update_fraction = update_fraction
+        self.prod: ProdRequests | None = None  # fed by the pod informer while running
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                self.reconcile()
-            except ApiError as err:
-                log.warning("level0: %s", err)
-            stop.wait(self.period_s)
+        deltas: queue.Queue[Delta] = queue.Queue()
+        informer = shared_informer(self.client, "pods")
+        self.prod = ProdRequests()
+        informer.subscribe(deltas)
+        try:
+            while not stop.is_set():
+                for delta in drain(deltas, 0):
+                    self.prod.apply(delta)
+                try:
+                    self.reconcile()
+                except ApiError as err:
+                    log.warning("level0: %s", err)
+                stop.wait(self.period_s)
+        finally:
+            informer.unsubscribe(deltas)
+            self.prod = None
 
     def reconcile(self) -> dict[str, BatchAllocatable]:
         """One pass over every node; returns what was computed per node (for tests and logs)."""
         now = self.clock()
         metrics = {m["metadata"]["name"]: m.get("status") or {} for m in self.client.list("nodemetrics")["items"]}
         slos = {s["metadata"]["name"]: s.get("spec") or {} for s in self.client.list("nodeslos")["items"]}
-        prod = _prod_requests(self.client.list("pods")["items"])
+        if self.prod is not None and self.prod.synced:
+            prod = self.prod.by_node
+        else:  # used alone (tests), or before the informer's first listing arrived
+            prod = _prod_requests(self.client.list("pods")["items"])
         out: dict[str, BatchAllocatable] = {}
         for node in self.client.list("nodes")["items"]:
             name = node["metadata"]["name"]
@@ -125,21 +143,73 @@ def _published(status: dict[str, Any]) -> Resources | None:
 
 
 def _prod_requests(pods: list[dict[str, Any]]) -> dict[str, Resources]:
-    out: dict[str, Resources] = {}
-    for pod in pods:
+    tally = ProdRequests()
+    tally.apply(Delta("pods", "SYNC", items=tuple(pods)))
+    return tally.by_node
+
+
+def _prod_request(pod: dict[str, Any]) -> tuple[str, Resources] | None:
+    """(node, requests) of a non-terminal prod pod bound to a node; None for any other pod."""
+    spec = pod.get("spec") or {}
+    node = spec.get("nodeName")
+    if not node or spec.get("schedulerName") == FUXI_SCHEDULER:
+        return None
+    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return None
+    try:
+        req = pod_requests(spec)
+    except ValueError:
+        return None
+    return node, Resources(req.get("cpu", 0), req.get("memory", 0))
+
+
+class ProdRequests:
+    """Summed requests of the prod pods bound to each node, kept from pod deltas."""
+
+    def __init__(self) -> None:
+        self.synced = False
+        self.by_node: dict[str, Resources] = {}
+        self._by_pod: dict[tuple[str, str], tuple[str, Resources]] = {}
+
+    def apply(self, delta: Delta) -> None:
+        if delta.type == "SYNC":
+            self.synced = True
+            self.by_node, self._by_pod = {}, {}
+            for pod in delta.items:
+                self._set(pod)
+        elif delta.type == "DELETED":
+            self._drop(_pod_key(delta.object))
+        else:
+            self._set(delta.object)
+
+    def _set(self, pod: dict[str, Any]) -> None:
+        key = _pod_key(pod)
         spec = pod.get("spec") or {}
-        node = spec.get("nodeName")
-        if not node or spec.get("schedulerName") == FUXI_SCHEDULER:
-            continue
-        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            continue
-        try:
-            req = pod_requests(spec)
-        except ValueError:
-            continue
-        have = out.get(node, Resources())
-        out[node] = Resources(have.cpu_millis + req.get("cpu", 0), have.memory_bytes + req.get("memory", 0))
-    return out
+        held = self._by_pod.get(key)
+        # A bound pod's requests do not change: only binding, finishing or deletion matter.
+        if held is not None and held[0] == spec.get("nodeName") and (pod.get("status") or {}).get("phase") not in (
+                "Succeeded", "Failed"):
+            return
+        self._drop(key)
+        counted = _prod_request(pod)
+        if counted is not None:
+            self._by_pod[key] = counted
+            self._add(*counted, 1)
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        held = self._by_pod.pop(key, None)
+        if held is not None:
+            self._add(*held, -1)
+
+    def _add(self, node: str, req: Resources, sign: int) -> None:
+        have = self.by_node.get(node, Resources())
+        self.by_node[node] = Resources(have.cpu_millis + sign * req.cpu_millis,
+                                       have.memory_bytes + sign * req.memory_bytes)
+
+
+def _pod_key(pod: dict[str, Any]) -> tuple[str, str]:
+    meta = pod.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
 register_configurable_controller(lambda client, options: Level0Controller(

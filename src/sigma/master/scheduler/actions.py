@@ -47,8 +47,8 @@ def mark_unschedulable(client: ApiClient, pod: dict[str, Any], message: str, com
     """PodScheduled=False/Unschedulable with the reason (and the nominated node, if any)
     through the status subresource, plus a FailedScheduling Event. The condition is not
     rewritten when it already says the same thing; the Event's count goes up instead.
-    Without `event` (fuxi-scheduler: thousands of identical instances), nothing at all is
-    written when the condition already says it."""
+    Without `event` (fuxi-scheduler: thousands of identical instances), only the condition
+    is written, and only when it changes."""
     namespace, name = pod_name(pod)
     status = pod.get("status") or {}
     conditions = list(status.get("conditions") or [])
@@ -67,9 +67,8 @@ def mark_unschedulable(client: ApiClient, pod: dict[str, Any], message: str, com
             if err.code != 404:
                 log.warning("could not mark %s/%s unschedulable: %s", namespace, name, err)
             return
-    elif not event:
-        return
-    record_event(client, pod, "Warning", "FailedScheduling", message, component)
+    if event:
+        record_event(client, pod, "Warning", "FailedScheduling", message, component)
 
 
 def evict_victims(client: ApiClient, preemptor: dict[str, Any], victims: list[dict[str, Any]], node: str,

@@ -1,8 +1,8 @@
 """sigma-scheduler: the prod scheduling loop around the pure core.
 
-One thread owns everything: it drains the master's shared node and pod informers'
-deltas into the cache (sigma.master.scheduler.base), then schedules pending pods from the queue, a batch per wake-up. Each
-pod gets one core cycle on the live snapshot (the placement is assumed at once, so the
+One thread owns everything: it applies the deltas of the master's shared node and pod
+informers to the cache (sigma.master.scheduler.base), then schedules pending pods from the
+queue, a batch per wake-up. Each pod gets one core cycle on the live snapshot (the placement is assumed at once, so the
 next pod already sees it) and one binding through the API client; failures become a
 condition plus an Event and park the pod until the cluster changes; a preemption evicts
 the victims and holds their room for the preemptor until they are gone.

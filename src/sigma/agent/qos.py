@@ -1,0 +1,240 @@
+"""The QoS manager: the agent's shell around the co-location ladder, run every ~1 s.
+
+    measure (node /proc/stat and meminfo, the prod and batch parents, each pod's cgroup)
+      └─► qosplan.decide(inputs, NodeSLO)       pure: sigma.colocation.ladder
+            ├─ idle      keep the batch parent SCHED_IDLE (cpu.idle=1, else shares 2)
+            ├─ suppress  batch parent CFS quota = capacity x threshold - prod CPU now
+            └─ evict     batch pods, lowest priority first, on memory pressure or when their
+                         requests exceed the batch allocatable Level-0 published
+      └─► resctrl groups sigma-prod / sigma-batch, where the machine has them
+
+The idle setting is re-asserted every tick, not trusted from start-up: anything that
+rewrites the parent (a person, a second agent on the same root) must not leave batch at
+prod's weight. The NodeSLO and the Node's batch allocatable are re-read every
+`refresh_interval`; a master that cannot be reached keeps the last values (and the
+defaults before the first read), because suppress must keep working without the master.
+
+An eviction does what kubelet's eviction manager does, in this order: stop the pod's
+containers here with the pod's grace period (the first stop request's grace holds, so the
+orphan teardown that follows cannot stretch it), mark the pod Failed with reason Evicted,
+record a Warning Event with the ladder's reason, then delete it through pods/NAME/eviction.
+A batchjob instance evicted this way runs again without using a retry. Until an evicted
+pod's cgroup is gone its memory is taken off the node's use, so one pressure episode does
+not evict a second victim for memory the first is still giving back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from sigma.agent import podspec, qosplan
+from sigma.agent.cgroups import CgroupTree
+from sigma.agent.collector import Collector
+from sigma.agent.metrics import Sample, cpu_rate, parse_meminfo, working_set
+from sigma.agent.node import NodeRuntime
+from sigma.agent.resctrl import DEFAULT_ROOT, Resctrl
+from sigma.api.errors import ApiError
+from sigma.client.base import ApiClient
+from sigma.colocation.ladder import Eviction, batch_parent_settings
+from sigma.colocation.slo import CLUSTER_DEFAULT, NodeSLO, node_slo
+from sigma.master.events import record_event
+
+log = logging.getLogger("sigma.agent.qos")
+COMPONENT = "sigma-agent"
+
+
+@dataclass
+class QosOptions:
+    interval: float = 1.0
+    refresh_interval: float = 5.0  # NodeSLO and the Node's batch allocatable
+    count_system_cpu: bool = True  # CPU outside the agent's pods counts as prod's (qosplan)
+    # With a configured node memory the node is a slice of the machine: only its pods count.
+    memory_is_slice: bool = False
+    resctrl_root: str = DEFAULT_ROOT
+
+
+class QosManager:
+    def __init__(self, client: ApiClient, node_name: str, node: NodeRuntime, pods: Any,
+                 cpu_capacity_millis: int, memory_capacity_bytes: int, options: QosOptions | None = None,
+                 proc: str = "/proc") -> None:
+        self.client, self.node_name, self.node = client, node_name, node
+        self.pods = pods  # () -> the pods bound to this node (the watcher's cache)
+        self.cgroups: CgroupTree | None = node.cgroups
+        self.cpu_capacity, self.memory_capacity = cpu_capacity_millis, memory_capacity_bytes
+        self.options = options or QosOptions()
+        self.proc = proc
+        self.collector = Collector(self.cgroups, proc)
+        self.resctrl = Resctrl(self.options.resctrl_root)
+        self.slo = NodeSLO()
+        self.allocatable = (qosplan.UNLIMITED, qosplan.UNLIMITED)
+        self.report = qosplan.QosReport(None, 0, 0, {}, "")
+        self.evictions: Counter[str] = Counter()
+        self._previous: dict[str, Sample] = {}
+        self._evicting: dict[str, str] = {}  # pod uid -> its cgroup, until the cgroup is gone
+        self._refreshed_at = float("-inf")
+        self._last_error = ""
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        if self.cgroups is None or not self.cgroups.available:
+            log.warning("no writable cgroups: batch runs without idle priority, suppress or eviction")
+            return
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                self.tick(time.time())
+                self._last_error = ""
+            except Exception as err:  # a hiccup must not end isolation for good
+                if repr(err) != self._last_error:
+                    log.exception("qos tick failed (retrying every %.1fs)", self.options.interval)
+                self._last_error = repr(err)
+            stop.wait(max(0.0, self.options.interval - (time.monotonic() - started)))
+
+    def tick(self, now: float) -> qosplan.TickDecision | None:
+        """One round; None on the first, which only takes the readings rates start from."""
+        assert self.cgroups is not None
+        self.ensure_idle()
+        if time.monotonic() - self._refreshed_at >= self.options.refresh_interval:
+            self.refresh()
+        pods = [p for p in self.pods() if qosplan.active(p)]
+        inputs = self._measure(pods, now)
+        if inputs is None:
+            return None
+        decision = qosplan.decide(inputs, self.slo)
+        if self.cgroups.batch_cpu_quota() != decision.quota.millis:
+            self.cgroups.set_batch_cpu_quota(decision.quota.millis)
+            log.debug("suppress: %s", decision.quota.reason)
+        by_name = {(p["metadata"].get("namespace", "default"), p["metadata"].get("name")): p for p in pods}
+        for eviction in decision.evictions:
+            pod = by_name.get((eviction.namespace, eviction.name))
+            if pod is not None and podspec.uid(pod) not in self._evicting:
+                self.evict(pod, eviction)
+        state = self.resctrl.apply(self._threads(podspec.PROD), self._threads(podspec.BATCH),
+                                   self.slo.l3_batch_way_share, self.slo.batch_memory_bandwidth_percent)
+        self.report = qosplan.QosReport(decision.quota.millis, decision.prod_cpu_millis, inputs.batch_cpu_millis,
+                                        dict(self.evictions), state)
+        return decision
+
+    def render(self) -> str:
+        return qosplan.render_qos(self.report)
+
+    # -- idle ----------------------------------------------------------------------------
+    def ensure_idle(self) -> None:
+        cg = self.cgroups
+        assert cg is not None
+        batch = f"{cg.root}/{podspec.BATCH}"
+        settings = batch_parent_settings(cg.version)
+        for name, value in settings.files.items():
+            writes = {name: value} if os.path.exists(cg.path("cpu", batch, name)) else settings.fallbacks.get(name, {})
+            for filename, wanted in writes.items():
+                if cg.read("cpu", batch, filename) != wanted:
+                    with open(cg.path("cpu", batch, filename), "w") as f:
+                        f.write(wanted)
+
+    # -- inputs --------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Re-read the NodeSLO (the node's own, else cluster-default) and the Node."""
+        try:
+            spec = None
+            for name in (self.node_name, CLUSTER_DEFAULT):
+                try:
+                    spec = self.client.get("nodeslos", name).get("spec") or {}
+                    break
+                except ApiError as err:
+                    if err.code != 404:
+                        raise
+            self.slo = node_slo(spec)
+            self.allocatable = qosplan.published_allocatable(self.client.get("nodes", self.node_name))
+            self._refreshed_at = time.monotonic()
+        except (ApiError, ConnectionError) as err:
+            log.warning("qos: could not read the NodeSLO or Node %s (keeping the last values): %s",
+                        self.node_name, err)
+
+    def _rate(self, key: str, sample: Sample | None) -> int:
+        if sample is None:
+            return 0
+        previous, self._previous[key] = self._previous.get(key), sample
+        return round(cpu_rate(previous, sample) * 1000) if previous else 0
+
+    def _measure(self, pods: list[dict[str, Any]], now: float) -> qosplan.TickInputs | None:
+        cg = self.cgroups
+        assert cg is not None
+        first = "node" not in self._previous
+        node_cpu = self._rate("node", self.collector.node_sample(now))
+        batch_cpu = self._rate("batch", self.collector.cgroup_sample(f"{cg.root}/{podspec.BATCH}", now))
+        prod_cpu = self._rate("prod", self.collector.cgroup_sample(f"{cg.root}/{podspec.PROD}", now))
+        usages = []
+        for pod in pods:
+            sample = self.collector.cgroup_sample(cg.pod_path(podspec.tier(pod), podspec.uid(pod)), now)
+            memory = working_set(sample.memory_usage_bytes, sample.inactive_file_bytes) if sample else 0
+            usages.append(qosplan.ladder_pod(pod, self._rate(podspec.uid(pod), sample), memory))
+        live = {podspec.uid(p) for p in pods} | {"node", "batch", "prod"}
+        self._previous = {k: v for k, v in self._previous.items() if k in live}
+        if first:
+            return None
+        return qosplan.TickInputs(self.cpu_capacity, node_cpu, batch_cpu, prod_cpu, self.memory_capacity,
+                                  max(self._memory_used(now) - self._still_evicting(now), 0),
+                                  self.allocatable[0], self.allocatable[1], usages, self.options.count_system_cpu)
+
+    def _memory_used(self, now: float) -> int:
+        cg = self.cgroups
+        assert cg is not None
+        if self.options.memory_is_slice:
+            sample = self.collector.cgroup_sample(cg.root, now)
+            return working_set(sample.memory_usage_bytes, sample.inactive_file_bytes) if sample else 0
+        with open(os.path.join(self.proc, "meminfo")) as f:
+            mem = parse_meminfo(f.read())
+        return mem.get("MemTotal", 0) - mem.get("MemAvailable", mem.get("MemFree", 0))
+
+    def _still_evicting(self, now: float) -> int:
+        assert self.cgroups is not None
+        total = 0
+        for uid, rel in list(self._evicting.items()):
+            sample = self.collector.cgroup_sample(rel, now)
+            if sample is None:
+                del self._evicting[uid]
+                continue
+            total += working_set(sample.memory_usage_bytes, sample.inactive_file_bytes)
+        return total
+
+    def _threads(self, tier: str) -> list[int]:
+        """Every thread of the tier's processes: resctrl moves one task (thread) per write."""
+        assert self.cgroups is not None
+        out: list[int] = []
+        for pid in self.cgroups.pids(f"{self.cgroups.root}/{tier}"):
+            try:
+                out += [int(t) for t in os.listdir(os.path.join(self.proc, str(pid), "task"))]
+            except OSError:
+                continue  # exited since
+        return out
+
+    # -- evict ---------------------------------------------------------------------------
+    def evict(self, pod: dict[str, Any], eviction: Eviction) -> None:
+        meta, uid = pod["metadata"], podspec.uid(pod)
+        namespace, name = meta.get("namespace", "default"), meta.get("name", "")
+        grace = podspec.grace_seconds(pod)
+        log.warning("evicting pod %s/%s: %s", namespace, name, eviction.reason)
+        assert self.cgroups is not None
+        self._evicting[uid] = self.cgroups.pod_path(podspec.tier(pod), uid)
+        self.evictions[qosplan.eviction_cause(eviction.reason)] += 1
+        for container in self.node.observed():
+            if container.pod_uid == uid:
+                self.node.runtimes[container.runtime].stop(container.id, grace)
+        try:
+            self.client.patch("pods", name, {"status": qosplan.eviction_status(eviction.reason)}, namespace,
+                              subresource="status")
+            record_event(self.client, {**pod, "kind": "Pod", "apiVersion": "v1"}, "Warning", qosplan.EVICTED,
+                         eviction.reason, COMPONENT)
+            self.client.evict(name, namespace)
+        except ApiError as err:
+            if err.code != 404:
+                log.warning("could not evict pod %s/%s through the API: %s", namespace, name, err)
+        except ConnectionError as err:
+            # The containers are stopped already; the pod object goes when the master is back.
+            log.warning("could not evict pod %s/%s through the API: %s", namespace, name, err)

@@ -1,0 +1,181 @@
+"""The QoS manager with real processes, real cgroups and a real `sigma master`: suppress
+follows a prod load that rises and falls; memory pressure and a shrinking batch
+allocatable evict batch pods (status Evicted, a Warning Event) and never a prod pod.
+
+Each test has its own master, state directory and cgroup subtree (sigma-test-<random>),
+removed by the fixture even when the test fails.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sigma.agent.qos import QosOptions
+from sigma.client.http import HttpClient
+from tests.agent.conftest import needs_root, wait_for
+from tests.agent.test_agent_e2e import NODE, Cluster, cgroup_dirs, phase
+from tests.harness import MasterProcess
+
+pytestmark = [pytest.mark.e2e, *needs_root]
+
+FAST_QOS = QosOptions(interval=0.5, refresh_interval=0.5)
+
+# A prod load at a controlled level: busy for `level` of every 20 ms, read from a file.
+DUTY_CYCLE = """\
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+while True:
+    try:
+        level = float(open(os.environ["LEVEL_FILE"]).read() or 0)
+    except (OSError, ValueError):
+        level = 0.0
+    start = time.monotonic()
+    while time.monotonic() - start < 0.02 * level:
+        pass
+    time.sleep(max(0.0, 0.02 * (1 - level)))
+"""
+SLEEPER = "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); time.sleep(3600)"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    master = MasterProcess(tmp_path, extra_args=("--option", "level0_period_s=0.5")).start()
+    c = Cluster(tmp_path, master)
+    try:
+        yield c
+    finally:
+        try:
+            c.stop_agent()
+        finally:
+            if c.agent is not None:
+                c.agent.drain()
+                assert cgroup_dirs(c.cgroup_root) == [], "the agent left cgroups behind"
+            c.client.close()
+            master.stop()
+
+
+def py(script: str) -> list[str]:
+    return [sys.executable, "-c", script]
+
+
+class PodWatch:
+    """Every state a pod went through, from a watch (an evicted pod is gone within ms)."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.client = HttpClient(url, timeout=90)
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+        self.thread = threading.Thread(target=self._run, args=(name,), daemon=True)
+        self.thread.start()
+
+    def _run(self, name: str) -> None:
+        for event in self.client.watch("pods", "default", field_selector=f"metadata.name={name}",
+                                       timeout_seconds=60):
+            self.seen.append((event.type, event.object))
+            if event.type == "DELETED":
+                return
+
+    def statuses(self) -> list[dict[str, Any]]:
+        return [obj.get("status") or {} for _, obj in self.seen]
+
+
+def evicted_events(cluster: Cluster, name: str) -> list[dict[str, Any]]:
+    return [e for e in cluster.client.list("events", "default")["items"]
+            if e["involvedObject"]["name"] == name and e["reason"] == "Evicted"]
+
+
+def test_the_suppress_quota_follows_a_prod_load_that_rises_and_falls(cluster: Cluster, tmp_path: Path) -> None:
+    # Only the prod pods count as prod here: other work on a shared test machine would blur it.
+    agent = cluster.start_agent(cpus="2", qos=QosOptions(interval=0.5, refresh_interval=0.5, count_system_cpu=False))
+    level = tmp_path / "level"
+    level.write_text("0.05")
+    cluster.pod("web", py(DUTY_CYCLE), priorityClassName="sigma-prod",
+                containers=[{"name": "main", "command": py(DUTY_CYCLE),
+                             "env": [{"name": "LEVEL_FILE", "value": str(level)}],
+                             # A full core's weight: on a busy machine a 2-share pod would starve.
+                             "resources": {"requests": {"cpu": "1"}}}])
+    web = cluster.wait_pod("web", lambda p: phase(p) == "Running")
+    cg = agent.cgroups
+    assert cg is not None
+    pod_rel = cg.pod_path("prod", web["metadata"]["uid"])
+
+    def observe(seconds: float) -> tuple[float, float]:
+        """(prod pod's CPU in milli-cores, mean batch quota) over the window."""
+        cpu0, t0, quotas = int(cg.read("cpuacct", pod_rel, "cpuacct.usage") or 0), time.monotonic(), []
+        while time.monotonic() - t0 < seconds:
+            quotas.append(cg.batch_cpu_quota() or 0)
+            time.sleep(0.1)
+        used = (int(cg.read("cpuacct", pod_rel, "cpuacct.usage") or 0) - cpu0) / 1e6 / (time.monotonic() - t0)
+        return used, sum(quotas) / len(quotas)
+
+    phases = []
+    for value in ("0.05", "0.9", "0.05"):
+        level.write_text(value)
+        time.sleep(2.0)  # the load settles, the loop catches up (0.5 s rounds)
+        phases.append(observe(3.0))
+    (low_cpu, low_q), (high_cpu, high_q), (again_cpu, again_q) = phases
+    # NodeSLO default: quota = 2000m x 0.65 - prod, never below the 100m floor.
+    for used, quota in phases:
+        assert abs(quota - max(1300 - used, 100)) < 200, phases
+    # How far the load rises depends on what else this machine runs; that it rose, and that
+    # the quota went down by as much and back up, does not.
+    assert high_cpu > low_cpu + 150, phases
+    assert abs((low_q - high_q) - (high_cpu - low_cpu)) < 150, phases
+    assert again_q > high_q + 0.5 * (high_cpu - again_cpu), phases
+    metrics = agent.render_metrics()
+    assert "sigma_agent_batch_cpu_quota_millicores" in metrics and "sigma_agent_resctrl_supported 0" in metrics
+
+
+def test_memory_pressure_evicts_the_batch_pod_and_leaves_prod_alone(cluster: Cluster) -> None:
+    # A 512Mi node: a batch pod holding 470Mi takes it past the 90% watermark.
+    cluster.start_agent(cpus="2", memory="512Mi", qos=FAST_QOS)
+    cluster.pod("web", py(SLEEPER), priorityClassName="sigma-prod")
+    web = cluster.wait_pod("web", lambda p: phase(p) == "Running")
+    watch = PodWatch(cluster.master.url, "hog")
+    hog = "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); " \
+          "b = b'x' * (470 << 20); time.sleep(3600)"
+    cluster.pod("hog", py(hog), priorityClassName="sigma-batch", terminationGracePeriodSeconds=2)
+    wait_for(lambda: cluster.get("hog") is None, timeout=30)
+    watch.thread.join(timeout=10)
+    assert any(s.get("phase") == "Failed" and s.get("reason") == "Evicted" for s in watch.statuses()), watch.seen
+    assert "high watermark" in next(s["message"] for s in watch.statuses() if s.get("reason") == "Evicted")
+    events = wait_for(lambda: evicted_events(cluster, "hog"))
+    assert events[0]["type"] == "Warning" and "high watermark 90%" in events[0]["message"]
+    still = cluster.get("web")
+    assert still is not None and still["metadata"]["uid"] == web["metadata"]["uid"] and phase(still) == "Running"
+    assert still["status"]["containerStatuses"][0]["restartCount"] == 0
+    assert evicted_events(cluster, "web") == []
+    watch.client.close()
+
+
+def test_batch_over_the_published_allocatable_is_evicted_lowest_priority_first(cluster: Cluster) -> None:
+    cluster.start_agent(cpus="2", qos=FAST_QOS)
+    cluster.client.create("priorityclasses", {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                                              "metadata": {"name": "batch-high"}, "value": 5500})
+    cluster.pod("web", py(SLEEPER), priorityClassName="sigma-prod")
+    # Level-0 publishes 2000m x 0.65 - prod's (idle) usage: about 1300m of batch cpu.
+    wait_for(lambda: "sigma.io/batch-cpu" in cluster.client.get("nodes", NODE)["status"]["allocatable"], 20)
+    request = {"sigma.io/batch-cpu": "600"}
+    for name, klass in (("high", "batch-high"), ("mid", "sigma-batch"), ("free", "sigma-free")):
+        cluster.pod(name, py(SLEEPER), priorityClassName=klass, terminationGracePeriodSeconds=2,
+                    containers=[{"name": "main", "command": py(SLEEPER),
+                                 "resources": {"requests": request, "limits": request}}])
+    wait_for(lambda: cluster.get("free") is None, timeout=30)  # 1800m > 1300m: the lowest goes
+    assert "allocatable shrank to" in evicted_events(cluster, "free")[0]["message"]
+    cluster.wait_pod("mid", lambda p: phase(p) == "Running")
+    # A stricter NodeSLO shrinks batch allocatable to about 800m: the next lowest goes too.
+    cluster.client.create("nodeslos", {"apiVersion": "sigma.io/v1", "kind": "NodeSLO", "metadata": {"name": NODE},
+                                       "spec": {"cpuThreshold": 0.4}})
+    wait_for(lambda: cluster.get("mid") is None, timeout=30)
+    assert evicted_events(cluster, "mid")
+    time.sleep(1.5)  # a few more rounds: nothing else goes
+    for name in ("high", "web"):
+        pod = cluster.get(name)
+        assert pod is not None and phase(pod) == "Running", name
+    assert evicted_events(cluster, "high") == [] and evicted_events(cluster, "web") == []
