@@ -1,4 +1,6 @@
-"""The demo workloads `sigma up` starts: a small prod HTTP service and a batch job beside it."""
+"""The demo workloads `sigma up` starts: a small prod HTTP service (Deployment demo-web), a
+batch pod that hashes for ever (demo-batch), and a BatchJob DAG (demo-dag: 4 map instances,
+then 1 reduce) that runs for about a minute, visible with `kubectl get batchjobs`."""
 
 from __future__ import annotations
 
@@ -23,6 +25,33 @@ while True:
         print(f"{n / (time.time() - mark):.0f} hashes/s", flush=True)
         n, mark = 0, time.time()
 """
+
+
+# A map instance: hash for MAP_SECONDS of wall time (batch gets only what prod leaves, so the
+# count says how much CPU that was), then succeed. The reduce runs once all four have.
+MAP_SECONDS = 30
+MAP = f"""\
+import hashlib, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+h, n, end = b"sigma", 0, time.time() + {MAP_SECONDS}
+while time.time() < end:
+    for _ in range(1000):
+        h = hashlib.sha256(h).digest()
+    n += 1000
+print(f"map: {{n}} hashes in {MAP_SECONDS}s", flush=True)
+"""
+REDUCE = "import time; print('reduce: the 4 map instances succeeded', flush=True); time.sleep(5); print('done')"
+
+
+def demo_dag() -> dict[str, Any]:
+    def task(name: str, instances: int, script: str, dependencies: list[str]) -> dict[str, Any]:
+        return {"name": name, "instances": instances, "dependencies": dependencies, "template": {"spec": {
+            "containers": [{"name": name, "command": [sys.executable, "-c", script],
+                            "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}}}]}}}
+
+    return {"apiVersion": "sigma.io/v1", "kind": "BatchJob",
+            "metadata": {"name": "demo-dag", "namespace": "default"},
+            "spec": {"tasks": [task("map", 4, MAP, []), task("reduce", 1, REDUCE, ["map"])]}}
 
 
 def demo_objects() -> list[tuple[str, dict[str, Any]]]:
@@ -64,7 +93,7 @@ def demo_objects() -> list[tuple[str, dict[str, Any]]]:
             }],
         },
     }
-    return [("deployments", web), ("pods", batch)]
+    return [("deployments", web), ("pods", batch), ("batchjobs", demo_dag())]
 
 
 def apply_demo(registry: Registry) -> None:

@@ -69,8 +69,9 @@ class Up:
         return self.log.read_text(errors="replace")
 
     def demo_pods(self) -> list[dict[str, Any]]:
+        """demo-web's replicas and demo-batch (the BatchJob's instance pods come and go)."""
         items = self.client.list("pods", "default")["items"]
-        return [p for p in items if p["metadata"]["name"].startswith("demo-")]
+        return [p for p in items if p["metadata"]["name"].startswith(("demo-web-", "demo-batch"))]
 
     def leftover_pids(self) -> list[int]:
         """Every process still running from the agent's state: shims and containers."""
@@ -130,9 +131,25 @@ def test_sigma_up_runs_the_demo_and_ctrl_c_leaves_nothing_behind(up: Up) -> None
     if shutil.which("kubectl"):
         got = subprocess.run(["kubectl", "--kubeconfig", str(up.state / "kubeconfig"), "get", "pods", "-o", "wide"],
                              capture_output=True, text=True, timeout=30)
-        assert got.returncode == 0 and got.stdout.count("Running") == 3, got.stdout + got.stderr
+        lines = [line for line in got.stdout.splitlines() if line.startswith(("demo-web-", "demo-batch "))]
+        assert got.returncode == 0 and sum("Running" in line for line in lines) == 3, got.stdout + got.stderr
+
+    # The BatchJob DAG: 4 map instances, then the reduce once they all succeeded.
+    def dag_phase() -> str:
+        return str((up.client.get("batchjobs", "demo-dag", "default").get("status") or {}).get("phase", ""))
+
+    wait_for(lambda: dag_phase() == "Succeeded", 150, f"demo-dag to succeed:\n{up.output()[-3000:]}")
+    instances = [p for p in up.client.list("pods", "default")["items"]
+                 if p["metadata"].get("labels", {}).get("sigma.io/job") == "demo-dag"]
+    assert sorted(p["metadata"]["labels"]["sigma.io/task"] for p in instances) == ["map"] * 4 + ["reduce"]
+    for command in (["kubectl", "--kubeconfig", str(up.state / "kubeconfig")], [sys.executable, "-m", "sigma"]):
+        if command[0] == "kubectl" and not shutil.which("kubectl"):
+            continue
+        args = ["--kubeconfig", str(up.state / "kubeconfig")] if command[0] != "kubectl" else []
+        got = subprocess.run([*command, "get", "batchjobs", *args], capture_output=True, text=True, timeout=30)
+        assert got.returncode == 0 and "demo-dag" in got.stdout and "Succeeded" in got.stdout, got.stdout + got.stderr
     pids = up.leftover_pids()
-    assert len(pids) == 6  # three shims, three containers
+    assert len(pids) >= 6  # three shims, three containers (and any BatchJob pod not yet collected)
     assert up.cgroups(), "the agent runs its pods under its own cgroup subtree"
 
     assert up.process is not None

@@ -153,6 +153,9 @@ class CgroupTree:
         """Cap all batch pods together at `millis` milli-cores (None lifts the cap)."""
         self._set_quota(f"{self.root}/{BATCH}", cpu_quota_us(millis) if millis is not None else None)
 
+    def set_cpu_quota(self, rel: str, millis: int | None) -> None:
+        self._set_quota(rel, cpu_quota_us(millis) if millis is not None else None)
+
     def batch_cpu_quota(self) -> int | None:
         return self.cpu_quota_millis(f"{self.root}/{BATCH}")
 
@@ -168,7 +171,16 @@ class CgroupTree:
     def _set_quota(self, rel: str, quota_us: int | None) -> None:
         if self.version == 1:
             self._write("cpu", rel, "cpu.cfs_period_us", str(CFS_PERIOD_US))
-            self._write("cpu", rel, "cpu.cfs_quota_us", str(quota_us if quota_us is not None else -1))
+            try:
+                self._write("cpu", rel, "cpu.cfs_quota_us", str(quota_us if quota_us is not None else -1))
+            except OSError as err:
+                # v1 refuses a quota above the parent's. Under a suppressed batch parent a
+                # pod's limit is moot anyway: take the parent's; the QoS loop gives the rest
+                # back when the parent rises (QosManager.set_batch_quota).
+                parent = self.cpu_quota_millis(os.path.dirname(rel))
+                if err.errno != errno.EINVAL or quota_us is None or parent is None or quota_us <= cpu_quota_us(parent):
+                    raise
+                self._write("cpu", rel, "cpu.cfs_quota_us", str(cpu_quota_us(parent)))
         else:
             self._write(
                 "cpu", rel, "cpu.max", f"{quota_us if quota_us is not None else 'max'} {CFS_PERIOD_US}"

@@ -108,7 +108,7 @@ class QosManager:
             return None
         decision = qosplan.decide(inputs, self.slo)
         if self.cgroups.batch_cpu_quota() != decision.quota.millis:
-            self.cgroups.set_batch_cpu_quota(decision.quota.millis)
+            self.set_batch_quota(decision.quota.millis, self.pods())
             log.debug("suppress: %s", decision.quota.reason)
         by_name = {(p["metadata"].get("namespace", "default"), p["metadata"].get("name")): p for p in pods}
         for eviction in decision.evictions:
@@ -136,6 +136,37 @@ class QosManager:
                 if cg.read("cpu", batch, filename) != wanted:
                     with open(cg.path("cpu", batch, filename), "w") as f:
                         f.write(wanted)
+
+    # -- suppress ------------------------------------------------------------------------
+    def set_batch_quota(self, millis: int, pods: list[dict[str, Any]]) -> None:
+        """Cgroup v1 refuses (EINVAL) a parent quota below a child's, and a batch pod with a
+        cpu limit has one. Going down, every quota under the parent above the new one is cut
+        to it first, deepest first (a cut changes nothing: the parent caps them anyway).
+        Going up, the parent is raised first, then each known pod and container gets back
+        min(its own limit, the parent's)."""
+        cg = self.cgroups
+        assert cg is not None
+        parent = f"{cg.root}/{podspec.BATCH}"
+        current = cg.batch_cpu_quota()
+        if current is None or millis < current:
+            for rel in _descendants(cg.path("cpu", parent), parent):
+                quota = cg.cpu_quota_millis(rel)
+                if quota is not None and quota > millis:
+                    cg.set_cpu_quota(rel, millis)
+            cg.set_cpu_quota(parent, millis)
+            return
+        cg.set_cpu_quota(parent, millis)
+        for pod in pods:
+            pod_rel = cg.pod_path(podspec.BATCH, podspec.uid(pod))
+            if podspec.tier(pod) != podspec.BATCH or not cg.exists(pod_rel):
+                continue
+            steps = [(pod_rel, podspec.pod_resources(pod).cpu_limit_millis)]
+            steps += [(f"{pod_rel}/{c['name']}", podspec.container_resources(c, podspec.BATCH).cpu_limit_millis)
+                      for c in pod.get("spec", {}).get("containers") or []]
+            for rel, limit in steps:
+                want = min(limit, millis) if limit is not None else None
+                if cg.exists(rel) and cg.cpu_quota_millis(rel) != want:
+                    cg.set_cpu_quota(rel, want)
 
     # -- inputs --------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -238,3 +269,13 @@ class QosManager:
         except ConnectionError as err:
             # The containers are stopped already; the pod object goes when the master is back.
             log.warning("could not evict pod %s/%s through the API: %s", namespace, name, err)
+
+
+def _descendants(top: str, rel: str) -> list[str]:
+    """Cgroups below `rel` (found under the directory `top`), deepest first."""
+    found = []
+    top = top.rstrip("/")
+    for dirpath, _dirs, _files in os.walk(top, topdown=False):
+        if dirpath != top:
+            found.append(rel + dirpath[len(top):])
+    return found

@@ -207,7 +207,8 @@ class Registry:
         kv = self.store.get(NAMESPACES.key(None, namespace))
         if kv is None:
             raise errors.not_found("namespaces", namespace)
-        if meta(decode(kv.value)).get("deletionTimestamp"):
+        # Every create in a namespace reads it: decode only one that may be terminating.
+        if b'"deletionTimestamp"' in kv.value and meta(decode(kv.value)).get("deletionTimestamp"):
             raise ApiError(403, "Forbidden", f"unable to create new content in namespace {namespace} because "
                            "it is being terminated")
 
@@ -427,31 +428,63 @@ class Registry:
     # -- pods/binding and pods/eviction ------------------------------------------------------
     def bind(self, namespace: str, name: str, node_name: str, uid: str | None = None) -> dict[str, Any]:
         for _ in range(MAX_CONFLICT_RETRIES):
-            kv = self.store.get(PODS.key(namespace, name))
-            if kv is None:
-                raise errors.not_found("pods", name)
-            pod = self._from_kv(kv)
-            if uid and pod["metadata"].get("uid") != uid:
-                raise errors.conflict("pods", name, detail="the pod was replaced (uid mismatch)")
-            if pod["spec"].get("nodeName"):
-                raise errors.conflict("pods", name, detail=f"pod {name} is already assigned to node "
-                                      f"\"{pod['spec']['nodeName']}\"")
-            if pod["metadata"].get("deletionTimestamp"):
-                raise errors.conflict("pods", name, detail="the pod is being deleted")
-            pod["spec"]["nodeName"] = node_name
-            status = pod.setdefault("status", {})
-            conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                          "lastTransitionTime": now_rfc3339(self.clock())})
-            status["conditions"] = conds
-            status.pop("nominatedNodeName", None)
+            kv, pod = self._bound_pod(self.store.get(PODS.key(namespace, name)), name, node_name, uid)
             try:
-                new_kv = self.store.update(PODS.key(namespace, name), self._to_bytes(pod), kv.mod_revision)
+                new_kv = self.store.update(kv.key, self._to_bytes(pod), kv.mod_revision)
             except Conflict:
                 continue
             pod["metadata"]["resourceVersion"] = str(new_kv.mod_revision)
             return pod
         raise errors.conflict("pods", name, detail="too many concurrent writers, try again")
+
+    def bind_many(self, bindings: list[tuple[str, str, str]]) -> list[dict[str, Any] | ApiError]:
+        """Several (namespace, name, node) bindings written in one store call (one commit
+        on SQLite): a scheduler's batch. Each succeeds or fails on its own, with exactly
+        `bind`'s rules; the bound pod or the ApiError is returned in its place."""
+        results: list[dict[str, Any] | ApiError] = []
+        writes: list[tuple[str, bytes, int | None]] = []
+        pending: list[tuple[int, dict[str, Any]]] = []
+        for namespace, name, node in bindings:
+            try:
+                kv, pod = self._bound_pod(self.store.get(PODS.key(namespace, name)), name, node)
+            except ApiError as err:
+                results.append(err)
+                continue
+            writes.append((kv.key, self._to_bytes(pod), kv.mod_revision))
+            pending.append((len(results), pod))
+            results.append(pod)
+        for (index, pod), written in zip(pending, self.store.update_many(writes), strict=True):
+            if isinstance(written, KeyValue):
+                pod["metadata"]["resourceVersion"] = str(written.mod_revision)
+                continue
+            namespace, name, node = bindings[index]
+            try:  # written in between: decide again with the usual re-reads
+                results[index] = self.bind(namespace, name, node)
+            except ApiError as err:
+                results[index] = err
+        return results
+
+    def _bound_pod(self, kv: KeyValue | None, name: str, node_name: str,
+                   uid: str | None = None) -> tuple[KeyValue, dict[str, Any]]:
+        """The pod as stored `kv`, bound to `node_name`; ApiError if it may not be bound."""
+        if kv is None:
+            raise errors.not_found("pods", name)
+        pod = self._from_kv(kv)
+        if uid and pod["metadata"].get("uid") != uid:
+            raise errors.conflict("pods", name, detail="the pod was replaced (uid mismatch)")
+        if pod["spec"].get("nodeName"):
+            raise errors.conflict("pods", name, detail=f"pod {name} is already assigned to node "
+                                  f"\"{pod['spec']['nodeName']}\"")
+        if pod["metadata"].get("deletionTimestamp"):
+            raise errors.conflict("pods", name, detail="the pod is being deleted")
+        pod["spec"]["nodeName"] = node_name
+        status = pod.setdefault("status", {})
+        conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                      "lastTransitionTime": now_rfc3339(self.clock())})
+        status["conditions"] = conds
+        status.pop("nominatedNodeName", None)
+        return kv, pod
 
     def evict(self, namespace: str, name: str, grace_period: int | None = None) -> dict[str, Any]:
         return self.delete(PODS, namespace, name, grace_period=grace_period)

@@ -30,7 +30,9 @@ class RegistryWatch:
                  may_match: Callable[[bytes], bool] | None = None) -> None:
         self.inner = inner
         # A cheap test on the stored bytes (see Registry.prefilter): an event whose new and
-        # old values both fail it cannot concern this watch, so neither is decoded.
+        # old values both fail it cannot concern this watch, so neither is decoded. The
+        # store's watch applies it as events arrive (`Watch.accepts`); the events replayed
+        # from history before that are tested here.
         self._may_match = may_match
         self._pending = initial
         self._match = match
@@ -62,6 +64,8 @@ class RegistryWatch:
             inner = store.watch(prefix, revision)
         except RevisionCompacted as err:
             raise errors.gone(f"too old resource version: {revision} ({err.compacted})") from err
+        if may_match is not None:
+            inner.accepts = lambda ev: may_match(ev.kv.value) or (ev.prev is not None and may_match(ev.prev.value))
         return cls(inner, initial, match, from_kv, revision, selects_all, may_match)
 
     def add_listener(self, listener: Callable[[], None]) -> None:

@@ -155,7 +155,7 @@ def forecast_errors(sc: Scenario, origins: int) -> dict[str, Any]:
 class Run:
     spec: np.ndarray  # replicas asked for at each minute
     ready: np.ndarray  # replicas Ready at each minute
-    forecast_p90: np.ndarray
+    forecast_upper: np.ndarray
 
 
 def simulate(sc: Scenario, forecaster: Forecaster | None, args: argparse.Namespace,
@@ -168,7 +168,7 @@ def simulate(sc: Scenario, forecaster: Forecaster | None, args: argparse.Namespa
     startup = max(1, round(args.startup / STEP))
     spec = np.zeros(minutes, dtype=int)
     ready = np.zeros(minutes, dtype=int)
-    p90 = np.full(minutes, np.nan)
+    upper = np.full(minutes, np.nan)
     steady = math.ceil(load[0] / args.target)
     prev_ready, state, forecast = steady, HpaState(), None
     for m in range(minutes):
@@ -186,13 +186,13 @@ def simulate(sc: Scenario, forecaster: Forecaster | None, args: argparse.Namespa
             predictive = replicas_for(forecast, args.target, 1, args.max_replicas, args.startup,
                                       args.quantile, now_ts=now, interval_s=STEP)
             decision = combine(predictive, reactive)
-            p90[m] = float(forecast.window(now, now + STEP).at(args.quantile)[0])
+            upper[m] = float(forecast.window(now, now + STEP).at(args.quantile)[0])
         spec[m] = decision.replicas
         # Pods asked for less than `startup` ago are not Ready; removed pods go at once.
         earlier = spec[max(0, m - startup): m + 1] if m >= startup else np.append(spec[: m + 1], steady)
         ready[m] = int(earlier.min())
         prev_ready = ready[m]
-    return Run(spec, ready, p90)
+    return Run(spec, ready, upper)
 
 
 def scaling_metrics(sc: Scenario, runs: dict[str, Run], args: argparse.Namespace) -> dict[str, Any]:
@@ -242,9 +242,9 @@ def plot(sc: Scenario, runs: dict[str, Run], args: argparse.Namespace, out_dir: 
     hours = (np.arange(minutes) * STEP + t0 - sc.rush.start_ts) / HOUR
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
     top.plot(hours, sc.load[i0: i0 + minutes], color="black", lw=0.8, label="actual requests/s")
-    top.plot(hours, runs["sigma"].forecast_p90, color="tab:blue", lw=1, label=f"Sigma p{args.quantile * 100:g}")
-    top.plot(hours, runs["holt_winters"].forecast_p90, color="tab:orange", lw=1, alpha=0.7, label="Holt-Winters")
-    top.plot(hours, runs["naive"].forecast_p90, color="tab:green", lw=1, alpha=0.7, label="naive (week ago)")
+    top.plot(hours, runs["sigma"].forecast_upper, color="tab:blue", lw=1, label=f"Sigma p{args.quantile * 100:g}")
+    for name, colour, label in (("holt_winters", "tab:orange", "Holt-Winters"), ("naive", "tab:green", "naive")):
+        top.plot(hours, runs[name].forecast_upper, color=colour, lw=1, alpha=0.7, label=f"{label}, same quantile")
     top.set_ylabel("requests/s")
     top.legend(loc="upper left")
     bottom.plot(hours, sc.load[i0: i0 + minutes] / args.target, color="black", lw=0.8, label="replicas needed")

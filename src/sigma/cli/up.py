@@ -66,6 +66,7 @@ class EmbeddedCluster:
         say(f"              sigma get pods -A --kubeconfig {kubeconfig}")
         if self.demo:
             say(f"              kubectl --kubeconfig {kubeconfig} logs demo-batch")
+            say(f"              kubectl --kubeconfig {kubeconfig} get batchjobs")
         say("  stop:       Ctrl-C")
 
     def _start_agent(self) -> None:

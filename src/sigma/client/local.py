@@ -84,5 +84,11 @@ class LocalClient:
     def bind(self, name: str, namespace: str, node_name: str) -> None:
         self.registry.bind(namespace, name, node_name)
 
+    def bind_many(self, bindings: list[tuple[str, str, str]]) -> list[ApiError | None]:
+        """(name, namespace, node) bindings in one store commit (in-process only: the
+        schedulers' batches); each result is None when bound, or the ApiError bind raised."""
+        done = self.registry.bind_many([(namespace, name, node) for name, namespace, node in bindings])
+        return [result if isinstance(result, ApiError) else None for result in done]
+
     def evict(self, name: str, namespace: str, grace_period_seconds: int | None = None) -> None:
         self.registry.evict(namespace, name, grace_period_seconds)

@@ -105,13 +105,24 @@ class Watch:
         self._error: StoreError | None = None
         self._listeners: list[Callable[[], None]] = []
         self._on_close = on_close
+        # Set by a consumer that wants only some events (a label-selected watch): the rest
+        # are dropped in ``_push``, so they neither queue up nor wake the consumer.
+        self.accepts: Callable[[WatchEvent], bool] | None = None
 
     # -- producer side -------------------------------------------------------------
     def _push(self, events: list[WatchEvent]) -> None:
         with self._cond:
-            if self._closed:
+            if self.accepts is not None:
+                events = [event for event in events if self.accepts(event)]
+            if self._closed or not events:
                 return
+            # Wake the consumer only when its queue goes from empty to non-empty: it takes
+            # everything queued on each drain, so the events pushed meanwhile need no wake-up
+            # of their own (waking a waiting thread is a syscall made with the GIL held).
+            was_empty = not self._events
             self._events.extend(events)
+            if not was_empty:
+                return
             self._cond.notify_all()
             listeners = list(self._listeners)
         for listener in listeners:
@@ -129,8 +140,9 @@ class Watch:
 
     # -- consumer side -------------------------------------------------------------
     def add_listener(self, listener: Callable[[], None]) -> None:
-        """``listener()`` is called from the producer's thread whenever events arrive or
-        the watch ends. It must not block."""
+        """``listener()`` is called from the producer's thread when events arrive on an
+        empty queue or the watch ends; the consumer must then drain everything queued. It
+        must not block."""
         with self._cond:
             self._listeners.append(listener)
             pending = bool(self._events) or self._closed
@@ -170,6 +182,11 @@ class Watch:
         return self._closed
 
 
+# Spelled out here because inside Store the name ``list`` is the list() method.
+Writes = list[tuple[str, bytes, int | None]]  # (key, value, expected revision)
+WriteResults = list[KeyValue | StoreError]
+
+
 class Store(abc.ABC):
     """The contract. See the module docstring."""
 
@@ -189,6 +206,20 @@ class Store(abc.ABC):
     def update(self, key: str, value: bytes, expected_revision: int | None = None) -> KeyValue:
         """Replace the value. With ``expected_revision``, raises Conflict unless the key's
         mod_revision equals it. Raises KeyNotFound when absent."""
+
+    def update_many(self, writes: Writes) -> WriteResults:
+        """Several independent ``update(key, value, expected_revision)`` calls: each takes
+        its own revision and succeeds or fails (KeyNotFound, Conflict: returned in its
+        place, not raised) on its own. An implementation may commit them together, which
+        is what makes it worth calling (a scheduler binding a batch of pods); this default
+        simply loops."""
+        results: WriteResults = []
+        for key, value, expected in writes:
+            try:
+                results.append(self.update(key, value, expected))
+            except (KeyNotFound, Conflict) as err:
+                results.append(err)
+        return results
 
     @abc.abstractmethod
     def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:

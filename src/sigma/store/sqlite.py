@@ -39,6 +39,8 @@ from sigma.store.contract import (
     StoreClosed,
     Watch,
     WatchEvent,
+    WriteResults,
+    Writes,
 )
 
 Synchronous = Literal["NORMAL", "FULL"]
@@ -231,6 +233,37 @@ class SqliteStore(Store):
             self._fanout.enqueue(WatchEvent("PUT", kv, prev))
         self._fanout.deliver()
         return kv
+
+    def update_many(self, writes: Writes) -> WriteResults:
+        """One transaction for the whole batch (one commit instead of one per write); each
+        write still takes its own revision and compares its own expected revision."""
+        results: WriteResults = []
+        with self._lock:
+            rev = self._revision
+            events: _Events = []
+            with self._transaction():
+                for key, value, expected in writes:
+                    try:
+                        prev = self._current(key, expected)
+                    except (KeyNotFound, Conflict) as err:
+                        results.append(err)
+                        continue
+                    rev += 1
+                    self._conn.execute(_UPDATE_KV, (value, rev, key))
+                    self._conn.execute(
+                        _INSERT_HISTORY,
+                        (rev, key, 0, value, prev.create_revision, prev.mod_revision, prev.value),
+                    )
+                    kv = KeyValue(key, value, prev.create_revision, rev)
+                    results.append(kv)
+                    events.append(WatchEvent("PUT", kv, prev))
+                if events:
+                    self._conn.execute(_SET_META, (rev, "revision"))
+            self._revision = rev
+            for event in events:
+                self._fanout.enqueue(event)
+        self._fanout.deliver()
+        return results
 
     def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
         with self._lock, self._write() as rev:

@@ -37,6 +37,32 @@ def bind(client: ApiClient, pod: dict[str, Any], node: str) -> bool:
     return True
 
 
+def bind_all(client: ApiClient, bindings: list[tuple[dict[str, Any], str]]) -> list[bool | ApiError]:
+    """`bind` for a batch of (pod, node): one commit through the in-process client, pod by
+    pod through any other. Each result is what `bind` returns, or the error it raises."""
+    bind_many = getattr(client, "bind_many", None)
+    if bind_many is None:
+        out: list[bool | ApiError] = []
+        for pod, node in bindings:
+            try:
+                out.append(bind(client, pod, node))
+            except ApiError as err:
+                out.append(err)
+        return out
+    names = [pod_name(pod) for pod, _ in bindings]
+    errors = bind_many([(name, namespace, node) for (namespace, name), (_, node) in zip(names, bindings, strict=True)])
+    results: list[bool | ApiError] = []
+    for (pod, node), err in zip(bindings, errors, strict=True):
+        if err is None:
+            results.append(True)
+        elif err.code in (404, 409):
+            log.info("binding %s/%s to %s dropped: %s", *pod_name(pod), node, err)
+            results.append(False)
+        else:
+            results.append(err)
+    return results
+
+
 def _scheduled_condition(message: str, now: float) -> dict[str, Any]:
     return {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
             "lastProbeTime": None, "lastTransitionTime": now_rfc3339(now)}

@@ -53,6 +53,7 @@ class SchedulerLoop(CachedLoop):
         super()._reset()
         self.nominated: dict[str, Nomination] = {}
         self.victim_of: dict[str, str] = {}
+        self._binds: list[tuple[str, dict[str, Any], str]] = []  # (uid, pod, node) of this pass
 
     # -- pods of ours -----------------------------------------------------------------------
     def _pods_synced(self, live: tuple[dict[str, Any], ...]) -> None:
@@ -83,11 +84,14 @@ class SchedulerLoop(CachedLoop):
         self.cache.ensure_fresh(now)
         self._expire_nominations(now)
         self.queue.flush(now)
-        for _ in range(PODS_PER_PASS):
-            uid = self.queue.pop()
-            if uid is None:
-                return
-            self.schedule_one(uid)
+        try:
+            for _ in range(PODS_PER_PASS):
+                uid = self.queue.pop()
+                if uid is None:
+                    return
+                self.schedule_one(uid)
+        finally:
+            self._flush_binds()
 
     def schedule_one(self, uid: str) -> None:
         pod = self.cache.pods.get(uid)
@@ -123,16 +127,22 @@ class SchedulerLoop(CachedLoop):
             self._unschedulable(uid, pod, result.message)
 
     def _bind(self, uid: str, pod: dict[str, Any], node: str) -> None:
-        try:
-            bound = actions.bind(self.client, pod, node)
-        except ApiError as err:
-            log.warning("binding %s to %s failed: %s; retrying later", uid, node, err)
-            self.cache.uncharge(uid)
-            self.queue.park(uid, self.clock())
-            return
-        self.queue.remove(uid)
-        if not bound:
-            self.cache.uncharge(uid)
+        """The placement is already assumed in the cache; the write waits for the end of
+        the pass, so a pass's bindings share one commit (actions.bind_all)."""
+        self._binds.append((uid, pod, node))
+
+    def _flush_binds(self) -> None:
+        binds, self._binds = self._binds, []
+        results = actions.bind_all(self.client, [(pod, node) for _, pod, node in binds]) if binds else []
+        for (uid, _, node), bound in zip(binds, results, strict=True):
+            if isinstance(bound, ApiError):
+                log.warning("binding %s to %s failed: %s; retrying later", uid, node, bound)
+                self.cache.uncharge(uid)
+                self.queue.park(uid, self.clock())
+                continue
+            self.queue.remove(uid)
+            if not bound:
+                self.cache.uncharge(uid)
 
     def _unschedulable(self, uid: str, pod: dict[str, Any], message: str) -> None:
         self.queue.park(uid, self.clock())

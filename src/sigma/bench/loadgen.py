@@ -1,0 +1,73 @@
+"""An open-loop HTTP load generator with precise pacing, for latency benchmarks.
+
+Request i is due at start + i / rate whatever happened to the earlier ones (open loop: a
+slow server does not slow the client down, so queueing shows up in the numbers instead of
+hiding - the "coordinated omission" a closed loop suffers from). Its latency is measured
+from the time it was DUE to the time its response arrived, so waiting for a free
+connection or for the client's own event loop counts against the result, never for it.
+
+Requests go over a pool of keep-alive connections; a request that finds none free waits
+for one (and that wait is part of its latency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    latencies_ms: list[float]
+    errors: int
+    seconds: float
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+async def _run(host: str, port: int, rate: float, seconds: float, connections: int) -> LoadResult:
+    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(connections):
+        pool.put_nowait(await asyncio.open_connection(host, port))
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(due: float) -> None:
+        nonlocal errors
+        reader, writer = await pool.get()
+        try:
+            writer.write(REQUEST)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            latencies.append((time.perf_counter() - due) * 1000)
+            pool.put_nowait((reader, writer))
+        except (OSError, asyncio.IncompleteReadError, IndexError, ValueError):
+            errors += 1
+            writer.close()
+            pool.put_nowait(await asyncio.open_connection(host, port))
+
+    start = time.perf_counter() + 0.05
+    total = int(rate * seconds)
+    tasks = []
+    for i in range(total):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(due)))
+    await asyncio.gather(*tasks)
+    while not pool.empty():
+        pool.get_nowait()[1].close()
+    return LoadResult(latencies, errors, time.perf_counter() - start)
+
+
+def run_load(host: str, port: int, rate: float, seconds: float, connections: int = 16) -> LoadResult:
+    return asyncio.run(_run(host, port, rate, seconds, connections))
