@@ -103,3 +103,25 @@ def test_a_predicted_rush_drains_batch_ahead(client: LocalClient) -> None:
            predicted={"cpu_millis": 6000, "memory_bytes": 10 * GIB})
     Level0Controller(client, clock=lambda: NOW).reconcile()
     assert batch(client, "n1")[0] == "500"
+
+
+def test_prod_requests_are_kept_per_node_from_pod_deltas() -> None:
+    from sigma.colocation.level0 import Resources
+    from sigma.master.controllers.level0 import ProdRequests
+    from sigma.master.scheduler.informer import Delta
+
+    def pod(name: str, node: str | None, scheduler: str = "sigma-scheduler", phase: str = "Running") -> dict:
+        return {"metadata": {"namespace": "d", "name": name},
+                "spec": {"nodeName": node, "schedulerName": scheduler,
+                         "containers": [{"name": "c", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]},
+                "status": {"phase": phase}}
+
+    tally = ProdRequests()
+    tally.apply(Delta("pods", "SYNC", items=(pod("a", "n1"), pod("b", None), pod("batch", "n1", "fuxi-scheduler"))))
+    assert tally.by_node == {"n1": Resources(1000, 2**30)}
+    tally.apply(Delta("pods", "MODIFIED", pod("b", "n1")))
+    tally.apply(Delta("pods", "MODIFIED", pod("b", "n1")))  # a status update counts nothing twice
+    assert tally.by_node["n1"] == Resources(2000, 2 * 2**30)
+    tally.apply(Delta("pods", "MODIFIED", pod("a", "n1", phase="Succeeded")))
+    tally.apply(Delta("pods", "DELETED", pod("b", "n1")))
+    assert tally.by_node["n1"] == Resources(0, 0)

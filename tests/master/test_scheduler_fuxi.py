@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -111,3 +113,23 @@ def test_nodes_without_batch_allocatable_take_no_batch_pods(client: LocalClient)
     submit(client, "j", 2)
     result = FuxiScheduler(client).schedule_once()
     assert result.bound == {} and len(result.unschedulable) == 2
+
+
+def test_running_it_binds_new_instances_from_its_informers_and_charges_them(client: LocalClient) -> None:
+    add_node(client, "n1", 2000)
+    fuxi = FuxiScheduler(client)
+    stop = threading.Event()
+    thread = threading.Thread(target=fuxi.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        submit(client, "live", 5)
+        deadline = time.monotonic() + 10
+        while sum(placed(client).values()) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # a fifth instance would have been bound by now if it were counted wrong
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert placed(client) == Counter({"n1": 4})
+    assert fuxi.cache.snapshot is not None and len(fuxi.cache.placed) == 4
+    assert fuxi.usage and sum(cpu for _, cpu, _ in fuxi.usage.values()) == 2000

@@ -10,7 +10,7 @@ from typing import Any
 from sigma.api.errors import ApiError
 from sigma.client.base import WatchEvent
 from sigma.master.scheduler.convert import NOT_READY_TAINT, node_spec, pod_requests, pod_spec
-from sigma.master.scheduler.informer import Delta, Reflector
+from sigma.master.scheduler.informer import Delta, Reflector, SharedInformer
 from sigma.master.scheduler.queue import SchedulingQueue
 from sigma.scheduling import Operator, TaintEffect
 
@@ -130,3 +130,21 @@ def test_a_reflector_relists_when_its_watch_is_gone() -> None:
         thread.join(timeout=5)
     assert [(d.type, [i["metadata"]["name"] for i in d.items] or d.object["metadata"]["name"]) for d in got] == [
         ("SYNC", ["n1"]), ("SYNC", ["n2"]), ("ADDED", "n3")]
+
+
+def test_a_shared_informer_lists_once_and_gives_a_late_subscriber_what_it_knows() -> None:
+    client = GoneOnceClient()
+    client.lists = 1  # its watches now work
+    informer = SharedInformer(client, "nodes")  # type: ignore[arg-type]
+    early: queue.Queue[Delta] = queue.Queue()
+    late: queue.Queue[Delta] = queue.Queue()
+    informer.subscribe(early)
+    try:
+        assert [early.get(timeout=5).type for _ in range(2)] == ["SYNC", "ADDED"]
+        informer.subscribe(late)
+        sync = late.get(timeout=5)
+        assert sync.type == "SYNC" and sorted(i["metadata"]["name"] for i in sync.items) == ["n2", "n3"]
+    finally:
+        informer.unsubscribe(early)
+        informer.unsubscribe(late)
+    assert client.lists == 2  # one listing, shared

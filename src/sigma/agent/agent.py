@@ -36,6 +36,7 @@ from sigma.agent.nodemetric import NodeMetricBuilder
 from sigma.agent.podmanager import BackOff, PodManager, PodTerminated, ReportStatus
 from sigma.agent.podwatch import PodWatcher
 from sigma.agent.probe import Capabilities, probe
+from sigma.agent.pulls import ImageOptions, ImagePulls, start_pulls
 from sigma.agent.qos import QosManager, QosOptions
 from sigma.agent.runtime.base import Runtime
 from sigma.agent.runtime.process import ProcessRuntime
@@ -69,6 +70,7 @@ class AgentOptions:
     drain_on_exit: bool = False
     drain_grace: float = 10.0
     qos: QosOptions = field(default_factory=QosOptions)  # idle, suppress, evict, resctrl (qos.py)
+    images: ImageOptions = field(default_factory=ImageOptions)  # registry, P2P, image GC (pulls.py)
 
 
 class Agent:
@@ -81,9 +83,14 @@ class Agent:
         os.makedirs(state_dir, exist_ok=True)
         self.cgroups = CgroupTree(root=opts.cgroup_root) if self.caps.root else None
         runtimes: dict[str, Runtime] = {"process": ProcessRuntime(state_dir, self.cgroups)}
+        self.pulls: ImagePulls | None = None
         if self.caps.runc and self.caps.root:
-            runtimes["runc"] = RuncRuntime(state_dir, ImageStore(opts.image_dir), self.cgroups)
-        self.node = NodeRuntime(state_dir, runtimes, self.cgroups, PodManager(opts.backoff))
+            store, master = ImageStore(opts.image_dir), getattr(client, "base_url", "")
+            self.pulls = start_pulls(store, opts.images, master, opts.host,
+                                     opts.address or reachable_address(opts.host, master),
+                                     on_done=lambda: self.watcher.changed.set())  # a pull done: sync now
+            runtimes["runc"] = RuncRuntime(state_dir, store, self.cgroups, overlay=opts.images.overlay)
+        self.node = NodeRuntime(state_dir, runtimes, self.cgroups, PodManager(opts.backoff), pulls=self.pulls)
         self.collector = Collector(self.node.cgroups)
         self.watcher = PodWatcher(client, node_name)
         self.server = AgentServer(opts.host, opts.port, self.watcher.find, self.node.logs, self.render_metrics)
@@ -116,6 +123,8 @@ class Agent:
             self._sync_loop()
         finally:
             self.server.stop()
+            if self.pulls is not None:
+                self.pulls.close()  # leaves the tracker, stops serving pieces
             for thread in self._threads:
                 thread.join(timeout=2)  # the pod watch may sit in a read; it is a daemon
             if self.options.drain_on_exit:

@@ -27,6 +27,8 @@ from sigma.agent.podmanager import (
     StopContainer,
     WaitUntil,
 )
+from sigma.agent.pulls import ImagePulls
+from sigma.agent.registry import ImagePullError
 from sigma.agent.runtime.base import RUNNING, ContainerSpec, ContainerStatus, Runtime
 from sigma.agent.runtime.shimmed import ShimRuntime
 from sigma.agent.statefile import read_json, write_json
@@ -47,8 +49,10 @@ class NodeRuntime:
         cgroups: CgroupTree | None = None,
         manager: PodManager | None = None,
         log_max_bytes: int = 10 * 2**20,
+        pulls: ImagePulls | None = None,
     ) -> None:
         self.state_dir, self.runtimes, self.cgroups = state_dir, runtimes, cgroups
+        self.pulls = pulls  # images for runtimes that run them (runc); None: only what is imported
         self.manager = manager or PodManager()
         self.log_dir = os.path.join(state_dir, "logs")
         self.log_max_bytes = log_max_bytes
@@ -81,6 +85,9 @@ class NodeRuntime:
             if not acted:
                 break
         result.statuses = list(latest.values())
+        if self.pulls is not None:
+            in_use = [c.get("image") or "" for p in desired for c in (p.get("spec") or {}).get("containers") or []]
+            self.pulls.maybe_gc([i for i in [*in_use, *(c.image for c in self.observed())] if i])
         return result
 
     def logs(self, pod: podspec.Pod, container: str, **options: Any) -> Iterator[bytes]:
@@ -138,8 +145,23 @@ class NodeRuntime:
                 f'runtime class "{podspec.runtime_class(pod)}" is not available on this node',
             )
             return
+        if not self._image_ready(runtime, spec, container):
+            return
         runtime.start(spec)
         logs.prune(os.path.dirname(spec.log_path))
+
+    def _image_ready(self, runtime: Runtime, spec: ContainerSpec, container: dict[str, Any]) -> bool:
+        """Pull per imagePullPolicy before an image runtime starts the container. False while
+        the pull runs (the next sync tries again); a failed pull is recorded as a failed
+        start with its reason, so the pod shows ErrImagePull, then ImagePullBackOff."""
+        if self.pulls is None or not getattr(runtime, "uses_images", False):
+            return True
+        try:
+            return self.pulls.ready(spec.image, container.get("imagePullPolicy"))
+        except ImagePullError as err:
+            assert isinstance(runtime, ShimRuntime)
+            runtime.record_failure(spec, err.reason, str(err))
+            return False
 
     def _container_spec(self, pod: podspec.Pod, container: dict[str, Any], attempt: int,
                         with_cgroups: bool = True) -> ContainerSpec:

@@ -183,7 +183,15 @@ class PodManager:
         return [ReportStatus(uid(pod), meta.get("namespace", "default"), meta.get("name", ""), status)]
 
 
+# Start failures where the container never ran because its image is not there. kubelet keeps
+# retrying those whatever the restart policy, shows them as waiting (the pod stays Pending)
+# and backs off as ImagePullBackOff.
+IMAGE_REASONS = frozenset({"ErrImagePull", "ErrImageNeverPull", "InvalidImageName", "InvalidImagePullPolicy"})
+
+
 def _should_restart(policy: str, last: ContainerStatus) -> bool:
+    if last.reason in IMAGE_REASONS:
+        return True
     if policy == "Never":
         return False
     return policy == "Always" or last.exit_code != 0
@@ -228,6 +236,8 @@ def container_status(
             "started": True,
             "state": {"running": {"startedAt": rfc3339(last.started_at)}},
         }
+    if last.reason in IMAGE_REASONS:
+        return {**base, **_image_waiting(container, runs, backoff_until)}
     if backoff_until is not None:
         wait = round(backoff_until - (last.finished_at or now))
         return {
@@ -241,6 +251,22 @@ def container_status(
             },
         }
     return {**base, "state": {"terminated": terminated(last)}}
+
+
+def _image_waiting(
+    container: dict[str, Any], runs: list[ContainerStatus], backoff_until: float | None
+) -> dict[str, Any]:
+    """state and lastState of a container whose image could not be pulled: waiting, with
+    the pull's reason and message; lastState is the last run that did run, if any."""
+    last = runs[-1]
+    reason = last.reason
+    if backoff_until is not None and reason == "ErrImagePull":
+        reason = "ImagePullBackOff"
+    ran = [r for r in runs[:-1] if r.reason not in IMAGE_REASONS and r.state != RUNNING]
+    return {
+        "lastState": {"terminated": terminated(ran[-1])} if ran else {},
+        "state": {"waiting": {"reason": reason, "message": last.message}},
+    }
 
 
 def pod_phase(policy: str, statuses: list[dict[str, Any]]) -> str:

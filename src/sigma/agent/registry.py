@@ -223,6 +223,8 @@ def ensure_image(
         raise ImagePullError("ErrImagePull", f'image "{image}": this agent has no registry configured to pull from')
     try:
         return puller(store, image)
+    except ImagePullError:
+        raise  # already carries its reason (InvalidImageName)
     except (ImageNotFound, DigestMismatch, OSError, httpx.HTTPError, RuntimeError) as err:  # RuntimeError: P2P too
         raise ImagePullError("ErrImagePull", str(err)) from err
 

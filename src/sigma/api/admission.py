@@ -101,3 +101,4 @@ def install(registry: Registry) -> None:
     registry.add_admission("Pod", resolve_pod_priority(PriorityClasses(registry)))
     # Sigma's own kinds register their validation and printer columns on import.
     import sigma.colocation.kinds  # noqa: F401
+    from sigma.predict import kinds as _scaler_kinds  # noqa: F401

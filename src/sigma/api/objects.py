@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import math
 from typing import Any
 
 import orjson
 
 
 def now_rfc3339(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _rfc3339_second(math.floor(seconds))
+
+
+@functools.lru_cache(maxsize=8)
+def _rfc3339_second(second: int) -> str:
+    # Memoised: every create and binding stamps the current second, many times a second.
+    return dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_rfc3339(text: str) -> float:

@@ -2,7 +2,8 @@
 
     sigma agent --master URL [--token T] [--kubeconfig PATH] --node-name NAME [--cpus N]
                 [--memory 8Gi] [--reserved cpu=500m,memory=512Mi] [--state-dir DIR]
-                [--listen HOST:PORT]
+                [--listen HOST:PORT] [--registry HOST:PORT [--insecure-registry]]
+                [--p2p-port 10270 | --no-p2p] [--p2p-upload-mbps N] [--image-gc-budget 10G]
 
 SIGINT/SIGTERM stop the agent's loops; containers keep running and the next agent adopts
 them, unless --drain-on-exit (what `sigma up` uses) asks to stop them all first.
@@ -18,6 +19,8 @@ import sys
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from sigma.agent.images import parse_size
+from sigma.agent.pulls import DEFAULT_P2P_PORT
 from sigma.cli.master import _split_listen
 
 if TYPE_CHECKING:
@@ -38,6 +41,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--address", help="the address the master reaches this agent on (default: found out)")
     p.add_argument("--cgroup-root", default="sigma", help="the agent's cgroup subtree")
     p.add_argument("--image-dir", help="image store (default: $SIGMA_IMAGE_DIR or /var/lib/sigma/images)")
+    images = p.add_argument_group("images", "pulls per imagePullPolicy for runc pods, P2P through the master")
+    images.add_argument("--registry", help="HOST:PORT for image references that name no registry")
+    images.add_argument("--insecure-registry", action="store_true",
+                        help="plain HTTP to the registry (loopback registries always are)")
+    images.add_argument("--p2p-port", type=int, default=DEFAULT_P2P_PORT,
+                        help="where to serve image pieces to other agents (0: any free port)")
+    images.add_argument("--no-p2p", dest="p2p", action="store_false",
+                        help="pull every blob from the registry, serve nothing to other agents")
+    images.add_argument("--p2p-upload-mbps", type=float, default=0.0,
+                        help="cap on what this node uploads to other agents, in Mb/s (0: none)")
+    images.add_argument("--image-gc-budget", type=parse_size, default=0,
+                        help="disk budget of the image store (e.g. 10G); least recently used images go first")
+    images.add_argument("--image-gc-interval", type=float, default=300.0, help="seconds between image GC rounds")
+    images.add_argument("--rootfs", choices=("overlay", "copy"), default="overlay",
+                        help="a runc container's rootfs: overlayfs on the image where it mounts, or a copy")
     p.add_argument("--metrics-interval", type=float, default=5.0, help="seconds between NodeMetric reports")
     p.add_argument("--lease-interval", type=float, default=10.0, help="seconds between Lease renewals")
     p.add_argument("--resync-interval", type=float, default=1.0, help="seconds between full pod syncs")
@@ -64,6 +82,7 @@ def _client(args: argparse.Namespace) -> HttpClient:
 def run_agent(args: argparse.Namespace) -> int:
     from sigma.agent.agent import Agent, AgentOptions
     from sigma.agent.images import DEFAULT_ROOT
+    from sigma.agent.pulls import ImageOptions
     from sigma.agent.qos import QosOptions
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -76,6 +95,10 @@ def run_agent(args: argparse.Namespace) -> int:
         resync_interval=args.resync_interval, metrics_interval=args.metrics_interval,
         lease_interval=args.lease_interval, drain_on_exit=args.drain_on_exit,
         qos=QosOptions(interval=args.qos_interval),
+        images=ImageOptions(registry=args.registry, insecure_registry=args.insecure_registry, p2p=args.p2p,
+                            p2p_port=args.p2p_port, p2p_upload_rate=args.p2p_upload_mbps * 1e6 / 8,
+                            gc_budget=args.image_gc_budget, gc_interval=args.image_gc_interval,
+                            overlay=args.rootfs == "overlay"),
     )
     try:
         agent = Agent(_client(args), args.node_name, args.state_dir, options)

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import uvicorn
+from starlette.routing import Mount
 
 from sigma.api import admission
 from sigma.api.registry import Registry
 from sigma.api.server import create_app
 from sigma.client.local import LocalClient
+from sigma.p2p.tracker import TrackerState, tracker_router
 from sigma.store.contract import Store, open_store
 from sigma.store.etcd import EtcdStore, Fenced
 
@@ -82,6 +84,9 @@ class Master:
         admission.install(self.registry)
         admission.bootstrap(self.registry)
         self.app = create_app(self.registry, f"{self.host}:{self.port}")
+        # The P2P tracker for the agents' image pulls, ahead of the API's catch-all route.
+        # Its state is in memory only: after a restart agents re-announce as they pull.
+        self.app.router.routes.insert(0, Mount("/p2p", app=tracker_router(TrackerState())))
         self.stop = threading.Event()
         # Set when the controllers of the current term must stop (master stop or lost leadership).
         self._term_stop = threading.Event()

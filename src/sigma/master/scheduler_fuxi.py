@@ -154,8 +154,7 @@ class FuxiScheduler(CachedLoop):
             placer.release(placement)
             targets = [name for name, count in placement.by_node_name(snapshot).items() for _ in range(count)]
             chosen, group.pods = group.pods[:len(targets)], group.pods[len(targets):]
-            for pod, node in zip(chosen, targets, strict=True):
-                self._bind(pod, node, result)
+            self._bind(chosen, targets, result)
             fair.charge(group.queue, request, len(targets))
             if len(targets) < wanted:
                 self._unschedulable(group.pods, diagnose(snapshot, profile).message(), result)
@@ -191,18 +190,20 @@ class FuxiScheduler(CachedLoop):
             used[queue] = (have_cpu + cpu, have_memory + memory)
         return used
 
-    def _bind(self, pod: dict[str, Any], node: str, result: CycleResult) -> None:
-        uid = pod_uid(pod)
-        self.cache.charge(self.cache.specs[uid], node)
-        try:
-            bound = actions.bind(self.client, pod, node)
-        except ApiError as err:
-            log.warning("binding %s to %s failed: %s; retrying later", uid, node, err)
-            bound = False
-        if bound:
-            result.bound[pod["metadata"]["name"]] = node
-            self.queue.remove(uid)
-        else:
+    def _bind(self, pods: list[dict[str, Any]], nodes: list[str], result: CycleResult) -> None:
+        """Charge a chunk by pod uid (so the cache gives it back when each pod finishes),
+        then bind it in one batch."""
+        for pod, node in zip(pods, nodes, strict=True):
+            self.cache.charge(self.cache.specs[pod_uid(pod)], node)
+        bindings = list(zip(pods, nodes, strict=True))
+        for (pod, node), bound in zip(bindings, actions.bind_all(self.client, bindings), strict=True):
+            uid = pod_uid(pod)
+            if bound is True:
+                result.bound[pod["metadata"]["name"]] = node
+                self.queue.remove(uid)
+                continue
+            if isinstance(bound, ApiError):
+                log.warning("binding %s to %s failed: %s; retrying later", uid, node, bound)
             # Deleted or bound by someone else in between: the watch brings the truth.
             self.cache.uncharge(uid)
             self.queue.park(uid, self.clock())

@@ -51,7 +51,7 @@ class Group:
 class Simulation:
     def __init__(self, workload: Workload, fleet: ProdFleet, cluster: Cluster, policy: Policy, *,
                  tick: float = 60.0, peak_window: float = 300.0, backfill: int = 8, round_s: float = 1.0,
-                 progress: Callable[[float], None] | None = None) -> None:
+                 progress: Callable[[float], None] | None = None, until: float = 0.0) -> None:
         self.w, self.fleet, self.cluster, self.policy = workload, fleet, cluster, policy
         self.tick, self.backfill, self.progress, self.round_s = tick, backfill, progress, round_s
         self.snapshot = cluster.snapshot
@@ -82,6 +82,7 @@ class Simulation:
         self.quota: I64 | None = None
         self.last_progress = 0.0
         self.stalled_since = 0.0
+        self.until = until  # keep the clock (and prod) running at least this long
 
     # -- events ---------------------------------------------------------------------------
     def push(self, t: float, kind: int, item: int) -> None:
@@ -92,7 +93,7 @@ class Simulation:
     def run(self) -> Recorder:
         w = self.w
         if w.has_dag:
-            starts = {int(j): [] for j in np.unique(w.job)}
+            starts: dict[int, list[int]] = {int(j): [] for j in np.unique(w.job)}
             for t, j in enumerate(w.job.tolist()):
                 starts[j].append(t)
             for j, tasks in starts.items():
@@ -257,14 +258,17 @@ class Simulation:
             self.push(now + self.tick, TICK, 0)
 
     def _keep_ticking(self, now: float) -> bool:
-        if self.future or self.groups:
+        if self.future or self.groups or now + self.tick < self.until:
             self.stalled_since = now
             return True
         if not self.pending:
             return False
-        # Only waiting work is left; Level-0 may still open room as prod's curve moves. Give
-        # it one whole curve period, then declare the rest unplaceable (reported, not hidden).
-        return now - self.stalled_since <= self.fleet.curves.length + self.tick
+        # Only waiting work is left. Without Level-0 nothing will ever free room: stop. With
+        # it, room may open as prod's curve moves: give it one day of the curve, then declare
+        # the rest unplaceable (reported, not hidden).
+        if not self.policy.usage_based:
+            return False
+        return now - self.stalled_since <= min(self.fleet.curves.length, 86400.0) + self.tick
 
     def _level0(self, now: float, prod_cpu: I64, prod_memory: I64) -> None:
         self.qos.observe(prod_cpu, prod_memory)

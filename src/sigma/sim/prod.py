@@ -23,7 +23,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from sigma.sim.traces import TraceError, load_v2018_cluster_usage, load_v2018_machine_usage
+from sigma.sim.traces import (
+    TraceError,
+    V2018ClusterUsage,
+    load_v2018_cluster_usage,
+    load_v2018_machine_usage,
+)
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -45,12 +50,12 @@ class ProdCurves:
 
     @property
     def length(self) -> float:
-        return self.step * self.cpu.shape[1]
+        return float(self.step * self.cpu.shape[1])
 
     def index(self, t: float) -> int:
         """The step holding trace time t; the curves repeat past their end (a daily cycle
         laid over a workload longer than the sample)."""
-        return int(t // self.step) % self.cpu.shape[1]
+        return int(t // self.step) % int(self.cpu.shape[1])
 
 
 def load_prod_curves(path: Path, step: float = 300.0) -> ProdCurves:
@@ -78,7 +83,11 @@ def _machine_usage(path: Path, step: float) -> ProdCurves:
 
 
 def _cluster_average(root: Path, step: float) -> ProdCurves:
-    usage = load_v2018_cluster_usage(root, bucket_seconds=int(step))
+    return curves_from_cluster_usage(load_v2018_cluster_usage(root, bucket_seconds=int(step)), root.name)
+
+
+def curves_from_cluster_usage(usage: V2018ClusterUsage, name: str = "cluster average") -> ProdCurves:
+    step = float(usage.bucket_seconds)
     first = usage.days[0].day
     steps = int((usage.days[-1].day - first + 1) * DAY // step)
     cpu, mem = np.full(steps, np.nan), np.full(steps, np.nan)
@@ -89,14 +98,15 @@ def _cluster_average(root: Path, step: float) -> ProdCurves:
         cpu[slots.astype(np.int64)] = day.cpu_percent
         mem[slots.astype(np.int64)] = day.mem_percent
     return ProdCurves(step, _fill(cpu)[None, :] / 100.0, _fill(mem)[None, :] / 100.0,
-                      f"{root.name}: cluster average, days {first}-{usage.days[-1].day}")
+                      f"{name}: cluster average, days {first}-{usage.days[-1].day}")
 
 
 def _bucket_mean(slot: I64, values: F64, steps: int) -> F64:
     ok = ~np.isnan(values)
     total = np.bincount(slot[ok], values[ok], minlength=steps)
     count = np.bincount(slot[ok], minlength=steps)
-    return np.divide(total, count, out=np.full(steps, np.nan), where=count > 0)
+    out: F64 = np.divide(total, count, out=np.full(steps, np.nan), where=count > 0)
+    return out
 
 
 def _fill(series: F64) -> F64:

@@ -61,11 +61,12 @@ class NodeQoS:
                     prod_memory_requests: I64) -> tuple[I64, I64]:
         """Batch-cpu and batch-memory allocatable per node (Level-0)."""
         peak_cpu, peak_memory = self.history_cpu.max(axis=0), self.history_memory.max(axis=0)
-        out_cpu = np.empty(len(cpu), dtype=np.int64)
-        out_memory = np.empty(len(cpu), dtype=np.int64)
         keys = np.stack([self.cpu_capacity, self.memory_capacity, prod_cpu_requests, prod_memory_requests,
-                         cpu, memory, peak_cpu, peak_memory], axis=1).tolist()
-        for n, key in enumerate(keys):
+                         cpu, memory, peak_cpu, peak_memory], axis=1)
+        # Nodes with the same prod mix report the same numbers: one decision per distinct row.
+        rows, inverse = np.unique(keys, axis=0, return_inverse=True)
+        answers = np.empty((len(rows), 2), dtype=np.int64)
+        for r, key in enumerate(rows.tolist()):
             found = self._allocatable.get(tuple(key))
             if found is None:
                 node = NodeInput(capacity=Resources(key[0], key[1]), prod_requests=Resources(key[2], key[3]),
@@ -73,19 +74,21 @@ class NodeQoS:
                                  thresholds=self.thresholds)
                 result = batch_allocatable(node, now)
                 found = self._allocatable[tuple(key)] = (result.cpu_millis, result.memory_bytes)
-            out_cpu[n], out_memory[n] = found
-        return out_cpu, out_memory
+            answers[r] = found
+        inverse = inverse.reshape(-1)
+        return answers[inverse, 0], answers[inverse, 1]
 
     def quota(self, cpu: I64) -> I64:
         """The batch CPU cap (CFS quota) each agent sets for its current prod usage."""
-        out = np.empty(len(cpu), dtype=np.int64)
-        for n, (capacity, used) in enumerate(zip(self.cpu_capacity.tolist(), cpu.tolist(), strict=True)):
+        rows, inverse = np.unique(np.stack([self.cpu_capacity, cpu], axis=1), axis=0, return_inverse=True)
+        answers = np.empty(len(rows), dtype=np.int64)
+        for r, (capacity, used) in enumerate(rows.tolist()):
             found = self._quota.get((capacity, used))
             if found is None:
                 found = self._quota[(capacity, used)] = suppress_quota(capacity, self.thresholds.cpu,
                                                                         used).millis
-            out[n] = found
-        return out
+            answers[r] = found
+        return answers[inverse.reshape(-1)]
 
     def over_limit(self, memory_used: I64, batch_cpu: I64, batch_memory: I64, alloc_cpu: I64,
                    alloc_memory: I64) -> I64:

@@ -44,7 +44,7 @@ def write(out: Path, report: dict[str, Any], series: dict[str, Any]) -> list[Pat
 
 
 def _cell(value: Any, fmt: str) -> str:
-    return "–" if value is None else fmt.format(value)
+    return "-" if value is None else fmt.format(value)
 
 
 def markdown(report: dict[str, Any]) -> str:

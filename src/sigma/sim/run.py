@@ -12,14 +12,15 @@ from typing import Any
 
 import numpy as np
 
+from sigma.sim import validation
 from sigma.sim.cluster import POLICIES, WAITING, Machines, Policy, build_cluster
 from sigma.sim.engine import Simulation
 from sigma.sim.metrics import Recorder
-from sigma.sim.prod import ProdFleet
+from sigma.sim.prod import ProdFleet, build_fleet
+from sigma.sim.prod import curves_from_cluster_usage as load_prod_curves_from
 from sigma.sim.search import machines_needed
 from sigma.sim.traces import V2017BatchTasks, V2018ClusterUsage
 from sigma.sim.workload import Workload
-from sigma.sim import validation
 
 Progress = Callable[[str, float], None]
 
@@ -66,8 +67,10 @@ def run(inputs: SimInputs, progress: Progress | None = None) -> tuple[dict[str, 
             continue
         policy = POLICIES[name]
         workload = inputs.as_traced_workload if policy.as_traced and inputs.as_traced_workload else inputs.workload
-        rec = simulate(inputs, policy, inputs.machines, workload,
-                       progress=lambda t, n=name: say(n, min((t - horizon[0]) / horizon[1], 1.0)))
+        def tick(t: float, label: str = name) -> None:
+            say(label, min((t - horizon[0]) / horizon[1], 1.0))
+
+        rec = simulate(inputs, policy, inputs.machines, workload, progress=tick)
         summary = rec.summary()
         series[name] = rec.series()
         series[name]["jct"] = rec.jct()
@@ -87,9 +90,19 @@ def _horizon(w: Workload) -> tuple[float, float]:
 def _validate(inputs: SimInputs, series: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if inputs.v2017_tasks is not None and inputs.as_traced_workload is not None:
-        out["v2017"] = validation.v2017(inputs.v2017_tasks, series, inputs.tick)
+        out["v2017"] = validation.v2017(inputs.v2017_tasks, series, inputs.tick,
+                                         inputs.as_traced_workload.job_names)
     if inputs.v2018_usage is not None:
-        out["v2018"] = validation.v2018(inputs.v2018_usage, series)
+        # The cluster-average curve is the whole machine (prod and batch together), so the
+        # replay is prod alone, at share 1.0, on the trace's machines, for the days it covers.
+        usage = inputs.v2018_usage
+        curves = load_prod_curves_from(usage)
+        fleet = build_fleet(curves, inputs.machines.count, inputs.machines.cpu_millis, inputs.machines.memory, 1.0)
+        replay = SimInputs(inputs.workload.first_jobs(0), fleet, inputs.machines, ("as-traced",), tick=300.0)
+        cluster = build_cluster(inputs.machines, fleet, POLICIES["as-traced"], unlimited=False)
+        rec = Simulation(replay.workload, fleet, cluster, POLICIES["as-traced"], tick=300.0,
+                         until=curves.length).run()
+        out["v2018"] = validation.v2018(usage, rec.series())
     return out
 
 

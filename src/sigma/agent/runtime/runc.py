@@ -1,8 +1,9 @@
 """The `runc` runtime: one OCI bundle per container attempt, run detached by the shim.
 
-The bundle (rootfs copy + config.json) lives in the container's state directory, so
-removing the container removes it. runc creates the container-level cgroup at
-cgroupsPath under the pod's group and sets the limits from config.json.
+The bundle (config.json, and a rootfs that is an overlay on the unpacked image or a copy of
+it) lives in the container's state directory, so removing the container removes it. runc
+creates the container-level cgroup at cgroupsPath under the pod's group and sets the limits
+from config.json.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import shutil
 from typing import Any
 
 from sigma.agent.cgroups import CgroupTree
-from sigma.agent.images import ImageNotFound, ImageStore
+from sigma.agent.images import ImageNotFound, ImageStore, release_rootfs
 from sigma.agent.podspec import cpu_quota_us, cpu_shares
 from sigma.agent.runtime.base import ContainerSpec
 from sigma.agent.runtime.shimmed import ShimRuntime, StartFailure
@@ -48,12 +49,21 @@ READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysr
 
 class RuncRuntime(ShimRuntime):
     name = "runc"
+    uses_images = True  # NodeRuntime pulls the image (imagePullPolicy) before start()
 
     def __init__(
-        self, state_dir: str, images: ImageStore, cgroups: CgroupTree | None = None, runc: str = "runc"
+        self,
+        state_dir: str,
+        images: ImageStore,
+        cgroups: CgroupTree | None = None,
+        runc: str = "runc",
+        overlay: bool = False,
     ) -> None:
         super().__init__(state_dir)
         self.images, self.cgroups = images, cgroups
+        # overlayfs: the unpacked image is shared read-only, a start costs a mount instead of
+        # a copy of the whole image. make_rootfs falls back to a copy where it cannot mount.
+        self.overlay = overlay
         self.runc_root = os.path.join(state_dir, "runc-root")
         self.runc = shutil.which(runc) or runc
 
@@ -61,7 +71,7 @@ class RuncRuntime(ShimRuntime):
         try:
             image_config = self.images.config(spec.image)
             bundle = os.path.join(cdir, "bundle")
-            self.images.make_rootfs(spec.image, os.path.join(bundle, "rootfs"))
+            self.images.make_rootfs(spec.image, os.path.join(bundle, "rootfs"), overlay=self.overlay)
         except ImageNotFound as err:
             raise StartFailure("ErrImageNeverPull", str(err)) from err
         rel = f"{spec.cgroup_parent}/{spec.name}" if spec.cgroup_parent and self.cgroups else ""
@@ -75,6 +85,11 @@ class RuncRuntime(ShimRuntime):
             "bundle": bundle,
             "oom_counter": oom,
         }
+
+    def _cleanup(self, container_id: str, meta: dict[str, Any]) -> None:
+        # Before the state directory is removed: an overlay must be unmounted, or the
+        # removal would walk into the mount (and fail on the mount point).
+        release_rootfs(os.path.join(self.dir, container_id, "bundle", "rootfs"))
 
 
 def oci_config(spec: ContainerSpec, image: dict[str, Any], cgroup_rel: str) -> dict[str, Any]:

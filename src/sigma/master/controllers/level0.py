@@ -40,6 +40,7 @@ from sigma.colocation.level0 import (
     batch_allocatable,
     should_update,
 )
+from sigma.colocation.prereserve import raise_predicted, reserved_by_node
 from sigma.colocation.slo import CLUSTER_DEFAULT, node_slo, predicted_usage, prod_usage
 from sigma.master.process import register_configurable_controller
 from sigma.master.scheduler.convert import pod_requests
@@ -93,6 +94,9 @@ class Level0Controller:
             prod = self.prod.by_node
         else:  # used alone (tests), or before the informer's first listing arrived
             prod = _prod_requests(self.client.list("pods")["items"])
+        # Pre-reservation (sigma.colocation.prereserve): PredictiveScalers' predicted extra prod
+        # usage per node, from their status.reservation, raises the predicted prod term below.
+        reserved = reserved_by_node(self.client.list("predictivescalers")["items"], now)
         out: dict[str, BatchAllocatable] = {}
         for node in self.client.list("nodes")["items"]:
             name = node["metadata"]["name"]
@@ -105,8 +109,10 @@ class Level0Controller:
                                 max(capacity.memory_bytes - allocatable.memory_bytes, 0))
             slo = node_slo(slos.get(name, slos.get(CLUSTER_DEFAULT)))
             metric = metrics.get(name)
-            result = batch_allocatable(NodeInput(capacity, prod.get(name, Resources()), prod_usage(metric),
-                                                 predicted_usage(metric), reserve, slo.thresholds),
+            usage, requests = prod_usage(metric), prod.get(name, Resources())
+            predicted = raise_predicted(predicted_usage(metric), usage, requests, reserved.get(name), now,
+                                        self.staleness_s)
+            result = batch_allocatable(NodeInput(capacity, requests, usage, predicted, reserve, slo.thresholds),
                                        now, self.staleness_s)
             out[name] = result
             if should_update(_published(status), result.resources, self.update_fraction):

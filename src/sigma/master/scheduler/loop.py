@@ -152,6 +152,7 @@ class SchedulerLoop(CachedLoop):
     def _preempt(self, uid: str, pod: dict[str, Any], spec: PodSpec, result: ScheduleResult) -> None:
         preemption = result.preemption
         assert preemption is not None
+        self._flush_binds()  # the victims' node state as written, before evicting anything
         self.cache.reserve_for_preemptor(spec, preemption)
         victims = []
         for victim in preemption.victims:

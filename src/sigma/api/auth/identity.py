@@ -1,0 +1,45 @@
+"""Who a request comes from: a user name, a uid and the groups it belongs to.
+
+The names follow Kubernetes so that the same bindings read the same way: agents are
+``system:node:NAME`` in ``system:nodes``, holders of a join token ``system:bootstrap:ID`` in
+``system:bootstrappers``, and ``system:masters`` is the group that may do anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MASTERS = "system:masters"
+NODES = "system:nodes"
+BOOTSTRAPPERS = "system:bootstrappers"
+AUTHENTICATED = "system:authenticated"
+UNAUTHENTICATED = "system:unauthenticated"
+NODE_PREFIX = "system:node:"
+BOOTSTRAP_PREFIX = "system:bootstrap:"
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    uid: str = ""
+    groups: tuple[str, ...] = ()
+
+    @property
+    def node_name(self) -> str | None:
+        """The node an agent's credential is bound to, None for everyone else."""
+        if NODES in self.groups and self.name.startswith(NODE_PREFIX):
+            return self.name[len(NODE_PREFIX):]
+        return None
+
+    def with_authenticated(self) -> User:
+        """Every authenticated user is also in system:authenticated, as in Kubernetes."""
+        if AUTHENTICATED in self.groups:
+            return self
+        return User(self.name, self.uid, (*self.groups, AUTHENTICATED))
+
+
+ANONYMOUS = User("system:anonymous", "", (UNAUTHENTICATED,))
+
+
+def node_user(node: str) -> User:
+    return User(f"{NODE_PREFIX}{node}", "", (NODES, AUTHENTICATED))

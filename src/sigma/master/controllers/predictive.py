@@ -1,0 +1,279 @@
+"""The PredictiveScaler controller: scales Deployments ahead of forecast load and asks
+Level-0 to reserve the predicted prod CPU before the rush.
+
+Every `period_s` it looks at each PredictiveScaler; one whose stepSeconds have passed since
+its last step gets one step:
+
+1. read the target Deployment, its live pods, and the metric (sum of the pods' CPU from
+   NodeMetric, or their Prometheus endpoints); the sample joins the open history slot;
+2. refit the forecaster when the model is missing, older than `refit_s`, or the spec
+   changed (the model is a cache: it is rebuilt from status.history after a restart);
+3. `sigma.predict.scaler.plan`: replicas = max(forecast, HPA) with scale-down stabilisation,
+   and the predicted prod CPU peak within the lead window; the Deployment's spec.replicas
+   is patched when it differs;
+4. the extra CPU is spread over nodes (sigma.colocation.prereserve) and written with
+   the rest of the status; Level-0 reads status.reservation on its next pass.
+
+Status written (merge patch on the status subresource):
+    forecast, forecastUpper, actual: [[unix seconds, value], ...]   (next / last 6 h)
+    forecastError: MAPE over the last day of forecasts made leadSeconds ahead
+    desiredReplicas, currentReplicas, readyReplicas, reason, source, lastScaleTime,
+    lastStepTime, nextPeak {time, value}, reservation {...}, stabilization {...},
+    history {metric, forecasts}: compact rings (sigma.predict.ring), written when a slot closes.
+Nothing else is kept that a restart could not rebuild from those fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from sigma.api.errors import ApiError
+from sigma.api.objects import now_rfc3339
+from sigma.api.selectors import selector_to_string
+from sigma.client.base import ApiClient
+from sigma.colocation.prereserve import TargetOnNode, reservation_nodes, spread
+from sigma.master.controllers.predictive_metrics import (
+    MetricSource,
+    PodUsage,
+    PrometheusSource,
+    cpu_metric,
+    pod_usage,
+)
+from sigma.master.controllers.predictive_state import ScalerMemory, rebuild, status_series
+from sigma.master.process import register_configurable_controller
+from sigma.master.scheduler.convert import pod_requests
+from sigma.predict.errors import mape
+from sigma.predict.scaler import Observation, Plan, plan
+from sigma.predict.scalerspec import ScalerSpec, parse_scaler_spec
+from sigma.quantity import QuantityError, cpu_millis
+
+log = logging.getLogger("sigma.predictive")
+
+PERIOD_S = 5.0  # how often due scalers are looked for; each still steps every stepSeconds
+REFIT_S = 3600.0  # the model changes slowly; a fit costs ~50 ms on two weeks of history
+DAY = 86400.0
+
+
+class PredictiveController:
+    name = "predictive"
+
+    def __init__(self, client: ApiClient, clock: Callable[[], float] = time.time, period_s: float = PERIOD_S,
+                 refit_s: float = REFIT_S, metric_source: MetricSource | None = None,
+                 default_step_s: float | None = None) -> None:
+        self.client = client
+        self.clock = clock
+        self.period_s = period_s
+        self.refit_s = refit_s
+        self.metric_source = metric_source  # None: by the spec's metric type
+        self.default_step_s = default_step_s  # for scalers whose spec leaves stepSeconds out
+        self._memory: dict[str, ScalerMemory] = {}  # per scaler uid; a cache of status
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.reconcile()
+            except ApiError as err:
+                log.warning("predictive: %s", err)
+            stop.wait(self.period_s)
+
+    def reconcile(self) -> list[str]:
+        """Step every due scaler; returns the names stepped (for tests and logs)."""
+        now = self.clock()
+        scalers = self.client.list("predictivescalers")["items"]
+        self._memory = {uid: m for uid, m in self._memory.items()
+                        if uid in {s["metadata"]["uid"] for s in scalers}}
+        usage: dict[Any, PodUsage] | None = None
+        stepped = []
+        for scaler in scalers:
+            spec, errors = parse_scaler_spec(scaler.get("spec"))
+            if spec is None:  # validated on write; only an object stored before validation
+                log.warning("predictivescaler %s: invalid spec: %s", scaler["metadata"]["name"], errors[0].message)
+                continue
+            if self.default_step_s and "stepSeconds" not in scaler["spec"]:
+                spec = dataclasses.replace(spec, step_s=self.default_step_s)
+            memory = self._remember(scaler, spec)
+            if now < memory.last_step + spec.step_s - 1e-6:
+                continue
+            if usage is None:  # read NodeMetrics at most once per pass, only when a scaler is due
+                usage = pod_usage(self.client.list("nodemetrics")["items"], now)
+            try:
+                self._step(scaler, spec, memory, now, usage)
+            except ApiError as err:
+                log.warning("predictivescaler %s: %s", scaler["metadata"]["name"], err)
+            memory.last_step = now
+            stepped.append(scaler["metadata"]["name"])
+        return stepped
+
+    def _remember(self, scaler: dict[str, Any], spec: ScalerSpec) -> ScalerMemory:
+        uid, generation = scaler["metadata"]["uid"], scaler["metadata"].get("generation", 0)
+        memory = self._memory.get(uid)
+        if memory is None or memory.generation != generation:
+            memory = rebuild(scaler, spec, generation)
+            if spec.metric.type == "prometheus":
+                memory.source = PrometheusSource()
+            self._memory[uid] = memory
+        return memory
+
+    def _step(self, scaler: dict[str, Any], spec: ScalerSpec, memory: ScalerMemory, now: float,
+              usage: dict[Any, PodUsage]) -> None:
+        meta = scaler["metadata"]
+        ns = meta.get("namespace") or "default"
+        try:
+            deployment = self.client.get("deployments", spec.target, ns)
+        except ApiError as err:
+            if err.code != 404:
+                raise
+            self._write_status(scaler, {"reason": f"target Deployment {ns}/{spec.target} not found",
+                                        "lastStepTime": now})
+            return
+        pods = self._live_pods(deployment, ns)
+        source = self.metric_source or memory.source or cpu_metric
+        metric = source(spec, pods, usage, now)
+        flushed = memory.add_sample(now, metric)
+        if (memory.model is None and (flushed or memory.fitted_at < 0)) or now - memory.fitted_at >= self.refit_s:
+            memory.refit(spec, now)  # without a model yet, try again as each slot closes
+        replicas = int((deployment.get("spec") or {}).get("replicas") or 0)
+        ready = sum(1 for p in pods if _ready(p))
+        template = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+        result = plan(spec, memory.model, Observation(now, metric, replicas, ready), memory.state,
+                      self._cpu_per_replica(spec, pods, usage, metric, template))
+        memory.state = result.state
+        memory.record_forecast(spec, result.forecast, now)
+        status: dict[str, Any] = {"desiredReplicas": result.decision.replicas, "currentReplicas": replicas,
+                                  "readyReplicas": ready, "reason": result.decision.reason,
+                                  "source": result.decision.source, "lastStepTime": now,
+                                  "stabilization": memory.encode_state()}
+        if result.decision.replicas != replicas:
+            self.client.patch("deployments", spec.target, {"spec": {"replicas": result.decision.replicas}}, ns)
+            status["lastScaleTime"] = now_rfc3339(now)
+            log.info("predictivescaler %s/%s: %s -> %s replicas: %s", ns, meta["name"], replicas,
+                     result.decision.replicas, result.decision.reason)
+        status.update(self._series(spec, memory, result, now))
+        status["reservation"] = self._reservation(spec, result, pods, usage, template, now)
+        if flushed:
+            status["history"] = memory.encode_history()
+        self._write_status(scaler, status)
+
+    def _live_pods(self, deployment: dict[str, Any], ns: str) -> list[dict[str, Any]]:
+        selector = ((deployment.get("spec") or {}).get("selector")) or {}
+        if not selector:
+            return []
+        pods = self.client.list("pods", ns, label_selector=selector_to_string(selector))["items"]
+        return [p for p in pods if not p["metadata"].get("deletionTimestamp")
+                and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+
+    def _cpu_per_replica(self, spec: ScalerSpec, pods: list[dict[str, Any]], usage: dict[Any, PodUsage],
+                         metric: float | None, template: dict[str, Any]) -> float | None:
+        """Milli-cores one replica uses at targetPerReplica: for an application metric, the
+        measured CPU per unit of metric now; the template's request when that is unknown."""
+        if spec.metric.type == "cpu":
+            return None
+        cpu = cpu_metric(spec, pods, usage, 0.0)
+        if cpu and metric and metric > 0:
+            return cpu / metric * spec.target_per_replica
+        return float(_requests(template).get("cpu", 0))
+
+    def _series(self, spec: ScalerSpec, memory: ScalerMemory, result: Plan, now: float) -> dict[str, Any]:
+        out: dict[str, Any] = {"actual": status_series(*memory.history.between(now - 6 * 3600.0, now))}
+        actual_ts, actual = memory.history.between(now - DAY, now)
+        predicted_ts, predicted = memory.forecasts.between(now - DAY, now)
+        _, a, p = np.intersect1d(actual_ts, predicted_ts, return_indices=True)
+        error = mape(actual[a], predicted[p]) if a.size else math.nan
+        out["forecastError"] = None if math.isnan(error) else round(error, 4)
+        forecast = result.forecast
+        if forecast is None:
+            out.update(forecast=[], forecastUpper=[], nextPeak=None)
+            return out
+        upper = forecast.at(spec.quantile)
+        out["forecast"] = status_series(forecast.ts, forecast.mean)
+        out["forecastUpper"] = status_series(forecast.ts, upper)
+        peak = int(np.argmax(upper))
+        out["nextPeak"] = {"time": float(forecast.ts[peak]), "value": round(float(upper[peak]), 4)}
+        return out
+
+    def _reservation(self, spec: ScalerSpec, result: Plan, pods: list[dict[str, Any]],
+                     usage: dict[Any, PodUsage], template: dict[str, Any], now: float) -> dict[str, Any] | None:
+        if result.reservation is None:
+            return None
+        per_node: dict[str, TargetOnNode] = {}
+        memories = []
+        for pod in pods:
+            node = (pod.get("spec") or {}).get("nodeName")
+            if not node:
+                continue
+            seen = usage.get((pod["metadata"].get("namespace") or "", pod["metadata"]["name"]))
+            have = per_node.get(node, TargetOnNode(0, 0, 0))
+            per_node[node] = TargetOnNode(have.pods + 1, have.cpu_millis + (seen.cpu_millis if seen else 0), 0)
+            if seen:
+                memories.append(seen.memory_bytes)
+        requests = _requests(template)
+        replicas = max(result.decision.replicas, len(pods))
+        bound = sum(n.pods for n in per_node.values())
+        if replicas > bound:  # new replicas: where would they go?
+            per_node = self._with_room(per_node)
+        memory_per_pod = int(np.mean(memories)) if memories else int(requests.get("memory", 0))
+        extra, unplaced = spread(result.reservation.cpu, replicas, per_node, int(requests.get("cpu", 0)),
+                                 memory_per_pod)
+        total_cpu = sum(r.cpu_millis for r in extra.values())
+        reason = f"{result.reservation.reason}; +{total_cpu}m prod cpu over {len(extra)} node(s)"
+        if unplaced:
+            reason += f"; {unplaced} new replica(s) fit on no node, nothing reserved for them"
+        return {"cpuMillis": total_cpu, "memoryBytes": sum(r.memory_bytes for r in extra.values()),
+                "peakTime": result.reservation.peak_ts, "reason": reason, "nodes": reservation_nodes(extra),
+                # A lease: renewed every step, lapses if this controller stops renewing it.
+                "until": now + 3 * spec.step_s}
+
+    def _with_room(self, per_node: dict[str, TargetOnNode]) -> dict[str, TargetOnNode]:
+        requested: dict[str, int] = {}
+        for pod in self.client.list("pods")["items"]:
+            spec = pod.get("spec") or {}
+            if spec.get("nodeName") and spec.get("schedulerName") != "fuxi-scheduler" and (
+                    pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+                requested[spec["nodeName"]] = requested.get(spec["nodeName"], 0) + _requests(spec).get("cpu", 0)
+        out = dict(per_node)
+        for node in self.client.list("nodes")["items"]:
+            name = node["metadata"]["name"]
+            if (node.get("spec") or {}).get("unschedulable"):
+                continue
+            try:
+                alloc = cpu_millis(((node.get("status") or {}).get("allocatable") or {}).get("cpu", 0))
+            except QuantityError:
+                continue
+            have = out.get(name, TargetOnNode(0, 0, 0))
+            out[name] = TargetOnNode(have.pods, have.cpu_millis, max(alloc - requested.get(name, 0), 0))
+        return out
+
+    def _write_status(self, scaler: dict[str, Any], status: dict[str, Any]) -> None:
+        meta = scaler["metadata"]
+        try:
+            self.client.patch("predictivescalers", meta["name"], {"status": status}, meta.get("namespace"),
+                              subresource="status")
+        except ApiError as err:
+            if err.code != 404:  # deleted meanwhile: nothing to report to
+                raise
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _requests(spec: dict[str, Any]) -> dict[str, int]:
+    try:
+        return pod_requests(spec)
+    except ValueError:
+        return {}
+
+
+register_configurable_controller(lambda client, options: PredictiveController(
+    client, period_s=float(options.get("predictive_period_s", PERIOD_S)),
+    refit_s=float(options.get("predictive_refit_s", REFIT_S)),
+    default_step_s=float(options["predictive_step_s"]) if "predictive_step_s" in options else None))

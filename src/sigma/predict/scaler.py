@@ -1,0 +1,147 @@
+"""One PredictiveScaler decision: forecast + observation in, replicas and reservation out. Pure.
+
+The master's controller (sigma.master.controllers.predictive) and the simulator's
+`sigma-predictive` policy call `plan` once per step with the same inputs, so both scale the
+same way. Fitting is the caller's business (it is the expensive part and runs every N
+minutes, not every step): `fit_model` is the one way both do it.
+
+The choice, in order:
+1. predictive: replicas for the spec's upper quantile over [now, now + lead + step]
+   (`replicas_for`); none while the history is too short to fit.
+2. reactive (when enabled): the HPA's rule on the observed metric per ready replica
+   (`hpa_step`); `combine` takes the larger, so a forecast that underestimates is caught.
+3. scale-down stabilisation on the result: never below the highest recommendation of the
+   last scaleDownStabilizationSeconds, so the end of a rush (or a dip in the forecast) does
+   not shed pods that the next minutes need back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sigma.predict.policy import (
+    HpaState,
+    ReplicaDecision,
+    Reservation,
+    combine,
+    hpa_step,
+    replicas_for,
+    reservation_for,
+)
+from sigma.predict.scalerspec import ScalerSpec
+from sigma.predict.seasonal import SeasonalForecaster
+from sigma.predict.types import DEFAULT_QUANTILES, Forecast, Model
+
+HISTORY_STEP_S = 300.0  # the forecaster's grain: at least this, or the spec's stepSeconds if longer
+MIN_SAMPLES_S = 3600.0  # an hour of history before the forecast is trusted at all
+STATUS_HORIZON_S = 6 * 3600.0  # how far ahead the status shows the forecast
+
+
+def history_step(spec: ScalerSpec) -> float:
+    return max(spec.step_s, HISTORY_STEP_S)
+
+
+def history_capacity(spec: ScalerSpec) -> int:
+    return max(2, math.ceil(spec.history_s / history_step(spec)))
+
+
+def fit_model(spec: ScalerSpec, values: Sequence[float] | np.ndarray, start_ts: float) -> Model | None:
+    """The forecaster fitted on the history, or None while it holds less than an hour."""
+    series = np.asarray(values, dtype=np.float64)
+    step = history_step(spec)
+    if np.sum(~np.isnan(series)) * step < MIN_SAMPLES_S:
+        return None
+    return SeasonalForecaster().fit(series, step, start_ts, spec.calendar)
+
+
+@dataclass(frozen=True)
+class Observation:
+    now: float
+    metric: float | None  # the target's summed metric now; None when nothing could be read
+    replicas: int  # the Deployment's spec.replicas
+    ready: int  # pods of the target that are Ready (carry the load)
+
+
+@dataclass(frozen=True)
+class ScalerState:
+    """What a decision needs from earlier ones: both stabilisation windows (kept in status)."""
+
+    hpa: HpaState = field(default_factory=HpaState)
+    recommendations: tuple[tuple[float, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    decision: ReplicaDecision
+    forecast: Forecast | None  # from now over max(lead + step, STATUS_HORIZON_S)
+    reservation: Reservation | None  # prod CPU (milli-cores) the target will use within the lead
+    state: ScalerState
+
+
+def plan(spec: ScalerSpec, model: Model | None, obs: Observation, state: ScalerState,
+         cpu_per_replica_millis: float | None = None) -> Plan:
+    """The replicas to run now and the prod CPU to reserve, each with its reason.
+
+    `cpu_per_replica_millis`: what one replica uses at targetPerReplica; for a cpu metric it
+    is targetPerReplica itself (the default), for an application metric the caller measures it.
+    """
+    window = spec.lead_s + spec.step_s
+    forecast = predictive = reservation = None
+    if model is not None:
+        quantiles = tuple(sorted({*DEFAULT_QUANTILES, spec.quantile}))
+        forecast = model.predict(obs.now, max(window, STATUS_HORIZON_S), quantiles)
+        predictive = replicas_for(forecast, spec.target_per_replica, spec.min_replicas, spec.max_replicas,
+                                  spec.lead_s, spec.quantile, now_ts=obs.now, interval_s=spec.step_s)
+        per_replica = spec.target_per_replica if cpu_per_replica_millis is None else cpu_per_replica_millis
+        reservation = reservation_for(forecast, per_replica, window, spec.target_per_replica, spec.quantile,
+                                      now_ts=obs.now)
+    hpa = state.hpa
+    reactive = None
+    if spec.reactive.enabled and obs.metric is not None:
+        reactive, hpa = hpa_step(hpa, obs.now, obs.replicas, obs.metric / max(obs.ready, 1),
+                                 spec.target_per_replica, spec.min_replicas, spec.max_replicas,
+                                 tolerance=spec.reactive.tolerance,
+                                 scale_down_window_s=spec.reactive.scale_down_stabilization_s)
+    decision = _choose(spec, obs, predictive, reactive, model is None)
+    decision, recommendations = _stabilise(decision, obs, state.recommendations,
+                                           spec.reactive.scale_down_stabilization_s)
+    return Plan(decision, forecast, reservation, ScalerState(hpa, recommendations))
+
+
+def _choose(spec: ScalerSpec, obs: Observation, predictive: ReplicaDecision | None,
+            reactive: ReplicaDecision | None, no_model: bool) -> ReplicaDecision:
+    if predictive is not None and reactive is not None:
+        return combine(predictive, reactive)
+    if predictive is not None:
+        return predictive
+    why = "no forecast yet (less than an hour of history)" if no_model else "no forecast"
+    if reactive is not None:
+        return ReplicaDecision(reactive.replicas, reactive.source, f"{why}; reactive: {reactive.reason}")
+    held = min(max(obs.replicas, spec.min_replicas), spec.max_replicas)
+    return ReplicaDecision(held, "hold", f"{why} and no metric to react to: keeping {held} replicas")
+
+
+def _stabilise(decision: ReplicaDecision, obs: Observation, recent: tuple[tuple[float, int], ...],
+               window_s: float) -> tuple[ReplicaDecision, tuple[tuple[float, int], ...]]:
+    kept = (*((ts, r) for ts, r in recent if ts > obs.now - window_s), (obs.now, decision.replicas))
+    if decision.replicas >= obs.replicas:
+        return decision, kept
+    floor = min(obs.replicas, max(r for _, r in kept))
+    if floor <= decision.replicas:
+        return decision, kept
+    return ReplicaDecision(floor, decision.source,
+                           f"{decision.reason}; scale-down to {decision.replicas} held at {floor} "
+                           f"(highest in the last {window_s:.0f}s)"), kept
+
+
+def forecast_at(forecast: Forecast, ts: float) -> float:
+    """The forecast mean for the slot holding ts (NaN outside the forecast)."""
+    step = float(forecast.ts[1] - forecast.ts[0]) if forecast.ts.size > 1 else HISTORY_STEP_S
+    index = int(np.searchsorted(forecast.ts, ts, side="right")) - 1
+    if index < 0 or ts >= forecast.ts[index] + step:
+        return float("nan")
+    return float(forecast.mean[index])
