@@ -90,6 +90,9 @@ def test_busybox_memory_limit_holds(runc_node: NodeRuntime) -> None:
 def test_missing_image_is_a_clear_start_error(runc_node: NodeRuntime) -> None:
     pod = make_pod("noimg", ["sh"], image="nosuch:1", restart="Never")
     result = runc_node.sync([pod], time.time())
-    term = result.statuses[0].status["containerStatuses"][0]["state"]["terminated"]
-    assert term["reason"] == "ErrImageNeverPull"
-    assert "sigma image import" in term["message"]
+    status = result.statuses[0].status
+    # Like kubelet: the container never ran, so it waits (and is retried) whatever the policy.
+    waiting = status["containerStatuses"][0]["state"]["waiting"]
+    assert status["phase"] == "Pending"
+    assert waiting["reason"] == "ErrImageNeverPull"
+    assert "sigma image import" in waiting["message"]

@@ -1,0 +1,181 @@
+"""The ASGI middleware in front of the whole API: authenticate, rate-limit, authorise, audit.
+
+Order matters and is Kubernetes': a request is first tied to a user (401 if it presents a
+credential that does not hold), then throttled per client (429), then authorised (403), and
+only then reaches the API. Mutating requests are audited with the code they ended with,
+whatever stopped them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from sigma.api import errors
+from sigma.api.auth.attributes import Attributes, attributes_of
+from sigma.api.auth.audit import AuditLog
+from sigma.api.auth.certs import user_of_peer_cert
+from sigma.api.auth.identity import ANONYMOUS, MASTERS, User
+from sigma.api.auth.noderestriction import BodyCheck, PodNode
+from sigma.api.auth.ratelimit import RateLimiter, retry_after_header
+from sigma.api.auth.rbac import Bindings, authorize, forbidden_message
+from sigma.api.auth.tokens import Credentials
+from sigma.api.errors import ApiError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Anonymous callers of a loopback master started with --allow-anonymous-loopback.
+ANONYMOUS_ADMIN = User("system:anonymous", "", ("system:unauthenticated", MASTERS))
+MAX_CHECKED_BODY = 3 * 1024 * 1024
+
+
+@dataclass
+class AuthPolicy:
+    credentials: Credentials
+    bindings: Bindings
+    pod_node: PodNode
+    allow_anonymous: bool = False
+    limiter: RateLimiter | None = None
+    audit: AuditLog | None = None
+
+
+class Unauthorized(Exception):
+    pass
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers") or []:
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return ""
+
+
+def authenticate(policy: AuthPolicy, scope: Scope) -> User:
+    auth = _header(scope, b"authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        user = policy.credentials.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            raise Unauthorized
+        return user
+    peer = ((scope.get("extensions") or {}).get("tls") or {}).get("peer_cert")
+    named = user_of_peer_cert(peer) if peer else None
+    if named is not None:
+        return User(named[0], "", named[1]).with_authenticated()
+    return ANONYMOUS_ADMIN if policy.allow_anonymous else ANONYMOUS
+
+
+async def _respond(send: Send, err: ApiError, headers: dict[str, str] | None = None) -> None:
+    body = orjson.dumps(err.status())
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": err.code, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, list[Message]]:
+    """The whole body and the messages it came in, to replay to the app."""
+    messages, chunks, size = [], [], 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_CHECKED_BODY:
+            raise errors.too_large(MAX_CHECKED_BODY)
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks), messages
+
+
+class AuthMiddleware:
+    def __init__(self, app: App, policy: AuthPolicy) -> None:
+        self.app, self.policy = app, policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query = dict(parse_qsl(bytes(scope.get("query_string") or b"").decode("latin-1")))
+        attrs = attributes_of(scope["method"], scope["path"].rstrip("/") or "/", query)
+        user = ANONYMOUS
+        code = [500]
+
+        async def tracking_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                code[0] = int(message["status"])
+            await send(message)
+
+        try:
+            user = authenticate(self.policy, scope)
+            receive = await self._admit(scope, receive, user, attrs)
+        except Unauthorized:
+            await _respond(tracking_send, ApiError(401, "Unauthorized", "Unauthorized"))
+        except ApiError as err:
+            headers = {"Retry-After": str(err.retry_after_seconds)} if err.retry_after_seconds else None
+            await _respond(tracking_send, err, headers)
+        else:
+            scope.setdefault("state", {})["user"] = user
+            await self.app(scope, receive, tracking_send)
+        finally:
+            # Tracker announces are frequent and change no API object: not audited.
+            if self.policy.audit is not None and attrs.mutating and not attrs.path.startswith("/p2p/"):
+                self._audit(user, attrs, code[0], scope)
+
+    async def _admit(self, scope: Scope, receive: Receive, user: User, attrs: Attributes) -> Receive:
+        """Rate-limit and authorise; the receive channel to hand on (replaying a read body)."""
+        policy = self.policy
+        if user is ANONYMOUS and attrs.path not in ("/healthz", "/livez", "/readyz", "/version"):
+            raise Unauthorized
+        if policy.limiter is not None and MASTERS not in user.groups:
+            client = user.name if user is not ANONYMOUS else f"ip:{(scope.get('client') or ('?',))[0]}"
+            wait = policy.limiter.take(client)
+            if wait > 0:
+                raise ApiError(429, "TooManyRequests", f"too many requests from {user.name}, please try again later",
+                               retry_after_seconds=int(retry_after_header(wait)))
+        if attrs.path.startswith(("/sigma/", "/p2p/")) and user is not ANONYMOUS:
+            return receive  # the join endpoint and the tracker decide for themselves
+        decision = authorize(user, attrs, policy.bindings.current(), policy.pod_node)
+        if not decision.allowed:
+            raise self._forbidden(user, attrs, decision.reason)
+        if decision.body_check is None:
+            return receive
+        return await self._check_body(receive, user, attrs, decision.body_check)
+
+    async def _check_body(self, receive: Receive, user: User, attrs: Attributes, check: BodyCheck) -> Receive:
+        raw, messages = await _read_body(receive)
+        try:
+            body = orjson.loads(raw) if raw.strip() else None
+        except orjson.JSONDecodeError:
+            body = None
+        reason = check(body)
+        if reason is not None:
+            raise self._forbidden(user, attrs, reason)
+        pending = list(messages)
+
+        async def replay() -> Message:
+            return pending.pop(0) if pending else await receive()
+
+        return replay
+
+    @staticmethod
+    def _forbidden(user: User, attrs: Attributes, reason: str) -> ApiError:
+        return ApiError(403, "Forbidden", forbidden_message(user, attrs, reason), kind=attrs.resource,
+                        name=attrs.name or "", group=attrs.group)
+
+    def _audit(self, user: User, attrs: Attributes, code: int, scope: Scope) -> None:
+        assert self.policy.audit is not None
+        client = scope.get("client") or ("", 0)
+        uri = scope["path"] + (f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else "")
+        self.policy.audit.record(user, attrs, code, str(client[0]), uri)

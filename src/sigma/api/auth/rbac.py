@@ -1,0 +1,134 @@
+"""Roles and bindings: who may do what, in which namespace.
+
+Four roles, fixed in code (Kubernetes' default ClusterRoles, simplified):
+
+- ``cluster-admin``: everything, everywhere, including paths outside the API (/metrics, /ui).
+- ``edit``: every verb on namespaced resources, in the bound namespace (or in all of them when
+  the binding names none), and reading that Namespace object.
+- ``view``: get, list and watch on the same.
+- ``agent``: an agent's node credential; what it may do is NodeRestriction's to say.
+
+Bindings come from a YAML file (``sigma master --rbac FILE``, default ``STATE/rbac.yaml``),
+re-read when it changes::
+
+    bindings:
+      - role: edit            # cluster-admin | edit | view
+        namespace: team-a     # omitted: every namespace
+        users: [alice]
+        groups: [team-a-devs]
+
+Built in: the group ``system:masters`` is bound to cluster-admin and ``system:nodes`` to
+agent. Any authenticated user may read discovery, /openapi, /version and the health
+endpoints; anyone, authenticated or not, the health endpoints and /version.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sigma.api.auth.attributes import READ_ONLY, Attributes
+from sigma.api.auth.identity import AUTHENTICATED, MASTERS, NODES, User
+from sigma.api.auth.noderestriction import ALLOW, Decision, PodNode, deny, node_restriction
+
+ROLES = ("cluster-admin", "edit", "view", "agent")
+PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+DISCOVERY_PREFIXES = ("/api", "/apis", "/openapi")
+
+
+@dataclass(frozen=True)
+class Binding:
+    role: str
+    namespace: str | None = None
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    def applies_to(self, user: User) -> bool:
+        return user.name in self.users or any(g in self.groups for g in user.groups)
+
+
+BUILTIN_BINDINGS = (Binding("cluster-admin", groups=(MASTERS,)), Binding("agent", groups=(NODES,)))
+
+
+def parse_bindings(doc: Any, source: str = "bindings") -> list[Binding]:
+    """Bindings from the YAML document; a ValueError names the entry that is wrong."""
+    out = []
+    for i, entry in enumerate((doc or {}).get("bindings") or []):
+        if not isinstance(entry, dict) or entry.get("role") not in ROLES:
+            raise ValueError(f"{source}: bindings[{i}].role must be one of {', '.join(ROLES)}")
+        out.append(Binding(entry["role"], entry.get("namespace"), tuple(entry.get("users") or ()),
+                           tuple(entry.get("groups") or ())))
+    return out
+
+
+class Bindings:
+    """The built-in bindings plus those of a file, re-read when the file changes."""
+
+    def __init__(self, path: Path | None = None, extra: list[Binding] | None = None) -> None:
+        self.path = path
+        self.extra = list(extra or [])
+        self._stamp: tuple[float, int] | None = None
+        self._file: list[Binding] = []
+
+    def current(self) -> list[Binding]:
+        if self.path is not None:
+            try:
+                st = os.stat(self.path)
+                stamp: tuple[float, int] | None = (st.st_mtime, st.st_size)
+            except FileNotFoundError:
+                stamp, self._file = None, []
+            if stamp is not None and stamp != self._stamp:
+                self._file = parse_bindings(yaml.safe_load(self.path.read_text()), str(self.path))
+            self._stamp = stamp
+        return [*BUILTIN_BINDINGS, *self.extra, *self._file]
+
+
+def _role_allows(role: str, ns: str | None, a: Attributes) -> bool:
+    if role == "cluster-admin":
+        return True
+    if a.rt is None or role not in ("edit", "view"):
+        return False
+    if role == "view" and a.verb not in READ_ONLY:
+        return False
+    if a.rt.plural == "namespaces":
+        return a.verb in READ_ONLY and a.name is not None and (ns is None or a.name == ns)
+    if not a.rt.namespaced:
+        return False
+    return ns is None or a.namespace == ns
+
+
+def authorize(user: User, a: Attributes, bindings: list[Binding], pod_node: PodNode) -> Decision:
+    """Allowed, refused with a reason, or allowed subject to a check of the request body."""
+    if a.rt is None and a.verb == "get":
+        if a.path in PUBLIC_PATHS:
+            return ALLOW
+        if AUTHENTICATED in user.groups and a.path.startswith(DISCOVERY_PREFIXES):
+            return ALLOW
+    applicable = [b for b in bindings if b.applies_to(user)]
+    for b in applicable:
+        if b.role != "agent" and _role_allows(b.role, b.namespace, a):
+            return ALLOW
+    node = user.node_name
+    if node is not None and a.rt is not None and any(b.role == "agent" for b in applicable):
+        return node_restriction(a, node, pod_node)
+    return deny("")
+
+
+def forbidden_message(user: User, a: Attributes, reason: str) -> str:
+    """Kubernetes' wording, e.g. ``pods is forbidden: User "x" cannot list resource "pods"
+    in API group "" in the namespace "y"``."""
+    if a.rt is None:
+        text = f'forbidden: User "{user.name}" cannot {a.verb} path "{a.path}"'
+    else:
+        subject = f'{a.resource} "{a.name}"' if a.name else a.resource
+        if a.rt.plural == "namespaces":
+            scope = "at the cluster scope"
+        else:
+            scope = f'in the namespace "{a.namespace}"' if a.namespace else "at the cluster scope"
+        text = (f'{subject} is forbidden: User "{user.name}" cannot {a.verb} resource "{a.resource_path}" '
+                f'in API group "{a.group}" {scope}')
+    return f"{text}: {reason}" if reason else text
