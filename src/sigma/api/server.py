@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import yaml
@@ -37,6 +37,9 @@ from sigma.api.watch import ObjectEvent, RegistryWatch
 from sigma.master.metrics import ApiMetricsMiddleware, metrics_endpoint
 from sigma.store.contract import StoreClosed
 from sigma.ui import routes as ui_routes
+
+if TYPE_CHECKING:
+    from sigma.api.auth import AuthSetup
 
 log = logging.getLogger("sigma.api")
 
@@ -402,12 +405,22 @@ class ApiServer:
         return orjson.dumps({"type": ev.type, "object": obj}) + b"\n"
 
 
-def create_app(registry: Registry, advertise_address: str = "127.0.0.1:6443") -> Starlette:
+def create_app(registry: Registry, advertise_address: str = "127.0.0.1:6443",
+               auth: AuthSetup | None = None) -> Starlette:
+    """The API app. With ``auth`` every request is authenticated, rate-limited, authorised and
+    (when it writes) audited; without it (in-process tests) the app trusts its caller."""
     server = ApiServer(registry, advertise_address)
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    # The dashboard and /metrics come before the catch-all that serves the Kubernetes API.
+    middleware = [Middleware(ApiMetricsMiddleware)]  # outermost: 401, 403 and 429 are counted too
+    if auth is not None:
+        from sigma.api.auth.middleware import AuthMiddleware
+
+        middleware.append(Middleware(AuthMiddleware, policy=auth.policy))
+    # The dashboard, /metrics and the join endpoint come before the catch-all that serves the
+    # Kubernetes API.
     app = Starlette(routes=[*ui_routes(registry), Route("/metrics", metrics_endpoint(registry), methods=["GET"]),
+                            *(auth.routes if auth is not None else []),
                             Route("/{path:path}", server.dispatch, methods=methods)],
-                    middleware=[Middleware(ApiMetricsMiddleware)])
+                    middleware=middleware)
     app.state.api = server
     return app

@@ -32,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--master", help="API server URL (default: the kubeconfig's server)")
     p.add_argument("--token", help="bearer token for the API server")
     p.add_argument("--kubeconfig", help="kubeconfig file to reach the master with")
+    p.add_argument("--bootstrap-token", help="join with this token (sigma token create): the agent gets its own "
+                                             "node credential and keeps it in STATE/kubeconfig")
+    p.add_argument("--ca-file", help="the cluster CA to verify an https master with")
     p.add_argument("--node-name", default=socket.gethostname().lower(), help="default: the hostname")
     p.add_argument("--cpus", help="CPU capacity to publish (e.g. 4 or 3500m); default: the host's")
     p.add_argument("--memory", help="memory capacity to publish (e.g. 8Gi); default: the host's")
@@ -69,8 +72,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def _client(args: argparse.Namespace) -> HttpClient:
     from sigma.client.http import HttpClient
 
+    if args.bootstrap_token and args.master:
+        from pathlib import Path
+
+        from sigma.client.join import joined_client
+
+        return joined_client(args.master, args.bootstrap_token, args.node_name, Path(args.state_dir), args.ca_file)
     if args.master:
-        return HttpClient(args.master, token=args.token)
+        return HttpClient(args.master, token=args.token, verify=args.ca_file or True)
     from sigma.cli.common import kubeconfig_path
 
     path = kubeconfig_path(args.kubeconfig)

@@ -6,8 +6,12 @@ import argparse
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from sigma.api.auth import AuthOptions
 
 console = Console(stderr=True)
 
@@ -27,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--no-controllers", action="store_true", help="serve the API only")
     p.add_argument("--option", action="append", default=[], metavar="NAME=SECONDS",
                    help="a controller timing, e.g. node_grace_s=4 or pod_eviction_timeout_s=10 (repeatable)")
+    add_auth_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run_master)
 
@@ -43,6 +48,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     u.set_defaults(func=run_up)
 
 
+def add_auth_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state-dir", help="CA, credentials, RBAC bindings and the audit log "
+                                       "(default: the SQLite file's directory, else .sigma)")
+    p.add_argument("--token-file", help='users\' bearer tokens, lines of token,user,uid,"group1,group2"')
+    p.add_argument("--rbac", help="role bindings (YAML; default STATE/rbac.yaml)")
+    p.add_argument("--allow-anonymous-loopback", action="store_true",
+                   help="requests without credentials act as cluster-admin (loopback listeners only)")
+    p.add_argument("--tls", choices=("auto", "on", "off"), default="auto",
+                   help="auto: TLS on unless the listener is loopback")
+    p.add_argument("--rate-limit", default="200:400", metavar="QPS[:BURST]",
+                   help="requests per second per client (system:masters exempt); 0 turns it off")
+    p.add_argument("--no-audit", action="store_true", help="do not write STATE/audit.log")
+
+
+def auth_options(args: argparse.Namespace, host: str, default_state: Path) -> AuthOptions:
+    from sigma.api.auth import AuthOptions
+
+    qps, _, burst = str(args.rate_limit).partition(":")
+    try:
+        rate, bucket = float(qps), float(burst or 2 * float(qps))
+    except ValueError:
+        raise SystemExit(f"--rate-limit must be QPS[:BURST], got {args.rate_limit!r}") from None
+    return AuthOptions(
+        state_dir=Path(args.state_dir or default_state).resolve(), host=host,
+        token_file=Path(args.token_file).resolve() if args.token_file else None,
+        rbac_file=Path(args.rbac).resolve() if args.rbac else None,
+        allow_anonymous_loopback=args.allow_anonymous_loopback,
+        tls={"auto": None, "on": True, "off": False}[args.tls], rate_qps=rate, rate_burst=bucket,
+        audit=not args.no_audit)
+
+
 def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -55,10 +91,19 @@ def run_master(args: argparse.Namespace) -> int:
 
     _logging(args.verbose)
     host, port = _split_listen(args.listen)
+    state = Path(".sigma")
     if args.store.startswith("sqlite:///"):
-        Path(args.store[len("sqlite://"):]).parent.mkdir(parents=True, exist_ok=True)
-    master = Master(args.store, host, port, controllers=not args.no_controllers, options=_options(args.option))
-    master.serve(on_ready=lambda: console.print(f"sigma master serving on http://{host}:{port}"))
+        state = Path(args.store[len("sqlite://"):]).parent
+        state.mkdir(parents=True, exist_ok=True)
+    try:
+        auth = auth_options(args, host, state)
+        master = Master(args.store, host, port, controllers=not args.no_controllers, options=_options(args.option),
+                        auth=auth)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    assert master.auth_setup is not None
+    scheme = master.auth_setup.scheme
+    master.serve(on_ready=lambda: console.print(f"sigma master serving on {scheme}://{host}:{port}"))
     return 0
 
 

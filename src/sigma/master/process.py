@@ -23,6 +23,7 @@ import uvicorn
 from starlette.routing import Mount
 
 from sigma.api import admission
+from sigma.api.auth import AuthOptions, build_auth
 from sigma.api.registry import Registry
 from sigma.api.server import create_app
 from sigma.client.local import LocalClient
@@ -77,13 +78,17 @@ class Master:
     port: int = 6443
     controllers: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    # Authentication, authorisation, TLS and audit (sigma.api.auth); None: no checks at all,
+    # for masters embedded in tests that only talk to themselves.
+    auth: AuthOptions | None = None
 
     def __post_init__(self) -> None:
         self.store: Store = open_store(self.store_url)
         self.registry = Registry(self.store)
         admission.install(self.registry)
         admission.bootstrap(self.registry)
-        self.app = create_app(self.registry, f"{self.host}:{self.port}")
+        self.auth_setup = build_auth(self.auth, self.registry) if self.auth is not None else None
+        self.app = create_app(self.registry, f"{self.host}:{self.port}", self.auth_setup)
         # The P2P tracker for the agents' image pulls, ahead of the API's catch-all route.
         # Its state is in memory only: after a restart agents re-announce as they pull.
         self.app.router.routes.insert(0, Mount("/p2p", app=tracker_router(TrackerState())))
@@ -151,7 +156,8 @@ class Master:
         else:
             self.start_controllers()
         config = uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning",
-                                access_log=False, lifespan="off", timeout_graceful_shutdown=1)
+                                access_log=False, lifespan="off", timeout_graceful_shutdown=1,
+                                **(self.auth_setup.uvicorn_options() if self.auth_setup is not None else {}))
         self._server = _Server(config, on_shutdown=self.app.state.api.close_streams)
         if on_ready is not None:
             threading.Thread(target=self._notify_ready, args=(on_ready,), daemon=True).start()
