@@ -38,6 +38,7 @@ class MasterProcess:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "sigma", "master", "--listen", f"127.0.0.1:{self.port}",
+                 "--allow-anonymous-loopback",
                  "--store", self.store, *self.extra_args],
                 stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)

@@ -186,7 +186,7 @@ def test_level0_drains_batch_capacity_before_the_rush(
     world, ctrl, clock, trace = festival
     level0 = Level0Controller(client, clock=lambda: clock[0])
     quiet = level0.reconcile()
-    replay(client, world, ctrl, clock, RUSH - LEAD, trace)  # the rush is now inside the lead window
+    replay(client, world, ctrl, clock, RUSH - LEAD + STEP + 1, trace)  # the rush is inside the lead window
     world.report(clock[0])
     ahead = level0.reconcile()
     reservation = client.get("predictivescalers", "web", "default")["status"]["reservation"]

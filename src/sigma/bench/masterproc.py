@@ -42,6 +42,7 @@ class BenchMaster:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "sigma", "master", "--listen", f"127.0.0.1:{self.port}",
+                 "--allow-anonymous-loopback",
                  "--store", f"sqlite://{self.workdir / 'state.db'}", *self.extra_args],
                 stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)

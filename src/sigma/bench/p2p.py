@@ -212,6 +212,7 @@ def _worker(conf: dict[str, Any]) -> None:
     dest = os.path.join(conf["work"], f"{conf['mode']}-{conf['index']}")
     print(json.dumps({"ready": peer.url}), flush=True)
     sys.stdin.readline()
+    cpu0 = time.process_time()
     out: dict[str, Any] = {}
     if conf["mode"] == "registry":
         h = hashlib.sha256()
@@ -227,6 +228,7 @@ def _worker(conf: dict[str, Any]) -> None:
         downloader = Downloader(TrackerClient(conf["tracker"]), peer, download=down, piece_size=conf["piece"])
         out = {"report": downloader.fetch(conf["digest"], conf["size"], conf["url"], dest).to_dict()}
     out["done"] = time.time()
+    out["cpu_s"] = time.process_time() - cpu0
     print(json.dumps(out), flush=True)
     sys.stdin.read()  # serve the others until the benchmark closes our stdin
     peer.stop()

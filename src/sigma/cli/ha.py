@@ -43,7 +43,8 @@ class HaControlPlane:
             with open(self.state / f"master-{index}.log", "ab") as log:
                 child = subprocess.Popen(
                     [sys.executable, "-m", "sigma", "master", "--store", self.store_url,
-                     "--listen", f"127.0.0.1:{port}"],
+                     "--listen", f"127.0.0.1:{port}", "--state-dir", str(self.state),
+                     "--token-file", str(self.state / "auth" / "tokens.csv")],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     start_new_session=True, preexec_fn=_die_with_parent)
             self._children.append(child)

@@ -17,6 +17,7 @@ COMMANDS = (
     "sigma.cli.image",  # image import/ls/rm
     "sigma.cli.bench",  # bench NAME
     "sigma.cli.sim",  # sim
+    "sigma.cli.token",  # token create
     "sigma.cli.version",  # version
 )
 

@@ -118,14 +118,39 @@ def _options(pairs: list[str]) -> dict[str, float]:
     return options
 
 
-def write_kubeconfig(path: Path, server: str) -> None:
-    path.write_text(
+def write_kubeconfig(path: Path, server: str, token: str | None = None, ca_file: Path | None = None) -> None:
+    """A kubeconfig for ``server``: with ``token`` as the admin's credential, and the cluster
+    CA when the server speaks https."""
+    cluster = f"    server: {server}\n"
+    if ca_file is not None and server.startswith("https://"):
+        cluster += f"    certificate-authority: {ca_file}\n"
+    user = f"\n    token: {token}\n" if token else " {}\n"
+    text = (
         "apiVersion: v1\nkind: Config\n"
-        f"clusters:\n- name: sigma\n  cluster:\n    server: {server}\n"
-        "users:\n- name: sigma-admin\n  user: {}\n"
+        f"clusters:\n- name: sigma\n  cluster:\n{cluster}"
+        f"users:\n- name: sigma-admin\n  user:{user}"
         "contexts:\n- name: sigma\n  context:\n    cluster: sigma\n    user: sigma-admin\n    namespace: default\n"
         "current-context: sigma\n"
     )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds a credential
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def admin_token(state: Path) -> str:
+    """The admin's token of `sigma up` (user sigma-admin in system:masters), created on the
+    first start in STATE/auth/tokens.csv and kept across restarts."""
+    from sigma.api.auth.tokens import new_token, write_token_file
+
+    path = state / "auth" / "tokens.csv"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            token, _, rest = line.partition(",")
+            if rest.startswith("sigma-admin,"):
+                return token
+    token = new_token()
+    write_token_file(path, [(token, "sigma-admin", ("system:masters",))])
+    return token
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -137,7 +162,7 @@ def run_up(args: argparse.Namespace) -> int:
     if args.masters > 1 and args.store != "etcd":
         raise SystemExit("--masters > 1 needs --store etcd (SQLite belongs to one master)")
     kubeconfig = state / "kubeconfig"
-    write_kubeconfig(kubeconfig, f"http://127.0.0.1:{args.port}")
+    write_kubeconfig(kubeconfig, f"http://127.0.0.1:{args.port}", admin_token(state))
     os.environ.setdefault("KUBECONFIG", str(kubeconfig))
     if args.store == "etcd":
         from sigma.cli.ha import HaControlPlane

@@ -21,12 +21,15 @@ from types import FrameType
 
 from rich.console import Console
 
+from sigma.api.auth import AuthOptions
+from sigma.api.auth.tokens import create_bootstrap_token
 from sigma.master.process import Master
 
 log = logging.getLogger("sigma.up")
 
 PR_SET_PDEATHSIG = 1
 AGENT_STOP_TIMEOUT_S = 25.0
+AGENT_JOIN_TTL_S = 600.0  # long enough for a slow start; the agent keeps its node credential
 
 
 def _die_with_parent() -> None:
@@ -44,7 +47,10 @@ class EmbeddedCluster:
         self.cgroup_root = cgroup_root
         self.node_name = node_name or socket.gethostname().lower()
         # store_url: etcd when `sigma up --store etcd` runs several masters (cli/ha.py).
-        self.master = Master(store_url or f"sqlite://{state / 'state.db'}", "127.0.0.1", port)
+        # No anonymous access: the kubeconfig carries the admin's token (cli/master.py) and the
+        # agent joins with a bootstrap token, getting its own node credential.
+        auth = AuthOptions(state_dir=state, token_file=state / "auth" / "tokens.csv")
+        self.master = Master(store_url or f"sqlite://{state / 'state.db'}", "127.0.0.1", port, auth=auth)
         self._agent: subprocess.Popen[bytes] | None = None
         self._signalled = False
 
@@ -72,7 +78,9 @@ class EmbeddedCluster:
     def _start_agent(self) -> None:
         """Started before the API server (in the main thread, which PDEATHSIG is tied to);
         it retries registering until the server answers."""
-        cmd = [sys.executable, "-m", "sigma", "agent", "--kubeconfig", str(self.state / "kubeconfig"),
+        join_token = create_bootstrap_token(self.state, ttl_s=AGENT_JOIN_TTL_S)
+        cmd = [sys.executable, "-m", "sigma", "agent", "--master", f"http://127.0.0.1:{self.port}",
+               "--bootstrap-token", join_token,
                "--node-name", self.node_name, "--state-dir", str(self.state / "agent"),
                "--listen", "127.0.0.1:0", "--address", "127.0.0.1", "--cgroup-root", self.cgroup_root,
                "--drain-on-exit"]

@@ -76,7 +76,7 @@ def _load_ca(ca: CertPair) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey
     return cert, key
 
 
-def _issue(ca: CertPair, subject: x509.Name, usage: ExtendedKeyUsageOID,
+def _issue(ca: CertPair, subject: x509.Name, usage: x509.ObjectIdentifier,
            sans: list[x509.GeneralName], out: CertPair) -> CertPair:
     ca_cert, ca_key = _load_ca(ca)
     key = _key()

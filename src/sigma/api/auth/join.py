@@ -42,7 +42,7 @@ def join_route(credentials: Credentials, ca_cert: Path | None) -> Route:
         node = body.get("nodeName") if isinstance(body, dict) else None
         causes = dns1123_subdomain(node, "nodeName") if isinstance(node, str) and node else [
             errors.Cause("nodeName", "Required value", "FieldValueRequired")]
-        if causes:
+        if causes or not isinstance(node, str):
             return JSON(errors.invalid("Join", str(node or ""), causes).status(), status_code=422)
         token = credentials.issue_node_credential(node)
         ca = ca_cert.read_text() if ca_cert is not None and ca_cert.exists() else ""

@@ -29,6 +29,7 @@ from typing import Any
 from sigma.api.errors import ApiError
 from sigma.api.objects import condition, is_pod_terminal, now_rfc3339, parse_rfc3339
 from sigma.client.base import ApiClient
+from sigma.master import metrics
 from sigma.master.events import record_event
 from sigma.master.process import register_configurable_controller
 
@@ -231,6 +232,7 @@ class NodeLifecycleController:
         m = pod["metadata"]
         record_event(self.client, pod, "Normal", "TaintManagerEviction",
                      f"Deleting pod {m['namespace']}/{m['name']} from node {node}: {why}", COMPONENT, now)
+        metrics.record_eviction("TaintManagerEviction", COMPONENT)
         try:
             self.client.delete("pods", m["name"], m["namespace"], grace_period_seconds=0 if force else None,
                                preconditions_uid=m.get("uid"))

@@ -21,6 +21,7 @@ from typing import Any
 
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
+from sigma.master import metrics
 from sigma.master.process import register_controller
 from sigma.master.scheduler import actions
 from sigma.master.scheduler.base import CachedLoop
@@ -89,15 +90,20 @@ class SchedulerLoop(CachedLoop):
                 uid = self.queue.pop()
                 if uid is None:
                     return
-                self.schedule_one(uid)
+                started = time.perf_counter()
+                result = self.schedule_one(uid)
+                if result is not None:
+                    metrics.record_scheduling_attempt(self.name, result, time.perf_counter() - started)
         finally:
             self._flush_binds()
+            metrics.set_pending_pods(self.name, len(self.queue))
 
-    def schedule_one(self, uid: str) -> None:
+    def schedule_one(self, uid: str) -> str | None:
+        """One pod's cycle; the result for the attempt metrics (None: no attempt made)."""
         pod = self.cache.pods.get(uid)
         if pod is None or (pod.get("spec") or {}).get("nodeName"):
             self.queue.remove(uid)
-            return
+            return None
         nomination = self.nominated.get(uid)
         if nomination is not None:
             # Victims gone: the room held for this pod is free; bind without a new cycle.
@@ -108,23 +114,27 @@ class SchedulerLoop(CachedLoop):
             else:
                 del self.nominated[uid]
                 self._bind(uid, pod, nomination.node)
-            return
+                return "scheduled"
+            return None
         try:
             spec = self.cache.spec_of(pod)
         except ConversionError as err:
             self._unschedulable(uid, pod, f"0/{len(self.cache.nodes)} nodes are available: {err}.")
-            return
+            return "error"
         if self.cache.scheduler is None:
             self._unschedulable(uid, pod, NO_NODES)
-            return
+            return "unschedulable"
         result = self.cache.scheduler.schedule(spec)
         if result.node_name is not None:
             self.cache.placed[uid] = result.node_name  # the core assumed it in the snapshot
             self._bind(uid, pod, result.node_name)
-        elif result.preemption is not None and actions.may_preempt(pod):
+            return "scheduled"
+        if result.preemption is not None and actions.may_preempt(pod):
             self._preempt(uid, pod, spec, result)
-        else:
-            self._unschedulable(uid, pod, result.message)
+            metrics.record_preemption(self.name, len(result.preemption.victims))
+            return "preempting"
+        self._unschedulable(uid, pod, result.message)
+        return "unschedulable"
 
     def _bind(self, uid: str, pod: dict[str, Any], node: str) -> None:
         """The placement is already assumed in the cache; the write waits for the end of
