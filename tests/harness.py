@@ -24,21 +24,24 @@ def free_port() -> int:
 
 class MasterProcess:
     def __init__(self, workdir: Path, port: int | None = None, extra_args: tuple[str, ...] = (),
-                 store: str | None = None) -> None:
+                 store: str | None = None, anonymous: bool = True, scheme: str = "http") -> None:
         self.workdir = workdir
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.db = workdir / "state.db"
         self.log = workdir / "master.log"
         self.extra_args = extra_args
         self.store = store or f"sqlite://{self.db}"  # e.g. etcd://127.0.0.1:PORT for several masters
+        # Anonymous requests act as cluster-admin (loopback only): what most tests want. The
+        # tests of authentication itself turn it off.
+        self.anonymous = anonymous
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> MasterProcess:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "sigma", "master", "--listen", f"127.0.0.1:{self.port}",
-                 "--allow-anonymous-loopback",
+                 *(["--allow-anonymous-loopback"] if self.anonymous else []),
                  "--store", self.store, *self.extra_args],
                 stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
@@ -52,7 +55,7 @@ class MasterProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"sigma master exited with {self.process.returncode}:\n{self.log.read_text()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
+                if httpx.get(f"{self.url}/readyz", timeout=1.0, verify=False).status_code == 200:
                     return
             except httpx.TransportError:
                 pass

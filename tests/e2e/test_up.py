@@ -56,7 +56,19 @@ class Up:
         self.cgroup_root = f"sigma-test-{uuid.uuid4().hex[:8]}"
         self.log = tmp / "up.log"
         self.process: subprocess.Popen[bytes] | None = None
-        self.client = HttpClient(f"http://127.0.0.1:{self.port}", timeout=5)
+        self._client: HttpClient | None = None
+
+    @property
+    def client(self) -> HttpClient:
+        """The admin's client, from the kubeconfig `sigma up` writes (it carries a token:
+        anonymous requests are refused)."""
+        if self._client is None:
+            kubeconfig = self.state / "kubeconfig"
+            deadline = time.monotonic() + 30
+            while not kubeconfig.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self._client = HttpClient.from_kubeconfig(str(kubeconfig), timeout=5)
+        return self._client
 
     def start(self) -> None:
         with open(self.log, "wb") as out:
@@ -99,7 +111,8 @@ def up(tmp_path: Path) -> Iterator[Up]:
             except subprocess.TimeoutExpired:
                 u.process.kill()
                 u.process.wait()
-        u.client.close()
+        if u._client is not None:
+            u._client.close()
 
 
 def test_sigma_up_runs_the_demo_and_ctrl_c_leaves_nothing_behind(up: Up) -> None:

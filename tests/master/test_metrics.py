@@ -172,7 +172,9 @@ def test_batch_allocatable_usage_and_forecast_error_come_from_the_store(api: Api
                          "batch": {"cpu_millis": 300, "memory_bytes": 500}}}
     assert api.post("/apis/sigma.io/v1/nodemetrics", json=metric).status_code == 201
     scaler = {"apiVersion": "sigma.io/v1", "kind": "PredictiveScaler", "metadata": {"name": "web"},
-              "spec": {}, "status": {"forecastError": 0.12}}
+              "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                       "metric": {"type": "cpu"}, "targetPerReplica": 500, "maxReplicas": 5},  # a valid spec
+              "status": {"forecastError": 0.12}}
     assert api.post("/apis/sigma.io/v1/namespaces/default/predictivescalers", json=scaler).status_code == 201
     samples = scrape(api)
     assert samples['sigma_node_batch_allocatable_cpu_cores{node="m-1"}'] == 1.5

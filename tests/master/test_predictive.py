@@ -23,7 +23,7 @@ from sigma.store.sqlite import SqliteStore
 
 DAY, STEP = 86400.0, 300.0
 START = 1_764_000_000.0 - 1_764_000_000.0 % DAY  # midnight UTC
-RUSH = START + 3 * DAY + 20 * 3600.0  # day 4, 20:00 UTC: the quiet part of the day, x4
+RUSH = START + 2 * DAY + 20 * 3600.0  # day 3, 20:00 UTC: the quiet part of the day, x4
 RUSH_S, LEAD, TARGET, BASE = 7200.0, 900.0, 500.0, 2000.0
 
 
@@ -40,7 +40,7 @@ SCALER = {
     "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
              "metric": {"type": "cpu"}, "targetPerReplica": TARGET, "minReplicas": 2, "maxReplicas": 30,
              "leadSeconds": LEAD, "stepSeconds": STEP, "quantile": 0.9,
-             "calendar": [{"name": "festival", "start": "2025-11-27T20:00:00Z", "durationSeconds": RUSH_S,
+             "calendar": [{"name": "festival", "start": "2025-11-26T20:00:00Z", "durationSeconds": RUSH_S,
                            "multiplier": 4}],
              "reactive": {"enabled": True, "scaleDownStabilizationSeconds": 900}},
 }
@@ -125,7 +125,7 @@ def replay(client: LocalClient, world: World, ctrl: PredictiveController, clock:
 
 @pytest.fixture
 def festival(client: LocalClient) -> tuple[World, PredictiveController, list[float], dict[float, int]]:
-    """Three days and 19 hours of history replayed: the scaler is just before the rush."""
+    """Two days and 19 hours of history replayed: the scaler is just before the rush."""
     world = World(client)
     client.create("predictivescalers", SCALER, "default")
     clock = [START]
@@ -195,7 +195,11 @@ def test_level0_drains_batch_capacity_before_the_rush(
     for node in ("n1", "n2"):
         published = int(client.get("nodes", node)["status"]["allocatable"]["sigma.io/batch-cpu"])
         assert published == ahead[node].cpu_millis
-        assert quiet[node].cpu_millis - ahead[node].cpu_millis == pytest.approx(extra[node], rel=0.25)
+        prod_now = client.get("nodemetrics", node)["status"]["prod"]["cpu_peak_millis"]
+        # 32 cores x 0.65 - (prod now + its predicted extra): batch shrank by the extra...
+        assert ahead[node].cpu_millis == int(32000 * 0.65) - prod_now - extra[node]
+        # ...and well below what it was an hour before, when no rush was in sight.
+        assert quiet[node].cpu_millis - ahead[node].cpu_millis > 0.5 * extra[node]
         assert "raised to the predicted prod usage" in ahead[node].reason
     # The reservation is a lease: a controller that stops renewing it stops draining batch.
     clock[0] += 4 * STEP

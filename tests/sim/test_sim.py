@@ -109,14 +109,14 @@ def test_same_seed_gives_an_identical_report(v2017, tmp_path: Path) -> None:  # 
     w = from_v2017(v2017).first_jobs(30)
     texts = []
     for out in ("a", "b"):
-        inputs = SimInputs(w, half_busy_prod(), Machines(20, 64000, MEMORY_UNITS), ("requests", "sigma"),
+        inputs = SimInputs(w, half_busy_prod(), Machines(20, 64000, MEMORY_UNITS), ("requests", "sigma", "sigma-predictive"),
                            search_jobs=30)
         report, series = run(inputs)
         write(tmp_path / out, report, series)
         texts.append((tmp_path / out / "report.json").read_text())
     assert texts[0] == texts[1]
     report = json.loads(texts[0])
-    for name in ("requests", "sigma"):
+    for name in ("requests", "sigma", "sigma-predictive"):
         assert {"machines_needed", "prod_violation", "cpu_util_mean", "jct_p90_s"} <= set(report["policies"][name])
     assert (tmp_path / "a" / "utilisation.png").stat().st_size > 0
 

@@ -88,7 +88,8 @@ class Agent:
             store, master = ImageStore(opts.image_dir), getattr(client, "base_url", "")
             self.pulls = start_pulls(store, opts.images, master, opts.host,
                                      opts.address or reachable_address(opts.host, master),
-                                     on_done=lambda: self.watcher.changed.set())  # a pull done: sync now
+                                     on_done=lambda: self.watcher.changed.set(),  # a pull done: sync now
+                                     master_http=getattr(client, "http", None))
             runtimes["runc"] = RuncRuntime(state_dir, store, self.cgroups, overlay=opts.images.overlay)
         self.node = NodeRuntime(state_dir, runtimes, self.cgroups, PodManager(opts.backoff), pulls=self.pulls)
         self.collector = Collector(self.node.cgroups)

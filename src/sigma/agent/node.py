@@ -30,6 +30,7 @@ from sigma.agent.podmanager import (
 from sigma.agent.pulls import ImagePulls
 from sigma.agent.registry import ImagePullError
 from sigma.agent.runtime.base import RUNNING, ContainerSpec, ContainerStatus, Runtime
+from sigma.agent.runtime.hardening import security_fields
 from sigma.agent.runtime.shimmed import ShimRuntime
 from sigma.agent.statefile import read_json, write_json
 
@@ -191,6 +192,7 @@ class NodeRuntime:
             cgroup_parent=parent,
             log_path=logs.attempt_log_path(self._container_log_dir(pod, container["name"]), attempt),
             log_max_bytes=self.log_max_bytes,
+            **security_fields(pod, container),
         )
 
     def _cpuset_for(self, pod: podspec.Pod) -> str | None:

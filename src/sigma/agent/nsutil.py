@@ -92,6 +92,12 @@ def exec_container(spec: dict[str, Any], out_w: int, err_w: int, status_w: int) 
             mount(None, "/", None, MS_REC | MS_PRIVATE)  # keep our /proc mount out of the host
             mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
             sethostname(spec.get("hostname") or "sigma")
+        user = spec.get("user")
+        if user:
+            # Drop root last: joining cgroups and mounting /proc above need it.
+            os.setgroups([])
+            os.setgid(int(user["gid"]))
+            os.setuid(int(user["uid"]))
         env = dict(spec.get("env") or {})
         env.setdefault("PATH", DEFAULT_PATH)
         argv = list(spec["argv"])

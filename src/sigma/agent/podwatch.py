@@ -5,6 +5,11 @@ master restarting) resumes from the last resourceVersion seen; only a 410 Gone (
 version was compacted) forces a new list, which replaces the cache wholesale so a pod
 deleted while we were away disappears. Errors back off from 0.5 s to 10 s.
 
+A dead connection (a cut cable, a master host that vanished) sends no FIN: TCP would keep
+the watch waiting for minutes. The master sends a bookmark every 5 s on an idle watch, so a
+watch silent for IDLE_TIMEOUT_S is closed and reopened from the last resourceVersion; if
+that version was compacted meanwhile, the 410 makes it a relist.
+
 `synced` matters: until the first list has succeeded the agent must not sync at all, or
 it would take every running container for an orphan and stop it.
 """
@@ -21,18 +26,21 @@ from sigma.client.base import ApiClient
 log = logging.getLogger("sigma.agent.pods")
 
 WATCH_TIMEOUT_S = 60  # the server ends each watch after this; a fresh one starts at once
+# Three of the master's bookmark intervals (api/server.py BOOKMARK_INTERVAL_S = 5 s).
+IDLE_TIMEOUT_S = 15.0
 MAX_BACKOFF_S = 10.0
 
 
 class PodWatcher:
-    def __init__(self, client: ApiClient, node_name: str) -> None:
-        self.client, self.node_name = client, node_name
+    def __init__(self, client: ApiClient, node_name: str, idle_timeout: float = IDLE_TIMEOUT_S) -> None:
+        self.client, self.node_name, self.idle_timeout = client, node_name, idle_timeout
         self.selector = f"spec.nodeName={node_name}"
         self.synced = threading.Event()
         self.changed = threading.Event()  # set on every change; the agent loop clears it
         self._pods: dict[str, dict[str, Any]] = {}  # uid -> pod
         self._lock = threading.Lock()
         self._rv = ""
+        self.relists = 0  # lists after the first: each one followed a 410 Gone or an error
 
     # -- what the agent reads ------------------------------------------------------------
     def pods(self) -> list[dict[str, Any]]:
@@ -68,7 +76,8 @@ class PodWatcher:
                 backoff = 0.5
             except ApiError as err:
                 if err.code == 410:
-                    log.info("pod watch expired at resourceVersion %s: listing again", self._rv)
+                    log.info("pod watch of node %s: 410 Gone, resourceVersion %s was compacted; listing again",
+                             self.node_name, self._rv)
                     relist = True
                     continue
                 log.warning("pod watch for node %s failed: %s; retrying in %.1fs", self.node_name, err, backoff)
@@ -84,6 +93,10 @@ class PodWatcher:
 
     def _list(self) -> None:
         listed = self.client.list("pods", field_selector=self.selector)
+        if self.synced.is_set():
+            self.relists += 1
+            log.info("pods of node %s listed again at resourceVersion %s (%d pods)", self.node_name,
+                     listed.get("metadata", {}).get("resourceVersion", ""), len(listed.get("items") or []))
         with self._lock:
             self._pods = {p["metadata"]["uid"]: p for p in listed.get("items") or []}
             self._rv = listed.get("metadata", {}).get("resourceVersion", "")
@@ -92,7 +105,7 @@ class PodWatcher:
 
     def _watch(self, stop: threading.Event) -> None:
         events = self.client.watch("pods", resource_version=self._rv, field_selector=self.selector,
-                                   timeout_seconds=WATCH_TIMEOUT_S)
+                                   timeout_seconds=WATCH_TIMEOUT_S, idle_timeout_seconds=self.idle_timeout)
         for event in events:
             if stop.is_set():
                 return

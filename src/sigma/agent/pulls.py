@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
+import httpx
+
 from sigma.agent.images import ImageStore
 from sigma.agent.registry import ImagePullError, RegistryPuller, default_pull_policy, ensure_image
 
@@ -144,9 +146,11 @@ def start_pulls(
     listen_host: str,
     advertise: str,
     on_done: Callable[[], None] | None = None,
+    master_http: httpx.Client | None = None,
 ) -> ImagePulls:
     """The agent's pulls: registry (plain HTTP when insecure), P2P through the master's
-    tracker at MASTER/p2p when there is a master URL and P2P is on."""
+    tracker at MASTER/p2p when there is a master URL and P2P is on. `master_http` carries
+    the agent's credentials and the master's CA (the tracker is behind the API's auth)."""
     plain_http = True if options.insecure_registry else None
     fetcher = None
     closers: list[Callable[[], None]] = []
@@ -161,7 +165,7 @@ def start_pulls(
             log.warning("P2P is off: cannot serve pieces on %s:%d: %s", listen_host, options.p2p_port, err)
             return start_pulls(store, replace(options, p2p=False), master_url, listen_host, advertise, on_done)
         peer.start()
-        tracker = TrackerClient(f"{master_url.rstrip('/')}/p2p")
+        tracker = TrackerClient(f"{master_url.rstrip('/')}/p2p", master_http)
         fetcher = Downloader(tracker, peer).fetch
         log.info("P2P image pulls through %s/p2p; serving pieces at %s", master_url, peer.url)
 

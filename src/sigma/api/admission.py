@@ -3,6 +3,7 @@
 - Pod priority: spec.priorityClassName names a PriorityClass whose value becomes
   spec.priority (and its preemptionPolicy the pod's); without a class, the global default
   class if one exists, else 0. An unknown class is refused, as Kubernetes does.
+- Pod security (sigma.api.podsecurity) and ResourceQuota (sigma.api.quota) on pod creation.
 - The built-in objects every cluster has: the namespaces default, kube-system and
   sigma-system, and the priority bands of DESIGN.md as PriorityClasses.
 """
@@ -98,7 +99,12 @@ def _ensure(registry: Registry, rt: Any, obj: dict[str, Any]) -> None:
 
 
 def install(registry: Registry) -> None:
+    from sigma.api import podsecurity, quota
+
     registry.add_admission("Pod", resolve_pod_priority(PriorityClasses(registry)))
+    # Pod security before quota: a refused pod must not be charged to the namespace.
+    podsecurity.install(registry)
+    quota.install(registry)
     # Sigma's own kinds register their validation and printer columns on import.
     import sigma.colocation.kinds  # noqa: F401
     from sigma.predict import kinds as _scaler_kinds  # noqa: F401

@@ -56,6 +56,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Pod", "pods", True, ("po",),
                  ("binding", "status", "log", "eviction"), ("all",)),
     ResourceType("", "v1", "Event", "events", True, ("ev",), (), has_status=False),
+    ResourceType("", "v1", "ResourceQuota", "resourcequotas", True, ("quota",), ("status",)),
     ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale"),
                  ("all",)),
     ResourceType("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",),

@@ -156,6 +156,8 @@ KIND_SCHEMAS: dict[str, Schema] = {
         lastTimestamp=STR, count=INT, type=STR, eventTime=STR, series=FREE, action=STR, related=FREE,
         reportingComponent=STR, reportingInstance=STR,
     ),
+    "ResourceQuota": kind_schema(obj(hard=mapof(QTY), scopes=STRS, scopeSelector=FREE),
+                                 obj(hard=mapof(QTY), used=mapof(QTY))),
     "Deployment": kind_schema(DEPLOYMENT_SPEC, DEPLOYMENT_STATUS),
     "PriorityClass": kind_schema(value=INT, globalDefault=BOOL, description=STR, preemptionPolicy=STR),
     "Lease": kind_schema(obj(holderIdentity=STR, leaseDurationSeconds=INT, acquireTime=STR,

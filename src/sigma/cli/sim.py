@@ -4,6 +4,7 @@
               --machines 4034 --policies segregated,requests,sigma --out DIR
     sigma sim --v2017-batch-task batch_task.csv --v2017-jobs jobs.csv \\
               --v2017-server-event server_event.csv --policies as-traced,segregated,requests,sigma --out DIR
+    sigma sim ... --policies sigma,sigma-predictive --predict-lead 30 --memory-threshold 0.85
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from sigma.sim import options
 from sigma.sim.cluster import POLICIES, WAITING, Machines
 from sigma.sim.prod import build_fleet, load_prod_curves, no_prod
 from sigma.sim.run import SimInputs, run
@@ -48,6 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-search", action="store_true", help="skip the machines-needed search")
     p.add_argument("--search-jobs", type=int, default=300, help="jobs replayed by each search probe")
+    options.add_arguments(p)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=run_sim)
 
@@ -106,7 +109,8 @@ def load_inputs(args: argparse.Namespace) -> SimInputs:
     usage = load_v2018_cluster_usage(args.v2018_cluster_usage) if args.v2018_cluster_usage else None
     return SimInputs(workload, fleet, machines, policies, as_traced_workload=as_traced, v2017_tasks=tasks,
                      v2018_usage=usage, tick=args.tick, seed=args.seed, search=not args.no_search,
-                     search_jobs=args.search_jobs, notes=notes)
+                     search_jobs=args.search_jobs, notes=notes, thresholds=options.thresholds(args),
+                     predict=options.predict_settings(args))
 
 
 def _machines(args: argparse.Namespace, notes: list[str]) -> Machines:

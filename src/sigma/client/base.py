@@ -56,9 +56,12 @@ class ApiClient(Protocol):
 
     def watch(self, resource: str, namespace: str | None = None, *, resource_version: str = "",
               label_selector: str = "", field_selector: str = "", timeout_seconds: int | None = None,
-              allow_bookmarks: bool = True) -> Iterator[WatchEvent]:
+              allow_bookmarks: bool = True, idle_timeout_seconds: float | None = None) -> Iterator[WatchEvent]:
         """Events after ``resource_version``. Raises ApiError(410) when it was compacted:
-        the caller relists. Ends when the server closes the stream or the timeout passes."""
+        the caller relists. Ends when the server closes the stream or the timeout passes.
+        ``idle_timeout_seconds``: a stream silent that long (no event, no bookmark) is taken
+        for a dead connection and raises ConnectionError; the caller resumes from the last
+        resourceVersion it saw."""
         ...
 
     def bind(self, name: str, namespace: str, node_name: str) -> None:

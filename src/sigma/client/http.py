@@ -86,6 +86,11 @@ class HttpClient:
         return cls(config.server, token=config.token, verify=verify, ca_data=config.ca_data,
                    client_cert=cert, **kwargs)
 
+    @property
+    def http(self) -> httpx.Client:
+        """The authenticated connection pool, for the master's other endpoints (the P2P tracker)."""
+        return self._http
+
     def close(self) -> None:
         self._http.close()
 
@@ -135,9 +140,13 @@ class HttpClient:
 
     def watch(self, resource: str, namespace: str | None = None, *, resource_version: str = "",
               label_selector: str = "", field_selector: str = "", timeout_seconds: int | None = None,
-              allow_bookmarks: bool = True) -> Iterator[WatchEvent]:
+              allow_bookmarks: bool = True, idle_timeout_seconds: float | None = None) -> Iterator[WatchEvent]:
+        """``idle_timeout_seconds`` bounds the wait for the next line: the Sigma master sends a
+        bookmark every few seconds when bookmarks are allowed, so a longer silence means the
+        connection is dead (a pulled cable leaves TCP waiting for minutes)."""
         return self._watch(resource, namespace, resource_version, label_selector, field_selector,
-                           timeout_seconds, allow_bookmarks, accept="application/json")
+                           timeout_seconds, allow_bookmarks, accept="application/json",
+                           idle_timeout=idle_timeout_seconds)
 
     def watch_table(self, resource: str, namespace: str | None = None, *, resource_version: str = "",
                     label_selector: str = "", field_selector: str = "",
@@ -261,7 +270,7 @@ class HttpClient:
 
     def _watch(self, resource: str, namespace: str | None, resource_version: str, label_selector: str,
                field_selector: str, timeout_seconds: int | None, allow_bookmarks: bool,
-               accept: str) -> Iterator[WatchEvent]:
+               accept: str, idle_timeout: float | None = None) -> Iterator[WatchEvent]:
         params = {"watch": "true", **_selectors(label_selector, field_selector)}
         if resource_version:
             params["resourceVersion"] = resource_version
@@ -271,11 +280,12 @@ class HttpClient:
             params["allowWatchBookmarks"] = "true"
         # Open the stream now, so a bad request or a 410 raises at the call, not at the first next().
         read_timeout = None if timeout_seconds is None else timeout_seconds + self.timeout
+        if idle_timeout is not None:
+            read_timeout = idle_timeout if read_timeout is None else min(read_timeout, idle_timeout)
         response = self._open_stream(self._path(resource, namespace), params, accept, read_timeout)
-        return self._events(response)
+        return self._events(response, read_timeout)
 
-    @staticmethod
-    def _events(response: httpx.Response) -> Iterator[WatchEvent]:
+    def _events(self, response: httpx.Response, read_timeout: float | None) -> Iterator[WatchEvent]:
         try:
             for line in response.iter_lines():
                 if not line.strip():
@@ -287,6 +297,11 @@ class HttpClient:
                 yield WatchEvent(event["type"], event.get("object") or {})
         except (httpx.RemoteProtocolError, httpx.ReadError):
             return  # the server went away mid-stream: the watch is over, the caller re-watches
+        except httpx.ReadTimeout as err:
+            # Nothing for read_timeout seconds, not even a bookmark: the connection is dead
+            # (or the server hung). Closing it here is what lets the caller reconnect.
+            raise ServerUnavailable(f"the watch stream from {self.base_url} was silent for "
+                                    f"{read_timeout:.0f}s: taking the connection for dead") from err
         finally:
             response.close()
 

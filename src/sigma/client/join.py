@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ def join(master: str, bootstrap_token: str, node_name: str, ca_file: str | None 
         try:
             resp = httpx.post(f"{master.rstrip('/')}{JOIN_PATH}", json={"nodeName": node_name},
                               headers={"Authorization": f"Bearer {bootstrap_token}"},
-                              verify=ca_file or True, timeout=10)
+                              verify=ssl.create_default_context(cafile=ca_file) if ca_file else True, timeout=10)
         except httpx.TransportError:
             if time.monotonic() >= deadline:
                 raise

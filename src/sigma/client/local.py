@@ -58,7 +58,8 @@ class LocalClient:
 
     def watch(self, resource: str, namespace: str | None = None, *, resource_version: str = "",
               label_selector: str = "", field_selector: str = "", timeout_seconds: int | None = None,
-              allow_bookmarks: bool = True) -> Iterator[WatchEvent]:
+              allow_bookmarks: bool = True, idle_timeout_seconds: float | None = None) -> Iterator[WatchEvent]:
+        # In process there is no connection to die: idle_timeout_seconds has nothing to guard.
         rt = self._rt(resource)
         watch = self.registry.watch(rt, namespace, resource_version, label_selector, field_selector)
         # Blocks in waits of at most a second so a consumer thread can notice its stop flag;

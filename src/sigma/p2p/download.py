@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from sigma.agent.images import sha256_file as _sha256_file
-from sigma.p2p.peer import CHUNK, HeldBlob, PeerServer
+from sigma.p2p.peer import HeldBlob, PeerServer
 from sigma.p2p.picker import REGISTRY, PickState, pick
 from sigma.p2p.ratelimit import TokenBucket
 from sigma.p2p.tracker import DEFAULT_PIECE_SIZE
@@ -87,6 +87,7 @@ class Downloader:
         registry_limit: int = 4,
         total_limit: int = 8,
         poll: float = 0.1,
+        renew: float = 0.5,
         read_timeout: float = 10.0,
         deadline: float = 600.0,
     ) -> None:
@@ -94,9 +95,10 @@ class Downloader:
         self.download = download or TokenBucket(0)
         self.piece_size = piece_size
         self.limits = (per_peer_limit, registry_limit, total_limit)
-        if os.environ.get("P2P_LIMITS"):  # EXPERIMENT
-            self.limits = tuple(int(x) for x in os.environ["P2P_LIMITS"].split(","))  # type: ignore[assignment]
-        self.poll, self.deadline = poll, deadline
+        # poll: how often to look at the tracker while there is room for more fetches.
+        # renew: while every slot is busy there is nothing to pick, so the tracker is only
+        # asked this often, to keep our back-to-source claims alive (lease 1.5 s).
+        self.poll, self.renew, self.deadline = poll, renew, deadline
         self.http = httpx.Client(timeout=httpx.Timeout(10.0, read=read_timeout))
         self.seed = zlib.crc32(peer.url.encode())
 
@@ -141,105 +143,118 @@ class Downloader:
         started: float,
     ) -> None:
         me = self.peer.url
-        have: set[int] = set()
-        in_flight: dict[int, str] = {}
-        futures: dict[Future[bytes], tuple[int, str]] = {}
-        excluded: set[str] = set()
-        failed: set[tuple[int, str]] = set()
-        fetched_hashes: dict[int, str] = {}
+        st = _Progress()
         with ThreadPoolExecutor(self.limits[2], thread_name_prefix="p2p-fetch") as pool:
-            while len(have) < report.pieces:
+            while len(st.have) < report.pieces:
                 if time.monotonic() - started > self.deadline:
-                    raise P2PError(f"{digest}: {report.pieces - len(have)} pieces still missing after {self.deadline}s")
-                view = self.tracker.view(digest, me)
-                state = PickState(
-                    pieces=report.pieces,
-                    have=frozenset(have),
-                    in_flight=dict(in_flight),
-                    holders={p: frozenset(s) for p, s in view["holders"].items()},
-                    excluded=frozenset(excluded),
-                    failed=frozenset(failed),
-                    claimed_elsewhere=frozenset(int(i) for i in view["claims"]),
-                    per_peer_limit=self.limits[0],
-                    registry_limit=self.limits[1],
-                    total_limit=self.limits[2],
-                    seed=self.seed + len(have),
+                    missing = report.pieces - len(st.have)
+                    raise P2PError(f"{digest}: {missing} pieces still missing after {self.deadline}s")
+                saturated = len(st.futures) >= self.limits[2]
+                if saturated and time.monotonic() - st.viewed_at < self.renew:
+                    # Every slot is busy: nothing to pick, so no tracker round trip.
+                    self._wait_and_store(digest, blob, report, st, self.renew)
+                    continue
+                st.view, st.viewed_at = self.tracker.view(digest, me), time.monotonic()
+                plan = pick(
+                    PickState(
+                        pieces=report.pieces,
+                        have=frozenset(st.have),
+                        in_flight=dict(st.in_flight),
+                        holders={p: frozenset(s) for p, s in st.view["holders"].items()},
+                        excluded=frozenset(st.excluded),
+                        failed=frozenset(st.failed),
+                        claimed_elsewhere=frozenset(int(i) for i in st.view["claims"]),
+                        per_peer_limit=self.limits[0],
+                        registry_limit=self.limits[1],
+                        total_limit=self.limits[2],
+                        seed=self.seed + len(st.have),
+                    )
                 )
-                plan = pick(state)
                 starts = list(plan.from_peers)
                 if plan.from_registry:
                     granted = self.tracker.claim(digest, me, list(plan.from_registry))
                     starts += [(piece, REGISTRY) for piece in granted]
                 for piece, source in starts:
-                    in_flight[piece] = source
-                    futures[pool.submit(self._get, digest, blob, piece, source, source_url, headers)] = (piece, source)
-                if not futures:
+                    st.in_flight[piece] = source
+                    fut = pool.submit(self._get, digest, blob, piece, source, source_url, headers)
+                    st.futures[fut] = (piece, source)
+                if not st.futures:
                     time.sleep(self.poll)  # waiting on pieces others are fetching from the registry
                     continue
-                done, _ = wait(list(futures), timeout=self.poll, return_when=FIRST_COMPLETED)
-                hashes = {int(i): h for i, h in view["hashes"].items()}
-                new: list[int] = []
-                for fut in done:
-                    piece, source = futures.pop(fut)
-                    del in_flight[piece]
-                    reason = self._complete(fut, piece, source, blob, hashes, fetched_hashes)
-                    if reason is None:
-                        have.add(piece)
-                        new.append(piece)
-                        self.peer.add_piece(digest, piece)
-                        if source == REGISTRY:
-                            report.from_registry += 1
-                        else:
-                            report.from_peers += 1
-                        continue
-                    report.failures.append({"piece": piece, "peer": source, "reason": reason})
-                    if source == REGISTRY:
-                        if sum(f["peer"] == REGISTRY for f in report.failures) > 3:
-                            raise P2PError(f"{digest}: the registry failed piece {piece} repeatedly: {reason}")
-                    else:
-                        failed.add((piece, source))
-                        excluded.add(source)
-                if new:
-                    self.tracker.announce(digest, me, new, {i: fetched_hashes[i] for i in new if i in fetched_hashes})
+                self._wait_and_store(digest, blob, report, st, self.poll)
+
+    def _wait_and_store(self, digest: str, blob: HeldBlob, report: FetchReport, st: _Progress, timeout: float) -> None:
+        """Wait up to `timeout` for fetches to finish; keep the good pieces (serve them at
+        once, announce them), exclude a peer that cut a transfer off or sent a corrupt piece."""
+        done, _ = wait(list(st.futures), timeout=timeout, return_when=FIRST_COMPLETED)
+        hashes = {int(i): h for i, h in st.view["hashes"].items()}
+        new: list[int] = []
+        for fut in done:
+            piece, source = st.futures.pop(fut)
+            del st.in_flight[piece]
+            reason = self._verify(fut, piece, source, hashes, st.hashes)
+            if reason is None:
+                st.have.add(piece)
+                new.append(piece)
+                self.peer.add_piece(digest, piece)
+                if source == REGISTRY:
+                    report.from_registry += 1
+                else:
+                    report.from_peers += 1
+                continue
+            report.failures.append({"piece": piece, "peer": source, "reason": reason})
+            if source == REGISTRY:
+                if sum(f["peer"] == REGISTRY for f in report.failures) > 3:
+                    raise P2PError(f"{digest}: the registry failed piece {piece} repeatedly: {reason}")
+            else:
+                st.failed.add((piece, source))
+                st.excluded.add(source)
+        if new:
+            self.tracker.announce(digest, self.peer.url, new, {i: st.hashes[i] for i in new if i in st.hashes})
 
     def _get(
         self, digest: str, blob: HeldBlob, piece: int, source: str, source_url: str, headers: dict[str, str] | None
-    ) -> bytes:
+    ) -> str:
+        """Stream one piece into its place in the partial file; its sha256. The bytes are not
+        served before _verify accepts them (the peer serves only pieces in `have`)."""
         start, length = blob.piece_range(piece)
         if source == REGISTRY:
             url = source_url
             hdrs = {**(headers or {}), "Range": f"bytes={start}-{start + length - 1}"}
         else:
             url, hdrs = f"{source}/pieces/{digest}/{piece}", {}
-        parts = []
-        with self.http.stream("GET", url, headers=hdrs) as resp:
-            if resp.status_code not in (200, 206):
-                raise P2PError(f"HTTP {resp.status_code}")
-            if source == REGISTRY and resp.status_code == 200 and blob.size != length:
-                raise P2PError("the registry ignored the Range header")
-            for chunk in resp.iter_bytes(CHUNK):
-                self.download.take(len(chunk))
-                parts.append(chunk)
-        data = b"".join(parts)
-        if len(data) != length:
-            raise P2PError(f"short piece: {len(data)} of {length} bytes")
-        return data
-
-    def _complete(
-        self,
-        fut: Future[bytes],
-        piece: int,
-        source: str,
-        blob: HeldBlob,
-        hashes: dict[int, str],
-        fetched: dict[int, str],
-    ) -> str | None:
-        """Verify and store one finished fetch; the failure reason, or None when stored."""
+        h = hashlib.sha256()
+        got = 0
+        fd = os.open(blob.path, os.O_WRONLY)
         try:
-            data = fut.result()
+            with self.http.stream("GET", url, headers=hdrs) as resp:
+                if resp.status_code not in (200, 206):
+                    raise P2PError(f"HTTP {resp.status_code}")
+                if source == REGISTRY and resp.status_code == 200 and blob.size != length:
+                    raise P2PError("the registry ignored the Range header")
+                # Hash and write as the bytes arrive: no second pass over the piece, and no
+                # piece-sized buffer per transfer.
+                for chunk in resp.iter_raw():
+                    if got + len(chunk) > length:
+                        raise P2PError(f"long piece: more than {length} bytes")
+                    self.download.take(len(chunk))
+                    h.update(chunk)
+                    os.pwrite(fd, chunk, start + got)
+                    got += len(chunk)
+        finally:
+            os.close(fd)
+        if got != length:
+            raise P2PError(f"short piece: {got} of {length} bytes")
+        return h.hexdigest()
+
+    def _verify(
+        self, fut: Future[str], piece: int, source: str, hashes: dict[int, str], fetched: dict[int, str]
+    ) -> str | None:
+        """Check one finished fetch; the failure reason, or None when the piece is good."""
+        try:
+            actual = fut.result()
         except (httpx.HTTPError, P2PError, OSError) as err:
             return f"transfer failed: {type(err).__name__}: {err}"
-        actual = hashlib.sha256(data).hexdigest()
         if source != REGISTRY:
             expected = hashes.get(piece)
             if expected is None:
@@ -247,12 +262,21 @@ class Downloader:
             if actual != expected:
                 return f"corrupt piece: sha256 {actual[:12]}..., the tracker says {expected[:12]}..."
         fetched[piece] = actual
-        fd = os.open(blob.path, os.O_WRONLY)
-        try:
-            os.pwrite(fd, data, blob.piece_range(piece)[0])
-        finally:
-            os.close(fd)
         return None
+
+
+@dataclass
+class _Progress:
+    """One blob's fetch as it goes: what we hold, what is in flight, whom we no longer ask."""
+
+    have: set[int] = field(default_factory=set)
+    in_flight: dict[int, str] = field(default_factory=dict)  # piece -> source
+    futures: dict[Future[str], tuple[int, str]] = field(default_factory=dict)
+    excluded: set[str] = field(default_factory=set)
+    failed: set[tuple[int, str]] = field(default_factory=set)
+    hashes: dict[int, str] = field(default_factory=dict)  # sha256 of each piece we fetched
+    view: dict[str, Any] = field(default_factory=dict)  # the tracker's latest answer
+    viewed_at: float = float("-inf")
 
 
 def seed_blob(

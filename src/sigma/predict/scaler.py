@@ -1,9 +1,9 @@
 """One PredictiveScaler decision: forecast + observation in, replicas and reservation out. Pure.
 
-The master's controller (sigma.master.controllers.predictive) and the simulator's
-`sigma-predictive` policy call `plan` once per step with the same inputs, so both scale the
-same way. Fitting is the caller's business (it is the expensive part and runs every N
-minutes, not every step): `fit_model` is the one way both do it.
+The master's controller (sigma.master.controllers.predictive) calls `plan` once per step;
+anything else that wants the same decision (a simulator policy, a what-if tool) calls it with
+the same inputs. Fitting is the caller's business (it is the expensive part and runs every N
+minutes, not every step): `fit_model` is the one way to do it for a spec.
 
 The choice, in order:
 1. predictive: replicas for the spec's upper quantile over [now, now + lead + step]
@@ -145,3 +145,4 @@ def forecast_at(forecast: Forecast, ts: float) -> float:
     if index < 0 or ts >= forecast.ts[index] + step:
         return float("nan")
     return float(forecast.mean[index])
+

@@ -156,6 +156,55 @@ class ClusterSnapshot:
         else:
             per_band[node] -= vector.amounts
 
+    def set_allocatable(self, resource: str, amounts: IntArray | int,
+                        nodes: IntArray | Sequence[int | str] | int | str | None = None) -> None:
+        """Publish new allocatable of one resource on `nodes` (all nodes when None), keeping
+        what is requested there: free = allocatable - requested. Free goes negative where the
+        new value is below what bound pods already hold (Level-0 shrank batch allocatable):
+        nothing more fits there, and the agent's ladder decides what to evict.
+
+        Nodes are indices or names, each at most once; `amounts` is one value for all of them
+        or one per node, in the same order.
+        """
+        if resource not in self.resources:
+            raise UnknownResource(f"resource {resource!r} is not one of {', '.join(self.resources)}")
+        row = self.resource_row(resource)
+        # The whole row (Level-0 publishing every node each tick) is a slice: no gather/scatter.
+        columns: slice | IntArray = slice(None)
+        width = self.node_count
+        if nodes is not None:
+            columns = self._columns(nodes)
+            width = columns.size
+        values = np.broadcast_to(np.asarray(amounts, dtype=np.int64), (width,))
+        if (values < 0).any():
+            raise ValueError(f"allocatable of {resource} must be >= 0")
+        allocatable = self.allocatable[row]  # a view: writes land in the snapshot
+        requested = allocatable[columns] - self.free[row, columns]
+        allocatable[columns] = values
+        self.free[row, columns] = values - requested
+        inverse = np.divide(1.0, values, out=np.zeros(width), where=values > 0)
+        self.inverse_allocatable[row, columns] = inverse
+        self.free_fraction[row, columns] = self.free[row, columns] * inverse
+        # Scores skip the per-node division on a uniform row: that shortcut must stay true.
+        self.uniform_allocatable[row] = bool(allocatable.size == 0 or (allocatable == allocatable[0]).all())
+
+    def _columns(self, nodes: IntArray | Sequence[int | str] | int | str) -> IntArray:
+        """Node indices for set_allocatable: one or several, by index or by name."""
+        listed = [nodes] if isinstance(nodes, str | int | np.integer) else list(nodes)
+        columns = np.array([self._index(n) for n in listed], dtype=np.int64)
+        if np.unique(columns).size != columns.size:
+            raise ValueError("set_allocatable: a node is named more than once")
+        return columns
+
+    def _index(self, node: int | str | np.integer) -> int:
+        if isinstance(node, str):
+            if node not in self.node_index:
+                raise UnknownNode(f"node {node!r} is not in the snapshot")
+            return self.node_index[node]
+        if not 0 <= int(node) < self.node_count:
+            raise UnknownNode(f"node index {int(node)} is out of range (0..{self.node_count - 1})")
+        return int(node)
+
     def charge_many(self, vector: RequestVector, nodes: IntArray, counts: IntArray) -> None:
         """Reserve `counts[i]` copies of `vector` on `nodes[i]` in one vectorised step
         (batch placement; these instances are not tracked as individual pods)."""

@@ -5,7 +5,8 @@ A policy decides three things, and nothing else differs between runs:
 - what batch instances request (`batch_resources`): cpu/memory, counted against the same
   allocatable as prod's requests (Kubernetes' default), or sigma.io/batch-cpu and
   sigma.io/batch-memory, whose allocatable Level-0 computes from prod's usage;
-- whether the agent ladder (suppress, evict) runs.
+- whether the agent ladder (suppress, evict) runs;
+- whether Level-0 also reserves the prod usage forecast for the lead time (`predictive`).
 
 Prod pods are placed by `sigma.scheduling.Scheduler`, the sigma-scheduler's core, before
 any batch arrives (prod is long-running; the trace window starts with it in place).
@@ -61,9 +62,11 @@ POLICIES: dict[str, Policy] = {
     "segregated": Policy("segregated", colocate=False, usage_based=False),
     "requests": Policy("requests", colocate=True, usage_based=False),
     "sigma": Policy("sigma", colocate=True, usage_based=True),
+    # sigma, plus Level-0's predicted prod usage from the forecaster (sigma.sim.forecast).
+    "sigma-predictive": Policy("sigma-predictive", colocate=True, usage_based=True, predictive=True),
     "as-traced": Policy("as-traced", colocate=True, usage_based=False, as_traced=True),
 }
-WAITING = {"sigma-predictive": "needs the prod forecaster (sigma.predict), not in this build yet"}
+WAITING: dict[str, str] = {}  # policies named but not runnable in this build, and why
 
 
 @dataclass(frozen=True)
@@ -132,13 +135,3 @@ def _finish(snapshot: ClusterSnapshot, batch_pool: BoolArray, fleet: ProdFleet, 
     return Cluster(snapshot, batch_pool, placed, snapshot.allocatable[snapshot.resource_row(CPU)].copy(),
                    snapshot.allocatable[snapshot.resource_row(MEMORY)].copy())
 
-
-def set_allocatable(snapshot: ClusterSnapshot, resource: str, values: I64) -> None:
-    """Publish new allocatable for one resource (Level-0 updating the nodes' batch-cpu and
-    batch-memory), keeping what is already requested: free = allocatable - requested."""
-    row = snapshot.resource_row(resource)
-    requested = snapshot.allocatable[row] - snapshot.free[row]
-    snapshot.allocatable[row] = values
-    snapshot.free[row] = values - requested
-    snapshot.inverse_allocatable[row] = np.divide(1.0, values, out=np.zeros(len(values)), where=values > 0)
-    snapshot.free_fraction[row] = snapshot.free[row] * snapshot.inverse_allocatable[row]

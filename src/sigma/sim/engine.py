@@ -26,9 +26,11 @@ import numpy as np
 import numpy.typing as npt
 
 from sigma.colocation.ladder import PodUsage
+from sigma.colocation.level0 import DEFAULT_THRESHOLDS, Thresholds
 from sigma.scheduling import InstancePlacement, InstancePlacer, instances_per_node, requests
-from sigma.sim.cluster import BATCH_PRIORITY, Cluster, Policy, set_allocatable
+from sigma.sim.cluster import BATCH_PRIORITY, Cluster, Policy
 from sigma.sim.dagstep import DagJobState
+from sigma.sim.forecast import ProdForecast
 from sigma.sim.metrics import Recorder
 from sigma.sim.prod import ProdFleet
 from sigma.sim.qos import NodeQoS
@@ -36,6 +38,7 @@ from sigma.sim.workload import Workload
 
 COMPLETE, RELEASE, SUBMIT, TICK = 0, 1, 2, 3
 I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
 
 
 @dataclass
@@ -51,7 +54,8 @@ class Group:
 class Simulation:
     def __init__(self, workload: Workload, fleet: ProdFleet, cluster: Cluster, policy: Policy, *,
                  tick: float = 60.0, peak_window: float = 300.0, backfill: int = 8, round_s: float = 1.0,
-                 progress: Callable[[float], None] | None = None, until: float = 0.0) -> None:
+                 progress: Callable[[float], None] | None = None, until: float = 0.0,
+                 thresholds: Thresholds = DEFAULT_THRESHOLDS, forecast: ProdForecast | None = None) -> None:
         self.w, self.fleet, self.cluster, self.policy = workload, fleet, cluster, policy
         self.tick, self.backfill, self.progress, self.round_s = tick, backfill, progress, round_s
         self.snapshot = cluster.snapshot
@@ -78,7 +82,12 @@ class Simulation:
         self.job_tasks_left = np.bincount(workload.job, minlength=len(workload.job_names))
         self.rec = Recorder(workload, cluster, tick)
         self.prod = _ProdLoad(fleet, cluster)
-        self.qos = NodeQoS(cluster.cpu_capacity, cluster.memory_capacity, max(int(peak_window // tick), 1))
+        self.qos = NodeQoS(cluster.cpu_capacity, cluster.memory_capacity, max(int(peak_window // tick), 1),
+                           thresholds)
+        # sigma-predictive without a forecast handed in (a run shares one between its probes).
+        if policy.predictive and forecast is None and fleet.count:
+            forecast = ProdForecast(fleet.curves)
+        self.forecast = forecast if policy.predictive and fleet.count else None
         self.quota: I64 | None = None
         self.last_progress = 0.0
         self.stalled_since = 0.0
@@ -272,13 +281,15 @@ class Simulation:
 
     def _level0(self, now: float, prod_cpu: I64, prod_memory: I64) -> None:
         self.qos.observe(prod_cpu, prod_memory)
+        predicted = self.prod.predicted(self.forecast.peaks(now)) if self.forecast is not None else None
         alloc_cpu, alloc_memory = self.qos.allocatable(now, prod_cpu, prod_memory, self.prod.cpu_requests,
-                                                       self.prod.memory_requests)
+                                                       self.prod.memory_requests, predicted)
         cpu_name, memory_name = self.policy.batch_resources
         grew = alloc_cpu > self.snapshot.allocatable[self.snapshot.resource_row(cpu_name)]
         grew |= alloc_memory > self.snapshot.allocatable[self.snapshot.resource_row(memory_name)]
-        set_allocatable(self.snapshot, cpu_name, alloc_cpu)
-        set_allocatable(self.snapshot, memory_name, alloc_memory)
+        self.snapshot.set_allocatable(cpu_name, alloc_cpu)
+        self.snapshot.set_allocatable(memory_name, alloc_memory)
+        self.rec.allocatable(now, alloc_cpu, alloc_memory)
         self.freed |= grew
         memory_used = prod_memory + self.node_batch_memory
         hot = self.qos.over_limit(memory_used, self.node_batch_cpu, self.node_batch_memory, alloc_cpu,
@@ -347,6 +358,13 @@ class _ProdLoad:
         k = self.curves.index(now)
         cpu = np.rint(self.cpu_weight @ self.curves.cpu[:, k]).astype(np.int64)
         memory = np.rint(self.memory_weight @ self.curves.memory[:, k]).astype(np.int64)
+        return cpu, memory
+
+    def predicted(self, peaks: tuple[F64, F64]) -> tuple[I64, I64]:
+        """Per node: its pods' share of each service's predicted peak, summed (rounded up:
+        a reservation a fraction of a unit short is short)."""
+        cpu = np.ceil(self.cpu_weight @ peaks[0]).astype(np.int64)
+        memory = np.ceil(self.memory_weight @ peaks[1]).astype(np.int64)
         return cpu, memory
 
     def unplaced(self, now: float) -> float:

@@ -69,6 +69,7 @@ class Recorder:
         self.delays: list[tuple[float, int]] = []
         self.ticks: list[tuple[float, float, float, float, float, float, float]] = []
         self.unplaceable: dict[int, int] = {}
+        self.alloc: list[tuple[float, float]] = []  # Level-0's batch allocatable, cluster total per tick
         self.end = 0.0
 
     def start(self, t0: float) -> None:
@@ -116,6 +117,9 @@ class Recorder:
                            float(prod_memory.sum()), float(batch_memory.sum()), unplaced))
         self.end = max(self.end, now)
 
+    def allocatable(self, now: float, cpu: I64, memory: I64) -> None:
+        self.alloc.append((float(cpu.sum()), float(memory.sum())))
+
     def finish(self, unfinished: I64, pending: dict[int, list[int]]) -> None:
         self.unplaceable = {int(t): int(e[0]) for t, e in pending.items()}
         self.unfinished = unfinished
@@ -132,6 +136,8 @@ class Recorder:
         batch_cpu = self.cpu.means(k)
         batch_memory = self.memory.means(k)
         used_cpu = served + np.maximum(batch_cpu - suppressed, 0)
+        # Only usage-based policies run Level-0 (once per tick, before the tick's sample).
+        alloc = np.array(self.alloc).reshape(-1, 2) if len(self.alloc) == k else np.full((k, 2), np.nan)
         return {
             "time_s": t,
             "running_instances": self.instances.means(k),
@@ -141,6 +147,8 @@ class Recorder:
             "prod_served_cores": served / 1000.0,
             "cpu_util": used_cpu / self.cpu_capacity,
             "memory_util": (prod_memory + batch_memory) / self.memory_capacity,
+            "batch_allocatable_cores": alloc[:, 0] / 1000.0,
+            "batch_allocatable_memory_share": alloc[:, 1] / self.memory_capacity,
         }
 
     def summary(self) -> dict[str, Any]:

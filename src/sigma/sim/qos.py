@@ -6,6 +6,9 @@ and `ladder.choose_evictions` where batch no longer fits. The functions are scal
 nodes with the same inputs get the same answer, so answers are memoised on the inputs
 (nodes hosting the same mix of prod pods repeat each other every tick). That is the
 "group identical decisions" rule applied to nodes instead of instances.
+
+Under sigma-predictive, the predicted prod usage per node (sigma.sim.forecast) goes into
+NodeInput.predicted, the same field the live Level-0 fills from NodeMetric's `predicted`.
 """
 
 from __future__ import annotations
@@ -58,19 +61,23 @@ class NodeQoS:
         self.slot = (self.slot + 1) % len(self.history_cpu)
 
     def allocatable(self, now: float, cpu: I64, memory: I64, prod_cpu_requests: I64,
-                    prod_memory_requests: I64) -> tuple[I64, I64]:
-        """Batch-cpu and batch-memory allocatable per node (Level-0)."""
+                    prod_memory_requests: I64, predicted: tuple[I64, I64] | None = None) -> tuple[I64, I64]:
+        """Batch-cpu and batch-memory allocatable per node (Level-0); `predicted` is the prod
+        usage per node forecast for the coming lead time (cpu, memory), if any."""
         peak_cpu, peak_memory = self.history_cpu.max(axis=0), self.history_memory.max(axis=0)
-        keys = np.stack([self.cpu_capacity, self.memory_capacity, prod_cpu_requests, prod_memory_requests,
-                         cpu, memory, peak_cpu, peak_memory], axis=1)
+        columns = [self.cpu_capacity, self.memory_capacity, prod_cpu_requests, prod_memory_requests,
+                   cpu, memory, peak_cpu, peak_memory]
+        if predicted is not None:
+            columns += predicted
         # Nodes with the same prod mix report the same numbers: one decision per distinct row.
-        rows, inverse = np.unique(keys, axis=0, return_inverse=True)
+        rows, inverse = np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)
         answers = np.empty((len(rows), 2), dtype=np.int64)
         for r, key in enumerate(rows.tolist()):
             found = self._allocatable.get(tuple(key))
             if found is None:
                 node = NodeInput(capacity=Resources(key[0], key[1]), prod_requests=Resources(key[2], key[3]),
                                  usage=ProdUsage(now, key[4], key[5], key[6], key[7]),
+                                 predicted=Resources(key[8], key[9]) if predicted is not None else None,
                                  thresholds=self.thresholds)
                 result = batch_allocatable(node, now)
                 found = self._allocatable[tuple(key)] = (result.cpu_millis, result.memory_bytes)

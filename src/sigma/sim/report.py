@@ -53,6 +53,10 @@ def markdown(report: dict[str, Any]) -> str:
     lines.append(f"{inputs['jobs']} jobs, {inputs['tasks']} tasks, {inputs['instances']} instances on "
                  f"{inputs['machines']} machines of {inputs['cpus']:g} cores; prod: {inputs['prod']} "
                  f"({inputs['prod_pods']} pods, share {inputs['prod_share']}).")
+    if "level0_thresholds" in inputs:
+        t = inputs["level0_thresholds"]
+        lines.append(f"Level-0 thresholds: cpu {t['cpu']:g}, memory {t['memory']:g}."
+                     + (f" sigma-predictive: {inputs['prediction']}." if "prediction" in inputs else ""))
     lines += ["", "| policy | " + " | ".join(c[1] for c in COLUMNS) + " |",
               "|---|" + "---|" * len(COLUMNS)]
     for name, s in report["policies"].items():
@@ -105,12 +109,36 @@ def plots(out: Path, report: dict[str, Any], series: dict[str, Any]) -> list[Pat
     ax.set(xscale="log", xlabel="job completion time (s)", ylabel="fraction of jobs", title="JCT CDF")
     ax.legend()
     paths.append(_save(fig, out / "jct_cdf.png"))
+    paths += _allocatable_plot(out, series)
     needed = {k: v.get("machines_needed") for k, v in report["policies"].items() if v.get("machines_needed")}
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.bar(list(needed), list(needed.values()))
     ax.set(ylabel="machines", title="Machines needed per policy")
     paths.append(_save(fig, out / "machines_needed.png"))
     return paths
+
+
+def _allocatable_plot(out: Path, series: dict[str, Any]) -> list[Path]:
+    """Prod demand against the batch allocatable Level-0 published (usage-based policies):
+    where the predictive line drops before the demand rises, batch was drained ahead."""
+    import matplotlib.pyplot as plt
+
+    shown = {k: s for k, s in series.items() if np.isfinite(s["batch_allocatable_cores"]).any()}
+    if not shown:
+        return []
+    fig, (cpu, memory) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    first = max(shown.values(), key=lambda s: len(s["time_s"]))  # the longest run shows most prod
+    cpu.plot(first["time_s"] / 3600, first["prod_demand_cores"], color="black", linewidth=0.8,
+             label="prod demand")
+    for name, s in shown.items():
+        hours = s["time_s"] / 3600
+        cpu.plot(hours, s["batch_allocatable_cores"], linewidth=0.8, label=f"{name}: batch allocatable")
+        memory.plot(hours, s["batch_allocatable_memory_share"] * 100, linewidth=0.8, label=name)
+    cpu.set(ylabel="cores (cluster total)", title="Level-0 batch allocatable against prod demand")
+    memory.set(xlabel="hours", ylabel="batch memory allocatable, % of cluster")
+    cpu.legend(fontsize=8)
+    memory.legend(fontsize=8)
+    return [_save(fig, out / "batch_allocatable.png")]
 
 
 def _save(fig: Any, path: Path) -> Path:

@@ -12,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from sigma.colocation.level0 import DEFAULT_THRESHOLDS, Thresholds
 from sigma.sim import validation
 from sigma.sim.cluster import POLICIES, WAITING, Machines, Policy, build_cluster
 from sigma.sim.engine import Simulation
+from sigma.sim.forecast import PredictSettings, ProdForecast
 from sigma.sim.metrics import Recorder
 from sigma.sim.prod import ProdFleet, build_fleet
 from sigma.sim.prod import curves_from_cluster_usage as load_prod_curves_from
@@ -39,12 +41,24 @@ class SimInputs:
     search: bool = True
     search_jobs: int = 300
     notes: list[str] = field(default_factory=list)
+    thresholds: Thresholds = DEFAULT_THRESHOLDS  # Level-0 and suppress (the NodeSLO's)
+    predict: PredictSettings = field(default_factory=PredictSettings)
+    _forecast: ProdForecast | None = field(default=None, init=False, repr=False)
+
+    def forecast(self) -> ProdForecast:
+        """One forecaster per run: every sigma-predictive simulation (and search probe) of
+        the run asks for the same fits, so they are made once."""
+        if self._forecast is None:
+            self._forecast = ProdForecast(self.fleet.curves, self.predict)
+        return self._forecast
 
 
 def simulate(inputs: SimInputs, policy: Policy, machines: Machines, workload: Workload,
              unlimited: bool | None = None, progress: Callable[[float], None] | None = None) -> Recorder:
     cluster = build_cluster(machines, inputs.fleet, policy, inputs.seed, unlimited=unlimited)
-    return Simulation(workload, inputs.fleet, cluster, policy, tick=inputs.tick, progress=progress).run()
+    forecast = inputs.forecast() if policy.predictive else None
+    return Simulation(workload, inputs.fleet, cluster, policy, tick=inputs.tick, progress=progress,
+                      thresholds=inputs.thresholds, forecast=forecast).run()
 
 
 def run(inputs: SimInputs, progress: Progress | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -56,9 +70,12 @@ def run(inputs: SimInputs, progress: Progress | None = None) -> tuple[dict[str, 
                    "machines": inputs.machines.count, "cpus": inputs.machines.cpu_millis / 1000,
                    "memory_units": inputs.machines.memory, "prod": inputs.fleet.curves.source,
                    "prod_pods": inputs.fleet.count, "prod_share": inputs.fleet.share, "tick_s": inputs.tick,
-                   "seed": inputs.seed},
+                   "seed": inputs.seed,
+                   "level0_thresholds": {"cpu": inputs.thresholds.cpu, "memory": inputs.thresholds.memory}},
         "policies": {}, "waiting": {}, "notes": list(inputs.notes),
     }
+    if any(POLICIES[p].predictive for p in inputs.policies if p in POLICIES):
+        report["inputs"]["prediction"] = inputs.predict.describe()
     series: dict[str, Any] = {}
     horizon = _horizon(inputs.workload)
     for name in inputs.policies:

@@ -41,6 +41,11 @@ class ContainerSpec:
     cgroup_parent: str = ""
     log_path: str = ""
     log_max_bytes: int = 10 * 2**20
+    # securityContext (sigma.agent.runtime.hardening): ids, read-only rootfs, user namespace.
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    read_only_root: bool = False
+    user_namespace: bool = False
 
     @property
     def id(self) -> str:

@@ -17,9 +17,13 @@ class ProcessRuntime(ShimRuntime):
     name = "process"
 
     def __init__(
-        self, state_dir: str, cgroups: CgroupTree | None = None, namespaces: bool | None = None
+        self, state_dir: str, cgroups: CgroupTree | None = None, namespaces: bool | None = None,
+        default_uid: int | None = None,
     ) -> None:
+        """``default_uid``: the user a pod runs as when its securityContext names none (e.g.
+        65534, nobody); None keeps the agent's own user."""
         super().__init__(state_dir)
+        self.default_uid = default_uid
         self.cgroups = cgroups
         self.namespaces = os.geteuid() == 0 if namespaces is None else namespaces
 
@@ -42,4 +46,14 @@ class ProcessRuntime(ShimRuntime):
             "oom_score_adj": spec.oom_score_adj,
             "namespaces": self.namespaces,
             "hostname": spec.pod_name,
+            "user": self._user(spec),
         }
+
+    def _user(self, spec: ContainerSpec) -> dict[str, int] | None:
+        """The ids to drop to before exec (runAsUser/runAsGroup, else the default); None when
+        the agent is not root (it cannot change user) or nothing asks for a change."""
+        uid = spec.run_as_user if spec.run_as_user is not None else self.default_uid
+        if uid is None or os.geteuid() != 0:
+            return None
+        gid = spec.run_as_group if spec.run_as_group is not None else uid
+        return {"uid": uid, "gid": gid}

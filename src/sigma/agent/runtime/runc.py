@@ -17,6 +17,7 @@ from sigma.agent.cgroups import CgroupTree
 from sigma.agent.images import ImageNotFound, ImageStore, release_rootfs
 from sigma.agent.podspec import cpu_quota_us, cpu_shares
 from sigma.agent.runtime.base import ContainerSpec
+from sigma.agent.runtime.hardening import harden
 from sigma.agent.runtime.shimmed import ShimRuntime, StartFailure
 
 # Docker's default set minus the ones that let a process change file ownership across the
@@ -120,7 +121,7 @@ def oci_config(spec: ContainerSpec, image: dict[str, Any], cgroup_rel: str) -> d
     }
     if cgroup_rel:
         linux["cgroupsPath"] = "/" + cgroup_rel
-    return {
+    return harden({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": False,
@@ -137,7 +138,7 @@ def oci_config(spec: ContainerSpec, image: dict[str, Any], cgroup_rel: str) -> d
         "hostname": spec.pod_name[:63] or "sigma",
         "mounts": _MOUNTS,
         "linux": linux,
-    }
+    }, spec)  # seccomp, read-only rootfs, user ids and namespace (runtime/hardening.py)
 
 
 _MOUNTS = [

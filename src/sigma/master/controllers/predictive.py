@@ -147,7 +147,7 @@ class PredictiveController:
                       self._cpu_per_replica(spec, pods, usage, metric, template))
         memory.state = result.state
         memory.record_forecast(spec, result.forecast, now)
-        status: dict[str, Any] = {"desiredReplicas": result.decision.replicas, "currentReplicas": replicas,
+        status: dict[str, Any] = {"desiredReplicas": result.decision.replicas, "currentReplicas": len(pods),
                                   "readyReplicas": ready, "reason": result.decision.reason,
                                   "source": result.decision.source, "lastStepTime": now,
                                   "stabilization": memory.encode_state()}
