@@ -109,7 +109,8 @@ def test_same_seed_gives_an_identical_report(v2017, tmp_path: Path) -> None:  # 
     w = from_v2017(v2017).first_jobs(30)
     texts = []
     for out in ("a", "b"):
-        inputs = SimInputs(w, half_busy_prod(), Machines(20, 64000, MEMORY_UNITS), ("requests", "sigma", "sigma-predictive"),
+        inputs = SimInputs(w, half_busy_prod(), Machines(20, 64000, MEMORY_UNITS),
+                           ("requests", "sigma", "sigma-predictive"),
                            search_jobs=30)
         report, series = run(inputs)
         write(tmp_path / out, report, series)

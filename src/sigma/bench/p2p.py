@@ -29,6 +29,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -82,7 +83,6 @@ def run(argv: list[str]) -> dict[str, Any]:
                 args.peers,
                 {**common, "mode": "p2p", "tracker": tracker_url, "piece": int(args.piece_mb * (1 << 20))},
                 faults=args.faults,
-                kill_after=size / cap / 2,
             )
             registry_bytes_p2p = proxy.bytes_sent
         finally:
@@ -126,13 +126,16 @@ def run(argv: list[str]) -> dict[str, Any]:
     }
 
 
-def _round(n: int, config: dict[str, Any], faults: bool, kill_after: float = 0.0) -> dict[str, Any]:
+def _round(n: int, config: dict[str, Any], faults: bool) -> dict[str, Any]:
     procs = []
+    victim = n - 1 if faults and n > 2 else -1
     for i in range(n):
-        conf = {**config, "index": i, "corrupt": faults and i == 0}
+        # The victim SIGKILLs itself once it holds half the blob: surely while it serves
+        # others (a timer from "go" could fire before it held anything worth asking for).
+        conf = {**config, "index": i, "corrupt": faults and i == 0, "die_at_half": i == victim}
         procs.append(
             subprocess.Popen(
-                [sys.executable, *(["/tmp/trace_worker.py"] if os.environ.get("P2P_TRACE") else ["-m", "sigma.bench.p2p"]), "--worker", json.dumps(conf)],
+                [sys.executable, "-m", "sigma.bench.p2p", "--worker", json.dumps(conf)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -147,11 +150,7 @@ def _round(n: int, config: dict[str, Any], faults: bool, kill_after: float = 0.0
         assert proc.stdin is not None
         proc.stdin.write("go\n")
         proc.stdin.flush()
-    killed = []
-    if faults and n > 2:
-        victim = procs[n - 1]
-        threading.Timer(kill_after, victim.kill).start()
-        killed.append(n - 1)
+    killed = [victim] if victim >= 0 else []
     times, reports = [], []
     registry_bytes, cpu = 0, 0.0
     for i, proc in enumerate(procs):
@@ -236,6 +235,10 @@ def _worker(conf: dict[str, Any]) -> None:
     dest = os.path.join(conf["work"], f"{conf['mode']}-{conf['index']}")
     print(json.dumps({"ready": peer.url}), flush=True)
     sys.stdin.readline()
+    if conf.get("die_at_half"):
+        threading.Thread(
+            target=_die_at_half, args=(peer, conf["digest"], conf["size"], conf["piece"]), daemon=True
+        ).start()
     cpu0 = time.process_time()
     out: dict[str, Any] = {}
     if conf["mode"] == "registry":
@@ -256,6 +259,15 @@ def _worker(conf: dict[str, Any]) -> None:
     print(json.dumps(out), flush=True)
     sys.stdin.read()  # serve the others until the benchmark closes our stdin
     peer.stop()
+
+
+def _die_at_half(peer: Any, digest: str, size: int, piece: int) -> None:
+    half = -(-size // piece) // 2
+    while True:
+        blob = peer.blobs.get(digest)
+        if blob is not None and len(blob.have) >= half:
+            os.kill(os.getpid(), signal.SIGKILL)  # like a crashed node: no goodbye to the tracker
+        time.sleep(0.005)
 
 
 if __name__ == "__main__":

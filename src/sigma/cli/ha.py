@@ -37,18 +37,18 @@ class HaControlPlane:
     def __enter__(self) -> HaControlPlane:
         self.etcd.start()
         self.console.print(f"etcd serving on http://{self.etcd.endpoint} (data in {self.state / 'etcd'})")
-        self.console.print(f"  master 1: http://127.0.0.1:{self.port} (this process; the kubeconfig's server)")
+        self.console.print(f"  master 1: https://127.0.0.1:{self.port} (this process; the kubeconfig's server)")
         for index in range(2, self.masters + 1):
             port = self.port + index - 1
             with open(self.state / f"master-{index}.log", "ab") as log:
                 child = subprocess.Popen(
                     [sys.executable, "-m", "sigma", "master", "--store", self.store_url,
                      "--listen", f"127.0.0.1:{port}", "--state-dir", str(self.state),
-                     "--token-file", str(self.state / "auth" / "tokens.csv")],
+                     "--token-file", str(self.state / "auth" / "tokens.csv"), "--tls", "on"],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     start_new_session=True, preexec_fn=_die_with_parent)
             self._children.append(child)
-            self.console.print(f"  master {index}: http://127.0.0.1:{port} (pid {child.pid}, "
+            self.console.print(f"  master {index}: https://127.0.0.1:{port} (pid {child.pid}, "
                                f"log {self.state / f'master-{index}.log'})")
         return self
 

@@ -162,7 +162,11 @@ def run_up(args: argparse.Namespace) -> int:
     if args.masters > 1 and args.store != "etcd":
         raise SystemExit("--masters > 1 needs --store etcd (SQLite belongs to one master)")
     kubeconfig = state / "kubeconfig"
-    write_kubeconfig(kubeconfig, f"http://127.0.0.1:{args.port}", admin_token(state))
+    from sigma.api.auth.certs import ensure_ca
+
+    # https on loopback too (cli/up.py): the CA is created here so the kubeconfig can name it.
+    ca = ensure_ca(state / "auth")
+    write_kubeconfig(kubeconfig, f"https://127.0.0.1:{args.port}", admin_token(state), ca.cert)
     os.environ.setdefault("KUBECONFIG", str(kubeconfig))
     if args.store == "etcd":
         from sigma.cli.ha import HaControlPlane

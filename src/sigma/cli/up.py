@@ -48,8 +48,9 @@ class EmbeddedCluster:
         self.node_name = node_name or socket.gethostname().lower()
         # store_url: etcd when `sigma up --store etcd` runs several masters (cli/ha.py).
         # No anonymous access: the kubeconfig carries the admin's token (cli/master.py) and the
-        # agent joins with a bootstrap token, getting its own node credential.
-        auth = AuthOptions(state_dir=state, token_file=state / "auth" / "tokens.csv")
+        # agent joins with a bootstrap token, getting its own node credential. TLS even on
+        # loopback: kubectl does not send a bearer token over plain http.
+        auth = AuthOptions(state_dir=state, token_file=state / "auth" / "tokens.csv", tls=True)
         self.master = Master(store_url or f"sqlite://{state / 'state.db'}", "127.0.0.1", port, auth=auth)
         self._agent: subprocess.Popen[bytes] | None = None
         self._signalled = False
@@ -64,7 +65,7 @@ class EmbeddedCluster:
             from sigma.demo import apply_demo
 
             apply_demo(self.master.registry)
-        say(f"[bold green]Sigma is up[/] on http://127.0.0.1:{self.port}")
+        say(f"[bold green]Sigma is up[/] on https://127.0.0.1:{self.port}")
         if self._agent is not None:
             say(f"  node:       {self.node_name} (agent pid {self._agent.pid}, state in {self.state / 'agent'})")
         say(f"  kubeconfig: {kubeconfig}")
@@ -79,8 +80,8 @@ class EmbeddedCluster:
         """Started before the API server (in the main thread, which PDEATHSIG is tied to);
         it retries registering until the server answers."""
         join_token = create_bootstrap_token(self.state, ttl_s=AGENT_JOIN_TTL_S)
-        cmd = [sys.executable, "-m", "sigma", "agent", "--master", f"http://127.0.0.1:{self.port}",
-               "--bootstrap-token", join_token,
+        cmd = [sys.executable, "-m", "sigma", "agent", "--master", f"https://127.0.0.1:{self.port}",
+               "--bootstrap-token", join_token, "--ca-file", str(self.state / "auth" / "ca.crt"),
                "--node-name", self.node_name, "--state-dir", str(self.state / "agent"),
                "--listen", "127.0.0.1:0", "--address", "127.0.0.1", "--cgroup-root", self.cgroup_root,
                "--drain-on-exit"]
