@@ -282,8 +282,8 @@ class Simulation:
     def _level0(self, now: float, prod_cpu: I64, prod_memory: I64) -> None:
         self.qos.observe(prod_cpu, prod_memory)
         predicted = self.prod.predicted(self.forecast.peaks(now)) if self.forecast is not None else None
-        alloc_cpu, alloc_memory = self.qos.allocatable(now, prod_cpu, prod_memory, self.prod.cpu_requests,
-                                                       self.prod.memory_requests, predicted)
+        alloc_cpu, alloc_memory = self.qos.publish(*self.qos.allocatable(
+            now, prod_cpu, prod_memory, self.prod.cpu_requests, self.prod.memory_requests, predicted))
         cpu_name, memory_name = self.policy.batch_resources
         grew = alloc_cpu > self.snapshot.allocatable[self.snapshot.resource_row(cpu_name)]
         grew |= alloc_memory > self.snapshot.allocatable[self.snapshot.resource_row(memory_name)]

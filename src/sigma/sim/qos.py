@@ -33,6 +33,7 @@ from sigma.colocation.level0 import (
     Resources,
     Thresholds,
     batch_allocatable,
+    should_update,
 )
 
 I64 = npt.NDArray[np.int64]
@@ -57,6 +58,8 @@ class NodeQoS:
         # every 60 s, and a batch-only cluster never moves, so most ticks repeat the last one
         # (one array comparison instead of the row sort np.unique does).
         self._last: dict[str, tuple[I64, tuple[I64, ...]]] = {}
+        self.published: tuple[I64, I64] | None = None
+        self._moved: dict[tuple[int, int, int, int], bool] = {}
 
     def observe(self, cpu: I64, memory: I64) -> None:
         """The agents' NodeMetric reports for this tick."""
@@ -103,6 +106,32 @@ class NodeQoS:
         if last is not None and np.array_equal(last[0], keys):
             return last[1]
         return None
+
+    def publish(self, cpu: I64, memory: I64) -> tuple[I64, I64]:
+        """What Level-0 writes on the Nodes, which is what the scheduler and the agents act on:
+        a node's value changes only when the live controller's `should_update` says it moved
+        by more than 5%. Without this, every wiggle of prod usage would shrink batch
+        allocatable by a little and evict the batch packed up to it."""
+        if self.published is None:
+            self.published = (cpu, memory)
+            return self.published
+        old_cpu, old_memory = self.published
+        changed = np.flatnonzero((cpu != old_cpu) | (memory != old_memory))
+        if changed.size == 0:
+            return self.published
+        keys = np.stack([old_cpu[changed], old_memory[changed], cpu[changed], memory[changed]], axis=1)
+        move = np.zeros(changed.size, dtype=bool)
+        for i, key in enumerate(map(tuple, keys.tolist())):
+            found = self._moved.get(key)
+            if found is None:
+                found = self._moved[key] = should_update(Resources(key[0], key[1]), Resources(key[2], key[3]))
+            move[i] = found
+        if move.any():
+            new_cpu, new_memory = old_cpu.copy(), old_memory.copy()
+            new_cpu[changed[move]] = cpu[changed[move]]
+            new_memory[changed[move]] = memory[changed[move]]
+            self.published = (new_cpu, new_memory)
+        return self.published
 
     def quota(self, cpu: I64) -> I64:
         """The batch CPU cap (CFS quota) each agent sets for its current prod usage."""
