@@ -2,8 +2,11 @@
 generated requests, must answer without a 5xx, with a status code the document declares, and
 with a body that matches the document's schema (the kind, its List, Scale or a metav1.Status).
 
-The requests go to a namespace made for the test; list requests never watch (a watch is a
-stream, not a response to validate). Examples are derandomised, so a run is reproducible.
+The requests go to a namespace made for the test (which deletecollection on namespaces
+spares); list requests never watch (a watch is a stream, not a response to validate). Each
+operation on an object runs twice: with generated names (mostly 404) and on an object of its
+kind that exists (re-created before each operation), so updates, patches, subresources and
+deletes are exercised on real objects too. Examples are derandomised: a run is reproducible.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 from tests.harness import MasterProcess
 
 EXAMPLES_PER_OPERATION = 6
+SEED = "seed"
+KEEP_LABEL = "sigma.io/schemathesis-keep"
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 
 
@@ -42,13 +47,62 @@ def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MasterProcess]:
         proc.stop()
 
 
-def _run_operation(operation: Any, base_url: str, namespace: str, failures: list[str]) -> int:
-    path_params = {"namespace": namespace} if "{namespace}" in operation.path else None
+def _task() -> dict[str, Any]:
+    return {"name": "main", "instances": 1, "template": {"spec": {"containers": [
+        {"name": "main", "image": "busybox", "resources": {"requests": {"cpu": "100m", "memory": "16Mi"}}}]}}}
+
+
+def _seeds(namespace: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """plural: (collection URL, an object of the kind that the server accepts)."""
+    container = {"name": "main", "image": "busybox", "resources": {"requests": {"cpu": "100m", "memory": "16Mi"}}}
+    pod_spec = {"containers": [container]}
+    ns = f"/namespaces/{namespace}"
+    objects: dict[str, tuple[str, str, dict[str, Any]]] = {
+        "namespaces": ("/api/v1", "Namespace", {}),
+        "nodes": ("/api/v1", "Node", {"status": {"capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"}}}),
+        "pods": (f"/api/v1{ns}", "Pod", {"spec": pod_spec}),
+        "events": (f"/api/v1{ns}", "Event", {"involvedObject": {"kind": "Pod", "name": SEED}, "reason": "Test"}),
+        "resourcequotas": (f"/api/v1{ns}", "ResourceQuota", {"spec": {"hard": {"pods": "100"}}}),
+        "deployments": (f"/apis/apps/v1{ns}", "Deployment", {"spec": {
+            "replicas": 1, "selector": {"matchLabels": {"app": SEED}},
+            "template": {"metadata": {"labels": {"app": SEED}}, "spec": pod_spec}}}),
+        "priorityclasses": ("/apis/scheduling.k8s.io/v1", "PriorityClass", {"value": 100}),
+        "leases": (f"/apis/coordination.k8s.io/v1{ns}", "Lease", {"spec": {"holderIdentity": SEED}}),
+        "nodemetrics": ("/apis/sigma.io/v1", "NodeMetric", {}),
+        "nodeslos": ("/apis/sigma.io/v1", "NodeSLO", {}),
+        "batchjobs": (f"/apis/sigma.io/v1{ns}", "BatchJob", {"spec": {"tasks": [_task()]}}),
+        "predictivescalers": (f"/apis/sigma.io/v1{ns}", "PredictiveScaler", {"spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": SEED},
+            "metric": {"type": "cpu"}, "targetPerReplica": 1, "minReplicas": 1, "maxReplicas": 3}}),
+    }
+    out = {}
+    for plural, (prefix, kind, rest) in objects.items():
+        api_version = prefix.split("/namespaces/")[0].removeprefix("/api/").removeprefix("/apis/")
+        out[plural] = (f"{prefix}/{plural}", {"apiVersion": api_version, "kind": kind, "metadata": {"name": SEED},
+                                             **rest})
+    return out
+
+
+def _ensure_seeds(http: httpx.Client, seeds: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    # Generated quotas (or a generated status.used) could forbid the seed pod: start over.
+    quotas = seeds["resourcequotas"][0]
+    assert http.delete(quotas).status_code == 200
+    for url, body in sorted(seeds.values(), key=lambda seed: seed[0] == quotas):
+        r = http.post(url, json=body)
+        assert r.status_code in (201, 409), f"{url}: {r.status_code} {r.text}"
+
+
+def _run_operation(operation: Any, base_url: str, namespace: str, failures: list[str],
+                   fixed: dict[str, str] | None = None) -> int:
+    path_params = {"namespace": namespace} if "{namespace}" in operation.path else {}
+    path_params.update(fixed or {})
     names = {p.name for p in operation.query}
-    query = {"watch": "false"} if "watch" in names else None
+    query = {"watch": "false"} if "watch" in names else {}
+    if operation.method == "delete" and operation.path == "/api/v1/namespaces":
+        query["labelSelector"] = f"!{KEEP_LABEL}"  # spare the test's namespace
     calls = [0]
 
-    @given(case=operation.as_strategy(path_parameters=path_params, query=query))
+    @given(case=operation.as_strategy(path_parameters=path_params or None, query=query or None))
     @settings(max_examples=EXAMPLES_PER_OPERATION, derandomize=True, database=None, deadline=None,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     def run(case: schemathesis.Case) -> None:
@@ -56,7 +110,10 @@ def _run_operation(operation: Any, base_url: str, namespace: str, failures: list
         try:
             case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=10)
         except FailureGroup as err:
-            failures.append(f"{operation.method.upper()} {operation.path}:\n{err}")
+            for failure in err.exceptions:
+                text = f"{operation.method.upper()} {operation.path}: {failure.title}: {failure.message}"
+                if text not in failures:
+                    failures.append(text)
 
     run()
     return calls[0]
@@ -66,17 +123,22 @@ def test_schemathesis_finds_no_server_errors_and_no_schema_violations(master: Ma
     namespace = f"st-{uuid.uuid4().hex[:8]}"
     with httpx.Client(base_url=master.url, timeout=10) as http:
         r = http.post("/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace",
-                                                  "metadata": {"name": namespace}})
+                                                  "metadata": {"name": namespace, "labels": {KEEP_LABEL: "true"}}})
         assert r.status_code == 201, r.text
         index = http.get("/openapi/v3").json()["paths"]
-    failures: list[str] = []
-    operations = calls = 0
-    for entry in index.values():
-        schema = schemathesis.openapi.from_url(f"{master.url}{entry['serverRelativeURL']}")
-        for result in schema.get_all_operations():
-            operation = result.ok()
-            operations += 1
-            calls += _run_operation(operation, master.url, namespace, failures)
-    print(f"{operations} operations, {calls} requests")
-    assert operations >= 100, operations
-    assert not failures, f"{len(failures)} failing requests out of {calls}:\n\n" + "\n\n".join(failures[:20])
+        seeds = _seeds(namespace)
+        failures: list[str] = []
+        operations = calls = 0
+        for entry in index.values():
+            schema = schemathesis.openapi.from_url(f"{master.url}{entry['serverRelativeURL']}")
+            for result in schema.get_all_operations():
+                operation = result.ok()
+                operations += 1
+                _ensure_seeds(http, seeds)
+                calls += _run_operation(operation, master.url, namespace, failures)
+                if "{name}" in operation.path:
+                    _ensure_seeds(http, seeds)
+                    calls += _run_operation(operation, master.url, namespace, failures, {"name": SEED})
+        print(f"{operations} operations, {calls} requests")
+        assert operations >= 100, operations
+        assert not failures, f"{len(failures)} failing requests out of {calls}:\n\n" + "\n\n".join(f[:1500] for f in failures[:30])

@@ -8,30 +8,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from sigma.api import admission
 from sigma.api.errors import ApiError
-from sigma.api.registry import Registry
 from sigma.api.tables import to_table
 from sigma.client.local import LocalClient
 from sigma.master.controllers.batchjob import BatchJobController
-from sigma.store.sqlite import SqliteStore
 
 NS = "default"
-
-
-@pytest.fixture
-def client() -> Iterator[LocalClient]:
-    store = SqliteStore(":memory:")
-    registry = Registry(store)
-    admission.install(registry)
-    admission.bootstrap(registry)
-    yield LocalClient(registry)
-    store.close()
 
 
 def task(name: str, instances: int, deps: list[str] | None = None, retry: int = 1) -> dict[str, Any]:

@@ -10,33 +10,20 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from sigma.api import admission
 from sigma.api.objects import is_pod_ready, now_rfc3339
-from sigma.api.registry import Registry
 from sigma.client.local import LocalClient
 from sigma.master.controllers.deployment import DeploymentController
 from sigma.master.controllers.rollout import HASH_LABEL, REVISION, fenceposts, is_active, template_hash
-from sigma.store.sqlite import SqliteStore
 from tests.harness import MasterProcess
 
 NS = "default"
-
-
-@pytest.fixture
-def client() -> Iterator[LocalClient]:
-    store = SqliteStore(":memory:")
-    registry = Registry(store)
-    admission.install(registry)
-    admission.bootstrap(registry)
-    yield LocalClient(registry)
-    store.close()
 
 
 def deployment(name: str = "web", replicas: int = 3, image: str = "web:1", **strategy: Any) -> dict[str, Any]:

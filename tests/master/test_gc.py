@@ -5,28 +5,12 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from sigma.api import admission
-from sigma.api.registry import Registry
 from sigma.client.local import LocalClient
 from sigma.master.controllers.gc import GarbageCollector
-from sigma.store.sqlite import SqliteStore
 
 NS = "default"
-
-
-@pytest.fixture
-def client() -> Iterator[LocalClient]:
-    store = SqliteStore(":memory:")
-    registry = Registry(store)
-    admission.install(registry)
-    admission.bootstrap(registry)
-    yield LocalClient(registry)
-    store.close()
 
 
 def ref(kind: str, name: str, uid: str, api_version: str = "apps/v1") -> dict[str, Any]:

@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from sigma.api import admission
 from sigma.api.errors import ApiError
-from sigma.api.registry import Registry
 from sigma.client.local import LocalClient
 from sigma.master.controllers.level0 import Level0Controller
-from sigma.store.sqlite import SqliteStore
 
 GIB = 2**30
 NOW = 1_764_000_000.0
-
-
-@pytest.fixture
-def client() -> Iterator[LocalClient]:
-    store = SqliteStore(":memory:")
-    registry = Registry(store)
-    admission.install(registry)
-    admission.bootstrap(registry)
-    yield LocalClient(registry)
-    store.close()
 
 
 def add_node(client: LocalClient, name: str, cpu: str = "10", memory: str = "100Gi",

@@ -9,14 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from sigma.api import admission
 from sigma.api.objects import condition, now_rfc3339
-from sigma.api.registry import Registry
 from sigma.client.local import LocalClient
 from sigma.master.controllers.deployment import DeploymentController
 from sigma.master.controllers.nodelifecycle import (
@@ -28,7 +25,6 @@ from sigma.master.controllers.nodelifecycle import (
     tolerated_for,
 )
 from sigma.master.process import Master
-from sigma.store.sqlite import SqliteStore
 
 NS = "default"
 T0 = 1_900_000_000.0
@@ -40,16 +36,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def client() -> Iterator[LocalClient]:
-    store = SqliteStore(":memory:")
-    registry = Registry(store)
-    admission.install(registry)
-    admission.bootstrap(registry)
-    yield LocalClient(registry)
-    store.close()
 
 
 def micro(seconds: float) -> str:

@@ -5,21 +5,17 @@ pattern are replayed in seconds, then a calendar rush; the scaler must have the 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
-from sigma.api import admission
 from sigma.api.errors import ApiError
-from sigma.api.registry import Registry
 from sigma.client.local import LocalClient
 from sigma.master.controllers.level0 import Level0Controller
 from sigma.master.controllers.predictive import PredictiveController
 from sigma.master.controllers.predictive_metrics import PrometheusSource, parse_prometheus
 from sigma.predict.scalerspec import parse_scaler_spec
-from sigma.store.sqlite import SqliteStore
 
 DAY, STEP = 86400.0, 300.0
 START = 1_764_000_000.0 - 1_764_000_000.0 % DAY  # midnight UTC
@@ -44,16 +40,6 @@ SCALER = {
                            "multiplier": 4}],
              "reactive": {"enabled": True, "scaleDownStabilizationSeconds": 900}},
 }
-
-
-@pytest.fixture
-def client() -> Iterator[LocalClient]:
-    store = SqliteStore(":memory:")
-    registry = Registry(store)
-    admission.install(registry)
-    admission.bootstrap(registry)
-    yield LocalClient(registry)
-    store.close()
 
 
 class World:

@@ -5,32 +5,16 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from sigma.api import admission
 from sigma.api.objects import condition
-from sigma.api.registry import Registry
 from sigma.client.local import LocalClient
 from sigma.colocation.queues import QueueConfig
 from sigma.master.controllers.batchjob import BatchJobController
 from sigma.master.scheduler_fuxi import FuxiScheduler
-from sigma.store.sqlite import SqliteStore
 
 NS = "default"
 MIB = 2**20
-
-
-@pytest.fixture
-def client() -> Iterator[LocalClient]:
-    store = SqliteStore(":memory:")
-    registry = Registry(store)
-    admission.install(registry)
-    admission.bootstrap(registry)
-    yield LocalClient(registry)
-    store.close()
 
 
 def add_node(client: LocalClient, name: str, batch_cpu: int, batch_memory: int = 64 * 1024 * MIB) -> None:

@@ -44,7 +44,13 @@ def job_at(submit: float, instances: int = 4, cpu: int = 1000, memory: int = 1, 
                     depends_on=((),))
 
 
+# The rush really is daily: earlier days are occurrences to learn from, not a looped sample.
+DAILY = PredictSettings(history_s=3 * DAY)
+
+
 def run(policy: str, workload: Workload, fleet: ProdFleet, **kw: object) -> Simulation:
+    if POLICIES[policy].predictive:
+        kw.setdefault("forecast", ProdForecast(fleet.curves, DAILY))
     cluster = build_cluster(ONE_MACHINE, fleet, POLICIES[policy])
     sim = Simulation(workload, fleet, cluster, POLICIES[policy], **kw)
     sim.run()
@@ -95,7 +101,7 @@ def test_the_same_inputs_give_the_same_run() -> None:
     for key, values in first.rec.series().items():
         np.testing.assert_array_equal(values, second.rec.series()[key], err_msg=key)
     # A forecaster shared between runs (as a run's search probes share one) answers the same.
-    shared = ProdForecast(fleet.curves)
+    shared = ProdForecast(fleet.curves, DAILY)
     third = run("sigma-predictive", batch, fleet, forecast=shared)
     assert third.rec.summary() == first.rec.summary() and shared.fits
 
@@ -133,3 +139,16 @@ def test_a_threshold_outside_0_1_is_refused(argv: tuple[str, str]) -> None:
 def test_a_lead_shorter_than_the_forecast_step_is_refused() -> None:
     with pytest.raises(ValueError, match="lead"):
         PredictSettings(lead_s=60.0)
+
+
+@pytest.mark.parametrize(("high", "evicts"), [
+    pytest.param(0.31, False, id="a 2.5% wiggle of batch allocatable is not published: nothing is evicted"),
+    pytest.param(0.40, True, id="a 25% drop is published and the ladder evicts what no longer fits"),
+])
+def test_level0_publishes_only_moves_above_five_percent(high: float, evicts: bool) -> None:
+    # Prod memory alternates 30% / `high` every 5 minutes: batch allocatable 40% / (70 - high)%.
+    memory = np.array([[0.30, high] * 6])
+    curves = ProdCurves(STEP, np.zeros_like(memory), memory, "wiggle")
+    fleet = ProdFleet(curves, np.zeros(1, dtype=np.int64), np.array([0.0]), np.array([float(MEMORY_UNITS)]), 1.0)
+    batch = job_at(0.0, instances=4, cpu=100, memory=MEMORY_UNITS // 10, duration=1800.0)
+    assert (run("sigma", batch, fleet).rec.summary()["evictions"] > 0) is evicts

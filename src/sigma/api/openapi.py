@@ -47,6 +47,9 @@ def _definition_name(rt: ResourceType) -> str:
 
 def to_openapi(schema: Schema, v3: bool) -> dict[str, Any]:
     if schema.type == "free":
+        # Any JSON value: an object, a list (podIPs, envFrom) or a scalar (maxSurge: 1 or "25%").
+        if v3:
+            return {"x-kubernetes-preserve-unknown-fields": True}
         return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
     if schema.type == "quantity":
         if v3:

@@ -146,7 +146,9 @@ class Registry:
         if not isinstance(body, dict):
             raise errors.bad_request(f"the body must be a {rt.kind} object")
         obj: dict[str, Any] = body
+        _check_metadata(rt, obj, "")
         name = (obj.get("metadata") or {}).get("name") or ""
+        name = name if isinstance(name, str) else ""  # a mistyped name is reported by type_errors
         if obj.get("kind") not in (None, rt.kind) or obj.get("apiVersion") not in (None, rt.api_version):
             raise errors.bad_request(f"the API version in the data ({obj.get('apiVersion')}) and kind "
                                      f"({obj.get('kind')}) do not match the endpoint ({rt.api_version} {rt.kind})")
@@ -180,6 +182,7 @@ class Registry:
                dry_run: bool = False) -> dict[str, Any]:
         obj = body
         if isinstance(obj, dict):
+            _check_metadata(rt, obj, "")
             obj = clone(obj)
             m = meta(obj)
             if not m.get("name") and m.get("generateName"):
@@ -218,6 +221,7 @@ class Registry:
                strict: bool = True) -> dict[str, Any]:
         if not isinstance(obj, dict):
             raise errors.bad_request(f"the body must be a {rt.kind} object")
+        _check_metadata(rt, obj, name)
         body_name = (obj.get("metadata") or {}).get("name")
         if body_name and body_name != name:
             raise errors.bad_request(f"the name of the object ({body_name}) does not match the name on the URL "
@@ -225,7 +229,7 @@ class Registry:
         expected = (obj.get("metadata") or {}).get("resourceVersion")
         try:
             expected_rev = int(expected) if expected else None
-        except ValueError:
+        except (ValueError, TypeError):
             raise errors.invalid(rt.kind, name, [Cause("metadata.resourceVersion", "Invalid value: must be "
                                                        "a decimal number")], rt.group) from None
         kv = self.store.get(rt.key(namespace, name))
@@ -482,14 +486,22 @@ class Registry:
         pod["spec"]["nodeName"] = node_name
         status = pod.setdefault("status", {})
         conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-        conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                      "lastTransitionTime": now_rfc3339(self.clock())})
+        # No "lastProbeTime": null: null means unset, and a stored null breaks the schema (string).
+        conds.append({"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339(self.clock())})
         status["conditions"] = conds
         status.pop("nominatedNodeName", None)
         return kv, pod
 
     def evict(self, namespace: str, name: str, grace_period: int | None = None) -> dict[str, Any]:
         return self.delete(PODS, namespace, name, grace_period=grace_period)
+
+
+def _check_metadata(rt: ResourceType, obj: dict[str, Any], name: str) -> None:
+    """A body whose metadata is not an object is invalid (422), before anything reads it."""
+    m = obj.get("metadata")
+    if m is not None and not isinstance(m, dict):
+        raise errors.invalid(rt.kind, name, [Cause("metadata", f"Invalid value: expected object, got "
+                                                   f"{type(m).__name__}", "FieldValueTypeInvalid")], rt.group)
 
 
 def _spec_changed(rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> bool:

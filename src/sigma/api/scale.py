@@ -38,15 +38,20 @@ def update_scale(registry: Registry, rt: ResourceType, namespace: str, name: str
             scale = json_patch(scale, body)
         elif patch_type:
             scale = merge_patch(scale, body)
-        elif isinstance(body, dict):
+        else:
             scale = body
     except PatchError as err:
         raise errors.bad_request(f"the patch could not be applied: {err}") from err
+    if not isinstance(scale, dict) or not isinstance(scale.get("spec") or {}, dict):
+        raise errors.bad_request("the body must be a Scale object (autoscaling/v1) with a spec object")
     replicas = (scale.get("spec") or {}).get("replicas")
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
         raise errors.invalid("Scale", name, [Cause("spec.replicas", f"Invalid value: {replicas!r}: must be "
                                                    "greater than or equal to 0")], "autoscaling")
-    rv = (scale.get("metadata") or {}).get("resourceVersion")
+    metadata = scale.get("metadata")
+    rv = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
+    if rv is not None and not isinstance(rv, str):
+        raise errors.bad_request("metadata.resourceVersion must be a string")
     patch: dict[str, Any] = {"spec": {"replicas": replicas}}
     if rv:
         patch["metadata"] = {"resourceVersion": rv}

@@ -132,6 +132,20 @@ def _int_param(request: Request, name: str) -> int | None:
         raise errors.bad_request(f"invalid value for {name}: {value!r} (an integer is required)") from None
 
 
+def _object(value: Any, what: str) -> dict[str, Any]:
+    """A part of a request body that must be a JSON object (400 BadRequest otherwise)."""
+    if not isinstance(value, dict):
+        raise errors.bad_request(f"{what} must be an object")
+    return value
+
+
+def _optional_int(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise errors.bad_request(f"invalid value for {name}: {value!r} (an integer is required)")
+    return value
+
+
 class ApiServer:
     def __init__(self, registry: Registry, advertise_address: str = "127.0.0.1:6443") -> None:
         self.registry = registry
@@ -231,19 +245,20 @@ class ApiServer:
         if method == "DELETE":
             return JSON(await self._delete(request, t))
         if method == "POST" and t.sub == "binding":
-            body = await read_body(request) or {}
-            node = (body.get("target") or {}).get("name")
-            if not node:
-                raise errors.invalid("Binding", t.name, [errors.Cause("target.name", "Required value",
+            body = _object(await read_body(request) or {}, "Binding")
+            target = _object(body.get("target") or {}, "target")
+            node = target.get("name")
+            if not node or not isinstance(node, str):
+                raise errors.invalid("Binding", t.name, [errors.Cause("target.name", "Required value: a node name",
                                                                         "FieldValueRequired")])
-            uid = (body.get("metadata") or {}).get("uid")
-            self.registry.bind(t.namespace or "", t.name, node, uid)
+            uid = _object(body.get("metadata") or {}, "metadata").get("uid")
+            self.registry.bind(t.namespace or "", t.name, node, uid if isinstance(uid, str) else None)
             return JSON({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                  "code": 201}, status_code=201)
         if method == "POST" and t.sub == "eviction":
-            body = await read_body(request) or {}
-            grace = ((body.get("deleteOptions") or {}).get("gracePeriodSeconds"))
-            self.registry.evict(t.namespace or "", t.name, grace)
+            body = _object(await read_body(request) or {}, "Eviction")
+            options = _object(body.get("deleteOptions") or {}, "deleteOptions")
+            self.registry.evict(t.namespace or "", t.name, _optional_int(options, "gracePeriodSeconds"))
             return JSON({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                  "code": 201}, status_code=201)
         raise errors.method_not_allowed(f"{method} is not supported on {t.rt.plural}/{t.sub or ''}")
@@ -282,20 +297,20 @@ class ApiServer:
 
     async def _delete(self, request: Request, t: Target) -> dict[str, Any]:
         assert t.name is not None
-        body = await read_body(request) or {}
-        if not isinstance(body, dict):
-            raise errors.bad_request("DeleteOptions must be an object")
+        body = _object(await read_body(request) or {}, "DeleteOptions")
         grace = _int_param(request, "gracePeriodSeconds")
         if grace is None:
-            grace = body.get("gracePeriodSeconds")
+            grace = _optional_int(body, "gracePeriodSeconds")
         propagation = request.query_params.get("propagationPolicy") or body.get("propagationPolicy")
         if propagation not in (None, "Orphan", "Background", "Foreground"):
             raise errors.bad_request(f"unsupported propagationPolicy {propagation!r}")
         if body.get("orphanDependents") is True:
             propagation = "Orphan"
-        pre = body.get("preconditions") or {}
-        return self.registry.delete(t.rt, t.namespace, t.name, grace, propagation, pre.get("uid"),
-                                    pre.get("resourceVersion"))
+        pre = _object(body.get("preconditions") or {}, "preconditions")
+        uid, rv = pre.get("uid"), pre.get("resourceVersion")
+        if not isinstance(uid, str | None) or not isinstance(rv, str | None):
+            raise errors.bad_request("preconditions.uid and preconditions.resourceVersion must be strings")
+        return self.registry.delete(t.rt, t.namespace, t.name, grace, propagation, uid, rv)
 
     def _delete_collection(self, request: Request, t: Target) -> dict[str, Any]:
         listed = self.registry.list(t.rt, t.namespace, request.query_params.get("labelSelector", ""),

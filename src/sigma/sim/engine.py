@@ -32,13 +32,12 @@ from sigma.sim.cluster import BATCH_PRIORITY, Cluster, Policy
 from sigma.sim.dagstep import DagJobState
 from sigma.sim.forecast import ProdForecast
 from sigma.sim.metrics import Recorder
-from sigma.sim.prod import ProdFleet
+from sigma.sim.prod import ProdFleet, ProdLoad
 from sigma.sim.qos import NodeQoS
 from sigma.sim.workload import Workload
 
 COMPLETE, RELEASE, SUBMIT, TICK = 0, 1, 2, 3
 I64 = npt.NDArray[np.int64]
-F64 = npt.NDArray[np.float64]
 
 
 @dataclass
@@ -81,7 +80,7 @@ class Simulation:
         self.dags: dict[int, DagJobState] = {}
         self.job_tasks_left = np.bincount(workload.job, minlength=len(workload.job_names))
         self.rec = Recorder(workload, cluster, tick)
-        self.prod = _ProdLoad(fleet, cluster)
+        self.prod = ProdLoad(fleet, cluster.prod_node, self.snapshot.node_count)
         self.qos = NodeQoS(cluster.cpu_capacity, cluster.memory_capacity, max(int(peak_window // tick), 1),
                            thresholds)
         # sigma-predictive without a forecast handed in (a run shares one between its probes).
@@ -334,39 +333,3 @@ class Simulation:
             # Nothing of the group is left to complete; its COMPLETE event finds it gone.
             del self.groups[gid]
 
-
-class _ProdLoad:
-    """Per-node prod demand: (nodes x curves) weights times the curves' current values."""
-
-    def __init__(self, fleet: ProdFleet, cluster: Cluster) -> None:
-        n = cluster.snapshot.node_count
-        self.curves = fleet.curves
-        placed = cluster.prod_node >= 0
-        k = fleet.curves.count
-        self.cpu_weight = np.zeros((n, k))
-        self.memory_weight = np.zeros((n, k))
-        np.add.at(self.cpu_weight, (cluster.prod_node[placed], fleet.curve[placed]), fleet.cpu_scale[placed])
-        np.add.at(self.memory_weight, (cluster.prod_node[placed], fleet.curve[placed]),
-                  fleet.memory_scale[placed])
-        self.lost_cpu = np.bincount(fleet.curve[~placed], fleet.cpu_scale[~placed], minlength=k)
-        self.cpu_requests = np.bincount(cluster.prod_node[placed], fleet.cpu_request[placed],
-                                        minlength=n).astype(np.int64)
-        self.memory_requests = np.bincount(cluster.prod_node[placed], fleet.memory_request[placed],
-                                           minlength=n).astype(np.int64)
-
-    def usage(self, now: float) -> tuple[I64, I64]:
-        k = self.curves.index(now)
-        cpu = np.rint(self.cpu_weight @ self.curves.cpu[:, k]).astype(np.int64)
-        memory = np.rint(self.memory_weight @ self.curves.memory[:, k]).astype(np.int64)
-        return cpu, memory
-
-    def predicted(self, peaks: tuple[F64, F64]) -> tuple[I64, I64]:
-        """Per node: its pods' share of each service's predicted peak, summed (rounded up:
-        a reservation a fraction of a unit short is short)."""
-        cpu = np.ceil(self.cpu_weight @ peaks[0]).astype(np.int64)
-        memory = np.ceil(self.memory_weight @ peaks[1]).astype(np.int64)
-        return cpu, memory
-
-    def unplaced(self, now: float) -> float:
-        """Demand of prod pods that found no node: all of it goes unserved."""
-        return float(self.lost_cpu @ self.curves.cpu[:, self.curves.index(now)])

@@ -8,10 +8,11 @@ predicted usage is the sum over services of (its pods' share of the service) x (
 service's predicted peak). Adding each service's own peak, as the live sum of reservations
 does, is conservative when services peak at different moments.
 
-What the forecaster sees: the service's utilisation on a `step_s` grid over the `history_s`
-before the fit time, never after it. Prod was running before the replay starts (the cluster
-starts with prod in place), so the first fit already has that history; the curves repeat
-with their own period, as they do for the prod load itself.
+What the forecaster sees: the service's utilisation on a `step_s` grid over the history
+before the fit time, never after it (nor, by default, a loop of the curve back to it).
+Prod was running before the replay starts (the cluster starts with prod in place), so the
+first fit already has that history; the curves repeat with their own period, as they do for
+the prod load itself.
 
 Cost: fits are refreshed every `refit_s` of virtual time, at multiples of refit_s, so every
 probe of a machines-needed search asks for the same fits; they are cached on this object,
@@ -32,6 +33,7 @@ from sigma.predict import Forecast, SeasonalForecaster, reservation_for
 from sigma.sim.prod import ProdCurves
 
 F64 = npt.NDArray[np.float64]
+WEEK = 7 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,11 @@ class PredictSettings:
     lead_s: float = 1800.0  # how far ahead Level-0 reserves the predicted peak
     quantile: float = 0.95  # upper quantile of the forecast: the mean is short half the time
     refit_s: float = 6 * 3600.0
-    history_s: float = 3 * 86400.0  # the daily shape needs a few days; more costs fit time
+    # None: a week, or less where the curves loop sooner (see `history_for`). A week of
+    # history gives each hour-of-day bucket ~84 residuals: its p95 band is then stable
+    # from hour to hour; with 3 days (36 residuals) it jumps, and each upward jump of the
+    # reservation evicts batch packed up to the old allocatable.
+    history_s: float | None = None
     step_s: float = 300.0  # the grid the history is kept on (the curves' own resolution)
 
     def __post_init__(self) -> None:
@@ -48,12 +54,26 @@ class PredictSettings:
         if self.step_s <= 0 or self.lead_s < self.step_s:
             # A window shorter than a step may fall between two forecast points.
             raise ValueError(f"prediction lead ({self.lead_s:g}s) must be at least one step ({self.step_s:g}s)")
-        if self.refit_s < self.step_s or self.history_s < 2 * self.step_s:
+        if self.refit_s < self.step_s or (self.history_s is not None and self.history_s < 2 * self.step_s):
             raise ValueError("prediction refit must be >= one step and history >= two steps")
 
-    def describe(self) -> str:
+    def history_for(self, curves: ProdCurves) -> float:
+        """The history each fit sees. The trace curves are a sample looped to cover a long
+        replay: a fit reaching back a whole loop would have seen the very values it is asked
+        to predict. By default the history stops short of that; an explicit one is kept (a
+        curve that truly repeats, like a daily rush, may be learnt from earlier loops)."""
+        if self.history_s is not None:
+            return self.history_s
+        unseen = curves.length - self.refit_s - self.lead_s - self.step_s
+        return float(max(min(WEEK, np.floor(unseen / self.step_s) * self.step_s), 2 * self.step_s))
+
+    def describe(self, curves: ProdCurves) -> str:
+        history = self.history_for(curves)
+        looped = history + self.refit_s + self.lead_s + self.step_s > curves.length
         return (f"p{self.quantile * 100:g} peak over the next {self.lead_s / 60:g} min, refit every "
-                f"{self.refit_s / 3600:g} h on {self.history_s / 86400:g} days of history")
+                f"{self.refit_s / 3600:g} h on {history / 86400:.3g} days of history"
+                + (f" (longer than the {curves.length / 86400:.3g}-day prod curves' loop: the fits have seen "
+                   "the values they predict)" if looped else ""))
 
 
 @dataclass
@@ -72,6 +92,7 @@ class ProdForecast:
     def __init__(self, curves: ProdCurves, settings: PredictSettings | None = None) -> None:
         self.curves = curves
         self.settings = settings or PredictSettings()
+        self.history_s = self.settings.history_for(curves)
         self.fits: dict[float, _Fit] = {}
         self.forecaster = SeasonalForecaster()
 
@@ -100,7 +121,7 @@ class ProdForecast:
         found = self.fits.get(start)
         if found is None:
             s = self.settings
-            ts = start - s.history_s + s.step_s * np.arange(round(s.history_s / s.step_s))
+            ts = start - self.history_s + s.step_s * np.arange(round(self.history_s / s.step_s))
             index = (np.floor(ts / self.curves.step).astype(np.int64)) % self.curves.cpu.shape[1]
             horizon = s.refit_s + s.lead_s + s.step_s
             cpu = [self._forecast(row[index], ts[0], start, horizon) for row in self.curves.cpu]

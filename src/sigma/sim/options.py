@@ -29,8 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="sigma-predictive: forecast quantile reserved (0-1)")
     p.add_argument("--predict-refit", type=float, default=_PREDICT.refit_s / 3600, metavar="HOURS",
                    help="sigma-predictive: refit the forecaster every this many virtual hours")
-    p.add_argument("--predict-history", type=float, default=_PREDICT.history_s / 86400, metavar="DAYS",
-                   help="sigma-predictive: prod history each fit sees")
+    p.add_argument("--predict-history", type=float, metavar="DAYS",
+                   help="sigma-predictive: prod history each fit sees (default: 7 days, or less so that "
+                        "no fit sees a loop of the prod curve back to the values it predicts)")
 
 
 def thresholds(args: argparse.Namespace) -> Thresholds:
@@ -43,4 +44,5 @@ def thresholds(args: argparse.Namespace) -> Thresholds:
 
 def predict_settings(args: argparse.Namespace) -> PredictSettings:
     return PredictSettings(lead_s=args.predict_lead * 60, quantile=args.predict_quantile,
-                           refit_s=args.predict_refit * 3600, history_s=args.predict_history * 86400)
+                           refit_s=args.predict_refit * 3600,
+                           history_s=None if args.predict_history is None else args.predict_history * 86400)

@@ -159,3 +159,40 @@ def no_prod(curves_step: float = 300.0) -> ProdFleet:
     """A cluster with batch only (the v2017 replay without a prod curve)."""
     empty = ProdCurves(curves_step, np.zeros((1, 1)), np.zeros((1, 1)), "none")
     return ProdFleet(empty, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), 0.0)
+
+
+class ProdLoad:
+    """Per-node prod demand: (nodes x curves) weights times the curves' current values."""
+
+    def __init__(self, fleet: ProdFleet, prod_node: I64, n: int) -> None:
+        """`prod_node[i]`: the node prod pod i was bound to, or -1; `n`: the node count."""
+        self.curves = fleet.curves
+        placed = prod_node >= 0
+        k = fleet.curves.count
+        self.cpu_weight = np.zeros((n, k))
+        self.memory_weight = np.zeros((n, k))
+        np.add.at(self.cpu_weight, (prod_node[placed], fleet.curve[placed]), fleet.cpu_scale[placed])
+        np.add.at(self.memory_weight, (prod_node[placed], fleet.curve[placed]),
+                  fleet.memory_scale[placed])
+        self.lost_cpu = np.bincount(fleet.curve[~placed], fleet.cpu_scale[~placed], minlength=k)
+        self.cpu_requests = np.bincount(prod_node[placed], fleet.cpu_request[placed],
+                                        minlength=n).astype(np.int64)
+        self.memory_requests = np.bincount(prod_node[placed], fleet.memory_request[placed],
+                                           minlength=n).astype(np.int64)
+
+    def usage(self, now: float) -> tuple[I64, I64]:
+        k = self.curves.index(now)
+        cpu = np.rint(self.cpu_weight @ self.curves.cpu[:, k]).astype(np.int64)
+        memory = np.rint(self.memory_weight @ self.curves.memory[:, k]).astype(np.int64)
+        return cpu, memory
+
+    def predicted(self, peaks: tuple[F64, F64]) -> tuple[I64, I64]:
+        """Per node: its pods' share of each service's predicted peak, summed (rounded up:
+        a reservation a fraction of a unit short is short)."""
+        cpu = np.ceil(self.cpu_weight @ peaks[0]).astype(np.int64)
+        memory = np.ceil(self.memory_weight @ peaks[1]).astype(np.int64)
+        return cpu, memory
+
+    def unplaced(self, now: float) -> float:
+        """Demand of prod pods that found no node: all of it goes unserved."""
+        return float(self.lost_cpu @ self.curves.cpu[:, self.curves.index(now)])

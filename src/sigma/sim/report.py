@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from sigma.sim.cluster import POLICIES
+
 COLUMNS = (("machines_needed", "machines needed", "{}"), ("prod_violation", "prod violation", "{:.4%}"),
            ("cpu_util_mean", "CPU util mean", "{:.1%}"), ("cpu_util_p95", "CPU util p95", "{:.1%}"),
            ("memory_util_mean", "mem util mean", "{:.1%}"), ("jct_mean_s", "JCT mean s", "{:.0f}"),
@@ -97,6 +99,8 @@ def plots(out: Path, report: dict[str, Any], series: dict[str, Any]) -> list[Pat
     paths = []
     fig, ax = plt.subplots(figsize=(10, 4))
     for name, s in series.items():
+        if name in POLICIES and POLICIES[name].as_traced:
+            continue  # one node of unlimited capacity: its utilisation is 0 by construction
         ax.plot(s["time_s"] / 3600, s["cpu_util"] * 100, label=name, linewidth=0.8)
     ax.set(xlabel="hours", ylabel="cluster CPU utilisation %", title="CPU utilisation over time")
     ax.legend()

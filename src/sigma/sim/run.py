@@ -75,7 +75,7 @@ def run(inputs: SimInputs, progress: Progress | None = None) -> tuple[dict[str, 
         "policies": {}, "waiting": {}, "notes": list(inputs.notes),
     }
     if any(POLICIES[p].predictive for p in inputs.policies if p in POLICIES):
-        report["inputs"]["prediction"] = inputs.predict.describe()
+        report["inputs"]["prediction"] = inputs.predict.describe(inputs.fleet.curves)
     series: dict[str, Any] = {}
     horizon = _horizon(inputs.workload)
     for name in inputs.policies:
