@@ -6,7 +6,9 @@ The requests go to a namespace made for the test (which deletecollection on name
 spares); list requests never watch (a watch is a stream, not a response to validate). Each
 operation on an object runs twice: with generated names (mostly 404) and on an object of its
 kind that exists (re-created before each operation), so updates, patches, subresources and
-deletes are exercised on real objects too. Examples are derandomised: a run is reproducible.
+deletes are exercised on real objects too; and in both of schemathesis's modes, valid data
+(positive) and data that breaks the document (negative: wrong types, out-of-range
+parameters), which must get a 4xx Status. Examples are derandomised: a run is reproducible.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import pytest
 import schemathesis
 import yaml
 from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from tests.harness import MasterProcess
 
-EXAMPLES_PER_OPERATION = 6
+EXAMPLES_PER_OPERATION = 5  # per operation, mode (valid/invalid data) and name (generated/existing)
 SEED = "seed"
 KEEP_LABEL = "sigma.io/schemathesis-keep"
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
@@ -92,7 +95,7 @@ def _ensure_seeds(http: httpx.Client, seeds: dict[str, tuple[str, dict[str, Any]
         assert r.status_code in (201, 409), f"{url}: {r.status_code} {r.text}"
 
 
-def _run_operation(operation: Any, base_url: str, namespace: str, failures: list[str],
+def _run_operation(operation: Any, mode: GenerationMode, base_url: str, namespace: str, failures: list[str],
                    fixed: dict[str, str] | None = None) -> int:
     path_params = {"namespace": namespace} if "{namespace}" in operation.path else {}
     path_params.update(fixed or {})
@@ -102,7 +105,7 @@ def _run_operation(operation: Any, base_url: str, namespace: str, failures: list
         query["labelSelector"] = f"!{KEEP_LABEL}"  # spare the test's namespace
     calls = [0]
 
-    @given(case=operation.as_strategy(path_parameters=path_params or None, query=query or None))
+    @given(case=operation.as_strategy(mode, path_parameters=path_params or None, query=query or None))
     @settings(max_examples=EXAMPLES_PER_OPERATION, derandomize=True, database=None, deadline=None,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     def run(case: schemathesis.Case) -> None:
@@ -111,7 +114,8 @@ def _run_operation(operation: Any, base_url: str, namespace: str, failures: list
             case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=10)
         except FailureGroup as err:
             for failure in err.exceptions:
-                text = f"{operation.method.upper()} {operation.path}: {failure.title}: {failure.message}"
+                text = (f"{operation.method.upper()} {operation.path} ({mode.value}): {failure.title}: "
+                        f"{failure.message}\n{case.as_curl_command(base_url=base_url)[:1000]}")
                 if text not in failures:
                     failures.append(text)
 
@@ -134,11 +138,10 @@ def test_schemathesis_finds_no_server_errors_and_no_schema_violations(master: Ma
             for result in schema.get_all_operations():
                 operation = result.ok()
                 operations += 1
-                _ensure_seeds(http, seeds)
-                calls += _run_operation(operation, master.url, namespace, failures)
-                if "{name}" in operation.path:
-                    _ensure_seeds(http, seeds)
-                    calls += _run_operation(operation, master.url, namespace, failures, {"name": SEED})
+                for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                    for fixed in ({}, {"name": SEED}) if "{name}" in operation.path else ({},):
+                        _ensure_seeds(http, seeds)
+                        calls += _run_operation(operation, mode, master.url, namespace, failures, fixed)
         print(f"{operations} operations, {calls} requests")
         assert operations >= 100, operations
         assert not failures, f"{len(failures)} failing requests out of {calls}:\n\n" + "\n\n".join(f[:1500] for f in failures[:30])

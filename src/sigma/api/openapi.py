@@ -53,7 +53,8 @@ def to_openapi(schema: Schema, v3: bool) -> dict[str, Any]:
         return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
     if schema.type == "quantity":
         if v3:
-            return {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]}
+            # As Kubernetes publishes resource.Quantity in v3: "500m", "1Gi" or a JSON number (2, 0.5).
+            return {"anyOf": [{"type": "string"}, {"type": "number"}]}
         return {"type": "string", "format": "quantity"}
     if schema.type == "array":
         out: dict[str, Any] = {"type": "array"}

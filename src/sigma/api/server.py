@@ -342,8 +342,11 @@ class ApiServer:
         q = request.query_params
         if q.get("watch") in ("true", "1"):
             return self._watch(request, t)
+        limit = _int_param(request, "limit") or 0
+        if limit < 0:
+            raise errors.bad_request(f"invalid value for limit: {limit} (it must not be negative)")
         listed = self.registry.list(t.rt, t.namespace, q.get("labelSelector", ""), q.get("fieldSelector", ""),
-                                    _int_param(request, "limit") or 0, q.get("continue", ""))
+                                    limit, q.get("continue", ""))
         if wants_table(request):
             return JSON(to_table(t.rt.kind, listed["items"], listed["metadata"]["resourceVersion"],
                                          time.time(), q.get("includeObject", "Metadata"),

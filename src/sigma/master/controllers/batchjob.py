@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,7 +36,7 @@ from sigma.api.objects import controller_of, now_rfc3339, owner_reference
 from sigma.client.base import ApiClient
 from sigma.colocation.dag import Decision, InstancePod, JobPhase, TaskRecord, progress
 from sigma.colocation.jobspec import DEFAULT_PRIORITY_CLASS, DEFAULT_QUEUE, parse_job_spec, validate_job_spec
-from sigma.master.controllers.deployment import WorkQueue
+from sigma.master.controllers.keyed import Key, KeyedController
 from sigma.master.events import record_event
 from sigma.master.process import register_configurable_controller
 from sigma.quantity import cpu_millis, memory_bytes
@@ -56,72 +55,16 @@ COMPONENT = "batchjob-controller"
 RESYNC_S = 30.0
 TERMINAL = (JobPhase.SUCCEEDED.value, JobPhase.FAILED.value)
 
-Key = tuple[str, str]
 
 
-class BatchJobController:
+class BatchJobController(KeyedController):
     name = "batchjob"
+    primary = "batchjobs"
 
     def __init__(self, client: ApiClient, clock: Callable[[], float] = time.time, resync_s: float = RESYNC_S) -> None:
-        self.client = client
+        super().__init__(client, resync_s)
         self.clock = clock
-        self.resync_s = resync_s
-        self.queue = WorkQueue()
-
-    def run(self, stop: threading.Event) -> None:
-        done = threading.Event()
-        pumps = [threading.Thread(target=self._pump, args=(res, to_key, selector, stop, done), daemon=True,
-                                  name=f"batchjob-watch-{res}")
-                 for res, to_key, selector in (("batchjobs", _job_key, ""), ("pods", _pod_key, JOB_LABEL))]
-        for pump in pumps:
-            pump.start()
-        next_resync = 0.0
-        try:
-            while not stop.is_set():
-                if time.monotonic() >= next_resync:
-                    # The resync is the restart path too: every job is rebuilt from the store.
-                    for job in self.client.list("batchjobs")["items"]:
-                        self.queue.add((job["metadata"]["namespace"], job["metadata"]["name"]))
-                    next_resync = time.monotonic() + self.resync_s
-                key = self.queue.get(timeout=0.5)
-                if key is not None:
-                    self._process(key)
-        finally:
-            done.set()
-            for pump in pumps:
-                pump.join(timeout=3)
-
-    def _process(self, key: Key) -> None:
-        try:
-            delay = self.sync(*key)
-        except ApiError as err:
-            delay = 0.2 if err.reason == "Conflict" else 2.0
-            log.log(logging.DEBUG if err.reason == "Conflict" else logging.WARNING, "sync %s/%s: %s", *key, err)
-        except Exception:
-            log.exception("sync %s/%s failed", *key)
-            delay = 5.0
-        if delay is not None:
-            self.queue.add(key, delay)
-
-    def _pump(self, resource: str, to_key: Callable[[dict[str, Any]], Key | None], label_selector: str,
-              stop: threading.Event, done: threading.Event) -> None:
-        while not (stop.is_set() or done.is_set()):
-            try:
-                # Pods narrowed to ours by label: the events of other pods are not even decoded.
-                rv = self.client.list(resource, label_selector=label_selector)["metadata"]["resourceVersion"]
-                for ev in self.client.watch(resource, resource_version=rv, label_selector=label_selector):
-                    if stop.is_set() or done.is_set():
-                        return
-                    key = to_key(ev.object) if ev.type != "BOOKMARK" else None
-                    if key is not None:
-                        self.queue.add(key)
-            except ApiError as err:
-                if err.code != 410:
-                    log.warning("watch %s: %s", resource, err)
-                    stop.wait(1.0)
-            except Exception:
-                log.exception("watch %s failed", resource)
-                stop.wait(1.0)
+        self.watches = (("batchjobs", _job_key, ""), ("pods", _pod_key, JOB_LABEL))
 
     # -- one job ---------------------------------------------------------------------------
     def sync(self, namespace: str, name: str) -> float | None:

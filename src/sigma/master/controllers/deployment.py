@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from sigma.api.errors import ApiError
 from sigma.api.objects import controller_of, is_pod_terminal, owner_reference
 from sigma.client.base import ApiClient
+from sigma.master.controllers.keyed import Key, KeyedController
 from sigma.master.controllers.rollout import (
     HASH_LABEL,
     REVISION,
@@ -36,80 +36,19 @@ from sigma.master.process import register_configurable_controller
 
 log = logging.getLogger("sigma.deployment")
 
-Key = tuple[str, str]  # (namespace, name)
 RESYNC_S = 30.0
 COMPONENT = "deployment-controller"
 
 
-class DeploymentController:
+class DeploymentController(KeyedController):
     name = "deployment"
+    primary = "deployments"
 
     def __init__(self, client: ApiClient, clock: Callable[[], float] = time.time,
                  resync_s: float = RESYNC_S) -> None:
-        self.client = client
+        super().__init__(client, resync_s)
         self.clock = clock
-        self.resync_s = resync_s
-        self.queue = WorkQueue()
-
-    # -- the loop ----------------------------------------------------------------------
-    def run(self, stop: threading.Event) -> None:
-        # The pumps stop with the master, or with this run if it raises (the master then
-        # restarts run(), which must not leave a second pair of pumps behind).
-        done = threading.Event()
-        pumps = [threading.Thread(target=self._pump, args=(res, to_key, selector, stop, done), daemon=True,
-                                  name=f"deployment-watch-{res}")
-                 for res, to_key, selector in (("deployments", _deployment_key, ""),
-                                               ("pods", _owner_key, HASH_LABEL))]
-        for pump in pumps:
-            pump.start()
-        next_resync = 0.0
-        try:
-            while not stop.is_set():
-                if time.monotonic() >= next_resync:
-                    for d in self.client.list("deployments")["items"]:
-                        self.queue.add((d["metadata"]["namespace"], d["metadata"]["name"]))
-                    next_resync = time.monotonic() + self.resync_s
-                key = self.queue.get(timeout=0.5)
-                if key is not None:
-                    self._process(key)
-        finally:
-            done.set()
-            for pump in pumps:
-                pump.join(timeout=3)
-
-    def _process(self, key: Key) -> None:
-        try:
-            delay = self.sync(*key)
-        except ApiError as err:
-            # A conflict means someone wrote in between: read again soon.
-            delay = 0.2 if err.reason == "Conflict" else 2.0
-            log.log(logging.DEBUG if err.reason == "Conflict" else logging.WARNING, "sync %s/%s: %s", *key, err)
-        except Exception:
-            log.exception("sync %s/%s failed", *key)
-            delay = 5.0
-        if delay is not None:
-            self.queue.add(key, delay)
-
-    def _pump(self, resource: str, to_key: Callable[[dict[str, Any]], Key | None], label_selector: str,
-              stop: threading.Event, done: threading.Event) -> None:
-        """Feed the queue from a watch; relist when the watch's revision was compacted."""
-        while not (stop.is_set() or done.is_set()):
-            try:
-                # Pods narrowed to ours by label: the events of other pods are not even decoded.
-                rv = self.client.list(resource, label_selector=label_selector)["metadata"]["resourceVersion"]
-                for ev in self.client.watch(resource, resource_version=rv, label_selector=label_selector):
-                    if stop.is_set() or done.is_set():
-                        return
-                    key = to_key(ev.object) if ev.type != "BOOKMARK" else None
-                    if key is not None:
-                        self.queue.add(key)
-            except ApiError as err:
-                if err.code != 410:
-                    log.warning("watch %s: %s", resource, err)
-                    stop.wait(1.0)
-            except Exception:
-                log.exception("watch %s failed", resource)
-                stop.wait(1.0)
+        self.watches = (("deployments", _deployment_key, ""), ("pods", _owner_key, HASH_LABEL))
 
     # -- one deployment ------------------------------------------------------------------
     def sync(self, namespace: str, name: str) -> float | None:
@@ -218,35 +157,6 @@ def _owner_key(pod: dict[str, Any]) -> Key | None:
     if not ref or ref.get("kind") != "Deployment" or not ref.get("apiVersion", "").startswith("apps/"):
         return None
     return (pod["metadata"].get("namespace", ""), ref.get("name", ""))
-
-
-class WorkQueue:
-    """Keys to reconcile, each at most once in the queue, optionally after a delay."""
-
-    def __init__(self) -> None:
-        self._cv = threading.Condition()
-        self._due: dict[Key, float] = {}
-
-    def add(self, key: Key, delay: float = 0.0) -> None:
-        due = time.monotonic() + delay
-        with self._cv:
-            if due < self._due.get(key, float("inf")):
-                self._due[key] = due
-                self._cv.notify()
-
-    def get(self, timeout: float) -> Key | None:
-        deadline = time.monotonic() + timeout
-        with self._cv:
-            while True:
-                now = time.monotonic()
-                key = min(self._due, key=self._due.__getitem__, default=None)
-                if key is not None and self._due[key] <= now:
-                    del self._due[key]
-                    return key
-                wake = min(deadline, self._due[key]) if key is not None else deadline
-                if wake <= now:
-                    return None
-                self._cv.wait(wake - now)
 
 
 register_configurable_controller(
