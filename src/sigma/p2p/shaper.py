@@ -5,18 +5,14 @@ and tc on loopback would throttle the peers' traffic too."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 
+from sigma.netutil import free_port
 from sigma.p2p.ratelimit import TokenBucket
 
 CHUNK = 64 * 1024
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ShapedProxy:

@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
+
+from sigma.netutil import free_port
 
 ETCD_BINARY = "/usr/bin/etcd"
 
@@ -25,10 +26,6 @@ def etcd_binary() -> str | None:
     return shutil.which("etcd")
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class EtcdServer:
