@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 import schemathesis
 import yaml
 from hypothesis import HealthCheck, Phase, given, settings
@@ -214,3 +215,20 @@ def test_a_scale_body_that_is_not_a_scale_object_is_a_bad_request(http: httpx.Cl
 def test_a_negative_limit_is_a_bad_request(http: httpx.Client, ns: str) -> None:
     _seed_pod(http, ns)
     _assert_status(http.get(f"/api/v1/namespaces/{ns}/pods", params={"limit": -1}), 400, "BadRequest")
+
+
+@pytest.mark.parametrize("document", [
+    b"spec:\n  replicas: 102618688718024971649024\n",  # beyond 64 bits: could not be stored
+    b"metadata:\n  name: p\n  labels: {1: x}\n",  # a key that is not a string
+    b"metadata:\n  name: p\ndata: !!binary aGVsbG8=\n",
+])
+def test_yaml_that_json_cannot_hold_is_a_bad_request(http: httpx.Client, ns: str, document: bytes) -> None:
+    pods = f"/api/v1/namespaces/{ns}/pods"
+    _assert_status(http.post(pods, content=document, headers={"content-type": "application/yaml"}), 400, "BadRequest")
+
+
+def test_yaml_timestamps_are_read_as_strings(http: httpx.Client, ns: str) -> None:
+    r = http.post(f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases", headers={"content-type": "application/yaml"},
+                  content=b"metadata: {name: l}\nspec: {holderIdentity: a, renewTime: 2025-01-02T03:04:05Z}\n")
+    assert r.status_code == 201, r.text
+    assert r.json()["spec"]["renewTime"].startswith("2025-01-02T03:04:05")

@@ -110,10 +110,12 @@ async def read_body(request: Request) -> Any:
             raise errors.bad_request(f"the protobuf body of the request could not be decoded: {err}") from err
     try:
         if ctype in ("application/yaml", "application/apply-patch+yaml", "text/yaml"):
-            return yaml.safe_load(raw)
+            # Through JSON, as Kubernetes reads YAML: timestamps become strings, and what JSON
+            # cannot hold (integers beyond 64 bits, non-string keys, binary) is a bad request.
+            return orjson.loads(orjson.dumps(yaml.safe_load(raw)))
         if ctype == "application/json" or ctype in PATCH_TYPES or ctype == "":
             return orjson.loads(raw)
-    except (ValueError, orjson.JSONDecodeError, yaml.YAMLError) as err:
+    except (ValueError, TypeError, orjson.JSONDecodeError, yaml.YAMLError) as err:
         raise errors.bad_request(f"the body of the request could not be decoded: {err}") from err
     raise errors.unsupported_media_type(ctype)
 
