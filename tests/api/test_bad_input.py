@@ -153,3 +153,13 @@ def test_a_deployment_whose_selector_misses_its_template_is_invalid(http: httpx.
     r = http.post(f"/apis/apps/v1/namespaces/{ns}/deployments", json=d)
     assert r.status_code == 422
     assert r.json()["details"]["causes"][0]["field"] == "spec.template.metadata.labels"
+
+
+@pytest.mark.parametrize(("method", "sub"), [("DELETE", "status"), ("DELETE", "binding"), ("GET", "binding"),
+                                             ("GET", "eviction"), ("PUT", "eviction")])
+def test_a_verb_a_subresource_does_not_answer_is_refused_and_leaves_the_pod(http: httpx.Client, ns: str,
+                                                                            method: str, sub: str) -> None:
+    http.post(f"/api/v1/namespaces/{ns}/pods", json=pod())
+    r = http.request(method, f"/api/v1/namespaces/{ns}/pods/p/{sub}", json={})
+    assert r.status_code == 405 and r.json()["reason"] == "MethodNotAllowed"
+    assert http.get(f"/api/v1/namespaces/{ns}/pods/p").status_code == 200

@@ -50,6 +50,9 @@ BOOKMARK_INTERVAL_S = 5.0
 DEFAULT_WATCH_TIMEOUT_S = 1800
 TABLE_MEDIA = "as=Table"
 PROTOBUF = "application/vnd.kubernetes.protobuf"
+# What each subresource answers (status: read and write the status; binding and eviction:
+# POST only). Anything else is 405, never the verb applied to the object itself.
+SUBRESOURCE_VERBS = {"status": ("GET", "PUT", "PATCH"), "binding": ("POST",), "eviction": ("POST",)}
 PATCH_TYPES = {
     "application/merge-patch+json": "merge",
     "application/json-patch+json": "json",
@@ -226,6 +229,9 @@ class ApiServer:
             return await proxy_logs(self.registry, request, t.namespace or "", t.name or "")
         if t.sub == "scale":
             return await self._scale(request, t)
+        allowed = SUBRESOURCE_VERBS.get(t.sub)
+        if allowed is not None and method not in allowed:
+            raise errors.method_not_allowed(f"{method} is not supported on {t.rt.plural}/{t.sub}")
         if t.name is None:
             if method == "GET":
                 return await self._list_or_watch(request, t)
