@@ -114,7 +114,7 @@ class Bench:
         self.workdir, self.args = workdir, args
         self.cgroup_root = f"sigma-bench-{uuid.uuid4().hex[:8]}"
         self.cgroups = CgroupTree(root=self.cgroup_root)
-        self.master = BenchMaster(workdir, ("--option", "level0_period_s=1"))
+        self.master = BenchMaster(workdir, extra_args=("--option", "level0_period_s=1"))
         self.agent: subprocess.Popen[bytes] | None = None
         self.client: HttpClient | None = None
         self.port = free_port()

@@ -19,7 +19,7 @@ __all__ = ["BenchMaster", "MasterProcess", "free_port"]
 
 
 class MasterProcess:
-    def __init__(self, workdir: Path, port: int | None = None, extra_args: tuple[str, ...] = (),
+    def __init__(self, workdir: Path, *, port: int | None = None, extra_args: tuple[str, ...] = (),
                  store: str | None = None, anonymous: bool = True, scheme: str = "http") -> None:
         self.workdir = workdir
         self.port = port or free_port()
