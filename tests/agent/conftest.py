@@ -3,7 +3,9 @@ and a private state directory, torn down (processes, cgroups) even when a test f
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,9 +14,13 @@ from typing import Any
 import pytest
 
 from sigma.agent.cgroups import CgroupTree
+from sigma.agent.images import ImageStore
 from sigma.agent.node import NodeRuntime
 from sigma.agent.podmanager import BackOff, PodManager
 from sigma.agent.runtime.process import ProcessRuntime
+from sigma.agent.runtime.runc import RuncRuntime
+
+from .imagebuild import busybox_layout
 
 IS_ROOT = os.geteuid() == 0
 needs_root = [pytest.mark.root, pytest.mark.skipif(not IS_ROOT, reason="needs root (cgroups, namespaces)")]
@@ -68,6 +74,17 @@ def cgroup_root() -> Iterator[CgroupTree]:
         tree.remove(tree.root)
 
 
+@contextlib.contextmanager
+def running_node(node: NodeRuntime) -> Iterator[NodeRuntime]:
+    """Yield the node; afterwards remove every container its runtimes still hold."""
+    try:
+        yield node
+    finally:
+        for rt in node.runtimes.values():
+            for c in rt.list():
+                rt.remove(c.id)
+
+
 @pytest.fixture
 def node(tmp_path: Any, cgroup_root: CgroupTree) -> Iterator[NodeRuntime]:
     runtime = ProcessRuntime(str(tmp_path / "state"), cgroup_root)
@@ -78,9 +95,21 @@ def node(tmp_path: Any, cgroup_root: CgroupTree) -> Iterator[NodeRuntime]:
         PodManager(BackOff(base=0.3, cap=2.0)),
         log_max_bytes=64 * 1024,
     )
-    try:
+    with running_node(node):
         yield node
-    finally:
-        for rt in node.runtimes.values():
-            for c in rt.list():
-                rt.remove(c.id)
+
+
+@contextlib.contextmanager
+def busybox_node(tmp_path: Any, cgroup_root: CgroupTree, process_uid: int | None = None) -> Iterator[NodeRuntime]:
+    """A node with the runc runtime and a busybox image imported into its store, beside the
+    process runtime (which runs as ``process_uid`` when given)."""
+    busybox = shutil.which("busybox")
+    assert busybox is not None
+    busybox_layout(str(tmp_path / "layout"), busybox)
+    images = ImageStore(str(tmp_path / "images"))
+    images.import_path(str(tmp_path / "layout"))
+    state = str(tmp_path / "state")
+    runtimes: Any = {"runc": RuncRuntime(state, images, cgroup_root),
+                     "process": ProcessRuntime(state, cgroup_root, default_uid=process_uid)}
+    with running_node(NodeRuntime(state, runtimes, cgroup_root, PodManager(BackOff(base=0.3)))) as node:
+        yield node

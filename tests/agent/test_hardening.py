@@ -6,21 +6,19 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from sigma.agent.cgroups import CgroupTree
-from sigma.agent.images import ImageStore
 from sigma.agent.node import NodeRuntime
-from sigma.agent.podmanager import BackOff, PodManager
 from sigma.agent.runtime.base import ContainerSpec
 from sigma.agent.runtime.hardening import NOBODY, security_fields
 from sigma.agent.runtime.process import ProcessRuntime
-from sigma.agent.runtime.runc import RuncRuntime, oci_config
+from sigma.agent.runtime.runc import oci_config
 
-from .conftest import IS_ROOT, make_pod, wait_for
-from .imagebuild import busybox_layout
+from .conftest import IS_ROOT, busybox_node, make_pod, wait_for
 
 RUNC, BUSYBOX = shutil.which("runc"), shutil.which("busybox")
 
@@ -66,21 +64,9 @@ def test_the_process_runtime_drops_to_the_default_user_unless_the_pod_names_one(
 
 
 @pytest.fixture
-def node(tmp_path: Any, cgroup_root: CgroupTree) -> Any:
-    assert BUSYBOX is not None
-    busybox_layout(str(tmp_path / "layout"), BUSYBOX)
-    images = ImageStore(str(tmp_path / "images"))
-    images.import_path(str(tmp_path / "layout"))
-    state = str(tmp_path / "state")
-    runtimes: Any = {"runc": RuncRuntime(state, images, cgroup_root),
-                     "process": ProcessRuntime(state, cgroup_root, default_uid=NOBODY)}
-    node = NodeRuntime(state, runtimes, cgroup_root, PodManager(BackOff(base=0.3)))
-    try:
+def node(tmp_path: Any, cgroup_root: CgroupTree) -> Iterator[NodeRuntime]:
+    with busybox_node(tmp_path, cgroup_root, process_uid=NOBODY) as node:
         yield node
-    finally:
-        for rt in runtimes.values():
-            for c in rt.list():
-                rt.remove(c.id)
 
 
 def _output(node: NodeRuntime, pod: dict[str, Any]) -> str:

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from sigma.agent.cgroups import CgroupTree
-from sigma.agent.images import ImageStore
 from sigma.agent.node import NodeRuntime
-from sigma.agent.podmanager import BackOff, PodManager
 from sigma.agent.runtime.base import RUNNING
-from sigma.agent.runtime.process import ProcessRuntime
-from sigma.agent.runtime.runc import RuncRuntime
 
-from .conftest import make_pod, needs_root, wait_for
-from .imagebuild import busybox_layout
+from .conftest import busybox_node, make_pod, needs_root, wait_for
 
 RUNC, BUSYBOX = shutil.which("runc"), shutil.which("busybox")
 pytestmark = [
@@ -28,23 +24,9 @@ pytestmark = [
 
 
 @pytest.fixture
-def runc_node(tmp_path: Any, cgroup_root: CgroupTree) -> Any:
-    assert BUSYBOX is not None
-    busybox_layout(str(tmp_path / "layout"), BUSYBOX)
-    images = ImageStore(str(tmp_path / "images"))
-    images.import_path(str(tmp_path / "layout"))
-    state = str(tmp_path / "state")
-    runtimes: Any = {
-        "runc": RuncRuntime(state, images, cgroup_root),
-        "process": ProcessRuntime(state, cgroup_root),
-    }
-    node = NodeRuntime(state, runtimes, cgroup_root, PodManager(BackOff(base=0.3)))
-    try:
+def runc_node(tmp_path: Any, cgroup_root: CgroupTree) -> Iterator[NodeRuntime]:
+    with busybox_node(tmp_path, cgroup_root) as node:
         yield node
-    finally:
-        for rt in runtimes.values():
-            for c in rt.list():
-                rt.remove(c.id)
 
 
 def latest(node: NodeRuntime, pod: dict[str, Any]) -> Any:
