@@ -52,8 +52,7 @@ def run(argv: list[str]) -> dict[str, Any]:
             masters = []
             for i in range(args.masters):
                 (root / f"m{i}").mkdir()
-                # The last --store on the command line wins over BenchMaster's SQLite default.
-                masters.append(BenchMaster(root / f"m{i}", extra_args=("--store", etcd.url)))
+                masters.append(BenchMaster(root / f"m{i}", store=etcd.url))
             try:
                 for master in masters:
                     master.start()

@@ -20,13 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    try:
-        module = importlib.import_module(f"sigma.bench.{args.name}")
-    except ModuleNotFoundError as err:
-        if err.name == f"sigma.bench.{args.name}":
-            Console(stderr=True).print(f"[red]benchmark {args.name!r} is not available in this build[/]")
-            return 2
-        raise
+    module = importlib.import_module(f"sigma.bench.{args.name}")
     # --json may come after NAME, where argparse hands it to the benchmark's arguments.
     rest = [a for a in args.args if a != "--json"]
     as_json = args.json or len(rest) != len(args.args)
