@@ -8,7 +8,6 @@ removed by the fixture even when the test fails.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 
 from sigma.agent.qos import QosOptions
 from sigma.client.http import HttpClient
+from sigma.demo import workload_python
 from tests.agent.conftest import needs_root, wait_for
 from tests.agent.test_agent_e2e import NODE, Cluster, cgroup_dirs, phase
 from tests.harness import MasterProcess
@@ -61,8 +61,13 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             master.stop()
 
 
+# The agent runs these pods as nobody, who cannot run the venv's python under /root: a system
+# python, or root when there is none (the default namespace's baseline level allows it).
+PYTHON, AS = workload_python()
+
+
 def py(script: str) -> list[str]:
-    return [sys.executable, "-c", script]
+    return [PYTHON, "-c", script]
 
 
 class PodWatch:
@@ -96,6 +101,8 @@ def test_the_suppress_quota_follows_a_prod_load_that_rises_and_falls(cluster: Cl
     level = tmp_path / "level"
     level.write_text("0.05")
     cluster.pod("web", py(DUTY_CYCLE), priorityClassName="sigma-prod",
+                # It reads its level from the test's tmp_path, which only root may open.
+                securityContext={"runAsUser": 0},
                 containers=[{"name": "main", "command": py(DUTY_CYCLE),
                              "env": [{"name": "LEVEL_FILE", "value": str(level)}],
                              # A full core's weight: on a busy machine a 2-share pod would starve.
@@ -135,12 +142,13 @@ def test_the_suppress_quota_follows_a_prod_load_that_rises_and_falls(cluster: Cl
 def test_memory_pressure_evicts_the_batch_pod_and_leaves_prod_alone(cluster: Cluster) -> None:
     # A 512Mi node: a batch pod holding 470Mi takes it past the 90% watermark.
     cluster.start_agent(cpus="2", memory="512Mi", qos=FAST_QOS)
-    cluster.pod("web", py(SLEEPER), priorityClassName="sigma-prod")
+    cluster.pod("web", py(SLEEPER), priorityClassName="sigma-prod", securityContext=AS)
     web = cluster.wait_pod("web", lambda p: phase(p) == "Running")
     watch = PodWatch(cluster.master.url, "hog")
     hog = "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); " \
           "b = b'x' * (470 << 20); time.sleep(3600)"
-    cluster.pod("hog", py(hog), priorityClassName="sigma-batch", terminationGracePeriodSeconds=2)
+    cluster.pod("hog", py(hog), priorityClassName="sigma-batch", terminationGracePeriodSeconds=2,
+                securityContext=AS)
     wait_for(lambda: cluster.get("hog") is None, timeout=30)
     watch.thread.join(timeout=10)
     assert any(s.get("phase") == "Failed" and s.get("reason") == "Evicted" for s in watch.statuses()), watch.seen
@@ -158,12 +166,12 @@ def test_batch_over_the_published_allocatable_is_evicted_lowest_priority_first(c
     cluster.start_agent(cpus="2", qos=FAST_QOS)
     cluster.client.create("priorityclasses", {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
                                               "metadata": {"name": "batch-high"}, "value": 5500})
-    cluster.pod("web", py(SLEEPER), priorityClassName="sigma-prod")
+    cluster.pod("web", py(SLEEPER), priorityClassName="sigma-prod", securityContext=AS)
     # Level-0 publishes 2000m x 0.65 - prod's (idle) usage: about 1300m of batch cpu.
     wait_for(lambda: "sigma.io/batch-cpu" in cluster.client.get("nodes", NODE)["status"]["allocatable"], 20)
     request = {"sigma.io/batch-cpu": "600"}
     for name, klass in (("high", "batch-high"), ("mid", "sigma-batch"), ("free", "sigma-free")):
-        cluster.pod(name, py(SLEEPER), priorityClassName=klass, terminationGracePeriodSeconds=2,
+        cluster.pod(name, py(SLEEPER), priorityClassName=klass, terminationGracePeriodSeconds=2, securityContext=AS,
                     containers=[{"name": "main", "command": py(SLEEPER),
                                  "resources": {"requests": request, "limits": request}}])
     wait_for(lambda: cluster.get("free") is None, timeout=30)  # 1800m > 1300m: the lowest goes

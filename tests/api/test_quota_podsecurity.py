@@ -89,11 +89,17 @@ def test_a_privileged_pod_is_refused_unless_the_namespace_allows_it(admin: httpx
 
 def test_a_restricted_namespace_refuses_root(admin: httpx.Client) -> None:
     ns = namespace(admin, {"pod-security.kubernetes.io/enforce": "restricted"})
-    root = pod("root", securityContext={"runAsUser": 0})
+    root = pod("root", securityContext={"runAsUser": 0, "runAsNonRoot": True})
     r = admin.post(f"/api/v1/namespaces/{ns}/pods", json=root)
-    assert r.status_code == 403 and "must not run as root" in r.json()["message"]
-    assert admin.post(f"/api/v1/namespaces/{ns}/pods", json=pod("plain", securityContext={"runAsUser": 1000})
-                      ).status_code == 201
+    assert r.status_code == 403
+    assert "runAsUser=0 (pod must not set spec.securityContext.runAsUser=0)" in r.json()["message"]
+    assert "label it pod-security.kubernetes.io/enforce=baseline" in r.json()["message"]
+    assert [c["field"] for c in r.json()["details"]["causes"]] == ["spec.securityContext.runAsUser"]
+    # Saying nothing is not enough: the pod must promise it runs as non-root.
+    r = admin.post(f"/api/v1/namespaces/{ns}/pods", json=pod("silent"))
+    assert r.status_code == 403 and "spec.containers[0].securityContext.runAsNonRoot" in r.text
+    plain = pod("plain", securityContext={"runAsUser": 1000, "runAsNonRoot": True})
+    assert admin.post(f"/api/v1/namespaces/{ns}/pods", json=plain).status_code == 201
     # Root is fine at baseline.
     assert admin.post(f"/api/v1/namespaces/{namespace(admin)}/pods", json=root).status_code == 201
 
@@ -103,7 +109,8 @@ def test_a_restricted_namespace_refuses_root(admin: httpx.Client) -> None:
     ("baseline", {"hostPID": True, "containers": [{"name": "c", "securityContext": {"capabilities": {
         "add": ["SYS_ADMIN", "CHOWN"]}}}]}, 2),
     ("baseline", {"volumes": [{"name": "root", "hostPath": {"path": "/"}}]}, 1),
-    ("restricted", {"containers": [{"name": "c", "securityContext": {"allowPrivilegeEscalation": True}}]}, 1),
+    ("restricted", {"containers": [{"name": "c", "securityContext": {"allowPrivilegeEscalation": True,
+                                                                     "runAsNonRoot": True}}]}, 1),
 ])
 def test_each_level_lists_every_violation(level: str, spec: dict[str, Any], expected: int) -> None:
     assert len(violations(level, spec)) == expected

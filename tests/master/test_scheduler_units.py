@@ -148,3 +148,39 @@ def test_a_shared_informer_lists_once_and_gives_a_late_subscriber_what_it_knows(
         informer.unsubscribe(early)
         informer.unsubscribe(late)
     assert client.lists == 2  # one listing, shared
+
+
+def _node(name: str, batch_cpu: str = "4000", zone: str = "a") -> dict[str, Any]:
+    amounts = {"cpu": "8", "memory": "16Gi", "pods": "110", "sigma.io/batch-cpu": batch_cpu}
+    return {"metadata": {"name": name, "labels": {"zone": zone}},
+            "status": {"allocatable": amounts, "conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def test_the_cache_takes_a_new_batch_allocatable_in_place_without_rebuilding() -> None:
+    from sigma.master.scheduler.cache import ClusterCache
+    from sigma.scheduling import BATCH_CPU
+
+    cache = ClusterCache(rebuild_interval_s=60.0)
+    cache.sync("nodes", (_node("n0"), _node("n1")))
+    cache.ensure_fresh(now=0.0)
+    snapshot = cache.snapshot
+    assert snapshot is not None
+    assert cache.set_node(_node("n1", batch_cpu="1500")) is True
+    cache.ensure_fresh(now=1.0)  # well inside the rebuild interval: applied anyway, in place
+    assert cache.snapshot is snapshot
+    assert snapshot.allocatable[snapshot.resource_row(BATCH_CPU)].tolist() == [4000, 1500]
+
+
+def test_the_cache_rebuilds_for_a_label_change_once_the_interval_has_passed() -> None:
+    from sigma.master.scheduler.cache import ClusterCache
+
+    cache = ClusterCache(rebuild_interval_s=60.0)
+    cache.sync("nodes", (_node("n0"), _node("n1")))
+    cache.ensure_fresh(now=0.0)
+    first = cache.snapshot
+    cache.set_node(_node("n1", zone="b"))
+    cache.ensure_fresh(now=1.0)
+    assert cache.snapshot is first  # rebuilds are rate-limited
+    cache.ensure_fresh(now=61.0)
+    assert cache.snapshot is not first and cache.snapshot is not None
+    assert dict(cache.snapshot.nodes[1].labels)["zone"] == "b"

@@ -79,3 +79,30 @@ def test_bad_updates_change_nothing(args: tuple[object, ...], error: type[Except
     with pytest.raises(error):
         s.set_allocatable(*args)
     assert (s.allocatable == before[0]).all() and (s.free == before[1]).all()
+
+
+def test_update_nodes_takes_new_allocatable_in_place_and_keeps_what_is_requested() -> None:
+    s = batch_nodes()
+    before = s.nodes
+    changed = node("n1", allocatable={BATCH_CPU: 2500})
+    assert s.update_nodes([changed]) is True
+    row = s.resource_row(BATCH_CPU)
+    assert s.allocatable[row].tolist() == [4000, 2500, 4000]
+    assert s.free[row].tolist() == [4000, 1500, 4000]
+    assert s.nodes[1] is changed and s.nodes[0] is before[0]
+    assert_consistent(s)
+
+
+def test_update_nodes_refuses_a_label_or_cordon_change_and_changes_nothing() -> None:
+    s = batch_nodes()
+    allocatable = s.allocatable.copy()
+    relabelled = node("n0", allocatable={BATCH_CPU: 1000}, labels={"zone": "b"})
+    cordoned = node("n2", allocatable={BATCH_CPU: 1000}, unschedulable=True)
+    assert s.update_nodes([node("n1", allocatable={BATCH_CPU: 1000}), relabelled]) is False
+    assert s.update_nodes([cordoned]) is False
+    assert (s.allocatable == allocatable).all()
+
+
+def test_update_nodes_of_an_unknown_node_raises() -> None:
+    with pytest.raises(UnknownNode):
+        batch_nodes().update_nodes([node("elsewhere")])

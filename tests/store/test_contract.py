@@ -43,6 +43,13 @@ def test_get_of_a_missing_key_returns_none(store: Store) -> None:
     assert store.get("/a") is None
 
 
+def test_get_many_returns_each_key_in_order_and_none_where_missing(store: Store) -> None:
+    a = store.create("/r/a", b"1")
+    b = store.create("/r/b", b"2")
+    assert store.get_many(["/r/b", "/r/missing", "/r/a"]) == [b, None, a]
+    assert store.get_many([]) == []
+
+
 def test_create_stores_the_value_at_a_new_revision(store: Store) -> None:
     before = store.current_revision()
     kv = store.create("/a", b"1")

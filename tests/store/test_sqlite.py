@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sigma.store.contract import open_store
+from sigma.store.contract import StorageFull, open_store
 from sigma.store.sqlite import SqliteStore, prefix_end
 
 
@@ -92,3 +92,29 @@ def test_open_store_understands_sqlite_urls_and_bare_paths(tmp_path: Path) -> No
         assert isinstance(store, SqliteStore)
         store.close()
     assert (tmp_path / "a.db").exists() and (tmp_path / "b.db").exists()
+
+
+def test_a_full_database_refuses_the_write_whole_and_takes_writes_again_once_it_has_room(tmp_path: Path) -> None:
+    """SQLITE_FULL (here from a page quota, as from a full disk): StorageFull, the revision
+    stays, no watch hears of the write, nothing of it is stored; raising the quota is enough."""
+    store = SqliteStore(str(tmp_path / "state.db"))
+    try:
+        store.create("/k/seed", b"x")
+        watch = store.watch("/k/", store.current_revision())
+        pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+        store._conn.execute(f"PRAGMA max_page_count={pages}")
+        revision = store.current_revision()
+        with pytest.raises(StorageFull, match="is full"):
+            store.create("/k/big", b"y" * 200_000)
+        with pytest.raises(StorageFull):
+            store.update_many([("/k/seed", b"z" * 200_000, None)])
+        assert store.current_revision() == revision
+        assert watch.wait(0.1) == []
+        assert store.get("/k/big") is None and store.get("/k/seed") is not None  # reads still work
+        store._conn.execute(f"PRAGMA max_page_count={pages * 1000}")
+        kv = store.create("/k/big", b"y" * 200_000)
+        assert kv.mod_revision == revision + 1
+        assert [e.kv.key for e in watch.wait(1.0)] == ["/k/big"]
+        assert store._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        store.close()

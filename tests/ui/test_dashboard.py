@@ -108,7 +108,9 @@ def deployment(replicas: int) -> dict[str, Any]:
 def batch_job(gate: Path) -> dict[str, Any]:
     def task(name: str, instances: int, command: str, deps: list[str]) -> dict[str, Any]:
         return {"name": name, "instances": instances, "dependencies": deps,
-                "template": {"spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+                # Root: the gate is in the test's tmp_path, closed to the default user (nobody).
+                "template": {"spec": {"terminationGracePeriodSeconds": 1, "securityContext": {"runAsUser": 0},
+                                      "containers": [{
                     "name": "main", "command": ["sh", "-c", command],
                     "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}}}]}}}
 

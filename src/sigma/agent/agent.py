@@ -39,6 +39,7 @@ from sigma.agent.probe import Capabilities, probe
 from sigma.agent.pulls import ImageOptions, ImagePulls, start_pulls
 from sigma.agent.qos import QosManager, QosOptions
 from sigma.agent.runtime.base import Runtime
+from sigma.agent.runtime.hardening import NOBODY
 from sigma.agent.runtime.process import ProcessRuntime
 from sigma.agent.runtime.runc import RuncRuntime
 from sigma.agent.server import AgentServer
@@ -58,6 +59,9 @@ class AgentOptions:
     port: int = 10250  # 0 picks a free port; the Node publishes the real one
     address: str | None = None  # the InternalIP the master reaches us on; default: found out
     cgroup_root: str = "sigma"
+    # The user process-runtime pods run as unless their securityContext names one (nobody);
+    # None runs them as the agent's own user (root, usually): for trusted single-user setups.
+    process_uid: int | None = NOBODY
     image_dir: str = DEFAULT_ROOT
     # Like kubelet's PLEG relist: how soon an exited container is noticed. A sync with nothing
     # to do only reads the shims' small state files.
@@ -82,7 +86,8 @@ class Agent:
         log_capabilities(node_name, self.caps)
         os.makedirs(state_dir, exist_ok=True)
         self.cgroups = CgroupTree(root=opts.cgroup_root) if self.caps.root else None
-        runtimes: dict[str, Runtime] = {"process": ProcessRuntime(state_dir, self.cgroups)}
+        runtimes: dict[str, Runtime] = {
+            "process": ProcessRuntime(state_dir, self.cgroups, default_uid=opts.process_uid)}
         self.pulls: ImagePulls | None = None
         if self.caps.runc and self.caps.root:
             store, master = ImageStore(opts.image_dir), getattr(client, "base_url", "")

@@ -17,6 +17,7 @@ MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -46,6 +47,12 @@ def set_child_subreaper() -> None:
     # Orphans of the container (and runc's container init after `runc run -d` exits)
     # are re-parented to the shim, which can then wait for them and read the exit code.
     _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def set_no_new_privs() -> None:
+    # Irreversible and inherited: execve() of a setuid/setgid binary or one with file
+    # capabilities no longer grants anything, so the container cannot climb back to root.
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
 
 
 def proc_start_time(pid: int) -> int | None:
@@ -94,10 +101,13 @@ def exec_container(spec: dict[str, Any], out_w: int, err_w: int, status_w: int) 
             sethostname(spec.get("hostname") or "sigma")
         user = spec.get("user")
         if user:
-            # Drop root last: joining cgroups and mounting /proc above need it.
+            # Drop root last: joining cgroups and mounting /proc above need it. Groups first:
+            # setgroups and setgid need the root that setuid gives up.
             os.setgroups([])
             os.setgid(int(user["gid"]))
             os.setuid(int(user["uid"]))
+        if spec.get("no_new_privs"):
+            set_no_new_privs()
         env = dict(spec.get("env") or {})
         env.setdefault("PATH", DEFAULT_PATH)
         argv = list(spec["argv"])
@@ -110,6 +120,9 @@ def exec_container(spec: dict[str, Any], out_w: int, err_w: int, status_w: int) 
         if not argv:
             _fail(status_w, "no command specified")
         path = resolve_executable(argv[0], env["PATH"])
+        if path is None and "/" in argv[0] and _denied(argv[0]):
+            # Most likely a host path the pod's user (nobody by default) may not reach.
+            _fail(status_w, f'exec: "{argv[0]}": permission denied (running as uid {os.getuid()})')
         if path is None:
             _fail(status_w, f'exec: "{argv[0]}": executable file not found in $PATH')
         os.execve(path, argv, env)
@@ -117,6 +130,16 @@ def exec_container(spec: dict[str, Any], out_w: int, err_w: int, status_w: int) 
         _fail(status_w, f"{err.strerror or err}")
     except BaseException as err:
         _fail(status_w, repr(err))
+
+
+def _denied(path: str) -> bool:
+    try:
+        os.stat(path)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return not os.access(path, os.X_OK)
 
 
 def _set_oom_score_adj(value: int) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sigma.store.contract import StorageFull, StoreUnavailable
+
 
 @dataclass
 class Cause:
@@ -116,3 +118,12 @@ def unsupported_media_type(content_type: str) -> ApiError:
 def internal(message: str) -> ApiError:
     return ApiError(500, "InternalError", f"Internal error occurred: {message}")
 
+
+
+def storage_fault(err: StoreUnavailable) -> ApiError:
+    """The store could not take the write (or serve the read): the request was fine, the
+    storage was not. A full disk is 507 Insufficient Storage; a read-only state directory or
+    an unreachable etcd is 503. Both carry Retry-After: the condition is expected to pass."""
+    if isinstance(err, StorageFull):
+        return ApiError(507, "InsufficientStorage", f"the store refused the write: {err}", retry_after_seconds=5)
+    return ApiError(503, "ServiceUnavailable", f"the store is unavailable: {err}", retry_after_seconds=1)

@@ -102,11 +102,12 @@ def admit_pod(registry: Registry) -> Any:
         if old is not None:
             return  # requests are fixed once the pod exists
         namespace = pod["metadata"].get("namespace") or ""
-        request = pod_usage(pod)
+        request: dict[str, int] | None = None  # only worked out where a quota applies
         for _ in range(CAS_ATTEMPTS):
             quotas = registry.list(QUOTAS, namespace)["items"]
             if not quotas:
                 return
+            request = request or pod_usage(pod)
             pods = registry.list(PODS, namespace)["items"]
             if _charge_all(registry, pod, quotas, pods, request):
                 return

@@ -41,6 +41,12 @@ Clock = Callable[[], float]
 # Spelled out here: inside the class, "list" names Registry.list.
 Dependents = list[tuple[ResourceType, dict[str, Any]]]
 MAX_CONFLICT_RETRIES = 10
+# How long a namespace read for admission may be reused. Every create in a namespace reads
+# it (does it exist, is it terminating, what pod-security level): a cache saves the store a
+# read per create. Writes through this registry drop the entry at once; the age bounds how
+# long another master's change to a namespace can go unseen here, as kube-apiserver's
+# informer-backed namespace lifecycle admission has it.
+NAMESPACE_CACHE_S = 1.0
 
 
 class Registry:
@@ -49,6 +55,7 @@ class Registry:
         self.clock = clock
         self._admission: dict[str, list[Callable[[dict[str, Any], dict[str, Any] | None], None]]] = {}
         self._lock = threading.Lock()
+        self._namespaces: dict[str, tuple[float, dict[str, Any]]] = {}  # name -> (read at, object)
 
     # -- admission hooks (priority resolution, quotas...) ------------------------------
     def add_admission(self, kind: str, hook: Callable[[dict[str, Any], dict[str, Any] | None], None]) -> None:
@@ -202,19 +209,38 @@ class Registry:
             kv = self.store.create(rt.key(namespace, m["name"]), self._to_bytes(obj))
         except KeyExists:
             raise errors.already_exists(rt.plural, m["name"], rt.group) from None
+        self._namespace_changed(rt, m["name"])
         m["resourceVersion"] = str(kv.mod_revision)
         return obj
 
     def _require_namespace(self, namespace: str | None) -> None:
         if not namespace:
             raise errors.bad_request("a namespace is required for this resource")
-        kv = self.store.get(NAMESPACES.key(None, namespace))
-        if kv is None:
+        found = self.namespace(namespace)
+        if found is None:
             raise errors.not_found("namespaces", namespace)
-        # Every create in a namespace reads it: decode only one that may be terminating.
-        if b'"deletionTimestamp"' in kv.value and meta(decode(kv.value)).get("deletionTimestamp"):
+        if found["metadata"].get("deletionTimestamp"):
             raise ApiError(403, "Forbidden", f"unable to create new content in namespace {namespace} because "
                            "it is being terminated")
+
+    def namespace(self, name: str) -> dict[str, Any] | None:
+        """The namespace `name` for admission decisions, read at most NAMESPACE_CACHE_S ago
+        (None if it does not exist: absence is never cached). Read-only for callers."""
+        now = time.monotonic()
+        cached = self._namespaces.get(name)
+        if cached is not None and now - cached[0] < NAMESPACE_CACHE_S:
+            return cached[1]
+        kv = self.store.get(NAMESPACES.key(None, name))
+        if kv is None:
+            self._namespaces.pop(name, None)
+            return None
+        obj = self._from_kv(kv)
+        self._namespaces[name] = (now, obj)
+        return obj
+
+    def _namespace_changed(self, rt: ResourceType, name: str) -> None:
+        if rt is NAMESPACES:
+            self._namespaces.pop(name, None)
 
     # -- update -----------------------------------------------------------------------------
     def update(self, rt: ResourceType, namespace: str | None, name: str, obj: Any, subresource: str = "",
@@ -255,6 +281,14 @@ class Registry:
         m["generation"] = old_m.get("generation", 1) + (1 if _spec_changed(rt, old, new) else 0)
         if _same(old, new):
             return old
+        try:
+            return self._store_write(rt, namespace, name, old_m, rev, new)
+        finally:
+            self._namespace_changed(rt, name)
+
+    def _store_write(self, rt: ResourceType, namespace: str | None, name: str, old_m: dict[str, Any], rev: int,
+                     new: dict[str, Any]) -> dict[str, Any]:
+        m = meta(new)
         if old_m.get("deletionTimestamp") and old_m.get("finalizers") and not m.get("finalizers"):
             # The last finalizer is gone from an object being deleted: remove it now.
             try:
@@ -340,6 +374,8 @@ class Registry:
                 result = self._delete_once(rt, namespace, name, obj, kv.mod_revision, grace_period)
             except Conflict:
                 continue
+            finally:
+                self._namespace_changed(rt, name)
             if result is None:
                 self._cascade(rt, obj, propagation or "Background")
                 return obj
@@ -450,9 +486,10 @@ class Registry:
         results: builtins.list[dict[str, Any] | ApiError] = []
         writes: builtins.list[tuple[str, bytes, int | None]] = []
         pending: builtins.list[tuple[int, dict[str, Any]]] = []
-        for namespace, name, node in bindings:
+        stored = self.store.get_many([PODS.key(namespace, name) for namespace, name, _ in bindings])
+        for (_, name, node), current in zip(bindings, stored, strict=True):
             try:
-                kv, pod = self._bound_pod(self.store.get(PODS.key(namespace, name)), name, node)
+                kv, pod = self._bound_pod(current, name, node)
             except ApiError as err:
                 results.append(err)
                 continue

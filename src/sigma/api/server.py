@@ -37,7 +37,7 @@ from sigma.api.scale import get_scale, update_scale
 from sigma.api.tables import to_table
 from sigma.api.watch import ObjectEvent, RegistryWatch
 from sigma.master.metrics import ApiMetricsMiddleware, metrics_endpoint
-from sigma.store.contract import StoreClosed
+from sigma.store.contract import StoreClosed, StoreUnavailable
 from sigma.ui import routes as ui_routes
 
 if TYPE_CHECKING:
@@ -171,6 +171,9 @@ class ApiServer:
             return await self._route(request, path)
         except ApiError as err:
             return status_response(err)
+        except StoreUnavailable as err:  # a full or read-only disk, etcd unreachable: 507/503, not a bug
+            log.warning("%s %s: %s", request.method, path, err)
+            return status_response(errors.storage_fault(err))
         except Exception as err:  # a bug must reach the client as a Status, not a dropped socket
             log.exception("internal error serving %s %s", request.method, path)
             return status_response(errors.internal(f"{type(err).__name__}: {err}"))

@@ -1,37 +1,56 @@
-"""API benchmark: `sigma bench api [--pods 5000 --nodes 100 --procs 4 --threads 4]`.
+"""API benchmark: `sigma bench api [--pods 5000 --nodes 100 --procs 4 --threads 4]
+[--store sqlite|etcd --masters N] [--agents] [--compare]`.
 
-Starts a real `sigma master` (SQLite in a temporary directory, a free loopback port),
-registers fake Ready nodes (and keeps their Leases renewed, as agents do, so the node
-lifecycle controller leaves them Ready), then creates pods over HTTP from several client
-processes (threads inside each, one keep-alive httpx client per thread) while a watch on
-the pods records when each one is bound by sigma-scheduler.
+Starts real `sigma master` processes (SQLite: one master on a temporary file; etcd: a local
+etcd-server and ``--masters`` masters on it, the clients spread over them), registers fake
+Ready nodes (sigma.bench.fakecluster), then creates pods over HTTP from several client
+processes (threads inside each, one keep-alive connection per thread) while a watch on the
+pods records when each one is bound by sigma-scheduler.
+
+With ``--agents``, one lightweight agent per node (asyncio coroutines in one process,
+sigma.bench.agents) watches the pods bound to its node over a real HTTP watch, reports each
+one Running with a status PATCH and renews its node's Lease, as a real agent does; without
+it a thread renews the Leases and nobody reports status (the master's load is then the
+creates and the bindings only, comparable with earlier runs).
 
 - create_to_bound_per_s: pods / (first create sent -> last binding seen on the watch);
-- api_p50_s / api_p99_s: latency of the create calls as the clients saw them.
+- api_p50_s / api_p99_s: latency of the create calls as the clients saw them;
+- with --agents: create_to_running_per_s (first create -> last Running acknowledged) and
+  bound_to_running_p50_s / _p99_s (an agent saw its pod bound -> its status was written).
+
+``--compare`` runs the same load on SQLite and then on etcd and prints both side by side:
+{"bench": "api", "pods": N, "sqlite": {...}, "etcd": {...}}.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import multiprocessing
 import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 
+from sigma.bench.agents import agents_process
+from sigma.bench.fakecluster import (
+    MAX_PODS_PER_NODE,
+    NAMESPACE,
+    BindWatcher,
+    LeaseRenewer,
+    pod_object,
+    pods_resource_version,
+    quantile,
+    setup,
+)
 from sigma.bench.masterproc import BenchMaster
-
-NAMESPACE = "bench"
-LEASE_RENEW_S = 5.0
+from sigma.store.etcd_server import EtcdServer
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -40,81 +59,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--nodes", type=int, default=100)
     p.add_argument("--procs", type=int, default=4, help="client processes")
     p.add_argument("--threads", type=int, default=4, help="client threads per process")
+    p.add_argument("--store", choices=("sqlite", "etcd"), default="sqlite")
+    p.add_argument("--masters", type=int, default=None,
+                   help="masters sharing the store (etcd only; default 3 on etcd, 1 on SQLite)")
+    p.add_argument("--agents", action="store_true", help="one asyncio agent per node reports its pods Running")
+    p.add_argument("--compare", action="store_true", help="run on SQLite, then on etcd; both in one result")
     p.add_argument("--timeout", type=float, default=300.0, help="give up waiting for bindings after this")
     return p.parse_args(argv)
-
-
-def rfc3339_micro(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def node_object(name: str) -> dict[str, Any]:
-    amounts = {"cpu": "64", "memory": "256Gi", "pods": "110"}
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-            "status": {"capacity": amounts, "allocatable": amounts,
-                       "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                                       "lastHeartbeatTime": rfc3339_micro(time.time())}]}}
-
-
-def pod_object(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "bench"}},
-            "spec": {"containers": [{"name": "main", "image": "busybox",
-                                     "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}}
-
-
-def renew_leases(url: str, nodes: list[str], stop: threading.Event) -> None:
-    """What each node's agent does: create or renew its Lease in kube-node-lease."""
-    base = f"{url}/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
-    with httpx.Client(timeout=10) as http:
-        while True:
-            now = rfc3339_micro(time.time())
-            for node in nodes:
-                spec = {"holderIdentity": node, "renewTime": now, "leaseDurationSeconds": 40}
-                r = http.patch(f"{base}/{node}", json={"spec": spec},
-                               headers={"Content-Type": "application/merge-patch+json"})
-                if r.status_code == 404:
-                    http.post(base, json={"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                                          "metadata": {"name": node}, "spec": spec})
-            if stop.wait(LEASE_RENEW_S):
-                return
-
-
-def setup(url: str, node_names: list[str]) -> None:
-    with httpx.Client(base_url=url, timeout=30) as http:
-        http.post("/api/v1/namespaces", json={"metadata": {"name": NAMESPACE}}).raise_for_status()
-        for name in node_names:
-            http.post("/api/v1/nodes", json=node_object(name)).raise_for_status()
-
-
-class BindWatcher(threading.Thread):
-    """Streams pod events from `version` on and records when each pod is first seen bound."""
-
-    def __init__(self, url: str, version: str, expected: int) -> None:
-        super().__init__(name="bind-watcher", daemon=True)
-        self.url, self.version, self.expected = url, version, expected
-        self.bound_at: dict[str, float] = {}
-        self.done = threading.Event()
-        self.error: str | None = None
-
-    def run(self) -> None:
-        params = {"watch": "1", "resourceVersion": self.version, "allowWatchBookmarks": "true"}
-        try:
-            with httpx.Client(timeout=httpx.Timeout(10, read=None)) as http, \
-                    http.stream("GET", f"{self.url}/api/v1/namespaces/{NAMESPACE}/pods", params=params) as r:
-                for line in r.iter_lines():
-                    if not line:
-                        continue
-                    event = json.loads(line)
-                    obj = event.get("object") or {}
-                    if (obj.get("spec") or {}).get("nodeName"):
-                        self.bound_at.setdefault(obj["metadata"]["name"], time.time())
-                        if len(self.bound_at) >= self.expected:
-                            break
-        except Exception as err:  # reported in the result, never hidden
-            self.error = repr(err)
-        finally:
-            self.done.set()
 
 
 def client_process(url: str, names: list[str], threads: int, start_at: float,
@@ -162,51 +113,96 @@ def client_process(url: str, names: list[str], threads: int, start_at: float,
     results.put((min(first), latencies, errors[0]))
 
 
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
-
-
-def run(argv: list[str]) -> dict[str, Any]:
-    args = parse(argv)
+def run_once(args: argparse.Namespace, store: str) -> dict[str, Any]:
+    if args.pods > args.nodes * MAX_PODS_PER_NODE:  # the rest would wait unschedulable until --timeout
+        raise SystemExit(f"--pods {args.pods} needs at least {-(-args.pods // MAX_PODS_PER_NODE)} nodes "
+                         f"({MAX_PODS_PER_NODE} pods each)")
+    masters_n = 1 if store == "sqlite" else (args.masters or 3)
     node_names = [f"bench-node-{i:04d}" for i in range(args.nodes)]
     pod_names = [f"pod-{i:06d}" for i in range(args.pods)]
-    with tempfile.TemporaryDirectory(prefix="sigma-bench-api-") as tmp, BenchMaster(Path(tmp)) as master:
-        setup(master.url, node_names)
-        stop = threading.Event()
-        leases = threading.Thread(target=renew_leases, args=(master.url, node_names, stop), daemon=True)
-        leases.start()
-        version = httpx.get(f"{master.url}/api/v1/namespaces/{NAMESPACE}/pods").json()["metadata"]["resourceVersion"]
-        watcher = BindWatcher(master.url, version, args.pods)
+    ctx = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="sigma-bench-api-") as tmp, ExitStack() as stack:
+        root = Path(tmp)
+        if store == "etcd":
+            etcd = stack.enter_context(EtcdServer(root / "etcd"))
+            masters = []
+            for i in range(masters_n):
+                (root / f"m{i}").mkdir()
+                masters.append(stack.enter_context(BenchMaster(root / f"m{i}", store=etcd.url)))
+        else:
+            masters = [stack.enter_context(BenchMaster(root))]
+        urls = [m.url for m in masters]
+        setup(urls, node_names)
+        version = pods_resource_version(urls)
+        renewer: LeaseRenewer | None = None
+        agent_results: multiprocessing.Queue[dict[str, Any]] = ctx.Queue()
+        agents = None
+        if args.agents:
+            agents = ctx.Process(target=agents_process, args=(node_names, urls, version, args.pods,
+                                                              args.timeout, agent_results), daemon=True)
+            agents.start()
+        else:
+            renewer = LeaseRenewer(urls, node_names)
+            renewer.start()
+        watcher = BindWatcher(urls, version, args.pods)
         watcher.start()
 
-        ctx = multiprocessing.get_context("spawn")
         results: multiprocessing.Queue[tuple[float, list[float], int]] = ctx.Queue()
         start_at = time.time() + 2.0 + 0.2 * args.procs  # every process is up and connected by then
-        procs = [ctx.Process(target=client_process, args=(master.url, pod_names[i::args.procs], args.threads,
-                                                          start_at, results)) for i in range(args.procs)]
+        procs = [ctx.Process(target=client_process, args=(urls[i % len(urls)], pod_names[i::args.procs],
+                                                          args.threads, start_at, results), daemon=True)
+                 for i in range(args.procs)]
         for p in procs:
             p.start()
-        print(f"creating {args.pods} pods from {args.procs}x{args.threads} clients on {args.nodes} nodes",
-              file=sys.stderr)
+        print(f"{store}: creating {args.pods} pods from {args.procs}x{args.threads} clients on {masters_n} "
+              f"master(s), {args.nodes} nodes{' with agents' if args.agents else ''}", file=sys.stderr)
         reports = [results.get(timeout=args.timeout) for _ in procs]
         for p in procs:
             p.join()
         created_by = time.time()
         watcher.done.wait(args.timeout)
-        stop.set()
+        watcher.stop.set()
+        agent_stats: dict[str, Any] = {}
+        if agents is not None:
+            agent_stats = agent_results.get(timeout=args.timeout + 30)
+            agents.join()
+        if renewer is not None:
+            renewer.stop.set()
 
     first_send = min(r[0] for r in reports)
     latencies = [x for r in reports for x in r[1]]
     last_bound = max(watcher.bound_at.values(), default=created_by)
     result: dict[str, Any] = {
-        "bench": "api", "pods": args.pods,
+        "bench": "api", "pods": args.pods, "store": store, "masters": masters_n,
         "create_to_bound_per_s": round(len(watcher.bound_at) / max(last_bound - first_send, 1e-9), 1),
         "api_p99_s": round(quantile(latencies, 0.99), 4), "api_p50_s": round(quantile(latencies, 0.50), 4),
         "creates_per_s": round(len(latencies) / max(created_by - first_send, 1e-9), 1),
         "bound": len(watcher.bound_at), "create_errors": sum(r[2] for r in reports),
-        "nodes": args.nodes, "clients": args.procs * args.threads,
+        "double_bound": len(watcher.rebound), "nodes": args.nodes, "clients": args.procs * args.threads,
     }
+    if agent_stats:
+        running_at: dict[str, float] = agent_stats["running_at"]
+        seen: dict[str, float] = agent_stats["bound_seen_at"]
+        to_running = [running_at[n] - seen[n] for n in running_at if n in seen]
+        last_running = max(running_at.values(), default=created_by)
+        result.update({
+            "running": len(running_at),
+            "create_to_running_per_s": round(len(running_at) / max(last_running - first_send, 1e-9), 1),
+            "bound_to_running_p50_s": round(quantile(to_running, 0.50), 4),
+            "bound_to_running_p99_s": round(quantile(to_running, 0.99), 4),
+            "agent_errors": agent_stats["errors"], "agent_watch_restarts": agent_stats["watch_restarts"],
+        })
     if watcher.error:
         result["watch_error"] = watcher.error
     return result
+
+
+def run(argv: list[str]) -> dict[str, Any]:
+    args = parse(argv)
+    if not args.compare:
+        return run_once(args, args.store)
+    side = {store: run_once(args, store) for store in ("sqlite", "etcd")}
+    for one in side.values():
+        for key in ("bench", "pods", "store"):
+            one.pop(key)
+    return {"bench": "api", "pods": args.pods, **side}

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import inspect
 import os
 import signal
 import socket
@@ -45,9 +46,11 @@ from typing import Any
 
 from sigma.agent.cgroups import CgroupTree
 from sigma.api.errors import ApiError
+from sigma.bench import latency_server
 from sigma.bench.loadgen import LoadResult, run_load
 from sigma.bench.masterproc import BenchMaster, free_port
 from sigma.client.http import HttpClient
+from sigma.podpython import workload_python
 
 NODE = "bench-isolation"
 SERVICE_CPU = "500m"
@@ -118,6 +121,7 @@ class Bench:
         self.agent: subprocess.Popen[bytes] | None = None
         self.client: HttpClient | None = None
         self.port = free_port()
+        self.python, self.security = workload_python()
 
     def start(self) -> HttpClient:
         self.master.start()
@@ -150,7 +154,7 @@ class Bench:
 
     def pod(self, name: str, command: list[str], priority_class: str, env: dict[str, str] | None = None) -> None:
         assert self.client is not None
-        container: dict[str, Any] = {"name": "main", "command": command,
+        container: dict[str, Any] = {"name": "main", "command": command, "securityContext": self.security,
                                      "env": [{"name": k, "value": v} for k, v in (env or {}).items()]}
         if priority_class == "sigma-prod":
             container["resources"] = {"requests": {"cpu": SERVICE_CPU}}
@@ -158,6 +162,10 @@ class Bench:
             "metadata": {"name": name, "labels": {"sigma.io/qos": "LS" if priority_class == "sigma-prod" else "BE"}},
             "spec": {"nodeName": NODE, "priorityClassName": priority_class, "terminationGracePeriodSeconds": 2,
                      "containers": [container]}}, "default")
+
+    def answers(self) -> bool:
+        socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        return True
 
     def running(self, names: list[str]) -> None:
         assert self.client is not None
@@ -188,21 +196,21 @@ class Bench:
 
     def run(self) -> dict[str, Any]:
         self.start()
-        self.pod("web", [sys.executable, "-m", "sigma.bench.latency_server"], "sigma-prod",
+        self.pod("web", [self.python, "-c", inspect.getsource(latency_server)], "sigma-prod",
                  {"PORT": str(self.port), "WORK": str(self.args.work)})
         self.running(["web"])
-        _wait("the service", lambda: socket.create_connection(("127.0.0.1", self.port), timeout=1).close() or True)
+        _wait("the service", self.answers)
         alone, _ = self.measure("alone")
         spinners = [f"batch-{i}" for i in range(self.args.batch_pods)]
         for name in spinners:
-            self.pod(name, [sys.executable, "-c", SPIN], "sigma-batch")
+            self.pod(name, [self.python, "-c", SPIN], "sigma-batch")
         self.running(spinners)
         isolated, phase = self.measure("co-located, isolated")
         quota = self.cgroups.batch_cpu_quota()
         self.delete(spinners)
         same_class = [f"spin-{i}" for i in range(self.args.batch_pods)]
         for name in same_class:
-            self.pod(name, [sys.executable, "-c", SPIN], "sigma-prod")
+            self.pod(name, [self.python, "-c", SPIN], "sigma-prod")
         self.running(same_class)
         unisolated, _ = self.measure("co-located, unisolated (same class, equal weight)")
         p99_alone = alone.percentile(99)

@@ -28,7 +28,7 @@ from sigma.api.registry import Registry
 from sigma.api.server import create_app
 from sigma.client.local import LocalClient
 from sigma.p2p.tracker import TrackerState, tracker_router
-from sigma.store.contract import Store, open_store
+from sigma.store.contract import Store, StoreError, open_store
 from sigma.store.etcd import EtcdStore, Fenced
 
 log = logging.getLogger("sigma.master")
@@ -141,9 +141,12 @@ class Master:
 
     def _compact_loop(self, stop: threading.Event) -> None:
         while not stop.wait(COMPACT_EVERY_S):
-            target = self.store.current_revision() - KEEP_REVISIONS
-            if target > self.store.compacted_revision():
-                self.store.compact(target)
+            try:
+                target = self.store.current_revision() - KEEP_REVISIONS
+                if target > self.store.compacted_revision():
+                    self.store.compact(target)
+            except StoreError as err:  # a full disk, etcd away: try again next round
+                log.warning("compaction failed: %s", err)
 
     def serve(self, on_ready: Callable[[], None] | None = None) -> None:
         """Run the API server in this thread until stopped (Ctrl-C or shutdown())."""

@@ -156,6 +156,32 @@ class ClusterSnapshot:
         else:
             per_band[node] -= vector.amounts
 
+    def update_nodes(self, nodes: Sequence[NodeSpec]) -> bool:
+        """Take new versions of known nodes in place when only their allocatable or usage
+        changed (Level-0 republishing batch allocatable, a resize); False, with nothing
+        changed, when any of them changed labels, taints or cordon: those feed the label
+        index, the taint masks and the per-shape static masks, so the caller rebuilds."""
+        indices = []
+        for node in nodes:
+            index = self.node_index.get(node.name)
+            if index is None:
+                raise UnknownNode(f"node {node.name} is not in the snapshot")
+            old = self.nodes[index]
+            if (old.labels, old.taints, old.unschedulable) != (node.labels, node.taints, node.unschedulable):
+                return False
+            indices.append(index)
+        for index, node in zip(indices, nodes, strict=True):
+            for row, resource in enumerate(self.resources):
+                amount = node.allocatable.get(resource, 0)
+                if self.allocatable[row, index] != amount:
+                    self.set_allocatable(resource, amount, [index])
+                self.usage[row, index] = node.usage.get(resource, 0)
+        replaced = list(self.nodes)
+        for index, node in zip(indices, nodes, strict=True):
+            replaced[index] = node
+        self.nodes = tuple(replaced)
+        return True
+
     def set_allocatable(self, resource: str, amounts: IntArray | int,
                         nodes: IntArray | Sequence[int | str] | int | str | None = None) -> None:
         """Publish new allocatable of one resource on `nodes` (all nodes when None), keeping

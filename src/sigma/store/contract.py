@@ -22,7 +22,7 @@ from __future__ import annotations
 import abc
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,6 +60,24 @@ class RevisionCompacted(StoreError):
 
 class StoreClosed(StoreError):
     """The store (or the watch) has been closed."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot serve the request now, through no fault of the request (etcd
+    unreachable, the state directory's disk full or read-only). Nothing was written unless
+    the message says the write may have been applied; the API answers 5xx and the caller
+    retries later."""
+
+
+class StorageFull(StoreUnavailable):
+    """The disk under the store is full (SQLite's state directory, etcd's space quota). The
+    write was rolled back whole; writes work again once space is freed."""
+
+
+class StorageReadOnly(StoreUnavailable):
+    """The store's files are on a file system that became read-only (the kernel remounts a
+    file system read-only after a disk error). The write was rolled back whole; reads still
+    work."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +210,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def get(self, key: str) -> KeyValue | None: ...
+
+    def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
+        """``get`` of each key, in order. An implementation may read them together (one
+        lock, one round trip), which is what makes it worth calling; this default loops."""
+        return [self.get(key) for key in keys]
 
     @abc.abstractmethod
     def list(self, prefix: str) -> tuple[list[KeyValue], int]:

@@ -49,7 +49,7 @@ from sigma.store.etcd_gateway import (
     rev_in,
     rev_out,
 )
-from sigma.store.etcd_watch import EtcdWatch, to_kv
+from sigma.store.etcd_watch import IDLE_TIMEOUT_S, EtcdWatch, to_kv
 
 log = logging.getLogger("sigma.store.etcd")
 LIST_PAGE = 1000
@@ -74,8 +74,11 @@ class Guard:
 
 
 class EtcdStore(Store):
-    def __init__(self, endpoints: list[str]) -> None:
+    def __init__(self, endpoints: list[str], watch_idle_timeout: float = IDLE_TIMEOUT_S) -> None:
         self.gateway = Gateway(endpoints)
+        # A watch that hears nothing from etcd for this long checks etcd is alive, and ends
+        # with StoreUnavailable if not (see etcd_watch.py).
+        self.watch_idle_timeout = watch_idle_timeout
         self._closed = False
         self._lock = threading.Lock()
         self._watches: set[EtcdWatch] = set()
@@ -222,7 +225,8 @@ class EtcdStore(Store):
         end = b64(prefix_range_end(prefix.encode()) if prefix else b"\0")
         feed: list[EtcdWatch] = []
         watch = Watch(prefix, on_close=lambda _w: feed[0].stop())
-        stream = EtcdWatch(self.gateway, watch, key, end, start_revision, on_end=self._forget)
+        stream = EtcdWatch(self.gateway, watch, key, end, start_revision, on_end=self._forget,
+                           idle_timeout=self.watch_idle_timeout)
         feed.append(stream)
         with self._lock:
             if self._closed:

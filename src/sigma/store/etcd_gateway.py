@@ -21,18 +21,19 @@ from typing import Any, cast
 
 import httpx
 
-from sigma.store.contract import StoreError
+from sigma.store.contract import StorageFull, StoreError, StoreUnavailable
+
+__all__ = ["EtcdError", "Gateway", "StorageFull", "StoreUnavailable"]
 
 Json = dict[str, Any]
 COMPACTED = "required revision has been compacted"
+# etcd's NOSPACE alarm: its backend reached --quota-backend-bytes and it refuses every write
+# (reads still work) until compacted, defragmented and disarmed.
+SPACE_EXCEEDED = "database space exceeded"
 FUTURE_REVISION = "required revision is a future revision"
 # Unary calls are small and etcd answers them in milliseconds on a healthy cluster; a
 # stuck call should fail over rather than hang a controller.
 CALL_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
-
-
-class StoreUnavailable(StoreError):
-    """No etcd endpoint answered (or the connection broke after a write was sent)."""
 
 
 class EtcdError(StoreError):
@@ -103,14 +104,16 @@ class Gateway:
             if self._current == failed:  # another thread may have moved on already
                 self._current = (failed + 1) % len(self.endpoints)
 
-    def call(self, path: str, body: Json, *, idempotent: bool = False) -> Json:
+    def call(self, path: str, body: Json, *, idempotent: bool = False, timeout: float | None = None) -> Json:
         """POST ``body`` to ``/v3/path`` and return the JSON answer; raises EtcdError for a
-        refusal and StoreUnavailable when no endpoint could be reached."""
+        refusal and StoreUnavailable when no endpoint could be reached. ``timeout``
+        replaces CALL_TIMEOUT (a liveness probe wants an answer quickly or not at all)."""
         last: Exception | None = None
+        limit = CALL_TIMEOUT if timeout is None else httpx.Timeout(timeout)
         for _ in range(len(self.endpoints)):
             index, base = self._endpoint()
             try:
-                response = self._client.post(f"{base}/v3/{path}", json=body)
+                response = self._client.post(f"{base}/v3/{path}", json=body, timeout=limit)
             except (httpx.ConnectError, httpx.ConnectTimeout) as err:  # never sent: safe to retry
                 last = err
                 self._fail_over(index)
@@ -125,12 +128,16 @@ class Gateway:
         raise StoreUnavailable(f"no etcd endpoint answered {path} ({', '.join(self.endpoints)}): {last!r}")
 
     @contextmanager
-    def stream(self, path: str, body: Json) -> Iterator[httpx.Response]:
+    def stream(self, path: str, body: Json, idle_timeout: float | None = None) -> Iterator[httpx.Response]:
         """A streaming POST (watch) on the current endpoint; fails over on connect errors.
-        The caller reads lines and may shut the socket down from another thread."""
+        The caller reads lines and may shut the socket down from another thread. With
+        ``idle_timeout``, a read (the response head included) that waits longer than that
+        raises httpx.ReadTimeout: a stopped etcd or a half-open connection sends nothing
+        and would otherwise block the reader forever."""
         index, base = self._endpoint()
+        timeout = httpx.Timeout(None, connect=2.0, read=idle_timeout)
         try:
-            with self._streams.stream("POST", f"{base}/v3/{path}", json=body) as response:
+            with self._streams.stream("POST", f"{base}/v3/{path}", json=body, timeout=timeout) as response:
                 yield response
         except (httpx.ConnectError, httpx.ConnectTimeout):
             self._fail_over(index)
@@ -147,5 +154,9 @@ def _decode(path: str, response: httpx.Response) -> Json:
     except ValueError:
         raise EtcdError(path, -1, f"HTTP {response.status_code}: {response.text[:200]}") from None
     if "error" in data or response.status_code != 200:
-        raise EtcdError(path, int(data.get("code", -1)), str(data.get("message") or data.get("error")))
+        message = str(data.get("message") or data.get("error"))
+        if SPACE_EXCEEDED in message:
+            raise StorageFull(f"etcd {path}: {message}: nothing was written; etcd needs compaction, "
+                              "defragmentation and its NOSPACE alarm disarmed")
+        raise EtcdError(path, int(data.get("code", -1)), message)
     return data

@@ -17,6 +17,9 @@ import httpx
 from sigma.netutil import free_port
 
 ETCD_BINARY = "/usr/bin/etcd"
+# etcd sends an idle watch stream a progress notification this often, so that the watch's
+# idle timeout (etcd_watch.IDLE_TIMEOUT_S, three of these) only fires on a dead stream.
+PROGRESS_NOTIFY_S = 5
 
 
 def etcd_binary() -> str | None:
@@ -24,8 +27,6 @@ def etcd_binary() -> str | None:
     if os.access(ETCD_BINARY, os.X_OK):
         return ETCD_BINARY
     return shutil.which("etcd")
-
-
 
 
 class EtcdServer:
@@ -58,7 +59,8 @@ class EtcdServer:
                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                "--initial-cluster", f"sigma={peer}",
                # One member on one machine: a short election timeout makes start-up quick.
-               "--heartbeat-interval", "50", "--election-timeout", "250"]
+               "--heartbeat-interval", "50", "--election-timeout", "250",
+               "--experimental-watch-progress-notify-interval", f"{PROGRESS_NOTIFY_S}s"]
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns, *cmd]
         with open(self.data_dir / "etcd.log", "ab") as log:

@@ -14,6 +14,17 @@ When the connection breaks (an etcd member died) the stream is reopened on the n
 from the last revision delivered, with back-off, so the consumer sees no gap and no
 duplicate. If etcd compacted past that revision meanwhile, the watch ends with
 RevisionCompacted and the consumer relists (410 Gone at the API).
+
+Silence is a failure too. A stopped (SIGSTOP, hung) etcd or a half-open connection sends
+nothing and closes nothing, so every read on the stream has an idle timeout. The stream asks
+for progress notifications (etcd sends one on an idle stream every
+``--experimental-watch-progress-notify-interval``; EtcdServer sets it well below the
+timeout), so a healthy stream is never silent that long. When the timeout fires, a quick
+unary probe decides: etcd answers → the connection was bad, reopen the stream from the last
+revision (nothing visible to the consumer); etcd does not answer → the watch ends with
+StoreUnavailable and the consumer relists or resumes once the store is back. Reconnecting
+that keeps failing for longer than the idle timeout ends the watch the same way, so a
+consumer never waits on a dead store without hearing about it.
 """
 
 from __future__ import annotations
@@ -23,16 +34,34 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 import httpx
 
-from sigma.store.contract import KeyValue, RevisionCompacted, StoreClosed, StoreError, Watch, WatchEvent
-from sigma.store.etcd_gateway import Gateway, Json, num, rev_in, rev_out, unb64
+from sigma.store.contract import (
+    KeyValue,
+    RevisionCompacted,
+    StoreClosed,
+    StoreError,
+    StoreUnavailable,
+    Watch,
+    WatchEvent,
+)
+from sigma.store.etcd_gateway import Gateway, Json, b64, num, rev_in, rev_out, unb64
 
 log = logging.getLogger("sigma.store.etcd")
 RECONNECT_FIRST_S = 0.1
 RECONNECT_MAX_S = 2.0
+# No byte from etcd for this long (not even a progress notification) and the stream is
+# suspect. Three progress intervals of EtcdServer's etcd (PROGRESS_NOTIFY_S there).
+IDLE_TIMEOUT_S = 15.0
+PROBE_TIMEOUT_S = 2.0
+_PROBE = {"key": b64(b"\0sigma-probe"), "count_only": True}
+
+
+class _Silent(Exception):
+    """The stream sent nothing for the idle timeout."""
 
 
 def to_kv(kv: Json) -> KeyValue:
@@ -52,8 +81,10 @@ def to_event(raw: Json) -> WatchEvent:
 
 class EtcdWatch:
     def __init__(self, gateway: Gateway, watch: Watch, key: str, range_end: str, start: int,
-                 on_end: Callable[[EtcdWatch], None]) -> None:
+                 on_end: Callable[[EtcdWatch], None], idle_timeout: float = IDLE_TIMEOUT_S) -> None:
         self.gateway = gateway
+        self.idle_timeout = idle_timeout
+        self._heard = time.monotonic()  # the last time etcd sent this watch anything
         self.watch = watch
         self._key = key  # base64, as the gateway wants them
         self._range_end = range_end
@@ -87,8 +118,21 @@ class EtcdWatch:
                     if self._stream():
                         return
                     delay = RECONNECT_FIRST_S  # the stream worked; a new break starts over
+                except _Silent:
+                    if self._stopped.is_set():
+                        return
+                    if not self._etcd_answers():
+                        self._give_up(f"etcd sent nothing for {self.idle_timeout:.0f}s and does not answer "
+                                      f"a probe within {PROBE_TIMEOUT_S:.0f}s")
+                        return
+                    log.info("watch %s was silent for %.0fs but etcd answers: reopening from revision %d",
+                             self.watch.prefix, self.idle_timeout, self._last)
+                    continue  # a half-open connection: a new one right away
                 except (httpx.TransportError, StoreError, ValueError) as err:
                     if self._stopped.is_set():
+                        return
+                    if time.monotonic() - self._heard > self.idle_timeout:
+                        self._give_up(f"no etcd stream for {self.idle_timeout:.0f}s (last error: {err!r})")
                         return
                     log.info("watch %s broke (%r); reconnecting from revision %d in %.1fs",
                              self.watch.prefix, err, self._last, delay)
@@ -97,30 +141,51 @@ class EtcdWatch:
         finally:
             self._on_end(self)
 
+    def _etcd_answers(self) -> bool:
+        try:
+            self.gateway.call("kv/range", _PROBE, idempotent=True, timeout=PROBE_TIMEOUT_S)
+        except StoreError:
+            return False
+        return True
+
+    def _give_up(self, why: str) -> None:
+        log.warning("watch %s ends at revision %d: %s", self.watch.prefix, self._last, why)
+        self.watch._fail(StoreUnavailable(f"etcd watch on {self.watch.prefix!r} ended at revision {self._last}: "
+                                          f"{why}; relist or watch again from there"))
+
     def _stream(self) -> bool:
         """Read one stream until it ends; True when the watch is finished for good."""
         body = {"create_request": {"key": self._key, "range_end": self._range_end,
-                                   "start_revision": str(rev_in(self._last)), "prev_kv": True}}
-        with self.gateway.stream("watch", body) as response:
-            stream = response.extensions.get("network_stream")
-            with self._lock:
-                self._sock = stream.get_extra_info("socket") if stream is not None else None
-            if self._stopped.is_set():
-                return True
-            for line in response.iter_lines():
-                if not line.strip():
-                    continue
-                result: Json = json.loads(line).get("result") or {}
-                if result.get("canceled") or result.get("compact_revision"):
-                    compacted = rev_out(num(result, "compact_revision"))
-                    if compacted:
-                        self.watch._fail(RevisionCompacted(self._last, compacted))
-                    else:
-                        self.watch._fail(StoreClosed(f"etcd canceled the watch: {result.get('cancel_reason')}"))
+                                   "start_revision": str(rev_in(self._last)), "prev_kv": True,
+                                   "progress_notify": True}}
+        try:
+            with self.gateway.stream("watch", body, idle_timeout=self.idle_timeout) as response:
+                self._heard = time.monotonic()
+                stream = response.extensions.get("network_stream")
+                with self._lock:
+                    self._sock = stream.get_extra_info("socket") if stream is not None else None
+                if self._stopped.is_set():
                     return True
-                events = [to_event(raw) for raw in result.get("events") or []]
-                events = [e for e in events if e.revision > self._last]
-                if events:
-                    self._last = events[-1].revision
-                    self.watch._push(events)
+                return self._read(response)
+        except httpx.ReadTimeout as err:
+            raise _Silent() from err
+
+    def _read(self, response: httpx.Response) -> bool:
+        for line in response.iter_lines():
+            self._heard = time.monotonic()
+            if not line.strip():
+                continue
+            result: Json = json.loads(line).get("result") or {}
+            if result.get("canceled") or result.get("compact_revision"):
+                compacted = rev_out(num(result, "compact_revision"))
+                if compacted:
+                    self.watch._fail(RevisionCompacted(self._last, compacted))
+                else:
+                    self.watch._fail(StoreClosed(f"etcd canceled the watch: {result.get('cancel_reason')}"))
+                return True
+            events = [to_event(raw) for raw in result.get("events") or []]
+            events = [e for e in events if e.revision > self._last]
+            if events:
+                self._last = events[-1].revision
+                self.watch._push(events)
         return self._stopped.is_set()

@@ -17,14 +17,23 @@ WAL on every commit and costs far more per write.
 
 One process owns the file. All statements run on one connection behind a lock; watch events
 are handed to watches outside that lock, in revision order (see ``_Fanout``).
+
+Storage faults: when the state directory's disk fills up or its file system turns read-only
+(the kernel does that after a disk error), the failed write's transaction is rolled back
+whole, the in-memory revision does not move, no watch hears of it, and the caller gets
+``StorageFull`` / ``StorageReadOnly`` naming the directory (the API answers 507 / 503).
+Reads keep working. Once space is freed, the next write simply succeeds.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -35,14 +44,18 @@ from sigma.store.contract import (
     KeyNotFound,
     KeyValue,
     RevisionCompacted,
+    StorageFull,
+    StorageReadOnly,
     Store,
     StoreClosed,
+    StoreUnavailable,
     Watch,
     WatchEvent,
     WriteResults,
     Writes,
 )
 
+log = logging.getLogger("sigma.store.sqlite")
 Synchronous = Literal["NORMAL", "FULL"]
 # Spelled out here because inside SqliteStore the name ``list`` is the list() method.
 _Events = list[WatchEvent]
@@ -88,6 +101,12 @@ _SET_META = "UPDATE meta SET value = ? WHERE name = ?"
 _GET_META = "SELECT value FROM meta WHERE name = ?"
 _DELETE_HISTORY = "DELETE FROM history WHERE revision <= ?"
 _COMPACT_STEP = 1000
+# SQLite's primary result codes (the low byte of ``sqlite_errorcode``) that mean the storage,
+# not the request, is at fault.
+_SQLITE_BUSY, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 5, 8, 10, 13, 14
+# Below this much free space an I/O error is blamed on a full disk: SQLite reports some
+# ENOSPC failures (a WAL or -shm extension, a checkpoint) as a plain I/O error.
+_NEARLY_FULL_BYTES = 1 << 20
 
 
 def prefix_end(prefix: str) -> str | None:
@@ -184,18 +203,32 @@ class SqliteStore(Store):
     def get(self, key: str) -> KeyValue | None:
         with self._lock:
             self._check_open()
-            row = self._conn.execute(_GET, (key,)).fetchone()
+            try:
+                row = self._conn.execute(_GET, (key,)).fetchone()
+            except sqlite3.Error as err:
+                raise self._storage_error(err) from err
         return None if row is None else KeyValue(key, row[0], row[1], row[2])
+
+    def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
+        # One lock for the batch: a scheduler binding hundreds of pods would otherwise queue
+        # behind the API's writes once per pod.
+        with self._lock:
+            self._check_open()
+            rows = [self._conn.execute(_GET, (key,)).fetchone() for key in keys]
+        return [None if row is None else KeyValue(key, *row) for key, row in zip(keys, rows, strict=True)]
 
     def list(self, prefix: str) -> tuple[list[KeyValue], int]:
         # Every write goes through this lock, so the rows and the revision belong together.
         with self._lock:
             self._check_open()
             end = prefix_end(prefix)
-            if end is None:
-                rows = self._conn.execute(_LIST_FROM, (prefix,)).fetchall()
-            else:
-                rows = self._conn.execute(_LIST_RANGE, (prefix, end)).fetchall()
+            try:
+                if end is None:
+                    rows = self._conn.execute(_LIST_FROM, (prefix,)).fetchall()
+                else:
+                    rows = self._conn.execute(_LIST_RANGE, (prefix, end)).fetchall()
+            except sqlite3.Error as err:
+                raise self._storage_error(err) from err
             revision = self._revision
         return [KeyValue(*row) for row in rows], revision
 
@@ -210,26 +243,31 @@ class SqliteStore(Store):
             return self._compacted
 
     # -- writes --------------------------------------------------------------------
+    # Each write queues its watch event only once its COMMIT succeeded (still under the lock,
+    # so events stay in revision order): a commit that fails (disk full) must not reach a
+    # watch as a change that never happened.
     def create(self, key: str, value: bytes) -> KeyValue:
-        with self._lock, self._write() as rev:
-            if self._conn.execute(_GET, (key,)).fetchone() is not None:
-                raise KeyExists(key)
-            self._conn.execute(_INSERT_KV, (key, value, rev, rev))
-            self._conn.execute(_INSERT_HISTORY, (rev, key, 0, value, rev, None, None))
-            kv = KeyValue(key, value, rev, rev)
+        with self._lock:
+            with self._write() as rev:
+                if self._conn.execute(_GET, (key,)).fetchone() is not None:
+                    raise KeyExists(key)
+                self._conn.execute(_INSERT_KV, (key, value, rev, rev))
+                self._conn.execute(_INSERT_HISTORY, (rev, key, 0, value, rev, None, None))
+                kv = KeyValue(key, value, rev, rev)
             self._fanout.enqueue(WatchEvent("PUT", kv, None))
         self._fanout.deliver()
         return kv
 
     def update(self, key: str, value: bytes, expected_revision: int | None = None) -> KeyValue:
-        with self._lock, self._write() as rev:
-            prev = self._current(key, expected_revision)
-            self._conn.execute(_UPDATE_KV, (value, rev, key))
-            self._conn.execute(
-                _INSERT_HISTORY,
-                (rev, key, 0, value, prev.create_revision, prev.mod_revision, prev.value),
-            )
-            kv = KeyValue(key, value, prev.create_revision, rev)
+        with self._lock:
+            with self._write() as rev:
+                prev = self._current(key, expected_revision)
+                self._conn.execute(_UPDATE_KV, (value, rev, key))
+                self._conn.execute(
+                    _INSERT_HISTORY,
+                    (rev, key, 0, value, prev.create_revision, prev.mod_revision, prev.value),
+                )
+                kv = KeyValue(key, value, prev.create_revision, rev)
             self._fanout.enqueue(WatchEvent("PUT", kv, prev))
         self._fanout.deliver()
         return kv
@@ -266,14 +304,15 @@ class SqliteStore(Store):
         return results
 
     def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
-        with self._lock, self._write() as rev:
-            prev = self._current(key, expected_revision)
-            self._conn.execute(_DELETE_KV, (key,))
-            self._conn.execute(
-                _INSERT_HISTORY,
-                (rev, key, 1, prev.value, prev.create_revision, prev.mod_revision, None),
-            )
-            kv = KeyValue(key, prev.value, prev.create_revision, rev)
+        with self._lock:
+            with self._write() as rev:
+                prev = self._current(key, expected_revision)
+                self._conn.execute(_DELETE_KV, (key,))
+                self._conn.execute(
+                    _INSERT_HISTORY,
+                    (rev, key, 1, prev.value, prev.create_revision, prev.mod_revision, None),
+                )
+                kv = KeyValue(key, prev.value, prev.create_revision, rev)
             self._fanout.enqueue(WatchEvent("DELETE", kv, prev))
         self._fanout.deliver()
         return kv
@@ -300,13 +339,49 @@ class SqliteStore(Store):
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         self._check_open()
-        self._conn.execute("BEGIN IMMEDIATE")
         try:
-            yield
-            self._conn.execute("COMMIT")
-        except BaseException:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        except sqlite3.Error as err:
+            raise self._storage_error(err) from err
+
+    def _rollback(self) -> None:
+        # After SQLITE_FULL or an I/O error SQLite may have rolled the transaction back
+        # itself; a second ROLLBACK would fail and hide the error that matters.
+        if not self._conn.in_transaction:
+            return
+        try:
             self._conn.execute("ROLLBACK")
-            raise
+        except sqlite3.Error as err:
+            log.warning("rollback on %s failed: %s", self.path, err)
+
+    def _storage_error(self, err: sqlite3.Error) -> Exception:
+        """The store error a SQLite failure stands for; the original one when it is not a
+        storage fault (a bug must stay visible as such)."""
+        primary = (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF
+        where = os.path.dirname(os.path.abspath(self.path)) if self.path != ":memory:" else ":memory:"
+        if primary == _SQLITE_FULL:
+            return StorageFull(f"the disk holding the state directory {where} is full ({err}): "
+                               "nothing was written; free some space and retry")
+        if primary in (_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CANTOPEN):
+            # An EROFS or ENOSPC write comes back from SQLite as a generic I/O error:
+            # ask the file system which one it is, so the message names the cause.
+            state = _filesystem_state(where)
+            if state == "read-only" or primary == _SQLITE_READONLY:
+                return StorageReadOnly(f"the state directory {where} is on a read-only file system ({err}): "
+                                       "nothing was written; reads still work")
+            if state == "full":
+                return StorageFull(f"the disk holding the state directory {where} is full ({err}): "
+                                   "nothing was written; free some space and retry")
+            return StoreUnavailable(f"I/O error on the state directory {where} ({err}): nothing was written")
+        if primary == _SQLITE_BUSY:
+            return StoreUnavailable(f"{self.path} is locked by another process ({err})")
+        return err
 
     # -- watch and compaction ------------------------------------------------------
     def watch(self, prefix: str, start_revision: int) -> Watch:
@@ -318,7 +393,10 @@ class SqliteStore(Store):
             # Replay and subscribe under the database lock: no write can commit in between,
             # so history covers (start, now] and live delivery takes over after ``now``.
             # The watch is not handed out yet, so pushing here wakes no listener.
-            replay = self._history(prefix, start_revision)
+            try:
+                replay = self._history(prefix, start_revision)
+            except sqlite3.Error as err:
+                raise self._storage_error(err) from err
             if replay:
                 watch._push(replay)
             self._fanout.subscribe(watch, live_after=max(start_revision, self._revision))
@@ -375,6 +453,28 @@ class SqliteStore(Store):
     def _meta(self, name: str) -> int:
         value: int = self._conn.execute(_GET_META, (name,)).fetchone()[0]
         return value
+
+
+def _filesystem_state(directory: str) -> Literal["read-only", "full", "ok", "unknown"]:
+    """Why writes to ``directory`` fail. statvfs misses a file system the kernel turned
+    read-only after an error (ext4 marks it "emergency_ro", not a read-only mount), so
+    this writes one byte to an unnamed temporary file there and reads the errno."""
+    try:
+        fs = os.statvfs(directory)
+        if fs.f_flag & os.ST_RDONLY:
+            return "read-only"
+        fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY, 0o600)
+        try:
+            os.write(fd, b"\0")
+        finally:
+            os.close(fd)
+    except OSError as err:
+        if err.errno == errno.EROFS:
+            return "read-only"
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return "full"
+        return "unknown"
+    return "full" if fs.f_bavail * fs.f_frsize < _NEARLY_FULL_BYTES else "ok"
 
 
 def _event_from_row(

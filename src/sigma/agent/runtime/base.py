@@ -44,6 +44,9 @@ class ContainerSpec:
     # securityContext (sigma.agent.runtime.hardening): ids, read-only rootfs, user namespace.
     run_as_user: int | None = None
     run_as_group: int | None = None
+    run_as_non_root: bool | None = None
+    # no_new_privs unless the pod sets allowPrivilegeEscalation: true or privileged: true.
+    no_new_privs: bool = True
     read_only_root: bool = False
     user_namespace: bool = False
 

@@ -25,6 +25,7 @@ from sigma.master.scheduler.informer import Delta, drain, shared_informer
 from sigma.master.scheduler.queue import SchedulingQueue
 
 IDLE_WAKEUP_S = 1.0
+BATCH_WINDOW_S = 0.01  # adds at most this to a pod's time to bind
 FINISHED = ("Succeeded", "Failed")
 RESOURCES = ("nodes", "pods")
 
@@ -59,9 +60,15 @@ class CachedLoop:
             informer.subscribe(self.deltas)
         try:
             while not stop.is_set():
-                self.apply(drain(self.deltas, self._wait_s()))
+                deltas = drain(self.deltas, self._wait_s())
+                self.apply(deltas)
                 if self.synced.issuperset(RESOURCES):
                     self.schedule_pass()
+                if deltas:
+                    # Under a stream of creates, let the next deltas gather for a moment:
+                    # one pass (one snapshot refresh, one bind commit) then serves many
+                    # pods, where waking per pod costs the API process most of its CPU.
+                    stop.wait(BATCH_WINDOW_S)
         finally:
             for informer in informers:
                 informer.unsubscribe(self.deltas)

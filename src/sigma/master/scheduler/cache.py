@@ -37,6 +37,7 @@ class ClusterCache:
         self.seed = seed
         self.rebuild_interval_s = rebuild_interval_s
         self._membership_changed = True
+        self._changed_nodes: set[str] = set()  # changed since the snapshot last took them
         self._rebuilt_at = float("-inf")
         self.nodes: dict[str, NodeSpec] = {}
         self.pods: dict[str, dict[str, Any]] = {}  # every non-terminal pod, by uid
@@ -58,6 +59,7 @@ class ClusterCache:
             return False
         self._membership_changed |= old is None
         self.nodes[spec.name] = spec
+        self._changed_nodes.add(spec.name)
         self._stale = True
         return True
 
@@ -71,9 +73,19 @@ class ClusterCache:
         """Rebuild the snapshot (and the scheduler's per-shape caches) if the nodes changed."""
         if not self._stale:
             return
-        if not self._membership_changed and now - self._rebuilt_at < self.rebuild_interval_s:
-            return
+        if not self._membership_changed and self.snapshot is not None:
+            # Level-0 republishes batch allocatable as pods come and go: amounts alone are
+            # written into the arrays in place, which costs nothing per bound pod, where a
+            # rebuild re-charges every pod in the cluster.
+            changed = [self.nodes[name] for name in sorted(self._changed_nodes)]
+            if self.snapshot.update_nodes(changed):
+                self._changed_nodes.clear()
+                self._stale = False
+                return
+            if now - self._rebuilt_at < self.rebuild_interval_s:
+                return
         self._stale = self._membership_changed = False
+        self._changed_nodes.clear()
         self._rebuilt_at = now
         nodes = [self.nodes[name] for name in sorted(self.nodes)]
         if not nodes:
