@@ -1,15 +1,26 @@
 """The demo workloads `sigma up` starts: a small prod HTTP service (Deployment demo-web), a
-batch pod that hashes for ever (demo-batch), and a BatchJob DAG (demo-dag: 4 map instances,
-then 1 reduce) that runs for about a minute, visible with `kubectl get batchjobs`."""
+batch pod that hashes for ever (demo-batch), a BatchJob DAG (demo-dag: 4 map instances,
+then 1 reduce) that runs for about a minute, visible with `kubectl get batchjobs`, and a
+PredictiveScaler for demo-web (`kubectl get predictivescalers`).
+
+The prod service sees a compressed day: one day in DEMO_TIME_SCALE-th of a day (four
+minutes), its load a function of wall time (sigma.demo_web.offered_load), and a x3 rush
+announced in the scaler's calendar six compressed hours (a minute) after `sigma up`. The
+scaler runs on the same compressed clock (spec.timeScale), so its forecast column follows the
+day and its replicas rise a compressed half hour (five seconds) before the rush."""
 
 from __future__ import annotations
 
-import sys
+import inspect
+import time
+from datetime import UTC, datetime
 from typing import Any
 
+from sigma import demo_web
 from sigma.api.errors import ApiError
 from sigma.api.registry import Registry
 from sigma.api.resources import resource
+from sigma.podpython import workload_python
 
 # The batch demo: hash as fast as the batch tier lets it, and say how fast every 5 seconds.
 # It runs as PID 1 of its own pid namespace, where a signal with no handler is ignored, so
@@ -44,9 +55,11 @@ REDUCE = "import time; print('reduce: the 4 map instances succeeded', flush=True
 
 
 def demo_dag() -> dict[str, Any]:
+    python, security = workload_python()
+
     def task(name: str, instances: int, script: str, dependencies: list[str]) -> dict[str, Any]:
         return {"name": name, "instances": instances, "dependencies": dependencies, "template": {"spec": {
-            "containers": [{"name": name, "command": [sys.executable, "-c", script],
+            "containers": [{"name": name, "command": [python, "-c", script], "securityContext": security,
                             "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}}}]}}}
 
     return {"apiVersion": "sigma.io/v1", "kind": "BatchJob",
@@ -54,7 +67,44 @@ def demo_dag() -> dict[str, Any]:
             "spec": {"tasks": [task("map", 4, MAP, []), task("reduce", 1, REDUCE, ["map"])]}}
 
 
-def demo_objects() -> list[tuple[str, dict[str, Any]]]:
+DEMO_TIME_SCALE = 360.0  # a day in four minutes: an "hour" is ten seconds
+DEMO_METRICS_PORT = 19464
+DEMO_BASE_RPS = 100.0
+DEMO_TARGET_PER_REPLICA = 60.0  # 1-3 replicas over a normal day, 5-8 in the rush
+DEMO_SPIKE_AFTER_S = 6 * 3600.0  # compressed seconds from `sigma up` to the rush
+DEMO_SPIKE_S = 2 * 3600.0
+DEMO_SPIKE_MULTIPLIER = 3.0
+
+
+def demo_load_env(spike_start: float, time_scale: float = DEMO_TIME_SCALE,
+                  port: int = DEMO_METRICS_PORT) -> list[dict[str, str]]:
+    """The env that makes demo-web offer (and serve as a gauge) the compressed day."""
+    values = {"LOAD_METRICS_PORT": port, "LOAD_TIME_SCALE": time_scale, "LOAD_BASE_RPS": DEMO_BASE_RPS,
+              "LOAD_SPIKE_START": spike_start, "LOAD_SPIKE_SECONDS": DEMO_SPIKE_S,
+              "LOAD_SPIKE_MULTIPLIER": DEMO_SPIKE_MULTIPLIER}
+    return [{"name": k, "value": str(v)} for k, v in values.items()]
+
+
+def demo_scaler(spike_start: float, time_scale: float = DEMO_TIME_SCALE,
+                port: int = DEMO_METRICS_PORT) -> dict[str, Any]:
+    """demo-web's PredictiveScaler: the gauge as its metric, the rush in its calendar."""
+    start = datetime.fromtimestamp(spike_start, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {"apiVersion": "sigma.io/v1", "kind": "PredictiveScaler",
+            "metadata": {"name": "demo-web", "namespace": "default"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "demo-web"},
+                     "metric": {"type": "prometheus", "port": port, "path": "/metrics",
+                                "name": "demo_offered_requests_per_second"},
+                     "targetPerReplica": DEMO_TARGET_PER_REPLICA, "minReplicas": 1, "maxReplicas": 8,
+                     "timeScale": time_scale,
+                     # Compressed seconds: steps of 5 min (0.8 s), pods Ready 30 min (5 s) ahead.
+                     "stepSeconds": 300, "leadSeconds": 1800, "historySeconds": 3 * 86400,
+                     "calendar": [{"name": "demo-rush", "start": start, "durationSeconds": DEMO_SPIKE_S,
+                                   "multiplier": DEMO_SPIKE_MULTIPLIER}]}}
+
+
+def demo_objects(now: float | None = None) -> list[tuple[str, dict[str, Any]]]:
+    spike_start = (time.time() if now is None else now) + DEMO_SPIKE_AFTER_S / DEMO_TIME_SCALE
+    python, security = workload_python()
     web = {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "demo-web", "namespace": "default", "labels": {"app": "demo-web"}},
@@ -67,8 +117,9 @@ def demo_objects() -> list[tuple[str, dict[str, Any]]]:
                     "priorityClassName": "sigma-prod",
                     "containers": [{
                         "name": "web",
-                        "command": [sys.executable, "-m", "sigma.demo_web"],
-                        "env": [{"name": "PORT", "value": "0"}],
+                        "command": [python, "-c", inspect.getsource(demo_web)],
+                        "securityContext": security,
+                        "env": [{"name": "PORT", "value": "0"}, *demo_load_env(spike_start)],
                         "resources": {"requests": {"cpu": "200m", "memory": "64Mi"},
                                       "limits": {"cpu": "1", "memory": "256Mi"}},
                     }],
@@ -85,7 +136,8 @@ def demo_objects() -> list[tuple[str, dict[str, Any]]]:
             "restartPolicy": "OnFailure",
             "containers": [{
                 "name": "crunch",
-                "command": [sys.executable, "-c", CRUNCH],
+                "command": [python, "-c", CRUNCH],
+                "securityContext": security,
                 # The limit keeps the demo polite on a shared machine; without it batch would
                 # take every idle core (its cgroup parent runs SCHED_IDLE, so prod still wins).
                 "resources": {"requests": {"cpu": "100m", "memory": "32Mi"},
@@ -93,7 +145,8 @@ def demo_objects() -> list[tuple[str, dict[str, Any]]]:
             }],
         },
     }
-    return [("deployments", web), ("pods", batch), ("batchjobs", demo_dag())]
+    return [("deployments", web), ("predictivescalers", demo_scaler(spike_start)), ("pods", batch),
+            ("batchjobs", demo_dag())]
 
 
 def apply_demo(registry: Registry) -> None:

@@ -3,19 +3,69 @@
 The process runtime shares the host's network, so two replicas on one node cannot share a
 port: PORT=0 (the demo's setting) takes a free one, and the first log line says which
 (`kubectl logs` shows it). GET / answers with the pod's name and a request count.
+
+The load the demo offers the service is a compressed day (LOAD_TIME_SCALE, e.g. 360: a day
+in four minutes) with a rush (LOAD_SPIKE_START, a wall-clock Unix time; LOAD_SPIKE_SECONDS
+and LOAD_SPIKE_MULTIPLIER, on the compressed clock). With LOAD_METRICS_PORT set, every
+replica serves it as a Prometheus gauge on that port, bound with SO_REUSEPORT: replicas on
+one host share the port, each answers the same value (the load is a function of the time),
+and the PredictiveScaler scrapes the endpoint once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any
+
+DAY = 86400.0
+
+
+def offered_load(wall_ts: float, time_scale: float, base: float, spike_start: float, spike_s: float,
+                 spike_multiplier: float) -> float:
+    """Requests/s the demo offers at wall_ts: a day (quiet at 04:00, busy at 16:00 on the
+    compressed clock), x spike_multiplier during the rush. Pure: every replica agrees."""
+    scaled = wall_ts * time_scale
+    daily = 1.0 + 0.5 * math.sin(2 * math.pi * ((scaled % DAY) / DAY - 0.42))
+    start = spike_start * time_scale
+    return base * daily * (spike_multiplier if start <= scaled < start + spike_s else 1.0)
+
+
+def load_from_env(wall_ts: float) -> float:
+    env = os.environ
+    return offered_load(wall_ts, float(env.get("LOAD_TIME_SCALE", "1")), float(env.get("LOAD_BASE_RPS", "100")),
+                        float(env.get("LOAD_SPIKE_START", "0")), float(env.get("LOAD_SPIKE_SECONDS", "0")),
+                        float(env.get("LOAD_SPIKE_MULTIPLIER", "1")))
+
+
+class MetricsHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = ("# TYPE demo_offered_requests_per_second gauge\n"
+                f"demo_offered_requests_per_second {load_from_env(time.time()):.3f}\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class SharedPortServer(ThreadingHTTPServer):
+    """Binds with SO_REUSEPORT, so every replica on the host can serve the same port."""
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -41,14 +91,24 @@ def main() -> int:
     server = ThreadingHTTPServer((os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "0"))), Handler)
     print(f"demo-web listening on http://{server.server_name}:{server.server_port}/", flush=True)
 
+    servers = [server]
+    metrics_port = os.environ.get("LOAD_METRICS_PORT")
+    if metrics_port:
+        metrics = SharedPortServer(("127.0.0.1", int(metrics_port)), MetricsHandler)
+        threading.Thread(target=metrics.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+        servers.append(metrics)
+        print(f"demo-web load metric on http://127.0.0.1:{metrics_port}/metrics", flush=True)
+
     def on_term(_signum: int, _frame: FrameType | None) -> None:
         # shutdown() waits for serve_forever, which runs in this thread: ask from another.
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        for s in servers:
+            threading.Thread(target=s.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_term)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever(poll_interval=0.2)
-    server.server_close()
+    for s in servers:
+        s.server_close()
     print("demo-web stopped", flush=True)
     return 0
 

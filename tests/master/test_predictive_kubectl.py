@@ -50,7 +50,7 @@ def test_kubectl_applies_lists_and_refuses_predictive_scalers(master: MasterProc
     listed = kubectl(master, "get", "predictivescalers")
     assert listed.returncode == 0, listed.stderr
     header, row = listed.stdout.splitlines()[:2]
-    assert header.split() == ["NAME", "TARGET", "MIN", "MAX", "REPLICAS", "NEXT-PEAK", "AGE"]
+    assert header.split() == ["NAME", "TARGET", "MIN", "MAX", "REPLICAS", "ACTUAL", "FORECAST", "NEXT-PEAK", "AGE"]
     assert row.split()[:4] == ["web", "Deployment/web", "2", "40"]
     bad = SCALER.replace("name: web\n", "name: bad\n", 1).replace("targetPerReplica: 200", "targetPerReplica: -1")
     refused = kubectl(master, "apply", "-f", "-", input=bad.replace("multiplier: 10", "multiplier: 0"))

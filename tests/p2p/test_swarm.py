@@ -12,7 +12,7 @@ import pytest
 
 from sigma.agent.images import ImageStore
 from sigma.agent.registry import RegistryPuller
-from sigma.p2p.download import Downloader, FetchReport, TrackerClient, seed_blob
+from sigma.p2p.download import Downloader, FetchReport, P2PError, TrackerClient, seed_blob
 from sigma.p2p.peer import PeerServer
 from sigma.p2p.ratelimit import TokenBucket
 from sigma.p2p.tracker import TrackerState
@@ -158,3 +158,23 @@ def test_the_upload_cap_holds(tmp_path: Any) -> None:
     for _ in range(16):
         bucket.take(64 * 1024)
     assert time.monotonic() - started == pytest.approx(15 * 64 * 1024 / 2e6, abs=0.15)
+
+
+def test_a_blob_no_source_supplies_intact_is_never_left_under_its_name(
+    registry: LocalRegistry, tracker: tuple[str, TrackerState], tmp_path: Any
+) -> None:
+    data = os.urandom(4 * PIECE)
+    digest = sha(data)  # never pushed: the registry answers 404 for every piece
+    (tmp_path / "seed").write_bytes(data)
+    liar, _ = node(tracker[0])
+    me, downloader = node(tracker[0])
+    seed_blob(TrackerClient(tracker[0]), liar, digest, str(tmp_path / "seed"), PIECE)
+    liar.corrupt = True
+    try:
+        with pytest.raises(P2PError, match="registry failed"):
+            downloader.fetch(digest, len(data), f"{registry.base}/v2/none/blobs/{digest}", str(tmp_path / "b"))
+    finally:
+        liar.stop()
+        me.stop()
+    assert not (tmp_path / "b").exists() and not (tmp_path / "b.partial").exists()
+    assert digest not in me.blobs  # and no longer offered to others

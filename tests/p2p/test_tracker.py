@@ -32,8 +32,10 @@ def test_announces_record_holders_and_the_first_hash_wins() -> None:
     st.register(D, 100, 10)
     st.announce(D, "a", [0, 1], {0: "h0", 1: "h1"})
     st.announce(D, "b", [0], {0: "other"})
-    view = st.view(D, peer="a")
-    assert view["holders"] == {"b": [0]} and view["hashes"] == {"0": "h0", "1": "h1"}
+    view = st.view(D, peer="c")
+    assert view["holders"] == {"a": [0, 1], "b": [0]} and view["hashes"] == {"0": "h0", "1": "h1"}
+    # A peer is told only about the pieces it lacks.
+    assert st.view(D, peer="b") == {**st.view(D, peer="b"), "holders": {"a": [1]}, "hashes": {"1": "h1"}}
 
 
 def test_a_claim_is_exclusive_until_announced_or_its_lease_expires() -> None:
@@ -82,3 +84,52 @@ def test_a_claimer_that_keeps_polling_keeps_its_claims() -> None:
     assert st.claim(D, "other", [0]) == []
     clock.now = 7.0  # it stopped polling: dead
     assert st.claim(D, "other", [0]) == [0]
+
+
+def test_a_peer_that_stops_calling_is_forgotten_after_its_ttl() -> None:
+    clock = Clock()
+    st = TrackerState(clock=clock, peer_ttl=10.0)
+    st.register(D, 100, 10)
+    st.announce(D, "crashed", [0, 1], {0: "h0", 1: "h1"})
+    st.announce(D, "alive", [0], {})
+    st.claim(D, "crashed", [2])
+    for t in (4.0, 8.0, 12.0):  # "alive" keeps polling; "crashed" says nothing more
+        clock.now = t
+        st.view(D, peer="alive")
+    view = st.view(D, peer="newcomer")
+    assert view["holders"] == {"alive": [0]} and view["claims"] == {}
+    assert view["hashes"] == {"0": "h0", "1": "h1"}  # hashes outlive their publisher
+    assert "crashed" not in st.peers
+
+
+def test_a_heartbeat_renews_the_lease_for_the_ttl_asked_and_says_if_the_peer_was_known() -> None:
+    clock = Clock()
+    st = TrackerState(clock=clock, peer_ttl=10.0)
+    st.register(D, 100, 10)
+    assert st.heartbeat("a", ttl=60.0) is False  # new to this tracker: it must announce
+    st.announce(D, "a", [0], {0: "h0"})
+    assert st.heartbeat("a", ttl=60.0) is True
+    clock.now = 50.0  # past the default TTL, within the one it asked for
+    assert st.view(D, peer="b")["holders"] == {"a": [0]}
+    clock.now = 111.0  # silent for longer than its TTL: forgotten
+    assert st.view(D, peer="b")["holders"] == {}
+    assert st.heartbeat("a", ttl=60.0) is False  # back: told to announce again
+
+
+def test_the_source_claim_cap_bounds_the_live_claims_of_a_blob() -> None:
+    clock = Clock()
+    st = TrackerState(claim_lease=5.0, clock=clock, max_claims=2)
+    st.register(D, 100, 10)
+    assert st.claim(D, "a", [0, 1, 2]) == [0, 1]
+    assert st.claim(D, "b", [3]) == []
+    assert st.claim(D, "a", [0, 1]) == [0, 1]  # renewing its own claims is always granted
+    st.announce(D, "a", [0], {0: "h"})  # one claim done: room for one more
+    assert st.claim(D, "b", [3, 4]) == [3]
+
+
+def test_over_http_a_heartbeat_answers_whether_the_peer_was_known(tracker: tuple[str, TrackerState]) -> None:
+    url, _ = tracker
+    assert httpx.post(f"{url}/peers/heartbeat", json={"peer": "p", "ttl": 5}).json() == {"known": False}
+    assert httpx.post(f"{url}/peers/heartbeat", json={"peer": "p", "ttl": 5}).json() == {"known": True}
+    resp = httpx.post(f"{url}/peers/heartbeat", json={"ttl": 5})
+    assert resp.status_code == 400 and "bad heartbeat" in resp.json()["message"]

@@ -13,13 +13,18 @@ and GC from racing on the store's refs.json. A finished pull wakes the sync loop
 
 Blobs come from other agents through the master's P2P tracker when one is configured
 (`start_pulls`), from the registry otherwise; each agent serves what it holds to the others
-from its PeerServer for as long as it runs.
+from its PeerServer for as long as it runs. On start it offers again the blobs already in its
+image store (an agent restart must not make its images invisible to the others), and it keeps
+its lease at the tracker alive with heartbeats (sigma.p2p.announce). Half-downloaded blobs
+(`*.partial`, left by a pull the previous process died in) are removed, never offered.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -43,6 +48,7 @@ class ImageOptions:
     p2p: bool = True  # fetch blobs from other agents through the master's tracker
     p2p_port: int = DEFAULT_P2P_PORT  # where this agent serves pieces; 0 picks a free port
     p2p_upload_rate: float = 0.0  # bytes/s this agent uploads to peers; 0 = uncapped
+    p2p_ttl: float = 30.0  # the tracker forgets this agent after this long without a heartbeat
     gc_budget: int = 0  # bytes the image store may use; 0 = never collect
     gc_interval: float = 300.0
     overlay: bool = True  # overlayfs rootfs for runc containers where it mounts, else a copy
@@ -156,6 +162,7 @@ def start_pulls(
     closers: list[Callable[[], None]] = []
     after_gc: list[Callable[[], None]] = []
     if options.p2p and master_url:
+        from sigma.p2p.announce import Announcer
         from sigma.p2p.download import Downloader, TrackerClient
         from sigma.p2p.peer import PeerServer
 
@@ -175,9 +182,29 @@ def start_pulls(
                     peer.drop(digest)
 
         after_gc.append(forget_collected)
-        closers += [lambda: tracker.leave(peer.url), peer.stop]
+        # Listed here, before any pull of this process can start a .partial of its own.
+        stored = stored_blobs(store)
+        announcer = Announcer(tracker, peer, lambda: stored, ttl=options.p2p_ttl).start()
+        closers += [announcer.stop, lambda: tracker.leave(peer.url), peer.stop]
     puller = RegistryPuller(options.registry, blob_fetcher=fetcher, plain_http=plain_http)
     pulls = ImagePulls(store, puller, options.gc_budget, options.gc_interval, on_done)
     pulls.on_close += closers
     pulls.after_gc += after_gc
     return pulls
+
+
+_BLOB_NAME = re.compile(r"^[0-9a-f]{64}$")
+
+
+def stored_blobs(store: ImageStore) -> list[tuple[str, str]]:
+    """(digest, path) of the complete blobs in the store; the partial files of pulls that
+    died with the previous agent process are removed: call it before any pull starts."""
+    root = os.path.join(store.root, "blobs", "sha256")
+    out = []
+    for entry in os.scandir(root):
+        if _BLOB_NAME.match(entry.name):
+            out.append((f"sha256:{entry.name}", entry.path))
+        elif entry.name.endswith(".partial"):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+    return out

@@ -1,33 +1,39 @@
-"""Benchmark of image blob distribution: `sigma bench p2p [--blob-mb 32 --peers 16 --cap-mbps 100]`.
+"""Image blob distribution: `sigma bench p2p --nodes N --size-mib S --link-mbit B [--json]`.
 
-A flash crowd: N peers (one process each, like N agents) want the same blob at the same
-moment. Each peer's download and upload are capped at --cap-mbps (token buckets in user
-space: netem is not in this kernel); the registry (Debian's docker-registry) sits behind a
-proxy that caps its egress at --registry-cap-mbps, the single uplink that P2P relieves. The
-default, 3x one peer's cap, is the setting P2P exists for (Kraken's, Dragonfly's): the
-registry is the bottleneck, so registry-only time grows with N while P2P should stay near
-the floor. (With a registry much faster than N peers together, P2P has nothing to win.)
+A flash crowd on a small simulated cluster, every machine a network namespace
+(sigma.netlab) behind one switch:
 
-1. registry only: every peer GETs the whole blob from the registry.
-2. P2P: the peers fetch pieces from each other through the tracker (hosted here as the
-   master hosts it), going to the registry only for pieces no peer holds. With --faults (the
-   default) one peer serves corrupt pieces and another is killed (SIGKILL) mid-transfer; the
-   survivors must still finish, and the report counts what they had to re-fetch.
+    h0  docker-registry (Debian's), its link shaped to B both ways
+    h1  the P2P tracker (as the master hosts it), unshaped: it carries only metadata
+    h2… N peers, one process each, the agent's own sigma.p2p code; every link shaped to B
+        with tbf both ways (upload on the host's end of its veth, download on the switch's)
 
-The floor is what no scheme can beat: size / per-peer cap. Reported as ratios, like the
-anchors (Kraken 1.8x, Dragonfly 1.5x); registry_bound_s = N x size / registry cap is the
-best registry-only can do. Every peer is a Python process on this machine, so the CPU the
-peers used and the load average are reported too: on a small, busy machine the CPU, not
-the network caps, can be what limits P2P. Runs as root or not; needs docker-registry.
+One blob of S MiB, pushed to the registry, is distributed twice in the same run:
+
+1. direct: every node GETs the whole blob from the registry at once (no P2P);
+2. p2p: the nodes fetch pieces from each other through the tracker, going to the registry
+   only for pieces nobody holds (claims at the tracker keep it to about once per piece).
+   With --faults, one peer serves corrupt pieces and another is SIGKILLed once it holds
+   half the pieces; the others must still finish with the right digest.
+
+Reported as ratios of completion time over the floor S/B (no node can receive S faster than
+its link allows), p50 and p99 over the nodes, and source_egress_ratio: bytes the registry's
+interface sent during the p2p phase (TCP/IP headers included) over S. Every node then checks
+the sha256 of what it got. All processes share this machine's CPUs, so CPU use (whole
+machine from /proc/stat, and per process) and the load average are reported too: on a small
+machine the CPU, not the links, can be what limits the result. Needs root, iproute2 (ip, tc,
+nsenter), curl and docker-registry. Everything it creates (namespaces, qdiscs, processes,
+files) is removed on the way out, also on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import contextlib
 import json
 import math
 import os
+import queue
 import shutil
 import signal
 import subprocess
@@ -35,241 +41,318 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import IO, Any
 
-import httpx
-import uvicorn
+from sigma.bench.p2p_stats import cpu_sample, cpu_summary, fault_counts
+from sigma.netlab import Network, netns_available
 
-from sigma.agent.registry import push_blob
-from sigma.p2p.ratelimit import TokenBucket
-from sigma.p2p.shaper import ShapedProxy, free_port
-from sigma.p2p.tracker import TrackerState, standalone_app
+MIB = 1 << 20
+REGISTRY, TRACKER = 0, 1  # host indexes; the peers are hosts 2..N+1
+REGISTRY_PORT, TRACKER_PORT, PEER_PORT = 5000, 7000, 7001
+REPO = "bench/blob"
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="sigma bench p2p")
-    p.add_argument("--blob-mb", type=float, default=32)
-    p.add_argument("--peers", type=int, default=16)
-    p.add_argument("--cap-mbps", type=float, default=100, help="per-peer download and upload cap")
-    p.add_argument("--registry-cap-mbps", type=float, default=300, help="the registry's egress cap")
-    p.add_argument("--piece-mb", type=float, default=1, help="1 MiB: 32 pieces of the default blob for 16 peers")
-    p.add_argument("--faults", action=argparse.BooleanOptionalAction, default=True)
+    p = argparse.ArgumentParser(prog="sigma bench p2p", description=__doc__.split("\n\n")[0])
+    p.add_argument("--nodes", type=int, default=16, help="peers wanting the blob (default 16)")
+    p.add_argument("--size-mib", type=float, default=512, help="blob size in MiB (default 512)")
+    p.add_argument("--link-mbit", type=float, default=200, help="every link, each way, in Mbit/s (default 200)")
+    p.add_argument("--piece-mib", type=float, default=4, help="piece size in MiB (default 4)")
+    p.add_argument("--parallel", type=int, default=6, help="pieces a node fetches at once (default 6)")
+    p.add_argument("--per-peer", type=int, default=2, help="of those, at most this many from one peer")
+    p.add_argument("--registry-per-node", type=int, default=1, help="of those, at most this many from the registry")
+    p.add_argument("--source-claims", type=int, default=4,
+                   help="pieces fetched from the registry at once, over all nodes (the tracker's cap; 0: none)")
+    p.add_argument("--poll", type=float, default=0.1, help="seconds between a node's tracker polls when idle")
+    p.add_argument("--faults", action="store_true", help="one peer serves corrupt pieces, one is killed mid-way")
+    p.add_argument("--direct", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time every node pulling straight from the registry (default on)")
+    p.add_argument("--workdir", help="where blobs are written (default: /dev/shm when it has room, else TMPDIR)")
     p.add_argument("--registry-bin", default=shutil.which("docker-registry") or "/usr/bin/docker-registry")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.nodes < 2 or args.size_mib <= 0 or args.link_mbit <= 0 or args.piece_mib <= 0:
+        p.error("--nodes must be at least 2; sizes and rates positive")
+    if args.faults and args.nodes < 3:
+        p.error("--faults needs at least 3 nodes (one corrupt, one killed, one to check)")
+    return args
 
 
 def run(argv: list[str]) -> dict[str, Any]:
     args = parse(argv)
-    size = int(args.blob_mb * (1 << 20))
-    cap = args.cap_mbps * 1e6 / 8
+    why = netns_available(("ip", "tc", "nsenter", "curl"))
+    if why is None and not os.path.exists(args.registry_bin):
+        why = f"{args.registry_bin} is not installed (scripts/setup.sh installs docker-registry)"
+    if why is not None:
+        raise SystemExit(f"sigma bench p2p: {why}")
+    size = int(args.size_mib * MIB)
+    workroot = args.workdir or _default_workdir(size * (args.nodes + 3))
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="sigma-bench-p2p-") as work:
-        registry = _start_registry(args.registry_bin, work)
-        proxy = ShapedProxy(registry[0], args.registry_cap_mbps * 1e6 / 8).start()
-        tracker_url, stop_tracker = _start_tracker()
-        try:
-            data = os.urandom(size)
-            digest = "sha256:" + hashlib.sha256(data).hexdigest()
-            with httpx.Client(timeout=120) as client:
-                push_blob(client, f"http://{registry[0]}", "bench/blob", data)
-            del data
-            url = f"http://{proxy.address}/v2/bench/blob/blobs/{digest}"
-            common = {"digest": digest, "size": size, "url": url, "cap": cap, "work": work}
-            _log(f"registry only: {args.peers} peers x {args.blob_mb:g} MB at {args.cap_mbps:g} Mb/s")
-            reg = _round(args.peers, {**common, "mode": "registry"}, faults=False)
-            proxy.bytes_sent = 0
-            _log("p2p" + (" (one corrupt peer, one killed mid-transfer)" if args.faults else ""))
-            p2p = _round(
-                args.peers,
-                {**common, "mode": "p2p", "tracker": tracker_url, "piece": int(args.piece_mb * (1 << 20))},
-                faults=args.faults,
-            )
-            registry_bytes_p2p = proxy.bytes_sent
-        finally:
-            stop_tracker()
-            proxy.stop()
-            registry[1].terminate()
-            registry[1].wait(timeout=10)
-    floor = size / cap
-    survivors = p2p["times"]
-    failures = [f for r in p2p["reports"] for f in r["failures"]]
-    dead = [f for f in failures if f["peer"] in p2p["killed_urls"]]
-    return {
-        "bench": "p2p",
-        "blob_mb": args.blob_mb,
-        "peers": args.peers,
-        "cap_mbps": args.cap_mbps,
-        "registry_cap_mbps": args.registry_cap_mbps,
-        "piece_mb": args.piece_mb,
-        "registry_only_s": round(max(reg["times"]), 2),
-        "p2p_s": round(max(survivors), 2),
-        "floor_s": round(floor, 2),
-        "p2p_over_floor": round(max(survivors) / floor, 2),
-        "registry_over_floor": round(max(reg["times"]) / floor, 2),
-        "registry_bound_s": round(args.peers * size / (args.registry_cap_mbps * 1e6 / 8), 2),
-        "p99_peer_s": round(_p99(survivors), 2),
-        "p50_peer_s": round(sorted(survivors)[len(survivors) // 2], 2),
-        "peers_completed": len(survivors),
-        "registry_mb_p2p": round(registry_bytes_p2p / (1 << 20), 1),
-        "registry_mb_registry_only": round(reg["registry_bytes"] / (1 << 20), 1),
-        "faults": {
-            "corrupt_pieces_refused": sum("corrupt" in f["reason"] for f in failures),
-            # Failures the survivors met at the killed peer: transfers it cut off mid-piece,
-            # and connections it refused before they learnt to exclude it.
-            "transfers_cut_by_dead_peer": sum("ConnectError" not in f["reason"] for f in dead),
-            "connects_refused_by_dead_peer": sum("ConnectError" in f["reason"] for f in dead),
-            "killed_peers": p2p["killed"],
-        },
-        "cpu_s_peers": {"registry_only": round(reg["cpu_s"], 1), "p2p": round(p2p["cpu_s"], 1)},
-        "cpus": os.cpu_count(),
-        "loadavg_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
-    }
+    with _sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="sigma-bench-p2p-", dir=workroot) as work:
+        os.chmod(work, 0o755)
+        with Network(args.nodes + 2, prefix="sigma-b") as net, _Lab(net, args, size, work) as lab:
+            result = lab.measure()
+    result["loadavg"] = {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()]}
+    result["cpus"] = os.cpu_count()
+    result["workdir_fs"] = _fs_type(workroot)
+    return result
 
 
-def _round(n: int, config: dict[str, Any], faults: bool) -> dict[str, Any]:
-    procs = []
-    victim = n - 1 if faults and n > 2 else -1
-    for i in range(n):
-        # The victim SIGKILLs itself once it holds half the blob: surely while it serves
-        # others (a timer from "go" could fire before it held anything worth asking for).
-        conf = {**config, "index": i, "corrupt": faults and i == 0, "die_at_half": i == victim}
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "sigma.bench.p2p", "--worker", json.dumps(conf)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-        )
-    urls = []
-    for proc in procs:  # every peer is up before the crowd arrives
-        assert proc.stdout is not None
-        urls.append(json.loads(proc.stdout.readline())["ready"])
-    go = time.time()
-    for proc in procs:
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-    killed = [victim] if victim >= 0 else []
-    times, reports = [], []
-    registry_bytes, cpu = 0, 0.0
-    for i, proc in enumerate(procs):
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if i in killed or not line:
-            continue
-        out = json.loads(line)
-        times.append(out["done"] - go)
-        reports.append(out["report"])
-        cpu += out["cpu_s"]
-        registry_bytes += out.get("registry_bytes", 0)
-    for proc in procs:
-        if proc.poll() is None:
-            assert proc.stdin is not None
-            proc.stdin.close()
-        proc.wait(timeout=30)
-    return {
-        "times": times,
-        "reports": reports,
-        "killed": len(killed),
-        "killed_urls": [urls[i] for i in killed],
-        "registry_bytes": registry_bytes,
-        "cpu_s": cpu,
-    }
+class _Lab:
+    """The registry, the tracker and the peers on their hosts, and the two timed phases."""
 
+    def __init__(self, net: Network, args: argparse.Namespace, size: int, work: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-def _start_registry(binary: str, work: str) -> tuple[str, subprocess.Popen[bytes]]:
-    addr = f"127.0.0.1:{free_port()}"
-    config = os.path.join(work, "registry.yml")
-    with open(config, "w") as f:
-        f.write(
-            f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {work}/registry\nhttp:\n  addr: {addr}\n"
-        )
-    proc = subprocess.Popen([binary, "serve", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            if httpx.get(f"http://{addr}/v2/", timeout=1).status_code == 200:
-                return addr, proc
-        except httpx.HTTPError:
+        self.net, self.args, self.size, self.work = net, args, size, work
+        self.piece_size = int(args.piece_mib * MIB)
+        self.floor = size * 8 / (args.link_mbit * 1e6)
+        self.registry = f"http://{net.address(REGISTRY)}:{REGISTRY_PORT}"
+        self.tracker = f"http://{net.address(TRACKER)}:{TRACKER_PORT}/p2p"
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.alive: set[int] = set()
+        self.inbox: queue.Queue[tuple[int, dict[str, Any] | None]] = queue.Queue()
+        self.progress = Progress(TextColumn("[p2p] {task.description}"), BarColumn(), DownloadColumn(),
+                                 TimeElapsedColumn(), console=Console(stderr=True))
+        self.digest = ""
+
+    def __enter__(self) -> _Lab:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for i in sorted(self.alive):
+            with contextlib.suppress(OSError, ValueError):
+                self._send(i, "quit")
+        self.progress.stop()
+
+    def _log(self, msg: str) -> None:
+        self.progress.console.print(f"[p2p] {msg}")
+
+    # -- set-up ------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        a = self.args
+        self._log(f"{a.nodes} nodes, {a.size_mib:g} MiB, every link {a.link_mbit:g} Mbit/s: "
+                  f"floor S/B = {self.floor:.1f} s")
+        self.net.shape(REGISTRY, a.link_mbit)
+        for i in range(a.nodes):
+            self.net.shape(i + 2, a.link_mbit)
+        path = os.path.join(self.work, "blob")
+        self.digest = _random_file(path, self.size)
+        self._start_registry()
+        out = self.net.run(REGISTRY, [sys.executable, "-m", "sigma.bench.p2p_node", "push", "--registry",
+                                      self.registry, "--repo", REPO, "--file", path], timeout=600)
+        if out.returncode != 0 or json.loads(out.stdout.splitlines()[-1])["digest"] != self.digest:
+            raise RuntimeError(f"pushing the blob failed: {out.stderr.decode()[-2000:]}")
+        os.unlink(path)
+        self.procs[-2] = self.net.popen(TRACKER, [sys.executable, "-m", "sigma.bench.p2p_node", "tracker", "--listen",
+                                 f"{self.net.address(TRACKER)}:{TRACKER_PORT}", "--max-claims",
+                                 str(a.source_claims)], log=_path(self.work, "tracker.log"))
+        self._wait_http(TRACKER, f"{self.tracker}/blobs", "the tracker")
+        for i in range(a.nodes):
+            self._start_peer(i)
+        deadline = time.monotonic() + 60
+        ready = 0
+        while ready < a.nodes:
+            i, msg = self.inbox.get(timeout=max(0.1, deadline - time.monotonic()))
+            if msg is None or "ready" not in msg:
+                raise RuntimeError(f"node {i} did not start: see {self.work}/node{i}.log")
+            ready += 1
+
+    def _start_registry(self) -> None:
+        config = os.path.join(self.work, "registry.yml")
+        with open(config, "w") as f:
+            f.write(f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+                    f"storage:\n  filesystem:\n    rootdirectory: {self.work}/registry\n"
+                    f"http:\n  addr: {self.net.address(REGISTRY)}:{REGISTRY_PORT}\n")
+        self.procs[-1] = self.net.popen(REGISTRY, [self.args.registry_bin, "serve", config],
+                                        log=_path(self.work, "registry.log"))
+        self._wait_http(REGISTRY, f"{self.registry}/v2/", "docker-registry")
+
+    def _wait_http(self, host: int, url: str, what: str) -> None:
+        for _ in range(200):
+            if self.net.run(host, ["curl", "-sf", "-m", "1", "-o", "/dev/null", url]).returncode == 0:
+                return
             time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"{binary} did not start")
+        raise RuntimeError(f"{what} did not answer at {url}; logs in {self.work}")
+
+    def _start_peer(self, i: int) -> None:
+        a = self.args
+        conf = {
+            "index": i, "address": self.net.address(i + 2), "port": PEER_PORT, "workdir": self.work,
+            "tracker": self.tracker, "blob_url": f"{self.registry}/v2/{REPO}/blobs/{self.digest}",
+            "digest": self.digest, "size": self.size, "piece_size": self.piece_size,
+            "parallel": a.parallel, "per_peer": a.per_peer, "registry_per_node": a.registry_per_node,
+            "poll": a.poll,
+            # Faults: node 0 serves corrupt pieces; the last node dies once it holds half.
+            "corrupt": a.faults and i == 0, "die_at": 0.5 if a.faults and i == a.nodes - 1 else None,
+        }
+        proc = self.net.popen(i + 2, [sys.executable, "-m", "sigma.bench.p2p_node", "peer", json.dumps(conf)],
+                              log=_path(self.work, f"node{i}.log"), pipes=True)
+        self.procs[i] = proc
+        self.alive.add(i)
+        assert proc.stdout is not None
+        threading.Thread(target=self._read, args=(i, proc.stdout), daemon=True).start()
+
+    def _read(self, i: int, out: IO[bytes]) -> None:
+        for line in out:
+            with contextlib.suppress(ValueError):
+                self.inbox.put((i, json.loads(line)))
+        self.inbox.put((i, None))  # the process is gone
+
+    def _send(self, i: int, command: str) -> None:
+        stdin = self.procs[i].stdin
+        assert stdin is not None
+        stdin.write(command.encode() + b"\n")
+        stdin.flush()
+
+    # -- the phases ----------------------------------------------------------------------------
+    def measure(self) -> dict[str, Any]:
+        self._setup()
+        a = self.args
+        out: dict[str, Any] = {"bench": "p2p", "nodes": a.nodes, "size_mib": a.size_mib, "link_mbit": a.link_mbit}
+        cpu: dict[str, Any] = {}
+        direct_times: list[float] = []
+        if a.direct:
+            answers, cpu["direct"], _ = self._phase("direct", "direct from the registry", 3 * a.nodes * self.floor)
+            bad = [i for i, r in answers.items() if r.get("digest") != self.digest]
+            if bad:
+                raise RuntimeError(f"direct pulls of nodes {bad} failed: {[answers[i] for i in bad]}")
+            direct_times = [r["elapsed"] for r in answers.values()]
+        answers, cpu["p2p"], egress = self._phase("p2p", "p2p", 60 + 20 * self.floor)
+        failed = {i: r["error"] for i, r in answers.items() if "error" in r}
+        if failed:
+            raise RuntimeError(f"p2p downloads failed: {failed}; logs in {self.work}")
+        survivors = sorted(answers)
+        verified = self._verify(survivors)
+        times = [answers[i]["elapsed"] for i in survivors]
+        reports = [answers[i]["report"] for i in survivors]
+        out.update({
+            "p2p_p50_ratio": round(_quantile(times, 0.5) / self.floor, 3),
+            "p2p_p99_ratio": round(_quantile(times, 0.99) / self.floor, 3),
+            "direct_p99_ratio": round(_quantile(direct_times, 0.99) / self.floor, 3) if direct_times else None,
+            "source_egress_ratio": round(egress / self.size, 3),
+            "floor_s": round(self.floor, 2),
+            "p2p_s": {"min": round(min(times), 2), "p50": round(_quantile(times, 0.5), 2), "max": round(max(times), 2)},
+            "direct_s": {"p50": round(_quantile(direct_times, 0.5), 2),
+                         "max": round(max(direct_times), 2)} if direct_times else None,
+            "source_payload_ratio": round(sum(r["from_registry"] for r in reports) * self.piece_size / self.size, 3),
+            "tracker_views": sum(r.get("tracker_views", 0) for r in reports),
+            "nodes_completed": len(survivors),
+            "digests_ok": sum(d == self.digest for d in verified.values()),
+            "piece_mib": a.piece_mib, "parallel": a.parallel, "source_claims": a.source_claims,
+            "faults": fault_counts(reports, a.faults, a.nodes - len(survivors)),
+            "cpu": cpu,
+        })
+        return out
+
+    def _phase(self, command: str, label: str, timeout: float) -> tuple[dict[int, dict[str, Any]], dict[str, Any], int]:
+        """Send `command` to every live node at once; (their answers with "elapsed" added,
+        CPU use, bytes the registry sent meanwhile)."""
+        nodes = sorted(self.alive)
+        task = self.progress.add_task(label, total=len(nodes) * self.size)
+        held = dict.fromkeys(nodes, 0)
+        pids = {"registry": self.procs[-1].pid, "tracker": self.procs[-2].pid,
+                **{f"node{i}": self.procs[i].pid for i in nodes}}
+        before, egress0 = cpu_sample(pids), self.net.counters(REGISTRY)["tx_bytes"]
+        answers: dict[int, dict[str, Any]] = {}
+        go = time.time()
+        for i in nodes:
+            self._send(i, command)
+        deadline = time.monotonic() + timeout
+        while len(answers) < len(self.alive & set(nodes)):
+            try:
+                i, msg = self.inbox.get(timeout=1.0)
+            except queue.Empty:
+                if time.monotonic() > deadline:
+                    missing = sorted(set(nodes) - set(answers))
+                    raise RuntimeError(f"{label}: nodes {missing} not done after {timeout:.0f}s") from None
+                continue
+            if msg is None:
+                self.alive.discard(i)  # killed (the --faults victim) or crashed
+                self._log(f"node {i} died during {label}")
+            elif "progress" in msg:
+                held[i] = int(msg["progress"])
+            else:
+                msg["elapsed"] = msg["done"] - go
+                answers[i], held[i] = msg, self.size
+            self.progress.update(task, completed=sum(held.values()))
+        egress = self.net.counters(REGISTRY)["tx_bytes"] - egress0
+        cpu = cpu_summary(before, cpu_sample(pids))
+        self._log(f"{label}: slowest node {max(r['elapsed'] for r in answers.values()):.1f} s, "
+                  f"machine CPU busy {cpu['busy']:.0%}")
+        return answers, cpu, egress
+
+    def _verify(self, nodes: list[int]) -> dict[int, str | None]:
+        for i in nodes:
+            self._send(i, "verify")
+        got: dict[int, str | None] = {}
+        while len(got) < len(nodes):
+            i, msg = self.inbox.get(timeout=300)
+            if msg is not None and "digest" in msg:
+                got[i] = msg["digest"]
+        return got
 
 
-def _start_tracker() -> tuple[str, Any]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(standalone_app(TrackerState()), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
+def _random_file(path: str, size: int) -> str:
+    import hashlib
 
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-    return f"http://127.0.0.1:{port}/p2p", stop
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, 4 * MIB))
+            h.update(chunk)
+            f.write(chunk)
+            left -= len(chunk)
+    return "sha256:" + h.hexdigest()
 
 
-def _p99(values: list[float]) -> float:
+def _quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def _log(msg: str) -> None:
-    print(f"[p2p] {msg}", file=sys.stderr, flush=True)
+def _default_workdir(need: int) -> str | None:
+    """/dev/shm when it can hold every node's copy: page-cache-backed writes, no disk writeback
+    competing for the CPU the peers need; None (TMPDIR) otherwise."""
+    with contextlib.suppress(OSError):
+        st = os.statvfs("/dev/shm")
+        if st.f_bavail * st.f_frsize > need + 2 * 1024 * MIB:
+            return "/dev/shm"
+    return None
 
 
-def _worker(conf: dict[str, Any]) -> None:
-    """One peer, in its own process like an agent: ready -> wait for "go" -> fetch -> report,
-    then keep serving pieces until stdin closes."""
-    from sigma.p2p.download import Downloader, TrackerClient
-    from sigma.p2p.peer import PeerServer
-
-    peer = PeerServer(upload_rate=conf["cap"]).start()
-    peer.corrupt = bool(conf.get("corrupt"))
-    down = TokenBucket(conf["cap"])
-    dest = os.path.join(conf["work"], f"{conf['mode']}-{conf['index']}")
-    print(json.dumps({"ready": peer.url}), flush=True)
-    sys.stdin.readline()
-    if conf.get("die_at_half"):
-        threading.Thread(
-            target=_die_at_half, args=(peer, conf["digest"], conf["size"], conf["piece"]), daemon=True
-        ).start()
-    cpu0 = time.process_time()
-    out: dict[str, Any] = {}
-    if conf["mode"] == "registry":
-        h = hashlib.sha256()
-        with httpx.Client(timeout=120) as client, client.stream("GET", conf["url"]) as resp, open(dest, "wb") as f:
-            for chunk in resp.iter_bytes(64 * 1024):
-                down.take(len(chunk))
-                h.update(chunk)
-                f.write(chunk)
-        if "sha256:" + h.hexdigest() != conf["digest"]:
-            raise SystemExit(f"registry-only peer {conf['index']}: digest mismatch")
-        out = {"report": {"failures": []}, "registry_bytes": conf["size"]}
-    else:
-        downloader = Downloader(TrackerClient(conf["tracker"]), peer, download=down, piece_size=conf["piece"])
-        out = {"report": downloader.fetch(conf["digest"], conf["size"], conf["url"], dest).to_dict()}
-    out["done"] = time.time()
-    out["cpu_s"] = time.process_time() - cpu0
-    print(json.dumps(out), flush=True)
-    sys.stdin.read()  # serve the others until the benchmark closes our stdin
-    peer.stop()
+def _fs_type(path: str | None) -> str:
+    path = os.path.realpath(path or tempfile.gettempdir())
+    best, fs = "", "?"
+    with open("/proc/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if (path == parts[1] or path.startswith(parts[1].rstrip("/") + "/")) and len(parts[1]) >= len(best):
+                best, fs = parts[1], parts[2]
+    return fs
 
 
-def _die_at_half(peer: Any, digest: str, size: int, piece: int) -> None:
-    half = -(-size // piece) // 2
-    while True:
-        blob = peer.blobs.get(digest)
-        if blob is not None and len(blob.have) >= half:
-            os.kill(os.getpid(), signal.SIGKILL)  # like a crashed node: no goodbye to the tracker
-        time.sleep(0.005)
+def _path(work: str, name: str) -> Any:
+    from pathlib import Path
+
+    return Path(work, name)
 
 
-if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        _worker(json.loads(sys.argv[2]))
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so every `with` and `finally` removes what it made."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_sig: int, _frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

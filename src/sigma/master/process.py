@@ -185,3 +185,5 @@ class Master:
             self.elector.stop()  # revokes the lease: another master takes over at once
         self.stop_controllers()
         self.store.close()
+        if self.auth_setup is not None and self.auth_setup.policy.audit is not None:
+            self.auth_setup.policy.audit.close()  # the lines of the last flush interval

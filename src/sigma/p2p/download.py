@@ -4,6 +4,9 @@ parallel, back to the registry (HTTP Range) only for pieces no usable peer holds
 The loop is an imperative shell around `picker.pick`: read the tracker's view, ask the picker
 for a plan, start those fetches on a thread pool, and on each completion verify, write at the
 piece's offset, serve it at once (the PeerServer reads the partial file) and announce it.
+Pieces from peers come through wire.PieceClient (recv_into, pwrite, no copies in Python);
+the whole blob's digest is computed while the pieces arrive (wire.BlobHasher) and checked
+before the blob is renamed into place: a partial or unverified blob never has its final name.
 A peer that cuts a transfer off or serves a piece whose hash is wrong is excluded for the
 rest of the blob and the piece is fetched elsewhere; every such event is in the report.
 """
@@ -25,6 +28,7 @@ from sigma.p2p.peer import HeldBlob, PeerServer
 from sigma.p2p.picker import REGISTRY, PickState, pick
 from sigma.p2p.ratelimit import TokenBucket
 from sigma.p2p.tracker import DEFAULT_PIECE_SIZE
+from sigma.p2p.wire import BlobHasher, PieceClient, WireError
 
 
 class P2PError(RuntimeError):
@@ -50,8 +54,15 @@ class TrackerClient:
     def view(self, digest: str, peer: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/blobs/{digest}", params={"peer": peer}))
 
-    def announce(self, digest: str, peer: str, pieces: list[int], hashes: dict[int, str]) -> None:
-        self._call("POST", f"/blobs/{digest}/announce", json={"peer": peer, "pieces": pieces, "hashes": hashes})
+    def announce(
+        self, digest: str, peer: str, pieces: list[int], hashes: dict[int, str], ttl: float | None = None
+    ) -> None:
+        body = {"peer": peer, "pieces": pieces, "hashes": hashes, "ttl": ttl}
+        self._call("POST", f"/blobs/{digest}/announce", json=body)
+
+    def heartbeat(self, peer: str, ttl: float) -> bool:
+        """Renew our lease at the tracker; False when it did not know us (announce again)."""
+        return bool(self._call("POST", "/peers/heartbeat", json={"peer": peer, "ttl": ttl})["known"])
 
     def claim(self, digest: str, peer: str, pieces: list[int]) -> list[int]:
         body = self._call("POST", f"/blobs/{digest}/claim", json={"peer": peer, "pieces": pieces})
@@ -70,6 +81,7 @@ class FetchReport:
     from_registry: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)  # {"piece", "peer", "reason"}
     seconds: float = 0.0
+    tracker_views: int = 0  # how often the loop asked the tracker (what a swarm costs it)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,6 +112,7 @@ class Downloader:
         # asked this often, to keep our back-to-source claims alive (lease 1.5 s).
         self.poll, self.renew, self.deadline = poll, renew, deadline
         self.http = httpx.Client(timeout=httpx.Timeout(10.0, read=read_timeout))
+        self.wire = PieceClient(timeout=read_timeout)
         self.seed = zlib.crc32(peer.url.encode())
 
     def fetch(
@@ -114,17 +127,18 @@ class Downloader:
             return FetchReport(digest, 0, 0)
         piece_size = self.tracker.register(digest, size, self.piece_size)
         partial = dest + ".partial"
-        with open(partial, "wb") as f:
-            f.truncate(size)
+        _preallocate(partial, size)
         blob = HeldBlob(partial, size, piece_size)
         self.peer.hold(digest, blob)
         report = FetchReport(digest, size, max(1, -(-size // piece_size)))
+        hasher = BlobHasher(partial, size, piece_size)
         try:
-            self._fetch_pieces(digest, blob, report, source_url, headers, started)
-            actual = _sha256_file(partial)
+            self._fetch_pieces(digest, blob, report, source_url, headers, started, hasher)
+            actual = hasher.result()
             if actual != digest:
                 raise P2PError(f"blob {digest}: the assembled content is {actual}; refusing it")
         except BaseException:
+            hasher.stop()
             self.peer.drop(digest)  # stop serving a blob we will not finish
             os.unlink(partial)
             raise
@@ -141,6 +155,7 @@ class Downloader:
         source_url: str,
         headers: dict[str, str] | None,
         started: float,
+        hasher: BlobHasher,
     ) -> None:
         me = self.peer.url
         st = _Progress()
@@ -152,9 +167,10 @@ class Downloader:
                 saturated = len(st.futures) >= self.limits[2]
                 if saturated and time.monotonic() - st.viewed_at < self.renew:
                     # Every slot is busy: nothing to pick, so no tracker round trip.
-                    self._wait_and_store(digest, blob, report, st, self.renew)
+                    self._wait_and_store(digest, report, st, self.renew, hasher)
                     continue
                 st.view, st.viewed_at = self.tracker.view(digest, me), time.monotonic()
+                report.tracker_views += 1
                 plan = pick(
                     PickState(
                         pieces=report.pieces,
@@ -181,9 +197,11 @@ class Downloader:
                 if not st.futures:
                     time.sleep(self.poll)  # waiting on pieces others are fetching from the registry
                     continue
-                self._wait_and_store(digest, blob, report, st, self.poll)
+                self._wait_and_store(digest, report, st, self.poll, hasher)
 
-    def _wait_and_store(self, digest: str, blob: HeldBlob, report: FetchReport, st: _Progress, timeout: float) -> None:
+    def _wait_and_store(
+        self, digest: str, report: FetchReport, st: _Progress, timeout: float, hasher: BlobHasher
+    ) -> None:
         """Wait up to `timeout` for fetches to finish; keep the good pieces (serve them at
         once, announce them), exclude a peer that cut a transfer off or sent a corrupt piece."""
         done, _ = wait(list(st.futures), timeout=timeout, return_when=FIRST_COMPLETED)
@@ -196,7 +214,8 @@ class Downloader:
             if reason is None:
                 st.have.add(piece)
                 new.append(piece)
-                self.peer.add_piece(digest, piece)
+                self.peer.add_piece(digest, piece, st.hashes[piece])
+                hasher.add(piece)
                 if source == REGISTRY:
                     report.from_registry += 1
                 else:
@@ -218,31 +237,36 @@ class Downloader:
         """Stream one piece into its place in the partial file; its sha256. The bytes are not
         served before _verify accepts them (the peer serves only pieces in `have`)."""
         start, length = blob.piece_range(piece)
-        if source == REGISTRY:
-            url = source_url
-            hdrs = {**(headers or {}), "Range": f"bytes={start}-{start + length - 1}"}
-        else:
-            url, hdrs = f"{source}/pieces/{digest}/{piece}", {}
-        h = hashlib.sha256()
-        got = 0
         fd = os.open(blob.path, os.O_WRONLY)
         try:
-            with self.http.stream("GET", url, headers=hdrs) as resp:
-                if resp.status_code not in (200, 206):
-                    raise P2PError(f"HTTP {resp.status_code}")
-                if source == REGISTRY and resp.status_code == 200 and blob.size != length:
-                    raise P2PError("the registry ignored the Range header")
-                # Hash and write as the bytes arrive: no second pass over the piece, and no
-                # piece-sized buffer per transfer.
-                for chunk in resp.iter_raw():
-                    if got + len(chunk) > length:
-                        raise P2PError(f"long piece: more than {length} bytes")
-                    self.download.take(len(chunk))
-                    h.update(chunk)
-                    os.pwrite(fd, chunk, start + got)
-                    got += len(chunk)
+            if source != REGISTRY:
+                throttle = self.download.take if self.download.rate > 0 else None
+                return self.wire.fetch(source, f"/pieces/{digest}/{piece}", fd, start, length, throttle)
+            return self._get_range(fd, start, length, blob.size, source_url, headers)
         finally:
             os.close(fd)
+
+    def _get_range(
+        self, fd: int, start: int, length: int, size: int, url: str, headers: dict[str, str] | None
+    ) -> str:
+        """One piece from the registry by HTTP Range (any registry: TLS, auth headers)."""
+        hdrs = {**(headers or {}), "Range": f"bytes={start}-{start + length - 1}"}
+        h = hashlib.sha256()
+        got = 0
+        with self.http.stream("GET", url, headers=hdrs) as resp:
+            if resp.status_code not in (200, 206):
+                raise P2PError(f"HTTP {resp.status_code}")
+            if resp.status_code == 200 and size != length:
+                raise P2PError("the registry ignored the Range header")
+            # Hash and write as the bytes arrive: no second pass over the piece, and no
+            # piece-sized buffer per transfer.
+            for chunk in resp.iter_raw():
+                if got + len(chunk) > length:
+                    raise P2PError(f"long piece: more than {length} bytes")
+                self.download.take(len(chunk))
+                h.update(chunk)
+                os.pwrite(fd, chunk, start + got)
+                got += len(chunk)
         if got != length:
             raise P2PError(f"short piece: {got} of {length} bytes")
         return h.hexdigest()
@@ -253,7 +277,7 @@ class Downloader:
         """Check one finished fetch; the failure reason, or None when the piece is good."""
         try:
             actual = fut.result()
-        except (httpx.HTTPError, P2PError, OSError) as err:
+        except (httpx.HTTPError, P2PError, WireError, OSError) as err:
             return f"transfer failed: {type(err).__name__}: {err}"
         if source != REGISTRY:
             expected = hashes.get(piece)
@@ -290,7 +314,20 @@ def seed_blob(
     with open(path, "rb") as f:
         for i in range(max(1, -(-size // piece_size))):
             hashes[i] = hashlib.sha256(f.read(piece_size)).hexdigest()
-    blob.have = set(hashes)
+    blob.have, blob.hashes = set(hashes), dict(hashes)
     peer.hold(digest, blob)
     tracker.announce(digest, peer.url, sorted(hashes), hashes)
     return len(hashes)
+
+
+def _preallocate(path: str, size: int) -> None:
+    """Create `path` at its final size: blocks reserved up front (no ENOSPC half-way, no
+    fragmentation from pieces landing out of order) where the filesystem can, sparse where not."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError:
+            os.ftruncate(fd, size)
+    finally:
+        os.close(fd)

@@ -27,6 +27,7 @@ class HeldBlob:
     size: int
     piece_size: int
     have: set[int] = field(default_factory=set)
+    hashes: dict[int, str] = field(default_factory=dict)  # sha256 of the pieces in `have`, to announce again
 
     def piece_range(self, index: int) -> tuple[int, int]:
         start = index * self.piece_size
@@ -74,9 +75,19 @@ class PeerServer:
         with self._lock:
             self.blobs.pop(digest, None)
 
-    def add_piece(self, digest: str, index: int) -> None:
+    def add_piece(self, digest: str, index: int, sha256: str | None = None) -> None:
         with self._lock:
-            self.blobs[digest].have.add(index)
+            blob = self.blobs[digest]
+            blob.have.add(index)
+            if sha256 is not None:
+                blob.hashes[index] = sha256
+
+    def held(self) -> dict[str, HeldBlob]:
+        """A snapshot of what we serve: digest -> a copy of its HeldBlob."""
+        with self._lock:
+            return {
+                d: HeldBlob(b.path, b.size, b.piece_size, set(b.have), dict(b.hashes)) for d, b in self.blobs.items()
+            }
 
     def open_piece(self, digest: str, index: int) -> tuple[int, int, int] | None:
         """(open fd, offset, length) of a piece we hold, or None; the caller closes the fd."""
@@ -147,7 +158,15 @@ def _handler(peer: PeerServer) -> type[BaseHTTPRequestHandler]:
         def _send_file(self, fd: int, start: int, length: int) -> None:
             # sendfile: the piece goes from the page cache to the socket without passing
             # through Python, which on a busy node is most of what serving a piece costs.
+            # Uncapped (the link itself is the limit), the whole piece is one sendfile loop.
             sent = 0
+            if peer.upload.rate <= 0 and not peer.dead:
+                while sent < length:
+                    n = os.sendfile(self.connection.fileno(), fd, start + sent, length - sent)
+                    if n == 0:
+                        return  # the downloader hung up
+                    sent += n
+                return
             while sent < length:
                 if peer.dead:
                     self._cut()

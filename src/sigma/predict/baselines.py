@@ -75,7 +75,10 @@ class HoltWinters:
         values = check_history(history, step_s)
         per_bucket = max(1, round(self.fit_step_s / step_s))
         usable = values[values.size % per_bucket:]  # drop the oldest partial bucket
-        coarse = np.nanmean(usable.reshape(-1, per_bucket), axis=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN bucket is a gap, filled below
+            coarse = _fill_gaps(np.nanmean(usable.reshape(-1, per_bucket), axis=1), round(self.period_s / (
+                per_bucket * step_s)))
         coarse = np.maximum(coarse, 1e-6 * max(float(np.nanmax(coarse)), 1e-9))
         bucket_s = per_bucket * step_s
         first_ts = start_ts + (values.size % per_bucket) * step_s
@@ -110,3 +113,21 @@ class HoltWintersModel:
         mean = np.maximum(path[np.clip(ahead, 0, path.size - 1)], 0.0)
         bands = {q: mean * float(np.exp(np.quantile(self.log_errors, q))) for q in quantiles}
         return Forecast(ts, mean, bands)
+
+
+def _fill_gaps(values: FloatArray, season: int) -> FloatArray:
+    """Exponential smoothing cannot step over a gap: a missing bucket takes the value one
+    season later (or earlier, or the nearest known one), the best guess its own data offers."""
+    out = values.copy()
+    for shift in (season, -season):
+        gap = np.isnan(out)
+        if not gap.any():
+            return out
+        index = np.nonzero(gap)[0] + shift
+        ok = (index >= 0) & (index < out.size)
+        out[np.nonzero(gap)[0][ok]] = out[index[ok]]
+    gap = np.isnan(out)
+    if gap.any() and (~gap).any():
+        where = np.arange(out.size)
+        out[gap] = np.interp(where[gap], where[~gap], out[~gap])
+    return out

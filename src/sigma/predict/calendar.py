@@ -91,6 +91,14 @@ def uplift_path(ts: FloatArray, step_s: float, calendar: Sequence[CalendarEvent]
     return multiplier, tuple(applied)
 
 
+def event_mask_at(ts: FloatArray, step_s: float, calendar: Sequence[CalendarEvent]) -> np.ndarray:
+    """True for forecast points (each covering [ts, ts + step)) that any event touches."""
+    inside = np.zeros(ts.size, dtype=bool)
+    for event in calendar:
+        inside |= (ts + step_s > event.start_ts) & (ts < event.end_ts)
+    return inside
+
+
 def _event_path(event: CalendarEvent, learned: LearnedUplift | None,
                 offsets: FloatArray) -> tuple[FloatArray, float, str]:
     told = max(event.multiplier, 1.0)

@@ -37,13 +37,20 @@ def _row(scaler: dict[str, Any], now: float) -> list[Any]:
     current, desired = status.get("currentReplicas"), status.get("desiredReplicas")
     replicas = "<none>" if desired is None else f"{current if current is not None else '?'}/{desired}"
     return [scaler["metadata"]["name"], f"Deployment/{ref.get('name', '')}", spec.get("minReplicas", 1),
-            spec.get("maxReplicas", ""), replicas, _next_peak(status), age(scaler, now)]
+            spec.get("maxReplicas", ""), replicas, _value(status.get("currentMetric")),
+            _value(status.get("forecastNow")), _next_peak(status), age(scaler, now)]
+
+
+def _value(value: object) -> str:
+    """A metric value for a column: forecast and actual side by side, `<none>` before any."""
+    return f"{value:.4g}" if isinstance(value, int | float) and not isinstance(value, bool) else "<none>"
 
 
 def install() -> None:
     register_validator("PredictiveScaler", validate_predictive_scaler)
     register_printer("PredictiveScaler", [("Name", "string", 0), ("Target", "string", 0), ("Min", "integer", 0),
                                           ("Max", "integer", 0), ("Replicas", "string", 0),
+                                          ("Actual", "string", 0), ("Forecast", "string", 0),
                                           ("Next-Peak", "string", 0), ("Age", "string", 0)], _row)
 
 

@@ -11,8 +11,9 @@ The choice, in order:
 2. reactive (when enabled): the HPA's rule on the observed metric per ready replica
    (`hpa_step`); `combine` takes the larger, so a forecast that underestimates is caught.
 3. scale-down stabilisation on the result: never below the highest recommendation of the
-   last scaleDownStabilizationSeconds, so the end of a rush (or a dip in the forecast) does
-   not shed pods that the next minutes need back.
+   last scaleDownStabilizationSeconds, so a dip in the metric or the forecast does not shed
+   pods that the next minutes need back; except recommendations made during a calendar
+   event that has ended, whose end the forecast already knows about.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from sigma.predict.policy import (
 )
 from sigma.predict.scalerspec import ScalerSpec
 from sigma.predict.seasonal import SeasonalForecaster
-from sigma.predict.types import DEFAULT_QUANTILES, Forecast, Model
+from sigma.predict.types import DEFAULT_QUANTILES, CalendarEvent, Forecast, Model
 
 HISTORY_STEP_S = 300.0  # the forecaster's grain: at least this, or the spec's stepSeconds if longer
 MIN_SAMPLES_S = 3600.0  # an hour of history before the forecast is trusted at all
@@ -99,6 +100,8 @@ def plan(spec: ScalerSpec, model: Model | None, obs: Observation, state: ScalerS
         per_replica = spec.target_per_replica if cpu_per_replica_millis is None else cpu_per_replica_millis
         reservation = reservation_for(forecast, per_replica, window, spec.target_per_replica, spec.quantile,
                                       now_ts=obs.now)
+    if model is not None:
+        state = _forget_ended_events(state, spec, obs.now)
     hpa = state.hpa
     reactive = None
     if spec.reactive.enabled and obs.metric is not None:
@@ -110,6 +113,27 @@ def plan(spec: ScalerSpec, model: Model | None, obs: Observation, state: ScalerS
     decision, recommendations = _stabilise(decision, obs, state.recommendations,
                                            spec.reactive.scale_down_stabilization_s)
     return Plan(decision, forecast, reservation, ScalerState(hpa, recommendations))
+
+
+def _forget_ended_events(state: ScalerState, spec: ScalerSpec, now: float) -> ScalerState:
+    """Drops recommendations made during calendar events that are over. Stabilisation holds a
+    scale-down in case the load comes back within minutes; at the announced end of a rush
+    the forecast already says whether it will (a learned tail is in the forecast), so
+    holding the rush's replicas for five more minutes would only idle them. The reactive rule
+    still answers a rush that outlasts its announcement, from the metric."""
+    ended = [e for e in spec.calendar if e.end_ts <= now]
+    if not ended:
+        return state
+
+    def during(ts: float, e: CalendarEvent) -> bool:
+        # A decision at ts saw the metric of the step before it: one step past the end still
+        # measured the rush.
+        return e.start_ts <= ts < e.end_ts + spec.step_s
+
+    def keep(pairs: tuple[tuple[float, int], ...]) -> tuple[tuple[float, int], ...]:
+        return tuple((ts, r) for ts, r in pairs if not any(during(ts, e) for e in ended))
+
+    return ScalerState(HpaState(keep(state.hpa.recommendations)), keep(state.recommendations))
 
 
 def _choose(spec: ScalerSpec, obs: Observation, predictive: ReplicaDecision | None,

@@ -21,11 +21,12 @@ predicts at any timestamp, not only on the history's grid.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import numpy as np
 
-from sigma.predict.calendar import LearnedUplift, event_mask, learn_uplifts, uplift_path
+from sigma.predict.calendar import LearnedUplift, event_mask, event_mask_at, learn_uplifts, uplift_path
 from sigma.predict.robust import fill_circular, group_median, nanmedian, smooth_circular, theil_sen
 from sigma.predict.types import (
     DEFAULT_QUANTILES,
@@ -49,6 +50,11 @@ class SeasonalForecaster:
     daily: bool = True
     weekly: bool = True
     min_weekly_history_s: float = 2 * WEEK  # one week cannot tell a weekly pattern from noise
+    # An event's multiplier is a plan (marketing's x10), not a measurement: its log is taken
+    # as uncertain by this sigma, so inside events the upper bands widen (p99: +7%) and the
+    # policy provisions for a rush somewhat bigger than announced. Normal traffic's bands
+    # come from the residuals; a rush has no residuals of its own to learn that from.
+    event_sigma: float = 0.03
 
     def fit(self, history: FloatArray, step_s: float, start_ts: float,
             calendar: Sequence[CalendarEvent] = ()) -> SeasonalModel:
@@ -72,6 +78,7 @@ class SeasonalForecaster:
             weekly=weekly, residuals=residuals, residual_hours=_hour_of_day(ts),
             level=_level_correction(residuals, step_s), calendar=tuple(calendar),
             learned=learn_uplifts(calendar, logged - fitted, step_s, start_ts),
+            event_sigma=self.event_sigma,
         )
 
     def _fit_season(self, detrended: FloatArray, ts: FloatArray, step_s: float,
@@ -122,6 +129,10 @@ class SeasonalModel:
     level: Level
     calendar: tuple[CalendarEvent, ...]
     learned: dict[str, LearnedUplift]
+    event_sigma: float = 0.0
+    # Per-quantile bands by hour of day: pure functions of the residuals, and the bulk of a
+    # predict call's cost, so each is computed once per model (a controller predicts every step).
+    _bands: dict[float, FloatArray] = field(default_factory=dict, compare=False, repr=False)
 
     def baseline(self, ts: FloatArray) -> FloatArray:
         """The median forecast without events or level correction (what "a normal day" is)."""
@@ -139,11 +150,15 @@ class SeasonalModel:
         known = self.residuals[~np.isnan(self.residuals)]
         smear = float(np.mean(np.exp(known))) if known.size else 1.0  # E[exp(r)], unbiased mean
         hours = _hour_of_day(ts)
-        bands = {q: scale * np.exp(self._residual_quantile(q)[hours]) for q in quantiles}
+        spread = np.where(event_mask_at(ts, self.step_s, self.calendar), self.event_sigma, 0.0)
+        bands = {q: scale * np.exp(self._residual_quantile(q)[hours] + NormalDist().inv_cdf(q) * spread)
+                 for q in quantiles}
         return Forecast(ts, scale * smear, bands, applied)
 
     def _residual_quantile(self, q: float) -> FloatArray:
         """The q-quantile of residuals per hour of day, the global one for thin buckets."""
+        if q in self._bands:
+            return self._bands[q]
         good = ~np.isnan(self.residuals)
         r, h = self.residuals[good], self.residual_hours[good]
         overall = float(np.quantile(r, q)) if r.size else 0.0
@@ -152,6 +167,7 @@ class SeasonalModel:
             bucket = r[h == hour]
             if bucket.size >= MIN_BUCKET:
                 out[hour] = np.quantile(bucket, q)
+        self._bands[q] = out
         return out
 
 

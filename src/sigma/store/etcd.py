@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sigma.store.contract import (
@@ -36,6 +37,8 @@ from sigma.store.contract import (
     StoreClosed,
     StoreError,
     Watch,
+    WriteResults,
+    Writes,
 )
 from sigma.store.etcd_gateway import (
     COMPACTED,
@@ -53,6 +56,8 @@ from sigma.store.etcd_watch import IDLE_TIMEOUT_S, EtcdWatch, to_kv
 
 log = logging.getLogger("sigma.store.etcd")
 LIST_PAGE = 1000
+# etcd's default --max-txn-ops: the most operations one Txn may carry.
+TXN_OPS = 128
 # Spelled out here because inside EtcdStore the name ``list`` is the list() method.
 _Compares = list[Json]
 # A key no one writes: reads of it cost nothing and still carry the header revision.
@@ -98,6 +103,11 @@ class EtcdStore(Store):
         if self._closed:
             raise StoreClosed("store closed")
         return self.gateway.call(path, body, idempotent=idempotent)
+
+    def _call_many(self, path: str, bodies: list[Json], idempotent: bool = False) -> list[Json | EtcdError]:
+        if self._closed:
+            raise StoreClosed("store closed")
+        return self.gateway.call_many(path, bodies, idempotent=idempotent)
 
     def get(self, key: str) -> KeyValue | None:
         kvs = self._call("kv/range", {"key": b64(key)}, idempotent=True).get("kvs") or []
@@ -161,21 +171,28 @@ class EtcdStore(Store):
     def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
         return self._delete(key, expected_revision, None)
 
-    def _txn(self, key: str, compare: _Compares, success: Json, guard: Guard | None) -> tuple[bool, Json]:
+    def _txn_body(self, key: str, compare: _Compares, success: Json, guard: Guard | None) -> Json:
         failure: _Compares = [{"request_range": {"key": b64(key)}}]
         if guard is not None:
             compare = [*compare, guard.compare()]
             failure.append({"request_range": {"key": b64(guard.key)}})
-        answer = self._call("kv/txn", {"compare": compare, "success": [success], "failure": failure})
+        return {"compare": compare, "success": [success], "failure": failure}
+
+    def _txn_outcome(self, key: str, answer: Json, guard: Guard | None) -> bool:
+        """Whether the Txn succeeded; raises Fenced when it failed on the guard."""
         if answer.get("succeeded"):
-            return True, answer
-        responses = answer.get("responses") or []
+            return True
         if guard is not None:
+            responses = answer.get("responses") or []
             leader = responses[1]["response_range"].get("kvs") or []
             if not leader or num(leader[0], "create_revision") != guard.create_revision:
                 log.warning("fenced write to %s refused: leadership term %d has ended", key, guard.create_revision)
                 raise Fenced(f"write to {key} refused: the leadership term {guard.create_revision} has ended")
-        return False, answer
+        return False
+
+    def _txn(self, key: str, compare: _Compares, success: Json, guard: Guard | None) -> tuple[bool, Json]:
+        answer = self._call("kv/txn", self._txn_body(key, compare, success, guard))
+        return self._txn_outcome(key, answer, guard), answer
 
     def _create(self, key: str, value: bytes, guard: Guard | None) -> KeyValue:
         compare = [{"key": b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"}]
@@ -200,12 +217,61 @@ class EtcdStore(Store):
         return Conflict(key, expected_revision or 0, to_kv(kvs[0]).mod_revision)
 
     def _update(self, key: str, value: bytes, expected_revision: int | None, guard: Guard | None) -> KeyValue:
-        put = {"request_put": {"key": b64(key), "value": b64(value), "prev_kv": True}}
-        ok, answer = self._txn(key, self._compare_current(key, expected_revision), put, guard)
+        ok, answer = self._txn(key, self._compare_current(key, expected_revision), self._put(key, value), guard)
+        return self._updated(key, value, expected_revision, ok, answer)
+
+    @staticmethod
+    def _put(key: str, value: bytes) -> Json:
+        return {"request_put": {"key": b64(key), "value": b64(value), "prev_kv": True}}
+
+    def _updated(self, key: str, value: bytes, expected_revision: int | None, ok: bool, answer: Json) -> KeyValue:
         if not ok:
             raise self._refused(key, expected_revision, answer)
         prev = to_kv(answer["responses"][0]["response_put"]["prev_kv"])
         return KeyValue(key, value, prev.create_revision, rev_out(num(answer["header"], "revision")))
+
+    def _update_many(self, writes: Writes, guard: Guard | None) -> WriteResults:
+        """One Txn per write, as ``update`` sends it, so each write takes its own revision
+        (a watch resuming from one object's resourceVersion must not skip another object
+        written at the same revision: one Txn for the batch would give them all one). The
+        Txns are pipelined on one connection: etcd applies them in order, the batch waits
+        for one round trip instead of one per write."""
+        bodies = [self._txn_body(key, self._compare_current(key, expected), self._put(key, value), guard)
+                  for key, value, expected in writes]
+        answers = self._call_many("kv/txn", bodies)
+        results: WriteResults = []
+        fenced: Fenced | None = None
+        for (key, value, expected), answer in zip(writes, answers, strict=True):
+            if isinstance(answer, EtcdError):
+                raise answer
+            try:
+                results.append(self._updated(key, value, expected, self._txn_outcome(key, answer, guard), answer))
+            except (KeyNotFound, Conflict) as err:
+                results.append(err)
+            except Fenced as err:
+                fenced = fenced or err
+        if fenced is not None:
+            # The term ended during the batch: the writes from then on were refused (those
+            # before landed), and the caller hears it as it would from a loop of update().
+            raise fenced
+        return results
+
+    def update_many(self, writes: Writes) -> WriteResults:
+        return self._update_many(writes, None)
+
+    def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
+        # One Txn of range requests per TXN_OPS keys (etcd's --max-txn-ops): one snapshot
+        # and one round trip for a scheduler's batch of bindings.
+        chunks = [keys[i:i + TXN_OPS] for i in range(0, len(keys), TXN_OPS)]
+        bodies = [{"success": [{"request_range": {"key": b64(key)}} for key in chunk]} for chunk in chunks]
+        out: list[KeyValue | None] = []
+        for answer in self._call_many("kv/txn", bodies, idempotent=True):
+            if isinstance(answer, EtcdError):
+                raise answer
+            for response in answer.get("responses") or []:
+                kvs = response.get("response_range", {}).get("kvs") or []
+                out.append(to_kv(kvs[0]) if kvs else None)
+        return out
 
     def _delete(self, key: str, expected_revision: int | None, guard: Guard | None) -> KeyValue:
         delete = {"request_delete_range": {"key": b64(key), "prev_kv": True}}
@@ -282,6 +348,12 @@ class FencedStore(Store):
 
     def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
         return self.base._delete(key, expected_revision, self.guard)
+
+    def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
+        return self.base.get_many(keys)
+
+    def update_many(self, writes: Writes) -> WriteResults:
+        return self.base._update_many(writes, self.guard)
 
     def watch(self, prefix: str, start_revision: int) -> Watch:
         return self.base.watch(prefix, start_revision)

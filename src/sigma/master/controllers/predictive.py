@@ -16,6 +16,7 @@ its last step gets one step:
 
 Status written (merge patch on the status subresource):
     forecast, forecastUpper, actual: [[unix seconds, value], ...]   (next / last 6 h)
+    currentMetric, forecastNow: the metric now and what the forecast said for now
     forecastError: MAPE over the last day of forecasts made leadSeconds ahead
     desiredReplicas, currentReplicas, readyReplicas, reason, source, lastScaleTime,
     lastStepTime, nextPeak {time, value}, reservation {...}, stabilization {...},
@@ -51,15 +52,17 @@ from sigma.master.controllers.predictive_state import ScalerMemory, rebuild, sta
 from sigma.master.process import register_configurable_controller
 from sigma.master.scheduler.convert import pod_requests
 from sigma.predict.errors import mape
-from sigma.predict.scaler import Observation, Plan, plan
+from sigma.predict.scaler import Observation, Plan, forecast_at, plan
 from sigma.predict.scalerspec import ScalerSpec, parse_scaler_spec
+from sigma.predict.types import Forecast
 from sigma.quantity import QuantityError, cpu_millis
 
 log = logging.getLogger("sigma.predictive")
 
 PERIOD_S = 5.0  # how often due scalers are looked for; each still steps every stepSeconds
-REFIT_S = 3600.0  # the model changes slowly; a fit costs ~50 ms on two weeks of history
+REFIT_S = 3600.0  # on the scaled clock: the model changes slowly; a fit costs ~50 ms on two weeks
 DAY = 86400.0
+MIN_WAIT_S = 0.1  # a scaler on a compressed clock may be due every few hundred ms, not faster
 
 
 class PredictiveController:
@@ -75,6 +78,7 @@ class PredictiveController:
         self.metric_source = metric_source  # None: by the spec's metric type
         self.default_step_s = default_step_s  # for scalers whose spec leaves stepSeconds out
         self._memory: dict[str, ScalerMemory] = {}  # per scaler uid; a cache of status
+        self._next_due = 0.0  # wall time the next scaler is due: a compressed clock steps often
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -82,11 +86,12 @@ class PredictiveController:
                 self.reconcile()
             except ApiError as err:
                 log.warning("predictive: %s", err)
-            stop.wait(self.period_s)
+            stop.wait(min(self.period_s, max(MIN_WAIT_S, self._next_due - self.clock())))
 
     def reconcile(self) -> list[str]:
         """Step every due scaler; returns the names stepped (for tests and logs)."""
         now = self.clock()
+        self._next_due = now + self.period_s
         scalers = self.client.list("predictivescalers")["items"]
         self._memory = {uid: m for uid, m in self._memory.items()
                         if uid in {s["metadata"]["uid"] for s in scalers}}
@@ -100,7 +105,9 @@ class PredictiveController:
             if self.default_step_s and "stepSeconds" not in scaler["spec"]:
                 spec = dataclasses.replace(spec, step_s=self.default_step_s)
             memory = self._remember(scaler, spec)
-            if now < memory.last_step + spec.step_s - 1e-6:
+            scaled = now * spec.time_scale
+            if scaled < memory.last_step + spec.step_s - 1e-6:
+                self._next_due = min(self._next_due, (memory.last_step + spec.step_s) / spec.time_scale)
                 continue
             if usage is None:  # read NodeMetrics at most once per pass, only when a scaler is due
                 usage = pod_usage(self.client.list("nodemetrics")["items"], now)
@@ -108,7 +115,8 @@ class PredictiveController:
                 self._step(scaler, spec, memory, now, usage)
             except ApiError as err:
                 log.warning("predictivescaler %s: %s", scaler["metadata"]["name"], err)
-            memory.last_step = now
+            memory.last_step = scaled
+            self._next_due = min(self._next_due, now + spec.step_s / spec.time_scale)
             stepped.append(scaler["metadata"]["name"])
         return stepped
 
@@ -136,18 +144,22 @@ class PredictiveController:
             return
         pods = self._live_pods(deployment, ns)
         source = self.metric_source or memory.source or cpu_metric
-        metric = source(spec, pods, usage, now)
-        flushed = memory.add_sample(now, metric)
-        if (memory.model is None and (flushed or memory.fitted_at < 0)) or now - memory.fitted_at >= self.refit_s:
-            memory.refit(spec, now)  # without a model yet, try again as each slot closes
+        metric = source(spec, pods, usage, now)  # rates are per wall second, as the pods count
+        # The pure core runs on the scaled clock (spec.timeScale), where the load's days are days.
+        scaled = now * spec.time_scale
+        flushed = memory.add_sample(scaled, metric)
+        if (memory.model is None and (flushed or memory.fitted_at < 0)) or scaled - memory.fitted_at >= self.refit_s:
+            memory.refit(spec, scaled)  # without a model yet, try again as each slot closes
         replicas = int((deployment.get("spec") or {}).get("replicas") or 0)
         ready = sum(1 for p in pods if _ready(p))
         template = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
-        result = plan(spec, memory.model, Observation(now, metric, replicas, ready), memory.state,
+        result = plan(spec, memory.model, Observation(scaled, metric, replicas, ready), memory.state,
                       self._cpu_per_replica(spec, pods, usage, metric, template))
         memory.state = result.state
-        memory.record_forecast(spec, result.forecast, now)
+        memory.record_forecast(spec, result.forecast, scaled)
         status: dict[str, Any] = {"desiredReplicas": result.decision.replicas, "currentReplicas": len(pods),
+                                  "currentMetric": None if metric is None else round(metric, 4),
+                                  "forecastNow": _forecast_now(result.forecast, scaled),
                                   "readyReplicas": ready, "reason": result.decision.reason,
                                   "source": result.decision.source, "lastStepTime": now,
                                   "stabilization": memory.encode_state()}
@@ -156,7 +168,7 @@ class PredictiveController:
             status["lastScaleTime"] = now_rfc3339(now)
             log.info("predictivescaler %s/%s: %s -> %s replicas: %s", ns, meta["name"], replicas,
                      result.decision.replicas, result.decision.reason)
-        status.update(self._series(spec, memory, result, now))
+        status.update(self._series(spec, memory, result, scaled))
         status["reservation"] = self._reservation(spec, result, pods, usage, template, now)
         if flushed:
             status["history"] = memory.encode_history()
@@ -182,7 +194,10 @@ class PredictiveController:
         return float(_requests(template).get("cpu", 0))
 
     def _series(self, spec: ScalerSpec, memory: ScalerMemory, result: Plan, now: float) -> dict[str, Any]:
-        out: dict[str, Any] = {"actual": status_series(*memory.history.between(now - 6 * 3600.0, now))}
+        """The status's series, `now` on the scaled clock; their times are written as wall times."""
+        wall = 1.0 / spec.time_scale
+        ts, values = memory.history.between(now - 6 * 3600.0, now)
+        out: dict[str, Any] = {"actual": status_series(ts * wall, values)}
         actual_ts, actual = memory.history.between(now - DAY, now)
         predicted_ts, predicted = memory.forecasts.between(now - DAY, now)
         _, a, p = np.intersect1d(actual_ts, predicted_ts, return_indices=True)
@@ -193,10 +208,10 @@ class PredictiveController:
             out.update(forecast=[], forecastUpper=[], nextPeak=None)
             return out
         upper = forecast.at(spec.quantile)
-        out["forecast"] = status_series(forecast.ts, forecast.mean)
-        out["forecastUpper"] = status_series(forecast.ts, upper)
+        out["forecast"] = status_series(forecast.ts * wall, forecast.mean)
+        out["forecastUpper"] = status_series(forecast.ts * wall, upper)
         peak = int(np.argmax(upper))
-        out["nextPeak"] = {"time": float(forecast.ts[peak]), "value": round(float(upper[peak]), 4)}
+        out["nextPeak"] = {"time": float(forecast.ts[peak]) * wall, "value": round(float(upper[peak]), 4)}
         return out
 
     def _reservation(self, spec: ScalerSpec, result: Plan, pods: list[dict[str, Any]],
@@ -227,9 +242,10 @@ class PredictiveController:
         if unplaced:
             reason += f"; {unplaced} new replica(s) fit on no node, nothing reserved for them"
         return {"cpuMillis": total_cpu, "memoryBytes": sum(r.memory_bytes for r in extra.values()),
-                "peakTime": result.reservation.peak_ts, "reason": reason, "nodes": reservation_nodes(extra),
+                "peakTime": result.reservation.peak_ts / spec.time_scale, "reason": reason,
+                "nodes": reservation_nodes(extra),
                 # A lease: renewed every step, lapses if this controller stops renewing it.
-                "until": now + 3 * spec.step_s}
+                "until": now + 3 * spec.step_s / spec.time_scale}
 
     def _with_room(self, per_node: dict[str, TargetOnNode]) -> dict[str, TargetOnNode]:
         requested: dict[str, int] = {}
@@ -259,6 +275,12 @@ class PredictiveController:
         except ApiError as err:
             if err.code != 404:  # deleted meanwhile: nothing to report to
                 raise
+
+
+def _forecast_now(forecast: Forecast | None, scaled_now: float) -> float | None:
+    """The forecast mean for now, next to currentMetric in `kubectl get`: forecast vs actual."""
+    value = forecast_at(forecast, scaled_now) if forecast is not None else math.nan
+    return None if math.isnan(value) else round(value, 4)
 
 
 def _ready(pod: dict[str, Any]) -> bool:

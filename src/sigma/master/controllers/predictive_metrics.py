@@ -85,23 +85,26 @@ def parse_prometheus(text: str, name: str) -> float | None:
 
 
 class PrometheusSource:
-    """Scrapes http://podIP:port/path of each Ready pod; for a counter, the per-second rate
-    since the previous scrape of that pod (a restarted pod's counter restarts from 0)."""
+    """Scrapes http://podIP:port/path of each pod once per distinct endpoint; for a counter,
+    the per-second rate since the previous scrape of it (a restarted pod's counter restarts
+    from 0)."""
 
     def __init__(self, get: Callable[[str], str] | None = None) -> None:
         self._get = get or _http_get
-        self._last: dict[PodKey, tuple[float, float]] = {}  # counter value and time per pod
+        self._last: dict[str, tuple[float, float]] = {}  # counter value and time per endpoint
 
     def __call__(self, spec: ScalerSpec, pods: list[dict[str, Any]], usage: Mapping[PodKey, PodUsage],
                  now: float) -> float | None:
         m = spec.metric
-        urls = {_key(p): f"http://{p['status']['podIP']}:{m.port}{m.path}" for p in pods
-                if (p.get("status") or {}).get("podIP")}
+        # Pods on a host network share their node's IP: several pods, one endpoint. Summing
+        # it once per pod would count it N times, so each distinct endpoint is scraped once.
+        urls = sorted({f"http://{p['status']['podIP']}:{m.port}{m.path}" for p in pods
+                       if (p.get("status") or {}).get("podIP")})
         if not urls:
             return None
         with ThreadPoolExecutor(min(SCRAPE_WORKERS, len(urls))) as pool:
-            values = dict(zip(urls, pool.map(lambda u: self._scrape(u, m.name), urls.values()), strict=True))
-        readings = [(key, v) for key, v in values.items() if v is not None]
+            values = dict(zip(urls, pool.map(lambda u: self._scrape(u, m.name), urls), strict=True))
+        readings = [(url, v) for url, v in values.items() if v is not None]
         if not m.rate:
             return sum(v for _, v in readings) if readings else None
         rates = []
@@ -111,7 +114,7 @@ class PrometheusSource:
             if previous is not None and now > previous[1]:
                 delta = value - previous[0] if value >= previous[0] else value  # counter reset
                 rates.append(delta / (now - previous[1]))
-        self._last = {k: v for k, v in self._last.items() if k in urls}  # forget pods that left
+        self._last = {k: v for k, v in self._last.items() if k in values}  # forget pods that left
         return sum(rates) if rates else None
 
     def _scrape(self, url: str, name: str) -> float | None:

@@ -92,7 +92,7 @@ def rebuild(scaler: dict[str, Any], spec: ScalerSpec, generation: int) -> Scaler
     )
     last = status.get("lastStepTime")
     if isinstance(last, int | float) and not isinstance(last, bool):
-        memory.last_step = float(last)  # a restart does not step a scaler early
+        memory.last_step = float(last) * spec.time_scale  # a restart does not step a scaler early
     return memory
 
 

@@ -52,14 +52,14 @@ def bind_all(client: ApiClient, bindings: list[tuple[dict[str, Any], str]]) -> l
     names = [pod_name(pod) for pod, _ in bindings]
     errors = bind_many([(name, namespace, node) for (namespace, name), (_, node) in zip(names, bindings, strict=True)])
     results: list[bool | ApiError] = []
-    for (pod, node), err in zip(bindings, errors, strict=True):
-        if err is None:
+    for (pod, node), failure in zip(bindings, errors, strict=True):
+        if failure is None:
             results.append(True)
-        elif err.code in (404, 409):
-            log.info("binding %s/%s to %s dropped: %s", *pod_name(pod), node, err)
+        elif failure.code in (404, 409):
+            log.info("binding %s/%s to %s dropped: %s", *pod_name(pod), node, failure)
             results.append(False)
         else:
-            results.append(err)
+            results.append(failure)
     return results
 
 
