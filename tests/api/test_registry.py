@@ -181,3 +181,27 @@ def test_a_watch_from_a_compacted_revision_is_gone(registry: Registry) -> None:
     with pytest.raises(ApiError) as err:
         registry.watch(PODS, "default", str(int(old) - 1))
     assert err.value.code == 410
+
+
+def test_a_node_field_watch_sees_the_binding_of_its_pods_only(registry: Registry) -> None:
+    start = registry.list(PODS, "default")["metadata"]["resourceVersion"]
+    watch = registry.watch(PODS, None, start, field_selector="spec.nodeName=n1")
+    for name in ("mine", "theirs"):
+        registry.create(PODS, "default", pod(name))
+    registry.bind("default", "mine", "n1")
+    registry.bind("default", "theirs", "n2")
+    registry.delete(PODS, "default", "mine", grace_period=0)
+    events = [(e.type, e.object["metadata"]["name"]) for e in watch.wait(1.0) + watch.drain()]
+    watch.close()
+    assert events == [("ADDED", "mine"), ("DELETED", "mine")]
+    listed = registry.list(PODS, None, field_selector="spec.nodeName=n2")["items"]
+    assert [p["metadata"]["name"] for p in listed] == ["theirs"]
+
+
+def test_a_namespace_deleted_through_the_registry_takes_effect_at_once_despite_the_cache(registry: Registry) -> None:
+    registry.create(NAMESPACES, None, {"metadata": {"name": "brief"}})
+    registry.create(PODS, "brief", pod("a"))  # the namespace is read (and cached) here
+    registry.delete(NAMESPACES, None, "brief")
+    with pytest.raises(ApiError) as gone:
+        registry.create(PODS, "brief", pod("b"))
+    assert gone.value.code == 404

@@ -7,6 +7,7 @@ from sigma.api.selectors import (
     match_label_selector,
     parse_field_selector,
     parse_label_selector,
+    required_field_values,
     selector_to_string,
 )
 
@@ -52,3 +53,17 @@ def test_label_selector_objects_and_their_string_form() -> None:
     assert not match_label_selector(sel, {"app": "web"})
     assert not match_label_selector(None, {"app": "web"})
     assert selector_to_string(sel) == "app=web,tier in (a)"
+
+
+@pytest.mark.parametrize(("selector", "required"), [
+    ("spec.nodeName=n1", ("n1",)),
+    ("spec.nodeName==n1,status.phase=Running", ("n1", "Running")),
+    ("spec.nodeName!=n1", ()),
+    ("spec.nodeName=", ()),
+    ("spec.unschedulable=true", ()),
+    ("", ()),
+], ids=["an equality on a string field is required", "every equality is required",
+        "an inequality requires nothing", "an empty value also matches an absent field",
+        "a boolean field is not stored as that string", "no selector requires nothing"])
+def test_required_field_values(selector: str, required: tuple[str, ...]) -> None:
+    assert required_field_values(selector) == required

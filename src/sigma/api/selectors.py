@@ -161,6 +161,27 @@ def parse_field_selector(text: str, allowed: frozenset[str] | None = None) -> Pr
     return match_obj
 
 
+# Field paths stored as JSON strings, whose `path=value` terms can be tested on the encoded
+# object (a boolean such as spec.unschedulable is stored as true, not "true").
+STRING_FIELDS = frozenset({
+    "metadata.name", "metadata.namespace", "spec.nodeName", "status.phase", "spec.schedulerName",
+    "spec.restartPolicy", "status.nominatedNodeName", "involvedObject.kind", "involvedObject.namespace",
+    "involvedObject.name", "involvedObject.uid", "involvedObject.apiVersion", "reason", "type"})
+
+
+def required_field_values(text: str) -> tuple[str, ...]:
+    """Non-empty string values an object must hold to match `text` (`path=value` terms on
+    STRING_FIELDS). Like required_label_keys, they let a watch skip decoding objects whose
+    encoded form does not contain them: an agent watching its node's pods then decodes only
+    the pods bound to it. (An empty value also matches an absent field: not required.)"""
+    values: list[str] = []
+    for term in _split_terms(text or ""):
+        match = re.match(r"^\s*([A-Za-z0-9_.]+)\s*(==|=)\s*(.*?)\s*$", term)
+        if match and match.group(1) in STRING_FIELDS and match.group(3):
+            values.append(match.group(3))
+    return tuple(values)
+
+
 FIELD_SELECTORS: dict[str, frozenset[str]] = {
     "pods": frozenset({"metadata.name", "metadata.namespace", "spec.nodeName", "status.phase",
                        "spec.schedulerName", "spec.restartPolicy", "status.nominatedNodeName"}),

@@ -17,9 +17,15 @@ The node's NodeSLO sets cpuThreshold 1.0 for the run: the threshold is a policy 
 0.65 keeps a third of the node back for prod bursts, capping batch by design); the question
 here is whether the mechanism holds when batch may take every cycle prod leaves.
 
+The load generator stands for the service's clients, which in a cluster run on other
+machines. Here it shares the node, so during each run this process is moved into the node's
+prod tier (a cgroup of its own beside the service's, cpu and cpuacct hierarchies only):
+left in the root cgroup it would compete with the node's whole pod tree at equal weight,
+batch included, and its own wake-up delays would be measured as the service's latency.
+
 Accounting (this is a 2-core machine, and the load generator is not free):
-- prod CPU = the agent's prod cgroup (the service) + this process's CPU during the run
-  (the load generator exists only to serve prod, so it counts on prod's side);
+- prod CPU = the agent's prod cgroup: the service, and the load generator inside it (it
+  exists only to serve prod, so it counts on prod's side);
 - batch CPU = the batch parent's cpuacct; machine_cpu_util = busy / all cores, /proc/stat;
 - batch_share_of_idle = batch CPU / (cores - prod CPU). Everything else on the machine (the
   master, the agent, anyone else's work) is neither, and also beats SCHED_IDLE batch, so
@@ -41,16 +47,20 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sigma.agent.cgroups import CgroupTree
+from sigma.agent.podspec import Resources
 from sigma.api.errors import ApiError
 from sigma.bench import latency_server
 from sigma.bench.loadgen import LoadResult, run_load
 from sigma.bench.masterproc import BenchMaster, free_port
 from sigma.client.http import HttpClient
 from sigma.podpython import workload_python
+from sigma.quantity import cpu_millis
 
 NODE = "bench-isolation"
 SERVICE_CPU = "500m"
@@ -86,6 +96,43 @@ def _proc_stat() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+LOADGEN_CGROUP = "bench-loadgen"
+
+
+def _own_cgroups() -> dict[str, str]:
+    """This process's cgroup per controller ("" for the v2 unified hierarchy)."""
+    out: dict[str, str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for controller in controllers.split(",") if controllers else [""]:
+                out[controller] = path
+    return out
+
+
+@contextmanager
+def in_prod_tier(cgroups: CgroupTree) -> Iterator[None]:
+    """Run this process inside the node's prod tier (cpu and cpuacct), then move it back to
+    where it was and remove its cgroup."""
+    rel = cgroups.ensure_pod("prod", LOADGEN_CGROUP, Resources(cpu_request_millis=cpu_millis(SERVICE_CPU)))
+    home = _own_cgroups()
+    moved: list[tuple[str, str]] = []
+    try:
+        for controller in ("cpu", "cpuacct"):
+            if controller in cgroups.hierarchies:
+                hierarchy = cgroups.hierarchies[controller]
+                original = home.get(controller, home.get("", "/"))
+                with open(os.path.join(hierarchy, rel, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+                moved.append((hierarchy, original))
+        yield
+    finally:
+        for hierarchy, original in moved:
+            with open(os.path.join(hierarchy, original.lstrip("/"), "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+        cgroups.remove(rel)
+
+
 class Phase:
     """CPU counters around one measured run."""
 
@@ -107,7 +154,7 @@ class Phase:
         self.util = busy / total if total else 0.0
         self.idle_cores = (total - busy) / total * cores if total else 0.0
         self.loadgen = (time.process_time() - self.own0) / seconds
-        self.prod = (self._cpu_ns("prod") - self.prod0) / 1e9 / seconds + self.loadgen
+        self.prod = (self._cpu_ns("prod") - self.prod0) / 1e9 / seconds  # the load generator included
         self.batch = (self._cpu_ns("batch") - self.batch0) / 1e9 / seconds
         self.cores = cores
 
@@ -187,7 +234,7 @@ class Bench:
 
     def measure(self, label: str) -> tuple[LoadResult, Phase]:
         time.sleep(self.args.settle)  # the suppress loop and the batch pods reach their steady state
-        with Phase(self.cgroups) as phase:
+        with in_prod_tier(self.cgroups), Phase(self.cgroups) as phase:
             result = run_load("127.0.0.1", self.port, self.args.rate, self.args.seconds)
         _log(f"{label}: p50 {result.percentile(50):.2f} ms, p99 {result.percentile(99):.2f} ms, "
              f"{len(result.latencies_ms)} ok / {result.errors} errors; cpu util {phase.util:.2f}, "
