@@ -204,6 +204,15 @@ def fill(directory: Path) -> Path:
     return filler
 
 
+def assert_alive_with_every_acknowledged_pod(master: MasterProcess, load: Load) -> None:
+    """The master still runs and serves reads: every acknowledged pod, no refused one."""
+    assert master.process is not None and master.process.poll() is None
+    assert httpx.get(f"{master.url}/healthz").status_code == 200
+    stored = stored_pods(master.url)
+    assert set(load.acked) <= stored
+    assert not stored & set(load.refused), "a refused create was half-written"
+
+
 def test_a_full_state_directory_refuses_writes_with_507_and_recovers(tmpfs_state: Path, tmp_path: Path) -> None:
     db = tmpfs_state / "state.db"
     (tmp_path / "run").mkdir()
@@ -219,11 +228,7 @@ def test_a_full_state_directory_refuses_writes_with_507_and_recovers(tmpfs_state
         assert_refusals(load, 507, "InsufficientStorage", "full")
 
         # Reads work and the master is alive; everything acknowledged is there, nothing refused.
-        assert master.process is not None and master.process.poll() is None
-        assert httpx.get(f"{master.url}/healthz").status_code == 200
-        stored = stored_pods(master.url)
-        assert set(load.acked) <= stored
-        assert not stored & set(load.refused), "a refused create was half-written"
+        assert_alive_with_every_acknowledged_pod(master, load)
 
         # Space comes back: the next write simply works, without a restart.
         filler.unlink()
@@ -262,11 +267,7 @@ def test_a_read_only_state_directory_refuses_writes_with_503_and_corrupts_nothin
         assert durable, "nothing was acknowledged before the file system turned read-only"
         assert_refusals(load, 503, "ServiceUnavailable", "read-only")
 
-        assert master.process is not None and master.process.poll() is None
-        assert httpx.get(f"{master.url}/healthz").status_code == 200
-        stored = stored_pods(master.url)
-        assert set(load.acked) <= stored
-        assert not stored & set(load.refused), "a refused create was half-written"
+        assert_alive_with_every_acknowledged_pod(master, load)
     finally:
         master.stop()
 

@@ -160,6 +160,9 @@ class Master:
             self.start_controllers()
         config = uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning",
                                 access_log=False, lifespan="off", timeout_graceful_shutdown=1,
+                                # Clients connect directly: no proxy may rewrite the source
+                                # address the audit log and rate limits key on.
+                                proxy_headers=False,
                                 **(self.auth_setup.uvicorn_options() if self.auth_setup is not None else {}))
         self._server = _Server(config, on_shutdown=self.app.state.api.close_streams)
         if on_ready is not None:
