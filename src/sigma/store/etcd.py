@@ -9,7 +9,9 @@ Mapping (see contract.py for what each call promises):
   reads the key back, which tells KeyNotFound from Conflict. A failed Txn writes nothing, so
   it consumes no revision, as the contract requires.
 - ``list`` pages through a prefix at the revision of its first page: one consistent read.
-- ``watch`` is an etcd watch stream per Watch (etcd_watch.py).
+- ``watch`` subscribes to an etcd watch stream shared by every watch on the prefix in this
+  process (etcd_fanout.py, etcd_watch.py).
+- ``get_many`` is one Txn of range requests; ``update_many`` pipelines one Txn per write.
 - ``compact`` is etcd's compaction; ``compacted_revision`` is found by probing, because
   etcd reports it only as an error on reads below it (see there).
 
@@ -22,6 +24,7 @@ controllers write through the fenced view; API writes from clients need no leade
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 from collections.abc import Sequence
@@ -40,6 +43,7 @@ from sigma.store.contract import (
     WriteResults,
     Writes,
 )
+from sigma.store.etcd_fanout import LINGER_S, Feed
 from sigma.store.etcd_gateway import (
     COMPACTED,
     FUTURE_REVISION,
@@ -86,7 +90,10 @@ class EtcdStore(Store):
         self.watch_idle_timeout = watch_idle_timeout
         self._closed = False
         self._lock = threading.Lock()
-        self._watches: set[EtcdWatch] = set()
+        # Watches share one etcd stream per prefix (etcd_fanout.py): the shared feeds by
+        # prefix, and every feed (shared or not) so that close() ends them all.
+        self._feeds: dict[str, Feed] = {}
+        self._all_feeds: set[Feed] = set()
         self._compacted_hint = 0  # compaction only moves up: the probe starts here
 
     @classmethod
@@ -171,12 +178,15 @@ class EtcdStore(Store):
     def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
         return self._delete(key, expected_revision, None)
 
-    def _txn_body(self, key: str, compare: _Compares, success: Json, guard: Guard | None) -> Json:
-        failure: _Compares = [{"request_range": {"key": b64(key)}}]
+    def _txn_body(self, key: str, compare: _Compares, success: _Compares, guard: Guard | None) -> Json:
+        # On failure, the key's revisions tell KeyNotFound from Conflict; its value is not
+        # needed, and leaving it out spares etcd's gateway encoding it as JSON (the
+        # gateway's JSON work is most of etcd's CPU).
+        failure: _Compares = [{"request_range": {"key": b64(key), "keys_only": True}}]
         if guard is not None:
             compare = [*compare, guard.compare()]
-            failure.append({"request_range": {"key": b64(guard.key)}})
-        return {"compare": compare, "success": [success], "failure": failure}
+            failure.append({"request_range": {"key": b64(guard.key), "keys_only": True}})
+        return {"compare": compare, "success": success, "failure": failure}
 
     def _txn_outcome(self, key: str, answer: Json, guard: Guard | None) -> bool:
         """Whether the Txn succeeded; raises Fenced when it failed on the guard."""
@@ -190,14 +200,14 @@ class EtcdStore(Store):
                 raise Fenced(f"write to {key} refused: the leadership term {guard.create_revision} has ended")
         return False
 
-    def _txn(self, key: str, compare: _Compares, success: Json, guard: Guard | None) -> tuple[bool, Json]:
+    def _txn(self, key: str, compare: _Compares, success: _Compares, guard: Guard | None) -> tuple[bool, Json]:
         answer = self._call("kv/txn", self._txn_body(key, compare, success, guard))
         return self._txn_outcome(key, answer, guard), answer
 
     def _create(self, key: str, value: bytes, guard: Guard | None) -> KeyValue:
         compare = [{"key": b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"}]
         put = {"request_put": {"key": b64(key), "value": b64(value)}}
-        ok, answer = self._txn(key, compare, put, guard)
+        ok, answer = self._txn(key, compare, [put], guard)
         if not ok:
             raise KeyExists(key)
         revision = rev_out(num(answer["header"], "revision"))
@@ -221,14 +231,18 @@ class EtcdStore(Store):
         return self._updated(key, value, expected_revision, ok, answer)
 
     @staticmethod
-    def _put(key: str, value: bytes) -> Json:
-        return {"request_put": {"key": b64(key), "value": b64(value), "prev_kv": True}}
+    def _put(key: str, value: bytes) -> _Compares:
+        # The key's create_revision comes from a keys-only read after the put, not from
+        # prev_kv: prev_kv would send the whole old value back through the gateway.
+        return [{"request_put": {"key": b64(key), "value": b64(value)}},
+                {"request_range": {"key": b64(key), "keys_only": True}}]
 
     def _updated(self, key: str, value: bytes, expected_revision: int | None, ok: bool, answer: Json) -> KeyValue:
         if not ok:
             raise self._refused(key, expected_revision, answer)
-        prev = to_kv(answer["responses"][0]["response_put"]["prev_kv"])
-        return KeyValue(key, value, prev.create_revision, rev_out(num(answer["header"], "revision")))
+        written = answer["responses"][1]["response_range"]["kvs"][0]
+        revision = rev_out(num(answer["header"], "revision"))
+        return KeyValue(key, value, rev_out(num(written, "create_revision")), revision)
 
     def _update_many(self, writes: Writes, guard: Guard | None) -> WriteResults:
         """One Txn per write, as ``update`` sends it, so each write takes its own revision
@@ -259,12 +273,12 @@ class EtcdStore(Store):
     def update_many(self, writes: Writes) -> WriteResults:
         return self._update_many(writes, None)
 
-    def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
+    def get_many(self, keys: Sequence[str]) -> builtins.list[KeyValue | None]:
         # One Txn of range requests per TXN_OPS keys (etcd's --max-txn-ops): one snapshot
         # and one round trip for a scheduler's batch of bindings.
         chunks = [keys[i:i + TXN_OPS] for i in range(0, len(keys), TXN_OPS)]
         bodies = [{"success": [{"request_range": {"key": b64(key)}} for key in chunk]} for chunk in chunks]
-        out: list[KeyValue | None] = []
+        out: builtins.list[KeyValue | None] = []
         for answer in self._call_many("kv/txn", bodies, idempotent=True):
             if isinstance(answer, EtcdError):
                 raise answer
@@ -275,7 +289,7 @@ class EtcdStore(Store):
 
     def _delete(self, key: str, expected_revision: int | None, guard: Guard | None) -> KeyValue:
         delete = {"request_delete_range": {"key": b64(key), "prev_kv": True}}
-        ok, answer = self._txn(key, self._compare_current(key, expected_revision), delete, guard)
+        ok, answer = self._txn(key, self._compare_current(key, expected_revision), [delete], guard)
         if not ok:
             raise self._refused(key, expected_revision, answer)
         prev = to_kv(answer["responses"][0]["response_delete_range"]["prev_kvs"][0])
@@ -287,23 +301,50 @@ class EtcdStore(Store):
         # stream's creation still reaches the consumer, as the watch's error.
         if not self._readable_at(start_revision):
             raise RevisionCompacted(start_revision, self.compacted_revision())
-        key = b64(prefix.encode() if prefix else b"\0")
-        end = b64(prefix_range_end(prefix.encode()) if prefix else b"\0")
-        feed: list[EtcdWatch] = []
-        watch = Watch(prefix, on_close=lambda _w: feed[0].stop())
-        stream = EtcdWatch(self.gateway, watch, key, end, start_revision, on_end=self._forget,
-                           idle_timeout=self.watch_idle_timeout)
-        feed.append(stream)
         with self._lock:
             if self._closed:
                 raise StoreClosed("store closed")
-            self._watches.add(stream)
+            # The feed of the longest registered prefix that contains this one.
+            shared = [f for p, f in self._feeds.items() if prefix.startswith(p)]
+            feed = max(shared, key=lambda f: len(f.prefix), default=None)
+        if feed is not None:
+            watch = feed.subscribe(prefix, start_revision)
+            if watch is not None:
+                return watch
+        return self._open_feed(prefix, start_revision)
+
+    def _open_feed(self, prefix: str, start_revision: int) -> Watch:
+        """A new etcd stream from ``start_revision``, shared from now on unless a feed for
+        this prefix is registered already (this one then serves its one watch only)."""
+        with self._lock:
+            registered = self._feeds.get(prefix)
+            shared = registered is None or registered.ended
+        feed = Feed(prefix, start_revision, on_idle=self._retire, linger=LINGER_S if shared else 0)
+        watch = feed.subscribe(prefix, start_revision)
+        assert watch is not None  # a fresh feed holds everything after its start
+        key = b64(prefix.encode() if prefix else b"\0")
+        end = b64(prefix_range_end(prefix.encode()) if prefix else b"\0")
+        stream = EtcdWatch(self.gateway, feed, key, end, start_revision, on_end=lambda _s: None,
+                           idle_timeout=self.watch_idle_timeout, track_values=True)
+        feed.stopper = stream.stop
+        with self._lock:
+            if self._closed:
+                raise StoreClosed("store closed")
+            registered = self._feeds.get(prefix)
+            if shared and (registered is None or registered.ended):
+                self._feeds[prefix] = feed
+            self._all_feeds.add(feed)
         stream.start()
         return watch
 
-    def _forget(self, stream: EtcdWatch) -> None:
+    def _retire(self, feed: Feed) -> None:
+        """A feed ended (its stream failed, or nobody listened for a while): unregister it
+        and stop its stream."""
         with self._lock:
-            self._watches.discard(stream)
+            if self._feeds.get(feed.prefix) is feed:
+                del self._feeds[feed.prefix]
+            self._all_feeds.discard(feed)
+        feed.stopper()
 
     def compact(self, revision: int) -> None:
         if revision > self.current_revision():
@@ -321,9 +362,9 @@ class EtcdStore(Store):
             if self._closed:
                 return
             self._closed = True
-            streams = list(self._watches)
-        for stream in streams:
-            stream.stop(StoreClosed("store closed"))
+            feeds = list(self._all_feeds)
+        for feed in feeds:
+            feed.end(StoreClosed("store closed"))
         self.gateway.close()
 
 
@@ -349,7 +390,7 @@ class FencedStore(Store):
     def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
         return self.base._delete(key, expected_revision, self.guard)
 
-    def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
+    def get_many(self, keys: Sequence[str]) -> builtins.list[KeyValue | None]:
         return self.base.get_many(keys)
 
     def update_many(self, writes: Writes) -> WriteResults:

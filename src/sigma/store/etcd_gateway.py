@@ -25,13 +25,13 @@ import select
 import socket
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, cast
 
 import httpx
 import orjson
 
-from sigma.store.contract import StorageFull, StoreError, StoreUnavailable
+from sigma.store.contract import StorageFull, StoreClosed, StoreError, StoreUnavailable
 
 __all__ = ["EtcdError", "Gateway", "StorageFull", "StoreUnavailable"]
 
@@ -220,10 +220,8 @@ class _Connection:
             del buf[: size + 2]
 
     def close(self) -> None:
-        try:
+        with suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
 
 class Gateway:
@@ -291,6 +289,8 @@ class Gateway:
         StoreUnavailable as ``call`` does; requests not yet answered may have been applied."""
         if not bodies:
             return []
+        if self._closed:
+            raise StoreClosed("etcd gateway closed")
         limit = CALL_TIMEOUT_S if timeout is None else timeout
         encoded = [orjson.dumps(body) for body in bodies]
         last: Exception | None = None
@@ -357,11 +357,17 @@ class Gateway:
         and would otherwise block the reader forever."""
         index, base = self._endpoint()
         timeout = httpx.Timeout(None, connect=CONNECT_TIMEOUT_S, read=idle_timeout)
+        if self._closed:
+            raise StoreClosed("etcd gateway closed")
         try:
             with self._streams.stream("POST", f"{base}/v3/{path}", json=body, timeout=timeout) as response:
                 yield response
         except (httpx.ConnectError, httpx.ConnectTimeout):
             self._fail_over(index)
+            raise
+        except RuntimeError as err:  # httpx refuses a client closed meanwhile (store closing)
+            if self._closed:
+                raise StoreClosed("etcd gateway closed") from err
             raise
 
     def close(self) -> None:

@@ -8,7 +8,9 @@ thread only translates and pushes. Two details make etcd's stream match the cont
   compaction check ("start < compacted") is exactly the contract's. (Revisions shift by one
   between etcd and the contract: see etcd_gateway.rev_out.)
 - A DELETE from etcd carries only the key and the deleting revision; the contract's DELETE
-  carries the deleted value, so the event is rebuilt from ``prev_kv`` (requested always).
+  carries the deleted value, so the event is rebuilt from the previous value: ``prev_kv``
+  from etcd, or (``track_values``, what the shared feeds of etcd_fanout.py use) the values
+  the watch read at its start revision and keeps current from the events.
 
 When the connection breaks (an etcd member died) the stream is reopened on the next endpoint
 from the last revision delivered, with back-off, so the consumer sees no gap and no
@@ -30,7 +32,6 @@ consumer never waits on a dead store without hearing about it.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import socket
 import threading
@@ -38,6 +39,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+import orjson
 
 from sigma.store.contract import (
     KeyValue,
@@ -48,7 +50,18 @@ from sigma.store.contract import (
     Watch,
     WatchEvent,
 )
-from sigma.store.etcd_gateway import Gateway, Json, b64, num, rev_in, rev_out, unb64
+from sigma.store.etcd_gateway import (
+    COMPACTED,
+    FUTURE_REVISION,
+    EtcdError,
+    Gateway,
+    Json,
+    b64,
+    num,
+    rev_in,
+    rev_out,
+    unb64,
+)
 
 log = logging.getLogger("sigma.store.etcd")
 RECONNECT_FIRST_S = 0.1
@@ -57,6 +70,7 @@ RECONNECT_MAX_S = 2.0
 # suspect. Three progress intervals of EtcdServer's etcd (PROGRESS_NOTIFY_S there).
 IDLE_TIMEOUT_S = 15.0
 PROBE_TIMEOUT_S = 2.0
+VALUES_PAGE = 1000
 _PROBE = {"key": b64(b"\0sigma-probe"), "count_only": True}
 
 
@@ -81,8 +95,16 @@ def to_event(raw: Json) -> WatchEvent:
 
 class EtcdWatch:
     def __init__(self, gateway: Gateway, watch: Watch, key: str, range_end: str, start: int,
-                 on_end: Callable[[EtcdWatch], None], idle_timeout: float = IDLE_TIMEOUT_S) -> None:
+                 on_end: Callable[[EtcdWatch], None], idle_timeout: float = IDLE_TIMEOUT_S,
+                 track_values: bool = False) -> None:
         self.gateway = gateway
+        # With track_values, the watch keeps every key's current value under its prefix
+        # (read once at the start revision, then kept up to date by the events) and builds
+        # each event's previous value from it, rather than having etcd send prev_kv: etcd
+        # then neither reads the old value back nor encodes it through its JSON gateway,
+        # and a shared stream (etcd_fanout.Feed) carries half the bytes.
+        self._track_values = track_values
+        self._values: dict[str, KeyValue] | None = None
         self.idle_timeout = idle_timeout
         self._heard = time.monotonic()  # the last time etcd sent this watch anything
         self.watch = watch
@@ -153,10 +175,61 @@ class EtcdWatch:
         self.watch._fail(StoreUnavailable(f"etcd watch on {self.watch.prefix!r} ended at revision {self._last}: "
                                           f"{why}; relist or watch again from there"))
 
+    def _load_values(self) -> bool:
+        """Read the prefix at the revision the stream starts from (once: the events keep
+        it current across reconnections). False when the watch is finished for good."""
+        values: dict[str, KeyValue] = {}
+        start = self._key
+        while True:
+            body = {"key": start, "range_end": self._range_end, "limit": str(VALUES_PAGE),
+                    "revision": str(rev_in(self._last))}
+            try:
+                answer = self.gateway.call("kv/range", body, idempotent=True)
+            except EtcdError as err:
+                if COMPACTED in err.message:
+                    self.watch._fail(RevisionCompacted(self._last, self._last))
+                    return False
+                if FUTURE_REVISION in err.message:
+                    # Started ahead of etcd (nothing to read yet): fall back to prev_kv.
+                    self._track_values = False
+                    return True
+                raise
+            page = answer.get("kvs") or []
+            for raw in page:
+                kv = to_kv(raw)
+                values[kv.key] = kv
+            if not answer.get("more") or not page:
+                self._values = values
+                return True
+            start = b64(unb64(page[-1]["key"]) + b"\0")
+
+    def _translate(self, raws: list[Json]) -> list[WatchEvent]:
+        if self._values is None:
+            events = [to_event(raw) for raw in raws]
+            return [e for e in events if e.revision > self._last]
+        values = self._values
+        out: list[WatchEvent] = []
+        for raw in raws:
+            kv = to_kv(raw["kv"])
+            if kv.mod_revision <= self._last:  # delivered before a reconnection
+                continue
+            prev = values.get(kv.key)
+            if raw.get("type") == "DELETE":
+                old = prev or kv
+                out.append(WatchEvent("DELETE", KeyValue(kv.key, old.value, old.create_revision, kv.mod_revision),
+                                      prev))
+                values.pop(kv.key, None)
+            else:
+                out.append(WatchEvent("PUT", kv, None if num(raw["kv"], "version") == 1 else prev))
+                values[kv.key] = kv
+        return out
+
     def _stream(self) -> bool:
         """Read one stream until it ends; True when the watch is finished for good."""
+        if self._track_values and self._values is None and not self._load_values():
+            return True
         body = {"create_request": {"key": self._key, "range_end": self._range_end,
-                                   "start_revision": str(rev_in(self._last)), "prev_kv": True,
+                                   "start_revision": str(rev_in(self._last)), "prev_kv": self._values is None,
                                    "progress_notify": True}}
         try:
             with self.gateway.stream("watch", body, idle_timeout=self.idle_timeout) as response:
@@ -175,7 +248,7 @@ class EtcdWatch:
             self._heard = time.monotonic()
             if not line.strip():
                 continue
-            result: Json = json.loads(line).get("result") or {}
+            result: Json = orjson.loads(line).get("result") or {}
             if result.get("canceled") or result.get("compact_revision"):
                 compacted = rev_out(num(result, "compact_revision"))
                 if compacted:
@@ -183,8 +256,7 @@ class EtcdWatch:
                 else:
                     self.watch._fail(StoreClosed(f"etcd canceled the watch: {result.get('cancel_reason')}"))
                 return True
-            events = [to_event(raw) for raw in result.get("events") or []]
-            events = [e for e in events if e.revision > self._last]
+            events = self._translate(result.get("events") or [])
             if events:
                 self._last = events[-1].revision
                 self.watch._push(events)
