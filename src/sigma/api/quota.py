@@ -104,8 +104,11 @@ def admit_pod(registry: Registry) -> Any:
         namespace = pod["metadata"].get("namespace") or ""
         request: dict[str, int] | None = None  # only worked out where a quota applies
         for _ in range(CAS_ATTEMPTS):
+            if registry.recently_empty(QUOTAS, namespace):
+                return
             quotas = registry.list(QUOTAS, namespace)["items"]
             if not quotas:
+                registry.note_empty(QUOTAS, namespace)
                 return
             request = request or pod_usage(pod)
             pods = registry.list(PODS, namespace)["items"]

@@ -58,6 +58,7 @@ class RegistryCore:
         self._admission: dict[str, list[Callable[[dict[str, Any], dict[str, Any] | None], None]]] = {}
         self._lock = threading.Lock()
         self._namespaces: dict[str, tuple[float, dict[str, Any]]] = {}  # name -> (read at, object)
+        self._empty: dict[tuple[str, str], float] = {}  # (plural, namespace) -> listed empty at
 
     # -- admission hooks (priority resolution, quotas...) ------------------------------
     def add_admission(self, kind: str, hook: Callable[[dict[str, Any], dict[str, Any] | None], None]) -> None:
@@ -214,7 +215,7 @@ class RegistryCore:
             kv = self.store.create(rt.key(namespace, m["name"]), self._to_bytes(obj))
         except KeyExists:
             raise errors.already_exists(rt.plural, m["name"], rt.group) from None
-        self._namespace_changed(rt, m["name"])
+        self._changed(rt, namespace, m["name"])
         m["resourceVersion"] = str(kv.mod_revision)
         return obj
 
@@ -243,9 +244,22 @@ class RegistryCore:
         self._namespaces[name] = (now, obj)
         return obj
 
-    def _namespace_changed(self, rt: ResourceType, name: str) -> None:
+    def recently_empty(self, rt: ResourceType, namespace: str) -> bool:
+        """True when a listing of `rt` in `namespace` found nothing less than
+        NAMESPACE_CACHE_S ago (`note_empty`) and this registry has written none there since:
+        admission asking "is there any ResourceQuota here?" on every create need not ask
+        the store each time."""
+        since = self._empty.get((rt.plural, namespace))
+        return since is not None and time.monotonic() - since < NAMESPACE_CACHE_S
+
+    def note_empty(self, rt: ResourceType, namespace: str) -> None:
+        self._empty[(rt.plural, namespace)] = time.monotonic()
+
+    def _changed(self, rt: ResourceType, namespace: str | None, name: str) -> None:
+        """Forget what the admission caches hold about an object this registry writes."""
         if rt is NAMESPACES:
             self._namespaces.pop(name, None)
+        self._empty.pop((rt.plural, namespace or ""), None)
 
     # -- update -----------------------------------------------------------------------------
     def update(self, rt: ResourceType, namespace: str | None, name: str, obj: Any, subresource: str = "",
@@ -289,7 +303,7 @@ class RegistryCore:
         try:
             return self._store_write(rt, namespace, name, old_m, rev, new)
         finally:
-            self._namespace_changed(rt, name)
+            self._changed(rt, namespace, name)
 
     def _store_write(self, rt: ResourceType, namespace: str | None, name: str, old_m: dict[str, Any], rev: int,
                      new: dict[str, Any]) -> dict[str, Any]:

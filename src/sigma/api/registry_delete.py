@@ -38,7 +38,7 @@ class Deletion(RegistryCore):
             except Conflict:
                 continue
             finally:
-                self._namespace_changed(rt, name)
+                self._changed(rt, namespace, name)
             if result is None:
                 self._cascade(rt, obj, propagation or "Background")
                 return obj

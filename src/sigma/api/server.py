@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import yaml
@@ -39,6 +41,8 @@ from sigma.api.watch import ObjectEvent, RegistryWatch
 from sigma.master.metrics import ApiMetricsMiddleware, metrics_endpoint
 from sigma.store.contract import StoreClosed, StoreUnavailable
 from sigma.ui import routes as ui_routes
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from sigma.api.auth import AuthSetup
@@ -152,11 +156,23 @@ def _optional_int(body: dict[str, Any], name: str) -> int | None:
 
 
 class ApiServer:
-    def __init__(self, registry: Registry, advertise_address: str = "127.0.0.1:6443") -> None:
+    def __init__(self, registry: Registry, advertise_address: str = "127.0.0.1:6443",
+                 store_threads: int = 0) -> None:
         self.registry = registry
         self.advertise_address = advertise_address
         self.ready = True
         self._streams: set[RegistryWatch] = set()
+        # With a store across the network (etcd), each registry call waits on round trips:
+        # made on the event loop they would serve requests one at a time. A pool lets a
+        # master overlap them. An embedded store (SQLite) answers in microseconds: a hop to
+        # a thread would cost more than it saves, so calls stay on the loop (store_threads=0).
+        self._pool = ThreadPoolExecutor(store_threads, thread_name_prefix="api-store") if store_threads else None
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on the store pool when there is one, else right here."""
+        if self._pool is None:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
 
     def close_streams(self) -> None:
         """End every open watch stream (on shutdown: clients reconnect to another master or
@@ -239,17 +255,17 @@ class ApiServer:
             if method == "GET":
                 return await self._list_or_watch(request, t)
             if method == "POST":
-                obj = self.registry.create(t.rt, t.namespace, await read_body(request), self._strict(request),
-                                           dry_run=bool(request.query_params.get("dryRun")))
+                obj = await self._call(self.registry.create, t.rt, t.namespace, await read_body(request),
+                                       self._strict(request), bool(request.query_params.get("dryRun")))
                 return JSON(obj, status_code=201)
             if method == "DELETE":
-                return JSON(self._delete_collection(request, t))
+                return JSON(await self._call(self._delete_collection, request, t))
             raise errors.method_not_allowed(f"{method} is not supported on a collection")
         if method == "GET":
-            return self._one(request, t.rt, self.registry.get(t.rt, t.namespace, t.name))
+            return self._one(request, t.rt, await self._call(self.registry.get, t.rt, t.namespace, t.name))
         if method == "PUT":
-            obj = self.registry.update(t.rt, t.namespace, t.name, await read_body(request), t.sub,
-                                       self._strict(request))
+            obj = await self._call(self.registry.update, t.rt, t.namespace, t.name, await read_body(request), t.sub,
+                                   self._strict(request))
             return JSON(obj)
         if method == "PATCH":
             return JSON(await self._patch(request, t))
@@ -263,13 +279,14 @@ class ApiServer:
                 raise errors.invalid("Binding", t.name, [errors.Cause("target.name", "Required value: a node name",
                                                                         "FieldValueRequired")])
             uid = _object(body.get("metadata") or {}, "metadata").get("uid")
-            self.registry.bind(t.namespace or "", t.name, node, uid if isinstance(uid, str) else None)
+            await self._call(self.registry.bind, t.namespace or "", t.name, node, uid if isinstance(uid, str) else None)
             return JSON({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                  "code": 201}, status_code=201)
         if method == "POST" and t.sub == "eviction":
             body = _object(await read_body(request) or {}, "Eviction")
             options = _object(body.get("deleteOptions") or {}, "deleteOptions")
-            self.registry.evict(t.namespace or "", t.name, _optional_int(options, "gracePeriodSeconds"))
+            grace = _optional_int(options, "gracePeriodSeconds")
+            await self._call(self.registry.evict, t.namespace or "", t.name, grace)
             return JSON({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                  "code": 201}, status_code=201)
         raise errors.method_not_allowed(f"{method} is not supported on {t.rt.plural}/{t.sub or ''}")
@@ -298,13 +315,13 @@ class ApiServer:
             # Server-side apply, approximated: create when absent, else a strategic merge
             # of the applied configuration (no field-manager ownership tracking).
             try:
-                self.registry.get(t.rt, t.namespace, t.name)
+                await self._call(self.registry.get, t.rt, t.namespace, t.name)
             except ApiError as err:
                 if err.code == 404 and not t.sub:
-                    return self.registry.create(t.rt, t.namespace, body, strict)
+                    return await self._call(self.registry.create, t.rt, t.namespace, body, strict)
                 raise
             kind = "strategic"
-        return self.registry.patch(t.rt, t.namespace, t.name, kind, body, t.sub, strict)
+        return await self._call(self.registry.patch, t.rt, t.namespace, t.name, kind, body, t.sub, strict)
 
     async def _delete(self, request: Request, t: Target) -> dict[str, Any]:
         assert t.name is not None
@@ -321,7 +338,7 @@ class ApiServer:
         uid, rv = pre.get("uid"), pre.get("resourceVersion")
         if not isinstance(uid, str | None) or not isinstance(rv, str | None):
             raise errors.bad_request("preconditions.uid and preconditions.resourceVersion must be strings")
-        return self.registry.delete(t.rt, t.namespace, t.name, grace, propagation, uid, rv)
+        return await self._call(self.registry.delete, t.rt, t.namespace, t.name, grace, propagation, uid, rv)
 
     def _delete_collection(self, request: Request, t: Target) -> dict[str, Any]:
         listed = self.registry.list(t.rt, t.namespace, request.query_params.get("labelSelector", ""),
@@ -356,8 +373,8 @@ class ApiServer:
         limit = _int_param(request, "limit") or 0
         if limit < 0:
             raise errors.bad_request(f"invalid value for limit: {limit} (it must not be negative)")
-        listed = self.registry.list(t.rt, t.namespace, q.get("labelSelector", ""), q.get("fieldSelector", ""),
-                                    limit, q.get("continue", ""))
+        listed = await self._call(self.registry.list, t.rt, t.namespace, q.get("labelSelector", ""),
+                                  q.get("fieldSelector", ""), limit, q.get("continue", ""))
         if wants_table(request):
             return JSON(to_table(t.rt.kind, listed["items"], listed["metadata"]["resourceVersion"],
                                          time.time(), q.get("includeObject", "Metadata"),
@@ -477,10 +494,11 @@ def _is_api_path(path: str) -> bool:
 
 
 def create_app(registry: Registry, advertise_address: str = "127.0.0.1:6443",
-               auth: AuthSetup | None = None) -> SigmaApp:
+               auth: AuthSetup | None = None, store_threads: int = 0) -> SigmaApp:
     """The API app. With ``auth`` every request is authenticated, rate-limited, authorised and
-    (when it writes) audited; without it (in-process tests) the app trusts its caller."""
-    server = ApiServer(registry, advertise_address)
+    (when it writes) audited; without it (in-process tests) the app trusts its caller.
+    ``store_threads``: see ApiServer (a pool for a store across the network)."""
+    server = ApiServer(registry, advertise_address, store_threads)
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     middleware = [Middleware(ApiMetricsMiddleware)]  # outermost: 401, 403 and 429 are counted too
     if auth is not None:

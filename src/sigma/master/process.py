@@ -58,6 +58,9 @@ def register_configurable_controller(factory: Callable[[LocalClient, dict[str, A
     CONTROLLER_FACTORIES.append(factory)
 
 
+STORE_THREADS = 8  # registry calls a master on etcd keeps in flight at once
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server, ending the API's watch streams as shutdown begins: otherwise the
     graceful shutdown waits for streams that only end at their timeout."""
@@ -88,7 +91,9 @@ class Master:
         admission.install(self.registry)
         admission.bootstrap(self.registry)
         self.auth_setup = build_auth(self.auth, self.registry) if self.auth is not None else None
-        self.app = create_app(self.registry, f"{self.host}:{self.port}", self.auth_setup)
+        remote_store = isinstance(self.store, EtcdStore)
+        self.app = create_app(self.registry, f"{self.host}:{self.port}", self.auth_setup,
+                              store_threads=STORE_THREADS if remote_store else 0)
         # The P2P tracker for the agents' image pulls, ahead of the API's catch-all route.
         # Its state is in memory only: after a restart agents re-announce as they pull.
         self.app.router.routes.insert(0, Mount("/p2p", app=tracker_router(TrackerState())))
