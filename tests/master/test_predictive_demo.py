@@ -47,7 +47,7 @@ def master(tmp_path: Path) -> Iterator[MasterProcess]:
 @pytest.fixture
 def load_server(tmp_path: Path) -> Iterator[tuple[int, float]]:
     """demo-web with the demo's load env, as a pod would run it; (metrics port, rush start)."""
-    port, spike = free_port(), time.time() + SPIKE_AFTER_S
+    port, spike = free_port(), rush_start(time.time() + SPIKE_AFTER_S)
     env = {**os.environ, "PORT": "0", **{e["name"]: e["value"] for e in demo_load_env(spike, SCALE, port)}}
     proc = subprocess.Popen([sys.executable, "-m", "sigma.demo_web"], env=env, stdout=subprocess.DEVNULL)
     try:
@@ -62,6 +62,26 @@ def load_server(tmp_path: Path) -> Iterator[tuple[int, float]]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def replicas_for_rush(spike: float) -> int:
+    return math.ceil(offered_load(spike, SCALE, DEMO_BASE_RPS, spike, 3600.0, DEMO_SPIKE_MULTIPLIER)
+                     / DEMO_TARGET_PER_REPLICA)
+
+
+def rush_start(earliest: float) -> float:
+    """The first time from `earliest` (in 0.25 s steps) at which the rush needs more replicas
+    than the busiest hour of a normal day. The load's day follows the wall clock, so the rush
+    can land anywhere in it; near the trough, x3 is no more than a normal afternoon, the
+    replicas would rightly be as high hours before, and "rose for the rush, not all along"
+    could not be told apart."""
+    day = 86400.0 / SCALE
+    normal = max(math.ceil(offered_load(earliest + day * i / 720, SCALE, DEMO_BASE_RPS, 0.0, 0.0, 1.0)
+                           / DEMO_TARGET_PER_REPLICA) for i in range(720))
+    spike = earliest
+    while replicas_for_rush(spike) <= normal:
+        spike += 0.25
+    return spike
 
 
 def play_node(client: HttpClient) -> None:
@@ -96,8 +116,7 @@ def test_the_demo_scaler_raises_replicas_before_the_calendar_rush(
         trace.append((time.time(), int(client.get("deployments", "demo-web", "default")["spec"]["replicas"])))
         status = client.get("predictivescalers", "demo-web", "default").get("status") or {}
         time.sleep(0.2)
-    needed = math.ceil(offered_load(spike, SCALE, DEMO_BASE_RPS, spike, 3600.0, DEMO_SPIKE_MULTIPLIER)
-                       / DEMO_TARGET_PER_REPLICA)
+    needed = replicas_for_rush(spike)
     before = [r for t, r in trace if spike - 1.0 <= t < spike]
     earlier = [r for t, r in trace if t < spike - 9.0]  # three compressed hours ahead
     assert before and max(before) >= needed, (needed, trace[-40:], status.get("reason"))

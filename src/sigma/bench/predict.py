@@ -259,7 +259,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--cpu-per-replica", type=float, default=1.0, help="cores a replica uses at target")
     p.add_argument("--startup", type=float, default=60.0, help="seconds from asking for a pod to Ready")
     p.add_argument("--tick", type=float, default=15.0, help="sync period of both scalers, seconds")
-    p.add_argument("--quantile", type=float, default=0.995, help="forecast quantile replicas are provisioned from")
+    p.add_argument("--quantile", type=float, default=0.999,
+                   help="forecast quantile replicas are provisioned from: 0 misses in the 720-minute"
+                        " window needs a per-minute miss rate well under 1/720")
     p.add_argument("--event-sigma", type=float, default=SeasonalForecaster.event_sigma,
                    help="uncertainty (log sigma) of a calendar event's multiplier")
     p.add_argument("--refit-min", type=float, default=15.0)

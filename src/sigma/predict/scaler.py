@@ -7,7 +7,10 @@ minutes, not every step): `fit_model` is the one way to do it for a spec.
 
 The choice, in order:
 1. predictive: replicas for the spec's upper quantile over [now, now + lead + step]
-   (`replicas_for`); none while the history is too short to fit.
+   (`replicas_for`); none while the history is too short to fit. The forecast starts from
+   the latest observation: the model folds each step's metric into its nowcast level
+   (`Nowcasting.observe`, kept in ScalerState between fits), so the next minutes' bands are
+   those of a forecast a few seconds old, not one as old as the last fit.
 2. reactive (when enabled): the HPA's rule on the observed metric per ready replica
    (`hpa_step`); `combine` takes the larger, so a forecast that underestimates is caught.
 3. scale-down stabilisation on the result: never below the highest recommendation of the
@@ -35,7 +38,7 @@ from sigma.predict.policy import (
 )
 from sigma.predict.scalerspec import ScalerSpec
 from sigma.predict.seasonal import SeasonalForecaster
-from sigma.predict.types import DEFAULT_QUANTILES, CalendarEvent, Forecast, Model
+from sigma.predict.types import DEFAULT_QUANTILES, CalendarEvent, Forecast, Level, Model, Nowcasting
 
 HISTORY_STEP_S = 300.0  # the forecaster's grain: at least this, or the spec's stepSeconds if longer
 MIN_SAMPLES_S = 3600.0  # an hour of history before the forecast is trusted at all
@@ -69,10 +72,12 @@ class Observation:
 
 @dataclass(frozen=True)
 class ScalerState:
-    """What a decision needs from earlier ones: both stabilisation windows (kept in status)."""
+    """What a decision needs from earlier ones: both stabilisation windows (kept in status)
+    and the nowcast level since the last fit (not kept: a restart refits and starts afresh)."""
 
     hpa: HpaState = field(default_factory=HpaState)
     recommendations: tuple[tuple[float, int], ...] = ()
+    level: Level | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,10 @@ def plan(spec: ScalerSpec, model: Model | None, obs: Observation, state: ScalerS
     """
     window = spec.lead_s + spec.step_s
     forecast = predictive = reservation = None
+    level = None
+    if isinstance(model, Nowcasting):
+        level = model.observe(state.level, obs.now, obs.metric)
+        model = model.with_level(level)
     if model is not None:
         quantiles = tuple(sorted({*DEFAULT_QUANTILES, spec.quantile}))
         forecast = model.predict(obs.now, max(window, STATUS_HORIZON_S), quantiles)
@@ -112,7 +121,7 @@ def plan(spec: ScalerSpec, model: Model | None, obs: Observation, state: ScalerS
     decision = _choose(spec, obs, predictive, reactive, model is None)
     decision, recommendations = _stabilise(decision, obs, state.recommendations,
                                            spec.reactive.scale_down_stabilization_s)
-    return Plan(decision, forecast, reservation, ScalerState(hpa, recommendations))
+    return Plan(decision, forecast, reservation, ScalerState(hpa, recommendations, level))
 
 
 def _forget_ended_events(state: ScalerState, spec: ScalerSpec, now: float) -> ScalerState:
@@ -133,7 +142,7 @@ def _forget_ended_events(state: ScalerState, spec: ScalerSpec, now: float) -> Sc
     def keep(pairs: tuple[tuple[float, int], ...]) -> tuple[tuple[float, int], ...]:
         return tuple((ts, r) for ts, r in pairs if not any(during(ts, e) for e in ended))
 
-    return ScalerState(HpaState(keep(state.hpa.recommendations)), keep(state.recommendations))
+    return ScalerState(HpaState(keep(state.hpa.recommendations)), keep(state.recommendations), state.level)
 
 
 def _choose(spec: ScalerSpec, obs: Observation, predictive: ReplicaDecision | None,

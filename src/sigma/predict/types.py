@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -93,6 +93,33 @@ class Model(Protocol):
 
     def predict(self, from_ts: float, horizon_s: float,
                 quantiles: Sequence[float] = DEFAULT_QUANTILES) -> Forecast: ...
+
+
+@dataclass(frozen=True)
+class Level:
+    """How far the load ran from a model lately (mean log ratio actual / model), as of ts.
+
+    `weight` is how much observation backs it (0: none); `origin` is the end of the history
+    of the model it was measured against: a refitted model starts from its own level.
+    """
+
+    ts: float
+    offset: float
+    weight: float
+    origin: float
+
+
+@runtime_checkable
+class Nowcasting(Protocol):
+    """A model that also folds in observations made after its history (cheaply, every step)."""
+
+    def observe(self, level: Level | None, ts: float, value: float | None) -> Level:
+        """The level after `value` observed just before ts; None: start from the model's own."""
+        ...
+
+    def with_level(self, level: Level) -> Model:
+        """The same model, predicting from this level."""
+        ...
 
 
 class Forecaster(Protocol):
