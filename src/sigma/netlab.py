@@ -98,6 +98,7 @@ class Network:
             _ip("-n", ns, "link", "set", "lo", "up")
         _ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
         _ip("-n", self.switch, "link", "set", "br0", "up")
+        self._plain_switch()
         for i, ns in enumerate(self.hosts):
             # Created straight inside the two namespaces: the veth never exists in ours.
             _ip("link", "add", "name", "eth0", "netns", ns, "type", "veth",
@@ -105,6 +106,19 @@ class Network:
             _ip("-n", self.switch, "link", "set", f"p{i}", "master", "br0", "up")
             _ip("-n", ns, "addr", "add", f"{self.address(i)}/16", "dev", "eth0")
             _ip("-n", ns, "link", "set", "eth0", "up")
+
+    def _plain_switch(self) -> None:
+        """A switch forwards frames; it does not run them through iptables. Where br_netfilter
+        is loaded (Docker, Kubernetes) every bridged packet would go through the netfilter
+        hooks, which costs the CPU that a lab of many hosts on one machine is short of. Its
+        switches (net.bridge.bridge-nf-call-*) are per network namespace: off in ours."""
+        for name in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"):
+            knob = f"/proc/sys/net/bridge/{name}"
+            subprocess.run([*self._in(self.switch), "sh", "-c", f"[ ! -e {knob} ] || echo 0 > {knob}"],
+                           check=True, capture_output=True)
+
+    def _in(self, netns: str) -> list[str]:
+        return ["nsenter", f"--net={NETNS_DIR}/{netns}", "--"]
 
     # -- links ---------------------------------------------------------------------
     def shape(self, host: int, mbit: float, burst: int = 256 * 1024, latency_ms: int = 100) -> None:

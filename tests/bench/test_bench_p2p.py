@@ -48,11 +48,14 @@ def test_the_small_configuration_distributes_the_blob_to_every_surviving_node() 
     # of the same run): headers on top, and the pieces only the killed node held re-fetched.
     assert 0.95 <= result["source_egress_ratio"] < 2.5
     assert result["p2p_p99_ratio"] > 0 and result["direct_p99_ratio"] > 0
+    # Each node's memory was reserved untimed; CPU is split per kind for the nodes.
+    assert result["warm_memory"] is True
+    assert result["cpu"]["p2p"]["nodes_user_s"] >= 0 and result["cpu"]["p2p"]["nodes_system_s"] >= 0
     assert bench_namespaces() == before  # every namespace it made is gone
 
 
 def test_the_help_names_the_issue_flags() -> None:
     out = subprocess.run([sys.executable, "-m", "sigma", "bench", "p2p", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
-    for flag in ("--nodes", "--size-mib", "--link-mbit", "--faults", "--piece-mib", "--direct"):
+    for flag in ("--nodes", "--size-mib", "--link-mbit", "--faults", "--piece-mib", "--direct", "--warm-memory"):
         assert flag in out.stdout

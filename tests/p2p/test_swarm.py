@@ -67,6 +67,42 @@ def test_peers_share_a_blob_and_the_registry_serves_each_piece_once(
     assert all(r.failures == [] for r in reports)
 
 
+def test_a_partial_file_left_in_place_is_reused_but_none_of_its_bytes_trusted(
+    registry: LocalRegistry, tracker: tuple[str, TrackerState], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(6 * PIECE + 77)
+    digest = push_raw_blob(registry, "reserved", data)
+    partial = tmp_path / "b.partial"
+    partial.write_bytes(b"\xaa" * len(data))  # reserved ahead (the benchmark's warm memory): garbage
+    inode = partial.stat().st_ino
+    allocated: list[int] = []
+    real = os.posix_fallocate
+    monkeypatch.setattr(os, "posix_fallocate", lambda fd, off, n: allocated.append(n) or real(fd, off, n))
+    peer, downloader = node(tracker[0])
+    try:
+        report = downloader.fetch(digest, len(data), f"{registry.base}/v2/reserved/blobs/{digest}", str(tmp_path / "b"))
+    finally:
+        peer.stop()
+    assert allocated == []  # kept in place, not truncated and allocated again
+    assert (tmp_path / "b").stat().st_ino == inode
+    assert (tmp_path / "b").read_bytes() == data  # every byte written over and verified
+    assert report.from_registry == 7
+
+
+def test_a_partial_file_of_another_size_is_started_afresh(
+    registry: LocalRegistry, tracker: tuple[str, TrackerState], tmp_path: Any
+) -> None:
+    data = os.urandom(3 * PIECE)
+    digest = push_raw_blob(registry, "resized", data)
+    (tmp_path / "b.partial").write_bytes(b"\xaa" * (len(data) + 10))
+    peer, downloader = node(tracker[0])
+    try:
+        downloader.fetch(digest, len(data), f"{registry.base}/v2/resized/blobs/{digest}", str(tmp_path / "b"))
+    finally:
+        peer.stop()
+    assert (tmp_path / "b").read_bytes() == data
+
+
 def test_a_peer_joining_after_a_seed_never_touches_the_registry(
     registry: LocalRegistry, tracker: tuple[str, TrackerState], tmp_path: Any
 ) -> None:

@@ -127,6 +127,20 @@ def test_the_source_claim_cap_bounds_the_live_claims_of_a_blob() -> None:
     assert st.claim(D, "b", [3, 4]) == [3]
 
 
+def test_the_view_tells_how_many_claims_the_cap_still_grants() -> None:
+    clock = Clock()
+    capped = TrackerState(claim_lease=5.0, clock=clock, max_claims=2)
+    capped.register(D, 100, 10)
+    assert capped.view(D, "b")["claim_slots"] == 2
+    capped.claim(D, "a", [0, 1])
+    assert capped.view(D, "b")["claim_slots"] == 0  # b asks for no claim the cap would refuse
+    clock.now = 6.0  # a's claims lapsed (a stopped polling)
+    assert capped.view(D, "b")["claim_slots"] == 2
+    uncapped = TrackerState()
+    uncapped.register(D, 100, 10)
+    assert uncapped.view(D, "b")["claim_slots"] is None
+
+
 def test_over_http_a_heartbeat_answers_whether_the_peer_was_known(tracker: tuple[str, TrackerState]) -> None:
     url, _ = tracker
     assert httpx.post(f"{url}/peers/heartbeat", json={"peer": "p", "ttl": 5}).json() == {"known": False}

@@ -51,6 +51,7 @@ MIB = 1 << 20
 REGISTRY, TRACKER = 0, 1  # host indexes; the peers are hosts 2..N+1
 REGISTRY_PORT, TRACKER_PORT, PEER_PORT = 5000, 7000, 7001
 REPO = "bench/blob"
+TIMELINE_EVERY = 2.0  # seconds between the points of a phase's timeline
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -68,6 +69,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--faults", action="store_true", help="one peer serves corrupt pieces, one is killed mid-way")
     p.add_argument("--direct", action=argparse.BooleanOptionalAction, default=True,
                    help="also time every node pulling straight from the registry (default on)")
+    p.add_argument("--warm-memory", action=argparse.BooleanOptionalAction, default=True,
+                   help="before the p2p phase, every node writes out (zeros) the file it will fill, "
+                        "untimed, so that the phase does not pay this VM's first touch of fresh RAM (default on)")
     p.add_argument("--workdir", help="where blobs are written (default: /dev/shm when it has room, else TMPDIR)")
     p.add_argument("--registry-bin", default=shutil.which("docker-registry") or "/usr/bin/docker-registry")
     args = p.parse_args(argv)
@@ -116,6 +120,7 @@ class _Lab:
         self.progress = Progress(TextColumn("[p2p] {task.description}"), BarColumn(), DownloadColumn(),
                                  TimeElapsedColumn(), console=Console(stderr=True))
         self.digest = ""
+        self.timelines: dict[str, list[list[float]]] = {}
 
     def __enter__(self) -> _Lab:
         self.progress.start()
@@ -220,6 +225,8 @@ class _Lab:
             if bad:
                 raise RuntimeError(f"direct pulls of nodes {bad} failed: {[answers[i] for i in bad]}")
             direct_times = [r["elapsed"] for r in answers.values()]
+        if a.warm_memory:
+            self._prepare()
         answers, cpu["p2p"], egress = self._phase("p2p", "p2p", 60 + 20 * self.floor)
         failed = {i: r["error"] for i, r in answers.items() if "error" in r}
         if failed:
@@ -239,11 +246,16 @@ class _Lab:
                          "max": round(max(direct_times), 2)} if direct_times else None,
             "source_payload_ratio": round(sum(r["from_registry"] for r in reports) * self.piece_size / self.size, 3),
             "tracker_views": sum(r.get("tracker_views", 0) for r in reports),
+            "tracker_claims": sum(r.get("tracker_claims", 0) for r in reports),
             "nodes_completed": len(survivors),
             "digests_ok": sum(d == self.digest for d in verified.values()),
             "piece_mib": a.piece_mib, "parallel": a.parallel, "source_claims": a.source_claims,
+            "warm_memory": a.warm_memory,
             "faults": fault_counts(reports, a.faults, a.nodes - len(survivors)),
             "cpu": cpu,
+            # Where the time went: every TIMELINE_EVERY s, [s, MiB held by all nodes, MiB the
+            # registry sent]; all links busy would add N*B per second to the second column.
+            "p2p_timeline": self.timelines.get("p2p", []),
         })
         return out
 
@@ -257,6 +269,7 @@ class _Lab:
                 **{f"node{i}": self.procs[i].pid for i in nodes}}
         before, egress0 = cpu_sample(pids), self.net.counters(REGISTRY)["tx_bytes"]
         answers: dict[int, dict[str, Any]] = {}
+        timeline: list[list[float]] = []  # [seconds, MiB held over all nodes, MiB the registry sent]
         go = time.time()
         for i in nodes:
             self._send(i, command)
@@ -278,11 +291,28 @@ class _Lab:
                 msg["elapsed"] = msg["done"] - go
                 answers[i], held[i] = msg, self.size
             self.progress.update(task, completed=sum(held.values()))
+            if time.time() - go >= TIMELINE_EVERY * len(timeline):
+                sent = self.net.counters(REGISTRY)["tx_bytes"] - egress0
+                timeline.append([round(time.time() - go, 1), round(sum(held.values()) / MIB), round(sent / MIB)])
+        self.timelines[command] = timeline
         egress = self.net.counters(REGISTRY)["tx_bytes"] - egress0
         cpu = cpu_summary(before, cpu_sample(pids))
         self._log(f"{label}: slowest node {max(r['elapsed'] for r in answers.values()):.1f} s, "
                   f"machine CPU busy {cpu['busy']:.0%}")
         return answers, cpu, egress
+
+    def _prepare(self) -> None:
+        """Every live node reserves its memory for the blob (p2p_node's prepare), untimed."""
+        nodes = sorted(self.alive)
+        for i in nodes:
+            self._send(i, "prepare")
+        done: set[int] = set()
+        while len(done) < len(nodes):
+            i, msg = self.inbox.get(timeout=300)
+            if msg is None:
+                raise RuntimeError(f"node {i} died while preparing: see {self.work}/node{i}.log")
+            if "prepared" in msg:
+                done.add(i)
 
     def _verify(self, nodes: list[int]) -> dict[int, str | None]:
         for i in nodes:

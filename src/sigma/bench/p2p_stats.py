@@ -21,7 +21,7 @@ def cpu_sample(pids: dict[str, int]) -> dict[str, Any]:
         with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{pid}/stat") as f:
             # Fields after the command's closing parenthesis; utime and stime are 14 and 15.
             fields = f.read().rsplit(")", 1)[1].split()
-            procs[name] = (int(fields[11]) + int(fields[12])) / _TICK
+            procs[name] = (int(fields[11]) / _TICK, int(fields[12]) / _TICK)  # (user, system)
     return {"t": time.monotonic(), "machine": machine, "procs": procs}
 
 
@@ -32,7 +32,12 @@ def cpu_summary(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]
     delta = [(a - b) / _TICK for a, b in zip(after["machine"], before["machine"], strict=False)]
     idle = delta[_IDLE] + delta[_IOWAIT]
     total = sum(delta[:8])
-    procs = {n: after["procs"][n] - before["procs"][n] for n in after["procs"] if n in before["procs"]}
+    split = {
+        n: (after["procs"][n][0] - before["procs"][n][0], after["procs"][n][1] - before["procs"][n][1])
+        for n in after["procs"]
+        if n in before["procs"]
+    }
+    procs = {n: u + s for n, (u, s) in split.items()}
     nodes = [s for n, s in procs.items() if n.startswith("node")]
     return {
         "busy": round((total - idle) / total, 3) if total else 0.0,
@@ -43,6 +48,8 @@ def cpu_summary(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]
         "softirq_s": round(delta[_SOFTIRQ] + delta[_IRQ], 1),
         "nodes_s": round(sum(nodes), 1),
         "node_max_s": round(max(nodes), 1) if nodes else 0.0,
+        "nodes_user_s": round(sum(u for n, (u, _) in split.items() if n.startswith("node")), 1),
+        "nodes_system_s": round(sum(k for n, (_, k) in split.items() if n.startswith("node")), 1),
         **{f"{n}_s": round(s, 1) for n, s in procs.items() if not n.startswith("node")},
     }
 

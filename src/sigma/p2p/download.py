@@ -3,7 +3,11 @@ parallel, back to the registry (HTTP Range) only for pieces no usable peer holds
 
 The loop is an imperative shell around `picker.pick`: read the tracker's view, ask the picker
 for a plan, start those fetches on a thread pool, and on each completion verify, write at the
-piece's offset, serve it at once (the PeerServer reads the partial file) and announce it.
+piece's offset, serve it at once (the PeerServer reads the partial file) and announce it; the
+announce brings back a fresh view, from which the freed slots are refilled. The tracker is
+otherwise asked only when that view has nothing for us, ever less often while it stays so,
+and for back-to-source claims only when its cap has room: tracker round trips are most of
+what a peer spends in Python.
 Pieces from peers come through wire.PieceClient (recv_into, pwrite, no copies in Python);
 the whole blob's digest is computed while the pieces arrive (wire.BlobHasher) and checked
 before the blob is renamed into place: a partial or unverified blob never has its final name.
@@ -55,10 +59,21 @@ class TrackerClient:
         return dict(self._call("GET", f"/blobs/{digest}", params={"peer": peer}))
 
     def announce(
-        self, digest: str, peer: str, pieces: list[int], hashes: dict[int, str], ttl: float | None = None
-    ) -> None:
-        body = {"peer": peer, "pieces": pieces, "hashes": hashes, "ttl": ttl}
-        self._call("POST", f"/blobs/{digest}/announce", json=body)
+        self,
+        digest: str,
+        peer: str,
+        pieces: list[int],
+        hashes: dict[int, str],
+        ttl: float | None = None,
+        view: bool = False,
+    ) -> dict[str, Any] | None:
+        """With `view`, also the blob's view for `peer` as after the announce (None from a
+        tracker that does not offer it)."""
+        body: dict[str, Any] = {"peer": peer, "pieces": pieces, "hashes": hashes, "ttl": ttl}
+        if view:
+            body["view"] = True
+        answer = self._call("POST", f"/blobs/{digest}/announce", json=body)
+        return dict(answer) if view and isinstance(answer, dict) and "holders" in answer else None
 
     def heartbeat(self, peer: str, ttl: float) -> bool:
         """Renew our lease at the tracker; False when it did not know us (announce again)."""
@@ -82,6 +97,7 @@ class FetchReport:
     failures: list[dict[str, Any]] = field(default_factory=list)  # {"piece", "peer", "reason"}
     seconds: float = 0.0
     tracker_views: int = 0  # how often the loop asked the tracker (what a swarm costs it)
+    tracker_claims: int = 0  # back-to-source claims asked for (calls, granted or not)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,12 +181,18 @@ class Downloader:
                     missing = report.pieces - len(st.have)
                     raise P2PError(f"{digest}: {missing} pieces still missing after {self.deadline}s")
                 saturated = len(st.futures) >= self.limits[2]
-                if saturated and time.monotonic() - st.viewed_at < self.renew:
+                recent = time.monotonic() - st.viewed_at < self.renew
+                if saturated and recent:
                     # Every slot is busy: nothing to pick, so no tracker round trip.
                     self._wait_and_store(digest, report, st, self.renew, hasher)
                     continue
-                st.view, st.viewed_at = self.tracker.view(digest, me), time.monotonic()
-                report.tracker_views += 1
+                # A slot freed by a finished fetch is refilled from the last view while it is
+                # recent (holders only grow; a holder gone since fails the fetch and is
+                # excluded): the tracker is asked again when that view has nothing left for us.
+                cached, st.completed = st.completed and recent, False
+                if not cached:
+                    st.view, st.viewed_at = self.tracker.view(digest, me), time.monotonic()
+                    report.tracker_views += 1
                 plan = pick(
                     PickState(
                         pieces=report.pieces,
@@ -187,17 +209,29 @@ class Downloader:
                     )
                 )
                 starts = list(plan.from_peers)
-                if plan.from_registry:
-                    granted = self.tracker.claim(digest, me, list(plan.from_registry))
+                # Only as many claims as the tracker's cap has room for: a claim it would
+                # refuse costs a round trip for nothing (an older tracker tells no cap: ask).
+                slots = st.view.get("claim_slots")
+                to_claim = list(plan.from_registry)[: len(plan.from_registry) if slots is None else int(slots)]
+                if to_claim:
+                    granted = self.tracker.claim(digest, me, to_claim)
+                    report.tracker_claims += 1
                     starts += [(piece, REGISTRY) for piece in granted]
                 for piece, source in starts:
                     st.in_flight[piece] = source
                     fut = pool.submit(self._get, digest, blob, piece, source, source_url, headers)
                     st.futures[fut] = (piece, source)
+                # A view that gave us nothing to start means the swarm has nothing new for us
+                # yet: look again after twice the wait (up to `renew`), not at the poll rate.
+                # A fetch finishing ends the wait early, and the next view starts at `poll`.
+                if cached and not starts:
+                    continue  # nothing left for us in the last view: ask the tracker
+                st.idle = 0 if starts else st.idle + 1
+                wait_s = min(self.poll * (1 << min(st.idle, 8)), max(self.poll, self.renew))
                 if not st.futures:
-                    time.sleep(self.poll)  # waiting on pieces others are fetching from the registry
+                    time.sleep(wait_s)  # waiting on pieces others are fetching from the registry
                     continue
-                self._wait_and_store(digest, report, st, self.poll, hasher)
+                self._wait_and_store(digest, report, st, wait_s, hasher)
 
     def _wait_and_store(
         self, digest: str, report: FetchReport, st: _Progress, timeout: float, hasher: BlobHasher
@@ -212,6 +246,7 @@ class Downloader:
             del st.in_flight[piece]
             reason = self._verify(fut, piece, source, hashes, st.hashes)
             if reason is None:
+                st.completed = True
                 st.have.add(piece)
                 new.append(piece)
                 self.peer.add_piece(digest, piece, st.hashes[piece])
@@ -229,7 +264,10 @@ class Downloader:
                 st.failed.add((piece, source))
                 st.excluded.add(source)
         if new:
-            self.tracker.announce(digest, self.peer.url, new, {i: st.hashes[i] for i in new if i in st.hashes})
+            hashes_new = {i: st.hashes[i] for i in new if i in st.hashes}
+            answer = self.tracker.announce(digest, self.peer.url, new, hashes_new, view=True)
+            if answer is not None:  # the view for refilling the freed slots, in the same round trip
+                st.view, st.viewed_at = answer, time.monotonic()
 
     def _get(
         self, digest: str, blob: HeldBlob, piece: int, source: str, source_url: str, headers: dict[str, str] | None
@@ -300,6 +338,8 @@ class _Progress:
     failed: set[tuple[int, str]] = field(default_factory=set)
     hashes: dict[int, str] = field(default_factory=dict)  # sha256 of each piece we fetched
     view: dict[str, Any] = field(default_factory=dict)  # the tracker's latest answer
+    idle: int = 0  # views in a row that gave us nothing to start
+    completed: bool = False  # a fetch finished since the last pick: a slot to refill
     viewed_at: float = float("-inf")
 
 
@@ -322,9 +362,16 @@ def seed_blob(
 
 def _preallocate(path: str, size: int) -> None:
     """Create `path` at its final size: blocks reserved up front (no ENOSPC half-way, no
-    fragmentation from pieces landing out of order) where the filesystem can, sparse where not."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fragmentation from pieces landing out of order) where the filesystem can, sparse where not.
+    A file already there at exactly that size is kept as it is, its blocks reused in place
+    (the benchmark reserves each node's memory so before its timed phase). Nothing in it is
+    trusted: no piece counts as held until it was fetched and verified, every piece is written
+    over, and the blob digest is computed over the file as the pieces land."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
+        if os.fstat(fd).st_size == size:
+            return
+        os.ftruncate(fd, 0)
         try:
             os.posix_fallocate(fd, 0, size)
         except OSError:

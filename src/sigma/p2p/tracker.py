@@ -27,9 +27,11 @@ again everything it holds.
 
 HTTP (relative to the mount point):
     POST   /blobs/{digest}            {"size", "piece_size"} -> the blob's canonical metadata
-    GET    /blobs/{digest}?peer=URL   -> {"size", "piece_size", "hashes", "holders", "claims"}
+    GET    /blobs/{digest}?peer=URL   -> {"size", "piece_size", "hashes", "holders", "claims",
+                                          "claim_slots"}
                                       (hashes and holders of the pieces URL has not announced)
-    POST   /blobs/{digest}/announce   {"peer", "pieces": [i], "hashes": {i: hex}, "ttl"?}
+    POST   /blobs/{digest}/announce   {"peer", "pieces": [i], "hashes": {i: hex}, "ttl"?, "view"?}
+                                      -> {}, or with "view": true the GET's answer for peer
     POST   /blobs/{digest}/claim      {"peer", "pieces": [i]} -> {"granted": [i]}
     POST   /peers/heartbeat           {"peer", "ttl"?} -> {"known": bool}
     DELETE /peers?peer=URL            a peer leaving: forget everything it held
@@ -157,12 +159,16 @@ class TrackerState:
             # announced itself, and a swarm polls often enough for the size to matter.
             mine = blob.holders.get(peer, set())
             holders = ((p, s - mine) for p, s in blob.holders.items() if p != peer)
+            live = [c for c in blob.claims.values() if c[1] > now]
             return {
                 "size": blob.size,
                 "piece_size": blob.piece_size,
                 "hashes": {str(i): h for i, h in blob.hashes.items() if i not in mine},
                 "holders": {p: sorted(s) for p, s in holders if s},
                 "claims": {str(i): c[0] for i, c in blob.claims.items() if c[1] > now and c[0] != peer},
+                # How many more claims would be granted now (None: no cap), so that a peer
+                # does not ask for a claim the cap would refuse.
+                "claim_slots": max(0, self.max_claims - len(live)) if self.max_claims else None,
             }
 
     def forget_peer(self, peer: str) -> None:
@@ -214,11 +220,14 @@ def tracker_router(state: TrackerState | None = None) -> Router:
         digest = request.path_params["digest"]
         hashes = {int(i): str(h) for i, h in (body.get("hashes") or {}).items()}
         ttl = float(body["ttl"]) if body.get("ttl") is not None else None
+        peer = str(body["peer"])
         try:
-            st.announce(digest, str(body["peer"]), [int(i) for i in body.get("pieces", [])], hashes, ttl)
+            st.announce(digest, peer, [int(i) for i in body.get("pieces", [])], hashes, ttl)
+            # A downloader announcing a finished piece has a slot to refill: it may ask for
+            # the view in the same round trip.
+            return JSONResponse(st.view(digest, peer) if body.get("view") else {})
         except KeyError:
             return _error(404, f"blob {digest} is not registered at this tracker")
-        return JSONResponse({})
 
     async def claim(request: Request) -> JSONResponse:
         body = await request.json()
