@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -28,15 +26,6 @@ spec:
   calendar:
   - {name: double-11, start: "2026-11-11T00:00:00+08:00", durationSeconds: 7200, multiplier: 10}
 """
-
-
-@pytest.fixture
-def master(tmp_path: Path) -> Iterator[MasterProcess]:
-    proc = MasterProcess(tmp_path).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 def kubectl(master: MasterProcess, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -38,15 +36,6 @@ spec:
     resources:
       requests: {cpu: "4", memory: 64Mi}
 """
-
-
-@pytest.fixture
-def master(tmp_path: Path) -> Iterator[MasterProcess]:
-    proc = MasterProcess(tmp_path).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 def kubectl(master: MasterProcess, *args: str, input: str | None = None) -> str:
