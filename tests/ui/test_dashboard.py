@@ -120,6 +120,15 @@ def batch_job(gate: Path) -> dict[str, Any]:
             "spec": {"tasks": [task("map", 2, wait, []), task("reduce", 1, "true", ["map"])]}}
 
 
+def node_allocatable(c: Cluster) -> dict[str, Any] | None:
+    """The node's allocatable; None until the agent has registered the node."""
+    r = c.http.get(f"/api/v1/nodes/{NODE}")
+    if r.status_code == 404:
+        return None
+    r.raise_for_status()
+    return dict((r.json().get("status") or {}).get("allocatable") or {})
+
+
 def ready(c: Cluster) -> int:
     return int((c.get(f"{DEPLOYMENTS}/web").get("status") or {}).get("readyReplicas") or 0)
 
@@ -136,8 +145,7 @@ def page_task(page: Any, task: str) -> dict[str, str]:
 def test_the_dashboard_shows_the_live_cluster_and_follows_it(cluster: Cluster, browser: Any, artifacts: Path) -> None:
     c = cluster
     # A Ready node with Level-0's batch allocatable published from the agent's metrics.
-    wait_for(lambda: "sigma.io/batch-cpu" in ((c.get(f"/api/v1/nodes/{NODE}").get("status") or {})
-                                              .get("allocatable") or {}), 60, "batch allocatable on the node")
+    wait_for(lambda: "sigma.io/batch-cpu" in (node_allocatable(c) or {}), 60, "batch allocatable on the node")
     assert c.http.post(DEPLOYMENTS, json=deployment(1)).status_code == 201
     assert c.http.post(BATCHJOBS, json=batch_job(c.gate)).status_code == 201
     wait_for(lambda: ready(c) == 1, 60, "the deployment's pod ready")
