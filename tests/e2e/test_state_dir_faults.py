@@ -204,6 +204,20 @@ def fill(directory: Path) -> Path:
     return filler
 
 
+def master_under_load(db: Path, tmp_path: Path) -> tuple[MasterProcess, Load]:
+    """A master on the SQLite file `db`, with creates already flowing for a second."""
+    (tmp_path / "run").mkdir()
+    master = MasterProcess(tmp_path / "run", store=f"sqlite://{db}")
+    master.start()
+    try:
+        load = Load(master.url, "before").start()
+    except BaseException:
+        master.stop()
+        raise
+    time.sleep(1.0)
+    return master, load
+
+
 def assert_alive_with_every_acknowledged_pod(master: MasterProcess, load: Load) -> None:
     """The master still runs and serves reads: every acknowledged pod, no refused one."""
     assert master.process is not None and master.process.poll() is None
@@ -215,12 +229,8 @@ def assert_alive_with_every_acknowledged_pod(master: MasterProcess, load: Load) 
 
 def test_a_full_state_directory_refuses_writes_with_507_and_recovers(tmpfs_state: Path, tmp_path: Path) -> None:
     db = tmpfs_state / "state.db"
-    (tmp_path / "run").mkdir()
-    master = MasterProcess(tmp_path / "run", store=f"sqlite://{db}")
-    master.start()
+    master, load = master_under_load(db, tmp_path)
     try:
-        load = Load(master.url, "before").start()
-        time.sleep(1.0)
         filler = fill(tmpfs_state)
         load.wait_refused(20, timeout=60)
         load.finish()
@@ -231,7 +241,10 @@ def test_a_full_state_directory_refuses_writes_with_507_and_recovers(tmpfs_state
         assert_alive_with_every_acknowledged_pod(master, load)
 
         # Space comes back: the next write simply works, without a restart.
+        # The database grows into most of the 16 MiB before the disk fills up, so the filler
+        # alone can free too little for the next writes: the disk grows as well.
         filler.unlink()
+        _run("mount", "-o", "remount,size=64m", str(tmpfs_state))
         again = Load(master.url, "after").start()
         deadline = time.monotonic() + 10
         while len(again.acked) < 20 and time.monotonic() < deadline:
@@ -249,12 +262,8 @@ def test_a_full_state_directory_refuses_writes_with_507_and_recovers(tmpfs_state
 def test_a_read_only_state_directory_refuses_writes_with_503_and_corrupts_nothing(
         ext4_state: Ext4, tmp_path: Path) -> None:
     db = ext4_state.mountpoint / "state.db"
-    (tmp_path / "run").mkdir()
-    master = MasterProcess(tmp_path / "run", store=f"sqlite://{db}")
-    master.start()
+    master, load = master_under_load(db, tmp_path)
     try:
-        load = Load(master.url, "before").start()
-        time.sleep(1.0)
         # With synchronous=NORMAL a commit is durable against a crash of the master, not of
         # the file system: what ext4 had not written back when its journal aborts is gone
         # after the repair. Acknowledged up to this sync, then, must survive the repair;
