@@ -166,7 +166,9 @@
     d.prodCpu = m.prodCpu ?? ""; d.batchCpu = m.batchCpu ?? "";
     d.prodMemory = m.prodMemory ?? ""; d.batchMemory = m.batchMemory ?? ""; d.ts = m.ts ?? "";
     t.classList.toggle("notready", !n.ready);
-    t.classList.toggle("stale", typeof m.ts === "number" && Date.now() / 1000 - m.ts > STALE_S);
+    // NodeMetric timestamps are RFC 3339 strings (numbers from older agents); either ages the tile.
+    const reported = typeof m.ts === "number" ? m.ts * 1000 : Date.parse(m.ts ?? "");
+    t.classList.toggle("stale", Number.isFinite(reported) && Date.now() - reported > STALE_S * 1000);
     t.title = `${name}${n.ready ? "" : " (NotReady)"}\n` +
       `CPU: prod ${cores(m.prodCpu)} + batch ${cores(m.batchCpu)} of ${cores(n.cpu)} cores; batch allocatable ${cores(n.batchCpu)}\n` +
       `memory: prod ${bytes(m.prodMemory)} + batch ${bytes(m.batchMemory)} of ${bytes(n.memory)}; batch allocatable ${bytes(n.batchMemory)}`;
