@@ -135,6 +135,14 @@ def test_the_suppress_quota_follows_a_prod_load_that_rises_and_falls(cluster: Cl
     assert high_cpu > low_cpu + 150, phases
     assert abs((low_q - high_q) - (high_cpu - low_cpu)) < 150, phases
     assert again_q > high_q + 0.5 * (high_cpu - again_cpu), phases
+    # A NodeSLO keeping no headroom back lifts the quota (idle class only); without it the
+    # cluster default's quota returns.
+    cluster.client.create("nodeslos", {"apiVersion": "sigma.io/v1", "kind": "NodeSLO", "metadata": {"name": NODE},
+                                       "spec": {"cpuThreshold": 1.0}})
+    wait_for(lambda: cg.batch_cpu_quota() is None, timeout=10)
+    assert "sigma_agent_batch_cpu_quota_millicores -1" in agent.render_metrics()
+    cluster.client.delete("nodeslos", NODE)
+    wait_for(lambda: (cg.batch_cpu_quota() or 10_000) <= 1300, timeout=10)
     metrics = agent.render_metrics()
     assert "sigma_agent_batch_cpu_quota_millicores" in metrics and "sigma_agent_resctrl_supported 0" in metrics
 

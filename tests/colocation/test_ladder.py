@@ -26,6 +26,15 @@ def test_suppress_gives_batch_what_prod_leaves_under_the_threshold() -> None:
     assert quota.cgroup_v2() == {"cpu.max": "160000 100000"}
 
 
+def test_a_threshold_that_keeps_nothing_back_leaves_batch_without_a_quota() -> None:
+    # Idle class alone gives prod every cycle; a quota would only add throttling.
+    quota = suppress_quota(4000, 1.0, 1000)
+    assert quota.millis is None and quota.quota_us is None and "without a quota" in quota.reason
+    assert quota.cgroup_v1() == {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "-1"}
+    assert quota.cgroup_v2() == {"cpu.max": "max 100000"}
+    assert suppress_quota(4000, 0.99, 1000).millis == 2960
+
+
 def test_suppress_never_goes_below_the_floor() -> None:
     quota = suppress_quota(4000, 0.65, 3900, floor_millis=100)
     assert quota.millis == 100 and "floor" in quota.reason

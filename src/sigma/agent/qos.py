@@ -138,17 +138,17 @@ class QosManager:
                         f.write(wanted)
 
     # -- suppress ------------------------------------------------------------------------
-    def set_batch_quota(self, millis: int, pods: list[dict[str, Any]]) -> None:
+    def set_batch_quota(self, millis: int | None, pods: list[dict[str, Any]]) -> None:
         """Cgroup v1 refuses (EINVAL) a parent quota below a child's, and a batch pod with a
         cpu limit has one. Going down, every quota under the parent above the new one is cut
         to it first, deepest first (a cut changes nothing: the parent caps them anyway).
-        Going up, the parent is raised first, then each known pod and container gets back
-        min(its own limit, the parent's)."""
+        Going up (None: no quota), the parent is raised first, then each known pod and
+        container gets back min(its own limit, the parent's)."""
         cg = self.cgroups
         assert cg is not None
         parent = f"{cg.root}/{podspec.BATCH}"
         current = cg.batch_cpu_quota()
-        if current is None or millis < current:
+        if millis is not None and (current is None or millis < current):
             for rel in _descendants(cg.path("cpu", parent), parent):
                 quota = cg.cpu_quota_millis(rel)
                 if quota is not None and quota > millis:
@@ -164,7 +164,7 @@ class QosManager:
             steps += [(f"{pod_rel}/{c['name']}", podspec.container_resources(c, podspec.BATCH).cpu_limit_millis)
                       for c in pod.get("spec", {}).get("containers") or []]
             for rel, limit in steps:
-                want = min(limit, millis) if limit is not None else None
+                want = None if limit is None else (limit if millis is None else min(limit, millis))
                 if cg.exists(rel) and cg.cpu_quota_millis(rel) != want:
                     cg.set_cpu_quota(rel, want)
 

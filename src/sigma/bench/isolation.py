@@ -8,7 +8,10 @@ request was due). Three runs of `--seconds` each:
 
 1. alone: the service and nothing else;
 2. co-located, isolated: `--batch-pods` busy-loop pods with sigma-batch priority, under the
-   agent's batch parent (cpu.idle=1 + the suppress quota of qos.py);
+   agent's batch parent (cpu.idle=1; the NodeSLO's threshold 1.0 keeps nothing back, so
+   the suppress step sets no quota), then again under the cluster default threshold (0.65:
+   the suppress quota caps batch at 0.65 x capacity - prod usage), reported apart as
+   `default_threshold`;
 3. co-located, unisolated: the same busy loops as sigma-prod pods with the service's cpu
    request, i.e. the same class at equal weight: what a cluster without co-location
    isolation gives them.
@@ -254,6 +257,11 @@ class Bench:
         self.running(spinners)
         isolated, phase = self.measure("co-located, isolated")
         quota = self.cgroups.batch_cpu_quota()
+        # The cluster default threshold (0.65) keeps headroom back with the suppress quota.
+        assert self.client is not None
+        self.client.delete("nodeslos", NODE)
+        suppressed, suppressed_phase = self.measure("co-located, isolated, default threshold (suppress quota)")
+        suppressed_quota = self.cgroups.batch_cpu_quota()
         self.delete(spinners)
         same_class = [f"spin-{i}" for i in range(self.args.batch_pods)]
         for name in same_class:
@@ -275,7 +283,14 @@ class Bench:
             "p50_colocated_isolated_ms": round(isolated.percentile(50), 3),
             "prod_cores": round(phase.prod, 3), "loadgen_cores": round(phase.loadgen, 3),
             "batch_cores": round(phase.batch, 3), "batch_quota_millis_at_end": quota,
-            "errors": alone.errors + isolated.errors + unisolated.errors,
+            "default_threshold": {
+                "p99_ms": round(suppressed.percentile(99), 3),
+                "p99_ratio": round(suppressed.percentile(99) / p99_alone, 3),
+                "machine_cpu_util": round(suppressed_phase.util, 3),
+                "batch_cores": round(suppressed_phase.batch, 3),
+                "batch_quota_millis_at_end": suppressed_quota,
+            },
+            "errors": alone.errors + isolated.errors + suppressed.errors + unisolated.errors,
             "rate": self.args.rate, "seconds": self.args.seconds, "batch_pods": self.args.batch_pods,
         }
 

@@ -148,8 +148,8 @@ class NodeQoS:
         for r, (capacity, used) in enumerate(rows.tolist()):
             found = self._quota.get((capacity, used))
             if found is None:
-                found = self._quota[(capacity, used)] = suppress_quota(capacity, self.thresholds.cpu,
-                                                                        used).millis
+                cap = suppress_quota(capacity, self.thresholds.cpu, used).millis
+                found = self._quota[(capacity, used)] = capacity if cap is None else cap
             answers[r] = found
         quota = answers[inverse.reshape(-1)]
         quota.flags.writeable = False

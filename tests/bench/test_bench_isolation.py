@@ -1,0 +1,29 @@
+"""`sigma bench isolation` on a short configuration: the result's shape and what must hold
+whatever the machine's noise (latency ratios are only reported, never asserted)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from sigma.bench.isolation import run
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0, reason="needs root (cgroups)")]
+
+
+def test_batch_fills_the_cores_without_a_quota_and_stays_under_it_at_the_default_threshold() -> None:
+    result = run(["--seconds", "3", "--rate", "100", "--batch-pods", "2", "--settle", "2"])
+    assert result["bench"] == "isolation" and result["errors"] == 0
+    for key in ("p99_alone_ms", "p99_colocated_isolated_ms", "p99_colocated_unisolated_ms"):
+        assert result[key] > 0, key
+    assert result["p99_ratio"] == round(result["p99_colocated_isolated_ms"] / result["p99_alone_ms"], 3)
+    # Threshold 1.0: no quota, the idle-class batch takes what prod leaves of the 2 cores.
+    assert result["batch_quota_millis_at_end"] is None
+    assert result["batch_cores"] > 1.0
+    # The default threshold: a quota of at most 0.65 x capacity, and batch kept under it.
+    suppressed = result["default_threshold"]
+    cores = os.cpu_count() or 1
+    assert suppressed["batch_quota_millis_at_end"] is not None
+    assert suppressed["batch_quota_millis_at_end"] <= 650 * cores
+    assert suppressed["batch_cores"] <= suppressed["batch_quota_millis_at_end"] / 1000 + 0.15
