@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import orjson
 import pytest
 
 from sigma.api import admission
 from sigma.api.errors import ApiError
 from sigma.api.registry import Registry
 from sigma.api.resources import resource
+from sigma.api.watch import with_resource_version
 from sigma.store.sqlite import SqliteStore
 
 PODS, DEPLOYMENTS, NAMESPACES = resource("pods"), resource("deployments"), resource("namespaces")
@@ -205,3 +207,33 @@ def test_a_namespace_deleted_through_the_registry_takes_effect_at_once_despite_t
     with pytest.raises(ApiError) as gone:
         registry.create(PODS, "brief", pod("b"))
     assert gone.value.code == 404
+
+
+def test_watch_lines_spliced_from_stored_bytes_equal_the_decoded_events(registry: Registry) -> None:
+    start = registry.list(PODS, "default")["metadata"]["resourceVersion"]
+    spliced = registry.watch(PODS, None, start)
+    decoded = registry.watch(PODS, None, start)
+    registry.create(PODS, "default", {"kind": "Pod", "apiVersion": "v1", **pod("a", labels={"x": "y"})})
+    registry.create(PODS, "default", {"spec": pod("b")["spec"], "metadata": {"name": "b"}})  # spec first
+    registry.bind("default", "a", "n1")
+    registry.delete(PODS, "default", "b", grace_period=0)
+    lines = spliced.drain_lines()
+    events = decoded.drain()
+    spliced.close()
+    decoded.close()
+    assert [orjson.loads(line) for line in lines] == [{"type": e.type, "object": e.object} for e in events]
+    assert [e.type for e in events] == ["ADDED", "ADDED", "MODIFIED", "DELETED"]
+    assert all(line.endswith(b"}\n") and line.count(b"\n") == 1 for line in lines)
+
+
+@pytest.mark.parametrize("stored, revision, expected", [
+    (b'{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},"spec":{}}', 7,
+     b'{"apiVersion":"v1","kind":"Pod","metadata":{"resourceVersion":"7","name":"a"},"spec":{}}'),
+    (b'{"metadata":{}}', 12, b'{"metadata":{"resourceVersion":"12"}}'),
+    # Not laid out as the registry stores objects: the caller decodes instead.
+    (b'{"spec":{"template":{"metadata":{}}},"metadata":{"name":"a"}}', 3, None),
+    (b'{"apiVersion":1,"metadata":{}}', 3, None),
+])
+def test_a_resource_version_is_spliced_only_into_the_top_level_metadata(stored: bytes, revision: int,
+                                                                        expected: bytes | None) -> None:
+    assert with_resource_version(stored, revision) == expected

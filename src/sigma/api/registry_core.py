@@ -12,7 +12,6 @@ import base64
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +32,7 @@ from sigma.api.selectors import (
     required_field_values,
     required_label_keys,
 )
+from sigma.api.uids import new_uid, new_uid_hex
 from sigma.api.validation import apply_defaults, validate
 from sigma.api.watch import RegistryWatch
 from sigma.store.contract import Conflict, KeyExists, KeyNotFound, KeyValue, Store
@@ -74,10 +74,16 @@ class RegistryCore:
 
     @staticmethod
     def _to_bytes(obj: dict[str, Any]) -> bytes:
-        stored = dict(obj)
-        m = dict(stored.get("metadata") or {})
+        # apiVersion, kind, then metadata without its resourceVersion (the store's revision
+        # is the resourceVersion): a watch splices it back into these bytes without decoding
+        # them (watch.with_resource_version).
+        m = dict(obj.get("metadata") or {})
         m.pop("resourceVersion", None)
+        stored: dict[str, Any] = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
         stored["metadata"] = m
+        for k, v in obj.items():
+            if k not in stored:
+                stored[k] = v
         return encode(stored)
 
     # -- read -----------------------------------------------------------------------------
@@ -199,12 +205,12 @@ class RegistryCore:
             obj = clone(obj)
             m = meta(obj)
             if not m.get("name") and m.get("generateName"):
-                m["name"] = f"{m['generateName']}{uuid.uuid4().hex[:5]}"
+                m["name"] = f"{m['generateName']}{new_uid_hex()[:5]}"
         if rt.namespaced:
             self._require_namespace(namespace)
         obj = self.prepare(rt, obj, namespace, strict)
         m = meta(obj)
-        m["uid"] = str(uuid.uuid4())
+        m["uid"] = new_uid()
         m["creationTimestamp"] = now_rfc3339(self.clock())
         m["generation"] = 1
         for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):

@@ -426,11 +426,14 @@ class ApiServer:
                 wake.clear()
                 wake_pending[0] = False
                 try:
-                    events = watch.drain()
+                    if table:
+                        lines = [self._table_line(rt, ev, include) for ev in watch.drain()]
+                    else:
+                        lines = watch.drain_lines()
                 except StoreClosed:
                     return
-                if events:
-                    yield b"".join(self._event_line(rt, ev, table, include) for ev in events)
+                if lines:
+                    yield b"".join(lines)
                 now = loop.time()
                 if now >= deadline:
                     return
@@ -446,11 +449,9 @@ class ApiServer:
             watch.close()
 
     @staticmethod
-    def _event_line(rt: ResourceType, ev: ObjectEvent, table: bool, include: str) -> bytes:
-        obj = ev.object
-        if table:
-            obj = to_table(rt.kind, [obj], str(ev.revision), time.time(), include)
-        return orjson.dumps({"type": ev.type, "object": obj}) + b"\n"
+    def _table_line(rt: ResourceType, ev: ObjectEvent, include: str) -> bytes:
+        table = to_table(rt.kind, [ev.object], str(ev.revision), time.time(), include)
+        return orjson.dumps({"type": ev.type, "object": table}) + b"\n"
 
 
 class SigmaApp:

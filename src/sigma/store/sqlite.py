@@ -249,9 +249,10 @@ class SqliteStore(Store):
     def create(self, key: str, value: bytes) -> KeyValue:
         with self._lock:
             with self._write() as rev:
-                if self._conn.execute(_GET, (key,)).fetchone() is not None:
-                    raise KeyExists(key)
-                self._conn.execute(_INSERT_KV, (key, value, rev, rev))
+                try:  # the primary key says whether it exists: no read before the write
+                    self._conn.execute(_INSERT_KV, (key, value, rev, rev))
+                except sqlite3.IntegrityError:
+                    raise KeyExists(key) from None
                 self._conn.execute(_INSERT_HISTORY, (rev, key, 0, value, rev, None, None))
                 kv = KeyValue(key, value, rev, rev)
             self._fanout.enqueue(WatchEvent("PUT", kv, None))

@@ -24,7 +24,10 @@ endpoints; anyone, authenticated or not, the health endpoints and /version.
 
 from __future__ import annotations
 
+import math
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,7 @@ from sigma.api.auth.noderestriction import ALLOW, Decision, PodNode, deny, node_
 ROLES = ("cluster-admin", "edit", "view", "agent")
 PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 DISCOVERY_PREFIXES = ("/api", "/apis", "/openapi")
+RECHECK_S = 1.0  # how often the bindings file is looked at for changes
 
 
 @dataclass(frozen=True)
@@ -68,14 +72,23 @@ def parse_bindings(doc: Any, source: str = "bindings") -> list[Binding]:
 class Bindings:
     """The built-in bindings plus those of a file, re-read when the file changes."""
 
-    def __init__(self, path: Path | None = None, extra: list[Binding] | None = None) -> None:
+    def __init__(self, path: Path | None = None, extra: list[Binding] | None = None,
+                 recheck_s: float = RECHECK_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
+        self._clock = clock
         self.extra = list(extra or [])
+        self.recheck_s = recheck_s
         self._stamp: tuple[float, int] | None = None
         self._file: list[Binding] = []
+        self._checked_at = -math.inf
+        self._all = [*BUILTIN_BINDINGS, *self.extra]
 
     def current(self) -> list[Binding]:
-        if self.path is not None:
+        # The file is looked at most once per recheck_s: a stat on every request released
+        # the GIL on the API's event loop, which then queued behind the scheduler's threads.
+        now = self._clock()
+        if self.path is not None and now - self._checked_at >= self.recheck_s:
+            self._checked_at = now
             try:
                 st = os.stat(self.path)
                 stamp: tuple[float, int] | None = (st.st_mtime, st.st_size)
@@ -84,7 +97,8 @@ class Bindings:
             if stamp is not None and stamp != self._stamp:
                 self._file = parse_bindings(yaml.safe_load(self.path.read_text()), str(self.path))
             self._stamp = stamp
-        return [*BUILTIN_BINDINGS, *self.extra, *self._file]
+            self._all = [*BUILTIN_BINDINGS, *self.extra, *self._file]
+        return self._all
 
 
 def _role_allows(role: str, ns: str | None, a: Attributes) -> bool:
