@@ -231,9 +231,9 @@ class Store(abc.ABC):
         mod_revision equals it. Raises KeyNotFound when absent."""
 
     def update_many(self, writes: Writes) -> WriteResults:
-        """Several independent ``update(key, value, expected_revision)`` calls: each takes
-        its own revision and succeeds or fails (KeyNotFound, Conflict: returned in its
-        place, not raised) on its own. An implementation may commit them together, which
+        """Several independent ``update(key, value, expected_revision)`` calls (distinct
+        keys): each takes its own revision, possibly not in the order given, and succeeds or
+        fails (KeyNotFound, Conflict: returned in its place, not raised) on its own. An implementation may commit them together, which
         is what makes it worth calling (a scheduler binding a batch of pods); this default
         simply loops."""
         results: WriteResults = []

@@ -111,10 +111,11 @@ class EtcdStore(Store):
             raise StoreClosed("store closed")
         return self.gateway.call(path, body, idempotent=idempotent)
 
-    def _call_many(self, path: str, bodies: list[Json], idempotent: bool = False) -> list[Json | EtcdError]:
+    def _call_many(self, path: str, bodies: list[Json], idempotent: bool = False,
+                   spread: bool = False) -> list[Json | EtcdError]:
         if self._closed:
             raise StoreClosed("store closed")
-        return self.gateway.call_many(path, bodies, idempotent=idempotent)
+        return self.gateway.call_many(path, bodies, idempotent=idempotent, spread=spread)
 
     def get(self, key: str) -> KeyValue | None:
         kvs = self._call("kv/range", {"key": b64(key)}, idempotent=True).get("kvs") or []
@@ -248,11 +249,12 @@ class EtcdStore(Store):
         """One Txn per write, as ``update`` sends it, so each write takes its own revision
         (a watch resuming from one object's resourceVersion must not skip another object
         written at the same revision: one Txn for the batch would give them all one). The
-        Txns are pipelined on one connection: etcd applies them in order, the batch waits
-        for one round trip instead of one per write."""
+        writes are independent, so the Txns are pipelined over several connections at once
+        (Gateway.call_many's spread): the batch waits for a few raft commits, not one per
+        write."""
         bodies = [self._txn_body(key, self._compare_current(key, expected), self._put(key, value), guard)
                   for key, value, expected in writes]
-        answers = self._call_many("kv/txn", bodies)
+        answers = self._call_many("kv/txn", bodies, spread=True)
         results: WriteResults = []
         fenced: Fenced | None = None
         for (key, value, expected), answer in zip(writes, answers, strict=True):

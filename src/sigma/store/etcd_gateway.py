@@ -52,6 +52,10 @@ POOL_IDLE = 32
 # connection: enough to hide the round trips, few enough that requests and answers never
 # fill both directions' socket buffers (which would deadlock writer and server).
 PIPELINE_WINDOW = 32
+# ``call_many(spread=True)`` splits a batch over up to this many connections. etcd serves
+# one connection's requests one after the other, each write waiting for its own raft round
+# and WAL fsync; on several connections at once, raft commits them together.
+SPREAD_CONNECTIONS = 8
 
 
 class EtcdError(StoreError):
@@ -281,52 +285,95 @@ class Gateway:
         return answer
 
     def call_many(self, path: str, bodies: Sequence[Json], *, idempotent: bool = False,
-                  timeout: float | None = None) -> list[Json | EtcdError]:
+                  timeout: float | None = None, spread: bool = False) -> list[Json | EtcdError]:
         """Several POSTs to ``/v3/path`` pipelined on one connection, answered in order (etcd
         serves a connection's requests one after the other): one round trip's worth of
         waiting instead of one per request. Each answer is its JSON or, for a refusal, its
         EtcdError (returned in its place; ``call`` raises it). A broken connection raises
-        StoreUnavailable as ``call`` does; requests not yet answered may have been applied."""
+        StoreUnavailable as ``call`` does; requests not yet answered may have been applied.
+
+        ``spread``: the requests are independent of each other (writes to distinct keys),
+        so they go over up to SPREAD_CONNECTIONS connections at once and etcd may apply
+        them in any order; the answers still come back in the order of ``bodies``."""
         if not bodies:
             return []
         if self._closed:
             raise StoreClosed("etcd gateway closed")
         limit = CALL_TIMEOUT_S if timeout is None else timeout
         encoded = [orjson.dumps(body) for body in bodies]
+        lanes = min(len(encoded), SPREAD_CONNECTIONS) if spread else 1
+        groups = [encoded[i::lanes] for i in range(lanes)]
         last: Exception | None = None
         for _ in range(len(self.endpoints)):
             index, base = self._endpoint()
+            conns: list[_Connection] = []
             try:
-                conn = self._acquire(index)
+                for _lane in range(lanes):
+                    conns.append(self._acquire(index))
             except _NotSent as err:  # never sent: safe to retry anywhere
+                for conn in conns:
+                    self._release(index, conn)
                 last = err
                 self._fail_over(index)
                 continue
             try:
-                answers = self._exchange(conn, path, encoded, limit)
+                answers = self._exchange_lanes(conns, path, groups, limit)
             except _Broken as err:
-                conn.close()
+                for conn in conns:
+                    conn.close()
                 self._fail_over(index)
                 if idempotent:
                     last = err
                     continue
                 raise StoreUnavailable(f"etcd {path} at {base}: {err} (the write may have been applied)") from err
             except BaseException:
-                conn.close()  # out of step (a decoding bug, an interrupt): never reuse it
+                for conn in conns:
+                    conn.close()  # out of step (a decoding bug, an interrupt): never reuse it
                 raise
-            keep = answers.pop()
-            if keep:
-                self._release(index, conn)
-            else:
-                conn.close()
-            out: list[Json | EtcdError] = []
-            for status, data in cast(list[tuple[int, bytes]], answers):
-                try:
-                    out.append(_decode(path, status, data))
-                except EtcdError as err:
-                    out.append(err)
+            out: list[Json | EtcdError] = [{} for _ in encoded]
+            for lane, (conn, lane_answers) in enumerate(zip(conns, answers, strict=True)):
+                keep = lane_answers.pop()
+                if keep:
+                    self._release(index, conn)
+                else:
+                    conn.close()
+                for i, (status, data) in enumerate(cast(list[tuple[int, bytes]], lane_answers)):
+                    try:
+                        out[lane + i * lanes] = _decode(path, status, data)
+                    except EtcdError as err:
+                        out[lane + i * lanes] = err
             return out
         raise StoreUnavailable(f"no etcd endpoint answered {path} ({', '.join(self.endpoints)}): {last!r}")
+
+    @staticmethod
+    def _exchange_lanes(conns: list[_Connection], path: str, groups: list[list[bytes]],
+                        timeout: float) -> list[list[Any]]:
+        """``_exchange`` on several connections at once: every lane's first window is sent
+        before any answer is read, so etcd works on all of them together."""
+        if len(conns) == 1:
+            return [Gateway._exchange(conns[0], path, groups[0], timeout)]
+        answers: list[list[Any]] = [[] for _ in conns]
+        sent = [0] * len(conns)
+        keep = [True] * len(conns)
+        while any(len(a) < len(g) for a, g in zip(answers, groups, strict=True)):
+            for lane, conn in enumerate(conns):
+                group, got = groups[lane], answers[lane]
+                if sent[lane] < len(group) and sent[lane] - len(got) < PIPELINE_WINDOW:
+                    upto = min(len(group), len(got) + PIPELINE_WINDOW)
+                    conn.send(b"".join(conn.request_bytes(path, body) for body in group[sent[lane]:upto]), timeout)
+                    sent[lane] = upto
+            for lane, conn in enumerate(conns):
+                group, got = groups[lane], answers[lane]
+                # Read what this lane has in flight before topping the others up again.
+                while len(got) < sent[lane]:
+                    status, data, alive = conn.receive(timeout)
+                    got.append((status, data))
+                    if not alive and len(got) < len(group):
+                        raise _Broken("etcd closed the connection in the middle of a pipelined batch")
+                    keep[lane] = keep[lane] and alive
+        for lane, got in enumerate(answers):
+            got.append(keep[lane])
+        return answers
 
     @staticmethod
     def _exchange(conn: _Connection, path: str, encoded: list[bytes], timeout: float) -> list[Any]:
