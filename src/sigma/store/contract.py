@@ -233,9 +233,9 @@ class Store(abc.ABC):
     def update_many(self, writes: Writes) -> WriteResults:
         """Several independent ``update(key, value, expected_revision)`` calls (distinct
         keys): each takes its own revision, possibly not in the order given, and succeeds or
-        fails (KeyNotFound, Conflict: returned in its place, not raised) on its own. An implementation may commit them together, which
-        is what makes it worth calling (a scheduler binding a batch of pods); this default
-        simply loops."""
+        fails (KeyNotFound, Conflict: returned in its place, not raised) on its own. An
+        implementation may commit them together, which is what makes it worth calling (a
+        scheduler binding a batch of pods); this default simply loops."""
         results: WriteResults = []
         for key, value, expected in writes:
             try:
