@@ -73,3 +73,10 @@ def test_the_plan_never_exceeds_the_total_in_flight_limit() -> None:
 def test_the_same_state_and_seed_give_the_same_plan() -> None:
     holders = {p: frozenset(range(0, 32, i + 1)) for i, p in enumerate("abcd")}
     assert pick(state(pieces=32, holders=holders, seed=7)) == pick(state(pieces=32, holders=holders, seed=7))
+
+
+def test_a_busy_holder_is_not_asked_and_its_pieces_never_go_to_the_registry() -> None:
+    holders = {"a": frozenset({0, 1}), "b": frozenset({1})}
+    plan = pick(state(pieces=3, holders=holders, busy=frozenset({"a"}), per_peer_limit=4))
+    assert plan.from_peers == ((1, "b"),)  # piece 0 waits for "a"; piece 2 (nobody has it) is claimed
+    assert plan.from_registry == (2,)

@@ -121,6 +121,28 @@ def test_a_peer_joining_after_a_seed_never_touches_the_registry(
     assert registry.blob_gets(digest) == 0
 
 
+def test_a_peer_out_of_upload_slots_turns_askers_away_without_counting_a_fault(
+    registry: LocalRegistry, tracker: tuple[str, TrackerState], tmp_path: Any
+) -> None:
+    data = os.urandom(6 * PIECE)
+    digest = push_raw_blob(registry, "slots", data)
+    (tmp_path / "seed").write_bytes(data)
+    seed = PeerServer(upload_rate=2e6, upload_slots=1).start()  # one piece at a time, 0.13 s each
+    nodes = [node(tracker[0]) for _ in range(2)]
+    try:
+        seed_blob(TrackerClient(tracker[0]), seed, digest, str(tmp_path / "seed"), PIECE)
+        reports = fetch_all(nodes, digest, len(data), f"{registry.base}/v2/slots/blobs/{digest}", tmp_path)
+    finally:
+        seed.stop()
+        for peer, _ in nodes:
+            peer.stop()
+    assert all(isinstance(r, FetchReport) for r in reports), reports
+    for i in range(2):
+        assert (tmp_path / f"blob{i}").read_bytes() == data
+    assert seed.busy_refusals > 0 and sum(r.busy_refusals for r in reports) == seed.busy_refusals
+    assert all(r.failures == [] and r.from_registry == 0 for r in reports)  # a refusal is no fault
+
+
 def test_a_dead_peer_mid_transfer_is_survived_and_reported(
     registry: LocalRegistry, tracker: tuple[str, TrackerState], tmp_path: Any
 ) -> None:

@@ -46,6 +46,7 @@ from typing import IO, Any
 
 from sigma.bench.p2p_stats import cpu_sample, cpu_summary, fault_counts
 from sigma.netlab import Network, netns_available
+from sigma.p2p.peer import DEFAULT_UPLOAD_SLOTS
 
 MIB = 1 << 20
 REGISTRY, TRACKER = 0, 1  # host indexes; the peers are hosts 2..N+1
@@ -62,6 +63,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--piece-mib", type=float, default=4, help="piece size in MiB (default 4)")
     p.add_argument("--parallel", type=int, default=6, help="pieces a node fetches at once (default 6)")
     p.add_argument("--per-peer", type=int, default=2, help="of those, at most this many from one peer")
+    p.add_argument("--upload-slots", type=int, default=DEFAULT_UPLOAD_SLOTS,
+                   help=f"pieces a node uploads at once; more asks are told to try elsewhere "
+                        f"(default {DEFAULT_UPLOAD_SLOTS}; 0: no limit)")
     p.add_argument("--registry-per-node", type=int, default=1, help="of those, at most this many from the registry")
     p.add_argument("--source-claims", type=int, default=4,
                    help="pieces fetched from the registry at once, over all nodes (the tracker's cap; 0: none)")
@@ -189,7 +193,7 @@ class _Lab:
             "tracker": self.tracker, "blob_url": f"{self.registry}/v2/{REPO}/blobs/{self.digest}",
             "digest": self.digest, "size": self.size, "piece_size": self.piece_size,
             "parallel": a.parallel, "per_peer": a.per_peer, "registry_per_node": a.registry_per_node,
-            "poll": a.poll,
+            "poll": a.poll, "upload_slots": a.upload_slots,
             # Faults: node 0 serves corrupt pieces; the last node dies once it holds half.
             "corrupt": a.faults and i == 0, "die_at": 0.5 if a.faults and i == a.nodes - 1 else None,
         }
@@ -247,9 +251,11 @@ class _Lab:
             "source_payload_ratio": round(sum(r["from_registry"] for r in reports) * self.piece_size / self.size, 3),
             "tracker_views": sum(r.get("tracker_views", 0) for r in reports),
             "tracker_claims": sum(r.get("tracker_claims", 0) for r in reports),
+            "busy_refusals": sum(r.get("busy_refusals", 0) for r in reports),
             "nodes_completed": len(survivors),
             "digests_ok": sum(d == self.digest for d in verified.values()),
             "piece_mib": a.piece_mib, "parallel": a.parallel, "source_claims": a.source_claims,
+            "upload_slots": a.upload_slots,
             "warm_memory": a.warm_memory,
             "faults": fault_counts(reports, a.faults, a.nodes - len(survivors)),
             "cpu": cpu,

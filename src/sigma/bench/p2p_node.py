@@ -77,7 +77,9 @@ class Peer:
         from sigma.p2p.peer import PeerServer
 
         self.conf = conf
-        self.server = PeerServer(conf["address"], conf["port"], advertise=conf["address"]).start()
+        self.server = PeerServer(
+            conf["address"], conf["port"], advertise=conf["address"], upload_slots=int(conf.get("upload_slots", 4))
+        ).start()
         self.server.corrupt = bool(conf.get("corrupt"))
         self.dest = os.path.join(conf["workdir"], f"node{conf['index']}.blob")
         self.progress = 0

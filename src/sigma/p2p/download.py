@@ -12,7 +12,9 @@ Pieces from peers come through wire.PieceClient (recv_into, pwrite, no copies in
 the whole blob's digest is computed while the pieces arrive (wire.BlobHasher) and checked
 before the blob is renamed into place: a partial or unverified blob never has its final name.
 A peer that cuts a transfer off or serves a piece whose hash is wrong is excluded for the
-rest of the blob and the piece is fetched elsewhere; every such event is in the report.
+rest of the blob and the piece is fetched elsewhere; every such event is in the report. A
+peer whose upload slots are all taken (peer.PeerServer answers 503) is no fault: it is left
+alone for a short, growing back-off while the freed slot goes to another holder or piece.
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ from sigma.p2p.peer import HeldBlob, PeerServer
 from sigma.p2p.picker import REGISTRY, PickState, pick
 from sigma.p2p.ratelimit import TokenBucket
 from sigma.p2p.tracker import DEFAULT_PIECE_SIZE
-from sigma.p2p.wire import BlobHasher, PieceClient, WireError
+from sigma.p2p.wire import BlobHasher, PeerBusy, PieceClient, WireError
+
+# A peer that answered "every upload slot taken" is not asked again for this long, doubled
+# for every refusal in a row (up to BUSY_MAX): its uploads take a fraction of a second each.
+BUSY_BACKOFF = 0.1
+BUSY_MAX = 0.8
 
 
 class P2PError(RuntimeError):
@@ -98,6 +105,7 @@ class FetchReport:
     seconds: float = 0.0
     tracker_views: int = 0  # how often the loop asked the tracker (what a swarm costs it)
     tracker_claims: int = 0  # back-to-source claims asked for (calls, granted or not)
+    busy_refusals: int = 0  # requests a peer refused because all its upload slots were taken
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -186,22 +194,25 @@ class Downloader:
                     # Every slot is busy: nothing to pick, so no tracker round trip.
                     self._wait_and_store(digest, report, st, self.renew, hasher)
                     continue
-                # A slot freed by a finished fetch is refilled from the last view while it is
-                # recent (holders only grow; a holder gone since fails the fetch and is
-                # excluded): the tracker is asked again when that view has nothing left for us.
-                cached, st.completed = st.completed and recent, False
+                # A slot freed by a finished fetch (or a busy holder's back-off ending) is
+                # refilled from the last view while it is recent (holders only grow; a holder
+                # gone since fails the fetch and is excluded): the tracker is asked again
+                # when that view has nothing left for us.
+                busy = st.busy_now()
+                cached, st.completed, st.unbusied = (st.completed or st.unbusied) and recent, False, False
                 if not cached:
-                    st.view, st.viewed_at = self.tracker.view(digest, me), time.monotonic()
+                    st.set_view(self.tracker.view(digest, me))
                     report.tracker_views += 1
                 plan = pick(
                     PickState(
                         pieces=report.pieces,
                         have=frozenset(st.have),
                         in_flight=dict(st.in_flight),
-                        holders={p: frozenset(s) for p, s in st.view["holders"].items()},
+                        holders=st.holders,
                         excluded=frozenset(st.excluded),
                         failed=frozenset(st.failed),
                         claimed_elsewhere=frozenset(int(i) for i in st.view["claims"]),
+                        busy=busy,
                         per_peer_limit=self.limits[0],
                         registry_limit=self.limits[1],
                         total_limit=self.limits[2],
@@ -224,10 +235,12 @@ class Downloader:
                 # A view that gave us nothing to start means the swarm has nothing new for us
                 # yet: look again after twice the wait (up to `renew`), not at the poll rate.
                 # A fetch finishing ends the wait early, and the next view starts at `poll`.
-                if cached and not starts:
+                if cached and not starts and not busy:
                     continue  # nothing left for us in the last view: ask the tracker
                 st.idle = 0 if starts else st.idle + 1
                 wait_s = min(self.poll * (1 << min(st.idle, 8)), max(self.poll, self.renew))
+                if st.busy:  # a refusing peer may have a free slot again sooner than that
+                    wait_s = max(0.01, min(wait_s, min(st.busy.values()) - time.monotonic()))
                 if not st.futures:
                     time.sleep(wait_s)  # waiting on pieces others are fetching from the registry
                     continue
@@ -244,6 +257,12 @@ class Downloader:
         for fut in done:
             piece, source = st.futures.pop(fut)
             del st.in_flight[piece]
+            if isinstance(fut.exception(), PeerBusy):  # not a fault: another holder, or later
+                st.completed = True
+                st.refused(source)
+                report.busy_refusals += 1
+                continue
+            st.streak.pop(source, None)
             reason = self._verify(fut, piece, source, hashes, st.hashes)
             if reason is None:
                 st.completed = True
@@ -267,7 +286,7 @@ class Downloader:
             hashes_new = {i: st.hashes[i] for i in new if i in st.hashes}
             answer = self.tracker.announce(digest, self.peer.url, new, hashes_new, view=True)
             if answer is not None:  # the view for refilling the freed slots, in the same round trip
-                st.view, st.viewed_at = answer, time.monotonic()
+                st.set_view(answer)
 
     def _get(
         self, digest: str, blob: HeldBlob, piece: int, source: str, source_url: str, headers: dict[str, str] | None
@@ -341,6 +360,25 @@ class _Progress:
     idle: int = 0  # views in a row that gave us nothing to start
     completed: bool = False  # a fetch finished since the last pick: a slot to refill
     viewed_at: float = float("-inf")
+    busy: dict[str, float] = field(default_factory=dict)  # peer out of upload slots -> ask again after
+    streak: dict[str, int] = field(default_factory=dict)  # refusals in a row, per peer
+    unbusied: bool = False  # a busy holder's back-off ended since the last pick
+    holders: dict[str, frozenset[int]] = field(default_factory=dict)  # the view's, as sets
+
+    def refused(self, peer: str) -> None:
+        n = self.streak[peer] = self.streak.get(peer, 0) + 1
+        self.busy[peer] = time.monotonic() + min(BUSY_MAX, BUSY_BACKOFF * (1 << min(n - 1, 8)))
+
+    def set_view(self, view: dict[str, Any]) -> None:
+        self.view, self.viewed_at = view, time.monotonic()
+        self.holders = {p: frozenset(s) for p, s in view["holders"].items()}
+
+    def busy_now(self) -> frozenset[str]:
+        now = time.monotonic()
+        for peer in [p for p, until in self.busy.items() if until <= now]:
+            del self.busy[peer]
+            self.unbusied = True
+        return frozenset(self.busy)
 
 
 def seed_blob(

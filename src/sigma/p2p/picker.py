@@ -8,6 +8,8 @@ Rules, in the order they apply:
    which is what lets them trade with each other at once.
 3. The least busy holder serves a piece; a peer never has more than `per_peer_limit`
    requests in flight from us, and a peer that failed or served a corrupt piece is excluded.
+   A peer that just refused us for lack of upload slots (`busy`) is not asked for a while;
+   its pieces wait for it or for other holders (never the registry).
 4. A piece no usable peer holds goes back to the registry, unless another peer has already
    claimed it there (it will soon hold it: wait instead of adding load on the registry).
 """
@@ -31,6 +33,7 @@ class PickState:
     excluded: frozenset[str] = frozenset()  # peers that failed or served a corrupt piece
     failed: frozenset[tuple[int, str]] = frozenset()  # (piece, peer) pairs not to retry
     claimed_elsewhere: frozenset[int] = frozenset()  # pieces another peer fetches from the registry
+    busy: frozenset[str] = frozenset()  # peers whose upload slots were all taken a moment ago
     per_peer_limit: int = 2
     registry_limit: int = 4
     total_limit: int = 8
@@ -76,7 +79,7 @@ def pick(state: PickState) -> Pick:
             break
         peers = holders.get(piece)
         if peers:
-            free = [p for p in peers if busy[p] < state.per_peer_limit]
+            free = [p for p in peers if busy[p] < state.per_peer_limit and p not in state.busy]
             if not free:
                 continue  # every holder is saturated by us: a later round
             peer = min(free, key=lambda p: (busy[p], rng.random()))

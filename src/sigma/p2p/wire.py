@@ -31,6 +31,10 @@ class WireError(RuntimeError):
     pass
 
 
+class PeerBusy(WireError):
+    """The peer has every upload slot taken (HTTP 503): not a fault, ask elsewhere."""
+
+
 class PieceClient:
     """GET pieces from peers; one idle keep-alive connection pool per peer address."""
 
@@ -56,6 +60,9 @@ class PieceClient:
                 if not head and reused and attempt == 0:
                     continue  # stale: closed by the peer while it sat in the pool
                 status, clen, close = _parse_head(head)
+                if status == 503 and clen == 0 and not rest:
+                    keep = not close
+                    raise PeerBusy("every upload slot of the peer is taken")
                 if status != 200:
                     raise WireError(f"HTTP {status}")
                 if clen != length:
