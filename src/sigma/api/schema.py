@@ -172,6 +172,9 @@ KIND_SCHEMAS: dict[str, Schema] = {
 }
 
 
+_CONTAINERS = ("object", "array")
+
+
 def prune(value: Any, schema: Schema, path: str, unknown: list[str]) -> Any:
     """A copy of ``value`` holding only what the schema knows; the path of every unknown
     field is appended to ``unknown``. Nulls are removed (Kubernetes treats them as unset)."""
@@ -185,8 +188,10 @@ def prune(value: Any, schema: Schema, path: str, unknown: list[str]) -> Any:
             sub = schema.child(key)
             if sub is None:
                 unknown.append(f"{path}.{key}" if path else key)
-                continue
-            out[key] = prune(item, sub, f"{path}.{key}" if path else key, unknown)
+            elif isinstance(item, (dict, list)) and sub.type in _CONTAINERS:
+                out[key] = prune(item, sub, f"{path}.{key}" if path else key, unknown)
+            else:  # a leaf, or a value of the wrong type (type_errors reports it): kept as is
+                out[key] = item
         return out
     if schema.type == "array" and isinstance(value, list) and schema.items is not None:
         return [prune(item, schema.items, f"{path}[{i}]", unknown) for i, item in enumerate(value)]
@@ -209,19 +214,24 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
 def _check_types(value: Any, schema: Schema, path: str, errors: list[tuple[str, str]]) -> None:
     if schema.type == "free" or value is None:
         return
-    expected = _PY_TYPES[schema.type]
-    is_bool = isinstance(value, bool)
-    if not isinstance(value, expected) or (is_bool and schema.type not in ("boolean",)):
+    if not _type_ok(value, schema):
         errors.append((path, f"Invalid value: {_short(value)}: expected {schema.type}, got {_json_type(value)}"))
         return
     if isinstance(value, dict):
         for key, item in value.items():
             sub = schema.child(key)
-            if sub is not None:
+            if sub is None or sub.type == "free" or item is None:
+                continue
+            # Leaves are checked here: their path is only spelled out for an error.
+            if isinstance(item, (dict, list)) or not _type_ok(item, sub):
                 _check_types(item, sub, f"{path}.{key}" if path else key, errors)
     elif isinstance(value, list) and schema.items is not None:
         for i, item in enumerate(value):
             _check_types(item, schema.items, f"{path}[{i}]", errors)
+
+
+def _type_ok(value: Any, schema: Schema) -> bool:
+    return isinstance(value, _PY_TYPES[schema.type]) and (schema.type == "boolean" or not isinstance(value, bool))
 
 
 def _json_type(value: Any) -> str:
