@@ -1,6 +1,7 @@
 """The QoS manager with real processes, real cgroups and a real `sigma master`: suppress
-follows a prod load that rises and falls; memory pressure and a shrinking batch
-allocatable evict batch pods (status Evicted, a Warning Event) and never a prod pod.
+follows a prod load that rises and falls, as a quota or (cpuSuppressPolicy: cpuset) as CPUs;
+memory pressure and a shrinking batch allocatable evict batch pods (status Evicted, a Warning
+Event) and never a prod pod.
 
 Each test has its own master, state directory and cgroup subtree (sigma-test-<random>),
 removed by the fixture even when the test fails.
@@ -8,6 +9,7 @@ removed by the fixture even when the test fails.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -16,8 +18,10 @@ from typing import Any
 
 import pytest
 
+from sigma.agent.cgroups import CgroupTree
 from sigma.agent.qos import QosOptions
 from sigma.client.http import HttpClient
+from sigma.colocation.ladder import parse_cpus
 from sigma.demo import workload_python
 from tests.agent.conftest import needs_root, wait_for
 from tests.agent.test_agent_e2e import NODE, Cluster, cgroup_dirs, phase
@@ -55,8 +59,13 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             c.stop_agent()
         finally:
             if c.agent is not None:
-                c.agent.drain()
-                assert cgroup_dirs(c.cgroup_root) == [], "the agent left cgroups behind"
+                try:
+                    c.agent.drain()
+                finally:
+                    left = cgroup_dirs(c.cgroup_root)
+                    if left:  # removed here all the same, so a failure leaves nothing behind
+                        CgroupTree(root=c.cgroup_root).remove(c.cgroup_root)
+                assert left == [], "the agent left cgroups behind"
             c.client.close()
             master.stop()
 
@@ -195,3 +204,56 @@ def test_batch_over_the_published_allocatable_is_evicted_lowest_priority_first(c
         pod = cluster.get(name)
         assert pod is not None and phase(pod) == "Running", name
     assert evicted_events(cluster, "high") == [] and evicted_events(cluster, "web") == []
+
+
+def test_the_cpuset_policy_confines_batch_to_cpus_and_switches_back_to_the_quota(cluster: Cluster,
+                                                                                 tmp_path: Path) -> None:
+    # A node of 4 cpus on this machine's cpuset (at least 2 CPUs): 4000m x 0.65 = 2600m of room
+    # with prod idle (batch gets 2 CPUs), 1 CPU once prod's pod burns a core.
+    agent = cluster.start_agent(cpus="4", qos=QosOptions(interval=0.5, refresh_interval=0.5, count_system_cpu=False))
+    cg = agent.cgroups
+    assert cg is not None
+    node_cpus = parse_cpus(cg.cpus(cg.root))
+    if len(node_cpus) < 2:
+        pytest.skip("needs a cpuset of at least 2 CPUs")
+    batch = f"{cg.root}/batch"
+    level = tmp_path / "level"
+    level.write_text("0.02")
+    cluster.pod("web", py(DUTY_CYCLE), priorityClassName="sigma-prod", securityContext={"runAsUser": 0},
+                containers=[{"name": "main", "command": py(DUTY_CYCLE),
+                             "env": [{"name": "LEVEL_FILE", "value": str(level)}],
+                             "resources": {"requests": {"cpu": "1"}}}])
+    cluster.pod("crunch", py(SLEEPER), priorityClassName="sigma-batch", securityContext=AS)
+    cluster.wait_pod("web", lambda p: phase(p) == "Running")
+    crunch = cluster.wait_pod("crunch", lambda p: phase(p) == "Running")
+    crunch_rel = cg.pod_path("batch", crunch["metadata"]["uid"])
+
+    def tree() -> dict[str, tuple[int, ...]]:
+        """The batch parent's CPUs and every cgroup's below it (the pod, its container)."""
+        top = cg.path("cpuset", batch).rstrip("/")
+        return {batch + d[len(top):]: parse_cpus(cg.cpus(batch + d[len(top):])) for d, _, _ in os.walk(top)}
+
+    def confined_to(cpus: tuple[int, ...]) -> bool:
+        metrics = agent.render_metrics()
+        return (f"sigma_agent_batch_cpuset_cpus {len(cpus)}\n" in metrics
+                and 'sigma_agent_cpu_suppress_policy{policy="cpuset"} 1' in metrics
+                and set(tree().values()) == {cpus} and cg.batch_cpu_quota() is None)
+
+    slo = {"apiVersion": "sigma.io/v1", "kind": "NodeSLO", "metadata": {"name": NODE},
+           "spec": {"cpuThreshold": 0.65, "cpuSuppressPolicy": "cpuset"}}
+    created = cluster.client.create("nodeslos", slo)
+    top_two = node_cpus[-2:]
+    wait_for(lambda: confined_to(top_two), timeout=15)
+    assert len(tree()) >= 2 and crunch_rel in tree()  # the pod's cgroup followed its parent
+    level.write_text("1")  # prod busy: 2600m - ~1000m leaves room for one CPU
+    wait_for(lambda: confined_to(node_cpus[-1:]), timeout=20)
+    assert "sigma_agent_batch_cpu_quota_millicores -1" in agent.render_metrics()
+    # The batch pod keeps running where it was put.
+    pod = cluster.get("crunch")
+    assert pod is not None and phase(pod) == "Running"
+    # Back to the quota: a quota again, and every CPU for batch, the pod's cgroup included.
+    cluster.client.update("nodeslos", {**created, "spec": {"cpuThreshold": 0.65, "cpuSuppressPolicy": "cfsQuota"}})
+    wait_for(lambda: cg.batch_cpu_quota() is not None and set(tree().values()) == {node_cpus}
+             and "sigma_agent_batch_cpuset_cpus -1\n" in agent.render_metrics(), timeout=15)
+    assert (cg.batch_cpu_quota() or 10_000) <= 2600
+    level.write_text("0")

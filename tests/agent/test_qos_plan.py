@@ -11,7 +11,7 @@ import pytest
 
 from sigma.agent import qosplan
 from sigma.agent.resctrl import APPLIED, UNSUPPORTED, Resctrl, parse_domains, read_info
-from sigma.colocation.ladder import PodUsage
+from sigma.colocation.ladder import PodUsage, parse_cpus
 from sigma.colocation.level0 import Thresholds
 from sigma.colocation.slo import NodeSLO
 
@@ -124,3 +124,74 @@ def test_resctrl_without_the_filesystem_says_unsupported_once(tmp_path: Path,
 def test_parse_domains() -> None:
     assert parse_domains("    L3:0=7ff;1=7ff;2=7ff\nMB:0=100") == (0, 1, 2)
     assert parse_domains("") == (0,)
+
+
+# -- the cpu suppress policy -----------------------------------------------------------------
+def test_the_cpuset_policy_confines_batch_and_sets_no_quota() -> None:
+    slo = NodeSLO(Thresholds(cpu=0.65), cpu_suppress_policy="cpuset")
+    busy = inputs(cpu_capacity_millis=4000, node_cpu_millis=1200, node_cpus=(0, 1, 2, 3),
+                  prod_exclusive_cpus=frozenset({3}), batch_cpus=(0, 1, 2, 3))
+    decision = qosplan.decide(busy, slo)
+    assert decision.policy == "cpuset" and decision.quota.millis is None
+    assert decision.cpuset is not None and decision.cpuset.text == "2"  # 2600 - 1200: one CPU, not 3
+    idle = qosplan.decide(inputs(cpu_capacity_millis=4000, node_cpus=(0, 1, 2, 3), batch_cpus=(2,)), slo)
+    assert idle.cpuset is not None and idle.cpuset.text == "2-3"  # 2600m: 2 CPUs, keeping 2
+
+
+def test_the_quota_policy_lets_batch_use_every_shared_cpu() -> None:
+    decision = qosplan.decide(inputs(node_cpu_millis=500, node_cpus=(0, 1), prod_exclusive_cpus=frozenset({0}),
+                                     batch_cpus=(1,)), NodeSLO(Thresholds(cpu=0.65)))
+    assert decision.policy == "cfsQuota" and decision.quota.millis == 800
+    assert decision.cpuset is not None and decision.cpuset.text == "1"
+    restored = qosplan.decide(inputs(node_cpus=(0, 1), batch_cpus=(1,)), NodeSLO())
+    assert restored.cpuset is not None and restored.cpuset.text == "0-1"
+
+
+def test_without_a_cpuset_controller_the_quota_is_the_only_knob() -> None:
+    decision = qosplan.decide(inputs(node_cpu_millis=500), NodeSLO(cpu_suppress_policy="cpuset"))
+    assert decision.policy == "cfsQuota" and decision.cpuset is None and decision.quota.millis == 800
+
+
+TREE = {"b": (0, 1, 2, 3), "b/p1": (0, 1, 2, 3), "b/p1/c": (0, 1, 2, 3), "b/p2": (1, 2)}
+
+
+@pytest.mark.parametrize(("tree", "target", "writes"), [
+    # shrinking: deepest first, the parent last; p2's own cpuset keeps what stays allowed
+    (TREE, (3,), [("b/p1/c", "3"), ("b/p2", "3"), ("b/p1", "3"), ("b", "3")]),
+    (TREE, (2, 3), [("b/p1/c", "2-3"), ("b/p2", "2"), ("b/p1", "2-3"), ("b", "2-3")]),
+    # growing: the parent first; inherited children follow, p2's own cpuset stays
+    ({"b": (3,), "b/p1": (3,), "b/p1/c": (3,), "b/p2": (3,)}, (0, 1, 2, 3),
+     [("b", "0-3"), ("b/p1", "0-3"), ("b/p1/c", "0-3"), ("b/p2", "0-3")]),
+    ({"b": (2, 3), "b/p1": (2, 3), "b/p2": (2,)}, (0, 1, 2, 3), [("b", "0-3"), ("b/p1", "0-3")]),
+    # moving (neither sub- nor superset): widen to the union top-down, then narrow bottom-up
+    ({"b": (2, 3), "b/p1": (2, 3)}, (0, 1),
+     [("b", "0-3"), ("b/p1", "0-1"), ("b", "0-1")]),
+    ({"b": (2, 3), "b/p1": (2, 3), "b/p1/c": (2, 3)}, (0, 1),
+     [("b", "0-3"), ("b/p1", "0-3"), ("b/p1/c", "0-1"), ("b/p1", "0-1"), ("b", "0-1")]),
+    ({"b": (1,)}, (1,), []),
+    ({"b": (1,), "other": (0,)}, (0, 1), [("b", "0-1")]),
+])
+def test_cpuset_writes_never_leave_a_child_outside_its_parent(tree: dict[str, tuple[int, ...]],
+                                                              target: tuple[int, ...],
+                                                              writes: list[tuple[str, str]]) -> None:
+    plan = qosplan.cpuset_writes(tree, "b", target)
+    assert plan == writes
+    state = {rel: set(cpus) for rel, cpus in tree.items()}
+    for rel, value in plan:  # replay: every write keeps each child within its parent
+        state[rel] = set(parse_cpus(value))
+        for child, cpus in state.items():
+            parent = child.rsplit("/", 1)[0]
+            if "/" in child and parent in state:
+                assert cpus <= state[parent], (rel, value, state)
+    assert state["b"] == set(target)
+
+
+def test_metrics_show_the_policy_and_batchs_cpus() -> None:
+    text = qosplan.render_qos(qosplan.QosReport(None, 600, 650, {}, UNSUPPORTED, "cpuset", 1))
+    assert 'sigma_agent_cpu_suppress_policy{policy="cpuset"} 1' in text
+    assert 'sigma_agent_cpu_suppress_policy{policy="cfsQuota"} 0' in text
+    assert "sigma_agent_batch_cpuset_cpus 1\n" in text
+    assert "sigma_agent_batch_cpu_quota_millicores -1" in text
+    quota = qosplan.render_qos(qosplan.QosReport(700, 600, 650, {}, UNSUPPORTED, "cfsQuota", 2))
+    assert "sigma_agent_batch_cpuset_cpus -1\n" in quota
+    assert 'sigma_agent_cpu_suppress_policy{policy="cfsQuota"} 1' in quota

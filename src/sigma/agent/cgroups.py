@@ -186,6 +186,18 @@ class CgroupTree:
                 "cpu", rel, "cpu.max", f"{quota_us if quota_us is not None else 'max'} {CFS_PERIOD_US}"
             )
 
+    # -- the cpuset suppress knob ---------------------------------------------------------
+    def cpus(self, rel: str) -> str:
+        """The CPUs `rel` may run on ("" without a cpuset controller). On v2 a group that
+        never had cpuset.cpus written runs on its parent's: cpuset.cpus.effective says which."""
+        value = self.read("cpuset", rel, "cpuset.cpus") or ""
+        if not value and self.version == 2:
+            value = self.read("cpuset", rel, "cpuset.cpus.effective") or ""
+        return value
+
+    def set_cpus(self, rel: str, cpus: str) -> None:
+        self._write("cpuset", rel, "cpuset.cpus", cpus)
+
     # -- reading and removing ------------------------------------------------------------
     def read(self, controller: str, rel: str, filename: str) -> str | None:
         if controller not in self.hierarchies:

@@ -3,7 +3,9 @@
     measure (node /proc/stat and meminfo, the prod and batch parents, each pod's cgroup)
       └─► qosplan.decide(inputs, NodeSLO)       pure: sigma.colocation.ladder
             ├─ idle      keep the batch parent SCHED_IDLE (cpu.idle=1, else shares 2)
-            ├─ suppress  batch parent CFS quota = capacity x threshold - prod CPU now
+            ├─ suppress  batch parent CFS quota = capacity x threshold - prod CPU now, or
+            │            (NodeSLO cpuSuppressPolicy: cpuset) no quota and batch confined
+            │            to max(1, room / 1000) whole CPUs no prod pod holds exclusively
             └─ evict     batch pods, lowest priority first, on memory pressure or when their
                          requests exceed the batch allocatable Level-0 published
       └─► resctrl groups sigma-prod / sigma-batch, where the machine has them
@@ -25,6 +27,7 @@ not evict a second victim for memory the first is still giving back.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -41,7 +44,7 @@ from sigma.agent.node import NodeRuntime
 from sigma.agent.resctrl import DEFAULT_ROOT, Resctrl
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
-from sigma.colocation.ladder import Eviction, batch_parent_settings
+from sigma.colocation.ladder import Eviction, batch_parent_settings, format_cpus, parse_cpus
 from sigma.colocation.slo import CLUSTER_DEFAULT, NodeSLO, node_slo
 from sigma.master.events import record_event
 
@@ -110,6 +113,9 @@ class QosManager:
         if self.cgroups.batch_cpu_quota() != decision.quota.millis:
             self.set_batch_quota(decision.quota.millis, self.pods())
             log.debug("suppress: %s", decision.quota.reason)
+        if decision.cpuset is not None and set(decision.cpuset.cpus) != set(inputs.batch_cpus):
+            self.set_batch_cpus(decision.cpuset.cpus)
+            log.debug("suppress: %s", decision.cpuset.reason)
         by_name = {(p["metadata"].get("namespace", "default"), p["metadata"].get("name")): p for p in pods}
         for eviction in decision.evictions:
             pod = by_name.get((eviction.namespace, eviction.name))
@@ -117,8 +123,9 @@ class QosManager:
                 self.evict(pod, eviction)
         state = self.resctrl.apply(self._threads(podspec.PROD), self._threads(podspec.BATCH),
                                    self.slo.l3_batch_way_share, self.slo.batch_memory_bandwidth_percent)
+        batch_cpus = len(decision.cpuset.cpus) if decision.cpuset is not None else None
         self.report = qosplan.QosReport(decision.quota.millis, decision.prod_cpu_millis, inputs.batch_cpu_millis,
-                                        dict(self.evictions), state)
+                                        dict(self.evictions), state, decision.policy, batch_cpus)
         return decision
 
     def render(self) -> str:
@@ -168,6 +175,53 @@ class QosManager:
                 if cg.exists(rel) and cg.cpu_quota_millis(rel) != want:
                     cg.set_cpu_quota(rel, want)
 
+    def set_batch_cpus(self, cpus: tuple[int, ...]) -> None:
+        """Give the batch parent these CPUs. On v2 its children follow by themselves
+        (effective cpus). On v1 each child's cpuset.cpus must stay within its parent's:
+        qosplan.cpuset_writes widens parents first and narrows deepest first; a batch pod
+        created meanwhile (it copies the parent's CPUs, cgroups._inherit_cpuset) can make a
+        write fail with EBUSY, so the tree is read again and the plan redone, a few times."""
+        cg = self.cgroups
+        assert cg is not None
+        parent = f"{cg.root}/{podspec.BATCH}"
+        if cg.version == 2:
+            cg.set_cpus(parent, format_cpus(cpus))
+            return
+        for attempt in range(3):
+            current = {rel: parse_cpus(cg.cpus(rel))
+                       for rel in [parent, *_descendants(cg.path("cpuset", parent), parent)]}
+            try:
+                for rel, value in qosplan.cpuset_writes(current, parent, cpus):
+                    cg.set_cpus(rel, value)
+                return
+            except FileNotFoundError:
+                if attempt == 2:  # a cgroup removed meanwhile: the next round sees the tree without it
+                    raise
+            except OSError as err:
+                if err.errno != errno.EBUSY or attempt == 2:
+                    raise
+
+    def _cpu_inputs(self) -> tuple[tuple[int, ...], frozenset[int], tuple[int, ...]]:
+        """(the node's CPUs, those held by prod pods with a cpuset of their own, the batch
+        parent's CPUs); all empty without a cpuset controller. A prod pod's cgroup is created
+        with the node's CPUs and narrowed only for exclusive cores (LSR/LSE, NodeRuntime)."""
+        cg = self.cgroups
+        assert cg is not None
+        if "cpuset" not in cg.hierarchies:
+            return (), frozenset(), ()
+        node = parse_cpus(cg.cpus(cg.root))
+        prod = f"{cg.root}/{podspec.PROD}"
+        exclusive: set[int] = set()
+        try:
+            children = [e.name for e in os.scandir(cg.path("cpuset", prod)) if e.is_dir()]
+        except OSError:
+            children = []
+        for child in children:
+            cpus = set(parse_cpus(cg.cpus(f"{prod}/{child}")))
+            if cpus and cpus < set(node):
+                exclusive |= cpus
+        return node, frozenset(exclusive), parse_cpus(cg.cpus(f"{cg.root}/{podspec.BATCH}"))
+
     # -- inputs --------------------------------------------------------------------------
     def refresh(self) -> None:
         """Re-read the NodeSLO (the node's own, else cluster-default) and the Node."""
@@ -209,9 +263,11 @@ class QosManager:
         self._previous = {k: v for k, v in self._previous.items() if k in live}
         if first:
             return None
+        node_cpus, exclusive, batch_cpus = self._cpu_inputs()
         return qosplan.TickInputs(self.cpu_capacity, node_cpu, batch_cpu, prod_cpu, self.memory_capacity,
                                   max(self._memory_used(now) - self._still_evicting(now), 0),
-                                  self.allocatable[0], self.allocatable[1], usages, self.options.count_system_cpu)
+                                  self.allocatable[0], self.allocatable[1], usages, self.options.count_system_cpu,
+                                  node_cpus, exclusive, batch_cpus)
 
     def _memory_used(self, now: float) -> int:
         cg = self.cgroups

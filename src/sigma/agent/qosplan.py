@@ -3,7 +3,13 @@
 The shell (qos.py) measures the node and reads the API; this module turns those numbers
 into the ladder's inputs (sigma.colocation.ladder) and returns the decision:
 
-    TickInputs ──decide()──► TickDecision(quota for the batch parent, evictions, why)
+    TickInputs ──decide()──► TickDecision(quota and cpuset for the batch parent, evictions, why)
+
+The NodeSLO's cpuSuppressPolicy picks the suppress knob: `cfsQuota` (default) caps the batch
+parent with a CFS quota and lets it run on every CPU no prod pod holds exclusively; `cpuset`
+sets no quota and confines batch to whole CPUs instead (ladder.suppress_cpuset).
+`cpuset_writes` orders the cgroup v1 writes that move a cpuset tree without ever leaving
+a child wider than its parent.
 
 Prod CPU, the figure the suppress quota subtracts, is everything on the node that is not
 batch (`node busy - batch`) unless the agent is told to count its prod pods only. That is
@@ -22,7 +28,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sigma.agent.podspec import BATCH, BATCH_CPU, BATCH_MEMORY, tier
-from sigma.colocation.ladder import CpuQuota, Eviction, NodeState, PodUsage, choose_evictions, suppress_quota
+from sigma.colocation.ladder import (
+    CFS_QUOTA,
+    CPUSET,
+    DEFAULT_CFS_PERIOD_US,
+    BatchCpuset,
+    CpuQuota,
+    Eviction,
+    NodeState,
+    PodUsage,
+    choose_evictions,
+    format_cpus,
+    shared_cpus,
+    suppress_cpuset,
+    suppress_quota,
+)
 from sigma.colocation.slo import NodeSLO
 from sigma.quantity import QuantityError, memory_bytes
 
@@ -43,6 +63,9 @@ class TickInputs:
     batch_memory_allocatable: int = UNLIMITED
     pods: Sequence[PodUsage] = ()
     count_system_cpu: bool = True
+    node_cpus: tuple[int, ...] = ()  # the agent's root cpuset; empty: no cpuset controller
+    prod_exclusive_cpus: frozenset[int] = frozenset()  # held by LSR/LSE prod pods
+    batch_cpus: tuple[int, ...] = ()  # the batch parent's cpuset now
 
 
 @dataclass(frozen=True)
@@ -50,6 +73,8 @@ class TickDecision:
     prod_cpu_millis: int
     quota: CpuQuota
     evictions: list[Eviction] = field(default_factory=list)
+    cpuset: BatchCpuset | None = None  # None: leave the batch parent's cpuset alone
+    policy: str = CFS_QUOTA  # the suppress policy in force
 
 
 def prod_cpu_millis(inputs: TickInputs) -> int:
@@ -60,11 +85,59 @@ def prod_cpu_millis(inputs: TickInputs) -> int:
 
 def decide(inputs: TickInputs, slo: NodeSLO) -> TickDecision:
     prod = prod_cpu_millis(inputs)
-    quota = suppress_quota(inputs.cpu_capacity_millis, slo.thresholds.cpu, prod, slo.batch_cpu_floor_millis)
     node = NodeState(inputs.memory_capacity_bytes, inputs.memory_used_bytes, inputs.batch_cpu_allocatable,
                      inputs.batch_memory_allocatable)
     evictions = choose_evictions(node, inputs.pods, slo.memory_evict_high, slo.memory_evict_low)
-    return TickDecision(prod, quota, evictions)
+    if not inputs.node_cpus:  # no cpuset controller: the quota is the only knob there is
+        quota = suppress_quota(inputs.cpu_capacity_millis, slo.thresholds.cpu, prod, slo.batch_cpu_floor_millis)
+        return TickDecision(prod, quota, evictions, None, CFS_QUOTA)
+    if slo.cpu_suppress_policy == CPUSET:
+        cpuset = suppress_cpuset(inputs.node_cpus, inputs.prod_exclusive_cpus, inputs.cpu_capacity_millis,
+                                 slo.thresholds.cpu, prod, inputs.batch_cpus)
+        quota = CpuQuota(None, DEFAULT_CFS_PERIOD_US, "cpuset suppress policy: batch is confined to CPUs, "
+                                                      "not capped by a quota")
+        return TickDecision(prod, quota, evictions, cpuset, CPUSET)
+    shared = shared_cpus(inputs.node_cpus, inputs.prod_exclusive_cpus)
+    cpuset = BatchCpuset(shared, f"cfsQuota suppress policy: batch may use every CPU not held by prod "
+                                 f"({format_cpus(shared)})")
+    quota = suppress_quota(inputs.cpu_capacity_millis, slo.thresholds.cpu, prod, slo.batch_cpu_floor_millis)
+    return TickDecision(prod, quota, evictions, cpuset, CFS_QUOTA)
+
+
+def cpuset_writes(current: Mapping[str, Sequence[int]], top: str, target: Sequence[int]) -> list[tuple[str, str]]:
+    """The (cgroup, cpus) writes, in order, that give the tree under `top` the cpuset
+    `target` on cgroup v1, where a child's cpuset.cpus must always be within its parent's.
+
+    `current` holds every cgroup of the tree (`top` included, paths below it as "top/a/b")
+    with its CPUs now. A child that had its parent's CPUs (inherited) follows the parent;
+    one with a cpuset of its own keeps what of it stays within the parent, or the parent's
+    CPUs when nothing does. The writes first widen every group with children that gains
+    CPUs to old | new, parents before children, then set every group to its final CPUs,
+    deepest first, so neither step ever leaves a child outside its parent.
+    """
+    def parent_of(rel: str) -> str:
+        return rel.rsplit("/", 1)[0]
+
+    rels = sorted((r for r in current if r == top or r.startswith(top + "/")), key=lambda r: (r.count("/"), r))
+    final: dict[str, set[int]] = {}
+    for rel in rels:  # parents first
+        if rel == top:
+            final[rel] = set(target)
+            continue
+        parent = parent_of(rel)
+        own, inherited = set(current[rel]), set(current[rel]) == set(current.get(parent, ()))
+        final[rel] = set(final[parent]) if inherited else (own & final[parent]) or set(final[parent])
+    parents = {parent_of(rel) for rel in rels if rel != top}
+    writes: list[tuple[str, str]] = []
+    holds = {rel: set(current[rel]) for rel in rels}
+    for rel in rels:  # widen, parents first (a leaf has no child to make room for)
+        if rel in parents and not final[rel] <= holds[rel]:
+            holds[rel] |= final[rel]
+            writes.append((rel, format_cpus(holds[rel])))
+    for rel in reversed(rels):  # narrow, deepest first
+        if holds[rel] != final[rel]:
+            writes.append((rel, format_cpus(final[rel])))
+    return writes
 
 
 # -- reading API objects -------------------------------------------------------------------
@@ -128,6 +201,8 @@ class QosReport:
     batch_cpu_millis: int
     evictions: Mapping[str, int]  # cause ("memory" | "allocatable") -> count since start
     resctrl: str  # "applied" | "unsupported" | "error"
+    policy: str = CFS_QUOTA  # the cpu suppress policy in force
+    batch_cpus: int | None = None  # CPUs in the batch parent's cpuset; None: no cpuset controller
 
 
 def eviction_cause(reason: str) -> str:
@@ -153,4 +228,13 @@ def render_qos(report: QosReport) -> str:
     lines += ["# HELP sigma_agent_resctrl_supported 1 when cache isolation (resctrl) is applied.",
               "# TYPE sigma_agent_resctrl_supported gauge",
               f"sigma_agent_resctrl_supported {1 if report.resctrl == 'applied' else 0}"]
+    lines += ["# HELP sigma_agent_cpu_suppress_policy 1 for the NodeSLO's cpuSuppressPolicy in force.",
+              "# TYPE sigma_agent_cpu_suppress_policy gauge"]
+    lines += [f'sigma_agent_cpu_suppress_policy{{policy="{policy}"}} {1 if report.policy == policy else 0}'
+              for policy in (CFS_QUOTA, CPUSET)]
+    lines += ["# HELP sigma_agent_batch_cpuset_cpus CPUs batch is confined to under the cpuset suppress policy; "
+              "-1: not confined (cfsQuota policy, or no cpuset controller).",
+              "# TYPE sigma_agent_batch_cpuset_cpus gauge",
+              f"sigma_agent_batch_cpuset_cpus "
+              f"{report.batch_cpus if report.policy == CPUSET and report.batch_cpus is not None else -1}"]
     return "\n".join(lines) + "\n"

@@ -1,4 +1,5 @@
-"""BatchJob in the API: validation (422 with field paths) and `kubectl get` columns.
+"""BatchJob in the API: validation (422 with field paths) and `kubectl get` columns; NodeSLO
+validation (sigma.colocation.slo.validate_slo_spec).
 
 Imported by sigma.api.admission.install, so every registry (the master's, the tests')
 validates BatchJobs the same way. The spec rules live in sigma.colocation.jobspec (pure);
@@ -13,6 +14,7 @@ from sigma.api.errors import Cause
 from sigma.api.tables import age, register_printer
 from sigma.api.validation import register_validator, validate_pod_spec
 from sigma.colocation.jobspec import DEFAULT_QUEUE, validate_job_spec
+from sigma.colocation.slo import validate_slo_spec
 
 
 def validate_batch_job(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
@@ -36,6 +38,10 @@ def validate_batch_job(obj: dict[str, Any], old: dict[str, Any] | None) -> list[
     return causes
 
 
+def validate_node_slo(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    return [Cause(path, message, reason) for path, message, reason in validate_slo_spec(obj.get("spec"))]
+
+
 def _row(job: dict[str, Any], now: float) -> list[Any]:
     spec, status = job.get("spec") or {}, job.get("status") or {}
     tasks = spec.get("tasks") or []
@@ -49,6 +55,7 @@ def _row(job: dict[str, Any], now: float) -> list[Any]:
 
 def install() -> None:
     register_validator("BatchJob", validate_batch_job)
+    register_validator("NodeSLO", validate_node_slo)
     register_printer("BatchJob", [("Name", "string", 0), ("Phase", "string", 0), ("Tasks", "string", 0),
                                   ("Instances", "string", 0), ("Queue", "string", 0), ("Age", "string", 0)], _row)
 

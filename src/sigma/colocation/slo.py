@@ -12,6 +12,8 @@ defaults below. Level-0 reads the thresholds, the agent the ladder's settings.
       batchCpuFloorMillis: 100      # agent: the suppress quota never goes below this
       l3BatchWayShare: 0.3          # agent: share of L3 ways for batch (resctrl)
       batchMemoryBandwidthPercent: 30
+      cpuSuppressPolicy: cfsQuota   # agent: cfsQuota (a CFS quota on the batch parent) or
+                                    # cpuset (batch confined to whole CPUs, no quota)
 
 NodeMetric (sigma.io/v1, cluster-scoped, name = node name), written by the agent every few
 seconds; cpu in milli-cores, memory in bytes (working set), peaks over `window_s`:
@@ -29,11 +31,18 @@ seconds; cpu in milli-cores, memory in bytes (working set), peaks over `window_s
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sigma.colocation.ladder import DEFAULT_MEMORY_HIGH, DEFAULT_MEMORY_LOW, DEFAULT_QUOTA_FLOOR_MILLIS
+from sigma.colocation.ladder import (
+    CFS_QUOTA,
+    DEFAULT_MEMORY_HIGH,
+    DEFAULT_MEMORY_LOW,
+    DEFAULT_QUOTA_FLOOR_MILLIS,
+    SUPPRESS_POLICIES,
+)
 from sigma.colocation.level0 import DEFAULT_THRESHOLDS, ProdUsage, Resources, Thresholds
 
 CLUSTER_DEFAULT = "cluster-default"
@@ -47,6 +56,7 @@ class NodeSLO:
     batch_cpu_floor_millis: int = DEFAULT_QUOTA_FLOOR_MILLIS
     l3_batch_way_share: float = 0.3
     batch_memory_bandwidth_percent: int = 30
+    cpu_suppress_policy: str = CFS_QUOTA
 
 
 def _fraction(spec: Mapping[str, Any], key: str, default: float) -> float:
@@ -61,6 +71,7 @@ def node_slo(spec: Mapping[str, Any] | None) -> NodeSLO:
     d = NodeSLO()
     floor = spec.get("batchCpuFloorMillis", d.batch_cpu_floor_millis)
     bandwidth = spec.get("batchMemoryBandwidthPercent", d.batch_memory_bandwidth_percent)
+    policy = spec.get("cpuSuppressPolicy", d.cpu_suppress_policy)
     return NodeSLO(
         Thresholds(_fraction(spec, "cpuThreshold", d.thresholds.cpu),
                    _fraction(spec, "memoryThreshold", d.thresholds.memory)),
@@ -69,7 +80,22 @@ def node_slo(spec: Mapping[str, Any] | None) -> NodeSLO:
         floor if isinstance(floor, int) and floor >= 0 else d.batch_cpu_floor_millis,
         _fraction(spec, "l3BatchWayShare", d.l3_batch_way_share),
         bandwidth if isinstance(bandwidth, int) and 0 < bandwidth <= 100 else d.batch_memory_bandwidth_percent,
+        policy if policy in SUPPRESS_POLICIES else d.cpu_suppress_policy,
     )
+
+
+def validate_slo_spec(spec: object) -> list[tuple[str, str, str]]:
+    """(field path, message, reason) for what the API refuses in a NodeSLO's spec. Only the
+    suppress policy is checked for now: an enum has no nearby value to fall back on, and a
+    typo there would silently keep the quota the node's owner meant to drop."""
+    if not isinstance(spec, Mapping):
+        return []
+    policy = spec.get("cpuSuppressPolicy")
+    if policy is not None and policy not in SUPPRESS_POLICIES:
+        allowed = ", ".join(json.dumps(p) for p in SUPPRESS_POLICIES)
+        return [("spec.cpuSuppressPolicy", f"Unsupported value: {json.dumps(policy)}: supported values: {allowed}",
+                 "FieldValueNotSupported")]
+    return []
 
 
 def _int(values: Mapping[str, Any], key: str) -> int:
