@@ -8,6 +8,7 @@ import os
 import pytest
 
 from sigma.bench.isolation import run
+from sigma.colocation.ladder import parse_cpus
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0, reason="needs root (cgroups)")]
 
@@ -27,3 +28,7 @@ def test_batch_fills_the_cores_without_a_quota_and_stays_under_it_at_the_default
     assert suppressed["batch_quota_millis_at_end"] is not None
     assert suppressed["batch_quota_millis_at_end"] <= 650 * cores
     assert suppressed["batch_cores"] <= suppressed["batch_quota_millis_at_end"] / 1000 + 0.15
+    # The cpuset policy: no quota, batch on whole CPUs (at least one, fewer than all here).
+    confined = result["default_threshold_cpuset"]
+    assert confined["batch_cpus_at_end"]
+    assert confined["batch_cores"] <= len(parse_cpus(confined["batch_cpus_at_end"])) + 0.15

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sigma.colocation.ladder import parse_cpus
 from sigma.quantity import cpu_millis, memory_bytes
 
 PROD = "prod"
@@ -186,13 +187,4 @@ def format_cpuset(cpus: list[int]) -> str:
 
 
 def parse_cpuset(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        if "-" in part:
-            lo, hi = part.split("-")
-            out.extend(range(int(lo), int(hi) + 1))
-        else:
-            out.append(int(part))
-    return out
+    return list(parse_cpus(text))

@@ -11,7 +11,8 @@ request was due). Three runs of `--seconds` each:
    agent's batch parent (cpu.idle=1; the NodeSLO's threshold 1.0 keeps nothing back, so
    the suppress step sets no quota), then again under the cluster default threshold (0.65:
    the suppress quota caps batch at 0.65 x capacity - prod usage), reported apart as
-   `default_threshold`;
+   `default_threshold`, and once more under the NodeSLO's cpuset suppress policy (batch
+   confined to whole CPUs instead of a quota) as `default_threshold_cpuset`;
 3. co-located, unisolated: the same busy loops as sigma-prod pods with the service's cpu
    request, i.e. the same class at equal weight: what a cluster without co-location
    isolation gives them.
@@ -262,6 +263,11 @@ class Bench:
         self.client.delete("nodeslos", NODE)
         suppressed, suppressed_phase = self.measure("co-located, isolated, default threshold (suppress quota)")
         suppressed_quota = self.cgroups.batch_cpu_quota()
+        # The same threshold under the cpuset policy: batch confined to whole CPUs, no quota.
+        self.client.create("nodeslos", {"apiVersion": "sigma.io/v1", "kind": "NodeSLO", "metadata": {"name": NODE},
+                                        "spec": {"cpuThreshold": 0.65, "cpuSuppressPolicy": "cpuset"}})
+        confined, confined_phase = self.measure("co-located, isolated, default threshold (cpuset policy)")
+        confined_cpus = self.cgroups.cpus(f"{self.cgroup_root}/batch")
         self.delete(spinners)
         same_class = [f"spin-{i}" for i in range(self.args.batch_pods)]
         for name in same_class:
@@ -290,7 +296,14 @@ class Bench:
                 "batch_cores": round(suppressed_phase.batch, 3),
                 "batch_quota_millis_at_end": suppressed_quota,
             },
-            "errors": alone.errors + isolated.errors + suppressed.errors + unisolated.errors,
+            "default_threshold_cpuset": {
+                "p99_ms": round(confined.percentile(99), 3),
+                "p99_ratio": round(confined.percentile(99) / p99_alone, 3),
+                "machine_cpu_util": round(confined_phase.util, 3),
+                "batch_cores": round(confined_phase.batch, 3),
+                "batch_cpus_at_end": confined_cpus,
+            },
+            "errors": alone.errors + isolated.errors + suppressed.errors + confined.errors + unisolated.errors,
             "rate": self.args.rate, "seconds": self.args.seconds, "batch_pods": self.args.batch_pods,
         }
 
