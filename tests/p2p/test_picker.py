@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sigma.p2p.picker import REGISTRY, PickState, pick
+from sigma.p2p.picker import COMMON, REGISTRY, SOURCE_WINDOW, PickState, pick
 
 
 def state(**kw: object) -> PickState:
@@ -61,7 +61,21 @@ def test_a_piece_another_peer_fetches_from_the_registry_is_waited_for() -> None:
 
 def test_peers_starting_together_spread_over_different_pieces() -> None:
     firsts = {pick(state(pieces=64, registry_limit=1, seed=s)).from_registry[0] for s in range(16)}
-    assert len(firsts) >= 10
+    assert len(firsts) >= 8
+    # ... among the lowest unclaimed indexes: the blob comes from the registry in about its
+    # own order, so each peer's whole-blob hash keeps up with its pieces.
+    assert max(firsts) < SOURCE_WINDOW
+    later = {pick(state(pieces=64, registry_limit=1, seed=s, have=frozenset(range(20)))).from_registry[0]
+             for s in range(16)}
+    assert min(later) >= 20 and max(later) < 20 + SOURCE_WINDOW
+
+
+def test_common_pieces_are_fetched_in_blob_order_after_the_rare_ones() -> None:
+    many = {f"p{i}": frozenset(range(8)) for i in range(COMMON)}
+    holders = {**many, "fresh": frozenset(range(8, 12))}
+    plan = pick(state(pieces=12, holders=holders, per_peer_limit=8, total_limit=12, seed=3))
+    order = [piece for piece, _ in plan.from_peers]
+    assert sorted(order[:4]) == [8, 9, 10, 11] and order[4:] == list(range(8))
 
 
 def test_the_plan_never_exceeds_the_total_in_flight_limit() -> None:

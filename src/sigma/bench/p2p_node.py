@@ -81,6 +81,20 @@ class Peer:
             conf["address"], conf["port"], advertise=conf["address"], upload_slots=int(conf.get("upload_slots", 4))
         ).start()
         self.server.corrupt = bool(conf.get("corrupt"))
+        # One Downloader for the process's life, built before the timed phase, as the agent
+        # does (sigma.agent.pulls builds one at start and reuses it for every pull): its
+        # imports and HTTP clients are not what a pull costs.
+        from sigma.p2p.download import Downloader, TrackerClient
+
+        self.downloader = Downloader(
+            TrackerClient(conf["tracker"]),
+            self.server,
+            piece_size=conf["piece_size"],
+            per_peer_limit=conf["per_peer"],
+            registry_limit=conf["registry_per_node"],
+            total_limit=conf["parallel"],
+            poll=conf["poll"],
+        )
         self.dest = os.path.join(conf["workdir"], f"node{conf['index']}.blob")
         self.progress = 0
 
@@ -156,21 +170,10 @@ class Peer:
         return {"prepared": size, "cpu_s": round(time.process_time() - cpu0, 3)}
 
     def _p2p(self) -> dict[str, Any]:
-        from sigma.p2p.download import Downloader, TrackerClient
-
         c = self.conf
         if c.get("die_at") is not None:
             threading.Thread(target=self._die_at, args=(float(c["die_at"]),), daemon=True).start()
-        downloader = Downloader(
-            TrackerClient(c["tracker"]),
-            self.server,
-            piece_size=c["piece_size"],
-            per_peer_limit=c["per_peer"],
-            registry_limit=c["registry_per_node"],
-            total_limit=c["parallel"],
-            poll=c["poll"],
-        )
-        report = downloader.fetch(c["digest"], c["size"], c["blob_url"], self.dest)
+        report = self.downloader.fetch(c["digest"], c["size"], c["blob_url"], self.dest)
         return {"report": report.to_dict()}
 
     def _die_at(self, fraction: float) -> None:

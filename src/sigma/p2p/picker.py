@@ -6,6 +6,12 @@ Rules, in the order they apply:
 2. Ties are broken by a seeded shuffle. Peers that start at the same moment (a flash crowd)
    see identical rarity everywhere; each peer's own seed spreads them over different pieces,
    which is what lets them trade with each other at once.
+   Blob order where rarity no longer matters: a piece that `COMMON` or more peers hold is
+   not at risk, so those are fetched lowest index first, and pieces nobody holds go to the
+   registry from the lowest `SOURCE_WINDOW` unclaimed indexes (shuffled within). The whole-
+   blob digest (wire.BlobHasher) can only run over the contiguous prefix a peer holds: in
+   random order most of the blob would still be unhashed when its last piece lands, and
+   every node would then hash hundreds of MiB at once, at the end, on shared CPUs.
 3. The least busy holder serves a piece; a peer never has more than `per_peer_limit`
    requests in flight from us, and a peer that failed or served a corrupt piece is excluded.
    A peer that just refused us for lack of upload slots (`busy`) is not asked for a while;
@@ -22,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 REGISTRY = "registry"
+COMMON = 3  # usable holders from which a piece is common: fetched in blob order
+SOURCE_WINDOW = 16  # registry pieces are picked among this many lowest unclaimed indexes
 
 
 @dataclass(frozen=True)
@@ -63,11 +71,18 @@ def usable_holders(state: PickState) -> dict[int, list[str]]:
 def pick(state: PickState) -> Pick:
     rng = random.Random(state.seed)
     wanted = [p for p in range(state.pieces) if p not in state.have and p not in state.in_flight]
-    rng.shuffle(wanted)
     holders = usable_holders(state)
     rarity = {p: len(holders.get(p, ())) for p in wanted}
-    # Stable sort after the shuffle: rarest first, seeded order among equals.
-    wanted.sort(key=lambda p: rarity[p])
+    # Pieces for the registry: the lowest unclaimed indexes nobody holds, a seeded shuffle
+    # of the first SOURCE_WINDOW (claimers starting together pick different ones).
+    source = [p for p in wanted if rarity[p] == 0 and p not in state.claimed_elsewhere]
+    window = source[:SOURCE_WINDOW]
+    rng.shuffle(window)
+    order = {p: i for i, p in enumerate(window + source[SOURCE_WINDOW:])}
+    rng.shuffle(wanted)
+    # Stable sort after the shuffle: rarest first, seeded order among rare equals, blob
+    # order among common pieces and among the registry's.
+    wanted.sort(key=lambda p: (min(rarity[p], COMMON), p if rarity[p] >= COMMON else order.get(p, 0)))
 
     busy = Counter(state.in_flight.values())
     budget = state.total_limit - len(state.in_flight)
