@@ -162,7 +162,10 @@ def test_sigma_up_runs_the_demo_and_ctrl_c_leaves_nothing_behind(up: Up) -> None
         got = subprocess.run([*command, "get", "batchjobs", *args], capture_output=True, text=True, timeout=30)
         assert got.returncode == 0 and "demo-dag" in got.stdout and "Succeeded" in got.stdout, got.stdout + got.stderr
     pids = up.leftover_pids()
-    assert len(pids) >= 6  # three shims, three containers (and any BatchJob pod not yet collected)
+    # A shim and a container for demo-batch and for each demo-web replica (the PredictiveScaler
+    # may have taken demo-web down to its minimum of one by now), and any BatchJob pod not yet
+    # collected.
+    assert len(pids) >= 4, pids
     assert up.cgroups(), "the agent runs its pods under its own cgroup subtree"
 
     assert up.process is not None
