@@ -289,23 +289,19 @@ class Bench:
             "p50_colocated_isolated_ms": round(isolated.percentile(50), 3),
             "prod_cores": round(phase.prod, 3), "loadgen_cores": round(phase.loadgen, 3),
             "batch_cores": round(phase.batch, 3), "batch_quota_millis_at_end": quota,
-            "default_threshold": {
-                "p99_ms": round(suppressed.percentile(99), 3),
-                "p99_ratio": round(suppressed.percentile(99) / p99_alone, 3),
-                "machine_cpu_util": round(suppressed_phase.util, 3),
-                "batch_cores": round(suppressed_phase.batch, 3),
-                "batch_quota_millis_at_end": suppressed_quota,
-            },
-            "default_threshold_cpuset": {
-                "p99_ms": round(confined.percentile(99), 3),
-                "p99_ratio": round(confined.percentile(99) / p99_alone, 3),
-                "machine_cpu_util": round(confined_phase.util, 3),
-                "batch_cores": round(confined_phase.batch, 3),
-                "batch_cpus_at_end": confined_cpus,
-            },
+            "default_threshold": {**_variant(suppressed, suppressed_phase, p99_alone),
+                                  "batch_quota_millis_at_end": suppressed_quota},
+            "default_threshold_cpuset": {**_variant(confined, confined_phase, p99_alone),
+                                         "batch_cpus_at_end": confined_cpus},
             "errors": alone.errors + isolated.errors + suppressed.errors + confined.errors + unisolated.errors,
             "rate": self.args.rate, "seconds": self.args.seconds, "batch_pods": self.args.batch_pods,
         }
+
+
+def _variant(result: LoadResult, phase: Phase, p99_alone: float) -> dict[str, float]:
+    """A co-located run under another setting, against the same alone baseline."""
+    return {"p99_ms": round(result.percentile(99), 3), "p99_ratio": round(result.percentile(99) / p99_alone, 3),
+            "machine_cpu_util": round(phase.util, 3), "batch_cores": round(phase.batch, 3)}
 
 
 def run(argv: list[str]) -> dict[str, Any]:
