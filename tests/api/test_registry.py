@@ -237,3 +237,35 @@ def test_watch_lines_spliced_from_stored_bytes_equal_the_decoded_events(registry
 def test_a_resource_version_is_spliced_only_into_the_top_level_metadata(stored: bytes, revision: int,
                                                                         expected: bytes | None) -> None:
     assert with_resource_version(stored, revision) == expected
+
+
+@pytest.mark.parametrize("patch_type", ["merge", "strategic", "json"])
+def test_a_patch_without_a_resource_version_is_reapplied_over_a_write_that_raced_it(
+        registry: Registry, monkeypatch: pytest.MonkeyPatch, patch_type: str) -> None:
+    registry.create(PODS, "default", pod("a"))
+    update = registry.store.update
+    raced = []
+
+    def racing_update(key: str, value: bytes, revision: int) -> object:
+        if not raced:  # another writer lands between this patch's read and its write
+            raced.append(update(key, value.replace(b'"labels":{"x":"1"}', b'"labels":{"y":"2"}'), revision))
+        return update(key, value, revision)
+
+    monkeypatch.setattr(registry.store, "update", racing_update)
+    body: object = ([{"op": "add", "path": "/metadata/labels", "value": {"x": "1"}}] if patch_type == "json"
+                    else {"metadata": {"labels": {"x": "1"}}})
+    patched = registry.patch(PODS, "default", "a", patch_type, body)
+    assert len(raced) == 1
+    # Re-applied over the racing write: a merge keeps its label, the JSON patch replaces the map.
+    expected = {"x": "1"} if patch_type == "json" else {"y": "2", "x": "1"}
+    assert patched["metadata"]["labels"] == expected
+    assert registry.get(PODS, "default", "a")["metadata"]["labels"] == expected
+
+
+def test_a_patch_that_names_a_resource_version_fails_on_a_write_that_raced_it(registry: Registry) -> None:
+    created = registry.create(PODS, "default", pod("a"))
+    registry.patch(PODS, "default", "a", "merge", {"metadata": {"labels": {"y": "2"}}})
+    with pytest.raises(ApiError) as err:
+        registry.patch(PODS, "default", "a", "merge",
+                       {"metadata": {"resourceVersion": created["metadata"]["resourceVersion"], "labels": {"x": "1"}}})
+    assert err.value.code == 409

@@ -374,8 +374,10 @@ class RegistryCore:
             try:
                 return self._write(rt, namespace, name, old, kv.mod_revision, patched, subresource, strict)
             except ApiError as err:
-                if err.reason == "Conflict" and not wanted_rv:
-                    continue  # someone wrote in between: re-read and re-apply the patch
+                if err.reason == "Conflict":
+                    # Someone wrote in between: re-read and re-apply the patch. A patch that
+                    # names a resourceVersion fails the check above on the next pass.
+                    continue
                 raise
         raise errors.conflict(rt.plural, name, rt.group, "too many concurrent writers, try again")
 

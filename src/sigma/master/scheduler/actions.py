@@ -85,10 +85,12 @@ def mark_unschedulable(client: ApiClient, pod: dict[str, Any], message: str, com
         condition = _scheduled_condition(message, now)
         if current is not None and current.get("status") == "False":
             condition["lastTransitionTime"] = current.get("lastTransitionTime") or condition["lastTransitionTime"]
-        conditions = [c for c in conditions if c.get("type") != "PodScheduled"] + [condition]
-        patch: dict[str, Any] = {"status": {"conditions": conditions, "nominatedNodeName": nominated_node}}
+        # A strategic merge patch of this one condition (conditions merge by type), as
+        # kube-scheduler sends: the scheduler's copy of the pod may be older than a status
+        # written since (Ready from the agent, or anyone), and must not take it back.
+        patch: dict[str, Any] = {"status": {"conditions": [condition], "nominatedNodeName": nominated_node}}
         try:
-            client.patch("pods", name, patch, namespace, subresource="status")
+            client.patch("pods", name, patch, namespace, patch_type="strategic", subresource="status")
         except ApiError as err:
             if err.code != 404:
                 log.warning("could not mark %s/%s unschedulable: %s", namespace, name, err)
