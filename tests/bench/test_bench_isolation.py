@@ -14,9 +14,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0, reason="nee
 
 
 def test_batch_fills_the_cores_without_a_quota_and_stays_under_it_at_the_default_threshold() -> None:
-    result = run(["--seconds", "3", "--rate", "100", "--batch-pods", "2", "--settle", "2"])
+    result = run(["--seconds", "3", "--rounds", "2", "--rate", "100", "--batch-pods", "2", "--settle", "2"])
     assert result["bench"] == "isolation" and result["errors"] == 0
-    for key in ("p99_alone_ms", "p99_colocated_isolated_ms", "p99_colocated_unisolated_ms"):
+    assert result["rounds"] == 2
+    assert len(result["p99_windows_alone_ms"]) == len(result["p99_windows_colocated_ms"]) == 2
+    # Pooled, each side has about --rate x --seconds requests (windows counted by due time).
+    assert 0.8 * 300 <= result["requests_alone"] <= 300 and 0.8 * 300 <= result["requests_colocated"] <= 300
+    for key in ("p99_alone_ms", "p99_alone_without_pods_ms", "p99_colocated_isolated_ms",
+                "p99_colocated_unisolated_ms"):
         assert result[key] > 0, key
     # The ratio is of the unrounded latencies; the reported ones are rounded to 1 µs.
     assert result["p99_ratio"] == pytest.approx(result["p99_colocated_isolated_ms"] / result["p99_alone_ms"],

@@ -4,15 +4,18 @@ A real `sigma master` subprocess and a real `sigma agent` subprocess (own cgroup
 state directory, like `sigma up`) run a prod HTTP service (sigma.bench.latency_server, a
 fixed amount of work per request) as a sigma-prod pod. A load generator in this process
 drives it open-loop at a fixed rate (sigma.bench.loadgen: latency counted from when each
-request was due). Three runs of `--seconds` each:
+request was due). The runs:
 
-1. alone: the service and nothing else;
-2. co-located, isolated: `--batch-pods` busy-loop pods with sigma-batch priority, under the
-   agent's batch parent (cpu.idle=1; the NodeSLO's threshold 1.0 keeps nothing back, so
-   the suppress step sets no quota), then again under the cluster default threshold (0.65:
-   the suppress quota caps batch at 0.65 x capacity - prod usage), reported apart as
-   `default_threshold`, and once more under the NodeSLO's cpuset suppress policy (batch
-   confined to whole CPUs instead of a quota) as `default_threshold_cpuset`;
+1. alone and co-located, isolated, in `--rounds` alternating windows of one continuous load (`--seconds` in total for
+   each side, pooled per side, so that a drift of the machine lands on both): `--batch-pods`
+   busy-loop pods with sigma-batch priority under the agent's batch parent (cpu.idle=1; the
+   NodeSLO's threshold 1.0 keeps nothing back, so the suppress step sets no quota), frozen
+   by the cgroup freezer in the alone rounds (no CPU, no wake-ups: for prod, as if absent).
+   A run before the batch pods exist (`p99_alone_without_pods_ms`) checks that.
+2. co-located, isolated, under the cluster default threshold (0.65: the suppress quota caps
+   batch at 0.65 x capacity - prod usage), reported apart as `default_threshold`, and once
+   more under the NodeSLO's cpuset suppress policy (batch confined to whole CPUs instead of
+   a quota) as `default_threshold_cpuset`;
 3. co-located, unisolated: the same busy loops as sigma-prod pods with the service's cpu
    request, i.e. the same class at equal weight: what a cluster without co-location
    isolation gives them.
@@ -49,6 +52,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -68,6 +72,9 @@ from sigma.quantity import cpu_millis
 
 NODE = "bench-isolation"
 SERVICE_CPU = "500m"
+# After a freeze or thaw, before a round's clock starts: the spinners stop or resume at once,
+# and the load generator's connections are made again for each round.
+ROUND_SETTLE_S = 0.5
 SPIN = "import signal, sys; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\nwhile True:\n    pass\n"
 
 
@@ -138,10 +145,15 @@ def in_prod_tier(cgroups: CgroupTree) -> Iterator[None]:
 
 
 class Phase:
-    """CPU counters around one measured run."""
+    """CPU counters over one measured run, or summed over several: each `with phase:` block
+    adds its interval (the interleaved rounds of one setting pool into one Phase)."""
 
     def __init__(self, cgroups: CgroupTree) -> None:
         self.cg = cgroups
+        self.cores = os.cpu_count() or 1
+        self.seconds = 0.0
+        self._busy = self._total = self._prod_ns = self._batch_ns = 0
+        self._own = 0.0
 
     def _cpu_ns(self, tier: str) -> int:
         return int(self.cg.read("cpuacct", f"{self.cg.root}/{tier}", "cpuacct.usage") or 0)
@@ -152,15 +164,32 @@ class Phase:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        seconds = time.monotonic() - self.t0
+        self.seconds += time.monotonic() - self.t0
         busy, total = (b - a for a, b in zip(self.stat0, _proc_stat(), strict=True))
-        cores = os.cpu_count() or 1
-        self.util = busy / total if total else 0.0
-        self.idle_cores = (total - busy) / total * cores if total else 0.0
-        self.loadgen = (time.process_time() - self.own0) / seconds
-        self.prod = (self._cpu_ns("prod") - self.prod0) / 1e9 / seconds  # the load generator included
-        self.batch = (self._cpu_ns("batch") - self.batch0) / 1e9 / seconds
-        self.cores = cores
+        self._busy, self._total = self._busy + busy, self._total + total
+        self._own += time.process_time() - self.own0
+        self._prod_ns += self._cpu_ns("prod") - self.prod0
+        self._batch_ns += self._cpu_ns("batch") - self.batch0
+
+    @property
+    def util(self) -> float:
+        return self._busy / self._total if self._total else 0.0
+
+    @property
+    def idle_cores(self) -> float:
+        return (self._total - self._busy) / self._total * self.cores if self._total else 0.0
+
+    @property
+    def loadgen(self) -> float:
+        return self._own / self.seconds if self.seconds else 0.0
+
+    @property
+    def prod(self) -> float:  # the load generator included
+        return self._prod_ns / 1e9 / self.seconds if self.seconds else 0.0
+
+    @property
+    def batch(self) -> float:
+        return self._batch_ns / 1e9 / self.seconds if self.seconds else 0.0
 
 
 class Bench:
@@ -173,6 +202,7 @@ class Bench:
         self.client: HttpClient | None = None
         self.port = free_port()
         self.python, self.security = workload_python()
+        self.window_p99s: tuple[list[float], list[float]] = ([], [])
 
     def start(self) -> HttpClient:
         self.master.start()
@@ -238,12 +268,78 @@ class Bench:
 
     def measure(self, label: str) -> tuple[LoadResult, Phase]:
         time.sleep(self.args.settle)  # the suppress loop and the batch pods reach their steady state
-        with in_prod_tier(self.cgroups), Phase(self.cgroups) as phase:
+        phase = Phase(self.cgroups)
+        with in_prod_tier(self.cgroups), phase:
             result = run_load("127.0.0.1", self.port, self.args.rate, self.args.seconds)
+        self._report(label, result, phase)
+        return result, phase
+
+    def measure_interleaved(self) -> tuple[LoadResult, Phase, LoadResult, Phase]:
+        """Alone and co-located in alternating windows of one continuous load, each side's
+        windows pooled: a drift of the machine over the run (a neighbour's burst, the
+        master's periodic work) lands on both sides instead of on whichever ran at the time,
+        and the load generator keeps its connections and its loop throughout. In the alone
+        windows the batch parent is frozen (cgroup freezer: its tasks take no CPU and get no
+        wake-ups), which for prod is the same as batch being absent, without restarting pods.
+        Requests are counted by when they were due; ROUND_SETTLE_S after each switch is left
+        out of both sides."""
+        rounds = max(1, self.args.rounds)
+        window = self.args.seconds / rounds
+        span = ROUND_SETTLE_S + window
+        phases = (Phase(self.cgroups), Phase(self.cgroups))  # (alone, co-located)
+        windows: list[tuple[int, float, float]] = []
+        stop = threading.Event()
+
+        def switch(t0: float) -> None:
+            # Window k: alone when k is even; it starts with the switch, and its counters
+            # and its requests start ROUND_SETTLE_S later.
+            for k in range(2 * rounds):
+                begin = t0 + k * span
+                if stop.wait(max(0.0, begin - time.perf_counter())):
+                    return
+                self._freeze_batch(k % 2 == 0)
+                if stop.wait(max(0.0, begin + ROUND_SETTLE_S - time.perf_counter())):
+                    return
+                with phases[k % 2]:
+                    windows.append((k % 2, begin + ROUND_SETTLE_S, begin + span))
+                    if stop.wait(max(0.0, begin + span - time.perf_counter())):
+                        return
+
+        time.sleep(self.args.settle)
+        with in_prod_tier(self.cgroups):
+            t0 = time.perf_counter() + 0.2  # after the load generator has its connections
+            switcher = threading.Thread(target=switch, args=(t0,), name="isolation-switch")
+            switcher.start()
+            try:
+                load = run_load("127.0.0.1", self.port, self.args.rate, 2 * rounds * span + 0.2)
+            finally:
+                stop.set()
+                switcher.join()
+                self._freeze_batch(False)
+        pooled = [LoadResult([], 0, 0.0), LoadResult([], 0, 0.0)]
+        self.window_p99s = ([], [])
+        for side, begin, end in windows:
+            part = load.window(begin, end)
+            pooled[side] = pooled[side].merged(part)
+            self.window_p99s[side].append(round(part.percentile(99), 3))
+        self._report(f"alone (batch frozen), {rounds} windows", pooled[0], phases[0])
+        self._report(f"co-located, isolated, {rounds} windows", pooled[1], phases[1])
+        return pooled[0], phases[0], pooled[1], phases[1]
+
+    def _freeze_batch(self, frozen: bool) -> None:
+        batch = f"{self.cgroup_root}/batch"
+        if self.cgroups.version == 2:
+            path, value = self.cgroups.path("cpu", batch, "cgroup.freeze"), "1" if frozen else "0"
+        else:
+            path, value = self.cgroups.path("freezer", batch, "freezer.state"), "FROZEN" if frozen else "THAWED"
+        with open(path, "w") as f:
+            f.write(value)
+
+    @staticmethod
+    def _report(label: str, result: LoadResult, phase: Phase) -> None:
         _log(f"{label}: p50 {result.percentile(50):.2f} ms, p99 {result.percentile(99):.2f} ms, "
              f"{len(result.latencies_ms)} ok / {result.errors} errors; cpu util {phase.util:.2f}, "
              f"prod {phase.prod:.2f} (loadgen {phase.loadgen:.2f}), batch {phase.batch:.2f} cores")
-        return result, phase
 
     def run(self) -> dict[str, Any]:
         self.start()
@@ -251,12 +347,12 @@ class Bench:
                  {"PORT": str(self.port), "WORK": str(self.args.work)})
         self.running(["web"])
         _wait("the service", self.answers)
-        alone, _ = self.measure("alone")
+        without_pods, _ = self.measure("alone, no batch pods")
         spinners = [f"batch-{i}" for i in range(self.args.batch_pods)]
         for name in spinners:
             self.pod(name, [self.python, "-c", SPIN], "sigma-batch")
         self.running(spinners)
-        isolated, phase = self.measure("co-located, isolated")
+        alone, _, isolated, phase = self.measure_interleaved()
         quota = self.cgroups.batch_cpu_quota()
         # The cluster default threshold (0.65) keeps headroom back with the suppress quota.
         assert self.client is not None
@@ -285,6 +381,11 @@ class Bench:
             "machine_cpu_util": round(phase.util, 3),
             "batch_share_of_idle": round(phase.batch / max(phase.cores - phase.prod, 1e-9), 3),
             "batch_share_of_free": round(phase.batch / max(phase.batch + phase.idle_cores, 1e-9), 3),
+            "p99_alone_without_pods_ms": round(without_pods.percentile(99), 3),
+            "rounds": self.args.rounds,
+            # Each window's own p99, in order: how far one window's tail strays from another's.
+            "p99_windows_alone_ms": self.window_p99s[0], "p99_windows_colocated_ms": self.window_p99s[1],
+            "requests_alone": len(alone.latencies_ms), "requests_colocated": len(isolated.latencies_ms),
             "p50_alone_ms": round(alone.percentile(50), 3),
             "p50_colocated_isolated_ms": round(isolated.percentile(50), 3),
             "prod_cores": round(phase.prod, 3), "loadgen_cores": round(phase.loadgen, 3),
@@ -293,7 +394,7 @@ class Bench:
                                   "batch_quota_millis_at_end": suppressed_quota},
             "default_threshold_cpuset": {**_variant(confined, confined_phase, p99_alone),
                                          "batch_cpus_at_end": confined_cpus},
-            "errors": alone.errors + isolated.errors + suppressed.errors + confined.errors + unisolated.errors,
+            "errors": sum(r.errors for r in (without_pods, alone, isolated, suppressed, confined, unisolated)),
             "rate": self.args.rate, "seconds": self.args.seconds, "batch_pods": self.args.batch_pods,
         }
 
@@ -306,7 +407,10 @@ def _variant(result: LoadResult, phase: Phase, p99_alone: float) -> dict[str, fl
 
 def run(argv: list[str]) -> dict[str, Any]:
     p = argparse.ArgumentParser(prog="sigma bench isolation")
-    p.add_argument("--seconds", type=float, default=20.0, help="length of each measured run")
+    p.add_argument("--seconds", type=float, default=30.0, help="length of each measured run (alone and "
+                   "co-located: in total over their rounds)")
+    p.add_argument("--rounds", type=int, default=6, help="alternating windows of alone and co-located, "
+                   "each --seconds / --rounds long")
     p.add_argument("--rate", type=float, default=200.0, help="requests per second to the prod service")
     p.add_argument("--batch-pods", type=int, default=3, help="busy-loop pods beside the service")
     p.add_argument("--work", type=int, default=300, help="SHA-256 rounds per request")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
 
@@ -24,6 +24,22 @@ class LoadResult:
     latencies_ms: list[float]
     errors: int
     seconds: float
+    # When each answered request was due (time.perf_counter()), in the order of
+    # latencies_ms, and when each failed one was: a run can be cut into windows afterwards.
+    due: list[float] = field(default_factory=list)
+    error_due: list[float] = field(default_factory=list)
+
+    def merged(self, other: LoadResult) -> LoadResult:
+        """Both runs' samples as one (windows of one setting, pooled)."""
+        return LoadResult(self.latencies_ms + other.latencies_ms, self.errors + other.errors,
+                          self.seconds + other.seconds, self.due + other.due, self.error_due + other.error_due)
+
+    def window(self, start: float, end: float) -> LoadResult:
+        """The requests due in [start, end) (perf_counter times)."""
+        keep = [i for i, t in enumerate(self.due) if start <= t < end]
+        errors = [t for t in self.error_due if start <= t < end]
+        return LoadResult([self.latencies_ms[i] for i in keep], len(errors), end - start,
+                          [self.due[i] for i in keep], errors)
 
     def percentile(self, p: float) -> float:
         if not self.latencies_ms:
@@ -37,10 +53,10 @@ async def _run(host: str, port: int, rate: float, seconds: float, connections: i
     for _ in range(connections):
         pool.put_nowait(await asyncio.open_connection(host, port))
     latencies: list[float] = []
-    errors = 0
+    dues: list[float] = []
+    error_dues: list[float] = []
 
     async def one(due: float) -> None:
-        nonlocal errors
         reader, writer = await pool.get()
         try:
             writer.write(REQUEST)
@@ -48,9 +64,10 @@ async def _run(host: str, port: int, rate: float, seconds: float, connections: i
             length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
             await reader.readexactly(length)
             latencies.append((time.perf_counter() - due) * 1000)
+            dues.append(due)
             pool.put_nowait((reader, writer))
         except (OSError, asyncio.IncompleteReadError, IndexError, ValueError):
-            errors += 1
+            error_dues.append(due)
             writer.close()
             pool.put_nowait(await asyncio.open_connection(host, port))
 
@@ -66,7 +83,7 @@ async def _run(host: str, port: int, rate: float, seconds: float, connections: i
     await asyncio.gather(*tasks)
     while not pool.empty():
         pool.get_nowait()[1].close()
-    return LoadResult(latencies, errors, time.perf_counter() - start)
+    return LoadResult(latencies, len(error_dues), time.perf_counter() - start, dues, error_dues)
 
 
 def run_load(host: str, port: int, rate: float, seconds: float, connections: int = 16) -> LoadResult:
