@@ -47,6 +47,7 @@ from typing import IO, Any
 from sigma.bench.p2p_stats import cpu_sample, cpu_summary, fault_counts
 from sigma.netlab import Network, netns_available
 from sigma.p2p.peer import DEFAULT_UPLOAD_SLOTS
+from sigma.p2p.tracker import DEFAULT_SOURCE_CLAIMS
 
 MIB = 1 << 20
 REGISTRY, TRACKER = 0, 1  # host indexes; the peers are hosts 2..N+1
@@ -67,10 +68,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    help=f"pieces a node uploads at once; more asks are told to try elsewhere "
                         f"(default {DEFAULT_UPLOAD_SLOTS}; 0: no limit)")
     p.add_argument("--registry-per-node", type=int, default=1, help="of those, at most this many from the registry")
-    # 6, not 4: each registry piece ends with an announce, a claim and a new GET on one of
-    # the streams (tens of ms on a busy node); with 4 streams those gaps left the registry
-    # link ~11% idle, with 6 the other streams cover them (~95% busy, same bytes sent).
-    p.add_argument("--source-claims", type=int, default=6,
+    # The master's tracker has the same cap (see DEFAULT_SOURCE_CLAIMS for why 6).
+    p.add_argument("--source-claims", type=int, default=DEFAULT_SOURCE_CLAIMS,
                    help="pieces fetched from the registry at once, over all nodes (the tracker's cap; 0: none)")
     p.add_argument("--poll", type=float, default=0.1, help="seconds between a node's tracker polls when idle")
     p.add_argument("--faults", action="store_true", help="one peer serves corrupt pieces, one is killed mid-way")

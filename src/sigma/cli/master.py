@@ -29,8 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="sqlite:///PATH (embedded, default) or etcd://HOST:PORT[,HOST:PORT]")
     p.add_argument("--listen", default="127.0.0.1:6443", help="HOST:PORT to serve the API on")
     p.add_argument("--no-controllers", action="store_true", help="serve the API only")
-    p.add_argument("--option", action="append", default=[], metavar="NAME=SECONDS",
-                   help="a controller timing, e.g. node_grace_s=4 or pod_eviction_timeout_s=10 (repeatable)")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="a controller timing or setting, e.g. node_grace_s=4, pod_eviction_timeout_s=10 or "
+                   "p2p_source_claims=8 (repeatable)")
     add_auth_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run_master)
@@ -114,7 +115,7 @@ def _options(pairs: list[str]) -> dict[str, float]:
         try:
             options[name.strip()] = float(value)
         except ValueError:
-            raise SystemExit(f"--option must be NAME=SECONDS, got {pair!r}") from None
+            raise SystemExit(f"--option must be NAME=VALUE with a number, got {pair!r}") from None
     return options
 
 

@@ -27,7 +27,7 @@ from sigma.api.auth import AuthOptions, build_auth
 from sigma.api.registry import Registry
 from sigma.api.server import create_app
 from sigma.client.local import LocalClient
-from sigma.p2p.tracker import TrackerState, tracker_router
+from sigma.p2p.tracker import DEFAULT_SOURCE_CLAIMS, TrackerState, tracker_router
 from sigma.store.contract import Store, StoreError, open_store
 from sigma.store.etcd import EtcdStore, Fenced
 
@@ -96,7 +96,8 @@ class Master:
                               store_threads=STORE_THREADS if remote_store else 0)
         # The P2P tracker for the agents' image pulls, ahead of the API's catch-all route.
         # Its state is in memory only: after a restart agents re-announce as they pull.
-        self.app.router.routes.insert(0, Mount("/p2p", app=tracker_router(TrackerState())))
+        tracker = TrackerState(max_claims=int(self.options.get("p2p_source_claims", DEFAULT_SOURCE_CLAIMS)))
+        self.app.router.routes.insert(0, Mount("/p2p", app=tracker_router(tracker)))
         self.stop = threading.Event()
         # Set when the controllers of the current term must stop (master stop or lost leadership).
         self._term_stop = threading.Event()
