@@ -13,14 +13,8 @@ import asyncio
 import ssl
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
-try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
-except ImportError:  # httptools missing: the pure-Python parser
-    _Base = H11Protocol  # type: ignore[assignment,misc]
-
 from sigma.api.auth.certs import CertPair
+from sigma.api.coalesce import CoalescingHttpToolsProtocol
 
 
 def _with_peer_cert(app: Any, cert: dict[str, Any]) -> Any:
@@ -31,7 +25,7 @@ def _with_peer_cert(app: Any, cert: dict[str, Any]) -> Any:
     return wrapped
 
 
-class PeerCertProtocol(_Base):
+class PeerCertProtocol(CoalescingHttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         cert = transport.get_extra_info("peercert")
