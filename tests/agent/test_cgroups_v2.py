@@ -50,3 +50,12 @@ def test_v2_batch_parent_uses_cpu_idle_when_present(tmp_path: Any) -> None:
     (tmp_path / "sigma/batch/cpu.idle").write_text("0")
     tree.setup()
     assert (tmp_path / "sigma/batch/cpu.idle").read_text() == "1"
+
+
+def test_v2_freezing_writes_cgroup_freeze(tmp_path: Any) -> None:
+    tree = fake_v2(tmp_path)
+    tree.setup()
+    tree.set_frozen("sigma/batch", True)
+    assert (tmp_path / "sigma/batch/cgroup.freeze").read_text() == "1"
+    tree.set_frozen("sigma/batch", False)
+    assert (tmp_path / "sigma/batch/cgroup.freeze").read_text() == "0"

@@ -198,6 +198,13 @@ class CgroupTree:
     def set_cpus(self, rel: str, cpus: str) -> None:
         self._write("cpuset", rel, "cpuset.cpus", cpus)
 
+    def set_frozen(self, rel: str, frozen: bool) -> None:
+        """Freeze or thaw every task under `rel` (v1 freezer, v2 cgroup.freeze)."""
+        if self.version == 2:
+            self._write("cpu", rel, "cgroup.freeze", "1" if frozen else "0")
+        else:
+            self._write("freezer", rel, "freezer.state", "FROZEN" if frozen else "THAWED")
+
     # -- reading and removing ------------------------------------------------------------
     def read(self, controller: str, rel: str, filename: str) -> str | None:
         if controller not in self.hierarchies:

@@ -6,12 +6,13 @@ fixed amount of work per request) as a sigma-prod pod. A load generator in this 
 drives it open-loop at a fixed rate (sigma.bench.loadgen: latency counted from when each
 request was due). The runs:
 
-1. alone and co-located, isolated, in `--rounds` alternating windows of one continuous load (`--seconds` in total for
-   each side, pooled per side, so that a drift of the machine lands on both): `--batch-pods`
-   busy-loop pods with sigma-batch priority under the agent's batch parent (cpu.idle=1; the
-   NodeSLO's threshold 1.0 keeps nothing back, so the suppress step sets no quota), frozen
-   by the cgroup freezer in the alone rounds (no CPU, no wake-ups: for prod, as if absent).
-   A run before the batch pods exist (`p99_alone_without_pods_ms`) checks that.
+1. alone and co-located, isolated, in `--rounds` alternating windows of one continuous load
+   (`--seconds` in total for each side, pooled per side, so that a drift of the machine lands
+   on both): `--batch-pods` busy-loop pods with sigma-batch priority under the agent's batch
+   parent (cpu.idle=1; the NodeSLO's threshold 1.0 keeps nothing back, so the suppress step
+   sets no quota), frozen by the cgroup freezer in the alone windows (no CPU, no wake-ups:
+   for prod, as if absent). A run before the batch pods exist (`p99_alone_without_pods_ms`)
+   checks that.
 2. co-located, isolated, under the cluster default threshold (0.65: the suppress quota caps
    batch at 0.65 x capacity - prod usage), reported apart as `default_threshold`, and once
    more under the NodeSLO's cpuset suppress policy (batch confined to whole CPUs instead of
@@ -57,6 +58,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +74,8 @@ from sigma.quantity import cpu_millis
 
 NODE = "bench-isolation"
 SERVICE_CPU = "500m"
-# After a freeze or thaw, before a round's clock starts: the spinners stop or resume at once,
-# and the load generator's connections are made again for each round.
+# After a freeze or thaw, before a window's requests count: the spinners stop or resume at
+# once, and the requests queued behind them drain.
 ROUND_SETTLE_S = 0.5
 SPIN = "import signal, sys; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\nwhile True:\n    pass\n"
 
@@ -192,6 +194,18 @@ class Phase:
         return self._batch_ns / 1e9 / self.seconds if self.seconds else 0.0
 
 
+@dataclass(frozen=True)
+class Interleaved:
+    """The alone and co-located sides of an interleaved measurement, each pooled over its
+    windows, with every window's own p99."""
+
+    alone: LoadResult
+    colocated: LoadResult
+    colocated_phase: Phase
+    window_p99s_alone: list[float]
+    window_p99s_colocated: list[float]
+
+
 class Bench:
     def __init__(self, workdir: Path, args: argparse.Namespace) -> None:
         self.workdir, self.args = workdir, args
@@ -202,7 +216,6 @@ class Bench:
         self.client: HttpClient | None = None
         self.port = free_port()
         self.python, self.security = workload_python()
-        self.window_p99s: tuple[list[float], list[float]] = ([], [])
 
     def start(self) -> HttpClient:
         self.master.start()
@@ -215,9 +228,13 @@ class Bench:
                 preexec_fn=_die_with_parent)
         self.client = client = HttpClient(self.master.url, timeout=10)
         _wait("the node", lambda: client.get("nodes", NODE))
-        client.create("nodeslos", {"apiVersion": "sigma.io/v1", "kind": "NodeSLO", "metadata": {"name": NODE},
-                                   "spec": {"cpuThreshold": 1.0}})
+        self.node_slo({"cpuThreshold": 1.0})
         return client
+
+    def node_slo(self, spec: dict[str, Any]) -> None:
+        assert self.client is not None
+        self.client.create("nodeslos", {"apiVersion": "sigma.io/v1", "kind": "NodeSLO", "metadata": {"name": NODE},
+                                        "spec": spec})
 
     def stop(self) -> None:
         if self.client is not None:
@@ -274,7 +291,7 @@ class Bench:
         self._report(label, result, phase)
         return result, phase
 
-    def measure_interleaved(self) -> tuple[LoadResult, Phase, LoadResult, Phase]:
+    def measure_interleaved(self) -> Interleaved:
         """Alone and co-located in alternating windows of one continuous load, each side's
         windows pooled: a drift of the machine over the run (a neighbour's burst, the
         master's periodic work) lands on both sides instead of on whichever ran at the time,
@@ -317,23 +334,17 @@ class Bench:
                 switcher.join()
                 self._freeze_batch(False)
         pooled = [LoadResult([], 0, 0.0), LoadResult([], 0, 0.0)]
-        self.window_p99s = ([], [])
+        window_p99s: tuple[list[float], list[float]] = ([], [])
         for side, begin, end in windows:
             part = load.window(begin, end)
             pooled[side] = pooled[side].merged(part)
-            self.window_p99s[side].append(round(part.percentile(99), 3))
+            window_p99s[side].append(round(part.percentile(99), 3))
         self._report(f"alone (batch frozen), {rounds} windows", pooled[0], phases[0])
         self._report(f"co-located, isolated, {rounds} windows", pooled[1], phases[1])
-        return pooled[0], phases[0], pooled[1], phases[1]
+        return Interleaved(pooled[0], pooled[1], phases[1], *window_p99s)
 
     def _freeze_batch(self, frozen: bool) -> None:
-        batch = f"{self.cgroup_root}/batch"
-        if self.cgroups.version == 2:
-            path, value = self.cgroups.path("cpu", batch, "cgroup.freeze"), "1" if frozen else "0"
-        else:
-            path, value = self.cgroups.path("freezer", batch, "freezer.state"), "FROZEN" if frozen else "THAWED"
-        with open(path, "w") as f:
-            f.write(value)
+        self.cgroups.set_frozen(f"{self.cgroup_root}/batch", frozen)
 
     @staticmethod
     def _report(label: str, result: LoadResult, phase: Phase) -> None:
@@ -352,7 +363,8 @@ class Bench:
         for name in spinners:
             self.pod(name, [self.python, "-c", SPIN], "sigma-batch")
         self.running(spinners)
-        alone, _, isolated, phase = self.measure_interleaved()
+        interleaved = self.measure_interleaved()
+        alone, isolated, phase = interleaved.alone, interleaved.colocated, interleaved.colocated_phase
         quota = self.cgroups.batch_cpu_quota()
         # The cluster default threshold (0.65) keeps headroom back with the suppress quota.
         assert self.client is not None
@@ -360,8 +372,7 @@ class Bench:
         suppressed, suppressed_phase = self.measure("co-located, isolated, default threshold (suppress quota)")
         suppressed_quota = self.cgroups.batch_cpu_quota()
         # The same threshold under the cpuset policy: batch confined to whole CPUs, no quota.
-        self.client.create("nodeslos", {"apiVersion": "sigma.io/v1", "kind": "NodeSLO", "metadata": {"name": NODE},
-                                        "spec": {"cpuThreshold": 0.65, "cpuSuppressPolicy": "cpuset"}})
+        self.node_slo({"cpuThreshold": 0.65, "cpuSuppressPolicy": "cpuset"})
         confined, confined_phase = self.measure("co-located, isolated, default threshold (cpuset policy)")
         confined_cpus = self.cgroups.cpus(f"{self.cgroup_root}/batch")
         self.delete(spinners)
@@ -384,7 +395,8 @@ class Bench:
             "p99_alone_without_pods_ms": round(without_pods.percentile(99), 3),
             "rounds": self.args.rounds,
             # Each window's own p99, in order: how far one window's tail strays from another's.
-            "p99_windows_alone_ms": self.window_p99s[0], "p99_windows_colocated_ms": self.window_p99s[1],
+            "p99_windows_alone_ms": interleaved.window_p99s_alone,
+            "p99_windows_colocated_ms": interleaved.window_p99s_colocated,
             "requests_alone": len(alone.latencies_ms), "requests_colocated": len(isolated.latencies_ms),
             "p50_alone_ms": round(alone.percentile(50), 3),
             "p50_colocated_isolated_ms": round(isolated.percentile(50), 3),
