@@ -33,6 +33,7 @@ class Network(netlab.Network):
         super().close()
         for i in range(len(self.hosts)):
             remove_cgroup_tree(self.cgroup_root(i))
+            remove_cgroup_tree(f"{self.cgroup_root(i)}-batch")  # the agent's batch parent, beside it
 
 
 def remove_cgroup_tree(rel: str, mount: str = CGROUP_MOUNT) -> None:

@@ -71,7 +71,7 @@ def cgroup_root() -> Iterator[CgroupTree]:
     try:
         yield tree
     finally:
-        tree.remove(tree.root)
+        tree.remove_all()
 
 
 @contextlib.contextmanager

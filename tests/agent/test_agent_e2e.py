@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from sigma.agent.agent import Agent, AgentOptions
+from sigma.agent.cgroups import CgroupTree
 from sigma.agent.podmanager import BackOff
 from sigma.api.errors import ApiError
 from sigma.cli.master import write_kubeconfig
@@ -120,8 +121,11 @@ def state_of(p: dict[str, Any]) -> dict[str, Any]:
     return dict(statuses[0].get("state") or {})
 
 
-def cgroup_dirs(root: str) -> list[str]:
-    paths = [os.path.join(d.path, root) for d in os.scandir("/sys/fs/cgroup")]
+def cgroup_dirs(root: str, with_batch_parent: bool = True) -> list[str]:
+    """The directories of an agent's cgroup tree (``--cgroup-root root``) in every hierarchy:
+    <root>, and the batch parent beside it."""
+    tops = CgroupTree(root=root).own_roots if with_batch_parent else (root,)
+    paths = [os.path.join(d.path, top) for d in os.scandir("/sys/fs/cgroup") for top in tops]
     return [p for p in paths if os.path.isdir(p)]
 
 
@@ -225,7 +229,7 @@ def test_deleting_a_running_pod_stops_it_and_the_agent_finishes_the_deletion(clu
     wait_for(lambda: cluster.get("victim") is None, timeout=3 + 5)
     assert not os.path.exists(f"/proc/{container.pid}")
     wait_for(lambda: agent.node.pod_cgroup(uid) is None, timeout=5)
-    assert not any(uid in "".join(os.listdir(d)) for d in cgroup_dirs(f"{cluster.cgroup_root}/prod"))
+    assert not any(uid in "".join(os.listdir(d)) for d in cgroup_dirs(f"{cluster.cgroup_root}/prod", with_batch_parent=False))
     assert [c for c in cluster.containers() if c.pod_uid == uid] == []
 
 

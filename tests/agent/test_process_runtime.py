@@ -50,7 +50,7 @@ def test_batch_pod_sits_under_the_idle_batch_parent_with_oom_score_1000(node: No
     node.sync([pod], time.time())
     cg = node.cgroups
     assert cg is not None
-    batch = f"{cg.root}/batch"
+    batch = cg.batch_root
     if cg.has_cpu_idle(batch):
         assert cg.read("cpu", batch, "cpu.idle") == "1"
     else:

@@ -64,7 +64,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
                 finally:
                     left = cgroup_dirs(c.cgroup_root)
                     if left:  # removed here all the same, so a failure leaves nothing behind
-                        CgroupTree(root=c.cgroup_root).remove(c.cgroup_root)
+                        CgroupTree(root=c.cgroup_root).remove_all()
                 assert left == [], "the agent left cgroups behind"
             c.client.close()
             master.stop()
@@ -216,7 +216,7 @@ def test_the_cpuset_policy_confines_batch_to_cpus_and_switches_back_to_the_quota
     node_cpus = parse_cpus(cg.cpus(cg.root))
     if len(node_cpus) < 2:
         pytest.skip("needs a cpuset of at least 2 CPUs")
-    batch = f"{cg.root}/batch"
+    batch = cg.batch_root
     level = tmp_path / "level"
     level.write_text("0.02")
     cluster.pod("web", py(DUTY_CYCLE), priorityClassName="sigma-prod", securityContext={"runAsUser": 0},

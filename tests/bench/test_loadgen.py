@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import math
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
-from sigma.bench.loadgen import LoadResult
+import pytest
+
+from sigma.bench.loadgen import LoadResult, run_load
 
 
 def test_a_window_keeps_the_requests_due_inside_it_and_its_errors() -> None:
@@ -23,3 +32,58 @@ def test_pooled_windows_add_their_samples_errors_and_time() -> None:
 
 def test_an_empty_result_has_no_percentile() -> None:
     assert math.isnan(LoadResult([], 0, 0.0).percentile(99))
+
+
+class _Ok(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def ok_server() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_collector_stays_off_during_a_run_and_is_back_on_after(ok_server: int) -> None:
+    # The generator's own pauses would be measured as the service's latency.
+    started: list[float] = []
+
+    def on_gc(phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            started.append(time.perf_counter())
+
+    garbage = [[[] for _ in range(50)] for _ in range(200)]  # enough to trigger collections if on
+    gc.callbacks.append(on_gc)
+    try:
+        result = run_load("127.0.0.1", ok_server, rate=400, seconds=1.0)
+    finally:
+        gc.callbacks.remove(on_gc)
+    del garbage
+    assert len(result.latencies_ms) == 400 and result.errors == 0
+    assert gc.isenabled()
+    during = [t for t in started if result.due[0] <= t <= result.due[-1]]
+    assert during == []
+
+
+def test_connections_refused_are_an_error_not_a_hang() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(OSError):
+        run_load("127.0.0.1", port, rate=10, seconds=0.1)
+    assert gc.isenabled()

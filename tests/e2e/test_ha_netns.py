@@ -246,5 +246,6 @@ def test_a_cut_agent_loses_its_pods_to_another_node_and_relists_after_410_when_b
             with contextlib.suppress(subprocess.TimeoutExpired):
                 agent.wait(timeout=20)
         assert not Path(CGROUP_MOUNT, "cpu", net.cgroup_root(B)).exists()
+        assert not Path(CGROUP_MOUNT, "cpu", f"{net.cgroup_root(B)}-batch").exists()
     finally:
         etcd.stop()

@@ -94,7 +94,8 @@ class Up:
         return [pid for pid in found if alive(pid)]
 
     def cgroups(self) -> list[str]:
-        return [d for d in (os.path.join(h.path, self.cgroup_root) for h in os.scandir("/sys/fs/cgroup"))
+        tops = (self.cgroup_root, f"{self.cgroup_root}-batch")  # the batch parent sits beside the root
+        return [d for d in (os.path.join(h.path, top) for h in os.scandir("/sys/fs/cgroup") for top in tops)
                 if os.path.isdir(d)]
 
 

@@ -74,8 +74,9 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 os.killpg(self.agent.pid, signal.SIGKILL)
                 self.agent.wait()
-        for hierarchy in os.scandir("/sys/fs/cgroup"):
-            leftover = Path(hierarchy.path) / self.cgroup_root
+        for hierarchy, top in ((h, t) for h in os.scandir("/sys/fs/cgroup")
+                               for t in (self.cgroup_root, f"{self.cgroup_root}-batch")):
+            leftover = Path(hierarchy.path) / top
             for d in sorted(leftover.rglob("*"), key=lambda p: -len(p.parts)) if leftover.is_dir() else []:
                 if d.is_dir():
                     d.rmdir()

@@ -158,7 +158,7 @@ class Agent:
             for container in runtime.list():  # whatever outlived the grace, by force
                 runtime.remove(container.id)
         if self.cgroups is not None and self.cgroups.available:
-            self.cgroups.remove(self.cgroups.root)
+            self.cgroups.remove_all()
         log.info("stopped every pod of node %s", self.node_name)
 
     # -- the sync loop -------------------------------------------------------------------

@@ -135,7 +135,7 @@ class QosManager:
     def ensure_idle(self) -> None:
         cg = self.cgroups
         assert cg is not None
-        batch = f"{cg.root}/{podspec.BATCH}"
+        batch = cg.tier_path(podspec.BATCH)
         settings = batch_parent_settings(cg.version)
         for name, value in settings.files.items():
             writes = {name: value} if os.path.exists(cg.path("cpu", batch, name)) else settings.fallbacks.get(name, {})
@@ -153,7 +153,7 @@ class QosManager:
         container gets back min(its own limit, the parent's)."""
         cg = self.cgroups
         assert cg is not None
-        parent = f"{cg.root}/{podspec.BATCH}"
+        parent = cg.tier_path(podspec.BATCH)
         current = cg.batch_cpu_quota()
         if millis is not None and (current is None or millis < current):
             for rel in _descendants(cg.path("cpu", parent), parent):
@@ -183,7 +183,7 @@ class QosManager:
         write fail with EBUSY, so the tree is read again and the plan redone, a few times."""
         cg = self.cgroups
         assert cg is not None
-        parent = f"{cg.root}/{podspec.BATCH}"
+        parent = cg.tier_path(podspec.BATCH)
         if cg.version == 2:
             cg.set_cpus(parent, format_cpus(cpus))
             return
@@ -210,7 +210,7 @@ class QosManager:
         if "cpuset" not in cg.hierarchies:
             return (), frozenset(), ()
         node = parse_cpus(cg.cpus(cg.root))
-        prod = f"{cg.root}/{podspec.PROD}"
+        prod = cg.tier_path(podspec.PROD)
         exclusive: set[int] = set()
         try:
             children = [e.name for e in os.scandir(cg.path("cpuset", prod)) if e.is_dir()]
@@ -220,7 +220,7 @@ class QosManager:
             cpus = set(parse_cpus(cg.cpus(f"{prod}/{child}")))
             if cpus and cpus < set(node):
                 exclusive |= cpus
-        return node, frozenset(exclusive), parse_cpus(cg.cpus(f"{cg.root}/{podspec.BATCH}"))
+        return node, frozenset(exclusive), parse_cpus(cg.cpus(cg.tier_path(podspec.BATCH)))
 
     # -- inputs --------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -252,8 +252,8 @@ class QosManager:
         assert cg is not None
         first = "node" not in self._previous
         node_cpu = self._rate("node", self.collector.node_sample(now))
-        batch_cpu = self._rate("batch", self.collector.cgroup_sample(f"{cg.root}/{podspec.BATCH}", now))
-        prod_cpu = self._rate("prod", self.collector.cgroup_sample(f"{cg.root}/{podspec.PROD}", now))
+        batch_cpu = self._rate("batch", self.collector.cgroup_sample(cg.tier_path(podspec.BATCH), now))
+        prod_cpu = self._rate("prod", self.collector.cgroup_sample(cg.tier_path(podspec.PROD), now))
         usages = []
         for pod in pods:
             sample = self.collector.cgroup_sample(cg.pod_path(podspec.tier(pod), podspec.uid(pod)), now)
@@ -273,8 +273,9 @@ class QosManager:
         cg = self.cgroups
         assert cg is not None
         if self.options.memory_is_slice:
-            sample = self.collector.cgroup_sample(cg.root, now)
-            return working_set(sample.memory_usage_bytes, sample.inactive_file_bytes) if sample else 0
+            # The node's memory is its pods': <root> (prod) and the batch parent beside it.
+            samples = [self.collector.cgroup_sample(rel, now) for rel in cg.own_roots]
+            return sum(working_set(s.memory_usage_bytes, s.inactive_file_bytes) for s in samples if s)
         with open(os.path.join(self.proc, "meminfo")) as f:
             mem = parse_meminfo(f.read())
         return mem.get("MemTotal", 0) - mem.get("MemAvailable", mem.get("MemFree", 0))
@@ -294,7 +295,7 @@ class QosManager:
         """Every thread of the tier's processes: resctrl moves one task (thread) per write."""
         assert self.cgroups is not None
         out: list[int] = []
-        for pid in self.cgroups.pids(f"{self.cgroups.root}/{tier}"):
+        for pid in self.cgroups.pids(self.cgroups.tier_path(tier)):
             try:
                 out += [int(t) for t in os.listdir(os.path.join(self.proc, str(pid), "task"))]
             except OSError:

@@ -158,7 +158,7 @@ class Phase:
         self._own = 0.0
 
     def _cpu_ns(self, tier: str) -> int:
-        return int(self.cg.read("cpuacct", f"{self.cg.root}/{tier}", "cpuacct.usage") or 0)
+        return int(self.cg.read("cpuacct", self.cg.tier_path(tier), "cpuacct.usage") or 0)
 
     def __enter__(self) -> Phase:
         self.stat0, self.own0 = _proc_stat(), time.process_time()
@@ -247,8 +247,7 @@ class Bench:
                 self.agent.kill()
                 self.agent.wait()
         self.master.stop()
-        if self.cgroups.exists(self.cgroup_root):
-            self.cgroups.remove(self.cgroup_root)
+        self.cgroups.remove_all()
 
     def pod(self, name: str, command: list[str], priority_class: str, env: dict[str, str] | None = None) -> None:
         assert self.client is not None
@@ -344,7 +343,7 @@ class Bench:
         return Interleaved(pooled[0], pooled[1], phases[1], *window_p99s)
 
     def _freeze_batch(self, frozen: bool) -> None:
-        self.cgroups.set_frozen(f"{self.cgroup_root}/batch", frozen)
+        self.cgroups.set_frozen(self.cgroups.batch_root, frozen)
 
     @staticmethod
     def _report(label: str, result: LoadResult, phase: Phase) -> None:
@@ -374,7 +373,7 @@ class Bench:
         # The same threshold under the cpuset policy: batch confined to whole CPUs, no quota.
         self.node_slo({"cpuThreshold": 0.65, "cpuSuppressPolicy": "cpuset"})
         confined, confined_phase = self.measure("co-located, isolated, default threshold (cpuset policy)")
-        confined_cpus = self.cgroups.cpus(f"{self.cgroup_root}/batch")
+        confined_cpus = self.cgroups.cpus(self.cgroups.batch_root)
         self.delete(spinners)
         same_class = [f"spin-{i}" for i in range(self.args.batch_pods)]
         for name in same_class:

@@ -8,11 +8,17 @@ connection or for the client's own event loop counts against the result, never f
 
 Requests go over a pool of keep-alive connections; a request that finds none free waits
 for one (and that wait is part of its latency).
+
+The generator's own pauses count against the service too, so it keeps them out: Python's
+cyclic garbage collector is off during a run (a generation-2 pass over a long run's objects
+took 14 ms here, landing on every request in flight at the same point of each run), and
+finished requests are not kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from dataclasses import dataclass, field
 
@@ -73,18 +79,27 @@ async def _run(host: str, port: int, rate: float, seconds: float, connections: i
 
     start = time.perf_counter() + 0.05
     total = int(rate * seconds)
-    tasks = []
+    in_flight: set[asyncio.Task[None]] = set()
     for i in range(total):
         due = start + i / rate
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(due)))
-    await asyncio.gather(*tasks)
+        task = asyncio.create_task(one(due))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+    await asyncio.gather(*in_flight)
     while not pool.empty():
         pool.get_nowait()[1].close()
     return LoadResult(latencies, len(error_dues), time.perf_counter() - start, dues, error_dues)
 
 
 def run_load(host: str, port: int, rate: float, seconds: float, connections: int = 16) -> LoadResult:
-    return asyncio.run(_run(host, port, rate, seconds, connections))
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        return asyncio.run(_run(host, port, rate, seconds, connections))
+    finally:
+        if enabled:
+            gc.enable()
