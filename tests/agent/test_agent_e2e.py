@@ -229,7 +229,8 @@ def test_deleting_a_running_pod_stops_it_and_the_agent_finishes_the_deletion(clu
     wait_for(lambda: cluster.get("victim") is None, timeout=3 + 5)
     assert not os.path.exists(f"/proc/{container.pid}")
     wait_for(lambda: agent.node.pod_cgroup(uid) is None, timeout=5)
-    assert not any(uid in "".join(os.listdir(d)) for d in cgroup_dirs(f"{cluster.cgroup_root}/prod", with_batch_parent=False))
+    prod_dirs = cgroup_dirs(f"{cluster.cgroup_root}/prod", with_batch_parent=False)
+    assert not any(uid in "".join(os.listdir(d)) for d in prod_dirs)
     assert [c for c in cluster.containers() if c.pod_uid == uid] == []
 
 
