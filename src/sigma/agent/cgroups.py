@@ -18,6 +18,7 @@ task's slice instead of preempting it, while the other CPU runs nothing but batc
 with a Sigma master and agent beside the service (2 cores): prod p99 co-located / alone 1.02-1.21
 nested, 0.91-0.96 as siblings. Put <root> at the top of the hierarchy for the full effect:
 batch is then idle towards everything on the host.
+
 On v1 every path exists once per controller hierarchy; a cgroup2 mount next to v1 (e.g.
 /sys/fs/cgroup/unified) gets the same path too, because only there the kernel keeps
 per-group pressure (PSI) files.
