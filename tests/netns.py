@@ -14,6 +14,7 @@ import signal
 import time
 
 from sigma import netlab
+from sigma.agent.cgroups import CgroupTree
 from sigma.netlab import NETNS_DIR, SUBNET_PREFIX, netns_available
 
 __all__ = ["CGROUP_MOUNT", "NETNS_DIR", "SUBNET_PREFIX", "Network", "netns_available", "remove_cgroup_tree"]
@@ -32,8 +33,8 @@ class Network(netlab.Network):
     def close(self) -> None:
         super().close()
         for i in range(len(self.hosts)):
-            remove_cgroup_tree(self.cgroup_root(i))
-            remove_cgroup_tree(f"{self.cgroup_root(i)}-batch")  # the agent's batch parent, beside it
+            for top in CgroupTree(root=self.cgroup_root(i)).own_roots:  # the batch parent sits beside
+                remove_cgroup_tree(top)
 
 
 def remove_cgroup_tree(rel: str, mount: str = CGROUP_MOUNT) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from sigma.agent.cgroups import CgroupTree
 from sigma.api.errors import ApiError
 from sigma.client.http import HttpClient
 from tests.harness import free_port
@@ -94,7 +95,7 @@ class Up:
         return [pid for pid in found if alive(pid)]
 
     def cgroups(self) -> list[str]:
-        tops = (self.cgroup_root, f"{self.cgroup_root}-batch")  # the batch parent sits beside the root
+        tops = CgroupTree(root=self.cgroup_root).own_roots  # the batch parent sits beside the root
         return [d for d in (os.path.join(h.path, top) for h in os.scandir("/sys/fs/cgroup") for top in tops)
                 if os.path.isdir(d)]
 

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from sigma.agent.cgroups import CgroupTree
 from sigma.quantity import cpu_millis, memory_bytes
 from tests.harness import MasterProcess
 from tests.ui.conftest import needs_browser
@@ -75,7 +76,7 @@ class Cluster:
                 os.killpg(self.agent.pid, signal.SIGKILL)
                 self.agent.wait()
         for hierarchy, top in ((h, t) for h in os.scandir("/sys/fs/cgroup")
-                               for t in (self.cgroup_root, f"{self.cgroup_root}-batch")):
+                               for t in CgroupTree(root=self.cgroup_root).own_roots):
             leftover = Path(hierarchy.path) / top
             for d in sorted(leftover.rglob("*"), key=lambda p: -len(p.parts)) if leftover.is_dir() else []:
                 if d.is_dir():
