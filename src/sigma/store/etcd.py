@@ -11,9 +11,14 @@ Mapping (see contract.py for what each call promises):
 - ``list`` pages through a prefix at the revision of its first page: one consistent read.
 - ``watch`` subscribes to an etcd watch stream shared by every watch on the prefix in this
   process (etcd_fanout.py, etcd_watch.py).
-- ``get_many`` is one Txn of range requests; ``update_many`` pipelines one Txn per write.
+- ``get_many`` is one Txn of range requests; ``update_many`` sends one Txn per write, all in
+  flight at once.
 - ``compact`` is etcd's compaction; ``compacted_revision`` is found by probing, because
   etcd reports it only as an error on reads below it (see there).
+
+Transport: the reads, writes and watches go over etcd's native gRPC API (etcd_grpc.py,
+messages in etcd_pb.py); the leader election's lease calls use the JSON gateway
+(etcd_gateway.py, ``self.gateway``), which also keeps the helpers shared by both.
 
 Fencing: ``fenced(key, create_revision)`` returns a view of this store whose writes also
 compare that ``key`` still has that ``create_revision``. The master's leader key is created
@@ -29,7 +34,9 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from sigma.store import etcd_pb as pb
 from sigma.store.contract import (
     Conflict,
     KeyExists,
@@ -49,23 +56,19 @@ from sigma.store.etcd_gateway import (
     FUTURE_REVISION,
     EtcdError,
     Gateway,
-    Json,
-    b64,
-    num,
     prefix_range_end,
     rev_in,
     rev_out,
 )
+from sigma.store.etcd_rpc import COMPACT, RANGE, TXN, Rpc
 from sigma.store.etcd_watch import IDLE_TIMEOUT_S, EtcdWatch, to_kv
 
 log = logging.getLogger("sigma.store.etcd")
 LIST_PAGE = 1000
 # etcd's default --max-txn-ops: the most operations one Txn may carry.
 TXN_OPS = 128
-# Spelled out here because inside EtcdStore the name ``list`` is the list() method.
-_Compares = list[Json]
 # A key no one writes: reads of it cost nothing and still carry the header revision.
-_PROBE_KEY = b64(b"\0sigma-probe")
+_PROBE_KEY = b"\0sigma-probe"
 
 
 class Fenced(StoreError):
@@ -77,14 +80,15 @@ class Guard:
     key: str
     create_revision: int  # etcd's own numbering, as leader.py reads it (no rev_out shift)
 
-    def compare(self) -> Json:
-        return {"key": b64(self.key), "target": "CREATE", "result": "EQUAL",
-                "create_revision": str(self.create_revision)}
+
+def _probe(revision: int = 0) -> Any:
+    return pb.RangeRequest(key=_PROBE_KEY, count_only=True, revision=revision)
 
 
 class EtcdStore(Store):
     def __init__(self, endpoints: list[str], watch_idle_timeout: float = IDLE_TIMEOUT_S) -> None:
         self.gateway = Gateway(endpoints)
+        self.rpc = Rpc(self.gateway.addresses)
         # A watch that hears nothing from etcd for this long checks etcd is alive, and ends
         # with StoreUnavailable if not (see etcd_watch.py).
         self.watch_idle_timeout = watch_idle_timeout
@@ -106,47 +110,33 @@ class EtcdStore(Store):
         return FencedStore(self, Guard(key, create_revision))
 
     # -- reads ---------------------------------------------------------------------
-    def _call(self, path: str, body: Json, idempotent: bool = False) -> Json:
-        if self._closed:
-            raise StoreClosed("store closed")
-        return self.gateway.call(path, body, idempotent=idempotent)
-
-    def _call_many(self, path: str, bodies: list[Json], idempotent: bool = False,
-                   spread: bool = False) -> list[Json | EtcdError]:
-        if self._closed:
-            raise StoreClosed("store closed")
-        return self.gateway.call_many(path, bodies, idempotent=idempotent, spread=spread)
-
     def get(self, key: str) -> KeyValue | None:
-        kvs = self._call("kv/range", {"key": b64(key)}, idempotent=True).get("kvs") or []
+        kvs = self.rpc.one(RANGE, pb.RangeRequest(key=key.encode()), pb.RangeResponse, idempotent=True).kvs
         return to_kv(kvs[0]) if kvs else None
 
-    def list(self, prefix: str) -> tuple[list[KeyValue], int]:
+    def list(self, prefix: str) -> tuple[builtins.list[KeyValue], int]:
         start = prefix.encode() if prefix else b"\0"
-        end = b64(prefix_range_end(prefix.encode()) if prefix else b"\0")
-        items: list[KeyValue] = []
+        end = prefix_range_end(prefix.encode()) if prefix else b"\0"
+        items: builtins.list[KeyValue] = []
         revision = 0
         while True:
-            body: Json = {"key": b64(start), "range_end": end, "limit": str(LIST_PAGE)}
-            if revision:
-                body["revision"] = str(revision)  # later pages read the first page's snapshot
-            answer = self._call("kv/range", body, idempotent=True)
-            revision = revision or num(answer["header"], "revision")  # etcd's own numbering
-            page = [to_kv(kv) for kv in answer.get("kvs") or []]
+            # Later pages read the first page's snapshot (revision 0 is "now").
+            request = pb.RangeRequest(key=start, range_end=end, limit=LIST_PAGE, revision=revision)
+            answer = self.rpc.one(RANGE, request, pb.RangeResponse, idempotent=True)
+            revision = revision or answer.header.revision  # etcd's own numbering
+            page = [to_kv(kv) for kv in answer.kvs]
             items.extend(page)
-            if not answer.get("more") or not page:
+            if not answer.more or not page:
                 return items, rev_out(revision)
             start = page[-1].key.encode() + b"\0"
 
     def current_revision(self) -> int:
-        answer = self._call("kv/range", {"key": _PROBE_KEY, "count_only": True}, idempotent=True)
-        return rev_out(num(answer["header"], "revision"))
+        return rev_out(self.rpc.one(RANGE, _probe(), pb.RangeResponse, idempotent=True).header.revision)
 
     def _readable_at(self, revision: int) -> bool:
         """False when ``revision`` is below etcd's compaction point."""
         try:
-            self._call("kv/range", {"key": _PROBE_KEY, "count_only": True, "revision": str(rev_in(revision))},
-                       idempotent=True)
+            self.rpc.one(RANGE, _probe(rev_in(revision)), pb.RangeResponse, idempotent=True)
         except EtcdError as err:
             if COMPACTED in err.message:
                 return False
@@ -179,86 +169,89 @@ class EtcdStore(Store):
     def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
         return self._delete(key, expected_revision, None)
 
-    def _txn_body(self, key: str, compare: _Compares, success: _Compares, guard: Guard | None) -> Json:
-        # On failure, the key's revisions tell KeyNotFound from Conflict; its value is not
-        # needed, and leaving it out spares etcd's gateway encoding it as JSON (the
-        # gateway's JSON work is most of etcd's CPU).
-        failure: _Compares = [{"request_range": {"key": b64(key), "keys_only": True}}]
+    @staticmethod
+    def _txn(key: bytes, guard: Guard | None) -> Any:
+        """A Txn whose failure branch reads ``key`` back (keys only: the revisions tell
+        KeyNotFound from Conflict, the value is not needed) and, when fenced, the guard's
+        key; compare and success are the caller's to add."""
+        txn = pb.TxnRequest()
+        txn.failure.add().request_range.MergeFrom(pb.RangeRequest(key=key, keys_only=True))
         if guard is not None:
-            compare = [*compare, guard.compare()]
-            failure.append({"request_range": {"key": b64(guard.key), "keys_only": True}})
-        return {"compare": compare, "success": success, "failure": failure}
+            guard_key = guard.key.encode()
+            txn.compare.add(key=guard_key, target=pb.CREATE, result=pb.EQUAL, create_revision=guard.create_revision)
+            txn.failure.add().request_range.MergeFrom(pb.RangeRequest(key=guard_key, keys_only=True))
+        return txn
 
-    def _txn_outcome(self, key: str, answer: Json, guard: Guard | None) -> bool:
+    @staticmethod
+    def _txn_outcome(key: str, answer: Any, guard: Guard | None) -> bool:
         """Whether the Txn succeeded; raises Fenced when it failed on the guard."""
-        if answer.get("succeeded"):
+        if answer.succeeded:
             return True
         if guard is not None:
-            responses = answer.get("responses") or []
-            leader = responses[1]["response_range"].get("kvs") or []
-            if not leader or num(leader[0], "create_revision") != guard.create_revision:
+            leader = answer.responses[1].response_range.kvs
+            if not leader or leader[0].create_revision != guard.create_revision:
                 log.warning("fenced write to %s refused: leadership term %d has ended", key, guard.create_revision)
                 raise Fenced(f"write to {key} refused: the leadership term {guard.create_revision} has ended")
         return False
 
-    def _txn(self, key: str, compare: _Compares, success: _Compares, guard: Guard | None) -> tuple[bool, Json]:
-        answer = self._call("kv/txn", self._txn_body(key, compare, success, guard))
-        return self._txn_outcome(key, answer, guard), answer
-
     def _create(self, key: str, value: bytes, guard: Guard | None) -> KeyValue:
-        compare = [{"key": b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"}]
-        put = {"request_put": {"key": b64(key), "value": b64(value)}}
-        ok, answer = self._txn(key, compare, [put], guard)
-        if not ok:
+        raw = key.encode()
+        txn = self._txn(raw, guard)
+        txn.compare.add(key=raw, target=pb.CREATE, result=pb.EQUAL, create_revision=0)
+        txn.success.add().request_put.MergeFrom(pb.PutRequest(key=raw, value=value))
+        answer = self.rpc.one(TXN, txn, pb.TxnResponse)
+        if not self._txn_outcome(key, answer, guard):
             raise KeyExists(key)
-        revision = rev_out(num(answer["header"], "revision"))
+        revision = rev_out(answer.header.revision)
         return KeyValue(key, value, revision, revision)
 
-    def _compare_current(self, key: str, expected_revision: int | None) -> _Compares:
-        compare = [{"key": b64(key), "target": "VERSION", "result": "GREATER", "version": "0"}]
+    def _write_txn(self, key: str, expected_revision: int | None, guard: Guard | None) -> Any:
+        """A Txn on an existing ``key`` (at ``expected_revision`` if given); the caller adds
+        the write."""
+        raw = key.encode()
+        txn = self._txn(raw, guard)
+        txn.compare.add(key=raw, target=pb.VERSION, result=pb.GREATER, version=0)
         if expected_revision is not None:
-            compare.append({"key": b64(key), "target": "MOD", "result": "EQUAL",
-                            "mod_revision": str(rev_in(expected_revision))})
-        return compare
+            txn.compare.add(key=raw, target=pb.MOD, result=pb.EQUAL, mod_revision=rev_in(expected_revision))
+        return txn
 
-    def _refused(self, key: str, expected_revision: int | None, answer: Json) -> StoreError:
-        kvs = (answer.get("responses") or [{}])[0].get("response_range", {}).get("kvs") or []
+    def _update_txn(self, key: str, value: bytes, expected_revision: int | None, guard: Guard | None) -> Any:
+        # The key's create_revision comes from a keys-only read after the put, not from
+        # prev_kv: prev_kv would send the whole old value back.
+        raw = key.encode()
+        txn = self._write_txn(key, expected_revision, guard)
+        txn.success.add().request_put.MergeFrom(pb.PutRequest(key=raw, value=value))
+        txn.success.add().request_range.MergeFrom(pb.RangeRequest(key=raw, keys_only=True))
+        return txn
+
+    def _refused(self, key: str, expected_revision: int | None, answer: Any) -> StoreError:
+        kvs = answer.responses[0].response_range.kvs if answer.responses else []
         if not kvs:
             return KeyNotFound(key)
-        return Conflict(key, expected_revision or 0, to_kv(kvs[0]).mod_revision)
+        return Conflict(key, expected_revision or 0, rev_out(kvs[0].mod_revision))
 
     def _update(self, key: str, value: bytes, expected_revision: int | None, guard: Guard | None) -> KeyValue:
-        ok, answer = self._txn(key, self._compare_current(key, expected_revision), self._put(key, value), guard)
-        return self._updated(key, value, expected_revision, ok, answer)
+        answer = self.rpc.one(TXN, self._update_txn(key, value, expected_revision, guard), pb.TxnResponse)
+        return self._updated(key, value, expected_revision, self._txn_outcome(key, answer, guard), answer)
 
-    @staticmethod
-    def _put(key: str, value: bytes) -> _Compares:
-        # The key's create_revision comes from a keys-only read after the put, not from
-        # prev_kv: prev_kv would send the whole old value back through the gateway.
-        return [{"request_put": {"key": b64(key), "value": b64(value)}},
-                {"request_range": {"key": b64(key), "keys_only": True}}]
-
-    def _updated(self, key: str, value: bytes, expected_revision: int | None, ok: bool, answer: Json) -> KeyValue:
+    def _updated(self, key: str, value: bytes, expected_revision: int | None, ok: bool, answer: Any) -> KeyValue:
         if not ok:
             raise self._refused(key, expected_revision, answer)
-        written = answer["responses"][1]["response_range"]["kvs"][0]
-        revision = rev_out(num(answer["header"], "revision"))
-        return KeyValue(key, value, rev_out(num(written, "create_revision")), revision)
+        written = answer.responses[1].response_range.kvs[0]
+        return KeyValue(key, value, rev_out(written.create_revision), rev_out(answer.header.revision))
 
     def _update_many(self, writes: Writes, guard: Guard | None) -> WriteResults:
         """One Txn per write, as ``update`` sends it, so each write takes its own revision
         (a watch resuming from one object's resourceVersion must not skip another object
         written at the same revision: one Txn for the batch would give them all one). The
-        writes are independent, so the Txns are pipelined over several connections at once
-        (Gateway.call_many's spread): the batch waits for a few raft commits, not one per
-        write."""
-        bodies = [self._txn_body(key, self._compare_current(key, expected), self._put(key, value), guard)
-                  for key, value, expected in writes]
-        answers = self._call_many("kv/txn", bodies, spread=True)
+        writes are independent, so the Txns are all in flight at once (etcd_grpc's
+        call_many): the batch waits for a few raft commits, not one per write."""
+        txns = [self._update_txn(key, value, expected, guard) for key, value, expected in writes]
+        answers = self.rpc.many(TXN, txns, pb.TxnResponse)
         results: WriteResults = []
         fenced: Fenced | None = None
         for (key, value, expected), answer in zip(writes, answers, strict=True):
-            if isinstance(answer, EtcdError):
+            if isinstance(answer, StoreError):
                 raise answer
             try:
                 results.append(self._updated(key, value, expected, self._txn_outcome(key, answer, guard), answer))
@@ -278,24 +271,29 @@ class EtcdStore(Store):
     def get_many(self, keys: Sequence[str]) -> builtins.list[KeyValue | None]:
         # One Txn of range requests per TXN_OPS keys (etcd's --max-txn-ops): one snapshot
         # and one round trip for a scheduler's batch of bindings.
-        chunks = [keys[i:i + TXN_OPS] for i in range(0, len(keys), TXN_OPS)]
-        bodies = [{"success": [{"request_range": {"key": b64(key)}} for key in chunk]} for chunk in chunks]
+        txns = []
+        for first in range(0, len(keys), TXN_OPS):
+            txn = pb.TxnRequest()
+            for key in keys[first:first + TXN_OPS]:
+                txn.success.add().request_range.key = key.encode()
+            txns.append(txn)
         out: builtins.list[KeyValue | None] = []
-        for answer in self._call_many("kv/txn", bodies, idempotent=True):
-            if isinstance(answer, EtcdError):
+        for answer in self.rpc.many(TXN, txns, pb.TxnResponse, idempotent=True):
+            if isinstance(answer, StoreError):
                 raise answer
-            for response in answer.get("responses") or []:
-                kvs = response.get("response_range", {}).get("kvs") or []
+            for response in answer.responses:
+                kvs = response.response_range.kvs
                 out.append(to_kv(kvs[0]) if kvs else None)
         return out
 
     def _delete(self, key: str, expected_revision: int | None, guard: Guard | None) -> KeyValue:
-        delete = {"request_delete_range": {"key": b64(key), "prev_kv": True}}
-        ok, answer = self._txn(key, self._compare_current(key, expected_revision), [delete], guard)
-        if not ok:
+        txn = self._write_txn(key, expected_revision, guard)
+        txn.success.add().request_delete_range.MergeFrom(pb.DeleteRangeRequest(key=key.encode(), prev_kv=True))
+        answer = self.rpc.one(TXN, txn, pb.TxnResponse)
+        if not self._txn_outcome(key, answer, guard):
             raise self._refused(key, expected_revision, answer)
-        prev = to_kv(answer["responses"][0]["response_delete_range"]["prev_kvs"][0])
-        return KeyValue(key, prev.value, prev.create_revision, rev_out(num(answer["header"], "revision")))
+        prev = to_kv(answer.responses[0].response_delete_range.prev_kvs[0])
+        return KeyValue(key, prev.value, prev.create_revision, rev_out(answer.header.revision))
 
     # -- watch and compaction ------------------------------------------------------
     def watch(self, prefix: str, start_revision: int) -> Watch:
@@ -324,9 +322,9 @@ class EtcdStore(Store):
         feed = Feed(prefix, start_revision, on_idle=self._retire, linger=LINGER_S if shared else 0)
         watch = feed.subscribe(prefix, start_revision)
         assert watch is not None  # a fresh feed holds everything after its start
-        key = b64(prefix.encode() if prefix else b"\0")
-        end = b64(prefix_range_end(prefix.encode()) if prefix else b"\0")
-        stream = EtcdWatch(self.gateway, feed, key, end, start_revision, on_end=lambda _s: None,
+        key = prefix.encode() if prefix else b"\0"
+        end = prefix_range_end(prefix.encode()) if prefix else b"\0"
+        stream = EtcdWatch(self.rpc, feed, key, end, start_revision, on_end=lambda _s: None,
                            idle_timeout=self.watch_idle_timeout, track_values=True)
         feed.stopper = stream.stop
         with self._lock:
@@ -352,7 +350,8 @@ class EtcdStore(Store):
         if revision > self.current_revision():
             raise ValueError(f"cannot compact to {revision}: the store is at {self.current_revision()}")
         try:
-            self._call("kv/compaction", {"revision": str(rev_in(revision)), "physical": True})
+            self.rpc.one(COMPACT, pb.CompactionRequest(revision=rev_in(revision), physical=True),
+                         pb.CompactionResponse)
         except EtcdError as err:
             if COMPACTED not in err.message:  # already compacted there or beyond: a no-op
                 raise
@@ -367,6 +366,7 @@ class EtcdStore(Store):
             feeds = list(self._all_feeds)
         for feed in feeds:
             feed.end(StoreClosed("store closed"))
+        self.rpc.close()
         self.gateway.close()
 
 

@@ -233,10 +233,10 @@ class Gateway:
         if not endpoints:
             raise ValueError("etcd needs at least one endpoint")
         self.endpoints = [e if e.startswith("http") else f"http://{e}" for e in endpoints]
-        self._addresses: list[tuple[str, int]] = []
+        self.addresses: list[tuple[str, int]] = []
         for endpoint in self.endpoints:
             parts = httpx.URL(endpoint)
-            self._addresses.append((parts.host or "127.0.0.1", parts.port or 2379))
+            self.addresses.append((parts.host or "127.0.0.1", parts.port or 2379))
         self._current = 0
         self._lock = threading.Lock()
         self._idle: list[list[_Connection]] = [[] for _ in self.endpoints]
@@ -266,7 +266,7 @@ class Gateway:
                 if not conn.stale():
                     return conn
                 conn.close()
-        return _Connection(*self._addresses[index])
+        return _Connection(*self.addresses[index])
 
     def _release(self, index: int, conn: _Connection) -> None:
         with self._lock:

@@ -1,4 +1,4 @@
-"""One contract Watch fed by one etcd watch stream (``/v3/watch``), in a thread of its own.
+"""One contract Watch fed by one etcd watch stream (gRPC ``Watch``), in a thread of its own.
 
 etcd delivers a prefix's events in revision order, history first and then live, so the
 thread only translates and pushes. Two details make etcd's stream match the contract:
@@ -31,16 +31,14 @@ consumer never waits on a dead store without hearing about it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
+import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from typing import Any
 
-import httpx
-import orjson
-
+from sigma.store import etcd_pb as pb
 from sigma.store.contract import (
     KeyValue,
     RevisionCompacted,
@@ -50,18 +48,9 @@ from sigma.store.contract import (
     Watch,
     WatchEvent,
 )
-from sigma.store.etcd_gateway import (
-    COMPACTED,
-    FUTURE_REVISION,
-    EtcdError,
-    Gateway,
-    Json,
-    b64,
-    num,
-    rev_in,
-    rev_out,
-    unb64,
-)
+from sigma.store.etcd_gateway import COMPACTED, FUTURE_REVISION, EtcdError, rev_in, rev_out
+from sigma.store.etcd_grpc import Broken, Call, Connection, NotSent
+from sigma.store.etcd_rpc import RANGE, WATCH, Rpc, refusal
 
 log = logging.getLogger("sigma.store.etcd")
 RECONNECT_FIRST_S = 0.1
@@ -71,49 +60,48 @@ RECONNECT_MAX_S = 2.0
 IDLE_TIMEOUT_S = 15.0
 PROBE_TIMEOUT_S = 2.0
 VALUES_PAGE = 1000
-_PROBE = {"key": b64(b"\0sigma-probe"), "count_only": True}
+_PROBE = pb.RangeRequest(key=b"\0sigma-probe", count_only=True)
 
 
 class _Silent(Exception):
     """The stream sent nothing for the idle timeout."""
 
 
-def to_kv(kv: Json) -> KeyValue:
-    return KeyValue(unb64(kv.get("key")).decode(), unb64(kv.get("value")),
-                    rev_out(num(kv, "create_revision")), rev_out(num(kv, "mod_revision")))
+def to_kv(kv: Any) -> KeyValue:
+    return KeyValue(kv.key.decode(), kv.value, rev_out(kv.create_revision), rev_out(kv.mod_revision))
 
 
-def to_event(raw: Json) -> WatchEvent:
-    kv = to_kv(raw["kv"])
-    prev = to_kv(raw["prev_kv"]) if raw.get("prev_kv") else None
-    if raw.get("type") == "DELETE":
+def to_event(raw: Any) -> WatchEvent:
+    kv = to_kv(raw.kv)
+    prev = to_kv(raw.prev_kv) if raw.HasField("prev_kv") else None
+    if raw.type == pb.DELETE:
         # prev_kv is only missing if compaction raced past the event; keep what etcd gave.
         old = prev or kv
         return WatchEvent("DELETE", KeyValue(kv.key, old.value, old.create_revision, kv.mod_revision), prev)
-    return WatchEvent("PUT", kv, None if num(raw["kv"], "version") == 1 else prev)
+    return WatchEvent("PUT", kv, None if raw.kv.version == 1 else prev)
 
 
 class EtcdWatch:
-    def __init__(self, gateway: Gateway, watch: Watch, key: str, range_end: str, start: int,
+    def __init__(self, rpc: Rpc, watch: Watch, key: bytes, range_end: bytes, start: int,
                  on_end: Callable[[EtcdWatch], None], idle_timeout: float = IDLE_TIMEOUT_S,
                  track_values: bool = False) -> None:
-        self.gateway = gateway
+        self.rpc = rpc
         # With track_values, the watch keeps every key's current value under its prefix
         # (read once at the start revision, then kept up to date by the events) and builds
         # each event's previous value from it, rather than having etcd send prev_kv: etcd
-        # then neither reads the old value back nor encodes it through its JSON gateway,
-        # and a shared stream (etcd_fanout.Feed) carries half the bytes.
+        # then does not read the old value back, and a shared stream (etcd_fanout.Feed)
+        # carries half the bytes.
         self._track_values = track_values
         self._values: dict[str, KeyValue] | None = None
         self.idle_timeout = idle_timeout
         self._heard = time.monotonic()  # the last time etcd sent this watch anything
         self.watch = watch
-        self._key = key  # base64, as the gateway wants them
+        self._key = key
         self._range_end = range_end
         self._last = start  # the last revision delivered (or the contract start revision)
         self._on_end = on_end
         self._stopped = threading.Event()
-        self._sock: socket.socket | None = None
+        self._conn: Connection | None = None  # the stream's own connection, while open
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"etcd-watch {watch.prefix}", daemon=True)
 
@@ -126,11 +114,9 @@ class EtcdWatch:
         if error is not None:
             self.watch._fail(error)
         with self._lock:
-            sock = self._sock
-        if sock is not None:
-            # shutdown (not close) wakes the thread blocked in recv on this socket.
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+            conn = self._conn
+        if conn is not None:
+            conn.close()  # ends the stream: the thread wakes up and sees it stopped
 
     def _run(self) -> None:
         delay = RECONNECT_FIRST_S
@@ -150,13 +136,13 @@ class EtcdWatch:
                     log.info("watch %s was silent for %.0fs but etcd answers: reopening from revision %d",
                              self.watch.prefix, self.idle_timeout, self._last)
                     continue  # a half-open connection: a new one right away
-                except (httpx.TransportError, StoreError, ValueError) as err:
+                except (NotSent, Broken, StoreError, ValueError) as err:
                     if self._stopped.is_set():
                         return
                     if time.monotonic() - self._heard > self.idle_timeout:
-                        self._give_up(f"no etcd stream for {self.idle_timeout:.0f}s (last error: {err!r})")
+                        self._give_up(f"no etcd stream for {self.idle_timeout:.0f}s (last error: {err})")
                         return
-                    log.info("watch %s broke (%r); reconnecting from revision %d in %.1fs",
+                    log.info("watch %s broke (%s); reconnecting from revision %d in %.1fs",
                              self.watch.prefix, err, self._last, delay)
                 self._stopped.wait(delay)
                 delay = min(delay * 2, RECONNECT_MAX_S)
@@ -165,7 +151,7 @@ class EtcdWatch:
 
     def _etcd_answers(self) -> bool:
         try:
-            self.gateway.call("kv/range", _PROBE, idempotent=True, timeout=PROBE_TIMEOUT_S)
+            self.rpc.one(RANGE, _PROBE, pb.RangeResponse, idempotent=True, timeout=PROBE_TIMEOUT_S)
         except StoreError:
             return False
         return True
@@ -181,10 +167,10 @@ class EtcdWatch:
         values: dict[str, KeyValue] = {}
         start = self._key
         while True:
-            body = {"key": start, "range_end": self._range_end, "limit": str(VALUES_PAGE),
-                    "revision": str(rev_in(self._last))}
+            request = pb.RangeRequest(key=start, range_end=self._range_end, limit=VALUES_PAGE,
+                                      revision=rev_in(self._last))
             try:
-                answer = self.gateway.call("kv/range", body, idempotent=True)
+                answer = self.rpc.one(RANGE, request, pb.RangeResponse, idempotent=True)
             except EtcdError as err:
                 if COMPACTED in err.message:
                     self.watch._fail(RevisionCompacted(self._last, self._last))
@@ -194,33 +180,32 @@ class EtcdWatch:
                     self._track_values = False
                     return True
                 raise
-            page = answer.get("kvs") or []
-            for raw in page:
+            for raw in answer.kvs:
                 kv = to_kv(raw)
                 values[kv.key] = kv
-            if not answer.get("more") or not page:
+            if not answer.more or not answer.kvs:
                 self._values = values
                 return True
-            start = b64(unb64(page[-1]["key"]) + b"\0")
+            start = answer.kvs[-1].key + b"\0"
 
-    def _translate(self, raws: list[Json]) -> list[WatchEvent]:
+    def _translate(self, raws: Any) -> list[WatchEvent]:
         if self._values is None:
             events = [to_event(raw) for raw in raws]
             return [e for e in events if e.revision > self._last]
         values = self._values
         out: list[WatchEvent] = []
         for raw in raws:
-            kv = to_kv(raw["kv"])
+            kv = to_kv(raw.kv)
             if kv.mod_revision <= self._last:  # delivered before a reconnection
                 continue
             prev = values.get(kv.key)
-            if raw.get("type") == "DELETE":
+            if raw.type == pb.DELETE:
                 old = prev or kv
                 out.append(WatchEvent("DELETE", KeyValue(kv.key, old.value, old.create_revision, kv.mod_revision),
                                       prev))
                 values.pop(kv.key, None)
             else:
-                out.append(WatchEvent("PUT", kv, None if num(raw["kv"], "version") == 1 else prev))
+                out.append(WatchEvent("PUT", kv, None if raw.kv.version == 1 else prev))
                 values[kv.key] = kv
         return out
 
@@ -228,48 +213,50 @@ class EtcdWatch:
         """Read one stream until it ends; True when the watch is finished for good."""
         if self._track_values and self._values is None and not self._load_values():
             return True
-        body = {"create_request": {"key": self._key, "range_end": self._range_end,
-                                   "start_revision": str(rev_in(self._last)), "prev_kv": self._values is None,
-                                   "progress_notify": True}}
+        request = pb.WatchRequest()
+        create = request.create_request
+        create.key = self._key
+        create.range_end = self._range_end
+        create.start_revision = rev_in(self._last)
+        create.prev_kv = self._values is None
+        create.progress_notify = True
+        conn, call = self.rpc.open_stream(WATCH, request)
+        with self._lock:
+            self._conn = conn
         try:
-            with self.gateway.stream("watch", body, idle_timeout=self.idle_timeout) as response:
-                self._heard = time.monotonic()
-                stream = response.extensions.get("network_stream")
-                with self._lock:
-                    self._sock = stream.get_extra_info("socket") if stream is not None else None
+            self._heard = time.monotonic()
+            if self._stopped.is_set():
+                return True
+            return self._read(call)
+        finally:
+            with self._lock:
+                self._conn = None
+            conn.close()
+
+    def _read(self, call: Call) -> bool:
+        while True:
+            try:
+                message = Connection.next_message(call, self.idle_timeout)
+            except queue.Empty as err:
+                raise _Silent() from err
+            if message is None:  # the stream ended: why, the call's outcome says
                 if self._stopped.is_set():
                     return True
-                return self._read(response)
-        except httpx.ReadTimeout as err:
-            raise _Silent() from err
-
-    def _read(self, response: httpx.Response) -> bool:
-        for line in _lines(response):
+                outcome = call.outcome()  # raises Broken/NotSent when the connection failed
+                if isinstance(outcome, list):
+                    raise Broken("etcd ended the watch stream")
+                raise refusal(WATCH, outcome)
             self._heard = time.monotonic()
-            if not line.strip():
-                continue
-            result: Json = orjson.loads(line).get("result") or {}
-            if result.get("canceled") or result.get("compact_revision"):
-                compacted = rev_out(num(result, "compact_revision"))
+            result = pb.WatchResponse.FromString(message)
+            if result.canceled or result.compact_revision:
+                compacted = rev_out(result.compact_revision)
                 if compacted:
                     self.watch._fail(RevisionCompacted(self._last, compacted))
                 else:
-                    self.watch._fail(StoreClosed(f"etcd canceled the watch: {result.get('cancel_reason')}"))
+                    self.watch._fail(StoreClosed(f"etcd canceled the watch: {result.cancel_reason}"))
                 return True
-            events = self._translate(result.get("events") or [])
-            if events:
-                self._last = events[-1].revision
-                self.watch._push(events)
-        return self._stopped.is_set()
-
-
-def _lines(response: httpx.Response) -> Iterator[bytes]:
-    """The stream's lines as bytes (orjson parses bytes): httpx's iter_lines decodes every
-    chunk to text first, a cost paid on every event of every watch."""
-    pending = b""
-    for chunk in response.iter_bytes():
-        parts = (pending + chunk).split(b"\n") if pending else chunk.split(b"\n")
-        pending = parts.pop()
-        yield from parts
-    if pending:
-        yield pending
+            if result.events:
+                events = self._translate(result.events)
+                if events:
+                    self._last = events[-1].revision
+                    self.watch._push(events)
