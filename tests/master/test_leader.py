@@ -93,7 +93,7 @@ def test_fenced_writes_of_a_deposed_leader_are_refused(candidates: list[Candidat
 
     # The lease ends behind the leader's back (as when the process is paused past the TTL):
     # etcd deletes the key, another master wins, and the old term's writes must fail.
-    first.store.gateway.call("lease/revoke", {"ID": str(first.elector._lease)})
+    first.elector.revoke_lease()
     second.elector.start()
     assert second.elected.wait(10)
     with pytest.raises(Fenced):

@@ -1,5 +1,6 @@
 """EtcdStore specifics behind the contract: watches sharing one etcd stream per prefix
-(etcd_fanout.py), batched reads and pipelined writes, and the pooled gateway connections."""
+(etcd_fanout.py), batched reads and concurrent writes, and a connection replaced after an
+etcd restart."""
 
 from __future__ import annotations
 
@@ -99,7 +100,7 @@ def test_get_many_and_update_many_span_several_txns(store: EtcdStore) -> None:
     assert store.get_many([*keys, "/m/missing"]) == [*created, None]
     results = store.update_many([(kv.key, b"1", kv.mod_revision) for kv in created])
     revisions = [r.mod_revision for r in results if isinstance(r, KeyValue)]
-    # Spread over several connections: one revision each, in whatever order etcd applied them.
+    # All in flight at once: one revision each, in whatever order etcd applied them.
     assert sorted(revisions) == list(range(created[-1].mod_revision + 1, created[-1].mod_revision + 301))
     assert [r.value for r in results if isinstance(r, KeyValue)] == [b"1"] * 300
     assert [kv.mod_revision for kv in store.get_many(keys)] == revisions  # each answer is its own key's
@@ -120,12 +121,12 @@ def test_update_many_through_a_fenced_view_is_refused_once_the_term_ends(store: 
     assert store.get("/f/a") == written[0]
 
 
-def test_pooled_connections_survive_an_etcd_restart(etcd: EtcdServer, store: EtcdStore) -> None:
-    kv = store.create("/r/a", b"1")  # leaves a keep-alive connection in the pool
+def test_the_connection_survives_an_etcd_restart(etcd: EtcdServer, store: EtcdStore) -> None:
+    kv = store.create("/r/a", b"1")  # leaves the store's connection open
     etcd.stop()
     etcd.start()
-    # The pooled connection is dead: it must be noticed before a write goes out on it,
-    # not reported as "the write may have been applied".
+    # That connection is dead: it must be noticed before a write goes out on it, not
+    # reported as "the write may have been applied".
     assert store.update("/r/a", b"2", kv.mod_revision).value == b"2"
     assert store.get("/r/a") is not None
 

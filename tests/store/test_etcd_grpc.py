@@ -22,7 +22,6 @@ import pytest
 import sigma.store.etcd_rpc as etcd_rpc
 from sigma.store.contract import KeyValue, StoreUnavailable
 from sigma.store.etcd import EtcdStore
-from sigma.store.etcd_gateway import EtcdError
 from sigma.store.etcd_grpc import (
     ACK,
     CONTINUATION,
@@ -43,6 +42,7 @@ from sigma.store.etcd_grpc import (
     Status,
     grpc_message,
 )
+from sigma.store.etcd_rpc import EtcdError
 from sigma.store.etcd_server import EtcdServer, etcd_binary
 
 Frame = tuple[int, int, int, bytes]  # type, flags, stream, payload

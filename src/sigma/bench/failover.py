@@ -49,7 +49,7 @@ from sigma.bench.fakecluster import (
 from sigma.bench.masterproc import BenchMaster
 from sigma.master.leader import LEASE_TTL_S, current_leader
 from sigma.store.etcd import EtcdStore
-from sigma.store.etcd_gateway import rev_out
+from sigma.store.etcd_rpc import rev_out
 from sigma.store.etcd_server import EtcdServer
 
 console = Console(stderr=True)

@@ -22,10 +22,12 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
+from sigma.store import etcd_pb as pb
 from sigma.store.contract import Store, StoreError
 from sigma.store.etcd import EtcdStore
-from sigma.store.etcd_gateway import Json, b64, num, unb64
+from sigma.store.etcd_rpc import LEASE_GRANT, LEASE_KEEPALIVE, LEASE_REVOKE, RANGE, TXN
 
 log = logging.getLogger("sigma.master.leader")
 
@@ -66,7 +68,7 @@ class Elector:
             self._step_down("shutting down")
         if self._lease:
             try:
-                self.store.gateway.call("lease/revoke", {"ID": str(self._lease)})
+                self.revoke_lease()
             except StoreError as err:
                 log.info("could not revoke the leader lease (it expires in %ds): %s", self.ttl_s, err)
             self._lease = 0
@@ -83,20 +85,27 @@ class Elector:
                 log.warning("leader election: %s", err)
                 self._stop.wait(0.5)
 
+    def revoke_lease(self) -> None:
+        """Revoke the lease now: etcd deletes the leader key with it, as when it expires."""
+        self.store.rpc.one(LEASE_REVOKE, pb.LeaseRevokeRequest(ID=self._lease), pb.LeaseRevokeResponse)
+
     # -- campaign ------------------------------------------------------------------
     def _campaign(self) -> bool:
         if self._lease == 0:
-            self._lease = int(self.store.gateway.call("lease/grant", {"TTL": self.ttl_s})["ID"])
-        key = b64(LEADER_KEY)
-        value = b64(json.dumps({"identity": self.identity, "pid": os.getpid()}))
-        answer = self.store.gateway.call("kv/txn", {
-            "compare": [{"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}],
-            "success": [{"request_put": {"key": key, "value": value, "lease": str(self._lease)}}],
-            "failure": [{"request_range": {"key": key}}],
-        })
-        if not answer.get("succeeded"):
+            granted = self.store.rpc.one(LEASE_GRANT, pb.LeaseGrantRequest(TTL=self.ttl_s), pb.LeaseGrantResponse)
+            if granted.error:
+                raise StoreError(f"etcd granted no lease: {granted.error}")
+            self._lease = granted.ID
+        key = LEADER_KEY.encode()
+        value = json.dumps({"identity": self.identity, "pid": os.getpid()}).encode()
+        txn = pb.TxnRequest()
+        txn.compare.add(key=key, target=pb.CREATE, result=pb.EQUAL, create_revision=0)
+        txn.success.add().request_put.MergeFrom(pb.PutRequest(key=key, value=value, lease=self._lease))
+        txn.failure.add().request_range.key = key
+        answer = self.store.rpc.one(TXN, txn, pb.TxnResponse)
+        if not answer.succeeded:
             return False
-        self.term = num(answer["header"], "revision")
+        self.term = answer.header.revision
         self._last_renewed = time.monotonic()
         log.info("%s is the leader (term %d)", self.identity, self.term)
         self.on_elected(self.store.fenced(LEADER_KEY, self.term))
@@ -116,15 +125,16 @@ class Elector:
             watch.close()
 
     def _vacant(self) -> bool:
-        answer = self.store.gateway.call("kv/range", {"key": b64(LEADER_KEY)}, idempotent=True)
-        return not answer.get("kvs")
+        return _leader_kv(self.store) is None
 
     # -- holding the lease ---------------------------------------------------------
     def _renew(self) -> bool:
         """One keep-alive; False when the lease is gone (expired or revoked)."""
         sent = time.monotonic()
-        answer: Json = self.store.gateway.call("lease/keepalive", {"ID": str(self._lease)}, idempotent=True)
-        if num(answer.get("result") or {}, "TTL") <= 0:
+        # LeaseKeepAlive is a stream; one request with our side then closed is one renewal.
+        answer = self.store.rpc.one(LEASE_KEEPALIVE, pb.LeaseKeepAliveRequest(ID=self._lease),
+                                    pb.LeaseKeepAliveResponse, idempotent=True)
+        if answer.TTL <= 0:
             self._lease = 0
             return False
         self._last_renewed = sent
@@ -148,9 +158,15 @@ class Elector:
 
 def current_leader(store: EtcdStore) -> dict[str, object] | None:
     """The leader key's value (identity, pid) and its term, or None when there is none."""
-    kvs = store.gateway.call("kv/range", {"key": b64(LEADER_KEY)}, idempotent=True).get("kvs") or []
-    if not kvs:
+    kv = _leader_kv(store)
+    if kv is None:
         return None
-    leader: dict[str, object] = json.loads(unb64(kvs[0].get("value")))
-    leader["term"] = num(kvs[0], "create_revision")
+    leader: dict[str, object] = json.loads(kv.value)
+    leader["term"] = kv.create_revision
     return leader
+
+
+def _leader_kv(store: EtcdStore) -> Any:
+    """The leader key as etcd has it (etcd's own revisions: the term), or None."""
+    kvs = store.rpc.one(RANGE, pb.RangeRequest(key=LEADER_KEY.encode()), pb.RangeResponse, idempotent=True).kvs
+    return kvs[0] if kvs else None

@@ -16,9 +16,8 @@ Mapping (see contract.py for what each call promises):
 - ``compact`` is etcd's compaction; ``compacted_revision`` is found by probing, because
   etcd reports it only as an error on reads below it (see there).
 
-Transport: the reads, writes and watches go over etcd's native gRPC API (etcd_grpc.py,
-messages in etcd_pb.py); the leader election's lease calls use the JSON gateway
-(etcd_gateway.py, ``self.gateway``), which also keeps the helpers shared by both.
+Transport: etcd's native gRPC API (etcd_rpc.py), over an HTTP/2 client of our own
+(etcd_grpc.py); the leader election (sigma.master.leader) uses ``self.rpc`` for its lease.
 
 Fencing: ``fenced(key, create_revision)`` returns a view of this store whose writes also
 compare that ``key`` still has that ``create_revision``. The master's leader key is created
@@ -51,16 +50,18 @@ from sigma.store.contract import (
     Writes,
 )
 from sigma.store.etcd_fanout import LINGER_S, Feed
-from sigma.store.etcd_gateway import (
+from sigma.store.etcd_rpc import (
+    COMPACT,
     COMPACTED,
     FUTURE_REVISION,
+    RANGE,
+    TXN,
     EtcdError,
-    Gateway,
+    Rpc,
     prefix_range_end,
     rev_in,
     rev_out,
 )
-from sigma.store.etcd_rpc import COMPACT, RANGE, TXN, Rpc
 from sigma.store.etcd_watch import IDLE_TIMEOUT_S, EtcdWatch, to_kv
 
 log = logging.getLogger("sigma.store.etcd")
@@ -87,8 +88,7 @@ def _probe(revision: int = 0) -> Any:
 
 class EtcdStore(Store):
     def __init__(self, endpoints: list[str], watch_idle_timeout: float = IDLE_TIMEOUT_S) -> None:
-        self.gateway = Gateway(endpoints)
-        self.rpc = Rpc(self.gateway.addresses)
+        self.rpc = Rpc(endpoints)
         # A watch that hears nothing from etcd for this long checks etcd is alive, and ends
         # with StoreUnavailable if not (see etcd_watch.py).
         self.watch_idle_timeout = watch_idle_timeout
@@ -367,7 +367,6 @@ class EtcdStore(Store):
         for feed in feeds:
             feed.end(StoreClosed("store closed"))
         self.rpc.close()
-        self.gateway.close()
 
 
 class FencedStore(Store):

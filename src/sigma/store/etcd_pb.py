@@ -61,6 +61,13 @@ _MESSAGES: dict[str, list[_Field]] = {
                     ("responses", 3, "ResponseOp", "*")],
     "CompactionRequest": [("revision", 1, "int64"), ("physical", 2, "bool")],
     "CompactionResponse": [("header", 1, "ResponseHeader")],
+    "LeaseGrantRequest": [("TTL", 1, "int64"), ("ID", 2, "int64")],
+    "LeaseGrantResponse": [("header", 1, "ResponseHeader"), ("ID", 2, "int64"), ("TTL", 3, "int64"),
+                           ("error", 4, "string")],
+    "LeaseRevokeRequest": [("ID", 1, "int64")],
+    "LeaseRevokeResponse": [("header", 1, "ResponseHeader")],
+    "LeaseKeepAliveRequest": [("ID", 1, "int64")],
+    "LeaseKeepAliveResponse": [("header", 1, "ResponseHeader"), ("ID", 2, "int64"), ("TTL", 3, "int64")],
     "WatchCreateRequest": [("key", 1, "bytes"), ("range_end", 2, "bytes"), ("start_revision", 3, "int64"),
                            ("progress_notify", 4, "bool"), ("prev_kv", 6, "bool")],
     "WatchRequest": [("create_request", 1, "WatchCreateRequest", "|")],
@@ -113,6 +120,12 @@ TxnRequest: Any = _message("TxnRequest")
 TxnResponse: Any = _message("TxnResponse")
 CompactionRequest: Any = _message("CompactionRequest")
 CompactionResponse: Any = _message("CompactionResponse")
+LeaseGrantRequest: Any = _message("LeaseGrantRequest")
+LeaseGrantResponse: Any = _message("LeaseGrantResponse")
+LeaseRevokeRequest: Any = _message("LeaseRevokeRequest")
+LeaseRevokeResponse: Any = _message("LeaseRevokeResponse")
+LeaseKeepAliveRequest: Any = _message("LeaseKeepAliveRequest")
+LeaseKeepAliveResponse: Any = _message("LeaseKeepAliveResponse")
 WatchRequest: Any = _message("WatchRequest")
 WatchResponse: Any = _message("WatchResponse")
 

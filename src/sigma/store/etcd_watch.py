@@ -6,7 +6,7 @@ thread only translates and pushes. Two details make etcd's stream match the cont
 - The contract's ``start_revision`` is exclusive (events *after* it); etcd's is inclusive.
   The stream starts *at* the contract revision and drops events at it. That way etcd's own
   compaction check ("start < compacted") is exactly the contract's. (Revisions shift by one
-  between etcd and the contract: see etcd_gateway.rev_out.)
+  between etcd and the contract: see etcd_rpc.rev_out.)
 - A DELETE from etcd carries only the key and the deleting revision; the contract's DELETE
   carries the deleted value, so the event is rebuilt from the previous value: ``prev_kv``
   from etcd, or (``track_values``, what the shared feeds of etcd_fanout.py use) the values
@@ -48,9 +48,8 @@ from sigma.store.contract import (
     Watch,
     WatchEvent,
 )
-from sigma.store.etcd_gateway import COMPACTED, FUTURE_REVISION, EtcdError, rev_in, rev_out
 from sigma.store.etcd_grpc import Broken, Call, Connection, NotSent
-from sigma.store.etcd_rpc import RANGE, WATCH, Rpc, refusal
+from sigma.store.etcd_rpc import COMPACTED, FUTURE_REVISION, RANGE, WATCH, EtcdError, Rpc, refusal, rev_in, rev_out
 
 log = logging.getLogger("sigma.store.etcd")
 RECONNECT_FIRST_S = 0.1
