@@ -82,6 +82,20 @@ class Guard:
     create_revision: int  # etcd's own numbering, as leader.py reads it (no rev_out shift)
 
 
+def _read_keys_only(ops: Any, key: bytes) -> None:
+    """Append to a Txn's ops a keys-only read of ``key`` (field by field: building a
+    message and merging it costs twice as much)."""
+    read = ops.add().request_range
+    read.key = key
+    read.keys_only = True
+
+
+def _put(ops: Any, key: bytes, value: bytes) -> None:
+    put = ops.add().request_put
+    put.key = key
+    put.value = value
+
+
 def _probe(revision: int = 0) -> Any:
     return pb.RangeRequest(key=_PROBE_KEY, count_only=True, revision=revision)
 
@@ -175,11 +189,11 @@ class EtcdStore(Store):
         KeyNotFound from Conflict, the value is not needed) and, when fenced, the guard's
         key; compare and success are the caller's to add."""
         txn = pb.TxnRequest()
-        txn.failure.add().request_range.MergeFrom(pb.RangeRequest(key=key, keys_only=True))
+        _read_keys_only(txn.failure, key)
         if guard is not None:
             guard_key = guard.key.encode()
             txn.compare.add(key=guard_key, target=pb.CREATE, result=pb.EQUAL, create_revision=guard.create_revision)
-            txn.failure.add().request_range.MergeFrom(pb.RangeRequest(key=guard_key, keys_only=True))
+            _read_keys_only(txn.failure, guard_key)
         return txn
 
     @staticmethod
@@ -198,7 +212,7 @@ class EtcdStore(Store):
         raw = key.encode()
         txn = self._txn(raw, guard)
         txn.compare.add(key=raw, target=pb.CREATE, result=pb.EQUAL, create_revision=0)
-        txn.success.add().request_put.MergeFrom(pb.PutRequest(key=raw, value=value))
+        _put(txn.success, raw, value)
         answer = self.rpc.one(TXN, txn, pb.TxnResponse)
         if not self._txn_outcome(key, answer, guard):
             raise KeyExists(key)
@@ -220,8 +234,8 @@ class EtcdStore(Store):
         # prev_kv: prev_kv would send the whole old value back.
         raw = key.encode()
         txn = self._write_txn(key, expected_revision, guard)
-        txn.success.add().request_put.MergeFrom(pb.PutRequest(key=raw, value=value))
-        txn.success.add().request_range.MergeFrom(pb.RangeRequest(key=raw, keys_only=True))
+        _put(txn.success, raw, value)
+        _read_keys_only(txn.success, raw)
         return txn
 
     def _refused(self, key: str, expected_revision: int | None, answer: Any) -> StoreError:

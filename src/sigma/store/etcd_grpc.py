@@ -28,6 +28,7 @@ cut link would stall every call on it.
 
 from __future__ import annotations
 
+import _thread
 import queue
 import socket
 import struct
@@ -36,6 +37,7 @@ from collections import deque
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import unquote
 
 import hpack
@@ -81,6 +83,39 @@ class Status:
 
 
 _END = object()  # a stream's last item in its queue; the call's outcome is then final
+# Header blocks decoded while etcd's HPACK dynamic table was empty, by their bytes: a block
+# then means the same every time, and etcd sends the same two (headers, OK trailers) for
+# every successful call. A bound, in case a server varies them.
+_BLOCK_MEMO = 64
+
+
+class _Latch:
+    """A one-shot event, set once by whoever finishes the call. Each call makes one, and a
+    bare lock costs a fraction of a threading.Event (a Condition and a lock)."""
+
+    __slots__ = ("_lock", "_set")
+
+    def __init__(self) -> None:
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()
+        self._set = False
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            with suppress(RuntimeError):  # set twice at once: released already
+                self._lock.release()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float) -> bool:
+        if self._set:
+            return True
+        if self._lock.acquire(timeout=timeout):
+            self._lock.release()  # let any other waiter through too
+            return True
+        return self._set
 
 
 def _frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
@@ -131,7 +166,7 @@ class Call:
 
     def __init__(self, streaming: bool) -> None:
         self.id = 0
-        self.done = threading.Event()
+        self.done = _Latch()
         self.buffer = bytearray()  # DATA not yet split into messages
         self.messages: list[bytes] = []  # a unary call's answer
         self.items: queue.SimpleQueue[object] | None = queue.SimpleQueue() if streaming else None
@@ -172,6 +207,7 @@ class Connection:
         self._failure: Exception | None = None
         self._draining = False  # GOAWAY: no new streams
         self._decoder = hpack.Decoder()
+        self._blocks: dict[bytes, list[tuple[bytes, bytes]]] = {}
         self._partial: tuple[int, int, bytearray] | None = None  # a header block awaiting CONTINUATION
         # Our SETTINGS: no dynamic table for etcd's encoder to keep in step, no server push,
         # the largest stream windows; and the largest connection window.
@@ -420,7 +456,7 @@ class Connection:
         if not flags & END_HEADERS:
             self._partial = (stream, flags, bytearray(block))
             return
-        fields = self._decoder.decode(block, raw=True)  # always: the dynamic table must stay in step
+        fields = self._decode_block(block)
         call = self._calls.get(stream)
         if call is None:
             return
@@ -437,6 +473,19 @@ class Connection:
             call.status = Status(code, message)
         if flags & END_STREAM:
             self._end(stream)
+
+    def _decode_block(self, block: bytes) -> list[tuple[bytes, bytes]]:
+        """Every block is decoded (or found decoded) in order: the dynamic table must stay
+        in step with etcd's encoder."""
+        table = self._decoder.header_table
+        if table.dynamic_entries:
+            return cast(list[tuple[bytes, bytes]], self._decoder.decode(block, raw=True))
+        fields = self._blocks.get(block)
+        if fields is None:
+            fields = cast(list[tuple[bytes, bytes]], self._decoder.decode(block, raw=True))
+            if not table.dynamic_entries and len(self._blocks) < _BLOCK_MEMO:
+                self._blocks[block] = fields
+        return fields
 
     def _settings(self, payload: bytes) -> None:
         with self._state:
