@@ -68,17 +68,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def client_process(url: str, names: list[str], threads: int, start_at: float,
+def client_process(urls: list[str], names: list[str], threads: int, start_at: float,
                    results: multiprocessing.Queue[tuple[float, list[float], int]]) -> None:
-    """One client process: `threads` keep-alive clients share `names`; reports
-    (first send time, latencies, errors)."""
+    """One client process: `threads` keep-alive clients share `names`, thread i talking to
+    master ``urls[i % len(urls)]``; reports (first send time, latencies, errors)."""
     latencies: list[float] = []
     first: list[float] = []
     errors = [0]
     lock = threading.Lock()
     chunks = [names[i::threads] for i in range(threads)]
 
-    def work(chunk: list[str]) -> None:
+    def work(chunk: list[str], url: str) -> None:
         mine: list[float] = []
         failed = 0
         # The stdlib's HTTP client, keep-alive, bodies encoded up front: the load generator
@@ -105,7 +105,7 @@ def client_process(url: str, names: list[str], threads: int, start_at: float,
             first.append(first_send)
             errors[0] += failed
 
-    workers = [threading.Thread(target=work, args=(c,)) for c in chunks if c]
+    workers = [threading.Thread(target=work, args=(c, urls[i % len(urls)])) for i, c in enumerate(chunks) if c]
     for w in workers:
         w.start()
     for w in workers:
@@ -149,8 +149,11 @@ def run_once(args: argparse.Namespace, store: str) -> dict[str, Any]:
 
         results: multiprocessing.Queue[tuple[float, list[float], int]] = ctx.Queue()
         start_at = time.time() + 2.0 + 0.2 * args.procs  # every process is up and connected by then
-        procs = [ctx.Process(target=client_process, args=(urls[i % len(urls)], pod_names[i::args.procs],
-                                                          args.threads, start_at, results), daemon=True)
+        # Connections spread over the masters one by one, as a round-robin load balancer
+        # would: process i's thread t is client i * threads + t.
+        procs = [ctx.Process(target=client_process,
+                             args=(_rotated(urls, i * args.threads), pod_names[i::args.procs], args.threads,
+                                   start_at, results), daemon=True)
                  for i in range(args.procs)]
         for p in procs:
             p.start()
@@ -195,6 +198,11 @@ def run_once(args: argparse.Namespace, store: str) -> dict[str, Any]:
     if watcher.error:
         result["watch_error"] = watcher.error
     return result
+
+
+def _rotated(urls: list[str], by: int) -> list[str]:
+    by %= len(urls)
+    return urls[by:] + urls[:by]
 
 
 def run(argv: list[str]) -> dict[str, Any]:
