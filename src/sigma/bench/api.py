@@ -25,7 +25,6 @@ creates and the bindings only, comparable with earlier runs).
 from __future__ import annotations
 
 import argparse
-import http.client
 import multiprocessing
 import sys
 import tempfile
@@ -50,6 +49,7 @@ from sigma.bench.fakecluster import (
     setup,
 )
 from sigma.bench.masterproc import BenchMaster
+from sigma.bench.posting import Poster
 from sigma.store.etcd_server import EtcdServer
 
 
@@ -81,23 +81,19 @@ def client_process(urls: list[str], names: list[str], threads: int, start_at: fl
     def work(chunk: list[str], url: str) -> None:
         mine: list[float] = []
         failed = 0
-        # The stdlib's HTTP client, keep-alive, bodies encoded up front: the load generator
-        # shares the machine's cores with the master, so it must cost as little as it can.
+        # Keep-alive, requests encoded up front (see posting.py): the load generator shares
+        # the machine's cores with the masters, so it must cost as little as it can.
         parsed = urlsplit(url)
-        conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=30)
-        path = f"/api/v1/namespaces/{NAMESPACE}/pods"
-        headers = {"Content-Type": "application/json"}
-        bodies = [orjson.dumps(pod_object(name)) for name in chunk]
+        conn = Poster(parsed.hostname or "127.0.0.1", parsed.port or 80, f"/api/v1/namespaces/{NAMESPACE}/pods")
+        requests = [conn.request(orjson.dumps(pod_object(name))) for name in chunk]
         try:
             time.sleep(max(0.0, start_at - time.time()))
             first_send = time.time()
-            for body in bodies:
+            for request in requests:
                 t = time.perf_counter()
-                conn.request("POST", path, body=body, headers=headers)
-                response = conn.getresponse()
-                response.read()
+                status = conn.post(request)
                 mine.append(time.perf_counter() - t)
-                failed += response.status != 201
+                failed += status != 201
         finally:
             conn.close()
         with lock:
