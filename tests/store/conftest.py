@@ -7,6 +7,8 @@ another implementation, add one line to BACKENDS.
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,3 +94,27 @@ def store_opener(backend: Backend, tmp_path: Path) -> Iterator[Callable[[], Stor
 @pytest.fixture
 def store(store_opener: Callable[[], Store]) -> Store:
     return store_opener()
+
+
+# -- etcd on its own (tests of EtcdStore's specifics) ----------------------------------------
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[EtcdServer]:
+    """A fresh etcd; resumed first if the test paused it (a stopped etcd ignores SIGTERM)."""
+    if etcd_binary() is None:
+        pytest.skip("etcd is not installed (scripts/setup.sh installs etcd-server)")
+    server = EtcdServer(tmp_path / "etcd").start()
+    try:
+        yield server
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            os.killpg(server.process.pid, signal.SIGCONT)
+        server.stop()
+
+
+@pytest.fixture
+def etcd_store(etcd: EtcdServer) -> Iterator[EtcdStore]:
+    store = EtcdStore([etcd.endpoint])
+    try:
+        yield store
+    finally:
+        store.close()

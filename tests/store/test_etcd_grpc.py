@@ -14,7 +14,6 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import hpack
 import pytest
@@ -43,7 +42,7 @@ from sigma.store.etcd_grpc import (
     grpc_message,
 )
 from sigma.store.etcd_rpc import EtcdError
-from sigma.store.etcd_server import EtcdServer, etcd_binary
+from sigma.store.etcd_server import EtcdServer
 
 Frame = tuple[int, int, int, bytes]  # type, flags, stream, payload
 
@@ -243,57 +242,31 @@ def test_no_peer_at_all_is_not_sent() -> None:
 
 
 # -- against a real etcd ---------------------------------------------------------------
-needs_etcd = pytest.mark.skipif(etcd_binary() is None, reason="etcd is not installed")
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[EtcdServer]:
-    server = EtcdServer(tmp_path / "etcd").start()
-    try:
-        yield server
-    finally:
-        if server.process is not None and server.process.poll() is None:
-            os.killpg(server.process.pid, signal.SIGCONT)  # a stopped etcd ignores SIGTERM
-        server.stop()
-
-
-@pytest.fixture
-def store(etcd: EtcdServer) -> Iterator[EtcdStore]:
-    store = EtcdStore([etcd.endpoint])
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-@needs_etcd
-def test_a_value_larger_than_every_window_and_frame_goes_both_ways(store: EtcdStore) -> None:
+def test_a_value_larger_than_every_window_and_frame_goes_both_ways(etcd_store: EtcdStore) -> None:
     value = os.urandom(600_000) * 2  # 1.2 MB: many frames, beyond etcd's initial 64 KiB windows
-    written = store.create("/big/a", value)
-    assert store.get("/big/a") == written
+    written = etcd_store.create("/big/a", value)
+    assert etcd_store.get("/big/a") == written
     assert written.value == value
-    watch = store.watch("/big/", written.mod_revision - 1)
+    watch = etcd_store.watch("/big/", written.mod_revision - 1)
     assert [e.kv.value for e in watch.wait(5)] == [value]
     watch.close()
 
 
-@needs_etcd
-def test_a_request_etcd_refuses_says_why_and_the_connection_carries_on(store: EtcdStore) -> None:
+def test_a_request_etcd_refuses_says_why_and_the_connection_carries_on(etcd_store: EtcdStore) -> None:
     with pytest.raises(EtcdError, match=r"received message larger than max \(3000\d+ vs\. \d+\)"):
-        store.create("/big/b", b"x" * 3_000_000)  # over etcd's request limit
-    assert store.get("/big/b") is None
-    assert store.create("/big/c", b"small").value == b"small"
-    assert len([c for c in store.rpc.channel._connections if c is not None]) == 1
+        etcd_store.create("/big/b", b"x" * 3_000_000)  # over etcd's request limit
+    assert etcd_store.get("/big/b") is None
+    assert etcd_store.create("/big/c", b"small").value == b"small"
+    assert len([c for c in etcd_store.rpc.channel._connections if c is not None]) == 1
 
 
-@needs_etcd
-def test_many_threads_share_one_connection_and_every_write_gets_its_own_revision(store: EtcdStore) -> None:
+def test_many_threads_share_one_connection_and_every_write_gets_its_own_revision(etcd_store: EtcdStore) -> None:
     results: list[KeyValue] = []
     lock = threading.Lock()
 
     def writer(n: int) -> None:
         for i in range(25):
-            kv = store.create(f"/t/{n}/{i}", b"v")
+            kv = etcd_store.create(f"/t/{n}/{i}", b"v")
             with lock:
                 results.append(kv)
 
@@ -304,21 +277,34 @@ def test_many_threads_share_one_connection_and_every_write_gets_its_own_revision
         thread.join()
     revisions = sorted(kv.mod_revision for kv in results)
     assert revisions == list(range(revisions[0], revisions[0] + 800))
-    assert len(store.list("/t/")[0]) == 800
+    assert len(etcd_store.list("/t/")[0]) == 800
 
 
-@needs_etcd
 def test_a_write_to_a_stopped_etcd_is_reported_as_maybe_applied_within_the_timeout(
-        etcd: EtcdServer, store: EtcdStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        etcd: EtcdServer, etcd_store: EtcdStore, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(etcd_rpc, "CALL_TIMEOUT_S", 1.0)
-    kv = store.create("/s/a", b"1")
+    kv = etcd_store.create("/s/a", b"1")
     assert etcd.process is not None
     os.killpg(etcd.process.pid, signal.SIGSTOP)
+    _wait_stopped(etcd.process.pid)  # a group stop reaches etcd's threads a moment later
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match="may have been applied"):
-        store.update("/s/a", b"2", kv.mod_revision)
+        etcd_store.update("/s/a", b"2", kv.mod_revision)
     assert time.monotonic() - started < 5
     with pytest.raises(StoreUnavailable):  # a read is retried on every endpoint, then given up
-        store.get("/s/a")
+        etcd_store.get("/s/a")
     os.killpg(etcd.process.pid, signal.SIGCONT)
-    assert store.get("/s/a") is not None  # a fresh connection once etcd is back
+    assert etcd_store.get("/s/a") is not None  # a fresh connection once etcd is back
+
+
+def _wait_stopped(pid: int) -> None:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        states = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/stat") as stat:
+                states.append(stat.read().rsplit(")", 1)[1].split()[0])
+        if all(state == "T" for state in states):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"etcd (pid {pid}) did not stop")

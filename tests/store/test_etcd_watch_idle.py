@@ -8,7 +8,6 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -20,17 +19,6 @@ from sigma.store.etcd_watch import PROBE_TIMEOUT_S
 pytestmark = pytest.mark.skipif(etcd_binary() is None, reason="etcd is not installed")
 
 IDLE_S = 1.5
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[EtcdServer]:
-    server = EtcdServer(tmp_path / "etcd").start()
-    try:
-        yield server
-    finally:
-        if server.process is not None and server.process.poll() is None:
-            os.killpg(server.process.pid, signal.SIGCONT)  # a stopped etcd ignores SIGTERM
-        server.stop()
 
 
 @pytest.fixture
