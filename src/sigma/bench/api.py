@@ -4,8 +4,10 @@
 Starts real `sigma master` processes (SQLite: one master on a temporary file; etcd: a local
 etcd-server and ``--masters`` masters on it, the clients spread over them), registers fake
 Ready nodes (sigma.bench.fakecluster), then creates pods over HTTP from several client
-processes (threads inside each, one keep-alive connection per thread) while a watch on the
-pods records when each one is bound by sigma-scheduler.
+processes (threads inside each, one keep-alive connection per thread, the connections spread
+over the masters one by one; a process's threads drain one queue of pods, so a master that
+answers faster takes more of them) while a watch on the pods records when each one is bound
+by sigma-scheduler.
 
 With ``--agents``, one lightweight agent per node (asyncio coroutines in one process,
 sigma.bench.agents) watches the pods bound to its node over a real HTTP watch, reports each
@@ -69,29 +71,36 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def client_process(urls: list[str], names: list[str], threads: int, start_at: float,
-                   results: multiprocessing.Queue[tuple[float, list[float], int]]) -> None:
-    """One client process: `threads` keep-alive clients share `names`, thread i talking to
-    master ``urls[i % len(urls)]``; reports (first send time, latencies, errors)."""
+                   results: multiprocessing.Queue[tuple[float, list[float], int, dict[str, int]]]) -> None:
+    """One client process: `threads` keep-alive clients, thread i talking to master
+    ``urls[i % len(urls)]``, take the next of `names` to create as soon as their last create
+    returned (a worker pool draining one queue, as a controller creating many pods would):
+    a master that answers faster takes more of them. Reports (first send time, latencies,
+    errors, creates sent to each master)."""
     latencies: list[float] = []
     first: list[float] = []
     errors = [0]
+    by_master: dict[str, int] = dict.fromkeys(urls, 0)
     lock = threading.Lock()
-    chunks = [names[i::threads] for i in range(threads)]
+    # Bodies encoded up front: the load generator shares the machine's cores with the
+    # masters, so it must cost as little as it can (see posting.py).
+    bodies = iter([orjson.dumps(pod_object(name)) for name in names])
 
-    def work(chunk: list[str], url: str) -> None:
+    def work(url: str) -> None:
         mine: list[float] = []
         failed = 0
-        # Keep-alive, requests encoded up front (see posting.py): the load generator shares
-        # the machine's cores with the masters, so it must cost as little as it can.
         parsed = urlsplit(url)
         conn = Poster(parsed.hostname or "127.0.0.1", parsed.port or 80, f"/api/v1/namespaces/{NAMESPACE}/pods")
-        requests = [conn.request(orjson.dumps(pod_object(name))) for name in chunk]
         try:
             time.sleep(max(0.0, start_at - time.time()))
             first_send = time.time()
-            for request in requests:
+            while True:
+                with lock:
+                    body = next(bodies, None)
+                if body is None:
+                    break
                 t = time.perf_counter()
-                status = conn.post(request)
+                status = conn.post(conn.request(body))
                 mine.append(time.perf_counter() - t)
                 failed += status != 201
         finally:
@@ -100,13 +109,14 @@ def client_process(urls: list[str], names: list[str], threads: int, start_at: fl
             latencies.extend(mine)
             first.append(first_send)
             errors[0] += failed
+            by_master[url] += len(mine)
 
-    workers = [threading.Thread(target=work, args=(c, urls[i % len(urls)])) for i, c in enumerate(chunks) if c]
+    workers = [threading.Thread(target=work, args=(urls[i % len(urls)],)) for i in range(min(threads, len(names)))]
     for w in workers:
         w.start()
     for w in workers:
         w.join()
-    results.put((min(first), latencies, errors[0]))
+    results.put((min(first), latencies, errors[0], by_master))
 
 
 def run_once(args: argparse.Namespace, store: str) -> dict[str, Any]:
@@ -143,7 +153,7 @@ def run_once(args: argparse.Namespace, store: str) -> dict[str, Any]:
         watcher = BindWatcher(urls, version, args.pods)
         watcher.start()
 
-        results: multiprocessing.Queue[tuple[float, list[float], int]] = ctx.Queue()
+        results: multiprocessing.Queue[tuple[float, list[float], int, dict[str, int]]] = ctx.Queue()
         start_at = time.time() + 2.0 + 0.2 * args.procs  # every process is up and connected by then
         # Connections spread over the masters one by one, as a round-robin load balancer
         # would: process i's thread t is client i * threads + t.
@@ -178,6 +188,9 @@ def run_once(args: argparse.Namespace, store: str) -> dict[str, Any]:
         "creates_per_s": round(len(latencies) / max(created_by - first_send, 1e-9), 1),
         "bound": len(watcher.bound_at), "create_errors": sum(r[2] for r in reports),
         "double_bound": len(watcher.rebound), "nodes": args.nodes, "clients": args.procs * args.threads,
+        # Creates each master answered, in the order the masters started (the first is
+        # usually the leader, which also runs the schedulers).
+        "creates_by_master": [sum(r[3].get(url, 0) for r in reports) for url in urls],
     }
     if agent_stats:
         running_at: dict[str, float] = agent_stats["running_at"]
