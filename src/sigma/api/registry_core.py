@@ -27,6 +27,7 @@ from sigma.api.selectors import (
     DEFAULT_FIELDS,
     FIELD_SELECTORS,
     SelectorError,
+    node_name_value,
     parse_field_selector,
     parse_label_selector,
     required_field_values,
@@ -38,6 +39,9 @@ from sigma.api.watch import RegistryWatch
 from sigma.store.contract import Conflict, KeyExists, KeyNotFound, KeyValue, Store
 
 Clock = Callable[[], float]
+# How a pod's spec.nodeName starts in its stored (compact) JSON: a watch's route (see
+# sigma.store.routing).
+NODE_NAME_MARKER = b'"nodeName":"'
 # Spelled out here: inside the class, "list" names Registry.list.
 Dependents = list[tuple[ResourceType, dict[str, Any]]]
 MAX_CONFLICT_RETRIES = 10
@@ -154,9 +158,13 @@ class RegistryCore:
               field_selector: str = "") -> RegistryWatch:
         match = self.matcher(rt, label_selector, field_selector)
         prefix = rt.key_prefix(namespace if rt.namespaced else None)
+        # An agent's watch of its node's pods: the store hands it only the events of pods
+        # on that node, instead of every watch testing every pod event (store/routing.py).
+        node = node_name_value(field_selector) if rt.plural == "pods" else None
+        route = (NODE_NAME_MARKER, node.encode()) if node else None
         return RegistryWatch.open(self.store, rt, prefix, resource_version, match, self._from_kv,
                                   selects_all=not label_selector and not field_selector,
-                                  may_match=self.prefilter(label_selector, field_selector))
+                                  may_match=self.prefilter(label_selector, field_selector), route=route)
 
     # -- create -----------------------------------------------------------------------------
     def prepare(self, rt: ResourceType, body: Any, namespace: str | None, strict: bool = True,

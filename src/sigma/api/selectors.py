@@ -182,6 +182,19 @@ def required_field_values(text: str) -> tuple[str, ...]:
     return tuple(values)
 
 
+_PLAIN = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def node_name_value(text: str) -> str | None:
+    """The node a `spec.nodeName=<node>` term selects (an agent's watch of its own pods), or
+    None. Only plain names (what a node name is): they appear as themselves in stored JSON."""
+    for term in _split_terms(text or ""):
+        match = re.match(r"^\s*spec\.nodeName\s*(==|=)\s*(.*?)\s*$", term)
+        if match and _PLAIN.match(match.group(2)):
+            return match.group(2)
+    return None
+
+
 FIELD_SELECTORS: dict[str, frozenset[str]] = {
     "pods": frozenset({"metadata.name", "metadata.namespace", "spec.nodeName", "status.phase",
                        "spec.schedulerName", "spec.restartPolicy", "status.nominatedNodeName"}),

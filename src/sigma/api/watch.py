@@ -17,7 +17,7 @@ import orjson
 
 from sigma.api import errors
 from sigma.api.resources import ResourceType
-from sigma.store.contract import KeyValue, RevisionCompacted, Store, Watch, WatchEvent
+from sigma.store.contract import KeyValue, RevisionCompacted, Route, Store, Watch, WatchEvent
 
 # How the registry stores every object (RegistryCore._to_bytes): apiVersion and kind (when
 # present), then metadata, without a resourceVersion. A value that does not start this way
@@ -67,7 +67,8 @@ class RegistryWatch:
     @classmethod
     def open(cls, store: Store, rt: ResourceType, prefix: str, resource_version: str,
              match: Callable[[dict[str, Any]], bool], from_kv: Callable[[KeyValue], dict[str, Any]],
-             selects_all: bool = False, may_match: Callable[[bytes], bool] | None = None) -> RegistryWatch:
+             selects_all: bool = False, may_match: Callable[[bytes], bool] | None = None,
+             route: Route | None = None) -> RegistryWatch:
         initial: list[ObjectEvent] = []
         if resource_version in ("", "0"):
             kvs, revision = store.list(prefix)
@@ -83,7 +84,7 @@ class RegistryWatch:
             except ValueError:
                 raise errors.bad_request(f"invalid resourceVersion {resource_version!r}") from None
         try:
-            inner = store.watch(prefix, revision)
+            inner = store.watch(prefix, revision, route)
         except RevisionCompacted as err:
             raise errors.gone(f"too old resource version: {revision} ({err.compacted})") from err
         if may_match is not None:

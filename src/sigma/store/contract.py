@@ -89,6 +89,10 @@ class KeyValue:
 
 
 EventType = Literal["PUT", "DELETE"]
+# (marker, value): a watch that wants only events whose new or previous value holds the
+# marker followed by the value and a quote; the store may then skip it for the others
+# (routing.py). It narrows delivery, it never widens it: the watch still filters.
+Route = tuple[bytes, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +119,10 @@ class Watch:
     consumer either blocks in ``wait`` or registers a listener (the async API server does,
     to wake its event loop without holding a thread per watch)."""
 
-    def __init__(self, prefix: str, on_close: Callable[[Watch], None] | None = None) -> None:
+    def __init__(self, prefix: str, on_close: Callable[[Watch], None] | None = None,
+                 route: Route | None = None) -> None:
         self.prefix = prefix
+        self.route = route
         self._events: deque[WatchEvent] = deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -250,9 +256,10 @@ class Store(abc.ABC):
         Raises KeyNotFound, or Conflict as update() does."""
 
     @abc.abstractmethod
-    def watch(self, prefix: str, start_revision: int) -> Watch:
+    def watch(self, prefix: str, start_revision: int, route: Route | None = None) -> Watch:
         """Events with revision > ``start_revision`` under ``prefix``. Raises
-        RevisionCompacted when start_revision < compacted_revision()."""
+        RevisionCompacted when start_revision < compacted_revision(). With ``route``, the
+        store may leave out events whose values do not hold it (see Route)."""
 
     @abc.abstractmethod
     def compact(self, revision: int) -> None:

@@ -42,6 +42,7 @@ from sigma.store.contract import (
     KeyNotFound,
     KeyValue,
     RevisionCompacted,
+    Route,
     Store,
     StoreClosed,
     StoreError,
@@ -310,7 +311,7 @@ class EtcdStore(Store):
         return KeyValue(key, prev.value, prev.create_revision, rev_out(answer.header.revision))
 
     # -- watch and compaction ------------------------------------------------------
-    def watch(self, prefix: str, start_revision: int) -> Watch:
+    def watch(self, prefix: str, start_revision: int, route: Route | None = None) -> Watch:
         # Refuse a compacted start now, as the contract says; a compaction racing with the
         # stream's creation still reaches the consumer, as the watch's error.
         if not self._readable_at(start_revision):
@@ -322,19 +323,19 @@ class EtcdStore(Store):
             shared = [f for p, f in self._feeds.items() if prefix.startswith(p)]
             feed = max(shared, key=lambda f: len(f.prefix), default=None)
         if feed is not None:
-            watch = feed.subscribe(prefix, start_revision)
+            watch = feed.subscribe(prefix, start_revision, route)
             if watch is not None:
                 return watch
-        return self._open_feed(prefix, start_revision)
+        return self._open_feed(prefix, start_revision, route)
 
-    def _open_feed(self, prefix: str, start_revision: int) -> Watch:
+    def _open_feed(self, prefix: str, start_revision: int, route: Route | None) -> Watch:
         """A new etcd stream from ``start_revision``, shared from now on unless a feed for
         this prefix is registered already (this one then serves its one watch only)."""
         with self._lock:
             registered = self._feeds.get(prefix)
             shared = registered is None or registered.ended
         feed = Feed(prefix, start_revision, on_idle=self._retire, linger=LINGER_S if shared else 0)
-        watch = feed.subscribe(prefix, start_revision)
+        watch = feed.subscribe(prefix, start_revision, route)
         assert watch is not None  # a fresh feed holds everything after its start
         key = prefix.encode() if prefix else b"\0"
         end = prefix_range_end(prefix.encode()) if prefix else b"\0"
@@ -411,8 +412,8 @@ class FencedStore(Store):
     def update_many(self, writes: Writes) -> WriteResults:
         return self.base._update_many(writes, self.guard)
 
-    def watch(self, prefix: str, start_revision: int) -> Watch:
-        return self.base.watch(prefix, start_revision)
+    def watch(self, prefix: str, start_revision: int, route: Route | None = None) -> Watch:
+        return self.base.watch(prefix, start_revision, route)
 
     def compact(self, revision: int) -> None:
         self.base.compact(revision)

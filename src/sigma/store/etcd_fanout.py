@@ -23,7 +23,8 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from sigma.store.contract import StoreClosed, StoreError, Watch, WatchEvent
+from sigma.store.contract import Route, StoreClosed, StoreError, Watch, WatchEvent
+from sigma.store.routing import RoutedSubscribers
 
 # Events a feed keeps for watches that start a little in the past. A pod goes through ~3
 # events (created, bound, running): a few thousand pods' worth, a few MB.
@@ -53,7 +54,8 @@ class Feed(Watch):
         super().__init__(prefix)
         self._linger = linger
         self._lock = threading.Lock()
-        self._subscribers: list[_Subscriber] = []
+        # Indexed by route: an agent's watch of its node's pods gets only those (routing.py).
+        self._subscribers: RoutedSubscribers[_Subscriber] = RoutedSubscribers()
         self._ring: deque[WatchEvent] = deque()
         # Every event under the prefix with a revision above this one is in the ring or
         # still to come from etcd.
@@ -63,15 +65,15 @@ class Feed(Watch):
         self._idle_timer: threading.Timer | None = None
         self.stopper: Callable[[], None] = lambda: None  # stops the etcd stream (set by the store)
 
-    def subscribe(self, prefix: str, start: int) -> Watch | None:
+    def subscribe(self, prefix: str, start: int, route: Route | None = None) -> Watch | None:
         """A Watch of events after ``start`` under ``prefix`` (which lies within the feed's),
         or None when the feed no longer holds everything after ``start`` or has ended."""
-        watch = Watch(prefix, on_close=self._unsubscribe)
+        watch = Watch(prefix, on_close=self._unsubscribe, route=route)
         with self._lock:
             if self._failed is not None or start < self._complete_after:
                 return None
             backlog = [e for e in self._ring if e.revision > start and e.kv.key.startswith(prefix)]
-            self._subscribers.append(_Subscriber(watch, prefix, start))
+            self._subscribers.add(watch, _Subscriber(watch, prefix, start))
             if self._idle_timer is not None:
                 self._idle_timer.cancel()
                 self._idle_timer = None
@@ -81,8 +83,8 @@ class Feed(Watch):
 
     def _unsubscribe(self, watch: Watch) -> None:
         with self._lock:
-            self._subscribers = [s for s in self._subscribers if s.watch is not watch]
-            if self._subscribers or self._failed is not None or self._idle_timer is not None:
+            self._subscribers.discard(watch)
+            if len(self._subscribers) or self._failed is not None or self._idle_timer is not None:
                 return
             if self._linger <= 0:
                 self._failed = _RETIRED
@@ -120,25 +122,26 @@ class Feed(Watch):
             self._ring.extend(events)
             while len(self._ring) > RING_EVENTS:
                 self._complete_after = self._ring.popleft().revision
-            # Subscribers on the same prefix share one filtered list.
-            by_prefix: dict[str, list[WatchEvent]] = {}
-            for sub in self._subscribers:
-                mine = by_prefix.get(sub.prefix)
-                if mine is None:
-                    mine = by_prefix[sub.prefix] = (
-                        events if sub.prefix == self.prefix else [e for e in events if e.kv.key.startswith(sub.prefix)])
-                if sub.after and mine and mine[0].revision <= sub.after:
-                    mine = [e for e in mine if e.revision > sub.after]
-                if mine:
-                    sub.watch._push(mine)
-            # Watch._push copies what it keeps; the ring holds these lists' events, not the lists.
+            batches: dict[_Subscriber, list[WatchEvent]] = {}
+            whole = self.prefix
+            for event in events:
+                key, revision = event.kv.key, event.revision
+                for sub in self._subscribers.for_event(event):
+                    if revision > sub.after and (sub.prefix == whole or key.startswith(sub.prefix)):
+                        batch = batches.get(sub)
+                        if batch is None:
+                            batches[sub] = [event]
+                        else:
+                            batch.append(event)
+            for sub, batch in batches.items():
+                sub.watch._push(batch)
 
     def _fail(self, error: StoreError) -> None:
         with self._lock:
             if self._failed is not None:
                 return
             self._failed = error
-            subscribers, self._subscribers = self._subscribers, []
+            subscribers = self._subscribers.clear()
             self._ring.clear()
             if self._idle_timer is not None:
                 self._idle_timer.cancel()

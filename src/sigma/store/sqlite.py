@@ -44,6 +44,7 @@ from sigma.store.contract import (
     KeyNotFound,
     KeyValue,
     RevisionCompacted,
+    Route,
     StorageFull,
     StorageReadOnly,
     Store,
@@ -54,6 +55,7 @@ from sigma.store.contract import (
     WriteResults,
     Writes,
 )
+from sigma.store.routing import RoutedSubscribers
 
 log = logging.getLogger("sigma.store.sqlite")
 Synchronous = Literal["NORMAL", "FULL"]
@@ -144,15 +146,16 @@ class _Fanout:
         self._lock = threading.Lock()  # guards _queue and _subs
         self._deliver_lock = threading.Lock()
         self._queue: deque[WatchEvent] = deque()
-        self._subs: dict[Watch, _Subscription] = {}
+        # Indexed by route: an agent's watch of its node's pods gets only those (routing.py).
+        self._subs: RoutedSubscribers[_Subscription] = RoutedSubscribers()
 
     def subscribe(self, watch: Watch, live_after: int) -> None:
         with self._lock:
-            self._subs[watch] = _Subscription(watch, live_after)
+            self._subs.add(watch, _Subscription(watch, live_after))
 
     def unsubscribe(self, watch: Watch) -> None:
         with self._lock:
-            self._subs.pop(watch, None)
+            self._subs.discard(watch)
 
     def enqueue(self, event: WatchEvent) -> None:
         with self._lock:
@@ -166,7 +169,7 @@ class _Fanout:
                     if not self._queue:
                         return
                     event = self._queue.popleft()
-                    subs = list(self._subs.values())
+                    subs = self._subs.for_event(event)
                 key = event.kv.key
                 for sub in subs:
                     if event.revision > sub.live_after and key.startswith(sub.watch.prefix):
@@ -174,8 +177,7 @@ class _Fanout:
 
     def close_all(self, error: StoreClosed) -> None:
         with self._lock:
-            subs = list(self._subs.values())
-            self._subs.clear()
+            subs = self._subs.clear()
             self._queue.clear()
         for sub in subs:
             sub.watch._fail(error)
@@ -385,12 +387,12 @@ class SqliteStore(Store):
         return err
 
     # -- watch and compaction ------------------------------------------------------
-    def watch(self, prefix: str, start_revision: int) -> Watch:
+    def watch(self, prefix: str, start_revision: int, route: Route | None = None) -> Watch:
         with self._lock:
             self._check_open()
             if start_revision < self._compacted:
                 raise RevisionCompacted(start_revision, self._compacted)
-            watch = Watch(prefix, on_close=self._fanout.unsubscribe)
+            watch = Watch(prefix, on_close=self._fanout.unsubscribe, route=route)
             # Replay and subscribe under the database lock: no write can commit in between,
             # so history covers (start, now] and live delivery takes over after ``now``.
             # The watch is not handed out yet, so pushing here wakes no listener.
