@@ -5,6 +5,7 @@ import pytest
 from sigma.api.selectors import (
     SelectorError,
     match_label_selector,
+    node_name_value,
     parse_field_selector,
     parse_label_selector,
     required_field_values,
@@ -67,3 +68,15 @@ def test_label_selector_objects_and_their_string_form() -> None:
         "a boolean field is not stored as that string", "no selector requires nothing"])
 def test_required_field_values(selector: str, required: tuple[str, ...]) -> None:
     assert required_field_values(selector) == required
+
+
+@pytest.mark.parametrize(("selector", "node"), [
+    ("spec.nodeName=node-7", "node-7"),
+    ("status.phase!=Failed, spec.nodeName == n1.example", "n1.example"),
+    ("spec.nodeName=", None),  # unscheduled pods: nothing to route on
+    ("spec.nodeName!=n1", None),
+    ('spec.nodeName=we"ird', None),  # not written as itself in JSON
+    ("metadata.name=n1", None),
+])
+def test_node_name_value_is_the_node_an_agent_watch_selects(selector: str, node: str | None) -> None:
+    assert node_name_value(selector) == node
