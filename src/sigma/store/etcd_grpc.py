@@ -51,7 +51,7 @@ PADDED = 0x8
 PRIORITY_FLAG = 0x20
 # SETTINGS parameters and error codes.
 HEADER_TABLE_SIZE, ENABLE_PUSH, INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE = 1, 2, 4, 5
-REFUSED_STREAM, CANCEL = 7, 8
+REFUSED_STREAM = 7
 MAX_WINDOW = 0x7FFFFFFF
 DEFAULT_WINDOW = 65535
 # Our receive windows are as large as HTTP/2 allows; they are topped up again once this much
@@ -258,14 +258,6 @@ class Connection:
         assert call.items is not None
         item = call.items.get(timeout=timeout)
         return None if item is _END else item  # type: ignore[return-value]
-
-    def cancel(self, call: Call) -> None:
-        """End a call from our side (a watch no longer wanted)."""
-        with self._state:
-            if self._calls.pop(call.id, None) is None:
-                return
-        self._finish(call, Broken("canceled"))
-        self._send_control(_frame(RST_STREAM, 0, call.id, struct.pack(">I", CANCEL)))
 
     def start(self, path: str, message: bytes, timeout: float, streaming: bool = False) -> Call:
         head = self._heads.get(path)
@@ -572,10 +564,6 @@ class Channel:
     def endpoint(self) -> int:
         with self._lock:
             return self._current
-
-    def describe(self, index: int) -> str:
-        host, port = self.addresses[index]
-        return f"{host}:{port}"
 
     def fail_over(self, failed: int) -> None:
         with self._lock:
