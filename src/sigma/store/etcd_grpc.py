@@ -240,7 +240,14 @@ class Connection:
         etcd serves a connection's streams concurrently. The answers come back in order."""
         out: list[list[bytes] | Status] = []
         for first in range(0, len(messages), IN_FLIGHT):
-            calls = [self.start(path, m, timeout) for m in messages[first:first + IN_FLIGHT]]
+            calls: list[Call] = []
+            for message in messages[first:first + IN_FLIGHT]:
+                try:
+                    calls.append(self.start(path, message, timeout))
+                except NotSent as err:
+                    if first or calls:  # some of the batch went out: it may have been applied in part
+                        raise Broken(f"{err} (in the middle of a batch)") from err
+                    raise
             for call in calls:
                 if not call.done.wait(timeout):
                     self.fail(Broken(f"etcd at {self.address} did not answer {path} within {timeout:.0f}s"))
