@@ -20,7 +20,6 @@ that marker, which still apply their own filter.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 from sigma.store.contract import Route, Watch, WatchEvent
@@ -87,9 +86,6 @@ class RoutedSubscribers(Generic[S]):
 
     def __len__(self) -> int:
         return len(self._all)
-
-    def __iter__(self) -> Iterator[S]:
-        return iter(list(self._all.values()))
 
     def for_event(self, event: WatchEvent) -> list[S]:
         """The subscribers that may want ``event``: every unrouted one, and the routed ones
