@@ -17,12 +17,8 @@ The result counts each of these; the test of this benchmark asserts on them.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,6 +31,7 @@ from typing import Any
 import httpx
 from rich.progress import Progress
 
+from sigma.bench.agentproc import AgentProcess
 from sigma.bench.masterproc import MasterProcess
 from sigma.bench.soak_bodies import BAD_REQUESTS, BadRequest
 
@@ -233,48 +230,21 @@ def quantile(values: list[float], q: float) -> float:
 
 
 class Cluster:
-    """A master and one agent (process runtime, a private cgroup subtree) in a temp dir."""
+    """A master and one agent (process runtime, a private cgroup subtree) in a work dir."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.master = MasterProcess(workdir)
-        self.cgroup_root = f"sigma-soak-{uuid.uuid4().hex[:8]}"
-        self.agent: subprocess.Popen[bytes] | None = None
+        self.agent: AgentProcess | None = None
 
     def start(self) -> None:
         self.master.start()
-        cmd = [sys.executable, "-m", "sigma", "agent", "--master", self.master.url, "--node-name", NODE,
-               "--cpus", "2", "--memory", "4Gi", "--state-dir", str(self.workdir / "agent"),
-               "--image-dir", str(self.workdir / "images"), "--listen", "127.0.0.1:0", "--address", "127.0.0.1",
-               "--cgroup-root", self.cgroup_root, "--no-p2p", "--drain-on-exit"]
-        with open(self.workdir / "agent.log", "ab") as log:
-            self.agent = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.agent = AgentProcess(self.workdir, self.master.url, NODE).start()
 
     def stop(self) -> None:
-        if self.agent is not None and self.agent.poll() is None:
-            self.agent.send_signal(signal.SIGTERM)  # --drain-on-exit stops every pod and removes its cgroups
-            try:
-                self.agent.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.agent.pid, signal.SIGKILL)
-                self.agent.wait()
+        if self.agent is not None:
+            self.agent.stop()
         self.master.stop()
-        remove_cgroups(self.cgroup_root)
-
-
-def remove_cgroups(root: str) -> None:
-    from sigma.agent.cgroups import CgroupTree
-
-    base = Path("/sys/fs/cgroup")
-    hierarchies = [base] if (base / "cgroup.controllers").exists() else [p for p in base.iterdir() if p.is_dir()]
-    for hierarchy in hierarchies:
-        for top in CgroupTree(root=root).own_roots:
-            leftover = hierarchy / top
-            if not leftover.is_dir():
-                continue
-            for d in sorted((p for p in leftover.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-                d.rmdir()
-            leftover.rmdir()
 
 
 def wait_for(check: Callable[[], Any], timeout: float) -> bool:
@@ -354,7 +324,7 @@ def soak(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
     url = cluster.master.url
     http = httpx.Client(base_url=url, timeout=30, verify=False)
     if not wait_for(lambda: http.get(f"/api/v1/nodes/{NODE}").status_code == 200, 60):
-        raise RuntimeError(f"the agent never registered; see {cluster.workdir / 'agent.log'}")
+        raise RuntimeError(f"the agent never registered; see {cluster.agent.log if cluster.agent else ''}")
     http.post(DEPLOYMENTS, json=deployment(DEPLOYMENT_REPLICAS)).raise_for_status()
     ledger, stop = Ledger(), threading.Event()
     probe = ReadyzProbe(url, stop)
