@@ -26,10 +26,12 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
+# requirements.lock pins every package to the versions the suite last passed with; the
+# extras bring the simulator's and benchmarks' packages and the tests' (kubectl among them).
 stamp=.venv/.sigma-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[test]'
+  .venv/bin/pip install -q -c requirements.lock -e '.[test,sim,bench]'
   touch "$stamp"
 fi
 echo "setup: ready (.venv)"

@@ -297,3 +297,4 @@ def test_a_document_without_a_kind_names_the_file_and_the_document() -> None:
 def test_a_missing_file_is_named() -> None:
     with pytest.raises(manifests.ManifestError, match=r'the path "nope\.yaml" does not exist'):
         manifests.load(["nope.yaml"])
+

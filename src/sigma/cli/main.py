@@ -1,7 +1,10 @@
-"""The `sigma` command: one sub-command per module in sigma.cli.
+"""The `sigma` command: one sub-command per entry of COMMANDS.
 
-Each module listed in COMMANDS exposes ``add_parser(subparsers)``, which registers its
-sub-command(s) and sets ``func(args) -> int`` as the parser default.
+Each module named there exposes ``add_parser(subparsers)``, which registers its
+sub-command(s) and sets ``func(args) -> int`` as the parser default. Only the module of the
+command being run is imported: the simulator's and benchmarks' modules pull in numpy, scipy
+and pyarrow, which `sigma get pods` has no use for. The others appear in `sigma --help` by
+the one-line help kept here.
 """
 
 from __future__ import annotations
@@ -10,28 +13,61 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = (
-    "sigma.cli.master",  # master, up
-    "sigma.cli.agent",  # agent
-    "sigma.cli.resources",  # get, describe, apply, delete, logs, create, scale
-    "sigma.cli.image",  # image import/ls/rm
-    "sigma.cli.bench",  # bench NAME
-    "sigma.cli.sim",  # sim
-    "sigma.cli.token",  # token create
-    "sigma.cli.version",  # version
-)
+# command -> (module that registers it, help line shown by `sigma --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "up": ("sigma.cli.master", "run the embedded cluster: master, a local agent and demo workloads"),
+    "master": ("sigma.cli.master", "run the control plane (API server, schedulers, controllers)"),
+    "agent": ("sigma.cli.agent", "run the node agent: register the node and run the pods bound to it"),
+    "get": ("sigma.cli.resources", "list objects as tables, YAML or JSON"),
+    "describe": ("sigma.cli.resources", "show an object and its events"),
+    "apply": ("sigma.cli.resources", "create or update objects from manifests"),
+    "create": ("sigma.cli.resources", "create objects from manifests"),
+    "delete": ("sigma.cli.resources", "delete objects"),
+    "logs": ("sigma.cli.resources", "print a container's log"),
+    "scale": ("sigma.cli.resources", "set the replicas of a deployment"),
+    "image": ("sigma.cli.image", "manage the node's image store"),
+    "token": ("sigma.cli.token", "manage bootstrap tokens (sigma token create)"),
+    "sim": ("sigma.cli.sim", "trace-driven simulation of co-location policies"),
+    "bench": ("sigma.cli.bench", "run a benchmark (the result is printed last, as JSON with --json)"),
+    "version": ("sigma.cli.version", "print the client and server versions"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sigma", description="Sigma co-location cluster manager")
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sigma")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with ``command``'s module loaded (every module when None: for tools that
+    want the whole tree, such as shell completion or tests of every command's help)."""
+    parser = argparse.ArgumentParser(prog="sigma", description="Sigma co-location cluster manager",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"sigma {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(name).add_parser(sub)
+    wanted = {module for name, (module, _) in COMMANDS.items() if command is None or name == command}
+    for module in dict.fromkeys(module for module, _ in COMMANDS.values()):
+        if module in wanted:
+            importlib.import_module(module).add_parser(sub)
+    for name, (_, help_line) in COMMANDS.items():
+        if name not in sub.choices:
+            sub.add_parser(name, help=help_line, add_help=False)
     return parser
 
 
+def _command(argv: list[str]) -> str | None:
+    """The sub-command named on the command line: the first word that is not an option."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = _command(argv)
+    parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
