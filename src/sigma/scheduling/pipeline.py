@@ -7,6 +7,9 @@ to, proposes a preemption. It never binds and never evicts: the caller does the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
 from typing import NamedTuple
 
 import numpy as np
@@ -33,13 +36,42 @@ from sigma.scheduling.scores import LeastAllocated, Score, TaintPreference, Topo
 from sigma.scheduling.snapshot import ClusterSnapshot, UnknownResource
 from sigma.scheduling.status import SUCCESS, Code, Diagnosis, Status
 
-UNSCHEDULABLE_NODES, NODE_AFFINITY, TAINTS = NodeUnschedulable(), NodeAffinity(), TaintToleration()
-RESOURCES, SPREAD, ANTI_AFFINITY = ResourcesFit(), TopologySpread(), PodAntiAffinity()
 
-FILTER_ORDER: tuple[Filter, ...] = (
-    UNSCHEDULABLE_NODES, NODE_AFFINITY, TAINTS, RESOURCES, SPREAD, ANTI_AFFINITY,
+class Stage(Enum):
+    STATIC = "static"
+    """Depends only on node labels/taints and the pod's placement key: evaluated once per
+    equivalence class and cached (Scheduler._class_state)."""
+    LIVE = "live"
+    """Depends on what is placed now: evaluated every cycle, after the cached mask."""
+
+
+def _always(_profile: PodProfile) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class FilterEntry:
+    filter: Filter
+    stage: Stage
+    applies: Callable[[PodProfile], bool] = _always
+    """Whether the pod declares what the filter checks: a pod without topology constraints
+    never pays for their gathers."""
+    freed_by_preemption: bool = False
+    """Evicting lower-priority pods can turn this filter's rejection into a fit."""
+
+
+FILTERS: tuple[FilterEntry, ...] = (
+    FilterEntry(NodeUnschedulable(), Stage.STATIC),
+    FilterEntry(NodeAffinity(), Stage.STATIC),
+    FilterEntry(TaintToleration(), Stage.STATIC),
+    # Resources before topology: one comparison per requested dimension, no gathers.
+    FilterEntry(ResourcesFit(), Stage.LIVE, freed_by_preemption=True),
+    FilterEntry(TopologySpread(), Stage.LIVE, applies=lambda profile: bool(profile.hard_spread)),
+    FilterEntry(PodAntiAffinity(), Stage.LIVE, applies=lambda profile: bool(profile.anti_affinity)),
 )
-"""The order filters are reported in (the first failing one names a node's reason)."""
+"""Every filter of the core, in one table that every path reads: the feasibility mask, the
+cached static mask, the diagnosis (in this order: the first failing filter names a node's
+reason) and preemption's candidates. A new filter is one line here."""
 
 DEFAULT_SCORES: tuple[tuple[Score, float], ...] = (
     (LeastAllocated(), 1.0),
@@ -55,25 +87,27 @@ FEASIBLE_FLOOR = 1.0
 contract), so a feasible node never scores 0."""
 
 
-def feasible_nodes(snapshot: ClusterSnapshot, profile: PodProfile) -> BoolArray:
-    """The filter pipeline, cheapest and most selective first."""
-    # Unschedulable, node selector/affinity and taints: one cached mask per equivalence class.
-    mask = profile.static_mask.copy()
-    # Resources before topology: one comparison per requested dimension, no gathers.
-    mask &= RESOURCES.feasible(snapshot, profile)
-    # Topology filters last: they gather domain counts per node; only pods declaring them pay.
-    if profile.hard_spread:
-        mask &= SPREAD.feasible(snapshot, profile)
-    if profile.anti_affinity:
-        mask &= ANTI_AFFINITY.feasible(snapshot, profile)
+def _and_live(snapshot: ClusterSnapshot, profile: PodProfile, mask: BoolArray, *, freed: bool) -> BoolArray:
+    """``mask`` narrowed by the live filters that apply, those preemption can free or the others."""
+    for entry in FILTERS:
+        if entry.stage is Stage.LIVE and entry.freed_by_preemption == freed and entry.applies(profile):
+            mask &= entry.filter.feasible(snapshot, profile)
     return mask
+
+
+def feasible_nodes(snapshot: ClusterSnapshot, profile: PodProfile) -> BoolArray:
+    """The filter pipeline: the class's cached static mask, then the live filters in table
+    order (cheapest and most selective first)."""
+    mask = _and_live(snapshot, profile, profile.static_mask.copy(), freed=True)
+    return _and_live(snapshot, profile, mask, freed=False)
 
 
 def static_mask(snapshot: ClusterSnapshot, profile: PodProfile) -> BoolArray:
     """The filters that depend only on node labels/taints and the pod's placement key."""
-    mask = UNSCHEDULABLE_NODES.feasible(snapshot, profile).copy()
-    mask &= NODE_AFFINITY.feasible(snapshot, profile)
-    mask &= TAINTS.feasible(snapshot, profile)
+    mask = np.ones(snapshot.node_count, dtype=bool)
+    for entry in FILTERS:
+        if entry.stage is Stage.STATIC and entry.applies(profile):
+            mask &= entry.filter.feasible(snapshot, profile)
     return mask
 
 
@@ -81,8 +115,8 @@ def diagnose(snapshot: ClusterSnapshot, profile: PodProfile) -> Diagnosis:
     """The slow path: each rejected node's status from the first filter that rejects it."""
     undecided = np.ones(snapshot.node_count, dtype=bool)
     groups = []
-    for node_filter in FILTER_ORDER:
-        for rejected, status in node_filter.rejections(snapshot, profile):
+    for entry in FILTERS:
+        for rejected, status in entry.filter.rejections(snapshot, profile):
             newly = rejected & undecided
             if newly.any():
                 groups.append((np.flatnonzero(newly), status))
@@ -191,11 +225,8 @@ class Scheduler:
         """Candidates: nodes that pass every filter except resources, and where evicting
         every preemptible pod would make room. Like kube-scheduler, only the first
         `preemption_candidates` of them (in node order) are evaluated pod by pod."""
-        candidates = profile.static_mask & ~RESOURCES.feasible(self.snapshot, profile)
-        if profile.hard_spread:
-            candidates &= SPREAD.feasible(self.snapshot, profile)
-        if profile.anti_affinity:
-            candidates &= ANTI_AFFINITY.feasible(self.snapshot, profile)
+        freed = _and_live(self.snapshot, profile, np.ones(self.snapshot.node_count, dtype=bool), freed=True)
+        candidates = _and_live(self.snapshot, profile, profile.static_mask & ~freed, freed=False)
         candidates &= fits_everywhere(free_after_preemption(self.snapshot, pod), profile.request)
         nodes = np.flatnonzero(candidates)[: self.preemption_candidates]
         return pick_preemption(self.snapshot, pod, nodes)
