@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`. Both set everything up first.
-.PHONY: setup run test lint bench
+.PHONY: setup run test test-unit lint bench
 
 setup:
 	bash scripts/setup.sh
@@ -9,6 +9,9 @@ run: setup
 
 test: setup
 	.venv/bin/python -m pytest
+
+test-unit: setup
+	.venv/bin/python -m pytest -m "not e2e"
 
 lint: setup
 	.venv/bin/ruff check src tests
