@@ -48,6 +48,8 @@ def load_from_env(wall_ts: float) -> float:
 
 class MetricsHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        # Written by hand: this module runs inside a pod with the system python and only its
+        # standard library (sigma.podpython), where prometheus-client is not to be had.
         body = ("# TYPE demo_offered_requests_per_second gauge\n"
                 f"demo_offered_requests_per_second {load_from_env(time.time()):.3f}\n").encode()
         self.send_response(200)

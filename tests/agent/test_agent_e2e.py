@@ -157,7 +157,8 @@ def test_node_registers_ready_with_capacity_lease_and_endpoints(cluster: Cluster
 
     assert httpx.get(f"http://127.0.0.1:{port}/healthz").text == "ok\n"
     metrics = httpx.get(f"http://127.0.0.1:{port}/metrics")
-    assert metrics.status_code == 200 and "sigma_agent_node_cpu_usage_cores" in metrics.text
+    assert metrics.status_code == 200 and "sigma_agent_node_cpu_usage_seconds_total" in metrics.text
+    assert "process_cpu_seconds_total" in metrics.text  # the agent's own process metrics
 
 
 # -- running pods --------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from sigma.agent import podspec
 from sigma.agent.metrics import PodUsage, Pressure, Sample, Usage, parse_psi, render_prometheus, usage
@@ -74,13 +75,20 @@ def test_psi_parsing() -> None:
 
 
 def test_prometheus_text() -> None:
-    node = Usage(1.25, 2048, {"cpu": Pressure(some_total_us=1_000_000)})
-    pod = PodUsage("default", 'we"b', "u1", "LS", Usage(0.5, 1024))
+    node = Usage(1.25, 8 * 2**30, {"cpu": Pressure(some_total_us=1_000_000)}, cpu_seconds_total=123456.789)
+    pod = PodUsage("default", 'we"b', "u1", "LS", Usage(0.5, 1024, cpu_seconds_total=2.5))
     text = render_prometheus(node, [pod])
-    assert "# TYPE sigma_agent_pod_cpu_usage_cores gauge" in text
-    assert 'sigma_agent_pod_cpu_usage_cores{namespace="default",pod="we\\"b",qos="LS"} 0.5' in text
-    assert 'sigma_agent_node_pressure_stalled_seconds_total{resource="cpu",kind="some"} 1' in text
-    assert "sigma_agent_node_memory_working_set_bytes 2048" in text
+    assert "# TYPE sigma_agent_pod_cpu_usage_seconds_total counter" in text
+    assert 'sigma_agent_pod_cpu_usage_seconds_total{namespace="default",pod="we\\"b",qos="LS"} 2.5' in text
+    assert 'sigma_agent_node_pressure_stalled_seconds_total{kind="some",resource="cpu"} 1.0' in text
+    # Every digit kept: a counter past 1e5 s and 8 GiB of memory read back exactly.
+    values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}
+    assert values["sigma_agent_node_cpu_usage_seconds_total"] == 123456.789
+    assert values["sigma_agent_node_memory_working_set_bytes"] == 8 * 2**30
+
+
+def test_the_cpu_counter_is_the_samples_cumulative_usage() -> None:
+    assert usage(None, Sample(10.0, 3_500_000_000, 0, 0)).cpu_seconds_total == 3.5
 
 
 def test_missing_capabilities_are_described_in_plain_words() -> None:

@@ -75,10 +75,10 @@ def test_reading_pods_and_nodes() -> None:
 
 def test_metrics_text() -> None:
     text = qosplan.render_qos(qosplan.QosReport(700, 600, 650, {"memory": 2}, UNSUPPORTED))
-    assert "sigma_agent_batch_cpu_quota_millicores 700" in text
-    assert 'sigma_agent_evictions_total{cause="memory"} 2' in text
-    assert 'sigma_agent_evictions_total{cause="allocatable"} 0' in text
-    assert "sigma_agent_resctrl_supported 0" in text
+    assert "sigma_agent_batch_cpu_quota_millicores 700.0" in text
+    assert 'sigma_agent_evictions_total{cause="memory"} 2.0' in text
+    assert 'sigma_agent_evictions_total{cause="allocatable"} 0.0' in text
+    assert "sigma_agent_resctrl_supported 0.0" in text
 
 
 # -- resctrl against a fake filesystem -------------------------------------------------------
@@ -188,10 +188,10 @@ def test_cpuset_writes_never_leave_a_child_outside_its_parent(tree: dict[str, tu
 
 def test_metrics_show_the_policy_and_batchs_cpus() -> None:
     text = qosplan.render_qos(qosplan.QosReport(None, 600, 650, {}, UNSUPPORTED, "cpuset", 1))
-    assert 'sigma_agent_cpu_suppress_policy{policy="cpuset"} 1' in text
-    assert 'sigma_agent_cpu_suppress_policy{policy="cfsQuota"} 0' in text
-    assert "sigma_agent_batch_cpuset_cpus 1\n" in text
-    assert "sigma_agent_batch_cpu_quota_millicores -1" in text
+    assert 'sigma_agent_cpu_suppress_policy{policy="cpuset"} 1.0' in text
+    assert 'sigma_agent_cpu_suppress_policy{policy="cfsQuota"} 0.0' in text
+    assert "sigma_agent_batch_cpuset_cpus 1.0\n" in text
+    assert "sigma_agent_batch_cpu_quota_millicores -1.0" in text
     quota = qosplan.render_qos(qosplan.QosReport(700, 600, 650, {}, UNSUPPORTED, "cfsQuota", 2))
-    assert "sigma_agent_batch_cpuset_cpus -1\n" in quota
-    assert 'sigma_agent_cpu_suppress_policy{policy="cfsQuota"} 1' in quota
+    assert "sigma_agent_batch_cpuset_cpus -1.0\n" in quota
+    assert 'sigma_agent_cpu_suppress_policy{policy="cfsQuota"} 1.0' in quota

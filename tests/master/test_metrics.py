@@ -3,86 +3,46 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from sigma.api import admission
 from sigma.api.registry import Registry
 from sigma.api.server import create_app
 from sigma.master import metrics
-from sigma.master.metrics import Counter, Gauge, Histogram, MetricsRegistry, classify
+from sigma.master.metrics import CONTENT_TYPE, classify
 from sigma.store.sqlite import SqliteStore
-
-# Text format 0.0.4, strictly: names, label sets, and a float (or +Inf/-Inf/NaN) value.
-NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
-SAMPLE = re.compile(rf"^({NAME})(\{{{LABEL}(?:,{LABEL})*\}})? (-?[0-9.e+-]+|[+-]Inf|NaN)$")
-HELP = re.compile(rf"^# HELP ({NAME}) .*$")
-TYPE = re.compile(rf"^# TYPE ({NAME}) (counter|gauge|histogram|summary|untyped)$")
-SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "counter": ("",), "gauge": ("",)}
 
 
 def parse(text: str) -> dict[str, float]:
-    """Checks every line and that each sample belongs to the family TYPEd just before it;
-    returns {"name{labels}": value}."""
-    assert text.endswith("\n")
+    """Every sample, through prometheus-client's own parser (which refuses malformed lines):
+    {"name{labels}": value}, labels in name order (as the client library writes them)."""
     samples: dict[str, float] = {}
-    family, kind = "", ""
-    for line in text.splitlines():
-        if m := HELP.match(line):
-            family = m.group(1)
-            continue
-        if m := TYPE.match(line):
-            assert m.group(1) == family, f"TYPE of {m.group(1)} without its HELP"
-            kind = m.group(2)
-            continue
-        m = SAMPLE.match(line)
-        assert m, f"not a valid sample line: {line!r}"
-        assert any(m.group(1) == family + s for s in SUFFIXES[kind]), f"{line!r} outside its family {family}"
-        key = m.group(1) + (m.group(2) or "")
-        assert key not in samples, f"duplicate sample {key}"
-        samples[key] = float(m.group(3))
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            key = sample.name + (f"{{{labels}}}" if labels else "")
+            assert key not in samples, f"duplicate sample {key}"
+            samples[key] = sample.value
     return samples
 
 
-def test_counters_gauges_and_histograms_render_in_the_text_format() -> None:
-    reg = MetricsRegistry()
-    c = reg.add(Counter("t_requests_total", "Requests.", ("verb",)))
-    g = reg.add(Gauge("t_queue", "Queue length."))
-    h = reg.add(Histogram("t_seconds", "Latency.", ("verb",), buckets=(0.1, 1.0)))
-    c.inc(verb="GET")
-    c.inc(2, verb="GET")
-    g.set(7)
-    for value in (0.05, 0.5, 3.0):
-        h.observe(value, verb="GET")
-    samples = parse(reg.render())
-    assert samples['t_requests_total{verb="GET"}'] == 3
-    assert samples["t_queue"] == 7
-    # Buckets are cumulative and +Inf equals the count.
-    assert samples['t_seconds_bucket{verb="GET",le="0.1"}'] == 1
-    assert samples['t_seconds_bucket{verb="GET",le="1"}'] == 2
-    assert samples['t_seconds_bucket{verb="GET",le="+Inf"}'] == 3
-    assert samples['t_seconds_count{verb="GET"}'] == 3
-    assert samples['t_seconds_sum{verb="GET"}'] == pytest.approx(3.55)
+def test_the_process_metrics_are_exported_beside_the_masters_own(api: Api) -> None:
+    samples = scrape(api)
+    assert samples["process_cpu_seconds_total"] > 0
+    assert samples["process_resident_memory_bytes"] > 0
+    assert "python_info" in {k.split("{")[0] for k in samples}
 
 
-def test_label_values_are_escaped() -> None:
-    reg = MetricsRegistry()
-    reg.add(Gauge("t_g", "G.", ("node",))).set(1, node='a"b\\c\nd')
-    assert 't_g{node="a\\"b\\\\c\\nd"} 1' in reg.render().splitlines()
-    parse(reg.render())
-
-
-def test_a_counter_refuses_to_go_down_and_labels_must_match() -> None:
-    c = Counter("t_total", "T.", ("a",))
-    with pytest.raises(ValueError):
-        c.inc(-1, a="x")
-    with pytest.raises(ValueError):
-        c.inc(b="x")
+def test_large_values_keep_every_digit(api: Api) -> None:
+    metrics.METRICS.victims.labels("test-large").inc(8 * 2**30)  # 8 GiB worth of count: no 8.58993e+09
+    text = api.get("/metrics").text
+    assert 'sigma_scheduler_preemption_victims_total{scheduler="test-large"} 8.589934592e+09' in text \
+        or 'sigma_scheduler_preemption_victims_total{scheduler="test-large"} 8589934592.0' in text
 
 
 @pytest.mark.parametrize(("method", "path", "query", "expected"), [
@@ -142,20 +102,20 @@ def api() -> Iterator[Api]:
 def scrape(api: Api) -> dict[str, float]:
     r = api.get("/metrics")
     assert r.status_code == 200
-    assert r.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert r.headers["content-type"] == CONTENT_TYPE
     return parse(r.text)
 
 
 def test_api_requests_move_the_counters_and_the_latency_histogram(api: Api) -> None:
-    key = 'sigma_apiserver_request_total{verb="LIST",resource="nodes",code="200"}'
+    key = 'sigma_apiserver_request_total{code="200",resource="nodes",verb="LIST"}'
     before = scrape(api).get(key, 0)
     for _ in range(3):
         assert api.get("/api/v1/nodes").status_code == 200
     assert api.get("/api/v1/nodes/missing").status_code == 404
     after = scrape(api)
     assert after[key] == before + 3
-    assert after['sigma_apiserver_request_total{verb="GET",resource="nodes",code="404"}'] >= 1
-    assert after['sigma_apiserver_request_duration_seconds_count{verb="LIST",resource="nodes"}'] >= 3
+    assert after['sigma_apiserver_request_total{code="404",resource="nodes",verb="GET"}'] >= 1
+    assert after['sigma_apiserver_request_duration_seconds_count{resource="nodes",verb="LIST"}'] >= 3
 
 
 def test_batch_allocatable_usage_and_forecast_error_come_from_the_store(api: Api) -> None:
@@ -181,7 +141,7 @@ def test_batch_allocatable_usage_and_forecast_error_come_from_the_store(api: Api
     assert samples['sigma_node_batch_allocatable_memory_bytes{node="m-1"}'] == 2147483648
     assert samples['sigma_node_cpu_usage_cores{node="m-1",tier="prod"}'] == 1.2
     assert samples['sigma_node_memory_usage_bytes{node="m-1",tier="batch"}'] == 500
-    assert samples['sigma_predictivescaler_forecast_error_ratio{namespace="default",name="web"}'] == 0.12
+    assert samples['sigma_predictivescaler_forecast_error_ratio{name="web",namespace="default"}'] == 0.12
     # A node that goes away leaves the gauges with it.
     assert api.delete("/api/v1/nodes/m-1").status_code == 200
     assert 'sigma_node_batch_allocatable_cpu_cores{node="m-1"}' not in scrape(api)
@@ -199,10 +159,10 @@ def test_the_hooks_for_schedulers_and_evictions_show_up_in_the_scrape(api: Api) 
     def moved(key: str) -> float:
         return after[key] - before.get(key, 0)
 
-    assert moved('sigma_scheduler_attempts_total{scheduler="sigma-scheduler",result="scheduled"}') == 1
-    assert moved('sigma_scheduler_attempt_duration_seconds_count{scheduler="sigma-scheduler",'
-                 'result="unschedulable"}') == 1
+    assert moved('sigma_scheduler_attempts_total{result="scheduled",scheduler="sigma-scheduler"}') == 1
+    assert moved('sigma_scheduler_attempt_duration_seconds_count{result="unschedulable",'
+                 'scheduler="sigma-scheduler"}') == 1
     assert after['sigma_scheduler_pending_pods{scheduler="fuxi-scheduler"}'] == 12
     assert moved('sigma_scheduler_preemptions_total{scheduler="sigma-scheduler"}') == 1
     assert moved('sigma_scheduler_preemption_victims_total{scheduler="sigma-scheduler"}') == 2
-    assert moved('sigma_pod_evictions_total{reason="MemoryPressure",component="sigma-agent"}') == 1
+    assert moved('sigma_pod_evictions_total{component="sigma-agent",reason="MemoryPressure"}') == 1

@@ -25,12 +25,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from prometheus_client import ProcessCollector
+
 from sigma.agent import nodestatus
 from sigma.agent.cgroups import CgroupTree
 from sigma.agent.collector import Collector
 from sigma.agent.heartbeat import Heartbeat
 from sigma.agent.images import DEFAULT_ROOT, ImageStore
-from sigma.agent.metrics import PodUsage, Usage, render_prometheus
+from sigma.agent.metrics import Families, PodUsage, Usage, usage_families
 from sigma.agent.node import NodeRuntime
 from sigma.agent.nodemetric import NodeMetricBuilder
 from sigma.agent.podmanager import BackOff, PodManager, PodTerminated, ReportStatus
@@ -110,6 +112,7 @@ class Agent:
                               replace(opts.qos, memory_is_slice=opts.qos.memory_is_slice or bool(opts.memory)))
         self.stop_event = threading.Event()
         self._latest: tuple[Usage, list[PodUsage]] | None = None
+        self._process_metrics = ProcessCollector(registry=None)  # the agent's own CPU, memory, fds
         self._unsent: dict[str, ReportStatus] = {}  # status writes that failed, retried next sync
         self._threads: list[threading.Thread] = []
         self._last_sync_error = ""
@@ -254,8 +257,8 @@ class Agent:
             log.warning("could not report the NodeMetric of %s: %s", self.node_name, err)
 
     def render_metrics(self) -> str:
-        usage = render_prometheus(Usage(0.0, 0), []) if self._latest is None else render_prometheus(*self._latest)
-        return usage + self.qos.render()
+        node, pods = (Usage(0.0, 0), []) if self._latest is None else self._latest
+        return Families([*usage_families(node, pods), *self.qos.families(), *self._process_metrics.collect()]).render()
 
     # -- start-up ------------------------------------------------------------------------
     def _register(self) -> bool:

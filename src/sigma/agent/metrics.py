@@ -1,5 +1,6 @@
 """Usage metrics, pure: parse what the kernel reports, turn two samples into rates, and
-render the Prometheus text exposition. The reader (collector.py) only gathers text.
+render the Prometheus text exposition (through prometheus-client's metric families). The
+reader (collector.py) only gathers text.
 
 Memory is reported as the working set, usage minus inactive file cache, as kubelet and
 cAdvisor do: cache the kernel can drop at once is not pressure.
@@ -7,7 +8,11 @@ cAdvisor do: cache the kernel can drop at once is not pressure.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+
+from prometheus_client import generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 RESOURCES = ("cpu", "memory", "io")
 
@@ -36,6 +41,7 @@ class Usage:
     cpu_cores: float
     memory_working_set_bytes: int
     pressure: dict[str, Pressure] = field(default_factory=dict)
+    cpu_seconds_total: float = 0.0  # the cumulative counter the rate comes from
 
 
 @dataclass(frozen=True)
@@ -108,61 +114,56 @@ def usage(prev: Sample | None, cur: Sample) -> Usage:
         cpu_rate(prev, cur) if prev else 0.0,
         working_set(cur.memory_usage_bytes, cur.inactive_file_bytes),
         dict(cur.pressure),
+        cur.cpu_usage_ns / 1e9,
     )
 
 
-def _labels(**labels: str) -> str:
-    def esc(v: str) -> str:
-        return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class Families:
+    """Metric families already filled: a registry for `generate_latest` of one scrape."""
 
-    return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in labels.items()) + "}" if labels else ""
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
+
+    def render(self) -> str:
+        return generate_latest(self).decode()
+
+
+def _pressure(family: CounterMetricFamily, u: Usage, *base: str) -> None:
+    for resource, p in sorted(u.pressure.items()):
+        for kind in ("some", "full"):
+            family.add_metric((*base, resource, kind), getattr(p, f"{kind}_total_us") / 1e6)
+
+
+def usage_families(node: Usage, pods: list[PodUsage]) -> list[Metric]:
+    """Kubelet's resource metrics, named as it names them (CPU as a seconds counter, memory
+    as the working set), with the pod's QoS beside its name; and PSI stall time."""
+    pod_labels = ("namespace", "pod", "qos")
+    node_cpu = CounterMetricFamily("sigma_agent_node_cpu_usage_seconds", "CPU time used by the node.")
+    node_cpu.add_metric((), node.cpu_seconds_total)
+    node_mem = GaugeMetricFamily("sigma_agent_node_memory_working_set_bytes",
+                                 "Memory used by the node, without inactive page cache.")
+    node_mem.add_metric((), node.memory_working_set_bytes)
+    node_psi = CounterMetricFamily("sigma_agent_node_pressure_stalled_seconds",
+                                   "Time tasks stalled on a resource (PSI).", labels=("resource", "kind"))
+    _pressure(node_psi, node)
+    pod_cpu = CounterMetricFamily("sigma_agent_pod_cpu_usage_seconds", "CPU time used by the pod.",
+                                  labels=pod_labels)
+    pod_mem = GaugeMetricFamily("sigma_agent_pod_memory_working_set_bytes",
+                                "Memory used by the pod, without inactive page cache.", labels=pod_labels)
+    pod_psi = CounterMetricFamily("sigma_agent_pod_pressure_stalled_seconds",
+                                  "Time the pod's tasks stalled on a resource (PSI).",
+                                  labels=(*pod_labels, "resource", "kind"))
+    for p in pods:
+        ids = (p.namespace, p.pod, p.qos)
+        pod_cpu.add_metric(ids, p.usage.cpu_seconds_total)
+        pod_mem.add_metric(ids, p.usage.memory_working_set_bytes)
+        _pressure(pod_psi, p.usage, *ids)
+    return [node_cpu, node_mem, node_psi, pod_cpu, pod_mem, pod_psi]
 
 
 def render_prometheus(node: Usage, pods: list[PodUsage]) -> str:
-    """Prometheus text exposition format 0.0.4."""
-    lines: list[str] = []
-
-    def family(name: str, kind: str, help_text: str, rows: list[tuple[str, float]]) -> None:
-        lines.extend([f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"])
-        lines.extend(f"{name}{labels} {value:g}" for labels, value in rows)
-
-    def pressure_rows(u: Usage, **base: str) -> list[tuple[str, float]]:
-        return [
-            (_labels(**base, resource=r, kind=k), getattr(p, f"{k}_total_us") / 1e6)
-            for r, p in sorted(u.pressure.items())
-            for k in ("some", "full")
-        ]
-
-    family("sigma_agent_node_cpu_usage_cores", "gauge", "CPU cores used by the node.", [("", node.cpu_cores)])
-    family(
-        "sigma_agent_node_memory_working_set_bytes",
-        "gauge",
-        "Memory used by the node, without inactive page cache.",
-        [("", node.memory_working_set_bytes)],
-    )
-    family(
-        "sigma_agent_node_pressure_stalled_seconds_total",
-        "counter",
-        "Time tasks stalled on a resource (PSI).",
-        pressure_rows(node),
-    )
-    ids = [(p, {"namespace": p.namespace, "pod": p.pod, "qos": p.qos}) for p in pods]
-    family(
-        "sigma_agent_pod_cpu_usage_cores",
-        "gauge",
-        "CPU cores used by the pod.",
-        [(_labels(**lab), p.usage.cpu_cores) for p, lab in ids],
-    )
-    family(
-        "sigma_agent_pod_memory_working_set_bytes",
-        "gauge",
-        "Memory used by the pod, without inactive page cache.",
-        [(_labels(**lab), p.usage.memory_working_set_bytes) for p, lab in ids],
-    )
-    family(
-        "sigma_agent_pod_pressure_stalled_seconds_total",
-        "counter",
-        "Time the pod's tasks stalled on a resource (PSI).",
-        [row for p, lab in ids for row in pressure_rows(p.usage, **lab)],
-    )
-    return "\n".join(lines) + "\n"
+    """The usage families in the Prometheus text exposition format."""
+    return Families(usage_families(node, pods)).render()

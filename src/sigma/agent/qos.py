@@ -36,6 +36,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client.core import Metric
+
 from sigma.agent import podspec, qosplan
 from sigma.agent.cgroups import CgroupTree
 from sigma.agent.collector import Collector
@@ -128,8 +130,8 @@ class QosManager:
                                         dict(self.evictions), state, decision.policy, batch_cpus)
         return decision
 
-    def render(self) -> str:
-        return qosplan.render_qos(self.report)
+    def families(self) -> list[Metric]:
+        return qosplan.qos_families(self.report)
 
     # -- idle ----------------------------------------------------------------------------
     def ensure_idle(self) -> None:

@@ -27,6 +27,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from sigma.agent.metrics import Families
 from sigma.agent.podspec import BATCH, BATCH_CPU, BATCH_MEMORY, tier
 from sigma.colocation.ladder import (
     CFS_QUOTA,
@@ -209,32 +212,37 @@ def eviction_cause(reason: str) -> str:
     return "memory" if reason.startswith("node memory") else "allocatable"
 
 
-def render_qos(report: QosReport) -> str:
-    lines = [
-        "# HELP sigma_agent_batch_cpu_quota_millicores CFS quota of the batch parent (suppress); -1: none.",
-        "# TYPE sigma_agent_batch_cpu_quota_millicores gauge",
-        f"sigma_agent_batch_cpu_quota_millicores {report.quota_millis if report.quota_millis is not None else -1}",
-        "# HELP sigma_agent_prod_cpu_millicores CPU the suppress quota leaves to prod (all but batch).",
-        "# TYPE sigma_agent_prod_cpu_millicores gauge",
-        f"sigma_agent_prod_cpu_millicores {report.prod_cpu_millis}",
-        "# HELP sigma_agent_batch_cpu_millicores CPU used by the batch parent.",
-        "# TYPE sigma_agent_batch_cpu_millicores gauge",
-        f"sigma_agent_batch_cpu_millicores {report.batch_cpu_millis}",
-        "# HELP sigma_agent_evictions_total Batch pods evicted by the agent, by cause.",
-        "# TYPE sigma_agent_evictions_total counter",
-    ]
-    lines += [f'sigma_agent_evictions_total{{cause="{cause}"}} {report.evictions.get(cause, 0)}'
-              for cause in ("allocatable", "memory")]
-    lines += ["# HELP sigma_agent_resctrl_supported 1 when cache isolation (resctrl) is applied.",
-              "# TYPE sigma_agent_resctrl_supported gauge",
-              f"sigma_agent_resctrl_supported {1 if report.resctrl == 'applied' else 0}"]
-    lines += ["# HELP sigma_agent_cpu_suppress_policy 1 for the NodeSLO's cpuSuppressPolicy in force.",
-              "# TYPE sigma_agent_cpu_suppress_policy gauge"]
-    lines += [f'sigma_agent_cpu_suppress_policy{{policy="{policy}"}} {1 if report.policy == policy else 0}'
-              for policy in (CFS_QUOTA, CPUSET)]
-    lines += ["# HELP sigma_agent_batch_cpuset_cpus CPUs batch is confined to under the cpuset suppress policy; "
+def qos_families(report: QosReport) -> list[Metric]:
+    """The ladder's state as metric families: the suppress quota and cpuset, CPU per tier,
+    evictions by cause, whether cache isolation applies."""
+    def gauge(name: str, help_text: str, value: float) -> GaugeMetricFamily:
+        return GaugeMetricFamily(name, help_text, value=value)
+
+    evictions = CounterMetricFamily("sigma_agent_evictions", "Batch pods evicted by the agent, by cause.",
+                                    labels=("cause",))
+    for cause in ("allocatable", "memory"):
+        evictions.add_metric((cause,), report.evictions.get(cause, 0))
+    policy = GaugeMetricFamily("sigma_agent_cpu_suppress_policy",
+                               "1 for the NodeSLO's cpuSuppressPolicy in force.", labels=("policy",))
+    for name in (CFS_QUOTA, CPUSET):
+        policy.add_metric((name,), 1 if report.policy == name else 0)
+    confined = report.policy == CPUSET and report.batch_cpus is not None
+    return [
+        gauge("sigma_agent_batch_cpu_quota_millicores", "CFS quota of the batch parent (suppress); -1: none.",
+              report.quota_millis if report.quota_millis is not None else -1),
+        gauge("sigma_agent_prod_cpu_millicores", "CPU the suppress quota leaves to prod (all but batch).",
+              report.prod_cpu_millis),
+        gauge("sigma_agent_batch_cpu_millicores", "CPU used by the batch parent.", report.batch_cpu_millis),
+        evictions,
+        gauge("sigma_agent_resctrl_supported", "1 when cache isolation (resctrl) is applied.",
+              1 if report.resctrl == "applied" else 0),
+        policy,
+        gauge("sigma_agent_batch_cpuset_cpus", "CPUs batch is confined to under the cpuset suppress policy; "
               "-1: not confined (cfsQuota policy, or no cpuset controller).",
-              "# TYPE sigma_agent_batch_cpuset_cpus gauge",
-              f"sigma_agent_batch_cpuset_cpus "
-              f"{report.batch_cpus if report.policy == CPUSET and report.batch_cpus is not None else -1}"]
-    return "\n".join(lines) + "\n"
+              report.batch_cpus if confined and report.batch_cpus is not None else -1),
+    ]
+
+
+def render_qos(report: QosReport) -> str:
+    """The ladder's families in the Prometheus text exposition format."""
+    return Families(qos_families(report)).render()

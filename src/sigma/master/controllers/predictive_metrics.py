@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from sigma.colocation.slo import metric_timestamp
 from sigma.predict.scalerspec import ScalerSpec
@@ -62,25 +63,16 @@ def cpu_metric(spec: ScalerSpec, pods: list[dict[str, Any]], usage: Mapping[PodK
 
 
 def parse_prometheus(text: str, name: str) -> float | None:
-    """Sum of every sample of metric `name` (all label sets) in the text exposition format."""
+    """Sum of every sample named `name` (all label sets) in a Prometheus text exposition, read
+    by prometheus-client's parser; None when there is none or the text does not parse."""
     total, found = 0.0, False
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        brace = line.find("{")
-        if brace >= 0:
-            metric, rest = line[:brace], line[line.rfind("}") + 1:]
-        else:
-            metric, _, rest = line.partition(" ")
-        if metric.strip() != name:
-            continue
-        try:
-            value = float(rest.split()[0])
-        except (IndexError, ValueError):
-            continue
-        if math.isfinite(value):
-            total, found = total + value, True
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and math.isfinite(sample.value):
+                    total, found = total + sample.value, True
+    except ValueError:  # a malformed exposition says nothing reliable about the load
+        return None
     return total if found else None
 
 
