@@ -13,7 +13,7 @@ from sigma.bench import NAMES
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("bench", help="run a benchmark (the result is printed last, as JSON with --json)")
-    p.add_argument("name", choices=NAMES)
+    p.add_argument("name", choices=NAMES, help="the benchmark; `sigma bench NAME --help` lists its arguments")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
     p.add_argument("args", nargs=argparse.REMAINDER, help="the benchmark's own arguments")
     p.set_defaults(func=run_bench)

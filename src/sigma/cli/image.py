@@ -20,10 +20,10 @@ def add_parser(subparsers: Any) -> None:
     image.add_argument("--store", default=DEFAULT_ROOT, help="image store directory")
     sub = image.add_subparsers(dest="image_command", required=True)
     imp = sub.add_parser("import", help="import an OCI layout directory or an OCI/docker-save tar")
-    imp.add_argument("path")
+    imp.add_argument("path", help="an OCI layout directory, or an OCI or docker-save tar file")
     imp.add_argument("--name", help="name the imported image (default: its ref annotation or tag)")
     pull = sub.add_parser("pull", help="pull an image from an OCI registry (HOST[:PORT]/REPO[:TAG|@DIGEST])")
-    pull.add_argument("ref")
+    pull.add_argument("ref", help="HOST[:PORT]/REPO[:TAG|@DIGEST]")
     pull.add_argument("--registry", default=os.environ.get("SIGMA_REGISTRY"), help="default registry host[:port]")
     pull.add_argument("--plain-http", action="store_true", default=None, help="HTTP, not HTTPS (auto for loopback)")
     pull.add_argument("--tracker", help="P2P tracker URL (e.g. http://MASTER:6443/p2p): fetch blobs from peers")
@@ -33,7 +33,7 @@ def add_parser(subparsers: Any) -> None:
     gc.add_argument("--keep", action="append", default=[], help="an image in use (repeatable)")
     sub.add_parser("ls", help="list images")
     rm = sub.add_parser("rm", help="forget an image name")
-    rm.add_argument("name")
+    rm.add_argument("name", help="the image name to forget (its blobs go at the next gc)")
     image.set_defaults(func=_run)
 
 

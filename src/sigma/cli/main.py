@@ -56,7 +56,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, (_, help_line) in COMMANDS.items():
         if name not in sub.choices:
             sub.add_parser(name, help=help_line, add_help=False)
+    _show_defaults(parser)
     return parser
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every sub-command's help shows its defaults (read when help is formatted, so setting
+    it after the modules built their parsers is enough)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                child.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+                _show_defaults(child)
 
 
 def _command(argv: list[str]) -> str | None:

@@ -254,8 +254,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=cmd_get)
 
     p = sub.add_parser("describe", parents=[listing], help="show an object and its events")
-    p.add_argument("resource")
-    p.add_argument("names", nargs="*")
+    p.add_argument("resource", help='kind: "pods", "po", "deploy", "nodes"...')
+    p.add_argument("names", nargs="*", help="object names (default: all)")
     p.set_defaults(func=cmd_describe)
 
     for name, func, text in (("apply", cmd_apply, "create or update objects from manifests"),
@@ -265,7 +265,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     p = sub.add_parser("delete", parents=[_common(listing=True), files], help="delete objects")
     p.add_argument("resource", nargs="?", help='kind, or "kind/name"')
-    p.add_argument("names", nargs="*")
+    p.add_argument("names", nargs="*", help="object names")
     p.add_argument("--all", action="store_true", help="every object of the kind in the namespace")
     p.add_argument("--grace-period", type=int, help="seconds the pod gets to stop (0: immediately)")
     p.add_argument("--wait", action="store_true", help="return only once the objects are gone")
@@ -274,7 +274,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("logs", parents=[plain], help="print a container's log")
-    p.add_argument("pod")
+    p.add_argument("pod", help='the pod, or "pod/NAME"')
     p.add_argument("-c", "--container", help="container name (default: the only one)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing as the log grows")
     p.add_argument("--tail", type=int, help="only the last N lines")
@@ -283,6 +283,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     p = sub.add_parser("scale", parents=[plain], help="set the replicas of a deployment")
     p.add_argument("resource", help='"deploy" or "deploy/NAME"')
-    p.add_argument("name", nargs="?")
-    p.add_argument("--replicas", type=int, required=True)
+    p.add_argument("name", nargs="?", help="the deployment (when RESOURCE is only the kind)")
+    p.add_argument("--replicas", type=int, required=True, help="the new number of replicas")
     p.set_defaults(func=cmd_scale)

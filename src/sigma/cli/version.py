@@ -43,5 +43,5 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser("version", help="print the client and server versions")
     add_connection_flags(p)
     p.add_argument("--client", action="store_true", help="only the client version")
-    p.add_argument("-o", "--output", choices=("yaml", "json"))
+    p.add_argument("-o", "--output", choices=("yaml", "json"), help="print as YAML or JSON instead of text")
     p.set_defaults(func=cmd_version)
