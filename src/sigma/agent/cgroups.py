@@ -33,6 +33,7 @@ import shutil
 import signal
 import time
 
+from sigma.agent.kernelfiles import read_text
 from sigma.agent.podspec import (
     BATCH,
     CFS_PERIOD_US,
@@ -288,7 +289,7 @@ class CgroupTree:
         parts = rel.split("/")
         for depth in range(len(parts)):
             parent = os.path.join(self.mount, *parts[:depth])
-            available = (_read(os.path.join(parent, "cgroup.controllers")) or "").split()
+            available = (read_text(os.path.join(parent, "cgroup.controllers")) or "").split()
             wanted = [c for c in V2_CONTROLLERS if c in available or not self.real]
             if wanted:
                 _write(os.path.join(parent, "cgroup.subtree_control"), " ".join(f"+{c}" for c in wanted))
@@ -315,12 +316,6 @@ def _write(path: str, value: str) -> None:
         f.write(value)
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return None
 
 
 def _rmdir_retrying(path: str, deadline: float) -> None:

@@ -7,6 +7,7 @@ import os
 
 from sigma.agent import podspec
 from sigma.agent.cgroups import CgroupTree
+from sigma.agent.kernelfiles import read_text
 from sigma.agent.metrics import (
     RESOURCES,
     PodUsage,
@@ -21,18 +22,10 @@ from sigma.agent.metrics import (
 )
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return None
-
-
 def _pressure(directory: str, pattern: str) -> dict[str, Pressure]:
     out = {}
     for res in RESOURCES:
-        text = _read(os.path.join(directory, pattern.format(res)))
+        text = read_text(os.path.join(directory, pattern.format(res)))
         if text:
             out[res] = parse_psi(text)
     return out
@@ -44,11 +37,11 @@ class Collector:
         self._previous: dict[str, Sample] = {}
 
     def node_sample(self, now: float) -> Sample:
-        mem = parse_meminfo(_read(os.path.join(self.proc, "meminfo")) or "")
+        mem = parse_meminfo(read_text(os.path.join(self.proc, "meminfo")) or "")
         used = mem.get("MemTotal", 0) - mem.get("MemFree", 0)
         return Sample(
             now,
-            node_cpu_ns(_read(os.path.join(self.proc, "stat")) or "cpu 0 0 0 0 0 0 0 0"),
+            node_cpu_ns(read_text(os.path.join(self.proc, "stat")) or "cpu 0 0 0 0 0 0 0 0"),
             used,
             mem.get("Inactive(file)", 0),
             _pressure(os.path.join(self.proc, "pressure"), "{}"),

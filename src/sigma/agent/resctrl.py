@@ -22,6 +22,7 @@ import logging
 import os
 from collections.abc import Iterable
 
+from sigma.agent.kernelfiles import read_text
 from sigma.colocation.resctrl import BATCH_GROUP, PROD_GROUP, RdtInfo, ResctrlPlan, resctrl_plan
 
 log = logging.getLogger("sigma.agent.resctrl")
@@ -31,11 +32,8 @@ APPLIED, UNSUPPORTED, ERROR = "applied", "unsupported", "error"
 
 
 def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
+    text = read_text(path)
+    return None if text is None else text.strip()
 
 
 def parse_domains(schemata: str, resource: str = "L3") -> tuple[int, ...]:
