@@ -85,7 +85,18 @@ DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NS}/deployments"
 BATCHJOBS = f"/apis/sigma.io/v1/namespaces/{NS}/batchjobs"
 PREDICTIVE = f"/apis/sigma.io/v1/namespaces/{NS}/predictivescalers"
 
+MERGE = "application/merge-patch+json"
+# The soak's own Deployment (soak.DEPLOYMENT): the scale subresource and a patch must bound
+# replicas as a create does.
+SOAK_WEB = f"{DEPLOYMENTS}/soak-web"
+
 BAD_REQUESTS: list[BadRequest] = [
+    BadRequest("scale-beyond-int32", "PATCH", f"{SOAK_WEB}/scale", b'{"spec":{"replicas":3000000000}}', MERGE,
+               names="replicas"),
+    BadRequest("patch-replicas-beyond-int32", "PATCH", SOAK_WEB, b'{"spec":{"replicas":3000000000}}', MERGE,
+               names="spec.replicas"),
+    BadRequest("patch-replicas-not-a-number", "PATCH", SOAK_WEB, b'{"spec":{"replicas":"many"}}', MERGE,
+               names="spec.replicas"),
     BadRequest("replicas-beyond-int32", "POST", DEPLOYMENTS, _json(_deployment(3_000_000_000)), names="spec.replicas"),
     BadRequest("replicas-negative", "POST", DEPLOYMENTS, _json(_deployment(-1)), names="spec.replicas"),
     BadRequest("memory-100Ei", "POST", PODS, _json(_pod("soak-bad", _memory("100Ei"))), names="memory"),
