@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-import sigma.colocation.kinds  # noqa: F401  (registers the NodeSLO validator)
+from sigma.api import colocation_kinds
 from sigma.api.validation import validate
 from sigma.colocation.ladder import (
     CFS_QUOTA,
@@ -19,6 +19,8 @@ from sigma.colocation.ladder import (
 from sigma.colocation.slo import node_slo
 
 EIGHT = range(8)
+
+colocation_kinds.install()  # the NodeSLO validator, as the API installs it
 
 
 @pytest.mark.parametrize(("node", "exclusive", "prod", "threshold", "current", "cpus"), [

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sigma.agent.statefile import read_json, write_json
+from sigma.digests import sha256_file
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -47,14 +48,6 @@ def normalize(name: str) -> str:
             name = name[len(prefix) :]
     last = name.rsplit("/", 1)[-1]
     return name if (":" in last or "@" in name) else f"{name}:latest"
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
 
 
 class ImageStore:

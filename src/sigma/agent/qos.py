@@ -46,9 +46,9 @@ from sigma.agent.node import NodeRuntime
 from sigma.agent.resctrl import DEFAULT_ROOT, Resctrl
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
+from sigma.client.events import record_event
 from sigma.colocation.ladder import Eviction, batch_parent_settings, format_cpus, parse_cpus
 from sigma.colocation.slo import CLUSTER_DEFAULT, NodeSLO, node_slo
-from sigma.master.events import record_event
 
 log = logging.getLogger("sigma.agent.qos")
 COMPONENT = "sigma-agent"

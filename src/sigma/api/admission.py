@@ -99,12 +99,12 @@ def _ensure(registry: Registry, rt: Any, obj: dict[str, Any]) -> None:
 
 
 def install(registry: Registry) -> None:
-    from sigma.api import podsecurity, quota
+    from sigma.api import colocation_kinds, podsecurity, predict_kinds, quota
 
     registry.add_admission("Pod", resolve_pod_priority(PriorityClasses(registry)))
     # Pod security before quota: a refused pod must not be charged to the namespace.
     podsecurity.install(registry)
     quota.install(registry)
-    # Sigma's own kinds register their validation and printer columns on import.
-    import sigma.colocation.kinds  # noqa: F401
-    from sigma.predict import kinds as _scaler_kinds  # noqa: F401
+    # Sigma's own kinds: their validation and printer columns.
+    colocation_kinds.install()
+    predict_kinds.install()

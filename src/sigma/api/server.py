@@ -14,7 +14,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,11 +25,12 @@ from starlette.datastructures import State
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route, Router
+from starlette.routing import BaseRoute, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sigma.api import discovery, errors
 from sigma.api.errors import ApiError
+from sigma.api.metrics import ApiMetricsMiddleware, metrics_endpoint
 from sigma.api.openapi import openapi_v2, openapi_v3_group, openapi_v3_index
 from sigma.api.protobuf import ProtobufError, decode_k8s_protobuf
 from sigma.api.registry import Registry
@@ -38,9 +39,7 @@ from sigma.api.responses import JSON
 from sigma.api.scale import get_scale, update_scale
 from sigma.api.tables import to_table
 from sigma.api.watch import ObjectEvent, RegistryWatch
-from sigma.master.metrics import ApiMetricsMiddleware, metrics_endpoint
 from sigma.store.contract import StoreClosed, StoreUnavailable
-from sigma.ui import routes as ui_routes
 
 T = TypeVar("T")
 
@@ -495,10 +494,13 @@ def _is_api_path(path: str) -> bool:
 
 
 def create_app(registry: Registry, advertise_address: str = "127.0.0.1:6443",
-               auth: AuthSetup | None = None, store_threads: int = 0) -> SigmaApp:
+               auth: AuthSetup | None = None, store_threads: int = 0,
+               extra_routes: Sequence[BaseRoute] = ()) -> SigmaApp:
     """The API app. With ``auth`` every request is authenticated, rate-limited, authorised and
     (when it writes) audited; without it (in-process tests) the app trusts its caller.
-    ``store_threads``: see ApiServer (a pool for a store across the network)."""
+    ``store_threads``: see ApiServer (a pool for a store across the network).
+    ``extra_routes``: what the process serves beside the API (the master's dashboard, its P2P
+    tracker), behind the same authentication and ahead of the API's catch-all."""
     server = ApiServer(registry, advertise_address, store_threads)
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     middleware = [Middleware(ApiMetricsMiddleware)]  # outermost: 401, 403 and 429 are counted too
@@ -506,7 +508,7 @@ def create_app(registry: Registry, advertise_address: str = "127.0.0.1:6443",
         from sigma.api.auth.middleware import AuthMiddleware
 
         middleware.append(Middleware(AuthMiddleware, policy=auth.policy))
-    # The dashboard, /metrics and the join endpoint, then the catch-all for anything else.
-    routes = [*ui_routes(registry), Route("/metrics", metrics_endpoint(registry), methods=["GET"]),
+    # The caller's routes, /metrics and the join endpoint, then the catch-all for anything else.
+    routes = [*extra_routes, Route("/metrics", metrics_endpoint(registry), methods=["GET"]),
               *(auth.routes if auth is not None else []), Route("/{path:path}", server.dispatch, methods=methods)]
     return SigmaApp(server, routes, middleware)

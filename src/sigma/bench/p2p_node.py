@@ -109,7 +109,7 @@ class Peer:
 
     def run(self, command: str) -> dict[str, Any]:
         if command == "verify":
-            from sigma.agent.images import sha256_file
+            from sigma.digests import sha256_file
 
             return {"digest": sha256_file(self.dest) if os.path.exists(self.dest) else None}
         if command == "prepare":

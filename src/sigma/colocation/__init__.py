@@ -2,7 +2,6 @@
 idle -> suppress -> evict ladder, cache isolation plans and queue fair sharing.
 
 No I/O and no clock reads: the master's controllers, the agent and the simulator pass the
-observed state (and `now`) in and carry out the decisions that come back.
-`sigma.colocation.kinds` is the exception: it registers BatchJob validation and printing
-with the API when the API is set up.
+observed state (and `now`) in and carry out the decisions that come back. How the API
+validates and prints BatchJobs and NodeSLOs is the API's own (sigma.api.colocation_kinds).
 """

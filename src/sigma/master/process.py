@@ -31,6 +31,7 @@ from sigma.client.local import LocalClient
 from sigma.p2p.tracker import DEFAULT_SOURCE_CLAIMS, TrackerState, tracker_router
 from sigma.store.contract import Store, StoreError, open_store
 from sigma.store.etcd import EtcdStore, Fenced
+from sigma.ui import routes as ui_routes
 
 log = logging.getLogger("sigma.master")
 
@@ -94,7 +95,8 @@ class Master:
         self.auth_setup = build_auth(self.auth, self.registry) if self.auth is not None else None
         remote_store = isinstance(self.store, EtcdStore)
         self.app = create_app(self.registry, f"{self.host}:{self.port}", self.auth_setup,
-                              store_threads=STORE_THREADS if remote_store else 0)
+                              store_threads=STORE_THREADS if remote_store else 0,
+                              extra_routes=ui_routes(self.registry))
         # The P2P tracker for the agents' image pulls, ahead of the API's catch-all route.
         # Its state is in memory only: after a restart agents re-announce as they pull.
         tracker = TrackerState(max_claims=int(self.options.get("p2p_source_claims", DEFAULT_SOURCE_CLAIMS)))

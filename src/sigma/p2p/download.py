@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from sigma.agent.images import sha256_file as _sha256_file
+from sigma.digests import sha256_file as _sha256_file
 from sigma.p2p.peer import HeldBlob, PeerServer
 from sigma.p2p.picker import REGISTRY, PickState, pick
 from sigma.p2p.ratelimit import TokenBucket

@@ -34,10 +34,10 @@ from typing import Any
 from sigma.api.errors import ApiError
 from sigma.api.objects import controller_of, now_rfc3339, owner_reference
 from sigma.client.base import ApiClient
+from sigma.client.events import record_event
 from sigma.colocation.dag import Decision, InstancePod, JobPhase, TaskRecord, progress
 from sigma.colocation.jobspec import DEFAULT_PRIORITY_CLASS, DEFAULT_QUEUE, parse_job_spec, validate_job_spec
 from sigma.master.controllers.keyed import Key, KeyedController
-from sigma.master.events import record_event
 from sigma.master.process import register_configurable_controller
 from sigma.quantity import cpu_millis, memory_bytes
 

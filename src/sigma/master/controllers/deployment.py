@@ -21,6 +21,7 @@ from typing import Any
 from sigma.api.errors import ApiError
 from sigma.api.objects import controller_of, is_pod_terminal, owner_reference
 from sigma.client.base import ApiClient
+from sigma.client.events import record_event
 from sigma.master.controllers.keyed import Key, KeyedController
 from sigma.master.controllers.rollout import (
     HASH_LABEL,
@@ -31,7 +32,6 @@ from sigma.master.controllers.rollout import (
     rollout_status,
     template_hash,
 )
-from sigma.master.events import record_event
 from sigma.master.process import register_configurable_controller
 
 log = logging.getLogger("sigma.deployment")

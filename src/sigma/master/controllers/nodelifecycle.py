@@ -26,11 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sigma.api import metrics
 from sigma.api.errors import ApiError
 from sigma.api.objects import condition, is_pod_terminal, now_rfc3339, parse_rfc3339
 from sigma.client.base import ApiClient
-from sigma.master import metrics
-from sigma.master.events import record_event
+from sigma.client.events import record_event
 from sigma.master.process import register_configurable_controller
 
 log = logging.getLogger("sigma.nodelifecycle")

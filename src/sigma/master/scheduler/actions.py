@@ -13,7 +13,7 @@ from typing import Any
 from sigma.api.errors import ApiError
 from sigma.api.objects import now_rfc3339
 from sigma.client.base import ApiClient
-from sigma.master.events import record_event
+from sigma.client.events import record_event
 
 log = logging.getLogger("sigma.scheduler")
 

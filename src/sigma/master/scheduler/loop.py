@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sigma.api import metrics
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
-from sigma.master import metrics
 from sigma.master.process import register_controller
 from sigma.master.scheduler import actions
 from sigma.master.scheduler.base import CachedLoop

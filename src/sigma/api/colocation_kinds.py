@@ -1,7 +1,7 @@
 """BatchJob in the API: validation (422 with field paths) and `kubectl get` columns; NodeSLO
 validation (sigma.colocation.slo.validate_slo_spec).
 
-Imported by sigma.api.admission.install, so every registry (the master's, the tests')
+Installed by sigma.api.admission.install, so every registry (the master's, the tests')
 validates BatchJobs the same way. The spec rules live in sigma.colocation.jobspec (pure);
 the template's pod spec is also checked by the API's own pod rules, at its path.
 """
@@ -59,5 +59,3 @@ def install() -> None:
     register_printer("BatchJob", [("Name", "string", 0), ("Phase", "string", 0), ("Tasks", "string", 0),
                                   ("Instances", "string", 0), ("Queue", "string", 0), ("Age", "string", 0)], _row)
 
-
-install()

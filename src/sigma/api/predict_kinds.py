@@ -1,6 +1,6 @@
 """PredictiveScaler in the API: validation (422 with field paths) and `kubectl get` columns.
 
-Imported by sigma.api.admission.install, so every registry validates PredictiveScalers the
+Installed by sigma.api.admission.install, so every registry validates PredictiveScalers the
 same way. The spec rules live in sigma.predict.scalerspec (pure).
 """
 
@@ -53,5 +53,3 @@ def install() -> None:
                                           ("Actual", "string", 0), ("Forecast", "string", 0),
                                           ("Next-Peak", "string", 0), ("Age", "string", 0)], _row)
 
-
-install()
