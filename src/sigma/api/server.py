@@ -387,8 +387,15 @@ class ApiServer:
         if t.name is not None:
             # GET .../pods/NAME?watch=true watches one object.
             field_selector = ",".join(s for s in (field_selector, f"metadata.name={t.name}") if s)
+        initial_events = q.get("sendInitialEvents") in ("true", "1")
+        if initial_events and (q.get("resourceVersionMatch") != "NotOlderThan"
+                               or q.get("allowWatchBookmarks") not in ("true", "1")):
+            raise errors.bad_request("sendInitialEvents needs resourceVersionMatch=NotOlderThan and "
+                                     "allowWatchBookmarks=true")
         try:
-            watch = self.registry.watch(t.rt, t.namespace, q.get("resourceVersion", ""),
+            # A streaming list (sendInitialEvents, client-go's WatchList): the current state
+            # as ADDED events, newer than any resourceVersion the client names, then changes.
+            watch = self.registry.watch(t.rt, t.namespace, "" if initial_events else q.get("resourceVersion", ""),
                                         q.get("labelSelector", ""), field_selector)
         except ApiError as err:
             if err.code != 410:
@@ -396,11 +403,12 @@ class ApiServer:
             # Kubernetes reports an expired resourceVersion inside the stream.
             line = json.dumps({"type": "ERROR", "object": err.status()}) + "\n"
             return Response(line, media_type="application/json")
-        stream = self._stream(request, t.rt, watch, timeout, q.get("allowWatchBookmarks") in ("true", "1"))
+        stream = self._stream(request, t.rt, watch, timeout, q.get("allowWatchBookmarks") in ("true", "1"),
+                              initial_events)
         return StreamingResponse(stream, media_type="application/json")
 
     async def _stream(self, request: Request, rt: ResourceType, watch: RegistryWatch, timeout: float,
-                      bookmarks: bool) -> AsyncIterator[bytes]:
+                      bookmarks: bool, initial_events: bool = False) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
         wake_pending = [False]
@@ -419,6 +427,14 @@ class ApiServer:
         deadline = loop.time() + timeout
         next_bookmark = loop.time() + BOOKMARK_INTERVAL_S
         try:
+            if initial_events:
+                # The listed state, then the bookmark that says it is complete (at the
+                # revision it was listed at): client-go's reflector waits for that mark.
+                lines = watch.initial_lines()
+                mark = {"kind": rt.kind, "apiVersion": rt.api_version,
+                        "metadata": {"resourceVersion": str(watch.revision),
+                                     "annotations": {"k8s.io/initial-events-end": "true"}}}
+                yield b"".join(lines) + (json.dumps({"type": "BOOKMARK", "object": mark}) + "\n").encode()
             while True:
                 # Re-arm before draining: an event pushed after this point wakes us again
                 # (clearing after the yield instead could swallow such a wake-up).

@@ -136,6 +136,14 @@ class RegistryWatch:
                 lines.append(_TYPES[kind] + raw + b"}\n")
         return lines
 
+    def initial_lines(self) -> list[bytes]:
+        """The ADDED events of the objects listed when the watch opened (none when it
+        started from a resourceVersion), as watch-stream lines; later drains no longer
+        return them."""
+        lines = [event_line(ev) for ev in self._pending]
+        self._pending = []
+        return lines
+
     def drain(self) -> list[ObjectEvent]:
         """Events ready now, without blocking. Raises StoreClosed (or the store's error)
         when the watch has ended."""

@@ -1,7 +1,8 @@
 """The master process: store, registry, API server and the controllers, wired together.
 
-``Master`` is what `sigma master` and `sigma up` run. Controllers are registered as
-factories taking a LocalClient; each runs in its own thread and stops with the master.
+``Master`` is what `sigma master` and `sigma up` run. The controllers and schedulers it
+starts are listed in sigma.master.wiring; each runs in its own thread and stops with the
+master.
 
 On SQLite the master is alone and always runs its controllers. On etcd several masters
 serve the API and only the elected leader runs controllers (sigma.master.leader): the
@@ -17,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import uvicorn
 from starlette.routing import Mount
@@ -28,6 +29,8 @@ from sigma.api.coalesce import CoalescingHttpToolsProtocol
 from sigma.api.registry import Registry
 from sigma.api.server import create_app
 from sigma.client.local import LocalClient
+from sigma.master import wiring
+from sigma.master.wiring import Controller
 from sigma.p2p.tracker import DEFAULT_SOURCE_CLAIMS, TrackerState, tracker_router
 from sigma.store.contract import Store, StoreError, open_store
 from sigma.store.etcd import EtcdStore, Fenced
@@ -37,27 +40,6 @@ log = logging.getLogger("sigma.master")
 
 COMPACT_EVERY_S = 60.0
 KEEP_REVISIONS = 50_000
-
-
-class Controller(Protocol):
-    name: str
-
-    def run(self, stop: threading.Event) -> None: ...
-
-
-ControllerFactory = Callable[[LocalClient], Controller]
-# Every factory is kept as one taking (client, Master.options).
-CONTROLLER_FACTORIES: list[Callable[[LocalClient, dict[str, Any]], Controller]] = []
-
-
-def register_controller(factory: ControllerFactory) -> None:
-    CONTROLLER_FACTORIES.append(lambda client, _options: factory(client))
-
-
-def register_configurable_controller(factory: Callable[[LocalClient, dict[str, Any]], Controller]) -> None:
-    """A controller whose factory also reads Master.options (timeouts and periods, e.g.
-    ``Master(url, options={"node_grace_s": 2, "pod_eviction_timeout_s": 3})``)."""
-    CONTROLLER_FACTORIES.append(factory)
 
 
 STORE_THREADS = 8  # registry calls a master on etcd keeps in flight at once
@@ -111,16 +93,13 @@ class Master:
     def start_controllers(self, store: Store | None = None) -> None:
         """Start the controllers; with ``store`` (a fenced view of self.store), they write
         through it, while sharing the API registry's admission hooks."""
-        from sigma.master import controllers  # noqa: F401  (registers the built-in controllers)
-
         registry = self.registry
         if store is not None:
             registry = copy.copy(self.registry)  # shallow: same hooks and lock, other store
             registry.store = store
         self._term_stop = threading.Event()
         client = LocalClient(registry)
-        for factory in CONTROLLER_FACTORIES if self.controllers else []:
-            ctrl = factory(client, self.options)
+        for ctrl in wiring.controllers(client, self.options) if self.controllers else []:
             thread = threading.Thread(target=self._run_controller, args=(ctrl, self._term_stop), name=ctrl.name,
                                       daemon=True)
             thread.start()

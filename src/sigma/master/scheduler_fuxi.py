@@ -32,8 +32,7 @@ from typing import Any
 
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
-from sigma.colocation.queues import FairShare, QueueConfig, parse_queues
-from sigma.master.process import register_configurable_controller
+from sigma.colocation.queues import FairShare, QueueConfig
 from sigma.master.scheduler import actions
 from sigma.master.scheduler.base import CachedLoop
 from sigma.master.scheduler.cache import pod_uid
@@ -225,8 +224,3 @@ def _is_pending(pod: dict[str, Any]) -> bool:
 def _batch_total(snapshot: ClusterSnapshot) -> tuple[int, int]:
     return (int(snapshot.allocatable[snapshot.resource_row(BATCH_CPU)].sum()),
             int(snapshot.allocatable[snapshot.resource_row(BATCH_MEMORY)].sum()))
-
-
-register_configurable_controller(lambda client, options: FuxiScheduler(
-    client, parse_queues(options.get("fuxi_queues")), int(options.get("fuxi_chunk", CHUNK))))
-

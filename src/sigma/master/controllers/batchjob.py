@@ -38,7 +38,6 @@ from sigma.client.events import record_event
 from sigma.colocation.dag import Decision, InstancePod, JobPhase, TaskRecord, progress
 from sigma.colocation.jobspec import DEFAULT_PRIORITY_CLASS, DEFAULT_QUEUE, parse_job_spec, validate_job_spec
 from sigma.master.controllers.keyed import Key, KeyedController
-from sigma.master.process import register_configurable_controller
 from sigma.quantity import cpu_millis, memory_bytes
 
 log = logging.getLogger("sigma.batchjob")
@@ -213,7 +212,3 @@ def _pod_key(pod: dict[str, Any]) -> Key | None:
     m = pod.get("metadata") or {}
     job = (m.get("labels") or {}).get(JOB_LABEL)
     return (m.get("namespace", ""), job) if job else None
-
-
-register_configurable_controller(
-    lambda client, options: BatchJobController(client, resync_s=float(options.get("batchjob_resync_s", RESYNC_S))))

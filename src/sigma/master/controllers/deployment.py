@@ -32,7 +32,6 @@ from sigma.master.controllers.rollout import (
     rollout_status,
     template_hash,
 )
-from sigma.master.process import register_configurable_controller
 
 log = logging.getLogger("sigma.deployment")
 
@@ -157,7 +156,3 @@ def _owner_key(pod: dict[str, Any]) -> Key | None:
     if not ref or ref.get("kind") != "Deployment" or not ref.get("apiVersion", "").startswith("apps/"):
         return None
     return (pod["metadata"].get("namespace", ""), ref.get("name", ""))
-
-
-register_configurable_controller(
-    lambda client, options: DeploymentController(client, resync_s=float(options.get("deployment_resync_s", RESYNC_S))))

@@ -19,7 +19,6 @@ from typing import Any
 from sigma.api.errors import ApiError
 from sigma.api.resources import RESOURCES, ResourceType, by_kind
 from sigma.client.base import ApiClient
-from sigma.master.process import register_configurable_controller
 
 log = logging.getLogger("sigma.gc")
 
@@ -100,7 +99,3 @@ class GarbageCollector:
             if err.code not in (404, 409):
                 raise
             return False
-
-
-register_configurable_controller(
-    lambda client, options: GarbageCollector(client, float(options.get("gc_period_s", SWEEP_EVERY_S))))

@@ -42,7 +42,6 @@ from sigma.colocation.level0 import (
 )
 from sigma.colocation.prereserve import raise_predicted, reserved_by_node
 from sigma.colocation.slo import CLUSTER_DEFAULT, node_slo, predicted_usage, prod_usage
-from sigma.master.process import register_configurable_controller
 from sigma.master.scheduler.convert import pod_requests
 from sigma.master.scheduler.informer import Delta, drain, shared_informer
 from sigma.quantity import QuantityError, cpu_millis, memory_bytes
@@ -216,8 +215,3 @@ class ProdRequests:
 def _pod_key(pod: dict[str, Any]) -> tuple[str, str]:
     meta = pod.get("metadata") or {}
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
-
-
-register_configurable_controller(lambda client, options: Level0Controller(
-    client, period_s=float(options.get("level0_period_s", PERIOD_S)),
-    staleness_s=float(options.get("level0_staleness_s", DEFAULT_STALENESS_S))))

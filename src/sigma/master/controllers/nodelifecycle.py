@@ -31,7 +31,6 @@ from sigma.api.errors import ApiError
 from sigma.api.objects import condition, is_pod_terminal, now_rfc3339, parse_rfc3339
 from sigma.client.base import ApiClient
 from sigma.client.events import record_event
-from sigma.master.process import register_configurable_controller
 
 log = logging.getLogger("sigma.nodelifecycle")
 
@@ -240,7 +239,3 @@ class NodeLifecycleController:
             if err.code not in (404, 409):
                 raise
         log.info("evicted pod %s/%s from node %s: %s", m["namespace"], m["name"], node, why)
-
-
-register_configurable_controller(
-    lambda client, options: NodeLifecycleController(client, NodeLifecycleOptions.from_options(options)))

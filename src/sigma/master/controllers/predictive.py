@@ -49,7 +49,6 @@ from sigma.master.controllers.predictive_metrics import (
     pod_usage,
 )
 from sigma.master.controllers.predictive_state import ScalerMemory, rebuild, status_series
-from sigma.master.process import register_configurable_controller
 from sigma.master.scheduler.convert import pod_requests
 from sigma.predict.errors import mape
 from sigma.predict.scaler import Observation, Plan, forecast_at, plan
@@ -293,9 +292,3 @@ def _requests(spec: dict[str, Any]) -> dict[str, int]:
         return pod_requests(spec)
     except ValueError:
         return {}
-
-
-register_configurable_controller(lambda client, options: PredictiveController(
-    client, period_s=float(options.get("predictive_period_s", PERIOD_S)),
-    refit_s=float(options.get("predictive_refit_s", REFIT_S)),
-    default_step_s=float(options["predictive_step_s"]) if "predictive_step_s" in options else None))

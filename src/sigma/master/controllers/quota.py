@@ -16,7 +16,6 @@ from typing import Any
 from sigma.api.errors import ApiError
 from sigma.api.quota import format_units, namespace_usage
 from sigma.client.base import ApiClient
-from sigma.master.process import register_controller
 
 log = logging.getLogger("sigma.quota")
 
@@ -59,6 +58,3 @@ class QuotaController:
                     if err.code not in (404, 409):
                         raise
         return written
-
-
-register_controller(QuotaController)

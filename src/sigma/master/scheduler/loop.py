@@ -22,7 +22,6 @@ from typing import Any
 from sigma.api import metrics
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
-from sigma.master.process import register_controller
 from sigma.master.scheduler import actions
 from sigma.master.scheduler.base import CachedLoop
 from sigma.master.scheduler.cache import pod_uid
@@ -216,6 +215,3 @@ class SchedulerLoop(CachedLoop):
         for uid in [u for u, n in self.nominated.items() if n.deadline < now]:
             log.warning("victims of the preemption for %s still present after the deadline; deciding again", uid)
             self._cancel_nomination(uid)
-
-
-register_controller(SchedulerLoop)
