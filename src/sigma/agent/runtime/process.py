@@ -34,7 +34,13 @@ from sigma.agent.images import DEFAULT_ROOT as IMAGE_ROOT
 from sigma.agent.podspec import Resources
 from sigma.agent.runtime.base import ContainerSpec
 from sigma.agent.runtime.hardening import check_non_root
-from sigma.agent.runtime.sandbox import HIDDEN_PATHS, master_state_above, placeholder_rootfs, sandbox_config
+from sigma.agent.runtime.sandbox import (
+    HIDDEN_PATHS,
+    master_state_above,
+    placeholder_rootfs,
+    sandbox_config,
+    start_error,
+)
 from sigma.agent.runtime.shimmed import ShimRuntime, StartFailure, private_dir, write_private
 
 
@@ -93,6 +99,9 @@ class ProcessRuntime(ShimRuntime):
 
     def _sandboxed(self, spec: ContainerSpec, cdir: str, user: dict[str, int] | None) -> dict[str, Any]:
         uid, gid = (user["uid"], user["gid"]) if user is not None else (0, 0)
+        problem = start_error(spec, uid, gid, self.hidden)
+        if problem:
+            raise StartFailure("StartError", problem)
         rel = f"{spec.cgroup_parent}/{spec.name}" if spec.cgroup_parent and self.cgroups is not None else ""
         bundle = os.path.join(cdir, "bundle")
         private_dir(bundle)

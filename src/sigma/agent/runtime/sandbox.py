@@ -25,6 +25,7 @@ import stat
 from typing import Any
 
 from sigma.agent.runtime.base import ContainerSpec
+from sigma.agent.runtime.hardening import USERNS_HOST_BASE
 from sigma.agent.runtime.runc import oci_config
 
 ROOTFS_PLACEHOLDER = "/run/sigma/sandbox-rootfs"
@@ -81,12 +82,13 @@ def host_view_mounts(hidden: list[str], allow_setuid: bool = False) -> list[dict
     pod's own /tmp, /dev and /proc on top."""
     host_options = ["rbind", "rro", "rnodev"] + ([] if allow_setuid else ["rnosuid"])
     mounts: list[dict[str, Any]] = [{"destination": "/", "type": "bind", "source": "/", "options": host_options}]
-    for path in sorted({os.path.realpath(p) for p in hidden}):
-        if path != "/" and os.path.isdir(path):
-            mounts.append({"destination": path, "type": "tmpfs", "source": "tmpfs",
-                           "options": ["ro", "nosuid", "nodev", "noexec", "size=4k", "mode=755"]})
+    # /tmp first: it is the pod's own, so nothing under it needs a mask (and runc's final
+    # read-only remount of a mask it had covered would fail).
     mounts.append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
                    "options": ["nosuid", "nodev", "mode=1777"]})
+    for path in _outermost(hidden, covered=["/tmp"]):
+        mounts.append({"destination": path, "type": "tmpfs", "source": "tmpfs",
+                       "options": ["ro", "nosuid", "nodev", "noexec", "size=4k", "mode=755"]})
     mounts += [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "nodev", "noexec"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
@@ -98,3 +100,67 @@ def host_view_mounts(hidden: list[str], allow_setuid: bool = False) -> list[dict
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
     ]
     return mounts
+
+
+def _outermost(paths: list[str], covered: list[str]) -> list[str]:
+    """The existing directories among ``paths``, without those inside another one or inside
+    ``covered``: one mask hides what lies below it."""
+    real = sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)})
+    kept: list[str] = []
+    for path in real:
+        if path != "/" and not any(_inside(path, outer) for outer in [*covered, *kept]):
+            kept.append(path)
+    return kept
+
+
+def _inside(path: str, outer: str) -> bool:
+    return path == outer or path.startswith(outer.rstrip("/") + "/")
+
+
+def start_error(spec: ContainerSpec, uid: int, gid: int, hidden: list[str]) -> str | None:
+    """Why the pod's command or working directory cannot be reached in its view, in the
+    words the process runtime reports (kubelet's), or None. runc would fail later and less
+    clearly: it tries to create a missing working directory (read-only here) and runs a
+    script it may not read."""
+    userns = uid == 0 or gid == 0
+    host_uid, host_gid = (uid + USERNS_HOST_BASE, gid + USERNS_HOST_BASE) if userns else (uid, gid)
+    covered = ["/tmp", *_outermost(hidden, covered=["/tmp"])]
+    cwd = spec.working_dir
+    if cwd and (not os.path.isdir(cwd) or any(_inside(os.path.realpath(cwd), c) and os.path.realpath(cwd) != c
+                                               for c in covered)):
+        return f"chdir {cwd}: no such file or directory"
+    argv = [*spec.command, *spec.args]
+    if not argv:
+        return "no command specified"
+    name = argv[0]
+    if "/" not in name:
+        return None  # looked up in $PATH by runc, which says so when it is not found
+    real = os.path.realpath(name)
+    if not os.path.isfile(real) or any(_inside(real, c) for c in covered):
+        return f'exec: "{name}": executable file not found in $PATH'
+    if not _may_execute(name, host_uid, host_gid):
+        return f'exec: "{name}": permission denied (running as uid {uid})'
+    return None
+
+
+def _may_execute(path: str, uid: int, gid: int) -> bool:
+    """True if a process with these host ids (no groups, no capabilities over the host's
+    files) can search every directory above ``path`` and execute it."""
+    checks = [(os.path.dirname(p), 0o1) for p in _prefixes(path)] + [(path, 0o1)]
+    for target, bit in checks:
+        try:
+            info = os.stat(target)
+        except OSError:
+            return False
+        shift = 6 if info.st_uid == uid else 3 if info.st_gid == gid else 0
+        if not (info.st_mode >> shift) & bit:
+            return False
+    return True
+
+
+def _prefixes(path: str) -> list[str]:
+    out, p = [], os.path.abspath(path)
+    while p != "/":
+        out.append(p)
+        p = os.path.dirname(p)
+    return out

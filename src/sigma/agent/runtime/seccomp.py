@@ -16,7 +16,7 @@ import errno
 import platform
 from typing import Any
 
-_ALLOWED = """
+_ALLOWED = tuple(str.split("""
 accept accept4 access adjtimex alarm bind brk capget capset chdir chmod chown chown32
 clock_adjtime clock_adjtime64 clock_getres clock_getres_time64 clock_gettime clock_gettime64
 clock_nanosleep clock_nanosleep_time64 close close_range connect copy_file_range creat dup dup2
@@ -58,7 +58,7 @@ timerfd_gettime timerfd_gettime64 timerfd_settime timerfd_settime64 times tkill 
 truncate64 ugetrlimit umask uname unlink unlinkat utime utimensat utimensat_time64 utimes vfork
 vmsplice wait4 waitid waitpid write writev
 ptrace arch_prctl modify_ldt
-""".split()
+"""))
 # ptrace is safe to allow since Linux 4.8 (seccomp is re-checked after a tracer's changes);
 # without CAP_SYS_PTRACE it reaches only the container's own processes of the same user.
 
