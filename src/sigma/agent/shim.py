@@ -189,7 +189,7 @@ class Shim:
                 check=False,
             )
             message = _last_runc_error(log) or f"runc run exited with {proc.returncode}"
-            return None, kubelet_words(message, self.spec.get("argv0", ""), self.spec.get("uid"))
+            return None, kubelet_words(message)
         with open(pid_file) as f:
             return int(f.read().strip()), None
 
@@ -267,26 +267,18 @@ def _make_private(log_path: str) -> None:
         os.chmod(log_path, 0o600)
 
 
-_RUNC_EXEC = re.compile(r'exec: "(?P<name>[^"]*)": (?P<cause>.*)$')
+_RUNC_EXEC = re.compile(r'exec: "[^"]*": .*$')
 _RUNC_CHDIR = re.compile(r'chdir to cwd \("(?P<dir>[^"]*)"\) set in config.json failed: (?P<cause>.*)$')
 
 
-def kubelet_words(message: str, argv0: str, uid: Any) -> str:
-    """runc's start errors in the words the process runtime has always used (and kubelet
-    users know): `exec: "x": executable file not found in $PATH`, `chdir /x: no such file or
-    directory`, `exec: "/x": permission denied (running as uid N)`."""
+def kubelet_words(message: str) -> str:
+    """runc's start error without runc's preamble, in the words kubelet users know:
+    `exec: "x": executable file not found in $PATH`, `chdir /x: permission denied`."""
     found = _RUNC_EXEC.search(message)
     if found:
-        name, cause = found["name"], found["cause"]
-        if "permission denied" in cause and isinstance(uid, int):
-            return f'exec: "{name}": permission denied (running as uid {uid})'
-        if cause.endswith("no such file or directory") and "/" not in name:
-            cause = "executable file not found in $PATH"
-        return f'exec: "{name}": {cause.rsplit(": ", 1)[-1] if "/" in name else cause}'
-    found = _RUNC_CHDIR.search(message)
-    if found:
-        return f"chdir {found['dir']}: {found['cause']}"
-    return message
+        return found[0]
+    chdir = _RUNC_CHDIR.search(message)
+    return f"chdir {chdir['dir']}: {chdir['cause']}" if chdir else message
 
 
 def _last_runc_error(log: str) -> str:

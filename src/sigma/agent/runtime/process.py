@@ -73,8 +73,9 @@ class ProcessRuntime(ShimRuntime):
             return self._sandboxed(spec, cdir, user)
         if os.geteuid() == 0 and not spec.privileged and (user is None or 0 in (user["uid"], user["gid"])):
             raise StartFailure("CreateContainerError",
-                               "running as root needs the pod sandbox, and this node has no runc: "
-                               "set securityContext.runAsUser (and runAsGroup) to non-root ids")
+                               "running as root needs the pod sandbox (root, runc and namespaces), which "
+                               "this node cannot give: set securityContext.runAsUser and runAsGroup to "
+                               "non-root ids")
         procs: list[str] = []
         oom_counter = ""
         if self.cgroups is not None and self.cgroups.available and spec.cgroup_parent:
@@ -114,8 +115,6 @@ class ProcessRuntime(ShimRuntime):
             "runc_id": spec.id,
             "bundle": bundle,
             "oom_counter": self.cgroups.oom_counter(rel) if rel and self.cgroups is not None else "",
-            "uid": uid,
-            "argv0": ([*spec.command, *spec.args] or [""])[0],
         }
 
     def _user(self, spec: ContainerSpec) -> dict[str, int] | None:

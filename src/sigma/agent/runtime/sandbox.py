@@ -2,8 +2,8 @@
 the host.
 
 A process-runtime pod has no image; its filesystem is the host's, so the agent hands it a
-view, not the host itself: the host's / bind-mounted recursively read-only (and nosuid
-unless the pod may escalate), with the directories that hold secrets masked by empty
+view, not the host itself: the host's / bind-mounted recursively read-only, nosuid and
+nodev, with the directories that hold secrets masked by empty
 read-only tmpfs (the agent's and the master's state, the image store, /root, /home), a
 private /tmp, its own /dev, and a fresh /proc of its own pid namespace. It gets the same
 hardening as an image container (hardening.py): the default capability set, the default
@@ -72,15 +72,18 @@ def sandbox_config(
     )
     config = oci_config(as_pod, {}, cgroup_rel)
     config["root"] = {"path": ROOTFS_PLACEHOLDER, "readonly": False}  # the host view below is rro
-    config["mounts"] = host_view_mounts(hidden, allow_setuid=not spec.no_new_privs)
+    config["mounts"] = host_view_mounts(hidden)
     config["process"]["cwd"] = spec.working_dir or "/"
     return config
 
 
-def host_view_mounts(hidden: list[str], allow_setuid: bool = False) -> list[dict[str, Any]]:
-    """The mounts of the host view, in order: the host's / read-only, the masks, then the
-    pod's own /tmp, /dev and /proc on top."""
-    host_options = ["rbind", "rro", "rnodev"] + ([] if allow_setuid else ["rnosuid"])
+def host_view_mounts(hidden: list[str]) -> list[dict[str, Any]]:
+    """The mounts of the host view, in order: the host's / read-only, the pod's own /tmp, the
+    masks, then its own /proc and /dev on top."""
+    # nosuid even where the pod may escalate (allowPrivilegeEscalation: true lifts only
+    # no_new_privs): a setuid-root binary of the host would make it host root, with the
+    # default capabilities, in front of the host's files.
+    host_options = ["rbind", "rro", "rnodev", "rnosuid"]
     mounts: list[dict[str, Any]] = [{"destination": "/", "type": "bind", "source": "/", "options": host_options}]
     # /tmp first: it is the pod's own, so nothing under it needs a mask (and runc's final
     # read-only remount of a mask it had covered would fail).
