@@ -107,6 +107,11 @@ def oci_config(spec: ContainerSpec, image: dict[str, Any], cgroup_rel: str) -> d
     }
     if cgroup_rel:
         linux["cgroupsPath"] = "/" + cgroup_rel
+    else:
+        # No pod cgroup to sit under: runc would put the container's own group at the top of
+        # the hierarchy, where a request-sized cpu.shares (2 for no request) starves it
+        # against the whole host. Without cgroups there are no limits, as for the process runtime.
+        linux["resources"] = {"devices": resources["devices"]}
     return harden({
         "ociVersion": "1.0.2",
         "process": {
