@@ -15,7 +15,13 @@ import pytest
 from sigma.agent.cgroups import CgroupTree
 from sigma.agent.node import NodeRuntime
 from sigma.agent.runtime.base import ContainerSpec
-from sigma.agent.runtime.hardening import DEFAULT_CAPABILITIES, NOBODY, USERNS_HOST_BASE, security_fields
+from sigma.agent.runtime.hardening import (
+    ALL_CAPABILITIES,
+    DEFAULT_CAPABILITIES,
+    NOBODY,
+    USERNS_HOST_BASE,
+    security_fields,
+)
 from sigma.agent.runtime.process import ProcessRuntime
 from sigma.agent.runtime.runc import oci_config
 from sigma.agent.runtime.shimmed import StartFailure
@@ -131,6 +137,7 @@ def test_inside_a_runc_container_no_new_privs_is_set_and_capabilities_are_few(no
     assert "Seccomp:\t2" in out  # filter mode
     cap_eff = int(out.split("CapEff:\t")[1].split()[0], 16)
     assert cap_eff & (1 << 21) == 0  # no CAP_SYS_ADMIN
+    assert cap_eff == sum(1 << ALL_CAPABILITIES.index(c) for c in DEFAULT_CAPABILITIES)  # containerd's set
     assert "mount: permission denied" in out.lower() or "operation not permitted" in out.lower()  # refused
     assert "Read-only file system" in out
 
