@@ -66,15 +66,18 @@ def sandbox_config(
 ) -> dict[str, Any]:
     """config.json for a process-runtime pod running as ``uid``:``gid`` (pod ids, which a user
     namespace maps when they are root's)."""
-    as_pod = dataclasses.replace(
-        spec, run_as_user=uid, run_as_group=gid,
-        user_namespace=spec.user_namespace or uid == 0 or gid == 0,
-    )
+    userns = in_user_namespace(spec, uid, gid)
+    as_pod = dataclasses.replace(spec, run_as_user=uid, run_as_group=gid, user_namespace=userns)
     config = oci_config(as_pod, {}, cgroup_rel)
     config["root"] = {"path": ROOTFS_PLACEHOLDER, "readonly": False}  # the host view below is rro
     config["mounts"] = host_view_mounts(hidden)
     config["process"]["cwd"] = spec.working_dir or "/"
     return config
+
+
+def in_user_namespace(spec: ContainerSpec, uid: int, gid: int) -> bool:
+    """Root's ids (or a pod that asks, hostUsers: false) are mapped to unprivileged host ids."""
+    return spec.user_namespace or uid == 0 or gid == 0
 
 
 def host_view_mounts(hidden: list[str]) -> list[dict[str, Any]]:
@@ -125,7 +128,7 @@ def start_error(spec: ContainerSpec, uid: int, gid: int, hidden: list[str]) -> s
     words the process runtime reports (kubelet's), or None. runc would fail later and less
     clearly: it tries to create a missing working directory (read-only here) and runs a
     script it may not read."""
-    userns = uid == 0 or gid == 0
+    userns = in_user_namespace(spec, uid, gid)
     host_uid, host_gid = (uid + USERNS_HOST_BASE, gid + USERNS_HOST_BASE) if userns else (uid, gid)
     covered = ["/tmp", *_outermost(hidden, covered=["/tmp"])]
     cwd = spec.working_dir
