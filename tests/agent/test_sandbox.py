@@ -55,7 +55,7 @@ out["secret"] = attempt(lambda: open(args["secret"]).read())
 out["write_root_dir"] = attempt(lambda: open(args["root_dir"] + "/pwned", "w").write("x"))
 out["write_etc"] = attempt(lambda: open(args["etc"], "w").write("x"))
 out["write_shared_dir"] = attempt(lambda: open(args["shared_dir"] + "/pwned", "w").write("x"))
-out["tmp"] = attempt(lambda: open("/tmp/mine", "w").write("x"))
+out["tmp"] = attempt(lambda: open(args["tmp"], "w").write("x"))
 out["uid_map"] = open("/proc/self/uid_map").read().split()
 status = dict(l.split(":\t", 1) for l in open("/proc/self/status").read().splitlines() if ":\t" in l)
 out["uid"] = os.getuid()
@@ -85,6 +85,7 @@ def host_files() -> Iterator[dict[str, Any]]:
     and a path under /etc. All removed afterwards."""
     base = tempfile.mkdtemp(prefix="sigma-sandbox-", dir="/var/tmp")
     etc_target = f"/etc/sigma-sandbox-test-{os.getpid()}"
+    tmp_target = f"/tmp/sigma-sandbox-test-{os.getpid()}"
     try:
         os.chmod(base, 0o755)
         master = os.path.join(base, "master")
@@ -106,11 +107,12 @@ def host_files() -> Iterator[dict[str, Any]]:
         os.mkdir(shared)
         os.chmod(shared, 0o1777)
         yield {"base": base, "master": master, "agent": agent, "secret": secret, "root_dir": root_dir,
-               "shared_dir": shared, "etc": etc_target}
+               "shared_dir": shared, "etc": etc_target, "tmp": tmp_target}
     finally:
         shutil.rmtree(base, ignore_errors=True)
-        if os.path.exists(etc_target):
-            os.unlink(etc_target)
+        for target in (etc_target, tmp_target):
+            if os.path.exists(target):
+                os.unlink(target)
 
 
 @pytest.fixture
@@ -136,7 +138,7 @@ def _report(node: NodeRuntime, pod: dict[str, Any]) -> dict[str, Any]:
 
 def _probe_pod(name: str, files: dict[str, Any], **container: Any) -> dict[str, Any]:
     args = {"secret": files["secret"], "root_dir": files["root_dir"], "etc": files["etc"],
-            "shared_dir": files["shared_dir"],
+            "shared_dir": files["shared_dir"], "tmp": files["tmp"],
             "listed": ["/root", files["master"], files["agent"], os.path.join(files["master"], "auth")]}
     return make_pod(name, [PYTHON, "-c", PROBE, json.dumps(args)], restart="Never", **container)
 
@@ -162,7 +164,7 @@ def test_a_root_pod_is_root_only_in_its_own_user_namespace(
     assert out["write_root_dir"] == "EROFS" and out["write_etc"] == "EROFS"
     assert not os.path.exists(host_files["etc"])
     assert out["write_shared_dir"] == "EROFS"  # a world-writable host directory too
-    assert out["tmp"] == 1 and not os.path.exists("/tmp/mine")  # /tmp is the pod's own
+    assert out["tmp"] == 1 and not os.path.exists(host_files["tmp"])  # /tmp is the pod's own
     # containerd's default capabilities, an allow-list seccomp filter, no_new_privs.
     assert out["cap_eff"] == _mask(DEFAULT_CAPABILITIES)
     assert out["seccomp"] == "2" and out["no_new_privs"] == "1"
