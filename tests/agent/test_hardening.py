@@ -15,9 +15,16 @@ import pytest
 from sigma.agent.cgroups import CgroupTree
 from sigma.agent.node import NodeRuntime
 from sigma.agent.runtime.base import ContainerSpec
-from sigma.agent.runtime.hardening import NOBODY, security_fields
+from sigma.agent.runtime.hardening import (
+    ALL_CAPABILITIES,
+    DEFAULT_CAPABILITIES,
+    NOBODY,
+    USERNS_HOST_BASE,
+    security_fields,
+)
 from sigma.agent.runtime.process import ProcessRuntime
 from sigma.agent.runtime.runc import oci_config
+from sigma.agent.runtime.shimmed import StartFailure
 
 from .conftest import IS_ROOT, busybox_node, make_pod, wait_for
 
@@ -28,15 +35,18 @@ def spec(**fields: Any) -> ContainerSpec:
     return ContainerSpec("uid1", "default", "p", "main", 0, ["sh"], **fields)
 
 
-def test_every_container_gets_no_new_privs_few_capabilities_seccomp_and_masked_proc() -> None:
+def test_every_container_gets_no_new_privs_default_capabilities_seccomp_and_masked_proc() -> None:
     config = oci_config(spec(), {}, "")
     process, linux = config["process"], config["linux"]
     assert process["noNewPrivileges"] is True
-    assert "CAP_SYS_ADMIN" not in process["capabilities"]["bounding"]
-    assert len(process["capabilities"]["effective"]) <= 10
-    assert {"mount", "ptrace", "kexec_load", "bpf", "unshare", "keyctl"} <= set(
-        linux["seccomp"]["syscalls"][0]["names"])
-    assert linux["seccomp"]["syscalls"][0]["action"] == "SCMP_ACT_ERRNO"
+    assert process["capabilities"]["bounding"] == DEFAULT_CAPABILITIES
+    assert process["capabilities"]["effective"] == DEFAULT_CAPABILITIES
+    # An allow-list: what it does not name fails with EPERM.
+    assert linux["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO" and linux["seccomp"]["defaultErrnoRet"] == 1
+    allowed = {n for rule in linux["seccomp"]["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW" and not rule.get("args")
+               for n in rule["names"]}
+    assert {"read", "write", "execve", "openat"} <= allowed
+    assert not {"mount", "umount2", "unshare", "setns", "kexec_load", "bpf", "keyctl", "init_module"} & allowed
     assert "/proc/kcore" in linux["maskedPaths"] and "/proc/sys" in linux["readonlyPaths"]
     assert config["root"]["readonly"] is False
     assert process["user"] == {"uid": 0, "gid": 0}
@@ -47,7 +57,8 @@ def test_the_security_context_asks_for_ids_a_read_only_rootfs_and_a_user_namespa
     pod = {"metadata": {"annotations": {}}, "spec": {"hostUsers": False, "securityContext": {"runAsUser": 1000}}}
     fields = security_fields(pod, {"securityContext": {"readOnlyRootFilesystem": True, "runAsGroup": 2000}})
     assert fields == {"run_as_user": 1000, "run_as_group": 2000, "run_as_non_root": None, "read_only_root": True,
-                      "user_namespace": True, "no_new_privs": True}
+                      "user_namespace": True, "no_new_privs": True, "privileged": False,
+                      "seccomp_profile": "RuntimeDefault", "capabilities_add": (), "capabilities_drop": ()}
     config = oci_config(spec(**fields), {}, "")
     assert config["root"]["readonly"] is True
     assert config["process"]["user"] == {"uid": 1000, "gid": 2000}
@@ -69,11 +80,13 @@ def test_privilege_escalation_is_off_unless_the_container_asks_for_it() -> None:
 def test_the_process_runtime_drops_to_the_default_user_unless_the_pod_names_one(tmp_path: Any) -> None:
     runtime = ProcessRuntime(str(tmp_path), None, namespaces=False, default_uid=NOBODY)
     nobody = runtime._shim_spec(spec(), str(tmp_path))
-    root = runtime._shim_spec(spec(run_as_user=0), str(tmp_path))
     group = runtime._shim_spec(spec(run_as_group=1234), str(tmp_path))
     assert nobody["no_new_privs"] is True
     if os.geteuid() == 0:
-        assert nobody["user"] == {"uid": NOBODY, "gid": NOBODY} and root["user"] == {"uid": 0, "gid": 0}
+        assert nobody["user"] == {"uid": NOBODY, "gid": NOBODY}
+        # Without the sandbox (no namespaces here), root would be the host's: refused.
+        with pytest.raises(StartFailure, match="CreateContainerError"):
+            runtime._shim_spec(spec(run_as_user=0), str(tmp_path))
         assert group["user"] == {"uid": NOBODY, "gid": 1234}
         # The agent's directory may be closed to nobody: a container without workingDir starts at /.
         assert nobody["cwd"] == "/"
@@ -124,6 +137,7 @@ def test_inside_a_runc_container_no_new_privs_is_set_and_capabilities_are_few(no
     assert "Seccomp:\t2" in out  # filter mode
     cap_eff = int(out.split("CapEff:\t")[1].split()[0], 16)
     assert cap_eff & (1 << 21) == 0  # no CAP_SYS_ADMIN
+    assert cap_eff == sum(1 << ALL_CAPABILITIES.index(c) for c in DEFAULT_CAPABILITIES)  # containerd's set
     assert "mount: permission denied" in out.lower() or "operation not permitted" in out.lower()  # refused
     assert "Read-only file system" in out
 
@@ -163,14 +177,15 @@ def test_the_pod_names_its_user_and_group(node: NodeRuntime) -> None:
     root = make_pod("root", ["sleep", "30"])
     root["spec"]["securityContext"] = {"runAsUser": 0}  # the pod's, not the container's
     status = _status(_running_pid(node, root))
-    assert status["Uid"].split()[:2] == ["0", "0"] and status["NoNewPrivs"] == "1"
+    # Root in the pod's user namespace, an unprivileged uid on the host.
+    assert status["Uid"].split()[:2] == [str(USERNS_HOST_BASE)] * 2 and status["NoNewPrivs"] == "1"
 
 
 @pytest.fixture
 def setuid_id() -> Iterator[str]:
-    """A setuid-root copy of `id` in a directory nobody can reach (the test's tmp_path is
-    root's alone), removed afterwards."""
-    directory = tempfile.mkdtemp(prefix="sigma-suid-")
+    """A setuid-root copy of `id` in a directory pods see (/tmp is their own), removed
+    afterwards."""
+    directory = tempfile.mkdtemp(prefix="sigma-suid-", dir="/var/tmp")
     try:
         os.chmod(directory, 0o755)
         path = os.path.join(directory, "id")
@@ -189,21 +204,24 @@ def test_a_container_trying_to_raise_its_privileges_fails(node: NodeRuntime, set
     script = (f"{setuid_id} -u; su -c id root </dev/null 2>&1; echo su=$?; "
               "echo -1000 > /proc/self/oom_score_adj 2>&1; echo oom=$?; echo done; sleep 30")
     out = _output(node, make_pod("climb", ["sh", "-c", script])).splitlines()
-    assert out[0] == str(NOBODY)  # the setuid bit grants nothing under no_new_privs
+    assert out[0] == str(NOBODY)  # the setuid bit grants nothing (no_new_privs, a nosuid view)
     assert "su=0" not in out and "uid=0" not in " ".join(out)
     assert "oom=0" not in out  # lowering its OOM score needs a capability it lacks
-    # The control: the same binary does make a container root when it may escalate, so the
-    # first assertion is no_new_privs at work, not a mount that ignores setuid bits.
-    allowed = make_pod("allowed", ["sh", "-c", f"{setuid_id} -u; echo done; sleep 30"],
-                       securityContext={"allowPrivilegeEscalation": True})
-    assert _output(node, allowed).splitlines()[0] == "0"
+    # A pod that may escalate loses no_new_privs, but the host's setuid binaries still grant
+    # nothing: in the sandbox the host's files are mounted nosuid.
+    allowed = make_pod("allowed", ["sh", "-c", f"grep NoNewPrivs /proc/self/status; {setuid_id} -u; echo done; "
+                                   "sleep 30"], securityContext={"allowPrivilegeEscalation": True})
+    lines = _output(node, allowed).splitlines()
+    assert lines[0] == "NoNewPrivs:\t0"
+    assert lines[1] == str(NOBODY)
 
 
 @pytest.mark.skipif(BUSYBOX is None, reason="needs busybox")
 @pytest.mark.root
 @pytest.mark.skipif(not IS_ROOT, reason="needs root")
 def test_a_command_nobody_may_not_reach_fails_to_start_saying_so(node: NodeRuntime) -> None:
-    closed = tempfile.mkdtemp(prefix="sigma-closed-")  # 0700: root's alone, like the venv under /root
+    # 0700: root's alone, like the venv under /root; not under /tmp, which is the pod's own.
+    closed = tempfile.mkdtemp(prefix="sigma-closed-", dir="/var/tmp")
     try:
         script = os.path.join(closed, "hello")
         with open(script, "w") as f:

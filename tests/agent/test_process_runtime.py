@@ -168,7 +168,8 @@ def test_a_new_agent_adopts_running_containers_without_restarting_them(
 
 @pytest.mark.parametrize("uid", ["nocg"])
 def test_process_runtime_runs_without_cgroups(tmp_path: Any, uid: str) -> None:
-    runtime = ProcessRuntime(str(tmp_path / "s"), None, namespaces=False)
+    # As root the pod runs as nobody, the agent's default: host root needs the sandbox.
+    runtime = ProcessRuntime(str(tmp_path / "s"), None, namespaces=False, default_uid=65534)
     node = NodeRuntime(str(tmp_path / "s"), {"process": runtime}, None)
     pod = make_pod("plain", ["sh", "-c", "echo hi"], uid=uid, restart="Never")
     try:

@@ -10,6 +10,8 @@ removed by the fixture even when the test fails.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -75,6 +77,21 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 PYTHON, AS = workload_python()
 
 
+@pytest.fixture
+def level_file() -> Iterator[Path]:
+    """Where a prod pod reads its load level: a file the pod sees, so not under /tmp (the pod's
+    own), and open to others (root in a pod is no root on the host)."""
+    shared = Path(tempfile.mkdtemp(prefix="sigma-qos-", dir="/var/tmp"))
+    try:
+        shared.chmod(0o755)
+        level = shared / "level"
+        level.write_text("0")
+        level.chmod(0o644)
+        yield level
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
 def py(script: str) -> list[str]:
     return [PYTHON, "-c", script]
 
@@ -104,14 +121,12 @@ def evicted_events(cluster: Cluster, name: str) -> list[dict[str, Any]]:
             if e["involvedObject"]["name"] == name and e["reason"] == "Evicted"]
 
 
-def test_the_suppress_quota_follows_a_prod_load_that_rises_and_falls(cluster: Cluster, tmp_path: Path) -> None:
+def test_the_suppress_quota_follows_a_prod_load_that_rises_and_falls(cluster: Cluster, level_file: Path) -> None:
     # Only the prod pods count as prod here: other work on a shared test machine would blur it.
     agent = cluster.start_agent(cpus="2", qos=QosOptions(interval=0.5, refresh_interval=0.5, count_system_cpu=False))
-    level = tmp_path / "level"
+    level = level_file
     level.write_text("0.05")
-    cluster.pod("web", py(DUTY_CYCLE), priorityClassName="sigma-prod",
-                # It reads its level from the test's tmp_path, which only root may open.
-                securityContext={"runAsUser": 0},
+    cluster.pod("web", py(DUTY_CYCLE), priorityClassName="sigma-prod", securityContext=AS,
                 containers=[{"name": "main", "command": py(DUTY_CYCLE),
                              "env": [{"name": "LEVEL_FILE", "value": str(level)}],
                              # A full core's weight: on a busy machine a 2-share pod would starve.
@@ -207,7 +222,7 @@ def test_batch_over_the_published_allocatable_is_evicted_lowest_priority_first(c
 
 
 def test_the_cpuset_policy_confines_batch_to_cpus_and_switches_back_to_the_quota(cluster: Cluster,
-                                                                                 tmp_path: Path) -> None:
+                                                                                 level_file: Path) -> None:
     # A node of 4 cpus on this machine's cpuset (at least 2 CPUs): 4000m x 0.65 = 2600m of room
     # with prod idle (batch gets 2 CPUs), 1 CPU once prod's pod burns a core.
     agent = cluster.start_agent(cpus="4", qos=QosOptions(interval=0.5, refresh_interval=0.5, count_system_cpu=False))
@@ -217,9 +232,9 @@ def test_the_cpuset_policy_confines_batch_to_cpus_and_switches_back_to_the_quota
     if len(node_cpus) < 2:
         pytest.skip("needs a cpuset of at least 2 CPUs")
     batch = cg.batch_root
-    level = tmp_path / "level"
+    level = level_file
     level.write_text("0.02")
-    cluster.pod("web", py(DUTY_CYCLE), priorityClassName="sigma-prod", securityContext={"runAsUser": 0},
+    cluster.pod("web", py(DUTY_CYCLE), priorityClassName="sigma-prod", securityContext=AS,
                 containers=[{"name": "main", "command": py(DUTY_CYCLE),
                              "env": [{"name": "LEVEL_FILE", "value": str(level)}],
                              "resources": {"requests": {"cpu": "1"}}}])

@@ -89,7 +89,8 @@ class Agent:
         os.makedirs(state_dir, exist_ok=True)
         self.cgroups = CgroupTree(root=opts.cgroup_root) if self.caps.root else None
         runtimes: dict[str, Runtime] = {
-            "process": ProcessRuntime(state_dir, self.cgroups, default_uid=opts.process_uid)}
+            "process": ProcessRuntime(state_dir, self.cgroups, default_uid=opts.process_uid,
+                                      hidden_paths=[opts.image_dir])}  # masked in the pod sandbox
         self.pulls: ImagePulls | None = None
         if self.caps.runc and self.caps.root:
             store, master = ImageStore(opts.image_dir), getattr(client, "base_url", "")

@@ -108,6 +108,7 @@ def exec_container(spec: dict[str, Any], out_w: int, err_w: int, status_w: int) 
             os.setuid(int(user["uid"]))
         if spec.get("no_new_privs"):
             set_no_new_privs()
+        os.umask(0o022)  # the shim's own umask (0077, for its files) is not the container's
         env = dict(spec.get("env") or {})
         env.setdefault("PATH", DEFAULT_PATH)
         argv = list(spec["argv"])

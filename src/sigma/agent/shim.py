@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -50,9 +51,11 @@ def main(argv: list[str]) -> int:
     if os.fork() > 0:  # the launcher: leave at once so the shim is re-parented to init
         os._exit(0)
     os.setsid()
+    # Everything the shim writes (state, logs that carry the pod's output) is root's alone.
+    os.umask(0o077)
     os.set_inheritable(ready_fd, False)  # the container must not hold the agent's pipe open
     devnull = os.open(os.devnull, os.O_RDWR)
-    shim_log = os.open(os.path.join(cdir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    shim_log = os.open(os.path.join(cdir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     os.dup2(shim_log, 2)
@@ -94,6 +97,7 @@ class Shim:
         self.cdir, self.spec, self.ready_fd = cdir, spec, ready_fd
         self.state_path = os.path.join(cdir, "state.json")
         self.log = LogWriter(spec["log_path"], int(spec["log_max_bytes"]))
+        _make_private(spec["log_path"])
 
     def run(self) -> int:
         out_r, out_w = os.pipe()
@@ -184,7 +188,8 @@ class Shim:
                 stderr=subprocess.DEVNULL,
                 check=False,
             )
-            return None, _last_runc_error(log) or f"runc run exited with {proc.returncode}"
+            message = _last_runc_error(log) or f"runc run exited with {proc.returncode}"
+            return None, kubelet_words(message)
         with open(pid_file) as f:
             return int(f.read().strip()), None
 
@@ -251,6 +256,29 @@ def _reap(pid: int) -> int | None:
             return None
         if got == pid:
             return status
+
+
+def _make_private(log_path: str) -> None:
+    """The log file 0600 in a 0700 directory, also when an older agent created them wider
+    (the umask covers what the shim creates itself)."""
+    with contextlib.suppress(OSError):
+        os.chmod(os.path.dirname(log_path) or ".", 0o700)
+    with contextlib.suppress(OSError):
+        os.chmod(log_path, 0o600)
+
+
+_RUNC_EXEC = re.compile(r'exec: "[^"]*": .*$')
+_RUNC_CHDIR = re.compile(r'chdir to cwd \("(?P<dir>[^"]*)"\) set in config.json failed: (?P<cause>.*)$')
+
+
+def kubelet_words(message: str) -> str:
+    """runc's start error without runc's preamble, in the words kubelet users know:
+    `exec: "x": executable file not found in $PATH`, `chdir /x: permission denied`."""
+    found = _RUNC_EXEC.search(message)
+    if found:
+        return found[0]
+    chdir = _RUNC_CHDIR.search(message)
+    return f"chdir {chdir['dir']}: {chdir['cause']}" if chdir else message
 
 
 def _last_runc_error(log: str) -> str:

@@ -49,6 +49,12 @@ class ContainerSpec:
     no_new_privs: bool = True
     read_only_root: bool = False
     user_namespace: bool = False
+    # privileged: true (admitted only where the namespace's level allows it): every capability,
+    # no seccomp; under the process runtime, the host's own view.
+    privileged: bool = False
+    seccomp_profile: str = "RuntimeDefault"  # or "Unconfined" (securityContext.seccompProfile.type)
+    capabilities_add: tuple[str, ...] = ()  # securityContext.capabilities, as the pod spells them
+    capabilities_drop: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:

@@ -18,21 +18,8 @@ from sigma.agent.images import ImageNotFound, ImageStore, release_rootfs
 from sigma.agent.podspec import cpu_quota_us, cpu_shares
 from sigma.agent.runtime.base import ContainerSpec
 from sigma.agent.runtime.hardening import harden
-from sigma.agent.runtime.shimmed import ShimRuntime, StartFailure
+from sigma.agent.runtime.shimmed import ShimRuntime, StartFailure, write_private
 
-# Docker's default set minus the ones that let a process change file ownership across the
-# host (MKNOD, SETFCAP, NET_RAW, SYS_CHROOT, AUDIT_WRITE): enough for ordinary programs.
-CAPABILITIES = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-]
 MASKED_PATHS = [
     "/proc/acpi",
     "/proc/asound",
@@ -76,8 +63,8 @@ class RuncRuntime(ShimRuntime):
         except ImageNotFound as err:
             raise StartFailure("ErrImageNeverPull", str(err)) from err
         rel = f"{spec.cgroup_parent}/{spec.name}" if spec.cgroup_parent and self.cgroups else ""
-        with open(os.path.join(bundle, "config.json"), "w") as f:
-            json.dump(oci_config(spec, image_config, rel), f, indent=1)
+        # config.json holds the pod's env values: root's alone, like spec.json.
+        write_private(os.path.join(bundle, "config.json"), json.dumps(oci_config(spec, image_config, rel), indent=1))
         oom = self.cgroups.oom_counter(rel) if rel and self.cgroups else ""
         return {
             "mode": "runc",
@@ -101,7 +88,6 @@ def oci_config(spec: ContainerSpec, image: dict[str, Any], cgroup_rel: str) -> d
     env = dict(e.split("=", 1) for e in image.get("Env") or [] if "=" in e)
     env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     env.update(spec.env)
-    caps = {k: CAPABILITIES for k in ("bounding", "effective", "permitted")}
     resources: dict[str, Any] = {
         "devices": [{"allow": False, "access": "rwm"}],
         "cpu": {"shares": cpu_shares(spec.cpu_request_millis)},
@@ -121,6 +107,11 @@ def oci_config(spec: ContainerSpec, image: dict[str, Any], cgroup_rel: str) -> d
     }
     if cgroup_rel:
         linux["cgroupsPath"] = "/" + cgroup_rel
+    else:
+        # No pod cgroup to sit under: runc would put the container's own group at the top of
+        # the hierarchy, where a request-sized cpu.shares (2 for no request) starves it
+        # against the whole host. Without cgroups there are no limits, as for the process runtime.
+        linux["resources"] = {"devices": resources["devices"]}
     return harden({
         "ociVersion": "1.0.2",
         "process": {
@@ -129,7 +120,7 @@ def oci_config(spec: ContainerSpec, image: dict[str, Any], cgroup_rel: str) -> d
             "args": [*entrypoint, *cmd],
             "env": [f"{k}={v}" for k, v in env.items()],
             "cwd": spec.working_dir or image.get("WorkingDir") or "/",
-            "capabilities": caps,
+            "capabilities": {},  # harden(): the default set, or what the pod adds and drops
             "noNewPrivileges": True,
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "oomScoreAdj": spec.oom_score_adj if spec.oom_score_adj >= 0 else 0,
@@ -138,7 +129,7 @@ def oci_config(spec: ContainerSpec, image: dict[str, Any], cgroup_rel: str) -> d
         "hostname": spec.pod_name[:63] or "sigma",
         "mounts": _MOUNTS,
         "linux": linux,
-    }, spec)  # seccomp, read-only rootfs, user ids and namespace (runtime/hardening.py)
+    }, spec)  # capabilities, seccomp, read-only rootfs, user ids and namespace (runtime/hardening.py)
 
 
 _MOUNTS = [

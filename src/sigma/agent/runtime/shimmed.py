@@ -4,10 +4,14 @@ Layout under <state_dir>/<runtime>/<container-id>/:
   spec.json   what the shim must run (written by the agent)
   state.json  running/exited, pids, times, exit code, reason (written by the shim)
   stop        the grace period of a requested stop (written by the agent, then SIGTERM)
+
+spec.json (and a runc bundle's config.json) hold the pod's environment, which may carry
+secrets: every file here is root's alone (0600) in directories only root may enter (0700).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,7 +22,7 @@ from typing import Any
 
 from sigma.agent.nsutil import proc_start_time
 from sigma.agent.runtime.base import EXITED, RUNNING, UNKNOWN, ContainerSpec, ContainerStatus
-from sigma.agent.statefile import read_json, write_json
+from sigma.agent.statefile import read_json
 
 
 class ShimRuntime:
@@ -26,7 +30,7 @@ class ShimRuntime:
 
     def __init__(self, state_dir: str) -> None:
         self.dir = os.path.join(state_dir, self.name)
-        os.makedirs(self.dir, exist_ok=True)
+        private_dir(self.dir)
 
     # -- hooks for the concrete runtimes -------------------------------------------------
     def _shim_spec(self, spec: ContainerSpec, cdir: str) -> dict[str, Any]:
@@ -40,15 +44,15 @@ class ShimRuntime:
         cdir = os.path.join(self.dir, spec.id)
         if os.path.exists(os.path.join(cdir, "state.json")):
             return self._status_or_fail(spec.id)  # idempotent: never start an attempt twice
-        os.makedirs(cdir, exist_ok=True)
+        private_dir(cdir)
         meta = {"pod_uid": spec.pod_uid, "name": spec.name, "attempt": spec.attempt, "image": spec.image}
         try:
             shim_spec = self._shim_spec(spec, cdir)
         except StartFailure as err:
             return self.record_failure(spec, err.reason, err.message)
-        write_json(
+        write_private(
             os.path.join(cdir, "spec.json"),
-            {**meta, **shim_spec, "log_path": spec.log_path, "log_max_bytes": spec.log_max_bytes},
+            json.dumps({**meta, **shim_spec, "log_path": spec.log_path, "log_max_bytes": spec.log_max_bytes}),
         )
         ready_r, ready_w = os.pipe()
         launcher = subprocess.Popen(
@@ -67,29 +71,13 @@ class ShimRuntime:
         """Record an attempt that could not start at all, so it is reported and backed off
         like any other failed start."""
         cdir = os.path.join(self.dir, spec.id)
-        os.makedirs(cdir, exist_ok=True)
+        private_dir(cdir)
         now = time.time()
-        write_json(
-            os.path.join(cdir, "spec.json"),
-            {
-                "pod_uid": spec.pod_uid,
-                "name": spec.name,
-                "attempt": spec.attempt,
-                "image": spec.image,
-                "mode": "none",
-            },
-        )
-        write_json(
-            os.path.join(cdir, "state.json"),
-            {
-                "state": "exited",
-                "exit_code": 128,
-                "reason": reason,
-                "message": message,
-                "started_at": now,
-                "finished_at": now,
-            },
-        )
+        meta = {"pod_uid": spec.pod_uid, "name": spec.name, "attempt": spec.attempt, "image": spec.image}
+        write_private(os.path.join(cdir, "spec.json"), json.dumps({**meta, "mode": "none"}))
+        state = {"state": "exited", "exit_code": 128, "reason": reason, "message": message,
+                 "started_at": now, "finished_at": now}
+        write_private(os.path.join(cdir, "state.json"), json.dumps(state))
         return self._status_or_fail(spec.id)
 
     def stop(self, container_id: str, grace_seconds: float) -> None:
@@ -153,6 +141,30 @@ class ShimRuntime:
         if status is None:
             raise RuntimeError(f"container {container_id}: the shim wrote no state")
         return status
+
+
+def private_dir(path: str) -> None:
+    """Create ``path`` (and its parents) and make it root's alone, also if it existed."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def write_private(path: str, text: str) -> None:
+    """Write a file only its owner may read (0600), atomically: readers never see half of it
+    and nobody ever sees it with wider permissions."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # O_CREAT's mode is cut by the umask, never widened: be explicit
+        with os.fdopen(fd, "w") as f:
+            fd = -1
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    os.replace(tmp, path)
 
 
 class StartFailure(Exception):
