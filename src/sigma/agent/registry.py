@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import platform
 import socket
@@ -28,6 +29,8 @@ from typing import Any
 import httpx
 
 from sigma.agent.images import DigestMismatch, ImageNotFound, ImageStore, normalize
+
+log = logging.getLogger("sigma.agent.registry")
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -178,9 +181,16 @@ class RegistryPuller:
         digest, size = blob["digest"], int(blob["size"])
         if self.blob_fetcher is not None:
             # Straight to its final path: the fetcher checks the digest before it renames the
-            # blob into place, and its peer keeps serving the pieces from there.
-            self.blob_fetcher(digest, size, client.blob_url(ref.repository, digest), store.blob_path(digest))
-            return
+            # blob into place, and its peer keeps serving the pieces from there. Whatever
+            # fails it (the P2P downloader falls back to the registry itself), the blob is
+            # still fetched straight from the registry below: P2P never fails a pull.
+            try:
+                self.blob_fetcher(digest, size, client.blob_url(ref.repository, digest), store.blob_path(digest))
+                if store.has_blob(digest):
+                    return
+            except Exception as err:
+                log.warning("fetching blob %s of %s through peers failed (%s: %s); straight from the registry",
+                            digest, ref, type(err).__name__, err)
         tmp = store.blob_path(digest) + f".pull.{os.getpid()}"
         try:
             client.download(ref.repository, digest, tmp)

@@ -98,7 +98,10 @@ class Master:
         # The P2P tracker for the agents' image pulls, ahead of the API's catch-all route.
         # Its state is in memory only: after a restart agents re-announce as they pull.
         tracker = TrackerState(max_claims=int(self.options.get("p2p_source_claims", DEFAULT_SOURCE_CLAIMS)))
-        self.app.router.routes.insert(0, Mount("/p2p", app=tracker_router(tracker)))
+        # With authentication on, only node identities (each for its own peers) and
+        # system:masters may use it.
+        p2p = tracker_router(tracker, require_identity=self.auth is not None)
+        self.app.router.routes.insert(0, Mount("/p2p", app=p2p))
         self.stop = threading.Event()
         # Set when the controllers of the current term must stop (master stop or lost leadership).
         self._term_stop = threading.Event()
