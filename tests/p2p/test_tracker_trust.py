@@ -108,6 +108,22 @@ def test_a_node_speaks_only_for_its_own_peer(nodes: tuple[httpx.Client, httpx.Cl
     assert n2.get(f"/p2p/blobs/{digest}", params={"peer": "http://127.0.0.1:4"}).json()["holders"] == {}
 
 
+def test_a_node_names_only_a_peer_at_its_own_address(nodes: tuple[httpx.Client, httpx.Client]) -> None:
+    n1, n2 = nodes
+    digest = "sha256:" + "ef" * 32
+    assert n1.post(f"/p2p/blobs/{digest}", json={"size": 100, "piece_size": 10}).status_code == 200
+    r = announce(n2, digest, "http://10.9.9.9:10270", [0], {})  # another machine's peer
+    assert r.status_code == 403 and "10.9.9.9 is not an address of node 'trust-n2'" in r.json()["message"]
+    # The addresses its Node reports (an agent behind NAT calls from elsewhere) are its own.
+    node = {"metadata": {"name": "trust-n1"}, "status": {"addresses": [{"type": "InternalIP", "address": "10.1.2.3"}]}}
+    assert n1.post("/api/v1/nodes", json=node).status_code == 201
+    assert n1.patch("/api/v1/nodes/trust-n1/status", json={"status": node["status"]},
+                    headers={"Content-Type": "application/merge-patch+json"}).status_code == 200
+    assert announce(n1, digest, "http://10.1.2.3:10270", [0], {}).status_code == 200
+    assert announce(n2, digest, "http://10.1.2.3:10270", [0], {}).status_code == 403
+    assert n1.delete("/p2p/peers", params={"peer": "http://10.1.2.3:10270"}).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("path", "body", "field"),
     [

@@ -27,8 +27,10 @@ It moves no data. Per blob it keeps:
 Who may call: behind the master's authentication (`require_identity`), only node identities
 (`system:node:NAME` in `system:nodes`) and system:masters (administrators, and the master's
 own loopback harness) reach the state; anyone else gets 403. A node acts only for its own
-peer: the first node to name a peer URL owns it for as long as that peer's lease lives, and
-no other node may announce, claim, heartbeat, view as, or withdraw it.
+peer: it may name a peer URL only when the URL's host is the address its calls come from or
+one of the addresses of its Node object (`node_addresses`), and the first node to name a
+peer URL owns it for as long as that peer's lease lives: no other node may announce, claim,
+heartbeat, view as, or withdraw it.
 
 Peers are leased too. Every call a peer makes (announce, view, claim, heartbeat) renews its
 lease for the TTL it asked for (`peer_ttl` by default); a peer whose lease ran out (a crashed
@@ -56,12 +58,13 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, Router
@@ -141,6 +144,10 @@ class TrackerState:
         if caller != ANY:
             self.owners[peer] = caller
         return known
+
+    def owner(self, peer: str) -> str | None:
+        with self._lock:
+            return self.owners.get(peer)
 
     def _check_owner(self, peer: str, caller: str) -> None:
         owner = self.owners.get(peer)
@@ -267,13 +274,31 @@ class BadRequest(ValueError):
 
 
 Handler = Callable[[Request, str], Awaitable[JSONResponse]]
+NodeAddresses = Callable[[str], Iterable[str]]
 
 
-def tracker_router(state: TrackerState | None = None, require_identity: bool = False) -> Router:
+def tracker_router(
+    state: TrackerState | None = None, require_identity: bool = False, node_addresses: NodeAddresses | None = None
+) -> Router:
     """The tracker's routes, to mount under /p2p in the master's app. With
     `require_identity` (the master with authentication on) only node identities and
-    system:masters are served, each node for its own peers only."""
+    system:masters are served, each node for its own peers only; `node_addresses(node)`
+    gives the addresses a node's peer URL may name besides the one its calls come from."""
     st = state or TrackerState()
+
+    async def own_peer(request: Request, caller: str, value: Any) -> str:
+        """`value` as a peer URL the caller may speak for (Refused otherwise)."""
+        peer = _peer_url(value)
+        if caller == ANY or st.owner(peer) == caller:
+            return peer
+        host = urlsplit(peer).hostname or ""
+        allowed = {request.client.host} if request.client is not None else set()
+        if host not in allowed and node_addresses is not None:
+            allowed |= set(await run_in_threadpool(node_addresses, caller))
+        if host not in allowed:
+            raise Refused(f"peer {peer}: {host} is not an address of node {caller!r} "
+                          f"(its calls come from {', '.join(sorted(allowed)) or 'nowhere known'})")
+        return peer
 
     def guarded(handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]:
         async def endpoint(request: Request) -> JSONResponse:
@@ -311,12 +336,12 @@ def tracker_router(state: TrackerState | None = None, require_identity: bool = F
     async def view(request: Request, caller: str) -> JSONResponse:
         peer = request.query_params.get("peer", "")
         if peer:
-            _peer_url(peer)
+            peer = await own_peer(request, caller, peer)
         return JSONResponse(st.view(request.path_params["digest"], peer, caller))
 
     async def announce(request: Request, caller: str) -> JSONResponse:
         body = await _json_body(request)
-        digest, peer = request.path_params["digest"], _peer_url(body.get("peer"))
+        digest, peer = request.path_params["digest"], await own_peer(request, caller, body.get("peer"))
         hashes = _hashes(body.get("hashes"))
         st.announce(digest, peer, _pieces(body.get("pieces")), hashes, _ttl(body), caller)
         # A downloader announcing a finished piece has a slot to refill: it may ask for
@@ -325,14 +350,14 @@ def tracker_router(state: TrackerState | None = None, require_identity: bool = F
 
     async def claim(request: Request, caller: str) -> JSONResponse:
         body = await _json_body(request)
-        peer = _peer_url(body.get("peer"))
+        peer = await own_peer(request, caller, body.get("peer"))
         return JSONResponse({"granted": st.claim(request.path_params["digest"], peer, _pieces(body.get("pieces")),
                                                  caller)})
 
     async def heartbeat(request: Request, caller: str) -> JSONResponse:
         body = await _json_body(request)
         try:
-            peer = _peer_url(body.get("peer"))
+            peer = await own_peer(request, caller, body.get("peer"))
             return JSONResponse({"known": st.heartbeat(peer, _ttl(body), caller)})
         except BadRequest as err:
             raise BadRequest(f"bad heartbeat: {err}") from err
