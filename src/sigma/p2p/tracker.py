@@ -426,14 +426,14 @@ def _int(body: dict[str, Any], name: str, required: bool = False) -> int:
 
 def _peer_url(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise BadRequest("peer: the peer's URL (http://HOST:PORT) is required")
+        raise BadRequest("peer: the peer's URL (http://HOST[:PORT]) is required")
     parts = urlsplit(value) if len(value) <= MAX_PEER_URL else None
     try:
-        port = parts.port if parts is not None else None
+        _ = parts.port if parts is not None else None  # a port that is not a number raises
     except ValueError:
-        port = None
-    if parts is None or parts.scheme != "http" or not parts.hostname or not port or parts.path not in ("", "/"):
-        raise BadRequest(f"peer: {value[:MAX_PEER_URL]!r} is not a peer URL (http://HOST:PORT)")
+        parts = None
+    if parts is None or parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
+        raise BadRequest(f"peer: {value[:MAX_PEER_URL]!r} is not a peer URL (http://HOST[:PORT])")
     return value
 
 
