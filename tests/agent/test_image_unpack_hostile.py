@@ -190,3 +190,17 @@ def test_a_symlink_loop_is_refused(registry: LocalRegistry, tmp_path: Path) -> N
             layer(entry("a", tarfile.SYMTYPE, linkname="b"), entry("b", tarfile.SYMTYPE, linkname="/a")),
             layer(entry("a/file", data=b"x")),
         ])
+
+
+def test_a_directory_replaced_by_a_symlink_mid_layer_is_followed_inside_the_rootfs(
+    registry: LocalRegistry, tmp_path: Path, host: Path
+) -> None:
+    rootfs = unpack(registry, tmp_path, [
+        layer(entry("a", tarfile.DIRTYPE), entry("a/f", data=b"1\n"),
+              entry("a", tarfile.SYMTYPE, linkname=str(host / "etc")),  # replaces the directory
+              entry("a/passwd", data=b"pwned\n"), entry("a/new", data=b"2\n")),
+    ])
+    assert (host / "etc" / "passwd").read_text() == "root:x:0:0\n" and not (host / "etc" / "new").exists()
+    inside = rootfs / str(host / "etc").lstrip("/")
+    assert (inside / "passwd").read_text() == "pwned\n" and (inside / "new").read_text() == "2\n"
+    assert os.readlink(rootfs / "a") == str(host / "etc")

@@ -36,6 +36,7 @@ log = logging.getLogger("sigma.agent.layers")
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 MAX_SYMLINKS = 40  # as the kernel's ELOOP bound
+_DIR_CACHE = 256
 _COPY = 1 << 20
 
 
@@ -60,9 +61,37 @@ class Rootfs:
 
     def __init__(self, path: str) -> None:
         self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        # Parent directories of recent entries, by the components the layer named them with:
+        # a layer's entries come directory by directory, so most need no resolution at all.
+        # Valid while no directory or symlink is removed (which is what could change where a
+        # name leads: a name first met as missing is created as a directory there and then).
+        self._dirs: dict[tuple[str, ...], int] = {}
 
     def close(self) -> None:
+        self.forget_dirs()
         os.close(self.fd)
+
+    def forget_dirs(self) -> None:
+        for fd in self._dirs.values():
+            os.close(fd)
+        self._dirs.clear()
+
+    def parent_dir(self, parts: list[str]) -> int:
+        """A new fd (the caller closes it) of the directory `parts` leads to, made where
+        missing."""
+        key = tuple(parts)
+        fd = self._dirs.get(key)
+        if fd is None:
+            if len(self._dirs) >= _DIR_CACHE:
+                self.forget_dirs()
+            with self.open_dir(self.resolve(parts), create=True) as opened:
+                fd = self._dirs[key] = os.dup(opened)
+        return os.dup(fd)
+
+    def remove(self, dfd: int, name: str) -> None:
+        """remove_at, forgetting the cached directories when a directory or link went."""
+        if remove_at(dfd, name):
+            self.forget_dirs()
 
     def resolve(self, parts: list[str], follow_last: bool = True) -> list[str]:
         """The real components (no symlinks left but maybe the last, when not followed) that
@@ -125,20 +154,21 @@ def _open_subdir(fd: int, name: str, create: bool) -> int:
         # link here was planted meanwhile or loops; never go through it.
         if not create or err.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
             raise
-    remove_at(fd, name)
+    remove_at(fd, name)  # a file, or a symlink never traversed: no cached directory goes through it
     os.mkdir(name, 0o755, dir_fd=fd)
     return os.open(name, flags, dir_fd=fd)
 
 
-def remove_at(dfd: int, name: str) -> None:
-    """Remove dfd/name whatever it is (a directory with all it holds), never following it."""
+def remove_at(dfd: int, name: str) -> bool:
+    """Remove dfd/name whatever it is (a directory with all it holds), never following it;
+    whether it was a directory or a symlink."""
     try:
         st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
     except FileNotFoundError:
-        return
+        return False
     if not stat.S_ISDIR(st.st_mode):
         os.unlink(name, dir_fd=dfd)
-        return
+        return stat.S_ISLNK(st.st_mode)
     sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
     try:
         for entry in os.listdir(sub):
@@ -146,6 +176,7 @@ def remove_at(dfd: int, name: str) -> None:
     finally:
         os.close(sub)
     os.rmdir(name, dir_fd=dfd)
+    return True
 
 
 def apply_layer(blob: str, rootfs: str, limits: LayerLimits | None = None) -> None:
@@ -207,29 +238,38 @@ def _extract(root: Rootfs, tar: tarfile.TarFile, member: tarfile.TarInfo, budget
         return  # runc gives containers their own /dev
     if not (member.isdir() or member.isreg() or member.issym() or member.islnk() or member.isfifo()):
         return  # no other kind of entry makes sense in a rootfs
-    name = parts[-1]
-    with root.open_dir(root.resolve(parts[:-1]), create=True) as dfd:
-        if member.isdir():
-            _make_dir(dfd, name, member)
+    dfd = root.parent_dir(parts[:-1])
+    try:
+        _create(root, tar, member, dfd, parts[-1], budget)
+    finally:
+        os.close(dfd)
+
+
+def _create(
+    root: Rootfs, tar: tarfile.TarFile, member: tarfile.TarInfo, dfd: int, name: str, budget: list[int]
+) -> None:
+    if member.isdir():
+        _make_dir(root, dfd, name, member)
+        return
+    root.remove(dfd, name)
+    if member.isreg():
+        _write_file(tar, member, dfd, name, budget)  # with its attributes
+        return
+    if member.issym():
+        os.symlink(member.linkname, name, dir_fd=dfd)
+    elif member.islnk():
+        if not _hardlink(root, member, dfd, name):
             return
-        remove_at(dfd, name)
-        if member.issym():
-            os.symlink(member.linkname, name, dir_fd=dfd)
-        elif member.islnk():
-            if not _hardlink(root, member, dfd, name):
-                return
-        elif member.isfifo():
-            os.mkfifo(name, 0o600, dir_fd=dfd)
-        else:
-            _write_file(tar, member, dfd, name, budget)
-        _set_attributes(dfd, name, member)
+    else:
+        os.mkfifo(name, 0o600, dir_fd=dfd)
+    _set_attributes(dfd, name, member)
 
 
-def _make_dir(dfd: int, name: str, member: tarfile.TarInfo) -> None:
+def _make_dir(root: Rootfs, dfd: int, name: str, member: tarfile.TarInfo) -> None:
     try:
         st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
         if not stat.S_ISDIR(st.st_mode):
-            remove_at(dfd, name)
+            root.remove(dfd, name)
             os.mkdir(name, 0o700, dir_fd=dfd)
     except FileNotFoundError:
         os.mkdir(name, 0o700, dir_fd=dfd)
@@ -271,6 +311,10 @@ def _write_file(tar: tarfile.TarFile, member: tarfile.TarInfo, dfd: int, name: s
             view = memoryview(chunk)
             while view:
                 view = view[os.write(fd, view) :]
+        with contextlib.suppress(PermissionError):  # not root: the files stay ours
+            os.fchown(fd, member.uid, member.gid)
+        os.fchmod(fd, member.mode & 0o7777)  # after chown, which clears setuid
+        os.utime(fd, (member.mtime, member.mtime))
     finally:
         os.close(fd)
 
