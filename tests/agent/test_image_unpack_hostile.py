@@ -180,6 +180,9 @@ def test_a_decompression_bomb_stops_at_the_layer_cap_and_leaves_nothing(
     many = layer(*(entry(f"f{i}") for i in range(300)))
     with pytest.raises(LayerRejected, match="entries"):
         unpack(registry, tmp_path, [many], LayerLimits(max_entries=100))
+    deep = layer(entry("a/" * 3000 + "f"))  # 3000 levels: quadratic work for every lookup
+    with pytest.raises(LayerRejected, match="at most 4096"):
+        unpack(registry, tmp_path, [deep])
     assert not (tmp_path / "rootfs").exists()
     assert os.listdir(tmp_path / "store" / "unpacked") == []  # no half-applied image was kept
 

@@ -17,7 +17,8 @@ Rules (the OCI image spec's layer format):
   files, directories and symlinks keep the mode (setuid/setgid included: the container is
   confined, and images such as those shipping `su` rely on it), owner and mtime the layer says;
 - a layer may not unpack to more than `limits.max_bytes` bytes or `limits.max_entries`
-  entries (a decompression bomb stops there with LayerRejected).
+  entries (a decompression bomb stops there with LayerRejected), nor name a path or a link
+  target longer than PATH_MAX.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ log = logging.getLogger("sigma.agent.layers")
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 MAX_SYMLINKS = 40  # as the kernel's ELOOP bound
+PATH_MAX = 4096  # as the kernel's: a longer name or link target is no path a container could use
 _DIR_CACHE = 256
 _COPY = 1 << 20
 
@@ -43,7 +45,7 @@ _COPY = 1 << 20
 @dataclass(frozen=True)
 class LayerLimits:
     max_bytes: int = 32 << 30  # file bytes one layer may unpack to
-    max_entries: int = 1_000_000  # tar members one layer may hold
+    max_entries: int = 500_000  # tar members one layer may hold (each is kept in memory while it unpacks)
 
 
 class LayerRejected(ValueError):
@@ -52,6 +54,8 @@ class LayerRejected(ValueError):
 
 def split_name(name: str) -> list[str] | None:
     """The components of a member name relative to the rootfs; None for a name with `..`."""
+    if len(name) > PATH_MAX:
+        raise LayerRejected(f"a layer entry names a path of {len(name)} bytes (at most {PATH_MAX})")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     return None if ".." in parts else parts
 
@@ -256,10 +260,12 @@ def _create(
         _write_file(tar, member, dfd, name, budget)  # with its attributes
         return
     if member.issym():
+        if len(member.linkname) > PATH_MAX:
+            raise LayerRejected(f"layer symlink {member.name!r} has a target of {len(member.linkname)} bytes")
         os.symlink(member.linkname, name, dir_fd=dfd)
     elif member.islnk():
-        if not _hardlink(root, member, dfd, name):
-            return
+        _hardlink(root, member, dfd, name)
+        return  # the inode is the target's: its attributes are the target's
     else:
         os.mkfifo(name, 0o600, dir_fd=dfd)
     _set_attributes(dfd, name, member)
@@ -276,12 +282,12 @@ def _make_dir(root: Rootfs, dfd: int, name: str, member: tarfile.TarInfo) -> Non
     _set_attributes(dfd, name, member)
 
 
-def _hardlink(root: Rootfs, member: tarfile.TarInfo, dfd: int, name: str) -> bool:
+def _hardlink(root: Rootfs, member: tarfile.TarInfo, dfd: int, name: str) -> None:
     target = split_name(member.linkname)
     if not target:
         log.warning("layer hard link %r -> %r: the target is not a name inside the rootfs", member.name,
                     member.linkname)
-        return False
+        return
     real = root.resolve(target, follow_last=False)
     try:
         with root.open_dir(real[:-1]) as tfd:
@@ -290,8 +296,6 @@ def _hardlink(root: Rootfs, member: tarfile.TarInfo, dfd: int, name: str) -> boo
             os.link(real[-1], name, src_dir_fd=tfd, dst_dir_fd=dfd, follow_symlinks=False)
     except (OSError, IndexError) as err:
         log.warning("layer hard link %r -> %r skipped: %s", member.name, member.linkname, err)
-        return False
-    return True
 
 
 def _write_file(tar: tarfile.TarFile, member: tarfile.TarInfo, dfd: int, name: str, budget: list[int]) -> None:
