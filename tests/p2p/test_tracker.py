@@ -40,14 +40,18 @@ def test_announces_record_holders_and_hashes_only_from_the_claimer_of_the_piece(
     assert st.view(D, peer="b") == {**st.view(D, peer="b"), "holders": {"a": [1]}, "hashes": {"1": "h1"}}
 
 
-def test_a_whole_blob_table_outranks_per_piece_hashes_and_the_first_table_wins() -> None:
+def test_a_whole_blob_table_vouches_and_a_disagreement_disputes_the_piece_for_good() -> None:
     st = TrackerState()
     st.register(D, 30, 10)
     st.claim(D, "a", [0])
-    st.announce(D, "a", [0], {0: "claimed"})
+    st.announce(D, "a", [0], {0: "t0"})
+    st.announce(D, "partial", [1], {1: "p1"})  # neither claimed nor whole: not taken
     st.announce(D, "seed", [0, 1, 2], {0: "t0", 1: "t1", 2: "t2"})  # verified the whole blob
-    st.announce(D, "late", [0, 1, 2], {0: "x0", 1: "x1", 2: "x2"})
     assert st.view(D, peer="c")["hashes"] == {"0": "t0", "1": "t1", "2": "t2"}
+    st.announce(D, "liar", [0, 1, 2], {0: "t0", 1: "x1", 2: "t2"})
+    assert st.view(D, peer="c")["hashes"] == {"0": "t0", "2": "t2"}  # piece 1 only from the registry now
+    st.announce(D, "seed", [0, 1, 2], {0: "t0", 1: "t1", 2: "t2"})
+    assert st.view(D, peer="c")["hashes"] == {"0": "t0", "2": "t2"}
 
 
 def test_a_claim_is_exclusive_until_announced_or_its_lease_expires() -> None:

@@ -212,6 +212,10 @@ def test_a_node_serving_garbage_with_a_matching_piece_table_cannot_poison_a_pull
         agent.pull(image)
         assert sha256_file(agent.store.blob_path(digest)) == digest
         assert liar.bytes_served > 0  # the swarm was tried, and its garbage refused
+        # The honest node then announced the true table: every piece the liar lied about is
+        # disputed, no longer vouched for, and comes from the registry for whoever pulls next.
+        after = n1.get(f"/p2p/blobs/{digest}", params={"peer": "http://127.0.0.1:9"}).json()
+        assert after["hashes"] == {} and len(after["holders"]) == 2 and liar.url in after["holders"]
     finally:
         agent.close()
         liar.stop()

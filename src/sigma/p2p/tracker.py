@@ -8,10 +8,12 @@ It moves no data. Per blob it keeps:
 - the sha256 of each piece, which downloaders check every piece from another peer against.
   No announcer is simply believed: a hash is taken only from the node that held the
   registry claim for that piece (it fetched those bytes from the registry itself), or from a
-  node announcing the whole blob (it checked the blob against its digest, and its table
-  outranks per-piece hashes). A node can still lie; what that costs is bounded, because the
-  downloader checks the whole blob against its digest at the end and takes the blob from the
-  registry on any mismatch or P2P failure: a poisoned swarm is slow, never wrong, never fatal;
+  node announcing the whole blob (it checked the blob against its digest). When two such
+  sources disagree about a piece, the piece is disputed: its hash is dropped for good and
+  every downloader takes that piece from the registry. A lying node can therefore cost the
+  swarm pieces, never a pull its image: the downloader checks the whole blob against its
+  digest at the end and takes the blob from the registry on any mismatch or P2P failure,
+  after which it announces the true table, which disputes the lie;
 - who holds which pieces (announced as pieces complete);
 - back-to-source claims with a lease: a peer about to fetch a piece from the registry claims
   it first, so that a flash crowd sends each piece to the registry about once instead of once
@@ -80,7 +82,6 @@ MAX_PEER_URL = 256
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 ANY = "*"  # the caller may act for any peer: system:masters, or a tracker with no auth in front
-HASH_FROM_CLAIM, HASH_FROM_BLOB = 1, 2  # how much a piece hash is worth (see the docstring)
 
 
 class Refused(PermissionError):
@@ -97,7 +98,7 @@ class BlobState:
     piece_size: int
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     hashes: dict[int, str] = field(default_factory=dict)
-    hash_rank: dict[int, int] = field(default_factory=dict)  # piece -> HASH_FROM_*
+    disputed: set[int] = field(default_factory=set)  # pieces two vouchers disagreed about
     holders: dict[str, set[int]] = field(default_factory=dict)
     claims: dict[int, tuple[str, float]] = field(default_factory=dict)  # piece -> (peer, expiry)
 
@@ -188,9 +189,12 @@ class TrackerState:
             for piece, hexd in hashes.items():
                 claim = blob.claims.get(piece)
                 fetched = claim is not None and claim[0] == peer and claim[1] > now and piece in pieces
-                rank = HASH_FROM_BLOB if whole else HASH_FROM_CLAIM if fetched else 0
-                if rank > blob.hash_rank.get(piece, 0):
-                    blob.hashes[piece], blob.hash_rank[piece] = hexd, rank
+                if not (whole or fetched) or piece in blob.disputed or not 0 <= piece < blob.pieces:
+                    continue
+                known = blob.hashes.setdefault(piece, hexd)
+                if known != hexd:  # someone lied: nobody's word counts for this piece any more
+                    del blob.hashes[piece]
+                    blob.disputed.add(piece)
             for piece in pieces:
                 if 0 <= piece < blob.pieces:
                     held.add(piece)
