@@ -266,3 +266,23 @@ def test_a_peer_serves_pieces_only_with_the_blobs_token(
         peer.stop()
         tracker.http.close()
 
+
+
+def test_a_tracker_that_refuses_or_is_down_costs_the_swarm_not_the_pull(
+    master: AuthMaster, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    image, data = layer_image(registry, "untracked", 5 * MIB)
+    with master.client("viewer") as viewer:  # a credential the tracker refuses (403)
+        refused = Agent(master, viewer, tmp_path / "refused")
+        try:
+            refused.pull(image)
+            assert sha256_file(refused.store.blob_path(sha(data))) == sha(data)
+        finally:
+            refused.close()
+    down = ImageStore(str(tmp_path / "down"))
+    pulls = start_pulls(down, ImageOptions(p2p_port=0), "http://127.0.0.1:9", "127.0.0.1", "127.0.0.1")
+    try:
+        pulls.puller(down, image)
+        assert sha256_file(down.blob_path(sha(data))) == sha(data)
+    finally:
+        pulls.close()
