@@ -7,7 +7,8 @@ imagePullPolicy rule the agent applies before starting a container (`ensure_imag
 A pull resolves an index to the host's platform (linux/<arch>, else linux/amd64), then
 fetches the config and layers that are not already in the store. Blobs come straight from
 the registry, or through a `BlobFetcher` (the P2P downloader) that gets them from other
-agents and goes to the registry only for pieces no peer holds.
+agents and goes to the registry only for pieces no peer holds; when the fetcher fails, for
+whatever reason, the blob is fetched straight from the registry.
 
 `push_*` are the reverse (POST an upload, PUT it with its digest, PUT the manifest): what
 tests and the P2P benchmark use to fill a registry.
