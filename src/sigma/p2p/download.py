@@ -206,8 +206,9 @@ class Downloader:
             raise
         os.replace(partial, dest)
         blob.path = dest
-        # Verified whole: our piece table is now the blob's, worth more than the per-piece
-        # hashes of the claimers (tracker.py). Best effort, as in _offer.
+        # Verified whole: our piece table is the blob's. Announced whole, it vouches for the
+        # pieces no claimer vouched for and disputes any hash the tracker was lied to about
+        # (tracker.py). Best effort, as in _offer.
         try:
             self.tracker.announce(digest, self.peer.url, sorted(hashes), hashes)
         except Exception as err:
@@ -240,8 +241,7 @@ class Downloader:
 
     def _offer(self, digest: str, path: str) -> None:
         """Serve a blob we hold whole and verified, and announce it with its complete piece
-        table (the table the tracker prefers to per-piece hashes). Best effort: the pull is
-        done whatever the tracker says."""
+        table. Best effort: the pull is done whatever the tracker says."""
         try:
             seed_blob(self.tracker, self.peer, digest, path, self.piece_size)
         except Exception as err:  # a tracker that is down or refuses us costs the others, not this pull
