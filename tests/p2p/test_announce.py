@@ -89,7 +89,7 @@ def test_a_peer_that_went_silent_leaves_the_view_when_its_ttl_runs_out(tracker: 
     url, _ = tracker
     client = TrackerClient(url)
     client.register(D, 100, 10)
-    client.announce(D, "http://crashed:1", [0], {0: "h0"}, ttl=1.0)
+    client.announce(D, "http://crashed:1", [0], {0: "0" * 64}, ttl=1.0)
     assert client.view(D, "http://other:1")["holders"] == {"http://crashed:1": [0]}
     time.sleep(1.3)
     assert client.view(D, "http://other:1")["holders"] == {}

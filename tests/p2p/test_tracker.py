@@ -1,4 +1,5 @@
-"""The tracker's state: canonical piece size, first-writer piece hashes, claims with leases."""
+"""The tracker's state: canonical piece size, piece hashes only from those who fetched or
+verified the bytes, claims with leases."""
 
 from __future__ import annotations
 
@@ -27,15 +28,30 @@ def test_the_first_registration_sets_the_piece_size_for_everyone() -> None:
         st.register(D, 5, 4 << 20)
 
 
-def test_announces_record_holders_and_the_first_hash_wins() -> None:
+def test_announces_record_holders_and_hashes_only_from_the_claimer_of_the_piece() -> None:
     st = TrackerState()
     st.register(D, 100, 10)
+    assert st.claim(D, "a", [0, 1]) == [0, 1]  # "a" fetches pieces 0 and 1 from the registry
     st.announce(D, "a", [0, 1], {0: "h0", 1: "h1"})
-    st.announce(D, "b", [0], {0: "other"})
+    st.announce(D, "b", [0, 2], {0: "other", 2: "h2"})  # "b" claimed neither: its word is not taken
     view = st.view(D, peer="c")
-    assert view["holders"] == {"a": [0, 1], "b": [0]} and view["hashes"] == {"0": "h0", "1": "h1"}
+    assert view["holders"] == {"a": [0, 1], "b": [0, 2]} and view["hashes"] == {"0": "h0", "1": "h1"}
     # A peer is told only about the pieces it lacks.
     assert st.view(D, peer="b") == {**st.view(D, peer="b"), "holders": {"a": [1]}, "hashes": {"1": "h1"}}
+
+
+def test_a_whole_blob_table_vouches_and_a_disagreement_disputes_the_piece_for_good() -> None:
+    st = TrackerState()
+    st.register(D, 30, 10)
+    st.claim(D, "a", [0])
+    st.announce(D, "a", [0], {0: "t0"})
+    st.announce(D, "partial", [1], {1: "p1"})  # neither claimed nor whole: not taken
+    st.announce(D, "seed", [0, 1, 2], {0: "t0", 1: "t1", 2: "t2"})  # verified the whole blob
+    assert st.view(D, peer="c")["hashes"] == {"0": "t0", "1": "t1", "2": "t2"}
+    st.announce(D, "liar", [0, 1, 2], {0: "t0", 1: "x1", 2: "t2"})
+    assert st.view(D, peer="c")["hashes"] == {"0": "t0", "2": "t2"}  # piece 1 only from the registry now
+    st.announce(D, "seed", [0, 1, 2], {0: "t0", 1: "t1", 2: "t2"})
+    assert st.view(D, peer="c")["hashes"] == {"0": "t0", "2": "t2"}
 
 
 def test_a_claim_is_exclusive_until_announced_or_its_lease_expires() -> None:
@@ -54,6 +70,7 @@ def test_a_claim_is_exclusive_until_announced_or_its_lease_expires() -> None:
 def test_a_peer_leaving_takes_its_pieces_and_claims_with_it() -> None:
     st = TrackerState()
     st.register(D, 100, 10)
+    st.claim(D, "a", [0])
     st.announce(D, "a", [0], {0: "h"})
     st.claim(D, "a", [1])
     st.forget_peer("a")
@@ -65,11 +82,11 @@ def test_over_http_an_unknown_blob_is_a_404_status(tracker: tuple[str, TrackerSt
     url, _ = tracker
     resp = httpx.get(f"{url}/blobs/{D}")
     assert resp.status_code == 404 and "not registered" in resp.json()["message"]
-    assert httpx.post(f"{url}/blobs/{D}", json={"size": 100, "piece_size": 10}).json() == {
-        "size": 100,
-        "piece_size": 10,
+    answer = httpx.post(f"{url}/blobs/{D}", json={"size": 100, "piece_size": 10}).json()
+    assert answer == {"size": 100, "piece_size": 10, "token": answer["token"]} and len(answer["token"]) >= 32
+    assert httpx.post(f"{url}/blobs/{D}/claim", json={"peer": "http://a:1", "pieces": [3]}).json() == {
+        "granted": [3]
     }
-    assert httpx.post(f"{url}/blobs/{D}/claim", json={"peer": "a", "pieces": [3]}).json() == {"granted": [3]}
     assert httpx.get(f"{url}/blobs").json() == {D: {"pieces": 10, "peers": 0}}
 
 
@@ -90,6 +107,7 @@ def test_a_peer_that_stops_calling_is_forgotten_after_its_ttl() -> None:
     clock = Clock()
     st = TrackerState(clock=clock, peer_ttl=10.0)
     st.register(D, 100, 10)
+    st.claim(D, "crashed", [0, 1])
     st.announce(D, "crashed", [0, 1], {0: "h0", 1: "h1"})
     st.announce(D, "alive", [0], {})
     st.claim(D, "crashed", [2])
@@ -143,7 +161,7 @@ def test_the_view_tells_how_many_claims_the_cap_still_grants() -> None:
 
 def test_over_http_a_heartbeat_answers_whether_the_peer_was_known(tracker: tuple[str, TrackerState]) -> None:
     url, _ = tracker
-    assert httpx.post(f"{url}/peers/heartbeat", json={"peer": "p", "ttl": 5}).json() == {"known": False}
-    assert httpx.post(f"{url}/peers/heartbeat", json={"peer": "p", "ttl": 5}).json() == {"known": True}
+    assert httpx.post(f"{url}/peers/heartbeat", json={"peer": "http://p:1", "ttl": 5}).json() == {"known": False}
+    assert httpx.post(f"{url}/peers/heartbeat", json={"peer": "http://p:1", "ttl": 5}).json() == {"known": True}
     resp = httpx.post(f"{url}/peers/heartbeat", json={"ttl": 5})
     assert resp.status_code == 400 and "bad heartbeat" in resp.json()["message"]

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from sigma.agent.layers import LayerLimits, apply_layer
 from sigma.agent.statefile import read_json, write_json
 from sigma.digests import sha256_file
 
@@ -51,8 +52,9 @@ def normalize(name: str) -> str:
 
 
 class ImageStore:
-    def __init__(self, root: str = DEFAULT_ROOT) -> None:
+    def __init__(self, root: str = DEFAULT_ROOT, layer_limits: LayerLimits | None = None) -> None:
         self.root = root
+        self.layer_limits = layer_limits or LayerLimits()  # what one layer may unpack to
         os.makedirs(os.path.join(root, "blobs", "sha256"), exist_ok=True)
 
     def blob_path(self, digest: str) -> str:
@@ -217,13 +219,22 @@ class ImageStore:
             tmp = cache + ".tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             os.makedirs(tmp)
-            for layer in self.manifest(name)["layers"]:
-                unpack_layer(self.blob_path(layer["digest"]), tmp)
+            try:
+                for layer in self.manifest(name)["layers"]:
+                    unpack_layer(self.blob_path(layer["digest"]), tmp, self.layer_limits)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-applied image behind
+                raise
             os.replace(tmp, cache)
         self.touch(digest)
         if overlay and _mount_overlay(cache, dest):
             return "overlay"
-        shutil.copytree(cache, dest, symlinks=True)
+        # cp -a keeps what the image says (owners, modes with setuid, hard links); a Python
+        # copytree would make every file root's, turning a user's setuid file into root's.
+        os.makedirs(dest, exist_ok=True)
+        done = subprocess.run(["cp", "-a", "--", f"{cache}/.", dest], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise OSError(f"copying the rootfs of {name} failed: {done.stderr.strip()[:500]}")
         return "copy"
 
     # -- least recently used garbage collection ------------------------------------------
@@ -279,30 +290,10 @@ class ImageStore:
         write_json(os.path.join(self.root, "refs.json"), refs)
 
 
-def unpack_layer(blob: str, rootfs: str) -> None:
-    """Apply one layer (tar, maybe gzip) on top of rootfs, honouring OCI whiteouts."""
-    with tarfile.open(blob, "r:*") as tar:
-        for member in tar.getmembers():
-            rel = os.path.normpath(member.name.lstrip("/"))
-            if rel.startswith(".."):
-                continue
-            parent, base = os.path.split(rel)
-            if base == ".wh..wh..opq":  # opaque dir: hide everything the lower layers put there
-                target = os.path.join(rootfs, parent)
-                for entry in os.listdir(target) if os.path.isdir(target) else []:
-                    _remove(os.path.join(target, entry))
-                continue
-            if base.startswith(".wh."):
-                _remove(os.path.join(rootfs, parent, base[4:]))
-                continue
-            if member.ischr() or member.isblk():
-                continue  # runc gives containers their own /dev
-            target = os.path.join(rootfs, rel)
-            if os.path.lexists(target) and not (member.isdir() and os.path.isdir(target)):
-                _remove(target)
-            # The "tar" filter refuses members that would land outside rootfs (via "..",
-            # absolute names or symlinks planted by an earlier layer).
-            tar.extract(member, rootfs, filter="tar")
+def unpack_layer(blob: str, rootfs: str, limits: LayerLimits | None = None) -> None:
+    """Apply one layer (tar, maybe gzip) on top of rootfs, honouring OCI whiteouts; every
+    path is resolved inside rootfs (sigma.agent.layers)."""
+    apply_layer(blob, rootfs, limits)
 
 
 def _mount_overlay(lower: str, dest: str) -> bool:
@@ -342,10 +333,3 @@ def parse_size(text: str) -> int:
     if text and text[-1] in units:
         return int(float(text[:-1]) * units[text[-1]])
     return int(text)
-
-
-def _remove(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        os.unlink(path)

@@ -17,6 +17,10 @@ from its PeerServer for as long as it runs. On start it offers again the blobs a
 image store (an agent restart must not make its images invisible to the others), and it keeps
 its lease at the tracker alive with heartbeats (sigma.p2p.announce). Half-downloaded blobs
 (`*.partial`, left by a pull the previous process died in) are removed, never offered.
+The tracker knows the agent by its node credential (`master_http`): it serves node
+identities only, and hands them the per-blob tokens its peers ask of each other. A P2P
+failure of any kind (tracker refusing or down, a poisoned swarm) only sends the pull to
+the registry (sigma.p2p.download, sigma.agent.registry).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ imagePullPolicy rule the agent applies before starting a container (`ensure_imag
 A pull resolves an index to the host's platform (linux/<arch>, else linux/amd64), then
 fetches the config and layers that are not already in the store. Blobs come straight from
 the registry, or through a `BlobFetcher` (the P2P downloader) that gets them from other
-agents and goes to the registry only for pieces no peer holds.
+agents and goes to the registry only for pieces no peer holds; when the fetcher fails, for
+whatever reason, the blob is fetched straight from the registry.
 
 `push_*` are the reverse (POST an upload, PUT it with its digest, PUT the manifest): what
 tests and the P2P benchmark use to fill a registry.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import platform
 import socket
@@ -28,6 +30,8 @@ from typing import Any
 import httpx
 
 from sigma.agent.images import DigestMismatch, ImageNotFound, ImageStore, normalize
+
+log = logging.getLogger("sigma.agent.registry")
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -178,9 +182,16 @@ class RegistryPuller:
         digest, size = blob["digest"], int(blob["size"])
         if self.blob_fetcher is not None:
             # Straight to its final path: the fetcher checks the digest before it renames the
-            # blob into place, and its peer keeps serving the pieces from there.
-            self.blob_fetcher(digest, size, client.blob_url(ref.repository, digest), store.blob_path(digest))
-            return
+            # blob into place, and its peer keeps serving the pieces from there. Whatever
+            # fails it (the P2P downloader falls back to the registry itself), the blob is
+            # still fetched straight from the registry below: P2P never fails a pull.
+            try:
+                self.blob_fetcher(digest, size, client.blob_url(ref.repository, digest), store.blob_path(digest))
+                if store.has_blob(digest):
+                    return
+            except Exception as err:
+                log.warning("fetching blob %s of %s through peers failed (%s: %s); straight from the registry",
+                            digest, ref, type(err).__name__, err)
         tmp = store.blob_path(digest) + f".pull.{os.getpid()}"
         try:
             client.download(ref.repository, digest, tmp)

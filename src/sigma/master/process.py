@@ -26,6 +26,7 @@ from starlette.routing import Mount
 from sigma.api import admission
 from sigma.api.auth import AuthOptions, build_auth
 from sigma.api.coalesce import CoalescingHttpToolsProtocol
+from sigma.api.errors import ApiError
 from sigma.api.registry import Registry
 from sigma.api.server import create_app
 from sigma.client.local import LocalClient
@@ -82,13 +83,24 @@ class Master:
         # The P2P tracker for the agents' image pulls, ahead of the API's catch-all route.
         # Its state is in memory only: after a restart agents re-announce as they pull.
         tracker = TrackerState(max_claims=int(self.options.get("p2p_source_claims", DEFAULT_SOURCE_CLAIMS)))
-        self.app.router.routes.insert(0, Mount("/p2p", app=tracker_router(tracker)))
+        # With authentication on, only node identities (each for its own peers) and
+        # system:masters may use it.
+        p2p = tracker_router(tracker, require_identity=self.auth is not None, node_addresses=self._node_addresses)
+        self.app.router.routes.insert(0, Mount("/p2p", app=p2p))
         self.stop = threading.Event()
         # Set when the controllers of the current term must stop (master stop or lost leadership).
         self._term_stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: uvicorn.Server | None = None
         self.elector: Any = None  # sigma.master.leader.Elector on etcd
+
+    def _node_addresses(self, node: str) -> list[str]:
+        """The addresses in a Node's status (where the P2P tracker lets its peer be)."""
+        try:
+            obj = LocalClient(self.registry).get("nodes", node)
+        except ApiError:
+            return []
+        return [str(a.get("address")) for a in (obj.get("status") or {}).get("addresses") or [] if a.get("address")]
 
     def start_controllers(self, store: Store | None = None) -> None:
         """Start the controllers; with ``store`` (a fenced view of self.store), they write

@@ -117,11 +117,13 @@ class Announcer:
             if not blob.have:
                 continue
             piece_size = self.tracker.register(digest, blob.size, blob.piece_size)
+            self.peer.set_token(digest, self.tracker.tokens.get(digest))  # new after a tracker restart
+            blob.token = self.tracker.tokens.get(digest)
             if piece_size != blob.piece_size:
                 if len(blob.have) * blob.piece_size < blob.size:
                     continue  # a partial download at another cut: its own fetch announces as it goes
                 _, hashes = hash_pieces(blob.path, piece_size)
-                blob = HeldBlob(blob.path, blob.size, piece_size, set(hashes), hashes)
+                blob = HeldBlob(blob.path, blob.size, piece_size, set(hashes), hashes, blob.token)
                 self.peer.hold(digest, blob)
             pieces = sorted(blob.have)
             self.tracker.announce(digest, self.peer.url, pieces, blob.hashes, self.ttl)

@@ -11,6 +11,13 @@ what a peer spends in Python.
 Pieces from peers come through wire.PieceClient (recv_into, pwrite, no copies in Python);
 the whole blob's digest is computed while the pieces arrive (wire.BlobHasher) and checked
 before the blob is renamed into place: a partial or unverified blob never has its final name.
+Only pieces whose hash the tracker vouches for are asked of peers (tracker.py says whose word
+that is); every request carries the blob's piece token, without which peers serve nothing.
+Whatever goes wrong on the P2P side (the tracker refuses or is down, the blob was registered
+with another size, pieces or the whole blob fail their hashes, nobody holds anything, the
+deadline passes) the blob is fetched whole from the registry instead: P2P makes pulls
+cheaper, never less likely to succeed. A blob verified against its digest, either way, is
+then offered to the others with its complete piece table.
 A peer that cuts a transfer off or serves a piece whose hash is wrong is excluded for the
 rest of the blob and the piece is fetched elsewhere; every such event is in the report. A
 peer whose upload slots are all taken (peer.PeerServer answers 503) is no fault: it is left
@@ -20,6 +27,7 @@ alone for a short, growing back-off while the freed slot goes to another holder 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 import zlib
@@ -40,6 +48,8 @@ from sigma.p2p.wire import BlobHasher, PeerBusy, PieceClient, WireError
 # for every refusal in a row (up to BUSY_MAX): its uploads take a fraction of a second each.
 BUSY_BACKOFF = 0.1
 BUSY_MAX = 0.8
+log = logging.getLogger("sigma.p2p.download")
+_UNVOUCHED = "no piece hash at the tracker to verify against"
 
 
 class P2PError(RuntimeError):
@@ -52,6 +62,7 @@ class TrackerClient:
     def __init__(self, base: str, client: httpx.Client | None = None) -> None:
         self.base = base.rstrip("/")
         self.http = client or httpx.Client(timeout=10.0)
+        self.tokens: dict[str, str] = {}  # digest -> the piece token the tracker handed out
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
         resp = self.http.request(method, self.base + path, **kw)
@@ -60,10 +71,17 @@ class TrackerClient:
         return resp.json()
 
     def register(self, digest: str, size: int, piece_size: int) -> int:
-        return int(self._call("POST", f"/blobs/{digest}", json={"size": size, "piece_size": piece_size})["piece_size"])
+        """The blob's piece size at the tracker; its piece token is kept in `tokens`."""
+        answer = self._call("POST", f"/blobs/{digest}", json={"size": size, "piece_size": piece_size})
+        if answer.get("token"):
+            self.tokens[digest] = str(answer["token"])
+        return int(answer["piece_size"])
 
     def view(self, digest: str, peer: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"/blobs/{digest}", params={"peer": peer}))
+        answer = dict(self._call("GET", f"/blobs/{digest}", params={"peer": peer}))
+        if answer.get("token"):
+            self.tokens[digest] = str(answer["token"])
+        return answer
 
     def announce(
         self,
@@ -80,7 +98,11 @@ class TrackerClient:
         if view:
             body["view"] = True
         answer = self._call("POST", f"/blobs/{digest}/announce", json=body)
-        return dict(answer) if view and isinstance(answer, dict) and "holders" in answer else None
+        if not (view and isinstance(answer, dict) and "holders" in answer):
+            return None
+        if answer.get("token"):
+            self.tokens[digest] = str(answer["token"])
+        return dict(answer)
 
     def heartbeat(self, peer: str, ttl: float) -> bool:
         """Renew our lease at the tracker; False when it did not know us (announce again)."""
@@ -106,6 +128,7 @@ class FetchReport:
     tracker_views: int = 0  # how often the loop asked the tracker (what a swarm costs it)
     tracker_claims: int = 0  # back-to-source claims asked for (calls, granted or not)
     busy_refusals: int = 0  # requests a peer refused because all its upload slots were taken
+    fallback: str | None = None  # why the blob came whole from the registry instead
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,22 +165,37 @@ class Downloader:
     def fetch(
         self, digest: str, size: int, source_url: str, dest: str, headers: dict[str, str] | None = None
     ) -> FetchReport:
-        """Fetch blob `digest` into `dest`; `source_url` is its registry blob URL."""
+        """Fetch blob `digest` into `dest`; `source_url` is its registry blob URL. Through
+        the swarm when it can, whole from the registry when the swarm fails it."""
         started = time.monotonic()
         if size == 0:  # nothing to cut into pieces
             open(dest, "wb").close()
             if _sha256_file(dest) != digest:
                 raise P2PError(f"blob {digest} has size 0 but not the empty digest")
             return FetchReport(digest, 0, 0)
+        try:
+            report = self._fetch_p2p(digest, size, source_url, dest, headers, started)
+        except Exception as err:
+            reason = f"{type(err).__name__}: {err}"
+            log.warning("P2P fetch of %s failed (%s); fetching it whole from the registry", digest, reason)
+            report = FetchReport(digest, size, 0, fallback=reason)
+            self._get_whole(digest, size, source_url, dest, headers)
+            self._offer(digest, dest)
+        report.seconds = round(time.monotonic() - started, 3)
+        return report
+
+    def _fetch_p2p(
+        self, digest: str, size: int, source_url: str, dest: str, headers: dict[str, str] | None, started: float
+    ) -> FetchReport:
         piece_size = self.tracker.register(digest, size, self.piece_size)
         partial = dest + ".partial"
         _preallocate(partial, size)
-        blob = HeldBlob(partial, size, piece_size)
+        blob = HeldBlob(partial, size, piece_size, token=self.tracker.tokens.get(digest))
         self.peer.hold(digest, blob)
         report = FetchReport(digest, size, max(1, -(-size // piece_size)))
         hasher = BlobHasher(partial, size, piece_size)
         try:
-            self._fetch_pieces(digest, blob, report, source_url, headers, started, hasher)
+            hashes = self._fetch_pieces(digest, blob, report, source_url, headers, started, hasher)
             actual = hasher.result()
             if actual != digest:
                 raise P2PError(f"blob {digest}: the assembled content is {actual}; refusing it")
@@ -168,8 +206,46 @@ class Downloader:
             raise
         os.replace(partial, dest)
         blob.path = dest
-        report.seconds = round(time.monotonic() - started, 3)
+        # Verified whole: our piece table is the blob's. Announced whole, it vouches for the
+        # pieces no claimer vouched for and disputes any hash the tracker was lied to about
+        # (tracker.py). Best effort, as in _offer.
+        try:
+            self.tracker.announce(digest, self.peer.url, sorted(hashes), hashes)
+        except Exception as err:
+            log.info("announcing the piece table of %s failed: %s: %s", digest, type(err).__name__, err)
         return report
+
+    def _get_whole(self, digest: str, size: int, url: str, dest: str, headers: dict[str, str] | None) -> None:
+        """The whole blob from the registry, verified against its digest and size before it
+        takes its final name."""
+        partial = dest + ".partial"
+        h, got = hashlib.sha256(), 0
+        try:
+            with self.http.stream("GET", url, headers=headers or {}) as resp, open(partial, "wb") as f:
+                if resp.status_code != 200:
+                    raise P2PError(f"blob {digest}: the registry answered {resp.status_code}")
+                for chunk in resp.iter_bytes(1 << 20):
+                    got += len(chunk)
+                    if got > size:
+                        raise P2PError(f"blob {digest}: the registry sends more than its {size} bytes")
+                    self.download.take(len(chunk))
+                    h.update(chunk)
+                    f.write(chunk)
+            actual = "sha256:" + h.hexdigest()
+            if actual != digest or got != size:
+                raise P2PError(f"blob {digest}: the registry's content is {actual} ({got} bytes); refusing it")
+            os.replace(partial, dest)
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
+
+    def _offer(self, digest: str, path: str) -> None:
+        """Serve a blob we hold whole and verified, and announce it with its complete piece
+        table. Best effort: the pull is done whatever the tracker says."""
+        try:
+            seed_blob(self.tracker, self.peer, digest, path, self.piece_size)
+        except Exception as err:  # a tracker that is down or refuses us costs the others, not this pull
+            log.info("offering %s to peers failed: %s: %s", digest, type(err).__name__, err)
 
     def _fetch_pieces(
         self,
@@ -180,7 +256,8 @@ class Downloader:
         headers: dict[str, str] | None,
         started: float,
         hasher: BlobHasher,
-    ) -> None:
+    ) -> dict[int, str]:
+        """Every piece into the partial file; their sha256 hex by index."""
         me = self.peer.url
         st = _Progress()
         with ThreadPoolExecutor(self.limits[2], thread_name_prefix="p2p-fetch") as pool:
@@ -202,13 +279,14 @@ class Downloader:
                 cached, st.completed, st.unbusied = (st.completed or st.unbusied) and recent, False, False
                 if not cached:
                     st.set_view(self.tracker.view(digest, me))
+                    self.peer.set_token(digest, self.tracker.tokens.get(digest))  # new if the tracker restarted
                     report.tracker_views += 1
                 plan = pick(
                     PickState(
                         pieces=report.pieces,
                         have=frozenset(st.have),
                         in_flight=dict(st.in_flight),
-                        holders=st.holders,
+                        holders=st.vouched_holders(),
                         excluded=frozenset(st.excluded),
                         failed=frozenset(st.failed),
                         claimed_elsewhere=frozenset(int(i) for i in st.view["claims"]),
@@ -245,6 +323,7 @@ class Downloader:
                     time.sleep(wait_s)  # waiting on pieces others are fetching from the registry
                     continue
                 self._wait_and_store(digest, report, st, wait_s, hasher)
+        return st.hashes
 
     def _wait_and_store(
         self, digest: str, report: FetchReport, st: _Progress, timeout: float, hasher: BlobHasher
@@ -281,7 +360,8 @@ class Downloader:
                     raise P2PError(f"{digest}: the registry failed piece {piece} repeatedly: {reason}")
             else:
                 st.failed.add((piece, source))
-                st.excluded.add(source)
+                if not reason.startswith(_UNVOUCHED):  # the tracker's gap, not the peer's fault
+                    st.excluded.add(source)
         if new:
             hashes_new = {i: st.hashes[i] for i in new if i in st.hashes}
             answer = self.tracker.announce(digest, self.peer.url, new, hashes_new, view=True)
@@ -298,7 +378,8 @@ class Downloader:
         try:
             if source != REGISTRY:
                 throttle = self.download.take if self.download.rate > 0 else None
-                return self.wire.fetch(source, f"/pieces/{digest}/{piece}", fd, start, length, throttle)
+                token = self.tracker.tokens.get(digest, "")
+                return self.wire.fetch(source, f"/pieces/{digest}/{piece}", fd, start, length, throttle, token)
             return self._get_range(fd, start, length, blob.size, source_url, headers)
         finally:
             os.close(fd)
@@ -339,7 +420,7 @@ class Downloader:
         if source != REGISTRY:
             expected = hashes.get(piece)
             if expected is None:
-                return "no piece hash at the tracker to verify against"
+                return _UNVOUCHED
             if actual != expected:
                 return f"corrupt piece: sha256 {actual[:12]}..., the tracker says {expected[:12]}..."
         fetched[piece] = actual
@@ -364,6 +445,7 @@ class _Progress:
     streak: dict[str, int] = field(default_factory=dict)  # refusals in a row, per peer
     unbusied: bool = False  # a busy holder's back-off ended since the last pick
     holders: dict[str, frozenset[int]] = field(default_factory=dict)  # the view's, as sets
+    vouched: frozenset[int] = frozenset()  # pieces the view has a hash for
 
     def refused(self, peer: str) -> None:
         n = self.streak[peer] = self.streak.get(peer, 0) + 1
@@ -372,6 +454,12 @@ class _Progress:
     def set_view(self, view: dict[str, Any]) -> None:
         self.view, self.viewed_at = view, time.monotonic()
         self.holders = {p: frozenset(s) for p, s in view["holders"].items()}
+        self.vouched = frozenset(int(i) for i in view["hashes"])
+
+    def vouched_holders(self) -> dict[str, frozenset[int]]:
+        """The holders, of the pieces whose hash the tracker vouches for only: a piece that
+        could not be checked is never asked of a peer (it comes from the registry)."""
+        return {p: s & self.vouched for p, s in self.holders.items()}
 
     def busy_now(self) -> frozenset[str]:
         now = time.monotonic()
@@ -384,10 +472,11 @@ class _Progress:
 def seed_blob(
     tracker: TrackerClient, peer: PeerServer, digest: str, path: str, piece_size: int = DEFAULT_PIECE_SIZE
 ) -> int:
-    """Offer a whole blob this node already holds (a seed peer, or a node after a pull)."""
+    """Offer a whole blob this node already holds (a seed peer, or a node after a pull),
+    with its complete piece table."""
     size = os.path.getsize(path)
     piece_size = tracker.register(digest, size, piece_size)
-    blob = HeldBlob(path, size, piece_size)
+    blob = HeldBlob(path, size, piece_size, token=tracker.tokens.get(digest))
     hashes = {}
     with open(path, "rb") as f:
         for i in range(max(1, -(-size // piece_size))):

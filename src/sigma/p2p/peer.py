@@ -1,6 +1,12 @@
 """The serving half of a P2P peer: `GET /pieces/{digest}/{index}` for the pieces this agent
 holds, whether it is still downloading the blob or has it whole in the image store.
 
+Only the cluster's nodes may read them: every request must carry the blob's piece token
+(`Authorization: Bearer TOKEN`), a random secret the tracker hands to the node identities
+that register the blob (tracker.py), compared in constant time. A blob the tracker has not
+given us a token for yet is served to nobody. A request without the right token gets 403,
+whether or not the piece is held.
+
 A threaded stdlib HTTP server rather than the agent's ASGI app: each upload is a blocking
 loop of "take tokens from the upload bucket, send a chunk", which a thread per connection
 expresses directly, and it keeps piece traffic off the agent's API event loop.
@@ -8,6 +14,7 @@ expresses directly, and it keeps piece traffic off the agent's API event loop.
 
 from __future__ import annotations
 
+import hmac
 import os
 import re
 import threading
@@ -34,6 +41,7 @@ class HeldBlob:
     piece_size: int
     have: set[int] = field(default_factory=set)
     hashes: dict[int, str] = field(default_factory=dict)  # sha256 of the pieces in `have`, to announce again
+    token: str | None = None  # the blob's piece token from the tracker; None: serve it to nobody
 
     def piece_range(self, index: int) -> tuple[int, int]:
         start = index * self.piece_size
@@ -100,8 +108,25 @@ class PeerServer:
         """A snapshot of what we serve: digest -> a copy of its HeldBlob."""
         with self._lock:
             return {
-                d: HeldBlob(b.path, b.size, b.piece_size, set(b.have), dict(b.hashes)) for d, b in self.blobs.items()
+                d: HeldBlob(b.path, b.size, b.piece_size, set(b.have), dict(b.hashes), b.token)
+                for d, b in self.blobs.items()
             }
+
+    def set_token(self, digest: str, token: str | None) -> None:
+        with self._lock:
+            blob = self.blobs.get(digest)
+            if blob is not None and token:
+                blob.token = token
+
+    def allowed(self, digest: str, authorization: str) -> bool:
+        """Does the Authorization header carry the piece token of blob `digest`?"""
+        with self._lock:
+            blob = self.blobs.get(digest)
+            token = blob.token if blob is not None else None
+        scheme, _, given = authorization.partition(" ")
+        if not token or scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(given.strip().encode(), token.encode())
 
     def open_piece(self, digest: str, index: int) -> tuple[int, int, int] | None:
         """(open fd, offset, length) of a piece we hold, or None; the caller closes the fd."""
@@ -160,13 +185,12 @@ def _handler(peer: PeerServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             match = _PIECE_PATH.match(self.path)
             digest, index = (match.group(1), int(match.group(2))) if match else ("", -1)
+            if not peer.allowed(digest, self.headers.get("Authorization", "")):
+                self._refuse(403, b"a piece token from the tracker is required\n")
+                return
             opened = peer.open_piece(digest, index) if match else None
             if opened is None:
-                body = b"piece not held by this peer\n"
-                self.send_response(404)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self._refuse(404, b"piece not held by this peer\n")
                 return
             fd, start, length = opened
             if not peer.take_slot():
@@ -189,6 +213,12 @@ def _handler(peer: PeerServer) -> type[BaseHTTPRequestHandler]:
                 os.close(fd)
             with peer._lock:
                 peer.bytes_served += length
+
+        def _refuse(self, code: int, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def _send_file(self, fd: int, start: int, length: int) -> None:
             # sendfile: the piece goes from the page cache to the socket without passing

@@ -45,17 +45,26 @@ class PieceClient:
         self._local = threading.local()
 
     def fetch(
-        self, peer: str, path: str, fd: int, offset: int, length: int, throttle: Callable[[int], None] | None = None
+        self,
+        peer: str,
+        path: str,
+        fd: int,
+        offset: int,
+        length: int,
+        throttle: Callable[[int], None] | None = None,
+        token: str = "",
     ) -> str:
         """GET `peer``path` (exactly `length` bytes) into `fd` at `offset`; its sha256 hex.
-        `throttle(n)` is called for every n bytes received (a user-space download cap).
+        `throttle(n)` is called for every n bytes received (a user-space download cap);
+        `token` is the blob's piece token, which the peer asks for.
         A kept-alive connection the peer closed meanwhile is retried once on a new one."""
         addr = _address(peer)
         for attempt in (0, 1):
             sock, reused = self._checkout(addr)
             keep = False
             try:
-                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {addr[0]}:{addr[1]}\r\n\r\n".encode())
+                auth = f"Authorization: Bearer {token}\r\n" if token else ""
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {addr[0]}:{addr[1]}\r\n{auth}\r\n".encode())
                 head, rest = self._read_head(sock)
                 if not head and reused and attempt == 0:
                     continue  # stale: closed by the peer while it sat in the pool
