@@ -148,10 +148,23 @@ def _status(pid: int) -> dict[str, str]:
 
 
 def _running_pid(node: NodeRuntime, pod: dict[str, Any]) -> int:
+    """The container's process once it runs the pod's command: before its execve the runtime's
+    init (already switched to the pod's user) still holds capabilities it is about to lose."""
     node.sync([pod], time.time())
     uid = pod["metadata"]["uid"]
-    return int(wait_for(lambda: next((c.pid for c in node.runtimes["process"].list()
-                                       if c.pod_uid == uid and c.state == "running"), None)))
+    command = pod["spec"]["containers"][0]["command"][0]
+
+    def running() -> int | None:
+        pid = next((c.pid for c in node.runtimes["process"].list() if c.pod_uid == uid and c.state == "running"),
+                   None)
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv0 = f.read().split(b"\0")[0].decode()
+        except (OSError, TypeError):
+            return None
+        return pid if pid and argv0.rsplit("/", 1)[-1] == command else None
+
+    return int(wait_for(running))
 
 
 @pytest.mark.skipif(BUSYBOX is None, reason="needs busybox")
