@@ -311,7 +311,7 @@ def runs_host_command(spec: dict[str, Any]) -> bool:
     """The agent runs the pod with the process runtime (sigma.agent.podspec.runtime_class)."""
     name = spec.get("runtimeClassName")
     if name:
-        return name == "process"
+        return bool(name == "process")
     return not any(_dict(c).get("image") for c in spec.get("containers") or [])
 
 
@@ -352,8 +352,7 @@ def field_violations(level: str, spec: dict[str, Any], annotations: dict[str, An
     found = _baseline(spec, annotations or {})
     if level != "baseline":
         found += _restricted(spec)
-    seen: set[Violation] = set()
-    return [v for v in found if not (v in seen or seen.add(v))]  # type: ignore[func-returns-value]
+    return list(dict.fromkeys(found))
 
 
 def violations(level: str, spec: dict[str, Any], annotations: dict[str, Any] | None = None) -> list[str]:
