@@ -24,7 +24,7 @@ from sigma.api.registry import Registry
 from sigma.api.resources import resource
 from sigma.api.tables import age, register_printer
 from sigma.api.validation import register_validator
-from sigma.quantity import QuantityError, format_bytes, format_cpu, memory_bytes, resource_units
+from sigma.quantity import MAX_INT64, QuantityError, format_bytes, format_cpu, memory_bytes, resource_units
 
 QUOTAS = resource("resourcequotas")
 PODS = resource("pods")
@@ -49,6 +49,16 @@ def units(name: str, value: Any) -> int:
     return resource_units("cpu" if _base(name)[1] == "cpu" else "bytes", value)
 
 
+def stored_units(name: str, value: Any) -> int:
+    """units() of a quantity already stored. One that no longer parses was written before the
+    API bounded quantities to int64, so it stands for more than int64 holds: it counts as that
+    much, rather than failing every pod create in the namespace."""
+    try:
+        return units(name, value)
+    except QuantityError:
+        return MAX_INT64
+
+
 def format_units(name: str, value: int) -> str:
     base = _base(name)[1]
     if base == "cpu":
@@ -70,7 +80,7 @@ def pod_usage(pod: dict[str, Any]) -> dict[str, int]:
             if value is None and kind == "requests":
                 value = limits.get(base)
             if value is not None:
-                out[name] = out.get(name, 0) + units(name, value)
+                out[name] = out.get(name, 0) + stored_units(name, value)
     return out
 
 
@@ -85,7 +95,7 @@ def namespace_usage(pods: list[dict[str, Any]], names: list[str]) -> dict[str, i
 
 def _exceeded(quota: dict[str, Any], used: dict[str, int], request: dict[str, int]) -> str | None:
     hard = (quota.get("spec") or {}).get("hard") or {}
-    over = [n for n in sorted(hard) if request.get(n, 0) and used.get(n, 0) + request[n] > units(n, hard[n])]
+    over = [n for n in sorted(hard) if request.get(n, 0) and used.get(n, 0) + request[n] > stored_units(n, hard[n])]
     if not over:
         return None
 
