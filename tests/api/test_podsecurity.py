@@ -222,12 +222,19 @@ def test_each_field_at_each_level(what: str, mutation: Mutation, least: str, fie
     assert least_level(pod["spec"], annotations) == least
     for level in LEVELS:
         found = field_violations(level, pod["spec"], annotations)
+        hook = admit_pod(Namespaces(level))  # type: ignore[arg-type]  # only namespace() is used
         if LEVELS.index(level) >= LEVELS.index(least):
             assert found == [], (level, found)
-        else:
-            assert found, level
-            assert field in [path for _, path in found], (level, found)
-            assert len(found) == len(set(found))
+            hook(copy.deepcopy(pod), None)
+            continue
+        assert field in [path for _, path in found], (level, found)
+        assert len(found) == len(set(found))
+        with pytest.raises(ApiError) as refused:
+            hook(copy.deepcopy(pod), None)
+        assert refused.value.code == 403
+        assert field in [c.field for c in refused.value.causes]
+        assert f'violates PodSecurity "{level}:latest"' in refused.value.message
+        assert f"{ENFORCE_LABEL}={least} to allow this" in refused.value.message
 
 
 def test_the_reported_attack_is_refused_at_restricted_and_baseline() -> None:
