@@ -244,10 +244,12 @@ def _baseline(spec: dict[str, Any], annotations: dict[str, Any]) -> list[Violati
 
 def _volume_types(spec: dict[str, Any]) -> Iterator[Violation]:
     for i, v in enumerate(spec.get("volumes") or []):
-        for source in (k for k in _dict(v) if k != "name" and k not in RESTRICTED_VOLUMES):
+        sources = _dict(v)
+        for source in (k for k, given in sources.items() if k != "name" and k not in RESTRICTED_VOLUMES
+                       and given is not None):
             if source == "hostPath":
                 continue  # refused by baseline already, under its own name
-            yield (f'restricted volume types (volume "{_dict(v).get("name", "")}" uses restricted volume type '
+            yield (f'restricted volume types (volume "{sources.get("name", "")}" uses restricted volume type '
                    f'"{source}")', f"spec.volumes[{i}].{source}")
 
 
