@@ -2,6 +2,9 @@
 
 Pure functions shared by API validation, the scheduling core, the agent and the simulator.
 CPU is carried as integer milli-cores and memory as integer bytes everywhere inside Sigma.
+A quantity beyond what Kubernetes' resource.Quantity represents (int64 in its unit, and
+int64 milli-cores for cpu) raises QuantityError, so the API refuses it with 422 where it is
+written rather than letting it overflow a scheduler's or a cgroup's integers later.
 """
 
 from __future__ import annotations
