@@ -87,9 +87,17 @@ def test_a_privileged_pod_is_refused_unless_the_namespace_allows_it(admin: httpx
     assert admin.post(f"/api/v1/namespaces/{open_ns}/pods", json=privileged).status_code == 201
 
 
+def hardened(name: str, **pod_sc: Any) -> dict[str, Any]:
+    """A pod with what restricted asks for, as Kubernetes' Pod Security Standards define it."""
+    body = pod(name, securityContext={"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}, **pod_sc})
+    body["spec"]["containers"][0]["securityContext"] = {"allowPrivilegeEscalation": False,
+                                                        "capabilities": {"drop": ["ALL"]}}
+    return body
+
+
 def test_a_restricted_namespace_refuses_root(admin: httpx.Client) -> None:
     ns = namespace(admin, {"pod-security.kubernetes.io/enforce": "restricted"})
-    root = pod("root", securityContext={"runAsUser": 0, "runAsNonRoot": True})
+    root = hardened("root", runAsUser=0)
     r = admin.post(f"/api/v1/namespaces/{ns}/pods", json=root)
     assert r.status_code == 403
     assert "runAsUser=0 (pod must not set spec.securityContext.runAsUser=0)" in r.json()["message"]
@@ -98,8 +106,7 @@ def test_a_restricted_namespace_refuses_root(admin: httpx.Client) -> None:
     # Saying nothing is not enough: the pod must promise it runs as non-root.
     r = admin.post(f"/api/v1/namespaces/{ns}/pods", json=pod("silent"))
     assert r.status_code == 403 and "spec.containers[0].securityContext.runAsNonRoot" in r.text
-    plain = pod("plain", securityContext={"runAsUser": 1000, "runAsNonRoot": True})
-    assert admin.post(f"/api/v1/namespaces/{ns}/pods", json=plain).status_code == 201
+    assert admin.post(f"/api/v1/namespaces/{ns}/pods", json=hardened("plain", runAsUser=1000)).status_code == 201
     # Root is fine at baseline.
     assert admin.post(f"/api/v1/namespaces/{namespace(admin)}/pods", json=root).status_code == 201
 
@@ -109,7 +116,9 @@ def test_a_restricted_namespace_refuses_root(admin: httpx.Client) -> None:
     ("baseline", {"hostPID": True, "containers": [{"name": "c", "securityContext": {"capabilities": {
         "add": ["SYS_ADMIN", "CHOWN"]}}}]}, 2),
     ("baseline", {"volumes": [{"name": "root", "hostPath": {"path": "/"}}]}, 1),
-    ("restricted", {"containers": [{"name": "c", "securityContext": {"allowPrivilegeEscalation": True,
+    ("restricted", {"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{"name": "c", "securityContext": {"allowPrivilegeEscalation": True,
+                                                                     "capabilities": {"drop": ["ALL"]},
                                                                      "runAsNonRoot": True}}]}, 1),
 ])
 def test_each_level_lists_every_violation(level: str, spec: dict[str, Any], expected: int) -> None:

@@ -2,7 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sigma.api.auth.rbac import BUILTIN_BINDINGS, Bindings
+import pytest
+
+from sigma.api.auth.attributes import Attributes
+from sigma.api.auth.rbac import BUILTIN_BINDINGS, Bindings, _role_allows
+from sigma.api.resources import resource
 
 EDITOR = "bindings:\n- {role: edit, namespace: team-a, users: [alice]}\n"
 VIEWER = "bindings:\n- {role: view, users: [bob]}\n"
@@ -23,3 +27,49 @@ def test_the_bindings_file_is_reread_when_it_changes_at_most_once_per_recheck(tm
     path.unlink()
     clock[0] += 1.0
     assert bindings.current() == list(BUILTIN_BINDINGS)
+
+
+def _attrs(verb: str, plural: str, namespace: str | None = "team-a", name: str | None = "x",
+           subresource: str = "") -> Attributes:
+    return Attributes(verb, "/", resource(plural), subresource, namespace, name)
+
+
+@pytest.mark.parametrize(("role", "verb", "plural", "subresource", "allowed"), [
+    ("edit", "get", "resourcequotas", "", True),
+    ("edit", "list", "resourcequotas", "", True),
+    ("edit", "patch", "resourcequotas", "", False),
+    ("edit", "update", "resourcequotas", "", False),
+    ("edit", "delete", "resourcequotas", "", False),
+    ("edit", "create", "resourcequotas", "", False),
+    ("edit", "deletecollection", "resourcequotas", "", False),
+    ("edit", "patch", "resourcequotas", "status", False),
+    ("edit", "get", "resourcequotas", "status", True),
+    ("view", "get", "resourcequotas", "", True),
+    ("view", "patch", "resourcequotas", "", False),
+    ("edit", "create", "pods", "", True),
+    ("edit", "delete", "pods", "", True),
+    ("edit", "patch", "pods", "status", False),
+    ("edit", "create", "pods", "binding", False),
+    ("edit", "create", "pods", "eviction", True),
+    ("edit", "get", "pods", "log", True),
+    ("edit", "patch", "deployments", "scale", True),
+    ("edit", "update", "deployments", "status", False),
+    ("edit", "update", "batchjobs", "status", False),
+    ("edit", "create", "events", "", True),
+    ("edit", "get", "leases", "", False),
+    ("edit", "update", "leases", "", False),
+    ("view", "get", "namespaces", "", True),
+    ("edit", "delete", "namespaces", "", False),
+    ("edit", "patch", "namespaces", "", False),
+])
+def test_edit_and_view_match_kubernetes_on_a_namespace(role: str, verb: str, plural: str, subresource: str,
+                                                       allowed: bool) -> None:
+    name = "team-a" if plural == "namespaces" else "x"
+    assert _role_allows(role, "team-a", _attrs(verb, plural, name=name, subresource=subresource)) is allowed
+
+
+def test_listing_namespaces_needs_a_binding_without_namespace() -> None:
+    listing = _attrs("list", "namespaces", namespace=None, name=None)
+    assert not _role_allows("view", "team-a", listing)
+    assert _role_allows("view", None, listing)
+    assert not _role_allows("edit", "team-a", _attrs("get", "namespaces", namespace="team-b", name="team-b"))

@@ -24,7 +24,7 @@ from sigma.api.registry import Registry
 from sigma.api.resources import resource
 from sigma.api.tables import age, register_printer
 from sigma.api.validation import register_validator
-from sigma.quantity import QuantityError, format_bytes, format_cpu, resource_units
+from sigma.quantity import MAX_INT64, QuantityError, format_bytes, format_cpu, memory_bytes, resource_units
 
 QUOTAS = resource("resourcequotas")
 PODS = resource("pods")
@@ -45,8 +45,18 @@ def _base(name: str) -> tuple[str, str]:
 
 def units(name: str, value: Any) -> int:
     if name == "pods":
-        return int(value)
+        return memory_bytes(value)  # a count is a quantity too ("1k"), a whole one
     return resource_units("cpu" if _base(name)[1] == "cpu" else "bytes", value)
+
+
+def stored_units(name: str, value: Any) -> int:
+    """units() of a quantity already stored. One that no longer parses was written before the
+    API bounded quantities to int64, so it stands for more than int64 holds: it counts as that
+    much, rather than failing every pod create in the namespace."""
+    try:
+        return units(name, value)
+    except QuantityError:
+        return MAX_INT64
 
 
 def format_units(name: str, value: int) -> str:
@@ -70,7 +80,7 @@ def pod_usage(pod: dict[str, Any]) -> dict[str, int]:
             if value is None and kind == "requests":
                 value = limits.get(base)
             if value is not None:
-                out[name] = out.get(name, 0) + units(name, value)
+                out[name] = out.get(name, 0) + stored_units(name, value)
     return out
 
 
@@ -85,7 +95,7 @@ def namespace_usage(pods: list[dict[str, Any]], names: list[str]) -> dict[str, i
 
 def _exceeded(quota: dict[str, Any], used: dict[str, int], request: dict[str, int]) -> str | None:
     hard = (quota.get("spec") or {}).get("hard") or {}
-    over = [n for n in sorted(hard) if request.get(n, 0) and used.get(n, 0) + request[n] > units(n, hard[n])]
+    over = [n for n in sorted(hard) if request.get(n, 0) and used.get(n, 0) + request[n] > stored_units(n, hard[n])]
     if not over:
         return None
 
@@ -129,7 +139,7 @@ def _charge_all(registry: Registry, pod: dict[str, Any], quotas: list[dict[str, 
         recount = namespace_usage(pods, list(hard))
         recorded = (quota.get("status") or {}).get("used") or {}
         # status.used also holds pods admitted but not written yet: the larger of both counts.
-        used = {n: max(recount[n], units(n, recorded[n]) if n in recorded else 0) for n in hard}
+        used = {n: max(recount[n], _recorded(n, recorded.get(n))) for n in hard}
         reason = _exceeded(quota, used, request)
         if reason is not None:
             raise ApiError(403, "Forbidden", f'pods "{pod["metadata"].get("name", "")}" is forbidden: {reason}',
@@ -143,6 +153,15 @@ def _charge_all(registry: Registry, pod: dict[str, Any], quotas: list[dict[str, 
                 return False
             raise
     return True
+
+
+def _recorded(name: str, value: Any) -> int:
+    """A count from status.used; one that does not parse (a recount past int64) counts as
+    nothing recorded, and the recount from the pods decides."""
+    try:
+        return units(name, value) if value is not None else 0
+    except QuantityError:
+        return 0
 
 
 def write_status(registry: Registry, quota: dict[str, Any], used: dict[str, int]) -> dict[str, Any]:
@@ -164,8 +183,8 @@ def validate_quota(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Caus
         try:
             if units(name, value) < 0:
                 causes.append(Cause(path, f"Invalid value: {value!r}: must be greater than or equal to 0"))
-        except (QuantityError, ValueError, TypeError):
-            causes.append(Cause(path, f"Invalid value: {value!r}: must be a quantity"))
+        except QuantityError as err:
+            causes.append(Cause(path, f"Invalid value: {err}"))
     return causes
 
 

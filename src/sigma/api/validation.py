@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sigma.api.errors import Cause
-from sigma.quantity import QuantityError, parse_quantity
+from sigma.quantity import QuantityError, parse_resource_quantity
 
 DEFAULT_SCHEDULER = "sigma-scheduler"
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -83,7 +83,7 @@ def _quantity_map(values: Any, path: str) -> tuple[dict[str, Any], list[Cause]]:
     parsed: dict[str, Any] = {}
     for resource, raw in (values or {}).items():
         try:
-            q = parse_quantity(raw)
+            q = parse_resource_quantity(resource, raw)
         except QuantityError as err:
             causes.append(Cause(f"{path}[{resource}]", f"Invalid value: {raw!r}: {err}"))
             continue

@@ -4,7 +4,9 @@ Four roles, fixed in code (Kubernetes' default ClusterRoles, simplified):
 
 - ``cluster-admin``: everything, everywhere, including paths outside the API (/metrics, /ui).
 - ``edit``: every verb on namespaced resources, in the bound namespace (or in all of them when
-  the binding names none), and reading that Namespace object.
+  the binding names none), except, as Kubernetes' edit role: ResourceQuotas are read-only,
+  Leases out of reach, and no status or binding subresource may be written; reading that
+  Namespace object (listing Namespaces only without a namespace in the binding).
 - ``view``: get, list and watch on the same.
 - ``agent``: an agent's node credential; what it may do is NodeRestriction's to say.
 
@@ -101,18 +103,37 @@ class Bindings:
         return self._all
 
 
+# What Kubernetes' aggregated edit and view ClusterRoles allow on these resources, which a
+# namespace's editor must not control: a quota is its administrator's ceiling on the
+# namespace (edit may only read it, and only cluster-admin write it: Kubernetes' admin role
+# cannot either), a Lease is a node's or a controller's heartbeat (neither role has it).
+READ_ONLY_FOR_EDIT = frozenset({"resourcequotas"})
+NO_ACCESS = frozenset({"leases"})
+# Subresources an editor may write: status is the controllers' and the agents' report (a
+# quota's status.used is what admission charges against), binding the scheduler's decision.
+EDIT_WRITABLE_SUBRESOURCES = frozenset({"", "scale", "eviction"})
+
+
 def _role_allows(role: str, ns: str | None, a: Attributes) -> bool:
+    """Kubernetes' edit and view ClusterRoles on Sigma's resources: bound with a namespace
+    they act as a RoleBinding there, without one as a ClusterRoleBinding."""
     if role == "cluster-admin":
         return True
     if a.rt is None or role not in ("edit", "view"):
         return False
-    if role == "view" and a.verb not in READ_ONLY:
+    if a.rt.plural in NO_ACCESS:
         return False
+    read = a.verb in READ_ONLY
     if a.rt.plural == "namespaces":
-        return a.verb in READ_ONLY and a.name is not None and (ns is None or a.name == ns)
-    if not a.rt.namespaced:
+        # Reading the bound namespace itself; listing namespaces is a cluster-scoped request
+        # that only a binding without namespace (a ClusterRoleBinding) grants.
+        return read and ((a.name is not None and (ns is None or a.name == ns)) or ns is None)
+    if not a.rt.namespaced or (ns is not None and a.namespace != ns):
         return False
-    return ns is None or a.namespace == ns
+    if read:
+        return True
+    return (role == "edit" and a.rt.plural not in READ_ONLY_FOR_EDIT
+            and a.subresource in EDIT_WRITABLE_SUBRESOURCES)
 
 
 def authorize(user: User, a: Attributes, bindings: list[Binding], pod_node: PodNode) -> Decision:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from sigma.quantity import QuantityError, resource_units
+from sigma.quantity import MAX_INT64, QuantityError, resource_units
 from sigma.scheduling import (
     DEFAULT_RESOURCES,
     AntiAffinityTerm,
@@ -95,6 +95,11 @@ def pod_requests(spec: dict[str, Any]) -> dict[str, int]:
             total[name] = max(total.get(name, 0), amount)
     for name, amount in _quantities(spec.get("overhead") or {}).items():
         total[name] = total.get(name, 0) + amount
+    # Each quantity fits int64 (the API refuses larger ones) but a sum of them may not, and
+    # the snapshot's arrays are int64: such a pod cannot fit any node, so it stays pending.
+    for name, amount in total.items():
+        if amount > MAX_INT64:
+            raise ConversionError(f"{name}: the pod's total request {amount} is beyond {MAX_INT64}")
     return total
 
 
