@@ -31,7 +31,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sigma.api import discovery, errors
 from sigma.api.errors import ApiError
 from sigma.api.openapi import openapi_v2, openapi_v3_group, openapi_v3_index
+from sigma.api.openapi_proto import OPENAPI_V2_PROTOBUF_RESPONSE, openapi_v2_protobuf, wants_protobuf
 from sigma.api.protobuf import ProtobufError, decode_k8s_protobuf
+from sigma.api.query import parse_query
 from sigma.api.registry import Registry
 from sigma.api.resources import ResourceType, lookup
 from sigma.api.responses import JSON
@@ -184,6 +186,9 @@ class ApiServer:
     async def dispatch(self, request: Request) -> Response:
         path = request.url.path.rstrip("/") or "/"
         try:
+            # A repeated single-valued parameter is refused before anything reads one of its
+            # values (request.query_params.get would take the last one).
+            parse_query(request.scope.get("query_string") or b"")
             return await self._route(request, path)
         except ApiError as err:
             return status_response(err)
@@ -208,6 +213,8 @@ class ApiServer:
         if path == "/apis":
             return JSON(discovery.api_group_list())
         if path == "/openapi/v2":
+            if wants_protobuf(request.headers.get("accept", "")):
+                return Response(openapi_v2_protobuf(), media_type=OPENAPI_V2_PROTOBUF_RESPONSE)
             return JSON(openapi_v2())
         if path == "/openapi/v3":
             return JSON(openapi_v3_index())

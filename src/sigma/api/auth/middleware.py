@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 
@@ -25,6 +24,7 @@ from sigma.api.auth.ratelimit import RateLimiter, retry_after_header
 from sigma.api.auth.rbac import Bindings, authorize, forbidden_message
 from sigma.api.auth.tokens import Credentials
 from sigma.api.errors import ApiError
+from sigma.api.query import parse_query
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -107,7 +107,13 @@ class AuthMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        query = dict(parse_qsl(bytes(scope.get("query_string") or b"").decode("latin-1")))
+        # Decided on the same parsed parameters the handler serves; a repeated one is refused
+        # (after authentication, so an anonymous caller still learns nothing but 401).
+        bad_query: ApiError | None = None
+        try:
+            query = parse_query(bytes(scope.get("query_string") or b""))
+        except ApiError as err:
+            query, bad_query = {}, err
         attrs = attributes_of(scope["method"], scope["path"].rstrip("/") or "/", query)
         user = ANONYMOUS
         code = [500]
@@ -119,6 +125,8 @@ class AuthMiddleware:
 
         try:
             user = authenticate(self.policy, scope)
+            if bad_query is not None and user is not ANONYMOUS:
+                raise bad_query
             receive = await self._admit(scope, receive, user, attrs)
         except Unauthorized:
             await _respond(tracking_send, ApiError(401, "Unauthorized", "Unauthorized"))
