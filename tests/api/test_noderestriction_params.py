@@ -63,7 +63,7 @@ def test_a_watch_with_a_repeated_field_selector_streams_nothing(n1: httpx.Client
     with n1.stream("GET", f"/api/v1/pods?watch=true&timeoutSeconds=2&{MINE}&fieldSelector=") as r:
         body = r.read()
     assert r.status_code == 400, body[:300]
-    assert b"on-n2" not in body and b'\\"fieldSelector\\"' in body or b'"fieldSelector"' in body
+    assert b"on-n2" not in body and b"fieldSelector" in body
 
 
 @pytest.mark.parametrize("param", ["labelSelector", "resourceVersion", "watch", "limit", "continue",
