@@ -111,8 +111,8 @@ def openapi_v2_protobuf() -> bytes:
     info = doc.get("info") or {}
     definitions = b"".join(_bytes(1, _string(1, name) + _bytes(2, _schema(schema)))
                            for name, schema in doc["definitions"].items())
-    return (_string(1, doc["swagger"]) + _bytes(2, _string(1, info.get("title", "")) + _string(2, info.get("version", "")))
-            + _bytes(8, b"") + _bytes(9, definitions))
+    info_message = _string(1, info.get("title", "")) + _string(2, info.get("version", ""))
+    return _string(1, doc["swagger"]) + _bytes(2, info_message) + _bytes(8, b"") + _bytes(9, definitions)
 
 
 def wants_protobuf(accept: str) -> bool:

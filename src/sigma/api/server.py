@@ -19,16 +19,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-import yaml
 from starlette.applications import Starlette
 from starlette.datastructures import State
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sigma.api import discovery, errors
+from sigma.api.bodies import BodyError, decode_json, decode_yaml
 from sigma.api.errors import ApiError
 from sigma.api.openapi import openapi_v2, openapi_v3_group, openapi_v3_index
 from sigma.api.openapi_proto import OPENAPI_V2_PROTOBUF_RESPONSE, openapi_v2_protobuf, wants_protobuf
@@ -102,30 +102,34 @@ async def read_body(request: Request) -> Any:
     if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise errors.too_large(MAX_BODY_BYTES)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise errors.too_large(MAX_BODY_BYTES)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise errors.too_large(MAX_BODY_BYTES)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The connection went away mid-body (or the server closed it: a body that did not
+        # arrive in time). Nobody is left to answer; this only ends the request quietly.
+        raise errors.bad_request("the request body was not received completely") from None
     raw = b"".join(chunks)
     if not raw.strip():
         return None
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
-    if ctype == PROTOBUF:
-        # kubectl's typed clients send protobuf bodies (kubectl create deployment...).
-        try:
-            return decode_k8s_protobuf(raw)
-        except ProtobufError as err:
-            raise errors.bad_request(f"the protobuf body of the request could not be decoded: {err}") from err
     try:
+        if ctype == PROTOBUF:
+            # kubectl's typed clients send protobuf bodies (kubectl create deployment...).
+            try:
+                return decode_k8s_protobuf(raw)
+            except (ProtobufError, ValueError, TypeError, KeyError, IndexError, RecursionError) as err:
+                raise errors.bad_request(f"the protobuf body of the request could not be decoded: {err}") from err
         if ctype in ("application/yaml", "application/apply-patch+yaml", "text/yaml"):
-            # Through JSON, as Kubernetes reads YAML: timestamps become strings, and what JSON
-            # cannot hold (integers beyond 64 bits, non-string keys, binary) is a bad request.
-            return orjson.loads(orjson.dumps(yaml.safe_load(raw)))
+            # Checked for alias bombs, depth and duplicate fields before anything is built.
+            return decode_yaml(raw, reject_duplicate_keys=ApiServer._strict(request))
         if ctype == "application/json" or ctype in PATCH_TYPES or ctype == "":
-            return orjson.loads(raw)
-    except (ValueError, TypeError, orjson.JSONDecodeError, yaml.YAMLError) as err:
-        raise errors.bad_request(f"the body of the request could not be decoded: {err}") from err
+            return decode_json(raw)
+    except BodyError as err:
+        raise errors.bad_request(str(err)) from err
     raise errors.unsupported_media_type(ctype)
 
 
