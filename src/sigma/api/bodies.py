@@ -98,7 +98,7 @@ def check_yaml(raw: bytes, reject_duplicate_keys: bool = True) -> None:
             elif isinstance(event, yaml.AliasEvent):
                 if event.anchor in open_anchors:
                     raise BodyError(f"the YAML body refers to its own anchor &{event.anchor} (a recursive alias)")
-                size = anchors.get(event.anchor)
+                size = anchors.get(event.anchor or "")
                 if size is None:
                     raise BodyError(f"the YAML body refers to an undefined anchor *{event.anchor}")
                 add(*size)
