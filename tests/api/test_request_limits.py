@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sigma.api.limits import BODY_TIMEOUT_S, HEADER_TIMEOUT_S
+from sigma.api.limits import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_PENDING_PER_ADDRESS
 from tests.api.rss import rss_bytes
 from tests.harness import MasterProcess
 
@@ -156,3 +156,28 @@ def test_a_chunked_body_over_the_limit_gets_413(master: MasterProcess) -> None:
         reply = sock.recv(65536)
     assert reply.startswith(b"HTTP/1.1 413 "), reply[:300]
     assert rss_bytes(pid(master)) - before < 64 * MiB
+
+
+def test_one_address_cannot_hold_unbounded_idle_connections(master: MasterProcess) -> None:
+    socks = [connect(master, timeout=10) for _ in range(MAX_PENDING_PER_ADDRESS + 40)]
+    try:
+        time.sleep(0.5)
+        for s in socks:
+            s.setblocking(False)
+        refused = []
+        for s in socks:
+            try:
+                data = s.recv(4096)
+            except BlockingIOError:
+                continue  # still open, waiting for its request
+            refused.append(data)
+        assert len(refused) >= 40 and all(r.startswith(b"HTTP/1.1 429 ") for r in refused), refused[:3]
+        # Another address is served meanwhile.
+        with socket.create_connection(("127.0.0.1", master.port), timeout=10, source_address=("127.0.0.2", 0)) as other:
+            other.sendall(b"GET /readyz HTTP/1.1\r\nHost: sigma\r\nConnection: close\r\n\r\n")
+            assert read_reply(other).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for s in socks:
+            s.close()
+    time.sleep(0.5)
+    assert httpx.get(f"{master.url}/readyz", timeout=10).status_code == 200  # and this one again

@@ -13,7 +13,12 @@ LimitedHttpToolsProtocol bounds both, as Go's net/http does for kube-apiserver:
   opened), and a request body BODY_TIMEOUT_S after its head; otherwise the connection is
   closed (408 Request Timeout when no response has started). Idle keep-alive connections are
   closed by uvicorn's own keep-alive timeout. Responses (watches, followed logs) are not
-  limited: they are the server's to send.
+  limited: they are the server's to send;
+- one source address may hold MAX_PENDING_PER_ADDRESS connections that have not yet sent a
+  complete first request head; a connection beyond that is answered 429 and closed at once.
+  Real clients send their request as soon as they connect, so only a flood of idle or
+  trickling connections meets this, while connections busy with requests (an agent's watch,
+  a benchmark's thousand clients) are not counted.
 """
 
 from __future__ import annotations
@@ -29,14 +34,19 @@ MAX_HEADER_BYTES = 1 << 20
 MAX_HEADER_COUNT = 1000
 HEADER_TIMEOUT_S = 10.0
 BODY_TIMEOUT_S = 30.0
+MAX_PENDING_PER_ADDRESS = 256
 
 _TOO_LARGE = b"431 Request Header Fields Too Large"
 _TIMEOUT = b"408 Request Timeout"
+_BUSY = b"429 Too Many Requests"
+# Connections per source address still waiting for their first complete head (this event
+# loop's: uvicorn serves every connection of the master on one).
+_pending: dict[str, int] = {}
 
 
-def _plain_response(status: bytes) -> bytes:
+def _plain_response(status: bytes, extra_headers: bytes = b"") -> bytes:
     return (b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
-            b"content-length: " + str(len(status)).encode() + b"\r\n\r\n" + status)
+            + extra_headers + b"content-length: " + str(len(status)).encode() + b"\r\n\r\n" + status)
 
 
 class LimitedHttpToolsProtocol(CoalescingHttpToolsProtocol):
@@ -51,15 +61,34 @@ class LimitedHttpToolsProtocol(CoalescingHttpToolsProtocol):
         self._refused = False
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        self._address = ""
+        self._pending_head = False
 
     # -- connection -------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._address = str(self.client[0]) if self.client else ""
+        if _pending.get(self._address, 0) >= MAX_PENDING_PER_ADDRESS:
+            self._pending_head = False
+            self._refuse(_BUSY, b"retry-after: 1\r\n")
+            return
+        _pending[self._address] = _pending.get(self._address, 0) + 1
+        self._pending_head = True
         self._head_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
+        self._first_head_done()
         super().connection_lost(exc)
+
+    def _first_head_done(self) -> None:
+        if self._pending_head:
+            self._pending_head = False
+            left = _pending.get(self._address, 1) - 1
+            if left > 0:
+                _pending[self._address] = left
+            else:
+                _pending.pop(self._address, None)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -94,6 +123,7 @@ class LimitedHttpToolsProtocol(CoalescingHttpToolsProtocol):
         self._in_head = False
         self._head_received = 0
         self._cancel(head=True)
+        self._first_head_done()
         if self._refused:
             return
         if self._head_size > MAX_HEADER_BYTES or self._head_count > MAX_HEADER_COUNT:
@@ -114,13 +144,13 @@ class LimitedHttpToolsProtocol(CoalescingHttpToolsProtocol):
             super().on_message_complete()
 
     # -- refusing ---------------------------------------------------------------------------
-    def _refuse(self, status: bytes) -> None:
+    def _refuse(self, status: bytes, extra_headers: bytes = b"") -> None:
         self._refused = True
         self._cancel_timers()
         cycle = self.cycle
         if not self.transport.is_closing():
             if cycle is None or not cycle.response_started:
-                self.transport.write(_plain_response(status))
+                self.transport.write(_plain_response(status, extra_headers))
             self.transport.close()
 
     def _timed_out(self) -> None:
