@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from sigma.api.limits import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_PENDING_PER_ADDRESS
+from sigma.api.watchstream import WRITE_TIMEOUT_S
 from tests.api.rss import rss_bytes
 from tests.harness import MasterProcess
 
@@ -181,3 +182,42 @@ def test_one_address_cannot_hold_unbounded_idle_connections(master: MasterProces
             s.close()
     time.sleep(0.5)
     assert httpx.get(f"{master.url}/readyz", timeout=10).status_code == 200  # and this one again
+
+
+def test_a_watch_that_is_never_read_is_ended_instead_of_buffering_every_event(master: MasterProcess) -> None:
+    annotation = {"a": "x" * 20_000}
+    with httpx.Client(base_url=master.url, timeout=30) as http:
+        pod = {"metadata": {"name": "unread", "annotations": annotation},
+               "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+        assert http.post("/api/v1/namespaces/default/pods", json=pod).status_code == 201
+        watchers = []
+        for _ in range(5):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", master.port))
+            s.sendall(b"GET /api/v1/pods?watch=true HTTP/1.1\r\nHost: sigma\r\n\r\n")
+            watchers.append(s)
+
+        def churn(n: int) -> None:
+            for i in range(n):
+                r = http.patch("/api/v1/namespaces/default/pods/unread", json={"metadata": {"labels": {"i": str(i)}}},
+                               headers={"Content-Type": "application/merge-patch+json"})
+                assert r.status_code == 200
+
+        try:
+            # Long enough for the writes to every watcher to stall past the timeout.
+            deadline = time.monotonic() + 3 * WRITE_TIMEOUT_S
+            while time.monotonic() < deadline:
+                churn(100)
+            settled = rss_bytes(pid(master))
+            churn(1500)  # 30 MB of events per watcher that is still open
+            grown = rss_bytes(pid(master)) - settled
+            for s in watchers:  # each was aborted by the master: reading ends, not blocks
+                s.settimeout(30)
+                with contextlib.suppress(ConnectionResetError):
+                    while s.recv(1 << 20):
+                        pass
+        finally:
+            for s in watchers:
+                s.close()
+    assert grown < 24 * MiB, f"the master grew by {grown / MiB:.0f} MiB with unread watches open"

@@ -27,6 +27,7 @@ import asyncio
 from typing import Any
 
 from sigma.api.coalesce import CoalescingHttpToolsProtocol
+from sigma.api.watchstream import CONNECTION_EXTENSION
 
 MAX_HEADER_BYTES = 1 << 20
 # Go counts bytes only; Sigma also counts headers, since each one costs a Python tuple
@@ -129,6 +130,9 @@ class LimitedHttpToolsProtocol(CoalescingHttpToolsProtocol):
         if self._head_size > MAX_HEADER_BYTES or self._head_count > MAX_HEADER_COUNT:
             self._refuse(_TOO_LARGE)
             return
+        # A response that must give up on its client (a watch it cannot write to) aborts the
+        # connection through this, dropping what is buffered for it.
+        self.scope.setdefault("extensions", {})[CONNECTION_EXTENSION] = {"abort": self.transport.abort}
         super().on_headers_complete()
         # Cancelled by on_message_complete, which follows at once for a request without a body.
         self._body_timer = self.loop.call_later(BODY_TIMEOUT_S, self._timed_out)

@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import State
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -40,6 +40,7 @@ from sigma.api.responses import JSON
 from sigma.api.scale import get_scale, update_scale
 from sigma.api.tables import to_table
 from sigma.api.watch import ObjectEvent, RegistryWatch
+from sigma.api.watchstream import WatchResponse
 from sigma.master.metrics import ApiMetricsMiddleware, metrics_endpoint
 from sigma.store.contract import StoreClosed, StoreUnavailable
 from sigma.ui import routes as ui_routes
@@ -409,7 +410,7 @@ class ApiServer:
             line = json.dumps({"type": "ERROR", "object": err.status()}) + "\n"
             return Response(line, media_type="application/json")
         stream = self._stream(request, t.rt, watch, timeout, q.get("allowWatchBookmarks") in ("true", "1"))
-        return StreamingResponse(stream, media_type="application/json")
+        return WatchResponse(stream, media_type="application/json")
 
     async def _stream(self, request: Request, rt: ResourceType, watch: RegistryWatch, timeout: float,
                       bookmarks: bool) -> AsyncIterator[bytes]:
