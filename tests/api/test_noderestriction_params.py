@@ -76,3 +76,9 @@ def test_any_single_valued_parameter_given_twice_is_a_bad_request(admin: httpx.C
 def test_list_parameters_may_repeat(admin: httpx.Client) -> None:
     r = admin.post("/api/v1/namespaces/team-a/pods?dryRun=All&dryRun=All", json=pod("dry"))
     assert r.status_code in (200, 201), r.text
+
+
+def test_a_list_parameter_repeated_with_different_values_is_refused(admin: httpx.Client) -> None:
+    r = admin.post("/api/v1/namespaces/team-a/pods?dryRun=All&dryRun=", json=pod("ambiguous"))
+    assert r.status_code == 400 and '"dryRun"' in r.json()["message"], r.text
+    assert admin.get("/api/v1/namespaces/team-a/pods/ambiguous").status_code == 404

@@ -15,8 +15,9 @@ from urllib.parse import parse_qsl
 
 from sigma.api import errors
 
-# Parameters that are lists in Kubernetes' options (metav1.CreateOptions.DryRun...): repeating
-# them is meaningful, and every value is read.
+# Parameters that are lists in Kubernetes' options (metav1.CreateOptions.DryRun): they may
+# repeat, with the same value (dryRun=All&dryRun=All); different values are as ambiguous as a
+# repeated single-valued parameter (dryRun=All&dryRun= must not write).
 LIST_PARAMETERS = frozenset({"dryRun"})
 
 
@@ -25,7 +26,7 @@ def parse_query(query_string: bytes | str) -> dict[str, str]:
     text = query_string.decode("latin-1") if isinstance(query_string, bytes | bytearray) else query_string
     values: dict[str, str] = {}
     for key, value in parse_qsl(text, keep_blank_values=True):
-        if key in values and key not in LIST_PARAMETERS:
+        if key in values and (key not in LIST_PARAMETERS or values[key] != value):
             raise errors.bad_request(f'the query parameter "{key}" was given more than once: '
                                      "it takes a single value")
         values[key] = value
