@@ -19,26 +19,29 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-import yaml
 from starlette.applications import Starlette
 from starlette.datastructures import State
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sigma.api import discovery, errors
+from sigma.api.bodies import BodyError, decode_json, decode_yaml
 from sigma.api.errors import ApiError
 from sigma.api.metrics import ApiMetricsMiddleware, metrics_endpoint
 from sigma.api.openapi import openapi_v2, openapi_v3_group, openapi_v3_index
+from sigma.api.openapi_proto import OPENAPI_V2_PROTOBUF_RESPONSE, openapi_v2_protobuf, wants_protobuf
 from sigma.api.protobuf import ProtobufError, decode_k8s_protobuf
+from sigma.api.query import parse_query
 from sigma.api.registry import Registry
 from sigma.api.resources import ResourceType, lookup
 from sigma.api.responses import JSON
 from sigma.api.scale import get_scale, update_scale
 from sigma.api.tables import to_table
 from sigma.api.watch import ObjectEvent, RegistryWatch
+from sigma.api.watchstream import WatchResponse
 from sigma.store.contract import StoreClosed, StoreUnavailable
 
 T = TypeVar("T")
@@ -99,30 +102,34 @@ async def read_body(request: Request) -> Any:
     if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise errors.too_large(MAX_BODY_BYTES)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise errors.too_large(MAX_BODY_BYTES)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise errors.too_large(MAX_BODY_BYTES)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The connection went away mid-body (or the server closed it: a body that did not
+        # arrive in time). Nobody is left to answer; this only ends the request quietly.
+        raise errors.bad_request("the request body was not received completely") from None
     raw = b"".join(chunks)
     if not raw.strip():
         return None
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
-    if ctype == PROTOBUF:
-        # kubectl's typed clients send protobuf bodies (kubectl create deployment...).
-        try:
-            return decode_k8s_protobuf(raw)
-        except ProtobufError as err:
-            raise errors.bad_request(f"the protobuf body of the request could not be decoded: {err}") from err
     try:
+        if ctype == PROTOBUF:
+            # kubectl's typed clients send protobuf bodies (kubectl create deployment...).
+            try:
+                return decode_k8s_protobuf(raw)
+            except (ProtobufError, ValueError, TypeError, KeyError, IndexError, RecursionError) as err:
+                raise errors.bad_request(f"the protobuf body of the request could not be decoded: {err}") from err
         if ctype in ("application/yaml", "application/apply-patch+yaml", "text/yaml"):
-            # Through JSON, as Kubernetes reads YAML: timestamps become strings, and what JSON
-            # cannot hold (integers beyond 64 bits, non-string keys, binary) is a bad request.
-            return orjson.loads(orjson.dumps(yaml.safe_load(raw)))
+            # Checked for alias bombs, depth and duplicate fields before anything is built.
+            return decode_yaml(raw, reject_duplicate_keys=ApiServer._strict(request))
         if ctype == "application/json" or ctype in PATCH_TYPES or ctype == "":
-            return orjson.loads(raw)
-    except (ValueError, TypeError, orjson.JSONDecodeError, yaml.YAMLError) as err:
-        raise errors.bad_request(f"the body of the request could not be decoded: {err}") from err
+            return decode_json(raw)
+    except BodyError as err:
+        raise errors.bad_request(str(err)) from err
     raise errors.unsupported_media_type(ctype)
 
 
@@ -183,6 +190,9 @@ class ApiServer:
     async def dispatch(self, request: Request) -> Response:
         path = request.url.path.rstrip("/") or "/"
         try:
+            # A repeated single-valued parameter is refused before anything reads one of its
+            # values (request.query_params.get would take the last one).
+            parse_query(request.scope.get("query_string") or b"")
             return await self._route(request, path)
         except ApiError as err:
             return status_response(err)
@@ -207,6 +217,8 @@ class ApiServer:
         if path == "/apis":
             return JSON(discovery.api_group_list())
         if path == "/openapi/v2":
+            if wants_protobuf(request.headers.get("accept", "")):
+                return Response(openapi_v2_protobuf(), media_type=OPENAPI_V2_PROTOBUF_RESPONSE)
             return JSON(openapi_v2())
         if path == "/openapi/v3":
             return JSON(openapi_v3_index())
@@ -405,7 +417,7 @@ class ApiServer:
             return Response(line, media_type="application/json")
         stream = self._stream(request, t.rt, watch, timeout, q.get("allowWatchBookmarks") in ("true", "1"),
                               initial_events)
-        return StreamingResponse(stream, media_type="application/json")
+        return WatchResponse(stream, media_type="application/json")
 
     async def _stream(self, request: Request, rt: ResourceType, watch: RegistryWatch, timeout: float,
                       bookmarks: bool, initial_events: bool = False) -> AsyncIterator[bytes]:

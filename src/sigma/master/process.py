@@ -25,8 +25,8 @@ from starlette.routing import Mount
 
 from sigma.api import admission
 from sigma.api.auth import AuthOptions, build_auth
-from sigma.api.coalesce import CoalescingHttpToolsProtocol
 from sigma.api.errors import ApiError
+from sigma.api.limits import LimitedHttpToolsProtocol
 from sigma.api.registry import Registry
 from sigma.api.server import create_app
 from sigma.client.local import LocalClient
@@ -163,8 +163,8 @@ class Master:
                                 # Clients connect directly: no proxy may rewrite the source
                                 # address the audit log and rate limits key on.
                                 proxy_headers=False,
-                                # TLS brings its own protocol class (a CoalescingHttpToolsProtocol too).
-                                **{"http": CoalescingHttpToolsProtocol,
+                                # TLS brings its own protocol class (a LimitedHttpToolsProtocol too).
+                                **{"http": LimitedHttpToolsProtocol,
                                    **(self.auth_setup.uvicorn_options() if self.auth_setup is not None else {})})
         self._server = _Server(config, on_shutdown=self.app.state.api.close_streams)
         if on_ready is not None:

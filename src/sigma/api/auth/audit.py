@@ -10,6 +10,12 @@ The log lives in the state directory, which can fill up or turn read-only. Then 
 dropped (logged once per outage, with a count when writing works again) rather than failing
 the request: the audit runs after the response has been sent, so raising there would only
 reset the client's connection.
+
+What a client sends is bounded before it is written: a line holds at most MAX_LINE_BYTES
+(the request URI is cut at MAX_URI_CHARS, names and groups at MAX_FIELD_CHARS and
+MAX_GROUPS, each cut marked), so a flood of requests with 60 KB URIs costs a few KiB a line.
+The log rotates at max_bytes (audit.log -> audit.log.1 ... audit.log.N, the oldest dropped),
+as kube-apiserver's --audit-log-maxsize and --audit-log-maxbackup do.
 """
 
 from __future__ import annotations
@@ -29,13 +35,27 @@ log = logging.getLogger("sigma.api.audit")
 
 
 FLUSH_INTERVAL_S = 0.05
+MAX_URI_CHARS = 2048
+MAX_FIELD_CHARS = 253  # the longest Kubernetes object name
+MAX_GROUPS = 8
+MAX_LINE_BYTES = 4096
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+DEFAULT_BACKUPS = 5
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...[{len(text) - limit} more characters]"
 
 
 class AuditLog:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES, backups: int = DEFAULT_BACKUPS) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.max_bytes, self.backups = max_bytes, backups
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._size = os.fstat(self._fd).st_size
         self._lock = threading.Lock()
         self._pending: list[bytes] = []
         self._dropped = 0  # lines lost in the current outage (disk full, read-only)
@@ -45,14 +65,19 @@ class AuditLog:
         self._writer.start()
 
     def record(self, user: User, a: Attributes, code: int, source: str, uri: str) -> None:
+        groups = [_clip(g, MAX_FIELD_CHARS) for g in user.groups[:MAX_GROUPS]]
         entry = {
             "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-            "user": user.name, "groups": list(user.groups), "verb": a.verb,
-            "apiGroup": a.group, "resource": a.resource, "subresource": a.subresource,
-            "namespace": a.namespace or "", "name": a.name or "", "code": code,
-            "sourceIP": source, "requestURI": uri,
+            "user": _clip(user.name, MAX_FIELD_CHARS), "groups": groups, "verb": a.verb,
+            "apiGroup": _clip(a.group, MAX_FIELD_CHARS), "resource": _clip(a.resource, MAX_FIELD_CHARS),
+            "subresource": _clip(a.subresource, MAX_FIELD_CHARS),
+            "namespace": _clip(a.namespace or "", MAX_FIELD_CHARS), "name": _clip(a.name or "", MAX_FIELD_CHARS),
+            "code": code, "sourceIP": _clip(source, MAX_FIELD_CHARS), "requestURI": _clip(uri, MAX_URI_CHARS),
         }
         line = orjson.dumps(entry) + b"\n"
+        if len(line) > MAX_LINE_BYTES:  # escaping can triple a clipped field: cut the URI harder
+            entry["requestURI"] = _clip(uri, MAX_URI_CHARS // 8)
+            line = orjson.dumps(entry) + b"\n"
         with self._lock:
             self._pending.append(line)
 
@@ -64,10 +89,13 @@ class AuditLog:
                 return
             data = (b"\n" if self._torn else b"") + b"".join(lines)
             try:
+                if self._size and self._size + len(data) > self.max_bytes:
+                    self._rotate()
                 written = os.write(self._fd, data)
             except OSError as err:
                 self._drop(err, len(lines))
                 return
+            self._size += written
             if written < len(data):
                 self._torn = True
                 self._drop(OSError(f"short write ({written} of {len(data)} bytes)"), len(lines))
@@ -76,6 +104,24 @@ class AuditLog:
             if self._dropped:
                 log.warning("audit log %s is writable again; %d lines were dropped", self.path, self._dropped)
                 self._dropped = 0
+
+    def _rotate(self) -> None:
+        """audit.log -> audit.log.1 -> ... -> audit.log.N (dropped beyond), and a new audit.log."""
+        os.close(self._fd)
+        self._fd = -1
+        try:
+            for i in range(self.backups - 1, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{i}")
+                if older.exists():
+                    older.replace(self.path.with_name(f"{self.path.name}.{i + 1}"))
+            if self.backups > 0:
+                self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+            else:
+                self.path.unlink(missing_ok=True)
+        finally:  # whatever the renames did, keep a log open to append to
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._size = os.fstat(self._fd).st_size
+            self._torn = False
 
     def _write_loop(self) -> None:
         while not self._closed.wait(FLUSH_INTERVAL_S):

@@ -9,9 +9,8 @@ whatever stopped them.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 
@@ -21,10 +20,11 @@ from sigma.api.auth.audit import AuditLog
 from sigma.api.auth.certs import user_of_peer_cert
 from sigma.api.auth.identity import ANONYMOUS, MASTERS, User
 from sigma.api.auth.noderestriction import BodyCheck, PodNode
-from sigma.api.auth.ratelimit import RateLimiter, retry_after_header
+from sigma.api.auth.ratelimit import RateLimiter, failed_auth_limiter, retry_after_header
 from sigma.api.auth.rbac import Bindings, authorize, forbidden_message
 from sigma.api.auth.tokens import Credentials
 from sigma.api.errors import ApiError
+from sigma.api.query import parse_query
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -35,6 +35,7 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 # Anonymous callers of a loopback master started with --allow-anonymous-loopback.
 ANONYMOUS_ADMIN = User("system:anonymous", "", ("system:unauthenticated", MASTERS))
 MAX_CHECKED_BODY = 3 * 1024 * 1024
+PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")  # what anonymous callers may read
 
 
 @dataclass
@@ -45,6 +46,8 @@ class AuthPolicy:
     allow_anonymous: bool = False
     limiter: RateLimiter | None = None
     audit: AuditLog | None = None
+    # Failed authentications per source address, checked before authenticating (429).
+    failed_auth: RateLimiter | None = field(default_factory=failed_auth_limiter)
 
 
 class Unauthorized(Exception):
@@ -107,7 +110,25 @@ class AuthMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        query = dict(parse_qsl(bytes(scope.get("query_string") or b"").decode("latin-1")))
+        source = str((scope.get("client") or ("?",))[0])
+        failures = self.policy.failed_auth
+        wait = failures.blocked(source) if failures is not None and scope["path"] not in PUBLIC_PATHS else 0.0
+        if wait > 0:
+            # Too many failed authentications from this address: refused before anything else
+            # is done (its credential is not even looked at), and not audited: the failures
+            # that led here were. Health checks stay answered.
+            retry = retry_after_header(wait)
+            await _respond(send, ApiError(429, "TooManyRequests", "too many failed authentication attempts from "
+                                          "this address, please try again later", retry_after_seconds=int(retry)),
+                           {"Retry-After": retry})
+            return
+        # Decided on the same parsed parameters the handler serves; a repeated one is refused
+        # (after authentication, so an anonymous caller still learns nothing but 401).
+        bad_query: ApiError | None = None
+        try:
+            query = parse_query(bytes(scope.get("query_string") or b""))
+        except ApiError as err:
+            query, bad_query = {}, err
         attrs = attributes_of(scope["method"], scope["path"].rstrip("/") or "/", query)
         user = ANONYMOUS
         code = [500]
@@ -119,8 +140,12 @@ class AuthMiddleware:
 
         try:
             user = authenticate(self.policy, scope)
+            if bad_query is not None and user is not ANONYMOUS:
+                raise bad_query
             receive = await self._admit(scope, receive, user, attrs)
         except Unauthorized:
+            if failures is not None:
+                failures.take(source)
             await _respond(tracking_send, ApiError(401, "Unauthorized", "Unauthorized"))
         except ApiError as err:
             headers = {"Retry-After": str(err.retry_after_seconds)} if err.retry_after_seconds else None
@@ -136,7 +161,7 @@ class AuthMiddleware:
     async def _admit(self, scope: Scope, receive: Receive, user: User, attrs: Attributes) -> Receive:
         """Rate-limit and authorise; the receive channel to hand on (replaying a read body)."""
         policy = self.policy
-        if user is ANONYMOUS and attrs.path not in ("/healthz", "/livez", "/readyz", "/version"):
+        if user is ANONYMOUS and attrs.path not in PUBLIC_PATHS:
             raise Unauthorized
         if policy.limiter is not None and MASTERS not in user.groups:
             client = user.name if user is not ANONYMOUS else f"ip:{(scope.get('client') or ('?',))[0]}"

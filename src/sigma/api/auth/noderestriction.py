@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sigma.api.auth.attributes import READ_ONLY, Attributes
+from sigma.api.selectors import node_name_value
 
 PodNode = Callable[[str, str], str | None]  # (namespace, name) -> spec.nodeName ("" unbound), None if absent
 BodyCheck = Callable[[Any], str | None]  # body -> a refusal reason, or None
@@ -39,11 +40,10 @@ def deny(reason: str) -> Decision:
 
 
 def _selects_node(field_selector: str, node: str) -> bool:
-    for term in field_selector.split(","):
-        key, _, value = term.replace("==", "=").partition("=")
-        if key.strip() == "spec.nodeName" and value.strip() == node and "!" not in key:
-            return True
-    return False
+    # The registry's own selector parser reads the term: the decision is about exactly the
+    # selector the list or watch will filter by (a term its parser splits differently would
+    # otherwise slip through).
+    return node_name_value(field_selector) == node
 
 
 def _named(node: str, what: str) -> BodyCheck:

@@ -3,6 +3,12 @@
 A client over its rate gets 429 Too Many Requests with Retry-After, as Kubernetes' API
 Priority and Fairness answers; members of system:masters are exempt, as APF exempts them, so
 the cluster's own controllers and an administrator are never throttled by a noisy tenant.
+
+Failed authentications are limited separately, per source address and before anything else
+is done for a request: each 401 takes a token from its address's bucket, and once that is
+empty every request from the address gets 429 until it refills, whatever credential it
+carries. A client guessing tokens, or flooding the API with anonymous writes (each of them
+a 401 and an audit line), is stopped after FAILED_AUTH_BURST attempts, at FAILED_AUTH_QPS.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 MAX_CLIENTS = 10_000  # buckets kept; the idlest are dropped beyond this (a full bucket is the default)
+FAILED_AUTH_QPS = 1.0
+FAILED_AUTH_BURST = 50.0
 
 
 @dataclass
@@ -46,6 +54,17 @@ class RateLimiter:
                 return 0.0
             return (1.0 - bucket.tokens) / self.qps
 
+    def blocked(self, client: str) -> float:
+        """Like take, without taking: 0 while `client` has a token left, else the seconds
+        until it has one again."""
+        now = self.clock()
+        with self._lock:
+            bucket = self._buckets.get(client)
+            if bucket is None:
+                return 0.0
+            tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.qps)
+            return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.qps
+
     def _forget_idle(self, now: float) -> None:
         # A bucket idle for burst/qps seconds is full again: forgetting it changes nothing.
         refill = self.burst / self.qps
@@ -53,6 +72,11 @@ class RateLimiter:
             del self._buckets[key]
         if len(self._buckets) >= MAX_CLIENTS:
             self._buckets.clear()
+
+
+def failed_auth_limiter() -> RateLimiter:
+    """The per-address limiter of failed authentications (see the module doc)."""
+    return RateLimiter(FAILED_AUTH_QPS, FAILED_AUTH_BURST)
 
 
 def retry_after_header(seconds: float) -> str:

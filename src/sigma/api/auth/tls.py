@@ -14,7 +14,7 @@ import ssl
 from typing import Any
 
 from sigma.api.auth.certs import CertPair
-from sigma.api.coalesce import CoalescingHttpToolsProtocol
+from sigma.api.limits import LimitedHttpToolsProtocol
 
 
 def _with_peer_cert(app: Any, cert: dict[str, Any]) -> Any:
@@ -25,7 +25,7 @@ def _with_peer_cert(app: Any, cert: dict[str, Any]) -> Any:
     return wrapped
 
 
-class PeerCertProtocol(CoalescingHttpToolsProtocol):
+class PeerCertProtocol(LimitedHttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         cert = transport.get_extra_info("peercert")
