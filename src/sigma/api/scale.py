@@ -30,7 +30,7 @@ def get_scale(registry: Registry, rt: ResourceType, namespace: str, name: str) -
 
 
 def update_scale(registry: Registry, rt: ResourceType, namespace: str, name: str, body: Any,
-                 patch_type: str) -> dict[str, Any]:
+                 patch_type: str, dry_run: bool = False) -> dict[str, Any]:
     current = registry.get(rt, namespace, name)
     scale = _scale_of(current)
     try:
@@ -55,4 +55,4 @@ def update_scale(registry: Registry, rt: ResourceType, namespace: str, name: str
     patch: dict[str, Any] = {"spec": {"replicas": replicas}}
     if rv:
         patch["metadata"] = {"resourceVersion": rv}
-    return _scale_of(registry.patch(rt, namespace, name, "merge", patch))
+    return _scale_of(registry.patch(rt, namespace, name, "merge", patch, dry_run=dry_run))
