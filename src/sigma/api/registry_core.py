@@ -22,7 +22,7 @@ import orjson
 from sigma.api import errors
 from sigma.api.errors import ApiError, Cause
 from sigma.api.objects import clone, decode, encode, meta, now_rfc3339
-from sigma.api.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from sigma.api.patch import PatchError, PatchTestFailed, json_patch, merge_patch, strategic_merge_patch
 from sigma.api.resources import ResourceType, resource
 from sigma.api.schema import KIND_SCHEMAS, prune, type_errors
 from sigma.api.selectors import (
@@ -407,8 +407,7 @@ class RegistryCore:
                         raise PatchError("a merge patch must be a JSON object")
                     patched = merge_patch(old, body)
             except PatchError as err:
-                raise ApiError(422, "Invalid", f"the patch could not be applied: {err}", kind=rt.plural,
-                               name=name, group=rt.group) from err
+                raise patch_failed(rt.plural, name, rt.group, err) from err
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patch replaced the object with a non-object")
             wanted_rv = meta(patched).get("resourceVersion")
@@ -424,6 +423,14 @@ class RegistryCore:
                     continue
                 raise
         raise errors.conflict(rt.plural, name, rt.group, "too many concurrent writers, try again")
+
+
+def patch_failed(resource: str, name: str, group: str, err: PatchError) -> ApiError:
+    """422 Invalid for a patch that cannot be applied, as kube-apiserver answers; a failed
+    JSON-patch test names its path and the expected value (also as a cause)."""
+    causes = [Cause(err.path, str(err), "FieldValueInvalid")] if isinstance(err, PatchTestFailed) else []
+    return ApiError(422, "Invalid", f"the patch could not be applied: {err}", kind=resource, name=name,
+                    group=group, causes=causes)
 
 
 def _check_metadata(rt: ResourceType, obj: dict[str, Any], name: str) -> None:
