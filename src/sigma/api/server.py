@@ -52,6 +52,9 @@ log = logging.getLogger("sigma.api")
 MAX_BODY_BYTES = 3 * 1024 * 1024  # the Kubernetes API server's limit
 BOOKMARK_INTERVAL_S = 5.0
 DEFAULT_WATCH_TIMEOUT_S = 1800
+# How long a list waits for a resourceVersion ahead of the store (kube-apiserver: 3 s).
+RV_WAIT_S = 3.0
+RV_POLL_S = 0.05
 TABLE_MEDIA = "as=Table"
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 # What each subresource answers (status: read and write the status; binding and eviction:
@@ -406,6 +409,7 @@ class ApiServer:
         limit = _int_param(request, "limit") or 0
         if limit < 0:
             raise errors.bad_request(f"invalid value for limit: {limit} (it must not be negative)")
+        await self._wait_for_revision(q.get("resourceVersion", ""))
         listed = await self._call(self.registry.list, t.rt, t.namespace, q.get("labelSelector", ""),
                                   q.get("fieldSelector", ""), limit, q.get("continue", ""))
         if wants_table(request):
@@ -413,6 +417,28 @@ class ApiServer:
                                          time.time(), q.get("includeObject", "Metadata"),
                                          listed["metadata"].get("continue", "")))
         return JSON(listed)
+
+    async def _wait_for_revision(self, resource_version: str) -> None:
+        """A list at resourceVersion R answers with data at least as new as R. R may be ahead
+        of this master (written through another one, not seen here yet): wait for it as
+        kube-apiserver waits for its watch cache, up to RV_WAIT_S, then 504 Timeout with the
+        ResourceVersionTooLarge cause. "" and "0" mean any data."""
+        if resource_version in ("", "0"):
+            return
+        try:
+            wanted = int(resource_version)
+        except ValueError:
+            raise errors.bad_request(f"invalid resourceVersion {resource_version!r}: it must be a "
+                                     "decimal number") from None
+        store = self.registry.store
+        deadline = asyncio.get_running_loop().time() + RV_WAIT_S
+        while True:
+            current = await self._call(store.current_revision)
+            if current >= wanted:
+                return
+            if asyncio.get_running_loop().time() >= deadline:
+                raise errors.resource_version_too_large(wanted, current)
+            await asyncio.sleep(RV_POLL_S)
 
     def _watch(self, request: Request, t: Target) -> Response:
         q = request.query_params
