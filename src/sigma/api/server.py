@@ -174,6 +174,18 @@ def _dry_run(request: Request, options_kind: str, in_body: Any = None) -> bool:
     return bool(values)
 
 
+def _min_revision(resource_version: str) -> int:
+    """The revision a list's data must be at least as new as: its resourceVersion ("" and
+    "0": any, so 0). Not a number: 400."""
+    if resource_version in ("", "0"):
+        return 0
+    try:
+        return int(resource_version)
+    except ValueError:
+        raise errors.bad_request(f"invalid resourceVersion {resource_version!r}: it must be a decimal "
+                                 "number") from None
+
+
 class ApiServer:
     def __init__(self, registry: Registry, advertise_address: str = "127.0.0.1:6443",
                  store_threads: int = 0) -> None:
@@ -409,34 +421,32 @@ class ApiServer:
         limit = _int_param(request, "limit") or 0
         if limit < 0:
             raise errors.bad_request(f"invalid value for limit: {limit} (it must not be negative)")
-        await self._wait_for_revision(q.get("resourceVersion", ""))
+        # A continued list is read at its first page's revision: the token decides, not this.
+        wanted = 0 if q.get("continue") else _min_revision(q.get("resourceVersion", ""))
         listed = await self._call(self.registry.list, t.rt, t.namespace, q.get("labelSelector", ""),
                                   q.get("fieldSelector", ""), limit, q.get("continue", ""))
+        if int(listed["metadata"]["resourceVersion"]) < wanted:
+            # Older than the client has seen (written through another master, not here yet).
+            await self._wait_for_revision(wanted)
+            listed = await self._call(self.registry.list, t.rt, t.namespace, q.get("labelSelector", ""),
+                                      q.get("fieldSelector", ""), limit, q.get("continue", ""))
         if wants_table(request):
             return JSON(to_table(t.rt.kind, listed["items"], listed["metadata"]["resourceVersion"],
                                          time.time(), q.get("includeObject", "Metadata"),
                                          listed["metadata"].get("continue", "")))
         return JSON(listed)
 
-    async def _wait_for_revision(self, resource_version: str) -> None:
-        """A list at resourceVersion R answers with data at least as new as R. R may be ahead
-        of this master (written through another one, not seen here yet): wait for it as
-        kube-apiserver waits for its watch cache, up to RV_WAIT_S, then 504 Timeout with the
-        ResourceVersionTooLarge cause. "" and "0" mean any data."""
-        if resource_version in ("", "0"):
-            return
-        try:
-            wanted = int(resource_version)
-        except ValueError:
-            raise errors.bad_request(f"invalid resourceVersion {resource_version!r}: it must be a "
-                                     "decimal number") from None
+    async def _wait_for_revision(self, wanted: int) -> None:
+        """Wait up to RV_WAIT_S for the store to reach revision `wanted`, as kube-apiserver
+        waits for its watch cache, then 504 Timeout with the ResourceVersionTooLarge cause."""
         store = self.registry.store
-        deadline = asyncio.get_running_loop().time() + RV_WAIT_S
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RV_WAIT_S
         while True:
             current = await self._call(store.current_revision)
             if current >= wanted:
                 return
-            if asyncio.get_running_loop().time() >= deadline:
+            if loop.time() >= deadline:
                 raise errors.resource_version_too_large(wanted, current)
             await asyncio.sleep(RV_POLL_S)
 
