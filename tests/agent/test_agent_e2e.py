@@ -15,6 +15,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +192,38 @@ def test_pod_runs_ready_then_succeeds_and_its_logs_are_served(cluster: Cluster) 
                              capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
         assert out.stdout == "line 4\nline 5\ndone\n"
+
+
+def test_logs_since_seconds_since_time_and_timestamps(cluster: Cluster) -> None:
+    cluster.start_agent()
+    cluster.pod("since", ["sh", "-c", "echo early; sleep 4; echo late; sleep 60"])
+    logs_url = f"{cluster.master.url}/api/v1/namespaces/default/pods/since/log"
+    wait_for(lambda: "late" in httpx.get(logs_url, timeout=10).text, timeout=30)
+    stamped = httpx.get(logs_url, params={"timestamps": "true"}, timeout=10).text.splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped] == ["early", "late"]
+    early, late = (datetime.fromisoformat(line.split(" ", 1)[0][:26] + "+00:00") for line in stamped)
+    assert (late - early).total_seconds() >= 3
+
+    between = (early + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert httpx.get(logs_url, params={"sinceTime": between}, timeout=10).text == "late\n"
+    recent = int((datetime.now(UTC) - late).total_seconds()) + 2  # covers "late", not "early" 4 s before it
+    assert httpx.get(logs_url, params={"sinceSeconds": str(recent)}, timeout=10).text == "late\n"
+    bad = httpx.get(logs_url, params={"sinceSeconds": "5", "sinceTime": between}, timeout=10)
+    assert bad.status_code == 400 and "at most one of" in bad.text
+    if shutil.which("kubectl"):
+        kubeconfig = cluster.tmp / "kubeconfig"
+        write_kubeconfig(kubeconfig, cluster.master.url)
+
+        def kubectl_logs(*args: str) -> str:
+            out = subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), "logs", "since", *args],
+                                 capture_output=True, text=True, timeout=30)
+            assert out.returncode == 0, out.stderr
+            return out.stdout
+
+        recent = int((datetime.now(UTC) - late).total_seconds()) + 2
+        assert kubectl_logs(f"--since={recent}s") == "late\n"
+        assert kubectl_logs(f"--since-time={between}") == "late\n"
+        assert [line.split(" ", 1)[1] for line in kubectl_logs("--timestamps").splitlines()] == ["early", "late"]
 
 
 def test_unknown_pod_or_container_gets_a_clear_404(cluster: Cluster) -> None:

@@ -82,3 +82,24 @@ def test_the_collector_sweeps_at_start_up_and_then_periodically(client: LocalCli
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+def test_the_sweep_finishes_a_foreground_deletion_a_crash_left_waiting(client: LocalClient) -> None:
+    # What a master that died between marking the owners and deleting the last dependent
+    # leaves: owners with deletionTimestamp and the foregroundDeletion finalizer.
+    client.create("deployments", {**_spec("done"), "metadata": {"name": "done",
+                                                                        "finalizers": ["foregroundDeletion"]}}, NS)
+    held = client.create("deployments", {**_spec("held"), "metadata": {"name": "held",
+                                                                        "finalizers": ["foregroundDeletion"]}}, NS)
+    blocking = {**ref("Deployment", "held", held["metadata"]["uid"]), "blockOwnerDeletion": True}
+    pod(client, "still-there", blocking)
+    client.delete("deployments", "done", NS)
+    client.delete("deployments", "held", NS)
+    assert names(client, "deployments") == {"done", "held"}  # both waiting on their finalizer
+    assert GarbageCollector(client).sweep() == [("deployments", NS, "done")]
+    assert names(client, "deployments") == {"held"}
+
+
+def _spec(name: str) -> dict[str, Any]:
+    return {"spec": {"selector": {"matchLabels": {"app": name}}, "template": {
+        "metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}

@@ -83,6 +83,34 @@ def prune(log_dir: str, keep: int = 2) -> None:
                 os.unlink(attempt_log_path(log_dir, attempt) + suffix)
 
 
+def _since_filter(since: float | None) -> Callable[[bytes], bool]:
+    """A test of whether a record was written at or after `since` (seconds since the epoch;
+    None: every record). Records start with a fixed-width UTC timestamp, so comparing the
+    bytes compares the times."""
+    if since is None:
+        return lambda record: True
+    threshold = _timestamp(since)
+    width = len(threshold)
+    return lambda record: record[:width] >= threshold
+
+
+def parse_since_time(text: str) -> float:
+    """An RFC 3339 time (kubectl --since-time) as seconds since the epoch; ValueError if it
+    is not one."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    # Python's parser takes at most 6 fractional digits: nanoseconds are cut to microseconds.
+    head, dot, rest = value.partition(".")
+    if dot:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        value = f"{head}.{rest[:min(digits, 6)]}{rest[digits:]}"
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone")
+    return parsed.timestamp()
+
+
 def _render(record: bytes, timestamps: bool) -> bytes:
     parts = record.rstrip(b"\n").split(b" ", 3)
     if len(parts) < 4:
@@ -99,11 +127,14 @@ def read_log(
     tail_lines: int | None = None,
     follow: bool = False,
     timestamps: bool = False,
+    since: float | None = None,
     poll_seconds: float = 0.2,
     is_running: Callable[[], bool] = lambda: False,
 ) -> Iterator[bytes]:
     """Yield the container's output. With follow, keep yielding new data while is_running()
-    says the container runs (and once more after it stops, to drain the tail)."""
+    says the container runs (and once more after it stops, to drain the tail). With since
+    (seconds since the epoch), only records written from then on; as the kubelet does, the
+    tail is taken first and then filtered."""
     known = attempts(log_dir)
     index = -2 if previous else -1
     if len(known) < (2 if previous else 1):
@@ -120,15 +151,18 @@ def read_log(
     with open(path, "rb") as f:
         for line in f:
             lines.append(line)
+        recent = _since_filter(since)
         for line in lines:
-            yield _render(line, timestamps)
+            if recent(line):
+                yield _render(line, timestamps)
         if not follow or previous:
             return
-        yield from _follow(f, path, timestamps, poll_seconds, is_running)
+        yield from _follow(f, path, timestamps, poll_seconds, is_running, recent)
 
 
 def _follow(
-    f: object, path: str, timestamps: bool, poll: float, is_running: Callable[[], bool]
+    f: object, path: str, timestamps: bool, poll: float, is_running: Callable[[], bool],
+    recent: Callable[[bytes], bool] = lambda record: True,
 ) -> Iterator[bytes]:
     import io
 
@@ -142,7 +176,8 @@ def _follow(
             pending += chunk
             *complete, pending = pending.split(b"\n")
             for line in complete:
-                yield _render(line + b"\n", timestamps)
+                if recent(line):
+                    yield _render(line + b"\n", timestamps)
             continue
         try:
             rotated = os.stat(path).st_ino != inode

@@ -1,7 +1,7 @@
 """The agent's HTTP endpoints, served from a thread (http.server: no event loop to share
 with the agent's blocking loops, and a streamed response is just writes to a socket).
 
-    GET /logs/NAMESPACE/POD/CONTAINER?follow=&tailLines=&previous=&timestamps=
+    GET /logs/NAMESPACE/POD/CONTAINER?follow=&tailLines=&previous=&timestamps=&sinceSeconds=&sinceTime=
         text/plain; with follow=true it streams until the container stops or the client
         goes away. Unknown pod or container: 404 with a sentence saying which.
     GET /metrics   Prometheus text (the collector's latest reading)
@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from sigma.agent.logs import parse_since_time
 
 log = logging.getLogger("sigma.agent.server")
 
@@ -60,7 +63,28 @@ def log_options(query: dict[str, list[str]]) -> dict[str, Any]:
         if not text.lstrip("-").isdigit():
             raise ValueError(f"tailLines must be an integer, got {text!r}")
         options["tail_lines"] = int(text)
+    options.update(since_option(query))
     return options
+
+
+def since_option(query: dict[str, list[str]], clock: Callable[[], float] = time.time) -> dict[str, float]:
+    """sinceSeconds (relative to this node's clock) or sinceTime (RFC 3339) as read_log's
+    `since`, with PodLogOptions' rules: at most one of them, sinceSeconds above 0."""
+    seconds, at = query.get("sinceSeconds"), query.get("sinceTime")
+    if seconds and at:
+        raise ValueError("at most one of `sinceTime` or `sinceSeconds` may be specified")
+    if seconds:
+        if not seconds[0].lstrip("-").isdigit():
+            raise ValueError(f"sinceSeconds must be an integer, got {seconds[0]!r}")
+        if int(seconds[0]) < 1:
+            raise ValueError(f"sinceSeconds: Invalid value: {int(seconds[0])}: must be greater than 0")
+        return {"since": clock() - int(seconds[0])}
+    if at:
+        try:
+            return {"since": parse_since_time(at[0])}
+        except ValueError:
+            raise ValueError(f"sinceTime must be an RFC 3339 time, got {at[0]!r}") from None
+    return {}
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -20,7 +20,10 @@ class Cause:
     reason: str = "FieldValueInvalid"
 
     def to_dict(self) -> dict[str, str]:
-        return {"reason": self.reason, "message": self.message, "field": self.field}
+        out = {"reason": self.reason, "message": self.message}
+        if self.field:  # a cause about the request as a whole names no field (Kubernetes omits it)
+            out["field"] = self.field
+        return out
 
 
 @dataclass
@@ -98,6 +101,15 @@ def bad_request(message: str) -> ApiError:
 
 def gone(message: str) -> ApiError:
     return ApiError(410, "Expired", message)
+
+
+def resource_version_too_large(requested: int, current: int) -> ApiError:
+    """A read at a resourceVersion the store has not reached, after waiting for it: 504
+    Timeout, in kube-apiserver's words, with its ResourceVersionTooLarge cause; clients
+    retry after a second."""
+    return ApiError(504, "Timeout", f"Timeout: Too large resource version: {requested}, current: {current}",
+                    causes=[Cause("", "Too large resource version", "ResourceVersionTooLarge")],
+                    retry_after_seconds=1)
 
 
 def method_not_allowed(message: str) -> ApiError:

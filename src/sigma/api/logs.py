@@ -3,7 +3,7 @@
 The node publishes its agent's address (status.addresses InternalIP) and port
 (status.daemonEndpoints.kubeletEndpoint.Port); the agent serves
 GET /logs/NAMESPACE/POD/CONTAINER with the same query parameters (follow, tailLines,
-previous, timestamps), streamed back as text.
+previous, timestamps, sinceSeconds, sinceTime), streamed back as text.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ async def proxy_logs(registry: Registry, request: Request, namespace: str, name:
                                  "scheduled yet")
     url = f"{agent_url(registry, node)}/logs/{namespace}/{name}/{container}"
     params = {k: v for k, v in request.query_params.items() if k in ("follow", "tailLines", "previous", "timestamps",
-                                                                     "sinceSeconds", "limitBytes")}
+                                                                     "sinceSeconds", "sinceTime", "limitBytes")}
     client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None))
     try:
         upstream = await client.send(client.build_request("GET", url, params=params), stream=True)

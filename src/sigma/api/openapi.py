@@ -31,12 +31,13 @@ SCALE = "io.k8s.api.autoscaling.v1.Scale"
 BINDING = "io.k8s.api.core.v1.Binding"
 EVICTION = "io.k8s.api.policy.v1.Eviction"
 # The errors any request may get, each as a metav1.Status. 405: an empty {name} makes an item
-# path the collection's, where PUT and PATCH are not served.
+# path the collection's, where PUT and PATCH are not served. 504: a list at a resourceVersion
+# the store has not reached.
 ERROR_CODES: dict[str, str] = {
     "400": "BadRequest", "401": "Unauthorized", "403": "Forbidden", "404": "NotFound",
     "405": "MethodNotAllowed", "409": "Conflict",
     "410": "Gone", "413": "RequestEntityTooLarge", "415": "UnsupportedMediaType", "422": "Invalid",
-    "429": "TooManyRequests",
+    "429": "TooManyRequests", "504": "Timeout",
 }
 PATCH_MEDIA_TYPES = ("application/merge-patch+json", "application/json-patch+json",
                      "application/strategic-merge-patch+json", "application/apply-patch+yaml")

@@ -13,6 +13,7 @@ Every function returns a new object and raises PatchError with a reason on bad i
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from sigma.api.schema import Schema
@@ -20,6 +21,24 @@ from sigma.api.schema import Schema
 
 class PatchError(ValueError):
     pass
+
+
+class PatchTestFailed(PatchError):
+    """A JSON-patch `test` operation found another value (or nothing) at its path. The
+    message names the path and both values, in the words of the JSON-patch library
+    kube-apiserver uses ("testing value PATH failed"), so the caller can tell which of its
+    tests failed."""
+
+    def __init__(self, path: str, expected: Any, found: Any, missing: bool = False) -> None:
+        self.path, self.expected, self.found = path, expected, found
+        actual = "the path does not exist" if missing else f"found {_short(found)}"
+        super().__init__(f"testing value {path} failed: expected {_short(expected)}, {actual}")
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    """A value as JSON, cut short: a message must not echo a whole object back."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -124,8 +143,12 @@ def json_patch(target: Any, operations: Any) -> Any:
                 doc, _ = _remove(doc, op["from"])
             doc = _add(doc, path, value)
         elif kind == "test":
-            if _walk(doc, _pointer(path), path) != op["value"]:
-                raise PatchError(f"test operation failed at {path!r}")
+            try:
+                found = _walk(doc, _pointer(path), path)
+            except PatchError:
+                raise PatchTestFailed(path, op["value"], None, missing=True) from None
+            if found != op["value"]:
+                raise PatchTestFailed(path, op["value"], found)
         else:
             raise PatchError(f"operation {n}: unknown op {kind!r}")
     return doc

@@ -21,6 +21,7 @@ from typing import Any
 
 from sigma.api.errors import ApiError, Cause
 from sigma.api.registry import Registry
+from sigma.api.registry_core import in_dry_run
 from sigma.api.resources import resource
 from sigma.api.tables import age, register_printer
 from sigma.api.validation import register_validator
@@ -145,6 +146,8 @@ def _charge_all(registry: Registry, pod: dict[str, Any], quotas: list[dict[str, 
             raise ApiError(403, "Forbidden", f'pods "{pod["metadata"].get("name", "")}" is forbidden: {reason}',
                            kind="pods", name=pod["metadata"].get("name", ""))
         charges.append((quota, {n: used[n] + request.get(n, 0) for n in hard}))
+    if in_dry_run():
+        return True  # a dry run is refused exactly as the real create would be, and charges nothing
     for quota, used in charges:
         try:
             write_status(registry, quota, used)

@@ -25,9 +25,12 @@ class Registry(Deletion):
     and the pod subresources binding and eviction."""
 
     # -- pods/binding and pods/eviction ------------------------------------------------------
-    def bind(self, namespace: str, name: str, node_name: str, uid: str | None = None) -> dict[str, Any]:
+    def bind(self, namespace: str, name: str, node_name: str, uid: str | None = None,
+             dry_run: bool = False) -> dict[str, Any]:
         for _ in range(MAX_CONFLICT_RETRIES):
             kv, pod = self._bound_pod(self.store.get(PODS.key(namespace, name)), name, node_name, uid)
+            if dry_run:
+                return pod
             try:
                 new_kv = self.store.update(kv.key, self._to_bytes(pod), kv.mod_revision)
             except Conflict:
@@ -87,5 +90,6 @@ class Registry(Deletion):
         status.pop("nominatedNodeName", None)
         return kv, pod
 
-    def evict(self, namespace: str, name: str, grace_period: int | None = None) -> dict[str, Any]:
-        return self.delete(PODS, namespace, name, grace_period=grace_period)
+    def evict(self, namespace: str, name: str, grace_period: int | None = None,
+              dry_run: bool = False) -> dict[str, Any]:
+        return self.delete(PODS, namespace, name, grace_period=grace_period, dry_run=dry_run)

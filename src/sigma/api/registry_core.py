@@ -9,10 +9,12 @@ and the pod subresources (sigma.api.registry) build on it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -20,7 +22,7 @@ import orjson
 from sigma.api import errors
 from sigma.api.errors import ApiError, Cause
 from sigma.api.objects import clone, decode, encode, meta, now_rfc3339
-from sigma.api.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from sigma.api.patch import PatchError, PatchTestFailed, json_patch, merge_patch, strategic_merge_patch
 from sigma.api.resources import ResourceType, resource
 from sigma.api.schema import KIND_SCHEMAS, prune, type_errors
 from sigma.api.selectors import (
@@ -51,6 +53,24 @@ MAX_CONFLICT_RETRIES = 10
 # long another master's change to a namespace can go unseen here, as kube-apiserver's
 # informer-backed namespace lifecycle admission has it.
 NAMESPACE_CACHE_S = 1.0
+# Set while a dry-run request (dryRun=All) goes through the registry: admission hooks that
+# would write something of their own (the quota's status.used charge) check it and only
+# decide. A context variable: concurrent requests on other threads or tasks are unaffected.
+_DRY_RUN: ContextVar[bool] = ContextVar("sigma_dry_run", default=False)
+
+
+def in_dry_run() -> bool:
+    """True inside a dry-run request: admission must decide, and write nothing."""
+    return _DRY_RUN.get()
+
+
+@contextlib.contextmanager
+def dry_run_scope(dry_run: bool) -> Iterator[None]:
+    token = _DRY_RUN.set(dry_run or _DRY_RUN.get())
+    try:
+        yield
+    finally:
+        _DRY_RUN.reset(token)
 
 
 class RegistryCore:
@@ -216,7 +236,8 @@ class RegistryCore:
                 m["name"] = f"{m['generateName']}{new_uid_hex()[:5]}"
         if rt.namespaced:
             self._require_namespace(namespace)
-        obj = self.prepare(rt, obj, namespace, strict)
+        with dry_run_scope(dry_run):
+            obj = self.prepare(rt, obj, namespace, strict)
         m = meta(obj)
         m["uid"] = new_uid()
         m["creationTimestamp"] = now_rfc3339(self.clock())
@@ -224,6 +245,10 @@ class RegistryCore:
         for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             m.pop(field, None)
         if dry_run:
+            # Everything a real create checks, except that the name is free: the store's
+            # create is what finds that out, so ask it without writing.
+            if self.store.get(rt.key(namespace, m["name"])) is not None:
+                raise errors.already_exists(rt.plural, m["name"], rt.group)
             return obj
         try:
             kv = self.store.create(rt.key(namespace, m["name"]), self._to_bytes(obj))
@@ -277,7 +302,7 @@ class RegistryCore:
 
     # -- update -----------------------------------------------------------------------------
     def update(self, rt: ResourceType, namespace: str | None, name: str, obj: Any, subresource: str = "",
-               strict: bool = True) -> dict[str, Any]:
+               strict: bool = True, dry_run: bool = False) -> dict[str, Any]:
         if not isinstance(obj, dict):
             raise errors.bad_request(f"the body must be a {rt.kind} object")
         _check_metadata(rt, obj, name)
@@ -297,13 +322,16 @@ class RegistryCore:
         if expected_rev is not None and expected_rev != kv.mod_revision:
             raise errors.conflict(rt.plural, name, rt.group)
         old = self._from_kv(kv)
-        return self._write(rt, namespace, name, old, kv.mod_revision, clone(obj), subresource, strict)
+        return self._write(rt, namespace, name, old, kv.mod_revision, clone(obj), subresource, strict, dry_run)
 
     def _write(self, rt: ResourceType, namespace: str | None, name: str, old: dict[str, Any], rev: int,
-               new: dict[str, Any], subresource: str, strict: bool) -> dict[str, Any]:
-        """Merge ``new`` onto ``old`` following spec/status rules, validate, compare-and-swap."""
+               new: dict[str, Any], subresource: str, strict: bool, dry_run: bool = False) -> dict[str, Any]:
+        """Merge ``new`` onto ``old`` following spec/status rules, validate, compare-and-swap.
+        A dry run stops before the store and answers the object as it would have been
+        written (with the current resourceVersion)."""
         new = self._merge_for_subresource(rt, old, new, subresource)
-        new = self.prepare(rt, new, namespace, strict, old)
+        with dry_run_scope(dry_run):
+            new = self.prepare(rt, new, namespace, strict, old)
         m, old_m = meta(new), old["metadata"]
         for field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
             if field in old_m:
@@ -314,6 +342,9 @@ class RegistryCore:
         m["generation"] = old_m.get("generation", 1) + (1 if _spec_changed(rt, old, new) else 0)
         if _same(old, new):
             return old
+        if dry_run:
+            meta(new)["resourceVersion"] = str(rev)
+            return new
         try:
             return self._store_write(rt, namespace, name, old_m, rev, new)
         finally:
@@ -328,6 +359,7 @@ class RegistryCore:
                 self.store.delete(rt.key(namespace, name), rev)
             except Conflict:
                 raise errors.conflict(rt.plural, name, rt.group) from None
+            self._deleted(new)
             return new
         try:
             kv = self.store.update(rt.key(namespace, name), self._to_bytes(new), rev)
@@ -337,6 +369,9 @@ class RegistryCore:
             raise errors.not_found(rt.plural, name, rt.group) from None
         m["resourceVersion"] = str(kv.mod_revision)
         return new
+
+    def _deleted(self, obj: dict[str, Any]) -> None:
+        """Called once `obj` is gone from the store (see Deletion: owners waiting for it)."""
 
     @staticmethod
     def _merge_for_subresource(rt: ResourceType, old: dict[str, Any], new: dict[str, Any],
@@ -356,7 +391,7 @@ class RegistryCore:
         return new
 
     def patch(self, rt: ResourceType, namespace: str | None, name: str, patch_type: str, body: Any,
-              subresource: str = "", strict: bool = True) -> dict[str, Any]:
+              subresource: str = "", strict: bool = True, dry_run: bool = False) -> dict[str, Any]:
         for _ in range(MAX_CONFLICT_RETRIES):
             kv = self.store.get(rt.key(namespace, name))
             if kv is None:
@@ -372,15 +407,15 @@ class RegistryCore:
                         raise PatchError("a merge patch must be a JSON object")
                     patched = merge_patch(old, body)
             except PatchError as err:
-                raise ApiError(422, "Invalid", f"the patch could not be applied: {err}", kind=rt.plural,
-                               name=name, group=rt.group) from err
+                raise patch_failed(rt.plural, name, rt.group, err) from err
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patch replaced the object with a non-object")
             wanted_rv = meta(patched).get("resourceVersion")
             if wanted_rv and wanted_rv != str(kv.mod_revision):
                 raise errors.conflict(rt.plural, name, rt.group)
             try:
-                return self._write(rt, namespace, name, old, kv.mod_revision, patched, subresource, strict)
+                return self._write(rt, namespace, name, old, kv.mod_revision, patched, subresource, strict,
+                                   dry_run)
             except ApiError as err:
                 if err.reason == "Conflict":
                     # Someone wrote in between: re-read and re-apply the patch. A patch that
@@ -388,6 +423,14 @@ class RegistryCore:
                     continue
                 raise
         raise errors.conflict(rt.plural, name, rt.group, "too many concurrent writers, try again")
+
+
+def patch_failed(resource: str, name: str, group: str, err: PatchError) -> ApiError:
+    """422 Invalid for a patch that cannot be applied, as kube-apiserver answers; a failed
+    JSON-patch test names its path and the expected value (also as a cause)."""
+    causes = [Cause(err.path, str(err), "FieldValueInvalid")] if isinstance(err, PatchTestFailed) else []
+    return ApiError(422, "Invalid", f"the patch could not be applied: {err}", kind=resource, name=name,
+                    group=group, causes=causes)
 
 
 def _check_metadata(rt: ResourceType, obj: dict[str, Any], name: str) -> None:

@@ -1,5 +1,15 @@
 """Deletion in the registry: graceful deletion of pods, finalizers, emptying a deleted
-namespace, and cascading deletion through ownerReferences."""
+namespace, and cascading deletion through ownerReferences.
+
+Foreground deletion follows Kubernetes: the owner is kept, with a deletionTimestamp and the
+finalizer ``foregroundDeletion``, while its dependents are deleted; it goes when the last
+dependent that blocks it (an ownerReference with ``blockOwnerDeletion: true``) is gone from
+the store. A pod dependent ends gracefully, so that is often well after the request: the
+registry finishes the owner when it deletes that last dependent, and the garbage collector's
+sweep finishes any owner a crash left waiting.
+
+A dry run (``dry_run=True``) decides everything a real deletion decides and answers the
+object as it would be, but writes nothing and deletes no dependent."""
 
 from __future__ import annotations
 
@@ -10,8 +20,10 @@ from sigma.api import errors
 from sigma.api.errors import ApiError
 from sigma.api.objects import now_rfc3339
 from sigma.api.registry_core import MAX_CONFLICT_RETRIES, NAMESPACES, Dependents, RegistryCore
-from sigma.api.resources import RESOURCES, ResourceType
+from sigma.api.resources import RESOURCES, ResourceType, by_kind
 from sigma.store.contract import Conflict, KeyNotFound
+
+FOREGROUND = "foregroundDeletion"
 
 
 class Deletion(RegistryCore):
@@ -20,8 +32,9 @@ class Deletion(RegistryCore):
     # -- delete -----------------------------------------------------------------------------
     def delete(self, rt: ResourceType, namespace: str | None, name: str, grace_period: int | None = None,
                propagation: str | None = None, precondition_uid: str | None = None,
-               precondition_rv: str | None = None) -> dict[str, Any]:
-        """Returns the deleted object, or the object marked for graceful deletion."""
+               precondition_rv: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+        """Returns the deleted object, or the object marked for graceful or foreground
+        deletion (still stored)."""
         for _ in range(MAX_CONFLICT_RETRIES):
             kv = self.store.get(rt.key(namespace, name))
             if kv is None:
@@ -33,6 +46,13 @@ class Deletion(RegistryCore):
                                       f"{precondition_uid}, UID in object meta: {m.get('uid')}")
             if precondition_rv and precondition_rv != str(kv.mod_revision):
                 raise errors.conflict(rt.plural, name, rt.group)
+            if propagation == "Foreground" and not m.get("deletionTimestamp") and self._blocking_dependents(rt, obj):
+                try:
+                    return self._delete_foreground(rt, namespace, name, obj, kv.mod_revision, dry_run)
+                except Conflict:
+                    continue
+            if dry_run:
+                return self._delete_once(rt, namespace, name, obj, kv.mod_revision, grace_period, True) or obj
             try:
                 result = self._delete_once(rt, namespace, name, obj, kv.mod_revision, grace_period)
             except Conflict:
@@ -41,13 +61,87 @@ class Deletion(RegistryCore):
                 self._changed(rt, namespace, name)
             if result is None:
                 self._cascade(rt, obj, propagation or "Background")
+                self._release_owners(obj)
                 return obj
             return result
         raise errors.conflict(rt.plural, name, rt.group, "too many concurrent writers, try again")
 
+    def _delete_foreground(self, rt: ResourceType, namespace: str | None, name: str, obj: dict[str, Any],
+                           rev: int, dry_run: bool) -> dict[str, Any]:
+        """Mark the owner (deletionTimestamp, finalizer foregroundDeletion), delete its
+        dependents, then let it go at once if none of them is left blocking it."""
+        m = obj["metadata"]
+        m["deletionTimestamp"] = now_rfc3339(self.clock())
+        m["deletionGracePeriodSeconds"] = 0
+        m["finalizers"] = [*(f for f in m.get("finalizers") or [] if f != FOREGROUND), FOREGROUND]
+        if dry_run:
+            return obj
+        kv = self.store.update(rt.key(namespace, name), self._to_bytes(obj), rev)
+        self._changed(rt, namespace, name)
+        m["resourceVersion"] = str(kv.mod_revision)
+        self._cascade(rt, obj, "Foreground")
+        self.finish_foreground(rt, namespace, name)
+        return obj
+
+    def _blocking_dependents(self, rt: ResourceType, owner: dict[str, Any]) -> Dependents:
+        """The dependents whose reference to `owner` has blockOwnerDeletion: true (the ones a
+        foreground deletion waits for)."""
+        uid = owner["metadata"].get("uid")
+        namespace = owner["metadata"].get("namespace") if rt.namespaced else None
+        return [(dep_rt, dep) for dep_rt, dep in self.dependents(uid, namespace)
+                if any(r.get("uid") == uid and r.get("blockOwnerDeletion") is True
+                       for r in dep["metadata"].get("ownerReferences") or [])]
+
+    def finish_foreground(self, rt: ResourceType, namespace: str | None, name: str) -> bool:
+        """Drop the foregroundDeletion finalizer of an owner none of whose dependents blocks
+        it any longer (which deletes it when no other finalizer is left). True when done."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            kv = self.store.get(rt.key(namespace, name))
+            if kv is None:
+                return False
+            owner = self._from_kv(kv)
+            m = owner["metadata"]
+            if not m.get("deletionTimestamp") or FOREGROUND not in (m.get("finalizers") or []):
+                return False
+            if self._blocking_dependents(rt, owner):
+                return False
+            rest = [f for f in m["finalizers"] if f != FOREGROUND]
+            try:
+                self.patch(rt, namespace, name, "merge", {"metadata": {"resourceVersion": m["resourceVersion"],
+                                                                       "finalizers": rest or None}})
+            except ApiError as err:
+                if err.reason == "Conflict":
+                    continue
+                if err.code == 404:
+                    return False
+                raise
+            return True
+        return False
+
+    def _deleted(self, obj: dict[str, Any]) -> None:
+        self._release_owners(obj)
+
+    def _release_owners(self, gone: dict[str, Any]) -> None:
+        """`gone` has just been deleted from the store: an owner waiting in foreground
+        deletion for it may go now."""
+        namespace = gone["metadata"].get("namespace")
+        for ref in gone["metadata"].get("ownerReferences") or []:
+            if ref.get("blockOwnerDeletion") is not True:
+                continue
+            owner_rt = by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
+            if owner_rt is None:
+                continue
+            owner_ns = namespace if owner_rt.namespaced else None
+            kv = self.store.get(owner_rt.key(owner_ns, ref.get("name", "")))
+            if kv is None or FOREGROUND.encode() not in kv.value:  # the cheap test first
+                continue
+            if self._from_kv(kv)["metadata"].get("uid") == ref.get("uid"):
+                self.finish_foreground(owner_rt, owner_ns, ref.get("name", ""))
+
     def _delete_once(self, rt: ResourceType, namespace: str | None, name: str, obj: dict[str, Any], rev: int,
-                     grace_period: int | None) -> dict[str, Any] | None:
-        """None when the object is gone; the updated object when deletion is graceful."""
+                     grace_period: int | None, dry_run: bool = False) -> dict[str, Any] | None:
+        """None when the object is gone; the updated object when deletion is graceful. A
+        dry run writes nothing and answers as the real deletion would."""
         m = obj["metadata"]
         grace = self._grace(rt, obj, grace_period)
         if grace > 0 or m.get("finalizers"):
@@ -63,9 +157,13 @@ class Deletion(RegistryCore):
                 m["deletionGracePeriodSeconds"] = 0
             else:
                 return obj
+            if dry_run:
+                return obj
             kv = self.store.update(rt.key(namespace, name), self._to_bytes(obj), rev)
             m["resourceVersion"] = str(kv.mod_revision)
             return obj
+        if dry_run:
+            return None
         if rt is NAMESPACES:
             self._empty_namespace(name)
         try:

@@ -6,8 +6,9 @@ from typing import Any
 
 from sigma.api import errors
 from sigma.api.errors import Cause
-from sigma.api.patch import PatchError, json_patch, merge_patch
+from sigma.api.patch import PatchError, PatchTestFailed, json_patch, merge_patch
 from sigma.api.registry import Registry
+from sigma.api.registry_core import patch_failed
 from sigma.api.resources import ResourceType
 from sigma.api.selectors import selector_to_string
 
@@ -30,7 +31,7 @@ def get_scale(registry: Registry, rt: ResourceType, namespace: str, name: str) -
 
 
 def update_scale(registry: Registry, rt: ResourceType, namespace: str, name: str, body: Any,
-                 patch_type: str) -> dict[str, Any]:
+                 patch_type: str, dry_run: bool = False) -> dict[str, Any]:
     current = registry.get(rt, namespace, name)
     scale = _scale_of(current)
     try:
@@ -40,6 +41,8 @@ def update_scale(registry: Registry, rt: ResourceType, namespace: str, name: str
             scale = merge_patch(scale, body)
         else:
             scale = body
+    except PatchTestFailed as err:
+        raise patch_failed(rt.plural, name, rt.group, err) from err
     except PatchError as err:
         raise errors.bad_request(f"the patch could not be applied: {err}") from err
     if not isinstance(scale, dict) or not isinstance(scale.get("spec") or {}, dict):
@@ -55,4 +58,4 @@ def update_scale(registry: Registry, rt: ResourceType, namespace: str, name: str
     patch: dict[str, Any] = {"spec": {"replicas": replicas}}
     if rv:
         patch["metadata"] = {"resourceVersion": rv}
-    return _scale_of(registry.patch(rt, namespace, name, "merge", patch))
+    return _scale_of(registry.patch(rt, namespace, name, "merge", patch, dry_run=dry_run))

@@ -54,6 +54,9 @@ log = logging.getLogger("sigma.api")
 MAX_BODY_BYTES = 3 * 1024 * 1024  # the Kubernetes API server's limit
 BOOKMARK_INTERVAL_S = 5.0
 DEFAULT_WATCH_TIMEOUT_S = 1800
+# How long a list waits for a resourceVersion ahead of the store (kube-apiserver: 3 s).
+RV_WAIT_S = 3.0
+RV_POLL_S = 0.05
 TABLE_MEDIA = "as=Table"
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 # What each subresource answers (status: read and write the status; binding and eviction:
@@ -161,6 +164,34 @@ def _optional_int(body: dict[str, Any], name: str) -> int | None:
     return value
 
 
+def _dry_run(request: Request, options_kind: str, in_body: Any = None) -> bool:
+    """The request's dryRun directives (the query's, plus those of a DeleteOptions body):
+    True for "All". Any other value is refused before anything is done, as kube-apiserver
+    refuses it (422, the options object is invalid)."""
+    values = [v for v in request.query_params.getlist("dryRun") if v]
+    if in_body is not None:
+        if not isinstance(in_body, list) or not all(isinstance(v, str) for v in in_body):
+            raise errors.bad_request("dryRun must be a list of strings")
+        values += in_body
+    if any(v != "All" for v in values):
+        raise errors.invalid(options_kind, "", [errors.Cause(
+            "dryRun", f'Unsupported value: {json.dumps(values)}: supported values: "All"',
+            "FieldValueNotSupported")], "meta.k8s.io")
+    return bool(values)
+
+
+def _min_revision(resource_version: str) -> int:
+    """The revision a list's data must be at least as new as: its resourceVersion ("" and
+    "0": any, so 0). Not a number: 400."""
+    if resource_version in ("", "0"):
+        return 0
+    try:
+        return int(resource_version)
+    except ValueError:
+        raise errors.bad_request(f"invalid resourceVersion {resource_version!r}: it must be a decimal "
+                                 "number") from None
+
+
 class ApiServer:
     def __init__(self, registry: Registry, advertise_address: str = "127.0.0.1:6443",
                  store_threads: int = 0) -> None:
@@ -266,23 +297,26 @@ class ApiServer:
             if method == "GET":
                 return await self._list_or_watch(request, t)
             if method == "POST":
+                dry_run = _dry_run(request, "CreateOptions")
                 obj = await self._call(self.registry.create, t.rt, t.namespace, await read_body(request),
-                                       self._strict(request), bool(request.query_params.get("dryRun")))
+                                       self._strict(request), dry_run)
                 return JSON(obj, status_code=201)
             if method == "DELETE":
-                return JSON(await self._call(self._delete_collection, request, t))
+                return JSON(await self._delete_collection(request, t))
             raise errors.method_not_allowed(f"{method} is not supported on a collection")
         if method == "GET":
             return self._one(request, t.rt, await self._call(self.registry.get, t.rt, t.namespace, t.name))
         if method == "PUT":
+            dry_run = _dry_run(request, "UpdateOptions")
             obj = await self._call(self.registry.update, t.rt, t.namespace, t.name, await read_body(request), t.sub,
-                                   self._strict(request))
+                                   self._strict(request), dry_run)
             return JSON(obj)
         if method == "PATCH":
             return JSON(await self._patch(request, t))
         if method == "DELETE":
             return JSON(await self._delete(request, t))
         if method == "POST" and t.sub == "binding":
+            dry_run = _dry_run(request, "CreateOptions")
             body = _object(await read_body(request) or {}, "Binding")
             target = _object(body.get("target") or {}, "target")
             node = target.get("name")
@@ -290,14 +324,17 @@ class ApiServer:
                 raise errors.invalid("Binding", t.name, [errors.Cause("target.name", "Required value: a node name",
                                                                         "FieldValueRequired")])
             uid = _object(body.get("metadata") or {}, "metadata").get("uid")
-            await self._call(self.registry.bind, t.namespace or "", t.name, node, uid if isinstance(uid, str) else None)
+            await self._call(self.registry.bind, t.namespace or "", t.name, node, uid if isinstance(uid, str) else None,
+                             dry_run)
             return JSON({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                  "code": 201}, status_code=201)
         if method == "POST" and t.sub == "eviction":
             body = _object(await read_body(request) or {}, "Eviction")
             options = _object(body.get("deleteOptions") or {}, "deleteOptions")
             grace = _optional_int(options, "gracePeriodSeconds")
-            await self._call(self.registry.evict, t.namespace or "", t.name, grace)
+            # The eviction's own dryRun is in its deleteOptions (kubectl drain --dry-run=server).
+            dry_run = _dry_run(request, "CreateOptions", options.get("dryRun"))
+            await self._call(self.registry.evict, t.namespace or "", t.name, grace, dry_run)
             return JSON({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                  "code": 201}, status_code=201)
         raise errors.method_not_allowed(f"{method} is not supported on {t.rt.plural}/{t.sub or ''}")
@@ -320,6 +357,7 @@ class ApiServer:
         kind = PATCH_TYPES.get(ctype)
         if kind is None:
             raise errors.unsupported_media_type(ctype)
+        dry_run = _dry_run(request, "PatchOptions")
         body = await read_body(request)
         strict = self._strict(request)
         if kind == "apply":
@@ -329,10 +367,10 @@ class ApiServer:
                 await self._call(self.registry.get, t.rt, t.namespace, t.name)
             except ApiError as err:
                 if err.code == 404 and not t.sub:
-                    return await self._call(self.registry.create, t.rt, t.namespace, body, strict)
+                    return await self._call(self.registry.create, t.rt, t.namespace, body, strict, dry_run)
                 raise
             kind = "strategic"
-        return await self._call(self.registry.patch, t.rt, t.namespace, t.name, kind, body, t.sub, strict)
+        return await self._call(self.registry.patch, t.rt, t.namespace, t.name, kind, body, t.sub, strict, dry_run)
 
     async def _delete(self, request: Request, t: Target) -> dict[str, Any]:
         assert t.name is not None
@@ -349,9 +387,17 @@ class ApiServer:
         uid, rv = pre.get("uid"), pre.get("resourceVersion")
         if not isinstance(uid, str | None) or not isinstance(rv, str | None):
             raise errors.bad_request("preconditions.uid and preconditions.resourceVersion must be strings")
-        return await self._call(self.registry.delete, t.rt, t.namespace, t.name, grace, propagation, uid, rv)
+        # kubectl sends DeleteOptions in the body: its dryRun is there, not in the query.
+        dry_run = _dry_run(request, "DeleteOptions", body.get("dryRun"))
+        return await self._call(self.registry.delete, t.rt, t.namespace, t.name, grace, propagation, uid, rv,
+                                dry_run)
 
-    def _delete_collection(self, request: Request, t: Target) -> dict[str, Any]:
+    async def _delete_collection(self, request: Request, t: Target) -> dict[str, Any]:
+        body = _object(await read_body(request) or {}, "DeleteOptions")
+        dry_run = _dry_run(request, "DeleteOptions", body.get("dryRun"))
+        return await self._call(self._delete_listed, request, t, dry_run)
+
+    def _delete_listed(self, request: Request, t: Target, dry_run: bool) -> dict[str, Any]:
         listed = self.registry.list(t.rt, t.namespace, request.query_params.get("labelSelector", ""),
                                     request.query_params.get("fieldSelector", ""))
         grace = _int_param(request, "gracePeriodSeconds")
@@ -359,7 +405,8 @@ class ApiServer:
         for obj in listed["items"]:
             try:
                 deleted.append(self.registry.delete(t.rt, obj["metadata"].get("namespace"), obj["metadata"]["name"],
-                                                    grace, request.query_params.get("propagationPolicy")))
+                                                    grace, request.query_params.get("propagationPolicy"),
+                                                    dry_run=dry_run))
             except ApiError as err:
                 if err.code != 404:
                     raise
@@ -370,10 +417,11 @@ class ApiServer:
         if request.method == "GET":
             return JSON(get_scale(self.registry, t.rt, t.namespace or "", t.name))
         if request.method in ("PUT", "PATCH"):
+            dry_run = _dry_run(request, "UpdateOptions" if request.method == "PUT" else "PatchOptions")
             body = await read_body(request)
             ctype = request.headers.get("content-type", "").split(";")[0].strip()
             return JSON(update_scale(self.registry, t.rt, t.namespace or "", t.name, body,
-                                             PATCH_TYPES.get(ctype, "") if request.method == "PATCH" else ""))
+                                     PATCH_TYPES.get(ctype, "") if request.method == "PATCH" else "", dry_run))
         raise errors.method_not_allowed(f"{request.method} is not supported on scale")
 
     # -- list and watch ---------------------------------------------------------------------
@@ -384,13 +432,34 @@ class ApiServer:
         limit = _int_param(request, "limit") or 0
         if limit < 0:
             raise errors.bad_request(f"invalid value for limit: {limit} (it must not be negative)")
+        # A continued list is read at its first page's revision: the token decides, not this.
+        wanted = 0 if q.get("continue") else _min_revision(q.get("resourceVersion", ""))
         listed = await self._call(self.registry.list, t.rt, t.namespace, q.get("labelSelector", ""),
                                   q.get("fieldSelector", ""), limit, q.get("continue", ""))
+        if int(listed["metadata"]["resourceVersion"]) < wanted:
+            # Older than the client has seen (written through another master, not here yet).
+            await self._wait_for_revision(wanted)
+            listed = await self._call(self.registry.list, t.rt, t.namespace, q.get("labelSelector", ""),
+                                      q.get("fieldSelector", ""), limit, q.get("continue", ""))
         if wants_table(request):
             return JSON(to_table(t.rt.kind, listed["items"], listed["metadata"]["resourceVersion"],
                                          time.time(), q.get("includeObject", "Metadata"),
                                          listed["metadata"].get("continue", "")))
         return JSON(listed)
+
+    async def _wait_for_revision(self, wanted: int) -> None:
+        """Wait up to RV_WAIT_S for the store to reach revision `wanted`, as kube-apiserver
+        waits for its watch cache, then 504 Timeout with the ResourceVersionTooLarge cause."""
+        store = self.registry.store
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RV_WAIT_S
+        while True:
+            current = await self._call(store.current_revision)
+            if current >= wanted:
+                return
+            if loop.time() >= deadline:
+                raise errors.resource_version_too_large(wanted, current)
+            await asyncio.sleep(RV_POLL_S)
 
     def _watch(self, request: Request, t: Target) -> Response:
         q = request.query_params

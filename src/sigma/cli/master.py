@@ -29,6 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="sqlite:///PATH (embedded, default) or etcd://HOST:PORT[,HOST:PORT]")
     p.add_argument("--listen", default="127.0.0.1:6443", help="HOST:PORT to serve the API on")
     p.add_argument("--no-controllers", action="store_true", help="serve the API only")
+    p.add_argument("--watch-history", type=int, default=None, metavar="REVISIONS",
+                   help="store revisions kept for watches to resume from (default 50000); a watch from "
+                   "further back gets 410 Gone and re-lists")
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="a controller timing or setting, e.g. node_grace_s=4, pod_eviction_timeout_s=10 or "
                    "p2p_source_claims=8 (repeatable)")
@@ -98,8 +101,9 @@ def run_master(args: argparse.Namespace) -> int:
         state.mkdir(parents=True, exist_ok=True)
     try:
         auth = auth_options(args, host, state)
+        history = {} if args.watch_history is None else {"watch_history": args.watch_history}
         master = Master(args.store, host, port, controllers=not args.no_controllers, options=_options(args.option),
-                        auth=auth)
+                        auth=auth, **history)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     assert master.auth_setup is not None

@@ -40,6 +40,8 @@ from sigma.ui import routes as ui_routes
 log = logging.getLogger("sigma.master")
 
 COMPACT_EVERY_S = 60.0
+# The watch history kept by default (revisions): a watch resuming from further back gets
+# 410 Gone and re-lists. `sigma master --watch-history N` changes it.
 KEEP_REVISIONS = 50_000
 
 
@@ -69,8 +71,12 @@ class Master:
     # Authentication, authorisation, TLS and audit (sigma.api.auth); None: no checks at all,
     # for masters embedded in tests that only talk to themselves.
     auth: AuthOptions | None = None
+    # How many revisions of history the compactor keeps for watches to resume from.
+    watch_history: int = KEEP_REVISIONS
 
     def __post_init__(self) -> None:
+        if self.watch_history < 1:
+            raise ValueError(f"the watch history must keep at least 1 revision, not {self.watch_history}")
         self.store: Store = open_store(self.store_url)
         self.registry = Registry(self.store)
         admission.install(self.registry)
@@ -140,9 +146,10 @@ class Master:
                 stop.wait(1.0)
 
     def _compact_loop(self, stop: threading.Event) -> None:
-        while not stop.wait(COMPACT_EVERY_S):
+        # Option compact_every_s: how often history beyond watch_history is dropped.
+        while not stop.wait(float(self.options.get("compact_every_s", COMPACT_EVERY_S))):
             try:
-                target = self.store.current_revision() - KEEP_REVISIONS
+                target = self.store.current_revision() - self.watch_history
                 if target > self.store.compacted_revision():
                     self.store.compact(target)
             except StoreError as err:  # a full disk, etcd away: try again next round

@@ -8,6 +8,10 @@ different uid: a new object, not the owner) is deleted; one with some live owner
 loses the dangling references, as Kubernetes' garbage collector does.
 
 Owners of a kind Sigma does not serve cannot be checked, so those references count as live.
+
+The sweep also finishes foreground deletions a crash interrupted: an owner being deleted
+with the finalizer ``foregroundDeletion`` that no dependent blocks any longer loses that
+finalizer (and so goes), as the registry does when it deletes the last blocking dependent.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import threading
 from typing import Any
 
 from sigma.api.errors import ApiError
+from sigma.api.registry_delete import FOREGROUND
 from sigma.api.resources import RESOURCES, ResourceType, by_kind
 from sigma.client.base import ApiClient
 
@@ -50,12 +55,17 @@ class GarbageCollector:
         the listing (with its dependents, after it) is never mistaken for a missing one."""
         owners: dict[OwnerKey, str | None] = {}
         deleted = []
+        blocked: set[str] = set()  # uids some dependent blocks (blockOwnerDeletion)
+        waiting: list[tuple[ResourceType, dict[str, Any]]] = []  # owners in foreground deletion
         for rt in RESOURCES:
             if not rt.namespaced or rt.kind in SKIP_KINDS:
                 continue
             for obj in self.client.list(rt.plural)["items"]:
                 m = obj["metadata"]
                 refs = m.get("ownerReferences") or []
+                blocked.update(r.get("uid", "") for r in refs if r.get("blockOwnerDeletion") is True)
+                if m.get("deletionTimestamp") and FOREGROUND in (m.get("finalizers") or []):
+                    waiting.append((rt, obj))
                 if not refs or m.get("deletionTimestamp"):
                     continue
                 live = [r for r in refs if self._owner_exists(r, m.get("namespace", ""), owners)]
@@ -63,7 +73,25 @@ class GarbageCollector:
                     continue
                 if self._collect(rt, obj, live):
                     deleted.append((rt.plural, m["namespace"], m["name"]))
+        for rt, owner in waiting:
+            if owner["metadata"].get("uid") not in blocked and self._finish_foreground(rt, owner):
+                deleted.append((rt.plural, owner["metadata"]["namespace"], owner["metadata"]["name"]))
         return deleted
+
+    def _finish_foreground(self, rt: ResourceType, owner: dict[str, Any]) -> bool:
+        """Drop the foregroundDeletion finalizer of an owner nothing blocks any longer (True:
+        done; the registry deletes the owner when no other finalizer is left)."""
+        m = owner["metadata"]
+        rest = [f for f in m.get("finalizers") or [] if f != FOREGROUND]
+        try:
+            self.client.patch(rt.plural, m["name"], {"metadata": {"resourceVersion": m["resourceVersion"],
+                                                                  "finalizers": rest or None}}, m["namespace"])
+        except ApiError as err:
+            if err.code not in (404, 409):
+                raise
+            return False
+        log.info("%s %s/%s: foreground deletion finished, no dependent left", rt.kind, m["namespace"], m["name"])
+        return True
 
     def _owner_exists(self, ref: dict[str, Any], namespace: str, cache: dict[OwnerKey, str | None]) -> bool:
         rt = by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
