@@ -146,7 +146,8 @@ def test_kubectl_dry_runs_leave_the_deployment_and_its_pods_alone(master: Master
     replaced = kubectl(master, "replace", "--dry-run=server", "-o", "json", "-f", str(four)).stdout
     assert json.loads(replaced)["spec"]["replicas"] == 4  # the object as it would be
     out = kubectl(master, "delete", "deployment/web", "-n", ns, "--dry-run=server").stdout
-    assert "deleted (server dry run)" in out
+    # kubectl 1.32 prints 'deleted (server dry run)', 1.37 'deleted from NS namespace (server dry run)'.
+    assert "deleted" in out and out.rstrip().endswith("(server dry run)")
     kubectl(master, "delete", "pods", "--all", "-n", ns, "--dry-run=server")
     other = tmp_path / "other.yaml"
     other.write_text(DEPLOYMENT.format(ns=ns, replicas=1).replace("name: web\n", "name: other\n", 1))
