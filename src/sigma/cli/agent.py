@@ -105,6 +105,7 @@ def run_agent(args: argparse.Namespace) -> int:
     from sigma.agent.images import DEFAULT_ROOT
     from sigma.agent.pulls import ImageOptions
     from sigma.agent.qos import QosOptions
+    from sigma.api.errors import ApiError
     from sigma.statemodes import secure_state_dir
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -125,7 +126,7 @@ def run_agent(args: argparse.Namespace) -> int:
     try:
         secure_state_dir(Path(args.state_dir))
         agent = Agent(_client(args), args.node_name, args.state_dir, options)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, ApiError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 
