@@ -63,7 +63,7 @@ def test_anonymous_callers_get_401(cluster: tuple[AuthMaster, AgentProcess, int]
 
 def test_a_bearer_token_even_an_admins_is_not_a_client_certificate(
         cluster: tuple[AuthMaster, AgentProcess, int]) -> None:
-    master, agent, port = cluster
+    _, _, port = cluster
     with httpx.Client(verify=unverified(), headers={"Authorization": "Bearer admin-token"}, timeout=10) as c:
         assert c.get(f"https://127.0.0.1:{port}/metrics").status_code == 401
 
