@@ -70,6 +70,8 @@ class AgentServer:
 
     def trust_client_ca(self, pem: str) -> None:
         """Accept client certificates signed by this CA (the cluster's) from now on."""
+        if "BEGIN CERTIFICATE" not in pem:
+            raise ValueError("no certificate in the cluster CA the master sent")
         self.context.load_verify_locations(cadata=pem)
 
     def start(self) -> None:
