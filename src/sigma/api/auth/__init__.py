@@ -26,7 +26,7 @@ from typing import Any
 from starlette.routing import Route
 
 from sigma.api.auth.audit import AuditLog
-from sigma.api.auth.certs import CertPair, ensure_ca, issue_client_cert, issue_server_cert
+from sigma.api.auth.certs import CertPair, ensure_ca, ensure_client_cert, issue_server_cert
 from sigma.api.auth.identity import MASTER_USER, MASTERS
 from sigma.api.auth.join import join_routes
 from sigma.api.auth.middleware import AuthPolicy
@@ -103,7 +103,7 @@ def build_auth(options: AuthOptions, registry: Registry) -> AuthSetup:
     tls = (not loopback) if options.tls is None else options.tls
     server_cert = None
     name = options.host.replace(":", "_") or "any"
-    agent_client = issue_client_cert(ca, MASTER_USER, (MASTERS,), CertPair(auth_dir / f"agent-client-{name}.crt",
+    agent_client = ensure_client_cert(ca, MASTER_USER, (MASTERS,), CertPair(auth_dir / f"agent-client-{name}.crt",
                                                                          auth_dir / f"agent-client-{name}.key"))
     if tls:
         server_cert = issue_server_cert(ca, [options.host], CertPair(auth_dir / f"server-{name}.crt",
