@@ -29,9 +29,10 @@ NODE = "guarded"
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AuthMaster, AgentProcess, int]]:
     tmp = Path(tmp_path_factory.mktemp("agent-auth"))
     for master in start_auth_master(tmp / "master"):
-        token_file = tmp / "join-token"
-        token_file.write_text(create_bootstrap_token(master.state, ttl_s=600))
-        agent = AgentProcess(master.url, tmp / "agent", NODE, token_file=token_file)
+        # The token on the command line (which warns): the form every agent version accepts,
+        # so that this test also shows what an agent from before answered.
+        token = create_bootstrap_token(master.state, ttl_s=600)
+        agent = AgentProcess(master.url, tmp / "agent", NODE, extra=("--bootstrap-token", token))
         try:
             agent.start()
             with master.client("admin") as admin:

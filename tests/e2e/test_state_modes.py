@@ -46,9 +46,9 @@ def test_master_and_agent_state_is_private(tmp_path: Path) -> None:
     os.chmod(master_state / "audit.log", 0o644)
     os.chmod(master_state, 0o755)
     for master in start_auth_master(master_state):  # writes tokens.csv and rbac.yaml 0644 first
-        token_file = tmp_path / "join-token"
-        token_file.write_text(create_bootstrap_token(master.state, ttl_s=600))
-        agent = AgentProcess(master.url, tmp_path / "agent", "private-node", token_file=token_file)
+        # The token on the command line (which warns): the form every agent version accepts.
+        token = create_bootstrap_token(master.state, ttl_s=600)
+        agent = AgentProcess(master.url, tmp_path / "agent", "private-node", extra=("--bootstrap-token", token))
         try:
             agent.start()
             with master.client("admin") as admin:
