@@ -141,7 +141,6 @@ def test_the_agent_joins_with_a_token_file_that_never_reaches_its_command_line(
         agent.stop()
     # A restart reuses the agent's own credential: it does not ask to join again (which the
     # master would now refuse), and the used-up token is not needed.
-    token_file.write_text("")
     again = AgentProcess(master.url, tmp_path / "agent", "from-file")
     try:
         again.start()

@@ -8,7 +8,7 @@ accepts it (the master refuses to join a node that is joined already, so a resta
 not ask).
 
 The token comes from a file or the environment, never the command line (`ps` shows every
-process's arguments to every user): see ``bootstrap_token_from``.
+process's arguments to every user): see ``secret_from``.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def write_node_kubeconfig(path: Path, master: str, answer: dict[str, Any]) -> No
             f"users:\n- name: {answer['user']}\n  user:\n    token: {answer['token']}\n"
             f"contexts:\n- name: sigma\n  context:\n    cluster: sigma\n    user: {answer['user']}\n"
             "current-context: sigma\n")
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o711, parents=True, exist_ok=True)  # the agent's state dir (statemodes.py)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
