@@ -100,7 +100,8 @@ def run_master(args: argparse.Namespace) -> int:
 
     try:
         auth = auth_options(args, host, state)
-        for private in dict.fromkeys([state.resolve(), auth.state_dir]):
+        store_dir = [state.resolve()] if args.store.startswith("sqlite:///") else []
+        for private in dict.fromkeys([*store_dir, auth.state_dir]):
             secure_master_state(private)  # umask 077 first: the store and CA are created next
         master = Master(args.store, host, port, controllers=not args.no_controllers, options=_options(args.option),
                         auth=auth)
