@@ -58,11 +58,13 @@ def secure_master_state(state: Path, holds_agent: bool = False) -> None:
     """The master's umask, and its state directory private. With ``holds_agent`` (`sigma
     up`: the agent's state directory is STATE/agent) the directory itself is 0711, so pods
     can still traverse it to their container directories, and STATE/agent keeps the
-    agent's own rules."""
+    agent's own rules. The masters `sigma up --masters N` adds share that directory: they
+    see STATE/agent, or the 0711 `sigma up` set, and keep it."""
     os.umask(MASTER_UMASK)
     state.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-    restrict_tree(state, skip=(AGENT_SUBDIR,) if holds_agent else ())
-    if holds_agent:
+    shared = holds_agent or (state / AGENT_SUBDIR).is_dir() or stat.S_IMODE(state.stat().st_mode) == TRAVERSE_ONLY_DIR
+    restrict_tree(state, skip=(AGENT_SUBDIR,))
+    if shared:
         _chmod(state, TRAVERSE_ONLY_DIR)
 
 
