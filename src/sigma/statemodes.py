@@ -16,9 +16,13 @@ containers with 022; the agent gives its own secret files explicit modes instead
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import stat
 from pathlib import Path
+
+log = logging.getLogger("sigma.statemodes")
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
@@ -51,7 +55,14 @@ def _chmod(path: Path, mode: int) -> None:
     if stat.S_ISLNK(st.st_mode) or not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
         return
     if stat.S_IMODE(st.st_mode) != mode:
-        os.chmod(path, mode)
+        try:
+            os.chmod(path, mode)
+        except OSError as err:
+            if err.errno != errno.EROFS:
+                raise
+            # A read-only state directory still serves reads (the store says so); its modes
+            # are fixed at the next start on a writable one.
+            log.warning("cannot make %s private: %s", path, err)
 
 
 def secure_master_state(state: Path, holds_agent: bool = False) -> None:

@@ -188,9 +188,12 @@ def _make_private(path: str) -> None:
     -shm files with the database file's mode, so they follow; existing ones are fixed too."""
     if path == ":memory:" or path.startswith("file:"):
         return
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    # OSError beyond these: a state directory SQLite cannot use either (read-only, full),
+    # which opening it reports in its own words.
+    with suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     for suffix in ("", "-wal", "-shm", "-journal"):
-        with suppress(FileNotFoundError):
+        with suppress(OSError):
             os.chmod(path + suffix, 0o600)
 
 
