@@ -120,7 +120,7 @@ class _Handler(BaseHTTPRequestHandler):
         """None when the caller is the master (a verified client certificate in
         system:masters); else the status code and message to answer with."""
         conn: ssl.SSLSocket = self.request
-        peer = conn.getpeercert()
+        peer: dict[str, object] = dict(conn.getpeercert() or {})  # verified against the cluster CA, or empty
         named = user_of_peer_cert(peer) if peer else None
         if named is None:
             return 401, "Unauthorized: the agent answers only the master's client certificate\n"
