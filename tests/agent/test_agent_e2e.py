@@ -31,6 +31,7 @@ from sigma.client.http import HttpClient
 from sigma.colocation.level0 import ProdUsage
 from sigma.colocation.slo import prod_usage
 from tests.agent.conftest import needs_root, wait_for
+from tests.agent.master_identity import as_master
 from tests.harness import MasterProcess
 
 pytestmark = [pytest.mark.e2e, *needs_root]
@@ -156,8 +157,9 @@ def test_node_registers_ready_with_capacity_lease_and_endpoints(cluster: Cluster
     assert first.endswith("Z") and len(first.split(".")[1]) == 7  # microseconds + Z
     wait_for(lambda: cluster.client.get("leases", NODE, "kube-node-lease")["spec"]["renewTime"] != first)
 
-    assert httpx.get(f"http://127.0.0.1:{port}/healthz").text == "ok\n"
-    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics")
+    assert httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False).text == "ok\n"
+    with as_master(cluster.tmp) as master:
+        metrics = master.get(f"https://127.0.0.1:{port}/metrics")
     assert metrics.status_code == 200 and "sigma_agent_node_cpu_usage_seconds_total" in metrics.text
     assert "process_cpu_seconds_total" in metrics.text  # the agent's own process metrics
 
@@ -228,12 +230,14 @@ def test_logs_since_seconds_since_time_and_timestamps(cluster: Cluster) -> None:
 
 def test_unknown_pod_or_container_gets_a_clear_404(cluster: Cluster) -> None:
     agent = cluster.start_agent()
-    base = f"http://127.0.0.1:{agent.server.port}/logs/default"
-    missing = httpx.get(f"{base}/nope/main")
+    base = f"https://127.0.0.1:{agent.server.port}/logs/default"
+    master = as_master(cluster.tmp)
+    missing = master.get(f"{base}/nope/main")
     assert missing.status_code == 404 and "not on this node" in missing.text
     cluster.pod("sleeper", ["sleep", "300"])
     cluster.wait_pod("sleeper", lambda p: phase(p) == "Running")
-    wrong = httpx.get(f"{base}/sleeper/other")
+    wrong = master.get(f"{base}/sleeper/other")
+    master.close()
     assert wrong.status_code == 404 and "container other is not valid for pod sleeper" in wrong.text
 
 

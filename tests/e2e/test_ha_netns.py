@@ -154,8 +154,10 @@ def test_a_cut_agent_loses_its_pods_to_another_node_and_relists_after_410_when_b
         api = Api(net, url, admin)
         wait_until("master ready", lambda: api.get("/api/v1/namespaces/default"), 30, diagnose)
         for host, node in NODES.items():
+            node_token_file = tmp_path / f"{node}.token"  # not on the command line, which ps shows
+            node_token_file.write_text(node_tokens[host])
             agents[host] = net.popen(host, [
-                sys.executable, "-m", "sigma", "agent", "--master", url, "--token", node_tokens[host],
+                sys.executable, "-m", "sigma", "agent", "--master", url, "--token-file", str(node_token_file),
                 "--node-name", node, "--state-dir", str(tmp_path / node), "--cgroup-root", net.cgroup_root(host),
                 "--listen", f"{net.address(host)}:10250", "--address", net.address(host), "--no-p2p",
                 "--lease-interval", "1", "--drain-on-exit"], logs[host])

@@ -124,6 +124,11 @@ def test_sigma_up_runs_the_demo_and_ctrl_c_leaves_nothing_behind(up: Up) -> None
     assert f"kubeconfig: {up.state / 'kubeconfig'}" in out
     assert "kubectl --kubeconfig" in out and "get pods -A -o wide" in out
 
+    # The agent got its join token through its environment: `ps` shows no token.
+    agent_pid = int(out.split("agent pid ", 1)[1].split(",", 1)[0])
+    cmdline = Path(f"/proc/{agent_pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    assert "--bootstrap-token" not in cmdline and "--token" not in cmdline, cmdline
+
     node = wait_for(lambda: up.client.get("nodes", NODE), 30, f"node {NODE}")
     wait_for(lambda: any(c["type"] == "Ready" and c["status"] == "True"
                          for c in up.client.get("nodes", NODE)["status"]["conditions"]), 30, "node Ready")

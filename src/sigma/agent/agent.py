@@ -45,6 +45,8 @@ from sigma.agent.runtime.hardening import NOBODY
 from sigma.agent.runtime.process import ProcessRuntime
 from sigma.agent.runtime.runc import RuncRuntime
 from sigma.agent.server import AgentServer
+from sigma.agent.servingcert import ensure_serving_cert
+from sigma.api.auth.identity import CLUSTER_CA_PATH, SERVING_CERT_ANNOTATION
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
 from sigma.quantity import cpu_millis, memory_bytes
@@ -102,7 +104,9 @@ class Agent:
         self.node = NodeRuntime(state_dir, runtimes, self.cgroups, PodManager(opts.backoff), pulls=self.pulls)
         self.collector = Collector(self.node.cgroups)
         self.watcher = PodWatcher(client, node_name)
-        self.server = AgentServer(opts.host, opts.port, self.watcher.find, self.node.logs, self.render_metrics)
+        self.address = opts.address or reachable_address(opts.host, getattr(client, "base_url", ""))
+        self.server = AgentServer(opts.host, opts.port, self.watcher.find, self.node.logs, self.render_metrics,
+                                  ensure_serving_cert(state_dir, node_name, [self.address]))
         self.facts = self._facts(list(runtimes))
         self.heartbeat = Heartbeat(client, self.facts, opts.lease_interval, opts.node_status_interval)
         self.metric = NodeMetricBuilder(node_name, self.facts.cpu_millis, self.facts.memory_bytes,
@@ -123,7 +127,7 @@ class Agent:
         """Serve until stop(); then stop the loops (and the pods, with drain_on_exit)."""
         self.server.start()
         try:
-            if not self._register():
+            if not self._register() or not self._trust_master():
                 return
             for name, target in (("agent-pods", self.watcher.run), ("agent-heartbeat", self.heartbeat.run),
                                  ("agent-metrics", self._metrics_loop), ("agent-qos", self.qos.run)):
@@ -279,12 +283,32 @@ class Agent:
             backoff = min(10.0, backoff * 2)
         return False
 
+    def _trust_master(self) -> bool:
+        """Load the cluster CA (GET /sigma/v1/ca, with our credential) into the HTTP server:
+        until then it answers nobody but /healthz."""
+        backoff = 0.5
+        while not self.stop_event.is_set():
+            try:
+                answer = self.client.request_json("GET", CLUSTER_CA_PATH)  # type: ignore[attr-defined]
+                self.server.trust_client_ca(str(answer["caCertificate"]))
+                return True
+            except ApiError as err:
+                if err.code == 404:  # a master without authentication (in-process tests)
+                    log.warning("the master serves no cluster CA: /logs and /metrics will answer nobody")
+                    return True
+                log.warning("cannot read the cluster CA yet: %s; retrying in %.1fs", err, backoff)
+            except (OSError, KeyError, TypeError, ValueError) as err:  # unreachable, or not a CA in PEM
+                log.warning("cannot read the cluster CA yet: %s; retrying in %.1fs", err, backoff)
+            self.stop_event.wait(backoff)
+            backoff = min(10.0, backoff * 2)
+        return False
+
     def _facts(self, runtimes: list[str]) -> nodestatus.NodeFacts:
         opts = self.options
         reserved_cpu, reserved_mem = nodestatus.parse_reserved(opts.reserved)
         return nodestatus.NodeFacts(
             name=self.node_name,
-            address=opts.address or reachable_address(opts.host, getattr(self.client, "base_url", "")),
+            address=self.address,
             port=self.server.port,
             cpu_millis=cpu_millis(opts.cpus) if opts.cpus else nodestatus.host_cpu_millis(),
             memory_bytes=memory_bytes(opts.memory) if opts.memory else nodestatus.host_memory_bytes(),
@@ -294,7 +318,7 @@ class Agent:
             os_image=nodestatus.os_image(),
             arch=nodestatus.arch(),
             runtime_version=nodestatus.runtime_version(self.caps, runtimes),
-            annotations=self.caps.annotations(),
+            annotations={**self.caps.annotations(), SERVING_CERT_ANNOTATION: self.server.cert_sha256},
             conditions=self.caps.conditions(),
         )
 

@@ -58,7 +58,8 @@ class NodeRuntime:
         self.log_dir = os.path.join(state_dir, "logs")
         self.log_max_bytes = log_max_bytes
         self._cpusets_file = os.path.join(state_dir, "exclusive-cpus.json")
-        os.makedirs(self.log_dir, exist_ok=True)
+        os.makedirs(self.log_dir, mode=0o700, exist_ok=True)
+        os.chmod(self.log_dir, 0o700)  # pods' output: the agent's alone (served through the master)
         if cgroups is not None and cgroups.available:
             cgroups.setup()
 

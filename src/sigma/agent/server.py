@@ -9,11 +9,20 @@ with the agent's blocking loops, and a streamed response is just writes to a soc
 
 The master's pods/log subresource proxies to /logs; it relays our status code and body, so
 the messages here are what `kubectl logs` prints.
+
+Every pod shares 127.0.0.1 with the agent and the default listener is 0.0.0.0:10250, so,
+as a kubelet's, these endpoints authenticate their caller: the server speaks TLS only (a
+self-generated certificate whose SHA-256 the Node publishes for the master to pin), and
+/logs and /metrics answer only a client certificate signed by the cluster CA whose
+organisations include system:masters (the master's own identity, system:sigma-master).
+Without one: 401; with another identity: 403. /healthz stays open: it tells nothing.
+The TLS handshake runs in the request's thread, so a client that stalls it holds up no one.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +31,11 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sigma.agent.logs import parse_since_time
+from sigma.agent.servingcert import ServingCert
+from sigma.api.auth.certs import user_of_peer_cert
+from sigma.api.auth.identity import MASTERS
+
+HANDSHAKE_TIMEOUT_S = 10.0
 
 log = logging.getLogger("sigma.agent.server")
 
@@ -29,16 +43,38 @@ PodLookup = Callable[[str, str], "dict[str, Any] | None"]
 LogReader = Callable[..., Iterator[bytes]]  # (pod, container, **options)
 
 
+class _TLSServer(ThreadingHTTPServer):
+    daemon_threads = True  # a follow stream must not hold up shutdown
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A failed handshake (no TLS, a certificate the CA did not sign) is the client's problem.
+        log.debug("agent http: connection from %s failed", client_address, exc_info=True)
+
+
 class AgentServer:
     def __init__(self, host: str, port: int, find_pod: PodLookup, read_log: LogReader,
-                 metrics: Callable[[], str]) -> None:
+                 metrics: Callable[[], str], serving: ServingCert) -> None:
         handler = type("Handler", (_Handler,), {"find_pod": staticmethod(find_pod),
                                                 "read_log": staticmethod(read_log),
                                                 "metrics": staticmethod(metrics)})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True  # a follow stream must not hold up shutdown
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.context.load_cert_chain(str(serving.cert), str(serving.key))
+        # Optional at the TLS layer so the refusal is an HTTP 401 a client can read; a
+        # certificate that is offered must chain to the cluster CA (trust_client_ca).
+        self.context.verify_mode = ssl.CERT_OPTIONAL
+        self.cert_sha256 = serving.sha256
+        self.httpd = _TLSServer((host, port), handler)
+        self.httpd.socket = self.context.wrap_socket(self.httpd.socket, server_side=True,
+                                                     do_handshake_on_connect=False)
         self.port = int(self.httpd.server_address[1])
         self._thread: threading.Thread | None = None
+
+    def trust_client_ca(self, pem: str) -> None:
+        """Accept client certificates signed by this CA (the cluster's) from now on."""
+        if "BEGIN CERTIFICATE" not in pem:
+            raise ValueError("no certificate in the cluster CA the master sent")
+        self.context.load_verify_locations(cadata=pem)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="agent-http", daemon=True)
@@ -93,8 +129,28 @@ class _Handler(BaseHTTPRequestHandler):
     metrics: Callable[[], str]
     server_version = "sigma-agent"
 
+    def setup(self) -> None:
+        conn: ssl.SSLSocket = self.request
+        conn.settimeout(HANDSHAKE_TIMEOUT_S)
+        conn.do_handshake()
+        conn.settimeout(None)
+        super().setup()
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
+
+    def caller_refusal(self) -> tuple[int, str] | None:
+        """None when the caller is the master (a verified client certificate in
+        system:masters); else the status code and message to answer with."""
+        conn: ssl.SSLSocket = self.request
+        peer: dict[str, object] = dict(conn.getpeercert() or {})  # verified against the cluster CA, or empty
+        named = user_of_peer_cert(peer) if peer else None
+        if named is None:
+            return 401, "Unauthorized: the agent answers only the master's client certificate\n"
+        user, groups = named
+        if MASTERS not in groups:
+            return 403, f'Forbidden: user "{user}" may not read from this agent\n'
+        return None
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
@@ -102,13 +158,15 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if parts == ["healthz"]:
                 self._text(200, "ok\n")
+            elif (refusal := self.caller_refusal()) is not None:
+                self._text(*refusal)
             elif parts == ["metrics"]:
                 self._text(200, self.metrics(), "text/plain; version=0.0.4; charset=utf-8")
             elif len(parts) == 4 and parts[0] == "logs":
                 self._logs(parts[1], parts[2], parts[3], parse_qs(url.query))
             else:
                 self._text(404, f"no such endpoint: {url.path}\n")
-        except (BrokenPipeError, ConnectionResetError):
+        except (TimeoutError, BrokenPipeError, ConnectionResetError, ssl.SSLError):
             pass  # the client went away (kubectl logs -f interrupted)
 
     def _logs(self, namespace: str, name: str, container: str, query: dict[str, list[str]]) -> None:

@@ -196,6 +196,7 @@ class ApiServer:
     def __init__(self, registry: Registry, advertise_address: str = "127.0.0.1:6443",
                  store_threads: int = 0) -> None:
         self.registry = registry
+        self.agent_client_identity: Any = None  # the CertPair pods/log presents to agents
         self.advertise_address = advertise_address
         self.ready = True
         self._streams: set[RegistryWatch] = set()
@@ -287,7 +288,8 @@ class ApiServer:
         if t.sub == "log":
             from sigma.api.logs import proxy_logs
 
-            return await proxy_logs(self.registry, request, t.namespace or "", t.name or "")
+            return await proxy_logs(self.registry, request, t.namespace or "", t.name or "",
+                                    self.agent_client_identity)
         if t.sub == "scale":
             return await self._scale(request, t)
         allowed = SUBRESOURCE_VERBS.get(t.sub)
@@ -608,4 +610,5 @@ def create_app(registry: Registry, advertise_address: str = "127.0.0.1:6443",
     # The caller's routes, /metrics and the join endpoint, then the catch-all for anything else.
     routes = [*extra_routes, Route("/metrics", metrics_endpoint(registry), methods=["GET"]),
               *(auth.routes if auth is not None else []), Route("/{path:path}", server.dispatch, methods=methods)]
+    server.agent_client_identity = auth.agent_client if auth is not None else None  # pods/log (api/logs.py)
     return SigmaApp(server, routes, middleware)

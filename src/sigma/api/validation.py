@@ -203,6 +203,10 @@ def validate_deployment(obj: dict[str, Any], old: dict[str, Any] | None) -> list
 
 
 def validate_node(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    from sigma.api.nodestatus_validation import validate_node_status  # imports this module
+
+    if type_causes := validate_node_status(obj):  # wrong types first: the checks below assume them
+        return type_causes
     status = obj.get("status") or {}
     _, c1 = _quantity_map(status.get("capacity"), "status.capacity")
     _, c2 = _quantity_map(status.get("allocatable"), "status.allocatable")

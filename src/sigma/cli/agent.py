@@ -1,9 +1,14 @@
 """`sigma agent`: the node agent, one per machine.
 
-    sigma agent --master URL [--token T] [--kubeconfig PATH] --node-name NAME [--cpus N]
+    sigma agent --master URL [--token-file F | --bootstrap-token-file F] [--kubeconfig PATH]
+                --node-name NAME [--cpus N]
                 [--memory 8Gi] [--reserved cpu=500m,memory=512Mi] [--state-dir DIR]
                 [--listen HOST:PORT] [--registry HOST:PORT [--insecure-registry]]
                 [--p2p-port 10270 | --no-p2p] [--p2p-upload-mbps N] [--image-gc-budget 10G]
+
+Tokens come from files or the environment (SIGMA_TOKEN, SIGMA_BOOTSTRAP_TOKEN), not the
+command line, where `ps` shows them to every user; --token and --bootstrap-token still
+work but warn.
 
 SIGINT/SIGTERM stop the agent's loops; containers keep running and the next agent adopts
 them, unless --drain-on-exit (what `sigma up` uses) asks to stop them all first.
@@ -30,10 +35,13 @@ if TYPE_CHECKING:
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("agent", help="run the node agent: register the node and run the pods bound to it")
     p.add_argument("--master", help="API server URL (default: the kubeconfig's server)")
-    p.add_argument("--token", help="bearer token for the API server")
+    p.add_argument("--token-file", help="file holding the bearer token for the API server (or $SIGMA_TOKEN)")
+    p.add_argument("--token", help="the bearer token itself: visible in ps, prefer --token-file")
     p.add_argument("--kubeconfig", help="kubeconfig file to reach the master with")
-    p.add_argument("--bootstrap-token", help="join with this token (sigma token create): the agent gets its own "
-                                             "node credential and keeps it in STATE/kubeconfig")
+    p.add_argument("--bootstrap-token-file",
+                   help="join with the token in this file (sigma token create; or $SIGMA_BOOTSTRAP_TOKEN): the agent "
+                        "gets its own node credential and keeps it in STATE/kubeconfig")
+    p.add_argument("--bootstrap-token", help="the bootstrap token itself: visible in ps, prefer --bootstrap-token-file")
     p.add_argument("--ca-file", help="the cluster CA to verify an https master with")
     p.add_argument("--node-name", default=socket.gethostname().lower(), help="default: the hostname")
     p.add_argument("--cpus", help="CPU capacity to publish (e.g. 4 or 3500m); default: the host's")
@@ -70,16 +78,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _client(args: argparse.Namespace) -> HttpClient:
+    from pathlib import Path
+
     from sigma.client.http import HttpClient
+    from sigma.client.join import joined_client, secret_from
 
-    if args.bootstrap_token and args.master:
-        from pathlib import Path
-
-        from sigma.client.join import joined_client
-
-        return joined_client(args.master, args.bootstrap_token, args.node_name, Path(args.state_dir), args.ca_file)
+    bootstrap = secret_from(args.bootstrap_token, args.bootstrap_token_file, "SIGMA_BOOTSTRAP_TOKEN",
+                            "--bootstrap-token")
+    token = secret_from(args.token, args.token_file, "SIGMA_TOKEN", "--token")
+    if args.master and not token and (bootstrap or (Path(args.state_dir) / "kubeconfig").exists()):
+        return joined_client(args.master, bootstrap, args.node_name, Path(args.state_dir), args.ca_file)
     if args.master:
-        return HttpClient(args.master, token=args.token, verify=args.ca_file or True)
+        return HttpClient(args.master, token=token, verify=args.ca_file or True)
     from sigma.cli.common import kubeconfig_path
 
     path = kubeconfig_path(args.kubeconfig)
@@ -89,10 +99,14 @@ def _client(args: argparse.Namespace) -> HttpClient:
 
 
 def run_agent(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from sigma.agent.agent import Agent, AgentOptions
     from sigma.agent.images import DEFAULT_ROOT
     from sigma.agent.pulls import ImageOptions
     from sigma.agent.qos import QosOptions
+    from sigma.api.errors import ApiError
+    from sigma.statemodes import secure_state_dir
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -110,8 +124,9 @@ def run_agent(args: argparse.Namespace) -> int:
                             overlay=args.rootfs == "overlay"),
     )
     try:
+        secure_state_dir(Path(args.state_dir))
         agent = Agent(_client(args), args.node_name, args.state_dir, options)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, ApiError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 

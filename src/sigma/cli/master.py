@@ -99,9 +99,14 @@ def run_master(args: argparse.Namespace) -> int:
     if args.store.startswith("sqlite:///"):
         state = Path(args.store[len("sqlite://"):]).parent
         state.mkdir(parents=True, exist_ok=True)
+    from sigma.statemodes import secure_master_state
+
     try:
         auth = auth_options(args, host, state)
         history = {} if args.watch_history is None else {"watch_history": args.watch_history}
+        store_dir = [state.resolve()] if args.store.startswith("sqlite:///") else []
+        for private in dict.fromkeys([*store_dir, auth.state_dir]):
+            secure_master_state(private)  # umask 077 first: the store and CA are created next
         master = Master(args.store, host, port, controllers=not args.no_controllers, options=_options(args.option),
                         auth=auth, **history)
     except ValueError as err:
@@ -160,10 +165,11 @@ def admin_token(state: Path) -> str:
 
 def run_up(args: argparse.Namespace) -> int:
     from sigma.cli.up import EmbeddedCluster
+    from sigma.statemodes import secure_master_state
 
     _logging(args.verbose)
     state = Path(args.state_dir).resolve()
-    state.mkdir(parents=True, exist_ok=True)
+    secure_master_state(state, holds_agent=not args.no_agent)
     if args.masters > 1 and args.store != "etcd":
         raise SystemExit("--masters > 1 needs --store etcd (SQLite belongs to one master)")
     kubeconfig = state / "kubeconfig"

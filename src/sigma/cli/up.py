@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -79,15 +80,20 @@ class EmbeddedCluster:
     def _start_agent(self) -> None:
         """Started before the API server (in the main thread, which PDEATHSIG is tied to);
         it retries registering until the server answers."""
+        # A single-use token, in the agent's environment rather than its command line (which
+        # `ps` shows to everyone). Once joined, the agent's kubeconfig is used and the token,
+        # if unused, expires.
         join_token = create_bootstrap_token(self.state, ttl_s=AGENT_JOIN_TTL_S)
+        env = {**os.environ, "SIGMA_BOOTSTRAP_TOKEN": join_token}
         cmd = [sys.executable, "-m", "sigma", "agent", "--master", f"https://127.0.0.1:{self.port}",
-               "--bootstrap-token", join_token, "--ca-file", str(self.state / "auth" / "ca.crt"),
+               "--ca-file", str(self.state / "auth" / "ca.crt"),
                "--node-name", self.node_name, "--state-dir", str(self.state / "agent"),
                "--listen", "127.0.0.1:0", "--address", "127.0.0.1", "--cgroup-root", self.cgroup_root,
                "--drain-on-exit"]
         # Its own session: a terminal's Ctrl-C reaches us, and we stop the agent in order.
-        self._agent = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True,
-                                       preexec_fn=_die_with_parent)
+        # umask 022: the agent's pods inherit it (statemodes.py); ours is 077.
+        self._agent = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+                                       umask=0o022, preexec_fn=_die_with_parent)
 
     def _stop_agent(self, console: Console) -> None:
         agent, self._agent = self._agent, None

@@ -34,7 +34,7 @@ import sqlite3
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Literal
 
@@ -183,11 +183,26 @@ class _Fanout:
             sub.watch._fail(error)
 
 
+def _make_private(path: str) -> None:
+    """The database holds every object, Secrets included: 0600. SQLite creates its -wal and
+    -shm files with the database file's mode, so they follow; existing ones are fixed too."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    # OSError beyond these: a state directory SQLite cannot use either (read-only, full),
+    # which opening it reports in its own words.
+    with suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with suppress(OSError):
+            os.chmod(path + suffix, 0o600)
+
+
 class SqliteStore(Store):
     def __init__(self, path: str, synchronous: Synchronous = "NORMAL") -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
         self.path = path
+        _make_private(path)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per call.
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")

@@ -26,8 +26,9 @@ from typing import Any
 from starlette.routing import Route
 
 from sigma.api.auth.audit import AuditLog
-from sigma.api.auth.certs import CertPair, ensure_ca, issue_server_cert
-from sigma.api.auth.join import join_route
+from sigma.api.auth.certs import CertPair, ensure_ca, ensure_client_cert, issue_server_cert
+from sigma.api.auth.identity import MASTER_USER, MASTERS
+from sigma.api.auth.join import join_routes
 from sigma.api.auth.middleware import AuthPolicy
 from sigma.api.auth.ratelimit import RateLimiter
 from sigma.api.auth.rbac import Bindings
@@ -68,6 +69,8 @@ class AuthSetup:
     ca: CertPair
     server_cert: CertPair | None
     routes: list[Route] = field(default_factory=list)
+    # What the master presents to agents (pods/log): system:sigma-master in system:masters.
+    agent_client: CertPair | None = None
 
     @property
     def scheme(self) -> str:
@@ -99,8 +102,10 @@ def build_auth(options: AuthOptions, registry: Registry) -> AuthSetup:
     ca = ensure_ca(auth_dir)
     tls = (not loopback) if options.tls is None else options.tls
     server_cert = None
+    name = options.host.replace(":", "_") or "any"
+    agent_client = ensure_client_cert(ca, MASTER_USER, (MASTERS,), CertPair(auth_dir / f"agent-client-{name}.crt",
+                                                                         auth_dir / f"agent-client-{name}.key"))
     if tls:
-        name = options.host.replace(":", "_") or "any"
         server_cert = issue_server_cert(ca, [options.host], CertPair(auth_dir / f"server-{name}.crt",
                                                                     auth_dir / f"server-{name}.key"))
     credentials = Credentials(options.state_dir, options.token_file)
@@ -109,7 +114,7 @@ def build_auth(options: AuthOptions, registry: Registry) -> AuthSetup:
         pod_node=pod_node_of(registry), allow_anonymous=options.allow_anonymous_loopback and loopback,
         limiter=RateLimiter(options.rate_qps, options.rate_burst) if options.rate_qps > 0 else None,
         audit=AuditLog(options.state_dir / "audit.log") if options.audit else None)
-    return AuthSetup(policy, ca, server_cert, [join_route(credentials, ca.cert)])
+    return AuthSetup(policy, ca, server_cert, join_routes(credentials, ca.cert, registry), agent_client)
 
 
 __all__ = ["AuthOptions", "AuthSetup", "build_auth", "is_loopback"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -111,6 +112,22 @@ def issue_client_cert(ca: CertPair, user: str, groups: tuple[str, ...], out: Cer
     attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
     subject = x509.Name([*attrs, x509.NameAttribute(NameOID.COMMON_NAME, user)])
     return _issue(ca, subject, ExtendedKeyUsageOID.CLIENT_AUTH, [], out)
+
+
+def ensure_client_cert(ca: CertPair, user: str, groups: tuple[str, ...], out: CertPair) -> CertPair:
+    """``out`` if it holds a certificate of this CA with a month left, else a new one: masters
+    sharing a state directory then keep one pair rather than rewriting it under each other."""
+    try:
+        cert = x509.load_pem_x509_certificate(out.cert.read_bytes())
+        ca_cert = x509.load_pem_x509_certificate(ca.cert.read_bytes())
+        serialization.load_pem_private_key(out.key.read_bytes(), password=None)
+        fresh = cert.not_valid_after_utc - datetime.timedelta(days=30) > datetime.datetime.now(datetime.UTC)
+        if fresh and cert.issuer == ca_cert.subject:
+            cert.verify_directly_issued_by(ca_cert)
+            return out
+    except (OSError, ValueError, TypeError, InvalidSignature):
+        pass
+    return issue_client_cert(ca, user, groups, out)
 
 
 def user_of_peer_cert(peercert: dict[str, object]) -> tuple[str, tuple[str, ...]] | None:

@@ -16,6 +16,12 @@ AUTHENTICATED = "system:authenticated"
 UNAUTHENTICATED = "system:unauthenticated"
 NODE_PREFIX = "system:node:"
 BOOTSTRAP_PREFIX = "system:bootstrap:"
+# The master's own identity towards agents (the client certificate of its pods/log proxy).
+MASTER_USER = "system:sigma-master"
+# Where an agent reads the cluster CA that signs the master's client certificate, and the
+# Node annotation with the SHA-256 of the agent's serving certificate, which the master pins.
+CLUSTER_CA_PATH = "/sigma/v1/ca"
+SERVING_CERT_ANNOTATION = "sigma.io/serving-cert-sha256"
 
 
 @dataclass(frozen=True)

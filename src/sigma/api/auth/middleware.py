@@ -8,6 +8,7 @@ whatever stopped them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,4 +204,7 @@ class AuthMiddleware:
         assert self.policy.audit is not None
         client = scope.get("client") or ("", 0)
         uri = scope["path"] + (f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else "")
+        named = (scope.get("state") or {}).get("audit_name")  # set by an endpoint that knows better (join)
+        if named and not attrs.name:
+            attrs = dataclasses.replace(attrs, name=str(named))
         self.policy.audit.record(user, attrs, code, str(client[0]), uri)

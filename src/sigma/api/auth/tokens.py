@@ -6,9 +6,13 @@ The token file has Kubernetes' static token format, one user a line:
 
 Bootstrap tokens look like Kubernetes' (``abcdef.0123456789abcdef``: a public id, a dot, a
 secret). ``sigma token create`` appends one to ``STATE/auth/bootstrap-tokens.csv``
-(``id,sha256(secret),expires-unix-seconds``); an agent presenting it at the join endpoint gets
-its own credential, kept as ``sha256(token),node`` in ``STATE/auth/node-tokens.csv``. Only
-hashes are stored for these two, so reading the state directory does not hand out a login.
+(``id,sha256(token),expires-unix-seconds,once|reusable,node``). A token is single-use unless
+created ``--reusable``: the join that uses it deletes its line. One created ``--node NAME``
+may only join NAME, and may replace that node's credential (the administrator's way to
+re-join a node that lost its own). An agent presenting a token at the join endpoint gets
+its own credential, kept as ``sha256(token),node,issued-unix-seconds`` in
+``STATE/auth/node-tokens.csv``. Only hashes are stored, so reading the state directory does
+not hand out a login.
 
 Every file is re-read when it changes (mtime and size), so a token created by the CLI or
 issued by another master sharing the state directory works without a restart.
@@ -26,6 +30,7 @@ import string
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sigma.api.auth.identity import AUTHENTICATED, BOOTSTRAP_PREFIX, BOOTSTRAPPERS, User, node_user
@@ -83,10 +88,29 @@ class _Watched:
         return self.entries
 
 
-def _parse_bootstrap(text: str) -> dict[str, Entry]:
-    # Keyed by the hash of the whole token: the id alone is public.
-    return {row[1]: (User(f"{BOOTSTRAP_PREFIX}{row[0]}", "", (BOOTSTRAPPERS,)), float(row[2]))
+@dataclass(frozen=True)
+class BootstrapToken:
+    token_id: str
+    expires: float
+    reusable: bool = False
+    node: str = ""  # "": any node that is not joined yet; else only this one, replacing it
+
+    def row(self, token_hash: str) -> str:
+        usage = "reusable" if self.reusable else "once"
+        return f"{self.token_id},{token_hash},{self.expires:.0f},{usage},{self.node}\n"
+
+
+def _bootstrap_rows(text: str) -> dict[str, BootstrapToken]:
+    """By the hash of the whole token (the id alone is public). A line written before tokens
+    had a usage is single-use."""
+    return {row[1]: BootstrapToken(row[0], float(row[2]), len(row) > 3 and row[3] == "reusable",
+                                   row[4] if len(row) > 4 else "")
             for row in csv.reader(io.StringIO(text)) if len(row) >= 3}
+
+
+def _parse_bootstrap(text: str) -> dict[str, Entry]:
+    return {key: (User(f"{BOOTSTRAP_PREFIX}{tok.token_id}", "", (BOOTSTRAPPERS,)), tok.expires)
+            for key, tok in _bootstrap_rows(text).items()}
 
 
 def _parse_nodes(text: str) -> dict[str, Entry]:
@@ -113,27 +137,59 @@ class Credentials:
                     return entry[0].with_authenticated()
         return None
 
-    def issue_node_credential(self, node: str) -> str:
-        """A fresh token for ``node``; an earlier one for the same node stops working."""
+    def _auth_file(self, name: str) -> Path:
         if self.auth_dir is None:
             raise RuntimeError("node credentials need a state directory")
+        return self.auth_dir / name
+
+    def bootstrap_token(self, token: str) -> BootstrapToken | None:
+        """The bootstrap token ``token`` if it exists and has not expired."""
+        path = self._auth_file("bootstrap-tokens.csv")
+        with self._lock:
+            found = _bootstrap_rows(path.read_text() if path.exists() else "").get(digest(token))
+        return found if found is not None and found.expires > time.time() else None
+
+    def consume_bootstrap_token(self, token: str) -> bool:
+        """Delete a single-use token's line; False if another join used it first."""
+        path = self._auth_file("bootstrap-tokens.csv")
+        key = digest(token)
+        with self._lock:
+            rows = _bootstrap_rows(path.read_text() if path.exists() else "")
+            if key not in rows:
+                return False
+            del rows[key]
+            _write_private(path, "".join(tok.row(h) for h, tok in rows.items() if tok.expires > time.time()))
+        return True
+
+    def node_credential_issued(self, node: str) -> bool:
+        """Whether a credential for ``node`` is on record (and so still logs in)."""
+        path = self._auth_file("node-tokens.csv")
+        with self._lock:
+            rows = csv.reader(io.StringIO(path.read_text() if path.exists() else ""))
+            return any(len(r) >= 2 and r[1] == node for r in rows)
+
+    def issue_node_credential(self, node: str) -> str:
+        """A fresh token for ``node``; an earlier one for the same node stops working."""
         token = new_token()
-        path = self.auth_dir / "node-tokens.csv"
+        path = self._auth_file("node-tokens.csv")
         with self._lock:
             rows = [r for r in csv.reader(io.StringIO(path.read_text() if path.exists() else "")) if len(r) >= 2]
-            rows = [r for r in rows if r[1] != node] + [[digest(token), node]]
-            _write_private(path, "".join(f"{r[0]},{r[1]}\n" for r in rows))
+            rows = [r for r in rows if r[1] != node] + [[digest(token), node, f"{time.time():.0f}"]]
+            _write_private(path, "".join(",".join(r) + "\n" for r in rows))
         return token
 
 
-def create_bootstrap_token(state_dir: Path, ttl_s: float = DEFAULT_BOOTSTRAP_TTL_S) -> str:
-    """A join token ``id.secret`` valid for ``ttl_s`` seconds (what `sigma token create` prints)."""
+def create_bootstrap_token(state_dir: Path, ttl_s: float = DEFAULT_BOOTSTRAP_TTL_S, reusable: bool = False,
+                           node: str = "") -> str:
+    """A join token ``id.secret`` valid for ``ttl_s`` seconds (what `sigma token create` prints):
+    for one join unless ``reusable``; bound to ``node`` (and allowed to replace its
+    credential) when one is named."""
     token_id, secret = new_token(6), new_token(16)
     token = f"{token_id}.{secret}"
     path = state_dir / "auth" / "bootstrap-tokens.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     old = path.read_text() if path.exists() else ""
-    _write_private(path, f"{old}{token_id},{digest(token)},{time.time() + ttl_s:.0f}\n")
+    _write_private(path, old + BootstrapToken(token_id, time.time() + ttl_s, reusable, node).row(digest(token)))
     return token
 
 
@@ -153,4 +209,5 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["AUTHENTICATED", "Credentials", "create_bootstrap_token", "parse_token_file", "write_token_file"]
+__all__ = ["AUTHENTICATED", "BootstrapToken", "Credentials", "create_bootstrap_token", "parse_token_file",
+           "write_token_file"]
