@@ -95,7 +95,7 @@ def test_a_certificate_from_another_ca_claiming_system_masters_is_refused(
 def test_the_master_reads_metrics_and_proxies_logs(cluster: tuple[AuthMaster, AgentProcess, int]) -> None:
     master, _, port = cluster
     r = _retry_until_ca_loaded(f"https://127.0.0.1:{port}/metrics", master_identity(master.state), 200)
-    assert "sigma_agent_node_cpu_usage_cores" in r.text
+    assert "sigma_agent_node_cpu_usage_seconds_total" in r.text
     with master.client("admin") as admin:
         ns = namespace(admin)
         body = {"metadata": {"name": "talker"},
