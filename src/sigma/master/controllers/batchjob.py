@@ -59,6 +59,7 @@ TERMINAL = (JobPhase.SUCCEEDED.value, JobPhase.FAILED.value)
 
 class BatchJobController(KeyedController):
     name = "batchjob"
+    component = COMPONENT
     primary = "batchjobs"
 
     def __init__(self, client: ApiClient, clock: Callable[[], float] = time.time, resync_s: float = RESYNC_S) -> None:

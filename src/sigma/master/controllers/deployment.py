@@ -42,6 +42,7 @@ COMPONENT = "deployment-controller"
 
 class DeploymentController(KeyedController):
     name = "deployment"
+    component = COMPONENT
     primary = "deployments"
 
     def __init__(self, client: ApiClient, clock: Callable[[], float] = time.time,

@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from functools import partial
 from typing import Any
 
 from sigma.api.errors import ApiError
 from sigma.api.resources import RESOURCES, ResourceType, by_kind
 from sigma.client.base import ApiClient
+from sigma.master.guard import guarded
 from sigma.master.process import register_configurable_controller
 
 log = logging.getLogger("sigma.gc")
+
+COMPONENT = "garbage-collector"
 
 SWEEP_EVERY_S = 60.0
 # Events and Leases are never owned by anything the registry cascades from.
@@ -43,6 +47,8 @@ class GarbageCollector:
                 self.sweep()
             except ApiError as err:
                 log.warning("garbage collection sweep: %s", err)
+            except Exception:  # a failure of the sweep itself; objects' failures are caught inside
+                log.exception("garbage collection sweep failed")
             stop.wait(self.period_s)
 
     def sweep(self) -> list[tuple[str, str, str]]:
@@ -56,15 +62,24 @@ class GarbageCollector:
                 continue
             for obj in self.client.list(rt.plural)["items"]:
                 m = obj["metadata"]
-                refs = m.get("ownerReferences") or []
-                if not refs or m.get("deletionTimestamp"):
+                if not m.get("ownerReferences") or m.get("deletionTimestamp"):
                     continue
-                live = [r for r in refs if self._owner_exists(r, m.get("namespace", ""), owners)]
-                if len(live) == len(refs):
-                    continue
-                if self._collect(rt, obj, live):
+                # An object whose references cannot be read is reported on, never collected,
+                # and the sweep goes on with the others.
+                if guarded(self.client, {"kind": rt.kind, "apiVersion": rt.api_version, **obj}, COMPONENT,
+                           "FailedGarbageCollection", partial(self._sweep_one, rt, obj, owners), "collecting"):
                     deleted.append((rt.plural, m["namespace"], m["name"]))
         return deleted
+
+    def _sweep_one(self, rt: ResourceType, obj: dict[str, Any], owners: dict[OwnerKey, str | None]) -> bool:
+        m = obj["metadata"]
+        refs = m["ownerReferences"]
+        if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
+            raise ValueError("metadata.ownerReferences must be a list of owner references")
+        live = [r for r in refs if self._owner_exists(r, m.get("namespace", ""), owners)]
+        if len(live) == len(refs):
+            return False
+        return self._collect(rt, obj, live)
 
     def _owner_exists(self, ref: dict[str, Any], namespace: str, cache: dict[OwnerKey, str | None]) -> bool:
         rt = by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))

@@ -22,6 +22,7 @@ from typing import Any
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
 from sigma.master import metrics
+from sigma.master.guard import failure_message
 from sigma.master.process import register_controller
 from sigma.master.scheduler import actions
 from sigma.master.scheduler.base import CachedLoop
@@ -91,12 +92,27 @@ class SchedulerLoop(CachedLoop):
                 if uid is None:
                     return
                 started = time.perf_counter()
-                result = self.schedule_one(uid)
+                result = self._schedule_guarded(uid)
                 if result is not None:
                     metrics.record_scheduling_attempt(self.name, result, time.perf_counter() - started)
         finally:
             self._flush_binds()
             metrics.set_pending_pods(self.name, len(self.queue))
+
+    def _schedule_guarded(self, uid: str) -> str | None:
+        """`schedule_one`, with any failure of this pod's cycle reported on the pod
+        (FailedScheduling) and the pod parked; the next pods are scheduled as usual."""
+        try:
+            return self.schedule_one(uid)
+        except Exception as err:
+            pod = self.cache.pods.get(uid)
+            self.cache.uncharge(uid)
+            self.queue.park(uid, self.clock())
+            if pod is not None:
+                log.error("scheduling %s failed", uid, exc_info=err)
+                actions.mark_unschedulable(self.client, pod, f"scheduling failed: {failure_message(err)}",
+                                           self.name, self.clock())
+            return "error"
 
     def schedule_one(self, uid: str) -> str | None:
         """One pod's cycle; the result for the attempt metrics (None: no attempt made)."""
