@@ -33,7 +33,7 @@ from sigma.agent.images import DEFAULT_ROOT, ImageStore
 from sigma.agent.metrics import PodUsage, Usage, render_prometheus
 from sigma.agent.node import NodeRuntime
 from sigma.agent.nodemetric import NodeMetricBuilder
-from sigma.agent.podmanager import BackOff, PodManager, PodTerminated, ReportStatus
+from sigma.agent.podmanager import TERMINAL, BackOff, PodError, PodManager, PodTerminated, ReportStatus
 from sigma.agent.podwatch import PodWatcher
 from sigma.agent.probe import Capabilities, probe
 from sigma.agent.pulls import ImageOptions, ImagePulls, start_pulls
@@ -45,9 +45,12 @@ from sigma.agent.runtime.runc import RuncRuntime
 from sigma.agent.server import AgentServer
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
+from sigma.master.events import record_event
 from sigma.quantity import cpu_millis, memory_bytes
 
 log = logging.getLogger("sigma.agent")
+
+COMPONENT = "kubelet"  # the Events' source, as kubectl describe users know it
 
 
 @dataclass
@@ -113,6 +116,7 @@ class Agent:
         self._unsent: dict[str, ReportStatus] = {}  # status writes that failed, retried next sync
         self._threads: list[threading.Thread] = []
         self._last_sync_error = ""
+        self._last_errors: dict[str, tuple[str, str]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
     def run(self) -> None:
@@ -189,7 +193,21 @@ class Agent:
                 self._unsent.pop(report.pod_uid, None)
         for gone in result.terminated:
             self._finish_deletion(gone)
+        for error in result.errors:
+            self._report_error(error)
         return result.wake_at
+
+    def _report_error(self, error: PodError) -> None:
+        """A pod that failed this sync (the others were synced) says why in an Event."""
+        pod = next((p for p in self.watcher.pods() if p["metadata"].get("uid") == error.pod_uid), None)
+        if pod is None:
+            log.warning("sync of pod %s failed: %s", error.pod_uid, error.message)
+            return
+        if (error.pod_uid, error.message) != self._last_errors.get(error.pod_uid):
+            log.warning("pod %s/%s: %s: %s", error.namespace, error.name, error.reason, error.message)
+        self._last_errors[error.pod_uid] = (error.pod_uid, error.message)
+        record_event(self.client, {**pod, "kind": "Pod", "apiVersion": "v1"}, "Warning", error.reason,
+                     error.message, COMPONENT)
 
     def _write_status(self, report: ReportStatus) -> bool:
         """True when written, or when there is nothing left to write to."""
@@ -201,6 +219,8 @@ class Agent:
         if cached is None:
             return True  # the pod is gone from the master
         current = cached.get("status") or {}
+        if current.get("phase") in TERMINAL and status.get("phase") != current.get("phase"):
+            return True  # finished is final: a terminal pod is never reported back to running
         if all(current.get(k) == v for k, v in status.items()):
             return True  # already there (an agent restart re-reports everything once)
         try:

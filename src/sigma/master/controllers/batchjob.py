@@ -76,8 +76,12 @@ class BatchJobController(KeyedController):
             if err.code == 404:
                 return None  # deleted: the cascade took its pods
             raise
-        if job["metadata"].get("deletionTimestamp") or validate_job_spec(job.get("spec")):
+        if job["metadata"].get("deletionTimestamp"):
             return None
+        invalid = validate_job_spec(job.get("spec"))
+        if invalid:
+            # Only an object stored before validation (or written around it): said on the job.
+            raise ValueError(f"invalid spec: {invalid[0].path}: {invalid[0].message}")
         status = job.get("status") or {}
         pods = self._pods_of(job)
         if status.get("phase") in TERMINAL:

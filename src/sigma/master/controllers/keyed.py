@@ -101,10 +101,13 @@ class KeyedController:
         try:
             delay = self.sync(*key)
         except ApiError as err:
-            # A conflict means someone wrote in between: read again soon.
+            # A conflict means someone wrote in between: read again soon. A write refused as
+            # invalid is this object's failure: it is said on the object.
             delay = 0.2 if err.reason == "Conflict" else 2.0
             log.log(logging.DEBUG if err.reason == "Conflict" else logging.WARNING, "%s sync %s/%s: %s",
                     self.name, *key, err)
+            if err.code in (400, 422):
+                self._report(key, err)
         except Exception as err:
             # This object's failure is reported on it; the queue goes on with the others.
             self._report(key, err)
