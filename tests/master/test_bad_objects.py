@@ -53,7 +53,7 @@ class Api:
         assert kv is not None
         obj = json.loads(kv.value)
         change(obj)
-        self.store.update(key, json.dumps(obj).encode())
+        self.store.update(key, json.dumps(obj, separators=(",", ":")).encode())
 
     def events_of(self, name: str, namespace: str = NS) -> list[dict[str, Any]]:
         return [e for e in self.client.list("events", namespace)["items"] if e["involvedObject"]["name"] == name]
