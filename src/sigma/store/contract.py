@@ -209,6 +209,7 @@ class Watch:
 # Spelled out here because inside Store the name ``list`` is the list() method.
 Writes = list[tuple[str, bytes, int | None]]  # (key, value, expected revision)
 WriteResults = list[KeyValue | StoreError]
+Deletes = list[tuple[str, int | None]]  # (key, expected revision)
 
 
 class Store(abc.ABC):
@@ -254,6 +255,20 @@ class Store(abc.ABC):
     def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
         """Remove the key and return its last value (mod_revision = the deleting revision).
         Raises KeyNotFound, or Conflict as update() does."""
+
+    def delete_many(self, deletes: Deletes) -> WriteResults:
+        """Several independent ``delete(key, expected_revision)`` calls (distinct keys): each
+        takes its own revision and succeeds or fails (KeyNotFound, Conflict: returned in its
+        place, not raised) on its own, and each is one DELETE event to watchers. An
+        implementation may commit them together (deleting thousands of pods at once); this
+        default simply loops."""
+        results: WriteResults = []
+        for key, expected in deletes:
+            try:
+                results.append(self.delete(key, expected))
+            except (KeyNotFound, Conflict) as err:
+                results.append(err)
+        return results
 
     @abc.abstractmethod
     def watch(self, prefix: str, start_revision: int, route: Route | None = None) -> Watch:

@@ -40,6 +40,7 @@ from typing import Literal
 
 from sigma.store.contract import (
     Conflict,
+    Deletes,
     KeyExists,
     KeyNotFound,
     KeyValue,
@@ -298,6 +299,37 @@ class SqliteStore(Store):
                     kv = KeyValue(key, value, prev.create_revision, rev)
                     results.append(kv)
                     events.append(WatchEvent("PUT", kv, prev))
+                if events:
+                    self._conn.execute(_SET_META, (rev, "revision"))
+            self._revision = rev
+            for event in events:
+                self._fanout.enqueue(event)
+        self._fanout.deliver()
+        return results
+
+    def delete_many(self, deletes: Deletes) -> WriteResults:
+        """One transaction for the whole batch, as update_many; each delete takes its own
+        revision and is its own DELETE event."""
+        results: WriteResults = []
+        with self._lock:
+            rev = self._revision
+            events: _Events = []
+            with self._transaction():
+                for key, expected in deletes:
+                    try:
+                        prev = self._current(key, expected)
+                    except (KeyNotFound, Conflict) as err:
+                        results.append(err)
+                        continue
+                    rev += 1
+                    self._conn.execute(_DELETE_KV, (key,))
+                    self._conn.execute(
+                        _INSERT_HISTORY,
+                        (rev, key, 1, prev.value, prev.create_revision, prev.mod_revision, None),
+                    )
+                    kv = KeyValue(key, prev.value, prev.create_revision, rev)
+                    results.append(kv)
+                    events.append(WatchEvent("DELETE", kv, prev))
                 if events:
                     self._conn.execute(_SET_META, (rev, "revision"))
             self._revision = rev
