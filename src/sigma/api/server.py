@@ -33,6 +33,7 @@ from sigma.api.errors import ApiError
 from sigma.api.openapi import openapi_v2, openapi_v3_group, openapi_v3_index
 from sigma.api.protobuf import ProtobufError, decode_k8s_protobuf
 from sigma.api.registry import Registry
+from sigma.api.registry_bulk import delete_objects
 from sigma.api.resources import ResourceType, lookup
 from sigma.api.responses import JSON
 from sigma.api.scale import get_scale, update_scale
@@ -174,6 +175,13 @@ class ApiServer:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
 
+    async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in a thread, whatever the store: a delete may cascade to thousands
+        of objects, and the API must keep answering meanwhile (the store commits in
+        batches, so other requests get the store between them)."""
+        pool = self._pool
+        return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))
+
     def close_streams(self) -> None:
         """End every open watch stream (on shutdown: clients reconnect to another master or
         after the restart, from their last resourceVersion)."""
@@ -259,7 +267,7 @@ class ApiServer:
                                        self._strict(request), bool(request.query_params.get("dryRun")))
                 return JSON(obj, status_code=201)
             if method == "DELETE":
-                return JSON(await self._call(self._delete_collection, request, t))
+                return JSON(await self._off_loop(self._delete_collection, request, t))
             raise errors.method_not_allowed(f"{method} is not supported on a collection")
         if method == "GET":
             return self._one(request, t.rt, await self._call(self.registry.get, t.rt, t.namespace, t.name))
@@ -338,20 +346,15 @@ class ApiServer:
         uid, rv = pre.get("uid"), pre.get("resourceVersion")
         if not isinstance(uid, str | None) or not isinstance(rv, str | None):
             raise errors.bad_request("preconditions.uid and preconditions.resourceVersion must be strings")
-        return await self._call(self.registry.delete, t.rt, t.namespace, t.name, grace, propagation, uid, rv)
+        return await self._off_loop(self.registry.delete, t.rt, t.namespace, t.name, grace, propagation, uid, rv)
 
     def _delete_collection(self, request: Request, t: Target) -> dict[str, Any]:
         listed = self.registry.list(t.rt, t.namespace, request.query_params.get("labelSelector", ""),
                                     request.query_params.get("fieldSelector", ""))
         grace = _int_param(request, "gracePeriodSeconds")
-        deleted = []
-        for obj in listed["items"]:
-            try:
-                deleted.append(self.registry.delete(t.rt, obj["metadata"].get("namespace"), obj["metadata"]["name"],
-                                                    grace, request.query_params.get("propagationPolicy")))
-            except ApiError as err:
-                if err.code != 404:
-                    raise
+        # In store batches, with one scan for the dependents (sigma.api.registry_bulk).
+        deleted = delete_objects(self.registry, t.rt, listed["items"], grace,
+                                 request.query_params.get("propagationPolicy"))
         return {**listed, "items": deleted}
 
     async def _scale(self, request: Request, t: Target) -> Response:
