@@ -3,6 +3,9 @@
 Repeats of the same (object, reason, message) bump ``count`` and ``lastTimestamp`` (and
 ``series``) on one Event instead of writing a new one each time, as client-go's event
 recorder aggregates: its name is derived from the object's uid, the reason and the message.
+Past SIMILAR_LIMIT different messages with one reason on one object (a Deployment's
+"Created pod: ..." for each of thousands of pods), the rest are counted on one Event whose
+message begins "(combined from similar events)", as client-go's EventAggregator does.
 The recorder remembers the count of the Events it wrote (a bounded cache, like client-go's
 LRU), so a repeat is one PATCH, with no read first: a node's agent may create and patch
 Events but not read them. An Event this process has not written yet is created; if it
@@ -25,9 +28,36 @@ from sigma.client.base import ApiClient
 log = logging.getLogger("sigma.events")
 
 CACHE_SIZE = 4096  # Events whose count this process remembers
+# client-go's EventAggregator: more than this many different messages with the same
+# reason on one object within the window become one Event, "(combined from similar events)".
+SIMILAR_LIMIT = 10
+SIMILAR_WINDOW_S = 600.0
+COMBINED = "(combined from similar events): "
 
 _counts: OrderedDict[tuple[str, str], int] = OrderedDict()
+_similar: OrderedDict[tuple[str, str, str], tuple[float, set[str]]] = OrderedDict()
 _lock = threading.Lock()
+
+
+def _aggregate(obj: dict[str, Any], event_type: str, reason: str, message: str, now: float) -> bool:
+    """Whether this message is one too many of its kind (reason, object) in the window:
+    a deployment creating thousands of pods writes one SuccessfulCreate that counts them."""
+    meta = obj.get("metadata") or {}
+    key = (str(meta.get("uid") or meta.get("name")), event_type, reason)
+    with _lock:
+        since, seen = _similar.get(key, (now, set()))
+        if now - since > SIMILAR_WINDOW_S:
+            since, seen = now, set()
+        _similar[key] = (since, seen)
+        _similar.move_to_end(key)
+        while len(_similar) > CACHE_SIZE:
+            _similar.popitem(last=False)
+        if message in seen:
+            return False
+        if len(seen) >= SIMILAR_LIMIT:
+            return True
+        seen.add(message)
+        return False
 
 
 def event_name(obj: dict[str, Any], reason: str, message: str) -> str:
@@ -66,9 +96,14 @@ def record_event(client: ApiClient, obj: dict[str, Any], event_type: str, reason
     """Best effort: an Event that cannot be written is logged, never raised."""
     meta = obj.get("metadata") or {}
     namespace = meta.get("namespace") or "default"
-    name = event_name(obj, reason, message)
+    when = time.time() if now is None else now
+    if _aggregate(obj, event_type, reason, message, when):
+        name = event_name(obj, reason, COMBINED)
+        message = COMBINED + message
+    else:
+        name = event_name(obj, reason, message)
     key = (str(namespace), name)
-    stamp = now_rfc3339(time.time() if now is None else now)
+    stamp = now_rfc3339(when)
     try:
         count = _cached(key)
         if count is not None:

@@ -36,6 +36,7 @@ from sigma.api.objects import controller_of, now_rfc3339, owner_reference
 from sigma.client.base import ApiClient
 from sigma.colocation.dag import Decision, InstancePod, JobPhase, TaskRecord, progress
 from sigma.colocation.jobspec import DEFAULT_PRIORITY_CLASS, DEFAULT_QUEUE, parse_job_spec, validate_job_spec
+from sigma.master.controllers.burst import slow_start
 from sigma.master.controllers.keyed import Key, KeyedController
 from sigma.master.events import record_event
 from sigma.master.process import register_configurable_controller
@@ -52,6 +53,7 @@ FUXI_SCHEDULER = "fuxi-scheduler"
 BATCH_CPU = "sigma.io/batch-cpu"
 BATCH_MEMORY = "sigma.io/batch-memory"
 COMPONENT = "batchjob-controller"
+BURST_FAILED_RETRY_S = 5.0  # a burst stopped by a failed create: try again after this
 RESYNC_S = 30.0
 TERMINAL = (JobPhase.SUCCEEDED.value, JobPhase.FAILED.value)
 
@@ -99,13 +101,23 @@ class BatchJobController(KeyedController):
             if new_status["phase"] != status.get("phase") and new_status["phase"] in TERMINAL:
                 kind = "Warning" if decision.phase is JobPhase.FAILED else "Normal"
                 record_event(self.client, job, kind, decision.reason, decision.message, COMPONENT, now)
-        for create in decision.create:
-            self._create(job, create.task, create.index, create.attempt, create.reason, now)
+        pending = iter(decision.create)
+
+        def create_next() -> bool:
+            create = next(pending)
+            return self._create(job, create.task, create.index, create.attempt, create.reason, now)
+
+        # Bounded, growing bursts that stop at the first failure (sigma.master.controllers.burst).
+        created, failed = slow_start(len(decision.create), create_next)
         for delete in decision.delete:
             self._delete(namespace, delete.name)
+        recheck = None
+        if created < len(decision.create):
+            recheck = BURST_FAILED_RETRY_S if failed else 0.0
         if spec.deadline is not None and decision.phase not in (JobPhase.SUCCEEDED, JobPhase.FAILED):
-            return max(spec.deadline - now, 0.0) + 0.1
-        return None
+            until_deadline = max(spec.deadline - now, 0.0) + 0.1
+            return until_deadline if recheck is None else min(recheck, until_deadline)
+        return recheck
 
     def _status(self, job: dict[str, Any], decision: Decision, now: float) -> dict[str, Any]:
         old = job.get("status") or {}
@@ -129,17 +141,22 @@ class BatchJobController(KeyedController):
         # A job deleted and created again under the same name must not adopt the old pods.
         return [p for p in items if (controller_of(p) or {}).get("uid") == m["uid"]]
 
-    def _create(self, job: dict[str, Any], task: str, index: int, attempt: int, reason: str, now: float) -> None:
+    def _create(self, job: dict[str, Any], task: str, index: int, attempt: int, reason: str, now: float) -> bool:
+        """False (with a FailedCreate Event on the job) when the API refused the pod;
+        a server error is raised."""
         pod = instance_pod(job, task, index, attempt)
         try:
             self.client.create("pods", pod, job["metadata"]["namespace"])
             log.debug("created %s: %s", pod["metadata"]["name"], reason)
         except ApiError as err:
             if err.reason == "AlreadyExists":
-                return  # a restart replayed a create that had already happened
+                return True  # a restart replayed a create that had already happened
             record_event(self.client, job, "Warning", "FailedCreate",
                          f"Error creating instance {task}[{index}] attempt {attempt}: {err}", COMPONENT, now)
-            raise
+            if err.code >= 500:
+                raise  # the master or its store failing, not this pod: the sync is retried
+            return False
+        return True
 
     def _delete_live(self, pods: list[dict[str, Any]], why: str) -> None:
         for pod in pods:
