@@ -315,6 +315,8 @@ class SqliteStore(Store):
             rev = self._revision
             events: _Events = []
             with self._transaction():
+                gone: list[tuple[str]] = []
+                history: list[tuple[int, str, int, bytes, int, int, None]] = []
                 for key, expected in deletes:
                     try:
                         prev = self._current(key, expected)
@@ -322,15 +324,14 @@ class SqliteStore(Store):
                         results.append(err)
                         continue
                     rev += 1
-                    self._conn.execute(_DELETE_KV, (key,))
-                    self._conn.execute(
-                        _INSERT_HISTORY,
-                        (rev, key, 1, prev.value, prev.create_revision, prev.mod_revision, None),
-                    )
+                    gone.append((key,))
+                    history.append((rev, key, 1, prev.value, prev.create_revision, prev.mod_revision, None))
                     kv = KeyValue(key, prev.value, prev.create_revision, rev)
                     results.append(kv)
                     events.append(WatchEvent("DELETE", kv, prev))
-                if events:
+                if events:  # the keys are distinct: the rows can go in two statements
+                    self._conn.executemany(_DELETE_KV, gone)
+                    self._conn.executemany(_INSERT_HISTORY, history)
                     self._conn.execute(_SET_META, (rev, "revision"))
             self._revision = rev
             for event in events:
