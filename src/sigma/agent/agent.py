@@ -17,11 +17,13 @@ agent's cgroup tree removed.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -77,6 +79,9 @@ class AgentOptions:
     drain_on_exit: bool = False
     drain_grace: float = 10.0
     qos: QosOptions = field(default_factory=QosOptions)  # idle, suppress, evict, resctrl (qos.py)
+    # How long to wait for another agent holding the same state directory to exit (an
+    # agent being stopped drains its pods first) before giving up.
+    state_lock_wait: float = 60.0
     images: ImageOptions = field(default_factory=ImageOptions)  # registry, P2P, image GC (pulls.py)
 
 
@@ -88,6 +93,9 @@ class Agent:
         self.caps = caps or probe()
         log_capabilities(node_name, self.caps)
         os.makedirs(state_dir, exist_ok=True)
+        # One agent per state directory (and so per node's containers): held until run() ends.
+        self._state_lock: int | None = lock_state_dir(state_dir, opts.state_lock_wait)
+        self.instance = instance_id(state_dir)
         self.cgroups = CgroupTree(root=opts.cgroup_root) if self.caps.root else None
         runtimes: dict[str, Runtime] = {
             "process": ProcessRuntime(state_dir, self.cgroups, default_uid=opts.process_uid)}
@@ -104,7 +112,8 @@ class Agent:
         self.watcher = PodWatcher(client, node_name)
         self.server = AgentServer(opts.host, opts.port, self.watcher.find, self.node.logs, self.render_metrics)
         self.facts = self._facts(list(runtimes))
-        self.heartbeat = Heartbeat(client, self.facts, opts.lease_interval, opts.node_status_interval)
+        self.heartbeat = Heartbeat(client, self.facts, opts.lease_interval, opts.node_status_interval,
+                                   holder=f"{node_name}_{self.instance}")
         self.metric = NodeMetricBuilder(node_name, self.facts.cpu_millis, self.facts.memory_bytes,
                                         opts.metrics_window)
         self.qos = QosManager(client, node_name, self.node, self.watcher.pods, self.facts.cpu_millis,
@@ -139,7 +148,14 @@ class Agent:
                 thread.join(timeout=2)  # the pod watch may sit in a read; it is a daemon
             if self.options.drain_on_exit:
                 self.drain()
+            self.release()
             log.info("agent for node %s stopped", self.node_name)
+
+    def release(self) -> None:
+        """Let the next agent have the state directory."""
+        lock, self._state_lock = self._state_lock, None
+        if lock is not None:
+            os.close(lock)
 
     def start_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name=f"agent-{self.node_name}", daemon=True)
@@ -282,8 +298,9 @@ class Agent:
         backoff = 0.5
         while not self.stop_event.is_set():
             try:
-                self.heartbeat.register()
+                # The Lease first: a node another live agent serves is not touched at all.
                 self.heartbeat.renew_lease()
+                self.heartbeat.register()
                 log.info("node %s registered (agent endpoint %s:%d)", self.node_name, self.facts.address,
                          self.facts.port)
                 return True
@@ -313,6 +330,64 @@ class Agent:
             annotations=self.caps.annotations(),
             conditions=self.caps.conditions(),
         )
+
+
+class StateDirBusy(OSError):
+    """Another agent holds the state directory."""
+
+
+def lock_state_dir(state_dir: str, wait_s: float) -> int:
+    """An exclusive flock on STATE/agent.lock, waited for up to ``wait_s``. The descriptor is
+    not inherited by the shims and containers the agent starts (they outlive it), so the lock
+    ends exactly when this agent does, however it ends."""
+    path = os.path.join(state_dir, "agent.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    deadline = time.monotonic() + wait_s
+    waited = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            holder = _lock_holder(path)
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise StateDirBusy(f"another agent (pid {holder}) holds {state_dir}; two agents may not run the "
+                                   "same node's state") from None
+            if not waited:
+                log.warning("waiting for the agent holding %s (pid %s) to exit", state_dir, holder)
+                waited = True
+            time.sleep(0.2)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _lock_holder(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip() or "?"
+    except OSError:
+        return "?"
+
+
+def instance_id(state_dir: str) -> str:
+    """This state directory's agent identity, made once: an agent restarted on the same
+    state is the same holder of its node, another state directory is another agent."""
+    path = os.path.join(state_dir, "agent-id")
+    try:
+        with open(path) as f:
+            found = f.read().strip()
+        if found:
+            return found
+    except FileNotFoundError:
+        pass
+    made = uuid.uuid4().hex[:12]
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(made + "\n")
+    os.replace(tmp, path)
+    return made
 
 
 def log_capabilities(node_name: str, caps: Capabilities, emit: Callable[..., None] | None = None) -> None:

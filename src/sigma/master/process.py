@@ -28,6 +28,7 @@ from sigma.api.coalesce import CoalescingHttpToolsProtocol
 from sigma.api.registry import Registry
 from sigma.api.server import create_app
 from sigma.client.local import LocalClient
+from sigma.master import nodelease
 from sigma.p2p.tracker import DEFAULT_SOURCE_CLAIMS, TrackerState, tracker_router
 from sigma.store.contract import Store, StoreError, open_store
 from sigma.store.etcd import EtcdStore, Fenced
@@ -90,6 +91,7 @@ class Master:
         self.store: Store = open_store(self.store_url)
         self.registry = Registry(self.store)
         admission.install(self.registry)
+        nodelease.install(self.registry)  # one live agent per node
         admission.bootstrap(self.registry)
         self.auth_setup = build_auth(self.auth, self.registry) if self.auth is not None else None
         remote_store = isinstance(self.store, EtcdStore)
