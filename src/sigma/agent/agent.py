@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from sigma.agent import nodestatus
 from sigma.agent.cgroups import CgroupTree
@@ -36,6 +37,7 @@ from sigma.agent.metrics import PodUsage, Usage, render_prometheus
 from sigma.agent.node import NodeRuntime
 from sigma.agent.nodemetric import NodeMetricBuilder
 from sigma.agent.podmanager import TERMINAL, BackOff, PodError, PodManager, PodTerminated, ReportStatus
+from sigma.agent.podspec import grace_seconds
 from sigma.agent.podwatch import PodWatcher
 from sigma.agent.probe import Capabilities, probe
 from sigma.agent.pulls import ImageOptions, ImagePulls, start_pulls
@@ -167,12 +169,19 @@ class Agent:
         self.watcher.changed.set()  # wake the sync loop
 
     def drain(self) -> None:
-        """Stop every container this agent runs and remove its cgroup tree."""
+        """Stop every container this agent runs and remove its cgroup tree. Each pod gets its
+        own grace period (capped by drain_grace), as a deletion would give it: an agent told to
+        stop takes as long as its pods need, not a fixed wait."""
         manager = self.node.manager
-        manager.orphan_grace_seconds = self.options.drain_grace
+        manager.orphan_grace_seconds = self.options.drain_grace  # containers of pods no longer known
+        leaving = [draining(pod, self.options.drain_grace) for pod in self.watcher.pods()]
         deadline = time.monotonic() + self.options.drain_grace + 10
         while self.node.observed() and time.monotonic() < deadline:
-            self.node.sync([], time.time())  # nothing is desired: everything is an orphan
+            try:
+                self.node.sync(leaving, time.time())  # every pod is being deleted
+            except Exception:  # a pod that cannot be stopped must not keep the others running
+                log.exception("draining node %s", self.node_name)
+                leaving = []
             time.sleep(0.1)
         for runtime in self.node.runtimes.values():
             for container in runtime.list():  # whatever outlived the grace, by force
@@ -330,6 +339,14 @@ class Agent:
             annotations=self.caps.annotations(),
             conditions=self.caps.conditions(),
         )
+
+
+def draining(pod: dict[str, Any], cap: float) -> dict[str, Any]:
+    """The pod as if deleted with its own grace period, at most ``cap`` seconds."""
+    meta = dict(pod.get("metadata") or {})
+    meta["deletionTimestamp"] = meta.get("deletionTimestamp") or "draining"
+    meta["deletionGracePeriodSeconds"] = min(grace_seconds(pod), cap)
+    return {**pod, "metadata": meta}
 
 
 class StateDirBusy(OSError):

@@ -130,11 +130,17 @@ class Master:
         compactor.start()
         self._threads.append(compactor)
 
-    def stop_controllers(self) -> None:
+    def stop_controllers(self, timeout: float = 3.0) -> None:
+        """Stop every controller; one deadline for all of them (they stop together, and the
+        threads are daemons: one stuck in a long call must not hold the master's exit)."""
         self._term_stop.set()
         threads, self._threads = self._threads, []
+        deadline = time.monotonic() + timeout
         for thread in threads:
-            thread.join(timeout=3)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in threads if t.is_alive()]
+        if stuck:
+            log.warning("controllers still busy at shutdown (left to exit with the process): %s", ", ".join(stuck))
 
     def _run_controller(self, ctrl: Controller, stop: threading.Event) -> None:
         # A controller that crashes is restarted after a pause: one bug must not stop the rest.
@@ -157,8 +163,11 @@ class Master:
             except StoreError as err:  # a full disk, etcd away: try again next round
                 log.warning("compaction failed: %s", err)
 
-    def serve(self, on_ready: Callable[[], None] | None = None) -> None:
-        """Run the API server in this thread until stopped (Ctrl-C or shutdown())."""
+    def serve(self, on_ready: Callable[[], None] | None = None,
+              on_stopping: Callable[[], None] | None = None) -> None:
+        """Run the API server in this thread until stopped (Ctrl-C or shutdown()).
+        ``on_stopping`` is called as soon as the server begins to stop (`sigma up` tells its
+        agent then, so the pods' grace periods run while the master winds down)."""
         if self.controllers and isinstance(self.store, EtcdStore):
             from sigma.master.leader import Elector
 
@@ -175,7 +184,12 @@ class Master:
                                 # TLS brings its own protocol class (a CoalescingHttpToolsProtocol too).
                                 **{"http": CoalescingHttpToolsProtocol,
                                    **(self.auth_setup.uvicorn_options() if self.auth_setup is not None else {})})
-        self._server = _Server(config, on_shutdown=self.app.state.api.close_streams)
+        def stopping() -> None:
+            self.app.state.api.close_streams()
+            if on_stopping is not None:
+                on_stopping()
+
+        self._server = _Server(config, on_shutdown=stopping)
         if on_ready is not None:
             threading.Thread(target=self._notify_ready, args=(on_ready,), daemon=True).start()
         try:
