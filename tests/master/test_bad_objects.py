@@ -96,10 +96,9 @@ def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 15.0) -> 
 
 def node(name: str, cpu: str = "8", memory: str = "16Gi", **status: Any) -> dict[str, Any]:
     amounts = {"cpu": cpu, "memory": memory, "pods": "110"}
+    ready = {"type": "Ready", "status": "True", "lastHeartbeatTime": now_rfc3339(time.time())}
     return {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-            "status": {"capacity": dict(amounts), "allocatable": dict(amounts),
-                       "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": now_rfc3339(time.time())}],
-                       **status}}
+            "status": {"capacity": dict(amounts), "allocatable": dict(amounts), "conditions": [ready], **status}}
 
 
 def pod(name: str, cpu: str = "100m", **spec: Any) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from sigma.agent.images import DEFAULT_ROOT, ImageStore
 from sigma.agent.metrics import PodUsage, Usage, render_prometheus
 from sigma.agent.node import NodeRuntime
 from sigma.agent.nodemetric import NodeMetricBuilder
+from sigma.agent.podevents import killing_events, status_events
 from sigma.agent.podmanager import TERMINAL, BackOff, PodError, PodManager, PodTerminated, ReportStatus
 from sigma.agent.podspec import grace_seconds
 from sigma.agent.podwatch import PodWatcher
@@ -128,6 +129,9 @@ class Agent:
         self._threads: list[threading.Thread] = []
         self._last_sync_error = ""
         self._last_errors: dict[str, tuple[str, str]] = {}
+        self._last_status: dict[str, dict[str, Any]] = {}  # by pod uid: the status last reported
+        self._killing: set[str] = set()  # pods whose deletion has been announced
+        self._pulls_seen: set[tuple[str, str]] = set()  # (pod uid, image) with a Pulling Event
 
     # -- lifecycle -----------------------------------------------------------------------
     def run(self) -> None:
@@ -211,6 +215,7 @@ class Agent:
             self._last_sync_error = repr(err)
             return None
         self._last_sync_error = ""
+        self._pod_events(result.statuses)
         for report in result.statuses:
             self._unsent[report.pod_uid] = report
         for report in list(self._unsent.values()):
@@ -221,6 +226,40 @@ class Agent:
         for error in result.errors:
             self._report_error(error)
         return result.wake_at
+
+    def _pod_events(self, reports: list[ReportStatus]) -> None:
+        """kubelet's Events (sigma.agent.podevents): from each status change, from deletions
+        begun, from image pulls started and finished. Best effort: never fails the sync."""
+        pods = {p["metadata"].get("uid"): p for p in self.watcher.pods()}
+        emitted: list[tuple[dict[str, Any], tuple[str, str, str]]] = []
+        for report in reports:
+            pod = pods.get(report.pod_uid)
+            if pod is None:
+                continue
+            old = self._last_status.get(report.pod_uid, pod.get("status"))
+            emitted += [(pod, e) for e in status_events(pod, old, report.status)]
+            self._last_status[report.pod_uid] = report.status
+        for uid, pod in pods.items():
+            if pod["metadata"].get("deletionTimestamp") and uid not in self._killing:
+                self._killing.add(uid)
+                emitted += [(pod, e) for e in killing_events(pod)]
+        pulling = set(self.pulls.pulling()) if self.pulls is not None else set()
+        for uid, pod in pods.items():
+            for container in (pod.get("spec") or {}).get("containers") or []:
+                image = container.get("image") or ""
+                key = (uid, image)
+                if image in pulling and key not in self._pulls_seen:
+                    self._pulls_seen.add(key)
+                    emitted.append((pod, ("Normal", "Pulling", f'Pulling image "{image}"')))
+                elif image and image not in pulling and key in self._pulls_seen:
+                    self._pulls_seen.discard(key)
+                    emitted.append((pod, ("Normal", "Pulled", f'Successfully pulled image "{image}"')))
+        for uid in [u for u in self._last_status if u not in pods]:
+            del self._last_status[uid]
+        self._killing &= set(pods)
+        self._pulls_seen = {k for k in self._pulls_seen if k[0] in pods}
+        for pod, (kind, reason, message) in emitted:
+            record_event(self.client, {**pod, "kind": "Pod", "apiVersion": "v1"}, kind, reason, message, COMPONENT)
 
     def _report_error(self, error: PodError) -> None:
         """A pod that failed this sync (the others were synced) says why in an Event."""

@@ -148,8 +148,8 @@ def phase(workdir: Path, pods: int, owned: bool, timeout: float, probe_latencies
             time.sleep(0.1)
             left = _count(http, master.url)
         elapsed = time.perf_counter() - started
-        return {"pods_before": before, "pods_left": left, "status": answer.status_code, "answered_s": round(answered, 3),
-                "done_s": round(elapsed, 3), "readyz_failures": probe.failures,
+        return {"pods_before": before, "pods_left": left, "status": answer.status_code,
+                "answered_s": round(answered, 3), "done_s": round(elapsed, 3), "readyz_failures": probe.failures,
                 "pods_per_s": round(pods / elapsed, 1) if elapsed else None}
 
 

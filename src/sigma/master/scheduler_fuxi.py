@@ -214,6 +214,7 @@ class FuxiScheduler(CachedLoop):
             if bound is True:
                 result.bound[pod["metadata"]["name"]] = node
                 self.queue.remove(uid)
+                actions.record_scheduled(self.client, pod, node, self.name)
                 continue
             if isinstance(bound, ApiError):
                 log.warning("binding %s to %s failed: %s; retrying later", uid, node, bound)

@@ -200,8 +200,8 @@ def batch_resources(resources: dict[str, Any]) -> dict[str, Any]:
     """cpu/memory requests -> sigma.io/batch-cpu (milli) / sigma.io/batch-memory (bytes)."""
     requests = dict(resources.get("requests") or {})
     limits = dict(resources.get("limits") or {})
-    cpu = requests.pop("cpu", None) or limits.get("cpu")
-    memory = requests.pop("memory", None) or limits.get("memory")
+    cpu = requests.pop("cpu", None) or limits.get("cpu") or 0
+    memory = requests.pop("memory", None) or limits.get("memory") or 0
     memory_limit = limits.pop("memory", None)
     limits.pop("cpu", None)
     out_requests = {**requests, BATCH_CPU: str(cpu_millis(cpu)), BATCH_MEMORY: str(memory_bytes(memory))}

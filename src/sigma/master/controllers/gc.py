@@ -57,7 +57,7 @@ class GarbageCollector:
         Dependents are listed before their owners are looked up, so an owner created after
         the listing (with its dependents, after it) is never mistaken for a missing one."""
         owners: dict[OwnerKey, str | None] = {}
-        deleted = []
+        deleted: list[tuple[str, str, str]] = []
         for rt in RESOURCES:
             if not rt.namespaced or rt.kind in SKIP_KINDS:
                 continue

@@ -160,7 +160,7 @@ class SchedulerLoop(CachedLoop):
     def _flush_binds(self) -> None:
         binds, self._binds = self._binds, []
         results = actions.bind_all(self.client, [(pod, node) for _, pod, node in binds]) if binds else []
-        for (uid, _, node), bound in zip(binds, results, strict=True):
+        for (uid, pod, node), bound in zip(binds, results, strict=True):
             if isinstance(bound, ApiError):
                 log.warning("binding %s to %s failed: %s; retrying later", uid, node, bound)
                 self.cache.uncharge(uid)
@@ -169,6 +169,8 @@ class SchedulerLoop(CachedLoop):
             self.queue.remove(uid)
             if not bound:
                 self.cache.uncharge(uid)
+            else:
+                actions.record_scheduled(self.client, pod, node, self.name)
 
     def _unschedulable(self, uid: str, pod: dict[str, Any], message: str) -> None:
         self.queue.park(uid, self.clock())
