@@ -69,11 +69,14 @@ def seed(db: Path, pods: int, owned: bool) -> None:
         labels = dict(template["metadata"]["labels"])
         refs: list[dict[str, Any]] = []
         if owned:
-            current = template_hash(template)
             deploy = registry.create(resource("deployments"), NAMESPACE, {
-                "apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": "bench", "annotations": {REVISION: "1", TEMPLATE_HASH: current}},
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bench"},
                 "spec": {"replicas": pods, "selector": {"matchLabels": labels}, "template": template}})
+            # The hash of the template as stored (with its defaults): the controller then
+            # finds every replica there and has nothing to do.
+            current = template_hash(deploy["spec"]["template"])
+            deploy = registry.patch(resource("deployments"), NAMESPACE, "bench", "merge", {"metadata": {
+                "annotations": {REVISION: "1", TEMPLATE_HASH: current}}})
             labels[HASH_LABEL] = current
             refs = [owner_reference(deploy)]
         first = registry.create(pods_rt, NAMESPACE, {
