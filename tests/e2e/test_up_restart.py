@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from sigma.api.errors import ApiError
+from sigma.client.http import HttpClient
 from tests.e2e.test_up import NODE, Up, alive, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
@@ -131,3 +134,43 @@ def test_sigterm_stops_sigma_up_and_everything_it_started_quickly(up: Restartabl
     assert [p for p in pids if alive(p)] == []
     assert up.agents() == []
     assert up.cgroups() == []
+
+
+def test_sigterm_stops_sigma_up_under_load(up: Restartable) -> None:
+    up.start()
+    up.wait_up()
+    up.client.create("pods", pod("sleeper", "sleep 3600", "Always"), "default")
+    wait_for(lambda: up.phase("sleeper") == "Running", 60, "the sleeper to run")
+    stop = threading.Event()
+    created = [0]
+
+    def load() -> None:
+        # Pods that fit nowhere keep the scheduler, the API and the store busy.
+        client = HttpClient.from_kubeconfig(str(up.state / "kubeconfig"), timeout=5)
+        try:
+            while not stop.is_set():
+                body = pod(f"load-{created[0]}", "true", "Never")
+                body["spec"]["nodeSelector"] = {"no-such": "node"}
+                try:
+                    client.create("pods", body, "default")
+                    created[0] += 1
+                except (ApiError, ConnectionError, OSError):
+                    return  # the master is going away
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=load, daemon=True) for _ in range(4)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: created[0] >= 200, 60, "the load to be under way")
+    pids = up.leftover_pids() + up.agents()
+    assert up.process is not None
+    started = time.monotonic()
+    up.process.send_signal(signal.SIGTERM)
+    try:
+        up.process.wait(timeout=60)
+    finally:
+        stop.set()
+    took = time.monotonic() - started
+    assert took < 15, f"sigma up took {took:.1f}s to stop under load:\n{up.output()[-3000:]}"
+    assert [p for p in pids if alive(p)] == [] and up.agents() == []
