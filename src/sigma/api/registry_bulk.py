@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from sigma.api.registry_delete import Deletion
 
 BATCH = 500  # objects per store transaction: the longest the store's lock is held at a time
+# Between batches the deleting thread sleeps this long: the API's event loop (and the
+# controllers) get the interpreter and the store at once instead of at the next switch.
+YIELD_S = 0.002
 NOT_OWNERS = frozenset({"Event", "Lease", "Namespace"})  # never dependents of anything
 _UID = re.compile(rb'"uid":\s*"([^"]+)"')
 _OWNER_REFS = b'"ownerReferences"'
@@ -37,6 +41,8 @@ _OWNER_REFS = b'"ownerReferences"'
 
 def batches(items: list[Any], size: int = BATCH) -> Iterator[list[Any]]:
     for first in range(0, len(items), size):
+        if first:
+            time.sleep(YIELD_S)
         yield items[first:first + size]
 
 
