@@ -17,19 +17,25 @@ one-object delete, which re-reads the object.
 from __future__ import annotations
 
 import json
+import logging
 import re
+import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from sigma.api.errors import ApiError
 from sigma.api.objects import now_rfc3339
 from sigma.api.resources import RESOURCES, ResourceType
-from sigma.store.contract import Conflict, KeyNotFound, KeyValue
+from sigma.store.contract import Conflict, KeyNotFound, KeyValue, Store, StoreError
 
 if TYPE_CHECKING:
     from sigma.api.registry_delete import Deletion
 
+log = logging.getLogger("sigma.registry")
+
+REGISTRY_PREFIX = "/registry/"
 BATCH = 500  # objects per store transaction: the longest the store's lock is held at a time
 # Between batches the deleting thread sleeps this long: the API's event loop (and the
 # controllers) get the interpreter and the store at once instead of at the next switch.
@@ -37,6 +43,99 @@ YIELD_S = 0.002
 NOT_OWNERS = frozenset({"Event", "Lease", "Namespace"})  # never dependents of anything
 _UID = re.compile(rb'"uid":\s*"([^"]+)"')
 _OWNER_REFS = b'"ownerReferences"'
+_OWNER_SEGMENT = re.compile(rb'"ownerReferences":\s*\[(.*?)\]', re.S)
+INDEX_CATCH_UP_S = 0.5  # how long a lookup waits for the index to reach the store's revision
+
+
+def owner_uids(value: bytes) -> frozenset[str]:
+    """The uids an object's stored bytes name in metadata.ownerReferences (no decoding)."""
+    if _OWNER_REFS not in value:
+        return frozenset()
+    found = _OWNER_SEGMENT.search(value)
+    return frozenset(u.decode() for u in _UID.findall(found.group(1))) if found else frozenset()
+
+
+class OwnerIndex:
+    """Owner uid -> keys of the objects that reference it, kept from a watch of the whole
+    registry (so writes through any master are seen). Deleting one object then finds its
+    dependents by lookup instead of reading every stored object: with 30,000 pods, each
+    delete read them all (0.1-0.6 s a delete, the garbage collector's 1 pod per second).
+    Until it has listed, and whenever its watch has failed, lookups say None and the
+    caller scans."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._by_owner: dict[str, set[str]] = {}
+        self._owners_of: dict[str, frozenset[str]] = {}
+        self.revision = -1  # the store revision the index reflects; -1: not usable
+        threading.Thread(target=self._run, name="owner-index", daemon=True).start()
+
+    def _set(self, key: str, owners: frozenset[str]) -> None:
+        old = self._owners_of.pop(key, frozenset())
+        for uid in old - owners:
+            keys = self._by_owner.get(uid)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_owner[uid]
+        if owners:
+            self._owners_of[key] = owners
+            for uid in owners - old:
+                self._by_owner.setdefault(uid, set()).add(key)
+
+    def _run(self) -> None:
+        try:
+            kvs, revision = self.store.list(REGISTRY_PREFIX)
+            with self._lock:
+                for kv in kvs:
+                    self._set(kv.key, owner_uids(kv.value))
+                self.revision = revision
+            watch = self.store.watch(REGISTRY_PREFIX, revision)
+            try:
+                while True:
+                    events = watch.wait(1.0)
+                    if not events:
+                        continue
+                    with self._lock:
+                        for event in events:
+                            owners = frozenset() if event.type == "DELETE" else owner_uids(event.kv.value)
+                            self._set(event.kv.key, owners)
+                        self.revision = events[-1].revision
+            finally:
+                watch.close()
+        except StoreError:
+            pass  # closed, compacted past us, unavailable: lookups fall back to scanning
+        except Exception:
+            log.exception("the owner index stopped; dependents are found by scanning")
+        self.revision = -1
+
+    def keys_of(self, uid: str) -> set[str] | None:
+        """Keys of the objects referencing ``uid`` as of now, or None when unknown."""
+        try:
+            target = self.store.current_revision()
+        except StoreError:
+            return None
+        deadline = time.monotonic() + INDEX_CATCH_UP_S
+        while 0 <= self.revision < target and time.monotonic() < deadline:
+            time.sleep(0.002)
+        with self._lock:
+            if self.revision < target:
+                return None
+            return set(self._by_owner.get(uid, ()))
+
+
+_indexes: weakref.WeakKeyDictionary[Store, OwnerIndex] = weakref.WeakKeyDictionary()
+_indexes_lock = threading.Lock()
+
+
+def owner_index(store: Store) -> OwnerIndex:
+    base = getattr(store, "base", store)  # a fenced etcd view shares its store's index
+    with _indexes_lock:
+        index = _indexes.get(base)
+        if index is None:
+            index = _indexes[base] = OwnerIndex(base)
+        return index
 
 
 def batches(items: list[Any], size: int = BATCH) -> Iterator[list[Any]]:
@@ -193,11 +292,19 @@ def dependents_of(registry: Deletion, uids: set[str], namespace: str | None
     if not uids:
         return []
     one = next(iter(uids)).encode() if len(uids) == 1 else None
+    indexed = owner_index(registry.store).keys_of(next(iter(uids))) if one is not None else None
     out = []
     for rt in RESOURCES:
         if rt.kind in NOT_OWNERS:
             continue
-        kvs, _ = registry.store.list(rt.key_prefix(namespace if rt.namespaced else None))
+        prefix = rt.key_prefix(namespace if rt.namespaced else None)
+        if indexed is not None:  # one owner, and the index knows its dependents
+            keys = sorted(k for k in indexed if k.startswith(prefix))
+            kvs = [kv for kv in registry.store.get_many(keys) if kv is not None] if keys else []
+        elif one is not None:  # one owner: the store filters on its uid
+            kvs = registry.store.list_containing(prefix, one)
+        else:
+            kvs = registry.store.list(prefix)[0]
         found = []
         for kv in kvs:
             value = kv.value

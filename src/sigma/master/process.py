@@ -26,6 +26,7 @@ from sigma.api import admission
 from sigma.api.auth import AuthOptions, build_auth
 from sigma.api.coalesce import CoalescingHttpToolsProtocol
 from sigma.api.registry import Registry
+from sigma.api.registry_bulk import owner_index
 from sigma.api.server import create_app
 from sigma.client.local import LocalClient
 from sigma.master import nodelease
@@ -93,6 +94,7 @@ class Master:
         admission.install(self.registry)
         nodelease.install(self.registry)  # one live agent per node
         admission.bootstrap(self.registry)
+        owner_index(self.store)  # dependents by lookup: a delete never reads every stored object
         self.auth_setup = build_auth(self.auth, self.registry) if self.auth is not None else None
         remote_store = isinstance(self.store, EtcdStore)
         self.app = create_app(self.registry, f"{self.host}:{self.port}", self.auth_setup,

@@ -228,6 +228,13 @@ class Store(abc.ABC):
         """All keys starting with ``prefix``, sorted by key, and the store revision they
         were read at."""
 
+    def list_containing(self, prefix: str, needle: bytes) -> list[KeyValue]:
+        """The keys under ``prefix`` whose value contains ``needle`` (an owner's uid, when
+        looking for its dependents), sorted by key. An implementation may filter where the
+        data is (SQLite does, without copying every value out); this default lists and
+        filters."""
+        return [kv for kv in self.list(prefix)[0] if needle in kv.value]
+
     @abc.abstractmethod
     def create(self, key: str, value: bytes) -> KeyValue:
         """Raises KeyExists."""

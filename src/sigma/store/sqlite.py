@@ -91,6 +91,10 @@ _LIST_RANGE = (
     "SELECT key, value, create_revision, mod_revision FROM kv WHERE key >= ? AND key < ? ORDER BY key"
 )
 _LIST_FROM = "SELECT key, value, create_revision, mod_revision FROM kv WHERE key >= ? ORDER BY key"
+_LIST_CONTAINING = (
+    "SELECT key, value, create_revision, mod_revision FROM kv WHERE key >= ? AND key < ? AND instr(value, ?) > 0"
+    " ORDER BY key"
+)
 _INSERT_KV = "INSERT INTO kv (key, value, create_revision, mod_revision) VALUES (?, ?, ?, ?)"
 _UPDATE_KV = "UPDATE kv SET value = ?, mod_revision = ? WHERE key = ?"
 _DELETE_KV = "DELETE FROM kv WHERE key = ?"
@@ -234,6 +238,20 @@ class SqliteStore(Store):
                 raise self._storage_error(err) from err
             revision = self._revision
         return [KeyValue(*row) for row in rows], revision
+
+    def list_containing(self, prefix: str, needle: bytes) -> list[KeyValue]:
+        """Filtered by SQLite itself: deleting one pod among 30,000 looks for its dependents
+        in milliseconds, not by copying every stored pod into Python."""
+        end = prefix_end(prefix)
+        if end is None or not needle:
+            return super().list_containing(prefix, needle)
+        with self._lock:
+            self._check_open()
+            try:
+                rows = self._conn.execute(_LIST_CONTAINING, (prefix, end, needle)).fetchall()
+            except sqlite3.Error as err:
+                raise self._storage_error(err) from err
+        return [KeyValue(*row) for row in rows]
 
     def current_revision(self) -> int:
         with self._lock:
