@@ -20,6 +20,7 @@ Implementations are thread-safe: the API server calls them from many threads.
 from __future__ import annotations
 
 import abc
+import builtins
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -228,7 +229,7 @@ class Store(abc.ABC):
         """All keys starting with ``prefix``, sorted by key, and the store revision they
         were read at."""
 
-    def list_containing(self, prefix: str, needle: bytes) -> list[KeyValue]:
+    def list_containing(self, prefix: str, needle: bytes) -> builtins.list[KeyValue]:
         """The keys under ``prefix`` whose value contains ``needle`` (an owner's uid, when
         looking for its dependents), sorted by key. An implementation may filter where the
         data is (SQLite does, without copying every value out); this default lists and

@@ -27,6 +27,7 @@ Reads keep working. Once space is freed, the next write simply succeeds.
 
 from __future__ import annotations
 
+import builtins
 import errno
 import logging
 import os
@@ -239,7 +240,7 @@ class SqliteStore(Store):
             revision = self._revision
         return [KeyValue(*row) for row in rows], revision
 
-    def list_containing(self, prefix: str, needle: bytes) -> list[KeyValue]:
+    def list_containing(self, prefix: str, needle: bytes) -> builtins.list[KeyValue]:
         """Filtered by SQLite itself: deleting one pod among 30,000 looks for its dependents
         in milliseconds, not by copying every stored pod into Python."""
         end = prefix_end(prefix)
