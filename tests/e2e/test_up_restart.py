@@ -25,6 +25,8 @@ from sigma.api.errors import ApiError
 from sigma.client.http import HttpClient
 from tests.e2e.test_up import NODE, Up, alive, wait_for
 
+STOP_BOUND_S = 10.0  # the pods' grace is 2 s
+
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
 
@@ -128,9 +130,11 @@ def test_sigterm_stops_sigma_up_and_everything_it_started_quickly(up: Restartabl
     up.process.send_signal(signal.SIGTERM)
     up.process.wait(timeout=60)
     took = time.monotonic() - started
-    # The pod's grace period is 2 s; before, an idle `sigma up` took about 25 s. A generous
-    # bound: the point is that it does not wait out fixed timeouts.
-    assert took < 15, f"sigma up took {took:.1f}s to stop:\n{up.output()[-3000:]}"
+    # The pod's grace period is 2 s; before, an idle `sigma up` waited out fixed timeouts
+    # (10 s of drain whatever the pods' grace, then the API server's and the controllers').
+    # A generous bound that those fixed waits alone exceed.
+    print(f"sigma up stopped in {took:.1f}s")
+    assert took < STOP_BOUND_S, f"sigma up took {took:.1f}s to stop:\n{up.output()[-3000:]}"
     assert [p for p in pids if alive(p)] == []
     assert up.agents() == []
     assert up.cgroups() == []
@@ -172,5 +176,6 @@ def test_sigterm_stops_sigma_up_under_load(up: Restartable) -> None:
     finally:
         stop.set()
     took = time.monotonic() - started
-    assert took < 15, f"sigma up took {took:.1f}s to stop under load:\n{up.output()[-3000:]}"
+    print(f"sigma up stopped under load in {took:.1f}s")
+    assert took < STOP_BOUND_S, f"sigma up took {took:.1f}s to stop under load:\n{up.output()[-3000:]}"
     assert [p for p in pids if alive(p)] == [] and up.agents() == []
