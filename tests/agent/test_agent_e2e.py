@@ -152,7 +152,8 @@ def test_node_registers_ready_with_capacity_lease_and_endpoints(cluster: Cluster
     assert port == agent.server.port
 
     lease = cluster.client.get("leases", NODE, "kube-node-lease")["spec"]
-    assert lease["holderIdentity"] == NODE and lease["leaseDurationSeconds"] == 40
+    # The holder names the node and this agent's instance (kept in its state directory).
+    assert lease["holderIdentity"] == f"{NODE}_{agent.instance}" and lease["leaseDurationSeconds"] == 40
     first = lease["renewTime"]
     assert first.endswith("Z") and len(first.split(".")[1]) == 7  # microseconds + Z
     wait_for(lambda: cluster.client.get("leases", NODE, "kube-node-lease")["spec"]["renewTime"] != first)

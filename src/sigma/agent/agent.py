@@ -17,13 +17,16 @@ agent's cgroup tree removed.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from prometheus_client import ProcessCollector
 
@@ -35,7 +38,9 @@ from sigma.agent.images import DEFAULT_ROOT, ImageStore
 from sigma.agent.metrics import Families, PodUsage, Usage, usage_families
 from sigma.agent.node import NodeRuntime
 from sigma.agent.nodemetric import NodeMetricBuilder
-from sigma.agent.podmanager import BackOff, PodManager, PodTerminated, ReportStatus
+from sigma.agent.podevents import killing_events, status_events
+from sigma.agent.podmanager import TERMINAL, BackOff, PodError, PodManager, PodTerminated, ReportStatus
+from sigma.agent.podspec import grace_seconds
 from sigma.agent.podwatch import PodWatcher
 from sigma.agent.probe import Capabilities, probe
 from sigma.agent.pulls import ImageOptions, ImagePulls, start_pulls
@@ -49,9 +54,12 @@ from sigma.agent.servingcert import ensure_serving_cert
 from sigma.api.auth.identity import CLUSTER_CA_PATH, SERVING_CERT_ANNOTATION
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
+from sigma.client.events import record_event
 from sigma.quantity import cpu_millis, memory_bytes
 
 log = logging.getLogger("sigma.agent")
+
+COMPONENT = "kubelet"  # the Events' source, as kubectl describe users know it
 
 
 @dataclass
@@ -78,6 +86,9 @@ class AgentOptions:
     drain_on_exit: bool = False
     drain_grace: float = 10.0
     qos: QosOptions = field(default_factory=QosOptions)  # idle, suppress, evict, resctrl (qos.py)
+    # How long to wait for another agent holding the same state directory to exit (an
+    # agent being stopped drains its pods first) before giving up.
+    state_lock_wait: float = 60.0
     images: ImageOptions = field(default_factory=ImageOptions)  # registry, P2P, image GC (pulls.py)
 
 
@@ -89,6 +100,9 @@ class Agent:
         self.caps = caps or probe()
         log_capabilities(node_name, self.caps)
         os.makedirs(state_dir, exist_ok=True)
+        # One agent per state directory (and so per node's containers): held until run() ends.
+        self._state_lock: int | None = lock_state_dir(state_dir, opts.state_lock_wait)
+        self.instance = instance_id(state_dir)
         self.cgroups = CgroupTree(root=opts.cgroup_root) if self.caps.root else None
         runtimes: dict[str, Runtime] = {
             "process": ProcessRuntime(state_dir, self.cgroups, default_uid=opts.process_uid,
@@ -108,7 +122,8 @@ class Agent:
         self.server = AgentServer(opts.host, opts.port, self.watcher.find, self.node.logs, self.render_metrics,
                                   ensure_serving_cert(state_dir, node_name, [self.address]))
         self.facts = self._facts(list(runtimes))
-        self.heartbeat = Heartbeat(client, self.facts, opts.lease_interval, opts.node_status_interval)
+        self.heartbeat = Heartbeat(client, self.facts, opts.lease_interval, opts.node_status_interval,
+                                   holder=f"{node_name}_{self.instance}")
         self.metric = NodeMetricBuilder(node_name, self.facts.cpu_millis, self.facts.memory_bytes,
                                         opts.metrics_window)
         self.qos = QosManager(client, node_name, self.node, self.watcher.pods, self.facts.cpu_millis,
@@ -121,6 +136,10 @@ class Agent:
         self._unsent: dict[str, ReportStatus] = {}  # status writes that failed, retried next sync
         self._threads: list[threading.Thread] = []
         self._last_sync_error = ""
+        self._last_errors: dict[str, tuple[str, str]] = {}
+        self._last_status: dict[str, dict[str, Any]] = {}  # by pod uid: the status last reported
+        self._killing: set[str] = set()  # pods whose deletion has been announced
+        self._pulls_seen: set[tuple[str, str]] = set()  # (pod uid, image) with a Pulling Event
 
     # -- lifecycle -----------------------------------------------------------------------
     def run(self) -> None:
@@ -143,7 +162,14 @@ class Agent:
                 thread.join(timeout=2)  # the pod watch may sit in a read; it is a daemon
             if self.options.drain_on_exit:
                 self.drain()
+            self.release()
             log.info("agent for node %s stopped", self.node_name)
+
+    def release(self) -> None:
+        """Let the next agent have the state directory."""
+        lock, self._state_lock = self._state_lock, None
+        if lock is not None:
+            os.close(lock)
 
     def start_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name=f"agent-{self.node_name}", daemon=True)
@@ -155,12 +181,19 @@ class Agent:
         self.watcher.changed.set()  # wake the sync loop
 
     def drain(self) -> None:
-        """Stop every container this agent runs and remove its cgroup tree."""
+        """Stop every container this agent runs and remove its cgroup tree. Each pod gets its
+        own grace period (capped by drain_grace), as a deletion would give it: an agent told to
+        stop takes as long as its pods need, not a fixed wait."""
         manager = self.node.manager
-        manager.orphan_grace_seconds = self.options.drain_grace
+        manager.orphan_grace_seconds = self.options.drain_grace  # containers of pods no longer known
+        leaving = [draining(pod, self.options.drain_grace) for pod in self.watcher.pods()]
         deadline = time.monotonic() + self.options.drain_grace + 10
         while self.node.observed() and time.monotonic() < deadline:
-            self.node.sync([], time.time())  # nothing is desired: everything is an orphan
+            try:
+                self.node.sync(leaving, time.time())  # every pod is being deleted
+            except Exception:  # a pod that cannot be stopped must not keep the others running
+                log.exception("draining node %s", self.node_name)
+                leaving = []
             time.sleep(0.1)
         for runtime in self.node.runtimes.values():
             for container in runtime.list():  # whatever outlived the grace, by force
@@ -190,6 +223,7 @@ class Agent:
             self._last_sync_error = repr(err)
             return None
         self._last_sync_error = ""
+        self._pod_events(result.statuses)
         for report in result.statuses:
             self._unsent[report.pod_uid] = report
         for report in list(self._unsent.values()):
@@ -197,7 +231,55 @@ class Agent:
                 self._unsent.pop(report.pod_uid, None)
         for gone in result.terminated:
             self._finish_deletion(gone)
+        for error in result.errors:
+            self._report_error(error)
         return result.wake_at
+
+    def _pod_events(self, reports: list[ReportStatus]) -> None:
+        """kubelet's Events (sigma.agent.podevents): from each status change, from deletions
+        begun, from image pulls started and finished. Best effort: never fails the sync."""
+        pods = {p["metadata"].get("uid"): p for p in self.watcher.pods()}
+        emitted: list[tuple[dict[str, Any], tuple[str, str, str]]] = []
+        for report in reports:
+            pod = pods.get(report.pod_uid)
+            if pod is None:
+                continue
+            old = self._last_status.get(report.pod_uid, pod.get("status"))
+            emitted += [(pod, e) for e in status_events(pod, old, report.status)]
+            self._last_status[report.pod_uid] = report.status
+        for uid, pod in pods.items():
+            if pod["metadata"].get("deletionTimestamp") and uid not in self._killing:
+                self._killing.add(uid)
+                emitted += [(pod, e) for e in killing_events(pod)]
+        pulling = set(self.pulls.pulling()) if self.pulls is not None else set()
+        for uid, pod in pods.items():
+            for container in (pod.get("spec") or {}).get("containers") or []:
+                image = container.get("image") or ""
+                key = (uid, image)
+                if image in pulling and key not in self._pulls_seen:
+                    self._pulls_seen.add(key)
+                    emitted.append((pod, ("Normal", "Pulling", f'Pulling image "{image}"')))
+                elif image and image not in pulling and key in self._pulls_seen:
+                    self._pulls_seen.discard(key)
+                    emitted.append((pod, ("Normal", "Pulled", f'Successfully pulled image "{image}"')))
+        for uid in [u for u in self._last_status if u not in pods]:
+            del self._last_status[uid]
+        self._killing &= set(pods)
+        self._pulls_seen = {k for k in self._pulls_seen if k[0] in pods}
+        for pod, (kind, reason, message) in emitted:
+            record_event(self.client, {**pod, "kind": "Pod", "apiVersion": "v1"}, kind, reason, message, COMPONENT)
+
+    def _report_error(self, error: PodError) -> None:
+        """A pod that failed this sync (the others were synced) says why in an Event."""
+        pod = next((p for p in self.watcher.pods() if p["metadata"].get("uid") == error.pod_uid), None)
+        if pod is None:
+            log.warning("sync of pod %s failed: %s", error.pod_uid, error.message)
+            return
+        if (error.pod_uid, error.message) != self._last_errors.get(error.pod_uid):
+            log.warning("pod %s/%s: %s: %s", error.namespace, error.name, error.reason, error.message)
+        self._last_errors[error.pod_uid] = (error.pod_uid, error.message)
+        record_event(self.client, {**pod, "kind": "Pod", "apiVersion": "v1"}, "Warning", error.reason,
+                     error.message, COMPONENT)
 
     def _write_status(self, report: ReportStatus) -> bool:
         """True when written, or when there is nothing left to write to."""
@@ -209,6 +291,8 @@ class Agent:
         if cached is None:
             return True  # the pod is gone from the master
         current = cached.get("status") or {}
+        if current.get("phase") in TERMINAL and status.get("phase") != current.get("phase"):
+            return True  # finished is final: a terminal pod is never reported back to running
         if all(current.get(k) == v for k, v in status.items()):
             return True  # already there (an agent restart re-reports everything once)
         try:
@@ -270,8 +354,9 @@ class Agent:
         backoff = 0.5
         while not self.stop_event.is_set():
             try:
-                self.heartbeat.register()
+                # The Lease first: a node another live agent serves is not touched at all.
                 self.heartbeat.renew_lease()
+                self.heartbeat.register()
                 log.info("node %s registered (agent endpoint %s:%d)", self.node_name, self.facts.address,
                          self.facts.port)
                 return True
@@ -321,6 +406,72 @@ class Agent:
             annotations={**self.caps.annotations(), SERVING_CERT_ANNOTATION: self.server.cert_sha256},
             conditions=self.caps.conditions(),
         )
+
+
+def draining(pod: dict[str, Any], cap: float) -> dict[str, Any]:
+    """The pod as if deleted with its own grace period, at most ``cap`` seconds."""
+    meta = dict(pod.get("metadata") or {})
+    meta["deletionTimestamp"] = meta.get("deletionTimestamp") or "draining"
+    meta["deletionGracePeriodSeconds"] = min(grace_seconds(pod), cap)
+    return {**pod, "metadata": meta}
+
+
+class StateDirBusy(OSError):
+    """Another agent holds the state directory."""
+
+
+def lock_state_dir(state_dir: str, wait_s: float) -> int:
+    """An exclusive flock on STATE/agent.lock, waited for up to ``wait_s``. The descriptor is
+    not inherited by the shims and containers the agent starts (they outlive it), so the lock
+    ends exactly when this agent does, however it ends."""
+    path = os.path.join(state_dir, "agent.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    deadline = time.monotonic() + wait_s
+    waited = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            holder = _lock_holder(path)
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise StateDirBusy(f"another agent (pid {holder}) holds {state_dir}; two agents may not run the "
+                                   "same node's state") from None
+            if not waited:
+                log.warning("waiting for the agent holding %s (pid %s) to exit", state_dir, holder)
+                waited = True
+            time.sleep(0.2)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _lock_holder(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip() or "?"
+    except OSError:
+        return "?"
+
+
+def instance_id(state_dir: str) -> str:
+    """This state directory's agent identity, made once: an agent restarted on the same
+    state is the same holder of its node, another state directory is another agent."""
+    path = os.path.join(state_dir, "agent-id")
+    try:
+        with open(path) as f:
+            found = f.read().strip()
+        if found:
+            return found
+    except FileNotFoundError:
+        pass
+    made = uuid.uuid4().hex[:12]
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(made + "\n")
+    os.replace(tmp, path)
+    return made
 
 
 def log_capabilities(node_name: str, caps: Capabilities, emit: Callable[..., None] | None = None) -> None:

@@ -29,8 +29,12 @@ LEASE_DURATION_S = 40
 
 class Heartbeat:
     def __init__(self, client: ApiClient, facts: NodeFacts, lease_interval: float = 10.0,
-                 node_status_interval: float = 10.0, clock: Callable[[], float] = time.time) -> None:
+                 node_status_interval: float = 10.0, clock: Callable[[], float] = time.time,
+                 holder: str | None = None) -> None:
         self.client, self.facts, self.clock = client, facts, clock
+        # Who holds the node: "<node>_<agent instance id>". The master refuses another
+        # holder while this one's Lease is live (sigma.master.nodelease).
+        self.holder = holder or facts.name
         self.lease_interval, self.node_status_interval = lease_interval, node_status_interval
         self._lease: dict[str, Any] | None = None
         self._failing = False
@@ -61,19 +65,25 @@ class Heartbeat:
 
     # -- the Lease -----------------------------------------------------------------------
     def renew_lease(self) -> None:
-        """Update the Lease with the resourceVersion last read; re-read it once on a conflict."""
-        for _ in range(2):
+        """Update the Lease with the resourceVersion last read; re-read it once on a conflict.
+        A conflict that remains after the re-read is raised: another live agent holds the
+        node (the master says so), or the Lease keeps changing under us."""
+        for attempt in range(2):
             now = rfc3339_micro(self.clock())
             if self._lease is None and self._read_or_create_lease(now):
                 return
             assert self._lease is not None
-            spec = {**self._lease.get("spec", {}), "renewTime": now, "holderIdentity": self.facts.name,
-                    "leaseDurationSeconds": LEASE_DURATION_S}
+            old = self._lease.get("spec", {})
+            spec = {**old, "renewTime": now, "holderIdentity": self.holder, "leaseDurationSeconds": LEASE_DURATION_S}
+            if old.get("holderIdentity") != self.holder:  # taking the node over: a new term
+                spec["acquireTime"] = now
+                spec["leaseTransitions"] = int(old.get("leaseTransitions") or 0) + (1 if old.get("holderIdentity")
+                                                                                     else 0)
             try:
                 self._lease = self.client.update("leases", {**self._lease, "spec": spec}, LEASE_NAMESPACE)
                 return
             except ApiError as err:
-                if err.code not in (404, 409):
+                if err.code not in (404, 409) or attempt == 1:
                     raise
                 self._lease = None  # someone else wrote it, or it was deleted: read again
 
@@ -88,7 +98,7 @@ class Heartbeat:
         self._lease = self.client.create("leases", {
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": self.facts.name, "namespace": LEASE_NAMESPACE},
-            "spec": {"holderIdentity": self.facts.name, "leaseDurationSeconds": LEASE_DURATION_S,
+            "spec": {"holderIdentity": self.holder, "leaseDurationSeconds": LEASE_DURATION_S,
                      "acquireTime": now, "renewTime": now},
         }, LEASE_NAMESPACE)
         return True

@@ -18,6 +18,7 @@ from typing import Any
 from sigma.agent import logs, podspec
 from sigma.agent.cgroups import CgroupTree
 from sigma.agent.podmanager import (
+    PodError,
     PodManager,
     PodTerminated,
     RemoveContainer,
@@ -39,7 +40,17 @@ from sigma.agent.statefile import read_json, write_json
 class SyncResult:
     statuses: list[ReportStatus] = field(default_factory=list)
     terminated: list[PodTerminated] = field(default_factory=list)
+    errors: list[PodError] = field(default_factory=list)  # pods that failed; the others went on
     wake_at: float | None = None
+
+
+def _instruction_error(ins: StartContainer | StopContainer | RemoveContainer | RemovePod, err: Exception) -> PodError:
+    message = f"{type(ins).__name__} failed: {type(err).__name__}: {err}"
+    if isinstance(ins, StartContainer):
+        meta = ins.pod.get("metadata") or {}
+        return PodError(podspec.uid(ins.pod), str(meta.get("namespace") or "default"), str(meta.get("name") or ""),
+                        "FailedCreatePodContainer", message[:400])
+    return PodError(getattr(ins, "pod_uid", ""), "", "", "FailedKillPod", message[:400])
 
 
 class NodeRuntime:
@@ -81,9 +92,14 @@ class NodeRuntime:
                     result.terminated.append(ins)
                 elif isinstance(ins, WaitUntil):
                     result.wake_at = ins.time
+                elif isinstance(ins, PodError):
+                    result.errors.append(ins)
                 else:
                     acted = True
-                    self._execute(ins)
+                    try:
+                        self._execute(ins)
+                    except Exception as err:  # this pod's instruction failed; the others still run
+                        result.errors.append(_instruction_error(ins, err))
             if not acted:
                 break
         result.statuses = list(latest.values())

@@ -67,6 +67,18 @@ class ReportStatus:
 
 
 @dataclass(frozen=True)
+class PodError:
+    """This pod could not be handled (a malformed spec, a failed start); the others were.
+    The agent records it on the pod as an Event."""
+
+    pod_uid: str
+    namespace: str
+    name: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
 class WaitUntil:
     """Call handle() again at this time even if nothing else happens (back-off expiry)."""
 
@@ -74,8 +86,11 @@ class WaitUntil:
 
 
 Instruction = (
-    StartContainer | StopContainer | RemoveContainer | RemovePod | PodTerminated | ReportStatus | WaitUntil
+    StartContainer | StopContainer | RemoveContainer | RemovePod | PodTerminated | ReportStatus | PodError
+    | WaitUntil
 )
+
+TERMINAL = ("Succeeded", "Failed")
 
 
 @dataclass
@@ -112,7 +127,10 @@ class PodManager:
         out: list[Instruction] = []
         wanted = {uid(p) for p in desired}
         for pod in desired:
-            out.extend(self._pod(pod, by_pod.get(uid(pod), {}), now))
+            try:
+                out.extend(self._pod(pod, by_pod.get(uid(pod), {}), now))
+            except Exception as err:  # one pod the manager cannot read must not stop the others
+                out.append(pod_error(pod, "FailedSync", f"{type(err).__name__}: {err}"))
         for pod_uid, containers in by_pod.items():
             if pod_uid not in wanted:  # an orphan: its pod is gone from the master
                 out.extend(self._teardown(pod_uid, containers, self.orphan_grace_seconds))
@@ -133,6 +151,11 @@ class PodManager:
             else:
                 out.append(PodTerminated(pod_uid, meta.get("namespace", "default"), meta.get("name", "")))
             return out
+        if (pod.get("status") or {}).get("phase") in TERMINAL:
+            # Finished work stays finished (kubelet never restarts a terminal pod): nothing is
+            # started again, a container still running (an agent that lost track of it) is
+            # stopped, and no status is reported, so the recorded outcome is never taken back.
+            return self._stop_live(history, grace_seconds(pod))
         policy = pod.get("spec", {}).get("restartPolicy") or "Always"
         backing_off: dict[str, float] = {}
         for container in pod.get("spec", {}).get("containers") or []:
@@ -151,6 +174,14 @@ class PodManager:
                 backing_off[container["name"]] = ready_at
                 out.append(WaitUntil(ready_at))
         out.extend(self._report(pod, history, backing_off, now))
+        return out
+
+    def _stop_live(self, history: dict[str, list[ContainerStatus]], grace: float) -> list[Instruction]:
+        out: list[Instruction] = []
+        for c in (c for runs in history.values() for c in runs if c.state == RUNNING):
+            if c.id not in self._stop_sent:
+                self._stop_sent.add(c.id)
+                out.append(StopContainer(c.id, c.runtime, grace))
         return out
 
     def _teardown(
@@ -181,6 +212,13 @@ class PodManager:
         self._reported[uid(pod)] = status
         meta = pod.get("metadata", {})
         return [ReportStatus(uid(pod), meta.get("namespace", "default"), meta.get("name", ""), status)]
+
+
+def pod_error(pod: Pod, reason: str, message: str) -> PodError:
+    meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
+    assert isinstance(meta, dict)
+    return PodError(uid(pod), str(meta.get("namespace") or "default"), str(meta.get("name") or ""), reason,
+                    message[:400])
 
 
 # Start failures where the container never ran because its image is not there. kubelet keeps

@@ -82,6 +82,7 @@ class QosManager:
         self.evictions: Counter[str] = Counter()
         self._previous: dict[str, Sample] = {}
         self._evicting: dict[str, str] = {}  # pod uid -> its cgroup, until the cgroup is gone
+        self._unreadable: set[str] = set()  # pods the ladder cannot read (reported once each)
         self._refreshed_at = float("-inf")
         self._last_error = ""
 
@@ -107,7 +108,7 @@ class QosManager:
         self.ensure_idle()
         if time.monotonic() - self._refreshed_at >= self.options.refresh_interval:
             self.refresh()
-        pods = [p for p in self.pods() if qosplan.active(p)]
+        pods = [p for p in self.pods() if self._active(p)]
         inputs = self._measure(pods, now)
         if inputs is None:
             return None
@@ -129,6 +130,21 @@ class QosManager:
         self.report = qosplan.QosReport(decision.quota.millis, decision.prod_cpu_millis, inputs.batch_cpu_millis,
                                         dict(self.evictions), state, decision.policy, batch_cpus)
         return decision
+
+    def _active(self, pod: dict[str, Any]) -> bool:
+        """qosplan.active, for a pod the ladder can read; one it cannot (a malformed spec) is
+        left out of this round and said once on the pod, and the ladder goes on for the rest."""
+        try:
+            podspec.tier(pod), podspec.uid(pod)
+            return bool(qosplan.active(pod))
+        except Exception as err:
+            uid = str((pod.get("metadata") or {}).get("uid"))
+            if uid not in self._unreadable:
+                self._unreadable.add(uid)
+                log.exception("qos: pod %s left out of isolation", uid)
+                record_event(self.client, {**pod, "kind": "Pod", "apiVersion": "v1"}, "Warning", "FailedQoS",
+                             f"the node's isolation cannot read this pod: {type(err).__name__}: {err}", "kubelet")
+            return False
 
     def families(self) -> list[Metric]:
         return qosplan.qos_families(self.report)

@@ -99,9 +99,10 @@ def _ensure(registry: Registry, rt: Any, obj: dict[str, Any]) -> None:
 
 
 def install(registry: Registry) -> None:
-    from sigma.api import colocation_kinds, podsecurity, predict_kinds, quota
+    from sigma.api import colocation_kinds, podphase, podsecurity, predict_kinds, quota
 
     registry.add_admission("Pod", resolve_pod_priority(PriorityClasses(registry)))
+    podphase.install(registry)  # Succeeded and Failed are final
     # Pod security before quota: a refused pod must not be charged to the namespace.
     podsecurity.install(registry)
     quota.install(registry)

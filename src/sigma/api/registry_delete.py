@@ -19,6 +19,7 @@ from typing import Any
 from sigma.api import errors
 from sigma.api.errors import ApiError
 from sigma.api.objects import now_rfc3339
+from sigma.api.registry_bulk import cascade
 from sigma.api.registry_core import MAX_CONFLICT_RETRIES, NAMESPACES, Dependents, RegistryCore
 from sigma.api.resources import RESOURCES, ResourceType, by_kind
 from sigma.store.contract import Conflict, KeyNotFound
@@ -198,21 +199,9 @@ class Deletion(RegistryCore):
     def _cascade(self, rt: ResourceType, owner: dict[str, Any], propagation: str) -> None:
         """Background and Foreground delete the dependents (at once, here); Orphan strips the
         owner reference. A dependent left by a crash mid-cascade is collected by the garbage
-        collector's sweep (sigma.master.gc)."""
-        uid = owner["metadata"].get("uid")
-        namespace = owner["metadata"].get("namespace")
-        for dep_rt, dep in self.dependents(uid, namespace if rt.namespaced else None):
-            dm = dep["metadata"]
-            try:
-                if propagation == "Orphan":
-                    refs = [r for r in dm.get("ownerReferences") or [] if r.get("uid") != uid]
-                    self.patch(dep_rt, dm.get("namespace"), dm["name"], "merge",
-                               {"metadata": {"ownerReferences": refs or None}})
-                else:
-                    self.delete(dep_rt, dm.get("namespace"), dm["name"], propagation=propagation)
-            except ApiError as err:
-                if err.code != 404:
-                    raise
+        collector's sweep (sigma.master.gc). Dependents go in store batches, each level found
+        in one scan (sigma.api.registry_bulk): thousands of pods are seconds, not hours."""
+        cascade(self, rt, [owner], propagation)
 
     def dependents(self, uid: str | None, namespace: str | None) -> Dependents:
         out: Dependents = []

@@ -36,6 +36,7 @@ from sigma.api.openapi_proto import OPENAPI_V2_PROTOBUF_RESPONSE, openapi_v2_pro
 from sigma.api.protobuf import ProtobufError, decode_k8s_protobuf
 from sigma.api.query import parse_query
 from sigma.api.registry import Registry
+from sigma.api.registry_bulk import delete_objects
 from sigma.api.resources import ResourceType, lookup
 from sigma.api.responses import JSON
 from sigma.api.scale import get_scale, update_scale
@@ -211,6 +212,13 @@ class ApiServer:
         if self._pool is None:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
+
+    async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in a thread, whatever the store: a delete may cascade to thousands
+        of objects, and the API must keep answering meanwhile (the store commits in
+        batches, so other requests get the store between them)."""
+        pool = self._pool
+        return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))
 
     def close_streams(self) -> None:
         """End every open watch stream (on shutdown: clients reconnect to another master or
@@ -391,24 +399,29 @@ class ApiServer:
             raise errors.bad_request("preconditions.uid and preconditions.resourceVersion must be strings")
         # kubectl sends DeleteOptions in the body: its dryRun is there, not in the query.
         dry_run = _dry_run(request, "DeleteOptions", body.get("dryRun"))
-        return await self._call(self.registry.delete, t.rt, t.namespace, t.name, grace, propagation, uid, rv,
-                                dry_run)
+        return await self._off_loop(self.registry.delete, t.rt, t.namespace, t.name, grace, propagation, uid, rv,
+                                    dry_run)
 
     async def _delete_collection(self, request: Request, t: Target) -> dict[str, Any]:
         body = _object(await read_body(request) or {}, "DeleteOptions")
         dry_run = _dry_run(request, "DeleteOptions", body.get("dryRun"))
-        return await self._call(self._delete_listed, request, t, dry_run)
+        return await self._off_loop(self._delete_listed, request, t, dry_run)
 
     def _delete_listed(self, request: Request, t: Target, dry_run: bool) -> dict[str, Any]:
         listed = self.registry.list(t.rt, t.namespace, request.query_params.get("labelSelector", ""),
                                     request.query_params.get("fieldSelector", ""))
         grace = _int_param(request, "gracePeriodSeconds")
+        if not dry_run:
+            # In store batches, with one scan for the dependents (sigma.api.registry_bulk).
+            deleted = delete_objects(self.registry, t.rt, listed["items"], grace,
+                                     request.query_params.get("propagationPolicy"))
+            return {**listed, "items": deleted}
         deleted = []
-        for obj in listed["items"]:
+        for obj in listed["items"]:  # each checked as a delete would be, nothing written
             try:
                 deleted.append(self.registry.delete(t.rt, obj["metadata"].get("namespace"), obj["metadata"]["name"],
                                                     grace, request.query_params.get("propagationPolicy"),
-                                                    dry_run=dry_run))
+                                                    dry_run=True))
             except ApiError as err:
                 if err.code != 404:
                     raise

@@ -5,4 +5,4 @@ it parses its own arguments, shows progress on stderr, and returns the result, w
 prints as the last line (a JSON line with --json). Benchmarks measure; they never assert.
 """
 
-NAMES = ("scheduler", "api", "isolation", "sim", "predict", "p2p", "failover", "soak")
+NAMES = ("scheduler", "api", "isolation", "sim", "predict", "p2p", "failover", "soak", "delete")

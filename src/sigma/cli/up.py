@@ -95,6 +95,13 @@ class EmbeddedCluster:
         self._agent = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True, env=env,
                                        umask=0o022, preexec_fn=_die_with_parent)
 
+    def _tell_agent_to_stop(self) -> None:
+        """SIGTERM to the agent as the master begins to stop: it drains its pods (each within
+        its own grace period; node-local work) while the master winds down."""
+        agent = self._agent
+        if agent is not None and agent.poll() is None:
+            agent.terminate()
+
     def _stop_agent(self, console: Console) -> None:
         agent, self._agent = self._agent, None
         if agent is None or agent.poll() is not None:
@@ -119,7 +126,7 @@ class EmbeddedCluster:
         if self.agent:
             self._start_agent()
         try:
-            self.master.serve(on_ready=lambda: self._on_ready(console))
+            self.master.serve(on_ready=lambda: self._on_ready(console), on_stopping=self._tell_agent_to_stop)
         finally:
             self._stop_agent(console)
         console.print("Sigma stopped.")

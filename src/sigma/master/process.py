@@ -28,9 +28,10 @@ from sigma.api.auth import AuthOptions, build_auth
 from sigma.api.errors import ApiError
 from sigma.api.limits import LimitedHttpToolsProtocol
 from sigma.api.registry import Registry
+from sigma.api.registry_bulk import owner_index
 from sigma.api.server import create_app
 from sigma.client.local import LocalClient
-from sigma.master import wiring
+from sigma.master import nodelease, wiring
 from sigma.master.wiring import Controller
 from sigma.p2p.tracker import DEFAULT_SOURCE_CLAIMS, TrackerState, tracker_router
 from sigma.store.contract import Store, StoreError, open_store
@@ -80,7 +81,9 @@ class Master:
         self.store: Store = open_store(self.store_url)
         self.registry = Registry(self.store)
         admission.install(self.registry)
+        nodelease.install(self.registry)  # one live agent per node
         admission.bootstrap(self.registry)
+        owner_index(self.store)  # dependents by lookup: a delete never reads every stored object
         self.auth_setup = build_auth(self.auth, self.registry) if self.auth is not None else None
         remote_store = isinstance(self.store, EtcdStore)
         self.app = create_app(self.registry, f"{self.host}:{self.port}", self.auth_setup,
@@ -127,11 +130,17 @@ class Master:
         compactor.start()
         self._threads.append(compactor)
 
-    def stop_controllers(self) -> None:
+    def stop_controllers(self, timeout: float = 3.0) -> None:
+        """Stop every controller; one deadline for all of them (they stop together, and the
+        threads are daemons: one stuck in a long call must not hold the master's exit)."""
         self._term_stop.set()
         threads, self._threads = self._threads, []
+        deadline = time.monotonic() + timeout
         for thread in threads:
-            thread.join(timeout=3)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in threads if t.is_alive()]
+        if stuck:
+            log.warning("controllers still busy at shutdown (left to exit with the process): %s", ", ".join(stuck))
 
     def _run_controller(self, ctrl: Controller, stop: threading.Event) -> None:
         # A controller that crashes is restarted after a pause: one bug must not stop the rest.
@@ -155,8 +164,11 @@ class Master:
             except StoreError as err:  # a full disk, etcd away: try again next round
                 log.warning("compaction failed: %s", err)
 
-    def serve(self, on_ready: Callable[[], None] | None = None) -> None:
-        """Run the API server in this thread until stopped (Ctrl-C or shutdown())."""
+    def serve(self, on_ready: Callable[[], None] | None = None,
+              on_stopping: Callable[[], None] | None = None) -> None:
+        """Run the API server in this thread until stopped (Ctrl-C or shutdown()).
+        ``on_stopping`` is called as soon as the server begins to stop (`sigma up` tells its
+        agent then, so the pods' grace periods run while the master winds down)."""
         if self.controllers and isinstance(self.store, EtcdStore):
             from sigma.master.leader import Elector
 
@@ -173,7 +185,12 @@ class Master:
                                 # TLS brings its own protocol class (a LimitedHttpToolsProtocol too).
                                 **{"http": LimitedHttpToolsProtocol,
                                    **(self.auth_setup.uvicorn_options() if self.auth_setup is not None else {})})
-        self._server = _Server(config, on_shutdown=self.app.state.api.close_streams)
+        def stopping() -> None:
+            self.app.state.api.close_streams()
+            if on_stopping is not None:
+                on_stopping()
+
+        self._server = _Server(config, on_shutdown=stopping)
         if on_ready is not None:
             threading.Thread(target=self._notify_ready, args=(on_ready,), daemon=True).start()
         try:

@@ -33,6 +33,7 @@ from typing import Any
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
 from sigma.colocation.queues import FairShare, QueueConfig
+from sigma.master.guard import failure_message
 from sigma.master.scheduler import actions
 from sigma.master.scheduler.base import CachedLoop
 from sigma.master.scheduler.cache import pod_uid
@@ -144,29 +145,41 @@ class FuxiScheduler(CachedLoop):
                     self._unschedulable(g.pods, reason, result)
                     groups.remove(g)
                 continue
-            profile = build_profile(snapshot, group.shape)
-            profile.static_mask = static_mask(snapshot, profile)
-            wanted = min(len(group.pods), allowance, self.chunk)
-            placement = placer.place(group.shape.requests, wanted, eligible=profile.static_mask)
-            # The placer charged the chunk anonymously; charge each pod by uid instead, so
-            # the cache can give its capacity back when it finishes.
-            placer.release(placement)
-            targets = [name for name, count in placement.by_node_name(snapshot).items() for _ in range(count)]
-            chosen, group.pods = group.pods[:len(targets)], group.pods[len(targets):]
-            self._bind(chosen, targets, result)
-            fair.charge(group.queue, request, len(targets))
-            if len(targets) < wanted:
-                self._unschedulable(group.pods, diagnose(snapshot, profile).message(), result)
+            try:
+                self._place_group(snapshot, placer, fair, group, allowance, request, result)
+            except Exception as err:
+                # One task whose shape breaks placement must not hold up the other tasks:
+                # its pods are parked with the reason, and each says so in an Event.
+                log.error("placing %d pods of %s failed", len(group.pods), group.shape.name, exc_info=err)
+                self._unschedulable(group.pods, f"scheduling failed: {failure_message(err)}", result, event=True)
                 group.pods = []
             if not group.pods:
                 groups.remove(group)
         return result
 
+    def _place_group(self, snapshot: ClusterSnapshot, placer: InstancePlacer, fair: FairShare, group: TaskGroup,
+                     allowance: int, request: tuple[int, int], result: CycleResult) -> None:
+        """Place up to a chunk of one task group's pods and bind them."""
+        profile = build_profile(snapshot, group.shape)
+        profile.static_mask = static_mask(snapshot, profile)
+        wanted = min(len(group.pods), allowance, self.chunk)
+        placement = placer.place(group.shape.requests, wanted, eligible=profile.static_mask)
+        # The placer charged the chunk anonymously; charge each pod by uid instead, so
+        # the cache can give its capacity back when it finishes.
+        placer.release(placement)
+        targets = [name for name, count in placement.by_node_name(snapshot).items() for _ in range(count)]
+        chosen, group.pods = group.pods[:len(targets)], group.pods[len(targets):]
+        self._bind(chosen, targets, result)
+        fair.charge(group.queue, request, len(targets))
+        if len(targets) < wanted:
+            self._unschedulable(group.pods, diagnose(snapshot, profile).message(), result)
+            group.pods = []
+
     def _pending_groups(self, pending: list[dict[str, Any]], result: CycleResult) -> list[TaskGroup]:
         groups: dict[tuple[str, str, str], TaskGroup] = {}
         # Higher priority first, then oldest: the order groups are served within a queue.
-        pending.sort(key=lambda p: (-int(p["spec"].get("priority") or 0), p["metadata"].get("creationTimestamp", ""),
-                                    p["metadata"]["name"]))
+        pending.sort(key=lambda p: (-_priority(p), str(p["metadata"].get("creationTimestamp", "")),
+                                    str(p["metadata"].get("name"))))
         for pod in pending:
             m = pod["metadata"]
             labels = m.get("labels") or {}
@@ -174,7 +187,7 @@ class FuxiScheduler(CachedLoop):
             try:
                 spec = self.cache.spec_of(pod)
             except ValueError as err:  # ConversionError, or a bad enum value in the spec
-                self._unschedulable([pod], f"the pod cannot be scheduled as written: {err}", result)
+                self._unschedulable([pod], f"the pod cannot be scheduled as written: {err}", result, event=True)
                 continue
             if key not in groups:
                 groups[key] = TaskGroup(labels.get(QUEUE_LABEL, DEFAULT_QUEUE), spec)
@@ -200,6 +213,7 @@ class FuxiScheduler(CachedLoop):
             if bound is True:
                 result.bound[pod["metadata"]["name"]] = node
                 self.queue.remove(uid)
+                actions.record_scheduled(self.client, pod, node, self.name)
                 continue
             if isinstance(bound, ApiError):
                 log.warning("binding %s to %s failed: %s; retrying later", uid, node, bound)
@@ -207,12 +221,25 @@ class FuxiScheduler(CachedLoop):
             self.cache.uncharge(uid)
             self.queue.park(uid, self.clock())
 
-    def _unschedulable(self, pods: list[dict[str, Any]], reason: str, result: CycleResult) -> None:
+    def _unschedulable(self, pods: list[dict[str, Any]], reason: str, result: CycleResult,
+                       event: bool = False) -> None:
+        """Park the pods with the reason in their condition. An Event only with ``event``
+        (a pod that is itself at fault): thousands of identical instances waiting for room
+        would otherwise write thousands of Events."""
         now = self.clock()
         for pod in pods:
             result.unschedulable[pod["metadata"]["name"]] = reason
             self.queue.park(pod_uid(pod), now)
-            actions.mark_unschedulable(self.client, pod, reason, self.name, now, event=False)
+            actions.mark_unschedulable(self.client, pod, reason, self.name, now, event=event)
+
+
+def _priority(pod: dict[str, Any]) -> int:
+    """For ordering only: a priority that is not a number sorts as 0 (its pod is reported
+    when its spec is converted)."""
+    try:
+        return int((pod.get("spec") or {}).get("priority") or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _is_pending(pod: dict[str, Any]) -> bool:

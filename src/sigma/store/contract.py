@@ -20,6 +20,7 @@ Implementations are thread-safe: the API server calls them from many threads.
 from __future__ import annotations
 
 import abc
+import builtins
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -209,6 +210,7 @@ class Watch:
 # Spelled out here because inside Store the name ``list`` is the list() method.
 Writes = list[tuple[str, bytes, int | None]]  # (key, value, expected revision)
 WriteResults = list[KeyValue | StoreError]
+Deletes = list[tuple[str, int | None]]  # (key, expected revision)
 
 
 class Store(abc.ABC):
@@ -226,6 +228,13 @@ class Store(abc.ABC):
     def list(self, prefix: str) -> tuple[list[KeyValue], int]:
         """All keys starting with ``prefix``, sorted by key, and the store revision they
         were read at."""
+
+    def list_containing(self, prefix: str, needle: bytes) -> builtins.list[KeyValue]:
+        """The keys under ``prefix`` whose value contains ``needle`` (an owner's uid, when
+        looking for its dependents), sorted by key. An implementation may filter where the
+        data is (SQLite does, without copying every value out); this default lists and
+        filters."""
+        return [kv for kv in self.list(prefix)[0] if needle in kv.value]
 
     @abc.abstractmethod
     def create(self, key: str, value: bytes) -> KeyValue:
@@ -254,6 +263,20 @@ class Store(abc.ABC):
     def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
         """Remove the key and return its last value (mod_revision = the deleting revision).
         Raises KeyNotFound, or Conflict as update() does."""
+
+    def delete_many(self, deletes: Deletes) -> WriteResults:
+        """Several independent ``delete(key, expected_revision)`` calls (distinct keys): each
+        takes its own revision and succeeds or fails (KeyNotFound, Conflict: returned in its
+        place, not raised) on its own, and each is one DELETE event to watchers. An
+        implementation may commit them together (deleting thousands of pods at once); this
+        default simply loops."""
+        results: WriteResults = []
+        for key, expected in deletes:
+            try:
+                results.append(self.delete(key, expected))
+            except (KeyNotFound, Conflict) as err:
+                results.append(err)
+        return results
 
     @abc.abstractmethod
     def watch(self, prefix: str, start_revision: int, route: Route | None = None) -> Watch:

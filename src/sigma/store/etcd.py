@@ -38,6 +38,7 @@ from typing import Any
 from sigma.store import etcd_pb as pb
 from sigma.store.contract import (
     Conflict,
+    Deletes,
     KeyExists,
     KeyNotFound,
     KeyValue,
@@ -301,14 +302,43 @@ class EtcdStore(Store):
                 out.append(to_kv(kvs[0]) if kvs else None)
         return out
 
-    def _delete(self, key: str, expected_revision: int | None, guard: Guard | None) -> KeyValue:
+    def _delete_txn(self, key: str, expected_revision: int | None, guard: Guard | None) -> Any:
         txn = self._write_txn(key, expected_revision, guard)
         txn.success.add().request_delete_range.MergeFrom(pb.DeleteRangeRequest(key=key.encode(), prev_kv=True))
-        answer = self.rpc.one(TXN, txn, pb.TxnResponse)
-        if not self._txn_outcome(key, answer, guard):
+        return txn
+
+    def _deleted(self, key: str, expected_revision: int | None, ok: bool, answer: Any) -> KeyValue:
+        if not ok:
             raise self._refused(key, expected_revision, answer)
         prev = to_kv(answer.responses[0].response_delete_range.prev_kvs[0])
         return KeyValue(key, prev.value, prev.create_revision, rev_out(answer.header.revision))
+
+    def _delete(self, key: str, expected_revision: int | None, guard: Guard | None) -> KeyValue:
+        answer = self.rpc.one(TXN, self._delete_txn(key, expected_revision, guard), pb.TxnResponse)
+        return self._deleted(key, expected_revision, self._txn_outcome(key, answer, guard), answer)
+
+    def _delete_many(self, deletes: Deletes, guard: Guard | None) -> WriteResults:
+        """One Txn per delete, all in flight at once, as _update_many does (each delete keeps
+        its own revision)."""
+        answers = self.rpc.many(TXN, [self._delete_txn(key, expected, guard) for key, expected in deletes],
+                                pb.TxnResponse)
+        results: WriteResults = []
+        fenced: Fenced | None = None
+        for (key, expected), answer in zip(deletes, answers, strict=True):
+            if isinstance(answer, StoreError):
+                raise answer
+            try:
+                results.append(self._deleted(key, expected, self._txn_outcome(key, answer, guard), answer))
+            except (KeyNotFound, Conflict) as err:
+                results.append(err)
+            except Fenced as err:
+                fenced = fenced or err
+        if fenced is not None:
+            raise fenced
+        return results
+
+    def delete_many(self, deletes: Deletes) -> WriteResults:
+        return self._delete_many(deletes, None)
 
     # -- watch and compaction ------------------------------------------------------
     def watch(self, prefix: str, start_revision: int, route: Route | None = None) -> Watch:
@@ -411,6 +441,9 @@ class FencedStore(Store):
 
     def update_many(self, writes: Writes) -> WriteResults:
         return self.base._update_many(writes, self.guard)
+
+    def delete_many(self, deletes: Deletes) -> WriteResults:
+        return self.base._delete_many(deletes, self.guard)
 
     def watch(self, prefix: str, start_revision: int, route: Route | None = None) -> Watch:
         return self.base.watch(prefix, start_revision, route)

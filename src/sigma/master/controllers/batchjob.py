@@ -37,6 +37,7 @@ from sigma.client.base import ApiClient
 from sigma.client.events import record_event
 from sigma.colocation.dag import Decision, InstancePod, JobPhase, TaskRecord, progress
 from sigma.colocation.jobspec import DEFAULT_PRIORITY_CLASS, DEFAULT_QUEUE, parse_job_spec, validate_job_spec
+from sigma.master.controllers.burst import slow_start
 from sigma.master.controllers.keyed import Key, KeyedController
 from sigma.quantity import cpu_millis, memory_bytes
 
@@ -51,6 +52,7 @@ FUXI_SCHEDULER = "fuxi-scheduler"
 BATCH_CPU = "sigma.io/batch-cpu"
 BATCH_MEMORY = "sigma.io/batch-memory"
 COMPONENT = "batchjob-controller"
+BURST_FAILED_RETRY_S = 5.0  # a burst stopped by a failed create: try again after this
 RESYNC_S = 30.0
 TERMINAL = (JobPhase.SUCCEEDED.value, JobPhase.FAILED.value)
 
@@ -58,6 +60,7 @@ TERMINAL = (JobPhase.SUCCEEDED.value, JobPhase.FAILED.value)
 
 class BatchJobController(KeyedController):
     name = "batchjob"
+    component = COMPONENT
     primary = "batchjobs"
 
     def __init__(self, client: ApiClient, clock: Callable[[], float] = time.time, resync_s: float = RESYNC_S) -> None:
@@ -74,8 +77,12 @@ class BatchJobController(KeyedController):
             if err.code == 404:
                 return None  # deleted: the cascade took its pods
             raise
-        if job["metadata"].get("deletionTimestamp") or validate_job_spec(job.get("spec")):
+        if job["metadata"].get("deletionTimestamp"):
             return None
+        invalid = validate_job_spec(job.get("spec"))
+        if invalid:
+            # Only an object stored before validation (or written around it): said on the job.
+            raise ValueError(f"invalid spec: {invalid[0].path}: {invalid[0].message}")
         status = job.get("status") or {}
         pods = self._pods_of(job)
         if status.get("phase") in TERMINAL:
@@ -93,13 +100,23 @@ class BatchJobController(KeyedController):
             if new_status["phase"] != status.get("phase") and new_status["phase"] in TERMINAL:
                 kind = "Warning" if decision.phase is JobPhase.FAILED else "Normal"
                 record_event(self.client, job, kind, decision.reason, decision.message, COMPONENT, now)
-        for create in decision.create:
-            self._create(job, create.task, create.index, create.attempt, create.reason, now)
+        pending = iter(decision.create)
+
+        def create_next() -> bool:
+            create = next(pending)
+            return self._create(job, create.task, create.index, create.attempt, create.reason, now)
+
+        # Bounded, growing bursts that stop at the first failure (sigma.master.controllers.burst).
+        created, failed = slow_start(len(decision.create), create_next)
         for delete in decision.delete:
             self._delete(namespace, delete.name)
+        recheck = None
+        if created < len(decision.create):
+            recheck = BURST_FAILED_RETRY_S if failed else 0.0
         if spec.deadline is not None and decision.phase not in (JobPhase.SUCCEEDED, JobPhase.FAILED):
-            return max(spec.deadline - now, 0.0) + 0.1
-        return None
+            until_deadline = max(spec.deadline - now, 0.0) + 0.1
+            return until_deadline if recheck is None else min(recheck, until_deadline)
+        return recheck
 
     def _status(self, job: dict[str, Any], decision: Decision, now: float) -> dict[str, Any]:
         old = job.get("status") or {}
@@ -123,17 +140,22 @@ class BatchJobController(KeyedController):
         # A job deleted and created again under the same name must not adopt the old pods.
         return [p for p in items if (controller_of(p) or {}).get("uid") == m["uid"]]
 
-    def _create(self, job: dict[str, Any], task: str, index: int, attempt: int, reason: str, now: float) -> None:
+    def _create(self, job: dict[str, Any], task: str, index: int, attempt: int, reason: str, now: float) -> bool:
+        """False (with a FailedCreate Event on the job) when the API refused the pod;
+        a server error is raised."""
         pod = instance_pod(job, task, index, attempt)
         try:
             self.client.create("pods", pod, job["metadata"]["namespace"])
             log.debug("created %s: %s", pod["metadata"]["name"], reason)
         except ApiError as err:
             if err.reason == "AlreadyExists":
-                return  # a restart replayed a create that had already happened
+                return True  # a restart replayed a create that had already happened
             record_event(self.client, job, "Warning", "FailedCreate",
                          f"Error creating instance {task}[{index}] attempt {attempt}: {err}", COMPONENT, now)
-            raise
+            if err.code >= 500:
+                raise  # the master or its store failing, not this pod: the sync is retried
+            return False
+        return True
 
     def _delete_live(self, pods: list[dict[str, Any]], why: str) -> None:
         for pod in pods:
@@ -177,8 +199,8 @@ def batch_resources(resources: dict[str, Any]) -> dict[str, Any]:
     """cpu/memory requests -> sigma.io/batch-cpu (milli) / sigma.io/batch-memory (bytes)."""
     requests = dict(resources.get("requests") or {})
     limits = dict(resources.get("limits") or {})
-    cpu = requests.pop("cpu", None) or limits.get("cpu")
-    memory = requests.pop("memory", None) or limits.get("memory")
+    cpu = requests.pop("cpu", None) or limits.get("cpu") or 0
+    memory = requests.pop("memory", None) or limits.get("memory") or 0
     memory_limit = limits.pop("memory", None)
     limits.pop("cpu", None)
     out_requests = {**requests, BATCH_CPU: str(cpu_millis(cpu)), BATCH_MEMORY: str(memory_bytes(memory))}

@@ -22,6 +22,7 @@ from sigma.api.errors import ApiError
 from sigma.api.objects import controller_of, is_pod_terminal, owner_reference
 from sigma.client.base import ApiClient
 from sigma.client.events import record_event
+from sigma.master.controllers.burst import slow_start
 from sigma.master.controllers.keyed import Key, KeyedController
 from sigma.master.controllers.rollout import (
     HASH_LABEL,
@@ -36,11 +37,13 @@ from sigma.master.controllers.rollout import (
 log = logging.getLogger("sigma.deployment")
 
 RESYNC_S = 30.0
+BURST_FAILED_RETRY_S = 5.0  # a burst stopped by a failed create: try again after this
 COMPONENT = "deployment-controller"
 
 
 class DeploymentController(KeyedController):
     name = "deployment"
+    component = COMPONENT
     primary = "deployments"
 
     def __init__(self, client: ApiClient, clock: Callable[[], float] = time.time,
@@ -69,17 +72,39 @@ class DeploymentController(KeyedController):
         current = template_hash(deploy["spec"]["template"])
         deploy, new_rollout = self._ensure_revision(deploy, current)
         plan = plan_pods(deploy, pods, current, now)
-        for _ in range(plan.create):
-            if not self._create_pod(deploy, current, now):
-                break
+        created, failed = slow_start(plan.create, lambda: self._create_pod(deploy, current, now))
+        if created:
+            have = sum(1 for p in pods if (p["metadata"].get("labels") or {}).get(HASH_LABEL) == current)
+            self._scaled(deploy, current, "up", have + created, now)
         for pod in plan.delete:
-            self._delete_pod(pod)
+            self._delete_pod(pod, deploy)
+        self._scaled_down(deploy, pods, plan.delete, now)
         if plan.create or plan.delete:
             pods = [p for p in self._pods_of(deploy) if not is_pod_terminal(p)]
         status, recheck = rollout_status(deploy, pods, current, now, new_rollout)
         if status != deploy.get("status"):
             self.client.update("deployments", {**deploy, "status": status}, namespace, subresource="status")
+        if created < plan.create:
+            # More to create than one burst: the next burst soon (after a failure, later).
+            backlog = BURST_FAILED_RETRY_S if failed else 0.0
+            return backlog if recheck is None else min(recheck, backlog)
         return recheck
+
+    def _scaled(self, deploy: dict[str, Any], pod_hash: str, direction: str, count: int, now: float) -> None:
+        """ScalingReplicaSet, in Kubernetes' words: the pods of one template hash play the
+        part of a ReplicaSet named <deployment>-<hash>."""
+        record_event(self.client, deploy, "Normal", "ScalingReplicaSet",
+                     f"Scaled {direction} replica set {deploy['metadata']['name']}-{pod_hash} to {count}",
+                     COMPONENT, now)
+
+    def _scaled_down(self, deploy: dict[str, Any], pods: list[dict[str, Any]], deleted: list[dict[str, Any]],
+                     now: float) -> None:
+        def hash_of(pod: dict[str, Any]) -> str:
+            return str((pod["metadata"].get("labels") or {}).get(HASH_LABEL, ""))
+
+        for pod_hash in sorted({hash_of(p) for p in deleted}):
+            left = sum(1 for p in pods if hash_of(p) == pod_hash) - sum(1 for p in deleted if hash_of(p) == pod_hash)
+            self._scaled(deploy, pod_hash, "down", left, now)
 
     def _pods_of(self, deploy: dict[str, Any]) -> list[dict[str, Any]]:
         uid = deploy["metadata"]["uid"]
@@ -117,6 +142,8 @@ class DeploymentController(KeyedController):
             pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {**pod_meta, "name": name}, "spec": template["spec"]}
             try:
                 self.client.create("pods", pod, m["namespace"])
+                record_event(self.client, deploy, "Normal", "SuccessfulCreate", f"Created pod: {name}", COMPONENT,
+                             now)
                 return True
             except ApiError as err:
                 if err.reason == "AlreadyExists":
@@ -128,13 +155,16 @@ class DeploymentController(KeyedController):
                 return False
         return False
 
-    def _delete_pod(self, pod: dict[str, Any]) -> None:
+    def _delete_pod(self, pod: dict[str, Any], deploy: dict[str, Any] | None = None) -> None:
         m = pod["metadata"]
         try:
             self.client.delete("pods", m["name"], m["namespace"], preconditions_uid=m.get("uid"))
         except ApiError as err:
             if err.code not in (404, 409):
                 raise
+            return
+        if deploy is not None:
+            record_event(self.client, deploy, "Normal", "SuccessfulDelete", f"Deleted pod: {m['name']}", COMPONENT)
 
     def _replace_finished(self, deploy: dict[str, Any], pod: dict[str, Any], now: float) -> None:
         """A pod of a Deployment that ended (Failed, e.g. evicted) is deleted so that a fresh
@@ -143,7 +173,7 @@ class DeploymentController(KeyedController):
         why = status.get("reason") or status.get("message") or status.get("phase", "")
         record_event(self.client, deploy, "Normal", "ReplacingFinishedPod",
                      f"Pod {pod['metadata']['name']} ended ({why}); replacing it", COMPONENT, now)
-        self._delete_pod(pod)
+        self._delete_pod(pod, deploy)
 
 
 def _deployment_key(obj: dict[str, Any]) -> Key | None:

@@ -18,14 +18,19 @@ from __future__ import annotations
 
 import logging
 import threading
+from functools import partial
 from typing import Any
 
 from sigma.api.errors import ApiError
+from sigma.api.registry_bulk import delete_objects
 from sigma.api.registry_delete import FOREGROUND
 from sigma.api.resources import RESOURCES, ResourceType, by_kind
 from sigma.client.base import ApiClient
+from sigma.master.guard import guarded
 
 log = logging.getLogger("sigma.gc")
+
+COMPONENT = "garbage-collector"
 
 SWEEP_EVERY_S = 60.0
 # Events and Leases are never owned by anything the registry cascades from.
@@ -47,6 +52,8 @@ class GarbageCollector:
                 self.sweep()
             except ApiError as err:
                 log.warning("garbage collection sweep: %s", err)
+            except Exception:  # a failure of the sweep itself; objects' failures are caught inside
+                log.exception("garbage collection sweep failed")
             stop.wait(self.period_s)
 
     def sweep(self) -> list[tuple[str, str, str]]:
@@ -54,25 +61,30 @@ class GarbageCollector:
         Dependents are listed before their owners are looked up, so an owner created after
         the listing (with its dependents, after it) is never mistaken for a missing one."""
         owners: dict[OwnerKey, str | None] = {}
-        deleted = []
+        deleted: list[tuple[str, str, str]] = []
         blocked: set[str] = set()  # uids some dependent blocks (blockOwnerDeletion)
         waiting: list[tuple[ResourceType, dict[str, Any]]] = []  # owners in foreground deletion
         for rt in RESOURCES:
             if not rt.namespaced or rt.kind in SKIP_KINDS:
                 continue
+            orphans: list[dict[str, Any]] = []
             for obj in self.client.list(rt.plural)["items"]:
                 m = obj["metadata"]
                 refs = m.get("ownerReferences") or []
-                blocked.update(r.get("uid", "") for r in refs if r.get("blockOwnerDeletion") is True)
+                if isinstance(refs, list):
+                    blocked.update(r.get("uid", "") for r in refs
+                                   if isinstance(r, dict) and r.get("blockOwnerDeletion") is True)
                 if m.get("deletionTimestamp") and FOREGROUND in (m.get("finalizers") or []):
                     waiting.append((rt, obj))
-                if not refs or m.get("deletionTimestamp"):
+                if not m.get("ownerReferences") or m.get("deletionTimestamp"):
                     continue
-                live = [r for r in refs if self._owner_exists(r, m.get("namespace", ""), owners)]
-                if len(live) == len(refs):
-                    continue
-                if self._collect(rt, obj, live):
-                    deleted.append((rt.plural, m["namespace"], m["name"]))
+                # An object whose references cannot be read is reported on, never collected,
+                # and the sweep goes on with the others.
+                if guarded(self.client, {"kind": rt.kind, "apiVersion": rt.api_version, **obj}, COMPONENT,
+                           "FailedGarbageCollection", partial(self._sweep_one, rt, obj, owners), "collecting"):
+                    orphans.append(obj)
+            deleted.extend((rt.plural, o["metadata"]["namespace"], o["metadata"]["name"])
+                           for o in self._delete_orphans(rt, orphans))
         for rt, owner in waiting:
             if owner["metadata"].get("uid") not in blocked and self._finish_foreground(rt, owner):
                 deleted.append((rt.plural, owner["metadata"]["namespace"], owner["metadata"]["name"]))
@@ -92,6 +104,34 @@ class GarbageCollector:
             return False
         log.info("%s %s/%s: foreground deletion finished, no dependent left", rt.kind, m["namespace"], m["name"])
         return True
+
+    def _sweep_one(self, rt: ResourceType, obj: dict[str, Any], owners: dict[OwnerKey, str | None]) -> bool:
+        """True when every owner of ``obj`` is gone (it is to be deleted); dangling
+        references next to live ones are dropped here."""
+        m = obj["metadata"]
+        refs = m["ownerReferences"]
+        if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
+            raise ValueError("metadata.ownerReferences must be a list of owner references")
+        live = [r for r in refs if self._owner_exists(r, m.get("namespace", ""), owners)]
+        if len(live) == len(refs):
+            return False
+        if live:
+            self._collect(rt, obj, live)
+            return False
+        return True
+
+    def _delete_orphans(self, rt: ResourceType, orphans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Delete the orphans of one kind. In the master, in store batches (a Deployment's
+        30,000 pods left by a crash mid-cascade go in seconds); each is deleted only as it
+        was listed (its resourceVersion is the precondition), so a new object that took an
+        orphan's name is never deleted. Through any other client, one by one."""
+        registry = getattr(self.client, "registry", None)
+        if registry is not None and orphans:
+            removed = delete_objects(registry, rt, orphans, None, "Background")
+            names = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in removed}
+            log.info("%d %s deleted: their owners no longer exist", len(names), rt.plural)
+            return [o for o in orphans if (o["metadata"]["namespace"], o["metadata"]["name"]) in names]
+        return [o for o in orphans if self._collect(rt, o, [])]
 
     def _owner_exists(self, ref: dict[str, Any], namespace: str, cache: dict[OwnerKey, str | None]) -> bool:
         rt = by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))

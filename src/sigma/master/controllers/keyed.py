@@ -17,6 +17,7 @@ from typing import Any
 
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
+from sigma.master.guard import report_failure
 
 log = logging.getLogger("sigma.controllers")
 
@@ -58,6 +59,8 @@ class KeyedController:
     ``watches`` ((resource, to_key, label selector) triples) and implement ``sync``."""
 
     name = "keyed"
+    component = "controller"  # the Events' source
+    failure_reason = "FailedSync"  # the reason of the Event a failed sync leaves on its object
     primary = ""
     watches: tuple[tuple[str, ToKey, str], ...] = ()
 
@@ -98,15 +101,27 @@ class KeyedController:
         try:
             delay = self.sync(*key)
         except ApiError as err:
-            # A conflict means someone wrote in between: read again soon.
+            # A conflict means someone wrote in between: read again soon. A write refused as
+            # invalid is this object's failure: it is said on the object.
             delay = 0.2 if err.reason == "Conflict" else 2.0
             log.log(logging.DEBUG if err.reason == "Conflict" else logging.WARNING, "%s sync %s/%s: %s",
                     self.name, *key, err)
-        except Exception:
-            log.exception("%s sync %s/%s failed", self.name, *key)
+            if err.code in (400, 422):
+                self._report(key, err)
+        except Exception as err:
+            # This object's failure is reported on it; the queue goes on with the others.
+            self._report(key, err)
             delay = 5.0
         if delay is not None:
             self.queue.add(key, delay)
+
+    def _report(self, key: Key, err: Exception) -> None:
+        try:
+            obj = self.client.get(self.primary, key[1], key[0])
+        except ApiError:
+            log.exception("%s sync %s/%s failed", self.name, *key)
+            return
+        report_failure(self.client, obj, self.component, self.failure_reason, err, "sync")
 
     def _pump(self, resource: str, to_key: ToKey, label_selector: str, stop: threading.Event,
               done: threading.Event) -> None:

@@ -27,7 +27,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
@@ -42,6 +43,7 @@ from sigma.colocation.level0 import (
 )
 from sigma.colocation.prereserve import raise_predicted, reserved_by_node
 from sigma.colocation.slo import CLUSTER_DEFAULT, node_slo, predicted_usage, prod_usage
+from sigma.master.guard import guarded
 from sigma.master.scheduler.convert import pod_requests
 from sigma.master.scheduler.informer import Delta, drain, shared_informer
 from sigma.quantity import QuantityError, cpu_millis, memory_bytes
@@ -52,6 +54,16 @@ BATCH_CPU = "sigma.io/batch-cpu"
 BATCH_MEMORY = "sigma.io/batch-memory"
 FUXI_SCHEDULER = "fuxi-scheduler"
 PERIOD_S = 5.0
+COMPONENT = "level0"
+
+
+class _Inputs(NamedTuple):
+    """What one pass reads once for every node."""
+    metrics: dict[str, Any]
+    slos: dict[str, Any]
+    prod: dict[str, Resources]
+    reserved: dict[str, Any]
+    now: float
 
 
 class Level0Controller:
@@ -79,6 +91,8 @@ class Level0Controller:
                     self.reconcile()
                 except ApiError as err:
                     log.warning("level0: %s", err)
+                except Exception:  # the pass itself; a node's failure is caught per node
+                    log.exception("level0 pass failed")
                 stop.wait(self.period_s)
         finally:
             informer.unsubscribe(deltas)
@@ -97,26 +111,36 @@ class Level0Controller:
         # usage per node, from their status.reservation, raises the predicted prod term below.
         reserved = reserved_by_node(self.client.list("predictivescalers")["items"], now)
         out: dict[str, BatchAllocatable] = {}
+        inputs = _Inputs(metrics, slos, prod, reserved, now)
         for node in self.client.list("nodes")["items"]:
-            name = node["metadata"]["name"]
-            status = node.get("status") or {}
-            capacity = _resources(status.get("capacity") or {})
-            if capacity is None or capacity == Resources():
-                continue  # the agent has not reported the machine yet
-            allocatable = _resources(status.get("allocatable") or {}) or capacity
-            reserve = Resources(max(capacity.cpu_millis - allocatable.cpu_millis, 0),
-                                max(capacity.memory_bytes - allocatable.memory_bytes, 0))
-            slo = node_slo(slos.get(name, slos.get(CLUSTER_DEFAULT)))
-            metric = metrics.get(name)
-            usage, requests = prod_usage(metric), prod.get(name, Resources())
-            predicted = raise_predicted(predicted_usage(metric), usage, requests, reserved.get(name), now,
-                                        self.staleness_s)
-            result = batch_allocatable(NodeInput(capacity, requests, usage, predicted, reserve, slo.thresholds),
-                                       now, self.staleness_s)
-            out[name] = result
-            if should_update(_published(status), result.resources, self.update_fraction):
-                self._publish(name, result)
+            # A node (or its NodeMetric, NodeSLO) that cannot be computed is reported on the
+            # node; the other nodes still get their batch allocatable.
+            result = guarded(self.client, {"kind": "Node", "apiVersion": "v1", **node}, COMPONENT,
+                             "FailedBatchAllocatable", partial(self._reconcile_node, node, inputs), "computing")
+            if result is not None:
+                out[node["metadata"]["name"]] = result
         return out
+
+    def _reconcile_node(self, node: dict[str, Any], inputs: _Inputs) -> BatchAllocatable | None:
+        metrics, slos, prod, reserved, now = inputs
+        name = node["metadata"]["name"]
+        status = node.get("status") or {}
+        capacity = _resources(status.get("capacity") or {})
+        if capacity is None or capacity == Resources():
+            return None  # the agent has not reported the machine yet
+        allocatable = _resources(status.get("allocatable") or {}) or capacity
+        reserve = Resources(max(capacity.cpu_millis - allocatable.cpu_millis, 0),
+                            max(capacity.memory_bytes - allocatable.memory_bytes, 0))
+        slo = node_slo(slos.get(name, slos.get(CLUSTER_DEFAULT)))
+        metric = metrics.get(name)
+        usage, requests = prod_usage(metric), prod.get(name, Resources())
+        predicted = raise_predicted(predicted_usage(metric), usage, requests, reserved.get(name), now,
+                                    self.staleness_s)
+        result = batch_allocatable(NodeInput(capacity, requests, usage, predicted, reserve, slo.thresholds),
+                                   now, self.staleness_s)
+        if should_update(_published(status), result.resources, self.update_fraction):
+            self._publish(name, result)
+        return result
 
     def _publish(self, node: str, result: BatchAllocatable) -> None:
         amounts = {BATCH_CPU: str(result.cpu_millis), BATCH_MEMORY: str(result.memory_bytes)}
@@ -181,11 +205,17 @@ class ProdRequests:
             self.synced = True
             self.by_node, self._by_pod = {}, {}
             for pod in delta.items:
-                self._set(pod)
+                self._set_guarded(pod)
         elif delta.type == "DELETED":
             self._drop(_pod_key(delta.object))
         else:
-            self._set(delta.object)
+            self._set_guarded(delta.object)
+
+    def _set_guarded(self, pod: dict[str, Any]) -> None:
+        try:
+            self._set(pod)
+        except Exception:  # a pod that cannot be read holds nothing; the others are tallied
+            log.exception("level0: pod %s/%s not counted", *_pod_key(pod))
 
     def _set(self, pod: dict[str, Any]) -> None:
         key = _pod_key(pod)

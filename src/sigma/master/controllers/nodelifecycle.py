@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sigma.api import metrics
@@ -31,6 +32,7 @@ from sigma.api.errors import ApiError
 from sigma.api.objects import condition, is_pod_terminal, now_rfc3339, parse_rfc3339
 from sigma.client.base import ApiClient
 from sigma.client.events import record_event
+from sigma.master.guard import guarded
 
 log = logging.getLogger("sigma.nodelifecycle")
 
@@ -117,6 +119,8 @@ class NodeLifecycleController:
                 self.tick()
             except ApiError as err:
                 log.warning("node lifecycle: %s", err)
+            except Exception:
+                log.exception("node lifecycle tick failed")
             stop.wait(self.options.period_s)
 
     def tick(self) -> None:
@@ -127,12 +131,10 @@ class NodeLifecycleController:
         for gone in set(self._seen) - names:
             del self._seen[gone]
         for node in nodes:
-            try:
-                self._check(node, leases.get(node["metadata"]["name"]), now)
-            except ApiError as err:
-                # A conflict means the agent wrote in between; the next tick sees its write.
-                log.log(logging.DEBUG if err.reason == "Conflict" else logging.WARNING,
-                        "node %s: %s", node["metadata"]["name"], err)
+            # A conflict means the agent wrote in between; the next tick sees its write. Any
+            # other failure is reported on that node, and the other nodes are still checked.
+            guarded(self.client, {"kind": "Node", "apiVersion": "v1", **node}, COMPONENT, "FailedNodeLifecycle",
+                    partial(self._check, node, leases.get(node["metadata"]["name"]), now), "checking")
 
     def last_heartbeat(self, node: dict[str, Any], lease: dict[str, Any] | None, now: float) -> float:
         name = node["metadata"]["name"]
@@ -212,20 +214,24 @@ class NodeLifecycleController:
             return
         name = node["metadata"]["name"]
         since = _stamp(taint.get("timeAdded")) or now
-        unreachable = taint["key"] == UNREACHABLE
         pods = self.client.list("pods", field_selector=f"spec.nodeName={name}")["items"]
         for pod in pods:
-            if is_pod_terminal(pod):
-                continue
-            if pod["metadata"].get("deletionTimestamp"):
-                if unreachable:  # already going, but no agent will ever finish it
-                    self._delete(pod, name, "its node is unreachable and it was already terminating", now)
-                continue
-            tolerated = tolerated_for(pod, taint, self.options.pod_eviction_timeout_s)
-            if tolerated is not None and now - since >= tolerated:
-                why = "unreachable" if unreachable else "not ready"
-                self._delete(pod, name, f"node {name} has been {why} for {now - since:.0f}s", now,
-                             force=unreachable)
+            guarded(self.client, {"kind": "Pod", "apiVersion": "v1", **pod}, COMPONENT, "FailedEviction",
+                    partial(self._evict_pod, pod, name, taint, since, now), "evicting")
+
+    def _evict_pod(self, pod: dict[str, Any], name: str, taint: dict[str, Any], since: float, now: float) -> None:
+        unreachable = taint["key"] == UNREACHABLE
+        if is_pod_terminal(pod):
+            return
+        if pod["metadata"].get("deletionTimestamp"):
+            if unreachable:  # already going, but no agent will ever finish it
+                self._delete(pod, name, "its node is unreachable and it was already terminating", now)
+            return
+        tolerated = tolerated_for(pod, taint, self.options.pod_eviction_timeout_s)
+        if tolerated is not None and now - since >= tolerated:
+            why = "unreachable" if unreachable else "not ready"
+            self._delete(pod, name, f"node {name} has been {why} for {now - since:.0f}s", now,
+                         force=unreachable)
 
     def _delete(self, pod: dict[str, Any], node: str, why: str, now: float, force: bool = True) -> None:
         m = pod["metadata"]

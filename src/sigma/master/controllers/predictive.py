@@ -32,6 +32,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,7 @@ from sigma.master.controllers.predictive_metrics import (
     pod_usage,
 )
 from sigma.master.controllers.predictive_state import ScalerMemory, rebuild, status_series
+from sigma.master.guard import guarded
 from sigma.master.scheduler.convert import pod_requests
 from sigma.predict.errors import mape
 from sigma.predict.scaler import Observation, Plan, forecast_at, plan
@@ -58,6 +60,7 @@ from sigma.quantity import QuantityError, cpu_millis
 
 log = logging.getLogger("sigma.predictive")
 
+COMPONENT = "predictive-controller"
 PERIOD_S = 5.0  # how often due scalers are looked for; each still steps every stepSeconds
 REFIT_S = 3600.0  # on the scaled clock: the model changes slowly; a fit costs ~50 ms on two weeks
 DAY = 86400.0
@@ -85,6 +88,8 @@ class PredictiveController:
                 self.reconcile()
             except ApiError as err:
                 log.warning("predictive: %s", err)
+            except Exception:
+                log.exception("predictive pass failed")
             stop.wait(min(self.period_s, max(MIN_WAIT_S, self._next_due - self.clock())))
 
     def reconcile(self) -> list[str]:
@@ -94,30 +99,38 @@ class PredictiveController:
         scalers = self.client.list("predictivescalers")["items"]
         self._memory = {uid: m for uid, m in self._memory.items()
                         if uid in {s["metadata"]["uid"] for s in scalers}}
-        usage: dict[Any, PodUsage] | None = None
+        usage: list[dict[Any, PodUsage]] = []  # read at most once per pass, only when a scaler is due
         stepped = []
         for scaler in scalers:
-            spec, errors = parse_scaler_spec(scaler.get("spec"))
-            if spec is None:  # validated on write; only an object stored before validation
-                log.warning("predictivescaler %s: invalid spec: %s", scaler["metadata"]["name"], errors[0].message)
-                continue
-            if self.default_step_s and "stepSeconds" not in scaler["spec"]:
-                spec = dataclasses.replace(spec, step_s=self.default_step_s)
-            memory = self._remember(scaler, spec)
-            scaled = now * spec.time_scale
-            if scaled < memory.last_step + spec.step_s - 1e-6:
-                self._next_due = min(self._next_due, (memory.last_step + spec.step_s) / spec.time_scale)
-                continue
-            if usage is None:  # read NodeMetrics at most once per pass, only when a scaler is due
-                usage = pod_usage(self.client.list("nodemetrics")["items"], now)
-            try:
-                self._step(scaler, spec, memory, now, usage)
-            except ApiError as err:
-                log.warning("predictivescaler %s: %s", scaler["metadata"]["name"], err)
+            # A scaler that fails is reported on (an Event) and the others still step.
+            if guarded(self.client, {"kind": "PredictiveScaler", "apiVersion": "sigma.io/v1", **scaler}, COMPONENT,
+                       "FailedStep", partial(self._reconcile_one, scaler, now, usage), "stepping"):
+                stepped.append(scaler["metadata"]["name"])
+        return stepped
+
+    def _reconcile_one(self, scaler: dict[str, Any], now: float, usage: list[dict[Any, PodUsage]]) -> bool:
+        """Step one scaler if it is due; True if it stepped."""
+        spec, errors = parse_scaler_spec(scaler.get("spec"))
+        if spec is None:  # validated on write; only an object stored before validation
+            raise ValueError(f"invalid spec: {errors[0].message}")
+        if self.default_step_s and "stepSeconds" not in scaler["spec"]:
+            spec = dataclasses.replace(spec, step_s=self.default_step_s)
+        memory = self._remember(scaler, spec)
+        scaled = now * spec.time_scale
+        if scaled < memory.last_step + spec.step_s - 1e-6:
+            self._next_due = min(self._next_due, (memory.last_step + spec.step_s) / spec.time_scale)
+            return False
+        if not usage:
+            usage.append(pod_usage(self.client.list("nodemetrics")["items"], now))
+        try:
+            self._step(scaler, spec, memory, now, usage[0])
+        except ApiError as err:
+            log.warning("predictivescaler %s: %s", scaler["metadata"]["name"], err)
+        finally:
+            # Even a failed step waits its period: a scaler that fails is not retried hot.
             memory.last_step = scaled
             self._next_due = min(self._next_due, now + spec.step_s / spec.time_scale)
-            stepped.append(scaler["metadata"]["name"])
-        return stepped
+        return True
 
     def _remember(self, scaler: dict[str, Any], spec: ScalerSpec) -> ScalerMemory:
         uid, generation = scaler["metadata"]["uid"], scaler["metadata"].get("generation", 0)

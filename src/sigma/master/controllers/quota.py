@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from functools import partial
 from typing import Any
 
 from sigma.api.errors import ApiError
 from sigma.api.quota import format_units, namespace_usage
 from sigma.client.base import ApiClient
+from sigma.master.guard import guarded
 
 log = logging.getLogger("sigma.quota")
 
 RECOUNT_EVERY_S = 2.0
+COMPONENT = "resourcequota-controller"
 
 
 class QuotaController:
@@ -35,6 +38,8 @@ class QuotaController:
                 self.recount()
             except ApiError as err:
                 log.warning("quota recount: %s", err)
+            except Exception:
+                log.exception("quota recount failed")
             stop.wait(self.period_s)
 
     def recount(self) -> int:
@@ -46,15 +51,20 @@ class QuotaController:
         for namespace, quotas in by_namespace.items():
             pods = self.client.list("pods", namespace)["items"]
             for quota in quotas:
-                hard = (quota.get("spec") or {}).get("hard") or {}
-                used = {n: format_units(n, v) for n, v in namespace_usage(pods, list(hard)).items()}
-                status = {"hard": dict(hard), "used": used}
-                if quota.get("status") == status:
-                    continue
-                try:
-                    self.client.update("resourcequotas", {**quota, "status": status}, namespace, subresource="status")
+                # A quota that cannot be recounted is reported on; the others still are.
+                if guarded(self.client, {"kind": "ResourceQuota", "apiVersion": "v1", **quota}, COMPONENT,
+                           "FailedRecount", partial(self._recount_one, quota, pods), "recounting"):
                     written += 1
-                except ApiError as err:
-                    if err.code not in (404, 409):
-                        raise
         return written
+
+    def _recount_one(self, quota: dict[str, Any], pods: list[dict[str, Any]]) -> bool:
+        hard = (quota.get("spec") or {}).get("hard") or {}
+        used = {n: format_units(n, v) for n, v in namespace_usage(pods, list(hard)).items()}
+        status = {"hard": dict(hard), "used": used}
+        if quota.get("status") == status:
+            return False
+        self.client.update("resourcequotas", {**quota, "status": status}, quota["metadata"]["namespace"],
+                           subresource="status")
+        return True
+
+

@@ -124,7 +124,9 @@ def plan_pods(deploy: dict[str, Any], pods: list[dict[str, Any]], current: str, 
     desired = int(spec.get("replicas", 1))
     active = [p for p in pods if is_active(p)]
     new = [p for p in active if p["metadata"].get("labels", {}).get(HASH_LABEL) == current]
-    old = [p for p in active if p not in new]
+    # By identity: `p not in new` compares dicts, quadratic in the pods (minutes at 30,000).
+    new_ids = {id(p) for p in new}
+    old = [p for p in active if id(p) not in new_ids]
     if (spec.get("strategy") or {}).get("type") == "Recreate":
         if old:
             return Plan(delete=old)
@@ -149,7 +151,8 @@ def plan_pods(deploy: dict[str, Any], pods: list[dict[str, Any]], current: str, 
     # waiting on them could stall the rollout for good.
     ordered = deletion_order(old)
     unhealthy = [p for p in ordered if not is_available(p, min_ready_s, now)][:max_scaled_down]
-    remaining = [p for p in ordered if p not in unhealthy]
+    unhealthy_ids = {id(p) for p in unhealthy}
+    remaining = [p for p in ordered if id(p) not in unhealthy_ids]
     available = sum(1 for p in active if is_available(p, min_ready_s, now))
     healthy_budget = max(available - min_available, 0)
     return Plan(delete=unhealthy + remaining[:healthy_budget])

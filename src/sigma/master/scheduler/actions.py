@@ -63,6 +63,13 @@ def bind_all(client: ApiClient, bindings: list[tuple[dict[str, Any], str]]) -> l
     return results
 
 
+def record_scheduled(client: ApiClient, pod: dict[str, Any], node: str, component: str) -> None:
+    """The Scheduled Event kube-scheduler leaves on every pod it binds."""
+    namespace, name = pod_name(pod)
+    record_event(client, {"kind": "Pod", "apiVersion": "v1", **pod}, "Normal", "Scheduled",
+                 f"Successfully assigned {namespace}/{name} to {node}", component)
+
+
 def _scheduled_condition(message: str, now: float) -> dict[str, Any]:
     return {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
             "lastProbeTime": None, "lastTransitionTime": now_rfc3339(now)}

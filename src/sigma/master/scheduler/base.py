@@ -17,9 +17,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from sigma.client.base import ApiClient
+from sigma.master.guard import report_failure
 from sigma.master.scheduler.cache import ClusterCache, pod_uid
 from sigma.master.scheduler.informer import Delta, drain, shared_informer
 from sigma.master.scheduler.queue import SchedulingQueue
@@ -36,6 +38,8 @@ def finished(pod: dict[str, Any]) -> bool:
 
 class CachedLoop:
     """The informer-fed shell of a scheduler; see the module docstring."""
+
+    name = "scheduler"
 
     def __init__(self, client: ApiClient, clock: Callable[[], float] = time.time) -> None:
         self.client = client
@@ -93,16 +97,28 @@ class CachedLoop:
         for delta in deltas:
             if delta.type == "SYNC":
                 self.synced.add(delta.resource)
-            if delta.resource == "nodes":
-                changed |= self._apply_node(delta)
-            else:
-                changed |= self._apply_pod(delta)
+            try:
+                if delta.resource == "nodes":
+                    changed |= self._apply_node(delta)
+                else:
+                    changed |= self._apply_pod(delta)
+            except Exception as err:
+                # One object the cache cannot take must not stop the deltas behind it.
+                self._object_failed(delta.resource, delta.object, err)
+                changed = True
         if changed:
             self.queue.cluster_changed()
 
+    def _object_failed(self, resource: str, obj: dict[str, Any], err: Exception) -> None:
+        """Report an object this loop cannot take: FailedScheduling on a pod (kube-scheduler's
+        reason), InvalidNode on a node, which stays out of the cache until it is fixed."""
+        obj = {"kind": "Pod" if resource == "pods" else "Node", "apiVersion": "v1", **obj}
+        reason = "FailedScheduling" if resource == "pods" else "InvalidNode"
+        report_failure(self.client, obj, self.name, reason, err, "taking into the scheduler cache")
+
     def _apply_node(self, delta: Delta) -> bool:
         if delta.type == "SYNC":
-            self.cache.sync("nodes", delta.items)
+            self.cache.sync("nodes", delta.items, on_error=partial(self._object_failed, "nodes"))
             return True
         if delta.type == "DELETED":
             return self.cache.remove_node(delta.object["metadata"]["name"])
@@ -111,7 +127,7 @@ class CachedLoop:
     def _apply_pod(self, delta: Delta) -> bool:
         if delta.type == "SYNC":
             live = tuple(p for p in delta.items if not finished(p))
-            self.cache.sync("pods", live)
+            self.cache.sync("pods", live, on_error=partial(self._object_failed, "pods"))
             self._pods_synced(live)
             return True
         uid = pod_uid(delta.object)
@@ -139,4 +155,7 @@ class CachedLoop:
     def _pods_synced(self, live: tuple[dict[str, Any], ...]) -> None:
         """The pods were relisted: `live` is every unfinished pod."""
         for pod in live:
-            self._track(pod)
+            try:
+                self._track(pod)
+            except Exception as err:
+                self._object_failed("pods", pod, err)

@@ -19,6 +19,7 @@ preemptors holding the room their victims are freeing. Victims of a preemption a
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sigma.master.scheduler.convert import ConversionError, node_spec, pod_spec
@@ -52,8 +53,16 @@ class ClusterCache:
 
     # -- nodes ------------------------------------------------------------------------------
     def set_node(self, node: dict[str, Any]) -> bool:
-        """True if the change matters to scheduling (heartbeats alone do not)."""
-        spec = node_spec(node)
+        """True if the change matters to scheduling (heartbeats alone do not). A node that
+        cannot be read as written leaves the cache (no pod is placed on what cannot be
+        accounted for) and ConversionError is raised for the caller to report."""
+        try:
+            spec = node_spec(node)
+        except (ConversionError, KeyError, TypeError, ValueError, AttributeError) as err:
+            name = (node.get("metadata") or {}).get("name")
+            if isinstance(name, str):
+                self.remove_node(name)
+            raise ConversionError(f"node {name}: {err}") from err
         old = self.nodes.get(spec.name)
         if old == spec:
             return False
@@ -116,7 +125,7 @@ class ClusterCache:
         try:
             old_spec = self.specs.get(uid)
             spec = self.spec_of(pod)
-        except ConversionError as err:
+        except (ConversionError, TypeError, AttributeError) as err:
             log.warning("pod %s cannot be accounted for: %s", uid, err)
             return
         if self.placed.get(uid) == node and spec is old_spec:
@@ -155,17 +164,28 @@ class ClusterCache:
             self.placed.pop(victim.uid, None)
         self.placed[spec.uid] = preemption.node_name
 
-    def sync(self, resource: str, items: tuple[dict[str, Any], ...]) -> None:
-        """A relist: forget what vanished meanwhile, then take every listed object."""
+    def sync(self, resource: str, items: tuple[dict[str, Any], ...],
+             on_error: Callable[[dict[str, Any], Exception], None] | None = None) -> None:
+        """A relist: forget what vanished meanwhile, then take every listed object. An
+        object that cannot be taken is handed to ``on_error`` (raised without one) and the
+        others are still taken."""
+        def take(item: dict[str, Any], step: Callable[[dict[str, Any]], object]) -> None:
+            try:
+                step(item)
+            except Exception as err:
+                if on_error is None:
+                    raise
+                on_error(item, err)
+
         if resource == "nodes":
-            listed = {item["metadata"]["name"] for item in items}
+            listed = {str((item.get("metadata") or {}).get("name")) for item in items}
             for name in [n for n in self.nodes if n not in listed]:
                 self.remove_node(name)
             for item in items:
-                self.set_node(item)
+                take(item, self.set_node)
             return
         listed_uids = {pod_uid(item) for item in items}
         for uid in [u for u in self.pods if u not in listed_uids]:
             self.remove_pod(uid)
         for item in items:
-            self.set_pod(item)
+            take(item, self.set_pod)

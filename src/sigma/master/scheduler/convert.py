@@ -37,6 +37,10 @@ does: no new pods land there unless they tolerate it, and the reason reads as th
 
 TRACKED = frozenset(DEFAULT_RESOURCES)
 
+# The snapshot holds amounts in int64 arrays and sums a node's pods: an amount past 2**53
+# (9 PB of memory, 9e12 cores) is no real request and would overflow those sums.
+MAX_UNITS = 2**53
+
 
 class ConversionError(ValueError):
     """The object cannot be scheduled as written (for example an unparsable quantity)."""
@@ -113,10 +117,14 @@ def _container_requests(container: dict[str, Any]) -> dict[str, int]:
 def _quantities(amounts: dict[str, Any]) -> dict[str, int]:
     """Only the resources the snapshot tracks; others (ephemeral-storage, GPUs...) are
     not scheduled on yet, so they are ignored rather than making every pod unschedulable."""
+    if not isinstance(amounts, dict):
+        raise ConversionError(f"resources must be a map of quantities, not {type(amounts).__name__}")
     out: dict[str, int] = {}
     for name, value in amounts.items():
         if name not in TRACKED:
             continue
+        if not isinstance(value, str | int | float):
+            raise ConversionError(f"{name}: quantity must be a string or a number, not {type(value).__name__}")
         out[name] = _units(name, value)
     return out
 
@@ -126,9 +134,12 @@ def _units(name: str, value: str | int | float) -> int:
     """Memoised: pods of one Deployment or task repeat the same few quantities, and
     parsing one (Decimal arithmetic) costs more than the rest of a conversion."""
     try:
-        return resource_units(name, value)
-    except QuantityError as err:
+        units = resource_units(name, value)
+    except (QuantityError, TypeError, ValueError, ArithmeticError) as err:
         raise ConversionError(f"{name}: {err}") from err
+    if not -MAX_UNITS <= units <= MAX_UNITS:
+        raise ConversionError(f"{name}: quantity {value!r} is out of range")
+    return units
 
 
 def _taint(taint: dict[str, Any]) -> Taint:

@@ -22,6 +22,7 @@ from typing import Any
 from sigma.api import metrics
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
+from sigma.master.guard import failure_message
 from sigma.master.scheduler import actions
 from sigma.master.scheduler.base import CachedLoop
 from sigma.master.scheduler.cache import pod_uid
@@ -90,12 +91,27 @@ class SchedulerLoop(CachedLoop):
                 if uid is None:
                     return
                 started = time.perf_counter()
-                result = self.schedule_one(uid)
+                result = self._schedule_guarded(uid)
                 if result is not None:
                     metrics.record_scheduling_attempt(self.name, result, time.perf_counter() - started)
         finally:
             self._flush_binds()
             metrics.set_pending_pods(self.name, len(self.queue))
+
+    def _schedule_guarded(self, uid: str) -> str | None:
+        """`schedule_one`, with any failure of this pod's cycle reported on the pod
+        (FailedScheduling) and the pod parked; the next pods are scheduled as usual."""
+        try:
+            return self.schedule_one(uid)
+        except Exception as err:
+            pod = self.cache.pods.get(uid)
+            self.cache.uncharge(uid)
+            self.queue.park(uid, self.clock())
+            if pod is not None:
+                log.error("scheduling %s failed", uid, exc_info=err)
+                actions.mark_unschedulable(self.client, pod, f"scheduling failed: {failure_message(err)}",
+                                           self.name, self.clock())
+            return "error"
 
     def schedule_one(self, uid: str) -> str | None:
         """One pod's cycle; the result for the attempt metrics (None: no attempt made)."""
@@ -143,7 +159,7 @@ class SchedulerLoop(CachedLoop):
     def _flush_binds(self) -> None:
         binds, self._binds = self._binds, []
         results = actions.bind_all(self.client, [(pod, node) for _, pod, node in binds]) if binds else []
-        for (uid, _, node), bound in zip(binds, results, strict=True):
+        for (uid, pod, node), bound in zip(binds, results, strict=True):
             if isinstance(bound, ApiError):
                 log.warning("binding %s to %s failed: %s; retrying later", uid, node, bound)
                 self.cache.uncharge(uid)
@@ -152,6 +168,8 @@ class SchedulerLoop(CachedLoop):
             self.queue.remove(uid)
             if not bound:
                 self.cache.uncharge(uid)
+            else:
+                actions.record_scheduled(self.client, pod, node, self.name)
 
     def _unschedulable(self, uid: str, pod: dict[str, Any], message: str) -> None:
         self.queue.park(uid, self.clock())
