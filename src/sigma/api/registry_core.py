@@ -219,6 +219,11 @@ class RegistryCore:
             m.pop("namespace", None)
         apply_defaults(rt.kind, obj)
         causes = validate(rt.kind, obj, old)
+        if causes and old is not None and old.get("spec") == obj.get("spec"):
+            # Ratcheting, as Kubernetes does for status writes: a spec stored before a rule
+            # existed, and not changed by this write, does not block status or metadata
+            # (the scheduler must still be able to say why such a pod cannot run).
+            causes = [c for c in causes if not (c.field == "spec" or c.field.startswith(("spec.", "spec[")))]
         if causes:
             raise errors.invalid(rt.kind, m.get("name") or m.get("generateName") or "", causes, rt.group)
         for hook in self._admission.get(rt.kind, []):

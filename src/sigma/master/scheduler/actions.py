@@ -99,9 +99,9 @@ def mark_unschedulable(client: ApiClient, pod: dict[str, Any], message: str, com
         try:
             client.patch("pods", name, patch, namespace, patch_type="strategic", subresource="status")
         except ApiError as err:
-            if err.code != 404:
-                log.warning("could not mark %s/%s unschedulable: %s", namespace, name, err)
-            return
+            if err.code == 404:
+                return
+            log.warning("could not mark %s/%s unschedulable: %s", namespace, name, err)
     if event:
         record_event(client, pod, "Warning", "FailedScheduling", message, component)
 
