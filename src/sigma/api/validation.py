@@ -398,9 +398,11 @@ def validate(kind: str, obj: dict[str, Any], old: dict[str, Any] | None = None) 
     """Every problem of ``obj``: the bounds of its schema, its metadata, its kind's rules.
     A problem two of them find is reported once."""
     schema = KIND_SCHEMAS.get(kind)
-    causes = [Cause(p, m, r) for p, m, r in bound_errors(obj, schema, "")] if schema is not None else []
-    causes += validate_metadata(obj, NAME_RULES.get(kind, "subdomain"))
-    causes += VALIDATORS.get(kind, _none)(obj, old)
+    bounds = [Cause(p, m, r) for p, m, r in bound_errors(obj, schema, "")] if schema is not None else []
+    out_of_bounds = {c.field for c in bounds}
+    causes = bounds + validate_metadata(obj, NAME_RULES.get(kind, "subdomain"))
+    # The kind's rules may check a bound again in their own words: the schema's message wins.
+    causes += [c for c in VALIDATORS.get(kind, _none)(obj, old) if c.field not in out_of_bounds]
     seen: set[tuple[str, str]] = set()
     unique = []
     for cause in causes:

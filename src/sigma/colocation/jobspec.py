@@ -24,8 +24,12 @@ Every container of a template must request cpu and memory (or set limits): they 
 instance's sigma.io/batch-cpu and sigma.io/batch-memory requests. restartPolicy must be
 Never (the default): the job master retries, not the agent, so failures are counted.
 
-The API schema of sigma.io kinds is free-form, so this module checks everything and reports
-each problem at its path, e.g. `spec.tasks[2].dependencies[0]`.
+BATCH_JOB_SCHEMA is the kind's API schema (sigma.api.schema DSL): the API refuses unknown
+fields with their path (the template is a Pod template, checked field for field), keeps
+integers in their bounds and publishes every field with its description in /openapi/v2
+and /openapi/v3 (`kubectl explain batchjob.spec.tasks`). This module checks the rest (a DAG,
+requests, restartPolicy) and reports each problem at its path, e.g.
+`spec.tasks[2].dependencies[0]`.
 """
 
 from __future__ import annotations
@@ -36,6 +40,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sigma.api.schema import (
+    NONNEG32,
+    NONNEG64,
+    POD_TEMPLATE,
+    Schema,
+    arr,
+    int32,
+    kind_schema,
+    mapof,
+    obj,
+    string,
+)
 from sigma.colocation.dag import JobSpec, TaskSpec
 from sigma.quantity import QuantityError, parse_quantity
 
@@ -45,10 +61,56 @@ DEFAULT_MAX_IN_FLIGHT = 100
 DEFAULT_RETRY_LIMIT = 3
 MAX_RETRY_LIMIT = 10
 MAX_INSTANCES = 1_000_000
+MAX_IN_FLIGHT = 100_000
 MAX_TASKS = 500  # keeps the cycle search's recursion well inside Python's limit
 MAX_TASK_NAME = 40  # leaves room for "<job>-<task>-<index>-<attempt>" in a 253-char pod name
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _QUEUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+TASK_SCHEMA = obj(
+    "One task of the job: `instances` pods made from `template`, started once its dependencies succeeded.",
+    name=string(f"The task's name: a lowercase RFC 1123 label of at most {MAX_TASK_NAME} characters, unique in "
+                "the job.", max_length=MAX_TASK_NAME),
+    instances=int32(f"How many instances (pods) the task runs, 1 to {MAX_INSTANCES}; each succeeds once.",
+                    minimum=1, maximum=MAX_INSTANCES),
+    retryLimit=int32(f"Failed attempts allowed per instance before the job fails, 0 to {MAX_RETRY_LIMIT}; "
+                     f"default {DEFAULT_RETRY_LIMIT}.", minimum=0, maximum=MAX_RETRY_LIMIT),
+    dependencies=arr(string(), description="Names of tasks of this job that must all succeed before this one "
+                     "starts (the tasks form a DAG).", max_items=MAX_TASKS),
+    template=POD_TEMPLATE.doc("The pod template of the instances. Every container requests (or limits) cpu and "
+                              "memory; restartPolicy is Never (the job master retries, not the agent)."),
+)
+BATCH_JOB_SPEC = obj(
+    "The job: a DAG of tasks run as batch (BE) pods on reclaimed capacity by fuxi-scheduler.",
+    priorityClassName=string(f"The PriorityClass of the instance pods; default {DEFAULT_PRIORITY_CLASS} "
+                             "(band 5000-5999)."),
+    queue=string(f'The fair-share queue of fuxi-scheduler; default "{DEFAULT_QUEUE}". A label value: '
+                 "alphanumerics, '-', '_' or '.', at most 63 characters.", max_length=63),
+    deadline=string('An RFC 3339 time such as "2026-11-11T00:00:00Z": the job fails when it passes.'),
+    maxInFlight=int32(f"At most this many instance pods live at once, 1 to {MAX_IN_FLIGHT}; default "
+                      f"{DEFAULT_MAX_IN_FLIGHT}.", minimum=1, maximum=MAX_IN_FLIGHT),
+    tasks=arr(TASK_SCHEMA, "name", f"The tasks, 1 to {MAX_TASKS}.", max_items=MAX_TASKS),
+)
+_COUNT = NONNEG32
+BATCH_JOB_STATUS = obj(
+    "What the job master observed, written by the BatchJob controller.",
+    phase=string("Pending, Running, Succeeded or Failed."),
+    reason=string("A one-word reason for the phase."),
+    message=string("The phase's explanation."),
+    observedGeneration=NONNEG64.doc("The metadata.generation this status describes."),
+    tasks=mapof(obj(instances=_COUNT.doc("The task's instances."), pending=_COUNT.doc("Instances not started."),
+                    running=_COUNT.doc("Instances running."), succeeded=_COUNT.doc("Instances succeeded."),
+                    failed=_COUNT.doc("Failed attempts."), state=string("The task's state.")),
+                "Per task, by name: its counts and state."),
+    progress=mapof(obj(succeeded=string("The indices of the succeeded instances, as ranges (\"0-9,12\")."),
+                       failedAttempts=mapof(arr(int32()), "Per instance index, its failed attempts.")),
+                   "Per task, by name: the durable record the job master resumes from after a restart."),
+    startTime=string("When the job started (RFC 3339)."),
+    completionTime=string("When the job finished (RFC 3339)."),
+)
+BATCH_JOB_SCHEMA: Schema = kind_schema(BATCH_JOB_SPEC, BATCH_JOB_STATUS,
+                                       "A batch job of sigma.io: a DAG of tasks, each of many instance pods.")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sigma.api.schema import NONNEG64, Schema, arr, free, int32, kind_schema, number, obj, string
 from sigma.colocation.ladder import (
     CFS_QUOTA,
     DEFAULT_MEMORY_HIGH,
@@ -46,6 +47,55 @@ from sigma.colocation.ladder import (
 from sigma.colocation.level0 import DEFAULT_THRESHOLDS, ProdUsage, Resources, Thresholds
 
 CLUSTER_DEFAULT = "cluster-default"
+
+
+def _share(description: str) -> Schema:
+    return number(f"{description} A fraction between 0 and 1.", minimum=0, maximum=1)
+
+
+NODE_SLO_SPEC = obj(
+    "The co-location settings of a node (the NodeSLO named after it) or of every node without its own "
+    f"(the one named {CLUSTER_DEFAULT}). A missing field takes its default.",
+    cpuThreshold=_share(f"Level-0: prod + batch CPU stays under this share of capacity; default "
+                        f"{DEFAULT_THRESHOLDS.cpu}."),
+    memoryThreshold=_share(f"Level-0: prod + batch memory stays under this share of capacity; default "
+                           f"{DEFAULT_THRESHOLDS.memory}."),
+    memoryEvictHigh=_share(f"Agent: batch pods are evicted when node memory use passes this share; default "
+                           f"{DEFAULT_MEMORY_HIGH}."),
+    memoryEvictLow=_share(f"Agent: ...until node memory use is under this share; default {DEFAULT_MEMORY_LOW}. "
+                          "At most memoryEvictHigh."),
+    batchCpuFloorMillis=NONNEG64.doc(f"Agent: the CPU-suppress quota of batch never goes below this many "
+                                     f"milli-cores; default {DEFAULT_QUOTA_FLOOR_MILLIS}."),
+    l3BatchWayShare=_share("Agent: the share of L3 cache ways batch may use (resctrl); default 0.3."),
+    batchMemoryBandwidthPercent=int32("Agent: the share of memory bandwidth batch may use, 1 to 100 percent "
+                                      "(resctrl MBA); default 30.", minimum=1, maximum=100),
+    cpuSuppressPolicy=string(f"Agent: how batch CPU is suppressed: {CFS_QUOTA} (a CFS quota on the batch "
+                             "parent cgroup) or cpuset (batch confined to whole CPUs); default cfsQuota.",
+                             enum=tuple(SUPPRESS_POLICIES)),
+)
+NODE_SLO_SCHEMA: Schema = kind_schema(NODE_SLO_SPEC, obj("A NodeSLO has no status."),
+                                      "Co-location thresholds of a node (sigma.io).")
+
+_MILLIS = NONNEG64.doc("CPU in milli-cores.")
+_BYTES = NONNEG64.doc("Memory working set in bytes.")
+NODE_METRIC_STATUS = obj(
+    "The node's usage, written by its agent every few seconds.",
+    timestamp=free("When the readings were taken: an RFC 3339 time, or seconds since the epoch."),
+    window_s=NONNEG64.doc("The window, in seconds, the peaks are taken over."),
+    node=obj("The whole machine.", cpu_millis=_MILLIS, memory_bytes=_BYTES,
+             capacity_cpu_millis=NONNEG64.doc("The node's CPU capacity in milli-cores."),
+             capacity_memory_bytes=NONNEG64.doc("The node's memory capacity in bytes.")),
+    prod=obj("The prod (non-batch) pods together.", cpu_millis=_MILLIS, memory_bytes=_BYTES,
+             cpu_peak_millis=NONNEG64.doc("The highest prod CPU over the window, in milli-cores."),
+             memory_peak_bytes=NONNEG64.doc("The highest prod memory over the window, in bytes.")),
+    batch=obj("The batch (BE) pods together.", cpu_millis=_MILLIS, memory_bytes=_BYTES),
+    predicted=obj("Prod usage expected within the lead time (optional).", cpu_millis=_MILLIS, memory_bytes=_BYTES),
+    pods=arr(obj(namespace=string("The pod's namespace."), name=string("The pod's name."),
+                 qos=string("The pod's QoS label (BE for batch)."), cpu_millis=_MILLIS, memory_bytes=_BYTES),
+             description="Each pod's usage."),
+)
+NODE_METRIC_SCHEMA: Schema = kind_schema(obj("A NodeMetric has no spec: its agent reports in status."),
+                                         NODE_METRIC_STATUS, "A node's usage as its agent reports it (sigma.io).")
 
 
 @dataclass(frozen=True)
@@ -90,12 +140,20 @@ def validate_slo_spec(spec: object) -> list[tuple[str, str, str]]:
     typo there would silently keep the quota the node's owner meant to drop."""
     if not isinstance(spec, Mapping):
         return []
+    low, high = spec.get("memoryEvictLow", DEFAULT_MEMORY_LOW), spec.get("memoryEvictHigh", DEFAULT_MEMORY_HIGH)
+    if _is_number(low) and _is_number(high) and low > high:
+        return [("spec.memoryEvictLow", f"Invalid value: {low}: must be less than or equal to memoryEvictHigh "
+                 f"({high})", "FieldValueInvalid")]
     policy = spec.get("cpuSuppressPolicy")
     if policy is not None and policy not in SUPPRESS_POLICIES:
         allowed = ", ".join(json.dumps(p) for p in SUPPRESS_POLICIES)
         return [("spec.cpuSuppressPolicy", f"Unsupported value: {json.dumps(policy)}: supported values: {allowed}",
                  "FieldValueNotSupported")]
     return []
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _int(values: Mapping[str, Any], key: str) -> int:
