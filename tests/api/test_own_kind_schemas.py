@@ -10,15 +10,14 @@ import json
 import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-import sigma.colocation.kinds  # noqa: F401  (registers the schemas)
-import sigma.predict.kinds  # noqa: F401
+import sigma.colocation.kinds  # registers the schemas of BatchJob, NodeSLO, NodeMetric
+import sigma.predict.kinds  # noqa: F401  (and PredictiveScaler)
 from sigma.api.schema import KIND_SCHEMAS, Schema
 from tests.harness import MasterProcess
 
