@@ -366,7 +366,8 @@ def _check_bounds(value: Any, schema: Schema, path: str, errors: list[tuple[str,
             return
         for key, item in value.items():
             sub = schema.child(key)
-            if sub is not None:
+            # Every write walks its object: subtrees without a bound anywhere are skipped.
+            if sub is not None and item is not None and _has_bounds(sub):
                 _check_bounds(item, sub, f"{path}.{key}" if path else key, errors)
     elif isinstance(value, list):
         if schema.type != "array" or schema.items is None:
@@ -387,6 +388,21 @@ def _check_bounds(value: Any, schema: Schema, path: str, errors: list[tuple[str,
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_BOUNDED: dict[int, bool] = {}  # by id(): the schemas are module constants, alive as long as the process
+
+
+def _has_bounds(schema: Schema) -> bool:
+    """Whether the schema or anything under it has a bound to check."""
+    known = _BOUNDED.get(id(schema))
+    if known is None:
+        own = (schema.type in ("integer", "number", "intorstring") or schema.max_length is not None
+               or schema.max_items is not None or bool(schema.enum))
+        subs = [*schema.properties.values(), *(s for s in (schema.items, schema.values) if s is not None)]
+        known = own or any(_has_bounds(sub) for sub in subs)
+        _BOUNDED[id(schema)] = known
+    return known
 
 
 def _check_string(value: str, schema: Schema, path: str, errors: list[tuple[str, str, str]]) -> None:
