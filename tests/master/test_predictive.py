@@ -203,7 +203,7 @@ def test_invalid_specs_are_refused_with_field_paths(client: LocalClient) -> None
                               "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "x"},
                               "calendar": [{"name": "d11", "start": "11/11", "durationSeconds": 60,
                                             "multiplier": -1}],
-                              "reactive": {"tolerance": 2}, "leadSecs": 5, "leadSeconds": -60,
+                              "reactive": {"tolerance": 2}, "leadSeconds": -60,
                               "timeScale": 0.5}}
     with pytest.raises(ApiError) as err:
         client.create("predictivescalers", bad, "default")
@@ -211,7 +211,11 @@ def test_invalid_specs_are_refused_with_field_paths(client: LocalClient) -> None
     fields = {c.field for c in err.value.causes}
     assert {"spec.targetPerReplica", "spec.maxReplicas", "spec.quantile", "spec.metric.port", "spec.metric.name",
             "spec.scaleTargetRef.kind", "spec.calendar[0].start", "spec.calendar[0].multiplier",
-            "spec.reactive.tolerance", "spec.leadSecs", "spec.leadSeconds", "spec.timeScale"} <= fields
+            "spec.reactive.tolerance", "spec.leadSeconds", "spec.timeScale"} <= fields
+    # An unknown field is refused by the kind's schema, before the rules above run.
+    with pytest.raises(ApiError) as err:
+        client.create("predictivescalers", {**SCALER, "spec": {**SCALER["spec"], "leadSecs": 5}}, "default")
+    assert err.value.code == 422 and [c.field for c in err.value.causes] == ["spec.leadSecs"]
     assert not client.list("predictivescalers", "default")["items"]
 
 

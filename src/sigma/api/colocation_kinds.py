@@ -1,5 +1,5 @@
-"""BatchJob in the API: validation (422 with field paths) and `kubectl get` columns; NodeSLO
-validation (sigma.colocation.slo.validate_slo_spec).
+"""BatchJob in the API: schema, validation (422 with field paths) and `kubectl get` columns;
+NodeSLO and NodeMetric: schemas (sigma.colocation.slo) and NodeSLO validation.
 
 Installed by sigma.api.admission.install, so every registry (the master's, the tests')
 validates BatchJobs the same way. The spec rules live in sigma.colocation.jobspec (pure);
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sigma.api.colocation_schemas import BATCH_JOB_SCHEMA, NODE_METRIC_SCHEMA, NODE_SLO_SCHEMA
 from sigma.api.errors import Cause
+from sigma.api.schema import register_schema
 from sigma.api.tables import age, register_printer
 from sigma.api.validation import register_validator, validate_pod_spec
 from sigma.colocation.jobspec import DEFAULT_QUEUE, validate_job_spec
@@ -54,6 +56,9 @@ def _row(job: dict[str, Any], now: float) -> list[Any]:
 
 
 def install() -> None:
+    register_schema("BatchJob", BATCH_JOB_SCHEMA)
+    register_schema("NodeSLO", NODE_SLO_SCHEMA)
+    register_schema("NodeMetric", NODE_METRIC_SCHEMA)
     register_validator("BatchJob", validate_batch_job)
     register_validator("NodeSLO", validate_node_slo)
     register_printer("BatchJob", [("Name", "string", 0), ("Phase", "string", 0), ("Tasks", "string", 0),

@@ -49,11 +49,22 @@ def _definition_name(rt: ResourceType) -> str:
 
 
 def to_openapi(schema: Schema, v3: bool) -> dict[str, Any]:
+    out = _shape(schema, v3)
+    if schema.description:
+        out["description"] = schema.description
+    return out
+
+
+def _shape(schema: Schema, v3: bool) -> dict[str, Any]:
     if schema.type == "free":
-        # Any JSON value: an object, a list (podIPs, envFrom) or a scalar (maxSurge: 1 or "25%").
+        # Any JSON value: an object, a list (podIPs, envFrom) or a scalar.
         if v3:
             return {"x-kubernetes-preserve-unknown-fields": True}
         return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    if schema.type == "intorstring":
+        # As Kubernetes publishes intstr.IntOrString (maxSurge: 1 or "25%", a probe's port).
+        return {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]} if v3 \
+            else {"type": "string", "format": "int-or-string"}
     if schema.type == "quantity":
         if v3:
             # As Kubernetes publishes resource.Quantity in v3: "500m", "1Gi" or a JSON number (2, 0.5).
@@ -66,17 +77,28 @@ def to_openapi(schema: Schema, v3: bool) -> dict[str, Any]:
         if schema.merge_key:
             out["x-kubernetes-patch-merge-key"] = schema.merge_key
             out["x-kubernetes-patch-strategy"] = "merge"
+        if schema.max_items is not None:
+            out["maxItems"] = schema.max_items
         return out
     if schema.type == "object":
         out = {"type": "object"}
-        if schema.description:
-            out["description"] = schema.description
         if schema.values is not None:
             out["additionalProperties"] = to_openapi(schema.values, v3)
         if schema.properties:
             out["properties"] = {k: to_openapi(v, v3) for k, v in schema.properties.items()}
         return out
-    return {"type": schema.type}
+    out = {"type": schema.type}
+    if schema.format:
+        out["format"] = schema.format
+    if schema.minimum is not None:
+        out["minimum"] = schema.minimum
+    if schema.maximum is not None:
+        out["maximum"] = schema.maximum
+    if schema.max_length is not None:
+        out["maxLength"] = schema.max_length
+    if schema.enum:
+        out["enum"] = list(schema.enum)
+    return out
 
 
 def _definitions(resources: list[ResourceType], v3: bool) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""PredictiveScaler in the API: validation (422 with field paths) and `kubectl get` columns.
+"""PredictiveScaler in the API: schema, validation (422 with field paths) and `kubectl get` columns.
 
 Installed by sigma.api.admission.install, so every registry validates PredictiveScalers the
 same way. The spec rules live in sigma.predict.scalerspec (pure).
@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sigma.api.errors import Cause
+from sigma.api.predict_schemas import PREDICTIVE_SCALER_SCHEMA
+from sigma.api.schema import register_schema
 from sigma.api.tables import age, register_printer
 from sigma.api.validation import register_validator
 from sigma.predict.scalerspec import parse_scaler_spec
@@ -47,6 +49,7 @@ def _value(value: object) -> str:
 
 
 def install() -> None:
+    register_schema("PredictiveScaler", PREDICTIVE_SCALER_SCHEMA)
     register_validator("PredictiveScaler", validate_predictive_scaler)
     register_printer("PredictiveScaler", [("Name", "string", 0), ("Target", "string", 0), ("Min", "integer", 0),
                                           ("Max", "integer", 0), ("Replicas", "string", 0),

@@ -7,74 +7,181 @@ refuses the write with 422 Invalid when it is not empty, so nothing is partly wr
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
 
 from sigma.api.errors import Cause
+from sigma.api.schema import KIND_SCHEMAS, bound_errors
 from sigma.quantity import QuantityError, parse_resource_quantity
 
 DEFAULT_SCHEDULER = "sigma-scheduler"
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+# apimachinery's formats and messages (k8s.io/apimachinery/pkg/util/validation), so clients
+# see the errors kube-apiserver gives.
+_DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_SUBDOMAIN_FMT = f"{_DNS1123_LABEL_FMT}(\\.{_DNS1123_LABEL_FMT})*"
+_QUALIFIED_NAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+_LABEL_VALUE_FMT = f"({_QUALIFIED_NAME_FMT})?"
+_DNS1123_LABEL = re.compile(f"^{_DNS1123_LABEL_FMT}$")
+_DNS1123_SUBDOMAIN = re.compile(f"^{_DNS1123_SUBDOMAIN_FMT}$")
+_LABEL_NAME = re.compile(f"^{_QUALIFIED_NAME_FMT}$")
+_LABEL_VALUE = re.compile(f"^{_LABEL_VALUE_FMT}$")
+_PERCENT = re.compile(r"^[0-9]+%$")
+DNS1123_LABEL_MAX = 63
+DNS1123_SUBDOMAIN_MAX = 253
+QUALIFIED_NAME_MAX = 63
+LABEL_VALUE_MAX = 63
+TOTAL_ANNOTATION_SIZE_LIMIT_B = 256 * 1024
 
 Validator = Callable[[dict[str, Any], dict[str, Any] | None], list[Cause]]
 
 
+def _regex_error(message: str, fmt: str, *examples: str) -> str:
+    shown = " or ".join(f"'{e}', " for e in examples)
+    return f"{message} (e.g. {shown}regex used for validation is '{fmt}')"
+
+
+def _max_len_error(length: int) -> str:
+    return f"must be no more than {length} characters"
+
+
+def is_dns1123_label(value: str) -> list[str]:
+    """apimachinery IsDNS1123Label: the problems of ``value`` as an RFC 1123 label."""
+    errors = []
+    if len(value) > DNS1123_LABEL_MAX:
+        errors.append(_max_len_error(DNS1123_LABEL_MAX))
+    if not _DNS1123_LABEL.match(value):
+        errors.append(_regex_error("a lowercase RFC 1123 label must consist of lower case alphanumeric characters "
+                                   "or '-', and must start and end with an alphanumeric character",
+                                   _DNS1123_LABEL_FMT, "my-name", "123-abc"))
+    return errors
+
+
+def is_dns1123_subdomain(value: str) -> list[str]:
+    errors = []
+    if len(value) > DNS1123_SUBDOMAIN_MAX:
+        errors.append(_max_len_error(DNS1123_SUBDOMAIN_MAX))
+    if not _DNS1123_SUBDOMAIN.match(value):
+        errors.append(_regex_error("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+                                   "characters, '-' or '.', and must start and end with an alphanumeric character",
+                                   _DNS1123_SUBDOMAIN_FMT, "example.com"))
+    return errors
+
+
+_QUALIFIED_NAME_MSG = ("must consist of alphanumeric characters, '-', '_' or '.', and must start and end with "
+                       "an alphanumeric character")
+
+
+def is_qualified_name(value: str) -> list[str]:
+    """apimachinery IsQualifiedName: label keys, annotation keys, finalizers: an optional
+    DNS-subdomain prefix (at most 253 characters) and '/', then a name of at most 63."""
+    parts = value.split("/")
+    if len(parts) == 1:
+        name, errors = parts[0], []
+    elif len(parts) == 2:
+        prefix, name = parts
+        if not prefix:
+            errors = ["prefix part must be non-empty"]
+        else:
+            errors = [f"prefix part {msg}" for msg in is_dns1123_subdomain(prefix)]
+    else:
+        return ["a qualified name " + _regex_error(_QUALIFIED_NAME_MSG, _QUALIFIED_NAME_FMT, "MyName", "my.name",
+                                                   "123-abc")
+                + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]
+    if not name:
+        errors.append("name part must be non-empty")
+    elif len(name) > QUALIFIED_NAME_MAX:
+        errors.append(f"name part {_max_len_error(QUALIFIED_NAME_MAX)}")
+    if name and not _LABEL_NAME.match(name):
+        errors.append("name part " + _regex_error(_QUALIFIED_NAME_MSG, _QUALIFIED_NAME_FMT, "MyName", "my.name",
+                                                  "123-abc"))
+    return errors
+
+
+def is_valid_label_value(value: str) -> list[str]:
+    errors = []
+    if len(value) > LABEL_VALUE_MAX:
+        errors.append(_max_len_error(LABEL_VALUE_MAX))
+    if not _LABEL_VALUE.match(value):
+        errors.append(_regex_error("a valid label must be an empty string or consist of alphanumeric characters, "
+                                   "'-', '_' or '.', and must start and end with an alphanumeric character",
+                                   _LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
+    return errors
+
+
+def _invalid(path: str, value: Any, messages: list[str]) -> list[Cause]:
+    shown = json.dumps(value) if isinstance(value, str) else repr(value)
+    return [Cause(path, f"Invalid value: {shown}: {msg}") for msg in messages]
+
+
 def dns1123_label(value: str, path: str) -> list[Cause]:
-    if len(value) > 63 or not _DNS1123_LABEL.match(value):
-        return [Cause(path, f'Invalid value: "{value}": a lowercase RFC 1123 label must consist of lower case '
-                      "alphanumeric characters or '-', and must start and end with an alphanumeric "
-                      "character (e.g. 'my-name', or '123-abc'), at most 63 characters")]
-    return []
+    return _invalid(path, value, is_dns1123_label(value))
 
 
 def dns1123_subdomain(value: str, path: str) -> list[Cause]:
-    if len(value) > 253 or not _DNS1123_SUBDOMAIN.match(value):
-        return [Cause(path, f'Invalid value: "{value}": a lowercase RFC 1123 subdomain must consist of lower '
-                      "case alphanumeric characters, '-' or '.', and must start and end with an "
-                      "alphanumeric character (e.g. 'example.com'), at most 253 characters")]
-    return []
+    return _invalid(path, value, is_dns1123_subdomain(value))
 
 
-def _label_key(key: str, path: str) -> list[Cause]:
-    prefix, _, name = key.rpartition("/")
-    causes = []
-    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
-        causes.append(Cause(path, f'Invalid value: "{key}": prefix part must be a DNS-1123 subdomain'))
-    if len(name) > 63 or not _LABEL_NAME.match(name):
-        causes.append(Cause(path, f'Invalid value: "{key}": name part must consist of alphanumeric characters, '
-                            "'-', '_' or '.', and must start and end with an alphanumeric character, "
-                            "at most 63 characters"))
+def _mask_trailing_dash(prefix: str) -> str:
+    """A generateName may end in '-' (the server appends the suffix), as apimachinery allows."""
+    return prefix[:-1] + "a" if len(prefix) > 1 and prefix.endswith("-") else prefix
+
+
+_NAME_CHECKS: dict[str, Callable[[str], list[str]]] = {"label": is_dns1123_label, "subdomain": is_dns1123_subdomain}
+
+
+def validate_labels(labels: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    for key, value in (labels or {}).items():
+        causes += _invalid(path, key, is_qualified_name(key))
+        causes += _invalid(path, value, is_valid_label_value(value) if isinstance(value, str) else [])
+    return causes
+
+
+def validate_annotations(annotations: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    size = 0
+    for key, value in (annotations or {}).items():
+        causes += _invalid(path, key, is_qualified_name(key.lower()))
+        size += len(key.encode()) + len(str(value).encode())
+    if size > TOTAL_ANNOTATION_SIZE_LIMIT_B:
+        causes.append(Cause(path, f"Too long: must have at most {TOTAL_ANNOTATION_SIZE_LIMIT_B} bytes",
+                            "FieldValueTooLong"))
+    return causes
+
+
+def validate_finalizers(finalizers: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    names = [f for f in finalizers or [] if isinstance(f, str)]
+    for name in names:
+        causes += _invalid(path, name, is_qualified_name(name))
+    if "orphan" in names and "foregroundDeletion" in names:
+        causes.append(Cause(path, f"Invalid value: {names!r}: finalizers may not contain both orphan and "
+                            "foregroundDeletion"))
     return causes
 
 
 def validate_metadata(obj: dict[str, Any], name_check: str = "subdomain") -> list[Cause]:
+    """apimachinery ValidateObjectMeta: the name (a DNS-1123 label or subdomain, per kind),
+    generateName, labels, annotations and finalizers."""
     meta = obj.get("metadata")
     if not isinstance(meta, dict):
         return [Cause("metadata", "Required value: metadata is required", "FieldValueRequired")]
+    check = _NAME_CHECKS[name_check]
     causes: list[Cause] = []
-    name = meta.get("name")
+    name, generate = meta.get("name"), meta.get("generateName")
+    if generate:
+        causes += _invalid("metadata.generateName", generate, check(_mask_trailing_dash(generate)))
     if not name:
-        causes.append(Cause("metadata.name", "Required value: name or generateName is required",
-                            "FieldValueRequired"))
-    elif name_check == "label":
-        causes += dns1123_label(name, "metadata.name")
+        if not generate:
+            causes.append(Cause("metadata.name", "Required value: name or generateName is required",
+                                "FieldValueRequired"))
     else:
-        causes += dns1123_subdomain(name, "metadata.name")
-    for key, value in (meta.get("labels") or {}).items():
-        causes += _label_key(key, f"metadata.labels[{key}]")
-        if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
-            causes.append(Cause(f"metadata.labels[{key}]", f'Invalid value: "{value}": a valid label value '
-                                "must be 63 characters or less and consist of alphanumeric characters, "
-                                "'-', '_' or '.', starting and ending with an alphanumeric character"))
-    for key in meta.get("annotations") or {}:
-        causes += _label_key(key, f"metadata.annotations[{key}]")
-    size = sum(len(k) + len(str(v)) for k, v in (meta.get("annotations") or {}).items())
-    if size > 256 * 1024:
-        causes.append(Cause("metadata.annotations", "Too long: must have at most 262144 bytes", "FieldValueTooLong"))
+        causes += _invalid("metadata.name", name, check(name))
+    causes += validate_labels(meta.get("labels"), "metadata.labels")
+    causes += validate_annotations(meta.get("annotations"), "metadata.annotations")
+    causes += validate_finalizers(meta.get("finalizers"), "metadata.finalizers")
     return causes
 
 
@@ -113,10 +220,9 @@ def validate_container(c: dict[str, Any], path: str, needs_command: bool) -> lis
                                 f"Invalid value: {resources['requests'][resource]!r}: must be less than or "
                                 f"equal to {resource} limit of {resources['limits'][resource]}"))
     for i, port in enumerate(c.get("ports") or []):
-        number = port.get("containerPort")
-        if not isinstance(number, int) or not 0 < number < 65536:
-            causes.append(Cause(f"{path}.ports[{i}].containerPort",
-                                f"Invalid value: {number!r}: must be between 1 and 65535, inclusive"))
+        # The range is the schema's (sigma.api.schema.PORT); here only its presence.
+        if port.get("containerPort") is None:
+            causes.append(Cause(f"{path}.ports[{i}].containerPort", "Required value", "FieldValueRequired"))
     return causes
 
 
@@ -140,17 +246,14 @@ def validate_pod_spec(spec: Any, path: str) -> list[Cause]:
     if policy not in ("Always", "OnFailure", "Never"):
         causes.append(Cause(f"{path}.restartPolicy", f'Unsupported value: "{policy}": supported values: '
                             '"Always", "OnFailure", "Never"', "FieldValueNotSupported"))
-    grace = spec.get("terminationGracePeriodSeconds")
-    if grace is not None and grace < 0:
-        causes.append(Cause(f"{path}.terminationGracePeriodSeconds", f"Invalid value: {grace}: must be >= 0"))
     for i, t in enumerate(spec.get("tolerations") or []):
         if t.get("operator", "Equal") not in ("Equal", "Exists"):
             causes.append(Cause(f"{path}.tolerations[{i}].operator", f'Unsupported value: "{t.get("operator")}"',
                                 "FieldValueNotSupported"))
     for i, s in enumerate(spec.get("topologySpreadConstraints") or []):
-        if not isinstance(s.get("maxSkew"), int) or s["maxSkew"] < 1:
-            causes.append(Cause(f"{path}.topologySpreadConstraints[{i}].maxSkew",
-                                f"Invalid value: {s.get('maxSkew')!r}: must be greater than zero"))
+        if s.get("maxSkew") is None:  # its range is the schema's
+            causes.append(Cause(f"{path}.topologySpreadConstraints[{i}].maxSkew", "Required value",
+                                "FieldValueRequired"))
     _, oc = _quantity_map(spec.get("overhead"), f"{path}.overhead")
     return causes + oc
 
@@ -178,9 +281,12 @@ def validate_deployment(obj: dict[str, Any], old: dict[str, Any] | None) -> list
     if not isinstance(spec, dict):
         return [Cause("spec", "Required value", "FieldValueRequired")]
     causes: list[Cause] = []
-    replicas = spec.get("replicas", 1)
-    if not isinstance(replicas, int) or replicas < 0:
-        causes.append(Cause("spec.replicas", f"Invalid value: {replicas!r}: must be greater than or equal to 0"))
+    # replicas, minReadySeconds... are int32 >= 0 by the schema (sigma.api.schema.DEPLOYMENT_SPEC).
+    causes += _validate_strategy(spec.get("strategy") or {})
+    ready, deadline = spec.get("minReadySeconds", 0), spec.get("progressDeadlineSeconds")
+    if isinstance(deadline, int) and isinstance(ready, int) and deadline <= ready:
+        causes.append(Cause("spec.progressDeadlineSeconds", f"Invalid value: {deadline}: must be greater than "
+                            "minReadySeconds"))
     selector = spec.get("selector")
     template = spec.get("template") or {}
     labels = (template.get("metadata") or {}).get("labels") or {}
@@ -199,6 +305,42 @@ def validate_deployment(obj: dict[str, Any], old: dict[str, Any] | None) -> list
     if policy != "Always":
         causes.append(Cause("spec.template.spec.restartPolicy", f'Unsupported value: "{policy}": supported '
                             'values: "Always"', "FieldValueNotSupported"))
+    return causes
+
+
+def _int_or_percent(value: Any, path: str) -> tuple[int | None, list[Cause]]:
+    """apimachinery ValidatePositiveIntOrPercent: a count >= 0 or "N%"; returns the number
+    (of the percentage, for a percent) for the rules that compare them."""
+    if isinstance(value, str):
+        if not _PERCENT.match(value):
+            return None, _invalid(path, value, [_regex_error("a valid percent string must be a numeric string "
+                                                             "followed by an ending '%'", "[0-9]+%", "1%", "93%")])
+        return int(value[:-1]), []
+    return (value if isinstance(value, int) else None), []  # int32 >= 0 is the schema's
+
+
+def _validate_strategy(strategy: dict[str, Any]) -> list[Cause]:
+    kind = strategy.get("type", "RollingUpdate")
+    if kind not in ("Recreate", "RollingUpdate"):
+        return [Cause("spec.strategy.type", f'Unsupported value: "{kind}": supported values: "Recreate", '
+                      '"RollingUpdate"', "FieldValueNotSupported")]
+    rolling = strategy.get("rollingUpdate")
+    if kind == "Recreate":
+        if rolling:
+            return [Cause("spec.strategy.rollingUpdate", "Forbidden: may not be specified when strategy `type` "
+                          "is 'Recreate'", "FieldValueForbidden")]
+        return []
+    path = "spec.strategy.rollingUpdate"
+    rolling = rolling or {}
+    surge, causes = _int_or_percent(rolling.get("maxSurge"), f"{path}.maxSurge")
+    unavailable, more = _int_or_percent(rolling.get("maxUnavailable"), f"{path}.maxUnavailable")
+    causes += more
+    raw = rolling.get("maxUnavailable")
+    if isinstance(raw, str) and unavailable is not None and unavailable > 100:
+        causes.append(Cause(f"{path}.maxUnavailable", f'Invalid value: "{raw}": must not be greater than 100%'))
+    if surge == 0 and unavailable == 0:
+        causes.append(Cause(f"{path}.maxUnavailable", f"Invalid value: {json.dumps(raw)}: may not be 0 when "
+                            "`maxSurge` is 0"))
     return causes
 
 
@@ -257,8 +399,21 @@ def register_validator(kind: str, validator: Validator) -> None:
 
 
 def validate(kind: str, obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[Cause]:
-    causes = validate_metadata(obj, NAME_RULES.get(kind, "subdomain"))
-    return causes + VALIDATORS.get(kind, _none)(obj, old)
+    """Every problem of ``obj``: the bounds of its schema, its metadata, its kind's rules.
+    A problem two of them find is reported once."""
+    schema = KIND_SCHEMAS.get(kind)
+    bounds = [Cause(p, m, r) for p, m, r in bound_errors(obj, schema, "")] if schema is not None else []
+    out_of_bounds = {c.field for c in bounds}
+    causes = bounds + validate_metadata(obj, NAME_RULES.get(kind, "subdomain"))
+    # The kind's rules may check a bound again in their own words: the schema's message wins.
+    causes += [c for c in VALIDATORS.get(kind, _none)(obj, old) if c.field not in out_of_bounds]
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for cause in causes:
+        if (cause.field, cause.message) not in seen:
+            seen.add((cause.field, cause.message))
+            unique.append(cause)
+    return unique
 
 
 # -- defaults ---------------------------------------------------------------------------

@@ -24,8 +24,11 @@ Every container of a template must request cpu and memory (or set limits): they 
 instance's sigma.io/batch-cpu and sigma.io/batch-memory requests. restartPolicy must be
 Never (the default): the job master retries, not the agent, so failures are counted.
 
-The API schema of sigma.io kinds is free-form, so this module checks everything and reports
-each problem at its path, e.g. `spec.tasks[2].dependencies[0]`.
+The kind's API schema (sigma.api.colocation_schemas) refuses unknown fields with their
+path (the template is a Pod template, checked field for field), keeps integers in their
+bounds and publishes every field with its description (`kubectl explain batchjob.spec.tasks`).
+This module checks the rest (a DAG, requests, restartPolicy) and reports each problem at
+its path, e.g. `spec.tasks[2].dependencies[0]`.
 """
 
 from __future__ import annotations
@@ -45,10 +48,12 @@ DEFAULT_MAX_IN_FLIGHT = 100
 DEFAULT_RETRY_LIMIT = 3
 MAX_RETRY_LIMIT = 10
 MAX_INSTANCES = 1_000_000
+MAX_IN_FLIGHT = 100_000
 MAX_TASKS = 500  # keeps the cycle search's recursion well inside Python's limit
 MAX_TASK_NAME = 40  # leaves room for "<job>-<task>-<index>-<attempt>" in a 253-char pod name
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _QUEUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
 
 
 @dataclass(frozen=True)

@@ -90,12 +90,20 @@ def validate_slo_spec(spec: object) -> list[tuple[str, str, str]]:
     typo there would silently keep the quota the node's owner meant to drop."""
     if not isinstance(spec, Mapping):
         return []
+    low, high = spec.get("memoryEvictLow", DEFAULT_MEMORY_LOW), spec.get("memoryEvictHigh", DEFAULT_MEMORY_HIGH)
+    if _is_number(low) and _is_number(high) and low > high:
+        return [("spec.memoryEvictLow", f"Invalid value: {low}: must be less than or equal to memoryEvictHigh "
+                 f"({high})", "FieldValueInvalid")]
     policy = spec.get("cpuSuppressPolicy")
     if policy is not None and policy not in SUPPRESS_POLICIES:
         allowed = ", ".join(json.dumps(p) for p in SUPPRESS_POLICIES)
         return [("spec.cpuSuppressPolicy", f"Unsupported value: {json.dumps(policy)}: supported values: {allowed}",
                  "FieldValueNotSupported")]
     return []
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _int(values: Mapping[str, Any], key: str) -> int:

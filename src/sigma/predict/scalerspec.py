@@ -22,7 +22,10 @@ stepSeconds, historySeconds, durationSeconds, scaleDownStabilizationSeconds) is 
 seconds; a calendar `start` is a wall-clock time, as people write it. The status reports
 wall-clock times.
 
-Unknown fields are refused (the schema stores spec as is, so this is where typos are caught).
+The kind's API schema (sigma.api.predict_schemas) refuses unknown fields with their path
+and out-of-range integers, and publishes every field with its description (`kubectl explain
+predictivescaler.spec`). The parser below refuses unknown fields as well, for a spec read
+back from the store.
 A prometheus metric whose name ends in `_total` is a counter: its per-second rate is used
 unless `rate: false` says otherwise.
 """
@@ -47,6 +50,7 @@ _FIELDS = {"scaleTargetRef", "metric", "targetPerReplica", "minReplicas", "maxRe
 _METRIC_FIELDS = {"type", "port", "path", "name", "rate"}
 _EVENT_FIELDS = {"name", "start", "durationSeconds", "multiplier"}
 _REACTIVE_FIELDS = {"enabled", "tolerance", "scaleDownStabilizationSeconds"}
+
 
 
 @dataclass(frozen=True)
