@@ -13,16 +13,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import sigma.colocation.kinds  # registers the schemas of BatchJob, NodeSLO, NodeMetric
-import sigma.predict.kinds  # noqa: F401  (and PredictiveScaler)
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from sigma.api import colocation_kinds, predict_kinds
 from sigma.api.schema import KIND_SCHEMAS, Schema
 from tests.harness import MasterProcess
 
 GROUP, VERSION = "sigma.io", "v1"
 needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+
+colocation_kinds.install()  # the schemas of BatchJob, NodeSLO, NodeMetric, as the API installs them
+predict_kinds.install()  # and PredictiveScaler
 
 
 def batch_job(name: str) -> dict[str, Any]:
