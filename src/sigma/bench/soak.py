@@ -352,13 +352,14 @@ def soak(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
             progress.update(task, completed=min(args.seconds, args.seconds - (deadline - time.monotonic())))
     for t in threads:
         t.join()
+    kept = audit(http, ledger)  # before the liveness check, which scales the Deployment itself
     alive = loops_alive(http, timeout=90)
     stop.set()
     probe.join()
     result = {
         "seconds": args.seconds, "clients": args.clients,
         "requests": sum(ledger.ops.values()), "ops": dict(sorted(ledger.ops.items())),
-        **audit(http, ledger),
+        **kept,
         "bad_admitted": len(ledger.bad_admitted), "bad_admitted_examples": ledger.bad_admitted[:10],
         "bad_misanswered": len(ledger.bad_misanswered), "bad_misanswered_examples": ledger.bad_misanswered[:10],
         "server_errors": len(ledger.server_errors), "server_error_examples": ledger.server_errors[:10],
