@@ -20,3 +20,22 @@ def test_help_lists_every_command_without_loading_them() -> None:
 
     text = build_parser("version").format_help()
     assert all(name in text for name in COMMANDS)
+
+
+def test_every_argument_of_every_command_says_what_it_is_for() -> None:
+    import argparse
+
+    from sigma.cli.main import build_parser
+
+    missing: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction | argparse._VersionAction) and not action.help:
+                missing.append(f"{path} {(action.option_strings or [action.dest])[0]}")
+
+    walk(build_parser(None), "sigma")
+    assert missing == []

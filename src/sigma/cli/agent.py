@@ -73,7 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--qos-interval", type=float, default=1.0,
                    help="seconds between QoS rounds (idle, suppress, evict, resctrl)")
     p.add_argument("--drain-on-exit", action="store_true", help="stop every pod when the agent stops")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     p.set_defaults(func=run_agent)
 
 

@@ -45,8 +45,7 @@ def _version() -> str:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser with ``command``'s module loaded (every module when None: for tools that
     want the whole tree, such as shell completion or tests of every command's help)."""
-    parser = argparse.ArgumentParser(prog="sigma", description="Sigma co-location cluster manager",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(prog="sigma", description="Sigma co-location cluster manager")
     parser.add_argument("--version", action="version", version=f"sigma {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = {module for name, (module, _) in COMMANDS.items() if command is None or name == command}
@@ -60,13 +59,25 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" to an option's help, unless the help already says its default
+    or there is none worth saying (None, False, an empty string)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if ("default" in text.lower() or action.default in (None, False, "", argparse.SUPPRESS)
+                or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def _show_defaults(parser: argparse.ArgumentParser) -> None:
     """Every sub-command's help shows its defaults (read when help is formatted, so setting
     it after the modules built their parsers is enough)."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
-                child.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+                child.formatter_class = _DefaultsFormatter
                 _show_defaults(child)
 
 

@@ -36,19 +36,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="a controller timing or setting, e.g. node_grace_s=4, pod_eviction_timeout_s=10 or "
                    "p2p_source_claims=8 (repeatable)")
     add_auth_arguments(p)
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     p.set_defaults(func=run_master)
 
     u = sub.add_parser("up", help="run the embedded cluster: master, a local agent and demo workloads")
     u.add_argument("--state-dir", default=".sigma", help="where the store, logs and kubeconfig live")
-    u.add_argument("--port", type=int, default=6443)
+    u.add_argument("--port", type=int, default=6443, help="the API server's port on 127.0.0.1")
     u.add_argument("--no-demo", action="store_true", help="start without the demo workloads")
     u.add_argument("--no-agent", action="store_true", help="start the master only")
     u.add_argument("--cgroup-root", default="sigma", help="the local agent's cgroup subtree")
     u.add_argument("--store", choices=("sqlite", "etcd"), default="sqlite",
                    help="etcd: start a local etcd in the state dir (needed for --masters > 1)")
     u.add_argument("--masters", type=int, default=1, help="masters to run (on ports PORT, PORT+1, ...)")
-    u.add_argument("-v", "--verbose", action="store_true")
+    u.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     u.set_defaults(func=run_up)
 
 
