@@ -115,7 +115,7 @@ def build_nodes(count: int, domains: list[tuple[str, str]], rng: random.Random) 
 
 def filler_pods(nodes: list[NodeSpec], fill: float, rng: random.Random) -> list[tuple[PodSpec, str]]:
     """Low-priority pods already running, so the cluster is busy and preemption happens."""
-    placed = []
+    placed: list[tuple[PodSpec, str]] = []
     for node in nodes:
         used = 0
         while used < fill * NODE_CORES * 1000:

@@ -155,10 +155,10 @@ class Client:
         dry = {"dryRun": "All"}
         kind = self.rng.randrange(6)
         if kind == 0:
-            name = f"{self._name()}-dry"
+            fresh = f"{self._name()}-dry"
             with self.ledger.lock:
-                self.ledger.dry_names.add(name)
-            self._send("dry-create", "POST", PODS, params=dry, json=pod(name))
+                self.ledger.dry_names.add(fresh)
+            self._send("dry-create", "POST", PODS, params=dry, json=pod(fresh))
         elif kind == 1 and (name := self._some_live()):
             self._send("dry-patch", "PATCH", f"{PODS}/{name}", params=dry,
                        content=f'{{"metadata":{{"labels":{{"{DRY_LABEL}":"yes"}}}}}}'.encode(),
@@ -269,7 +269,7 @@ def loops_alive(http: httpx.Client, timeout: float) -> dict[str, bool]:
     http.post(BATCHJOBS, json=batch_job("soak-after")).raise_for_status()
 
     def pod_done() -> bool:
-        return http.get(f"{PODS}/{name}").json().get("status", {}).get("phase") == "Succeeded"
+        return bool(http.get(f"{PODS}/{name}").json().get("status", {}).get("phase") == "Succeeded")
 
     def scaled() -> bool:
         status = http.get(f"{DEPLOYMENTS}/{DEPLOYMENT}").json().get("status") or {}

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from sigma.sim import options
 from sigma.sim.cluster import POLICIES, WAITING, Machines
@@ -66,7 +66,7 @@ def run_sim(args: argparse.Namespace) -> int:
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(label: str, fraction: float) -> None:
             if label not in tasks:
