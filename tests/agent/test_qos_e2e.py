@@ -164,11 +164,11 @@ def test_the_suppress_quota_follows_a_prod_load_that_rises_and_falls(cluster: Cl
     cluster.client.create("nodeslos", {"apiVersion": "sigma.io/v1", "kind": "NodeSLO", "metadata": {"name": NODE},
                                        "spec": {"cpuThreshold": 1.0}})
     wait_for(lambda: cg.batch_cpu_quota() is None, timeout=10)
-    assert "sigma_agent_batch_cpu_quota_millicores -1" in agent.render_metrics()
+    assert "sigma_agent_batch_cpu_quota_millicores -1.0" in agent.render_metrics()
     cluster.client.delete("nodeslos", NODE)
     wait_for(lambda: (cg.batch_cpu_quota() or 10_000) <= 1300, timeout=10)
     metrics = agent.render_metrics()
-    assert "sigma_agent_batch_cpu_quota_millicores" in metrics and "sigma_agent_resctrl_supported 0" in metrics
+    assert "sigma_agent_batch_cpu_quota_millicores" in metrics and "sigma_agent_resctrl_supported 0.0" in metrics
 
 
 def test_memory_pressure_evicts_the_batch_pod_and_leaves_prod_alone(cluster: Cluster) -> None:
@@ -250,8 +250,8 @@ def test_the_cpuset_policy_confines_batch_to_cpus_and_switches_back_to_the_quota
 
     def confined_to(cpus: tuple[int, ...]) -> bool:
         metrics = agent.render_metrics()
-        return (f"sigma_agent_batch_cpuset_cpus {len(cpus)}\n" in metrics
-                and 'sigma_agent_cpu_suppress_policy{policy="cpuset"} 1' in metrics
+        return (f"sigma_agent_batch_cpuset_cpus {float(len(cpus))}\n" in metrics
+                and 'sigma_agent_cpu_suppress_policy{policy="cpuset"} 1.0' in metrics
                 and set(tree().values()) == {cpus} and cg.batch_cpu_quota() is None)
 
     slo = {"apiVersion": "sigma.io/v1", "kind": "NodeSLO", "metadata": {"name": NODE},
@@ -262,13 +262,13 @@ def test_the_cpuset_policy_confines_batch_to_cpus_and_switches_back_to_the_quota
     assert len(tree()) >= 2 and crunch_rel in tree()  # the pod's cgroup followed its parent
     level.write_text("1")  # prod busy: 2600m - ~1000m leaves room for one CPU
     wait_for(lambda: confined_to(node_cpus[-1:]), timeout=20)
-    assert "sigma_agent_batch_cpu_quota_millicores -1" in agent.render_metrics()
+    assert "sigma_agent_batch_cpu_quota_millicores -1.0" in agent.render_metrics()
     # The batch pod keeps running where it was put.
     pod = cluster.get("crunch")
     assert pod is not None and phase(pod) == "Running"
     # Back to the quota: a quota again, and every CPU for batch, the pod's cgroup included.
     cluster.client.update("nodeslos", {**created, "spec": {"cpuThreshold": 0.65, "cpuSuppressPolicy": "cfsQuota"}})
     wait_for(lambda: cg.batch_cpu_quota() is not None and set(tree().values()) == {node_cpus}
-             and "sigma_agent_batch_cpuset_cpus -1\n" in agent.render_metrics(), timeout=15)
+             and "sigma_agent_batch_cpuset_cpus -1.0\n" in agent.render_metrics(), timeout=15)
     assert (cg.batch_cpu_quota() or 10_000) <= 2600
     level.write_text("0")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from kubernetes import client
 
 from tests.harness import MasterProcess
 
@@ -18,6 +19,26 @@ def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MasterProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def controlled_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MasterProcess]:
+    """A master with its controllers and schedulers (no node): for tests where what a
+    controller would do with an object is part of the answer."""
+    proc = MasterProcess(Path(tmp_path_factory.mktemp("master"))).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def api(master: MasterProcess) -> Iterator[client.ApiClient]:
+    """The kubernetes client against this module's ``master``."""
+    config = client.Configuration()
+    config.host = master.url
+    with client.ApiClient(config) as api_client:
+        yield api_client
 
 
 @pytest.fixture

@@ -21,14 +21,6 @@ from tests.harness import MasterProcess
 MERGE = {"content-type": "application/merge-patch+json"}
 
 
-@pytest.fixture
-def api(master: MasterProcess) -> Iterator[client.ApiClient]:
-    cfg = client.Configuration()
-    cfg.host = master.url
-    with client.ApiClient(cfg) as api_client:
-        yield api_client
-
-
 def deployment(name: str) -> dict[str, Any]:
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},

@@ -8,7 +8,6 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -242,13 +241,9 @@ def test_every_integer_of_the_built_in_kinds_is_bounded() -> None:
 
 
 @pytest.fixture(scope="module")
-def live_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MasterProcess]:
+def live_master(controlled_master: MasterProcess) -> MasterProcess:
     # With the controllers: a Deployment that got through would get its pods.
-    proc = MasterProcess(Path(tmp_path_factory.mktemp("master"))).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    return controlled_master
 
 
 @pytest.fixture

@@ -46,22 +46,10 @@ needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kube
 
 
 @pytest.fixture(scope="module")
-def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MasterProcess]:
+def master(controlled_master: MasterProcess) -> MasterProcess:
     # With its controllers: a dry run must not set the deployment controller or the
     # registry's cascade in motion either.
-    proc = MasterProcess(Path(tmp_path_factory.mktemp("master"))).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
-@pytest.fixture
-def api(master: MasterProcess) -> Iterator[client.ApiClient]:
-    cfg = client.Configuration()
-    cfg.host = master.url
-    with client.ApiClient(cfg) as api_client:
-        yield api_client
+    return controlled_master
 
 
 def kubectl(master: MasterProcess, *args: str, ok: bool = True,

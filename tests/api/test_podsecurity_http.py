@@ -9,7 +9,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,13 +24,9 @@ LABEL = "pod-security.kubernetes.io/enforce"
 
 
 @pytest.fixture(scope="module")
-def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MasterProcess]:
+def master(controlled_master: MasterProcess) -> MasterProcess:
     # Controllers on (they make the templates' pods); no node, so nothing is scheduled.
-    proc = MasterProcess(Path(tmp_path_factory.mktemp("podsec"))).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    return controlled_master
 
 
 @pytest.fixture(scope="module")

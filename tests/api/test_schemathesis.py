@@ -116,6 +116,9 @@ def _run_operation(operation: Any, mode: GenerationMode, base_url: str, namespac
     return calls[0]
 
 
+# Several hundred generated requests: a few minutes on a busy 2-core machine, so this test has
+# a longer limit than the suite's default.
+@pytest.mark.timeout(900)
 def test_schemathesis_finds_no_server_errors_and_no_schema_violations(master: MasterProcess) -> None:
     namespace = f"st-{uuid.uuid4().hex[:8]}"
     with httpx.Client(base_url=master.url, timeout=10) as http:

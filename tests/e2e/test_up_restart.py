@@ -58,8 +58,8 @@ class Restartable(Up):
                 found.append(int(entry.name))
         return found
 
-    def phase(self, name: str) -> str:
-        return str((self.client.get("pods", name, "default").get("status") or {}).get("phase", ""))
+    def phase(self, name: str, namespace: str = "default") -> str:
+        return str((self.client.get("pods", name, namespace).get("status") or {}).get("phase", ""))
 
 
 @pytest.fixture
@@ -81,21 +81,27 @@ def up(tmp_path: Path) -> Iterator[Restartable]:
             u._client.close()
 
 
-def pod(name: str, command: str, restart: str) -> dict[str, Any]:
+HOST_NS = "host-writer"  # a privileged namespace: its privileged pods run on the host's filesystem
+
+
+def pod(name: str, command: str, restart: str, on_host: bool = False) -> dict[str, Any]:
+    # A sandboxed pod sees the host read-only; the marker is written on the host, by a
+    # privileged root pod (only a privileged namespace admits it).
+    host = {"securityContext": {"runAsUser": 0, "privileged": True}} if on_host else {}
     return {"metadata": {"name": name},
             "spec": {"restartPolicy": restart, "terminationGracePeriodSeconds": 2,
-                     # root: the marker lives under pytest's private temporary directory
-                     "securityContext": {"runAsUser": 0},
-                     "containers": [{"name": "main", "command": ["/bin/sh", "-c", command]}]}}
+                     "containers": [{"name": "main", "command": ["/bin/sh", "-c", command], **host}]}}
 
 
 def test_a_finished_pod_never_runs_again_after_kill_9_and_restart(up: Restartable, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     up.start()
     up.wait_up()
-    up.client.create("pods", pod("once", f"echo ran >> {marker}", "Never"), "default")
+    up.client.create("namespaces", {"metadata": {"name": HOST_NS,
+                                                 "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}})
+    up.client.create("pods", pod("once", f"echo ran >> {marker}", "Never", on_host=True), HOST_NS)
     up.client.create("pods", pod("sleeper", "sleep 3600", "Always"), "default")
-    wait_for(lambda: up.phase("once") == "Succeeded", 60, "the Never pod to succeed")
+    wait_for(lambda: up.phase("once", HOST_NS) == "Succeeded", 60, "the Never pod to succeed")
     wait_for(lambda: up.phase("sleeper") == "Running", 60, "the sleeper to run")
     assert marker.read_text().splitlines() == ["ran"]
     old_agents = up.agents()
@@ -113,7 +119,7 @@ def test_a_finished_pod_never_runs_again_after_kill_9_and_restart(up: Restartabl
     while time.monotonic() < deadline:
         assert len(up.agents()) == 1, "two agents served the node at once"
         time.sleep(0.5)
-    assert up.phase("once") == "Succeeded"
+    assert up.phase("once", HOST_NS) == "Succeeded"
     assert marker.read_text().splitlines() == ["ran"], "the finished pod ran again"
     wait_for(lambda: up.phase("sleeper") == "Running", 60, "the sleeper to run again")
 

@@ -9,9 +9,11 @@ reload. Screenshots are saved as artifacts.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -51,7 +53,11 @@ class Cluster:
         self.master = MasterProcess(tmp).start()
         self.http = httpx.Client(base_url=self.master.url, timeout=10)
         self.cgroup_root = f"sigma-test-{uuid.uuid4().hex[:8]}"
-        self.gate = tmp / "gate"
+        # A pod sees the host read-only but has a /tmp of its own, and pytest's directory is
+        # closed to its user: the gate lives in a directory under /var/tmp that others may read.
+        self.gate_dir = Path(tempfile.mkdtemp(prefix="sigma-dashboard-", dir="/var/tmp"))
+        self.gate_dir.chmod(0o755)
+        self.gate = self.gate_dir / "gate"
         self.agent: subprocess.Popen[bytes] | None = None
 
     def start_agent(self) -> None:
@@ -85,6 +91,7 @@ class Cluster:
                 leftover.rmdir()
         self.http.close()
         self.master.stop()
+        shutil.rmtree(self.gate_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -110,8 +117,7 @@ def deployment(replicas: int) -> dict[str, Any]:
 def batch_job(gate: Path) -> dict[str, Any]:
     def task(name: str, instances: int, command: str, deps: list[str]) -> dict[str, Any]:
         return {"name": name, "instances": instances, "dependencies": deps,
-                # Root: the gate is in the test's tmp_path, closed to the default user (nobody).
-                "template": {"spec": {"terminationGracePeriodSeconds": 1, "securityContext": {"runAsUser": 0},
+                "template": {"spec": {"terminationGracePeriodSeconds": 1,
                                       "containers": [{
                     "name": "main", "command": ["sh", "-c", command],
                     "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}}}]}}}

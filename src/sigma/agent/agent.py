@@ -472,7 +472,8 @@ def instance_id(state_dir: str) -> str:
         pass
     made = uuid.uuid4().hex[:12]
     tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the agent's state is private
+    with os.fdopen(fd, "w") as f:
         f.write(made + "\n")
     os.replace(tmp, path)
     return made

@@ -29,9 +29,10 @@ controllers write through the fenced view; API writes from clients need no leade
 from __future__ import annotations
 
 import builtins
+import functools
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -264,22 +265,9 @@ class EtcdStore(Store):
         call_many): the batch waits for a few raft commits, not one per write."""
         txns = [self._update_txn(key, value, expected, guard) for key, value, expected in writes]
         answers = self.rpc.many(TXN, txns, pb.TxnResponse)
-        results: WriteResults = []
-        fenced: Fenced | None = None
-        for (key, value, expected), answer in zip(writes, answers, strict=True):
-            if isinstance(answer, StoreError):
-                raise answer
-            try:
-                results.append(self._updated(key, value, expected, self._txn_outcome(key, answer, guard), answer))
-            except (KeyNotFound, Conflict) as err:
-                results.append(err)
-            except Fenced as err:
-                fenced = fenced or err
-        if fenced is not None:
-            # The term ended during the batch: the writes from then on were refused (those
-            # before landed), and the caller hears it as it would from a loop of update().
-            raise fenced
-        return results
+        return self._batch_results(
+            answers, [w[0] for w in writes],
+            [functools.partial(self._updated, key, value, expected) for key, value, expected in writes], guard)
 
     def update_many(self, writes: Writes) -> WriteResults:
         return self._update_many(writes, None)
@@ -322,13 +310,23 @@ class EtcdStore(Store):
         its own revision)."""
         answers = self.rpc.many(TXN, [self._delete_txn(key, expected, guard) for key, expected in deletes],
                                 pb.TxnResponse)
+        return self._batch_results(
+            answers, [d[0] for d in deletes],
+            [functools.partial(self._deleted, key, expected) for key, expected in deletes], guard)
+
+    def _batch_results(self, answers: builtins.list[Any], keys: builtins.list[str],
+                       outcomes: builtins.list[Callable[[bool, Any], KeyValue]], guard: Guard | None) -> WriteResults:
+        """The results of a batch of Txns sent at once, one per write: each KeyValue, or the
+        KeyNotFound/Conflict it met. A Fenced write means the term ended during the batch: the
+        writes from then on were refused (those before landed), and the caller hears it as it
+        would from a loop of single writes."""
         results: WriteResults = []
         fenced: Fenced | None = None
-        for (key, expected), answer in zip(deletes, answers, strict=True):
+        for key, outcome, answer in zip(keys, outcomes, answers, strict=True):
             if isinstance(answer, StoreError):
                 raise answer
             try:
-                results.append(self._deleted(key, expected, self._txn_outcome(key, answer, guard), answer))
+                results.append(outcome(self._txn_outcome(key, answer, guard), answer))
             except (KeyNotFound, Conflict) as err:
                 results.append(err)
             except Fenced as err:
