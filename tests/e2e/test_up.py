@@ -59,6 +59,19 @@ class Up:
         self.process: subprocess.Popen[bytes] | None = None
         self._client: HttpClient | None = None
 
+    def close(self) -> None:
+        """Stop `sigma up` as a user would (Ctrl-C), killing it only if it hangs; also when
+        the test failed."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._client is not None:
+            self._client.close()
+
     @property
     def client(self) -> HttpClient:
         """The admin's client, from the kubeconfig `sigma up` writes (it carries a token:
@@ -106,15 +119,7 @@ def up(tmp_path: Path) -> Iterator[Up]:
     try:
         yield u
     finally:
-        if u.process is not None and u.process.poll() is None:
-            u.process.send_signal(signal.SIGINT)
-            try:
-                u.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                u.process.kill()
-                u.process.wait()
-        if u._client is not None:
-            u._client.close()
+        u.close()
 
 
 def test_sigma_up_runs_the_demo_and_ctrl_c_leaves_nothing_behind(up: Up) -> None:

@@ -68,17 +68,9 @@ def up(tmp_path: Path) -> Iterator[Restartable]:
     try:
         yield u
     finally:
-        if u.process is not None and u.process.poll() is None:
-            u.process.send_signal(signal.SIGINT)
-            try:
-                u.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                u.process.kill()
-                u.process.wait()
+        u.close()
         for pid in u.agents():  # never leave an agent behind, even when the test failed
             os.kill(pid, signal.SIGKILL)
-        if u._client is not None:
-            u._client.close()
 
 
 HOST_NS = "host-writer"  # a privileged namespace: its privileged pods run on the host's filesystem
