@@ -1,7 +1,8 @@
-"""Where Sigma finds the shared trace data (Alibaba cluster traces and friends).
+"""Where Sigma finds the trace data (Alibaba cluster traces and friends).
 
-The data lives beside the repository, not inside it: ``<repo>/../shared/data``. Set
-``SIGMA_DATA_DIR`` to point somewhere else (a CI cache, another checkout).
+``SIGMA_DATA_DIR`` first; then a fuller copy beside the repository (``<repo>/../shared/data``)
+when there is one; else the slices the repository ships in ``<repo>/data`` (the files the tests
+and benchmarks read: a fresh clone runs them with nothing beside it).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ class DataDirNotFound(FileNotFoundError):
 
 
 def shared_data_dir() -> Path:
-    """The shared data directory: $SIGMA_DATA_DIR if set, else ../shared/data from the repo root."""
+    """The data directory: $SIGMA_DATA_DIR if set, else ../shared/data beside the repository,
+    else the repository's own data/."""
     override = os.environ.get(DATA_DIR_ENV)
     if override:
         path = Path(override).expanduser()
@@ -28,10 +30,10 @@ def shared_data_dir() -> Path:
         return path
     # src/sigma/__init__.py -> parents[2] is the repository root.
     repo_root = Path(sigma.__file__).resolve().parents[2]
-    path = (repo_root / ".." / "shared" / "data").resolve()
-    if not path.is_dir():
-        raise DataDirNotFound(f"no shared data at {path}; set {DATA_DIR_ENV} to its location")
-    return path
+    for path in ((repo_root / ".." / "shared" / "data").resolve(), repo_root / "data"):
+        if path.is_dir():
+            return path
+    raise DataDirNotFound(f"no trace data beside or inside {repo_root}; set {DATA_DIR_ENV} to its location")
 
 
 def alibaba_dir() -> Path:
