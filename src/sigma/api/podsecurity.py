@@ -172,18 +172,23 @@ def _profile_type(sc: dict[str, Any], field: str) -> Any:
     return _dict(sc.get(field)).get("type")
 
 
+def _profile_types(spec: dict[str, Any], containers: list[_Container], field: str,
+                   title: str) -> Iterator[Violation]:
+    """A security profile (``appArmorProfile``, ``seccompProfile``) of the pod or of a
+    container whose type is neither RuntimeDefault nor Localhost."""
+    pod_type = _profile_type(_dict(spec.get("securityContext")), field)
+    if pod_type is not None and pod_type not in PROFILE_TYPES:
+        yield (f'{title} (pod must not set securityContext.{field}.type to "{pod_type}")', f"{POD_SC}.{field}.type")
+    for c in containers:
+        own = _profile_type(c.own, field)
+        if own is not None and own not in PROFILE_TYPES:
+            yield (f'{title} (container "{c.name}" must not set securityContext.{field}.type to "{own}")',
+                   f"{c.path}.securityContext.{field}.type")
+
+
 def _app_armor(spec: dict[str, Any], containers: list[_Container],
                annotations: dict[str, Any]) -> Iterator[Violation]:
-    pod_type = _profile_type(_dict(spec.get("securityContext")), "appArmorProfile")
-    if pod_type is not None and pod_type not in PROFILE_TYPES:
-        yield (f'forbidden AppArmor profile (pod must not set securityContext.appArmorProfile.type to "{pod_type}")',
-               f"{POD_SC}.appArmorProfile.type")
-    for c in containers:
-        own = _profile_type(c.own, "appArmorProfile")
-        if own is not None and own not in PROFILE_TYPES:
-            yield (f'forbidden AppArmor profile (container "{c.name}" must not set '
-                   f'securityContext.appArmorProfile.type to "{own}")',
-                   f"{c.path}.securityContext.appArmorProfile.type")
+    yield from _profile_types(spec, containers, "appArmorProfile", "forbidden AppArmor profile")
     for key, value in annotations.items():
         if key.startswith(APPARMOR_ANNOTATION) and not (value == "runtime/default" or
                                                          (isinstance(value, str) and value.startswith("localhost/"))):
@@ -212,15 +217,7 @@ def _proc_mount(containers: list[_Container]) -> Iterator[Violation]:
 
 
 def _seccomp_baseline(spec: dict[str, Any], containers: list[_Container]) -> Iterator[Violation]:
-    pod_type = _profile_type(_dict(spec.get("securityContext")), "seccompProfile")
-    if pod_type is not None and pod_type not in PROFILE_TYPES:
-        yield (f'seccompProfile (pod must not set securityContext.seccompProfile.type to "{pod_type}")',
-               f"{POD_SC}.seccompProfile.type")
-    for c in containers:
-        own = _profile_type(c.own, "seccompProfile")
-        if own is not None and own not in PROFILE_TYPES:
-            yield (f'seccompProfile (container "{c.name}" must not set securityContext.seccompProfile.type to '
-                   f'"{own}")', f"{c.path}.securityContext.seccompProfile.type")
+    yield from _profile_types(spec, containers, "seccompProfile", "seccompProfile")
 
 
 def _sysctls(spec: dict[str, Any]) -> Iterator[Violation]:
