@@ -34,7 +34,7 @@ import os
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Literal
@@ -313,59 +313,56 @@ class SqliteStore(Store):
     def update_many(self, writes: Writes) -> WriteResults:
         """One transaction for the whole batch (one commit instead of one per write); each
         write still takes its own revision and compares its own expected revision."""
-        results: WriteResults = []
-        with self._lock:
-            rev = self._revision
-            events: _Events = []
-            with self._transaction():
-                for key, value, expected in writes:
-                    try:
-                        prev = self._current(key, expected)
-                    except (KeyNotFound, Conflict) as err:
-                        results.append(err)
-                        continue
-                    rev += 1
-                    self._conn.execute(_UPDATE_KV, (value, rev, key))
-                    self._conn.execute(
-                        _INSERT_HISTORY,
-                        (rev, key, 0, value, prev.create_revision, prev.mod_revision, prev.value),
-                    )
-                    kv = KeyValue(key, value, prev.create_revision, rev)
-                    results.append(kv)
-                    events.append(WatchEvent("PUT", kv, prev))
-                if events:
-                    self._conn.execute(_SET_META, (rev, "revision"))
-            self._revision = rev
-            for event in events:
-                self._fanout.enqueue(event)
-        self._fanout.deliver()
-        return results
+        def put(i: int, prev: KeyValue, rev: int) -> WatchEvent:
+            value = writes[i][1]
+            self._conn.execute(_UPDATE_KV, (value, rev, prev.key))
+            self._conn.execute(
+                _INSERT_HISTORY, (rev, prev.key, 0, value, prev.create_revision, prev.mod_revision, prev.value))
+            return WatchEvent("PUT", KeyValue(prev.key, value, prev.create_revision, rev), prev)
+
+        return self._write_batch([(key, expected) for key, _, expected in writes], put)
 
     def delete_many(self, deletes: Deletes) -> WriteResults:
         """One transaction for the whole batch, as update_many; each delete takes its own
         revision and is its own DELETE event."""
+        gone: list[tuple[str]] = []
+        history: list[tuple[int, str, int, bytes, int, int, None]] = []
+
+        def remove(_i: int, prev: KeyValue, rev: int) -> WatchEvent:
+            gone.append((prev.key,))
+            history.append((rev, prev.key, 1, prev.value, prev.create_revision, prev.mod_revision, None))
+            return WatchEvent("DELETE", KeyValue(prev.key, prev.value, prev.create_revision, rev), prev)
+
+        def flush() -> None:  # the keys are distinct: the rows can go in two statements
+            self._conn.executemany(_DELETE_KV, gone)
+            self._conn.executemany(_INSERT_HISTORY, history)
+
+        return self._write_batch(list(deletes), remove, flush)
+
+    def _write_batch(self, items: Sequence[tuple[str, int | None]], write: Callable[[int, KeyValue, int], WatchEvent],
+                     flush: Callable[[], None] | None = None) -> WriteResults:
+        """The writes of a batch in one transaction: each item's current value is checked
+        against its expected revision (a refusal is its result, the others go on), then
+        ``write(index, current, revision)`` records it at its own revision; ``flush`` ends the
+        batch's statements. The events reach the watches once the batch has committed."""
         results: WriteResults = []
         with self._lock:
             rev = self._revision
             events: _Events = []
             with self._transaction():
-                gone: list[tuple[str]] = []
-                history: list[tuple[int, str, int, bytes, int, int, None]] = []
-                for key, expected in deletes:
+                for i, (key, expected) in enumerate(items):
                     try:
                         prev = self._current(key, expected)
                     except (KeyNotFound, Conflict) as err:
                         results.append(err)
                         continue
                     rev += 1
-                    gone.append((key,))
-                    history.append((rev, key, 1, prev.value, prev.create_revision, prev.mod_revision, None))
-                    kv = KeyValue(key, prev.value, prev.create_revision, rev)
-                    results.append(kv)
-                    events.append(WatchEvent("DELETE", kv, prev))
-                if events:  # the keys are distinct: the rows can go in two statements
-                    self._conn.executemany(_DELETE_KV, gone)
-                    self._conn.executemany(_INSERT_HISTORY, history)
+                    event = write(i, prev, rev)
+                    results.append(event.kv)
+                    events.append(event)
+                if events:
+                    if flush is not None:
+                        flush()
                     self._conn.execute(_SET_META, (rev, "revision"))
             self._revision = rev
             for event in events:
