@@ -3,6 +3,6 @@ launcher the benchmarks use). Every process started here is stopped by its fixtu
 when the test fails."""
 
 from sigma.bench.masterproc import MasterProcess
-from sigma.netutil import free_port
+from sigma.lab.netutil import free_port
 
 __all__ = ["MasterProcess", "free_port"]

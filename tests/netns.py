@@ -1,4 +1,4 @@
-"""Separate hosts for tests: the network namespaces of sigma.netlab (hosts joined by a bridge
+"""Separate hosts for tests: the network namespaces of sigma.lab.netlab (hosts joined by a bridge
 in a switch namespace, 169.254.77.x link-local addresses, ``nsenter --net``; see there),
 plus what an agent on such a host needs in a test: a cgroup subtree of its own.
 
@@ -13,9 +13,9 @@ import os
 import signal
 import time
 
-from sigma import netlab
 from sigma.agent.cgroups import CgroupTree
-from sigma.netlab import NETNS_DIR, SUBNET_PREFIX, netns_available
+from sigma.lab import netlab
+from sigma.lab.netlab import NETNS_DIR, SUBNET_PREFIX, netns_available
 
 __all__ = ["CGROUP_MOUNT", "NETNS_DIR", "SUBNET_PREFIX", "Network", "netns_available", "remove_cgroup_tree"]
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from sigma.agent.metrics import PodUsage, Usage
 from sigma.agent.nodemetric import NodeMetricBuilder
 from sigma.agent.nodestatus import NodeFacts, allocatable, capacity, parse_reserved, rfc3339_micro, status_patch
 from sigma.agent.podwatch import PodWatcher
 from sigma.agent.server import log_options
+from sigma.agent.usage_metrics import PodUsage, Usage
 from sigma.api.errors import ApiError
 from sigma.client.base import WatchEvent
 

@@ -16,7 +16,7 @@ import pytest
 
 from sigma.agent.images import ImageStore
 from sigma.agent.layers import LayerLimits, LayerRejected
-from sigma.agent.registry import RegistryPuller
+from sigma.agent.oci_registry import RegistryPuller
 from tests.p2p.conftest import LocalRegistry, needs_registry, push_image, start_registry
 
 pytestmark = needs_registry

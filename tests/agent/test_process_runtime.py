@@ -184,7 +184,7 @@ def test_process_runtime_runs_without_cgroups(tmp_path: Any, uid: str) -> None:
 
 def test_collector_reads_pod_and_node_usage(node: NodeRuntime) -> None:
     from sigma.agent.collector import Collector
-    from sigma.agent.metrics import render_prometheus
+    from sigma.agent.usage_metrics import render_prometheus
 
     pod = make_pod("busy", ["python3", "-c", "b = b'x' * 2**24\nwhile True: pass"], limits={"cpu": "500m"})
     node.sync([pod], time.time())

@@ -6,8 +6,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sigma.agent import podspec
-from sigma.agent.metrics import PodUsage, Pressure, Sample, Usage, parse_psi, render_prometheus, usage
 from sigma.agent.probe import Capabilities, describe_missing
+from sigma.agent.usage_metrics import PodUsage, Pressure, Sample, Usage, parse_psi, render_prometheus, usage
 
 from .conftest import make_pod
 

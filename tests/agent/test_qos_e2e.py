@@ -24,7 +24,7 @@ from sigma.agent.cgroups import CgroupTree
 from sigma.agent.qos import QosOptions
 from sigma.client.http import HttpClient
 from sigma.colocation.ladder import parse_cpus
-from sigma.demo import workload_python
+from sigma.demo.podpython import workload_python
 from tests.agent.conftest import needs_root, wait_for
 from tests.agent.test_agent_e2e import NODE, Cluster, cgroup_dirs, phase
 from tests.harness import MasterProcess

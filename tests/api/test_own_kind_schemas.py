@@ -153,8 +153,8 @@ def test_nodeslo_nodemetric_and_predictivescaler_refuse_unknown_fields(
 def test_what_the_agent_and_the_controllers_write_fits_the_schemas(custom: client.CustomObjectsApi, ns: str) -> None:
     """The shapes the agent (NodeMetric) and the controllers (BatchJob, PredictiveScaler
     status) write are accepted: the schemas describe them whole."""
-    from sigma.agent.metrics import PodUsage, Usage
     from sigma.agent.nodemetric import NodeMetricBuilder
+    from sigma.agent.usage_metrics import PodUsage, Usage
 
     usage = Usage(cpu_cores=0.5, memory_working_set_bytes=1 << 20)
     pods = [PodUsage("default", "web-1", "u1", "LS", usage), PodUsage("default", "job-1", "u2", "BE", usage)]

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from sigma.netlab import netns_available
+from sigma.lab.netlab import netns_available
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 WHY = netns_available(("ip", "tc", "nsenter", "curl"))

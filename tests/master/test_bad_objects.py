@@ -28,8 +28,8 @@ from sigma.master.controllers.level0 import Level0Controller
 from sigma.master.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleOptions
 from sigma.master.controllers.predictive import PredictiveController
 from sigma.master.controllers.quota import QuotaController
+from sigma.master.scheduler.fuxi import FuxiScheduler
 from sigma.master.scheduler.loop import SchedulerLoop
-from sigma.master.scheduler_fuxi import FuxiScheduler
 from sigma.store.sqlite import SqliteStore
 
 NS = "default"

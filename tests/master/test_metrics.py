@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sigma.api import admission, metrics
-from sigma.api.metrics import CONTENT_TYPE, classify
+from sigma.api.master_metrics import CONTENT_TYPE, classify
 from sigma.api.registry import Registry
 from sigma.api.server import create_app
 from sigma.store.sqlite import SqliteStore

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from sigma.client.http import HttpClient
-from sigma.demo import (
+from sigma.demo.cluster import (
     DEMO_BASE_RPS,
     DEMO_SPIKE_MULTIPLIER,
     DEMO_TARGET_PER_REPLICA,
@@ -26,7 +26,7 @@ from sigma.demo import (
     demo_objects,
     demo_scaler,
 )
-from sigma.demo_web import offered_load
+from sigma.demo.web import offered_load
 from tests.harness import MasterProcess, free_port
 
 pytestmark = pytest.mark.e2e
@@ -49,7 +49,7 @@ def load_server(tmp_path: Path) -> Iterator[tuple[int, float]]:
     """demo-web with the demo's load env, as a pod would run it; (metrics port, rush start)."""
     port, spike = free_port(), rush_start(time.time() + SPIKE_AFTER_S)
     env = {**os.environ, "PORT": "0", **{e["name"]: e["value"] for e in demo_load_env(spike, SCALE, port)}}
-    proc = subprocess.Popen([sys.executable, "-m", "sigma.demo_web"], env=env, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "sigma.demo.web"], env=env, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:

@@ -11,7 +11,7 @@ from sigma.api.objects import condition
 from sigma.client.local import LocalClient
 from sigma.colocation.queues import QueueConfig
 from sigma.master.controllers.batchjob import BatchJobController
-from sigma.master.scheduler_fuxi import FuxiScheduler
+from sigma.master.scheduler.fuxi import FuxiScheduler
 
 NS = "default"
 MIB = 2**20

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import uvicorn
 
-from sigma.agent.registry import OCI_MANIFEST, push_blob, push_manifest
+from sigma.agent.oci_registry import OCI_MANIFEST, push_blob, push_manifest
 from sigma.p2p.tracker import TrackerState, standalone_app
 
 REGISTRY_BIN = shutil.which("docker-registry") or "/usr/bin/docker-registry"

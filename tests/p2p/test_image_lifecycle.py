@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sigma.agent.images import ImageStore, parse_size, release_rootfs
-from sigma.agent.registry import ImagePullError, default_pull_policy, ensure_image
+from sigma.agent.oci_registry import ImagePullError, default_pull_policy, ensure_image
 from tests.agent.imagebuild import tar_bytes, write_layout
 
 IS_ROOT = os.geteuid() == 0

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from sigma.agent.images import DigestMismatch, ImageNotFound, ImageStore
-from sigma.agent.registry import (
+from sigma.agent.oci_registry import (
     OCI_INDEX,
     ImagePullError,
     RegistryPuller,

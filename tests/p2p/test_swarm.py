@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sigma.agent.images import ImageStore
-from sigma.agent.registry import RegistryPuller
+from sigma.agent.oci_registry import RegistryPuller
 from sigma.p2p.download import Downloader, FetchReport, P2PError, TrackerClient, seed_blob
 from sigma.p2p.peer import PeerServer
 from sigma.p2p.ratelimit import TokenBucket

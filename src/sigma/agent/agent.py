@@ -35,7 +35,6 @@ from sigma.agent.cgroups import CgroupTree
 from sigma.agent.collector import Collector
 from sigma.agent.heartbeat import Heartbeat
 from sigma.agent.images import DEFAULT_ROOT, ImageStore
-from sigma.agent.metrics import Families, PodUsage, Usage, usage_families
 from sigma.agent.node import NodeRuntime
 from sigma.agent.nodemetric import NodeMetricBuilder
 from sigma.agent.podevents import killing_events, status_events
@@ -51,6 +50,7 @@ from sigma.agent.runtime.process import ProcessRuntime
 from sigma.agent.runtime.runc import RuncRuntime
 from sigma.agent.server import AgentServer
 from sigma.agent.servingcert import ensure_serving_cert
+from sigma.agent.usage_metrics import Families, PodUsage, Usage, usage_families
 from sigma.api.auth.identity import CLUSTER_CA_PATH, SERVING_CERT_ANNOTATION
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient

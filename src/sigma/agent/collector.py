@@ -8,7 +8,7 @@ import os
 from sigma.agent import podspec
 from sigma.agent.cgroups import CgroupTree
 from sigma.agent.kernelfiles import read_text
-from sigma.agent.metrics import (
+from sigma.agent.usage_metrics import (
     RESOURCES,
     PodUsage,
     Pressure,

@@ -7,7 +7,7 @@ rootfs per container. Imports an OCI image layout (directory or tar) or a `docke
     <root>/unpacked/<hex>/        a layer-merged rootfs per manifest: the lower layer of each
                                   container's overlay, or the source of its copy
 
-Images also come from registries (sigma.agent.registry, `sigma image pull`).
+Images also come from registries (sigma.agent.oci_registry, `sigma image pull`).
 """
 
 from __future__ import annotations

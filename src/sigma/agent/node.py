@@ -17,6 +17,7 @@ from typing import Any
 
 from sigma.agent import logs, podspec
 from sigma.agent.cgroups import CgroupTree
+from sigma.agent.oci_registry import ImagePullError
 from sigma.agent.podmanager import (
     PodError,
     PodManager,
@@ -29,7 +30,6 @@ from sigma.agent.podmanager import (
     WaitUntil,
 )
 from sigma.agent.pulls import ImagePulls
-from sigma.agent.registry import ImagePullError
 from sigma.agent.runtime.base import RUNNING, ContainerSpec, ContainerStatus, Runtime
 from sigma.agent.runtime.hardening import security_fields
 from sigma.agent.runtime.shimmed import ShimRuntime

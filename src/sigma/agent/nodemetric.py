@@ -19,8 +19,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sigma.agent.metrics import PodUsage, Usage
 from sigma.agent.nodestatus import rfc3339_micro
+from sigma.agent.usage_metrics import PodUsage, Usage
 
 BATCH_QOS = "BE"
 

@@ -20,7 +20,7 @@ its lease at the tracker alive with heartbeats (sigma.p2p.announce). Half-downlo
 The tracker knows the agent by its node credential (`master_http`): it serves node
 identities only, and hands them the per-blob tokens its peers ask of each other. A P2P
 failure of any kind (tracker refusing or down, a poisoned swarm) only sends the pull to
-the registry (sigma.p2p.download, sigma.agent.registry).
+the registry (sigma.p2p.download, sigma.agent.oci_registry).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 import httpx
 
 from sigma.agent.images import ImageStore
-from sigma.agent.registry import ImagePullError, RegistryPuller, default_pull_policy, ensure_image
+from sigma.agent.oci_registry import ImagePullError, RegistryPuller, default_pull_policy, ensure_image
 
 log = logging.getLogger("sigma.agent.pulls")
 

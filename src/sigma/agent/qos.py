@@ -41,9 +41,9 @@ from prometheus_client.core import Metric
 from sigma.agent import podspec, qosplan
 from sigma.agent.cgroups import CgroupTree
 from sigma.agent.collector import Collector
-from sigma.agent.metrics import Sample, cpu_rate, parse_meminfo, working_set
 from sigma.agent.node import NodeRuntime
 from sigma.agent.resctrl import DEFAULT_ROOT, Resctrl
+from sigma.agent.usage_metrics import Sample, cpu_rate, parse_meminfo, working_set
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
 from sigma.client.events import record_event

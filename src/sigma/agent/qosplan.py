@@ -29,8 +29,8 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from sigma.agent.metrics import Families
 from sigma.agent.podspec import BATCH, BATCH_CPU, BATCH_MEMORY, tier
+from sigma.agent.usage_metrics import Families
 from sigma.colocation.ladder import (
     CFS_QUOTA,
     CPUSET,

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sigma.api import discovery, errors
 from sigma.api.bodies import BodyError, decode_json, decode_yaml
 from sigma.api.errors import ApiError
-from sigma.api.metrics import ApiMetricsMiddleware, metrics_endpoint
+from sigma.api.master_metrics import ApiMetricsMiddleware, metrics_endpoint
 from sigma.api.openapi import openapi_v2, openapi_v3_group, openapi_v3_index
 from sigma.api.openapi_proto import OPENAPI_V2_PROTOBUF_RESPONSE, openapi_v2_protobuf, wants_protobuf
 from sigma.api.protobuf import ProtobufError, decode_k8s_protobuf

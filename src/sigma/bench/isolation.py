@@ -69,7 +69,7 @@ from sigma.bench import latency_server
 from sigma.bench.loadgen import LoadResult, run_load
 from sigma.bench.masterproc import BenchMaster, free_port
 from sigma.client.http import HttpClient
-from sigma.podpython import workload_python
+from sigma.demo.podpython import workload_python
 from sigma.quantity import cpu_millis
 
 NODE = "bench-isolation"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from sigma.netutil import free_port
+from sigma.lab.netutil import free_port
 
 __all__ = ["BenchMaster", "MasterProcess", "free_port"]
 

@@ -1,7 +1,7 @@
 """Image blob distribution: `sigma bench p2p --nodes N --size-mib S --link-mbit B [--json]`.
 
 A flash crowd on a small simulated cluster, every machine a network namespace
-(sigma.netlab) behind one switch:
+(sigma.lab.netlab) behind one switch:
 
     h0  docker-registry (Debian's), its link shaped to B both ways
     h1  the P2P tracker (as the master hosts it), unshaped: it carries only metadata
@@ -45,7 +45,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from sigma.bench.p2p_stats import cpu_sample, cpu_summary, fault_counts
-from sigma.netlab import Network, netns_available
+from sigma.lab.netlab import Network, netns_available
 from sigma.p2p.peer import DEFAULT_UPLOAD_SLOTS
 from sigma.p2p.tracker import DEFAULT_SOURCE_CLAIMS
 

@@ -59,7 +59,7 @@ def tracker(argv: list[str]) -> None:
 
 
 def push(argv: list[str]) -> None:
-    from sigma.agent.registry import push_blob
+    from sigma.agent.oci_registry import push_blob
 
     p = argparse.ArgumentParser(prog="p2p_node push")
     p.add_argument("--registry", required=True)

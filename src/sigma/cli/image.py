@@ -43,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
         for name, digest in store.import_path(args.path, args.name):
             print(f"{name}\t{digest}")
     elif args.image_command == "pull":
-        from sigma.agent.registry import ImagePullError, ensure_image, pull_with
+        from sigma.agent.oci_registry import ImagePullError, ensure_image, pull_with
 
         try:
             with pull_with(args.registry, args.plain_http, args.tracker, args.peer_listen) as puller:

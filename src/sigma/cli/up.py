@@ -63,7 +63,7 @@ class EmbeddedCluster:
             console.print(line, soft_wrap=True)  # never break a command line in two
 
         if self.demo:
-            from sigma.demo import apply_demo
+            from sigma.demo.cluster import apply_demo
 
             apply_demo(self.master.registry)
         say(f"[bold green]Sigma is up[/] on https://127.0.0.1:{self.port}")

@@ -16,7 +16,7 @@ from sigma.colocation.level0 import DEFAULT_STALENESS_S
 from sigma.colocation.queues import parse_queues
 from sigma.master.controllers import batchjob, deployment, gc, level0, nodelifecycle, predictive, quota
 from sigma.master.scheduler import loop as sigma_scheduler
-from sigma.master.scheduler_fuxi import CHUNK, FuxiScheduler
+from sigma.master.scheduler.fuxi import CHUNK, FuxiScheduler
 
 
 class Controller(Protocol):

@@ -31,7 +31,7 @@ from sigma.scheduling import InstancePlacement, InstancePlacer, instances_per_no
 from sigma.sim.cluster import BATCH_PRIORITY, Cluster, Policy
 from sigma.sim.dagstep import DagJobState
 from sigma.sim.forecast import ProdForecast
-from sigma.sim.metrics import Recorder
+from sigma.sim.measures import Recorder
 from sigma.sim.prod import ProdFleet, ProdLoad
 from sigma.sim.qos import NodeQoS
 from sigma.sim.workload import Workload

@@ -17,7 +17,7 @@ from sigma.sim import validation
 from sigma.sim.cluster import POLICIES, WAITING, Machines, Policy, build_cluster
 from sigma.sim.engine import Simulation
 from sigma.sim.forecast import PredictSettings, ProdForecast
-from sigma.sim.metrics import Recorder
+from sigma.sim.measures import Recorder
 from sigma.sim.prod import ProdFleet, build_fleet
 from sigma.sim.prod import curves_from_cluster_usage as load_prod_curves_from
 from sigma.sim.search import machines_needed

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from sigma.netutil import free_port
+from sigma.lab.netutil import free_port
 
 ETCD_BINARY = "/usr/bin/etcd"
 # etcd sends an idle watch stream a progress notification this often, so that the watch's

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sigma.api import metrics
+from sigma.api import master_metrics as metrics
 from sigma.api.errors import ApiError
 from sigma.api.objects import condition, is_pod_terminal, now_rfc3339, parse_rfc3339
 from sigma.client.base import ApiClient

@@ -7,5 +7,5 @@
 - queue: active / parked / back-off pending pods (reused by the batch scheduler).
 - actions: the writes (binding, unschedulable condition + Event, eviction).
 - base: the informer-fed shell both schedulers share (cache + queue + wake-ups).
-- loop: the sigma-scheduler (prod) on that shell; sigma.master.scheduler_fuxi is the batch one.
+- loop: the sigma-scheduler (prod) on that shell; sigma.master.scheduler.fuxi is the batch one.
 """

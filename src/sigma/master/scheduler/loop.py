@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sigma.api import metrics
+from sigma.api import master_metrics as metrics
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
 from sigma.master.guard import failure_message

@@ -4,7 +4,7 @@ then 1 reduce) that runs for about a minute, visible with `kubectl get batchjobs
 PredictiveScaler for demo-web (`kubectl get predictivescalers`).
 
 The prod service sees a compressed day: one day in DEMO_TIME_SCALE-th of a day (four
-minutes), its load a function of wall time (sigma.demo_web.offered_load), and a x3 rush
+minutes), its load a function of wall time (sigma.demo.web.offered_load), and a x3 rush
 announced in the scaler's calendar six compressed hours (a minute) after `sigma up`. The
 scaler runs on the same compressed clock (spec.timeScale), so its forecast column follows the
 day and its replicas rise a compressed half hour (five seconds) before the rush."""
@@ -16,11 +16,11 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sigma import demo_web
 from sigma.api.errors import ApiError
 from sigma.api.registry import Registry
 from sigma.api.resources import resource
-from sigma.podpython import workload_python
+from sigma.demo import web as demo_web
+from sigma.demo.podpython import workload_python
 
 # The batch demo: hash as fast as the batch tier lets it, and say how fast every 5 seconds.
 # It runs as PID 1 of its own pid namespace, where a signal with no handler is ignored, so

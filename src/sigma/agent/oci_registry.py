@@ -31,7 +31,7 @@ import httpx
 
 from sigma.agent.images import DigestMismatch, ImageNotFound, ImageStore, normalize
 
-log = logging.getLogger("sigma.agent.registry")
+log = logging.getLogger("sigma.agent.oci_registry")
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

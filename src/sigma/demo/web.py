@@ -1,4 +1,4 @@
-"""The demo's prod service: `python -m sigma.demo_web`, a tiny HTTP server.
+"""The demo's prod service: `python -m sigma.demo.web`, a tiny HTTP server.
 
 The process runtime shares the host's network, so two replicas on one node cannot share a
 port: PORT=0 (the demo's setting) takes a free one, and the first log line says which
@@ -49,7 +49,7 @@ def load_from_env(wall_ts: float) -> float:
 class MetricsHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         # Written by hand: this module runs inside a pod with the system python and only its
-        # standard library (sigma.podpython), where prometheus-client is not to be had.
+        # standard library (sigma.demo.podpython), where prometheus-client is not to be had.
         body = ("# TYPE demo_offered_requests_per_second gauge\n"
                 f"demo_offered_requests_per_second {load_from_env(time.time()):.3f}\n").encode()
         self.send_response(200)

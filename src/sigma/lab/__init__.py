@@ -1,0 +1,1 @@
+"""Test and benchmark harnesses that build real things: hosts in network namespaces."""
