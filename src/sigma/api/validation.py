@@ -7,6 +7,7 @@ refuses the write with 422 Invalid when it is not empty, so nothing is partly wr
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Callable
@@ -358,6 +359,29 @@ def validate_node(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause
             causes.append(Cause(f"spec.taints[{i}].effect", f'Unsupported value: "{taint.get("effect")}": '
                                 'supported values: "NoSchedule", "PreferNoSchedule", "NoExecute"',
                                 "FieldValueNotSupported"))
+    return causes + _pod_cidr_causes(obj.get("spec") or {}, (old.get("spec") or {}) if old is not None else None)
+
+
+def _pod_cidr_causes(spec: dict[str, Any], old_spec: dict[str, Any] | None) -> list[Cause]:
+    """spec.podCIDR(s) as Kubernetes' ValidateNode has them: CIDRs, one per family, podCIDR the
+    first of podCIDRs, and set once: a Node's pod block never moves under its running pods."""
+    cidrs = list(spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else []))
+    causes: list[Cause] = []
+    families: set[int] = set()
+    for i, cidr in enumerate(cidrs):
+        try:
+            families.add(ipaddress.ip_network(str(cidr), strict=False).version)
+        except ValueError:
+            causes.append(Cause(f"spec.podCIDRs[{i}]", f'Invalid value: "{cidr}": must be a valid CIDR'))
+    if len(cidrs) > len(families) and not causes:
+        causes.append(Cause("spec.podCIDRs", "Invalid value: may specify no more than one CIDR for each IP family"))
+    if spec.get("podCIDR") and spec.get("podCIDRs") and spec["podCIDR"] != spec["podCIDRs"][0]:
+        causes.append(Cause("spec.podCIDR", f'Invalid value: "{spec["podCIDR"]}": must equal spec.podCIDRs[0]'))
+    if old_spec is not None:
+        before = list(old_spec.get("podCIDRs") or ([old_spec["podCIDR"]] if old_spec.get("podCIDR") else []))
+        if before and before != cidrs:
+            causes.append(Cause("spec.podCIDRs", 'Forbidden: node updates may not change podCIDR except from "" '
+                                "to valid", "FieldValueForbidden"))
     return causes
 
 

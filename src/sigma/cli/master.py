@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="a controller timing or setting, e.g. node_grace_s=4, pod_eviction_timeout_s=10 or "
                    "p2p_source_claims=8 (repeatable)")
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16",
+                   help="the pod network: each Node gets a block of it as spec.podCIDR (comma-separated IPv4 CIDRs)")
+    p.add_argument("--node-cidr-mask-size", type=int, default=24, help="the prefix length of each Node's podCIDR")
     add_auth_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     p.set_defaults(func=run_master)
@@ -91,6 +94,7 @@ def _logging(verbose: bool) -> None:
 
 
 def run_master(args: argparse.Namespace) -> int:
+    from sigma.master.controllers.podcidr import cluster_cidrs_of
     from sigma.master.process import Master
 
     _logging(args.verbose)
@@ -107,7 +111,10 @@ def run_master(args: argparse.Namespace) -> int:
         store_dir = [state.resolve()] if args.store.startswith("sqlite:///") else []
         for private in dict.fromkeys([*store_dir, auth.state_dir]):
             secure_master_state(private)  # umask 077 first: the store and CA are created next
-        master = Master(args.store, host, port, controllers=not args.no_controllers, options=_options(args.option),
+        options: dict[str, Any] = {**_options(args.option), "cluster_cidr": args.cluster_cidr,
+                                   "node_cidr_mask_size": args.node_cidr_mask_size}
+        cluster_cidrs_of(options)  # overlapping or malformed blocks are refused before anything starts
+        master = Master(args.store, host, port, controllers=not args.no_controllers, options=options,
                         auth=auth, **history)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from sigma.client.local import LocalClient
 from sigma.colocation.level0 import DEFAULT_STALENESS_S
 from sigma.colocation.queues import parse_queues
-from sigma.master.controllers import batchjob, deployment, gc, level0, nodelifecycle, predictive, quota
+from sigma.master.controllers import batchjob, deployment, gc, level0, nodelifecycle, podcidr, predictive, quota
 from sigma.master.scheduler import loop as sigma_scheduler
 from sigma.master.scheduler.fuxi import CHUNK, FuxiScheduler
 
@@ -47,4 +47,6 @@ def controllers(client: LocalClient, options: dict[str, Any]) -> list[Controller
         nodelifecycle.NodeLifecycleController(client, nodelifecycle.NodeLifecycleOptions.from_options(options)),
         gc.GarbageCollector(client, seconds("gc_period_s", gc.SWEEP_EVERY_S)),
         quota.QuotaController(client),
+        # Pod networking: each Node's spec.podCIDR, carved from --cluster-cidr.
+        podcidr.PodCidrController(client, *podcidr.cluster_cidrs_of(options)),
     ]
