@@ -39,6 +39,14 @@ from sigma.agent.node import NodeRuntime
 from sigma.agent.nodemetric import NodeMetricBuilder
 from sigma.agent.podevents import killing_events, status_events
 from sigma.agent.podmanager import TERMINAL, BackOff, PodError, PodManager, PodTerminated, ReportStatus
+from sigma.agent.podnet.network import (
+    DEFAULT_CNI_BIN_DIRS,
+    DEFAULT_ETC_ROOT,
+    PodNetwork,
+    ensure_ip_forward,
+    needs_network,
+)
+from sigma.agent.podnet.routes import RouteSync
 from sigma.agent.podspec import grace_seconds
 from sigma.agent.podwatch import PodWatcher
 from sigma.agent.probe import Capabilities, probe
@@ -90,6 +98,11 @@ class AgentOptions:
     # agent being stopped drains its pods first) before giving up.
     state_lock_wait: float = 60.0
     images: ImageOptions = field(default_factory=ImageOptions)  # registry, P2P, image GC (pulls.py)
+    # A network namespace and an address per pod from the Node's podCIDR (podnet), host-gw
+    # routes to the other nodes' pods. Off: pods share the host's network.
+    pod_network: bool = False
+    cni_bin_dirs: tuple[str, ...] = DEFAULT_CNI_BIN_DIRS
+    enable_ip_forward: bool = False  # turn on IPv4 forwarding in the agent's network namespace
 
 
 class Agent:
@@ -115,13 +128,18 @@ class Agent:
                                      on_done=lambda: self.watcher.changed.set(),  # a pull done: sync now
                                      master_http=getattr(client, "http", None))
             runtimes["runc"] = RuncRuntime(state_dir, store, self.cgroups, overlay=opts.images.overlay)
-        self.node = NodeRuntime(state_dir, runtimes, self.cgroups, PodManager(opts.backoff), pulls=self.pulls)
+        self.network = PodNetwork(state_dir, opts.cni_bin_dirs, os.path.join(DEFAULT_ETC_ROOT, self.instance)) \
+            if opts.pod_network else None
+        self.node = NodeRuntime(state_dir, runtimes, self.cgroups, PodManager(opts.backoff), pulls=self.pulls,
+                                network=self.network)
         self.collector = Collector(self.node.cgroups)
         self.watcher = PodWatcher(client, node_name)
         self.address = opts.address or reachable_address(opts.host, getattr(client, "base_url", ""))
         self.server = AgentServer(opts.host, opts.port, self.watcher.find, self.node.logs, self.render_metrics,
                                   ensure_serving_cert(state_dir, node_name, [self.address]))
         self.facts = self._facts(list(runtimes))
+        if self.network is not None:
+            self.facts.conditions.append(self.network.condition())  # NetworkUnavailable, kept current
         self.heartbeat = Heartbeat(client, self.facts, opts.lease_interval, opts.node_status_interval,
                                    holder=f"{node_name}_{self.instance}")
         self.metric = NodeMetricBuilder(node_name, self.facts.cpu_millis, self.facts.memory_bytes,
@@ -148,8 +166,13 @@ class Agent:
         try:
             if not self._register() or not self._trust_master():
                 return
-            for name, target in (("agent-pods", self.watcher.run), ("agent-heartbeat", self.heartbeat.run),
-                                 ("agent-metrics", self._metrics_loop), ("agent-qos", self.qos.run)):
+            loops: list[tuple[str, Callable[[threading.Event], None]]] = [
+                ("agent-pods", self.watcher.run), ("agent-heartbeat", self.heartbeat.run),
+                ("agent-metrics", self._metrics_loop), ("agent-qos", self.qos.run)]
+            if self.network is not None:
+                ensure_ip_forward(self.options.enable_ip_forward)
+                loops.append(("agent-routes", RouteSync(self.client, self.node_name, on_own_node=self._own_node).run))
+            for name, target in loops:
                 thread = threading.Thread(target=target, args=(self.stop_event,), name=name, daemon=True)
                 thread.start()
                 self._threads.append(thread)
@@ -179,6 +202,16 @@ class Agent:
     def stop(self) -> None:
         self.stop_event.set()
         self.watcher.changed.set()  # wake the sync loop
+
+    def _own_node(self, node: dict[str, Any]) -> None:
+        """The Node as the route loop read it: its podCIDR configures the pod network."""
+        assert self.network is not None
+        self.network.set_pod_cidr(str((node.get("spec") or {}).get("podCIDR") or ""))
+        condition = self.network.condition()
+        if condition not in self.facts.conditions:
+            self.facts.conditions[:] = [c for c in self.facts.conditions if c.get("type") != condition["type"]]
+            self.facts.conditions.append(condition)
+            self.watcher.changed.set()  # pods waiting for the network may start now
 
     def drain(self) -> None:
         """Stop every container this agent runs and remove its cgroup tree. Each pod gets its
@@ -284,12 +317,16 @@ class Agent:
     def _write_status(self, report: ReportStatus) -> bool:
         """True when written, or when there is nothing left to write to."""
         address = self.facts.address
-        status = {**report.status, "hostIP": address, "hostIPs": [{"ip": address}],
-                  # The runtimes share the host's network: a pod's IP is the node's.
-                  "podIP": address, "podIPs": [{"ip": address}]}
         cached = next((p for p in self.watcher.pods() if p["metadata"].get("uid") == report.pod_uid), None)
         if cached is None:
             return True  # the pod is gone from the master
+        status = {**report.status, "hostIP": address, "hostIPs": [{"ip": address}]}
+        # A hostNetwork pod (or any, without the pod network) has the node's address; a pod
+        # of its own network has its sandbox's, and none until it has a sandbox.
+        pod_ips = [address] if self.network is None or not needs_network(cached) else \
+            self.network.pod_ips(report.pod_uid)
+        if pod_ips:
+            status.update(podIP=pod_ips[0], podIPs=[{"ip": ip} for ip in pod_ips])
         current = cached.get("status") or {}
         if current.get("phase") in TERMINAL and status.get("phase") != current.get("phase"):
             return True  # finished is final: a terminal pod is never reported back to running

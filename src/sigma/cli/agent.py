@@ -73,6 +73,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--qos-interval", type=float, default=1.0,
                    help="seconds between QoS rounds (idle, suppress, evict, resctrl)")
     p.add_argument("--drain-on-exit", action="store_true", help="stop every pod when the agent stops")
+    net = p.add_argument_group("pod network", "a network namespace and an address per pod (CNI), host-gw routes")
+    net.add_argument("--pod-network", action="store_true",
+                     help="give pods their own network from the Node's podCIDR (else they share the host's)")
+    net.add_argument("--cni-bin-dir", action="append", default=None, metavar="DIR",
+                     help="where the CNI plugins are (repeatable; default /usr/lib/cni, /opt/cni/bin)")
+    net.add_argument("--enable-ip-forward", action="store_true",
+                     help="turn on IPv4 forwarding in the agent's network namespace (pods of other nodes)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     p.set_defaults(func=run_agent)
 
@@ -117,6 +124,8 @@ def run_agent(args: argparse.Namespace) -> int:
         address=args.address, cgroup_root=args.cgroup_root, image_dir=args.image_dir or DEFAULT_ROOT,
         resync_interval=args.resync_interval, metrics_interval=args.metrics_interval,
         lease_interval=args.lease_interval, drain_on_exit=args.drain_on_exit,
+        pod_network=args.pod_network, enable_ip_forward=args.enable_ip_forward,
+        **({"cni_bin_dirs": tuple(args.cni_bin_dir)} if args.cni_bin_dir else {}),
         qos=QosOptions(interval=args.qos_interval),
         images=ImageOptions(registry=args.registry, insecure_registry=args.insecure_registry, p2p=args.p2p,
                             p2p_port=args.p2p_port, p2p_upload_rate=args.p2p_upload_mbps * 1e6 / 8,

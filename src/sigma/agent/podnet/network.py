@@ -101,6 +101,8 @@ class PodNetwork:
     # -- the node's side -----------------------------------------------------------------
     def problem(self) -> str | None:
         """Why pods cannot have a network on this node (a missing part), or None."""
+        if os.geteuid() != 0:
+            return "network namespaces need root"
         missing = [p for p in conflist.PLUGINS if cni.find_plugin(self.cni_path, p) is None]
         if missing:
             return f"CNI plugins {', '.join(missing)} not found in {os.pathsep.join(self.cni_path)}"

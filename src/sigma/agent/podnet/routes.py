@@ -18,6 +18,7 @@ import json
 import logging
 import subprocess
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sigma.api.errors import ApiError
@@ -94,8 +95,11 @@ def apply(to_set: Routes, to_remove: list[str]) -> list[str]:
 
 
 class RouteSync:
-    def __init__(self, client: ApiClient, node_name: str, period_s: float = PERIOD_S) -> None:
+    def __init__(self, client: ApiClient, node_name: str, period_s: float = PERIOD_S,
+                 on_own_node: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """``on_own_node``: called with this agent's own Node at each pass (its podCIDR)."""
         self.client, self.node_name, self.period_s = client, node_name, period_s
+        self.on_own_node = on_own_node
         self._last_failures: list[str] = []
 
     def run(self, stop: threading.Event) -> None:
@@ -106,6 +110,9 @@ class RouteSync:
     def sync_once(self) -> None:
         try:
             nodes = self.client.list("nodes")["items"]
+            own = next((n for n in nodes if n["metadata"]["name"] == self.node_name), None)
+            if own is not None and self.on_own_node is not None:
+                self.on_own_node(own)
             to_set, to_remove = route_diff(desired_routes(nodes, self.node_name), current_routes())
         except (ApiError, ConnectionError, OSError, ValueError, subprocess.CalledProcessError) as err:
             log.warning("pod routes: %s", err)

@@ -55,6 +55,12 @@ class ContainerSpec:
     seccomp_profile: str = "RuntimeDefault"  # or "Unconfined" (securityContext.seccompProfile.type)
     capabilities_add: tuple[str, ...] = ()  # securityContext.capabilities, as the pod spells them
     capabilities_drop: tuple[str, ...] = ()
+    # The pod's network namespace (sigma.agent.podnet), shared by all its containers; None
+    # keeps the host's network (hostNetwork pods, or a node without the pod network).
+    netns_path: str | None = None
+    # Files bind-mounted read-only over the container's own: (path inside, file on the host),
+    # the pod's /etc/resolv.conf and /etc/hosts.
+    etc_files: tuple[tuple[str, str], ...] = ()
 
     @property
     def id(self) -> str:
