@@ -110,6 +110,7 @@ def run_agent(args: argparse.Namespace) -> int:
 
     from sigma.agent.agent import Agent, AgentOptions
     from sigma.agent.images import DEFAULT_ROOT
+    from sigma.agent.podnet.network import DEFAULT_CNI_BIN_DIRS
     from sigma.agent.pulls import ImageOptions
     from sigma.agent.qos import QosOptions
     from sigma.api.errors import ApiError
@@ -125,7 +126,7 @@ def run_agent(args: argparse.Namespace) -> int:
         resync_interval=args.resync_interval, metrics_interval=args.metrics_interval,
         lease_interval=args.lease_interval, drain_on_exit=args.drain_on_exit,
         pod_network=args.pod_network, enable_ip_forward=args.enable_ip_forward,
-        **({"cni_bin_dirs": tuple(args.cni_bin_dir)} if args.cni_bin_dir else {}),
+        cni_bin_dirs=tuple(args.cni_bin_dir or DEFAULT_CNI_BIN_DIRS),
         qos=QosOptions(interval=args.qos_interval),
         images=ImageOptions(registry=args.registry, insecure_registry=args.insecure_registry, p2p=args.p2p,
                             p2p_port=args.p2p_port, p2p_upload_rate=args.p2p_upload_mbps * 1e6 / 8,
