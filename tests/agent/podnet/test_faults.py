@@ -62,7 +62,7 @@ def test_no_pod_cidr_yet_is_its_own_reason(tmp_path: Path) -> None:
     if network.problem() is not None:
         pytest.skip(str(network.problem()))
     assert network.condition()["reason"] == "NoPodCIDR"
-    with pytest.raises(PodNetworkError, match="no spec.podCIDR"):
+    with pytest.raises(PodNetworkError, match=r"no spec\.podCIDR"):
         network.ensure(pod(), time.time())
 
 

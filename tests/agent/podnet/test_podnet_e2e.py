@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ipaddress
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +68,8 @@ class Cluster:
         self.agents: dict[int, subprocess.Popen[bytes]] = {}
 
     def diagnose(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.tmp.glob("*.log")))
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                         for p in sorted(self.tmp.glob("*.log")))
 
     def api(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
         return self.net.curl(A, self.url + path, method=method, body=body, content_type=content_type,
@@ -163,6 +166,7 @@ class Cluster:
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     with Network(hosts=3) as net:
+        assert isinstance(net, Network)
         made = Cluster(net, tmp_path)
         try:
             yield made
@@ -184,17 +188,16 @@ def test_pods_get_their_own_network_routed_between_nodes_and_released(cluster: C
     cluster.start_agent(B, str(stuck_dir))
     cluster.start_agent(C)
     for host in NODES:
-        wait_until(f"{NODES[host]}'s network ready", lambda h=host: cluster.network_ready(h), 40, cluster.diagnose)
+        wait_until(f"{NODES[host]}'s network ready", partial(cluster.network_ready, host), 40, cluster.diagnose)
     cidrs = {h: cluster.node(h)["spec"]["podCIDR"] for h in NODES}
     assert len(set(cidrs.values())) == 3 and all(c.startswith("10.244.") for c in cidrs.values()), cidrs
 
     # Two pods on node-a, both on 8080; one on node-c.
     for name, host in (("web-1", A), ("web-2", A), ("far", C)):
         cluster.run_pod(name, host)
-    pods = {n: wait_until(f"{n} running", lambda n=n: cluster.running(n), 40, cluster.diagnose)
+    pods = {n: wait_until(f"{n} running", partial(cluster.running, n), 40, cluster.diagnose)
             for n in ("web-1", "web-2", "far")}
     ips = {n: p["status"]["podIP"] for n, p in pods.items()}
-    import ipaddress
     assert ipaddress.ip_address(ips["web-1"]) in ipaddress.ip_network(cidrs[A])
     assert ipaddress.ip_address(ips["far"]) in ipaddress.ip_network(cidrs[C])
     assert ips["web-1"] != ips["web-2"]

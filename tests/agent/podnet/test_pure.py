@@ -125,7 +125,7 @@ def test_bandwidth_annotations_become_the_capability_in_bits_per_second() -> Non
     assert bandwidth_config(annotated) == {"bandwidth": {"ingressRate": 10_000_000, "ingressBurst": 2**31 - 1,
                                                          "egressRate": 10**9, "egressBurst": 2**31 - 1}}
     assert bandwidth_config({"metadata": {}}) == {}
-    with pytest.raises(PodNetworkError, match="kubernetes.io/egress-bandwidth"):
+    with pytest.raises(PodNetworkError, match=r"kubernetes\.io/egress-bandwidth"):
         bandwidth_config({"metadata": {"annotations": {"kubernetes.io/egress-bandwidth": "fast"}}})
 
 
