@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sigma.api.errors import ApiError
@@ -31,7 +32,7 @@ def object_key(obj: dict[str, Any]) -> tuple[str, str]:
 
 
 class Reflector:
-    def __init__(self, client: ApiClient, resource: str, on_change: Any,
+    def __init__(self, client: ApiClient, resource: str, on_change: Callable[[], None],
                  idle_timeout: float = IDLE_TIMEOUT_S) -> None:
         self.client, self.resource, self.on_change, self.idle_timeout = client, resource, on_change, idle_timeout
         self.synced = threading.Event()

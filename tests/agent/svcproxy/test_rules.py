@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sigma.agent.svcproxy.model import Endpoint, build_model
+from typing import Any
+
+from sigma.agent.svcproxy.model import Endpoint, ServicePort, build_model
 from sigma.agent.svcproxy.rules import (
     HAIRPIN,
     NO_ENDPOINT_NODEPORTS,
@@ -22,7 +24,7 @@ HTTP = [{"name": "http", "port": 80, "targetPort": "web"}]
 SLICE_HTTP = [{"name": "http", "port": 8080, "protocol": "TCP"}]
 
 
-def _ports(services: list, slices: list) -> list:
+def _ports(services: list[dict[str, Any]], slices: list[dict[str, Any]]) -> list[ServicePort]:
     return build_model(services, slices).ports
 
 

@@ -104,7 +104,7 @@ class Node:
             self.sh(n, "ip", "link", "set", f"v{i}", "type", "bridge_slave", "hairpin", "on")
             self._pod(ns, f"{self.ip_of(i)}/24", "10.244.0.1")
             self.procs.append(subprocess.Popen([*self.enter(ns), sys.executable, "-c", SERVER, f"ep{i}", "8080"]))
-        for i, ns in enumerate(self.eps):
+        for ns in self.eps:
             self._wait_listening(ns, 8080)
 
     def _pod(self, ns: str, cidr: str, gateway: str) -> None:

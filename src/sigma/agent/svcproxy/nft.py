@@ -19,7 +19,8 @@ class NftError(RuntimeError):
 def nft_missing() -> str | None:
     """Why the proxy cannot run here, in plain words, or None."""
     if shutil.which("nft") is None:
-        return "nft is not installed: the service proxy is off, ClusterIPs and NodePorts do not work (apt package nftables)"
+        return ("nft is not installed: the service proxy is off, ClusterIPs and NodePorts do not work "
+                "(apt package nftables)")
     return None
 
 

@@ -83,7 +83,8 @@ def fixed_part(cfg: NodeConfig) -> str:
         # kube-proxy's answer for a service without endpoints: refused at once, never a hang.
         "reject-chain": ["\t\tmeta l4proto tcp reject with tcp reset", "\t\treject"],
         "services": [f"\t\tip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}",
-                     f"\t\tfib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"],
+                     f"\t\tfib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport "
+                     f"vmap @{SERVICE_NODEPORTS}"],
         "service-endpoints-check": [
             f"\t\tip daddr . meta l4proto . th dport vmap @{NO_ENDPOINT_SERVICES}",
             f"\t\tfib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}"],
@@ -102,7 +103,7 @@ def fixed_part(cfg: NodeConfig) -> str:
                             f"\t\tct status dnat ip saddr . ip daddr @{HAIRPIN} masquerade fully-random",
                             "\t\tjump masquerading", "\t\tjump pod-egress"],
     }
-    body = [f"\tchain {name} {{\n" + "\n".join(rules) + ("\n" if rules else "") + "\t}" for name, rules in chains.items()]
+    body = [f"\tchain {name} {{\n" + "".join(r + "\n" for r in rules) + "\t}" for name, rules in chains.items()]
     return "\n".join(maps + body)
 
 
