@@ -57,6 +57,7 @@ from sigma.agent.runtime.hardening import NOBODY
 from sigma.agent.runtime.process import ProcessRuntime
 from sigma.agent.runtime.runc import RuncRuntime
 from sigma.agent.server import AgentServer
+from sigma.agent.servicenet import ServiceNetOptions, ServiceNetwork
 from sigma.agent.servingcert import ensure_serving_cert
 from sigma.agent.usage_metrics import Families, PodUsage, Usage, usage_families
 from sigma.api.auth.identity import CLUSTER_CA_PATH, SERVING_CERT_ANNOTATION
@@ -103,6 +104,7 @@ class AgentOptions:
     pod_network: bool = False
     cni_bin_dirs: tuple[str, ...] = DEFAULT_CNI_BIN_DIRS
     enable_ip_forward: bool = False  # turn on IPv4 forwarding in the agent's network namespace
+    services: ServiceNetOptions = field(default_factory=ServiceNetOptions)  # proxy + cluster DNS (servicenet.py)
 
 
 class Agent:
@@ -111,6 +113,11 @@ class Agent:
         self.client, self.node_name, self.state_dir = client, node_name, state_dir
         self.options = opts = options or AgentOptions()
         self.caps = caps or probe()
+        # Services: the nftables proxy and the cluster DNS, on one Service/EndpointSlice cache.
+        self.servicenet = (ServiceNetwork(client, node_name, opts.services)
+                           if opts.services.proxy or opts.services.dns else None)
+        if self.servicenet is not None and self.servicenet.missing:
+            self.caps = replace(self.caps, missing=(*self.caps.missing, self.servicenet.missing))
         log_capabilities(node_name, self.caps)
         os.makedirs(state_dir, exist_ok=True)
         # One agent per state directory (and so per node's containers): held until run() ends.
@@ -176,6 +183,8 @@ class Agent:
                 thread = threading.Thread(target=target, args=(self.stop_event,), name=name, daemon=True)
                 thread.start()
                 self._threads.append(thread)
+            if self.servicenet is not None:
+                self._threads += self.servicenet.start(self.stop_event)
             self._sync_loop()
         finally:
             self.server.stop()
@@ -183,6 +192,8 @@ class Agent:
                 self.pulls.close()  # leaves the tracker, stops serving pieces
             for thread in self._threads:
                 thread.join(timeout=2)  # the pod watch may sit in a read; it is a daemon
+            if self.servicenet is not None:  # the table stays for a restart, goes with a drain
+                self.servicenet.stop(remove_rules=self.options.drain_on_exit)
             if self.options.drain_on_exit:
                 self.drain()
             self.release()

@@ -80,6 +80,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                      help="where the CNI plugins are (repeatable; default /usr/lib/cni, /opt/cni/bin)")
     net.add_argument("--enable-ip-forward", action="store_true",
                      help="turn on IPv4 forwarding in the agent's network namespace (pods of other nodes)")
+    services = p.add_argument_group("services", "the nftables service proxy and the cluster DNS (docs/concepts.md)")
+    services.add_argument("--service-proxy", action="store_true",
+                          help="program ClusterIPs and NodePorts into nftables (table ip sigma)")
+    services.add_argument("--cluster-dns", action="store_true", help="serve cluster DNS on the pod gateway address")
+    services.add_argument("--cluster-cidr", help="the cluster's pod addresses, e.g. 10.244.0.0/16 (masquerade)")
+    services.add_argument("--cluster-domain", default="cluster.local", help="the DNS domain of Services and pods")
+    services.add_argument("--cluster-dns-port", type=int, default=53, help="the port the cluster DNS answers on (UDP and TCP)")
+    services.add_argument("--cluster-dns-address", help="default: the first address of the Node's podCIDR")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     p.set_defaults(func=run_agent)
 
@@ -113,6 +121,7 @@ def run_agent(args: argparse.Namespace) -> int:
     from sigma.agent.podnet.network import DEFAULT_CNI_BIN_DIRS
     from sigma.agent.pulls import ImageOptions
     from sigma.agent.qos import QosOptions
+    from sigma.agent.servicenet import ServiceNetOptions
     from sigma.api.errors import ApiError
     from sigma.statemodes import secure_state_dir
 
@@ -132,6 +141,9 @@ def run_agent(args: argparse.Namespace) -> int:
                             p2p_port=args.p2p_port, p2p_upload_rate=args.p2p_upload_mbps * 1e6 / 8,
                             gc_budget=args.image_gc_budget, gc_interval=args.image_gc_interval,
                             overlay=args.rootfs == "overlay"),
+        services=ServiceNetOptions(proxy=args.service_proxy, dns=args.cluster_dns, cluster_cidr=args.cluster_cidr,
+                                   cluster_domain=args.cluster_domain, dns_port=args.cluster_dns_port,
+                                   dns_address=args.cluster_dns_address),
     )
     try:
         secure_state_dir(Path(args.state_dir))
