@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from sigma.agent.podmanager import (
     StopContainer,
     WaitUntil,
 )
+from sigma.agent.probes.policy import Health
 from sigma.agent.pulls import ImagePulls
 from sigma.agent.runtime.base import RUNNING, ContainerSpec, ContainerStatus, Runtime
 from sigma.agent.runtime.hardening import security_fields
@@ -78,14 +79,15 @@ class NodeRuntime:
     def observed(self) -> list[ContainerStatus]:
         return [c for rt in self.runtimes.values() for c in rt.list()]
 
-    def sync(self, desired: list[podspec.Pod], now: float) -> SyncResult:
+    def sync(self, desired: list[podspec.Pod], now: float,
+             health: Mapping[str, Health] | None = None) -> SyncResult:
         """Bring the node towards `desired`; at most three rounds so a container that fails
         to start is seen (and reported) in the same call."""
         result = SyncResult()
         latest: dict[str, ReportStatus] = {}
         for _ in range(3):
             acted = False
-            for ins in self.manager.handle(desired, self.observed(), now):
+            for ins in self.manager.handle(desired, self.observed(), now, health):
                 if isinstance(ins, ReportStatus):
                     latest[ins.pod_uid] = ins
                 elif isinstance(ins, PodTerminated):

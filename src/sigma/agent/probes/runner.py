@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -27,10 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sigma.agent.probes import handlers, policy
+from sigma.agent.runtime.base import RUNNING, ContainerStatus, Runtime
 
 log = logging.getLogger("sigma.agent.probes")
 
 WORKERS = 4
+# Where a pod's network namespace is bound when it has one (sigma-<pod uid>): its network
+# probes run inside it. A pod without one shares the host's network and is probed there.
+NETNS_DIR = "/var/run/netns"
 
 
 @dataclass(frozen=True)
@@ -175,3 +180,45 @@ class ProbeRunner:
             self._kill(target, restart.grace)
         if changed or restart is not None:
             self._changed()
+
+
+def pod_netns_path(pod_uid: str) -> str | None:
+    path = os.path.join(NETNS_DIR, f"sigma-{pod_uid}")
+    return path if pod_uid and os.path.exists(path) else None
+
+
+def probe_targets(pods: list[dict[str, Any]], observed: Callable[[], list[ContainerStatus]],
+                  runtimes: Mapping[str, Runtime], node_address: str) -> list[ProbeTarget]:
+    """The running containers of live pods that have probes. ``observed`` is only called
+    when some pod has a probe: a node without probes reads no container state for them."""
+    live = {str(p["metadata"].get("uid")): p for p in pods
+            if not p["metadata"].get("deletionTimestamp")
+            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            and any(policy.container_probes(c) for c in (p.get("spec") or {}).get("containers") or [])}
+    if not live:
+        return []
+    out = []
+    for c in observed():
+        pod = live.get(c.pod_uid)
+        runtime = runtimes.get(c.runtime)
+        if c.state != RUNNING or pod is None or runtime is None:
+            continue
+        spec = next((s for s in pod["spec"].get("containers") or [] if s.get("name") == c.name), None)
+        if spec is None:
+            continue
+        netns = pod_netns_path(c.pod_uid)
+        pod_ip = str((pod.get("status") or {}).get("podIP") or "")
+        # kubelet probes the pod IP; inside the pod's own namespace, without one, its loopback.
+        host = pod_ip or ("127.0.0.1" if netns else node_address)
+        ports = {str(p["name"]): int(p["containerPort"]) for p in spec.get("ports") or []
+                 if p.get("name") and isinstance(p.get("containerPort"), int)}
+        out.append(ProbeTarget(c.id, c.runtime, pod, spec, c.started_at or 0.0,
+                               handlers.Target(host, ports, netns), _exec_for(runtime, c.id)))
+    return out
+
+
+def _exec_for(runtime: Runtime, container_id: str) -> handlers.Exec:
+    def run(argv: list[str], timeout: float) -> tuple[int, str]:
+        return runtime.exec(container_id, argv, timeout)
+
+    return run
