@@ -50,6 +50,7 @@ from sigma.agent.podnet.routes import RouteSync
 from sigma.agent.podspec import grace_seconds
 from sigma.agent.podwatch import PodWatcher
 from sigma.agent.probe import Capabilities, probe
+from sigma.agent.probes.runner import ProbeRunner, ProbeTarget, probe_targets
 from sigma.agent.pulls import ImageOptions, ImagePulls, start_pulls
 from sigma.agent.qos import QosManager, QosOptions
 from sigma.agent.runtime.base import Runtime
@@ -165,6 +166,8 @@ class Agent:
         self._last_status: dict[str, dict[str, Any]] = {}  # by pod uid: the status last reported
         self._killing: set[str] = set()  # pods whose deletion has been announced
         self._pulls_seen: set[tuple[str, str]] = set()  # (pod uid, image) with a Pulling Event
+        # Startup, liveness and readiness probes (sigma.agent.probes): a changed result syncs.
+        self.probes = ProbeRunner(changed=self.watcher.changed.set, kill=self._probe_kill, event=self._probe_event)
 
     # -- lifecycle -----------------------------------------------------------------------
     def run(self) -> None:
@@ -196,6 +199,7 @@ class Agent:
                 self.servicenet.stop(remove_rules=self.options.drain_on_exit)
             if self.options.drain_on_exit:
                 self.drain()
+            self.probes.close()
             self.release()
             log.info("agent for node %s stopped", self.node_name)
 
@@ -260,7 +264,9 @@ class Agent:
 
     def sync_once(self) -> float | None:
         try:
-            result = self.node.sync(self.watcher.pods(), time.time())
+            pods = self.watcher.pods()
+            result = self.node.sync(pods, time.time(), self.probes.health())
+            self.probes.sync(probe_targets(pods, self.node.observed, self.node.runtimes, self.address))
         except Exception as err:  # one broken pod (or a cgroup hiccup) must not stop the agent
             if repr(err) != self._last_sync_error:  # the same failure every second is one log line
                 log.exception("node sync failed (retrying every %.0fs)", self.options.resync_interval)
@@ -312,6 +318,16 @@ class Agent:
         self._pulls_seen = {k for k in self._pulls_seen if k[0] in pods}
         for pod, (kind, reason, message) in emitted:
             record_event(self.client, {**pod, "kind": "Pod", "apiVersion": "v1"}, kind, reason, message, COMPONENT)
+
+    def _probe_kill(self, target: ProbeTarget, grace: float | None) -> None:
+        """A liveness or startup probe failed: stop the container; the pod manager restarts
+        it (restartPolicy, back-off). The probe's terminationGracePeriodSeconds, else the pod's."""
+        runtime = self.node.runtimes.get(target.runtime)
+        if runtime is not None:
+            runtime.stop(target.container_id, grace_seconds(dict(target.pod)) if grace is None else grace)
+
+    def _probe_event(self, target: ProbeTarget, kind: str, reason: str, message: str) -> None:
+        record_event(self.client, {**target.pod, "kind": "Pod", "apiVersion": "v1"}, kind, reason, message, COMPONENT)
 
     def _report_error(self, error: PodError) -> None:
         """A pod that failed this sync (the others were synced) says why in an Event."""

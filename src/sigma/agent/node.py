@@ -13,7 +13,7 @@ import dataclasses
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from sigma.agent.podmanager import (
     WaitUntil,
 )
 from sigma.agent.podnet import PodNetwork
+from sigma.agent.probes.policy import Health
 from sigma.agent.pulls import ImagePulls
 from sigma.agent.runtime.base import RUNNING, ContainerSpec, ContainerStatus, Runtime
 from sigma.agent.runtime.hardening import security_fields
@@ -85,7 +86,8 @@ class NodeRuntime:
     def observed(self) -> list[ContainerStatus]:
         return [c for rt in self.runtimes.values() for c in rt.list()]
 
-    def sync(self, desired: list[podspec.Pod], now: float) -> SyncResult:
+    def sync(self, desired: list[podspec.Pod], now: float,
+             health: Mapping[str, Health] | None = None) -> SyncResult:
         """Bring the node towards `desired`; at most three rounds so a container that fails
         to start is seen (and reported) in the same call."""
         result = SyncResult()
@@ -94,7 +96,7 @@ class NodeRuntime:
             self.network.gc({podspec.uid(p) for p in desired} | {c.pod_uid for c in self.observed()})
         for _ in range(3):
             acted = False
-            for ins in self.manager.handle(desired, self.observed(), now):
+            for ins in self.manager.handle(desired, self.observed(), now, health):
                 if isinstance(ins, ReportStatus):
                     latest[ins.pod_uid] = ins
                 elif isinstance(ins, PodTerminated):

@@ -224,7 +224,68 @@ def validate_container(c: dict[str, Any], path: str, needs_command: bool) -> lis
         # The range is the schema's (sigma.api.schema.PORT); here only its presence.
         if port.get("containerPort") is None:
             causes.append(Cause(f"{path}.ports[{i}].containerPort", "Required value", "FieldValueRequired"))
+    for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+        if isinstance(c.get(kind), dict):
+            causes += validate_probe(c[kind], f"{path}.{kind}", kind)
     return causes
+
+
+_PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
+
+
+def validate_probe(probe: dict[str, Any], path: str, kind: str) -> list[Cause]:
+    """Kubernetes' validateProbe and validateHandler; the numbers' ranges are the schema's."""
+    causes: list[Cause] = []
+    handlers = [h for h in _PROBE_HANDLERS if probe.get(h) is not None]
+    if not handlers:
+        causes.append(Cause(path, "Required value: must specify a handler type", "FieldValueRequired"))
+    for extra in handlers[1:]:
+        causes.append(Cause(f"{path}.{extra}", "Forbidden: may not specify more than 1 handler type",
+                            "FieldValueForbidden"))
+    success = probe.get("successThreshold")
+    if kind != "readinessProbe" and success not in (None, 0, 1):  # 0 is defaulted to 1
+        causes.append(Cause(f"{path}.successThreshold", f"Invalid value: {success}: must be 1"))
+    grace = probe.get("terminationGracePeriodSeconds")
+    if kind == "readinessProbe" and grace is not None:
+        causes.append(Cause(f"{path}.terminationGracePeriodSeconds",
+                            f"Invalid value: {grace}: must not be set for readinessProbes"))
+    action = probe.get(handlers[0]) if handlers else None
+    if not isinstance(action, dict):
+        return causes
+    where = f"{path}.{handlers[0]}"
+    if handlers[0] == "grpc":
+        causes.append(Cause(where, "Forbidden: grpc probes are not supported by Sigma: use exec, httpGet or "
+                                   "tcpSocket", "FieldValueForbidden"))
+    elif handlers[0] == "exec":
+        if not action.get("command"):
+            causes.append(Cause(f"{where}.command", "Required value", "FieldValueRequired"))
+    else:
+        causes += _probe_port(action.get("port"), f"{where}.port")
+    scheme = action.get("scheme")
+    if handlers[0] == "httpGet" and scheme not in (None, "HTTP", "HTTPS"):
+        causes.append(Cause(f"{where}.scheme", f'Unsupported value: "{scheme}": supported values: "HTTP", "HTTPS"',
+                            "FieldValueNotSupported"))
+    return causes
+
+
+def _probe_port(port: Any, path: str) -> list[Cause]:
+    """A port number (its range is the schema's) or an IANA_SVC_NAME (apimachinery's IsValidPortName)."""
+    if port is None or port == "":
+        return [Cause(path, "Required value", "FieldValueRequired")]
+    if not isinstance(port, str):
+        return []
+    problems = []
+    if len(port) > 15:
+        problems.append("must be no more than 15 characters")
+    if not re.fullmatch(r"[-a-z0-9]+", port):
+        problems.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
+    if not re.search(r"[a-z]", port):
+        problems.append("must contain at least one letter (a-z)")
+    if "--" in port:
+        problems.append("must not contain consecutive hyphens")
+    if port.startswith("-") or port.endswith("-"):
+        problems.append("must not begin or end with a hyphen")
+    return _invalid(path, port, problems) if problems else []
 
 
 def validate_pod_spec(spec: Any, path: str) -> list[Cause]:
@@ -456,10 +517,26 @@ def default_pod_spec(spec: dict[str, Any]) -> None:
         if image:
             c.setdefault("imagePullPolicy", "Always" if image.endswith(":latest") or ":" not in image.rsplit("/", 1)[-1]
                          else "IfNotPresent")
+        for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+            if isinstance(c.get(kind), dict):
+                default_probe(c[kind])
         resources = c.setdefault("resources", {})
         # Kubernetes: a limit without a request means request = limit.
         for resource, limit in (resources.get("limits") or {}).items():
             resources.setdefault("requests", {}).setdefault(resource, limit)
+
+
+PROBE_DEFAULTS = {"timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}
+
+
+def default_probe(probe: dict[str, Any]) -> None:
+    """SetDefaults_Probe and SetDefaults_HTTPGetAction: 0 (or unset) takes the default."""
+    for name, value in PROBE_DEFAULTS.items():
+        if not probe.get(name):
+            probe[name] = value
+    if isinstance(probe.get("httpGet"), dict):
+        probe["httpGet"].setdefault("path", "/")
+        probe["httpGet"].setdefault("scheme", "HTTP")
 
 
 def qos_class(spec: dict[str, Any]) -> str:

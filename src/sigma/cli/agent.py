@@ -86,7 +86,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     services.add_argument("--cluster-dns", action="store_true", help="serve cluster DNS on the pod gateway address")
     services.add_argument("--cluster-cidr", help="the cluster's pod addresses, e.g. 10.244.0.0/16 (masquerade)")
     services.add_argument("--cluster-domain", default="cluster.local", help="the DNS domain of Services and pods")
-    services.add_argument("--cluster-dns-port", type=int, default=53, help="the port the cluster DNS answers on (UDP and TCP)")
+    services.add_argument("--cluster-dns-port", type=int, default=53,
+                          help="the port the cluster DNS answers on (UDP and TCP)")
     services.add_argument("--cluster-dns-address", help="default: the first address of the Node's podCIDR")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     p.set_defaults(func=run_agent)

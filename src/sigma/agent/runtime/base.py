@@ -8,6 +8,7 @@ restarted, by the next agent. The shim writes the container's state to files; `s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -110,4 +111,10 @@ class Runtime(Protocol):
 
     def remove(self, container_id: str) -> None:
         """Forget an exited container (state files, bundle). Kills it first if needed."""
+        ...
+
+    def exec(self, container_id: str, argv: Sequence[str], timeout: float) -> tuple[int, str]:
+        """Run ``argv`` inside the running container (its namespaces, cgroup, user and
+        environment), as exec probes do: (exit code, output). Killed past ``timeout``,
+        raising TimeoutError; OSError when the container is not running."""
         ...
