@@ -15,10 +15,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import Any
-
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 import orjson

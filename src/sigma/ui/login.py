@@ -49,7 +49,9 @@ PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # Not "no-referrer": with it a browser posts the form with Origin: null, which the CSRF
+    # check refuses. Same-origin keeps the page's address (a used link) on this origin.
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
 }
 USED_LINK = ("This login link was already used or has expired. Log in with the token from your "
