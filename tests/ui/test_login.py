@@ -255,6 +255,20 @@ def test_every_login_is_a_new_session_and_ends_the_one_presented(web: httpx.Clie
 
 
 @e2e
+def test_removing_a_token_from_the_token_file_ends_its_sessions(web: httpx.Client, master: AuthMaster) -> None:
+    tokens = master.state / "tokens.csv"
+    original = tokens.read_text()
+    sid = session_of(login(web, master, "noisy-token"))
+    assert web.get("/ui/snapshot", headers=with_session(sid)).status_code == 200
+    try:
+        tokens.write_text("".join(line + "\n" for line in original.splitlines() if not line.startswith("noisy-")))
+        assert web.get("/ui/snapshot", headers=with_session(sid)).status_code == 401
+    finally:
+        tokens.write_text(original)
+    assert web.get("/ui/snapshot", headers=with_session(sid)).status_code == 401  # ended, not suspended
+
+
+@e2e
 def test_an_unknown_once_link_gets_the_login_page_with_a_message(web: httpx.Client) -> None:
     r = web.get("/ui/login?once=made-up", headers=HTML)
     assert r.status_code == 401 and "set-cookie" not in r.headers

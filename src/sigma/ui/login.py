@@ -38,6 +38,8 @@ from sigma.api.auth.browser import (
 from sigma.api.auth.identity import MASTERS, User
 from sigma.api.auth.middleware import AuthPolicy
 from sigma.api.auth.ratelimit import retry_after_header
+from sigma.api.auth.sessions import StillValid
+from sigma.api.auth.tokens import digest
 
 MAX_FORM = 8192  # a token is a few dozen bytes
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -138,10 +140,10 @@ def login_routes(policy: AuthPolicy) -> list[BaseRoute]:
             failures.take(_source(request))
         return _page(message, 401)
 
-    def logged_in(request: Request, user: User) -> Response:
+    def logged_in(request: Request, user: User, still_valid: StillValid | None = None) -> Response:
         # A session id the browser already had is ended, never reused: every login is a new id.
         sessions.end(session_id(request.headers.get("cookie", "")))
-        sid = sessions.create(user)
+        sid = sessions.create(user, still_valid)
         response = RedirectResponse(UI, status_code=303, headers={"Cache-Control": "no-store",
                                                                   "Referrer-Policy": "no-referrer"})
         response.headers["Set-Cookie"] = session_cookie(sid, math.floor(sessions.session_ttl_s))
@@ -170,8 +172,11 @@ def login_routes(policy: AuthPolicy) -> list[BaseRoute]:
         if body is None:
             return _page(f"The login form may not exceed {MAX_FORM} bytes.", 413)
         token = form_token(body)
-        user = policy.credentials.authenticate(token) if token else None
-        return failed(request, BAD_TOKEN) if user is None else logged_in(request, user)
+        key = digest(token)  # only the hash is kept, to notice a revoked token
+        user = policy.credentials.authenticate_digest(key) if token else None
+        if user is None:
+            return failed(request, BAD_TOKEN)
+        return logged_in(request, user, lambda: policy.credentials.authenticate_digest(key) == user)
 
     async def logout(request: Request) -> Response:
         reason = _cross_site(request)

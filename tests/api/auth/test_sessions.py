@@ -102,3 +102,14 @@ def test_once_tokens_are_bounded_too() -> None:
     sessions = store(Clock(), max_once=2)
     tokens = [sessions.issue_once(ALICE) for _ in range(3)]
     assert [sessions.redeem_once(t) for t in tokens] == [None, ALICE, ALICE]
+
+
+def test_a_session_whose_credential_is_revoked_ends() -> None:
+    sessions = store(Clock())
+    valid = [True]
+    sid = sessions.create(BOB, lambda: valid[0])
+    assert sessions.user_of(sid) == BOB
+    valid[0] = False
+    assert sessions.user_of(sid) is None
+    valid[0] = True  # gone for good: a restored token needs a new login
+    assert sessions.user_of(sid) is None

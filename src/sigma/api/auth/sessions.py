@@ -9,6 +9,8 @@ when it expires, whichever comes first.
 Both tables are bounded: beyond their cap the oldest entry is dropped, so a flood of logins
 costs memory for at most MAX_SESSIONS sessions (the oldest of them are logged out). A
 restart of the master logs every browser out, which is the point of keeping them in memory.
+A session may carry a check that its credential still holds (a token login's: the token is
+still in the token file), asked at every request, so revoking a token ends its sessions too.
 """
 
 from __future__ import annotations
@@ -34,10 +36,14 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+StillValid = Callable[[], bool]
+
+
 @dataclass
 class _Entry:
     user: User
     expires: float
+    still_valid: StillValid | None = None
 
 
 def _put(table: OrderedDict[str, _Entry], key: str, entry: _Entry, cap: int) -> None:
@@ -58,12 +64,12 @@ class SessionStore:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- sessions -------------------------------------------------------------------------
-    def create(self, user: User) -> str:
+    def create(self, user: User, still_valid: StillValid | None = None) -> str:
         """A new session for `user`: a fresh id at every login (no session fixation)."""
         session_id = secrets.token_urlsafe(ID_BYTES)
         with self._lock:
-            _put(self._sessions, _digest(session_id), _Entry(user, self.clock() + self.session_ttl_s),
-                 self.max_sessions)
+            _put(self._sessions, _digest(session_id),
+                 _Entry(user, self.clock() + self.session_ttl_s, still_valid), self.max_sessions)
         return session_id
 
     def user_of(self, session_id: str) -> User | None:
@@ -73,12 +79,14 @@ class SessionStore:
         key = _digest(session_id)
         with self._lock:
             entry = self._sessions.get(key)
-            if entry is None:
-                return None
-            if entry.expires <= self.clock():
-                del self._sessions[key]
-                return None
+        if entry is None:
+            return None
+        # The credential check may read the token file: not while holding the lock.
+        if entry.expires > self.clock() and (entry.still_valid is None or entry.still_valid()):
             return entry.user
+        with self._lock:
+            self._sessions.pop(key, None)
+        return None
 
     def end(self, session_id: str) -> bool:
         """Log out: the id stops working at once. False if it was not a live session."""
