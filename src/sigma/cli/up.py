@@ -25,6 +25,7 @@ from rich.console import Console
 from sigma.api.auth import AuthOptions
 from sigma.api.auth.tokens import create_bootstrap_token
 from sigma.master.process import Master
+from sigma.ui import once_login_url
 
 log = logging.getLogger("sigma.up")
 
@@ -69,6 +70,7 @@ class EmbeddedCluster:
         say(f"[bold green]Sigma is up[/] on https://127.0.0.1:{self.port}")
         if self._agent is not None:
             say(f"  node:       {self.node_name} (agent pid {self._agent.pid}, state in {self.state / 'agent'})")
+        say(f"  dashboard:  {once_login_url(self.master.auth_setup, f'https://127.0.0.1:{self.port}')}")
         say(f"  kubeconfig: {kubeconfig}")
         say(f"  try:        kubectl --kubeconfig {kubeconfig} get pods -A -o wide")
         say(f"              sigma get pods -A --kubeconfig {kubeconfig}")

@@ -86,9 +86,10 @@ class Master:
         owner_index(self.store)  # dependents by lookup: a delete never reads every stored object
         self.auth_setup = build_auth(self.auth, self.registry) if self.auth is not None else None
         remote_store = isinstance(self.store, EtcdStore)
+        policy = self.auth_setup.policy if self.auth_setup is not None else None
         self.app = create_app(self.registry, f"{self.host}:{self.port}", self.auth_setup,
                               store_threads=STORE_THREADS if remote_store else 0,
-                              extra_routes=ui_routes(self.registry))
+                              extra_routes=ui_routes(self.registry, policy))
         # The P2P tracker for the agents' image pulls, ahead of the API's catch-all route.
         # Its state is in memory only: after a restart agents re-announce as they pull.
         tracker = TrackerState(max_claims=int(self.options.get("p2p_source_claims", DEFAULT_SOURCE_CLAIMS)))
