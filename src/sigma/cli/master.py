@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -35,6 +35,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="a controller timing or setting, e.g. node_grace_s=4, pod_eviction_timeout_s=10 or "
                    "p2p_source_claims=8 (repeatable)")
+    p.add_argument("--service-cidr", default=None, metavar="CIDR",
+                   help="the ClusterIP range of Services (default 10.96.0.0/12; its first address is the "
+                   "kubernetes Service's)")
+    p.add_argument("--service-node-port-range", default=None, metavar="LOW-HIGH",
+                   help="the NodePort range of Services (default 30000-32767)")
     add_auth_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     p.set_defaults(func=run_master)
@@ -107,7 +112,8 @@ def run_master(args: argparse.Namespace) -> int:
         store_dir = [state.resolve()] if args.store.startswith("sqlite:///") else []
         for private in dict.fromkeys([*store_dir, auth.state_dir]):
             secure_master_state(private)  # umask 077 first: the store and CA are created next
-        master = Master(args.store, host, port, controllers=not args.no_controllers, options=_options(args.option),
+        options: dict[str, Any] = {**_options(args.option), **_service_network(args)}
+        master = Master(args.store, host, port, controllers=not args.no_controllers, options=options,
                         auth=auth, **history)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
@@ -115,6 +121,16 @@ def run_master(args: argparse.Namespace) -> int:
     scheme = master.auth_setup.scheme
     master.serve(on_ready=lambda: console.print(f"sigma master serving on {scheme}://{host}:{port}"))
     return 0
+
+
+def _service_network(args: argparse.Namespace) -> dict[str, str]:
+    """The Master options of the service network flags (checked when the master starts)."""
+    out = {}
+    if args.service_cidr is not None:
+        out["service_cidr"] = args.service_cidr
+    if args.service_node_port_range is not None:
+        out["service_node_port_range"] = args.service_node_port_range
+    return out
 
 
 def _options(pairs: list[str]) -> dict[str, float]:
