@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -67,11 +66,11 @@ def _owner(svc: dict[str, Any]) -> Owner:
 class Allocator:
     """Claims and gives back ClusterIPs and NodePorts in `registry`'s store."""
 
-    def __init__(self, registry: Registry, network: ServiceNetwork, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, registry: Registry, network: ServiceNetwork, clock: Callable[[], float] | None = None) -> None:
         self.registry = registry
         self.store = registry.store
         self.network = network
-        self.clock = clock
+        self.clock = clock or registry.clock
         self._lock = threading.Lock()
         self._held: dict[Owner, Holdings] = {}
         self._watch: Any = None

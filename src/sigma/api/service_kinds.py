@@ -33,6 +33,14 @@ MORE_SHOWN = 3  # kubectl shows the first three ports and addresses of a slice, 
 
 
 def install(registry: Registry, network: ServiceNetwork) -> Allocator:
+    register_kinds()
+    allocator = Allocator(registry, network)
+    registry.add_admission("Service", allocator.admit)
+    return allocator
+
+
+def register_kinds() -> None:
+    """Schemas, defaults, validation and columns of both kinds (what needs no registry)."""
     register_schema("Service", SERVICE_SCHEMA)
     register_schema("EndpointSlice", ENDPOINT_SLICE_SCHEMA)
     NAME_RULES["Service"] = "dns1035"
@@ -45,9 +53,6 @@ def install(registry: Registry, network: ServiceNetwork) -> Allocator:
                                  ("Selector", "string", 1)], service_row)
     register_printer("EndpointSlice", [("Name", "string", 0), ("AddressType", "string", 0), ("Ports", "string", 0),
                                        ("Endpoints", "string", 0), ("Age", "string", 0)], endpoint_slice_row)
-    allocator = Allocator(registry, network)
-    registry.add_admission("Service", allocator.admit)
-    return allocator
 
 
 # -- kubectl get columns ----------------------------------------------------------------------
@@ -113,13 +118,13 @@ def bootstrap(registry: Registry, network: ServiceNetwork, host: str, port: int)
     """The ``default/kubernetes`` Service (the range's first address, port 443 to the master)
     and its EndpointSlice; brought up to date when the master's address or port changed."""
     labels = {"component": "apiserver", "provider": "kubernetes"}
-    service = {"apiVersion": "v1", "kind": "Service",
+    service: dict[str, Any] = {"apiVersion": "v1", "kind": "Service",
                "metadata": {"name": "kubernetes", "namespace": "default", "labels": labels},
                "spec": {"type": "ClusterIP", "clusterIP": network.kubernetes_ip,
                         "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]}}
     _upsert(registry, SERVICES, service, lambda old: old["spec"].get("ports") == service["spec"]["ports"],
             lambda old: {**old, "spec": {**old["spec"], "ports": service["spec"]["ports"]}})
-    slice_ = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+    slice_: dict[str, Any] = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
               "metadata": {"name": "kubernetes", "namespace": "default", "labels": {SERVICE_NAME_LABEL: "kubernetes"}},
               "addressType": "IPv4",
               "endpoints": [{"addresses": [master_address(host)], "conditions": {"ready": True}}],
