@@ -631,8 +631,9 @@ MESSAGES.update({
     "EndpointSlice": {1: F("metadata", "ObjectMeta"), 2: F("endpoints", "Endpoint", REPEATED),
                       3: F("ports", "EndpointPort", REPEATED), 4: F("addressType", STR)},
     "Endpoint": {
-        1: F("addresses", STR, REPEATED), 2: F("conditions", "EndpointConditions"), 3: F("hostname", STR, keep_zero=True),
-        4: F("targetRef", "ObjectReference"), 5: F("deprecatedTopology", MAP_STR), 6: F("nodeName", STR, keep_zero=True),
+        1: F("addresses", STR, REPEATED), 2: F("conditions", "EndpointConditions"),
+        3: F("hostname", STR, keep_zero=True), 4: F("targetRef", "ObjectReference"),
+        5: F("deprecatedTopology", MAP_STR), 6: F("nodeName", STR, keep_zero=True),
         7: F("zone", STR, keep_zero=True), 8: F("hints", "EndpointHints"),
     },
     "EndpointConditions": {1: F("ready", BOOL, keep_zero=True), 2: F("serving", BOOL, keep_zero=True),
