@@ -98,8 +98,11 @@ def _ensure(registry: Registry, rt: Any, obj: dict[str, Any]) -> None:
             raise
 
 
-def install(registry: Registry) -> None:
-    from sigma.api import colocation_kinds, podphase, podsecurity, predict_kinds, quota
+def install(registry: Registry, options: dict[str, Any] | None = None) -> None:
+    """Admission and the kinds beside the core ones; `options` are the master's (the service
+    network: service_cidr, service_node_port_range)."""
+    from sigma.api import colocation_kinds, podphase, podsecurity, predict_kinds, quota, service_kinds
+    from sigma.api.service_network import ServiceNetwork
 
     registry.add_admission("Pod", resolve_pod_priority(PriorityClasses(registry)))
     podphase.install(registry)  # Succeeded and Failed are final
@@ -109,3 +112,5 @@ def install(registry: Registry) -> None:
     # Sigma's own kinds: their validation and printer columns.
     colocation_kinds.install()
     predict_kinds.install()
+    # Service and EndpointSlice, and the ClusterIP / NodePort allocators.
+    service_kinds.install(registry, ServiceNetwork.from_options(options or {}))

@@ -598,3 +598,49 @@ MESSAGES: dict[str, dict[int, Field]] = {
         4: F("hostProcess", BOOL),
     },
 }
+
+# core/v1 Service and discovery.k8s.io/v1 EndpointSlice (kubectl create service / expose send them).
+KINDS.update({("v1", "Service"): "Service", ("discovery.k8s.io/v1", "EndpointSlice"): "EndpointSlice"})
+MESSAGES.update({
+    "Service": {1: F("metadata", "ObjectMeta"), 2: F("spec", "ServiceSpec"), 3: F("status", "ServiceStatus")},
+    "ServiceSpec": {
+        1: F("ports", "ServicePort", REPEATED), 2: F("selector", MAP_STR), 3: F("clusterIP", STR),
+        4: F("type", STR), 5: F("externalIPs", STR, REPEATED), 7: F("sessionAffinity", STR),
+        8: F("loadBalancerIP", STR), 9: F("loadBalancerSourceRanges", STR, REPEATED), 10: F("externalName", STR),
+        11: F("externalTrafficPolicy", STR), 12: F("healthCheckNodePort", INT),
+        13: F("publishNotReadyAddresses", BOOL), 14: F("sessionAffinityConfig", "SessionAffinityConfig"),
+        17: F("ipFamilyPolicy", STR, keep_zero=True), 18: F("clusterIPs", STR, REPEATED),
+        19: F("ipFamilies", STR, REPEATED), 20: F("allocateLoadBalancerNodePorts", BOOL, keep_zero=True),
+        21: F("loadBalancerClass", STR, keep_zero=True), 22: F("internalTrafficPolicy", STR, keep_zero=True),
+        23: F("trafficDistribution", STR, keep_zero=True),
+    },
+    "ServicePort": {
+        1: F("name", STR), 2: F("protocol", STR), 3: F("port", INT, keep_zero=True),
+        4: F("targetPort", INT_OR_STRING), 5: F("nodePort", INT), 6: F("appProtocol", STR, keep_zero=True),
+    },
+    "SessionAffinityConfig": {1: F("clientIP", "ClientIPConfig")},
+    "ClientIPConfig": {1: F("timeoutSeconds", INT, keep_zero=True)},
+    "ServiceStatus": {1: F("loadBalancer", "LoadBalancerStatus", keep_zero=True),
+                      2: F("conditions", "MetaCondition", REPEATED)},
+    "LoadBalancerStatus": {1: F("ingress", "LoadBalancerIngress", REPEATED)},
+    "LoadBalancerIngress": {1: F("ip", STR), 2: F("hostname", STR), 3: F("ipMode", STR, keep_zero=True),
+                            4: F("ports", "PortStatus", REPEATED)},
+    "PortStatus": {1: F("port", INT, keep_zero=True), 2: F("protocol", STR), 3: F("error", STR, keep_zero=True)},
+    "MetaCondition": {1: F("type", STR), 2: F("status", STR), 3: F("observedGeneration", INT),
+                      4: F("lastTransitionTime", TIME), 5: F("reason", STR), 6: F("message", STR)},
+    "EndpointSlice": {1: F("metadata", "ObjectMeta"), 2: F("endpoints", "Endpoint", REPEATED),
+                      3: F("ports", "EndpointPort", REPEATED), 4: F("addressType", STR)},
+    "Endpoint": {
+        1: F("addresses", STR, REPEATED), 2: F("conditions", "EndpointConditions"),
+        3: F("hostname", STR, keep_zero=True), 4: F("targetRef", "ObjectReference"),
+        5: F("deprecatedTopology", MAP_STR), 6: F("nodeName", STR, keep_zero=True),
+        7: F("zone", STR, keep_zero=True), 8: F("hints", "EndpointHints"),
+    },
+    "EndpointConditions": {1: F("ready", BOOL, keep_zero=True), 2: F("serving", BOOL, keep_zero=True),
+                           3: F("terminating", BOOL, keep_zero=True)},
+    "EndpointHints": {1: F("forZones", "ForZone", REPEATED), 2: F("forNodes", "ForNode", REPEATED)},
+    "ForZone": {1: F("name", STR)},
+    "ForNode": {1: F("name", STR)},
+    "EndpointPort": {1: F("name", STR, keep_zero=True), 2: F("protocol", STR, keep_zero=True),
+                     3: F("port", INT, keep_zero=True), 4: F("appProtocol", STR, keep_zero=True)},
+})

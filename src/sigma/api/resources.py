@@ -57,6 +57,8 @@ RESOURCES: tuple[ResourceType, ...] = (
                  ("binding", "status", "log", "eviction"), ("all",)),
     ResourceType("", "v1", "Event", "events", True, ("ev",), (), has_status=False),
     ResourceType("", "v1", "ResourceQuota", "resourcequotas", True, ("quota",), ("status",)),
+    ResourceType("", "v1", "Service", "services", True, ("svc",), ("status",), ("all",)),
+    ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, (), has_status=False),
     ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale"),
                  ("all",)),
     ResourceType("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",),

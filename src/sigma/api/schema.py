@@ -264,6 +264,9 @@ KIND_SCHEMAS: dict[str, Schema] = {
     "NodeSLO": kind_schema(FREE, FREE),
     "BatchJob": kind_schema(FREE, FREE),
     "PredictiveScaler": kind_schema(FREE, FREE),
+    # Service and EndpointSlice: sigma.api.service_kinds registers their schemas.
+    "Service": kind_schema(FREE, FREE),
+    "EndpointSlice": kind_schema(addressType=STR, endpoints=FREE, ports=FREE),
 }
 
 

@@ -129,7 +129,24 @@ def _mask_trailing_dash(prefix: str) -> str:
     return prefix[:-1] + "a" if len(prefix) > 1 and prefix.endswith("-") else prefix
 
 
-_NAME_CHECKS: dict[str, Callable[[str], list[str]]] = {"label": is_dns1123_label, "subdomain": is_dns1123_subdomain}
+_DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
+_DNS1035_LABEL = re.compile(f"^{_DNS1035_LABEL_FMT}$")
+
+
+def is_dns1035_label(value: str) -> list[str]:
+    """apimachinery IsDNS1035Label: a Service's name (it becomes a DNS label and an env var)."""
+    errors = []
+    if len(value) > DNS1123_LABEL_MAX:
+        errors.append(_max_len_error(DNS1123_LABEL_MAX))
+    if not _DNS1035_LABEL.match(value):
+        errors.append(_regex_error("a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
+                                   "start with an alphabetic character, and end with an alphanumeric character",
+                                   _DNS1035_LABEL_FMT, "my-name", "abc-123"))
+    return errors
+
+
+_NAME_CHECKS: dict[str, Callable[[str], list[str]]] = {"label": is_dns1123_label, "subdomain": is_dns1123_subdomain,
+                                                      "dns1035": is_dns1035_label}
 
 
 def validate_labels(labels: Any, path: str) -> list[Cause]:
@@ -568,8 +585,18 @@ def default_deployment(obj: dict[str, Any]) -> None:
     default_pod_spec(template_spec)
 
 
+DEFAULTERS: dict[str, Callable[[dict[str, Any]], None]] = {}
+
+
+def register_defaults(kind: str, defaulter: Callable[[dict[str, Any]], None]) -> None:
+    """Kinds installed beside the core ones (Service, EndpointSlice...) register their defaults here."""
+    DEFAULTERS[kind] = defaulter
+
+
 def apply_defaults(kind: str, obj: dict[str, Any]) -> None:
-    if kind == "Pod":
+    if kind in DEFAULTERS:
+        DEFAULTERS[kind](obj)
+    elif kind == "Pod":
         spec = obj.setdefault("spec", {})
         default_pod_spec(spec)
         status = obj.setdefault("status", {})

@@ -38,6 +38,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--cluster-cidr", default="10.244.0.0/16",
                    help="the pod network: each Node gets a block of it as spec.podCIDR (comma-separated IPv4 CIDRs)")
     p.add_argument("--node-cidr-mask-size", type=int, default=24, help="the prefix length of each Node's podCIDR")
+    p.add_argument("--service-cidr", default=None, metavar="CIDR",
+                   help="the ClusterIP range of Services (default 10.96.0.0/12; its first address is the "
+                   "kubernetes Service's)")
+    p.add_argument("--service-node-port-range", default=None, metavar="LOW-HIGH",
+                   help="the NodePort range of Services (default 30000-32767)")
     add_auth_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     p.set_defaults(func=run_master)
@@ -112,7 +117,7 @@ def run_master(args: argparse.Namespace) -> int:
         for private in dict.fromkeys([*store_dir, auth.state_dir]):
             secure_master_state(private)  # umask 077 first: the store and CA are created next
         options: dict[str, Any] = {**_options(args.option), "cluster_cidr": args.cluster_cidr,
-                                   "node_cidr_mask_size": args.node_cidr_mask_size}
+                                   "node_cidr_mask_size": args.node_cidr_mask_size, **_service_network(args)}
         cluster_cidrs_of(options)  # overlapping or malformed blocks are refused before anything starts
         master = Master(args.store, host, port, controllers=not args.no_controllers, options=options,
                         auth=auth, **history)
@@ -122,6 +127,16 @@ def run_master(args: argparse.Namespace) -> int:
     scheme = master.auth_setup.scheme
     master.serve(on_ready=lambda: console.print(f"sigma master serving on {scheme}://{host}:{port}"))
     return 0
+
+
+def _service_network(args: argparse.Namespace) -> dict[str, str]:
+    """The Master options of the service network flags (checked when the master starts)."""
+    out = {}
+    if args.service_cidr is not None:
+        out["service_cidr"] = args.service_cidr
+    if args.service_node_port_range is not None:
+        out["service_node_port_range"] = args.service_node_port_range
+    return out
 
 
 def _options(pairs: list[str]) -> dict[str, float]:

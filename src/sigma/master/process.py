@@ -23,13 +23,14 @@ from typing import Any
 import uvicorn
 from starlette.routing import Mount
 
-from sigma.api import admission
+from sigma.api import admission, service_kinds
 from sigma.api.auth import AuthOptions, build_auth
 from sigma.api.errors import ApiError
 from sigma.api.limits import LimitedHttpToolsProtocol
 from sigma.api.registry import Registry
 from sigma.api.registry_bulk import owner_index
 from sigma.api.server import create_app
+from sigma.api.service_network import ServiceNetwork
 from sigma.client.local import LocalClient
 from sigma.master import nodelease, wiring
 from sigma.master.wiring import Controller
@@ -80,9 +81,10 @@ class Master:
             raise ValueError(f"the watch history must keep at least 1 revision, not {self.watch_history}")
         self.store: Store = open_store(self.store_url)
         self.registry = Registry(self.store)
-        admission.install(self.registry)
+        admission.install(self.registry, self.options)
         nodelease.install(self.registry)  # one live agent per node
         admission.bootstrap(self.registry)
+        service_kinds.bootstrap(self.registry, ServiceNetwork.from_options(self.options), self.host, self.port)
         owner_index(self.store)  # dependents by lookup: a delete never reads every stored object
         self.auth_setup = build_auth(self.auth, self.registry) if self.auth is not None else None
         remote_store = isinstance(self.store, EtcdStore)

@@ -14,7 +14,17 @@ from typing import Any, Protocol
 from sigma.client.local import LocalClient
 from sigma.colocation.level0 import DEFAULT_STALENESS_S
 from sigma.colocation.queues import parse_queues
-from sigma.master.controllers import batchjob, deployment, gc, level0, nodelifecycle, podcidr, predictive, quota
+from sigma.master.controllers import (
+    batchjob,
+    deployment,
+    endpointslice,
+    gc,
+    level0,
+    nodelifecycle,
+    podcidr,
+    predictive,
+    quota,
+)
 from sigma.master.scheduler import loop as sigma_scheduler
 from sigma.master.scheduler.fuxi import CHUNK, FuxiScheduler
 
@@ -36,6 +46,10 @@ def controllers(client: LocalClient, options: dict[str, Any]) -> list[Controller
         # Workloads: Deployments and BatchJobs create and replace their pods.
         deployment.DeploymentController(client, resync_s=seconds("deployment_resync_s", deployment.RESYNC_S)),
         batchjob.BatchJobController(client, resync_s=seconds("batchjob_resync_s", batchjob.RESYNC_S)),
+        # Services: the EndpointSlices of the pods each one selects.
+        endpointslice.EndpointSliceController(
+            client, resync_s=seconds("endpointslice_resync_s", endpointslice.RESYNC_S),
+            max_per_slice=int(options.get("max_endpoints_per_slice", endpointslice.MAX_PER_SLICE))),
         # Co-location: Level-0's batch allocatable, and scaling ahead of the load.
         level0.Level0Controller(client, period_s=seconds("level0_period_s", level0.PERIOD_S),
                                 staleness_s=seconds("level0_staleness_s", DEFAULT_STALENESS_S)),
