@@ -9,6 +9,7 @@ The DNS listens on the node's pod gateway, the first address of the Node's spec.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import threading
@@ -83,11 +84,18 @@ class ServiceNetwork:
                 stop.wait(2.0)
         if stop.is_set() or address is None:
             return
-        try:
-            self.dns = ClusterDNS(self.zone, address, self.opts.dns_port)
-            self.dns.start()
-        except OSError as err:
-            log.error("cluster DNS cannot listen on %s:%d: %s", address, self.opts.dns_port, err)
+        # The gateway address appears when the pod network sets up its bridge: until then, retry.
+        while not stop.is_set():
+            try:
+                self.dns = ClusterDNS(self.zone, address, self.opts.dns_port)
+                self.dns.start()
+                return
+            except OSError as err:
+                if err.errno != errno.EADDRNOTAVAIL:
+                    log.error("cluster DNS cannot listen on %s:%d: %s", address, self.opts.dns_port, err)
+                    return
+                log.info("cluster DNS waits for %s to exist", address)
+                stop.wait(2.0)
 
     def stop(self, remove_rules: bool) -> None:
         if self.dns is not None:

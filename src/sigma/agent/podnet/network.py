@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sigma.agent.podnet import cni, conflist, dns, netns
+from sigma.agent.podnet import bridge, cni, conflist, dns, netns
 from sigma.agent.statefile import read_json, write_json
 from sigma.quantity import QuantityError, parse_quantity
 
@@ -133,6 +133,10 @@ class PodNetwork:
             f.write(text)
         os.replace(tmp, self.conflist_path)
         self.pod_cidr = pod_cidr
+        if self.problem() is None:
+            trouble = bridge.ensure_bridge(conflist.BRIDGE, pod_cidr)
+            if trouble:  # the bridge plugin makes it at the first pod's ADD instead
+                log.warning("pod bridge not made up front: %s", trouble)
         log.info("pod network: podCIDR %s, gateway %s on %s", pod_cidr, conflist.gateway(pod_cidr), conflist.BRIDGE)
 
     # -- pods ----------------------------------------------------------------------------
