@@ -43,6 +43,7 @@ from sigma.colocation.level0 import (
 )
 from sigma.colocation.prereserve import raise_predicted, reserved_by_node
 from sigma.colocation.slo import CLUSTER_DEFAULT, node_slo, predicted_usage, prod_usage
+from sigma.master.controllers.periodic import run_periodic
 from sigma.master.guard import guarded
 from sigma.master.scheduler.convert import pod_requests
 from sigma.master.scheduler.informer import Delta, drain, shared_informer
@@ -84,19 +85,17 @@ class Level0Controller:
         self.prod = ProdRequests()
         informer.subscribe(deltas)
         try:
-            while not stop.is_set():
-                for delta in drain(deltas, 0):
-                    self.prod.apply(delta)
-                try:
-                    self.reconcile()
-                except ApiError as err:
-                    log.warning("level0: %s", err)
-                except Exception:  # the pass itself; a node's failure is caught per node
-                    log.exception("level0 pass failed")
-                stop.wait(self.period_s)
+            run_periodic(stop, partial(self._pass, deltas), self.period_s, "level0 pass", log)
         finally:
             informer.unsubscribe(deltas)
             self.prod = None
+
+    def _pass(self, deltas: queue.Queue[Delta]) -> None:
+        """The pod deltas since the last pass, then the pass (a node's failure is caught per node)."""
+        assert self.prod is not None
+        for delta in drain(deltas, 0):
+            self.prod.apply(delta)
+        self.reconcile()
 
     def reconcile(self) -> dict[str, BatchAllocatable]:
         """One pass over every node; returns what was computed per node (for tests and logs)."""

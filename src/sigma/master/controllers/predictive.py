@@ -50,6 +50,7 @@ from sigma.master.controllers.predictive_metrics import (
     pod_usage,
 )
 from sigma.master.controllers.predictive_state import ScalerMemory, rebuild, status_series
+from sigma.master.controllers.periodic import run_periodic
 from sigma.master.guard import guarded
 from sigma.master.scheduler.convert import pod_requests
 from sigma.predict.errors import mape
@@ -83,14 +84,11 @@ class PredictiveController:
         self._next_due = 0.0  # wall time the next scaler is due: a compressed clock steps often
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                self.reconcile()
-            except ApiError as err:
-                log.warning("predictive: %s", err)
-            except Exception:
-                log.exception("predictive pass failed")
-            stop.wait(min(self.period_s, max(MIN_WAIT_S, self._next_due - self.clock())))
+        run_periodic(stop, self.reconcile, self._wait_s, "predictive pass", log)
+
+    def _wait_s(self) -> float:
+        """Until the next pass: the period, or sooner when a scaler on a compressed clock is due."""
+        return min(self.period_s, max(MIN_WAIT_S, self._next_due - self.clock()))
 
     def reconcile(self) -> list[str]:
         """Step every due scaler; returns the names stepped (for tests and logs)."""
