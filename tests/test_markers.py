@@ -35,8 +35,9 @@ STARTING_CALLS = frozenset({
     ("asyncio", "create_subprocess_shell"),
 })
 # Modules whose subprocesses are the code's own checkers (ruff, mypy, lint-imports, a bare
-# interpreter that imports the CLI), not Sigma's processes; `make lint` runs the same tools.
-NOT_E2E = frozenset({"test_lint.py", "test_layers.py", "cli/test_main.py", "test_markers.py"})
+# interpreter that imports the CLI, bash reading the completion script), not Sigma's processes.
+NOT_E2E = frozenset({"test_lint.py", "test_layers.py", "cli/test_main.py", "cli/test_completion.py",
+                     "test_markers.py"})
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 

@@ -42,6 +42,7 @@ from sigma.api.objects import now_rfc3339
 from sigma.api.selectors import selector_to_string
 from sigma.client.base import ApiClient
 from sigma.colocation.prereserve import TargetOnNode, reservation_nodes, spread
+from sigma.master.controllers.periodic import run_periodic
 from sigma.master.controllers.predictive_metrics import (
     MetricSource,
     PodUsage,
@@ -50,7 +51,6 @@ from sigma.master.controllers.predictive_metrics import (
     pod_usage,
 )
 from sigma.master.controllers.predictive_state import ScalerMemory, rebuild, status_series
-from sigma.master.controllers.periodic import run_periodic
 from sigma.master.guard import guarded
 from sigma.master.scheduler.convert import pod_requests
 from sigma.predict.errors import mape

@@ -14,7 +14,6 @@ import threading
 from functools import partial
 from typing import Any
 
-from sigma.api.errors import ApiError
 from sigma.api.quota import format_units, namespace_usage
 from sigma.client.base import ApiClient
 from sigma.master.controllers.periodic import run_periodic
