@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from sigma.api.errors import ApiError
-from sigma.api.objects import now_rfc3339
+from sigma.api.objects import is_pod_ready, now_rfc3339
 from sigma.api.selectors import selector_to_string
 from sigma.client.base import ApiClient
 from sigma.colocation.prereserve import TargetOnNode, reservation_nodes, spread
@@ -161,7 +161,7 @@ class PredictiveController:
         if (memory.model is None and (flushed or memory.fitted_at < 0)) or scaled - memory.fitted_at >= self.refit_s:
             memory.refit(spec, scaled)  # without a model yet, try again as each slot closes
         replicas = int((deployment.get("spec") or {}).get("replicas") or 0)
-        ready = sum(1 for p in pods if _ready(p))
+        ready = sum(1 for p in pods if is_pod_ready(p))
         template = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
         result = plan(spec, memory.model, Observation(scaled, metric, replicas, ready), memory.state,
                       self._cpu_per_replica(spec, pods, usage, metric, template))
@@ -291,11 +291,6 @@ def _forecast_now(forecast: Forecast | None, scaled_now: float) -> float | None:
     """The forecast mean for now, next to currentMetric in `kubectl get`: forecast vs actual."""
     value = forecast_at(forecast, scaled_now) if forecast is not None else math.nan
     return None if math.isnan(value) else round(value, 4)
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def _requests(spec: dict[str, Any]) -> dict[str, int]:
