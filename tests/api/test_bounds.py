@@ -276,6 +276,7 @@ def _deployment_body(name: str, replicas: int) -> dict[str, Any]:
                                   "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
 
 
+@pytest.mark.e2e
 def test_a_deployment_of_3000000000_replicas_is_refused_and_creates_no_pod(api: client.ApiClient,
                                                                            namespace: str) -> None:
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
@@ -294,6 +295,7 @@ def test_a_deployment_of_3000000000_replicas_is_refused_and_creates_no_pod(api: 
     assert [d.metadata.name for d in apps.list_namespaced_deployment(namespace).items] == ["small"]
 
 
+@pytest.mark.e2e
 def test_scaling_or_patching_a_deployment_past_int32_is_refused(api: client.ApiClient, namespace: str) -> None:
     apps = client.AppsV1Api(api)
     apps.create_namespaced_deployment(namespace, _deployment_body("grow", 0))
@@ -311,6 +313,7 @@ def _pod_body(name: str, **meta: Any) -> dict[str, Any]:
             "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("meta", "field", "reason"), [
     ({"annotations": {"big": "x" * (300 * 1024)}}, "metadata.annotations", "FieldValueTooLong"),
     ({"labels": {"app": "v" * 64}}, "metadata.labels", "FieldValueInvalid"),
@@ -331,6 +334,7 @@ def test_metadata_limits_through_the_api(api: client.ApiClient, namespace: str, 
     assert missing.value.status == 404
 
 
+@pytest.mark.e2e
 def test_names_through_the_api(api: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(api)
     with pytest.raises(ApiException) as err:
@@ -347,6 +351,7 @@ def test_names_through_the_api(api: client.ApiClient, namespace: str) -> None:
     assert created.metadata.name == "web.1"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("spec", "field"), [
     ({"terminationGracePeriodSeconds": -1}, "spec.terminationGracePeriodSeconds"),
     ({"activeDeadlineSeconds": 0}, "spec.activeDeadlineSeconds"),

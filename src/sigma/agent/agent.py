@@ -35,6 +35,7 @@ from sigma.agent.cgroups import CgroupTree
 from sigma.agent.collector import Collector
 from sigma.agent.heartbeat import Heartbeat
 from sigma.agent.images import DEFAULT_ROOT, ImageStore
+from sigma.agent.kernelfiles import read_stripped
 from sigma.agent.node import NodeRuntime
 from sigma.agent.nodemetric import NodeMetricBuilder
 from sigma.agent.podevents import killing_events, status_events
@@ -516,11 +517,7 @@ def lock_state_dir(state_dir: str, wait_s: float) -> int:
 
 
 def _lock_holder(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read().strip() or "?"
-    except OSError:
-        return "?"
+    return read_stripped(path) or "?"
 
 
 def instance_id(state_dir: str) -> str:

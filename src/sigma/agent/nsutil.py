@@ -9,6 +9,8 @@ import os
 import signal
 from typing import Any, NoReturn
 
+from sigma.agent.kernelfiles import read_text
+
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
@@ -68,10 +70,8 @@ def set_no_new_privs() -> None:
 def proc_start_time(pid: int) -> int | None:
     """Start time in clock ticks since boot (/proc/<pid>/stat field 22): with the pid it
     identifies a process even after the pid number is reused."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            text = f.read()
-    except OSError:
+    text = read_text(f"/proc/{pid}/stat")
+    if text is None:
         return None
     return int(text[text.rindex(")") + 2 :].split()[19])
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from sigma.agent.kernelfiles import read_text
 from sigma.agent.nsutil import proc_start_time
 from sigma.agent.runtime import execin
 from sigma.agent.runtime.base import EXITED, RUNNING, UNKNOWN, ContainerSpec, ContainerStatus
@@ -203,8 +204,5 @@ def _alive(pid: Any, start: Any) -> bool:
     # Same pid but a different start time means the pid was reused by another process.
     if start is not None and now_start != start:
         return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    stat = read_text(f"/proc/{pid}/stat")
+    return stat is not None and stat.rsplit(")", 1)[1].split()[0] != "Z"
