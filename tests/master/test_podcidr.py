@@ -97,6 +97,7 @@ def test_a_nodes_pod_cidr_is_validated_and_set_once(client: LocalClient) -> None
         client.update("nodes", {**made, "spec": {"podCIDR": "10.1.1.0/24", "podCIDRs": ["10.1.1.0/24"]}})
 
 
+@pytest.mark.e2e
 def test_sigma_master_refuses_overlapping_cluster_cidrs_at_start(tmp_path: Any) -> None:
     done = subprocess.run([sys.executable, "-m", "sigma", "master", "--store", f"sqlite:///{tmp_path}/s.db",
                            "--listen", "127.0.0.1:0", "--cluster-cidr", "10.0.0.0/8,10.244.0.0/16"],

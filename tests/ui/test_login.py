@@ -27,7 +27,7 @@ from sigma.ui.login import form_token, login_page
 from tests.api.auth_fixtures import AuthMaster, namespace, pod, start_auth_master
 from tests.harness import free_port
 
-e2e = pytest.mark.e2e
+
 def no_jar() -> CookieJar:
     """A cookie jar that keeps nothing: each request sends exactly the cookie the test names."""
     return CookieJar(DefaultCookiePolicy(allowed_domains=[]))
@@ -98,7 +98,7 @@ def with_session(sid: str, **headers: str) -> dict[str, str]:
     return {"Cookie": f"sigma-session={sid}", **headers}
 
 
-@e2e
+@pytest.mark.e2e
 @pytest.mark.parametrize("path", ["/ui", "/ui/", "/ui/snapshot", "/ui/static/dashboard.js", "/ui/nothing-here"])
 def test_a_browser_without_credentials_gets_the_login_page(web: httpx.Client, path: str) -> None:
     r = web.get(path, headers=HTML)
@@ -109,7 +109,7 @@ def test_a_browser_without_credentials_gets_the_login_page(web: httpx.Client, pa
     assert r.headers["x-frame-options"] == "DENY"
 
 
-@e2e
+@pytest.mark.e2e
 @pytest.mark.parametrize(("path", "accept"), [
     ("/ui", "*/*"), ("/ui/snapshot", "application/json"), ("/ui/events", "text/event-stream"),
     ("/api/v1/pods", HTML["Accept"]), ("/apis/apps/v1/deployments", HTML["Accept"])])
@@ -120,7 +120,7 @@ def test_api_clients_and_the_api_keep_getting_401_json(web: httpx.Client, path: 
                         "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
 
 
-@e2e
+@pytest.mark.e2e
 def test_a_good_token_logs_in_with_a_strict_cookie_that_is_not_the_token(web: httpx.Client,
                                                                          master: AuthMaster) -> None:
     r = login(web, master, "admin-token")
@@ -137,7 +137,7 @@ def test_a_good_token_logs_in_with_a_strict_cookie_that_is_not_the_token(web: ht
     assert web.get("/ui/snapshot", headers=with_session(sid)).json()["nodes"] is not None
 
 
-@e2e
+@pytest.mark.e2e
 @pytest.mark.parametrize("token", ["wrong-token", "", "admin-token%00"])
 def test_a_bad_token_gets_the_login_page_again_and_no_cookie(web: httpx.Client, master: AuthMaster,
                                                              token: str) -> None:
@@ -147,7 +147,7 @@ def test_a_bad_token_gets_the_login_page_again_and_no_cookie(web: httpx.Client, 
     assert "That token was not accepted." in r.text and 'name="token"' in r.text
 
 
-@e2e
+@pytest.mark.e2e
 def test_the_session_cookie_never_authenticates_the_api(web: httpx.Client, master: AuthMaster) -> None:
     sid = session_of(login(web, master, "admin-token"))
     for path in ("/api/v1/namespaces", "/apis/apps/v1/deployments", "/api", "/metrics"):
@@ -177,7 +177,7 @@ def sse_snapshot(web: httpx.Client, sid: str) -> dict[str, Any]:
     raise AssertionError("the feed ended without a snapshot")
 
 
-@e2e
+@pytest.mark.e2e
 def test_the_dashboard_shows_a_user_only_what_rbac_lets_them_list(web: httpx.Client, master: AuthMaster,
                                                                    admin: httpx.Client) -> None:
     # bob may view team-a only; the admin sees everything, nodes included.
@@ -210,7 +210,7 @@ def test_the_dashboard_shows_a_user_only_what_rbac_lets_them_list(web: httpx.Cli
         "team-a", "team-b"}
 
 
-@e2e
+@pytest.mark.e2e
 @pytest.mark.parametrize("headers", [
     {"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site", "Origin": ""}, {"Origin": "null"},
     {"Sec-Fetch-Site": "same-site"}])
@@ -222,14 +222,14 @@ def test_a_login_posted_from_another_site_is_refused(web: httpx.Client, master: 
     assert "may not change anything here" in r.text
 
 
-@e2e
+@pytest.mark.e2e
 def test_the_refusal_page_escapes_the_origin_it_names(web: httpx.Client, master: AuthMaster) -> None:
     r = login(web, master, "admin-token", Origin='https://x"><script>alert(1)</script>')
     assert r.status_code == 403
     assert "<script>alert(1)" not in r.text and "&lt;script&gt;alert(1)" in r.text
 
 
-@e2e
+@pytest.mark.e2e
 def test_logout_ends_the_session_on_the_server_and_only_from_the_dashboard(web: httpx.Client,
                                                                           master: AuthMaster) -> None:
     sid = session_of(login(web, master, "admin-token"))
@@ -244,7 +244,7 @@ def test_logout_ends_the_session_on_the_server_and_only_from_the_dashboard(web: 
     assert 'name="token"' in web.get("/ui", headers=with_session(sid, **HTML)).text
 
 
-@e2e
+@pytest.mark.e2e
 def test_every_login_is_a_new_session_and_ends_the_one_presented(web: httpx.Client, master: AuthMaster) -> None:
     first = session_of(login(web, master, "viewer-token"))
     second = session_of(login(web, master, "admin-token", Cookie=f"sigma-session={first}"))
@@ -254,7 +254,7 @@ def test_every_login_is_a_new_session_and_ends_the_one_presented(web: httpx.Clie
     assert planted != "chosen-by-the-attacker"
 
 
-@e2e
+@pytest.mark.e2e
 def test_removing_a_token_from_the_token_file_ends_its_sessions(web: httpx.Client, master: AuthMaster) -> None:
     tokens = master.state / "tokens.csv"
     original = tokens.read_text()
@@ -268,14 +268,14 @@ def test_removing_a_token_from_the_token_file_ends_its_sessions(web: httpx.Clien
     assert web.get("/ui/snapshot", headers=with_session(sid)).status_code == 401  # ended, not suspended
 
 
-@e2e
+@pytest.mark.e2e
 def test_an_unknown_once_link_gets_the_login_page_with_a_message(web: httpx.Client) -> None:
     r = web.get("/ui/login?once=made-up", headers=HTML)
     assert r.status_code == 401 and "set-cookie" not in r.headers
     assert "already used or has expired" in r.text
 
 
-@e2e
+@pytest.mark.e2e
 def test_guessing_tokens_is_stopped_by_the_failed_authentication_limiter(tmp_path: Path) -> None:
     # A master of its own: the lockout holds for this address, and would hold other tests up.
     # Its per-client rate is high, so what stops the guesses is the failed-login limiter.
@@ -333,7 +333,7 @@ def sigma_up(tmp_path: Path) -> Iterator[SigmaUp]:
         up.stop()
 
 
-@e2e
+@pytest.mark.e2e
 def test_sigma_up_prints_a_one_time_login_link_for_the_admin(sigma_up: SigmaUp) -> None:
     url = sigma_up.dashboard_url()
     assert re.fullmatch(rf"https://127\.0\.0\.1:{sigma_up.port}/ui/login\?once=[A-Za-z0-9_-]{{40,}}", url), url

@@ -118,6 +118,7 @@ def test_slow_server_times_out(http_port: int) -> None:
     assert not result.ok and "deadline" in result.message
 
 
+@pytest.mark.e2e
 def test_https_does_not_verify_the_certificate(tmp_path: Any) -> None:
     import ssl
 
@@ -136,6 +137,7 @@ def test_https_does_not_verify_the_certificate(tmp_path: Any) -> None:
         server.server_close()
 
 
+@pytest.mark.e2e
 def test_exec_probe_uses_the_exec_seam_and_maps_exit_codes() -> None:
     def exec_in(argv: list[str], timeout: float) -> tuple[int, str]:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
