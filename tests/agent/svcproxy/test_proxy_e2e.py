@@ -50,8 +50,9 @@ def test_the_table_loads_replaces_itself_and_goes_away(node: Node) -> None:
     source.slices = [endpoint_slice("web-a", "web", SLICE_PORT, [endpoint(node.ip_of(0))])]
     proxy = ServiceProxy(source, NodeConfig("10.244.0.0/16"), node.nft())
     assert proxy.sync().full
-    proxy.applied = None
-    assert proxy.sync().full  # a second full write replaces the table (an agent restart)
+    assert not proxy.sync().full  # nothing changed: nothing written
+    proxy = ServiceProxy(source, NodeConfig("10.244.0.0/16"), node.nft())  # an agent restart
+    assert proxy.sync().full  # a second full write replaces the table
     listed = node.nft().run("list", "table", "ip", "sigma")
     assert "10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/http" in listed
     assert "tcp . 30080 : goto ext-default/web/tcp/http" in listed

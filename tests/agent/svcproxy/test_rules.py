@@ -6,6 +6,7 @@ from typing import Any
 
 from sigma.agent.svcproxy.model import Endpoint, ServicePort, build_model
 from sigma.agent.svcproxy.rules import (
+    CLUSTER_IPS,
     HAIRPIN,
     NO_ENDPOINT_NODEPORTS,
     NO_ENDPOINT_SERVICES,
@@ -14,7 +15,6 @@ from sigma.agent.svcproxy.rules import (
     NodeConfig,
     build_ruleset,
     render_full,
-    render_update,
 )
 
 from .objects import endpoint, endpoint_slice, service
@@ -84,10 +84,10 @@ def test_hairpin_and_outside_traffic_are_masqueraded() -> None:
     rs = build_ruleset(_ports([service("web", "10.96.0.10", HTTP)], slices), CFG)
     assert rs.maps[HAIRPIN] == {"10.244.1.2 . 10.244.1.2": "", "10.244.1.3 . 10.244.1.3": ""}
     assert "ct status dnat ip saddr . ip daddr @hairpin masquerade" in rs.fixed
-    rules = rs.chains["svc-default/web/tcp/http"]
-    assert rules[0] == "ip daddr 10.96.0.10 ip saddr != 10.244.0.0/16 jump mark-for-masquerade"
-    assert rules[1:] == ("numgen random mod 2 0 meta l4proto tcp dnat to 10.244.1.2:8080",
-                         "meta l4proto tcp dnat to 10.244.1.3:8080")
+    assert rs.maps[CLUSTER_IPS] == {"10.96.0.10": ""}
+    assert "ip daddr @cluster-ips ip saddr != 10.244.0.0/16 jump mark-for-masquerade" in rs.fixed
+    assert rs.chains["svc-default/web/tcp/http"] == ("numgen random mod 2 0 meta l4proto tcp dnat to 10.244.1.2:8080",
+                                                     "meta l4proto tcp dnat to 10.244.1.3:8080")
     assert "ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 masquerade" in rs.fixed
 
 
@@ -121,19 +121,3 @@ def test_generation_is_deterministic_and_bad_objects_are_skipped() -> None:
     # The first in (namespace, name) order keeps the ClusterIP; the other is left out whole.
     assert "10.244.9.9" in one and "10.244.1.2" not in one
     assert "service default/web: 10.96.0.10 . tcp . 80" in "".join(build_ruleset(model.ports, CFG).skipped)
-
-
-def test_update_touches_only_what_changed() -> None:
-    svcs = [service("web", "10.96.0.10", HTTP), service("db", "10.96.0.11", HTTP)]
-    before = [endpoint_slice("a", "web", SLICE_HTTP, [endpoint("10.244.1.2"), endpoint("10.244.1.3")]),
-              endpoint_slice("b", "db", SLICE_HTTP, [endpoint("10.244.2.2")])]
-    after = [endpoint_slice("a", "web", SLICE_HTTP, [endpoint("10.244.1.2"), endpoint("10.244.1.3", ready=False)]),
-             before[1]]
-    old, new = build_ruleset(_ports(svcs, before), CFG), build_ruleset(_ports(svcs, after), CFG)
-    script = render_update(old, new)
-    assert script is not None
-    assert "flush chain ip sigma svc-default/web/tcp/http\n" in script
-    assert "svc-default/db" not in script
-    assert "delete element ip sigma hairpin { 10.244.1.3 . 10.244.1.3 }" in script
-    assert render_update(new, new) == ""
-    assert render_update(old, build_ruleset(_ports(svcs, before), NodeConfig())) is None  # skeleton changed

@@ -14,7 +14,7 @@ One malformed object is skipped (and named by ``problems``); it never stops the 
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,11 +77,19 @@ def slices_by_service(slices: list[dict[str, Any]]) -> dict[tuple[str, str], lis
 
 
 def _valid_ipv4(text: Any) -> bool:
-    try:
-        ipaddress.IPv4Address(text)
-        return True
-    except (ipaddress.AddressValueError, ValueError, TypeError):
+    # inet_pton takes exactly the dotted quad (as ipaddress does) at a fraction of the cost:
+    # a full sync checks every endpoint address of every Service.
+    if not isinstance(text, str):
         return False
+    try:
+        socket.inet_pton(socket.AF_INET, text)
+        return True
+    except OSError:
+        return False
+
+
+def _endpoint_order(ep: Endpoint) -> tuple[str, int]:
+    return ep.ip, ep.port  # a plain tuple: sorting by the dataclass's generated order is slower
 
 
 def port_endpoints(slices: list[dict[str, Any]], port_name: str, protocol: str) -> tuple[Endpoint, ...]:
@@ -101,7 +109,7 @@ def port_endpoints(slices: list[dict[str, Any]], port_name: str, protocol: str) 
             for ip in (ep.get("addresses") or [])[:1]:  # Kubernetes: consumers use the first address
                 if _valid_ipv4(ip):
                     into.add(Endpoint(str(ip), number))
-    return tuple(sorted(ready or fallback))
+    return tuple(sorted(ready or fallback, key=_endpoint_order))
 
 
 def service_ports(svc: dict[str, Any], slices: list[dict[str, Any]]) -> list[ServicePort]:

@@ -2,9 +2,9 @@
 
 Changes are coalesced: a sync runs at most every ``min_sync_period`` (a rolling update
 that touches many slices at once is one transaction, not hundreds). The first sync, and any
-sync after nft refused a partial one, writes the whole table; the others write only the
-difference from the table applied last (``rules.render_update``), rebuilding only the
-fragments of Services whose object or slices changed. After an agent restart the first
+sync after nft refused a partial one, writes the whole table; the others write only what
+the Services whose object or slices changed need (``patch``), rebuilding only their
+fragments. After an agent restart the first
 sync is a full write from a fresh list, so whatever the table held is replaced.
 
 A plain agent stop leaves the table in place (pods keep reaching Services while the agent
@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from sigma.agent.svcproxy.model import service_ports, slices_by_service
 from sigma.agent.svcproxy.nft import Nft, NftError
+from sigma.agent.svcproxy.patch import Applied, patch
 from sigma.agent.svcproxy.rules import (
     Fragment,
     NodeConfig,
@@ -29,7 +30,6 @@ from sigma.agent.svcproxy.rules import (
     merge,
     render_delete,
     render_full,
-    render_update,
     service_fragment,
 )
 
@@ -72,66 +72,98 @@ class ServiceProxy:
         self.source, self.cfg, self.nft = source, cfg, nft or Nft()
         self.min_sync_period = min_sync_period
         self.changed = source.subscribe()
-        self.applied: Ruleset | None = None  # what the kernel holds, as far as we know
+        self._applied: Applied | None = None  # what the kernel holds, as far as we know
+        self._pending_problems: set[str] = set()
         self.last = SyncStats()
         self._fragments: dict[tuple[str, str], tuple[tuple[str, ...], Fragment]] = {}
         self._problems: set[str] = set()
 
-    def ruleset(self) -> Ruleset:
-        """The table the current Services call for (Services unchanged since the last call
-        reuse their fragment)."""
+    def _current(self) -> tuple[dict[tuple[str, str], Fragment], set[tuple[str, str]]]:
+        """Every Service's fragment and the keys whose fragment was made anew (Services
+        unchanged since the last call reuse theirs)."""
         services, slices = self.source.snapshot()
         by_service = slices_by_service(slices)
-        fragments, kept, problems = [], {}, set()
-        for svc in sorted(services, key=_key):
+        fragments: dict[tuple[str, str], Fragment] = {}
+        kept, problems, fresh = {}, set(), set()
+        for svc in services:
             key = _key(svc)
-            mine = by_service.get(key, [])
-            signature = (_version(svc), *sorted(_version(s) for s in mine))
+            mine = by_service.get(key, ())
+            signature = (_version(svc), *sorted(map(_version, mine))) if len(mine) > 1 else (
+                _version(svc), *map(_version, mine))
             cached = self._fragments.get(key)
             if cached is not None and cached[0] == signature:
                 fragment = cached[1]
             else:
+                fresh.add(key)
                 try:
-                    fragment = service_fragment(service_ports(svc, mine), self.cfg)
+                    fragment = service_fragment(service_ports(svc, list(mine)), self.cfg)
                 except (KeyError, TypeError, ValueError, AttributeError) as err:
                     problems.add(f"service {key[0]}/{key[1]}: {err}")
                     fragment = Fragment()
             kept[key] = (signature, fragment)
-            fragments.append(fragment)
+            fragments[key] = fragment
+        fresh |= set(self._fragments) - set(kept)  # Services gone
         self._fragments = kept
-        rs = merge(fragments, self.cfg)
-        problems.update(rs.skipped)
+        self._pending_problems = problems
+        return fragments, fresh
+
+    def _merge(self, fragments: dict[tuple[str, str], Fragment]) -> tuple[Ruleset, Applied]:
+        # Key order: which of two clashing Services wins is the same on every node and sync.
+        rs = merge([fragments[key] for key in sorted(fragments)], self.cfg)
+        merged = {k: f for k, f in fragments.items() if f.service not in rs.left_out}
+        self._report(self._pending_problems | set(rs.skipped))
+        return rs, Applied.of(rs, merged)
+
+    def _report(self, problems: set[str]) -> None:
         for problem in sorted(problems - self._problems):  # each once, not every sync
             log.warning("service proxy skips %s", problem)
         self._problems = problems
-        return rs
+
+    def ruleset(self) -> Ruleset:
+        """The whole table the current Services call for."""
+        fragments, _ = self._current()
+        return self._merge(fragments)[0]
 
     def sync(self) -> SyncStats:
-        """One sync: the difference when possible, the whole table otherwise."""
+        """One sync: only the changed Services' part when possible, the whole table otherwise
+        (the first sync, after a refused partial one, and while a clash keeps a Service out)."""
         started = time.perf_counter()
-        rs = self.ruleset()
-        script = render_update(self.applied, rs) if self.applied is not None else None
+        fragments, fresh = self._current()
+        script: str | None = None
+        if self._applied is not None and not self._applied.ruleset.skipped:
+            changes = {key: fragments.get(key) for key in fresh}
+            script = patch(self._applied, changes) if changes else ""
+            if script is not None:
+                self._report(self._pending_problems)
         full = script is None
         try:
             if script is None:
+                rs, applied = self._merge(fragments)
                 script = render_full(rs)
+                self._applied = applied
             if script:
                 self.nft.apply(script)
         except NftError as err:
+            self._applied = None
             if full:
-                self.applied = None
                 raise
             log.warning("partial nft update refused (%s); writing the whole table", err)
+            rs, applied = self._merge(fragments)
             script, full = render_full(rs), True
             self.nft.apply(script)
-        self.applied = rs
+            self._applied = applied
         self.last = SyncStats(full, time.perf_counter() - started, len(script), self.last.syncs + 1)
         return self.last
+
+    @property
+    def applied(self) -> Ruleset | None:
+        """The table the kernel holds, as far as the proxy knows."""
+        return self._applied.ruleset if self._applied is not None else None
 
     def remove(self) -> None:
         """Delete Sigma's table (the agent's drain)."""
         self.nft.apply(render_delete())
-        self.applied = None
+        self._applied = None
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set() and not self.source.synced.wait(0.5):

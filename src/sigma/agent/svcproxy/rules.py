@@ -7,10 +7,9 @@ Services (per-service and per-endpoint chains, affinity sets, map elements). Two
 - ``render_full``: ``table ip sigma {}; delete table ip sigma; table ip sigma {...}`` in one
   ``nft -f`` transaction: the table is replaced atomically, and the first run (no table yet)
   works because the empty declaration creates what the delete removes;
-- ``render_update(old, new)``: only what changed (chains flushed and refilled, new chains
-  added, map elements deleted and added, chains and sets that went away deleted), also one
-  transaction. kube-proxy does the same partial syncs: rewriting tens of thousands of chains
-  for one endpoint that turned not-ready costs seconds; the change alone costs milliseconds.
+- partial syncs (svcproxy.patch): only the changed Services' chains and elements, also one
+  transaction. kube-proxy does the same: rewriting tens of thousands of chains for one
+  endpoint that turned not-ready costs seconds; the change alone costs milliseconds.
 
 Chain names read as the objects they come from (``svc-NS/NAME/tcp/PORTNAME``,
 ``ext-NS/NAME/tcp/PORTNAME`` for a NodePort), which is what ``nft list table ip sigma`` shows.
@@ -29,8 +28,11 @@ MASQ_MARK = "0x00004000"  # Kubernetes' masquerade bit (14), kept in Sigma's own
 SERVICE_IPS, SERVICE_NODEPORTS = "service-ips", "service-nodeports"
 NO_ENDPOINT_SERVICES, NO_ENDPOINT_NODEPORTS = "no-endpoint-services", "no-endpoint-nodeports"
 HAIRPIN = "hairpin"  # a set: every endpoint address twice, "IP . IP"
+CLUSTER_IPS = "cluster-ips"  # a set: every address a Service answers on
+SETS = (HAIRPIN, CLUSTER_IPS)  # elements without a verdict; shared by several ports, never a clash
 MAP_TYPES = {
     HAIRPIN: "ipv4_addr . ipv4_addr",
+    CLUSTER_IPS: "ipv4_addr",
     SERVICE_IPS: "ipv4_addr . inet_proto . inet_service : verdict",
     SERVICE_NODEPORTS: "inet_proto . inet_service : verdict",
     NO_ENDPOINT_SERVICES: "ipv4_addr . inet_proto . inet_service : verdict",
@@ -54,6 +56,7 @@ class Ruleset:
     chains: dict[str, tuple[str, ...]] = field(default_factory=dict)  # in dependency order
     maps: dict[str, dict[str, str]] = field(default_factory=lambda: {m: {} for m in MAP_TYPES})
     skipped: list[str] = field(default_factory=list)  # service ports left out, and why
+    left_out: set[str] = field(default_factory=set)  # the Services (NS/NAME) of those
 
 
 def service_chain(p: ServicePort) -> str:
@@ -70,11 +73,16 @@ def affinity_set(p: ServicePort, ep: Endpoint) -> str:
 
 def fixed_part(cfg: NodeConfig) -> str:
     """The table's skeleton (inside ``table ip sigma { ... }``)."""
-    maps = [f"\t{'set' if name == HAIRPIN else 'map'} {name} {{ type {kind}; }}" for name, kind in MAP_TYPES.items()]
+    maps = [f"\t{'set' if name in SETS else 'map'} {name} {{ type {kind}; }}" for name, kind in MAP_TYPES.items()]
     egress = []
     if cfg.cluster_cidr and cfg.masquerade_egress:
         # Pods reaching anything outside the cluster's pod addresses leave as the node.
         egress = [f"\t\tip saddr {cfg.cluster_cidr} ip daddr != {cfg.cluster_cidr} masquerade fully-random"]
+    outside = []
+    if cfg.cluster_cidr:
+        # To a Service from outside the pod network: the reply must come back through this
+        # node to be un-NATed. One rule over the set of service addresses, not one per Service.
+        outside = [f"\t\tip daddr @{CLUSTER_IPS} ip saddr != {cfg.cluster_cidr} jump mark-for-masquerade"]
     chains = {
         "mark-for-masquerade": [f"\t\tmeta mark set meta mark | {MASQ_MARK}"],
         "masquerading": [f"\t\tmeta mark & {MASQ_MARK} == 0 return",
@@ -82,7 +90,8 @@ def fixed_part(cfg: NodeConfig) -> str:
                          "\t\tmasquerade fully-random"],
         # kube-proxy's answer for a service without endpoints: refused at once, never a hang.
         "reject-chain": ["\t\tmeta l4proto tcp reject with tcp reset", "\t\treject"],
-        "services": [f"\t\tip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}",
+        "services": [*outside,
+                     f"\t\tip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}",
                      f"\t\tfib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport "
                      f"vmap @{SERVICE_NODEPORTS}"],
         "service-endpoints-check": [
@@ -117,9 +126,6 @@ def _service_rules(p: ServicePort, cfg: NodeConfig) -> tuple[str, ...]:
     needs no anonymous verdict map per service: the kernel names each anonymous set by
     scanning the table's sets, so 5,000 of them made a full load quadratic (seconds)."""
     rules = []
-    if cfg.cluster_cidr:
-        # From outside the pod network: the reply must come back here to be un-NATed.
-        rules.append(f"ip daddr {p.cluster_ip} ip saddr != {cfg.cluster_cidr} jump mark-for-masquerade")
     n = len(p.endpoints)
     if p.affinity_timeout is not None:
         for ep in p.endpoints:  # a client seen within the timeout goes back to its endpoint
@@ -160,6 +166,7 @@ def service_fragment(ports: list[ServicePort], cfg: NodeConfig) -> Fragment:
             continue
         chains.append((service_chain(p), _service_rules(p, cfg)))
         elements += [(SERVICE_IPS, k, f"goto {service_chain(p)}") for k in keys]
+        elements += [(CLUSTER_IPS, ip, "") for ip in p.cluster_ips]
         if node_key:
             chains.append((external_chain(p), ("jump mark-for-masquerade", f"goto {service_chain(p)}")))
             elements.append((SERVICE_NODEPORTS, node_key, f"goto {external_chain(p)}"))
@@ -180,9 +187,10 @@ def merge(fragments: list[Fragment], cfg: NodeConfig) -> Ruleset:
     externals: dict[str, tuple[str, ...]] = {}
     for f in fragments:
         clash = [name for name, _ in f.chains if name in services or name in externals]
-        clash += [k for m, k, _ in f.elements if m != HAIRPIN and (k in rs.maps[m] or k in rs.maps[_twin(m)])]
+        clash += [k for m, k, _ in f.elements if m not in SETS and (k in rs.maps[m] or k in rs.maps[_twin(m)])]
         if clash:
             rs.skipped.append(f"service {f.service}: {', '.join(clash)} already taken by another service")
+            rs.left_out.add(f.service)
             continue
         for name, rules in f.chains:
             (services if name.startswith("svc-") else externals)[name] = rules
@@ -220,7 +228,10 @@ def render_full(rs: Ruleset) -> str:
     """The whole table, replacing whatever table ip sigma there was, in one transaction."""
     out = [f"table {FAMILY} {TABLE} {{}}", f"delete table {FAMILY} {TABLE}", f"table {FAMILY} {TABLE} {{", rs.fixed]
     out += [f"\tset {name} {_set_decl(t)}" for name, t in sorted(rs.sets.items())]
-    out += [f"\tchain {name} {{\n" + "".join(f"\t\t{r}\n" for r in rules) + "\t}" for name, rules in rs.chains.items()]
+    # Service chains before the NodePort chains that go to them (a patch may have added
+    # either later than the other).
+    chains = sorted(rs.chains.items(), key=lambda item: not item[0].startswith("svc-"))
+    out += [f"\tchain {name} {{\n" + "".join(f"\t\t{r}\n" for r in rules) + "\t}" for name, rules in chains]
     out.append("}")
     out += [f"add element {FAMILY} {TABLE} {m} {{ {_elements(e)} }}" for m, e in rs.maps.items() if e]
     return "\n".join(out) + "\n"
@@ -229,34 +240,3 @@ def render_full(rs: Ruleset) -> str:
 def render_delete() -> str:
     """Remove the table if it is there (the empty declaration makes the delete never fail)."""
     return f"table {FAMILY} {TABLE} {{}}\ndelete table {FAMILY} {TABLE}\n"
-
-
-def render_update(old: Ruleset, new: Ruleset) -> str | None:
-    """The commands that turn table ``old`` into ``new`` in one transaction; "" when nothing
-    changed; None when the skeleton or an affinity timeout changed (write the table whole)."""
-    if old.fixed != new.fixed or any(old.sets[s] != t for s, t in new.sets.items() if s in old.sets):
-        return None
-    t = f"{FAMILY} {TABLE}"
-    out = [f"add set {t} {s} {_set_decl(timeout)}" for s, timeout in new.sets.items() if s not in old.sets]
-    added = [c for c in new.chains if c not in old.chains]
-    out += [f"add chain {t} {c}" for c in added]
-    for chain, rules in new.chains.items():
-        if chain in old.chains and old.chains[chain] == rules:
-            continue
-        if chain in old.chains:
-            out.append(f"flush chain {t} {chain}")
-        out += [f"add rule {t} {chain} {r}" for r in rules]
-    for m, elements in new.maps.items():
-        before = old.maps.get(m, {})
-        gone = sorted(k for k, v in before.items() if elements.get(k) != v)
-        if gone:
-            out.append(f"delete element {t} {m} {{ {', '.join(gone)} }}")
-        fresh = {k: v for k, v in elements.items() if before.get(k) != v}
-        if fresh:
-            out.append(f"add element {t} {m} {{ {_elements(fresh)} }}")
-    removed = [c for c in old.chains if c not in new.chains]
-    # Flush first, then delete: a removed chain may jump to another removed one.
-    out += [f"flush chain {t} {c}" for c in removed]
-    out += [f"delete chain {t} {c}" for c in removed]
-    out += [f"delete set {t} {s}" for s in old.sets if s not in new.sets]
-    return "\n".join(out) + "\n" if out else ""
