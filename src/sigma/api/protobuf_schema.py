@@ -644,3 +644,31 @@ MESSAGES.update({
     "EndpointPort": {1: F("name", STR, keep_zero=True), 2: F("protocol", STR, keep_zero=True),
                      3: F("port", INT, keep_zero=True), 4: F("appProtocol", STR, keep_zero=True)},
 })
+
+# ReplicaSet and DaemonSet (apps/v1), as served by sigma.api.apps_kinds.
+KINDS.update({("apps/v1", "ReplicaSet"): "ReplicaSet", ("apps/v1", "DaemonSet"): "DaemonSet"})
+MESSAGES.update({
+    "ReplicaSet": {1: F("metadata", "ObjectMeta"), 2: F("spec", "ReplicaSetSpec"), 3: F("status", "ReplicaSetStatus")},
+    "ReplicaSetSpec": {1: F("replicas", INT, keep_zero=True), 2: F("selector", "LabelSelector"),
+                       3: F("template", "PodTemplateSpec"), 4: F("minReadySeconds", INT)},
+    "ReplicaSetStatus": {1: F("replicas", INT, keep_zero=True), 2: F("fullyLabeledReplicas", INT),
+                         3: F("observedGeneration", INT), 4: F("readyReplicas", INT), 5: F("availableReplicas", INT),
+                         6: F("conditions", "ReplicaSetCondition", REPEATED), 7: F("terminatingReplicas", INT)},
+    "ReplicaSetCondition": {1: F("type", STR), 2: F("status", STR), 3: F("lastTransitionTime", TIME),
+                            4: F("reason", STR), 5: F("message", STR)},
+    "DaemonSet": {1: F("metadata", "ObjectMeta"), 2: F("spec", "DaemonSetSpec"), 3: F("status", "DaemonSetStatus")},
+    "DaemonSetSpec": {1: F("selector", "LabelSelector"), 2: F("template", "PodTemplateSpec"),
+                      3: F("updateStrategy", "DaemonSetUpdateStrategy"), 4: F("minReadySeconds", INT),
+                      6: F("revisionHistoryLimit", INT, keep_zero=True)},
+    "DaemonSetUpdateStrategy": {1: F("type", STR), 2: F("rollingUpdate", "RollingUpdateDaemonSet")},
+    "RollingUpdateDaemonSet": {1: F("maxUnavailable", INT_OR_STRING), 2: F("maxSurge", INT_OR_STRING)},
+    "DaemonSetStatus": {
+        1: F("currentNumberScheduled", INT, keep_zero=True), 2: F("numberMisscheduled", INT, keep_zero=True),
+        3: F("desiredNumberScheduled", INT, keep_zero=True), 4: F("numberReady", INT, keep_zero=True),
+        5: F("observedGeneration", INT), 6: F("updatedNumberScheduled", INT), 7: F("numberAvailable", INT),
+        8: F("numberUnavailable", INT), 9: F("collisionCount", INT),
+        10: F("conditions", "DaemonSetCondition", REPEATED),
+    },
+    "DaemonSetCondition": {1: F("type", STR), 2: F("status", STR), 3: F("lastTransitionTime", TIME),
+                           4: F("reason", STR), 5: F("message", STR)},
+})

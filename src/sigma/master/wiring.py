@@ -16,7 +16,8 @@ from sigma.colocation.level0 import DEFAULT_STALENESS_S
 from sigma.colocation.queues import parse_queues
 from sigma.master.controllers import (
     batchjob,
-    deployment,
+    daemonset,
+    deployment_rs,
     endpointslice,
     gc,
     level0,
@@ -24,6 +25,7 @@ from sigma.master.controllers import (
     podcidr,
     predictive,
     quota,
+    replicaset,
 )
 from sigma.master.scheduler import loop as sigma_scheduler
 from sigma.master.scheduler.fuxi import CHUNK, FuxiScheduler
@@ -44,7 +46,10 @@ def controllers(client: LocalClient, options: dict[str, Any]) -> list[Controller
         sigma_scheduler.SchedulerLoop(client),
         FuxiScheduler(client, parse_queues(options.get("fuxi_queues")), int(options.get("fuxi_chunk", CHUNK))),
         # Workloads: Deployments and BatchJobs create and replace their pods.
-        deployment.DeploymentController(client, resync_s=seconds("deployment_resync_s", deployment.RESYNC_S)),
+        # Deployments own ReplicaSets, which own pods; DaemonSets one pod per matching node.
+        deployment_rs.DeploymentController(client, resync_s=seconds("deployment_resync_s", deployment_rs.RESYNC_S)),
+        replicaset.ReplicaSetController(client, resync_s=seconds("replicaset_resync_s", replicaset.RESYNC_S)),
+        daemonset.DaemonSetController(client, resync_s=seconds("daemonset_resync_s", daemonset.RESYNC_S)),
         batchjob.BatchJobController(client, resync_s=seconds("batchjob_resync_s", batchjob.RESYNC_S)),
         # Services: the EndpointSlices of the pods each one selects.
         endpointslice.EndpointSliceController(
