@@ -222,7 +222,8 @@ def _rolling_step(ds: dict[str, Any], running: dict[str, list[dict[str, Any]]], 
             elif is_available(old[0], min_ready_s, now):
                 healthy_old.append(old[0])
             else:
-                unhealthy_old.append(old[0])  # costs no availability to replace
+                unhealthy_old.append(old[0])  # replaced at once: it is unavailable already
+                unavailable += 1
         step.delete += unhealthy_old + _oldest(healthy_old)[:max(max_unavailable - unavailable, 0)]
         return step
     surging = 0
