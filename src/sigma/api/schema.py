@@ -267,6 +267,9 @@ KIND_SCHEMAS: dict[str, Schema] = {
     # Service and EndpointSlice: sigma.api.service_kinds registers their schemas.
     "Service": kind_schema(FREE, FREE),
     "EndpointSlice": kind_schema(addressType=STR, endpoints=FREE, ports=FREE),
+    # ReplicaSet and DaemonSet: sigma.api.apps_kinds registers their schemas.
+    "ReplicaSet": kind_schema(FREE, FREE),
+    "DaemonSet": kind_schema(FREE, FREE),
 }
 
 
