@@ -114,3 +114,6 @@ def install(registry: Registry, options: dict[str, Any] | None = None) -> None:
     predict_kinds.install()
     # Service and EndpointSlice, and the ClusterIP / NodePort allocators.
     service_kinds.install(registry, ServiceNetwork.from_options(options or {}))
+    # Job, CronJob, PodDisruptionBudget; budgets guard the eviction subresource.
+    from sigma.api import batch_kinds
+    batch_kinds.install(registry)

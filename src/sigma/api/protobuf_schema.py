@@ -644,3 +644,57 @@ MESSAGES.update({
     "EndpointPort": {1: F("name", STR, keep_zero=True), 2: F("protocol", STR, keep_zero=True),
                      3: F("port", INT, keep_zero=True), 4: F("appProtocol", STR, keep_zero=True)},
 })
+
+# batch/v1 Job and CronJob, policy/v1 PodDisruptionBudget (kubectl create job/cronjob/pdb,
+# kubectl create job --from=cronjob/NAME send them).
+KINDS.update({("batch/v1", "Job"): "Job", ("batch/v1", "CronJob"): "CronJob",
+              ("policy/v1", "PodDisruptionBudget"): "PodDisruptionBudget"})
+MESSAGES.update({
+    "Job": {1: F("metadata", "ObjectMeta"), 2: F("spec", "JobSpec"), 3: F("status", "JobStatus")},
+    "JobSpec": {
+        1: F("parallelism", INT, keep_zero=True), 2: F("completions", INT, keep_zero=True),
+        3: F("activeDeadlineSeconds", INT, keep_zero=True), 4: F("selector", "LabelSelector"),
+        5: F("manualSelector", BOOL, keep_zero=True), 6: F("template", "PodTemplateSpec"),
+        7: F("backoffLimit", INT, keep_zero=True), 8: F("ttlSecondsAfterFinished", INT, keep_zero=True),
+        9: F("completionMode", STR), 10: F("suspend", BOOL, keep_zero=True),
+        11: F("podFailurePolicy", "PodFailurePolicy"), 12: F("backoffLimitPerIndex", INT, keep_zero=True),
+        13: F("maxFailedIndexes", INT, keep_zero=True), 14: F("podReplacementPolicy", STR),
+        15: F("successPolicy", "SuccessPolicy"), 16: F("managedBy", STR),
+    },
+    "PodFailurePolicy": {1: F("rules", "PodFailurePolicyRule", REPEATED)},
+    "PodFailurePolicyRule": {1: F("action", STR), 2: F("onExitCodes", "PodFailurePolicyOnExitCodesRequirement"),
+                             3: F("onPodConditions", "PodFailurePolicyOnPodConditionsPattern", REPEATED)},
+    "PodFailurePolicyOnExitCodesRequirement": {1: F("containerName", STR), 2: F("operator", STR),
+                                               3: F("values", INT, REPEATED)},
+    "PodFailurePolicyOnPodConditionsPattern": {1: F("type", STR), 2: F("status", STR)},
+    "SuccessPolicy": {1: F("rules", "SuccessPolicyRule", REPEATED)},
+    "SuccessPolicyRule": {1: F("succeededIndexes", STR), 2: F("succeededCount", INT, keep_zero=True)},
+    "JobStatus": {
+        1: F("conditions", "JobCondition", REPEATED), 2: F("startTime", TIME), 3: F("completionTime", TIME),
+        4: F("active", INT), 5: F("succeeded", INT), 6: F("failed", INT), 7: F("completedIndexes", STR),
+        8: F("uncountedTerminatedPods", "UncountedTerminatedPods"), 9: F("ready", INT, keep_zero=True),
+        10: F("failedIndexes", STR), 11: F("terminating", INT, keep_zero=True),
+    },
+    "JobCondition": {1: F("type", STR), 2: F("status", STR), 3: F("lastProbeTime", TIME),
+                     4: F("lastTransitionTime", TIME), 5: F("reason", STR), 6: F("message", STR)},
+    "UncountedTerminatedPods": {1: F("succeeded", STR, REPEATED), 2: F("failed", STR, REPEATED)},
+    "CronJob": {1: F("metadata", "ObjectMeta"), 2: F("spec", "CronJobSpec"), 3: F("status", "CronJobStatus")},
+    "CronJobSpec": {
+        1: F("schedule", STR), 2: F("startingDeadlineSeconds", INT, keep_zero=True), 3: F("concurrencyPolicy", STR),
+        4: F("suspend", BOOL, keep_zero=True), 5: F("jobTemplate", "JobTemplateSpec"),
+        6: F("successfulJobsHistoryLimit", INT, keep_zero=True), 7: F("failedJobsHistoryLimit", INT, keep_zero=True),
+        8: F("timeZone", STR),
+    },
+    "JobTemplateSpec": {1: F("metadata", "ObjectMeta"), 2: F("spec", "JobSpec")},
+    "CronJobStatus": {1: F("active", "ObjectReference", REPEATED), 4: F("lastScheduleTime", TIME),
+                      5: F("lastSuccessfulTime", TIME)},
+    "PodDisruptionBudget": {1: F("metadata", "ObjectMeta"), 2: F("spec", "PodDisruptionBudgetSpec"),
+                            3: F("status", "PodDisruptionBudgetStatus")},
+    "PodDisruptionBudgetSpec": {1: F("minAvailable", INT_OR_STRING), 2: F("selector", "LabelSelector"),
+                                3: F("maxUnavailable", INT_OR_STRING), 4: F("unhealthyPodEvictionPolicy", STR)},
+    "PodDisruptionBudgetStatus": {
+        1: F("observedGeneration", INT), 2: F("disruptedPods", MAP_STR), 3: F("disruptionsAllowed", INT, keep_zero=True),
+        4: F("currentHealthy", INT, keep_zero=True), 5: F("desiredHealthy", INT, keep_zero=True),
+        6: F("expectedPods", INT, keep_zero=True), 7: F("conditions", "MetaCondition", REPEATED),
+    },
+})

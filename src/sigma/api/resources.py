@@ -68,6 +68,9 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("sigma.io", "v1", "NodeSLO", "nodeslos", False, ("slo",), ("status",)),
     ResourceType("sigma.io", "v1", "BatchJob", "batchjobs", True, ("bj",), ("status",), ("all",)),
     ResourceType("sigma.io", "v1", "PredictiveScaler", "predictivescalers", True, ("ps",), ("status",)),
+    ResourceType("batch", "v1", "Job", "jobs", True, (), ("status",), ("all",)),
+    ResourceType("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("status",), ("all",)),
+    ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",), ("status",)),
 )
 
 _BY_PATH: dict[tuple[str, str, str], ResourceType] = {

@@ -267,6 +267,10 @@ KIND_SCHEMAS: dict[str, Schema] = {
     # Service and EndpointSlice: sigma.api.service_kinds registers their schemas.
     "Service": kind_schema(FREE, FREE),
     "EndpointSlice": kind_schema(addressType=STR, endpoints=FREE, ports=FREE),
+    # Job, CronJob, PodDisruptionBudget: sigma.api.batch_kinds registers their schemas.
+    "Job": kind_schema(FREE, FREE),
+    "CronJob": kind_schema(FREE, FREE),
+    "PodDisruptionBudget": kind_schema(FREE, FREE),
 }
 
 
