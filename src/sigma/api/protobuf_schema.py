@@ -693,7 +693,8 @@ MESSAGES.update({
     "PodDisruptionBudgetSpec": {1: F("minAvailable", INT_OR_STRING), 2: F("selector", "LabelSelector"),
                                 3: F("maxUnavailable", INT_OR_STRING), 4: F("unhealthyPodEvictionPolicy", STR)},
     "PodDisruptionBudgetStatus": {
-        1: F("observedGeneration", INT), 2: F("disruptedPods", MAP_STR), 3: F("disruptionsAllowed", INT, keep_zero=True),
+        1: F("observedGeneration", INT), 2: F("disruptedPods", MAP_STR),
+        3: F("disruptionsAllowed", INT, keep_zero=True),
         4: F("currentHealthy", INT, keep_zero=True), 5: F("desiredHealthy", INT, keep_zero=True),
         6: F("expectedPods", INT, keep_zero=True), 7: F("conditions", "MetaCondition", REPEATED),
     },

@@ -53,6 +53,9 @@ class Backoff:
         return float(min(self.cap_s, self.base_s * 2 ** min(failures - 1, 32)))
 
 
+DEFAULT_BACKOFF = Backoff()
+
+
 @dataclass
 class JobPlan:
     status: dict[str, Any]
@@ -142,7 +145,7 @@ def _exit_code_match(codes: dict[str, Any], pod: dict[str, Any]) -> str | None:
 
 
 # -- the plan ---------------------------------------------------------------------------------
-def plan(job: dict[str, Any], pods: list[dict[str, Any]], now: float, backoff: Backoff = Backoff()) -> JobPlan:
+def plan(job: dict[str, Any], pods: list[dict[str, Any]], now: float, backoff: Backoff = DEFAULT_BACKOFF) -> JobPlan:
     spec, old = job.get("spec") or {}, job.get("status") or {}
     status: dict[str, Any] = {k: v for k, v in old.items()}
     status["conditions"] = [dict(c) for c in old.get("conditions") or []]
@@ -169,14 +172,14 @@ def plan(job: dict[str, Any], pods: list[dict[str, Any]], now: float, backoff: B
     fail_job: str | None = None
     last_failure: float | None = None
     for pod in pods:
-        outcome = _ended(pod)
-        if outcome is None or not _tracked(pod) or pod["metadata"].get("uid") in recorded:
-            if outcome == "Failed" and _phase(pod) == "Failed":
+        ended = _ended(pod)
+        if ended is None or not _tracked(pod) or pod["metadata"].get("uid") in recorded:
+            if ended == "Failed" and _phase(pod) == "Failed":
                 last_failure = max(last_failure or 0.0, _finished_at(pod, now))
             continue
         name = pod["metadata"]["name"]
         out.strip.append(name)
-        if outcome == "Succeeded":
+        if ended == "Succeeded":
             uncounted["succeeded"].append(pod["metadata"]["uid"])
             index = pod_index(pod)
             if indexed and index is not None and index < int(spec.get("completions") or 0):
@@ -208,6 +211,10 @@ def plan(job: dict[str, Any], pods: list[dict[str, Any]], now: float, backoff: B
     finished = is_finished(job)
 
     def finish(ctype: str, reason: str, message: str, event_type: str, event_reason: str) -> None:
+        if uncounted["succeeded"] or uncounted["failed"]:
+            # As Kubernetes: the final condition waits until every ended pod is counted.
+            out.recheck = 0.5
+            return
         interim = "SuccessCriteriaMet" if ctype == "Complete" else "FailureTarget"
         _set(status, interim, "True", reason, message, now)
         _set(status, ctype, "True", reason, message, now)
@@ -265,7 +272,7 @@ def plan(job: dict[str, Any], pods: list[dict[str, Any]], now: float, backoff: B
             if not out.delete_job:
                 out.recheck = done + int(ttl) - now
 
-    status["active"] = len([p for p in active if p["metadata"]["name"] not in out.delete])
+    status["active"] = len([p for p in active if p["metadata"]["name"] not in out.delete]) + len(out.create)
     status["ready"] = sum(1 for p in active if p["metadata"]["name"] not in out.delete
                           and (condition(p, "Ready") or {}).get("status") == "True")
     status["terminating"] = len(terminating)
@@ -345,7 +352,7 @@ def _set(status: dict[str, Any], ctype: str, value: str, reason: str, message: s
         if cond.get("type") == ctype:
             if cond.get("status") == value and cond.get("reason") == reason:
                 return False
-            changed = cond.get("status") != value
+            changed = bool(cond.get("status") != value)
             conds[i] = {"type": ctype, "status": value, "reason": reason, "message": message,
                         "lastProbeTime": stamp,
                         "lastTransitionTime": stamp if changed else cond.get("lastTransitionTime", stamp)}
@@ -370,7 +377,8 @@ def parse_indexes(text: str) -> set[int]:
 
 
 def format_indexes(indexes: set[int]) -> str:
-    parts, run = [], []
+    parts: list[str] = []
+    run: list[int] = []
     for i in sorted(indexes):
         if run and i == run[-1] + 1:
             run.append(i)
