@@ -211,24 +211,32 @@ def plan(job: dict[str, Any], pods: list[dict[str, Any]], now: float, backoff: B
     finished = is_finished(job)
 
     def finish(ctype: str, reason: str, message: str, event_type: str, event_reason: str) -> None:
-        if uncounted["succeeded"] or uncounted["failed"]:
-            # As Kubernetes: the final condition waits until every ended pod is counted.
-            out.recheck = 0.5
-            return
         interim = "SuccessCriteriaMet" if ctype == "Complete" else "FailureTarget"
         _set(status, interim, "True", reason, message, now)
+        out.delete.extend(p["metadata"]["name"] for p in active)
+        if uncounted["succeeded"] or uncounted["failed"]:
+            # As Kubernetes: the interim condition decides; the final one waits until every
+            # ended pod is counted.
+            out.recheck = 0.5
+            return
         _set(status, ctype, "True", reason, message, now)
         if ctype == "Complete":
             status["completionTime"] = now_rfc3339(now)
         out.events.append((event_type, event_reason, message))
-        out.delete.extend(p["metadata"]["name"] for p in active)
 
     if finished is None:
         completions = spec.get("completions")
         deadline = spec.get("activeDeadlineSeconds")
         started = parse_rfc3339(status["startTime"]) if status.get("startTime") else None
         limit = int(spec.get("backoffLimit", DEFAULT_BACKOFF_LIMIT))
-        if fail_job is not None:
+        target = next((c for c in status["conditions"] if c.get("type") in ("FailureTarget", "SuccessCriteriaMet")
+                       and c.get("status") == "True"), None)
+        if target is not None:  # decided before its pods were all counted: finished now
+            final = "Failed" if target["type"] == "FailureTarget" else "Complete"
+            finish(final, target.get("reason", ""), target.get("message", ""),
+                   "Warning" if final == "Failed" else "Normal",
+                   "Completed" if final == "Complete" else target.get("reason", ""))
+        elif fail_job is not None:
             finish("Failed", "PodFailurePolicy", fail_job, "Warning", "PodFailurePolicy")
         elif failed + restarts > limit:
             finish("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit", "Warning",
