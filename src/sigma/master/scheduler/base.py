@@ -112,6 +112,7 @@ class CachedLoop:
             self.queue.cluster_changed()
         if self._room_opened:
             self._room_opened = False
+            self.cache.rebuild_now()
             self.queue.retry_now()
 
     def _object_failed(self, resource: str, obj: dict[str, Any], err: Exception) -> None:
