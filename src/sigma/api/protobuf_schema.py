@@ -690,8 +690,10 @@ MESSAGES.update({
                       5: F("lastSuccessfulTime", TIME)},
     "PodDisruptionBudget": {1: F("metadata", "ObjectMeta"), 2: F("spec", "PodDisruptionBudgetSpec"),
                             3: F("status", "PodDisruptionBudgetStatus")},
-    "PodDisruptionBudgetSpec": {1: F("minAvailable", INT_OR_STRING), 2: F("selector", "LabelSelector"),
-                                3: F("maxUnavailable", INT_OR_STRING), 4: F("unhealthyPodEvictionPolicy", STR)},
+    "PodDisruptionBudgetSpec": {1: F("minAvailable", INT_OR_STRING, keep_zero=True),
+                                2: F("selector", "LabelSelector"),
+                                3: F("maxUnavailable", INT_OR_STRING, keep_zero=True),
+                                4: F("unhealthyPodEvictionPolicy", STR)},
     "PodDisruptionBudgetStatus": {
         1: F("observedGeneration", INT), 2: F("disruptedPods", MAP_STR),
         3: F("disruptionsAllowed", INT, keep_zero=True),
