@@ -74,7 +74,8 @@ def test_every_minute_a_job_named_by_its_scheduled_minute(client: LocalClient, c
     assert job["metadata"]["annotations"][SCHEDULED_TIMESTAMP] == "2026-03-01T10:01:00Z"
     assert job["metadata"]["ownerReferences"][0]["uid"] == created["metadata"]["uid"]
     status = client.get("cronjobs", "tick", "default")["status"]
-    assert status["lastScheduleTime"] == "2026-03-01T10:01:00Z" and status["active"][0]["name"] == job["metadata"]["name"]
+    assert status["lastScheduleTime"] == "2026-03-01T10:01:00Z"
+    assert status["active"][0]["name"] == job["metadata"]["name"]
     controller.sync("default", "tick")  # the same minute again: nothing new
     assert len(jobs(client)) == 1
 
