@@ -101,7 +101,16 @@ def _ensure(registry: Registry, rt: Any, obj: dict[str, Any]) -> None:
 def install(registry: Registry, options: dict[str, Any] | None = None) -> None:
     """Admission and the kinds beside the core ones; `options` are the master's (the service
     network: service_cidr, service_node_port_range)."""
-    from sigma.api import apps_kinds, colocation_kinds, podphase, podsecurity, predict_kinds, quota, service_kinds
+    from sigma.api import (
+        apps_kinds,
+        batch_kinds,
+        colocation_kinds,
+        podphase,
+        podsecurity,
+        predict_kinds,
+        quota,
+        service_kinds,
+    )
     from sigma.api.service_network import ServiceNetwork
 
     registry.add_admission("Pod", resolve_pod_priority(PriorityClasses(registry)))
@@ -115,3 +124,5 @@ def install(registry: Registry, options: dict[str, Any] | None = None) -> None:
     # Service and EndpointSlice, and the ClusterIP / NodePort allocators.
     service_kinds.install(registry, ServiceNetwork.from_options(options or {}))
     apps_kinds.install()  # ReplicaSet and DaemonSet
+    # Job, CronJob, PodDisruptionBudget; budgets guard the eviction subresource.
+    batch_kinds.install(registry)

@@ -270,6 +270,10 @@ KIND_SCHEMAS: dict[str, Schema] = {
     # ReplicaSet and DaemonSet: sigma.api.apps_kinds registers their schemas.
     "ReplicaSet": kind_schema(FREE, FREE),
     "DaemonSet": kind_schema(FREE, FREE),
+    # Job, CronJob, PodDisruptionBudget: sigma.api.batch_kinds registers their schemas.
+    "Job": kind_schema(FREE, FREE),
+    "CronJob": kind_schema(FREE, FREE),
+    "PodDisruptionBudget": kind_schema(FREE, FREE),
 }
 
 

@@ -68,4 +68,15 @@ def controllers(client: LocalClient, options: dict[str, Any]) -> list[Controller
         quota.QuotaController(client),
         # Pod networking: each Node's spec.podCIDR, carved from --cluster-cidr.
         podcidr.PodCidrController(client, *podcidr.cluster_cidrs_of(options)),
+        # batch/v1 Job and CronJob, policy/v1 PodDisruptionBudget status.
+        *batch_controllers(client, options),
     ]
+
+
+def batch_controllers(client: LocalClient, options: dict[str, Any]) -> list[Controller]:
+    from sigma.master.controllers import cronjob, disruption, job, job_plan
+
+    backoff = job_plan.Backoff(float(options.get("job_backoff_base_s", 10.0)),
+                               float(options.get("job_backoff_cap_s", 360.0)))
+    return [job.JobController(client, backoff=backoff), cronjob.CronJobController(client),
+            disruption.DisruptionController(client)]
