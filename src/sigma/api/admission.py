@@ -102,6 +102,7 @@ def install(registry: Registry, options: dict[str, Any] | None = None) -> None:
     """Admission and the kinds beside the core ones; `options` are the master's (the service
     network: service_cidr, service_node_port_range)."""
     from sigma.api import colocation_kinds, podphase, podsecurity, predict_kinds, quota, service_kinds
+    from sigma.api.configsecret_kinds import install as install_config_and_secrets
     from sigma.api.service_network import ServiceNetwork
 
     registry.add_admission("Pod", resolve_pod_priority(PriorityClasses(registry)))
@@ -114,3 +115,4 @@ def install(registry: Registry, options: dict[str, Any] | None = None) -> None:
     predict_kinds.install()
     # Service and EndpointSlice, and the ClusterIP / NodePort allocators.
     service_kinds.install(registry, ServiceNetwork.from_options(options or {}))
+    install_config_and_secrets()  # ConfigMap, Secret, ServiceAccount

@@ -68,6 +68,9 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("sigma.io", "v1", "NodeSLO", "nodeslos", False, ("slo",), ("status",)),
     ResourceType("sigma.io", "v1", "BatchJob", "batchjobs", True, ("bj",), ("status",), ("all",)),
     ResourceType("sigma.io", "v1", "PredictiveScaler", "predictivescalers", True, ("ps",), ("status",)),
+    ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",), has_status=False),
+    ResourceType("", "v1", "Secret", "secrets", True, (), has_status=False),
+    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",), has_status=False),
 )
 
 _BY_PATH: dict[tuple[str, str, str], ResourceType] = {

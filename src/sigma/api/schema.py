@@ -267,6 +267,10 @@ KIND_SCHEMAS: dict[str, Schema] = {
     # Service and EndpointSlice: sigma.api.service_kinds registers their schemas.
     "Service": kind_schema(FREE, FREE),
     "EndpointSlice": kind_schema(addressType=STR, endpoints=FREE, ports=FREE),
+    # ConfigMap, Secret, ServiceAccount: sigma.api.configsecret_kinds registers their schemas.
+    "ConfigMap": kind_schema(data=FREE, binaryData=FREE, immutable=BOOL),
+    "Secret": kind_schema(data=FREE, stringData=FREE, type=STR, immutable=BOOL),
+    "ServiceAccount": kind_schema(secrets=FREE, imagePullSecrets=FREE, automountServiceAccountToken=BOOL),
 }
 
 

@@ -25,6 +25,8 @@ from starlette.routing import Mount
 
 from sigma.api import admission, service_kinds
 from sigma.api.auth import AuthOptions, build_auth
+from sigma.api.encrypted_store import EncryptedStore, reencrypt
+from sigma.api.encryption import master_keyring, master_state_dir
 from sigma.api.errors import ApiError
 from sigma.api.limits import LimitedHttpToolsProtocol
 from sigma.api.registry import Registry
@@ -80,12 +82,17 @@ class Master:
         if self.watch_history < 1:
             raise ValueError(f"the watch history must keep at least 1 revision, not {self.watch_history}")
         self.store: Store = open_store(self.store_url)
-        self.registry = Registry(self.store)
+        # Secrets are encrypted below the registry (sigma.api.encrypted_store); a rotated key
+        # takes effect here, every Secret under an older key rewritten with the new one.
+        self.key_dir = master_state_dir(self.store_url, self.auth.state_dir if self.auth is not None else None)
+        self.keyring = master_keyring(self.key_dir)
+        reencrypt(self.store, self.keyring)
+        self.registry = Registry(EncryptedStore(self.store, self.keyring))
         admission.install(self.registry, self.options)
         nodelease.install(self.registry)  # one live agent per node
         admission.bootstrap(self.registry)
         service_kinds.bootstrap(self.registry, ServiceNetwork.from_options(self.options), self.host, self.port)
-        owner_index(self.store)  # dependents by lookup: a delete never reads every stored object
+        owner_index(self.registry.store)  # dependents by lookup: a delete never reads every stored object
         self.auth_setup = build_auth(self.auth, self.registry) if self.auth is not None else None
         remote_store = isinstance(self.store, EtcdStore)
         policy = self.auth_setup.policy if self.auth_setup is not None else None
@@ -120,7 +127,7 @@ class Master:
         registry = self.registry
         if store is not None:
             registry = copy.copy(self.registry)  # shallow: same hooks and lock, other store
-            registry.store = store
+            registry.store = EncryptedStore(store, self.keyring)
         self._term_stop = threading.Event()
         client = LocalClient(registry)
         for ctrl in wiring.controllers(client, self.options) if self.controllers else []:
