@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from kubernetes import client
@@ -134,3 +135,13 @@ def test_view_cannot_read_secrets_edit_can_and_audit_keeps_no_value(auth_master:
     text = audit.read_text() if audit.exists() else ""
     assert "secrets" in text or not text
     assert PLAIN not in text and base64.b64encode(PLAIN.encode()).decode() not in text
+
+
+@needs_kubectl
+def test_kubectl_creates_service_accounts_and_their_tokens(master: MasterProcess, ns: str) -> None:
+    kubectl(master, "-n", ns, "create", "serviceaccount", "robot")
+    assert kubectl(master, "-n", ns, "get", "sa").stdout.split("\n")[0].split() == ["NAME", "SECRETS", "AGE"]
+    token = kubectl(master, "-n", ns, "create", "token", "robot", "--duration", "15m").stdout.strip()
+    with httpx.Client(base_url=master.url, headers={"Authorization": f"Bearer {token}"}) as sa:
+        denied = sa.get(f"/api/v1/namespaces/{ns}/secrets")
+    assert denied.status_code == 403 and f"system:serviceaccount:{ns}:robot" in denied.json()["message"]

@@ -115,4 +115,4 @@ def install(registry: Registry, options: dict[str, Any] | None = None) -> None:
     predict_kinds.install()
     # Service and EndpointSlice, and the ClusterIP / NodePort allocators.
     service_kinds.install(registry, ServiceNetwork.from_options(options or {}))
-    install_config_and_secrets()  # ConfigMap, Secret, ServiceAccount
+    install_config_and_secrets(registry)  # ConfigMap, Secret, ServiceAccount

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sigma.api.configsecret_validation import default_secret, validate_config_map, validate_secret
+from sigma.api.registry import Registry
 from sigma.api.schema import BOOL, STR, arr, boolean, kind_schema, mapof, obj, register_schema, string
 from sigma.api.tables import age, register_printer
 from sigma.api.validation import register_defaults, register_validator
@@ -40,7 +41,9 @@ SERVICE_ACCOUNT_SCHEMA = kind_schema(
 )
 
 
-def install() -> None:
+def install(registry: Registry) -> None:
+    from sigma.api import serviceaccount_admission
+
     register_schema("ConfigMap", CONFIG_MAP_SCHEMA)
     register_schema("Secret", SECRET_SCHEMA)
     register_schema("ServiceAccount", SERVICE_ACCOUNT_SCHEMA)
@@ -53,6 +56,7 @@ def install() -> None:
                                 ("Age", "string", 0)], secret_row)
     register_printer("ServiceAccount", [("Name", "string", 0), ("Secrets", "integer", 0), ("Age", "string", 0)],
                      service_account_row)
+    serviceaccount_admission.install(registry)
 
 
 def config_map_row(cm: dict[str, Any], now: float) -> list[Any]:

@@ -31,6 +31,8 @@ from sigma.api.errors import ApiError
 from sigma.api.limits import LimitedHttpToolsProtocol
 from sigma.api.registry import Registry
 from sigma.api.registry_bulk import owner_index
+from sigma.api.satoken_auth import attach as attach_token_signer
+from sigma.api.satokens import Signer
 from sigma.api.server import create_app
 from sigma.api.service_network import ServiceNetwork
 from sigma.client.local import LocalClient
@@ -93,7 +95,10 @@ class Master:
         admission.bootstrap(self.registry)
         service_kinds.bootstrap(self.registry, ServiceNetwork.from_options(self.options), self.host, self.port)
         owner_index(self.registry.store)  # dependents by lookup: a delete never reads every stored object
+        attach_token_signer(self.registry, Signer.load(self.key_dir))  # ServiceAccount tokens
         self.auth_setup = build_auth(self.auth, self.registry) if self.auth is not None else None
+        if self.auth_setup is not None:  # the kube-root-ca.crt ConfigMap of every namespace
+            self.options.setdefault("root_ca_pem", self.auth_setup.ca.cert.read_text())
         remote_store = isinstance(self.store, EtcdStore)
         policy = self.auth_setup.policy if self.auth_setup is not None else None
         self.app = create_app(self.registry, f"{self.host}:{self.port}", self.auth_setup,

@@ -25,6 +25,8 @@ from sigma.master.controllers import (
     predictive,
     quota,
 )
+from sigma.master.controllers.serviceaccounts import PERIOD_S as SA_PERIOD_S
+from sigma.master.controllers.serviceaccounts import ServiceAccountsController
 from sigma.master.scheduler import loop as sigma_scheduler
 from sigma.master.scheduler.fuxi import CHUNK, FuxiScheduler
 
@@ -63,4 +65,7 @@ def controllers(client: LocalClient, options: dict[str, Any]) -> list[Controller
         quota.QuotaController(client),
         # Pod networking: each Node's spec.podCIDR, carved from --cluster-cidr.
         podcidr.PodCidrController(client, *podcidr.cluster_cidrs_of(options)),
+        # Every namespace's default ServiceAccount and kube-root-ca.crt ConfigMap.
+        ServiceAccountsController(client, str(options.get("root_ca_pem", "")),
+                                  seconds("serviceaccounts_period_s", SA_PERIOD_S)),
     ]
