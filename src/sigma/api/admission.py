@@ -111,6 +111,7 @@ def install(registry: Registry, options: dict[str, Any] | None = None) -> None:
         quota,
         service_kinds,
     )
+    from sigma.api.configsecret_kinds import install as install_config_and_secrets
     from sigma.api.service_network import ServiceNetwork
 
     registry.add_admission("Pod", resolve_pod_priority(PriorityClasses(registry)))
@@ -126,3 +127,4 @@ def install(registry: Registry, options: dict[str, Any] | None = None) -> None:
     apps_kinds.install()  # ReplicaSet and DaemonSet
     # Job, CronJob, PodDisruptionBudget; budgets guard the eviction subresource.
     batch_kinds.install(registry)
+    install_config_and_secrets(registry)  # ConfigMap, Secret, ServiceAccount

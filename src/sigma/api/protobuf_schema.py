@@ -36,6 +36,7 @@ QUANTITY = "quantity"  # resource.Quantity: {string = 1}
 INT_OR_STRING = "intorstring"  # intstr.IntOrString: {type = 1, intVal = 2, strVal = 3}
 RAW_JSON = "rawjson"  # meta/v1 FieldsV1: {Raw = 1}, the JSON document itself
 MAP_STR, MAP_QUANTITY = "map<string>", "map<quantity>"
+MAP_BYTES = "map<bytes>"  # Secret.data, ConfigMap.binaryData: base64 in JSON
 REPEATED = True
 
 SCALAR_KINDS = frozenset({STR, INT, BOOL, BYTES, TIME, MICROTIME, QUANTITY, INT_OR_STRING, RAW_JSON})
@@ -57,6 +58,8 @@ def F(json_name: str, kind: str, repeated: bool = False, keep_zero: bool = False
         return Field(json_name, MAP, False, STR, keep_zero, inline)
     if kind == MAP_QUANTITY:
         return Field(json_name, MAP, False, QUANTITY, keep_zero, inline)
+    if kind == MAP_BYTES:
+        return Field(json_name, MAP, False, BYTES, keep_zero, inline)
     if kind in SCALAR_KINDS:
         return Field(json_name, kind, repeated, None, keep_zero, inline)
     return Field(json_name, MESSAGE, repeated, kind, keep_zero, inline)
@@ -671,6 +674,8 @@ MESSAGES.update({
     },
     "DaemonSetCondition": {1: F("type", STR), 2: F("status", STR), 3: F("lastTransitionTime", TIME),
                            4: F("reason", STR), 5: F("message", STR)},
+})
+
 # batch/v1 Job and CronJob, policy/v1 PodDisruptionBudget (kubectl create job/cronjob/pdb,
 # kubectl create job --from=cronjob/NAME send them).
 KINDS.update({("batch/v1", "Job"): "Job", ("batch/v1", "CronJob"): "CronJob",
@@ -726,4 +731,25 @@ MESSAGES.update({
         4: F("currentHealthy", INT, keep_zero=True), 5: F("desiredHealthy", INT, keep_zero=True),
         6: F("expectedPods", INT, keep_zero=True), 7: F("conditions", "MetaCondition", REPEATED),
     },
+})
+
+# core/v1 ConfigMap, Secret, ServiceAccount and authentication.k8s.io/v1 TokenRequest
+# (kubectl create configmap / secret / serviceaccount / token send them).
+KINDS.update({("v1", "ConfigMap"): "ConfigMap", ("v1", "Secret"): "Secret",
+              ("v1", "ServiceAccount"): "ServiceAccount",
+              ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest"})
+MESSAGES.update({
+    "ConfigMap": {1: F("metadata", "ObjectMeta"), 2: F("data", MAP_STR), 3: F("binaryData", MAP_BYTES),
+                  4: F("immutable", BOOL, keep_zero=True)},
+    "Secret": {1: F("metadata", "ObjectMeta"), 2: F("data", MAP_BYTES), 3: F("type", STR),
+               4: F("stringData", MAP_STR), 5: F("immutable", BOOL, keep_zero=True)},
+    "ServiceAccount": {1: F("metadata", "ObjectMeta"), 2: F("secrets", "ObjectReference", REPEATED),
+                       3: F("imagePullSecrets", "LocalObjectReference", REPEATED),
+                       4: F("automountServiceAccountToken", BOOL, keep_zero=True)},
+    "TokenRequest": {1: F("metadata", "ObjectMeta"), 2: F("spec", "TokenRequestSpec"),
+                     3: F("status", "TokenRequestStatus")},
+    "TokenRequestSpec": {1: F("audiences", STR, REPEATED), 3: F("boundObjectRef", "BoundObjectReference"),
+                         4: F("expirationSeconds", INT, keep_zero=True)},
+    "BoundObjectReference": {1: F("kind", STR), 2: F("apiVersion", STR), 3: F("name", STR), 4: F("uid", STR)},
+    "TokenRequestStatus": {1: F("token", STR), 2: F("expirationTimestamp", TIME)},
 })

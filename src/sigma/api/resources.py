@@ -73,6 +73,9 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("batch", "v1", "Job", "jobs", True, (), ("status",), ("all",)),
     ResourceType("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("status",), ("all",)),
     ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",), ("status",)),
+    ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",), has_status=False),
+    ResourceType("", "v1", "Secret", "secrets", True, (), has_status=False),
+    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",), has_status=False),
 )
 
 _BY_PATH: dict[tuple[str, str, str], ResourceType] = {

@@ -274,6 +274,10 @@ KIND_SCHEMAS: dict[str, Schema] = {
     "Job": kind_schema(FREE, FREE),
     "CronJob": kind_schema(FREE, FREE),
     "PodDisruptionBudget": kind_schema(FREE, FREE),
+    # ConfigMap, Secret, ServiceAccount: sigma.api.configsecret_kinds registers their schemas.
+    "ConfigMap": kind_schema(data=FREE, binaryData=FREE, immutable=BOOL),
+    "Secret": kind_schema(data=FREE, stringData=FREE, type=STR, immutable=BOOL),
+    "ServiceAccount": kind_schema(secrets=FREE, imagePullSecrets=FREE, automountServiceAccountToken=BOOL),
 }
 
 

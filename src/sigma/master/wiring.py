@@ -16,16 +16,21 @@ from sigma.colocation.level0 import DEFAULT_STALENESS_S
 from sigma.colocation.queues import parse_queues
 from sigma.master.controllers import (
     batchjob,
+    cronjob,
     daemonset,
     deployment_rs,
+    disruption,
     endpointslice,
     gc,
+    job,
+    job_plan,
     level0,
     nodelifecycle,
     podcidr,
     predictive,
     quota,
     replicaset,
+    serviceaccounts,
 )
 from sigma.master.scheduler import loop as sigma_scheduler
 from sigma.master.scheduler.fuxi import CHUNK, FuxiScheduler
@@ -51,6 +56,10 @@ def controllers(client: LocalClient, options: dict[str, Any]) -> list[Controller
         replicaset.ReplicaSetController(client, resync_s=seconds("replicaset_resync_s", replicaset.RESYNC_S)),
         daemonset.DaemonSetController(client, resync_s=seconds("daemonset_resync_s", daemonset.RESYNC_S)),
         batchjob.BatchJobController(client, resync_s=seconds("batchjob_resync_s", batchjob.RESYNC_S)),
+        # batch/v1 Job and CronJob.
+        job.JobController(client, backoff=job_plan.Backoff(seconds("job_backoff_base_s", 10.0),
+                                                           seconds("job_backoff_cap_s", 360.0))),
+        cronjob.CronJobController(client),
         # Services: the EndpointSlices of the pods each one selects.
         endpointslice.EndpointSliceController(
             client, resync_s=seconds("endpointslice_resync_s", endpointslice.RESYNC_S),
@@ -68,15 +77,10 @@ def controllers(client: LocalClient, options: dict[str, Any]) -> list[Controller
         quota.QuotaController(client),
         # Pod networking: each Node's spec.podCIDR, carved from --cluster-cidr.
         podcidr.PodCidrController(client, *podcidr.cluster_cidrs_of(options)),
-        # batch/v1 Job and CronJob, policy/v1 PodDisruptionBudget status.
-        *batch_controllers(client, options),
+        # PodDisruptionBudgets' status (how many disruptions each allows).
+        disruption.DisruptionController(client),
+        # Every namespace's default ServiceAccount and kube-root-ca.crt ConfigMap.
+        serviceaccounts.ServiceAccountsController(client, str(options.get("root_ca_pem", "")),
+                                                  seconds("serviceaccounts_period_s", serviceaccounts.PERIOD_S)),
     ]
 
-
-def batch_controllers(client: LocalClient, options: dict[str, Any]) -> list[Controller]:
-    from sigma.master.controllers import cronjob, disruption, job, job_plan
-
-    backoff = job_plan.Backoff(float(options.get("job_backoff_base_s", 10.0)),
-                               float(options.get("job_backoff_cap_s", 360.0)))
-    return [job.JobController(client, backoff=backoff), cronjob.CronJobController(client),
-            disruption.DisruptionController(client)]

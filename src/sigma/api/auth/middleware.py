@@ -60,6 +60,8 @@ class AuthPolicy:
     failed_auth: RateLimiter | None = field(default_factory=failed_auth_limiter)
     # The dashboard's browser sessions and one-time login links (in memory).
     sessions: SessionStore = field(default_factory=SessionStore)
+    # ServiceAccount tokens (sigma.api.satoken_auth), asked after the token file's.
+    service_accounts: Callable[[str], User | None] | None = None
 
 
 class Unauthorized(Exception):
@@ -78,6 +80,8 @@ def authenticate(policy: AuthPolicy, scope: Scope) -> User:
     if auth:
         scheme, _, token = auth.partition(" ")
         user = policy.credentials.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+        if user is None and scheme.lower() == "bearer" and policy.service_accounts is not None:
+            user = policy.service_accounts(token.strip())
         if user is None:
             raise Unauthorized
         return user

@@ -111,9 +111,11 @@ class Bindings:
 # cannot either), a Lease is a node's or a controller's heartbeat (neither role has it).
 READ_ONLY_FOR_EDIT = frozenset({"resourcequotas"})
 NO_ACCESS = frozenset({"leases"})
+# Kubernetes' view role leaves Secrets out: reading one is holding its credentials.
+HIDDEN_FROM_VIEW = frozenset({"secrets"})
 # Subresources an editor may write: status is the controllers' and the agents' report (a
 # quota's status.used is what admission charges against), binding the scheduler's decision.
-EDIT_WRITABLE_SUBRESOURCES = frozenset({"", "scale", "eviction"})
+EDIT_WRITABLE_SUBRESOURCES = frozenset({"", "scale", "eviction", "token"})  # token: serviceaccounts/token
 
 
 def _role_allows(role: str, ns: str | None, a: Attributes) -> bool:
@@ -123,7 +125,7 @@ def _role_allows(role: str, ns: str | None, a: Attributes) -> bool:
         return True
     if a.rt is None or role not in ("edit", "view"):
         return False
-    if a.rt.plural in NO_ACCESS:
+    if a.rt.plural in NO_ACCESS or (role == "view" and a.rt.plural in HIDDEN_FROM_VIEW):
         return False
     read = a.verb in READ_ONLY
     if a.rt.plural == "namespaces":
