@@ -182,7 +182,7 @@ class NetQosManager:
 def _ours(dev: str) -> int | None:
     """The tbf's rate, or None when it is not as Sigma set it (unknown, or the plugin's burst)."""
     tbf = shaping.read_tbf(dev)
-    if tbf is None or tbf.burst_bytes != shaping.burst_bytes(tbf.rate_bits):
+    if tbf is None or not shaping.sigmas_burst(tbf):
         return None
     return tbf.rate_bits
 

@@ -63,6 +63,13 @@ def burst_bytes(rate_bits: int) -> int:
     return max(MIN_BURST_BYTES, int(rate_bits / 8 * BURST_SECONDS))
 
 
+def sigmas_burst(tbf: Tbf) -> bool:
+    """Whether the tbf has the burst Sigma sets for its rate. The kernel keeps the bucket as a
+    time in its ticks, so the bytes read back differ from the bytes written by a rounding."""
+    wanted = burst_bytes(tbf.rate_bits)
+    return abs(tbf.burst_bytes - wanted) <= wanted // 20
+
+
 def parse_tbf(text: str) -> Tbf | None:
     """The root tbf in `tc -j qdisc show dev X` (rate in bytes per second there)."""
     try:
