@@ -36,6 +36,7 @@ from sigma.agent.collector import Collector
 from sigma.agent.heartbeat import Heartbeat
 from sigma.agent.images import DEFAULT_ROOT, ImageStore
 from sigma.agent.kernelfiles import read_stripped
+from sigma.agent.netqos import NetQosManager
 from sigma.agent.node import NodeRuntime
 from sigma.agent.nodemetric import NodeMetricBuilder
 from sigma.agent.podevents import killing_events, status_events
@@ -157,6 +158,11 @@ class Agent:
                               self.facts.memory_bytes,
                               # A configured memory size makes the node a slice: only its pods count.
                               replace(opts.qos, memory_is_slice=opts.qos.memory_is_slice or bool(opts.memory)))
+        # Batch pods' bandwidth (netqos.py): caps at the sandbox's ADD, lowered while prod needs the link.
+        self.netqos = NetQosManager(client, node_name, self.network, self.watcher.pods) \
+            if self.network is not None else None
+        if self.network is not None and self.netqos is not None:
+            self.network.shaping = self.netqos.sandbox_config
         self.stop_event = threading.Event()
         self._latest: tuple[Usage, list[PodUsage]] | None = None
         self._process_metrics = ProcessCollector(registry=None)  # the agent's own CPU, memory, fds
@@ -183,6 +189,8 @@ class Agent:
             if self.network is not None:
                 ensure_ip_forward(self.options.enable_ip_forward)
                 loops.append(("agent-routes", RouteSync(self.client, self.node_name, on_own_node=self._own_node).run))
+            if self.netqos is not None:
+                loops.append(("agent-netqos", self.netqos.run))
             for name, target in loops:
                 thread = threading.Thread(target=target, args=(self.stop_event,), name=name, daemon=True)
                 thread.start()
@@ -412,7 +420,9 @@ class Agent:
 
     def render_metrics(self) -> str:
         node, pods = (Usage(0.0, 0), []) if self._latest is None else self._latest
-        return Families([*usage_families(node, pods), *self.qos.families(), *self._process_metrics.collect()]).render()
+        netqos = self.netqos.families() if self.netqos is not None else []
+        return Families([*usage_families(node, pods), *self.qos.families(), *netqos,
+                         *self._process_metrics.collect()]).render()
 
     # -- start-up ------------------------------------------------------------------------
     def _register(self) -> bool:

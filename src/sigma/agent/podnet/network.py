@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -96,6 +97,8 @@ class PodNetwork:
         for path in (self.records, self.ipam_dir, os.path.dirname(self.conflist_path)):
             os.makedirs(path, mode=0o700, exist_ok=True)
         self.pod_cidr: str | None = None
+        # The ADD's runtime config of a pod (sigma.agent.netqos: batch pods' limits); None: its annotations.
+        self.shaping: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self._failures: dict[str, _Failure] = {}
 
     # -- the node's side -----------------------------------------------------------------
@@ -146,6 +149,11 @@ class PodNetwork:
             return None
         return str(record["netns"])
 
+    def cni_result(self, pod_uid: str) -> dict[str, Any] | None:
+        """The ADD's result of the pod's sandbox (its interfaces), once it succeeded."""
+        record = self._read(pod_uid)
+        return record.get("result") if record else None
+
     def pod_ips(self, pod_uid: str) -> list[str]:
         record = self._read(pod_uid)
         return list(record.get("ips") or []) if record else []
@@ -167,7 +175,7 @@ class PodNetwork:
         if failure is not None and now < failure.retry_at:
             raise PodNetworkError("FailedCreatePodSandBox",
                                   f"{failure.message} (retrying in {failure.retry_at - now:.0f}s)")
-        runtime_config = bandwidth_config(pod)
+        runtime_config = (self.shaping or bandwidth_config)(pod)
         if record is not None:
             self._undo(record)  # an ADD a killed agent left half done: undone before it is redone
         assert self.pod_cidr is not None
