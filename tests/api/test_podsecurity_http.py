@@ -163,7 +163,18 @@ def failed_create_events(http: httpx.Client, ns: str, owner: str, timeout_s: flo
     return []
 
 
-def test_a_deployment_whose_template_is_refused_says_so_on_the_deployment(http: httpx.Client) -> None:
+def replica_failure(http: httpx.Client, ns: str, name: str, timeout_s: float = 30) -> dict[str, Any] | None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = http.get(f"/apis/apps/v1/namespaces/{ns}/deployments/{name}").json().get("status") or {}
+        found = next((c for c in status.get("conditions") or [] if c["type"] == "ReplicaFailure"), None)
+        if found:
+            return dict(found)
+        time.sleep(0.2)
+    return None
+
+
+def test_a_deployment_whose_template_is_refused_says_so_on_its_replica_set_and_itself(http: httpx.Client) -> None:
     ns = namespace(http, None)
     template = {"metadata": {"labels": {"app": "priv"}},
                 "spec": {"securityContext": {"privileged": True},
@@ -172,10 +183,15 @@ def test_a_deployment_whose_template_is_refused_says_so_on_the_deployment(http: 
         "metadata": {"name": "priv"}, "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "priv"}},
                                                "template": template}})
     assert r.status_code == 201, r.text
-    events = failed_create_events(http, ns, "priv")
-    assert events, "the refused template left no trace on its Deployment"
-    assert events[0]["type"] == "Warning" and events[0]["involvedObject"]["kind"] == "Deployment"
+    # As in Kubernetes: the ReplicaSet says FailedCreate, the Deployment carries ReplicaFailure.
+    (rs,) = http.get(f"/apis/apps/v1/namespaces/{ns}/replicasets").json()["items"]
+    events = failed_create_events(http, ns, rs["metadata"]["name"])
+    assert events, "the refused template left no trace on its ReplicaSet"
+    assert events[0]["type"] == "Warning" and events[0]["involvedObject"]["kind"] == "ReplicaSet"
     assert 'violates PodSecurity "baseline:latest": privileged (pod must not set' in events[0]["message"]
+    failure = replica_failure(http, ns, "priv")
+    assert failure is not None and failure["status"] == "True" and failure["reason"] == "FailedCreate"
+    assert 'violates PodSecurity "baseline:latest"' in failure["message"]
     assert http.get(f"/api/v1/namespaces/{ns}/pods").json()["items"] == []
 
 

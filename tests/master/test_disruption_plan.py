@@ -48,3 +48,14 @@ def test_disrupted_pods_do_not_count_until_they_go_or_expire() -> None:
     status, _ = budget_status(pdb(minAvailable=1, status={"disruptedPods": evicted}), [pod("a"), pod("b")], {},
                               T0 + DELETION_TIMEOUT_S + 1)
     assert status["currentHealthy"] == 2 and "disruptedPods" not in status
+
+
+def test_a_deployments_replica_sets_count_with_the_deployments_scale() -> None:
+    from sigma.master.controllers.disruption import controller_scales
+
+    deploy = {"metadata": {"name": "web", "uid": "d1"}, "spec": {"replicas": 4}}
+    owned = {"metadata": {"name": "web-abc", "ownerReferences": [
+        {"kind": "Deployment", "name": "web", "uid": "d1", "controller": True}]}, "spec": {"replicas": 1}}
+    alone = {"metadata": {"name": "solo"}, "spec": {"replicas": 2}}
+    assert controller_scales([deploy], [owned, alone]) == {
+        ("Deployment", "web"): 4, ("ReplicaSet", "web-abc"): 4, ("ReplicaSet", "solo"): 2}

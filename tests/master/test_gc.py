@@ -40,7 +40,7 @@ def test_the_sweep_deletes_dependents_whose_owners_are_gone_and_keeps_the_rest(c
     pod(client, "orphan", ref("Deployment", "gone", str(uuid.uuid4())))
     pod(client, "impostor-owner", ref("Deployment", "live", str(uuid.uuid4())))  # same name, another uid
     pod(client, "unowned")
-    pod(client, "foreign-kind", ref("ReplicaSet", "rs", str(uuid.uuid4())))  # a kind Sigma cannot check
+    pod(client, "foreign-kind", ref("Widget", "w", str(uuid.uuid4()), "example.com/v1"))  # a kind Sigma cannot check
     deployment(client, "orphan-deploy", ref("BatchJob", "gone", str(uuid.uuid4()), "sigma.io/v1"))
     deleted = GarbageCollector(client).sweep()
     assert sorted(deleted) == [("deployments", NS, "orphan-deploy"), ("pods", NS, "impostor-owner"),

@@ -123,5 +123,5 @@ def test_pods_get_their_own_network_routed_between_nodes_and_released(cluster: C
     # node-b works after it: a new pod there is reached from node-a.
     cluster.run_pod("near", B)
     near = wait_until("near running", lambda: cluster.running("near"), 40, cluster.diagnose)
-    assert wait_until("near answering web-1", lambda: fetch(uid["web-1"], near["status"]["podIP"]), 20,
+    assert wait_until("near answering web-1", lambda: fetch(uid["web-1"], near["status"]["podIP"]), 60,
                       cluster.diagnose) == "near"

@@ -36,6 +36,7 @@ from sigma.master.controllers.rollout import (
     is_available,
     rollout_status,
     template_hash,
+    with_replica_failures,
 )
 
 log = logging.getLogger("sigma.deployment")
@@ -113,6 +114,7 @@ class DeploymentController(KeyedController):
         owned_pods = [p for rs in replica_sets for p in by_rs[rs["metadata"]["uid"]] if is_active(p)]
         current = template_hash(spec["template"])
         status, recheck = rollout_status(deploy, owned_pods, current, now, new_rollout)
+        status = with_replica_failures(status, replica_sets)
         if status != deploy.get("status"):
             self.client.update("deployments", {**deploy, "status": status}, namespace, subresource="status")
         return recheck

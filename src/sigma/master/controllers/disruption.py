@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sigma.api.errors import ApiError
+from sigma.api.objects import controller_of
 from sigma.api.selectors import match_label_selector
 from sigma.client.base import ApiClient
 from sigma.master.controllers.disruption_plan import budget_status
@@ -31,7 +32,7 @@ class DisruptionController(KeyedController):
         super().__init__(client, resync_s)
         self.clock = clock
         self.watches = (("poddisruptionbudgets", _key, ""), ("pods", _namespace_key, ""),
-                        ("deployments", _namespace_key, ""))
+                        ("deployments", _namespace_key, ""), ("replicasets", _namespace_key, ""))
 
     def sync(self, namespace: str, name: str) -> float | None:
         if not name:
@@ -47,12 +48,30 @@ class DisruptionController(KeyedController):
         selector = (pdb.get("spec") or {}).get("selector")
         pods = [p for p in self.client.list("pods", namespace)["items"]
                 if match_label_selector(selector, p["metadata"].get("labels") or {})]
-        replicas = {("Deployment", d["metadata"]["name"]): int((d.get("spec") or {}).get("replicas", 1))
-                    for d in self.client.list("deployments", namespace)["items"]}
+        replicas = controller_scales(self.client.list("deployments", namespace)["items"],
+                                     self.client.list("replicasets", namespace)["items"])
         status, recheck = budget_status(pdb, pods, replicas, self.clock())
         if status != (pdb.get("status") or {}):
             self.client.update("poddisruptionbudgets", {**pdb, "status": status}, namespace, subresource="status")
         return recheck
+
+
+def controller_scales(deployments: list[dict[str, Any]], replica_sets: list[dict[str, Any]]
+                      ) -> dict[tuple[str, str], int]:
+    """(kind, name) -> the replicas a pod's controller wants. A ReplicaSet a Deployment owns
+    counts with its Deployment's scale, as Kubernetes' disruption controller finds it (a
+    rolling update's ReplicaSets change size; the Deployment's replicas do not)."""
+    scales = {("Deployment", d["metadata"]["name"]): int((d.get("spec") or {}).get("replicas", 1))
+              for d in deployments}
+    for rs in replica_sets:
+        owner = controller_of(rs)
+        if owner is not None and owner.get("kind") == "Deployment":
+            scale = scales.get(("Deployment", str(owner.get("name"))))
+            if scale is not None:
+                scales[("ReplicaSet", rs["metadata"]["name"])] = scale
+        elif owner is None:
+            scales[("ReplicaSet", rs["metadata"]["name"])] = int((rs.get("spec") or {}).get("replicas", 1))
+    return scales
 
 
 def _key(obj: dict[str, Any]) -> Key | None:

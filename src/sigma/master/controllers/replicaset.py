@@ -14,12 +14,18 @@ from collections.abc import Callable
 from typing import Any
 
 from sigma.api.errors import ApiError
-from sigma.api.objects import controller_of, owner_reference
+from sigma.api.objects import controller_of, now_rfc3339, owner_reference
 from sigma.client.base import ApiClient
 from sigma.client.events import record_event
 from sigma.master.controllers.burst import slow_start
 from sigma.master.controllers.keyed import Key, KeyedController
-from sigma.master.controllers.replicaset_plan import claim_pods, finished, plan_replicas, replica_set_status
+from sigma.master.controllers.replicaset_plan import (
+    claim_pods,
+    finished,
+    plan_replicas,
+    replica_set_status,
+    with_replica_failure,
+)
 from sigma.master.controllers.rollout import SAFE_ALPHABET
 
 log = logging.getLogger("sigma.replicaset")
@@ -60,13 +66,16 @@ class ReplicaSetController(KeyedController):
                          f"Pod {pod['metadata']['name']} ended ({why}); replacing it", COMPONENT, now)
             self._delete_pod(rs, pod)
         plan = plan_replicas(rs, pods)
-        created, failed = slow_start(plan.create, lambda: self._create_pod(rs, now))
+        failures: list[str] = []
+        created, failed = slow_start(plan.create, lambda: self._create_pod(rs, now, failures))
         for pod in plan.delete:
             self._delete_pod(rs, pod)
         if created or plan.delete:
             pods = [p for p in self.client.list("pods", namespace)["items"]
                     if (controller_of(p) or {}).get("uid") == rs["metadata"]["uid"]]
         status, recheck = replica_set_status(rs, pods, now)
+        if plan.create or failures:  # a ReplicaSet with nothing to create keeps what it said
+            status = with_replica_failure(status, failures[-1] if failures else None, now_rfc3339(now))
         if status != rs.get("status"):
             self.client.update("replicasets", {**rs, "status": status}, namespace, subresource="status")
         if created < plan.create:
@@ -74,7 +83,7 @@ class ReplicaSetController(KeyedController):
             return backlog if recheck is None else min(recheck, backlog)
         return recheck
 
-    def _create_pod(self, rs: dict[str, Any], now: float) -> bool:
+    def _create_pod(self, rs: dict[str, Any], now: float, failures: list[str]) -> bool:
         m = rs["metadata"]
         template = rs["spec"]["template"]
         tmeta = template.get("metadata") or {}
@@ -94,6 +103,7 @@ class ReplicaSetController(KeyedController):
                 # The template cannot make a valid pod (quota, admission...): said on the
                 # ReplicaSet rather than retried in a tight loop.
                 record_event(self.client, rs, "Warning", "FailedCreate", f"Error creating: {err}", COMPONENT, now)
+                failures.append(str(err))
                 return False
             record_event(self.client, rs, "Normal", "SuccessfulCreate", f"Created pod: {name}", COMPONENT, now)
             return True

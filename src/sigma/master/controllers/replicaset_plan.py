@@ -87,3 +87,20 @@ def replica_set_status(rs: dict[str, Any], pods: list[dict[str, Any]],
     waits = [since + min_ready_s - now for p in active
              if (since := available_since(p)) is not None and since + min_ready_s > now]
     return status, (max(min(waits), 0.1) if waits else None)
+
+
+def with_replica_failure(status: dict[str, Any], failure: str | None, stamp: str) -> dict[str, Any]:
+    """The ReplicaFailure condition as Kubernetes' ReplicaSet controller keeps it: set (reason
+    FailedCreate) while pods cannot be created, removed once they can."""
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "ReplicaFailure"]
+    old = next((c for c in status.get("conditions") or [] if c.get("type") == "ReplicaFailure"), None)
+    if failure is not None:
+        if old is not None and old.get("message") == failure:
+            conditions.append(old)
+        else:
+            conditions.append({"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                               "message": failure, "lastTransitionTime": stamp})
+    out = {k: v for k, v in status.items() if k != "conditions"}
+    if conditions:
+        out["conditions"] = conditions
+    return out

@@ -255,3 +255,18 @@ def _set(status: dict[str, Any], ctype: str, value: str, reason: str, message: s
 
 def _cond(status: dict[str, Any], ctype: str) -> dict[str, Any] | None:
     return next((c for c in status.get("conditions") or [] if c.get("type") == ctype), None)
+
+
+def with_replica_failures(status: dict[str, Any], replica_sets: list[dict[str, Any]]) -> dict[str, Any]:
+    """The Deployment's ReplicaFailure condition, copied from its ReplicaSets' as Kubernetes'
+    deployment controller does (getReplicaFailures): a template that cannot make pods (pod
+    security, quota) shows on the Deployment, not only on its ReplicaSet."""
+    failing = next((c for rs in replica_sets for c in (rs.get("status") or {}).get("conditions") or []
+                    if c.get("type") == "ReplicaFailure" and c.get("status") == "True"), None)
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "ReplicaFailure"]
+    if failing is not None:
+        conditions.append({"type": "ReplicaFailure", "status": "True", "reason": failing.get("reason", "FailedCreate"),
+                           "message": failing.get("message", ""),
+                           "lastUpdateTime": failing.get("lastTransitionTime"),
+                           "lastTransitionTime": failing.get("lastTransitionTime")})
+    return {**status, "conditions": conditions}
