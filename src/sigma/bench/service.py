@@ -180,7 +180,7 @@ def ready_figures(trials: list[Trial]) -> dict[str, Any]:
 # -- the cluster -----------------------------------------------------------------------------
 
 def replica_pod(name: str, node: str, flag: str) -> dict[str, Any]:
-    python = os.path.realpath(sys.executable)  # the interpreter itself: pods see the host read-only
+    python = "python3"  # the pod's PATH: the system's (a pod does not see /root, where pyenv keeps its own)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "web"}},
             "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1, "containers": [{
                 "name": "web", "command": [python, "-u", "-c", BACKEND_SOURCE.read_text(), name, flag],
