@@ -130,3 +130,31 @@ def test_fresh_connections_open_one_connection_per_request_and_count_the_answers
     assert result.errors == 0 and len(result.latencies_ms) == 50
     # Every answer came on a connection of its own: 50 different bodies, once each.
     assert len(result.answers) == 50 and set(result.answers.values()) == {1}
+
+
+
+class _Where(_Ok):
+    """Answers the address it listens on."""
+
+    def do_GET(self) -> None:
+        body = str(self.server.server_address[0]).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_fresh_connections_take_turns_over_the_rotated_hosts() -> None:
+    first = ThreadingHTTPServer(("127.0.0.1", 0), _Where)
+    port = first.server_address[1]
+    servers = [first, ThreadingHTTPServer(("127.0.0.2", port), _Where)]  # one port, as a Service's replicas
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run_load("127.0.0.1", port, rate=100, seconds=0.2, connections=4, fresh_connections=True,
+                          rotate=("127.0.0.2",))
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+    assert result.errors == 0 and result.answers == {"127.0.0.1": 10, "127.0.0.2": 10}

@@ -10,7 +10,9 @@ Requests go over a pool of keep-alive connections; a request that finds none fre
 for one (and that wait is part of its latency). With ``fresh_connections`` every request
 opens its own connection instead (``Connection: close``), at most ``connections`` at once:
 what a load balancer that decides per connection (a Service's ClusterIP) needs to spread
-the requests, and the connect is part of the latency.
+the requests, and the connect is part of the latency; ``rotate`` then names more hosts (on
+the same port) that take turns with ``host``, request by request (the spread of a balancer,
+without one).
 
 The answers' bodies are counted (``LoadResult.answers``): a server that answers its own
 name tells which replica served each request.
@@ -74,7 +76,8 @@ async def _read_answer(reader: asyncio.StreamReader) -> bytes:
 
 
 async def _run(host: str, port: int, rate: float, seconds: float, connections: int,
-               fresh_connections: bool = False) -> LoadResult:
+               fresh_connections: bool = False, rotate: tuple[str, ...] = ()) -> LoadResult:
+    hosts = (host, *rotate)
     pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
     for _ in range(0 if fresh_connections else connections):
         pool.put_nowait(await asyncio.open_connection(host, port))
@@ -101,10 +104,10 @@ async def _run(host: str, port: int, rate: float, seconds: float, connections: i
             writer.close()
             pool.put_nowait(await asyncio.open_connection(host, port))
 
-    async def one_fresh(due: float) -> None:
+    async def one_fresh(due: float, target: str) -> None:
         async with slots:
             try:
-                reader, writer = await asyncio.open_connection(host, port)
+                reader, writer = await asyncio.open_connection(target, port)
             except OSError:
                 error_dues.append(due)
                 return
@@ -124,7 +127,7 @@ async def _run(host: str, port: int, rate: float, seconds: float, connections: i
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(one_fresh(due) if fresh_connections else one(due))
+        task = asyncio.create_task(one_fresh(due, hosts[i % len(hosts)]) if fresh_connections else one(due))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
     await asyncio.gather(*in_flight)
@@ -134,12 +137,13 @@ async def _run(host: str, port: int, rate: float, seconds: float, connections: i
 
 
 def run_load(host: str, port: int, rate: float, seconds: float, connections: int = 16,
-             fresh_connections: bool = False) -> LoadResult:
+             fresh_connections: bool = False, rotate: tuple[str, ...] = ()) -> LoadResult:
     enabled = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
-        return asyncio.run(_run(host, port, rate, seconds, connections, fresh_connections))
+        return asyncio.run(_run(host, port, rate, seconds, connections, fresh_connections,
+                                rotate if fresh_connections else ()))
     finally:
         if enabled:
             gc.enable()

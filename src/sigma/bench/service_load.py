@@ -1,7 +1,8 @@
 """The load side of `sigma bench service`, run in the client pod's network namespace:
 ``python -m sigma.bench.service_load PLAN`` (PLAN: JSON).
 
-PLAN = {"windows": [[label, host, port], ...], "rate": r, "seconds": s, "connections": c}.
+PLAN = {"windows": [[label, host, port], ...], "rate": r, "seconds": s, "connections": c};
+a window's host may be a list: its requests take turns over those addresses.
 The windows run one after the other, each an open-loop run of sigma.bench.loadgen at r
 requests per second for s seconds, one fresh connection per request. After each window one
 JSON line goes to stdout: {"label", "latencies_ms", "errors", "answers", "seconds"}.
@@ -16,9 +17,11 @@ from typing import Any
 from sigma.bench.loadgen import run_load
 
 
-def window(label: str, host: str, port: int, rate: float, seconds: float, connections: int) -> dict[str, Any]:
+def window(label: str, host: str | list[str], port: int, rate: float, seconds: float,
+           connections: int) -> dict[str, Any]:
+    hosts = [host] if isinstance(host, str) else host
     try:
-        result = run_load(host, port, rate, seconds, connections, fresh_connections=True)
+        result = run_load(hosts[0], port, rate, seconds, connections, fresh_connections=True, rotate=tuple(hosts[1:]))
     except OSError as e:  # the very first connect failed: the whole window is errors
         return {"label": label, "latencies_ms": [], "errors": int(rate * seconds), "answers": {},
                 "seconds": seconds, "failure": str(e)}
