@@ -137,7 +137,7 @@ class _Where(_Ok):
     """Answers the address it listens on."""
 
     def do_GET(self) -> None:
-        body = str(self.server.server_address[0]).encode()
+        body = str(self.connection.getsockname()[0]).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
