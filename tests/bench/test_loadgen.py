@@ -87,3 +87,74 @@ def test_connections_refused_are_an_error_not_a_hang() -> None:
     with pytest.raises(OSError):
         run_load("127.0.0.1", port, rate=10, seconds=0.1)
     assert gc.isenabled()
+
+
+def test_pooled_windows_add_their_answers() -> None:
+    a = LoadResult([1.0], 0, 1.0, due=[0.0], answers={"web-0": 1})
+    b = LoadResult([2.0, 3.0], 0, 1.0, due=[1.0, 2.0], answers={"web-0": 1, "web-1": 1})
+    assert a.merged(b).answers == {"web-0": 2, "web-1": 1}
+
+
+class _Named(BaseHTTPRequestHandler):
+    """Answers the number of the connection the request came on (one handler per connection)."""
+
+    protocol_version = "HTTP/1.1"
+    connections = 0
+
+    def setup(self) -> None:
+        super().setup()
+        type(self).connections += 1
+        self.number = type(self).connections
+
+    def do_GET(self) -> None:
+        body = f"conn-{self.number}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_fresh_connections_open_one_connection_per_request_and_count_the_answers() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Named)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = run_load("127.0.0.1", server.server_address[1], rate=100, seconds=0.5, connections=4,
+                          fresh_connections=True)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.errors == 0 and len(result.latencies_ms) == 50
+    # Every answer came on a connection of its own: 50 different bodies, once each.
+    assert len(result.answers) == 50 and set(result.answers.values()) == {1}
+
+
+
+class _Where(_Ok):
+    """Answers the address it listens on."""
+
+    def do_GET(self) -> None:
+        body = str(self.connection.getsockname()[0]).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_fresh_connections_take_turns_over_the_rotated_hosts() -> None:
+    first = ThreadingHTTPServer(("127.0.0.1", 0), _Where)
+    port = first.server_address[1]
+    servers = [first, ThreadingHTTPServer(("127.0.0.2", port), _Where)]  # one port, as a Service's replicas
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run_load("127.0.0.1", port, rate=100, seconds=0.2, connections=4, fresh_connections=True,
+                          rotate=("127.0.0.2",))
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+    assert result.errors == 0 and result.answers == {"127.0.0.1": 10, "127.0.0.2": 10}

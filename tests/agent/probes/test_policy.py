@@ -52,6 +52,16 @@ def test_readiness_waits_for_the_initial_delay_then_turns_ready_on_first_success
     assert s.health.ready and restart is None and next_wake(s) == 107.0
 
 
+def test_the_next_probe_is_due_a_period_after_the_last_one_began_not_after_it_ended() -> None:
+    # kubelet's ticker: a slow probe does not stretch the period (nor a pod's wait to turn Ready).
+    ps = probes(readinessProbe={"periodSeconds": 1})
+    s = begin(ps, 100.0)
+    s, _ = observe(ps, s, READINESS, False, now=100.3, started=100.0)
+    assert next_wake(s) == 101.0
+    s, _ = observe(ps, s, READINESS, True, now=101.5)  # no start time given: counted from the end
+    assert next_wake(s) == 102.5
+
+
 def test_readiness_turns_false_after_failure_threshold_and_back_after_success_threshold() -> None:
     ps = probes(readinessProbe={"periodSeconds": 1, "failureThreshold": 2, "successThreshold": 2})
     s = begin(ps, 0.0)

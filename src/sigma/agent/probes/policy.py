@@ -157,11 +157,15 @@ def next_wake(state: Probing) -> float | None:
 
 
 def observe(probes: Mapping[str, Probe], state: Probing, kind: str, ok: bool,
-            now: float) -> tuple[Probing, Restart | None]:
-    """Record one probe result (obtained at ``now``); the new state and a restart if due."""
+            now: float, started: float | None = None) -> tuple[Probing, Restart | None]:
+    """Record one probe result (obtained at ``now``, the probe begun at ``started``); the new
+    state and a restart if due. The next probe is due one period after this one BEGAN, as
+    kubelet's ticker has it: counted from its end, every probe's own duration would stretch
+    the period, and with it the wait of a pod turning Ready."""
     probe, tally = probes[kind], state.tallies[kind]
     run = tally.run + 1 if tally.last == ok else 1
-    tallies = {**state.tallies, kind: Tally(next_at=now + probe.period, last=ok, run=run)}
+    begun = now if started is None else min(started, now)
+    tallies = {**state.tallies, kind: Tally(next_at=begun + probe.period, last=ok, run=run)}
     state = replace(state, tallies=tallies)
     if run < (probe.success_threshold if ok else probe.failure_threshold):
         return state, None  # not enough in a row: the published result holds

@@ -137,14 +137,16 @@ class ProbeRunner:
         self._pool.submit(self._probe, tracked.target, tracked.probes[kind])
 
     def _probe(self, target: ProbeTarget, probe: policy.Probe) -> None:
+        started = self._clock()
         try:
             result = handlers.run(probe, target.network, target.exec_in)
         except Exception as err:  # a handler bug fails this probe, never the runner
             log.exception("probe %s of %s", probe.kind, target.container_id)
             result = handlers.Result(False, f"{type(err).__name__}: {err}")
-        self._record(target, probe, result)
+        self._record(target, probe, result, started)
 
-    def _record(self, target: ProbeTarget, probe: policy.Probe, result: handlers.Result) -> None:
+    def _record(self, target: ProbeTarget, probe: policy.Probe, result: handlers.Result,
+                started: float | None = None) -> None:
         now = self._clock()
         events: list[tuple[str, str, str]] = []
         restart: policy.Restart | None = None
@@ -154,7 +156,8 @@ class ProbeRunner:
                 return  # the container went away meanwhile
             tracked.running.discard(probe.kind)
             before = tracked.state.health
-            tracked.state, restart = policy.observe(tracked.probes, tracked.state, probe.kind, result.ok, now)
+            tracked.state, restart = policy.observe(tracked.probes, tracked.state, probe.kind, result.ok, now,
+                                                    started)
             if not result.ok and policy.should_report_failure(tracked.reported.get(probe.kind), now):
                 tracked.reported[probe.kind] = now
                 events.append(("Warning", "Unhealthy", policy.failure_message(probe.kind, result.message)))
