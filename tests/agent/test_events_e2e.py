@@ -57,10 +57,14 @@ def test_scheduler_agent_and_deployment_events_as_kubectl_describe_shows_them(cl
                  "template": {"metadata": {"labels": {"app": "site"}},
                               "spec": {"terminationGracePeriodSeconds": 2,
                                        "containers": [{"name": "main", "command": ["sleep", "300"]}]}}}}, "default")
-    wait_for(lambda: {"ScalingReplicaSet", "SuccessfulCreate"} <= reasons(cluster, "site"), timeout=20)
+    # As in Kubernetes: the Deployment scales its ReplicaSet, the ReplicaSet makes the pods.
+    wait_for(lambda: "ScalingReplicaSet" in reasons(cluster, "site"), timeout=20)
+    (rs,) = cluster.client.list("replicasets", "default", label_selector="app=site")["items"]
+    replica_set = rs["metadata"]["name"]
+    wait_for(lambda: "SuccessfulCreate" in reasons(cluster, replica_set), timeout=20)
     cluster.client.patch("deployments", "site", {"spec": {"replicas": 1}}, "default")
-    wait_for(lambda: "SuccessfulDelete" in reasons(cluster, "site"), timeout=20)
-    assert any(e["message"].startswith("Scaled down replica set site-") for e in events_of(cluster, "site"))
+    wait_for(lambda: "SuccessfulDelete" in reasons(cluster, replica_set), timeout=20)
+    assert any(e["message"].startswith(f"Scaled down replica set {replica_set}") for e in events_of(cluster, "site"))
 
     if shutil.which("kubectl"):
         kubeconfig = tmp_path / "kubeconfig"
