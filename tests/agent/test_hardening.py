@@ -77,6 +77,7 @@ def test_privilege_escalation_is_off_unless_the_container_asks_for_it() -> None:
     assert security_fields({"spec": {"securityContext": {"runAsUser": True}}}, {})["run_as_user"] is None
 
 
+@pytest.mark.e2e
 def test_the_process_runtime_drops_to_the_default_user_unless_the_pod_names_one(tmp_path: Any) -> None:
     runtime = ProcessRuntime(str(tmp_path), None, namespaces=False, default_uid=NOBODY)
     nobody = runtime._shim_spec(spec(), str(tmp_path))
@@ -95,6 +96,7 @@ def test_the_process_runtime_drops_to_the_default_user_unless_the_pod_names_one(
         assert nobody["user"] is None  # without root there is nothing to drop
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not IS_ROOT, reason="the runtime drops to nobody only as root")
 def test_run_as_non_root_with_root_does_not_start(tmp_path: Any) -> None:
     runtime = ProcessRuntime(str(tmp_path), None, namespaces=False, default_uid=NOBODY)

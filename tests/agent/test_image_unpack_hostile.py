@@ -19,7 +19,7 @@ from sigma.agent.layers import LayerLimits, LayerRejected
 from sigma.agent.oci_registry import RegistryPuller
 from tests.p2p.conftest import LocalRegistry, needs_registry, push_image, start_registry
 
-pytestmark = needs_registry
+pytestmark = [needs_registry, pytest.mark.e2e]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from sigma.agent.runtime.process import ProcessRuntime
 
 from .conftest import make_pod, needs_root, wait_for
 
-pytestmark = needs_root
+pytestmark = [*needs_root, pytest.mark.e2e]
 
 
 def container(node: NodeRuntime, pod: dict[str, Any]) -> Any:

@@ -20,6 +20,7 @@ pytestmark = [
     *needs_root,
     pytest.mark.skipif(RUNC is None, reason="runc is not installed (apt package runc)"),
     pytest.mark.skipif(BUSYBOX is None, reason="busybox is not installed (apt package busybox-static)"),
+    pytest.mark.e2e,
 ]
 
 

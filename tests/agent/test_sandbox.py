@@ -143,6 +143,7 @@ def _probe_pod(name: str, files: dict[str, Any], **container: Any) -> dict[str, 
     return make_pod(name, [PYTHON, "-c", PROBE, json.dumps(args)], restart="Never", **container)
 
 
+@pytest.mark.e2e
 @pytest.mark.root
 @needs_sandbox
 @pytest.mark.parametrize("level", ["container", "pod"])
@@ -178,6 +179,7 @@ def test_a_root_pod_is_root_only_in_its_own_user_namespace(
         assert listing in ([], "ENOENT"), out["listings"]
 
 
+@pytest.mark.e2e
 @pytest.mark.root
 @needs_sandbox
 def test_a_nobody_pod_sees_the_host_read_only_and_the_secrets_masked(
@@ -191,6 +193,7 @@ def test_a_nobody_pod_sees_the_host_read_only_and_the_secrets_masked(
     assert out["unshare_user"] == "EPERM"
 
 
+@pytest.mark.e2e
 @pytest.mark.root
 @needs_sandbox
 def test_capabilities_added_and_dropped_and_an_unconfined_profile_are_honoured(
@@ -204,6 +207,7 @@ def test_capabilities_added_and_dropped_and_an_unconfined_profile_are_honoured(
     assert out["secret"] == "EACCES" and out["umount_proc"] == "EPERM"  # still no host root
 
 
+@pytest.mark.e2e
 @pytest.mark.root
 @needs_sandbox
 def test_a_privileged_pod_runs_on_the_host_as_admitted(sandbox_node: NodeRuntime, host_files: dict[str, Any]) -> None:
@@ -214,6 +218,7 @@ def test_a_privileged_pod_runs_on_the_host_as_admitted(sandbox_node: NodeRuntime
     assert out["cap_eff"] & (1 << 21)  # CAP_SYS_ADMIN
 
 
+@pytest.mark.e2e
 @pytest.mark.root
 @needs_sandbox
 def test_container_files_are_root_only(sandbox_node: NodeRuntime, host_files: dict[str, Any]) -> None:

@@ -18,6 +18,8 @@ from kubernetes.client.rest import ApiException
 
 from tests.harness import MasterProcess
 
+pytestmark = pytest.mark.e2e
+
 MERGE = {"content-type": "application/merge-patch+json"}
 
 

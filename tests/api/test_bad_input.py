@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+pytestmark = pytest.mark.e2e
+
 
 def pod(name: str = "p", **spec_extra: object) -> dict:
     spec = {"containers": [{"name": "c", "command": ["sleep", "1"]}], **spec_extra}

@@ -158,11 +158,12 @@ def _pod(**spec: Any) -> dict[str, Any]:
     ({"containers": [{"name": "c", "ports": [{"containerPort": 0}]}]}, "spec.containers[0].ports[0].containerPort"),
     ({"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": 65536}]}]},
      "spec.containers[0].ports[0].hostPort"),
-    ({"containers": [{"name": "c", "livenessProbe": {"periodSeconds": -1}}]},
+    ({"containers": [{"name": "c", "livenessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": -1}}]},
      "spec.containers[0].livenessProbe.periodSeconds"),
     ({"containers": [{"name": "c", "readinessProbe": {"httpGet": {"port": 70000}}}]},
      "spec.containers[0].readinessProbe.httpGet.port"),
-    ({"containers": [{"name": "c", "startupProbe": {"terminationGracePeriodSeconds": 0}}]},
+    ({"containers": [{"name": "c", "startupProbe": {"tcpSocket": {"port": 80},
+                                                     "terminationGracePeriodSeconds": 0}}]},
      "spec.containers[0].startupProbe.terminationGracePeriodSeconds"),
     ({"tolerations": [{"key": "k", "operator": "Exists", "tolerationSeconds": INT64_MAX + 1}]},
      "spec.tolerations[0].tolerationSeconds"),
@@ -275,6 +276,7 @@ def _deployment_body(name: str, replicas: int) -> dict[str, Any]:
                                   "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
 
 
+@pytest.mark.e2e
 def test_a_deployment_of_3000000000_replicas_is_refused_and_creates_no_pod(api: client.ApiClient,
                                                                            namespace: str) -> None:
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
@@ -293,6 +295,7 @@ def test_a_deployment_of_3000000000_replicas_is_refused_and_creates_no_pod(api: 
     assert [d.metadata.name for d in apps.list_namespaced_deployment(namespace).items] == ["small"]
 
 
+@pytest.mark.e2e
 def test_scaling_or_patching_a_deployment_past_int32_is_refused(api: client.ApiClient, namespace: str) -> None:
     apps = client.AppsV1Api(api)
     apps.create_namespaced_deployment(namespace, _deployment_body("grow", 0))
@@ -310,6 +313,7 @@ def _pod_body(name: str, **meta: Any) -> dict[str, Any]:
             "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("meta", "field", "reason"), [
     ({"annotations": {"big": "x" * (300 * 1024)}}, "metadata.annotations", "FieldValueTooLong"),
     ({"labels": {"app": "v" * 64}}, "metadata.labels", "FieldValueInvalid"),
@@ -330,6 +334,7 @@ def test_metadata_limits_through_the_api(api: client.ApiClient, namespace: str, 
     assert missing.value.status == 404
 
 
+@pytest.mark.e2e
 def test_names_through_the_api(api: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(api)
     with pytest.raises(ApiException) as err:
@@ -346,6 +351,7 @@ def test_names_through_the_api(api: client.ApiClient, namespace: str) -> None:
     assert created.metadata.name == "web.1"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("spec", "field"), [
     ({"terminationGracePeriodSeconds": -1}, "spec.terminationGracePeriodSeconds"),
     ({"activeDeadlineSeconds": 0}, "spec.activeDeadlineSeconds"),

@@ -22,6 +22,8 @@ from kubernetes.client.rest import ApiException
 
 from tests.harness import MasterProcess
 
+pytestmark = pytest.mark.e2e
+
 DEPLOYMENT = """apiVersion: apps/v1
 kind: Deployment
 metadata:

@@ -11,6 +11,8 @@ from kubernetes.client.rest import ApiException
 
 from tests.harness import MasterProcess
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def core(master: MasterProcess) -> Iterator[client.CoreV1Api]:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.harness import MasterProcess
 
-pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+pytestmark = [pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed"), pytest.mark.e2e]
 
 POD = """apiVersion: v1
 kind: Pod

@@ -73,6 +73,7 @@ def _validate(doc: dict[str, Any], path: str, method: str, response: httpx.Respo
     schema[path][method].validate_response(response)
 
 
+@pytest.mark.e2e
 def test_real_responses_validate(http: httpx.Client, ns: str) -> None:
     pods = next(rt for rt in RESOURCES if rt.plural == "pods")
     nodes = next(rt for rt in RESOURCES if rt.plural == "nodes")

@@ -75,6 +75,7 @@ def _absent(custom: client.CustomObjectsApi, ns: str | None, plural: str, name: 
 # -- unknown fields -------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("where", "path"), [
     (("spec",), "spec.maxInflight"),
     (("spec", "tasks", 0), "spec.tasks[0].retrylimit"),
@@ -99,6 +100,7 @@ def test_a_batchjob_with_an_unknown_field_is_refused_with_its_path(
     assert _absent(custom, ns, "batchjobs", "typo")
 
 
+@pytest.mark.e2e
 def test_field_validation_ignore_and_warn_drop_unknown_fields_of_a_batchjob(
         custom: client.CustomObjectsApi, ns: str) -> None:
     for mode in ("Ignore", "Warn"):
@@ -111,6 +113,7 @@ def test_field_validation_ignore_and_warn_drop_unknown_fields_of_a_batchjob(
         assert created["spec"]["maxInFlight"] == 10
 
 
+@pytest.mark.e2e
 def test_replace_and_patch_of_a_batchjob_refuse_unknown_fields(custom: client.CustomObjectsApi, ns: str) -> None:
     created = custom.create_namespaced_custom_object(GROUP, VERSION, ns, "batchjobs", batch_job("edit"))
     replaced = copy.deepcopy(created)
@@ -125,6 +128,7 @@ def test_replace_and_patch_of_a_batchjob_refuse_unknown_fields(custom: client.Cu
     assert stored["spec"] == created["spec"]
 
 
+@pytest.mark.e2e
 def test_nodeslo_nodemetric_and_predictivescaler_refuse_unknown_fields(
         custom: client.CustomObjectsApi, ns: str) -> None:
     slo = {"apiVersion": "sigma.io/v1", "kind": "NodeSLO", "metadata": {"name": "slo-typo"},
@@ -150,6 +154,7 @@ def test_nodeslo_nodemetric_and_predictivescaler_refuse_unknown_fields(
     assert "desiredReplica" not in (stored.get("status") or {})
 
 
+@pytest.mark.e2e
 def test_what_the_agent_and_the_controllers_write_fits_the_schemas(custom: client.CustomObjectsApi, ns: str) -> None:
     """The shapes the agent (NodeMetric) and the controllers (BatchJob, PredictiveScaler
     status) write are accepted: the schemas describe them whole."""
@@ -187,6 +192,7 @@ def test_what_the_agent_and_the_controllers_write_fits_the_schemas(custom: clien
 # -- bounds -----------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("change", "field", "message"), [
     ({"maxInFlight": 0}, "spec.maxInFlight", "must be between 1 and 100000, inclusive"),
     ({"maxInFlight": 3_000_000_000}, "spec.maxInFlight", "must be between 1 and 100000, inclusive"),
@@ -214,6 +220,7 @@ def test_a_batchjob_out_of_bounds_is_refused(custom: client.CustomObjectsApi, ns
     assert _absent(custom, ns, "batchjobs", "bounds")
 
 
+@pytest.mark.e2e
 def test_nodeslo_and_predictivescaler_bounds(custom: client.CustomObjectsApi, ns: str) -> None:
     cases: list[tuple[dict[str, Any], str]] = [
         ({"cpuThreshold": 1.5}, "spec.cpuThreshold"),
@@ -245,6 +252,7 @@ def kubectl(master: MasterProcess, *args: str, input: str | None = None) -> subp
                           input=input, timeout=60)
 
 
+@pytest.mark.e2e
 @needs_kubectl
 def test_kubectl_apply_of_a_batchjob_with_a_typo_names_the_field(master: MasterProcess, ns: str) -> None:
     job = batch_job("applied")
@@ -255,6 +263,7 @@ def test_kubectl_apply_of_a_batchjob_with_a_typo_names_the_field(master: MasterP
     assert kubectl(master, "get", "batchjob", "applied", "-n", ns).returncode != 0
 
 
+@pytest.mark.e2e
 @needs_kubectl
 @pytest.mark.parametrize(("path", "fields"), [
     ("batchjob.spec", ("maxInFlight", "queue", "deadline", "tasks", "priorityClassName")),

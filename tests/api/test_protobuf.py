@@ -338,7 +338,7 @@ def test_every_table_names_only_tables_that_exist() -> None:
     (b"k8s\x00\x12\x05ab", "claims 5 bytes but only 2 remain"),
     (b"k8s\x00\x0b", "unsupported wire type 3"),
     (b"k8s\x00\x00", "field number 0"),
-    (envelope("v1", "Secret", b""), "no protobuf decoding for apiVersion 'v1' kind 'Secret'"),
+    (envelope("v1", "ReplicationController", b""), "no protobuf decoding for apiVersion 'v1' kind 'Replication"),
     (envelope("", "", b""), "no protobuf decoding"),
     (envelope("apps/v2", "Deployment", b""), "apiVersion 'apps/v2'"),
     (envelope("v1", "Namespace", lfield(1, vfield(1, 7))), "metadata.name: expected a length-delimited"),

@@ -28,6 +28,8 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 
 from tests.harness import MasterProcess
 
+pytestmark = pytest.mark.e2e
+
 EXAMPLES_PER_OPERATION = 5  # per operation, mode (valid/invalid data) and name (generated/existing)
 SEED = "seed"
 KEEP_LABEL = "sigma.io/schemathesis-keep"

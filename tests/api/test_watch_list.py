@@ -8,8 +8,11 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.harness import MasterProcess
+
+pytestmark = pytest.mark.e2e
 
 
 def pod(name: str) -> dict[str, Any]:

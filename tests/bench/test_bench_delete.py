@@ -8,6 +8,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.e2e
+
 
 def test_bench_delete_runs_and_deletes_every_pod() -> None:
     # Absolute paths: the benchmark's master runs in a directory of its own.

@@ -28,9 +28,13 @@ def test_batch_fills_the_cores_without_a_quota_and_stays_under_it_at_the_default
                                                 abs=0.002)
     # Threshold 1.0: no quota, the idle-class batch takes what prod leaves of the 2 cores.
     assert result["batch_quota_millis_at_end"] is None
-    # How much of the 2 cores batch gets depends on what else the machine runs (SCHED_IDLE
-    # yields to every other task): that it ran at all is what holds on a busy machine.
-    assert result["batch_cores"] > 0.05
+    # How much of the cores batch gets depends on what else the machine runs (SCHED_IDLE
+    # yields to every other task), so no figure is asserted. What holds in one run however busy
+    # the machine: batch ran, took most of the cycles nobody else wanted (it has no quota),
+    # and is part of what the machine was busy with.
+    assert result["batch_cores"] > 0
+    assert result["batch_share_of_free"] > 0.5
+    assert result["batch_cores"] <= result["machine_cpu_util"] * (os.cpu_count() or 1) + 0.15
     # The default threshold: a quota of at most 0.65 x capacity, and batch kept under it.
     suppressed = result["default_threshold"]
     cores = os.cpu_count() or 1

@@ -3,6 +3,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.e2e
+
 
 def test_bench_predict_prints_one_json_line_with_every_strategy_per_scenario(tmp_path: Path) -> None:
     plot = tmp_path / "predict.png"

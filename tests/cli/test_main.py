@@ -39,3 +39,15 @@ def test_every_argument_of_every_command_says_what_it_is_for() -> None:
 
     walk(build_parser(None), "sigma")
     assert missing == []
+
+
+def test_help_and_version_without_a_command_load_no_command_module() -> None:
+    # `sigma --help` and `sigma --version` need only COMMANDS' help lines.
+    code = ("import sys; from sigma.cli.main import main\n"
+            "for argv in (['--help'], ['--version']):\n"
+            "    try: main(argv)\n"
+            "    except SystemExit: pass\n"
+            "print('loaded:', ','.join(m for m in sys.modules"
+            "                           if m.startswith('sigma.cli.') and m != 'sigma.cli.main'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1].strip() == "loaded:"

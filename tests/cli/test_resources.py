@@ -68,6 +68,7 @@ def table(out: str) -> list[list[str]]:
     return [line.split() for line in out.splitlines() if line.strip()]
 
 
+@pytest.mark.e2e
 def test_apply_creates_then_reports_unchanged_then_configured(sigma: Any, manifest: Path) -> None:
     assert sigma("apply", "-f", str(manifest)) == (0, "pod/web created\ndeployment.apps/api created\n", "")
     assert sigma("apply", "-f", str(manifest))[1] == "pod/web unchanged\ndeployment.apps/api unchanged\n"
@@ -75,6 +76,7 @@ def test_apply_creates_then_reports_unchanged_then_configured(sigma: Any, manife
     assert sigma("apply", "-f", str(manifest))[1] == "pod/web unchanged\ndeployment.apps/api configured\n"
 
 
+@pytest.mark.e2e
 def test_get_prints_the_servers_columns(sigma: Any, manifest: Path) -> None:
     sigma("apply", "-f", str(manifest))
     code, out, _ = sigma("get", "pods")
@@ -85,6 +87,7 @@ def test_get_prints_the_servers_columns(sigma: Any, manifest: Path) -> None:
     assert "NODE" in table(sigma("get", "pods", "-o", "wide")[1])[0]
 
 
+@pytest.mark.e2e
 def test_get_with_all_namespaces_puts_the_namespace_column_first(
         sigma: Any, manifest: Path, namespace: str) -> None:
     sigma("apply", "-f", str(manifest))
@@ -93,6 +96,7 @@ def test_get_with_all_namespaces_puts_the_namespace_column_first(
     assert [namespace, "api"] in [row[:2] for row in rows]
 
 
+@pytest.mark.e2e
 def test_get_prints_one_object_as_yaml_and_several_as_a_json_list(sigma: Any, manifest: Path) -> None:
     sigma("apply", "-f", str(manifest))
     pod = yaml.safe_load(sigma("get", "pod", "web", "-o", "yaml")[1])
@@ -104,6 +108,7 @@ def test_get_prints_one_object_as_yaml_and_several_as_a_json_list(sigma: Any, ma
     assert sigma("get", "all", "-o", "name")[1] == "pod/web\ndeployment.apps/api\n"
 
 
+@pytest.mark.e2e
 def test_get_with_a_selector_and_nothing_matching_says_no_resources_found(
         sigma: Any, manifest: Path, namespace: str) -> None:
     sigma("apply", "-f", str(manifest))
@@ -111,6 +116,7 @@ def test_get_with_a_selector_and_nothing_matching_says_no_resources_found(
     assert nothing == (0, "", f"No resources found in {namespace} namespace.\n")
 
 
+@pytest.mark.e2e
 def test_get_watch_prints_a_row_per_change(
         sigma: Any, client: HttpClient, namespace: str, manifest: Path) -> None:
     sigma("apply", "-f", str(manifest))
@@ -130,6 +136,7 @@ def test_get_watch_prints_a_row_per_change(
     assert [row[0] for row in rows[1:]] == ["web", "web", "web"]  # listed, modified, deleted
 
 
+@pytest.mark.e2e
 def test_describe_pod_shows_node_state_qos_and_only_its_own_events(
         sigma: Any, client: HttpClient, namespace: str, manifest: Path) -> None:
     sigma("apply", "-f", str(manifest))
@@ -163,6 +170,7 @@ def test_describe_pod_shows_node_state_qos_and_only_its_own_events(
     assert "about other" not in events
 
 
+@pytest.mark.e2e
 def test_describe_renders_other_kinds_as_keys_and_values(sigma: Any, manifest: Path) -> None:
     sigma("apply", "-f", str(manifest))
     out = sigma("describe", "deploy", "api")[1]
@@ -170,6 +178,7 @@ def test_describe_renders_other_kinds_as_keys_and_values(sigma: Any, manifest: P
     assert "Spec:" in out and "replicas:" in out
 
 
+@pytest.mark.e2e
 def test_delete_removes_the_objects_and_says_so(sigma: Any, manifest: Path) -> None:
     sigma("apply", "-f", str(manifest))
     assert sigma("delete", "pod", "web", "--wait") == (0, 'pod "web" deleted\n', "")
@@ -177,6 +186,7 @@ def test_delete_removes_the_objects_and_says_so(sigma: Any, manifest: Path) -> N
     assert sigma("get", "pod", "web")[2] == 'Error from server (NotFound): pods "web" not found\n'
 
 
+@pytest.mark.e2e
 def test_scale_sets_the_replicas_through_the_scale_subresource(
         sigma: Any, client: HttpClient, namespace: str, manifest: Path) -> None:
     sigma("apply", "-f", str(manifest))
@@ -184,6 +194,7 @@ def test_scale_sets_the_replicas_through_the_scale_subresource(
     assert client.get("deployments", "api", namespace)["spec"]["replicas"] == 4
 
 
+@pytest.mark.e2e
 def test_api_errors_read_like_kubectl_and_exit_1(sigma: Any, manifest: Path, tmp_path: Path) -> None:
     assert sigma("get", "pod", "nope") == (1, "", 'Error from server (NotFound): pods "nope" not found\n')
     sigma("create", "-f", str(manifest))
@@ -198,6 +209,7 @@ def test_api_errors_read_like_kubectl_and_exit_1(sigma: Any, manifest: Path, tmp
     assert err.startswith('The Pod "inv" is invalid: spec.containers: Required value')
 
 
+@pytest.mark.e2e
 def test_malformed_yaml_is_reported_with_the_file_and_line(sigma: Any, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n   labels: a\n")
@@ -206,12 +218,14 @@ def test_malformed_yaml_is_reported_with_the_file_and_line(sigma: Any, tmp_path:
     assert err.startswith(f"error: error parsing {bad}: line 5")
 
 
+@pytest.mark.e2e
 def test_malformed_json_is_reported_with_the_file_and_line(sigma: Any, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"apiVersion": "v1",\n "kind": "Pod",,}')
     assert sigma("apply", "-f", str(bad))[2].startswith(f"error: error parsing {bad}: line 2, column 16")
 
 
+@pytest.mark.e2e
 def test_an_unknown_kind_is_a_clear_error(sigma: Any, tmp_path: Path) -> None:
     unknown = sigma("get", "nosuchkind")
     assert unknown == (1, "", 'error: the server doesn\'t have a resource type "nosuchkind"\n')
@@ -220,6 +234,7 @@ def test_an_unknown_kind_is_a_clear_error(sigma: Any, tmp_path: Path) -> None:
     assert 'no matches for kind "Foo" in version "example.com/v1"' in sigma("apply", "-f", str(foo))[2]
 
 
+@pytest.mark.e2e
 def test_logs_of_a_pod_that_never_ran_is_an_error_from_the_server(sigma: Any, manifest: Path) -> None:
     sigma("apply", "-f", str(manifest))
     code, _, err = sigma("logs", "web")
@@ -227,6 +242,7 @@ def test_logs_of_a_pod_that_never_ran_is_an_error_from_the_server(sigma: Any, ma
     assert err.startswith("Error from server (")
 
 
+@pytest.mark.e2e
 def test_version_prints_the_client_and_the_server(
         sigma_master: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["version", "--server", sigma_master]) == 0
@@ -240,6 +256,7 @@ def test_an_unreachable_server_is_named_in_the_error(capsys: pytest.CaptureFixtu
     assert "cannot reach the Sigma API server at http://127.0.0.1:9" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_the_kubeconfig_gives_the_server_and_the_default_namespace(
         sigma_master: str, namespace: str, manifest: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -256,6 +273,7 @@ def test_the_kubeconfig_gives_the_server_and_the_default_namespace(
     assert capsys.readouterr().out == "pod/web\n"
 
 
+@pytest.mark.e2e
 def test_the_sigma_console_script_runs_as_a_process(
         sigma_master: str, namespace: str, manifest: Path) -> None:
     script = str(Path(sys.executable).parent / "sigma")

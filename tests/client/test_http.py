@@ -30,6 +30,7 @@ def deployment(name: str, replicas: int = 1) -> dict[str, Any]:
 # -- against the real server ---------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_a_pod_goes_through_create_get_list_patch_update_and_delete(
         client: HttpClient, namespace: str) -> None:
     created = client.create("pods", pod("web", app="web"), namespace)
@@ -52,6 +53,7 @@ def test_a_pod_goes_through_create_get_list_patch_update_and_delete(
     assert err.value.code == 404
 
 
+@pytest.mark.e2e
 def test_json_patch_and_strategic_merge_patch_are_sent_with_their_content_types(
         client: HttpClient, namespace: str) -> None:
     client.create("pods", pod("web"), namespace)
@@ -63,6 +65,7 @@ def test_json_patch_and_strategic_merge_patch_are_sent_with_their_content_types(
     assert patched["metadata"]["labels"] == {"x": "1", "y": "2"}
 
 
+@pytest.mark.e2e
 def test_selectors_filter_lists(client: HttpClient, namespace: str) -> None:
     client.create("pods", pod("a", app="web"), namespace)
     client.create("pods", pod("b", app="db"), namespace)
@@ -72,6 +75,7 @@ def test_selectors_filter_lists(client: HttpClient, namespace: str) -> None:
     assert [p["metadata"]["name"] for p in by_field] == ["b"]
 
 
+@pytest.mark.e2e
 def test_a_namespaced_list_without_a_namespace_spans_all_namespaces(
         client: HttpClient, namespace: str) -> None:
     client.create("pods", pod("everywhere"), namespace)
@@ -79,6 +83,7 @@ def test_a_namespaced_list_without_a_namespace_spans_all_namespaces(
     assert (namespace, "everywhere") in found
 
 
+@pytest.mark.e2e
 def test_a_watch_sees_added_modified_and_deleted(client: HttpClient, namespace: str) -> None:
     version = client.list("pods", namespace)["metadata"]["resourceVersion"]
     events: list[WatchEvent] = []
@@ -101,6 +106,7 @@ def test_a_watch_sees_added_modified_and_deleted(client: HttpClient, namespace: 
     assert events[1].object["metadata"]["labels"] == {"seen": "yes"}
 
 
+@pytest.mark.e2e
 def test_a_missing_object_raises_not_found_with_the_servers_message(
         client: HttpClient, namespace: str) -> None:
     with pytest.raises(ApiError) as err:
@@ -110,6 +116,7 @@ def test_a_missing_object_raises_not_found_with_the_servers_message(
     assert err.value.name == "nope"
 
 
+@pytest.mark.e2e
 def test_creating_an_existing_object_raises_already_exists(client: HttpClient, namespace: str) -> None:
     client.create("pods", pod("twice"), namespace)
     with pytest.raises(ApiError) as err:
@@ -117,6 +124,7 @@ def test_creating_an_existing_object_raises_already_exists(client: HttpClient, n
     assert (err.value.code, err.value.reason) == (409, "AlreadyExists")
 
 
+@pytest.mark.e2e
 def test_an_update_with_a_stale_resource_version_raises_conflict(client: HttpClient, namespace: str) -> None:
     first = client.create("pods", pod("racy"), namespace)
     client.patch("pods", "racy", {"metadata": {"labels": {"v": "2"}}}, namespace)
@@ -126,6 +134,7 @@ def test_an_update_with_a_stale_resource_version_raises_conflict(client: HttpCli
     assert (err.value.code, err.value.reason) == (409, "Conflict")
 
 
+@pytest.mark.e2e
 def test_an_invalid_object_raises_invalid_with_a_cause_per_field(client: HttpClient, namespace: str) -> None:
     bad = pod("bad")
     bad["spec"]["containers"] = []
@@ -136,6 +145,7 @@ def test_an_invalid_object_raises_invalid_with_a_cause_per_field(client: HttpCli
     assert err.value.kind == "Pod"
 
 
+@pytest.mark.e2e
 def test_a_deployment_lives_under_the_apps_group_and_scales_through_its_subresource(
         client: HttpClient, namespace: str) -> None:
     client.create("deployments", deployment("api"), namespace)
@@ -144,12 +154,14 @@ def test_a_deployment_lives_under_the_apps_group_and_scales_through_its_subresou
     assert client.get("deployments.apps", "api", namespace)["spec"]["replicas"] == 3
 
 
+@pytest.mark.e2e
 def test_bind_assigns_the_pod_to_the_node(client: HttpClient, namespace: str) -> None:
     client.create("pods", pod("bound"), namespace)
     client.bind("bound", namespace, "node-1")
     assert client.get("pods", "bound", namespace)["spec"]["nodeName"] == "node-1"
 
 
+@pytest.mark.e2e
 def test_evicting_an_unbound_pod_deletes_it(client: HttpClient, namespace: str) -> None:
     client.create("pods", pod("evicted"), namespace)
     client.evict("evicted", namespace)
@@ -157,6 +169,7 @@ def test_evicting_an_unbound_pod_deletes_it(client: HttpClient, namespace: str) 
         client.get("pods", "evicted", namespace)
 
 
+@pytest.mark.e2e
 def test_the_table_format_carries_the_servers_columns_and_row_metadata(
         client: HttpClient, namespace: str) -> None:
     client.create("pods", pod("tabled"), namespace)
@@ -167,6 +180,7 @@ def test_the_table_format_carries_the_servers_columns_and_row_metadata(
     assert table["rows"][0]["object"]["metadata"]["namespace"] == namespace
 
 
+@pytest.mark.e2e
 def test_the_server_reports_its_version(client: HttpClient) -> None:
     assert "gitVersion" in client.version()
 

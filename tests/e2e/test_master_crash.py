@@ -8,8 +8,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.harness import MasterProcess
+
+pytestmark = pytest.mark.e2e
 
 
 def writer(url: str, prefix: str, acked: list[str], stop: threading.Event) -> None:

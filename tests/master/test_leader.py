@@ -62,6 +62,7 @@ def wait_for_leader(candidates: list[Candidate], timeout: float = 10.0) -> Candi
     raise AssertionError("no leader elected")
 
 
+@pytest.mark.e2e
 def test_exactly_one_of_several_candidates_leads(candidates: list[Candidate]) -> None:
     for candidate in candidates:
         candidate.elector.start()
@@ -72,6 +73,7 @@ def test_exactly_one_of_several_candidates_leads(candidates: list[Candidate]) ->
     assert found is not None and found["identity"] == leader.elector.identity
 
 
+@pytest.mark.e2e
 def test_a_leader_that_stops_hands_over_at_once(candidates: list[Candidate]) -> None:
     for candidate in candidates:
         candidate.elector.start()
@@ -84,6 +86,7 @@ def test_a_leader_that_stops_hands_over_at_once(candidates: list[Candidate]) -> 
     assert successor.fenced is not None
 
 
+@pytest.mark.e2e
 def test_fenced_writes_of_a_deposed_leader_are_refused(candidates: list[Candidate]) -> None:
     first, second, _ = candidates
     first.elector.start()
@@ -112,6 +115,7 @@ def test_fenced_writes_of_a_deposed_leader_are_refused(candidates: list[Candidat
     assert not first.elector.leading
 
 
+@pytest.mark.e2e
 def test_a_crashed_leader_is_replaced_once_its_lease_expires(candidates: list[Candidate]) -> None:
     first, second, _ = candidates
     first.elector.start()

@@ -10,7 +10,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sigma.api import admission, metrics
+from sigma.api import admission
+from sigma.api import master_metrics as metrics
 from sigma.api.master_metrics import CONTENT_TYPE, classify
 from sigma.api.registry import Registry
 from sigma.api.server import create_app

@@ -32,3 +32,20 @@ def test_a_new_message_replaces_the_scheduled_condition_and_keeps_its_transition
     assert len(scheduled) == 1 and scheduled[0]["message"] == "second"
     assert scheduled[0]["lastTransitionTime"] == marked["status"]["conditions"][0]["lastTransitionTime"]
     assert "nominatedNodeName" not in status
+
+
+def test_preemption_goes_on_when_a_disruption_budget_refuses_the_eviction(client: LocalClient) -> None:
+    from sigma.master.scheduler.actions import evict_victims
+
+    victim = client.create("pods", {"metadata": {"name": "v", "labels": {"app": "a"}},
+                                    "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x:1"}]}},
+                           "default")
+    victim["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    victim = client.update("pods", victim, "default", subresource="status")
+    pdb = client.create("poddisruptionbudgets", {"metadata": {"name": "b"}, "spec": {
+        "minAvailable": 1, "selector": {"matchLabels": {"app": "a"}}}}, "default")
+    pdb["status"] = {"observedGeneration": 1, "disruptionsAllowed": 0, "currentHealthy": 1, "desiredHealthy": 1}
+    client.update("poddisruptionbudgets", pdb, "default", subresource="status")
+    preemptor = _pod(client)
+    evict_victims(client, preemptor, [victim], "n1", "sigma-scheduler")
+    assert client.get("pods", "v", "default")["metadata"].get("deletionTimestamp")

@@ -35,6 +35,7 @@ def busybox_layer() -> bytes:
     )
 
 
+@pytest.mark.e2e
 def test_an_image_is_pulled_by_tag_verified_and_runnable_as_a_rootfs(registry: LocalRegistry, tmp_path: Any) -> None:
     digest = push_image(registry, "tools/busybox", "1.36", [busybox_layer()], {"Cmd": ["sh"], "Env": ["PATH=/bin"]})
     store = ImageStore(str(tmp_path / "store"))
@@ -47,6 +48,7 @@ def test_an_image_is_pulled_by_tag_verified_and_runnable_as_a_rootfs(registry: L
         assert out.stdout == b"hi\n"
 
 
+@pytest.mark.e2e
 def test_a_pull_by_digest_fetches_only_missing_blobs(registry: LocalRegistry, tmp_path: Any) -> None:
     layer = busybox_layer()
     digest = push_image(registry, "app", "v1", [layer, tar_bytes({"app": b"v1"})], {})
@@ -74,6 +76,7 @@ def push_index(registry: LocalRegistry, repo: str, tag: str, platforms: dict[str
         push_manifest(client, registry.base, repo, tag, json.dumps(index).encode(), OCI_INDEX)
 
 
+@pytest.mark.e2e
 def test_an_index_resolves_to_the_host_platform_else_linux_amd64(registry: LocalRegistry, tmp_path: Any) -> None:
     amd = push_image(registry, "multi", "amd64", [tar_bytes({"arch": b"amd64"})], {})
     arm = push_image(registry, "multi", "arm64", [tar_bytes({"arch": b"arm64"})], {})
@@ -89,6 +92,7 @@ def test_an_index_resolves_to_the_host_platform_else_linux_amd64(registry: Local
         RegistryPuller(arch="amd64")(store, f"{registry.host}/multi:armonly")
 
 
+@pytest.mark.e2e
 def test_a_tampered_blob_is_refused_and_not_stored(registry: LocalRegistry, tmp_path: Any) -> None:
     layer = tar_bytes({"data": b"x" * 4096})
     push_image(registry, "victim", "1", [layer], {})
@@ -102,6 +106,7 @@ def test_a_tampered_blob_is_refused_and_not_stored(registry: LocalRegistry, tmp_
     assert not store.has_blob(sha(layer)) and store.refs() == {}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("ref", ["nothere:1", "victim:missing"])
 def test_a_missing_image_or_tag_is_a_clear_error_naming_the_reference(
     registry: LocalRegistry, tmp_path: Any, ref: str
@@ -131,6 +136,7 @@ def test_references_are_parsed_like_docker_does() -> None:
         parse_reference("busybox")
 
 
+@pytest.mark.e2e
 def test_sigma_image_pull_and_ls(registry: LocalRegistry, tmp_path: Any) -> None:
     digest = push_image(registry, "cli", "1", [tar_bytes({"a": b"a"})], {})
     store = str(tmp_path / "store")

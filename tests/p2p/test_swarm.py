@@ -46,6 +46,7 @@ def fetch_all(nodes: list[tuple[PeerServer, Downloader]], digest: str, size: int
     return results
 
 
+@pytest.mark.e2e
 def test_peers_share_a_blob_and_the_registry_serves_each_piece_once(
     registry: LocalRegistry, tracker: tuple[str, TrackerState], tmp_path: Any
 ) -> None:
@@ -67,6 +68,7 @@ def test_peers_share_a_blob_and_the_registry_serves_each_piece_once(
     assert all(r.failures == [] for r in reports)
 
 
+@pytest.mark.e2e
 def test_a_partial_file_left_in_place_is_reused_but_none_of_its_bytes_trusted(
     registry: LocalRegistry, tracker: tuple[str, TrackerState], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -89,6 +91,7 @@ def test_a_partial_file_left_in_place_is_reused_but_none_of_its_bytes_trusted(
     assert report.from_registry == 7
 
 
+@pytest.mark.e2e
 def test_a_partial_file_of_another_size_is_started_afresh(
     registry: LocalRegistry, tracker: tuple[str, TrackerState], tmp_path: Any
 ) -> None:
@@ -103,6 +106,7 @@ def test_a_partial_file_of_another_size_is_started_afresh(
     assert (tmp_path / "b").read_bytes() == data
 
 
+@pytest.mark.e2e
 def test_a_peer_joining_after_a_seed_never_touches_the_registry(
     registry: LocalRegistry, tracker: tuple[str, TrackerState], tmp_path: Any
 ) -> None:
@@ -121,6 +125,7 @@ def test_a_peer_joining_after_a_seed_never_touches_the_registry(
     assert registry.blob_gets(digest) == 0
 
 
+@pytest.mark.e2e
 def test_a_peer_out_of_upload_slots_turns_askers_away_without_counting_a_fault(
     registry: LocalRegistry, tracker: tuple[str, TrackerState], tmp_path: Any
 ) -> None:
@@ -143,6 +148,7 @@ def test_a_peer_out_of_upload_slots_turns_askers_away_without_counting_a_fault(
     assert all(r.failures == [] and r.from_registry == 0 for r in reports)  # a refusal is no fault
 
 
+@pytest.mark.e2e
 def test_a_dead_peer_mid_transfer_is_survived_and_reported(
     registry: LocalRegistry, tracker: tuple[str, TrackerState], tmp_path: Any
 ) -> None:
@@ -168,6 +174,7 @@ def test_a_dead_peer_mid_transfer_is_survived_and_reported(
     assert report.from_peers == 12 and report.from_registry == 0  # re-fetched from the healthy peer
 
 
+@pytest.mark.e2e
 def test_a_corrupted_piece_is_refused_and_fetched_elsewhere(
     registry: LocalRegistry, tracker: tuple[str, TrackerState], tmp_path: Any
 ) -> None:
@@ -189,6 +196,7 @@ def test_a_corrupted_piece_is_refused_and_fetched_elsewhere(
     assert report.from_registry == 8 and report.from_peers == 0
 
 
+@pytest.mark.e2e
 def test_an_image_pull_goes_through_peers(
     registry: LocalRegistry, tracker: tuple[str, TrackerState], tmp_path: Any
 ) -> None:
@@ -218,6 +226,7 @@ def test_the_upload_cap_holds(tmp_path: Any) -> None:
     assert time.monotonic() - started == pytest.approx(15 * 64 * 1024 / 2e6, abs=0.15)
 
 
+@pytest.mark.e2e
 def test_a_blob_no_source_supplies_intact_is_never_left_under_its_name(
     registry: LocalRegistry, tracker: tuple[str, TrackerState], tmp_path: Any
 ) -> None:

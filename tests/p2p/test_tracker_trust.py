@@ -22,7 +22,7 @@ from tests.api.auth_fixtures import AuthMaster, start_auth_master
 
 from .conftest import LocalRegistry, needs_registry, push_image, sha
 
-pytestmark = needs_registry
+pytestmark = [needs_registry, pytest.mark.e2e]
 MIB = 1 << 20
 D = "sha256:" + "ab" * 32
 

@@ -55,7 +55,8 @@ def open_etcd(state: Path) -> Store:
 BACKENDS = [
     Backend("sqlite-memory", lambda _state: SqliteStore(":memory:"), persistent=False),
     Backend("sqlite-file", lambda state: SqliteStore(str(state / "state.db")), persistent=True),
-    Backend("etcd", open_etcd, persistent=True),
+    # Each etcd test starts an etcd process: end-to-end, outside `make test-unit`.
+    pytest.param(Backend("etcd", open_etcd, persistent=True), marks=pytest.mark.e2e),
 ]
 
 

@@ -10,7 +10,7 @@ from sigma.store.contract import KeyValue, StoreClosed, Watch, WatchEvent
 from sigma.store.etcd import EtcdStore, Fenced
 from sigma.store.etcd_server import EtcdServer, etcd_binary
 
-pytestmark = pytest.mark.skipif(etcd_binary() is None, reason="etcd is not installed")
+pytestmark = [pytest.mark.skipif(etcd_binary() is None, reason="etcd is not installed"), pytest.mark.e2e]
 
 
 def collect(watch: Watch, count: int, timeout: float = 5.0) -> list[WatchEvent]:

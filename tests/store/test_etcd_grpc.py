@@ -242,6 +242,7 @@ def test_no_peer_at_all_is_not_sent() -> None:
 
 
 # -- against a real etcd ---------------------------------------------------------------
+@pytest.mark.e2e
 def test_a_value_larger_than_every_window_and_frame_goes_both_ways(etcd_store: EtcdStore) -> None:
     value = os.urandom(600_000) * 2  # 1.2 MB: many frames, beyond etcd's initial 64 KiB windows
     written = etcd_store.create("/big/a", value)
@@ -252,6 +253,7 @@ def test_a_value_larger_than_every_window_and_frame_goes_both_ways(etcd_store: E
     watch.close()
 
 
+@pytest.mark.e2e
 def test_a_request_etcd_refuses_says_why_and_the_connection_carries_on(etcd_store: EtcdStore) -> None:
     with pytest.raises(EtcdError, match=r"received message larger than max \(3000\d+ vs\. \d+\)"):
         etcd_store.create("/big/b", b"x" * 3_000_000)  # over etcd's request limit
@@ -260,6 +262,7 @@ def test_a_request_etcd_refuses_says_why_and_the_connection_carries_on(etcd_stor
     assert len([c for c in etcd_store.rpc.channel._connections if c is not None]) == 1
 
 
+@pytest.mark.e2e
 def test_many_threads_share_one_connection_and_every_write_gets_its_own_revision(etcd_store: EtcdStore) -> None:
     results: list[KeyValue] = []
     lock = threading.Lock()
@@ -280,6 +283,7 @@ def test_many_threads_share_one_connection_and_every_write_gets_its_own_revision
     assert len(etcd_store.list("/t/")[0]) == 800
 
 
+@pytest.mark.e2e
 def test_a_write_to_a_stopped_etcd_is_reported_as_maybe_applied_within_the_timeout(
         etcd: EtcdServer, etcd_store: EtcdStore, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(etcd_rpc, "CALL_TIMEOUT_S", 1.0)

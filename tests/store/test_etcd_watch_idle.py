@@ -16,7 +16,7 @@ from sigma.store.etcd import EtcdStore
 from sigma.store.etcd_server import EtcdServer, etcd_binary
 from sigma.store.etcd_watch import PROBE_TIMEOUT_S
 
-pytestmark = pytest.mark.skipif(etcd_binary() is None, reason="etcd is not installed")
+pytestmark = [pytest.mark.skipif(etcd_binary() is None, reason="etcd is not installed"), pytest.mark.e2e]
 
 IDLE_S = 1.5
 

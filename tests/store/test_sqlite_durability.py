@@ -15,7 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from sigma.store.sqlite import SqliteStore
+
+pytestmark = pytest.mark.e2e
 
 # Each loop: create a new key, then bump a counter key. One line per acknowledged write.
 CHILD = r"""

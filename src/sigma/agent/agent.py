@@ -35,13 +35,24 @@ from sigma.agent.cgroups import CgroupTree
 from sigma.agent.collector import Collector
 from sigma.agent.heartbeat import Heartbeat
 from sigma.agent.images import DEFAULT_ROOT, ImageStore
+from sigma.agent.kernelfiles import read_stripped
+from sigma.agent.netqos import NetQosManager
 from sigma.agent.node import NodeRuntime
 from sigma.agent.nodemetric import NodeMetricBuilder
 from sigma.agent.podevents import killing_events, status_events
 from sigma.agent.podmanager import TERMINAL, BackOff, PodError, PodManager, PodTerminated, ReportStatus
+from sigma.agent.podnet.network import (
+    DEFAULT_CNI_BIN_DIRS,
+    DEFAULT_ETC_ROOT,
+    PodNetwork,
+    ensure_ip_forward,
+    needs_network,
+)
+from sigma.agent.podnet.routes import RouteSync
 from sigma.agent.podspec import grace_seconds
 from sigma.agent.podwatch import PodWatcher
 from sigma.agent.probe import Capabilities, probe
+from sigma.agent.probes.runner import ProbeRunner, ProbeTarget, probe_targets
 from sigma.agent.pulls import ImageOptions, ImagePulls, start_pulls
 from sigma.agent.qos import QosManager, QosOptions
 from sigma.agent.runtime.base import Runtime
@@ -49,6 +60,7 @@ from sigma.agent.runtime.hardening import NOBODY
 from sigma.agent.runtime.process import ProcessRuntime
 from sigma.agent.runtime.runc import RuncRuntime
 from sigma.agent.server import AgentServer
+from sigma.agent.servicenet import ServiceNetOptions, ServiceNetwork
 from sigma.agent.servingcert import ensure_serving_cert
 from sigma.agent.usage_metrics import Families, PodUsage, Usage, usage_families
 from sigma.api.auth.identity import CLUSTER_CA_PATH, SERVING_CERT_ANNOTATION
@@ -90,6 +102,12 @@ class AgentOptions:
     # agent being stopped drains its pods first) before giving up.
     state_lock_wait: float = 60.0
     images: ImageOptions = field(default_factory=ImageOptions)  # registry, P2P, image GC (pulls.py)
+    # A network namespace and an address per pod from the Node's podCIDR (podnet), host-gw
+    # routes to the other nodes' pods. Off: pods share the host's network.
+    pod_network: bool = False
+    cni_bin_dirs: tuple[str, ...] = DEFAULT_CNI_BIN_DIRS
+    enable_ip_forward: bool = False  # turn on IPv4 forwarding in the agent's network namespace
+    services: ServiceNetOptions = field(default_factory=ServiceNetOptions)  # proxy + cluster DNS (servicenet.py)
 
 
 class NodeUnauthorized(Exception):
@@ -102,6 +120,11 @@ class Agent:
         self.client, self.node_name, self.state_dir = client, node_name, state_dir
         self.options = opts = options or AgentOptions()
         self.caps = caps or probe()
+        # Services: the nftables proxy and the cluster DNS, on one Service/EndpointSlice cache.
+        self.servicenet = (ServiceNetwork(client, node_name, opts.services)
+                           if opts.services.proxy or opts.services.dns else None)
+        if self.servicenet is not None and self.servicenet.missing:
+            self.caps = replace(self.caps, missing=(*self.caps.missing, self.servicenet.missing))
         log_capabilities(node_name, self.caps)
         os.makedirs(state_dir, exist_ok=True)
         # One agent per state directory (and so per node's containers): held until run() ends.
@@ -119,13 +142,18 @@ class Agent:
                                      on_done=lambda: self.watcher.changed.set(),  # a pull done: sync now
                                      master_http=getattr(client, "http", None))
             runtimes["runc"] = RuncRuntime(state_dir, store, self.cgroups, overlay=opts.images.overlay)
-        self.node = NodeRuntime(state_dir, runtimes, self.cgroups, PodManager(opts.backoff), pulls=self.pulls)
+        self.network = PodNetwork(state_dir, opts.cni_bin_dirs, os.path.join(DEFAULT_ETC_ROOT, self.instance)) \
+            if opts.pod_network else None
+        self.node = NodeRuntime(state_dir, runtimes, self.cgroups, PodManager(opts.backoff), pulls=self.pulls,
+                                network=self.network)
         self.collector = Collector(self.node.cgroups)
         self.watcher = PodWatcher(client, node_name)
         self.address = opts.address or reachable_address(opts.host, getattr(client, "base_url", ""))
         self.server = AgentServer(opts.host, opts.port, self.watcher.find, self.node.logs, self.render_metrics,
                                   ensure_serving_cert(state_dir, node_name, [self.address]))
         self.facts = self._facts(list(runtimes))
+        if self.network is not None:
+            self.facts.conditions.append(self.network.condition())  # NetworkUnavailable, kept current
         self.heartbeat = Heartbeat(client, self.facts, opts.lease_interval, opts.node_status_interval,
                                    holder=f"{node_name}_{self.instance}")
         self.metric = NodeMetricBuilder(node_name, self.facts.cpu_millis, self.facts.memory_bytes,
@@ -134,6 +162,11 @@ class Agent:
                               self.facts.memory_bytes,
                               # A configured memory size makes the node a slice: only its pods count.
                               replace(opts.qos, memory_is_slice=opts.qos.memory_is_slice or bool(opts.memory)))
+        # Batch pods' bandwidth (netqos.py): caps at the sandbox's ADD, lowered while prod needs the link.
+        self.netqos = NetQosManager(client, node_name, self.network, self.watcher.pods) \
+            if self.network is not None else None
+        if self.network is not None and self.netqos is not None:
+            self.network.shaping = self.netqos.sandbox_config
         self.stop_event = threading.Event()
         self._latest: tuple[Usage, list[PodUsage]] | None = None
         self._process_metrics = ProcessCollector(registry=None)  # the agent's own CPU, memory, fds
@@ -144,6 +177,8 @@ class Agent:
         self._last_status: dict[str, dict[str, Any]] = {}  # by pod uid: the status last reported
         self._killing: set[str] = set()  # pods whose deletion has been announced
         self._pulls_seen: set[tuple[str, str]] = set()  # (pod uid, image) with a Pulling Event
+        # Startup, liveness and readiness probes (sigma.agent.probes): a changed result syncs.
+        self.probes = ProbeRunner(changed=self.watcher.changed.set, kill=self._probe_kill, event=self._probe_event)
 
     # -- lifecycle -----------------------------------------------------------------------
     def run(self) -> None:
@@ -152,11 +187,20 @@ class Agent:
         try:
             if not self._register() or not self._trust_master():
                 return
-            for name, target in (("agent-pods", self.watcher.run), ("agent-heartbeat", self.heartbeat.run),
-                                 ("agent-metrics", self._metrics_loop), ("agent-qos", self.qos.run)):
+            loops: list[tuple[str, Callable[[threading.Event], None]]] = [
+                ("agent-pods", self.watcher.run), ("agent-heartbeat", self.heartbeat.run),
+                ("agent-metrics", self._metrics_loop), ("agent-qos", self.qos.run)]
+            if self.network is not None:
+                ensure_ip_forward(self.options.enable_ip_forward)
+                loops.append(("agent-routes", RouteSync(self.client, self.node_name, on_own_node=self._own_node).run))
+            if self.netqos is not None:
+                loops.append(("agent-netqos", self.netqos.run))
+            for name, target in loops:
                 thread = threading.Thread(target=target, args=(self.stop_event,), name=name, daemon=True)
                 thread.start()
                 self._threads.append(thread)
+            if self.servicenet is not None:
+                self._threads += self.servicenet.start(self.stop_event)
             self._sync_loop()
         finally:
             self.server.stop()
@@ -164,8 +208,11 @@ class Agent:
                 self.pulls.close()  # leaves the tracker, stops serving pieces
             for thread in self._threads:
                 thread.join(timeout=2)  # the pod watch may sit in a read; it is a daemon
+            if self.servicenet is not None:  # the table stays for a restart, goes with a drain
+                self.servicenet.stop(remove_rules=self.options.drain_on_exit)
             if self.options.drain_on_exit:
                 self.drain()
+            self.probes.close()
             self.release()
             log.info("agent for node %s stopped", self.node_name)
 
@@ -183,6 +230,16 @@ class Agent:
     def stop(self) -> None:
         self.stop_event.set()
         self.watcher.changed.set()  # wake the sync loop
+
+    def _own_node(self, node: dict[str, Any]) -> None:
+        """The Node as the route loop read it: its podCIDR configures the pod network."""
+        assert self.network is not None
+        self.network.set_pod_cidr(str((node.get("spec") or {}).get("podCIDR") or ""))
+        condition = self.network.condition()
+        if condition not in self.facts.conditions:
+            self.facts.conditions[:] = [c for c in self.facts.conditions if c.get("type") != condition["type"]]
+            self.facts.conditions.append(condition)
+            self.watcher.changed.set()  # pods waiting for the network may start now
 
     def drain(self) -> None:
         """Stop every container this agent runs and remove its cgroup tree. Each pod gets its
@@ -220,7 +277,9 @@ class Agent:
 
     def sync_once(self) -> float | None:
         try:
-            result = self.node.sync(self.watcher.pods(), time.time())
+            pods = self.watcher.pods()
+            result = self.node.sync(pods, time.time(), self.probes.health())
+            self.probes.sync(probe_targets(pods, self.node.observed, self.node.runtimes, self.address))
         except Exception as err:  # one broken pod (or a cgroup hiccup) must not stop the agent
             if repr(err) != self._last_sync_error:  # the same failure every second is one log line
                 log.exception("node sync failed (retrying every %.0fs)", self.options.resync_interval)
@@ -273,6 +332,16 @@ class Agent:
         for pod, (kind, reason, message) in emitted:
             record_event(self.client, {**pod, "kind": "Pod", "apiVersion": "v1"}, kind, reason, message, COMPONENT)
 
+    def _probe_kill(self, target: ProbeTarget, grace: float | None) -> None:
+        """A liveness or startup probe failed: stop the container; the pod manager restarts
+        it (restartPolicy, back-off). The probe's terminationGracePeriodSeconds, else the pod's."""
+        runtime = self.node.runtimes.get(target.runtime)
+        if runtime is not None:
+            runtime.stop(target.container_id, grace_seconds(dict(target.pod)) if grace is None else grace)
+
+    def _probe_event(self, target: ProbeTarget, kind: str, reason: str, message: str) -> None:
+        record_event(self.client, {**target.pod, "kind": "Pod", "apiVersion": "v1"}, kind, reason, message, COMPONENT)
+
     def _report_error(self, error: PodError) -> None:
         """A pod that failed this sync (the others were synced) says why in an Event."""
         pod = next((p for p in self.watcher.pods() if p["metadata"].get("uid") == error.pod_uid), None)
@@ -288,12 +357,16 @@ class Agent:
     def _write_status(self, report: ReportStatus) -> bool:
         """True when written, or when there is nothing left to write to."""
         address = self.facts.address
-        status = {**report.status, "hostIP": address, "hostIPs": [{"ip": address}],
-                  # The runtimes share the host's network: a pod's IP is the node's.
-                  "podIP": address, "podIPs": [{"ip": address}]}
         cached = next((p for p in self.watcher.pods() if p["metadata"].get("uid") == report.pod_uid), None)
         if cached is None:
             return True  # the pod is gone from the master
+        status = {**report.status, "hostIP": address, "hostIPs": [{"ip": address}]}
+        # A hostNetwork pod (or any, without the pod network) has the node's address; a pod
+        # of its own network has its sandbox's, and none until it has a sandbox.
+        pod_ips = [address] if self.network is None or not needs_network(cached) else \
+            self.network.pod_ips(report.pod_uid)
+        if pod_ips:
+            status.update(podIP=pod_ips[0], podIPs=[{"ip": ip} for ip in pod_ips])
         current = cached.get("status") or {}
         if current.get("phase") in TERMINAL and status.get("phase") != current.get("phase"):
             return True  # finished is final: a terminal pod is never reported back to running
@@ -351,7 +424,9 @@ class Agent:
 
     def render_metrics(self) -> str:
         node, pods = (Usage(0.0, 0), []) if self._latest is None else self._latest
-        return Families([*usage_families(node, pods), *self.qos.families(), *self._process_metrics.collect()]).render()
+        netqos = self.netqos.families() if self.netqos is not None else []
+        return Families([*usage_families(node, pods), *self.qos.families(), *netqos,
+                         *self._process_metrics.collect()]).render()
 
     # -- start-up ------------------------------------------------------------------------
     def _register(self) -> bool:
@@ -463,11 +538,7 @@ def lock_state_dir(state_dir: str, wait_s: float) -> int:
 
 
 def _lock_holder(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read().strip() or "?"
-    except OSError:
-        return "?"
+    return read_stripped(path) or "?"
 
 
 def instance_id(state_dir: str) -> str:

@@ -41,7 +41,7 @@ import shutil
 import signal
 import time
 
-from sigma.agent.kernelfiles import read_text
+from sigma.agent.kernelfiles import read_stripped, read_text
 from sigma.agent.podspec import (
     BATCH,
     CFS_PERIOD_US,
@@ -291,11 +291,7 @@ class CgroupTree:
     def read(self, controller: str, rel: str, filename: str) -> str | None:
         if controller not in self.hierarchies:
             return None
-        try:
-            with open(self.path(controller, rel, filename)) as f:
-                return f.read().strip()
-        except OSError:
-            return None
+        return read_stripped(self.path(controller, rel, filename))
 
     def pids(self, rel: str) -> set[int]:
         """Every process in `rel` or below it, in any hierarchy."""

@@ -12,3 +12,9 @@ def read_text(path: str) -> str | None:
             return f.read()
     except OSError:
         return None
+
+
+def read_stripped(path: str) -> str | None:
+    """The file's one value (a cgroup knob, a pid, an id) without its newline, or None."""
+    text = read_text(path)
+    return None if text is None else text.strip()

@@ -9,9 +9,11 @@ runtimes and the cgroup tree. The master-facing agent loop calls
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,8 @@ from sigma.agent.podmanager import (
     StopContainer,
     WaitUntil,
 )
+from sigma.agent.podnet import PodNetwork
+from sigma.agent.probes.policy import Health
 from sigma.agent.pulls import ImagePulls
 from sigma.agent.runtime.base import RUNNING, ContainerSpec, ContainerStatus, Runtime
 from sigma.agent.runtime.hardening import security_fields
@@ -48,8 +52,10 @@ def _instruction_error(ins: StartContainer | StopContainer | RemoveContainer | R
     message = f"{type(ins).__name__} failed: {type(err).__name__}: {err}"
     if isinstance(ins, StartContainer):
         meta = ins.pod.get("metadata") or {}
+        # A pod network error names its own reason (NetworkNotReady, FailedCreatePodSandBox).
+        reason = str(getattr(err, "reason", "") or "FailedCreatePodContainer")
         return PodError(podspec.uid(ins.pod), str(meta.get("namespace") or "default"), str(meta.get("name") or ""),
-                        "FailedCreatePodContainer", message[:400])
+                        reason, (str(err) if hasattr(err, "reason") else message)[:400])
     return PodError(getattr(ins, "pod_uid", ""), "", "", "FailedKillPod", message[:400])
 
 
@@ -62,8 +68,10 @@ class NodeRuntime:
         manager: PodManager | None = None,
         log_max_bytes: int = 10 * 2**20,
         pulls: ImagePulls | None = None,
+        network: PodNetwork | None = None,
     ) -> None:
         self.state_dir, self.runtimes, self.cgroups = state_dir, runtimes, cgroups
+        self.network = network  # a netns and an address per pod (podnet); None: the host's network
         self.pulls = pulls  # images for runtimes that run them (runc); None: only what is imported
         self.manager = manager or PodManager()
         self.log_dir = os.path.join(state_dir, "logs")
@@ -78,14 +86,17 @@ class NodeRuntime:
     def observed(self) -> list[ContainerStatus]:
         return [c for rt in self.runtimes.values() for c in rt.list()]
 
-    def sync(self, desired: list[podspec.Pod], now: float) -> SyncResult:
+    def sync(self, desired: list[podspec.Pod], now: float,
+             health: Mapping[str, Health] | None = None) -> SyncResult:
         """Bring the node towards `desired`; at most three rounds so a container that fails
         to start is seen (and reported) in the same call."""
         result = SyncResult()
         latest: dict[str, ReportStatus] = {}
+        if self.network is not None:  # sandboxes of pods gone (also those a killed agent left)
+            self.network.gc({podspec.uid(p) for p in desired} | {c.pod_uid for c in self.observed()})
         for _ in range(3):
             acted = False
-            for ins in self.manager.handle(desired, self.observed(), now):
+            for ins in self.manager.handle(desired, self.observed(), now, health):
                 if isinstance(ins, ReportStatus):
                     latest[ins.pod_uid] = ins
                 elif isinstance(ins, PodTerminated):
@@ -165,6 +176,10 @@ class NodeRuntime:
             return
         if not self._image_ready(runtime, spec, container):
             return
+        if self.network is not None:  # PodNetworkError: the pod waits (an Event says why)
+            sandbox = self.network.ensure(pod, time.time())
+            spec = dataclasses.replace(spec, netns_path=sandbox.netns if sandbox else None,
+                                       etc_files=self.network.etc_files(pod, sandbox))
         runtime.start(spec)
         logs.prune(os.path.dirname(spec.log_path))
 
@@ -246,6 +261,8 @@ class NodeRuntime:
         for entry in os.listdir(self.log_dir):
             if entry.endswith("_" + pod_uid):
                 shutil.rmtree(os.path.join(self.log_dir, entry), ignore_errors=True)
+        if self.network is not None:
+            self.network.release(pod_uid)  # after its containers: the netns is theirs until now
 
     def _container_log_dir(self, pod: podspec.Pod, container: str) -> str:
         meta = pod.get("metadata", {})

@@ -9,10 +9,13 @@ import os
 import signal
 from typing import Any, NoReturn
 
+from sigma.agent.kernelfiles import read_text
+
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
@@ -31,6 +34,15 @@ def _check(result: int, what: str) -> None:
 
 def unshare(flags: int) -> None:
     _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+
+
+def setns(path: str, nstype: int) -> None:
+    """Join the namespace bound at ``path`` (os.setns is Python 3.12's)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), f"setns {path}")
+    finally:
+        os.close(fd)
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int) -> None:
@@ -58,10 +70,8 @@ def set_no_new_privs() -> None:
 def proc_start_time(pid: int) -> int | None:
     """Start time in clock ticks since boot (/proc/<pid>/stat field 22): with the pid it
     identifies a process even after the pid number is reused."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            text = f.read()
-    except OSError:
+    text = read_text(f"/proc/{pid}/stat")
+    if text is None:
         return None
     return int(text[text.rindex(")") + 2 :].split()[19])
 

@@ -14,11 +14,13 @@ changes only) and which stops were already requested.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sigma.agent.podspec import Pod, grace_seconds, uid
+from sigma.agent.probes.policy import Health, container_probes, initial_health
 from sigma.agent.runtime.base import RUNNING, ContainerStatus
 
 
@@ -119,8 +121,13 @@ class PodManager:
     _reported: dict[str, dict[str, Any]] = field(default_factory=dict)
     _first_seen: dict[str, float] = field(default_factory=dict)
     _stop_sent: set[str] = field(default_factory=set)
+    _health: Mapping[str, Health] = field(default_factory=dict)  # this handle() call's input
 
-    def handle(self, desired: list[Pod], observed: list[ContainerStatus], now: float) -> list[Instruction]:
+    def handle(self, desired: list[Pod], observed: list[ContainerStatus], now: float,
+               health: Mapping[str, Health] | None = None) -> list[Instruction]:
+        """``health``: started/ready of probed running containers by container id (the probe
+        runner's results); a container without an entry shows its state before any probe."""
+        self._health = health or {}
         by_pod: dict[str, dict[str, list[ContainerStatus]]] = defaultdict(lambda: defaultdict(list))
         for c in sorted(observed, key=lambda c: c.attempt):
             by_pod[c.pod_uid][c.name].append(c)
@@ -205,7 +212,7 @@ class PodManager:
         self, pod: Pod, history: dict[str, list[ContainerStatus]], backing_off: dict[str, float], now: float
     ) -> list[Instruction]:
         status = pod_status(
-            pod, history, backing_off, self._first_seen[uid(pod)], now, self._reported.get(uid(pod))
+            pod, history, backing_off, self._first_seen[uid(pod)], now, self._reported.get(uid(pod)), self._health
         )
         if self._reported.get(uid(pod)) == status:
             return []
@@ -249,8 +256,10 @@ def terminated(c: ContainerStatus) -> dict[str, Any]:
 
 
 def container_status(
-    container: dict[str, Any], runs: list[ContainerStatus], backoff_until: float | None, now: float
+    container: dict[str, Any], runs: list[ContainerStatus], backoff_until: float | None, now: float,
+    health: Health | None = None,
 ) -> dict[str, Any]:
+    """``health``: what the probes say of the running attempt (None: no probe ran yet)."""
     name = container["name"]
     base: dict[str, Any] = {
         "name": name,
@@ -268,10 +277,11 @@ def container_status(
     if len(runs) > 1 and runs[-2].state != RUNNING:
         base["lastState"] = {"terminated": terminated(runs[-2])}
     if last.state == RUNNING:
+        seen = health or initial_health(container_probes(container))
         return {
             **base,
-            "ready": True,
-            "started": True,
+            "ready": seen.ready,
+            "started": seen.started,
             "state": {"running": {"startedAt": rfc3339(last.started_at)}},
         }
     if last.reason in IMAGE_REASONS:
@@ -341,20 +351,39 @@ def pod_status(
     start_time: float,
     now: float,
     previous: dict[str, Any] | None,
+    health: Mapping[str, Health] | None = None,
 ) -> dict[str, Any]:
     containers = pod.get("spec", {}).get("containers") or []
+    health = health or {}
+
+    def probed(name: str) -> Health | None:
+        runs = history.get(name, [])
+        return health.get(runs[-1].id) if runs else None
+
     statuses = [
-        container_status(c, history.get(c["name"], []), backing_off.get(c["name"]), now) for c in containers
+        container_status(c, history.get(c["name"], []), backing_off.get(c["name"]), now, probed(c["name"]))
+        for c in containers
     ]
     phase = pod_phase(pod.get("spec", {}).get("restartPolicy") or "Always", statuses)
-    ready = bool(statuses) and all(s["ready"] for s in statuses)
+    unready = [s["name"] for s in statuses if not s["ready"]]
+    containers_ready = bool(statuses) and not unready
     old = {c["type"]: c for c in (previous or {}).get("conditions", [])}
+    # Conditions the agent does not own (a readiness gate's, set by some controller) are kept.
+    current = [c for c in (pod.get("status") or {}).get("conditions") or [] if isinstance(c, dict)]
+    gates_unmet = readiness_gates_unmet(pod, {c.get("type"): c for c in current})
 
-    def condition(kind: str, ok: bool) -> dict[str, Any]:
+    def condition(kind: str, ok: bool, reason: str = "", message: str = "") -> dict[str, Any]:
         value = "True" if ok else "False"
         prior = old.get(kind)
         since = prior["lastTransitionTime"] if prior and prior["status"] == value else rfc3339(now)
-        return {"type": kind, "status": value, "lastTransitionTime": since}
+        out = {"type": kind, "status": value, "lastTransitionTime": since}
+        if not ok and reason:
+            out.update(reason=reason, message=message)
+        return out
+
+    not_ready = ("ContainersNotReady", f"containers with unready status: [{' '.join(unready)}]")
+    ready_why = not_ready if not containers_ready else ("ReadinessGatesNotReady", "; ".join(gates_unmet))
+    owned = ("PodScheduled", "Initialized", "ContainersReady", "Ready")
 
     return {
         "phase": phase,
@@ -362,8 +391,24 @@ def pod_status(
         "conditions": [
             condition("PodScheduled", True),
             condition("Initialized", True),
-            condition("ContainersReady", ready),
-            condition("Ready", ready),
+            condition("ContainersReady", containers_ready, *not_ready),
+            condition("Ready", containers_ready and not gates_unmet, *ready_why),
+            *[c for c in current if c.get("type") not in owned],
         ],
         "containerStatuses": statuses,
     }
+
+
+def readiness_gates_unmet(pod: Pod, conditions: Mapping[Any, dict[str, Any]]) -> list[str]:
+    """Why the pod's readinessGates hold Ready False, in kubelet's words (empty: all met)."""
+    out = []
+    for gate in (pod.get("spec") or {}).get("readinessGates") or []:
+        kind = gate.get("conditionType") if isinstance(gate, dict) else None
+        if not kind:
+            continue
+        found = conditions.get(kind)
+        if found is None:
+            out.append(f'corresponding condition of pod readiness gate "{kind}" does not exist.')
+        elif found.get("status") != "True":
+            out.append(f'the status of pod readiness gate "{kind}" is not "True", but {found.get("status")}')
+    return out

@@ -22,18 +22,13 @@ import logging
 import os
 from collections.abc import Iterable
 
-from sigma.agent.kernelfiles import read_text
+from sigma.agent.kernelfiles import read_stripped
 from sigma.colocation.resctrl import BATCH_GROUP, PROD_GROUP, RdtInfo, ResctrlPlan, resctrl_plan
 
 log = logging.getLogger("sigma.agent.resctrl")
 
 DEFAULT_ROOT = "/sys/fs/resctrl"
 APPLIED, UNSUPPORTED, ERROR = "applied", "unsupported", "error"
-
-
-def _read(path: str) -> str | None:
-    text = read_text(path)
-    return None if text is None else text.strip()
 
 
 def parse_domains(schemata: str, resource: str = "L3") -> tuple[int, ...]:
@@ -48,13 +43,13 @@ def parse_domains(schemata: str, resource: str = "L3") -> tuple[int, ...]:
 
 def read_info(root: str) -> RdtInfo | None:
     """What the hardware offers, or None when there is no L3 allocation (CAT)."""
-    mask = _read(os.path.join(root, "info", "L3", "cbm_mask"))
+    mask = read_stripped(os.path.join(root, "info", "L3", "cbm_mask"))
     if not mask:
         return None
-    min_bits = _read(os.path.join(root, "info", "L3", "min_cbm_bits")) or "1"
-    gran = _read(os.path.join(root, "info", "MB", "bandwidth_gran"))
-    min_bw = _read(os.path.join(root, "info", "MB", "min_bandwidth"))
-    return RdtInfo(mask, parse_domains(_read(os.path.join(root, "schemata")) or ""), int(min_bits),
+    min_bits = read_stripped(os.path.join(root, "info", "L3", "min_cbm_bits")) or "1"
+    gran = read_stripped(os.path.join(root, "info", "MB", "bandwidth_gran"))
+    min_bw = read_stripped(os.path.join(root, "info", "MB", "min_bandwidth"))
+    return RdtInfo(mask, parse_domains(read_stripped(os.path.join(root, "schemata")) or ""), int(min_bits),
                    mba=gran is not None, bandwidth_gran=int(gran or 10), min_bandwidth=int(min_bw or 10))
 
 

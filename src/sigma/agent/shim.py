@@ -149,6 +149,11 @@ class Shim:
 
     def _start_process(self, out_w: int, err_w: int) -> tuple[int | None, str | None]:
         es_r, es_w = os.pipe()  # close-on-exec: EOF without data means exec succeeded
+        if self.spec.get("netns"):
+            try:
+                nsutil.setns(self.spec["netns"], nsutil.CLONE_NEWNET)  # the pod's network, for the shim's child
+            except OSError as err:
+                return None, f"cannot join the pod's network namespace: {err}"
         if self.spec.get("namespaces"):
             nsutil.unshare(nsutil.CLONE_NEWPID)  # the next child is pid 1 of a new namespace
         pid = os.fork()

@@ -98,8 +98,21 @@ def _ensure(registry: Registry, rt: Any, obj: dict[str, Any]) -> None:
             raise
 
 
-def install(registry: Registry) -> None:
-    from sigma.api import colocation_kinds, podphase, podsecurity, predict_kinds, quota
+def install(registry: Registry, options: dict[str, Any] | None = None) -> None:
+    """Admission and the kinds beside the core ones; `options` are the master's (the service
+    network: service_cidr, service_node_port_range)."""
+    from sigma.api import (
+        apps_kinds,
+        batch_kinds,
+        colocation_kinds,
+        podphase,
+        podsecurity,
+        predict_kinds,
+        quota,
+        service_kinds,
+    )
+    from sigma.api.configsecret_kinds import install as install_config_and_secrets
+    from sigma.api.service_network import ServiceNetwork
 
     registry.add_admission("Pod", resolve_pod_priority(PriorityClasses(registry)))
     podphase.install(registry)  # Succeeded and Failed are final
@@ -109,3 +122,9 @@ def install(registry: Registry) -> None:
     # Sigma's own kinds: their validation and printer columns.
     colocation_kinds.install()
     predict_kinds.install()
+    # Service and EndpointSlice, and the ClusterIP / NodePort allocators.
+    service_kinds.install(registry, ServiceNetwork.from_options(options or {}))
+    apps_kinds.install()  # ReplicaSet and DaemonSet
+    # Job, CronJob, PodDisruptionBudget; budgets guard the eviction subresource.
+    batch_kinds.install(registry)
+    install_config_and_secrets(registry)  # ConfigMap, Secret, ServiceAccount

@@ -6,6 +6,7 @@ schema live with the kinds' pure code (sigma.colocation.jobspec, sigma.colocatio
 
 from __future__ import annotations
 
+from sigma.api.netslo_schema import NETWORK_SLO
 from sigma.api.schema import (
     NONNEG32,
     NONNEG64,
@@ -110,6 +111,7 @@ NODE_SLO_SPEC = obj(
     cpuSuppressPolicy=string(f"Agent: how batch CPU is suppressed: {CFS_QUOTA} (a CFS quota on the batch "
                              "parent cgroup) or cpuset (batch confined to whole CPUs); default cfsQuota.",
                              enum=tuple(SUPPRESS_POLICIES)),
+    network=NETWORK_SLO,
 )
 NODE_SLO_SCHEMA: Schema = kind_schema(NODE_SLO_SPEC, obj("A NodeSLO has no status."),
                                       "Co-location thresholds of a node (sigma.io).")

@@ -63,8 +63,9 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
         entries.append(entry)
         for sub in r.subresources:
             verbs = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"],
-                     "binding": ["create"], "eviction": ["create"], "log": ["get"]}[sub]
-            kind = {"scale": "Scale", "binding": "Binding", "eviction": "Eviction"}.get(sub, r.kind)
+                     "binding": ["create"], "eviction": ["create"], "log": ["get"], "token": ["create"]}[sub]
+            kind = {"scale": "Scale", "binding": "Binding", "eviction": "Eviction",
+                    "token": "TokenRequest"}.get(sub, r.kind)
             sub_entry: dict[str, Any] = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
                                          "kind": kind, "verbs": verbs}
             if sub == "scale":
@@ -72,6 +73,8 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
             elif sub == "eviction":
                 # kubectl drain evicts (rather than deletes) when discovery says so.
                 sub_entry["group"], sub_entry["version"] = "policy", "v1"
+            elif sub == "token":
+                sub_entry["group"], sub_entry["version"] = "authentication.k8s.io", "v1"
             entries.append(sub_entry)
     if not entries:
         return None

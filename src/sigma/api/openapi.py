@@ -30,6 +30,7 @@ DELETE_OPTIONS = f"{META}.DeleteOptions"
 SCALE = "io.k8s.api.autoscaling.v1.Scale"
 BINDING = "io.k8s.api.core.v1.Binding"
 EVICTION = "io.k8s.api.policy.v1.Eviction"
+TOKEN_REQUEST = "io.k8s.api.authentication.v1.TokenRequest"
 # The errors any request may get, each as a metav1.Status. 405: an empty {name} makes an item
 # path the collection's, where PUT and PATCH are not served. 504: a list at a resourceVersion
 # the store has not reached.
@@ -176,6 +177,19 @@ def _meta_schemas() -> dict[str, Any]:
             "type": "object",
             "properties": {"apiVersion": _STR, "kind": _STR, "metadata": object_meta,
                            "deleteOptions": _ref(DELETE_OPTIONS)},
+        },
+        TOKEN_REQUEST: {
+            "type": "object",
+            "x-kubernetes-group-version-kind": [{"group": "authentication.k8s.io", "version": "v1",
+                                                 "kind": "TokenRequest"}],
+            "properties": {
+                "apiVersion": _STR, "kind": _STR, "metadata": object_meta,
+                "spec": {"type": "object", "properties": {
+                    "audiences": {"type": "array", "items": _STR}, "expirationSeconds": _INT,
+                    "boundObjectRef": {"type": "object", "properties": {"apiVersion": _STR, "kind": _STR,
+                                                                        "name": _STR, "uid": _STR}}}},
+                "status": {"type": "object", "properties": {"token": _STR, "expirationTimestamp": _STR}},
+            },
         },
     }
 
@@ -329,6 +343,13 @@ def _paths(rt: ResourceType) -> dict[str, Any]:
                 "parameters": item_params,
                 "post": _op(rt, "post", f"create{sub_tag}", _WRITE, _responses(_ref(STATUS), codes=("201",)),
                             _body(schema), kind=sub.capitalize()),
+            }
+        elif sub == "token":
+            token = _ref(TOKEN_REQUEST)
+            paths[f"{item}/token"] = {
+                "parameters": item_params,
+                "post": _op(rt, "post", f"create{sub_tag}", _WRITE, _responses(token, codes=("201",)),
+                            _body(token), kind="TokenRequest"),
             }
         elif sub == "log":
             paths[f"{item}/log"] = {

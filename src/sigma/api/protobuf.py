@@ -178,9 +178,12 @@ def _decode_map_entry(buf: bytes, field: Field, where: str) -> tuple[str, Any]:
             key = _text(_length(value, wire, where), where)
         elif number == 2:
             raw = _length(value, wire, f"{where}[{key}]")
-            item = _text(raw, where) if field.message_type == STR else _decode_quantity(raw, where)
+            if field.message_type == BYTES:
+                item = base64.b64encode(raw).decode("ascii")
+            else:
+                item = _text(raw, where) if field.message_type == STR else _decode_quantity(raw, where)
     if item is None:  # an absent value is the zero value of its type
-        item = "" if field.message_type == STR else "0"
+        item = "" if field.message_type in (STR, BYTES) else "0"
     return key, item
 
 
@@ -346,6 +349,8 @@ def _json_keys(message: str) -> set[str]:
 
 
 def _encode_map_value(value: Any, field: Field) -> bytes:
+    if field.message_type == BYTES:
+        return base64.b64decode(value)
     return str(value).encode() if field.message_type == STR else _len_field(1, str(value).encode())
 
 

@@ -36,6 +36,7 @@ QUANTITY = "quantity"  # resource.Quantity: {string = 1}
 INT_OR_STRING = "intorstring"  # intstr.IntOrString: {type = 1, intVal = 2, strVal = 3}
 RAW_JSON = "rawjson"  # meta/v1 FieldsV1: {Raw = 1}, the JSON document itself
 MAP_STR, MAP_QUANTITY = "map<string>", "map<quantity>"
+MAP_BYTES = "map<bytes>"  # Secret.data, ConfigMap.binaryData: base64 in JSON
 REPEATED = True
 
 SCALAR_KINDS = frozenset({STR, INT, BOOL, BYTES, TIME, MICROTIME, QUANTITY, INT_OR_STRING, RAW_JSON})
@@ -57,6 +58,8 @@ def F(json_name: str, kind: str, repeated: bool = False, keep_zero: bool = False
         return Field(json_name, MAP, False, STR, keep_zero, inline)
     if kind == MAP_QUANTITY:
         return Field(json_name, MAP, False, QUANTITY, keep_zero, inline)
+    if kind == MAP_BYTES:
+        return Field(json_name, MAP, False, BYTES, keep_zero, inline)
     if kind in SCALAR_KINDS:
         return Field(json_name, kind, repeated, None, keep_zero, inline)
     return Field(json_name, MESSAGE, repeated, kind, keep_zero, inline)
@@ -598,3 +601,155 @@ MESSAGES: dict[str, dict[int, Field]] = {
         4: F("hostProcess", BOOL),
     },
 }
+
+# core/v1 Service and discovery.k8s.io/v1 EndpointSlice (kubectl create service / expose send them).
+KINDS.update({("v1", "Service"): "Service", ("discovery.k8s.io/v1", "EndpointSlice"): "EndpointSlice"})
+MESSAGES.update({
+    "Service": {1: F("metadata", "ObjectMeta"), 2: F("spec", "ServiceSpec"), 3: F("status", "ServiceStatus")},
+    "ServiceSpec": {
+        1: F("ports", "ServicePort", REPEATED), 2: F("selector", MAP_STR), 3: F("clusterIP", STR),
+        4: F("type", STR), 5: F("externalIPs", STR, REPEATED), 7: F("sessionAffinity", STR),
+        8: F("loadBalancerIP", STR), 9: F("loadBalancerSourceRanges", STR, REPEATED), 10: F("externalName", STR),
+        11: F("externalTrafficPolicy", STR), 12: F("healthCheckNodePort", INT),
+        13: F("publishNotReadyAddresses", BOOL), 14: F("sessionAffinityConfig", "SessionAffinityConfig"),
+        17: F("ipFamilyPolicy", STR, keep_zero=True), 18: F("clusterIPs", STR, REPEATED),
+        19: F("ipFamilies", STR, REPEATED), 20: F("allocateLoadBalancerNodePorts", BOOL, keep_zero=True),
+        21: F("loadBalancerClass", STR, keep_zero=True), 22: F("internalTrafficPolicy", STR, keep_zero=True),
+        23: F("trafficDistribution", STR, keep_zero=True),
+    },
+    "ServicePort": {
+        1: F("name", STR), 2: F("protocol", STR), 3: F("port", INT, keep_zero=True),
+        4: F("targetPort", INT_OR_STRING), 5: F("nodePort", INT), 6: F("appProtocol", STR, keep_zero=True),
+    },
+    "SessionAffinityConfig": {1: F("clientIP", "ClientIPConfig")},
+    "ClientIPConfig": {1: F("timeoutSeconds", INT, keep_zero=True)},
+    "ServiceStatus": {1: F("loadBalancer", "LoadBalancerStatus", keep_zero=True),
+                      2: F("conditions", "MetaCondition", REPEATED)},
+    "LoadBalancerStatus": {1: F("ingress", "LoadBalancerIngress", REPEATED)},
+    "LoadBalancerIngress": {1: F("ip", STR), 2: F("hostname", STR), 3: F("ipMode", STR, keep_zero=True),
+                            4: F("ports", "PortStatus", REPEATED)},
+    "PortStatus": {1: F("port", INT, keep_zero=True), 2: F("protocol", STR), 3: F("error", STR, keep_zero=True)},
+    "MetaCondition": {1: F("type", STR), 2: F("status", STR), 3: F("observedGeneration", INT),
+                      4: F("lastTransitionTime", TIME), 5: F("reason", STR), 6: F("message", STR)},
+    "EndpointSlice": {1: F("metadata", "ObjectMeta"), 2: F("endpoints", "Endpoint", REPEATED),
+                      3: F("ports", "EndpointPort", REPEATED), 4: F("addressType", STR)},
+    "Endpoint": {
+        1: F("addresses", STR, REPEATED), 2: F("conditions", "EndpointConditions"),
+        3: F("hostname", STR, keep_zero=True), 4: F("targetRef", "ObjectReference"),
+        5: F("deprecatedTopology", MAP_STR), 6: F("nodeName", STR, keep_zero=True),
+        7: F("zone", STR, keep_zero=True), 8: F("hints", "EndpointHints"),
+    },
+    "EndpointConditions": {1: F("ready", BOOL, keep_zero=True), 2: F("serving", BOOL, keep_zero=True),
+                           3: F("terminating", BOOL, keep_zero=True)},
+    "EndpointHints": {1: F("forZones", "ForZone", REPEATED), 2: F("forNodes", "ForNode", REPEATED)},
+    "ForZone": {1: F("name", STR)},
+    "ForNode": {1: F("name", STR)},
+    "EndpointPort": {1: F("name", STR, keep_zero=True), 2: F("protocol", STR, keep_zero=True),
+                     3: F("port", INT, keep_zero=True), 4: F("appProtocol", STR, keep_zero=True)},
+})
+
+# ReplicaSet and DaemonSet (apps/v1), as served by sigma.api.apps_kinds.
+KINDS.update({("apps/v1", "ReplicaSet"): "ReplicaSet", ("apps/v1", "DaemonSet"): "DaemonSet"})
+MESSAGES.update({
+    "ReplicaSet": {1: F("metadata", "ObjectMeta"), 2: F("spec", "ReplicaSetSpec"), 3: F("status", "ReplicaSetStatus")},
+    "ReplicaSetSpec": {1: F("replicas", INT, keep_zero=True), 2: F("selector", "LabelSelector"),
+                       3: F("template", "PodTemplateSpec"), 4: F("minReadySeconds", INT)},
+    "ReplicaSetStatus": {1: F("replicas", INT, keep_zero=True), 2: F("fullyLabeledReplicas", INT),
+                         3: F("observedGeneration", INT), 4: F("readyReplicas", INT), 5: F("availableReplicas", INT),
+                         6: F("conditions", "ReplicaSetCondition", REPEATED), 7: F("terminatingReplicas", INT)},
+    "ReplicaSetCondition": {1: F("type", STR), 2: F("status", STR), 3: F("lastTransitionTime", TIME),
+                            4: F("reason", STR), 5: F("message", STR)},
+    "DaemonSet": {1: F("metadata", "ObjectMeta"), 2: F("spec", "DaemonSetSpec"), 3: F("status", "DaemonSetStatus")},
+    "DaemonSetSpec": {1: F("selector", "LabelSelector"), 2: F("template", "PodTemplateSpec"),
+                      3: F("updateStrategy", "DaemonSetUpdateStrategy"), 4: F("minReadySeconds", INT),
+                      6: F("revisionHistoryLimit", INT, keep_zero=True)},
+    "DaemonSetUpdateStrategy": {1: F("type", STR), 2: F("rollingUpdate", "RollingUpdateDaemonSet")},
+    "RollingUpdateDaemonSet": {1: F("maxUnavailable", INT_OR_STRING), 2: F("maxSurge", INT_OR_STRING)},
+    "DaemonSetStatus": {
+        1: F("currentNumberScheduled", INT, keep_zero=True), 2: F("numberMisscheduled", INT, keep_zero=True),
+        3: F("desiredNumberScheduled", INT, keep_zero=True), 4: F("numberReady", INT, keep_zero=True),
+        5: F("observedGeneration", INT), 6: F("updatedNumberScheduled", INT), 7: F("numberAvailable", INT),
+        8: F("numberUnavailable", INT), 9: F("collisionCount", INT),
+        10: F("conditions", "DaemonSetCondition", REPEATED),
+    },
+    "DaemonSetCondition": {1: F("type", STR), 2: F("status", STR), 3: F("lastTransitionTime", TIME),
+                           4: F("reason", STR), 5: F("message", STR)},
+})
+
+# batch/v1 Job and CronJob, policy/v1 PodDisruptionBudget (kubectl create job/cronjob/pdb,
+# kubectl create job --from=cronjob/NAME send them).
+KINDS.update({("batch/v1", "Job"): "Job", ("batch/v1", "CronJob"): "CronJob",
+              ("policy/v1", "PodDisruptionBudget"): "PodDisruptionBudget"})
+MESSAGES.update({
+    "Job": {1: F("metadata", "ObjectMeta"), 2: F("spec", "JobSpec"), 3: F("status", "JobStatus")},
+    "JobSpec": {
+        1: F("parallelism", INT, keep_zero=True), 2: F("completions", INT, keep_zero=True),
+        3: F("activeDeadlineSeconds", INT, keep_zero=True), 4: F("selector", "LabelSelector"),
+        5: F("manualSelector", BOOL, keep_zero=True), 6: F("template", "PodTemplateSpec"),
+        7: F("backoffLimit", INT, keep_zero=True), 8: F("ttlSecondsAfterFinished", INT, keep_zero=True),
+        9: F("completionMode", STR), 10: F("suspend", BOOL, keep_zero=True),
+        11: F("podFailurePolicy", "PodFailurePolicy"), 12: F("backoffLimitPerIndex", INT, keep_zero=True),
+        13: F("maxFailedIndexes", INT, keep_zero=True), 14: F("podReplacementPolicy", STR),
+        15: F("successPolicy", "SuccessPolicy"), 16: F("managedBy", STR),
+    },
+    "PodFailurePolicy": {1: F("rules", "PodFailurePolicyRule", REPEATED)},
+    "PodFailurePolicyRule": {1: F("action", STR), 2: F("onExitCodes", "PodFailurePolicyOnExitCodesRequirement"),
+                             3: F("onPodConditions", "PodFailurePolicyOnPodConditionsPattern", REPEATED)},
+    "PodFailurePolicyOnExitCodesRequirement": {1: F("containerName", STR), 2: F("operator", STR),
+                                               3: F("values", INT, REPEATED)},
+    "PodFailurePolicyOnPodConditionsPattern": {1: F("type", STR), 2: F("status", STR)},
+    "SuccessPolicy": {1: F("rules", "SuccessPolicyRule", REPEATED)},
+    "SuccessPolicyRule": {1: F("succeededIndexes", STR), 2: F("succeededCount", INT, keep_zero=True)},
+    "JobStatus": {
+        1: F("conditions", "JobCondition", REPEATED), 2: F("startTime", TIME), 3: F("completionTime", TIME),
+        4: F("active", INT), 5: F("succeeded", INT), 6: F("failed", INT), 7: F("completedIndexes", STR),
+        8: F("uncountedTerminatedPods", "UncountedTerminatedPods"), 9: F("ready", INT, keep_zero=True),
+        10: F("failedIndexes", STR), 11: F("terminating", INT, keep_zero=True),
+    },
+    "JobCondition": {1: F("type", STR), 2: F("status", STR), 3: F("lastProbeTime", TIME),
+                     4: F("lastTransitionTime", TIME), 5: F("reason", STR), 6: F("message", STR)},
+    "UncountedTerminatedPods": {1: F("succeeded", STR, REPEATED), 2: F("failed", STR, REPEATED)},
+    "CronJob": {1: F("metadata", "ObjectMeta"), 2: F("spec", "CronJobSpec"), 3: F("status", "CronJobStatus")},
+    "CronJobSpec": {
+        1: F("schedule", STR), 2: F("startingDeadlineSeconds", INT, keep_zero=True), 3: F("concurrencyPolicy", STR),
+        4: F("suspend", BOOL, keep_zero=True), 5: F("jobTemplate", "JobTemplateSpec"),
+        6: F("successfulJobsHistoryLimit", INT, keep_zero=True), 7: F("failedJobsHistoryLimit", INT, keep_zero=True),
+        8: F("timeZone", STR),
+    },
+    "JobTemplateSpec": {1: F("metadata", "ObjectMeta"), 2: F("spec", "JobSpec")},
+    "CronJobStatus": {1: F("active", "ObjectReference", REPEATED), 4: F("lastScheduleTime", TIME),
+                      5: F("lastSuccessfulTime", TIME)},
+    "PodDisruptionBudget": {1: F("metadata", "ObjectMeta"), 2: F("spec", "PodDisruptionBudgetSpec"),
+                            3: F("status", "PodDisruptionBudgetStatus")},
+    "PodDisruptionBudgetSpec": {1: F("minAvailable", INT_OR_STRING, keep_zero=True),
+                                2: F("selector", "LabelSelector"),
+                                3: F("maxUnavailable", INT_OR_STRING, keep_zero=True),
+                                4: F("unhealthyPodEvictionPolicy", STR)},
+    "PodDisruptionBudgetStatus": {
+        1: F("observedGeneration", INT), 2: F("disruptedPods", MAP_STR),
+        3: F("disruptionsAllowed", INT, keep_zero=True),
+        4: F("currentHealthy", INT, keep_zero=True), 5: F("desiredHealthy", INT, keep_zero=True),
+        6: F("expectedPods", INT, keep_zero=True), 7: F("conditions", "MetaCondition", REPEATED),
+    },
+})
+
+# core/v1 ConfigMap, Secret, ServiceAccount and authentication.k8s.io/v1 TokenRequest
+# (kubectl create configmap / secret / serviceaccount / token send them).
+KINDS.update({("v1", "ConfigMap"): "ConfigMap", ("v1", "Secret"): "Secret",
+              ("v1", "ServiceAccount"): "ServiceAccount",
+              ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest"})
+MESSAGES.update({
+    "ConfigMap": {1: F("metadata", "ObjectMeta"), 2: F("data", MAP_STR), 3: F("binaryData", MAP_BYTES),
+                  4: F("immutable", BOOL, keep_zero=True)},
+    "Secret": {1: F("metadata", "ObjectMeta"), 2: F("data", MAP_BYTES), 3: F("type", STR),
+               4: F("stringData", MAP_STR), 5: F("immutable", BOOL, keep_zero=True)},
+    "ServiceAccount": {1: F("metadata", "ObjectMeta"), 2: F("secrets", "ObjectReference", REPEATED),
+                       3: F("imagePullSecrets", "LocalObjectReference", REPEATED),
+                       4: F("automountServiceAccountToken", BOOL, keep_zero=True)},
+    "TokenRequest": {1: F("metadata", "ObjectMeta"), 2: F("spec", "TokenRequestSpec"),
+                     3: F("status", "TokenRequestStatus")},
+    "TokenRequestSpec": {1: F("audiences", STR, REPEATED), 3: F("boundObjectRef", "BoundObjectReference"),
+                         4: F("expirationSeconds", INT, keep_zero=True)},
+    "BoundObjectReference": {1: F("kind", STR), 2: F("apiVersion", STR), 3: F("name", STR), 4: F("uid", STR)},
+    "TokenRequestStatus": {1: F("token", STR), 2: F("expirationTimestamp", TIME)},
+})

@@ -92,4 +92,6 @@ class Registry(Deletion):
 
     def evict(self, namespace: str, name: str, grace_period: int | None = None,
               dry_run: bool = False) -> dict[str, Any]:
+        for guard in self._eviction_guards:
+            guard(namespace, name, dry_run)
         return self.delete(PODS, namespace, name, grace_period=grace_period, dry_run=dry_run)

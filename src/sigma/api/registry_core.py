@@ -80,6 +80,8 @@ class RegistryCore:
         self.store = store
         self.clock = clock
         self._admission: dict[str, list[Callable[[dict[str, Any], dict[str, Any] | None], None]]] = {}
+        self._on_create: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
+        self._eviction_guards: list[Callable[[str, str, bool], None]] = []
         self._lock = threading.Lock()
         self._namespaces: dict[str, tuple[float, dict[str, Any]]] = {}  # name -> (read at, object)
         self._empty: dict[tuple[str, str], float] = {}  # (plural, namespace) -> listed empty at
@@ -88,6 +90,14 @@ class RegistryCore:
     def add_admission(self, kind: str, hook: Callable[[dict[str, Any], dict[str, Any] | None], None]) -> None:
         """``hook(obj, old)`` may mutate ``obj`` or raise ApiError before a create/update."""
         self._admission.setdefault(kind, []).append(hook)
+
+    def add_eviction_guard(self, guard: Callable[[str, str, bool], None]) -> None:
+        """``guard(namespace, name, dry_run)`` may refuse a pod eviction (disruption budgets)."""
+        self._eviction_guards.append(guard)
+
+    def add_on_create(self, kind: str, hook: Callable[[dict[str, Any]], None]) -> None:
+        """``hook(obj)`` completes a new object once it has its uid (a Job's generated selector)."""
+        self._on_create.setdefault(kind, []).append(hook)
 
     # -- codec --------------------------------------------------------------------------
     @staticmethod
@@ -249,6 +259,8 @@ class RegistryCore:
         m["generation"] = 1
         for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             m.pop(field, None)
+        for hook in self._on_create.get(rt.kind, []):
+            hook(obj)
         if dry_run:
             # Everything a real create checks, except that the name is free: the store's
             # create is what finds that out, so ask it without writing.

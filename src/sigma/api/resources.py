@@ -57,6 +57,8 @@ RESOURCES: tuple[ResourceType, ...] = (
                  ("binding", "status", "log", "eviction"), ("all",)),
     ResourceType("", "v1", "Event", "events", True, ("ev",), (), has_status=False),
     ResourceType("", "v1", "ResourceQuota", "resourcequotas", True, ("quota",), ("status",)),
+    ResourceType("", "v1", "Service", "services", True, ("svc",), ("status",), ("all",)),
+    ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, (), has_status=False),
     ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale"),
                  ("all",)),
     ResourceType("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",),
@@ -66,6 +68,14 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("sigma.io", "v1", "NodeSLO", "nodeslos", False, ("slo",), ("status",)),
     ResourceType("sigma.io", "v1", "BatchJob", "batchjobs", True, ("bj",), ("status",), ("all",)),
     ResourceType("sigma.io", "v1", "PredictiveScaler", "predictivescalers", True, ("ps",), ("status",)),
+    ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale"), ("all",)),
+    ResourceType("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("status",), ("all",)),
+    ResourceType("batch", "v1", "Job", "jobs", True, (), ("status",), ("all",)),
+    ResourceType("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("status",), ("all",)),
+    ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",), ("status",)),
+    ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",), has_status=False),
+    ResourceType("", "v1", "Secret", "secrets", True, (), has_status=False),
+    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",), has_status=False),
 )
 
 _BY_PATH: dict[tuple[str, str, str], ResourceType] = {

@@ -264,6 +264,20 @@ KIND_SCHEMAS: dict[str, Schema] = {
     "NodeSLO": kind_schema(FREE, FREE),
     "BatchJob": kind_schema(FREE, FREE),
     "PredictiveScaler": kind_schema(FREE, FREE),
+    # Service and EndpointSlice: sigma.api.service_kinds registers their schemas.
+    "Service": kind_schema(FREE, FREE),
+    "EndpointSlice": kind_schema(addressType=STR, endpoints=FREE, ports=FREE),
+    # ReplicaSet and DaemonSet: sigma.api.apps_kinds registers their schemas.
+    "ReplicaSet": kind_schema(FREE, FREE),
+    "DaemonSet": kind_schema(FREE, FREE),
+    # Job, CronJob, PodDisruptionBudget: sigma.api.batch_kinds registers their schemas.
+    "Job": kind_schema(FREE, FREE),
+    "CronJob": kind_schema(FREE, FREE),
+    "PodDisruptionBudget": kind_schema(FREE, FREE),
+    # ConfigMap, Secret, ServiceAccount: sigma.api.configsecret_kinds registers their schemas.
+    "ConfigMap": kind_schema(data=FREE, binaryData=FREE, immutable=BOOL),
+    "Secret": kind_schema(data=FREE, stringData=FREE, type=STR, immutable=BOOL),
+    "ServiceAccount": kind_schema(secrets=FREE, imagePullSecrets=FREE, automountServiceAccountToken=BOOL),
 }
 
 

@@ -39,6 +39,7 @@ from sigma.api.registry import Registry
 from sigma.api.registry_bulk import delete_objects
 from sigma.api.resources import ResourceType, lookup
 from sigma.api.responses import JSON
+from sigma.api.satoken_auth import tokens_of
 from sigma.api.scale import get_scale, update_scale
 from sigma.api.tables import to_table
 from sigma.api.watch import ObjectEvent, RegistryWatch
@@ -62,7 +63,8 @@ TABLE_MEDIA = "as=Table"
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 # What each subresource answers (status: read and write the status; binding and eviction:
 # POST only). Anything else is 405, never the verb applied to the object itself.
-SUBRESOURCE_VERBS = {"status": ("GET", "PUT", "PATCH"), "binding": ("POST",), "eviction": ("POST",)}
+SUBRESOURCE_VERBS = {"status": ("GET", "PUT", "PATCH"), "binding": ("POST",), "eviction": ("POST",),
+                     "token": ("POST",)}
 PATCH_TYPES = {
     "application/merge-patch+json": "merge",
     "application/json-patch+json": "json",
@@ -347,6 +349,11 @@ class ApiServer:
             await self._call(self.registry.evict, t.namespace or "", t.name, grace, dry_run)
             return JSON({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                  "code": 201}, status_code=201)
+        if method == "POST" and t.sub == "token":  # the TokenRequest API (sigma.api.satoken_auth)
+            tokens = tokens_of(self.registry)
+            answer = await self._call(tokens.request, t.namespace or "", t.name, await read_body(request),
+                                      _dry_run(request, "CreateOptions"))
+            return JSON(answer, status_code=201)
         raise errors.method_not_allowed(f"{method} is not supported on {t.rt.plural}/{t.sub or ''}")
 
     @staticmethod

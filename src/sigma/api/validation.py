@@ -7,6 +7,7 @@ refuses the write with 422 Invalid when it is not empty, so nothing is partly wr
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Callable
@@ -128,7 +129,24 @@ def _mask_trailing_dash(prefix: str) -> str:
     return prefix[:-1] + "a" if len(prefix) > 1 and prefix.endswith("-") else prefix
 
 
-_NAME_CHECKS: dict[str, Callable[[str], list[str]]] = {"label": is_dns1123_label, "subdomain": is_dns1123_subdomain}
+_DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
+_DNS1035_LABEL = re.compile(f"^{_DNS1035_LABEL_FMT}$")
+
+
+def is_dns1035_label(value: str) -> list[str]:
+    """apimachinery IsDNS1035Label: a Service's name (it becomes a DNS label and an env var)."""
+    errors = []
+    if len(value) > DNS1123_LABEL_MAX:
+        errors.append(_max_len_error(DNS1123_LABEL_MAX))
+    if not _DNS1035_LABEL.match(value):
+        errors.append(_regex_error("a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
+                                   "start with an alphabetic character, and end with an alphanumeric character",
+                                   _DNS1035_LABEL_FMT, "my-name", "abc-123"))
+    return errors
+
+
+_NAME_CHECKS: dict[str, Callable[[str], list[str]]] = {"label": is_dns1123_label, "subdomain": is_dns1123_subdomain,
+                                                      "dns1035": is_dns1035_label}
 
 
 def validate_labels(labels: Any, path: str) -> list[Cause]:
@@ -223,7 +241,68 @@ def validate_container(c: dict[str, Any], path: str, needs_command: bool) -> lis
         # The range is the schema's (sigma.api.schema.PORT); here only its presence.
         if port.get("containerPort") is None:
             causes.append(Cause(f"{path}.ports[{i}].containerPort", "Required value", "FieldValueRequired"))
+    for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+        if isinstance(c.get(kind), dict):
+            causes += validate_probe(c[kind], f"{path}.{kind}", kind)
     return causes
+
+
+_PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
+
+
+def validate_probe(probe: dict[str, Any], path: str, kind: str) -> list[Cause]:
+    """Kubernetes' validateProbe and validateHandler; the numbers' ranges are the schema's."""
+    causes: list[Cause] = []
+    handlers = [h for h in _PROBE_HANDLERS if probe.get(h) is not None]
+    if not handlers:
+        causes.append(Cause(path, "Required value: must specify a handler type", "FieldValueRequired"))
+    for extra in handlers[1:]:
+        causes.append(Cause(f"{path}.{extra}", "Forbidden: may not specify more than 1 handler type",
+                            "FieldValueForbidden"))
+    success = probe.get("successThreshold")
+    if kind != "readinessProbe" and success not in (None, 0, 1):  # 0 is defaulted to 1
+        causes.append(Cause(f"{path}.successThreshold", f"Invalid value: {success}: must be 1"))
+    grace = probe.get("terminationGracePeriodSeconds")
+    if kind == "readinessProbe" and grace is not None:
+        causes.append(Cause(f"{path}.terminationGracePeriodSeconds",
+                            f"Invalid value: {grace}: must not be set for readinessProbes"))
+    action = probe.get(handlers[0]) if handlers else None
+    if not isinstance(action, dict):
+        return causes
+    where = f"{path}.{handlers[0]}"
+    if handlers[0] == "grpc":
+        causes.append(Cause(where, "Forbidden: grpc probes are not supported by Sigma: use exec, httpGet or "
+                                   "tcpSocket", "FieldValueForbidden"))
+    elif handlers[0] == "exec":
+        if not action.get("command"):
+            causes.append(Cause(f"{where}.command", "Required value", "FieldValueRequired"))
+    else:
+        causes += _probe_port(action.get("port"), f"{where}.port")
+    scheme = action.get("scheme")
+    if handlers[0] == "httpGet" and scheme not in (None, "HTTP", "HTTPS"):
+        causes.append(Cause(f"{where}.scheme", f'Unsupported value: "{scheme}": supported values: "HTTP", "HTTPS"',
+                            "FieldValueNotSupported"))
+    return causes
+
+
+def _probe_port(port: Any, path: str) -> list[Cause]:
+    """A port number (its range is the schema's) or an IANA_SVC_NAME (apimachinery's IsValidPortName)."""
+    if port is None or port == "":
+        return [Cause(path, "Required value", "FieldValueRequired")]
+    if not isinstance(port, str):
+        return []
+    problems = []
+    if len(port) > 15:
+        problems.append("must be no more than 15 characters")
+    if not re.fullmatch(r"[-a-z0-9]+", port):
+        problems.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
+    if not re.search(r"[a-z]", port):
+        problems.append("must contain at least one letter (a-z)")
+    if "--" in port:
+        problems.append("must not contain consecutive hyphens")
+    if port.startswith("-") or port.endswith("-"):
+        problems.append("must not begin or end with a hyphen")
+    return _invalid(path, port, problems) if problems else []
 
 
 def validate_pod_spec(spec: Any, path: str) -> list[Cause]:
@@ -358,6 +437,29 @@ def validate_node(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause
             causes.append(Cause(f"spec.taints[{i}].effect", f'Unsupported value: "{taint.get("effect")}": '
                                 'supported values: "NoSchedule", "PreferNoSchedule", "NoExecute"',
                                 "FieldValueNotSupported"))
+    return causes + _pod_cidr_causes(obj.get("spec") or {}, (old.get("spec") or {}) if old is not None else None)
+
+
+def _pod_cidr_causes(spec: dict[str, Any], old_spec: dict[str, Any] | None) -> list[Cause]:
+    """spec.podCIDR(s) as Kubernetes' ValidateNode has them: CIDRs, one per family, podCIDR the
+    first of podCIDRs, and set once: a Node's pod block never moves under its running pods."""
+    cidrs = list(spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else []))
+    causes: list[Cause] = []
+    families: set[int] = set()
+    for i, cidr in enumerate(cidrs):
+        try:
+            families.add(ipaddress.ip_network(str(cidr), strict=False).version)
+        except ValueError:
+            causes.append(Cause(f"spec.podCIDRs[{i}]", f'Invalid value: "{cidr}": must be a valid CIDR'))
+    if len(cidrs) > len(families) and not causes:
+        causes.append(Cause("spec.podCIDRs", "Invalid value: may specify no more than one CIDR for each IP family"))
+    if spec.get("podCIDR") and spec.get("podCIDRs") and spec["podCIDR"] != spec["podCIDRs"][0]:
+        causes.append(Cause("spec.podCIDR", f'Invalid value: "{spec["podCIDR"]}": must equal spec.podCIDRs[0]'))
+    if old_spec is not None:
+        before = list(old_spec.get("podCIDRs") or ([old_spec["podCIDR"]] if old_spec.get("podCIDR") else []))
+        if before and before != cidrs:
+            causes.append(Cause("spec.podCIDRs", 'Forbidden: node updates may not change podCIDR except from "" '
+                                "to valid", "FieldValueForbidden"))
     return causes
 
 
@@ -432,10 +534,26 @@ def default_pod_spec(spec: dict[str, Any]) -> None:
         if image:
             c.setdefault("imagePullPolicy", "Always" if image.endswith(":latest") or ":" not in image.rsplit("/", 1)[-1]
                          else "IfNotPresent")
+        for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+            if isinstance(c.get(kind), dict):
+                default_probe(c[kind])
         resources = c.setdefault("resources", {})
         # Kubernetes: a limit without a request means request = limit.
         for resource, limit in (resources.get("limits") or {}).items():
             resources.setdefault("requests", {}).setdefault(resource, limit)
+
+
+PROBE_DEFAULTS = {"timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}
+
+
+def default_probe(probe: dict[str, Any]) -> None:
+    """SetDefaults_Probe and SetDefaults_HTTPGetAction: 0 (or unset) takes the default."""
+    for name, value in PROBE_DEFAULTS.items():
+        if not probe.get(name):
+            probe[name] = value
+    if isinstance(probe.get("httpGet"), dict):
+        probe["httpGet"].setdefault("path", "/")
+        probe["httpGet"].setdefault("scheme", "HTTP")
 
 
 def qos_class(spec: dict[str, Any]) -> str:
@@ -467,8 +585,18 @@ def default_deployment(obj: dict[str, Any]) -> None:
     default_pod_spec(template_spec)
 
 
+DEFAULTERS: dict[str, Callable[[dict[str, Any]], None]] = {}
+
+
+def register_defaults(kind: str, defaulter: Callable[[dict[str, Any]], None]) -> None:
+    """Kinds installed beside the core ones (Service, EndpointSlice...) register their defaults here."""
+    DEFAULTERS[kind] = defaulter
+
+
 def apply_defaults(kind: str, obj: dict[str, Any]) -> None:
-    if kind == "Pod":
+    if kind in DEFAULTERS:
+        DEFAULTERS[kind](obj)
+    elif kind == "Pod":
         spec = obj.setdefault("spec", {})
         default_pod_spec(spec)
         status = obj.setdefault("status", {})

@@ -417,6 +417,13 @@ def _variant(result: LoadResult, phase: Phase, p99_alone: float) -> dict[str, fl
 
 
 def run(argv: list[str]) -> dict[str, Any]:
+    # --variant network: prod's latency beside batch traffic on a shaped link (isolation_net).
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--variant", choices=("cpu", "network"), default="cpu")
+    variant, argv = pre.parse_known_args(argv)
+    if variant.variant == "network":
+        from sigma.bench import isolation_net
+        return isolation_net.run(argv)
     p = argparse.ArgumentParser(prog="sigma bench isolation")
     p.add_argument("--seconds", type=float, default=30.0, help="length of each measured run (alone and "
                    "co-located: in total over their rounds)")

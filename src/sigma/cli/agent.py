@@ -92,6 +92,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--qos-interval", type=float, default=1.0,
                    help="seconds between QoS rounds (idle, suppress, evict, resctrl)")
     p.add_argument("--drain-on-exit", action="store_true", help="stop every pod when the agent stops")
+    net = p.add_argument_group("pod network", "a network namespace and an address per pod (CNI), host-gw routes")
+    net.add_argument("--pod-network", action="store_true",
+                     help="give pods their own network from the Node's podCIDR (else they share the host's)")
+    net.add_argument("--cni-bin-dir", action="append", default=None, metavar="DIR",
+                     help="where the CNI plugins are (repeatable; default /usr/lib/cni, /opt/cni/bin)")
+    net.add_argument("--enable-ip-forward", action="store_true",
+                     help="turn on IPv4 forwarding in the agent's network namespace (pods of other nodes)")
+    services = p.add_argument_group("services", "the nftables service proxy and the cluster DNS (docs/concepts.md)")
+    services.add_argument("--service-proxy", action="store_true",
+                          help="program ClusterIPs and NodePorts into nftables (table ip sigma)")
+    services.add_argument("--cluster-dns", action="store_true", help="serve cluster DNS on the pod gateway address")
+    services.add_argument("--cluster-cidr", help="the cluster's pod addresses, e.g. 10.244.0.0/16 (masquerade)")
+    services.add_argument("--cluster-domain", default="cluster.local", help="the DNS domain of Services and pods")
+    services.add_argument("--cluster-dns-port", type=int, default=53,
+                          help="the port the cluster DNS answers on (UDP and TCP)")
+    services.add_argument("--cluster-dns-address", help="default: the first address of the Node's podCIDR")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     p.set_defaults(func=run_agent)
 
@@ -164,8 +180,10 @@ def run_agent(args: argparse.Namespace) -> int:
     from sigma.agent.agent import Agent, AgentOptions, NodeUnauthorized
     from sigma.agent.cgroups import agent_cgroup_root
     from sigma.agent.images import DEFAULT_ROOT
+    from sigma.agent.podnet.network import DEFAULT_CNI_BIN_DIRS
     from sigma.agent.pulls import ImageOptions
     from sigma.agent.qos import QosOptions
+    from sigma.agent.servicenet import ServiceNetOptions
     from sigma.api.errors import ApiError
     from sigma.statemodes import secure_state_dir
 
@@ -181,11 +199,16 @@ def run_agent(args: argparse.Namespace) -> int:
             address=args.address, cgroup_root=cgroup_root, image_dir=args.image_dir or DEFAULT_ROOT,
             resync_interval=args.resync_interval, metrics_interval=args.metrics_interval,
             lease_interval=args.lease_interval, drain_on_exit=args.drain_on_exit,
+            pod_network=args.pod_network, enable_ip_forward=args.enable_ip_forward,
+            cni_bin_dirs=tuple(args.cni_bin_dir or DEFAULT_CNI_BIN_DIRS),
             qos=QosOptions(interval=args.qos_interval),
             images=ImageOptions(registry=args.registry, insecure_registry=args.insecure_registry, p2p=args.p2p,
                                 p2p_port=p2p_port, p2p_upload_rate=args.p2p_upload_mbps * 1e6 / 8,
                                 gc_budget=args.image_gc_budget, gc_interval=args.image_gc_interval,
                                 overlay=args.rootfs == "overlay"),
+            services=ServiceNetOptions(proxy=args.service_proxy, dns=args.cluster_dns, cluster_cidr=args.cluster_cidr,
+                                       cluster_domain=args.cluster_domain, dns_port=args.cluster_dns_port,
+                                       dns_address=args.cluster_dns_address),
         )
         agent = Agent(_client(args), args.node_name, args.state_dir, options)
     except (ValueError, OSError, ApiError, PortInUse) as err:

@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    module = importlib.import_module(f"sigma.bench.{args.name}")
+    module = importlib.import_module(f"sigma.bench.{args.name.replace('-', '_')}")
     # --json may come after NAME, where argparse hands it to the benchmark's arguments.
     rest = [a for a in args.args if a != "--json"]
     as_json = args.json or len(rest) != len(args.args)

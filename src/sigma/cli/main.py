@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("sigma.cli.sim", "trace-driven simulation of co-location policies"),
     "bench": ("sigma.cli.bench", "run a benchmark (the result is printed last, as JSON with --json)"),
     "version": ("sigma.cli.version", "print the client and server versions"),
+    "completion": ("sigma.cli.completion", "print a shell completion script (bash or zsh)"),
 }
 
 
@@ -43,7 +44,7 @@ def _version() -> str:
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser with ``command``'s module loaded (every module when None: for tools that
+    """The parser with ``command``'s module loaded (none for "", every module for None: for tools that
     want the whole tree, such as shell completion or tests of every command's help)."""
     parser = argparse.ArgumentParser(prog="sigma", description="Sigma co-location cluster manager")
     parser.add_argument("--version", action="version", version=f"sigma {_version()}")
@@ -89,7 +90,8 @@ def _command(argv: list[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = _command(argv)
-    parser = build_parser(command if command in COMMANDS else None)
+    # No (known) command: `sigma --help` and the usage error need only the help lines above.
+    parser = build_parser(command if command in COMMANDS else "")
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

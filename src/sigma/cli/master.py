@@ -39,6 +39,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="a controller timing or setting, e.g. node_grace_s=4, pod_eviction_timeout_s=10 or "
                    "p2p_source_claims=8 (repeatable)")
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16",
+                   help="the pod network: each Node gets a block of it as spec.podCIDR (comma-separated IPv4 CIDRs)")
+    p.add_argument("--node-cidr-mask-size", type=int, default=24, help="the prefix length of each Node's podCIDR")
+    p.add_argument("--service-cidr", default=None, metavar="CIDR",
+                   help="the ClusterIP range of Services (default 10.96.0.0/12; its first address is the "
+                   "kubernetes Service's)")
+    p.add_argument("--service-node-port-range", default=None, metavar="LOW-HIGH",
+                   help="the NodePort range of Services (default 30000-32767)")
     add_auth_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     p.set_defaults(func=run_master)
@@ -104,6 +112,7 @@ def _logging(verbose: bool) -> None:
 
 
 def run_master(args: argparse.Namespace) -> int:
+    from sigma.master.controllers.podcidr import cluster_cidrs_of
     from sigma.master.process import Master
     from sigma.ports import PortInUse, bind_tcp, url_host
     from sigma.statelock import StateInUse, lock_master_state
@@ -118,7 +127,7 @@ def run_master(args: argparse.Namespace) -> int:
 
     try:
         if args.store.startswith("sqlite:///"):  # SQLite belongs to one master: etcd's masters share
-            lock_master_state(state.resolve(), "sigma master", "--store sqlite:///OTHER/state.db")
+            _held = lock_master_state(state.resolve(), "sigma master", "--store sqlite:///OTHER/state.db")
         # Bound now, served later: a taken port stops us before the store is opened.
         listener = bind_tcp(host, port, "--listen", "(HOST:PORT)")
     except (StateInUse, PortInUse, OSError) as err:
@@ -130,7 +139,10 @@ def run_master(args: argparse.Namespace) -> int:
         store_dir = [state.resolve()] if args.store.startswith("sqlite:///") else []
         for private in dict.fromkeys([*store_dir, auth.state_dir]):
             secure_master_state(private)  # umask 077 first: the store and CA are created next
-        master = Master(args.store, host, port, controllers=not args.no_controllers, options=_options(args.option),
+        options: dict[str, Any] = {**_options(args.option), "cluster_cidr": args.cluster_cidr,
+                                   "node_cidr_mask_size": args.node_cidr_mask_size, **_service_network(args)}
+        cluster_cidrs_of(options)  # overlapping or malformed blocks are refused before anything starts
+        master = Master(args.store, host, port, controllers=not args.no_controllers, options=options,
                         auth=auth, **history)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
@@ -139,6 +151,16 @@ def run_master(args: argparse.Namespace) -> int:
     master.serve(on_ready=lambda: console.print(f"sigma master serving on {scheme}://{url_host(host)}:{port}"),
                  sockets=[listener])
     return 0
+
+
+def _service_network(args: argparse.Namespace) -> dict[str, str]:
+    """The Master options of the service network flags (checked when the master starts)."""
+    out = {}
+    if args.service_cidr is not None:
+        out["service_cidr"] = args.service_cidr
+    if args.service_node_port_range is not None:
+        out["service_node_port_range"] = args.service_node_port_range
+    return out
 
 
 def _options(pairs: list[str]) -> dict[str, float]:

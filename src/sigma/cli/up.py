@@ -35,6 +35,7 @@ from sigma.api.auth import AuthOptions, is_loopback
 from sigma.api.auth.tokens import create_bootstrap_token
 from sigma.master.process import Master
 from sigma.ports import is_wildcard, primary_address, url_host
+from sigma.ui import once_login_url
 
 log = logging.getLogger("sigma.up")
 
@@ -120,6 +121,7 @@ class EmbeddedCluster:
         if self._agent is not None:
             say(f"  node:       {self.node_name} (agent pid {self._agent.pid}, state in {self.state / 'agent'}, "
                 f"cgroups {self.cgroup_root})")
+        say(f"  dashboard:  {once_login_url(self.master.auth_setup, self.public_url)}")
         say(f"  kubeconfig: {self.state / 'kubeconfig'}")
         say(f"  try:        kubectl --kubeconfig {kubeconfig} get pods -A -o wide")
         say(f"              {sigma} get pods -A --kubeconfig {kubeconfig}")

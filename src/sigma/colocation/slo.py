@@ -14,6 +14,8 @@ defaults below. Level-0 reads the thresholds, the agent the ladder's settings.
       batchMemoryBandwidthPercent: 30
       cpuSuppressPolicy: cfsQuota   # agent: cfsQuota (a CFS quota on the batch parent) or
                                     # cpuset (batch confined to whole CPUs, no quota)
+      network: {linkMbps: 1000, threshold: 0.9, batchEgressMbps: 500, ...}
+                                    # agent: batch pods' bandwidth (sigma.colocation.netladder)
 
 NodeMetric (sigma.io/v1, cluster-scoped, name = node name), written by the agent every few
 seconds; cpu in milli-cores, memory in bytes (working set), peaks over `window_s`:
@@ -44,6 +46,7 @@ from sigma.colocation.ladder import (
     SUPPRESS_POLICIES,
 )
 from sigma.colocation.level0 import DEFAULT_THRESHOLDS, ProdUsage, Resources, Thresholds
+from sigma.colocation.netladder import DEFAULT_NETWORK_SLO, NetworkSLO, network_slo, validate_network_spec
 
 CLUSTER_DEFAULT = "cluster-default"
 
@@ -57,6 +60,7 @@ class NodeSLO:
     l3_batch_way_share: float = 0.3
     batch_memory_bandwidth_percent: int = 30
     cpu_suppress_policy: str = CFS_QUOTA
+    network: NetworkSLO = DEFAULT_NETWORK_SLO
 
 
 def _fraction(spec: Mapping[str, Any], key: str, default: float) -> float:
@@ -81,6 +85,7 @@ def node_slo(spec: Mapping[str, Any] | None) -> NodeSLO:
         _fraction(spec, "l3BatchWayShare", d.l3_batch_way_share),
         bandwidth if isinstance(bandwidth, int) and 0 < bandwidth <= 100 else d.batch_memory_bandwidth_percent,
         policy if policy in SUPPRESS_POLICIES else d.cpu_suppress_policy,
+        network_slo(spec.get("network")),
     )
 
 
@@ -90,6 +95,10 @@ def validate_slo_spec(spec: object) -> list[tuple[str, str, str]]:
     typo there would silently keep the quota the node's owner meant to drop."""
     if not isinstance(spec, Mapping):
         return []
+    return _validate_thresholds(spec) + validate_network_spec(spec.get("network"))
+
+
+def _validate_thresholds(spec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     low, high = spec.get("memoryEvictLow", DEFAULT_MEMORY_LOW), spec.get("memoryEvictHigh", DEFAULT_MEMORY_HIGH)
     if _is_number(low) and _is_number(high) and low > high:
         return [("spec.memoryEvictLow", f"Invalid value: {low}: must be less than or equal to memoryEvictHigh "

@@ -24,13 +24,18 @@ from typing import Any
 import uvicorn
 from starlette.routing import Mount
 
-from sigma.api import admission
+from sigma.api import admission, service_kinds
 from sigma.api.auth import AuthOptions, build_auth
+from sigma.api.encrypted_store import EncryptedStore, reencrypt
+from sigma.api.encryption import master_keyring, master_state_dir
 from sigma.api.errors import ApiError
 from sigma.api.limits import LimitedHttpToolsProtocol
 from sigma.api.registry import Registry
 from sigma.api.registry_bulk import owner_index
+from sigma.api.satoken_auth import attach as attach_token_signer
+from sigma.api.satokens import Signer
 from sigma.api.server import create_app
+from sigma.api.service_network import ServiceNetwork
 from sigma.client.local import LocalClient
 from sigma.master import nodelease, wiring
 from sigma.master.wiring import Controller
@@ -80,16 +85,26 @@ class Master:
         if self.watch_history < 1:
             raise ValueError(f"the watch history must keep at least 1 revision, not {self.watch_history}")
         self.store: Store = open_store(self.store_url)
-        self.registry = Registry(self.store)
-        admission.install(self.registry)
+        # Secrets are encrypted below the registry (sigma.api.encrypted_store); a rotated key
+        # takes effect here, every Secret under an older key rewritten with the new one.
+        self.key_dir = master_state_dir(self.store_url, self.auth.state_dir if self.auth is not None else None)
+        self.keyring = master_keyring(self.key_dir)
+        reencrypt(self.store, self.keyring)
+        self.registry = Registry(EncryptedStore(self.store, self.keyring))
+        admission.install(self.registry, self.options)
         nodelease.install(self.registry)  # one live agent per node
         admission.bootstrap(self.registry)
-        owner_index(self.store)  # dependents by lookup: a delete never reads every stored object
+        service_kinds.bootstrap(self.registry, ServiceNetwork.from_options(self.options), self.host, self.port)
+        owner_index(self.registry.store)  # dependents by lookup: a delete never reads every stored object
+        attach_token_signer(self.registry, Signer.load(self.key_dir))  # ServiceAccount tokens
         self.auth_setup = build_auth(self.auth, self.registry) if self.auth is not None else None
+        if self.auth_setup is not None:  # the kube-root-ca.crt ConfigMap of every namespace
+            self.options.setdefault("root_ca_pem", self.auth_setup.ca.cert.read_text())
         remote_store = isinstance(self.store, EtcdStore)
+        policy = self.auth_setup.policy if self.auth_setup is not None else None
         self.app = create_app(self.registry, f"{self.host}:{self.port}", self.auth_setup,
                               store_threads=STORE_THREADS if remote_store else 0,
-                              extra_routes=ui_routes(self.registry))
+                              extra_routes=ui_routes(self.registry, policy))
         # The P2P tracker for the agents' image pulls, ahead of the API's catch-all route.
         # Its state is in memory only: after a restart agents re-announce as they pull.
         tracker = TrackerState(max_claims=int(self.options.get("p2p_source_claims", DEFAULT_SOURCE_CLAIMS)))
@@ -118,7 +133,7 @@ class Master:
         registry = self.registry
         if store is not None:
             registry = copy.copy(self.registry)  # shallow: same hooks and lock, other store
-            registry.store = store
+            registry.store = EncryptedStore(store, self.keyring)
         self._term_stop = threading.Event()
         client = LocalClient(registry)
         for ctrl in wiring.controllers(client, self.options) if self.controllers else []:

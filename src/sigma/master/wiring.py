@@ -14,7 +14,24 @@ from typing import Any, Protocol
 from sigma.client.local import LocalClient
 from sigma.colocation.level0 import DEFAULT_STALENESS_S
 from sigma.colocation.queues import parse_queues
-from sigma.master.controllers import batchjob, deployment, gc, level0, nodelifecycle, predictive, quota
+from sigma.master.controllers import (
+    batchjob,
+    cronjob,
+    daemonset,
+    deployment_rs,
+    disruption,
+    endpointslice,
+    gc,
+    job,
+    job_plan,
+    level0,
+    nodelifecycle,
+    podcidr,
+    predictive,
+    quota,
+    replicaset,
+    serviceaccounts,
+)
 from sigma.master.scheduler import loop as sigma_scheduler
 from sigma.master.scheduler.fuxi import CHUNK, FuxiScheduler
 
@@ -34,8 +51,19 @@ def controllers(client: LocalClient, options: dict[str, Any]) -> list[Controller
         sigma_scheduler.SchedulerLoop(client),
         FuxiScheduler(client, parse_queues(options.get("fuxi_queues")), int(options.get("fuxi_chunk", CHUNK))),
         # Workloads: Deployments and BatchJobs create and replace their pods.
-        deployment.DeploymentController(client, resync_s=seconds("deployment_resync_s", deployment.RESYNC_S)),
+        # Deployments own ReplicaSets, which own pods; DaemonSets one pod per matching node.
+        deployment_rs.DeploymentController(client, resync_s=seconds("deployment_resync_s", deployment_rs.RESYNC_S)),
+        replicaset.ReplicaSetController(client, resync_s=seconds("replicaset_resync_s", replicaset.RESYNC_S)),
+        daemonset.DaemonSetController(client, resync_s=seconds("daemonset_resync_s", daemonset.RESYNC_S)),
         batchjob.BatchJobController(client, resync_s=seconds("batchjob_resync_s", batchjob.RESYNC_S)),
+        # batch/v1 Job and CronJob.
+        job.JobController(client, backoff=job_plan.Backoff(seconds("job_backoff_base_s", 10.0),
+                                                           seconds("job_backoff_cap_s", 360.0))),
+        cronjob.CronJobController(client),
+        # Services: the EndpointSlices of the pods each one selects.
+        endpointslice.EndpointSliceController(
+            client, resync_s=seconds("endpointslice_resync_s", endpointslice.RESYNC_S),
+            max_per_slice=int(options.get("max_endpoints_per_slice", endpointslice.MAX_PER_SLICE))),
         # Co-location: Level-0's batch allocatable, and scaling ahead of the load.
         level0.Level0Controller(client, period_s=seconds("level0_period_s", level0.PERIOD_S),
                                 staleness_s=seconds("level0_staleness_s", DEFAULT_STALENESS_S)),
@@ -47,4 +75,12 @@ def controllers(client: LocalClient, options: dict[str, Any]) -> list[Controller
         nodelifecycle.NodeLifecycleController(client, nodelifecycle.NodeLifecycleOptions.from_options(options)),
         gc.GarbageCollector(client, seconds("gc_period_s", gc.SWEEP_EVERY_S)),
         quota.QuotaController(client),
+        # Pod networking: each Node's spec.podCIDR, carved from --cluster-cidr.
+        podcidr.PodCidrController(client, *podcidr.cluster_cidrs_of(options)),
+        # PodDisruptionBudgets' status (how many disruptions each allows).
+        disruption.DisruptionController(client),
+        # Every namespace's default ServiceAccount and kube-root-ca.crt ConfigMap.
+        serviceaccounts.ServiceAccountsController(client, str(options.get("root_ca_pem", "")),
+                                                  seconds("serviceaccounts_period_s", serviceaccounts.PERIOD_S)),
     ]
+

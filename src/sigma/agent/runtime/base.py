@@ -8,6 +8,7 @@ restarted, by the next agent. The shim writes the container's state to files; `s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -55,6 +56,12 @@ class ContainerSpec:
     seccomp_profile: str = "RuntimeDefault"  # or "Unconfined" (securityContext.seccompProfile.type)
     capabilities_add: tuple[str, ...] = ()  # securityContext.capabilities, as the pod spells them
     capabilities_drop: tuple[str, ...] = ()
+    # The pod's network namespace (sigma.agent.podnet), shared by all its containers; None
+    # keeps the host's network (hostNetwork pods, or a node without the pod network).
+    netns_path: str | None = None
+    # Files bind-mounted read-only over the container's own: (path inside, file on the host),
+    # the pod's /etc/resolv.conf and /etc/hosts.
+    etc_files: tuple[tuple[str, str], ...] = ()
 
     @property
     def id(self) -> str:
@@ -104,4 +111,10 @@ class Runtime(Protocol):
 
     def remove(self, container_id: str) -> None:
         """Forget an exited container (state files, bundle). Kills it first if needed."""
+        ...
+
+    def exec(self, container_id: str, argv: Sequence[str], timeout: float) -> tuple[int, str]:
+        """Run ``argv`` inside the running container (its namespaces, cgroup, user and
+        environment), as exec probes do: (exit code, output). Killed past ``timeout``,
+        raising TimeoutError; OSError when the container is not running."""
         ...

@@ -96,6 +96,7 @@ class ProcessRuntime(ShimRuntime):
             "hostname": spec.pod_name,
             "user": user,
             "no_new_privs": spec.no_new_privs,
+            "netns": spec.netns_path,  # the shim joins it before the container starts
         }
 
     def _sandboxed(self, spec: ContainerSpec, cdir: str, user: dict[str, int] | None) -> dict[str, Any]:

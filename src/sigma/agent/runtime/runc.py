@@ -100,8 +100,9 @@ def oci_config(spec: ContainerSpec, image: dict[str, Any], cgroup_rel: str) -> d
         resources["memory"] = {"limit": spec.memory_limit_bytes}
     linux: dict[str, Any] = {
         "resources": resources,
-        # No network namespace yet: containers share the host network, like hostNetwork pods.
-        "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount")],
+        # The pod's network namespace when it has one; else the host network (hostNetwork).
+        "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount")] + (
+            [{"type": "network", "path": spec.netns_path}] if spec.netns_path else []),
         "maskedPaths": MASKED_PATHS,
         "readonlyPaths": READONLY_PATHS,
     }
@@ -127,9 +128,15 @@ def oci_config(spec: ContainerSpec, image: dict[str, Any], cgroup_rel: str) -> d
         },
         "root": {"path": "rootfs", "readonly": False},
         "hostname": spec.pod_name[:63] or "sigma",
-        "mounts": _MOUNTS,
+        "mounts": [*_MOUNTS, *etc_mounts(spec)],
         "linux": linux,
     }, spec)  # capabilities, seccomp, read-only rootfs, user ids and namespace (runtime/hardening.py)
+
+
+def etc_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
+    """The pod's generated /etc files (resolv.conf, hosts), bound read-only over the image's."""
+    return [{"destination": target, "type": "bind", "source": source, "options": ["rbind", "ro", "nosuid", "nodev"]}
+            for target, source in spec.etc_files]
 
 
 _MOUNTS = [

@@ -18,9 +18,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
+from sigma.agent.kernelfiles import read_text
 from sigma.agent.nsutil import proc_start_time
+from sigma.agent.runtime import execin
 from sigma.agent.runtime.base import EXITED, RUNNING, UNKNOWN, ContainerSpec, ContainerStatus
 from sigma.agent.statefile import read_json
 
@@ -136,6 +139,16 @@ class ShimRuntime:
         self._cleanup(container_id, _read(os.path.join(cdir, "spec.json")))
         shutil.rmtree(cdir, ignore_errors=True)
 
+    def exec(self, container_id: str, argv: Sequence[str], timeout: float) -> tuple[int, str]:
+        """``runc exec`` into a runc container (the process inherits its config: user,
+        capabilities, seccomp, environment); for an unsandboxed process container, nsenter
+        into its namespaces as its user, in its cgroup (sigma.agent.runtime.execin)."""
+        cdir = os.path.join(self.dir, container_id)
+        meta, state = _read(os.path.join(cdir, "spec.json")), _read(os.path.join(cdir, "state.json"))
+        if state.get("state") != "running" or not _alive(state.get("pid"), state.get("pid_start")):
+            raise OSError(f"container {container_id} is not running")
+        return execin.run_in(meta, int(state["pid"]), [*argv], timeout)
+
     def _status_or_fail(self, container_id: str) -> ContainerStatus:
         status = self.status(container_id)
         if status is None:
@@ -191,8 +204,5 @@ def _alive(pid: Any, start: Any) -> bool:
     # Same pid but a different start time means the pid was reused by another process.
     if start is not None and now_start != start:
         return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    stat = read_text(f"/proc/{pid}/stat")
+    return stat is not None and stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -106,6 +106,8 @@ def serving_names(host: str) -> list[str]:
 
 
 def build_auth(options: AuthOptions, registry: Registry) -> AuthSetup:
+    from sigma.api.satoken_auth import tokens_of  # it reads sigma.api.auth.identity: not at import
+
     loopback = is_loopback(options.host)
     if options.allow_anonymous_loopback and not loopback:
         raise ValueError(f"anonymous access is only allowed on a loopback listener, not on {options.host}")
@@ -125,7 +127,8 @@ def build_auth(options: AuthOptions, registry: Registry) -> AuthSetup:
         credentials=credentials, bindings=Bindings(options.rbac_file or options.state_dir / "rbac.yaml"),
         pod_node=pod_node_of(registry), allow_anonymous=options.allow_anonymous_loopback and loopback,
         limiter=RateLimiter(options.rate_qps, options.rate_burst) if options.rate_qps > 0 else None,
-        audit=AuditLog(options.state_dir / "audit.log") if options.audit else None)
+        audit=AuditLog(options.state_dir / "audit.log") if options.audit else None,
+        service_accounts=tokens_of(registry).authenticate)
     return AuthSetup(policy, ca, server_cert, join_routes(credentials, ca.cert, registry), agent_client)
 
 

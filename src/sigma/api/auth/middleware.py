@@ -4,6 +4,13 @@ Order matters and is Kubernetes': a request is first tied to a user (401 if it p
 credential that does not hold), then throttled per client (429), then authorised (403), and
 only then reaches the API. Mutating requests are audited with the code they ended with,
 whatever stopped them.
+
+Under /ui (the dashboard) a browser may instead present the session cookie of a login at
+/ui/login (sessions.py, browser.py): it then acts as the user who logged in, through the same
+rate limits and RBAC, and what it posts must come from the dashboard's own origin. Without
+any credential, a browser asking for a dashboard page gets the login page; the login and
+logout endpoints decide for themselves. Everywhere else, and for clients that are not
+browsers, nothing changes: no credential is a 401.
 """
 
 from __future__ import annotations
@@ -18,11 +25,13 @@ import orjson
 from sigma.api import errors
 from sigma.api.auth.attributes import Attributes, attributes_of
 from sigma.api.auth.audit import AuditLog
+from sigma.api.auth.browser import LOGIN_PATH, LOGOUT_PATH, cross_site_reason, is_ui_path, session_id, wants_html
 from sigma.api.auth.certs import user_of_peer_cert
 from sigma.api.auth.identity import ANONYMOUS, MASTERS, User
 from sigma.api.auth.noderestriction import BodyCheck, PodNode
 from sigma.api.auth.ratelimit import RateLimiter, failed_auth_limiter, retry_after_header
 from sigma.api.auth.rbac import Bindings, authorize, forbidden_message
+from sigma.api.auth.sessions import SessionStore
 from sigma.api.auth.tokens import Credentials
 from sigma.api.errors import ApiError
 from sigma.api.query import parse_query
@@ -49,6 +58,10 @@ class AuthPolicy:
     audit: AuditLog | None = None
     # Failed authentications per source address, checked before authenticating (429).
     failed_auth: RateLimiter | None = field(default_factory=failed_auth_limiter)
+    # The dashboard's browser sessions and one-time login links (in memory).
+    sessions: SessionStore = field(default_factory=SessionStore)
+    # ServiceAccount tokens (sigma.api.satoken_auth), asked after the token file's.
+    service_accounts: Callable[[str], User | None] | None = None
 
 
 class Unauthorized(Exception):
@@ -67,6 +80,8 @@ def authenticate(policy: AuthPolicy, scope: Scope) -> User:
     if auth:
         scheme, _, token = auth.partition(" ")
         user = policy.credentials.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+        if user is None and scheme.lower() == "bearer" and policy.service_accounts is not None:
+            user = policy.service_accounts(token.strip())
         if user is None:
             raise Unauthorized
         return user
@@ -113,7 +128,9 @@ class AuthMiddleware:
             return
         source = str((scope.get("client") or ("?",))[0])
         failures = self.policy.failed_auth
-        wait = failures.blocked(source) if failures is not None and scope["path"] not in PUBLIC_PATHS else 0.0
+        # The login page answers a blocked address itself (in HTML, and without taking a guess).
+        exempt = scope["path"] in PUBLIC_PATHS or scope["path"] == LOGIN_PATH
+        wait = failures.blocked(source) if failures is not None and not exempt else 0.0
         if wait > 0:
             # Too many failed authentications from this address: refused before anything else
             # is done (its credential is not even looked at), and not audited: the failures
@@ -141,6 +158,8 @@ class AuthMiddleware:
 
         try:
             user = authenticate(self.policy, scope)
+            if user is ANONYMOUS and is_ui_path(scope["path"]):
+                user = self._dashboard_user(scope)
             if bad_query is not None and user is not ANONYMOUS:
                 raise bad_query
             receive = await self._admit(scope, receive, user, attrs)
@@ -159,10 +178,29 @@ class AuthMiddleware:
             if self.policy.audit is not None and attrs.mutating and not attrs.path.startswith("/p2p/"):
                 self._audit(user, attrs, code[0], scope)
 
+    def _dashboard_user(self, scope: Scope) -> User:
+        """The user of a request under /ui without a bearer token or client certificate: the
+        user of its session cookie (a state-changing request only from the dashboard's own
+        origin), else anonymous, shown the login page if it is a browser asking for a page."""
+        user = self.policy.sessions.user_of(session_id(_header(scope, b"cookie")))
+        if user is not None:
+            reason = cross_site_reason(scope["method"], _header(scope, b"origin"), _header(scope, b"sec-fetch-site"),
+                                       _header(scope, b"host"), str(scope.get("scheme") or "http"))
+            if reason is not None:
+                raise ApiError(403, "Forbidden", reason)
+            return user
+        if scope["method"] in ("GET", "HEAD") and wants_html(_header(scope, b"accept")) \
+                and scope["path"] not in (LOGIN_PATH, LOGOUT_PATH):
+            # Whatever dashboard page was asked for, the login page answers (the secret of a
+            # one-time link is only ever read at /ui/login itself).
+            scope["path"], scope["raw_path"], scope["query_string"] = LOGIN_PATH, LOGIN_PATH.encode(), b""
+        return ANONYMOUS
+
     async def _admit(self, scope: Scope, receive: Receive, user: User, attrs: Attributes) -> Receive:
         """Rate-limit and authorise; the receive channel to hand on (replaying a read body)."""
         policy = self.policy
-        if user is ANONYMOUS and attrs.path not in PUBLIC_PATHS:
+        logging_in = scope["path"] in (LOGIN_PATH, LOGOUT_PATH)
+        if user is ANONYMOUS and attrs.path not in PUBLIC_PATHS and not logging_in:
             raise Unauthorized
         if policy.limiter is not None and MASTERS not in user.groups:
             client = user.name if user is not ANONYMOUS else f"ip:{(scope.get('client') or ('?',))[0]}"
@@ -172,6 +210,8 @@ class AuthMiddleware:
                                retry_after_seconds=int(retry_after_header(wait)))
         if attrs.path.startswith(("/sigma/", "/p2p/")) and user is not ANONYMOUS:
             return receive  # the join endpoint and the tracker decide for themselves
+        if logging_in:
+            return receive  # so do the dashboard's login and logout (sigma.ui.login)
         decision = authorize(user, attrs, policy.bindings.current(), policy.pod_node)
         if not decision.allowed:
             raise self._forbidden(user, attrs, decision.reason)

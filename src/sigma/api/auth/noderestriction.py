@@ -4,7 +4,8 @@ An agent sees the pods bound to its node and no others: a list or watch of pods 
 the field selector ``spec.nodeName=NAME`` (the registry then filters by it), and a single pod
 is reachable only when it is bound to NAME. It writes its own Node, its Lease (in
 kube-node-lease), its NodeMetric, the status of its pods, their final deletion and their
-eviction; it may create events anywhere and read nodes and NodeSLOs. Everything else is
+eviction; it may create events anywhere and read nodes, NodeSLOs, and every Service and EndpointSlice
+(the service proxy and the cluster DNS). Everything else is
 refused, with the reason appended to the Forbidden message.
 
 Writes whose object name is only in the body (a create) are decided on the body: the rule
@@ -96,4 +97,6 @@ def node_restriction(a: Attributes, node: str, pod_node: PodNode) -> Decision:
         return ALLOW
     if resource in ("nodeslos", "priorityclasses") and a.verb in READ_ONLY:
         return ALLOW
+    if resource in ("services", "endpointslices") and a.verb in READ_ONLY:
+        return ALLOW  # the service proxy and cluster DNS (Kubernetes' node authorizer allows kube-proxy this)
     return deny(f'node "{node}" may not {a.verb} {a.resource_path}')

@@ -2,7 +2,7 @@
 
 Four roles, fixed in code (Kubernetes' default ClusterRoles, simplified):
 
-- ``cluster-admin``: everything, everywhere, including paths outside the API (/metrics, /ui).
+- ``cluster-admin``: everything, everywhere, including paths outside the API (/metrics).
 - ``edit``: every verb on namespaced resources, in the bound namespace (or in all of them when
   the binding names none), except, as Kubernetes' edit role: ResourceQuotas are read-only,
   Leases out of reach, and no status or binding subresource may be written; reading that
@@ -20,8 +20,9 @@ re-read when it changes::
         groups: [team-a-devs]
 
 Built in: the group ``system:masters`` is bound to cluster-admin and ``system:nodes`` to
-agent. Any authenticated user may read discovery, /openapi, /version and the health
-endpoints; anyone, authenticated or not, the health endpoints and /version.
+agent. Any authenticated user may read discovery, /openapi, /version, the health endpoints
+and the dashboard under /ui, which shows each user only what these rules let them list
+(sigma.ui.access); anyone, authenticated or not, the health endpoints and /version.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any
 import yaml
 
 from sigma.api.auth.attributes import READ_ONLY, Attributes
+from sigma.api.auth.browser import is_ui_path
 from sigma.api.auth.identity import AUTHENTICATED, MASTERS, NODES, User
 from sigma.api.auth.noderestriction import ALLOW, Decision, PodNode, deny, node_restriction
 
@@ -109,9 +111,11 @@ class Bindings:
 # cannot either), a Lease is a node's or a controller's heartbeat (neither role has it).
 READ_ONLY_FOR_EDIT = frozenset({"resourcequotas"})
 NO_ACCESS = frozenset({"leases"})
+# Kubernetes' view role leaves Secrets out: reading one is holding its credentials.
+HIDDEN_FROM_VIEW = frozenset({"secrets"})
 # Subresources an editor may write: status is the controllers' and the agents' report (a
 # quota's status.used is what admission charges against), binding the scheduler's decision.
-EDIT_WRITABLE_SUBRESOURCES = frozenset({"", "scale", "eviction"})
+EDIT_WRITABLE_SUBRESOURCES = frozenset({"", "scale", "eviction", "token"})  # token: serviceaccounts/token
 
 
 def _role_allows(role: str, ns: str | None, a: Attributes) -> bool:
@@ -121,7 +125,7 @@ def _role_allows(role: str, ns: str | None, a: Attributes) -> bool:
         return True
     if a.rt is None or role not in ("edit", "view"):
         return False
-    if a.rt.plural in NO_ACCESS:
+    if a.rt.plural in NO_ACCESS or (role == "view" and a.rt.plural in HIDDEN_FROM_VIEW):
         return False
     read = a.verb in READ_ONLY
     if a.rt.plural == "namespaces":
@@ -141,7 +145,7 @@ def authorize(user: User, a: Attributes, bindings: list[Binding], pod_node: PodN
     if a.rt is None and a.verb == "get":
         if a.path in PUBLIC_PATHS:
             return ALLOW
-        if AUTHENTICATED in user.groups and a.path.startswith(DISCOVERY_PREFIXES):
+        if AUTHENTICATED in user.groups and (a.path.startswith(DISCOVERY_PREFIXES) or is_ui_path(a.path)):
             return ALLOW
     applicable = [b for b in bindings if b.applies_to(user)]
     for b in applicable:

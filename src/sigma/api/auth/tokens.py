@@ -129,7 +129,11 @@ class Credentials:
         self._lock = threading.Lock()
 
     def authenticate(self, token: str) -> User | None:
-        key = digest(token)
+        return self.authenticate_digest(digest(token))
+
+    def authenticate_digest(self, key: str) -> User | None:
+        """Like authenticate, by the token's SHA-256 (what a dashboard session keeps, to end
+        with the token when it is revoked)."""
         with self._lock:
             for source in (self._users, self._nodes, self._bootstrap):
                 entry = source.current().get(key)

@@ -26,6 +26,7 @@ from sigma.api.registry_bulk import delete_objects
 from sigma.api.registry_delete import FOREGROUND
 from sigma.api.resources import RESOURCES, ResourceType, by_kind
 from sigma.client.base import ApiClient
+from sigma.master.controllers.periodic import run_periodic
 from sigma.master.guard import guarded
 
 log = logging.getLogger("sigma.gc")
@@ -47,14 +48,7 @@ class GarbageCollector:
         self.period_s = period_s
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                self.sweep()
-            except ApiError as err:
-                log.warning("garbage collection sweep: %s", err)
-            except Exception:  # a failure of the sweep itself; objects' failures are caught inside
-                log.exception("garbage collection sweep failed")
-            stop.wait(self.period_s)
+        run_periodic(stop, self.sweep, self.period_s, "garbage collection sweep", log)
 
     def sweep(self) -> list[tuple[str, str, str]]:
         """One pass over every namespaced kind; returns the (plural, namespace, name) deleted.

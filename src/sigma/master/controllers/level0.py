@@ -31,6 +31,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from sigma.api.errors import ApiError
+from sigma.api.podview import PodView
 from sigma.client.base import ApiClient
 from sigma.colocation.level0 import (
     DEFAULT_STALENESS_S,
@@ -43,6 +44,7 @@ from sigma.colocation.level0 import (
 )
 from sigma.colocation.prereserve import raise_predicted, reserved_by_node
 from sigma.colocation.slo import CLUSTER_DEFAULT, node_slo, predicted_usage, prod_usage
+from sigma.master.controllers.periodic import run_periodic
 from sigma.master.guard import guarded
 from sigma.master.scheduler.convert import pod_requests
 from sigma.master.scheduler.informer import Delta, drain, shared_informer
@@ -84,19 +86,17 @@ class Level0Controller:
         self.prod = ProdRequests()
         informer.subscribe(deltas)
         try:
-            while not stop.is_set():
-                for delta in drain(deltas, 0):
-                    self.prod.apply(delta)
-                try:
-                    self.reconcile()
-                except ApiError as err:
-                    log.warning("level0: %s", err)
-                except Exception:  # the pass itself; a node's failure is caught per node
-                    log.exception("level0 pass failed")
-                stop.wait(self.period_s)
+            run_periodic(stop, partial(self._pass, deltas), self.period_s, "level0 pass", log)
         finally:
             informer.unsubscribe(deltas)
             self.prod = None
+
+    def _pass(self, deltas: queue.Queue[Delta]) -> None:
+        """The pod deltas since the last pass, then the pass (a node's failure is caught per node)."""
+        assert self.prod is not None
+        for delta in drain(deltas, 0):
+            self.prod.apply(delta)
+        self.reconcile()
 
     def reconcile(self) -> dict[str, BatchAllocatable]:
         """One pass over every node; returns what was computed per node (for tests and logs)."""
@@ -179,17 +179,14 @@ def _prod_requests(pods: list[dict[str, Any]]) -> dict[str, Resources]:
 
 def _prod_request(pod: dict[str, Any]) -> tuple[str, Resources] | None:
     """(node, requests) of a non-terminal prod pod bound to a node; None for any other pod."""
-    spec = pod.get("spec") or {}
-    node = spec.get("nodeName")
-    if not node or spec.get("schedulerName") == FUXI_SCHEDULER:
-        return None
-    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+    view = PodView.of(pod)
+    if not view.node_name or view.scheduler_name == FUXI_SCHEDULER or view.terminal:
         return None
     try:
-        req = pod_requests(spec)
+        req = pod_requests(pod.get("spec") or {})
     except ValueError:
         return None
-    return node, Resources(req.get("cpu", 0), req.get("memory", 0))
+    return view.node_name, Resources(req.get("cpu", 0), req.get("memory", 0))
 
 
 class ProdRequests:
@@ -207,7 +204,7 @@ class ProdRequests:
             for pod in delta.items:
                 self._set_guarded(pod)
         elif delta.type == "DELETED":
-            self._drop(_pod_key(delta.object))
+            self._drop(PodView.of(delta.object).key)
         else:
             self._set_guarded(delta.object)
 
@@ -215,20 +212,18 @@ class ProdRequests:
         try:
             self._set(pod)
         except Exception:  # a pod that cannot be read holds nothing; the others are tallied
-            log.exception("level0: pod %s/%s not counted", *_pod_key(pod))
+            log.exception("level0: pod %s/%s not counted", *PodView.of(pod).key)
 
     def _set(self, pod: dict[str, Any]) -> None:
-        key = _pod_key(pod)
-        spec = pod.get("spec") or {}
-        held = self._by_pod.get(key)
+        view = PodView.of(pod)
+        held = self._by_pod.get(view.key)
         # A bound pod's requests do not change: only binding, finishing or deletion matter.
-        if held is not None and held[0] == spec.get("nodeName") and (pod.get("status") or {}).get("phase") not in (
-                "Succeeded", "Failed"):
+        if held is not None and held[0] == view.node_name and not view.terminal:
             return
-        self._drop(key)
+        self._drop(view.key)
         counted = _prod_request(pod)
         if counted is not None:
-            self._by_pod[key] = counted
+            self._by_pod[view.key] = counted
             self._add(*counted, 1)
 
     def _drop(self, key: tuple[str, str]) -> None:
@@ -240,8 +235,3 @@ class ProdRequests:
         have = self.by_node.get(node, Resources())
         self.by_node[node] = Resources(have.cpu_millis + sign * req.cpu_millis,
                                        have.memory_bytes + sign * req.memory_bytes)
-
-
-def _pod_key(pod: dict[str, Any]) -> tuple[str, str]:
-    meta = pod.get("metadata") or {}
-    return str(meta.get("namespace") or ""), str(meta.get("name") or "")

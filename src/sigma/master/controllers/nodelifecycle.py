@@ -32,6 +32,7 @@ from sigma.api.errors import ApiError
 from sigma.api.objects import condition, is_pod_terminal, now_rfc3339, parse_rfc3339
 from sigma.client.base import ApiClient
 from sigma.client.events import record_event
+from sigma.master.controllers.periodic import run_periodic
 from sigma.master.guard import guarded
 
 log = logging.getLogger("sigma.nodelifecycle")
@@ -114,14 +115,7 @@ class NodeLifecycleController:
         self._seen: dict[str, tuple[tuple[str, str], float]] = {}  # node -> (signal, when it changed)
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                self.tick()
-            except ApiError as err:
-                log.warning("node lifecycle: %s", err)
-            except Exception:
-                log.exception("node lifecycle tick failed")
-            stop.wait(self.options.period_s)
+        run_periodic(stop, self.tick, self.options.period_s, "node lifecycle tick", log)
 
     def tick(self) -> None:
         now = self.clock()

@@ -38,10 +38,11 @@ from typing import Any
 import numpy as np
 
 from sigma.api.errors import ApiError
-from sigma.api.objects import now_rfc3339
+from sigma.api.objects import is_pod_ready, now_rfc3339
 from sigma.api.selectors import selector_to_string
 from sigma.client.base import ApiClient
 from sigma.colocation.prereserve import TargetOnNode, reservation_nodes, spread
+from sigma.master.controllers.periodic import run_periodic
 from sigma.master.controllers.predictive_metrics import (
     MetricSource,
     PodUsage,
@@ -83,14 +84,11 @@ class PredictiveController:
         self._next_due = 0.0  # wall time the next scaler is due: a compressed clock steps often
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                self.reconcile()
-            except ApiError as err:
-                log.warning("predictive: %s", err)
-            except Exception:
-                log.exception("predictive pass failed")
-            stop.wait(min(self.period_s, max(MIN_WAIT_S, self._next_due - self.clock())))
+        run_periodic(stop, self.reconcile, self._wait_s, "predictive pass", log)
+
+    def _wait_s(self) -> float:
+        """Until the next pass: the period, or sooner when a scaler on a compressed clock is due."""
+        return min(self.period_s, max(MIN_WAIT_S, self._next_due - self.clock()))
 
     def reconcile(self) -> list[str]:
         """Step every due scaler; returns the names stepped (for tests and logs)."""
@@ -163,7 +161,7 @@ class PredictiveController:
         if (memory.model is None and (flushed or memory.fitted_at < 0)) or scaled - memory.fitted_at >= self.refit_s:
             memory.refit(spec, scaled)  # without a model yet, try again as each slot closes
         replicas = int((deployment.get("spec") or {}).get("replicas") or 0)
-        ready = sum(1 for p in pods if _ready(p))
+        ready = sum(1 for p in pods if is_pod_ready(p))
         template = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
         result = plan(spec, memory.model, Observation(scaled, metric, replicas, ready), memory.state,
                       self._cpu_per_replica(spec, pods, usage, metric, template))
@@ -293,11 +291,6 @@ def _forecast_now(forecast: Forecast | None, scaled_now: float) -> float | None:
     """The forecast mean for now, next to currentMetric in `kubectl get`: forecast vs actual."""
     value = forecast_at(forecast, scaled_now) if forecast is not None else math.nan
     return None if math.isnan(value) else round(value, 4)
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def _requests(spec: dict[str, Any]) -> dict[str, int]:

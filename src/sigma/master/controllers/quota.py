@@ -14,9 +14,9 @@ import threading
 from functools import partial
 from typing import Any
 
-from sigma.api.errors import ApiError
 from sigma.api.quota import format_units, namespace_usage
 from sigma.client.base import ApiClient
+from sigma.master.controllers.periodic import run_periodic
 from sigma.master.guard import guarded
 
 log = logging.getLogger("sigma.quota")
@@ -33,14 +33,7 @@ class QuotaController:
         self.period_s = period_s
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                self.recount()
-            except ApiError as err:
-                log.warning("quota recount: %s", err)
-            except Exception:
-                log.exception("quota recount failed")
-            stop.wait(self.period_s)
+        run_periodic(stop, self.recount, self.period_s, "quota recount", log)
 
     def recount(self) -> int:
         """One pass; returns how many quotas were updated."""

@@ -119,7 +119,12 @@ def evict_victims(client: ApiClient, preemptor: dict[str, Any], victims: list[di
         except ApiError as err:
             if err.code == 404:
                 continue
-            log.warning("could not evict %s/%s: %s", namespace, name, err)
+            if err.code == 429:
+                # A disruption budget allows no eviction: preemption goes on regardless, as
+                # kube-scheduler's does (budgets are respected where a choice of victims allows).
+                _delete_victim(client, namespace, name)
+            else:
+                log.warning("could not evict %s/%s: %s", namespace, name, err)
         waiting.append(str(victim["metadata"].get("uid")))
         record_event(client, victim, "Normal", "Preempted", f"Preempted by {p_namespace}/{p_name} on node {node}",
                      component)
@@ -127,6 +132,14 @@ def evict_victims(client: ApiClient, preemptor: dict[str, Any], victims: list[di
     record_event(client, preemptor, "Normal", "Preempting",
                  f"Preempting {len(victims)} pod(s) on node {node}: {names}", component)
     return waiting
+
+
+def _delete_victim(client: ApiClient, namespace: str, name: str) -> None:
+    try:
+        client.delete("pods", name, namespace)
+    except ApiError as err:
+        if err.code != 404:
+            log.warning("could not delete %s/%s: %s", namespace, name, err)
 
 
 def victim_grace_s(victims: list[dict[str, Any]]) -> int:

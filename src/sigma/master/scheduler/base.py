@@ -24,6 +24,7 @@ from sigma.client.base import ApiClient
 from sigma.master.guard import report_failure
 from sigma.master.scheduler.cache import ClusterCache, pod_uid
 from sigma.master.scheduler.informer import Delta, drain, shared_informer
+from sigma.master.scheduler.nodechange import opens_room
 from sigma.master.scheduler.queue import SchedulingQueue
 
 IDLE_WAKEUP_S = 1.0
@@ -54,6 +55,7 @@ class CachedLoop:
         self.queue = self._new_queue()
         self.deltas: queue.Queue[Delta] = queue.Queue()
         self.synced: set[str] = set()  # resources whose first listing has been applied
+        self._room_opened = False  # a node became schedulable: parked pods retry at once
 
     # -- the controller ---------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -108,6 +110,10 @@ class CachedLoop:
                 changed = True
         if changed:
             self.queue.cluster_changed()
+        if self._room_opened:
+            self._room_opened = False
+            self.cache.rebuild_now()
+            self.queue.retry_now()
 
     def _object_failed(self, resource: str, obj: dict[str, Any], err: Exception) -> None:
         """Report an object this loop cannot take: FailedScheduling on a pod (kube-scheduler's
@@ -122,7 +128,12 @@ class CachedLoop:
             return True
         if delta.type == "DELETED":
             return self.cache.remove_node(delta.object["metadata"]["name"])
-        return self.cache.set_node(delta.object)
+        name = (delta.object.get("metadata") or {}).get("name")
+        before = self.cache.nodes.get(name) if isinstance(name, str) else None
+        changed = self.cache.set_node(delta.object)
+        if changed and opens_room(before, self.cache.nodes.get(name) if isinstance(name, str) else None):
+            self._room_opened = True
+        return changed
 
     def _apply_pod(self, delta: Delta) -> bool:
         if delta.type == "SYNC":

@@ -78,6 +78,11 @@ class ClusterCache:
         self._stale = self._membership_changed = True
         return True
 
+    def rebuild_now(self) -> None:
+        """The next ensure_fresh rebuilds whatever its rate limit says (a node became
+        schedulable: the pods retried at once must see it)."""
+        self._rebuilt_at = float("-inf")
+
     def ensure_fresh(self, now: float) -> None:
         """Rebuild the snapshot (and the scheduler's per-shape caches) if the nodes changed."""
         if not self._stale:

@@ -28,7 +28,8 @@ class _Entry:
 
 
 class SchedulingQueue:
-    def __init__(self, initial_backoff_s: float = 1.0, max_backoff_s: float = 60.0,
+    # kube-scheduler's defaults: podInitialBackoffSeconds 1, podMaxBackoffSeconds 10.
+    def __init__(self, initial_backoff_s: float = 1.0, max_backoff_s: float = 10.0,
                  park_timeout_s: float = 60.0) -> None:
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
@@ -95,6 +96,13 @@ class SchedulingQueue:
         """Something that might make parked pods fit happened: end their parking."""
         for key in self._waiting:
             self._entries[key].parked_at = None
+
+    def retry_now(self) -> None:
+        """A node became schedulable (sigma.master.scheduler.nodechange): the parked pods'
+        failures had that cause, so they are tried again at once, back-off or not."""
+        for key in self._waiting:
+            entry = self._entries[key]
+            entry.parked_at, entry.retry_at = None, 0.0
 
     def flush(self, now: float) -> None:
         """Move waiting pods whose parking and back-off are over to active."""

@@ -1,0 +1,307 @@
+"""PodNetwork: the agent's per-pod network sandboxes (the thin shell over conflist, cni,
+netns and dns).
+
+A sandbox is a record first (STATE/podnet/sandboxes/<uid>.json: the netns, the list and
+runtime configuration the ADD used, and once it succeeded its result), then a named netns,
+then the CNI ADD. The record written before anything else is what lets a restarted agent
+undo an ADD it was killed in: ``gc`` DELs (with the recorded configuration) every sandbox
+whose pod is gone, and ``ensure`` DELs a half-made one before adding again, so no address
+stays allocated in host-local's store and no veth stays on the bridge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sigma.agent.podnet import bridge, cni, conflist, dns, netns
+from sigma.agent.statefile import read_json, write_json
+from sigma.quantity import QuantityError, parse_quantity
+
+log = logging.getLogger("sigma.agent.podnet")
+
+DEFAULT_CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
+DEFAULT_ETC_ROOT = "/run/sigma/pod-etc"
+INGRESS_ANNOTATION = "kubernetes.io/ingress-bandwidth"
+EGRESS_ANNOTATION = "kubernetes.io/egress-bandwidth"
+BURST_BITS = 2**31 - 1  # kubelet's: no burst limit
+IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
+RETRY_BASE_S, RETRY_CAP_S = 1.0, 60.0
+
+
+class PodNetworkError(Exception):
+    """The pod cannot have its network now; ``reason`` names it in the pod's Event."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    pod_uid: str
+    netns: str  # the path runtimes join
+    ips: tuple[str, ...]
+
+
+@dataclass
+class _Failure:
+    count: int
+    retry_at: float
+    message: str
+
+
+def needs_network(pod: dict[str, Any]) -> bool:
+    return not (pod.get("spec") or {}).get("hostNetwork")
+
+
+def bandwidth_config(pod: dict[str, Any]) -> dict[str, Any]:
+    """The ``bandwidth`` capability argument from the pod's annotations (bits per second);
+    PodNetworkError naming the annotation when one is not a quantity from 1k to 1P."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    out: dict[str, Any] = {}
+    for key, rate, burst in ((INGRESS_ANNOTATION, "ingressRate", "ingressBurst"),
+                             (EGRESS_ANNOTATION, "egressRate", "egressBurst")):
+        if key not in annotations:
+            continue
+        try:
+            value = parse_quantity(str(annotations[key]))
+        except (QuantityError, ValueError):
+            value = Decimal(-1)
+        if not Decimal(1000) <= value <= Decimal(10**15):
+            raise PodNetworkError("FailedCreatePodSandBox",
+                                  f"annotation {key}: {annotations[key]!r} is not a bandwidth from 1k to 1P")
+        out[rate], out[burst] = int(value), BURST_BITS
+    return {"bandwidth": out} if out else {}
+
+
+class PodNetwork:
+    """Call ``netns_path(pod_uid)`` for the namespace a pod's probes (or anything else that
+    acts as the pod) must enter: None for a hostNetwork pod or one without a sandbox."""
+
+    def __init__(self, state_dir: str, cni_bin_dirs: tuple[str, ...] = DEFAULT_CNI_BIN_DIRS,
+                 etc_root: str = DEFAULT_ETC_ROOT, host_resolv: str = "/etc/resolv.conf") -> None:
+        self.cni_path = list(cni_bin_dirs)
+        self.dir = os.path.join(state_dir, "podnet")
+        self.records = os.path.join(self.dir, "sandboxes")
+        self.ipam_dir = os.path.join(self.dir, "ipam")  # host-local's allocations
+        self.conflist_path = os.path.join(state_dir, "cni", "net.d", conflist.CONFLIST_NAME)
+        self.etc_root, self.host_resolv = etc_root, host_resolv
+        for path in (self.records, self.ipam_dir, os.path.dirname(self.conflist_path)):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        self.pod_cidr: str | None = None
+        # The ADD's runtime config of a pod (sigma.agent.netqos: batch pods' limits); None: its annotations.
+        self.shaping: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        self._failures: dict[str, _Failure] = {}
+
+    # -- the node's side -----------------------------------------------------------------
+    def problem(self) -> str | None:
+        """Why pods cannot have a network on this node (a missing part), or None."""
+        if os.geteuid() != 0:
+            return "network namespaces need root"
+        missing = [p for p in conflist.PLUGINS if cni.find_plugin(self.cni_path, p) is None]
+        if missing:
+            return f"CNI plugins {', '.join(missing)} not found in {os.pathsep.join(self.cni_path)}"
+        for tool in ("ip", "nft"):
+            if shutil.which(tool) is None:
+                return f"{tool} is not installed"
+        return None
+
+    def condition(self) -> dict[str, str]:
+        """Kubernetes' NetworkUnavailable node condition (True: pods cannot get a network)."""
+        problem = self.problem()
+        if problem is None and not self.pod_cidr:
+            problem, reason = "the node has no spec.podCIDR yet", "NoPodCIDR"
+        else:
+            reason = "NetworkPluginNotReady"
+        if problem:
+            return {"type": "NetworkUnavailable", "status": "True", "reason": reason, "message": problem}
+        return {"type": "NetworkUnavailable", "status": "False", "reason": "SigmaNetworkReady",
+                "message": f"pods get addresses from {self.pod_cidr} on bridge {conflist.BRIDGE}"}
+
+    def set_pod_cidr(self, pod_cidr: str) -> None:
+        """The Node's podCIDR, once the master allocated it: the configuration list follows."""
+        if pod_cidr == self.pod_cidr or not pod_cidr:
+            return
+        text = json.dumps(conflist.conflist(pod_cidr, self.ipam_dir), indent=1)
+        tmp = self.conflist_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.conflist_path)
+        self.pod_cidr = pod_cidr
+        if self.problem() is None:
+            trouble = bridge.ensure_bridge(conflist.BRIDGE, pod_cidr)
+            if trouble:  # the bridge plugin makes it at the first pod's ADD instead
+                log.warning("pod bridge not made up front: %s", trouble)
+        log.info("pod network: podCIDR %s, gateway %s on %s", pod_cidr, conflist.gateway(pod_cidr), conflist.BRIDGE)
+
+    # -- pods ----------------------------------------------------------------------------
+    def netns_path(self, pod_uid: str) -> str | None:
+        record = self._read(pod_uid)
+        if record is None or record.get("result") is None:
+            return None
+        return str(record["netns"])
+
+    def cni_result(self, pod_uid: str) -> dict[str, Any] | None:
+        """The ADD's result of the pod's sandbox (its interfaces), once it succeeded."""
+        record = self._read(pod_uid)
+        return record.get("result") if record else None
+
+    def pod_ips(self, pod_uid: str) -> list[str]:
+        record = self._read(pod_uid)
+        return list(record.get("ips") or []) if record else []
+
+    def ensure(self, pod: dict[str, Any], now: float) -> Sandbox | None:
+        """The pod's sandbox, made if needed; None for a hostNetwork pod. PodNetworkError while
+        the node has no network (NetworkNotReady) or the ADD failed (FailedCreatePodSandBox,
+        retried with back-off)."""
+        if not needs_network(pod):
+            return None
+        uid = str(pod["metadata"]["uid"])
+        record = self._read(uid)
+        if record and record.get("result") is not None and os.path.exists(str(record["netns"])):
+            return Sandbox(uid, str(record["netns"]), tuple(record.get("ips") or ()))
+        problem = self.problem() or (None if self.pod_cidr else "the node has no spec.podCIDR yet")
+        if problem:
+            raise PodNetworkError("NetworkNotReady", f"network is not ready: {problem}")
+        failure = self._failures.get(uid)
+        if failure is not None and now < failure.retry_at:
+            raise PodNetworkError("FailedCreatePodSandBox",
+                                  f"{failure.message} (retrying in {failure.retry_at - now:.0f}s)")
+        runtime_config = (self.shaping or bandwidth_config)(pod)
+        if record is not None:
+            self._undo(record)  # an ADD a killed agent left half done: undone before it is redone
+        assert self.pod_cidr is not None
+        name = netns.name_of(uid)
+        record = {"uid": uid, "namespace": pod["metadata"].get("namespace", "default"),
+                  "name": pod["metadata"].get("name", ""), "netns": netns.path_of(name), "container_id": uid,
+                  "ifname": conflist.IFNAME, "conflist": conflist.conflist(self.pod_cidr, self.ipam_dir),
+                  "runtime_config": runtime_config, "result": None}
+        self._write(record)  # before the netns and the ADD: a crash from here on is undone by gc/ensure
+        try:
+            netns.create(name)
+            raw = cni.run_list(record["conflist"], "ADD", self.cni_path, uid, record["netns"], conflist.IFNAME,
+                               runtime_config)
+            result = cni.parse_result(raw, conflist.IFNAME)
+            if not result.ips:
+                raise ValueError("the CNI result gives the pod no address")
+        except (cni.CniError, OSError, ValueError) as err:
+            self._undo(record)
+            count = failure.count + 1 if failure else 1
+            message = f"Failed to create pod sandbox: {err}"
+            self._failures[uid] = _Failure(count, now + min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (count - 1)), message)
+            raise PodNetworkError("FailedCreatePodSandBox", message) from err
+        self._failures.pop(uid, None)
+        record.update(result=raw, ips=result.pod_ips)
+        self._write(record)
+        log.info("pod %s/%s: %s in %s", record["namespace"], record["name"], ",".join(result.pod_ips),
+                 record["netns"])
+        return Sandbox(uid, str(record["netns"]), tuple(result.pod_ips))
+
+    def etc_files(self, pod: dict[str, Any], sandbox: Sandbox | None) -> tuple[tuple[str, str], ...]:
+        """(path in the container, file on the host) of the pod's /etc/resolv.conf and, with a
+        sandbox, /etc/hosts; none for a hostNetwork pod that keeps the host's resolver."""
+        uid = str(pod["metadata"]["uid"])
+        if sandbox is None and not dns.uses_cluster_dns(pod):
+            return ()
+        gateway = conflist.gateway(self.pod_cidr) if self.pod_cidr else "127.0.0.1"
+        try:
+            with open(self.host_resolv) as f:
+                host = dns.parse_resolv(f.read())
+        except OSError:
+            host = dns.Resolv()
+        files = {"/etc/resolv.conf": dns.resolv_conf(pod, gateway, host)}
+        if sandbox is not None:
+            files["/etc/hosts"] = dns.hosts_file(pod, list(sandbox.ips))
+        pod_dir = os.path.join(self.etc_root, uid)
+        # Readable by the container's user (maybe an unprivileged user namespace's): what is
+        # in them is what the pod reads anyway.
+        os.makedirs(pod_dir, mode=0o755, exist_ok=True)
+        out = []
+        for target, text in files.items():
+            path = os.path.join(pod_dir, os.path.basename(target))
+            tmp = path + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+            out.append((target, path))
+        return tuple(out)
+
+    def release(self, pod_uid: str) -> None:
+        """Everything of the pod's network: DEL, netns, files. Raises when the DEL failed (the
+        record stays, and gc tries again)."""
+        record = self._read(pod_uid)
+        if record is not None:
+            self._undo(record, strict=True)
+            log.info("pod %s/%s: network released", record.get("namespace"), record.get("name"))
+        shutil.rmtree(os.path.join(self.etc_root, pod_uid), ignore_errors=True)
+        self._failures.pop(pod_uid, None)
+
+    def gc(self, keep: set[str]) -> None:
+        """Release every sandbox (and pod file) whose pod is not in ``keep``."""
+        owned = {e[:-5] for e in os.listdir(self.records) if e.endswith(".json")}
+        with contextlib.suppress(OSError):
+            owned |= set(os.listdir(self.etc_root))
+        for uid in sorted(owned - keep):
+            try:
+                self.release(uid)
+            except (cni.CniError, OSError) as err:
+                log.warning("releasing the network of gone pod %s: %s", uid, err)
+
+    def sandboxes(self) -> list[str]:
+        return sorted(e[:-5] for e in os.listdir(self.records) if e.endswith(".json"))
+
+    # -- records -------------------------------------------------------------------------
+    def _undo(self, record: dict[str, Any], strict: bool = False) -> None:
+        try:
+            cni.run_list(record["conflist"], "DEL", self.cni_path, record["container_id"], record["netns"],
+                         record["ifname"], record.get("runtime_config") or {}, record.get("result"))
+        except cni.CniError as err:
+            if strict:
+                raise
+            log.warning("undoing the network of pod %s: %s", record["uid"], err)
+            return
+        netns.delete(os.path.basename(str(record["netns"])))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path(str(record["uid"])))
+
+    def _path(self, uid: str) -> str:
+        return os.path.join(self.records, f"{uid}.json")
+
+    def _read(self, uid: str) -> dict[str, Any] | None:
+        try:
+            return read_json(self._path(uid))
+        except (OSError, ValueError):
+            return None
+
+    def _write(self, record: dict[str, Any]) -> None:
+        write_json(self._path(str(record["uid"])), record)
+
+
+def ensure_ip_forward(enable: bool, path: str = IP_FORWARD) -> bool:
+    """Whether IPv4 forwarding is on in the agent's network namespace (pods of other nodes are
+    reached through it); turned on when ``enable``, which is logged."""
+    try:
+        with open(path) as f:
+            on = f.read().strip() == "1"
+        if not on and enable:
+            with open(path, "w") as f:
+                f.write("1\n")
+            log.warning("enabled IPv4 forwarding (%s = 1): pods reach other nodes' pods through this host", path)
+            on = True
+    except OSError as err:
+        log.warning("cannot read or set %s: %s", path, err)
+        return False
+    if not on:
+        log.warning("IPv4 forwarding is off (%s): pods reach only pods on this node", path)
+    return on
+
+

@@ -1,0 +1,188 @@
+"""The proxy loop: the cache's Services and EndpointSlices -> ``nft -f`` on every change.
+
+Changes are coalesced: a sync runs at most every ``min_sync_period`` (a rolling update
+that touches many slices at once is one transaction, not hundreds). The first sync, and any
+sync after nft refused a partial one, writes the whole table; the others write only what
+the Services whose object or slices changed need (``patch``), rebuilding only their
+fragments. After an agent restart the first
+sync is a full write from a fresh list, so whatever the table held is replaced.
+
+A plain agent stop leaves the table in place (pods keep reaching Services while the agent
+restarts, as with kube-proxy); ``remove()`` (the agent's drain) deletes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sigma.agent.svcproxy.model import service_ports, slices_by_service
+from sigma.agent.svcproxy.nft import Nft, NftError
+from sigma.agent.svcproxy.patch import Applied, patch
+from sigma.agent.svcproxy.rules import (
+    Fragment,
+    NodeConfig,
+    Ruleset,
+    merge,
+    render_delete,
+    render_full,
+    service_fragment,
+)
+
+log = logging.getLogger("sigma.agent.svcproxy")
+
+MIN_SYNC_PERIOD_S = 0.1
+RETRY_S = 5.0  # after nft refused a full write
+
+
+class Source(Protocol):
+    synced: threading.Event
+
+    def subscribe(self) -> threading.Event: ...
+
+    def snapshot(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]: ...
+
+
+@dataclass
+class SyncStats:
+    full: bool = False
+    seconds: float = 0.0
+    script_bytes: int = 0
+    syncs: int = 0
+
+
+def _version(obj: dict[str, Any]) -> str:
+    rv = (obj.get("metadata") or {}).get("resourceVersion")
+    # Objects from the API always carry one; objects made by hand (tests) are compared whole.
+    return str(rv) if rv else json.dumps(obj, sort_keys=True)
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return meta.get("namespace") or "default", meta.get("name") or ""
+
+
+class ServiceProxy:
+    def __init__(self, source: Source, cfg: NodeConfig, nft: Nft | None = None,
+                 min_sync_period: float = MIN_SYNC_PERIOD_S) -> None:
+        self.source, self.cfg, self.nft = source, cfg, nft or Nft()
+        self.min_sync_period = min_sync_period
+        self.changed = source.subscribe()
+        self._applied: Applied | None = None  # what the kernel holds, as far as we know
+        self._pending_problems: set[str] = set()
+        self.last = SyncStats()
+        self._fragments: dict[tuple[str, str], tuple[tuple[str, ...], Fragment]] = {}
+        self._problems: set[str] = set()
+
+    def _current(self) -> tuple[dict[tuple[str, str], Fragment], set[tuple[str, str]]]:
+        """Every Service's fragment and the keys whose fragment was made anew (Services
+        unchanged since the last call reuse theirs)."""
+        services, slices = self.source.snapshot()
+        by_service = slices_by_service(slices)
+        fragments: dict[tuple[str, str], Fragment] = {}
+        kept, problems, fresh = {}, set(), set()
+        for svc in services:
+            key = _key(svc)
+            mine = by_service.get(key, ())
+            signature = (_version(svc), *sorted(map(_version, mine))) if len(mine) > 1 else (
+                _version(svc), *map(_version, mine))
+            cached = self._fragments.get(key)
+            if cached is not None and cached[0] == signature:
+                fragment = cached[1]
+            else:
+                fresh.add(key)
+                try:
+                    fragment = service_fragment(service_ports(svc, list(mine)), self.cfg)
+                except (KeyError, TypeError, ValueError, AttributeError) as err:
+                    problems.add(f"service {key[0]}/{key[1]}: {err}")
+                    fragment = Fragment()
+            kept[key] = (signature, fragment)
+            fragments[key] = fragment
+        fresh |= set(self._fragments) - set(kept)  # Services gone
+        self._fragments = kept
+        self._pending_problems = problems
+        return fragments, fresh
+
+    def _merge(self, fragments: dict[tuple[str, str], Fragment]) -> tuple[Ruleset, Applied]:
+        # Key order: which of two clashing Services wins is the same on every node and sync.
+        rs = merge([fragments[key] for key in sorted(fragments)], self.cfg)
+        merged = {k: f for k, f in fragments.items() if f.service not in rs.left_out}
+        self._report(self._pending_problems | set(rs.skipped))
+        return rs, Applied.of(rs, merged)
+
+    def _report(self, problems: set[str]) -> None:
+        for problem in sorted(problems - self._problems):  # each once, not every sync
+            log.warning("service proxy skips %s", problem)
+        self._problems = problems
+
+    def ruleset(self) -> Ruleset:
+        """The whole table the current Services call for."""
+        fragments, _ = self._current()
+        return self._merge(fragments)[0]
+
+    def sync(self) -> SyncStats:
+        """One sync: only the changed Services' part when possible, the whole table otherwise
+        (the first sync, after a refused partial one, and while a clash keeps a Service out)."""
+        started = time.perf_counter()
+        fragments, fresh = self._current()
+        script: str | None = None
+        if self._applied is not None and not self._applied.ruleset.skipped:
+            changes = {key: fragments.get(key) for key in fresh}
+            script = patch(self._applied, changes) if changes else ""
+            if script is not None:
+                self._report(self._pending_problems)
+        full = script is None
+        try:
+            if script is None:
+                rs, applied = self._merge(fragments)
+                script = render_full(rs)
+                self._applied = applied
+            if script:
+                self.nft.apply(script)
+        except NftError as err:
+            self._applied = None
+            if full:
+                raise
+            log.warning("partial nft update refused (%s); writing the whole table", err)
+            rs, applied = self._merge(fragments)
+            script, full = render_full(rs), True
+            self.nft.apply(script)
+            self._applied = applied
+        self.last = SyncStats(full, time.perf_counter() - started, len(script), self.last.syncs + 1)
+        return self.last
+
+    @property
+    def applied(self) -> Ruleset | None:
+        """The table the kernel holds, as far as the proxy knows."""
+        return self._applied.ruleset if self._applied is not None else None
+
+    def remove(self) -> None:
+        """Delete Sigma's table (the agent's drain)."""
+        self.nft.apply(render_delete())
+        self._applied = None
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set() and not self.source.synced.wait(0.5):
+            pass  # never write the table from half a picture
+        last = 0.0
+        while not stop.is_set():
+            if not self.changed.wait(1.0):
+                continue
+            wait = last + self.min_sync_period - time.monotonic()
+            if wait > 0 and stop.wait(wait):
+                return  # coalesce: what changes meanwhile goes into this same sync
+            self.changed.clear()
+            last = time.monotonic()
+            try:
+                stats = self.sync()
+                log.debug("service proxy synced (%s, %.3fs, %d bytes)", "full" if stats.full else "partial",
+                          stats.seconds, stats.script_bytes)
+            except Exception as err:
+                log.error("service proxy sync failed: %s; retrying in %.0fs", err, RETRY_S)
+                if stop.wait(RETRY_S):
+                    return
+                self.changed.set()

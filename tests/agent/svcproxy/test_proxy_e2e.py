@@ -1,0 +1,88 @@
+"""The proxy against real nft and real traffic, in network namespaces made for each test."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sigma.agent.svcproxy.proxy import ServiceProxy
+from sigma.agent.svcproxy.rules import NodeConfig
+
+from .objects import endpoint, endpoint_slice, service
+from .topology import Node, netns_skip_reason
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.skipif(netns_skip_reason() is not None,
+                                                                     reason=str(netns_skip_reason()))]
+PORT = [{"name": "http", "port": 80, "targetPort": 8080}]
+SLICE_PORT = [{"name": "http", "port": 8080, "protocol": "TCP"}]
+
+
+class StaticSource:
+    """The cache's read side, filled by the test (the seam between proxy and API watch)."""
+
+    def __init__(self) -> None:
+        self.synced = threading.Event()
+        self.synced.set()
+        self.services: list[dict[str, Any]] = []
+        self.slices: list[dict[str, Any]] = []
+
+    def subscribe(self) -> threading.Event:
+        return threading.Event()
+
+    def snapshot(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return list(self.services), list(self.slices)
+
+
+@pytest.fixture
+def node() -> Iterator[Node]:
+    with Node(endpoints=3) as n:
+        yield n
+
+
+def test_the_table_loads_replaces_itself_and_goes_away(node: Node) -> None:
+    source = StaticSource()
+    source.services = [service("web", "10.96.0.10", PORT, type="NodePort",
+                               sessionAffinity="ClientIP")]
+    source.services[0]["spec"]["ports"] = [{**PORT[0], "nodePort": 30080}]
+    source.slices = [endpoint_slice("web-a", "web", SLICE_PORT, [endpoint(node.ip_of(0))])]
+    proxy = ServiceProxy(source, NodeConfig("10.244.0.0/16"), node.nft())
+    assert proxy.sync().full
+    assert not proxy.sync().full  # nothing changed: nothing written
+    proxy = ServiceProxy(source, NodeConfig("10.244.0.0/16"), node.nft())  # an agent restart
+    assert proxy.sync().full  # a second full write replaces the table
+    listed = node.nft().run("list", "table", "ip", "sigma")
+    assert "10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/http" in listed
+    assert "tcp . 30080 : goto ext-default/web/tcp/http" in listed
+    proxy.remove()
+    assert "sigma" not in node.nft().run("list", "tables")
+
+
+def test_traffic_spreads_follows_readiness_and_is_refused_without_endpoints(node: Node) -> None:
+    source = StaticSource()
+    source.services = [service("web", "10.96.0.10", PORT), service("empty", "10.96.0.11", PORT),
+                       service("self", "10.96.0.12", PORT)]
+    source.slices = [endpoint_slice("web-a", "web", SLICE_PORT, [endpoint(node.ip_of(i)) for i in range(3)]),
+                     endpoint_slice("self-a", "self", SLICE_PORT, [endpoint(node.ip_of(0))])]
+    proxy = ServiceProxy(source, NodeConfig("10.244.0.0/16"), node.nft())
+    proxy.sync()
+
+    counts = node.connect_many(node.client, "10.96.0.10", 80, 150)
+    assert set(counts) == {"ep0", "ep1", "ep2"}, counts  # every endpoint, no error
+    # 50 expected each: a uniform spread keeps the busiest within 2.5x of the quietest
+    # except with a probability far below one in a million.
+    assert max(counts.values()) <= 2.5 * min(counts.values()), counts
+
+    # An endpoint reaching itself through its own service (hairpin masquerade).
+    assert node.connect_many(node.eps[0], "10.96.0.12", 80, 10) == {"ep0": 10}
+
+    source.slices[0] = endpoint_slice("web-a", "web", SLICE_PORT,
+                                      [endpoint(node.ip_of(0)), endpoint(node.ip_of(1), ready=False),
+                                       endpoint(node.ip_of(2))])
+    assert not proxy.sync().full  # one endpoint changed: a partial update
+    counts = node.connect_many(node.client, "10.96.0.10", 80, 60)
+    assert set(counts) == {"ep0", "ep2"}, counts
+
+    assert node.connect_many(node.client, "10.96.0.11", 80, 3) == {"ConnectionRefusedError": 3}
