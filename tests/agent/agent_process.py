@@ -24,7 +24,9 @@ class AgentProcess:
         self.master_url, self.state, self.node = master_url, state, node
         self.cgroup_root = f"sigma-test-{uuid.uuid4().hex[:8]}"
         self.log = state.parent / f"agent-{node}.log"
-        args = [sys.executable, "-m", "sigma", "agent", "--master", master_url, "--node-name", node,
+        # No master URL: the agent finds the master in the credential its state directory keeps.
+        master = ["--master", master_url] if master_url else []
+        args = [sys.executable, "-m", "sigma", "agent", *master, "--node-name", node,
                 "--state-dir", str(state), "--listen", "127.0.0.1:0", "--address", "127.0.0.1",
                 "--cgroup-root", self.cgroup_root, "--image-dir", str(state.parent / f"images-{node}"),
                 "--no-p2p", "--lease-interval", "1", "--drain-on-exit"]

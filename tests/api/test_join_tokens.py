@@ -6,6 +6,7 @@ reads its token from a file, not its command line."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -149,6 +150,41 @@ def test_the_agent_joins_with_a_token_file_that_never_reaches_its_command_line(
     finally:
         again.stop()
     assert "puts the token on the command line" not in agent.log.read_text()
+    # Nor is the master's URL: the stored credential names it.
+    bare = AgentProcess("", tmp_path / "agent", "from-file")
+    try:
+        bare.start()
+        assert "--master" not in bare.cmdline()
+        assert bare.wait_node(admin)["metadata"]["name"] == "from-file"
+    finally:
+        bare.stop()
+
+
+def run_agent(master: AuthMaster, state: Path, node: str, env: dict[str, str] | None = None,
+              *flags: str) -> subprocess.CompletedProcess[str]:
+    """An agent run that must end on its own, quickly (timeout: it looped instead)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SIGMA_")}
+    return subprocess.run([sys.executable, "-m", "sigma", "agent", "--master", master.url, "--state-dir", str(state),
+                           "--node-name", node, "--listen", "127.0.0.1:0", "--no-p2p", *flags],
+                          capture_output=True, text=True, timeout=60, env={**environ, **(env or {})})
+
+
+def test_an_agent_without_credential_or_token_stops_and_says_how_to_get_one(
+        master: AuthMaster, tmp_path: Path) -> None:
+    out = run_agent(master, tmp_path / "fresh", "no-token")
+    assert out.returncode == 1, out.stderr
+    assert "no credential" in out.stderr and "sigma token create" in out.stderr, out.stderr
+    assert "--bootstrap-token-file" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "fresh" / "kubeconfig").exists()
+
+
+def test_a_used_up_token_is_refused_with_how_to_make_a_new_one(master: AuthMaster, tmp_path: Path) -> None:
+    token = token_create(master)
+    assert join(master, token, "first-user").status_code == 200  # single use: now spent
+    out = run_agent(master, tmp_path / "late", "second-user", {"SIGMA_BOOTSTRAP_TOKEN": token})
+    assert out.returncode == 1, out.stderr
+    assert "already used" in out.stderr and "`sigma token create`" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_a_token_on_the_command_line_still_works_but_warns(master: AuthMaster, tmp_path: Path) -> None:

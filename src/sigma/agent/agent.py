@@ -110,6 +110,10 @@ class AgentOptions:
     services: ServiceNetOptions = field(default_factory=ServiceNetOptions)  # proxy + cluster DNS (servicenet.py)
 
 
+class NodeUnauthorized(Exception):
+    """The master answers 401 to the agent: the message says how to get a credential."""
+
+
 class Agent:
     def __init__(self, client: ApiClient, node_name: str, state_dir: str,
                  options: AgentOptions | None = None, caps: Capabilities | None = None) -> None:
@@ -438,6 +442,13 @@ class Agent:
             except (ApiError, ConnectionError) as err:
                 if isinstance(err, ApiError) and err.code in (400, 403, 422):
                     raise  # the Node we send is wrong: retrying cannot help
+                if isinstance(err, ApiError) and err.code == 401:
+                    # No credential, or one the master no longer knows: no retry fixes that.
+                    raise NodeUnauthorized(
+                        f"the master refuses this agent's credential (401 Unauthorized) for node {self.node_name}: "
+                        "join with a bootstrap token made on the master's machine by `sigma token create` "
+                        f"(`sigma token create --node {self.node_name}` to replace the node's credential), passed "
+                        "with --bootstrap-token-file FILE or SIGMA_BOOTSTRAP_TOKEN") from None
                 log.warning("cannot register node %s yet: %s; retrying in %.1fs", self.node_name, err, backoff)
             self.stop_event.wait(backoff)
             backoff = min(10.0, backoff * 2)

@@ -19,6 +19,11 @@ with a Sigma master and agent beside the service (2 cores): prod p99 co-located 
 nested, 0.91-0.96 as siblings. Put <root> at the top of the hierarchy for the full effect:
 batch is then idle towards everything on the host.
 
+Each agent has its own <root>: two agents on one machine (two `sigma up`, or `sigma up`
+beside `sigma agent`) must never share one, or the first to stop and remove its tree kills
+the other's pods. ``agent_cgroup_root`` gives each state directory its own name unless one
+is asked for (--cgroup-root), and keeps it in STATE/cgroup-root so a restart finds its pods.
+
 On v1 every path exists once per controller hierarchy; a cgroup2 mount next to v1 (e.g.
 /sys/fs/cgroup/unified) gets the same path too, because only there the kernel keeps
 per-group pressure (PSI) files.
@@ -28,7 +33,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
+import hashlib
 import os
+import re
 import shutil
 import signal
 import time
@@ -47,6 +55,55 @@ from sigma.agent.podspec import (
 V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "freezer")
 V2_CONTROLLERS = ("cpu", "cpuset", "memory", "pids")
 BATCH_SHARES = 2
+
+
+CGROUP_ROOT_FILE = "cgroup-root"  # in the agent's state directory
+LEGACY_ROOT = "sigma"  # every agent's root before each had its own
+
+
+def default_cgroup_root(node_name: str, state_dir: str) -> str:
+    """``sigma-<node>-<8 hex>``: the node name for people reading /sys/fs/cgroup, a digest
+    of the state directory's real path so two agents of one node name (two `sigma up` on
+    one host) still differ."""
+    node = re.sub(r"[^a-z0-9.-]", "-", node_name.lower())[:48].strip(".-") or "node"
+    digest = hashlib.sha256(os.path.realpath(state_dir).encode()).hexdigest()[:8]
+    return f"sigma-{node}-{digest}"
+
+
+def agent_cgroup_root(requested: str | None, node_name: str, state_dir: str, record: bool = True) -> str:
+    """The cgroup root of the agent on ``state_dir``: ``requested`` (--cgroup-root) if
+    given, else the one this state directory recorded, else a new ``default_cgroup_root``
+    (or, for a state directory that already runs containers from before roots were
+    recorded, the old shared "sigma", where those containers are). Recorded for the next
+    start unless ``record`` is False (asking beforehand what the agent will choose)."""
+    record_path = os.path.join(state_dir, CGROUP_ROOT_FILE)
+    root = (requested or "").strip("/")
+    if not root:
+        try:
+            with open(record_path, encoding="utf-8") as fh:
+                root = fh.read().strip().strip("/")
+        except FileNotFoundError:
+            root = ""
+    if not root:
+        has_containers = bool(glob.glob(os.path.join(glob.escape(state_dir), "*", "*", "state.json")))
+        root = LEGACY_ROOT if has_containers else default_cgroup_root(node_name, state_dir)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*", root) or ".." in root.split("/"):
+        raise ValueError(f"--cgroup-root {root!r}: a cgroup path of letters, digits, '_', '.' and '-' is needed")
+    if not record:
+        return root
+    os.makedirs(state_dir, exist_ok=True)
+    try:
+        with open(record_path, encoding="utf-8") as fh:
+            unchanged = fh.read().strip() == root
+    except FileNotFoundError:
+        unchanged = False
+    if not unchanged:
+        tmp = f"{record_path}.{os.getpid()}.tmp"
+        # 0600 as every file of the agent's own (statemodes.py); the agent's umask is 022.
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as fh:
+            fh.write(root + "\n")
+        os.replace(tmp, record_path)
+    return root
 
 
 def _cgroup_mounts() -> set[str]:

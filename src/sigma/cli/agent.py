@@ -12,6 +12,17 @@ work but warn.
 
 SIGINT/SIGTERM stop the agent's loops; containers keep running and the next agent adopts
 them, unless --drain-on-exit (what `sigma up` uses) asks to stop them all first.
+
+Credentials, in order: --token/--token-file/$SIGMA_TOKEN; else the node credential kept in
+STATE/kubeconfig by an earlier join (so a restart needs no token; --master, if given,
+replaces the server it names); else a join with the bootstrap token; else --kubeconfig or
+the kubectl files. With none of them the agent stops at once and says how to get a token.
+
+Ports: --listen and --p2p-port given on the command line must be free, or the agent stops
+with a message naming the flag; left at their defaults (10250, 10270) they move to a free
+port when taken (another agent on this machine), which the Node and the P2P tracker publish.
+Each agent has its own cgroup subtree (cgroups.agent_cgroup_root), so two agents on one
+machine never touch each other's pods.
 """
 
 from __future__ import annotations
@@ -27,9 +38,12 @@ from typing import TYPE_CHECKING
 from sigma.agent.images import parse_size
 from sigma.agent.pulls import DEFAULT_P2P_PORT
 from sigma.cli.master import _split_listen
+from sigma.ports import PortInUse, default_or_free, require_free
 
 if TYPE_CHECKING:
     from sigma.client.http import HttpClient
+
+DEFAULT_AGENT_PORT = 10250
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -48,16 +62,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--memory", help="memory capacity to publish (e.g. 8Gi); default: the host's")
     p.add_argument("--reserved", default="", help="kept out of allocatable, e.g. cpu=500m,memory=512Mi")
     p.add_argument("--state-dir", default="/var/lib/sigma/agent", help="container state, logs, bundles")
-    p.add_argument("--listen", default="0.0.0.0:10250", help="HOST:PORT for /logs, /metrics, /healthz")
+    p.add_argument("--listen", default=None,
+                   help="HOST:PORT for /logs, /metrics, /healthz (default 0.0.0.0:10250, or a free port if another "
+                        "agent has it; a port given here must be free; port 0: any free port)")
     p.add_argument("--address", help="the address the master reaches this agent on (default: found out)")
-    p.add_argument("--cgroup-root", default="sigma", help="the agent's cgroup subtree")
+    p.add_argument("--cgroup-root", default=None,
+                   help="the agent's cgroup subtree (default: sigma-NODE-HASH, one per state directory, kept in "
+                        "STATE/cgroup-root)")
     p.add_argument("--image-dir", help="image store (default: $SIGMA_IMAGE_DIR or /var/lib/sigma/images)")
     images = p.add_argument_group("images", "pulls per imagePullPolicy for runc pods, P2P through the master")
     images.add_argument("--registry", help="HOST:PORT for image references that name no registry")
     images.add_argument("--insecure-registry", action="store_true",
                         help="plain HTTP to the registry (loopback registries always are)")
-    images.add_argument("--p2p-port", type=int, default=DEFAULT_P2P_PORT,
-                        help="where to serve image pieces to other agents (0: any free port)")
+    images.add_argument("--p2p-port", type=int, default=None,
+                        help=f"where to serve image pieces to other agents (default {DEFAULT_P2P_PORT}, or a free "
+                             "port if another agent has it; a port given here must be free; 0: any free port)")
     images.add_argument("--no-p2p", dest="p2p", action="store_false",
                         help="pull every blob from the registry, serve nothing to other agents")
     images.add_argument("--p2p-upload-mbps", type=float, default=0.0,
@@ -94,30 +113,72 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _client(args: argparse.Namespace) -> HttpClient:
+    """The agent's connection to the master, with the first credential of the module's list."""
     from pathlib import Path
 
     from sigma.client.http import HttpClient
-    from sigma.client.join import joined_client, secret_from
+    from sigma.client.join import anonymous_refused, joined_client, no_credential_message, secret_from
+    from sigma.client.kubeconfig import KubeconfigNotFound, kubeconfig_paths, load_kubeconfig
 
+    state_dir = Path(args.state_dir)
     bootstrap = secret_from(args.bootstrap_token, args.bootstrap_token_file, "SIGMA_BOOTSTRAP_TOKEN",
                             "--bootstrap-token")
     token = secret_from(args.token, args.token_file, "SIGMA_TOKEN", "--token")
-    if args.master and not token and (bootstrap or (Path(args.state_dir) / "kubeconfig").exists()):
-        return joined_client(args.master, bootstrap, args.node_name, Path(args.state_dir), args.ca_file)
-    if args.master:
+    stored = (state_dir / "kubeconfig").exists()
+    if token and args.master:
         return HttpClient(args.master, token=token, verify=args.ca_file or True)
-    from sigma.cli.common import kubeconfig_path
+    if not token and ((bootstrap and args.master) or (stored and not args.kubeconfig)):
+        # A restart: the node credential of the first join, no token needed (--master, if
+        # given, is where the master is now). A first start: the join.
+        return joined_client(args.master, bootstrap, args.node_name, state_dir, args.ca_file)
+    if args.master:
+        # No credential at all: fine for a master that lets anonymous loopback clients in
+        # (tests, benchmarks); any other master would answer every request 401 for ever.
+        if anonymous_refused(args.master, args.ca_file):
+            raise ValueError(no_credential_message(state_dir, args.node_name))
+        return HttpClient(args.master, token=token, verify=args.ca_file or True)
+    try:
+        config = load_kubeconfig(kubeconfig_paths(args.kubeconfig))
+    except KubeconfigNotFound:
+        raise ValueError(f"pass --master URL (and a bootstrap token to join with), or --kubeconfig PATH; "
+                         f"{no_credential_message(state_dir, args.node_name)}") from None
+    if token:
+        import dataclasses
 
-    path = kubeconfig_path(args.kubeconfig)
-    if path is None:
-        raise SystemExit("error: pass --master URL or --kubeconfig PATH")
-    return HttpClient.from_kubeconfig(path)
+        config = dataclasses.replace(config, token=token)
+    return HttpClient.from_config(config)
+
+
+def _ports(args: argparse.Namespace) -> tuple[str, int, int]:
+    """The agent server's host and port, and the P2P port: a port asked for must be free
+    (PortInUse otherwise); a default one that is taken becomes a free one."""
+    log = logging.getLogger("sigma.agent")
+    if args.listen is None:
+        host, port = "0.0.0.0", default_or_free("0.0.0.0", DEFAULT_AGENT_PORT)
+        if port != DEFAULT_AGENT_PORT:
+            log.warning("port %d is taken (another agent on this machine?): serving /logs and /metrics on %d "
+                        "(--listen to choose)", DEFAULT_AGENT_PORT, port)
+    else:
+        host, port = _split_listen(args.listen)
+        require_free(host, port, "--listen", "(HOST:PORT; port 0 takes any free port)")
+    p2p_port = 0
+    if args.p2p:
+        if args.p2p_port is None:
+            p2p_port = default_or_free(host, DEFAULT_P2P_PORT)
+            if p2p_port != DEFAULT_P2P_PORT:
+                log.warning("P2P port %d is taken (another agent on this machine?): serving image pieces on %d "
+                            "(--p2p-port to choose)", DEFAULT_P2P_PORT, p2p_port)
+        else:
+            p2p_port = args.p2p_port
+            require_free(host, p2p_port, "--p2p-port", "(0 takes any free port; --no-p2p serves none)")
+    return host, port, p2p_port
 
 
 def run_agent(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sigma.agent.agent import Agent, AgentOptions
+    from sigma.agent.agent import Agent, AgentOptions, NodeUnauthorized
+    from sigma.agent.cgroups import agent_cgroup_root
     from sigma.agent.images import DEFAULT_ROOT
     from sigma.agent.podnet.network import DEFAULT_CNI_BIN_DIRS
     from sigma.agent.pulls import ImageOptions
@@ -129,27 +190,28 @@ def run_agent(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the log
-    host, port = _split_listen(args.listen)
-    options = AgentOptions(
-        cpus=args.cpus, memory=args.memory, reserved=args.reserved, host=host, port=port,
-        address=args.address, cgroup_root=args.cgroup_root, image_dir=args.image_dir or DEFAULT_ROOT,
-        resync_interval=args.resync_interval, metrics_interval=args.metrics_interval,
-        lease_interval=args.lease_interval, drain_on_exit=args.drain_on_exit,
-        pod_network=args.pod_network, enable_ip_forward=args.enable_ip_forward,
-        cni_bin_dirs=tuple(args.cni_bin_dir or DEFAULT_CNI_BIN_DIRS),
-        qos=QosOptions(interval=args.qos_interval),
-        images=ImageOptions(registry=args.registry, insecure_registry=args.insecure_registry, p2p=args.p2p,
-                            p2p_port=args.p2p_port, p2p_upload_rate=args.p2p_upload_mbps * 1e6 / 8,
-                            gc_budget=args.image_gc_budget, gc_interval=args.image_gc_interval,
-                            overlay=args.rootfs == "overlay"),
-        services=ServiceNetOptions(proxy=args.service_proxy, dns=args.cluster_dns, cluster_cidr=args.cluster_cidr,
-                                   cluster_domain=args.cluster_domain, dns_port=args.cluster_dns_port,
-                                   dns_address=args.cluster_dns_address),
-    )
     try:
+        host, port, p2p_port = _ports(args)
         secure_state_dir(Path(args.state_dir))
+        cgroup_root = agent_cgroup_root(args.cgroup_root, args.node_name, args.state_dir)
+        options = AgentOptions(
+            cpus=args.cpus, memory=args.memory, reserved=args.reserved, host=host, port=port,
+            address=args.address, cgroup_root=cgroup_root, image_dir=args.image_dir or DEFAULT_ROOT,
+            resync_interval=args.resync_interval, metrics_interval=args.metrics_interval,
+            lease_interval=args.lease_interval, drain_on_exit=args.drain_on_exit,
+            pod_network=args.pod_network, enable_ip_forward=args.enable_ip_forward,
+            cni_bin_dirs=tuple(args.cni_bin_dir or DEFAULT_CNI_BIN_DIRS),
+            qos=QosOptions(interval=args.qos_interval),
+            images=ImageOptions(registry=args.registry, insecure_registry=args.insecure_registry, p2p=args.p2p,
+                                p2p_port=p2p_port, p2p_upload_rate=args.p2p_upload_mbps * 1e6 / 8,
+                                gc_budget=args.image_gc_budget, gc_interval=args.image_gc_interval,
+                                overlay=args.rootfs == "overlay"),
+            services=ServiceNetOptions(proxy=args.service_proxy, dns=args.cluster_dns, cluster_cidr=args.cluster_cidr,
+                                       cluster_domain=args.cluster_domain, dns_port=args.cluster_dns_port,
+                                       dns_address=args.cluster_dns_address),
+        )
         agent = Agent(_client(args), args.node_name, args.state_dir, options)
-    except (ValueError, OSError, ApiError) as err:
+    except (ValueError, OSError, ApiError, PortInUse) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 
@@ -159,5 +221,9 @@ def run_agent(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    agent.run()
+    try:
+        agent.run()
+    except NodeUnauthorized as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0

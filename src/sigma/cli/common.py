@@ -20,7 +20,8 @@ from sigma.api.errors import ApiError
 from sigma.api.resources import ResourceType, resolve_name
 from sigma.cli import manifests
 from sigma.client.http import HttpClient
-from sigma.client.kubeconfig import load_kubeconfig
+from sigma.client.kubeconfig import KubeconfigNotFound, load_kubeconfig
+from sigma.client.kubeconfig import kubeconfig_paths as find_kubeconfigs
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -34,18 +35,18 @@ class UsageError(Exception):
 
 def add_connection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", "-s", help="API server URL (overrides the kubeconfig)")
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ./.sigma/kubeconfig, "
-                        "~/.kube/config)")
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: the files in $KUBECONFIG, merged as kubectl "
+                        "does, else ~/.kube/config, else ./.sigma/kubeconfig)")
     parser.add_argument("--context", help="kubeconfig context (default: its current-context)")
     parser.add_argument("--token", help="bearer token for the API server")
 
 
-def kubeconfig_path(explicit: str | None) -> str | None:
-    if explicit:
-        return explicit
-    candidates = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
-    candidates += [os.path.join(".sigma", "kubeconfig"), os.path.expanduser("~/.kube/config")]
-    return next((p for p in candidates if os.path.isfile(p)), None)
+def kubeconfig_paths(explicit: str | None) -> list[str]:
+    """The kubeconfig files to read, merged in this order (sigma.client.kubeconfig)."""
+    try:
+        return find_kubeconfigs(explicit)
+    except KubeconfigNotFound as err:
+        raise UsageError(f"no API server configured: pass --server URL or --kubeconfig PATH ({err})") from None
 
 
 def connect(args: argparse.Namespace) -> tuple[HttpClient, str]:
@@ -53,14 +54,11 @@ def connect(args: argparse.Namespace) -> tuple[HttpClient, str]:
     namespace = getattr(args, "namespace", None)
     if args.server:
         return HttpClient(args.server, token=args.token), namespace or "default"
-    path = kubeconfig_path(args.kubeconfig)
-    if path is None:
-        raise UsageError("no API server configured: pass --server URL or --kubeconfig PATH "
-                         "(looked at $KUBECONFIG, ./.sigma/kubeconfig and ~/.kube/config)")
+    paths = kubeconfig_paths(args.kubeconfig)
     try:
-        config = load_kubeconfig(path, args.context)
-    except (OSError, ValueError, KeyError, yaml.YAMLError) as err:
-        raise UsageError(f"cannot use kubeconfig {path}: {err}") from err
+        config = load_kubeconfig(paths, args.context)
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as err:
+        raise UsageError(f"cannot use kubeconfig {os.pathsep.join(paths)}: {err}") from err
     if args.token:
         config = dataclasses.replace(config, token=args.token)
     return HttpClient.from_config(config), namespace or config.namespace or "default"

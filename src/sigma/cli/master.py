@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,8 +13,11 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from sigma.api.auth import AuthOptions
+    from sigma.cli.up import EmbeddedCluster
 
 console = Console(stderr=True)
+
+DEFAULT_API_PORT = 6443
 
 
 def _split_listen(text: str) -> tuple[str, int]:
@@ -48,14 +52,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(func=run_master)
 
     u = sub.add_parser("up", help="run the embedded cluster: master, a local agent and demo workloads")
-    u.add_argument("--state-dir", default=".sigma", help="where the store, logs and kubeconfig live")
-    u.add_argument("--port", type=int, default=6443, help="the API server's port on 127.0.0.1")
+    u.add_argument("--state-dir", default=".sigma",
+                   help="where the store, logs and kubeconfig live; one `sigma up` per state directory, a "
+                        "second cluster on this machine needs its own")
+    u.add_argument("--listen", default="127.0.0.1", metavar="ADDRESS[:PORT]",
+                   help="the address the API server listens on (0.0.0.0: every address, for agents on other "
+                        "machines); the serving certificate names it")
+    u.add_argument("--port", type=int, default=None,
+                   help=f"the API server's port (default {DEFAULT_API_PORT}, or a free port if it is taken; a port "
+                        "given here must be free)")
     u.add_argument("--no-demo", action="store_true", help="start without the demo workloads")
     u.add_argument("--no-agent", action="store_true", help="start the master only")
-    u.add_argument("--cgroup-root", default="sigma", help="the local agent's cgroup subtree")
+    u.add_argument("--cgroup-root", default=None,
+                   help="the local agent's cgroup subtree (default: sigma-NODE-HASH, one per state directory)")
     u.add_argument("--store", choices=("sqlite", "etcd"), default="sqlite",
                    help="etcd: start a local etcd in the state dir (needed for --masters > 1)")
-    u.add_argument("--masters", type=int, default=1, help="masters to run (on ports PORT, PORT+1, ...)")
+    u.add_argument("--masters", type=int, default=1,
+                   help="masters to run (the first on --port, the others on free ports)")
     u.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     u.set_defaults(func=run_up)
 
@@ -101,6 +114,8 @@ def _logging(verbose: bool) -> None:
 def run_master(args: argparse.Namespace) -> int:
     from sigma.master.controllers.podcidr import cluster_cidrs_of
     from sigma.master.process import Master
+    from sigma.ports import PortInUse, bind_tcp, url_host
+    from sigma.statelock import StateInUse, lock_master_state
 
     _logging(args.verbose)
     host, port = _split_listen(args.listen)
@@ -110,6 +125,14 @@ def run_master(args: argparse.Namespace) -> int:
         state.mkdir(parents=True, exist_ok=True)
     from sigma.statemodes import secure_master_state
 
+    try:
+        if args.store.startswith("sqlite:///"):  # SQLite belongs to one master: etcd's masters share
+            _held = lock_master_state(state.resolve(), "sigma master", "--store sqlite:///OTHER/state.db")
+        # Bound now, served later: a taken port stops us before the store is opened.
+        listener = bind_tcp(host, port, "--listen", "(HOST:PORT)")
+    except (StateInUse, PortInUse, OSError) as err:
+        raise SystemExit(f"error: {err}") from None
+    port = int(listener.getsockname()[1])  # --listen HOST:0 takes a free port
     try:
         auth = auth_options(args, host, state)
         history = {} if args.watch_history is None else {"watch_history": args.watch_history}
@@ -125,7 +148,8 @@ def run_master(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: {err}") from None
     assert master.auth_setup is not None
     scheme = master.auth_setup.scheme
-    master.serve(on_ready=lambda: console.print(f"sigma master serving on {scheme}://{host}:{port}"))
+    master.serve(on_ready=lambda: console.print(f"sigma master serving on {scheme}://{url_host(host)}:{port}"),
+                 sockets=[listener])
     return 0
 
 
@@ -152,21 +176,10 @@ def _options(pairs: list[str]) -> dict[str, float]:
 
 def write_kubeconfig(path: Path, server: str, token: str | None = None, ca_file: Path | None = None) -> None:
     """A kubeconfig for ``server``: with ``token`` as the admin's credential, and the cluster
-    CA when the server speaks https."""
-    cluster = f"    server: {server}\n"
-    if ca_file is not None and server.startswith("https://"):
-        cluster += f"    certificate-authority: {ca_file}\n"
-    user = f"\n    token: {token}\n" if token else " {}\n"
-    text = (
-        "apiVersion: v1\nkind: Config\n"
-        f"clusters:\n- name: sigma\n  cluster:\n{cluster}"
-        f"users:\n- name: sigma-admin\n  user:{user}"
-        "contexts:\n- name: sigma\n  context:\n    cluster: sigma\n    user: sigma-admin\n    namespace: default\n"
-        "current-context: sigma\n"
-    )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds a credential
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    CA when the server speaks https. A YAML document (sigma.client.kubeconfig), private."""
+    from sigma.client.kubeconfig import kubeconfig_document, write_kubeconfig_file
+
+    write_kubeconfig_file(path, kubeconfig_document(server, token=token, ca_file=ca_file))
 
 
 def admin_token(state: Path) -> str:
@@ -185,29 +198,90 @@ def admin_token(state: Path) -> str:
     return token
 
 
+def split_address(text: str) -> tuple[str, int | None]:
+    """``--listen`` of `sigma up`: ADDRESS, or ADDRESS:PORT ([IPV6]:PORT); a bare IPv6
+    address has no port."""
+    text = text.strip()
+    port = ""
+    if text.startswith("["):
+        host, closed, rest = text[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            host = ""
+        port = rest[1:]
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host = text
+    if not host or (port and not port.isdigit()) or (text.startswith("[") and not port and text.endswith(":")):
+        raise SystemExit(f"error: --listen must be ADDRESS or ADDRESS:PORT, got {text!r}")
+    return host, int(port) if port else None
+
+
+def _listener(host: str, port: int | None) -> tuple[socket.socket, str]:
+    """The API's socket, bound now, and a note when the default port was taken. A port
+    the user asked for must be free; the default moves to a free one."""
+    from sigma.ports import PortInUse, bind_tcp
+
+    try:
+        if port is not None:
+            return bind_tcp(host, port, "--port", "(or leave --port out to take a free one)"), ""
+        try:
+            return bind_tcp(host, DEFAULT_API_PORT, "--port"), ""
+        except PortInUse:
+            sock = bind_tcp(host, 0, "--port")
+            return sock, (f"port {DEFAULT_API_PORT} is taken (another Sigma on this machine?): using "
+                          f"{sock.getsockname()[1]}; --port PORT to choose")
+    except (PortInUse, OSError) as err:
+        raise SystemExit(f"error: {err}") from None
+
+
 def run_up(args: argparse.Namespace) -> int:
-    from sigma.cli.up import EmbeddedCluster
+    from sigma.ports import url_host
+    from sigma.statelock import StateInUse, lock_master_state
     from sigma.statemodes import secure_master_state
 
     _logging(args.verbose)
     state = Path(args.state_dir).resolve()
     secure_master_state(state, holds_agent=not args.no_agent)
+    try:
+        lock = lock_master_state(state, "sigma up", "--state-dir DIR")
+    except StateInUse as err:
+        raise SystemExit(f"error: {err}") from None
     if args.masters > 1 and args.store != "etcd":
         raise SystemExit("--masters > 1 needs --store etcd (SQLite belongs to one master)")
+    host, listen_port = split_address(args.listen)
+    if listen_port is not None and args.port is not None and listen_port != args.port:
+        raise SystemExit(f"error: --listen {args.listen} and --port {args.port} name different ports")
+    listener, note = _listener(host, args.port if args.port is not None else listen_port)
+    port = int(listener.getsockname()[1])
+    if note:
+        console.print(note, soft_wrap=True)
+    from sigma.cli.up import client_host  # the master's modules: after the quick refusals
     kubeconfig = state / "kubeconfig"
     from sigma.api.auth.certs import ensure_ca
 
     # https on loopback too (cli/up.py): the CA is created here so the kubeconfig can name it.
     ca = ensure_ca(state / "auth")
-    write_kubeconfig(kubeconfig, f"https://127.0.0.1:{args.port}", admin_token(state), ca.cert)
+    server = f"https://{url_host(client_host(host))}:{port}"
+    write_kubeconfig(kubeconfig, server, admin_token(state), ca.cert)
     os.environ.setdefault("KUBECONFIG", str(kubeconfig))
-    if args.store == "etcd":
-        from sigma.cli.ha import HaControlPlane
+    options = {"demo": not args.no_demo, "agent": not args.no_agent, "cgroup_root": args.cgroup_root,
+               "host": host, "listener": listener}
+    try:
+        if args.store == "etcd":
+            from sigma.cli.ha import HaControlPlane
 
-        with HaControlPlane(state, args.port, args.masters, console) as plane:
-            cluster = EmbeddedCluster(state, args.port, demo=not args.no_demo, agent=not args.no_agent,
-                                      cgroup_root=args.cgroup_root, store_url=plane.store_url)
-            return cluster.run(console)
-    cluster = EmbeddedCluster(state, args.port, demo=not args.no_demo, agent=not args.no_agent,
-                              cgroup_root=args.cgroup_root)
-    return cluster.run(console)
+            with HaControlPlane(state, host, port, args.masters, console) as plane:
+                return _cluster(state, port, store_url=plane.store_url, **options).run(console)
+        return _cluster(state, port, **options).run(console)
+    finally:
+        os.close(lock)
+
+
+def _cluster(state: Path, port: int, **options: Any) -> EmbeddedCluster:
+    from sigma.cli.up import EmbeddedCluster
+
+    try:
+        return EmbeddedCluster(state, port, **options)
+    except ValueError as err:  # a --cgroup-root that is no cgroup path, a store URL...
+        raise SystemExit(f"error: {err}") from None

@@ -3,9 +3,11 @@
 The agent posts its node name with the bootstrap token to the master's join endpoint and
 writes what it gets back (its token, the cluster CA) as a kubeconfig (0600) in its state
 directory, which is what it then uses: the bootstrap token is not kept. A later start with
-a kubeconfig already there reuses that credential and joins only if the master no longer
-accepts it (the master refuses to join a node that is joined already, so a restart must
-not ask).
+a kubeconfig already there reuses that credential (no token needed) and joins only if the
+master no longer accepts it (the master refuses to join a node that is joined already, so a
+restart must not ask). Without a stored credential and without a token, or with a token the
+master refuses (a single-use token already used), the agent stops with a message saying to
+create a new one (`sigma token create`), rather than retrying what cannot work.
 
 The token comes from a file or the environment, never the command line (`ps` shows every
 process's arguments to every user): see ``secret_from``.
@@ -13,7 +15,7 @@ process's arguments to every user): see ``secret_from``.
 
 from __future__ import annotations
 
-import base64
+import dataclasses
 import os
 import ssl
 import sys
@@ -22,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from sigma.api.auth.identity import CLUSTER_CA_PATH
 from sigma.api.errors import ApiError
 from sigma.client.http import HttpClient, api_error_from_status
+from sigma.client.kubeconfig import KubeConfig, kubeconfig_document, load_kubeconfig, write_kubeconfig_file
 
 JOIN_PATH = "/sigma/v1/join"
 RETRY_FOR_S = 120.0  # the master may still be starting (sigma up starts the agent first)
@@ -59,20 +63,11 @@ def join(master: str, bootstrap_token: str, node_name: str, ca_file: str | None 
 
 
 def write_node_kubeconfig(path: Path, master: str, answer: dict[str, Any]) -> None:
-    ca = answer.get("caCertificate") or ""
-    cluster = f"    server: {master}\n"
-    if ca and master.startswith("https://"):
-        cluster += f"    certificate-authority-data: {base64.b64encode(ca.encode()).decode()}\n"
-    text = ("apiVersion: v1\nkind: Config\n"
-            f"clusters:\n- name: sigma\n  cluster:\n{cluster}"
-            f"users:\n- name: {answer['user']}\n  user:\n    token: {answer['token']}\n"
-            f"contexts:\n- name: sigma\n  context:\n    cluster: sigma\n    user: {answer['user']}\n"
-            "current-context: sigma\n")
+    """The node's credential as a kubeconfig (0600) in the agent's state directory."""
     path.parent.mkdir(mode=0o711, parents=True, exist_ok=True)  # the agent's state dir (statemodes.py)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(path, 0o600)  # O_CREAT's mode does not apply to a file that was there
+    user = str(answer["user"])
+    write_kubeconfig_file(path, kubeconfig_document(master, user=user, token=str(answer["token"]),
+                                                    ca_pem=str(answer.get("caCertificate") or ""), namespace=None))
 
 
 def secret_from(value: str | None, file: str | None, env: str, flag: str) -> str | None:
@@ -94,12 +89,20 @@ def secret_from(value: str | None, file: str | None, env: str, flag: str) -> str
     return None
 
 
-def credential_accepted(kubeconfig: Path, retry_for: float = RETRY_FOR_S) -> bool:
-    """Whether the master still accepts the credential in ``kubeconfig`` (an unreachable
+def no_credential_message(state_dir: Path, node_name: str) -> str:
+    return (f"the agent has no credential: no node credential in {state_dir / 'kubeconfig'} (kept there by a "
+            "first join) and no token. On the master's machine create a join token with `sigma token create "
+            "--state-dir MASTER_STATE_DIR` and start this agent once with --bootstrap-token-file FILE (or the "
+            "environment variable SIGMA_BOOTSTRAP_TOKEN); it keeps its own credential in its state directory and "
+            "restarts without the token")
+
+
+def credential_accepted(config: KubeConfig, retry_for: float = RETRY_FOR_S) -> bool:
+    """Whether the master still accepts the credential in ``config`` (an unreachable
     master is retried for ``retry_for`` seconds, then counts as accepting: the agent's own
     loops retry)."""
     deadline = time.monotonic() + retry_for
-    with HttpClient.from_kubeconfig(str(kubeconfig)) as client:
+    with HttpClient.from_config(config) as client:
         while True:
             try:
                 client.request_json("GET", CLUSTER_CA_PATH)
@@ -112,15 +115,70 @@ def credential_accepted(kubeconfig: Path, retry_for: float = RETRY_FOR_S) -> boo
                 time.sleep(0.5)
 
 
-def joined_client(master: str, bootstrap_token: str | None, node_name: str, state_dir: Path,
+def anonymous_refused(master: str, ca_file: str | None) -> bool:
+    """Whether ``master`` refuses requests without a credential (401 on the cluster CA,
+    which every authenticated user may read). A master that cannot be reached, or serves no
+    such path (no authentication at all), does not count as refusing."""
+    try:
+        with HttpClient(master, verify=ca_file or True, timeout=10) as client:
+            client.request_json("GET", CLUSTER_CA_PATH)
+    except ApiError as err:
+        return err.code == 401
+    except (ConnectionError, OSError):
+        return False
+    return False
+
+
+def stored_credential(state_dir: Path, master: str | None = None) -> KubeConfig | None:
+    """The node credential a previous join left in STATE/kubeconfig, pointed at ``master``
+    when one is given (the master may have moved to another port or address since)."""
+    path = state_dir / "kubeconfig"
+    if not path.exists():
+        return None
+    config = load_kubeconfig(str(path))
+    return dataclasses.replace(config, server=master.rstrip("/")) if master else config
+
+
+def joined_client(master: str | None, bootstrap_token: str | None, node_name: str, state_dir: Path,
                   ca_file: str | None = None) -> HttpClient:
     """A client with this node's credential: the one kept in STATE/kubeconfig while the master
-    accepts it, else a new one from joining with ``bootstrap_token``."""
+    accepts it, else a new one from joining with ``bootstrap_token``. Raises ValueError with
+    what to do when neither works."""
     kubeconfig = state_dir / "kubeconfig"
-    if kubeconfig.exists() and credential_accepted(kubeconfig):
-        return HttpClient.from_kubeconfig(str(kubeconfig))
+    stored = stored_credential(state_dir, master)
+    if stored is not None and credential_accepted(stored):
+        if master and master.rstrip("/") != load_kubeconfig(str(kubeconfig)).server:
+            _repoint(kubeconfig, master.rstrip("/"))
+        return HttpClient.from_config(stored)
     if not bootstrap_token:
-        raise ValueError(f"{kubeconfig}: no credential the master accepts, and no bootstrap token to join with")
-    answer = join(master, bootstrap_token, node_name, ca_file)
+        if stored is None:
+            raise ValueError(no_credential_message(state_dir, node_name))
+        raise ValueError(
+            f"the master ({stored.server}) no longer accepts the node credential in {kubeconfig} (its Node was "
+            "deleted, or the master's state was reset), and no bootstrap token was given: on the master's machine "
+            f"create one for this node with `sigma token create --node {node_name}` and start the agent with "
+            "--bootstrap-token-file FILE (or SIGMA_BOOTSTRAP_TOKEN)")
+    if not master:
+        raise ValueError("a join needs the master's URL: pass --master https://MASTER:6443")
+    try:
+        answer = join(master, bootstrap_token, node_name, ca_file)
+    except ApiError as err:
+        if err.code == 401:
+            raise ValueError(
+                "the master refused the bootstrap token (401 Unauthorized): it is unknown, expired, or already "
+                "used (a token joins one node unless it was created with --reusable). On the master's machine "
+                f"create a new one with `sigma token create` (`sigma token create --node {node_name}` if this "
+                "node joined before and lost its credential)") from None
+        raise
     write_node_kubeconfig(kubeconfig, master, answer)
     return HttpClient.from_kubeconfig(str(kubeconfig))
+
+
+def _repoint(kubeconfig: Path, server: str) -> None:
+    """Keep the stored credential's server current (a restart without --master uses it)."""
+    with open(kubeconfig, encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh) or {}
+    for entry in doc.get("clusters") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("cluster"), dict):
+            entry["cluster"]["server"] = server
+    write_kubeconfig_file(kubeconfig, doc)

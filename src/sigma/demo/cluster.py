@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sigma.api.errors import ApiError
 from sigma.api.registry import Registry
 from sigma.api.resources import resource
+from sigma.client.base import ApiClient
 from sigma.demo import web as demo_web
 from sigma.demo.podpython import workload_python
 
@@ -102,7 +104,7 @@ def demo_scaler(spike_start: float, time_scale: float = DEMO_TIME_SCALE,
                                    "multiplier": DEMO_SPIKE_MULTIPLIER}]}}
 
 
-def demo_objects(now: float | None = None) -> list[tuple[str, dict[str, Any]]]:
+def demo_objects(now: float | None = None, metrics_port: int = DEMO_METRICS_PORT) -> list[tuple[str, dict[str, Any]]]:
     spike_start = (time.time() if now is None else now) + DEMO_SPIKE_AFTER_S / DEMO_TIME_SCALE
     python, security = workload_python()
     web = {
@@ -119,7 +121,8 @@ def demo_objects(now: float | None = None) -> list[tuple[str, dict[str, Any]]]:
                         "name": "web",
                         "command": [python, "-c", inspect.getsource(demo_web)],
                         "securityContext": security,
-                        "env": [{"name": "PORT", "value": "0"}, *demo_load_env(spike_start)],
+                        "env": [{"name": "PORT", "value": "0"},
+                                *demo_load_env(spike_start, port=metrics_port)],
                         "resources": {"requests": {"cpu": "200m", "memory": "64Mi"},
                                       "limits": {"cpu": "1", "memory": "256Mi"}},
                     }],
@@ -145,14 +148,58 @@ def demo_objects(now: float | None = None) -> list[tuple[str, dict[str, Any]]]:
             }],
         },
     }
-    return [("deployments", web), ("predictivescalers", demo_scaler(spike_start)), ("pods", batch),
+    return [("deployments", web), ("predictivescalers", demo_scaler(spike_start, port=metrics_port)), ("pods", batch),
             ("batchjobs", demo_dag())]
 
 
-def apply_demo(registry: Registry) -> None:
-    for plural, obj in demo_objects():
+def apply_demo(registry: Registry, port_free: Callable[[int], bool] | None = None) -> int:
+    """Create the demo's objects (those already there, from an earlier start on this state,
+    stay as they are) and return demo-web's metrics port.
+
+    That port is shared by every demo-web replica of the cluster (SO_REUSEPORT), so a port
+    another cluster's demo on this machine uses would be shared with it too, silently: the
+    scaler would read the other cluster's load. So the port is a free one, chosen when the
+    demo is created, and chosen again (the Deployment and the scaler updated) when a
+    restart finds it taken."""
+    from sigma.client.local import LocalClient
+    from sigma.ports import default_or_free
+    from sigma.ports import port_free as free_on
+
+    is_free = port_free or (lambda port: free_on("127.0.0.1", port))
+    client = LocalClient(registry)
+    scaler = _get(client, "predictivescalers", "demo-web")
+    current = int(((scaler or {}).get("spec") or {}).get("metric", {}).get("port") or 0)
+    port = current if current and is_free(current) else default_or_free("127.0.0.1", 0)
+    for plural, obj in demo_objects(metrics_port=port):
         try:
             registry.create(resource(plural), obj["metadata"]["namespace"], obj)
         except ApiError as err:
             if err.reason != "AlreadyExists":
                 raise
+    if scaler is not None and port != current:
+        _retarget_metrics_port(client, port)
+    return port
+
+
+def _get(client: ApiClient, plural: str, name: str) -> dict[str, Any] | None:
+    try:
+        return client.get(plural, name, "default")
+    except ApiError as err:
+        if err.code == 404:
+            return None
+        raise
+
+
+def _retarget_metrics_port(client: ApiClient, port: int) -> None:
+    """Point demo-web's load gauge and its scaler at ``port``."""
+    scaler = _get(client, "predictivescalers", "demo-web")
+    if scaler is not None:
+        scaler["spec"]["metric"]["port"] = port
+        client.update("predictivescalers", scaler, "default")
+    web = _get(client, "deployments", "demo-web")
+    if web is not None:
+        for container in web["spec"]["template"]["spec"].get("containers") or []:
+            for env in container.get("env") or []:
+                if env.get("name") == "LOAD_METRICS_PORT":
+                    env["value"] = str(port)
+        client.update("deployments", web, "default")

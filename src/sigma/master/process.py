@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -180,10 +181,12 @@ class Master:
                 log.warning("compaction failed: %s", err)
 
     def serve(self, on_ready: Callable[[], None] | None = None,
-              on_stopping: Callable[[], None] | None = None) -> None:
+              on_stopping: Callable[[], None] | None = None, sockets: list[socket.socket] | None = None) -> None:
         """Run the API server in this thread until stopped (Ctrl-C or shutdown()).
         ``on_stopping`` is called as soon as the server begins to stop (`sigma up` tells its
-        agent then, so the pods' grace periods run while the master winds down)."""
+        agent then, so the pods' grace periods run while the master winds down). ``sockets``:
+        listeners bound already (sigma.ports.bind_tcp), so a taken port was refused before
+        anything started; default: uvicorn binds host:port itself."""
         if self.controllers and isinstance(self.store, EtcdStore):
             from sigma.master.leader import Elector
 
@@ -209,7 +212,7 @@ class Master:
         if on_ready is not None:
             threading.Thread(target=self._notify_ready, args=(on_ready,), daemon=True).start()
         try:
-            self._server.run()
+            self._server.run(sockets=sockets)
         finally:
             self.shutdown()
 

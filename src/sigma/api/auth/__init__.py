@@ -19,6 +19,7 @@ they are the master itself.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,17 @@ def pod_node_of(registry: Registry) -> Any:
     return pod_node
 
 
+def serving_names(host: str) -> list[str]:
+    """What the serving certificate of a listener on ``host`` must name: the host itself,
+    or, for a wildcard listener (0.0.0.0, ::), every address of this machine and its fully
+    qualified name, since clients on other machines reach it by those."""
+    from sigma.ports import is_wildcard, local_addresses
+
+    if not is_wildcard(host):
+        return [host.strip("[]")]
+    return [*local_addresses(), socket.getfqdn()]
+
+
 def build_auth(options: AuthOptions, registry: Registry) -> AuthSetup:
     from sigma.api.satoken_auth import tokens_of  # it reads sigma.api.auth.identity: not at import
 
@@ -108,7 +120,7 @@ def build_auth(options: AuthOptions, registry: Registry) -> AuthSetup:
     agent_client = ensure_client_cert(ca, MASTER_USER, (MASTERS,), CertPair(auth_dir / f"agent-client-{name}.crt",
                                                                          auth_dir / f"agent-client-{name}.key"))
     if tls:
-        server_cert = issue_server_cert(ca, [options.host], CertPair(auth_dir / f"server-{name}.crt",
+        server_cert = issue_server_cert(ca, serving_names(options.host), CertPair(auth_dir / f"server-{name}.crt",
                                                                     auth_dir / f"server-{name}.key"))
     credentials = Credentials(options.state_dir, options.token_file)
     policy = AuthPolicy(
