@@ -184,7 +184,11 @@ def test_a_deployment_whose_template_is_refused_says_so_on_its_replica_set_and_i
                                                "template": template}})
     assert r.status_code == 201, r.text
     # As in Kubernetes: the ReplicaSet says FailedCreate, the Deployment carries ReplicaFailure.
-    (rs,) = http.get(f"/apis/apps/v1/namespaces/{ns}/replicasets").json()["items"]
+    deadline = time.monotonic() + 30
+    while not (replica_sets := http.get(f"/apis/apps/v1/namespaces/{ns}/replicasets").json()["items"]):
+        assert time.monotonic() < deadline, "the Deployment made no ReplicaSet"
+        time.sleep(0.2)
+    (rs,) = replica_sets
     events = failed_create_events(http, ns, rs["metadata"]["name"])
     assert events, "the refused template left no trace on its ReplicaSet"
     assert events[0]["type"] == "Warning" and events[0]["involvedObject"]["kind"] == "ReplicaSet"
