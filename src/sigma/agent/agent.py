@@ -235,6 +235,7 @@ class Agent:
         """The Node as the route loop read it: its podCIDR configures the pod network."""
         assert self.network is not None
         self.network.set_pod_cidr(str((node.get("spec") or {}).get("podCIDR") or ""))
+        self.network.make_bridge()
         condition = self.network.condition()
         if condition not in self.facts.conditions:
             self.facts.conditions[:] = [c for c in self.facts.conditions if c.get("type") != condition["type"]]

@@ -93,6 +93,7 @@ class PodNetwork:
         self.records = os.path.join(self.dir, "sandboxes")
         self.ipam_dir = os.path.join(self.dir, "ipam")  # host-local's allocations
         self.conflist_path = os.path.join(state_dir, "cni", "net.d", conflist.CONFLIST_NAME)
+        self._bridge_for = ""
         self.etc_root, self.host_resolv = etc_root, host_resolv
         for path in (self.records, self.ipam_dir, os.path.dirname(self.conflist_path)):
             os.makedirs(path, mode=0o700, exist_ok=True)
@@ -136,11 +137,17 @@ class PodNetwork:
             f.write(text)
         os.replace(tmp, self.conflist_path)
         self.pod_cidr = pod_cidr
-        if self.problem() is None:
-            trouble = bridge.ensure_bridge(conflist.BRIDGE, pod_cidr)
-            if trouble:  # the bridge plugin makes it at the first pod's ADD instead
-                log.warning("pod bridge not made up front: %s", trouble)
         log.info("pod network: podCIDR %s, gateway %s on %s", pod_cidr, conflist.gateway(pod_cidr), conflist.BRIDGE)
+
+    def make_bridge(self) -> None:
+        """The pod bridge with the gateway address, before the first pod (the cluster DNS
+        listens there); the agent calls it once the podCIDR is known."""
+        if not self.pod_cidr or self._bridge_for == self.pod_cidr or self.problem() is not None:
+            return
+        trouble = bridge.ensure_bridge(conflist.BRIDGE, self.pod_cidr)
+        if trouble:  # the bridge plugin makes it at the first pod's ADD instead
+            log.warning("pod bridge not made up front: %s", trouble)
+        self._bridge_for = self.pod_cidr  # tried once per podCIDR: the route loop calls often
 
     # -- pods ----------------------------------------------------------------------------
     def netns_path(self, pod_uid: str) -> str | None:
