@@ -21,6 +21,7 @@ from sigma.client.events import record_event
 from sigma.master.controllers.burst import slow_start
 from sigma.master.controllers.daemonset_plan import daemon_pod, daemon_status, plan_daemon
 from sigma.master.controllers.keyed import Key, KeyedController
+from sigma.master.controllers.podops import delete_owned_pod
 from sigma.master.controllers.rollout import SAFE_ALPHABET, available_since
 
 log = logging.getLogger("sigma.daemonset")
@@ -101,14 +102,7 @@ class DaemonSetController(KeyedController):
         return False
 
     def _delete_pod(self, ds: dict[str, Any], pod: dict[str, Any]) -> None:
-        m = pod["metadata"]
-        try:
-            self.client.delete("pods", m["name"], m["namespace"], preconditions_uid=m.get("uid"))
-        except ApiError as err:
-            if err.code not in (404, 409):
-                raise
-            return
-        record_event(self.client, ds, "Normal", "SuccessfulDelete", f"Deleted pod: {m['name']}", COMPONENT)
+        delete_owned_pod(self.client, ds, pod, COMPONENT)
 
 
 def _ds_key(obj: dict[str, Any]) -> Key | None:

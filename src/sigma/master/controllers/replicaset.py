@@ -19,6 +19,7 @@ from sigma.client.base import ApiClient
 from sigma.client.events import record_event
 from sigma.master.controllers.burst import slow_start
 from sigma.master.controllers.keyed import Key, KeyedController
+from sigma.master.controllers.podops import delete_owned_pod
 from sigma.master.controllers.replicaset_plan import (
     claim_pods,
     finished,
@@ -110,14 +111,7 @@ class ReplicaSetController(KeyedController):
         return False
 
     def _delete_pod(self, rs: dict[str, Any], pod: dict[str, Any]) -> None:
-        m = pod["metadata"]
-        try:
-            self.client.delete("pods", m["name"], m["namespace"], preconditions_uid=m.get("uid"))
-        except ApiError as err:
-            if err.code not in (404, 409):
-                raise
-            return
-        record_event(self.client, rs, "Normal", "SuccessfulDelete", f"Deleted pod: {m['name']}", COMPONENT)
+        delete_owned_pod(self.client, rs, pod, COMPONENT)
 
     def _adopt(self, rs: dict[str, Any], pod: dict[str, Any]) -> dict[str, Any] | None:
         """Become the orphan's controller; the resourceVersion makes it fail if another
