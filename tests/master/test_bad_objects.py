@@ -22,12 +22,18 @@ from sigma.api.registry import Registry
 from sigma.api.resources import resource
 from sigma.client.local import LocalClient
 from sigma.master.controllers.batchjob import BatchJobController
-from sigma.master.controllers.deployment import DeploymentController
+from sigma.master.controllers.cronjob import CronJobController
+from sigma.master.controllers.daemonset import DaemonSetController
+from sigma.master.controllers.deployment_rs import DeploymentController
+from sigma.master.controllers.disruption import DisruptionController
+from sigma.master.controllers.endpointslice import EndpointSliceController
 from sigma.master.controllers.gc import GarbageCollector
+from sigma.master.controllers.job import JobController
 from sigma.master.controllers.level0 import Level0Controller
 from sigma.master.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleOptions
 from sigma.master.controllers.predictive import PredictiveController
 from sigma.master.controllers.quota import QuotaController
+from sigma.master.controllers.replicaset import ReplicaSetController
 from sigma.master.scheduler.fuxi import FuxiScheduler
 from sigma.master.scheduler.loop import SchedulerLoop
 from sigma.store.sqlite import SqliteStore
@@ -179,14 +185,117 @@ def pods_of(api: Api, prefix: str) -> list[str]:
             if p["metadata"]["name"].startswith(prefix + "-")]
 
 
+def owned_by(api: Api, plural: str, owner: str) -> list[str]:
+    return [o["metadata"]["name"] for o in api.client.list(plural, NS)["items"]
+            if any(r.get("name") == owner for r in o["metadata"].get("ownerReferences") or [])]
+
+
 def test_deployment_controller_goes_on_past_a_deployment_it_cannot_sync(api: Api) -> None:
     api.client.create("deployments", deployment("a-bad"), NS)
     api.corrupt("deployments", "a-bad", NS, lambda d: d["spec"].update(template="not a template"))
     api.client.create("deployments", deployment("b-good"), NS)
     api.run(DeploymentController(api.client))
-    wait_for("the good deployment's pods", lambda: len(pods_of(api, "b-good")) == 2)
+    wait_for("the good deployment's ReplicaSet", lambda: owned_by(api, "replicasets", "b-good"))
     wait_for("FailedSync on the bad deployment", lambda: api.warned("a-bad", "FailedSync"))
-    assert pods_of(api, "a-bad") == []
+    assert owned_by(api, "replicasets", "a-bad") == []
+
+
+def replicaset(name: str, replicas: int = 2) -> dict[str, Any]:
+    return {**deployment(name, replicas), "kind": "ReplicaSet"}
+
+
+def test_replicaset_controller_goes_on_past_a_replicaset_it_cannot_sync(api: Api) -> None:
+    api.client.create("replicasets", replicaset("a-bad"), NS)
+    api.corrupt("replicasets", "a-bad", NS, lambda r: r["spec"].update(replicas="many"))
+    api.client.create("replicasets", replicaset("b-good"), NS)
+    api.run(ReplicaSetController(api.client))
+    wait_for("the good ReplicaSet's pods", lambda: len(owned_by(api, "pods", "b-good")) == 2)
+    wait_for("FailedSync on the bad ReplicaSet", lambda: api.warned("a-bad", "FailedSync"))
+    assert owned_by(api, "pods", "a-bad") == []
+
+
+def daemonset(name: str) -> dict[str, Any]:
+    d = deployment(name)
+    del d["spec"]["replicas"]
+    return {**d, "kind": "DaemonSet"}
+
+
+def test_daemonset_controller_goes_on_past_a_daemonset_it_cannot_sync(api: Api) -> None:
+    api.client.create("nodes", node("n1"))
+    api.client.create("daemonsets", daemonset("a-bad"), NS)
+    api.corrupt("daemonsets", "a-bad", NS, lambda d: d["spec"]["template"].update(spec="garbage"))
+    api.client.create("daemonsets", daemonset("b-good"), NS)
+    api.run(DaemonSetController(api.client))
+    wait_for("the good DaemonSet's pod", lambda: len(owned_by(api, "pods", "b-good")) == 1)
+    wait_for("FailedSync on the bad DaemonSet", lambda: api.warned("a-bad", "FailedSync"))
+    assert owned_by(api, "pods", "a-bad") == []
+
+
+def job(name: str) -> dict[str, Any]:
+    template = {"spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox"}]}}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"completions": 2, "parallelism": 2, "template": template}}
+
+
+def test_job_controller_goes_on_past_a_job_it_cannot_sync(api: Api) -> None:
+    api.client.create("jobs", job("a-bad"), NS)
+    api.corrupt("jobs", "a-bad", NS, lambda j: j["spec"].update(parallelism="lots"))
+    api.client.create("jobs", job("b-good"), NS)
+    api.run(JobController(api.client))
+    wait_for("the good Job's pods", lambda: len(owned_by(api, "pods", "b-good")) == 2)
+    wait_for("FailedSync on the bad Job", lambda: api.warned("a-bad", "FailedSync"))
+    assert owned_by(api, "pods", "a-bad") == []
+
+
+def cronjob(name: str) -> dict[str, Any]:
+    return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name},
+            "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": job(name)["spec"]}}}
+
+
+def test_cronjob_controller_goes_on_past_a_cronjob_it_cannot_sync(api: Api) -> None:
+    # Both were created two minutes ago, so a run is due at once.
+    long_ago = now_rfc3339(time.time() - 120)
+    for name in ("a-bad", "b-good"):
+        api.client.create("cronjobs", cronjob(name), NS)
+        api.corrupt("cronjobs", name, NS, lambda c: c["metadata"].update(creationTimestamp=long_ago))
+    api.corrupt("cronjobs", "a-bad", NS, lambda c: c["spec"].update(schedule=["not", "a", "schedule"]))
+    api.run(CronJobController(api.client))
+    wait_for("the good CronJob's Job", lambda: owned_by(api, "jobs", "b-good"))
+    # A schedule it cannot parse is said as Kubernetes' controller says it.
+    wait_for("InvalidSchedule on the bad CronJob", lambda: api.warned("a-bad", "InvalidSchedule"))
+    assert owned_by(api, "jobs", "a-bad") == []
+
+
+def service(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": {"app": name}, "ports": [{"port": 80}]}}
+
+
+def test_endpointslice_controller_goes_on_past_a_service_it_cannot_sync(api: Api) -> None:
+    for name in ("a-bad", "b-good"):
+        api.client.create("services", service(name), NS)
+    api.corrupt("services", "a-bad", NS, lambda s: s["spec"].update(selector=["not", "a", "map"]))
+    api.run(EndpointSliceController(api.client))
+    wait_for("the good Service's EndpointSlice", lambda: owned_by(api, "endpointslices", "b-good"))
+    wait_for("the Warning on the bad Service", lambda: api.warned("a-bad", "FailedToUpdateEndpointSlices"))
+    assert owned_by(api, "endpointslices", "a-bad") == []
+
+
+def budget(name: str) -> dict[str, Any]:
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": name}}}}
+
+
+def test_disruption_controller_goes_on_past_a_budget_it_cannot_sync(api: Api) -> None:
+    for name in ("a-bad", "b-good"):
+        api.client.create("poddisruptionbudgets", budget(name), NS)
+    api.corrupt("poddisruptionbudgets", "a-bad", NS, lambda b: b["spec"].update(selector="garbage"))
+    api.run(DisruptionController(api.client))
+    def good_status() -> Any:
+        return (api.client.get("poddisruptionbudgets", "b-good", NS).get("status") or {}).get("observedGeneration")
+
+    wait_for("the good budget's status", good_status)
+    wait_for("FailedSync on the bad budget", lambda: api.warned("a-bad", "FailedSync"))
 
 
 def batch_job(name: str) -> dict[str, Any]:
