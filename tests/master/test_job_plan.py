@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sigma.api.objects import now_rfc3339
+from sigma.master.controllers.burst import BURST
 from sigma.master.controllers.job_plan import (
     TRACKING_FINALIZER,
     Backoff,
@@ -54,6 +55,14 @@ def test_a_new_job_creates_parallelism_pods_up_to_the_completions_left() -> None
     later = plan(job(parallelism=2, completions=3, status={"succeeded": 2, "startTime": now_rfc3339(T0)}),
                  [pod("a")], T0)
     assert later.create == []  # one running, one left: nothing more
+
+
+def test_a_job_of_int32_parallelism_asks_for_one_burst_of_pods_at_a_time() -> None:
+    # A work queue (no completions) of the largest parallelism must not plan 2**31 pods at once.
+    decided = plan(job(parallelism=2**31 - 1, completions=None), [], T0)
+    assert len(decided.create) == BURST
+    running = [pod(f"p{i}") for i in range(BURST)]
+    assert len(plan(job(parallelism=2**31 - 1, completions=None), running, T0).create) == BURST
 
 
 def test_ended_pods_are_recorded_uncounted_then_counted_and_the_job_completes() -> None:

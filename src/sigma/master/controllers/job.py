@@ -28,6 +28,7 @@ from sigma.api.errors import ApiError
 from sigma.api.objects import controller_of, owner_reference
 from sigma.client.base import ApiClient
 from sigma.client.events import record_event
+from sigma.master.controllers.burst import BURST, slow_start
 from sigma.master.controllers.job_plan import (
     DEFAULT_BACKOFF,
     INDEX_ENV,
@@ -45,6 +46,7 @@ log = logging.getLogger("sigma.job")
 
 COMPONENT = "job-controller"
 RESYNC_S = 30.0
+BURST_AGAIN_S = 0.5  # after a full burst of creates, the next one this soon
 
 
 class JobController(KeyedController):
@@ -91,17 +93,27 @@ class JobController(KeyedController):
         return self._create(job, decided, now)
 
     def _create(self, job: dict[str, Any], decided: JobPlan, now: float) -> float | None:
-        for index in decided.create:
-            pod = job_pod(job, index)
+        todo = list(decided.create)
+
+        def create_one() -> bool:
+            pod = job_pod(job, todo.pop(0))
             try:
                 created = self.client.create("pods", pod, job["metadata"]["namespace"])
             except ApiError as err:
                 if err.code >= 500:
                     raise
                 record_event(self.client, job, "Warning", "FailedCreate", f"Error creating: {err}", COMPONENT, now)
-                return 10.0  # the template cannot make a pod now (quota, a missing class...): later
+                return False
             record_event(self.client, job, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}",
                          COMPONENT, now)
+            return True
+
+        # Bounded, growing batches that stop at the first refusal (sigma.master.controllers.burst).
+        created, failed = slow_start(len(todo), create_one)
+        if failed:
+            return 10.0  # the template cannot make a pod now (quota, a missing class...): later
+        if created >= BURST:
+            return BURST_AGAIN_S  # a full burst: the rest of the pods on the next sync
         return decided.recheck
 
     def _pods_of(self, job: dict[str, Any]) -> list[dict[str, Any]]:

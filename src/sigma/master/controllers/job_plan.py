@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sigma.api.objects import condition, now_rfc3339, parse_rfc3339
+from sigma.master.controllers.burst import BURST
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
@@ -322,7 +323,7 @@ def _scale(out: JobPlan, spec: dict[str, Any], job: dict[str, Any], active: list
         room = parallelism - len(keep)
         if room < 0:
             out.delete.extend(p["metadata"]["name"] for p in _newest_first(keep)[:-room])
-        out.create = list(pending[:max(room, 0)])
+        out.create = list(pending[:max(min(room, BURST), 0)])
         return
     if completions is None:
         want = 0 if succeeded > 0 else parallelism
@@ -330,7 +331,9 @@ def _scale(out: JobPlan, spec: dict[str, Any], job: dict[str, Any], active: list
         want = min(parallelism, max(int(completions) - succeeded, 0))
     if len(active) > want:
         out.delete.extend(p["metadata"]["name"] for p in _newest_first(active)[:len(active) - want])
-    out.create = [None] * max(want - len(active), 0)
+    # At most a burst per sync: parallelism may be int32's maximum, and the rest is made on
+    # the next syncs (the controller comes back at once after a full burst).
+    out.create = [None] * max(min(want - len(active), BURST), 0)
 
 
 def _newest_first(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
