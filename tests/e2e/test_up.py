@@ -58,6 +58,9 @@ class Up:
         self.log = tmp / "up.log"
         self.process: subprocess.Popen[bytes] | None = None
         self._client: HttpClient | None = None
+        # On the host's network here: the pod network would give the host a bridge, a table
+        # and forwarding (tests/e2e/test_up_pod_network.py runs it in a namespace of its own).
+        self.pod_network = "off"
 
     def close(self) -> None:
         """Stop `sigma up` as a user would (Ctrl-C), killing it only if it hangs; also when
@@ -88,6 +91,7 @@ class Up:
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "sigma", "up", "--state-dir", str(self.state), "--port", str(self.port),
+                 "--pod-network", self.pod_network,
                  "--cgroup-root", self.cgroup_root],
                 stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 

@@ -35,7 +35,8 @@ class Restartable(Up):
         self._client = None  # the restarted master serves a new certificate chain from the same CA
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "sigma", "up", "--no-demo", "--state-dir", str(self.state),
+                [sys.executable, "-m", "sigma", "up", "--no-demo", "--pod-network", "off",
+                 "--state-dir", str(self.state),
                  "--port", str(self.port), "--cgroup-root", self.cgroup_root],
                 stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 

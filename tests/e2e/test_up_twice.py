@@ -30,7 +30,8 @@ class OwnUp(Up):
     def start(self) -> None:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "sigma", "up", "--no-demo", "--state-dir", str(self.state)],
+                [sys.executable, "-m", "sigma", "up", "--no-demo", "--pod-network", "off",
+                 "--state-dir", str(self.state)],
                 stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def wait_up(self) -> None:
@@ -90,7 +91,8 @@ def test_two_sigma_up_on_one_machine_keep_to_their_own(ups: tuple[OwnUp, OwnUp])
     assert {a.cgroup_root, b.cgroup_root} & {"sigma"} == set()
 
     # A third on a state directory in use: refused at once, saying so.
-    third = subprocess.run([sys.executable, "-m", "sigma", "up", "--no-demo", "--state-dir", str(a.state)],
+    third = subprocess.run([sys.executable, "-m", "sigma", "up", "--no-demo", "--pod-network", "off", "--state-dir",
+                            str(a.state)],
                            capture_output=True, text=True, timeout=120)
     assert third.returncode != 0 and "Traceback" not in third.stderr, third.stderr
     assert "is in use by another Sigma" in third.stderr and "--state-dir" in third.stderr, third.stderr

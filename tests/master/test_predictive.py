@@ -249,3 +249,19 @@ def test_prometheus_counters_become_rates_summed_over_pods() -> None:
     assert source(spec, pods, {}, 0.0) is None  # a rate needs two scrapes
     counters.update({"10.0.0.1": 180.0, "10.0.0.2": 10.0})  # the second pod restarted
     assert source(spec, pods, {}, 10.0) == pytest.approx(6.0 + 1.0)
+
+
+def test_a_shared_gauge_is_taken_once_with_aggregate_max() -> None:
+    # Each replica, on its own pod IP, reports the whole service's offered load.
+    gauges = {"10.0.0.1": 120.0, "10.0.0.2": 118.0, "10.0.0.3": 121.0}
+    source = PrometheusSource(get=lambda url: f"offered {gauges[url.split('/')[2].split(':')[0]]}")
+    pods = [{"metadata": {"namespace": "default", "name": f"p{i}"}, "status": {"podIP": ip}}
+            for i, ip in enumerate(gauges)]
+    for aggregate, expected in (("max", 121.0), ("sum", 359.0)):
+        spec, errors = parse_scaler_spec({**SCALER["spec"], "metric": {
+            "type": "prometheus", "port": 8080, "name": "offered", "aggregate": aggregate}})
+        assert spec is not None, errors
+        assert source(spec, pods, {}, 0.0) == pytest.approx(expected)
+    _, errors = parse_scaler_spec({**SCALER["spec"], "metric": {"type": "prometheus", "port": 8080,
+                                                                "name": "offered", "aggregate": "mean"}})
+    assert [e.path for e in errors] == ["spec.metric.aggregate"]

@@ -55,7 +55,7 @@ from sigma.agent.probe import Capabilities, probe
 from sigma.agent.probes.runner import ProbeRunner, ProbeTarget, probe_targets
 from sigma.agent.pulls import ImageOptions, ImagePulls, start_pulls
 from sigma.agent.qos import QosManager, QosOptions
-from sigma.agent.runtime.base import Runtime
+from sigma.agent.runtime.base import RUNNING, Runtime
 from sigma.agent.runtime.hardening import NOBODY
 from sigma.agent.runtime.process import ProcessRuntime
 from sigma.agent.runtime.runc import RuncRuntime
@@ -148,6 +148,7 @@ class Agent:
                                 network=self.network)
         self.collector = Collector(self.node.cgroups)
         self.watcher = PodWatcher(client, node_name)
+        self.node.on_actions_done = self.watcher.changed.set  # a pod's slow start ended: sync now
         self.address = opts.address or reachable_address(opts.host, getattr(client, "base_url", ""))
         self.server = AgentServer(opts.host, opts.port, self.watcher.find, self.node.logs, self.render_metrics,
                                   ensure_serving_cert(state_dir, node_name, [self.address]))
@@ -212,6 +213,7 @@ class Agent:
                 self.servicenet.stop(remove_rules=self.options.drain_on_exit)
             if self.options.drain_on_exit:
                 self.drain()
+            self.node.close()
             self.probes.close()
             self.release()
             log.info("agent for node %s stopped", self.node_name)
@@ -250,18 +252,26 @@ class Agent:
         manager.orphan_grace_seconds = self.options.drain_grace  # containers of pods no longer known
         leaving = [draining(pod, self.options.drain_grace) for pod in self.watcher.pods()]
         deadline = time.monotonic() + self.options.drain_grace + 10
-        while self.node.observed() and time.monotonic() < deadline:
+        # Until nothing runs: what exited is removed below, with a start still under way
+        # (a pod worker busy with it would leave its pod's exited containers for later).
+        while any(c.state == RUNNING for c in self.node.observed()) and time.monotonic() < deadline:
             try:
                 self.node.sync(leaving, time.time())  # every pod is being deleted
             except Exception:  # a pod that cannot be stopped must not keep the others running
                 log.exception("draining node %s", self.node_name)
                 leaving = []
             time.sleep(0.1)
+        log.info("draining node %s: containers stopped or past their grace; releasing the rest", self.node_name)
+        self.node.close(timeout=1.0)  # no new actions; those under way may end now
         for runtime in self.node.runtimes.values():
             for container in runtime.list():  # whatever outlived the grace, by force
                 runtime.remove(container.id)
         if self.cgroups is not None and self.cgroups.available:
-            self.cgroups.remove_all()
+            self.cgroups.remove_all()  # also kills a start still under way (a starved runc init)
+        self.node.close(timeout=10.0)  # so no pod worker makes a network after the release below
+        if self.network is not None:
+            self.network.gc(set())  # every pod's network namespace and address, released
+            log.info("draining node %s: every pod's network released", self.node_name)
         log.info("stopped every pod of node %s", self.node_name)
 
     # -- the sync loop -------------------------------------------------------------------

@@ -5,6 +5,14 @@ runtimes and the cgroup tree. The master-facing agent loop calls
     for update in result.statuses: PUT pods/<name>/status
     for gone in result.terminated: DELETE the pod with grace 0
     sleep until min(next watch event, result.wake_at, a resync period)
+
+A round's instructions run per pod on a pool of pod workers, as kubelet's do: in order
+within a pod, up to ``pod_workers`` pods at once. A node handed a hundred pods (a burst, or a
+backlog after a restart) starts them several at a time (each start waits on the CNI plugins
+and runc). A sync waits for its pods' actions only briefly (ROUND_WAIT_S): a pod whose start
+or stop takes longer (a batch pod's runc init starved by its CPU quota, a grace period)
+goes on in the background, its other instructions wait for it, and every other pod's
+status is still written on time.
 """
 
 from __future__ import annotations
@@ -12,8 +20,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +49,11 @@ from sigma.agent.runtime.hardening import security_fields
 from sigma.agent.runtime.shimmed import ShimRuntime
 from sigma.agent.statefile import read_json, write_json
 
+POD_WORKERS = 8  # pod starts at once (they mostly wait: on runc, the CNI plugins, a starved runc init)
+ROUND_WAIT_S = 5.0  # how long a sync waits for its pods' actions before leaving them to finish later
+
+Action = StartContainer | StopContainer | RemoveContainer | RemovePod
+
 
 @dataclass
 class SyncResult:
@@ -48,7 +63,16 @@ class SyncResult:
     wake_at: float | None = None
 
 
-def _instruction_error(ins: StartContainer | StopContainer | RemoveContainer | RemovePod, err: Exception) -> PodError:
+def _pod_of(ins: Action, pod_of_container: Mapping[str, str]) -> str:
+    """The pod an instruction acts on: its actions run in order, other pods' beside them."""
+    if isinstance(ins, StartContainer):
+        return podspec.uid(ins.pod)
+    if isinstance(ins, RemovePod):
+        return ins.pod_uid
+    return pod_of_container.get(ins.container_id) or f"container:{ins.container_id}"
+
+
+def _instruction_error(ins: Action, err: Exception) -> PodError:
     message = f"{type(ins).__name__} failed: {type(err).__name__}: {err}"
     if isinstance(ins, StartContainer):
         meta = ins.pod.get("metadata") or {}
@@ -69,8 +93,14 @@ class NodeRuntime:
         log_max_bytes: int = 10 * 2**20,
         pulls: ImagePulls | None = None,
         network: PodNetwork | None = None,
+        pod_workers: int = POD_WORKERS,
     ) -> None:
         self.state_dir, self.runtimes, self.cgroups = state_dir, runtimes, cgroups
+        self.pod_workers = max(1, pod_workers)
+        self._cpusets_lock = threading.Lock()  # pods started at once share the exclusive-CPU file
+        self._workers = ThreadPoolExecutor(self.pod_workers, thread_name_prefix="pod-worker")
+        self._busy: dict[str, Future[list[PodError]]] = {}  # pods whose actions still run
+        self.on_actions_done: Callable[[], None] | None = None  # wakes the sync loop (the agent's)
         self.network = network  # a netns and an address per pod (podnet); None: the host's network
         self.pulls = pulls  # images for runtimes that run them (runc); None: only what is imported
         self.manager = manager or PodManager()
@@ -94,9 +124,11 @@ class NodeRuntime:
         latest: dict[str, ReportStatus] = {}
         if self.network is not None:  # sandboxes of pods gone (also those a killed agent left)
             self.network.gc({podspec.uid(p) for p in desired} | {c.pod_uid for c in self.observed()})
+        result.errors += self._reap()  # actions that ended after their sync returned
         for _ in range(3):
-            acted = False
-            for ins in self.manager.handle(desired, self.observed(), now, health):
+            actions: list[Action] = []
+            observed = self.observed()
+            for ins in self.manager.handle(desired, observed, now, health):
                 if isinstance(ins, ReportStatus):
                     latest[ins.pod_uid] = ins
                 elif isinstance(ins, PodTerminated):
@@ -106,13 +138,14 @@ class NodeRuntime:
                 elif isinstance(ins, PodError):
                     result.errors.append(ins)
                 else:
-                    acted = True
-                    try:
-                        self._execute(ins)
-                    except Exception as err:  # this pod's instruction failed; the others still run
-                        result.errors.append(_instruction_error(ins, err))
-            if not acted:
-                break
+                    actions.append(ins)
+            dispatched = self._dispatch(actions, {c.id: c.pod_uid for c in observed})
+            if not dispatched:
+                break  # nothing to do, or only pods still busy with their last actions
+            wait(dispatched, timeout=ROUND_WAIT_S)
+            result.errors += self._reap()
+            if any(not f.done() for f in dispatched):
+                break  # a slow pod: the next sync looks again, the others' statuses go now
         result.statuses = list(latest.values())
         if self.pulls is not None:
             in_use = [c.get("image") or "" for p in desired for c in (p.get("spec") or {}).get("containers") or []]
@@ -141,7 +174,56 @@ class NodeRuntime:
         return None
 
     # -- instructions --------------------------------------------------------------------
-    def _execute(self, ins: StartContainer | StopContainer | RemoveContainer | RemovePod) -> None:
+    def _dispatch(self, actions: list[Action], pod_of_container: Mapping[str, str]) -> list[Future[list[PodError]]]:
+        """Hand each pod's actions (in their order) to the pod workers; a pod whose earlier
+        actions still run is left out (the next sync derives its instructions again)."""
+        groups: dict[str, list[Action]] = {}
+        for ins in actions:
+            groups.setdefault(_pod_of(ins, pod_of_container), []).append(ins)
+        dispatched = []
+        for pod, group in groups.items():
+            if pod in self._busy:
+                continue
+            if not any(isinstance(ins, StartContainer) for ins in group):
+                # Stops and removals return at once (the shim enforces a grace period): done
+                # here, so they never queue behind starts that wait on runc and CNI.
+                done: Future[list[PodError]] = Future()
+                done.set_result(self._run_group(group, wake=False))
+                self._busy[pod] = done
+                dispatched.append(done)
+                continue
+            future = self._workers.submit(self._run_group, group)
+            self._busy[pod] = future
+            dispatched.append(future)
+        return dispatched
+
+    def _run_group(self, group: list[Action], wake: bool = True) -> list[PodError]:
+        errors = []
+        for ins in group:
+            try:
+                self._execute(ins)
+            except Exception as err:  # this pod's instruction failed; the others still run
+                errors.append(_instruction_error(ins, err))
+        if wake and self.on_actions_done is not None:
+            self.on_actions_done()  # a sync that left this pod behind reports it now
+        return errors
+
+    def _reap(self) -> list[PodError]:
+        """The errors of the pods whose actions ended; those pods may act again."""
+        errors = []
+        for pod, future in list(self._busy.items()):
+            if future.done():
+                del self._busy[pod]
+                errors += future.result()
+        return errors
+
+    def close(self, timeout: float | None = None) -> None:
+        """No more actions; wait for those still running (at most ``timeout`` seconds: a
+        start stuck in a starved runc init is ended by the caller killing what it started)."""
+        self._workers.shutdown(wait=False, cancel_futures=True)
+        wait(list(self._busy.values()), timeout=timeout)
+
+    def _execute(self, ins: Action) -> None:
         if isinstance(ins, StartContainer):
             self._start(ins)
         elif isinstance(ins, StopContainer):
@@ -205,6 +287,12 @@ class NodeRuntime:
             cpuset = self._cpuset_for(pod)
             parent = self.cgroups.ensure_pod(tier, podspec.uid(pod), podspec.pod_resources(pod), cpuset)
         env = {e["name"]: str(e.get("value", "")) for e in container.get("env") or [] if "name" in e}
+        cpu_limit = res.cpu_limit_millis
+        if parent and cpu_limit is not None and self.cgroups is not None and self.cgroups.version == 1:
+            # v1 refuses a container quota above its pod's, which a suppressed batch parent
+            # may have lowered (CgroupTree._set_quota): runc would fail the start with EINVAL.
+            pod_quota = self.cgroups.cpu_quota_millis(parent)
+            cpu_limit = min(cpu_limit, pod_quota) if pod_quota is not None else cpu_limit
         return ContainerSpec(
             pod_uid=podspec.uid(pod),
             pod_namespace=meta.get("namespace", "default"),
@@ -217,7 +305,7 @@ class NodeRuntime:
             working_dir=container.get("workingDir"),
             image=container.get("image") or "",
             cpu_request_millis=res.cpu_request_millis,
-            cpu_limit_millis=res.cpu_limit_millis,
+            cpu_limit_millis=cpu_limit,
             memory_limit_bytes=res.memory_limit_bytes,
             cpuset=cpuset,
             oom_score_adj=podspec.oom_score_adj(pod),
@@ -232,6 +320,11 @@ class NodeRuntime:
         count = podspec.exclusive_cpu_count(pod)
         if not count or self.cgroups is None or "cpuset" not in self.cgroups.hierarchies:
             return None
+        with self._cpusets_lock:
+            return self._pick_cpuset(pod, count)
+
+    def _pick_cpuset(self, pod: podspec.Pod, count: int) -> str | None:
+        assert self.cgroups is not None
         assigned = self._assigned_cpus()
         if podspec.uid(pod) not in assigned:
             all_cpus = podspec.parse_cpuset(
@@ -255,9 +348,10 @@ class NodeRuntime:
         if self.cgroups is not None and self.cgroups.available:
             for tier in (podspec.PROD, podspec.BATCH):
                 self.cgroups.remove(self.cgroups.pod_path(tier, pod_uid))
-        assigned = self._assigned_cpus()
-        if assigned.pop(pod_uid, None) is not None:
-            write_json(self._cpusets_file, assigned)
+        with self._cpusets_lock:
+            assigned = self._assigned_cpus()
+            if assigned.pop(pod_uid, None) is not None:
+                write_json(self._cpusets_file, assigned)
         for entry in os.listdir(self.log_dir):
             if entry.endswith("_" + pod_uid):
                 shutil.rmtree(os.path.join(self.log_dir, entry), ignore_errors=True)

@@ -20,7 +20,10 @@ PREDICTIVE_SCALER_SPEC = obj(
                path=string("prometheus: the metrics path; default /metrics."),
                name=string("prometheus: the metric's name."),
                rate=boolean("prometheus: use the per-second rate of a counter; default true for a name "
-                            "ending in _total.")),
+                            "ending in _total."),
+               aggregate=string("prometheus: how the pods' readings combine: sum (each pod reports its share; "
+                                "the default) or max (each pod reports the whole service's load).",
+                                enum=("sum", "max"))),
     targetPerReplica=number("The metric units one replica should carry (> 0)."),
     minReplicas=NONNEG32.doc("The fewest replicas; default 1."),
     maxReplicas=NONNEG32.doc("The most replicas (>= minReplicas)."),

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import socket
 import sys
@@ -180,6 +181,7 @@ def run_agent(args: argparse.Namespace) -> int:
     from sigma.agent.agent import Agent, AgentOptions, NodeUnauthorized
     from sigma.agent.cgroups import agent_cgroup_root
     from sigma.agent.images import DEFAULT_ROOT
+    from sigma.agent.podnet.hostlock import PodNetworkInUse, hold_pod_network
     from sigma.agent.podnet.network import DEFAULT_CNI_BIN_DIRS
     from sigma.agent.pulls import ImageOptions
     from sigma.agent.qos import QosOptions
@@ -193,6 +195,8 @@ def run_agent(args: argparse.Namespace) -> int:
     try:
         host, port, p2p_port = _ports(args)
         secure_state_dir(Path(args.state_dir))
+        # Held while the agent runs: one pod network per network namespace (podnet/hostlock.py).
+        podnet_lock = hold_pod_network(args.state_dir) if args.pod_network else None
         cgroup_root = agent_cgroup_root(args.cgroup_root, args.node_name, args.state_dir)
         options = AgentOptions(
             cpus=args.cpus, memory=args.memory, reserved=args.reserved, host=host, port=port,
@@ -211,7 +215,7 @@ def run_agent(args: argparse.Namespace) -> int:
                                        dns_address=args.cluster_dns_address),
         )
         agent = Agent(_client(args), args.node_name, args.state_dir, options)
-    except (ValueError, OSError, ApiError, PortInUse) as err:
+    except (ValueError, OSError, ApiError, PortInUse, PodNetworkInUse) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 
@@ -226,4 +230,7 @@ def run_agent(args: argparse.Namespace) -> int:
     except NodeUnauthorized as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    finally:
+        if podnet_lock is not None:
+            os.close(podnet_lock)
     return 0

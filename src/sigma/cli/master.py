@@ -69,6 +69,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="etcd: start a local etcd in the state dir (needed for --masters > 1)")
     u.add_argument("--masters", type=int, default=1,
                    help="masters to run (the first on --port, the others on free ports)")
+    u.add_argument("--pod-network", choices=("auto", "on", "off"), default="auto",
+                   help="an address per pod, Services carried by nftables and cluster DNS (auto: when this "
+                        "machine has root, the CNI plugins and nft, and no other cluster runs its pod network)")
     u.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     u.set_defaults(func=run_up)
 
@@ -265,8 +268,9 @@ def run_up(args: argparse.Namespace) -> int:
     server = f"https://{url_host(client_host(host))}:{port}"
     write_kubeconfig(kubeconfig, server, admin_token(state), ca.cert)
     os.environ.setdefault("KUBECONFIG", str(kubeconfig))
+    pod_network = _pod_network(args.pod_network) if not args.no_agent else False
     options = {"demo": not args.no_demo, "agent": not args.no_agent, "cgroup_root": args.cgroup_root,
-               "host": host, "listener": listener}
+               "host": host, "listener": listener, "pod_network": pod_network}
     try:
         if args.store == "etcd":
             from sigma.cli.ha import HaControlPlane
@@ -276,6 +280,22 @@ def run_up(args: argparse.Namespace) -> int:
         return _cluster(state, port, **options).run(console)
     finally:
         os.close(lock)
+
+
+def _pod_network(requested: str) -> bool:
+    """`--pod-network`: on, or off with a line saying why (sigma.cli.upnet)."""
+    from sigma.agent.podnet.hostlock import pod_network_holder
+    from sigma.agent.podnet.network import DEFAULT_CNI_BIN_DIRS, network_problem
+    from sigma.cli.upnet import choose_pod_network
+
+    problem = network_problem(list(DEFAULT_CNI_BIN_DIRS)) if requested != "off" else None
+    try:
+        choice = choose_pod_network(requested, problem, pod_network_holder() if requested != "off" else None)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    if choice.note:
+        console.print(choice.note, soft_wrap=True)
+    return choice.on
 
 
 def _cluster(state: Path, port: int, **options: Any) -> EmbeddedCluster:

@@ -74,8 +74,9 @@ def sigma_command() -> str:
 class EmbeddedCluster:
     def __init__(self, state: Path, port: int, demo: bool = True, agent: bool = True,
                  cgroup_root: str | None = None, node_name: str | None = None, store_url: str | None = None,
-                 host: str = "127.0.0.1", listener: socket.socket | None = None) -> None:
+                 host: str = "127.0.0.1", listener: socket.socket | None = None, pod_network: bool = False) -> None:
         self.state = state
+        self.pod_network = pod_network  # sigma.cli.upnet: an address per pod, Services, cluster DNS
         self.port = port
         self.host = host.strip("[]")
         self.listener = listener  # bound by `sigma up` (cli/master.py): a taken port was refused there
@@ -115,7 +116,7 @@ class EmbeddedCluster:
         if self.demo:
             from sigma.demo.cluster import apply_demo
 
-            metrics_port = apply_demo(self.master.registry)
+            metrics_port = apply_demo(self.master.registry, pod_network=self.pod_network)
         everywhere = " (listening on every address of this machine)" if is_wildcard(self.host) else ""
         console.print(f"[bold green]Sigma is up[/] on {escape(self.public_url)}{everywhere}", soft_wrap=True)
         if self._agent is not None:
@@ -128,7 +129,15 @@ class EmbeddedCluster:
         if self.demo:
             say(f"              kubectl --kubeconfig {kubeconfig} logs demo-batch")
             say(f"              kubectl --kubeconfig {kubeconfig} get batchjobs")
-            say(f"  demo load:  http://127.0.0.1:{metrics_port}/metrics (what demo-web's PredictiveScaler reads)")
+            if self.pod_network:
+                from sigma.demo.cluster import demo_service_ip
+
+                say(f"              curl http://{demo_service_ip(self.master.registry)}/   (Service demo-web: its "
+                    "ready replicas answer in turn)")
+                say(f"              kubectl --kubeconfig {kubeconfig} get svc,endpointslices")
+            else:
+                say(f"  demo load:  http://127.0.0.1:{metrics_port}/metrics (what demo-web's PredictiveScaler "
+                    "reads)")
         if sigma != "sigma":
             bin_dir = shlex.quote(str(Path(sys.executable).parent))
             say(f"  sigma:      not on PATH here; to type just `sigma`: export PATH={bin_dir}:$PATH")
@@ -159,6 +168,13 @@ class EmbeddedCluster:
                "--node-name", self.node_name, "--state-dir", str(self.state / "agent"),
                "--listen", listen, "--address", address, "--cgroup-root", self.cgroup_root,
                "--drain-on-exit"]
+        if self.pod_network:
+            from sigma.master.controllers.podcidr import DEFAULT_CLUSTER_CIDR
+
+            # Forwarding on: a pod's request to a ClusterIP may come back out of the bridge
+            # to a replica on this node, as on every Kubernetes node.
+            cmd += ["--pod-network", "--enable-ip-forward", "--service-proxy", "--cluster-dns",
+                    "--cluster-cidr", DEFAULT_CLUSTER_CIDR]
         # Its own session: a terminal's Ctrl-C reaches us, and we stop the agent in order.
         # umask 022: the agent's pods inherit it (statemodes.py); ours is 077.
         self._agent = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True, env=env,

@@ -78,24 +78,33 @@ DEMO_SPIKE_S = 2 * 3600.0
 DEMO_SPIKE_MULTIPLIER = 3.0
 
 
+# With the pod network each replica has its own address: fixed ports, a Service in front.
+DEMO_WEB_PORT = 8080
+DEMO_POD_METRICS_PORT = 9100
+DEMO_SERVICE_PORT = 80
+
+
 def demo_load_env(spike_start: float, time_scale: float = DEMO_TIME_SCALE,
-                  port: int = DEMO_METRICS_PORT) -> list[dict[str, str]]:
+                  port: int = DEMO_METRICS_PORT, host: str = "127.0.0.1") -> list[dict[str, str]]:
     """The env that makes demo-web offer (and serve as a gauge) the compressed day."""
-    values = {"LOAD_METRICS_PORT": port, "LOAD_TIME_SCALE": time_scale, "LOAD_BASE_RPS": DEMO_BASE_RPS,
-              "LOAD_SPIKE_START": spike_start, "LOAD_SPIKE_SECONDS": DEMO_SPIKE_S,
+    values = {"LOAD_METRICS_PORT": port, "LOAD_METRICS_HOST": host, "LOAD_TIME_SCALE": time_scale,
+              "LOAD_BASE_RPS": DEMO_BASE_RPS, "LOAD_SPIKE_START": spike_start, "LOAD_SPIKE_SECONDS": DEMO_SPIKE_S,
               "LOAD_SPIKE_MULTIPLIER": DEMO_SPIKE_MULTIPLIER}
     return [{"name": k, "value": str(v)} for k, v in values.items()]
 
 
 def demo_scaler(spike_start: float, time_scale: float = DEMO_TIME_SCALE,
                 port: int = DEMO_METRICS_PORT) -> dict[str, Any]:
-    """demo-web's PredictiveScaler: the gauge as its metric, the rush in its calendar."""
+    """demo-web's PredictiveScaler: the gauge as its metric, the rush in its calendar. Every
+    replica serves the whole service's offered load, so the largest reading is the load
+    (aggregate max): on the host's network they share one endpoint, on the pod network each
+    has its own."""
     start = datetime.fromtimestamp(spike_start, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return {"apiVersion": "sigma.io/v1", "kind": "PredictiveScaler",
             "metadata": {"name": "demo-web", "namespace": "default"},
             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "demo-web"},
                      "metric": {"type": "prometheus", "port": port, "path": "/metrics",
-                                "name": "demo_offered_requests_per_second"},
+                                "name": "demo_offered_requests_per_second", "aggregate": "max"},
                      "targetPerReplica": DEMO_TARGET_PER_REPLICA, "minReplicas": 1, "maxReplicas": 8,
                      "timeScale": time_scale,
                      # Compressed seconds: steps of 5 min (0.8 s), pods Ready 30 min (5 s) ahead.
@@ -104,9 +113,29 @@ def demo_scaler(spike_start: float, time_scale: float = DEMO_TIME_SCALE,
                                    "multiplier": DEMO_SPIKE_MULTIPLIER}]}}
 
 
-def demo_objects(now: float | None = None, metrics_port: int = DEMO_METRICS_PORT) -> list[tuple[str, dict[str, Any]]]:
+def demo_service() -> dict[str, Any]:
+    """demo-web behind a ClusterIP: the node's service proxy spreads requests over the
+    ready replicas."""
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "demo-web", "namespace": "default", "labels": {"app": "demo-web"}},
+            "spec": {"selector": {"app": "demo-web"},
+                     "ports": [{"name": "http", "port": DEMO_SERVICE_PORT, "targetPort": "http"}]}}
+
+
+def demo_objects(now: float | None = None, metrics_port: int = DEMO_METRICS_PORT,
+                 pod_network: bool = False) -> list[tuple[str, dict[str, Any]]]:
     spike_start = (time.time() if now is None else now) + DEMO_SPIKE_AFTER_S / DEMO_TIME_SCALE
     python, security = workload_python()
+    if pod_network:
+        metrics_port = DEMO_POD_METRICS_PORT
+        listen = [{"name": "HOST", "value": "0.0.0.0"}, {"name": "PORT", "value": str(DEMO_WEB_PORT)}]
+        serving: dict[str, Any] = {
+            "ports": [{"name": "http", "containerPort": DEMO_WEB_PORT},
+                      {"name": "metrics", "containerPort": DEMO_POD_METRICS_PORT}],
+            # Traffic only to replicas that answer (the EndpointSlice's ready condition).
+            "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 2}}
+    else:
+        listen, serving = [{"name": "PORT", "value": "0"}], {}
     web = {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "demo-web", "namespace": "default", "labels": {"app": "demo-web"}},
@@ -121,10 +150,11 @@ def demo_objects(now: float | None = None, metrics_port: int = DEMO_METRICS_PORT
                         "name": "web",
                         "command": [python, "-c", inspect.getsource(demo_web)],
                         "securityContext": security,
-                        "env": [{"name": "PORT", "value": "0"},
-                                *demo_load_env(spike_start, port=metrics_port)],
+                        "env": [*listen, *demo_load_env(spike_start, port=metrics_port,
+                                                         host="0.0.0.0" if pod_network else "127.0.0.1")],
                         "resources": {"requests": {"cpu": "200m", "memory": "64Mi"},
                                       "limits": {"cpu": "1", "memory": "256Mi"}},
+                        **serving,
                     }],
                 },
             },
@@ -148,13 +178,16 @@ def demo_objects(now: float | None = None, metrics_port: int = DEMO_METRICS_PORT
             }],
         },
     }
-    return [("deployments", web), ("predictivescalers", demo_scaler(spike_start, port=metrics_port)), ("pods", batch),
-            ("batchjobs", demo_dag())]
+    objects = [("deployments", web), ("predictivescalers", demo_scaler(spike_start, port=metrics_port)),
+               ("pods", batch), ("batchjobs", demo_dag())]
+    return [*objects, ("services", demo_service())] if pod_network else objects
 
 
-def apply_demo(registry: Registry, port_free: Callable[[int], bool] | None = None) -> int:
+def apply_demo(registry: Registry, port_free: Callable[[int], bool] | None = None, pod_network: bool = False) -> int:
     """Create the demo's objects (those already there, from an earlier start on this state,
     stay as they are) and return demo-web's metrics port.
+
+    With the pod network each replica serves its gauge on its own address and a fixed port.
 
     That port is shared by every demo-web replica of the cluster (SO_REUSEPORT), so a port
     another cluster's demo on this machine uses would be shared with it too, silently: the
@@ -167,18 +200,34 @@ def apply_demo(registry: Registry, port_free: Callable[[int], bool] | None = Non
 
     is_free = port_free or (lambda port: free_on("127.0.0.1", port))
     client = LocalClient(registry)
+    if pod_network:
+        for plural, obj in demo_objects(pod_network=True):
+            _create(registry, plural, obj)
+        return DEMO_POD_METRICS_PORT
     scaler = _get(client, "predictivescalers", "demo-web")
     current = int(((scaler or {}).get("spec") or {}).get("metric", {}).get("port") or 0)
     port = current if current and is_free(current) else default_or_free("127.0.0.1", 0)
     for plural, obj in demo_objects(metrics_port=port):
-        try:
-            registry.create(resource(plural), obj["metadata"]["namespace"], obj)
-        except ApiError as err:
-            if err.reason != "AlreadyExists":
-                raise
+        _create(registry, plural, obj)
     if scaler is not None and port != current:
         _retarget_metrics_port(client, port)
     return port
+
+
+def _create(registry: Registry, plural: str, obj: dict[str, Any]) -> None:
+    try:
+        registry.create(resource(plural), obj["metadata"]["namespace"], obj)
+    except ApiError as err:
+        if err.reason != "AlreadyExists":
+            raise
+
+
+def demo_service_ip(registry: Registry) -> str | None:
+    """demo-web's ClusterIP, once the Service exists."""
+    from sigma.client.local import LocalClient
+
+    service = _get(LocalClient(registry), "services", "demo-web")
+    return str((service or {}).get("spec", {}).get("clusterIP") or "") or None
 
 
 def _get(client: ApiClient, plural: str, name: str) -> dict[str, Any] | None:

@@ -1,8 +1,9 @@
 """The demo's prod service: `python -m sigma.demo.web`, a tiny HTTP server.
 
-The process runtime shares the host's network, so two replicas on one node cannot share a
-port: PORT=0 (the demo's setting) takes a free one, and the first log line says which
-(`kubectl logs` shows it). GET / answers with the pod's name and a request count.
+On the host's network two replicas on one node cannot share a port: PORT=0 takes a free
+one, and the first log line says which (`kubectl logs` shows it). With the pod network each
+replica has its own address: HOST=0.0.0.0 PORT=8080, behind the Service demo-web. GET /
+answers with the pod's name and a request count.
 
 The load the demo offers the service is a compressed day (LOAD_TIME_SCALE, e.g. 360: a day
 in four minutes) with a rush (LOAD_SPIKE_START, a wall-clock Unix time; LOAD_SPIKE_SECONDS
@@ -96,10 +97,11 @@ def main() -> int:
     servers = [server]
     metrics_port = os.environ.get("LOAD_METRICS_PORT")
     if metrics_port:
-        metrics = SharedPortServer(("127.0.0.1", int(metrics_port)), MetricsHandler)
+        metrics_host = os.environ.get("LOAD_METRICS_HOST", "127.0.0.1")
+        metrics = SharedPortServer((metrics_host, int(metrics_port)), MetricsHandler)
         threading.Thread(target=metrics.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
         servers.append(metrics)
-        print(f"demo-web load metric on http://127.0.0.1:{metrics_port}/metrics", flush=True)
+        print(f"demo-web load metric on http://{metrics_host}:{metrics_port}/metrics", flush=True)
 
     def on_term(_signum: int, _frame: FrameType | None) -> None:
         # shutdown() waits for serve_forever, which runs in this thread: ask from another.

@@ -114,7 +114,11 @@ def plan(spec: ScalerSpec, model: Model | None, obs: Observation, state: ScalerS
     hpa = state.hpa
     reactive = None
     if spec.reactive.enabled and obs.metric is not None:
-        reactive, hpa = hpa_step(hpa, obs.now, obs.replicas, obs.metric / max(obs.ready, 1),
+        # The metric is the service's whole load, spread over every replica that exists: a
+        # replica still starting counts as one that will carry its share (as the HPA counts
+        # an unready pod at zero use when it scales up). Dividing by the ready ones alone
+        # would double the replicas at every step while new pods start.
+        reactive, hpa = hpa_step(hpa, obs.now, obs.replicas, obs.metric / max(obs.replicas, 1),
                                  spec.target_per_replica, spec.min_replicas, spec.max_replicas,
                                  tolerance=spec.reactive.tolerance,
                                  scale_down_window_s=spec.reactive.scale_down_stabilization_s)

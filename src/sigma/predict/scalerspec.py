@@ -27,7 +27,9 @@ and out-of-range integers, and publishes every field with its description (`kube
 predictivescaler.spec`). The parser below refuses unknown fields as well, for a spec read
 back from the store.
 A prometheus metric whose name ends in `_total` is a counter: its per-second rate is used
-unless `rate: false` says otherwise.
+unless `rate: false` says otherwise. The pods' readings are summed (`aggregate: sum`, each
+pod reports its own share), or the largest is taken (`aggregate: max`: every pod reports
+the whole service's load, as a gauge of the traffic offered to it).
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ MAX_TIME_SCALE = 86400.0  # a day a second: beyond that a step would be shorter 
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _FIELDS = {"scaleTargetRef", "metric", "targetPerReplica", "minReplicas", "maxReplicas", "leadSeconds",
            "historySeconds", "stepSeconds", "quantile", "calendar", "reactive", "timeScale"}
-_METRIC_FIELDS = {"type", "port", "path", "name", "rate"}
+_METRIC_FIELDS = {"type", "port", "path", "name", "rate", "aggregate"}
+AGGREGATES = ("sum", "max")
 _EVENT_FIELDS = {"name", "start", "durationSeconds", "multiplier"}
 _REACTIVE_FIELDS = {"enabled", "tolerance", "scaleDownStabilizationSeconds"}
 
@@ -60,6 +63,7 @@ class MetricSpec:
     path: str = "/metrics"
     name: str = ""
     rate: bool = False  # a counter: use its per-second rate between scrapes
+    aggregate: str = "sum"  # how the pods' readings combine: "sum" or "max"
 
 
 @dataclass(frozen=True)
@@ -166,10 +170,14 @@ def _metric(metric: object, errors: list[FieldError]) -> MetricSpec | None:
     rate = metric.get("rate", isinstance(name, str) and name.endswith("_total"))
     if not isinstance(rate, bool):
         errors.append(FieldError(f"{path}.rate", f"Invalid value: {rate!r}: must be a boolean"))
+    aggregate = metric.get("aggregate", "sum")
+    if aggregate not in AGGREGATES:
+        errors.append(FieldError(f"{path}.aggregate", f'Unsupported value: {aggregate!r}: supported values: '
+                                 '"sum", "max"', "FieldValueNotSupported"))
     if len(errors) > before:
         return None
     assert isinstance(port, int)
-    return MetricSpec("prometheus", port, str(route), str(name), bool(rate))
+    return MetricSpec("prometheus", port, str(route), str(name), bool(rate), str(aggregate))
 
 
 def _calendar(events: object, errors: list[FieldError]) -> tuple[CalendarEvent, ...]:

@@ -36,6 +36,19 @@ IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 RETRY_BASE_S, RETRY_CAP_S = 1.0, 60.0
 
 
+def network_problem(cni_path: list[str]) -> str | None:
+    """Why pods cannot have a network on this machine (a missing part), or None."""
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    missing = [p for p in conflist.PLUGINS if cni.find_plugin(cni_path, p) is None]
+    if missing:
+        return f"CNI plugins {', '.join(missing)} not found in {os.pathsep.join(cni_path)}"
+    for tool in ("ip", "nft"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    return None
+
+
 class PodNetworkError(Exception):
     """The pod cannot have its network now; ``reason`` names it in the pod's Event."""
 
@@ -105,15 +118,7 @@ class PodNetwork:
     # -- the node's side -----------------------------------------------------------------
     def problem(self) -> str | None:
         """Why pods cannot have a network on this node (a missing part), or None."""
-        if os.geteuid() != 0:
-            return "network namespaces need root"
-        missing = [p for p in conflist.PLUGINS if cni.find_plugin(self.cni_path, p) is None]
-        if missing:
-            return f"CNI plugins {', '.join(missing)} not found in {os.pathsep.join(self.cni_path)}"
-        for tool in ("ip", "nft"):
-            if shutil.which(tool) is None:
-                return f"{tool} is not installed"
-        return None
+        return network_problem(self.cni_path)
 
     def condition(self) -> dict[str, str]:
         """Kubernetes' NetworkUnavailable node condition (True: pods cannot get a network)."""

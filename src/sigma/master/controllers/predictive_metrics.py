@@ -97,8 +97,9 @@ class PrometheusSource:
         with ThreadPoolExecutor(min(SCRAPE_WORKERS, len(urls))) as pool:
             values = dict(zip(urls, pool.map(lambda u: self._scrape(u, m.name), urls), strict=True))
         readings = [(url, v) for url, v in values.items() if v is not None]
+        combine = max if m.aggregate == "max" else sum
         if not m.rate:
-            return sum(v for _, v in readings) if readings else None
+            return combine(v for _, v in readings) if readings else None
         rates = []
         for key, value in readings:
             previous = self._last.get(key)
@@ -107,7 +108,7 @@ class PrometheusSource:
                 delta = value - previous[0] if value >= previous[0] else value  # counter reset
                 rates.append(delta / (now - previous[1]))
         self._last = {k: v for k, v in self._last.items() if k in values}  # forget pods that left
-        return sum(rates) if rates else None
+        return combine(rates) if rates else None
 
     def _scrape(self, url: str, name: str) -> float | None:
         try:
