@@ -120,7 +120,7 @@ class RegistryAuth:
     def with_credential(self, credential: Credential | None) -> RegistryAuth:
         """The same client and token cache tried with another credential."""
         other = RegistryAuth(self.http, credential, self.clock)
-        other._challenges = self._challenges
+        other._tokens, other._challenges, other._lock = self._tokens, self._challenges, self._lock
         return other
 
     def cached(self, host: str, scope: str) -> str | None:
