@@ -50,7 +50,7 @@ class Signer:
     def __init__(self, workdir: str) -> None:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sigma test token issuer")])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         self.cert = (
             x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(self.key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
@@ -125,7 +125,7 @@ def serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
 @contextmanager
 def token_server(ts: TokenServer) -> Iterator[TokenServer]:
     class Handler(_Quiet):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             status, body = ts.answer(parse_qs(urlsplit(self.path).query), self.headers.get("Authorization"))
             data = json.dumps(body).encode()
             self.send_response(status)
@@ -211,7 +211,7 @@ def front(f: Front) -> Iterator[Front]:
             if self.command != "HEAD":
                 self.wfile.write(body)
 
-        do_GET = do_HEAD = _any  # noqa: N815 (http.server's names)
+        do_GET = do_HEAD = _any
 
     with serve(Handler) as base:
         f.url = base

@@ -16,7 +16,6 @@ from sigma.agent.oci_registry import ImagePullError, RegistryPuller, ensure_imag
 from sigma.agent.pull_credentials import Keyring
 from sigma.agent.registry_auth import (
     DEFAULT_TOKEN_SECONDS,
-    Credential,
     RegistryAuth,
     RegistryAuthError,
     parse_challenges,
@@ -141,7 +140,8 @@ def test_a_basic_challenge_is_answered_with_the_credentials(plain: LocalRegistry
         with pytest.raises(ImagePullError, match="401 Unauthorized"):
             ensure_image(ImageStore(str(tmp_path / "a")), f"{host}/team/app:1", None, RegistryPuller())
         keys = _config("bob", "pw", host)
-        assert ensure_image(ImageStore(str(tmp_path / "b")), f"{host}/team/app:1", None, RegistryPuller(), keys) == digest
+        store = ImageStore(str(tmp_path / "b"))
+        assert ensure_image(store, f"{host}/team/app:1", None, RegistryPuller(), keys) == digest
 
 
 @pytest.mark.e2e
@@ -151,9 +151,9 @@ def test_a_registry_refusing_is_an_image_pull_error_with_its_own_words(
 ) -> None:
     push_image(plain, "app", "1", [_layer()], {})
     body = json.dumps({"errors": [{"code": "TOOMANYREQUESTS", "message": "pull rate limit"}]}).encode()
-    with front(Front(plain.base, lambda m, p, h: (status, {"Content-Type": "application/json"}, body))) as f:
-        with pytest.raises(ImagePullError) as err:
-            ensure_image(ImageStore(str(tmp_path / "s")), f"{f.url[7:]}/app:1", None, RegistryPuller())
+    refuse = Front(plain.base, lambda m, p, h: (status, {"Content-Type": "application/json"}, body))
+    with front(refuse) as f, pytest.raises(ImagePullError) as err:
+        ensure_image(ImageStore(str(tmp_path / "s")), f"{f.url[7:]}/app:1", None, RegistryPuller())
     assert err.value.reason == "ErrImagePull"
     assert text in str(err.value) and "TOOMANYREQUESTS pull rate limit" in str(err.value)
 
