@@ -99,7 +99,7 @@ class RegistryClient:
         except httpx.HTTPError as err:
             raise RegistryError(f"cannot reach the registry at {self.base} for {ref}: {err}") from err
         except RegistryAuthError as err:
-            raise RegistryError(f'pulling image "{ref}": {err}') from err
+            raise RegistryError(f'pulling image "{ref}": {err}', err.status) from err
         if resp.status_code == 404:
             codes = ", ".join(e.get("code", "?") for e in _errors(resp)) or "404"
             raise ImageNotFound(f'image "{ref}" not found: the registry at {self.base} answered {codes} '
@@ -231,22 +231,22 @@ class RegistryPuller:
             # The image's registry is asked with the credentials for the image; a mirror with
             # those for the mirror's host (if any), then anonymously.
             creds: list[Credential | None] = [*keys.lookup(ref.registry if upstream else host, ref.repository), None]
+            first: Exception | None = None  # the endpoint's answer to the most specific credential
             for cred in creds:
                 client = RegistryClient(base, self.auth.with_credential(cred))
                 try:
                     return (client, *client.get_manifest(ref))
                 except RegistryError as err:
-                    last = err
+                    first = first or err
                     if err.status in (401, 403) and cred is not creds[-1]:
                         continue  # the registry refused these credentials: try the next
-                    if not upstream:
-                        log.info("mirror %s failed for %s (%s); trying the next endpoint", base, ref, err)
                     break
                 except (ImageNotFound, DigestMismatch) as err:
-                    last = err
-                    if not upstream:
-                        log.info("mirror %s failed for %s (%s); trying the next endpoint", base, ref, err)
+                    first = first or err
                     break
+            last = first
+            if not upstream:
+                log.info("mirror %s failed for %s (%s); trying the next endpoint", base, ref, first)
         assert last is not None
         raise last
 

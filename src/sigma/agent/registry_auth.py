@@ -19,6 +19,7 @@ session holds the cache and does the HTTP.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import threading
 import time
@@ -48,7 +49,12 @@ class Challenge:
 
 
 class RegistryAuthError(RuntimeError):
-    """The token server refused (or could not be reached); the message carries its answer."""
+    """The token server refused (or could not be reached); the message carries its answer,
+    `status` its HTTP status (0: no answer)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def parse_challenges(header: str) -> list[Challenge]:
@@ -132,9 +138,11 @@ class RegistryAuth:
             return None
 
     def _who(self) -> str:
-        # Tokens are per credential too: a token got with a pod's secret is never lent to
-        # a pull without it.
-        return f"{self.credential.username}\0" if self.credential else "\0"
+        # Tokens are per credential too (user and password): a token got with a pod's
+        # secret is never lent to a pull without it, nor to one with another password.
+        if self.credential is None:
+            return "\0"
+        return hashlib.sha256(f"{self.credential.username}:{self.credential.password}".encode()).hexdigest() + "\0"
 
     def open(self, method: str, url: str, repository: str, headers: Mapping[str, str] | None = None) -> httpx.Response:
         """Send the request with whatever authorization the registry asks for, following
@@ -194,7 +202,8 @@ class RegistryAuth:
             raise RegistryAuthError(f"cannot reach the token server {realm}: {err}") from err
         if resp.status_code != 200:
             who = "with the pull credentials" if self.credential else "anonymously"
-            raise RegistryAuthError(f"the token server {realm} refused a token {who}: {status_text(resp)}")
+            raise RegistryAuthError(f"the token server {realm} refused a token {who}: {status_text(resp)}",
+                                    resp.status_code)
         try:
             token, seconds = token_lifetime(resp.json())
         except ValueError as err:
