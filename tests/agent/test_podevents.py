@@ -27,3 +27,11 @@ def test_a_failed_pull_says_the_registrys_words_then_backs_off() -> None:
                               "https://reg answered 401 Unauthorized")]
     assert status_events(pod, failed, _status("ImagePullBackOff")) == [
         ("Normal", "BackOff", 'Back-off pulling image "reg/app:1"')]
+
+
+def test_an_invalid_image_name_is_an_inspect_failed_event_naming_it() -> None:
+    pod = {"metadata": {"name": "p", "namespace": "default", "uid": "u"}}
+    message = ('Failed to apply default image tag "Bad": couldn\'t parse image reference "Bad": '
+               "repository name must be lowercase")
+    assert status_events(pod, _status("ContainerCreating"), _status("InvalidImageName", message)) == [
+        ("Warning", "InspectFailed", message)]

@@ -118,9 +118,13 @@ def test_wrong_credentials_fail_with_the_token_servers_401(
     plain: LocalRegistry, secured: LocalRegistry, tmp_path: Any
 ) -> None:
     push_image(plain, "private/app", "1", [_layer()], {})
+    puller = RegistryPuller()
+    image = f"{secured.host}/private/app:1"
+    ensure_image(ImageStore(str(tmp_path / "ok")), image, None, puller, _config("alice", "s3cret", secured.host))
+    # The same user with a wrong password never borrows the token the right one got.
     keys = _config("alice", "wrong", secured.host)
     with pytest.raises(ImagePullError) as err:
-        ensure_image(ImageStore(str(tmp_path / "s")), f"{secured.host}/private/app:1", None, RegistryPuller(), keys)
+        ensure_image(ImageStore(str(tmp_path / "s")), image, None, puller, keys)
     assert err.value.reason == "ErrImagePull"
     assert "401 Unauthorized" in str(err.value) and "invalid username or password" in str(err.value)
 

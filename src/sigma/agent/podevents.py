@@ -46,6 +46,8 @@ def status_events(pod: dict[str, Any], old: dict[str, Any] | None, new: dict[str
         elif waiting in ("ErrImagePull", "ErrImageNeverPull") and was_waiting != waiting:
             message = (state.get("waiting") or {}).get("message") or ""
             out.append(("Warning", "Failed", f'Failed to pull image "{now.get("image", "")}": {message}'.rstrip(": ")))
+        elif waiting == "InvalidImageName" and was_waiting != waiting:  # kubelet's InspectFailed
+            out.append(("Warning", "InspectFailed", (state.get("waiting") or {}).get("message") or ""))
     return out
 
 
