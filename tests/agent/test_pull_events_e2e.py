@@ -3,7 +3,7 @@ the harness's admin client: reading the pods' Secrets as a node identity is the 
 authorizer's part), a docker-registry with token auth and a token server. A pod whose
 imagePullSecrets hold the right credentials runs, with kubelet's Pulling and Pulled Events;
 one with wrong credentials waits in ErrImagePull then ImagePullBackOff, with a Failed Event
-carrying the registry's 401."""
+carrying the registry's 401; a registry answering 429 is backed off from and asked again."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from sigma.agent.pulls import ImageOptions
 from sigma.client.http import HttpClient
 from tests.agent.conftest import needs_root, wait_for
 from tests.agent.imagebuild import tar_bytes
-from tests.agent.registry_servers import Signer, TokenServer, token_registry, token_server
+from tests.agent.registry_servers import Front, Signer, TokenServer, front, token_registry, token_server
 from tests.harness import MasterProcess
 from tests.p2p.conftest import LocalRegistry, needs_registry, push_image, start_registry
 
@@ -118,3 +118,17 @@ def test_pull_secrets_pull_a_private_image_and_wrong_ones_back_off_with_the_401(
     assert "invalid username or password" in failed["message"]
     assert any(e["reason"] == "BackOff" for e in _events(client, "denied"))
     assert not any(e["reason"] == "Pulled" for e in _events(client, "denied"))
+
+
+def test_a_rate_limited_registry_backs_off_and_pulls_again(
+    setup: tuple[HttpClient, LocalRegistry, LocalRegistry],
+) -> None:
+    client, plain, _ = setup
+    body = json.dumps({"errors": [{"code": "TOOMANYREQUESTS", "message": "You have reached your pull rate limit"}]})
+    with front(Front(plain.base, lambda m, p, h: (429, {"Content-Type": "application/json"}, body.encode()))) as f:
+        _pod(client, "limited", f"{f.url[7:]}/app:1", "none")
+        wait_for(lambda: _waiting(client, "limited").get("reason") == "ImagePullBackOff", timeout=60)
+        failed = wait_for(lambda: next((e for e in _events(client, "limited") if e["reason"] == "Failed"), None))
+        assert "429 Too Many Requests" in failed["message"] and "pull rate limit" in failed["message"]
+        # After the back-off the agent pulls again (the missing secret "none" is skipped, not fatal).
+        wait_for(lambda: sum("/manifests/" in path for _, path, _ in f.seen) >= 2, timeout=30)
