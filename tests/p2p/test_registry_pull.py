@@ -132,8 +132,11 @@ def test_references_are_parsed_like_docker_does() -> None:
     assert (ref.registry, ref.repository, ref.ref) == ("reg.local", "team/app", "latest")
     ref = parse_reference("localhost:5000/app@sha256:" + "a" * 64)
     assert ref.digest == "sha256:" + "a" * 64 and ref.tag is None
-    with pytest.raises(ImagePullError, match="names no registry"):
-        parse_reference("busybox")
+    ref = parse_reference("busybox")  # as Docker reads it
+    assert (ref.registry, ref.repository, ref.ref) == ("docker.io", "library/busybox", "latest")
+    with pytest.raises(ImagePullError, match='"Busybox"') as err:
+        parse_reference("Busybox")
+    assert err.value.reason == "InvalidImageName"
 
 
 @pytest.mark.e2e

@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from prometheus_client import ProcessCollector
@@ -39,7 +40,7 @@ from sigma.agent.kernelfiles import read_stripped
 from sigma.agent.netqos import NetQosManager
 from sigma.agent.node import NodeRuntime
 from sigma.agent.nodemetric import NodeMetricBuilder
-from sigma.agent.podevents import killing_events, status_events
+from sigma.agent.podevents import killing_events, pulled_message, status_events
 from sigma.agent.podmanager import TERMINAL, BackOff, PodError, PodManager, PodTerminated, ReportStatus
 from sigma.agent.podnet.network import (
     DEFAULT_CNI_BIN_DIRS,
@@ -54,6 +55,7 @@ from sigma.agent.podwatch import PodWatcher
 from sigma.agent.probe import Capabilities, probe
 from sigma.agent.probes.runner import ProbeRunner, ProbeTarget, probe_targets
 from sigma.agent.pulls import ImageOptions, ImagePulls, start_pulls
+from sigma.agent.pullsecrets import api_secret_getter, pod_keyring
 from sigma.agent.qos import QosManager, QosOptions
 from sigma.agent.runtime.base import RUNNING, Runtime
 from sigma.agent.runtime.hardening import NOBODY
@@ -146,6 +148,7 @@ class Agent:
             if opts.pod_network else None
         self.node = NodeRuntime(state_dir, runtimes, self.cgroups, PodManager(opts.backoff), pulls=self.pulls,
                                 network=self.network)
+        self.node.pull_keyring = partial(pod_keyring, api_secret_getter(client))  # imagePullSecrets
         self.collector = Collector(self.node.cgroups)
         self.watcher = PodWatcher(client, node_name)
         self.node.on_actions_done = self.watcher.changed.set  # a pod's slow start ended: sync now
@@ -335,7 +338,9 @@ class Agent:
                     emitted.append((pod, ("Normal", "Pulling", f'Pulling image "{image}"')))
                 elif image and image not in pulling and key in self._pulls_seen:
                     self._pulls_seen.discard(key)
-                    emitted.append((pod, ("Normal", "Pulled", f'Successfully pulled image "{image}"')))
+                    done = self.pulls.outcome(image) if self.pulls is not None else None
+                    if done is not None and done.ok:  # a failed pull says Failed (status_events)
+                        emitted.append((pod, ("Normal", "Pulled", pulled_message(image, done.seconds, done.size))))
         for uid in [u for u in self._last_status if u not in pods]:
             del self._last_status[uid]
         self._killing &= set(pods)

@@ -1,4 +1,4 @@
-"""Applying an image layer (a tar, maybe gzip) to a rootfs without ever leaving it.
+"""Applying an image layer (a tar, maybe gzip or zstd) to a rootfs without ever leaving it.
 
 The agent unpacks as root, and a layer comes from whoever controls a registry that a pod
 names, so every path in it is hostile. Each one is resolved inside the rootfs the way
@@ -31,6 +31,8 @@ import stat
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from sigma.agent.layer_compression import open_layer
 
 log = logging.getLogger("sigma.agent.layers")
 
@@ -188,7 +190,10 @@ def apply_layer(blob: str, rootfs: str, limits: LayerLimits | None = None) -> No
     limits = limits or LayerLimits()
     root = Rootfs(rootfs)
     try:
-        with tarfile.open(blob, "r:*") as tar:
+        # zstd layers inflate to a scratch file beside the rootfs (layer_compression); the
+        # cap leaves room for each entry's tar header and padding beside its bytes.
+        cap = limits.max_bytes + 1024 * limits.max_entries + (1 << 20)
+        with open_layer(blob, os.path.dirname(os.path.abspath(rootfs)), cap) as tar:
             members = _members(tar, limits)
             for member in members:  # first the whiteouts: they hide the lower layers only
                 _whiteout(root, member)

@@ -43,6 +43,7 @@ from sigma.agent.podmanager import (
 )
 from sigma.agent.podnet import PodNetwork
 from sigma.agent.probes.policy import Health
+from sigma.agent.pull_credentials import Keyring
 from sigma.agent.pulls import ImagePulls
 from sigma.agent.runtime.base import RUNNING, ContainerSpec, ContainerStatus, Runtime
 from sigma.agent.runtime.hardening import security_fields
@@ -103,6 +104,7 @@ class NodeRuntime:
         self.on_actions_done: Callable[[], None] | None = None  # wakes the sync loop (the agent's)
         self.network = network  # a netns and an address per pod (podnet); None: the host's network
         self.pulls = pulls  # images for runtimes that run them (runc); None: only what is imported
+        self.pull_keyring: Callable[[podspec.Pod], Keyring] | None = None  # the pod's imagePullSecrets
         self.manager = manager or PodManager()
         self.log_dir = os.path.join(state_dir, "logs")
         self.log_max_bytes = log_max_bytes
@@ -256,7 +258,7 @@ class NodeRuntime:
                 f'runtime class "{podspec.runtime_class(pod)}" is not available on this node',
             )
             return
-        if not self._image_ready(runtime, spec, container):
+        if not self._image_ready(runtime, spec, container, pod):
             return
         if self.network is not None:  # PodNetworkError: the pod waits (an Event says why)
             sandbox = self.network.ensure(pod, time.time())
@@ -265,14 +267,17 @@ class NodeRuntime:
         runtime.start(spec)
         logs.prune(os.path.dirname(spec.log_path))
 
-    def _image_ready(self, runtime: Runtime, spec: ContainerSpec, container: dict[str, Any]) -> bool:
+    def _image_ready(self, runtime: Runtime, spec: ContainerSpec, container: dict[str, Any],
+                     pod: podspec.Pod | None = None) -> bool:
         """Pull per imagePullPolicy before an image runtime starts the container. False while
         the pull runs (the next sync tries again); a failed pull is recorded as a failed
         start with its reason, so the pod shows ErrImagePull, then ImagePullBackOff."""
         if self.pulls is None or not getattr(runtime, "uses_images", False):
             return True
         try:
-            return self.pulls.ready(spec.image, container.get("imagePullPolicy"))
+            keys = self.pull_keyring
+            source = (lambda: keys(pod)) if keys is not None and pod is not None else None
+            return self.pulls.ready(spec.image, container.get("imagePullPolicy"), source)
         except ImagePullError as err:
             assert isinstance(runtime, ShimRuntime)
             runtime.record_failure(spec, err.reason, str(err))

@@ -24,12 +24,14 @@ import os
 import platform
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from sigma.agent.image_reference import ImageName, InvalidReference, endpoints, parse_image
 from sigma.agent.images import DigestMismatch, ImageNotFound, ImageStore, normalize
+from sigma.agent.pull_credentials import Keyring
+from sigma.agent.registry_auth import Credential, RegistryAuth, RegistryAuthError, pull_scope, status_text
 
 log = logging.getLogger("sigma.agent.oci_registry")
 
@@ -41,12 +43,16 @@ ACCEPT = ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST])
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
 
-# (digest, size, blob URL at the registry, destination path): fetch, verify, write dest.
-BlobFetcher = Callable[[str, int, str, str], object]
+# (digest, size, blob URL, destination path, headers for that URL): fetch, verify, write dest.
+BlobFetcher = Callable[[str, int, str, str, dict[str, str]], object]
 
 
 class RegistryError(RuntimeError):
-    pass
+    """The registry (or its token server) refused; `status` is its HTTP status, if any."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ImagePullError(RuntimeError):
@@ -57,91 +63,112 @@ class ImagePullError(RuntimeError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class Reference:
-    registry: str  # host[:port]
-    repository: str
-    tag: str | None
-    digest: str | None
-
-    @property
-    def ref(self) -> str:
-        return self.digest or self.tag or "latest"
-
-    def __str__(self) -> str:
-        at = f"@{self.digest}" if self.digest else f":{self.tag or 'latest'}"
-        return f"{self.registry}/{self.repository}{at}"
+Reference = ImageName  # host[:port] (docker.io for the Hub), repository, tag, digest
 
 
 def parse_reference(image: str, default_registry: str | None = None) -> Reference:
-    """ "HOST[:PORT]/REPO[:TAG][@DIGEST]"; without a host the default registry is used."""
-    name, _, digest = image.partition("@")
-    first, slash, rest = name.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        registry, name = first, rest
-    elif default_registry:
-        registry = default_registry
-    else:
-        raise ImagePullError("InvalidImageName", f'image "{image}" names no registry and no default registry is set')
-    repo, colon, tag = name.rpartition(":")
-    if not colon or "/" in tag:
-        repo, tag = name, ""
-    if not repo or (digest and not digest.startswith("sha256:")):
-        raise ImagePullError("InvalidImageName", f'"{image}" is not a valid image reference')
-    return Reference(registry, repo, tag or None, digest or None)
+    """ "HOST[:PORT]/REPO[:TAG][@DIGEST]", short names as Docker reads them (docker.io,
+    library/), or on `default_registry` when set (sigma.agent.image_reference)."""
+    try:
+        return parse_image(image, default_registry)
+    except InvalidReference as err:
+        raise ImagePullError("InvalidImageName", f'Failed to apply default image tag "{image}": {err}') from err
 
 
 class RegistryClient:
-    def __init__(self, registry: str, plain_http: bool | None = None, timeout: float = 30.0) -> None:
-        host = registry.split(":")[0]
-        if plain_http is None:  # loopback registries speak plain HTTP; anything else TLS
-            plain_http = host in ("localhost", "::1") or host.startswith("127.")
-        self.base = f"{'http' if plain_http else 'https'}://{registry}"
-        self.http = httpx.Client(timeout=timeout)
+    """One endpoint of a registry (the registry itself or a mirror), through an auth session."""
+
+    def __init__(self, base: str, auth: RegistryAuth | None = None) -> None:
+        self.base = base.rstrip("/")
+        self.auth = auth or RegistryAuth()
 
     def blob_url(self, repository: str, digest: str) -> str:
         return f"{self.base}/v2/{repository}/blobs/{digest}"
 
     def get_manifest(self, ref: Reference, which: str | None = None) -> tuple[bytes, str, str]:
-        """(body, media type, digest) of a manifest or index, verified when named by digest."""
+        """(body, media type, digest) of a manifest or index, verified when named by digest
+        or when the registry says its digest (Docker-Content-Digest)."""
         which = which or ref.ref
+        url = f"{self.base}/v2/{ref.repository}/manifests/{which}"
         try:
-            resp = self.http.get(f"{self.base}/v2/{ref.repository}/manifests/{which}", headers={"Accept": ACCEPT})
+            resp = self.auth.open("GET", url, ref.repository, {"Accept": ACCEPT})
+            try:
+                resp.read()
+            finally:
+                resp.close()
         except httpx.HTTPError as err:
             raise RegistryError(f"cannot reach the registry at {self.base} for {ref}: {err}") from err
+        except RegistryAuthError as err:
+            raise RegistryError(f'pulling image "{ref}": {err}', err.status) from err
         if resp.status_code == 404:
             codes = ", ".join(e.get("code", "?") for e in _errors(resp)) or "404"
-            raise ImageNotFound(f'image "{ref}" not found: the registry at {self.base} answered {codes}')
+            raise ImageNotFound(f'image "{ref}" not found: the registry at {self.base} answered {codes} '
+                                f"({status_text(resp)})")
         if resp.status_code >= 400:
-            raise RegistryError(f"{ref}: the registry answered {resp.status_code}: {resp.text[:200]}")
+            raise RegistryError(f'pulling image "{ref}": the registry at {self.base} answered {status_text(resp)}',
+                                resp.status_code)
         body = resp.content
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         expected = which if which.startswith("sha256:") else resp.headers.get("Docker-Content-Digest")
         if expected and expected != digest:
-            raise DigestMismatch(f"manifest of {ref}: content is {digest}, the registry said {expected}")
+            raise DigestMismatch(f"manifest of {ref}: content is {digest}, the registry said {expected}; refusing it")
         media = resp.headers.get("Content-Type", "").split(";")[0] or json.loads(body).get("mediaType", "")
         return body, media, digest
 
+    def blob_source(self, repository: str, digest: str) -> tuple[str, dict[str, str]]:
+        """Where this node may fetch the blob from, and with which headers: asked of the
+        registry with a HEAD under this node's own credentials. The registry's yes is what
+        entitles the node to the blob's pieces from its peers (sigma.p2p: the entitlement
+        rule); a storage redirect gives its URL without our Authorization."""
+        url = self.blob_url(repository, digest)
+        resp = self.auth.open("HEAD", url, repository)
+        resp.close()
+        if resp.status_code >= 400:
+            raise RegistryError(f"blob {digest} of {repository}: the registry at {self.base} answered "
+                                f"{status_text(resp)}", resp.status_code)
+        final = str(resp.url)
+        if httpx.URL(final).netloc != httpx.URL(url).netloc:
+            return final, {}
+        auth = self.auth.cached(httpx.URL(url).netloc.decode(), pull_scope(repository))
+        if auth is None and self.auth.credential is not None and "authorization" in resp.request.headers:
+            auth = resp.request.headers["authorization"]  # a Basic registry
+        return url, ({"Authorization": auth} if auth else {})
+
     def download(self, repository: str, digest: str, dest: str) -> None:
-        with self.http.stream("GET", self.blob_url(repository, digest)) as resp:
+        try:
+            resp = self.auth.open("GET", self.blob_url(repository, digest), repository)
+        except RegistryAuthError as err:
+            raise RegistryError(f"blob {digest} of {repository}: {err}") from err
+        try:
             if resp.status_code >= 400:
-                raise RegistryError(f"blob {digest} of {repository}: the registry answered {resp.status_code}")
+                resp.read()
+                raise RegistryError(f"blob {digest} of {repository}: the registry at {self.base} answered "
+                                    f"{status_text(resp)}", resp.status_code)
             with open(dest, "wb") as f:
                 for chunk in resp.iter_bytes(1 << 20):
                     f.write(chunk)
+        finally:
+            resp.close()
 
 
 def host_platform() -> str:
     return _ARCH.get(platform.machine(), platform.machine())
 
 
+_VARIANT = {"arm64": "v8", "arm": "v7"}  # what containerd assumes of a node that names none
+
+
 def choose_platform(index: dict[str, Any], ref: Reference, arch: str | None = None) -> dict[str, Any]:
+    """The index entry for linux/ARCH (the node's), the node's variant first (arm64/v8,
+    arm/v7), then any variant of it; linux/amd64 when the node's is not offered."""
     entries = index.get("manifests") or []
     for want in dict.fromkeys([arch or host_platform(), "amd64"]):
-        for entry in entries:
-            plat = entry.get("platform") or {}
-            if plat.get("os", "linux") == "linux" and plat.get("architecture") == want:
-                return dict(entry)
+        linux = [e for e in entries
+                 if (e.get("platform") or {}).get("os", "linux") == "linux"
+                 and (e.get("platform") or {}).get("architecture") == want]
+        variant = _VARIANT.get(want)
+        for entry in [e for e in linux if (e.get("platform") or {}).get("variant") in (variant, None)] + linux:
+            return dict(entry)
     offered = [
         f"{(e.get('platform') or {}).get('os')}/{(e.get('platform') or {}).get('architecture')}" for e in entries
     ]
@@ -149,7 +176,12 @@ def choose_platform(index: dict[str, Any], ref: Reference, arch: str | None = No
 
 
 class RegistryPuller:
-    """`puller(store, image) -> manifest digest`: pull one image into the store."""
+    """`puller(store, image, keyring=None) -> manifest digest`: pull one image into the store.
+
+    The registry's endpoints are tried in order (its mirrors, then itself: a mirror that
+    fails in any way passes the pull on), and on each the credentials the keyring holds for
+    the image, most specific first, then none: the first that gets the manifest serves the
+    whole pull. The last endpoint's error is the pull's."""
 
     def __init__(
         self,
@@ -157,26 +189,66 @@ class RegistryPuller:
         blob_fetcher: BlobFetcher | None = None,
         plain_http: bool | None = None,
         arch: str | None = None,
+        mirrors: dict[str, list[str]] | None = None,
+        keyring: Keyring | None = None,
+        auth: RegistryAuth | None = None,
     ) -> None:
         self.default_registry, self.blob_fetcher = default_registry, blob_fetcher
         self.plain_http, self.arch = plain_http, arch
+        self.mirrors = mirrors or {}
+        self.keyring = keyring or Keyring()  # the node's own credentials file
+        self.auth = auth or RegistryAuth()  # one HTTP client and token cache for every pull
+        self.sizes: dict[str, int] = {}  # manifest digest -> bytes of its config and layers
 
-    def __call__(self, store: ImageStore, image: str) -> str:
+    def __call__(self, store: ImageStore, image: str, keyring: Keyring | None = None) -> str:
         ref = parse_reference(image, self.default_registry)
-        client = RegistryClient(ref.registry, self.plain_http)
-        body, media, digest = client.get_manifest(ref)
+        keys = (keyring or Keyring()).extend(self.keyring)
+        client, body, media, digest = self._manifest(ref, keys)
         manifest = json.loads(body)
         if media in (OCI_INDEX, DOCKER_LIST) or "manifests" in manifest:
             entry = choose_platform(manifest, ref, self.arch)
             body, media, digest = client.get_manifest(ref, entry["digest"])
             manifest = json.loads(body)
-        for blob in [manifest["config"], *manifest["layers"]]:
+        if "config" not in manifest or "layers" not in manifest:
+            raise RegistryError(f'image "{ref}": manifest {digest} ({media or "no media type"}) is not an image '
+                                f"manifest (Docker schema 2 or OCI)")
+        blobs = [manifest["config"], *manifest["layers"]]
+        for blob in blobs:
             if not store.has_blob(blob["digest"]):
                 self._fetch_blob(store, client, ref, blob)
         store.put_bytes(body, digest)
         store.set_ref(normalize(image), digest)
         store.touch(digest)
+        self.sizes[digest] = sum(int(b.get("size") or 0) for b in blobs)
         return digest
+
+    def _manifest(self, ref: Reference, keys: Keyring) -> tuple[RegistryClient, bytes, str, str]:
+        bases = endpoints(ref.registry, self.mirrors, self.plain_http)
+        last: Exception | None = None
+        for i, base in enumerate(bases):
+            upstream = i == len(bases) - 1
+            host = httpx.URL(base).netloc.decode()
+            # The image's registry is asked with the credentials for the image; a mirror with
+            # those for the mirror's host (if any), then anonymously.
+            creds: list[Credential | None] = [*keys.lookup(ref.registry if upstream else host, ref.repository), None]
+            first: Exception | None = None  # the endpoint's answer to the most specific credential
+            for cred in creds:
+                client = RegistryClient(base, self.auth.with_credential(cred))
+                try:
+                    return (client, *client.get_manifest(ref))
+                except RegistryError as err:
+                    first = first or err
+                    if err.status in (401, 403) and cred is not creds[-1]:
+                        continue  # the registry refused these credentials: try the next
+                    break
+                except (ImageNotFound, DigestMismatch) as err:
+                    first = first or err
+                    break
+            last = first
+            if not upstream:
+                log.info("mirror %s failed for %s (%s); trying the next endpoint", base, ref, first)
+        assert last is not None
+        raise last
 
     def _fetch_blob(self, store: ImageStore, client: RegistryClient, ref: Reference, blob: dict[str, Any]) -> None:
         digest, size = blob["digest"], int(blob["size"])
@@ -184,9 +256,12 @@ class RegistryPuller:
             # Straight to its final path: the fetcher checks the digest before it renames the
             # blob into place, and its peer keeps serving the pieces from there. Whatever
             # fails it (the P2P downloader falls back to the registry itself), the blob is
-            # still fetched straight from the registry below: P2P never fails a pull.
+            # still fetched straight from the registry below: P2P never fails a pull. Peers
+            # are asked only once the registry said yes to this node's own HEAD of the blob
+            # (blob_source): a node never gets from its peers what it could not pull itself.
             try:
-                self.blob_fetcher(digest, size, client.blob_url(ref.repository, digest), store.blob_path(digest))
+                url, headers = client.blob_source(ref.repository, digest)
+                self.blob_fetcher(digest, size, url, store.blob_path(digest), headers)
                 if store.has_blob(digest):
                     return
             except Exception as err:
@@ -210,7 +285,11 @@ def default_pull_policy(image: str) -> str:
 
 
 def ensure_image(
-    store: ImageStore, image: str, policy: str | None, puller: Callable[[ImageStore, str], str] | None
+    store: ImageStore,
+    image: str,
+    policy: str | None,
+    puller: Callable[..., str] | None,
+    keyring: Keyring | None = None,
 ) -> str:
     """Make `image` present as the container's imagePullPolicy says; its manifest digest.
 
@@ -233,7 +312,7 @@ def ensure_image(
     if puller is None:
         raise ImagePullError("ErrImagePull", f'image "{image}": this agent has no registry configured to pull from')
     try:
-        return puller(store, image)
+        return puller(store, image) if keyring is None else puller(store, image, keyring)
     except ImagePullError:
         raise  # already carries its reason (InvalidImageName)
     except (ImageNotFound, DigestMismatch, OSError, httpx.HTTPError, RuntimeError) as err:  # RuntimeError: P2P too

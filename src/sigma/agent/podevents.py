@@ -46,6 +46,8 @@ def status_events(pod: dict[str, Any], old: dict[str, Any] | None, new: dict[str
         elif waiting in ("ErrImagePull", "ErrImageNeverPull") and was_waiting != waiting:
             message = (state.get("waiting") or {}).get("message") or ""
             out.append(("Warning", "Failed", f'Failed to pull image "{now.get("image", "")}": {message}'.rstrip(": ")))
+        elif waiting == "InvalidImageName" and was_waiting != waiting:  # kubelet's InspectFailed
+            out.append(("Warning", "InspectFailed", (state.get("waiting") or {}).get("message") or ""))
     return out
 
 
@@ -53,3 +55,10 @@ def killing_events(pod: dict[str, Any]) -> list[PodEvent]:
     """Stopping each running container of a pod being deleted."""
     return [("Normal", "Killing", f"Stopping container {c.get('name', '')}")
             for c in (pod.get("status") or {}).get("containerStatuses") or [] if "running" in (c.get("state") or {})]
+
+
+def pulled_message(image: str, seconds: float, size: int) -> str:
+    """kubelet's Pulled message: how long the pull took and how large the image is."""
+    took = f"{seconds:.3f}s" if seconds < 1 else f"{seconds:.1f}s"
+    tail = f" Image size: {size} bytes." if size else ""
+    return f'Successfully pulled image "{image}" in {took} ({took} including waiting).{tail}'

@@ -33,12 +33,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import httpx
 
 from sigma.agent.images import ImageStore
 from sigma.agent.oci_registry import ImagePullError, RegistryPuller, default_pull_policy, ensure_image
+from sigma.agent.pull_credentials import BadCredentials, Keyring, keyring_from_file
+from sigma.agent.statefile import read_json
 
 log = logging.getLogger("sigma.agent.pulls")
 
@@ -47,7 +49,9 @@ DEFAULT_P2P_PORT = 10270
 
 @dataclass
 class ImageOptions:
-    registry: str | None = None  # HOST:PORT for image references that name no registry
+    registry: str | None = None  # HOST:PORT for image references that name no registry (else docker.io)
+    mirrors: dict[str, list[str]] = field(default_factory=dict)  # registry -> mirror endpoints, tried first
+    credentials_file: str | None = None  # the node's docker config.json (pull_credentials)
     insecure_registry: bool = False  # plain HTTP to a registry that is not on loopback
     p2p: bool = True  # fetch blobs from other agents through the master's tracker
     p2p_port: int = DEFAULT_P2P_PORT  # where this agent serves pieces; 0 picks a free port
@@ -58,7 +62,17 @@ class ImageOptions:
     overlay: bool = True  # overlayfs rootfs for runc containers where it mounts, else a copy
 
 
-Puller = Callable[[ImageStore, str], str]
+Puller = Callable[..., str]  # (store, image[, keyring]) -> manifest digest
+KeyringSource = Callable[[], Keyring]  # the pod's pull secrets, read when a pull starts
+
+
+@dataclass(frozen=True)
+class PullOutcome:
+    """How the last pull of an image ended, for the agent's Pulled Event."""
+
+    ok: bool
+    seconds: float
+    size: int  # bytes of the image's config and layers (0 when unknown)
 
 
 class ImagePulls:
@@ -79,11 +93,13 @@ class ImagePulls:
         self.after_gc: list[Callable[[], None]] = []
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="image-pull")
         self._pulls: dict[tuple[str, str], Future[str]] = {}
+        self.outcomes: dict[str, PullOutcome] = {}  # image -> its last pull's end
         self._lock = threading.Lock()
         self._next_gc = clock() + gc_interval
 
-    def ready(self, image: str, policy: str | None) -> bool:
-        """May a container of `image` start now? Starts a pull when the policy asks for one.
+    def ready(self, image: str, policy: str | None, keyring: KeyringSource | None = None) -> bool:
+        """May a container of `image` start now? Starts a pull when the policy asks for one,
+        with the credentials `keyring` gives (the pod's pull secrets) beside the node's.
         A failed pull is raised once; the next call (after the pod manager's back-off)
         pulls again."""
         key = (image, policy or default_pull_policy(image))
@@ -99,17 +115,20 @@ class ImagePulls:
                 # No pull: present, or it raises ErrImageNeverPull / InvalidImagePullPolicy.
                 ensure_image(self.store, image, key[1], None)
                 return True
-            self._pulls[key] = self._pool.submit(self._pull, image, key[1])
+            self._pulls[key] = self._pool.submit(self._pull, image, key[1], keyring)
             return False
 
     def pulling(self) -> list[str]:
         with self._lock:
             return [image for image, _ in self._pulls]
 
-    def _pull(self, image: str, policy: str) -> str:
+    def _pull(self, image: str, policy: str, keyring: KeyringSource | None = None) -> str:
         started = time.monotonic()
+        outcome = PullOutcome(False, 0.0, 0)
         try:
-            digest = ensure_image(self.store, image, policy, self.puller)
+            keys = _read_keyring(image, keyring)
+            digest = ensure_image(self.store, image, policy, self.puller, keys)
+            outcome = PullOutcome(True, time.monotonic() - started, _image_size(self.puller, self.store, digest))
         except ImagePullError as err:
             log.warning("pulling %s failed: %s: %s", image, err.reason, err)
             raise
@@ -117,9 +136,15 @@ class ImagePulls:
             log.warning("pulling %s failed", image, exc_info=True)
             raise ImagePullError("ErrImagePull", f'pulling image "{image}": {type(err).__name__}: {err}') from err
         finally:
+            with self._lock:
+                self.outcomes[image] = outcome
             self.on_done()
-        log.info("pulled %s (%s) in %.1fs", image, digest[:19], time.monotonic() - started)
+        log.info("pulled %s (%s) in %.1fs", image, digest[:19], outcome.seconds)
         return digest
+
+    def outcome(self, image: str) -> PullOutcome | None:
+        with self._lock:
+            return self.outcomes.get(image)
 
     # -- garbage collection --------------------------------------------------------------
     def maybe_gc(self, in_use: Iterable[str]) -> None:
@@ -190,11 +215,41 @@ def start_pulls(
         stored = stored_blobs(store)
         announcer = Announcer(tracker, peer, lambda: stored, ttl=options.p2p_ttl).start()
         closers += [announcer.stop, lambda: tracker.leave(peer.url), peer.stop]
-    puller = RegistryPuller(options.registry, blob_fetcher=fetcher, plain_http=plain_http)
+    node_keys = Keyring()
+    if options.credentials_file:  # unreadable: pull without it (kubelet goes on too), and say so
+        try:
+            node_keys = keyring_from_file(options.credentials_file)
+        except (OSError, BadCredentials) as err:
+            log.warning("image credentials file %s is not used: %s", options.credentials_file, err)
+    puller = RegistryPuller(options.registry, blob_fetcher=fetcher, plain_http=plain_http,
+                            mirrors=options.mirrors, keyring=node_keys)
     pulls = ImagePulls(store, puller, options.gc_budget, options.gc_interval, on_done)
     pulls.on_close += closers
     pulls.after_gc += after_gc
     return pulls
+
+
+def _read_keyring(image: str, source: KeyringSource | None) -> Keyring | None:
+    """The pod's pull secrets; one that cannot be read leaves the pull to the others (as
+    kubelet: "Unable to retrieve some image pull secrets; attempting to pull anyway")."""
+    if source is None:
+        return None
+    try:
+        return source()
+    except Exception as err:
+        log.warning("pull secrets for %s not read (%s: %s); pulling without them", image, type(err).__name__, err)
+        return None
+
+
+def _image_size(puller: Puller, store: ImageStore, digest: str) -> int:
+    sizes = getattr(puller, "sizes", None)
+    if isinstance(sizes, dict) and digest in sizes:
+        return int(sizes[digest])
+    try:
+        manifest = read_json(store.blob_path(digest))
+        return sum(int(b.get("size") or 0) for b in [manifest.get("config") or {}, *manifest.get("layers", [])])
+    except (OSError, ValueError):
+        return 0
 
 
 _BLOB_NAME = re.compile(r"^[0-9a-f]{64}$")

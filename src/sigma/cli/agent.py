@@ -4,6 +4,7 @@
                 --node-name NAME [--cpus N]
                 [--memory 8Gi] [--reserved cpu=500m,memory=512Mi] [--state-dir DIR]
                 [--listen HOST:PORT] [--registry HOST:PORT [--insecure-registry]]
+                [--registry-mirror REGISTRY=MIRROR]... [--image-credentials CONFIG.JSON]
                 [--p2p-port 10270 | --no-p2p] [--p2p-upload-mbps N] [--image-gc-budget 10G]
 
 Tokens come from files or the environment (SIGMA_TOKEN, SIGMA_BOOTSTRAP_TOKEN), not the
@@ -36,6 +37,7 @@ import sys
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from sigma.agent.image_reference import parse_mirrors
 from sigma.agent.images import parse_size
 from sigma.agent.pulls import DEFAULT_P2P_PORT
 from sigma.cli.master import _split_listen
@@ -75,6 +77,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     images.add_argument("--registry", help="HOST:PORT for image references that name no registry")
     images.add_argument("--insecure-registry", action="store_true",
                         help="plain HTTP to the registry (loopback registries always are)")
+    images.add_argument("--registry-mirror", action="append", default=[], metavar="REGISTRY=MIRROR",
+                        help="a mirror tried before REGISTRY (repeatable, in order), e.g. "
+                             "docker.io=https://mirror.local")
+    images.add_argument("--image-credentials", metavar="FILE",
+                        help="the node's registry credentials (docker config.json), after the pods' imagePullSecrets")
     images.add_argument("--p2p-port", type=int, default=None,
                         help=f"where to serve image pieces to other agents (default {DEFAULT_P2P_PORT}, or a free "
                              "port if another agent has it; a port given here must be free; 0: any free port)")
@@ -207,6 +214,7 @@ def run_agent(args: argparse.Namespace) -> int:
             cni_bin_dirs=tuple(args.cni_bin_dir or DEFAULT_CNI_BIN_DIRS),
             qos=QosOptions(interval=args.qos_interval),
             images=ImageOptions(registry=args.registry, insecure_registry=args.insecure_registry, p2p=args.p2p,
+                                mirrors=parse_mirrors(args.registry_mirror), credentials_file=args.image_credentials,
                                 p2p_port=p2p_port, p2p_upload_rate=args.p2p_upload_mbps * 1e6 / 8,
                                 gc_budget=args.image_gc_budget, gc_interval=args.image_gc_interval,
                                 overlay=args.rootfs == "overlay"),
