@@ -1,0 +1,445 @@
+"""The HorizontalPodAutoscaler's decision, pure: Kubernetes' algorithm (autoscaling/v2,
+resource metrics) from what one sync observed to the replicas it wants and the conditions it
+reports. The controller (sigma.master.controllers.hpa) gathers the inputs and writes the
+result; nothing here reads a clock or the API.
+
+Per metric (the replica calculator): pods being deleted or Failed are ignored; Pending pods,
+and for CPU pods not Ready (or Ready too recently for a full metric window, within the first
+5 minutes), are "unready"; pods without a sample are "missing". With neither,
+desired = ceil(ready pods x usage / target), unchanged within the tolerance (10%). Otherwise
+the ratio is recomputed with missing pods at 100% of their request (a scale-down; at the
+target if above 100%) or 0% (a scale-up), and unready pods at 0% on a scale-up; a
+recomputation that changes direction or lands within tolerance keeps the current count.
+Utilization = sum(usage) / sum(requests) over the pods with samples; a container without a
+request for the resource makes the metric invalid ("missing request for cpu in container C
+of Pod P").
+
+Across metrics the largest proposal wins; when every metric is invalid (or some are and the
+rest would scale down) nothing is scaled and ScalingActive is False with the first error.
+
+Then the behavior (stabilisation and rate policies): the recommendation is held between
+the lowest of the scale-up window and the highest of the scale-down window, and limited by
+the policies (Pods or Percent per period, selectPolicy Max/Min/Disabled) counting the
+scale events of each period, then by min/maxReplicas. Conditions AbleToScale and
+ScalingLimited carry Kubernetes' reasons (ScaleDownStabilized, ScaleUpLimit,
+TooManyReplicas, DesiredWithinRange...).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+CPU = "cpu"
+CPU_INITIALIZATION_PERIOD_S = 300.0  # kube-controller-manager --horizontal-pod-autoscaler-cpu-initialization-period
+INITIAL_READINESS_DELAY_S = 30.0  # --horizontal-pod-autoscaler-initial-readiness-delay
+DEFAULT_TOLERANCE = 0.1  # --horizontal-pod-autoscaler-tolerance
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    requests: Mapping[str, int]  # resource -> milli-cores (cpu) or bytes (memory)
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    containers: tuple[Container, ...] = ()
+    phase: str = "Running"
+    deleted: bool = False
+    ready: bool | None = True  # the PodReady condition; None when the pod has none
+    ready_since: float | None = None  # the PodReady condition's lastTransitionTime
+    start_time: float | None = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A pod's usage of one resource (milli-cores or bytes) and when it was measured."""
+
+    value: int
+    timestamp: float
+    window_s: float
+
+
+@dataclass(frozen=True)
+class MetricTarget:
+    resource: str
+    type: str  # Utilization | AverageValue
+    utilization: int | None = None  # percent of the request
+    average_value: int | None = None  # milli-cores or bytes per pod
+
+
+@dataclass(frozen=True)
+class Policy:
+    type: str  # Pods | Percent
+    value: int
+    period_s: int
+
+
+@dataclass(frozen=True)
+class Rules:
+    stabilization_s: int
+    select: str = "Max"  # Max | Min | Disabled
+    policies: tuple[Policy, ...] = ()
+    tolerance: float = DEFAULT_TOLERANCE
+
+
+DEFAULT_SCALE_UP = Rules(0, "Max", (Policy("Percent", 100, 15), Policy("Pods", 4, 15)))
+DEFAULT_SCALE_DOWN = Rules(300, "Max", (Policy("Percent", 100, 15),))
+
+
+@dataclass(frozen=True)
+class Spec:
+    min_replicas: int
+    max_replicas: int
+    metrics: tuple[MetricTarget, ...]
+    scale_up: Rules = DEFAULT_SCALE_UP
+    scale_down: Rules = DEFAULT_SCALE_DOWN
+
+
+@dataclass(frozen=True)
+class History:
+    """What Kubernetes' controller remembers between syncs of one autoscaler."""
+
+    recommendations: tuple[tuple[float, int], ...] = ()  # (time, replicas) before the behavior
+    scale_up_events: tuple[tuple[float, int], ...] = ()  # (time, replicas added)
+    scale_down_events: tuple[tuple[float, int], ...] = ()  # (time, replicas removed)
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str  # AbleToScale | ScalingActive | ScalingLimited
+    status: str  # True | False
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class MetricStatus:
+    resource: str
+    average_value: int  # milli-cores or bytes per pod
+    average_utilization: int | None = None
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One metric's replica count, or why there is none."""
+
+    replicas: int = 0
+    status: MetricStatus | None = None
+    error: str = ""
+    reason: str = ""  # FailedGetResourceMetric when error
+
+
+@dataclass(frozen=True)
+class Decision:
+    desired: int
+    rescale: bool
+    reason: str  # why it rescales (SuccessfulRescale's message), or the error
+    conditions: tuple[Condition, ...]
+    current_metrics: tuple[MetricStatus, ...]
+    history: History
+    failed: bool = False  # no replica count could be computed (status keeps the old desired)
+    events: tuple[tuple[str, str, str], ...] = field(default=())  # (type, reason, message)
+
+
+# -- one metric ----------------------------------------------------------------------------
+def _group(pods: tuple[Pod, ...], samples: Mapping[str, Sample], resource: str, now: float,
+           ) -> tuple[int, set[str], set[str], set[str]]:
+    """(ready count, unready, missing, ignored), as Kubernetes' groupPods."""
+    ready, unready, missing, ignored = 0, set(), set(), set()
+    for pod in pods:
+        if pod.deleted or pod.phase == "Failed":
+            ignored.add(pod.name)
+            continue
+        if pod.phase == "Pending":
+            unready.add(pod.name)
+            continue
+        sample = samples.get(pod.name)
+        if sample is None:
+            missing.add(pod.name)
+            continue
+        if resource == CPU:
+            if pod.ready is None or pod.start_time is None:
+                not_ready = True
+            else:
+                since = pod.ready_since if pod.ready_since is not None else pod.start_time
+                if pod.start_time + CPU_INITIALIZATION_PERIOD_S > now:
+                    # Still starting: a sample must cover a whole window since the pod became Ready.
+                    not_ready = not pod.ready or sample.timestamp < since + sample.window_s
+                else:
+                    # Later, only a pod that was never Ready is left out.
+                    not_ready = not pod.ready and pod.start_time + INITIAL_READINESS_DELAY_S > since
+            if not_ready:
+                unready.add(pod.name)
+                continue
+        ready += 1
+    return ready, unready, missing, ignored
+
+
+def _requests(pods: tuple[Pod, ...], resource: str) -> tuple[dict[str, int], str]:
+    out: dict[str, int] = {}
+    for pod in pods:
+        total = 0
+        for c in pod.containers:
+            value = c.requests.get(resource)
+            if value is None:
+                return {}, f"missing request for {resource} in container {c.name} of Pod {pod.name}"
+            total += value
+        out[pod.name] = total
+    return out, ""
+
+
+def _within(ratio: float, rules_up: Rules, rules_down: Rules) -> bool:
+    return 1.0 - rules_down.tolerance <= ratio <= 1.0 + rules_up.tolerance
+
+
+def _utilization(values: Mapping[str, int], requests: Mapping[str, int]) -> tuple[int, int, int] | None:
+    """(utilization %, usage total, request total) over the pods that have a request."""
+    used = sum(v for name, v in values.items() if name in requests)
+    asked = sum(requests[name] for name in values if name in requests)
+    if asked == 0:
+        return None
+    return used * 100 // asked, used, asked
+
+
+def resource_replicas(spec: Spec, target: MetricTarget, current: int, pods: tuple[Pod, ...],
+                      samples: Mapping[str, Sample] | None, now: float) -> Proposal:
+    """Kubernetes' GetResourceReplicas (Utilization) or GetRawResourceReplicas (AverageValue)."""
+    resource = target.resource
+    failed = f"failed to get {resource} utilization" if target.type == "Utilization" else \
+        f"failed to get {resource} usage"
+
+    def error(message: str) -> Proposal:
+        return Proposal(error=f"{failed}: {message}", reason="FailedGetResourceMetric")
+
+    if not samples:
+        return error(f"unable to get metrics for resource {resource}: no metrics returned from resource metrics API")
+    if not pods:
+        return error("no pods returned by selector while calculating replica count")
+    values = {name: s.value for name, s in samples.items() if name in {p.name for p in pods}}
+    ready, unready, missing, ignored = _group(pods, samples, resource, now)
+    for name in ignored | unready:
+        values.pop(name, None)
+    if not values:
+        return error("did not receive metrics for targeted pods (pods might be unready)")
+    up, down = spec.scale_up, spec.scale_down
+    if target.type == "Utilization":
+        requests, problem = _requests(pods, resource)
+        if problem:
+            return error(problem)
+        goal = target.utilization or 0
+        measured = _utilization(values, requests)
+        if measured is None or goal <= 0:
+            return error("no metrics returned matched known pods")
+        utilization, used, _ = measured
+        ratio = utilization / goal
+        status = MetricStatus(resource, used // len(values), utilization)
+
+        def fill(pods_at: set[str], share: float) -> None:
+            for name in pods_at:
+                values[name] = int(requests.get(name, 0) * share)
+
+        def recompute() -> float:
+            again = _utilization(values, requests)
+            return again[0] / goal if again is not None else ratio
+        fallback_share = max(100, goal) / 100
+    else:
+        goal = target.average_value or 0
+        if goal <= 0:
+            return error("the target average value must be positive")
+        usage = sum(values.values()) // len(values)
+        ratio = usage / goal
+        status = MetricStatus(resource, usage)
+
+        def fill(pods_at: set[str], share: float) -> None:
+            for name in pods_at:
+                values[name] = int(goal * share)
+
+        def recompute() -> float:
+            return sum(values.values()) / len(values) / goal
+        fallback_share = 1.0
+    scale_up_with_unready = bool(unready) and ratio > 1.0
+    if not scale_up_with_unready and not missing:
+        if _within(ratio, up, down):
+            return Proposal(current, status)
+        return Proposal(math.ceil(ratio * ready), status)
+    if missing:
+        if ratio < 1.0:
+            fill(missing, fallback_share)  # a scale-down: missing pods at their request (or the target)
+        elif ratio > 1.0:
+            fill(missing, 0.0)  # a scale-up: missing pods use nothing
+    if scale_up_with_unready:
+        fill(unready, 0.0)
+    new_ratio = recompute()
+    if _within(new_ratio, up, down) or (ratio < 1.0 < new_ratio) or (new_ratio < 1.0 < ratio):
+        return Proposal(current, status)
+    replicas = math.ceil(new_ratio * len(values))
+    if (new_ratio < 1.0 and replicas > current) or (new_ratio > 1.0 and replicas < current):
+        return Proposal(current, status)
+    return Proposal(replicas, status)
+
+
+def metric_name(target: MetricTarget) -> str:
+    if target.type == "Utilization":
+        return f"{target.resource} resource utilization (percentage of request)"
+    return f"{target.resource} resource"
+
+
+# -- behavior ------------------------------------------------------------------------------
+def _changed_within(events: tuple[tuple[float, int], ...], period_s: int, now: float) -> int:
+    return sum(change for ts, change in events if ts > now - period_s)
+
+
+def scale_up_limit(current: int, history: History, rules: Rules, now: float) -> int:
+    if rules.select == "Disabled":
+        return current
+    proposals = []
+    for p in rules.policies:
+        start = current - _changed_within(history.scale_up_events, p.period_s, now) \
+            + _changed_within(history.scale_down_events, p.period_s, now)
+        proposals.append(start + p.value if p.type == "Pods" else math.ceil(start * (1 + p.value / 100)))
+    if not proposals:
+        return current
+    return min(proposals) if rules.select == "Min" else max(proposals)
+
+
+def scale_down_limit(current: int, history: History, rules: Rules, now: float) -> int:
+    if rules.select == "Disabled":
+        return current
+    proposals = []
+    for p in rules.policies:
+        start = current - _changed_within(history.scale_up_events, p.period_s, now) \
+            + _changed_within(history.scale_down_events, p.period_s, now)
+        proposals.append(start - p.value if p.type == "Pods" else int(start * (1 - p.value / 100)))
+    if not proposals:
+        return current
+    return max(proposals) if rules.select == "Min" else min(proposals)
+
+
+def stabilize(recommended: int, current: int, history: History, spec: Spec, now: float,
+              ) -> tuple[int, Condition, History]:
+    """Hold the recommendation within the windows; records it in the history."""
+    up_cut, down_cut = now - spec.scale_up.stabilization_s, now - spec.scale_down.stabilization_s
+    up, down = recommended, recommended
+    for ts, replicas in history.recommendations:
+        if ts > up_cut:
+            up = min(up, replicas)
+        if ts > down_cut:
+            down = max(down, replicas)
+    result = min(max(current, up), down)
+    longest = max(spec.scale_up.stabilization_s, spec.scale_down.stabilization_s)
+    kept = (*(r for r in history.recommendations if r[0] > now - longest), (now, recommended))
+    if result == recommended:
+        cond = Condition("AbleToScale", "True", "ReadyForNewScale", "recommended size matches current size")
+    elif result < recommended:
+        cond = Condition("AbleToScale", "True", "ScaleUpStabilized",
+                         "recent recommendations were lower than current one, applying the lowest recent "
+                         "recommendation")
+    else:
+        cond = Condition("AbleToScale", "True", "ScaleDownStabilized",
+                         "recent recommendations were higher than current one, applying the highest recent "
+                         "recommendation")
+    return result, cond, replace(history, recommendations=kept)
+
+
+def limit_rate(desired: int, current: int, history: History, spec: Spec, now: float) -> tuple[int, str, str]:
+    """Kubernetes' convertDesiredReplicasWithBehaviorRate: (replicas, reason, message)."""
+    if desired > current:
+        limit = max(scale_up_limit(current, history, spec.scale_up, now), current)
+        if spec.max_replicas > limit:
+            allowed, reason, message = limit, "ScaleUpLimit", \
+                "the desired replica count is increasing faster than the maximum scale rate"
+        else:
+            allowed, reason, message = spec.max_replicas, "TooManyReplicas", \
+                "the desired replica count is more than the maximum replica count"
+        if desired > allowed:
+            return allowed, reason, message
+    elif desired < current:
+        limit = min(scale_down_limit(current, history, spec.scale_down, now), current)
+        if spec.min_replicas < limit:
+            allowed, reason, message = limit, "ScaleDownLimit", \
+                "the desired replica count is decreasing faster than the maximum scale rate"
+        else:
+            allowed, reason, message = spec.min_replicas, "TooFewReplicas", \
+                "the desired replica count is less than the minimum replica count"
+        if desired < allowed:
+            return allowed, reason, message
+    return desired, "DesiredWithinRange", "the desired count is within the acceptable range"
+
+
+def record_scale(history: History, spec: Spec, before: int, after: int, now: float) -> History:
+    """The scale event of a rescale, and only the events a policy period still counts."""
+    longest = max([p.period_s for p in (*spec.scale_up.policies, *spec.scale_down.policies)], default=0)
+
+    def recent(events: tuple[tuple[float, int], ...]) -> tuple[tuple[float, int], ...]:
+        return tuple(e for e in events if e[0] > now - longest)
+    up, down = recent(history.scale_up_events), recent(history.scale_down_events)
+    if after > before:
+        up += ((now, after - before),)
+    elif after < before:
+        down += ((now, before - after),)
+    return replace(history, scale_up_events=up, scale_down_events=down)
+
+
+# -- one sync ------------------------------------------------------------------------------
+def decide(spec: Spec, spec_replicas: int, pods: tuple[Pod, ...],
+           samples: Mapping[str, Mapping[str, Sample] | None], history: History, now: float) -> Decision:
+    """One sync of an autoscaler whose target has ``spec_replicas`` (the scale's spec).
+    ``samples``: per resource, each pod's sample (None: the metrics API did not answer)."""
+    if not history.recommendations:
+        history = replace(history, recommendations=((now, spec_replicas),))
+    able = Condition("AbleToScale", "True", "SucceededGetScale", "the HPA controller was able to get the target's "
+                     "current scale")
+    if spec_replicas == 0 and spec.min_replicas != 0:
+        return Decision(0, False, "", (able, Condition("ScalingActive", "False", "ScalingDisabled",
+                                                       "scaling is disabled since the replica count of the target "
+                                                       "is zero")), (), history)
+    if spec_replicas > spec.max_replicas:
+        return _bounded(spec, spec_replicas, spec.max_replicas, "Current number of replicas above Spec.MaxReplicas",
+                        able, history, now)
+    if spec_replicas < spec.min_replicas:
+        return _bounded(spec, spec_replicas, spec.min_replicas, "Current number of replicas below Spec.MinReplicas",
+                        able, history, now)
+    best, best_name, statuses = 0, "", []
+    invalid: list[Proposal] = []
+    for target in spec.metrics:
+        proposal = resource_replicas(spec, target, spec_replicas, pods, samples.get(target.resource), now)
+        if proposal.error:
+            invalid.append(proposal)
+            continue
+        if proposal.status is not None:
+            statuses.append(proposal.status)
+        if best == 0 or proposal.replicas > best:
+            best, best_name = proposal.replicas, metric_name(target)
+    if invalid and (len(invalid) >= len(spec.metrics) or best < spec_replicas):
+        first = invalid[0]
+        message = f"the HPA was unable to compute the replica count: {first.error}"
+        error = f"invalid metrics ({len(invalid)} invalid out of {len(spec.metrics)}), first error is: {first.error}"
+        return Decision(spec_replicas, False, error,
+                        (able, Condition("ScalingActive", "False", first.reason, message)), tuple(statuses),
+                        history, failed=True,
+                        events=(("Warning", first.reason, first.error),
+                                ("Warning", "FailedComputeMetricsReplicas", error)))
+    active = Condition("ScalingActive", "True", "ValidMetricFound",
+                       f"the HPA was able to successfully calculate a replica count from {best_name}")
+    reason = ""
+    if best > spec_replicas:
+        reason = f"{best_name} above target"
+    elif best < spec_replicas:
+        reason = "All metrics below target"
+    stabilized, able, history = stabilize(best, spec_replicas, history, spec, now)
+    desired, why, message = limit_rate(stabilized, spec_replicas, history, spec, now)
+    limited = Condition("ScalingLimited", "False" if desired == stabilized else "True", why, message)
+    rescale = desired != spec_replicas
+    if rescale:
+        history = record_scale(history, spec, spec_replicas, desired, now)
+    return Decision(desired, rescale, reason, (able, active, limited), tuple(statuses), history)
+
+
+def _bounded(spec: Spec, current: int, desired: int, reason: str, able: Condition, history: History,
+             now: float) -> Decision:
+    """A target outside [min, max] is brought inside at once, before any metric is read."""
+    return Decision(desired, True, reason, (able,), (), record_scale(history, spec, current, desired, now))
