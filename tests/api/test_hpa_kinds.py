@@ -14,7 +14,7 @@ from sigma.api import admission
 from sigma.api.errors import ApiError
 from sigma.api.hpa_kinds import hpa_row
 from sigma.api.registry import Registry
-from sigma.api.resources import resource, resolve_name
+from sigma.api.resources import resolve_name, resource
 from sigma.api.tables import to_table
 from sigma.store.sqlite import SqliteStore
 

@@ -4,12 +4,10 @@ read them (Kubernetes' view and edit roles include the aggregated metrics reader
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from sigma.api import admission
@@ -20,28 +18,9 @@ from sigma.api.objects import now_rfc3339
 from sigma.api.registry import Registry
 from sigma.api.server import create_app
 from sigma.store.sqlite import SqliteStore
+from tests.api.inprocess import Api
 
 MERGE = {"content-type": "application/merge-patch+json"}
-
-
-class Api:
-    def __init__(self, app: Any) -> None:
-        self.transport = httpx.ASGITransport(app=app)
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        async def call() -> httpx.Response:
-            async with httpx.AsyncClient(transport=self.transport, base_url="http://master") as c:
-                return await c.request(method, path, **kwargs)
-
-        return asyncio.run(call())
-
-    def get(self, path: str, **kwargs: Any) -> httpx.Response:
-        return self.request("GET", path, **kwargs)
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        r = self.request("POST", path, json=body)
-        assert r.status_code == 201, r.text
-        return dict(r.json())
 
 
 @pytest.fixture

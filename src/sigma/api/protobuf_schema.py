@@ -784,3 +784,17 @@ MESSAGES.update({
     "HorizontalPodAutoscalerCondition": {1: F("type", STR), 2: F("status", STR), 3: F("lastTransitionTime", TIME),
                                          4: F("reason", STR), 5: F("message", STR)},
 })
+# autoscaling/v1 HorizontalPodAutoscaler (kubectl autoscale falls back to it when v2 is refused).
+KINDS.update({("autoscaling/v1", "HorizontalPodAutoscaler"): "HorizontalPodAutoscalerV1"})
+MESSAGES.update({
+    "HorizontalPodAutoscalerV1": {1: F("metadata", "ObjectMeta"), 2: F("spec", "HorizontalPodAutoscalerSpecV1"),
+                                  3: F("status", "HorizontalPodAutoscalerStatusV1")},
+    "HorizontalPodAutoscalerSpecV1": {1: F("scaleTargetRef", "CrossVersionObjectReference"),
+                                      2: F("minReplicas", INT, keep_zero=True),
+                                      3: F("maxReplicas", INT, keep_zero=True),
+                                      4: F("targetCPUUtilizationPercentage", INT, keep_zero=True)},
+    "HorizontalPodAutoscalerStatusV1": {1: F("observedGeneration", INT), 2: F("lastScaleTime", TIME),
+                                        3: F("currentReplicas", INT, keep_zero=True),
+                                        4: F("desiredReplicas", INT, keep_zero=True),
+                                        5: F("currentCPUUtilizationPercentage", INT, keep_zero=True)},
+})

@@ -89,8 +89,15 @@ METRICS_RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", True, verbs=("get", "list"), has_status=False),
 )
 
+# Other versions of stored kinds, served by converting to the stored version (sigma.api.hpa_v1).
+CONVERTED_RESOURCES: tuple[ResourceType, ...] = (
+    ResourceType("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",),
+                 ("status",), ("all",), verbs=("create", "delete", "get", "list", "patch", "update")),
+)
+SERVED_ELSEWHERE = (*METRICS_RESOURCES, *CONVERTED_RESOURCES)
+
 _BY_PATH: dict[tuple[str, str, str], ResourceType] = {
-    (r.group, r.version, r.plural): r for r in (*RESOURCES, *METRICS_RESOURCES)
+    (r.group, r.version, r.plural): r for r in (*RESOURCES, *SERVED_ELSEWHERE)
 }
 _BY_KIND: dict[tuple[str, str], ResourceType] = {(r.api_version, r.kind): r for r in RESOURCES}
 
@@ -120,7 +127,7 @@ def resolve_name(name: str) -> ResourceType | None:
 def group_versions() -> dict[str, list[str]]:
     """Every API group (the core group as "") and its versions, in a stable order."""
     out: dict[str, list[str]] = {}
-    for r in (*RESOURCES, *METRICS_RESOURCES):
+    for r in (*RESOURCES, *SERVED_ELSEWHERE):
         versions = out.setdefault(r.group, [])
         if r.version not in versions:
             versions.append(r.version)

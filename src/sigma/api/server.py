@@ -302,6 +302,10 @@ class ApiServer:
                                     self.agent_client_identity)
         if t.sub == "scale":
             return await self._scale(request, t)
+        if (t.rt.group, t.rt.version) == ("autoscaling", "v1"):  # a view of the stored autoscaling/v2 objects
+            from sigma.api import hpa_v1
+
+            return await hpa_v1.serve(self, request, t)
         if t.rt.group == "metrics.k8s.io":  # kubectl top: computed from NodeMetric reports, not stored
             from sigma.api.metrics_api import serve
 
