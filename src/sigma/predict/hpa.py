@@ -80,7 +80,7 @@ class Policy:
 
 @dataclass(frozen=True)
 class Rules:
-    stabilization_s: int
+    stabilization_s: float  # seconds (a PredictiveScaler on a compressed clock has fractions)
     select: str = "Max"  # Max | Min | Disabled
     policies: tuple[Policy, ...] = ()
     tolerance: float = DEFAULT_TOLERANCE
@@ -196,6 +196,16 @@ def _within(ratio: float, rules_up: Rules, rules_down: Rules) -> bool:
     return 1.0 - rules_down.tolerance <= ratio <= 1.0 + rules_up.tolerance
 
 
+def proportional(count: int, ratio: float, up_tolerance: float = DEFAULT_TOLERANCE,
+                 down_tolerance: float = DEFAULT_TOLERANCE) -> int:
+    """The HPA's core rule, shared with the PredictiveScaler's reactive part: ceil(count x
+    usage/target), or `count` while the ratio is within the tolerances. (The epsilon keeps a
+    product that is whole in exact arithmetic, 3 x 1.1/1.1, from rounding up.)"""
+    if 1.0 - down_tolerance <= ratio <= 1.0 + up_tolerance:
+        return count
+    return math.ceil(count * ratio - 1e-9)
+
+
 def _utilization(values: Mapping[str, int], requests: Mapping[str, int]) -> tuple[int, int, int] | None:
     """(utilization %, usage total, request total) over the pods that have a request."""
     used = sum(v for name, v in values.items() if name in requests)
@@ -265,7 +275,7 @@ def resource_replicas(spec: Spec, target: MetricTarget, current: int, pods: tupl
     if not scale_up_with_unready and not missing:
         if _within(ratio, up, down):
             return Proposal(current, status)
-        return Proposal(math.ceil(ratio * ready), status)
+        return Proposal(proportional(ready, ratio, 0.0, 0.0), status)
     if missing:
         if ratio < 1.0:
             fill(missing, fallback_share)  # a scale-down: missing pods at their request (or the target)
@@ -276,7 +286,7 @@ def resource_replicas(spec: Spec, target: MetricTarget, current: int, pods: tupl
     new_ratio = recompute()
     if _within(new_ratio, up, down) or (ratio < 1.0 < new_ratio) or (new_ratio < 1.0 < ratio):
         return Proposal(current, status)
-    replicas = math.ceil(new_ratio * len(values))
+    replicas = proportional(len(values), new_ratio, 0.0, 0.0)
     if (new_ratio < 1.0 and replicas > current) or (new_ratio > 1.0 and replicas < current):
         return Proposal(current, status)
     return Proposal(replicas, status)
