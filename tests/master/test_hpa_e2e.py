@@ -150,3 +150,19 @@ def test_pods_without_a_cpu_request_leave_the_hpa_inactive(cluster: Cluster) -> 
     assert condition["reason"] == "FailedGetResourceMetric"
     assert re.search(r"missing request for cpu in container main of Pod noreq-", condition["message"])
     assert cluster.get("deployment", "noreq")["spec"]["replicas"] == 1
+
+
+def test_the_kubernetes_client_reads_autoscalers_in_both_versions_and_pod_metrics(cluster: Cluster) -> None:
+    from kubernetes import client
+
+    config = client.Configuration()
+    config.host = cluster.master.url
+    with client.ApiClient(config) as api:
+        v2 = client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler("burn", "default")
+        assert v2.spec.scale_target_ref.name == "burn" and v2.spec.metrics[0].resource.name == "cpu"
+        assert v2.spec.behavior.scale_up.policies[0].type == "Pods"
+        v1 = client.AutoscalingV1Api(api).list_namespaced_horizontal_pod_autoscaler("default")
+        assert {h.metadata.name: h.spec.target_cpu_utilization_percentage for h in v1.items}["burn"] == 50
+        metrics = client.CustomObjectsApi(api).list_namespaced_custom_object("metrics.k8s.io", "v1beta1", "default",
+                                                                             "pods", label_selector="app=burn")
+        assert metrics["items"] and all(m["containers"][0]["name"] == "main" for m in metrics["items"])

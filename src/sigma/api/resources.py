@@ -92,7 +92,7 @@ METRICS_RESOURCES: tuple[ResourceType, ...] = (
 # Other versions of stored kinds, served by converting to the stored version (sigma.api.hpa_v1).
 CONVERTED_RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",),
-                 ("status",), ("all",), verbs=("create", "delete", "get", "list", "patch", "update")),
+                 (), ("all",), verbs=("create", "delete", "get", "list", "patch", "update")),
 )
 SERVED_ELSEWHERE = (*METRICS_RESOURCES, *CONVERTED_RESOURCES)
 
