@@ -16,7 +16,6 @@ from sigma.predict.hpa import (
     Sample,
     Spec,
     decide,
-    limit_rate,
     resource_replicas,
     scale_down_limit,
     scale_up_limit,
@@ -234,17 +233,6 @@ def test_a_scale_up_window_applies_the_lowest_recent_recommendation() -> None:
     assert not got.rescale and conditions(got)["AbleToScale"] == ("True", "ScaleUpStabilized")
 
 
-def test_scale_down_policies_limit_the_rate() -> None:
-    one_a_minute = Rules(0, "Max", (Policy("Pods", 1, 60),))
-    assert scale_down_limit(5, History(), one_a_minute, NOW) == 4
-    assert limit_rate(1, 5, History(), spec(down=one_a_minute), NOW) == (
-        4, "ScaleDownLimit", "the desired replica count is decreasing faster than the maximum scale rate")
-    spent = History(scale_down_events=((NOW - 30, 1),))
-    assert scale_down_limit(4, spent, one_a_minute, NOW) == 4  # the minute's pod is gone already
-    assert limit_rate(1, 5, History(), spec(low=3), NOW) == (
-        3, "TooFewReplicas", "the desired replica count is less than the minimum replica count")
-
-
 def test_select_policy_min_and_disabled() -> None:
     both = (Policy("Pods", 4, 15), Policy("Percent", 100, 15))
     assert scale_up_limit(10, History(), Rules(0, "Max", both), NOW) == 20
@@ -256,7 +244,3 @@ def test_select_policy_min_and_disabled() -> None:
     got = decide(spec(down=Rules(0, "Disabled", halve)), 4, tuple(pod(n) for n in "abcd"),
                  {"cpu": usage(a=1, b=1, c=1, d=1)}, History(), NOW)
     assert not got.rescale and conditions(got)["ScalingLimited"] == ("True", "ScaleDownLimit")
-
-
-def test_percent_scale_up_rounds_up_so_one_replica_can_grow() -> None:
-    assert scale_up_limit(1, History(), Rules(0, "Max", (Policy("Percent", 10, 15),)), NOW) == 2

@@ -29,120 +29,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
-CPU = "cpu"
-CPU_INITIALIZATION_PERIOD_S = 300.0  # kube-controller-manager --horizontal-pod-autoscaler-cpu-initialization-period
-INITIAL_READINESS_DELAY_S = 30.0  # --horizontal-pod-autoscaler-initial-readiness-delay
-DEFAULT_TOLERANCE = 0.1  # --horizontal-pod-autoscaler-tolerance
+from sigma.predict.hpa_behavior import limit_rate, record_scale, scale_down_limit, scale_up_limit, stabilize
+from sigma.predict.hpa_types import (
+    CPU,
+    CPU_INITIALIZATION_PERIOD_S,
+    DEFAULT_SCALE_DOWN,
+    DEFAULT_SCALE_UP,
+    DEFAULT_TOLERANCE,
+    INITIAL_READINESS_DELAY_S,
+    Condition,
+    Container,
+    Decision,
+    History,
+    MetricStatus,
+    MetricTarget,
+    Pod,
+    Policy,
+    Proposal,
+    Rules,
+    Sample,
+    Spec,
+)
 
-
-@dataclass(frozen=True)
-class Container:
-    name: str
-    requests: Mapping[str, int]  # resource -> milli-cores (cpu) or bytes (memory)
-
-
-@dataclass(frozen=True)
-class Pod:
-    name: str
-    containers: tuple[Container, ...] = ()
-    phase: str = "Running"
-    deleted: bool = False
-    ready: bool | None = True  # the PodReady condition; None when the pod has none
-    ready_since: float | None = None  # the PodReady condition's lastTransitionTime
-    start_time: float | None = None
-
-
-@dataclass(frozen=True)
-class Sample:
-    """A pod's usage of one resource (milli-cores or bytes) and when it was measured."""
-
-    value: int
-    timestamp: float
-    window_s: float
-
-
-@dataclass(frozen=True)
-class MetricTarget:
-    resource: str
-    type: str  # Utilization | AverageValue
-    utilization: int | None = None  # percent of the request
-    average_value: int | None = None  # milli-cores or bytes per pod
-
-
-@dataclass(frozen=True)
-class Policy:
-    type: str  # Pods | Percent
-    value: int
-    period_s: int
-
-
-@dataclass(frozen=True)
-class Rules:
-    stabilization_s: float  # seconds (a PredictiveScaler on a compressed clock has fractions)
-    select: str = "Max"  # Max | Min | Disabled
-    policies: tuple[Policy, ...] = ()
-    tolerance: float = DEFAULT_TOLERANCE
-
-
-DEFAULT_SCALE_UP = Rules(0, "Max", (Policy("Percent", 100, 15), Policy("Pods", 4, 15)))
-DEFAULT_SCALE_DOWN = Rules(300, "Max", (Policy("Percent", 100, 15),))
-
-
-@dataclass(frozen=True)
-class Spec:
-    min_replicas: int
-    max_replicas: int
-    metrics: tuple[MetricTarget, ...]
-    scale_up: Rules = DEFAULT_SCALE_UP
-    scale_down: Rules = DEFAULT_SCALE_DOWN
-
-
-@dataclass(frozen=True)
-class History:
-    """What Kubernetes' controller remembers between syncs of one autoscaler."""
-
-    recommendations: tuple[tuple[float, int], ...] = ()  # (time, replicas) before the behavior
-    scale_up_events: tuple[tuple[float, int], ...] = ()  # (time, replicas added)
-    scale_down_events: tuple[tuple[float, int], ...] = ()  # (time, replicas removed)
-
-
-@dataclass(frozen=True)
-class Condition:
-    type: str  # AbleToScale | ScalingActive | ScalingLimited
-    status: str  # True | False
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class MetricStatus:
-    resource: str
-    average_value: int  # milli-cores or bytes per pod
-    average_utilization: int | None = None
-
-
-@dataclass(frozen=True)
-class Proposal:
-    """One metric's replica count, or why there is none."""
-
-    replicas: int = 0
-    status: MetricStatus | None = None
-    error: str = ""
-    reason: str = ""  # FailedGetResourceMetric when error
-
-
-@dataclass(frozen=True)
-class Decision:
-    desired: int
-    rescale: bool
-    reason: str  # why it rescales (SuccessfulRescale's message), or the error
-    conditions: tuple[Condition, ...]
-    current_metrics: tuple[MetricStatus, ...]
-    history: History
-    failed: bool = False  # no replica count could be computed (status keeps the old desired)
-    events: tuple[tuple[str, str, str], ...] = field(default=())  # (type, reason, message)
+__all__ = [
+    "CPU", "CPU_INITIALIZATION_PERIOD_S", "DEFAULT_SCALE_DOWN", "DEFAULT_SCALE_UP", "DEFAULT_TOLERANCE",
+    "INITIAL_READINESS_DELAY_S", "Condition", "Container", "Decision", "History", "MetricStatus", "MetricTarget",
+    "Pod", "Policy", "Proposal", "Rules", "Sample", "Spec", "decide", "limit_rate", "metric_name", "proportional",
+    "record_scale", "resource_replicas", "scale_down_limit", "scale_up_limit", "stabilize"
+]
 
 
 # -- one metric ----------------------------------------------------------------------------
@@ -296,102 +212,6 @@ def metric_name(target: MetricTarget) -> str:
     if target.type == "Utilization":
         return f"{target.resource} resource utilization (percentage of request)"
     return f"{target.resource} resource"
-
-
-# -- behavior ------------------------------------------------------------------------------
-def _changed_within(events: tuple[tuple[float, int], ...], period_s: int, now: float) -> int:
-    return sum(change for ts, change in events if ts > now - period_s)
-
-
-def scale_up_limit(current: int, history: History, rules: Rules, now: float) -> int:
-    if rules.select == "Disabled":
-        return current
-    proposals = []
-    for p in rules.policies:
-        start = current - _changed_within(history.scale_up_events, p.period_s, now) \
-            + _changed_within(history.scale_down_events, p.period_s, now)
-        proposals.append(start + p.value if p.type == "Pods" else math.ceil(start * (1 + p.value / 100)))
-    if not proposals:
-        return current
-    return min(proposals) if rules.select == "Min" else max(proposals)
-
-
-def scale_down_limit(current: int, history: History, rules: Rules, now: float) -> int:
-    if rules.select == "Disabled":
-        return current
-    proposals = []
-    for p in rules.policies:
-        start = current - _changed_within(history.scale_up_events, p.period_s, now) \
-            + _changed_within(history.scale_down_events, p.period_s, now)
-        proposals.append(start - p.value if p.type == "Pods" else int(start * (1 - p.value / 100)))
-    if not proposals:
-        return current
-    return max(proposals) if rules.select == "Min" else min(proposals)
-
-
-def stabilize(recommended: int, current: int, history: History, spec: Spec, now: float,
-              ) -> tuple[int, Condition, History]:
-    """Hold the recommendation within the windows; records it in the history."""
-    up_cut, down_cut = now - spec.scale_up.stabilization_s, now - spec.scale_down.stabilization_s
-    up, down = recommended, recommended
-    for ts, replicas in history.recommendations:
-        if ts > up_cut:
-            up = min(up, replicas)
-        if ts > down_cut:
-            down = max(down, replicas)
-    result = min(max(current, up), down)
-    longest = max(spec.scale_up.stabilization_s, spec.scale_down.stabilization_s)
-    kept = (*(r for r in history.recommendations if r[0] > now - longest), (now, recommended))
-    if result == recommended:
-        cond = Condition("AbleToScale", "True", "ReadyForNewScale", "recommended size matches current size")
-    elif result < recommended:
-        cond = Condition("AbleToScale", "True", "ScaleUpStabilized",
-                         "recent recommendations were lower than current one, applying the lowest recent "
-                         "recommendation")
-    else:
-        cond = Condition("AbleToScale", "True", "ScaleDownStabilized",
-                         "recent recommendations were higher than current one, applying the highest recent "
-                         "recommendation")
-    return result, cond, replace(history, recommendations=kept)
-
-
-def limit_rate(desired: int, current: int, history: History, spec: Spec, now: float) -> tuple[int, str, str]:
-    """Kubernetes' convertDesiredReplicasWithBehaviorRate: (replicas, reason, message)."""
-    if desired > current:
-        limit = max(scale_up_limit(current, history, spec.scale_up, now), current)
-        if spec.max_replicas > limit:
-            allowed, reason, message = limit, "ScaleUpLimit", \
-                "the desired replica count is increasing faster than the maximum scale rate"
-        else:
-            allowed, reason, message = spec.max_replicas, "TooManyReplicas", \
-                "the desired replica count is more than the maximum replica count"
-        if desired > allowed:
-            return allowed, reason, message
-    elif desired < current:
-        limit = min(scale_down_limit(current, history, spec.scale_down, now), current)
-        if spec.min_replicas < limit:
-            allowed, reason, message = limit, "ScaleDownLimit", \
-                "the desired replica count is decreasing faster than the maximum scale rate"
-        else:
-            allowed, reason, message = spec.min_replicas, "TooFewReplicas", \
-                "the desired replica count is less than the minimum replica count"
-        if desired < allowed:
-            return allowed, reason, message
-    return desired, "DesiredWithinRange", "the desired count is within the acceptable range"
-
-
-def record_scale(history: History, spec: Spec, before: int, after: int, now: float) -> History:
-    """The scale event of a rescale, and only the events a policy period still counts."""
-    longest = max([p.period_s for p in (*spec.scale_up.policies, *spec.scale_down.policies)], default=0)
-
-    def recent(events: tuple[tuple[float, int], ...]) -> tuple[tuple[float, int], ...]:
-        return tuple(e for e in events if e[0] > now - longest)
-    up, down = recent(history.scale_up_events), recent(history.scale_down_events)
-    if after > before:
-        up += ((now, after - before),)
-    elif after < before:
-        down += ((now, before - after),)
-    return replace(history, scale_up_events=up, scale_down_events=down)
 
 
 # -- one sync ------------------------------------------------------------------------------
