@@ -195,6 +195,8 @@ def test_collector_reads_pod_and_node_usage(node: NodeRuntime) -> None:
     assert node_usage.cpu_cores > 0.2
     assert 0.2 < pods[0].usage.cpu_cores <= 0.6  # capped by the 500m quota
     assert pods[0].usage.memory_working_set_bytes >= 2**24
+    [(name, main)] = pods[0].containers  # the container's own cgroup, under the pod's
+    assert name == "main" and 0.2 < main.cpu_cores <= 0.6
     assert "cpu" in pods[0].usage.pressure  # from the cgroup2 mount (or v2 itself)
     assert 'sigma_agent_pod_cpu_usage_seconds_total{namespace="default",pod="busy",qos="LS"}' in render_prometheus(
         node_usage, pods

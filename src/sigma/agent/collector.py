@@ -77,6 +77,13 @@ class Collector:
             if sample is None:
                 continue
             current[uid] = sample
+            containers = []
+            for name in _container_names(pod):
+                key = f"{uid}/{name}"
+                part = self.cgroup_sample(f"{self.cgroups.pod_path(podspec.tier(pod), uid)}/{name}", now)
+                if part is not None:
+                    current[key] = part
+                    containers.append((name, usage(self._previous.get(key), part)))
             meta = pod.get("metadata", {})
             out.append(
                 PodUsage(
@@ -85,7 +92,14 @@ class Collector:
                     uid,
                     podspec.qos_label(pod),
                     usage(self._previous.get(uid), sample),
+                    tuple(containers),
                 )
             )
         self._previous = current
         return node_usage, out
+
+
+def _container_names(pod: podspec.Pod) -> list[str]:
+    """The pod's (non-init) containers: each has a cgroup under the pod's, named after it."""
+    return [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []
+            if isinstance(c, dict) and c.get("name")]

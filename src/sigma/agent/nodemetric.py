@@ -6,7 +6,8 @@ reads, documented in sigma.colocation.slo:
              node:  {cpu_millis, memory_bytes, capacity_cpu_millis, capacity_memory_bytes},
              prod:  {cpu_millis, memory_bytes, cpu_peak_millis, memory_peak_bytes},
              batch: {cpu_millis, memory_bytes},
-             pods:  [{namespace, name, qos, cpu_millis, memory_bytes}]}
+             pods:  [{namespace, name, qos, cpu_millis, memory_bytes,
+                      containers: [{name, cpu_millis, memory_bytes}]}]}
 
 Level-0 turns it into batch allocatable = capacity x threshold - max(prod peak, predicted
 prod) - reserve, so the prod peak matters more than the prod average: the agent keeps the
@@ -50,9 +51,12 @@ class NodeMetricBuilder:
     capacity_memory_bytes: int
     window_seconds: float = 60.0
     _prod: deque[tuple[float, TierTotals]] = field(default_factory=deque)
+    _last_build: float | None = None  # the previous report: CPU rates are measured since then
 
     def build(self, now: float, node: Usage, pods: list[PodUsage]) -> dict[str, Any]:
         prod, batch = tier_totals(pods)
+        since = None if self._last_build is None else round(now - self._last_build, 3)
+        self._last_build = now
         self._prod.append((now, prod))
         while self._prod and self._prod[0][0] < now - self.window_seconds:
             self._prod.popleft()
@@ -63,6 +67,7 @@ class NodeMetricBuilder:
             "status": {
                 "timestamp": rfc3339_micro(now),
                 "window_s": int(self.window_seconds),
+                **({"sample_window_s": since} if since is not None and since > 0 else {}),
                 "node": {
                     "cpu_millis": round(node.cpu_cores * 1000),
                     "memory_bytes": node.memory_working_set_bytes,
@@ -79,7 +84,10 @@ class NodeMetricBuilder:
                 "pods": [
                     {"namespace": p.namespace, "name": p.pod, "qos": p.qos,
                      "cpu_millis": round(p.usage.cpu_cores * 1000),
-                     "memory_bytes": p.usage.memory_working_set_bytes}
+                     "memory_bytes": p.usage.memory_working_set_bytes,
+                     **({"containers": [{"name": name, "cpu_millis": round(u.cpu_cores * 1000),
+                                         "memory_bytes": u.memory_working_set_bytes}
+                                        for name, u in p.containers]} if p.containers else {})}
                     for p in sorted(pods, key=lambda p: (p.namespace, p.pod))
                 ],
             },

@@ -51,6 +51,9 @@ class PodUsage:
     uid: str
     qos: str
     usage: Usage
+    # Each container's usage, by name, from its own cgroup under the pod's (metrics.k8s.io
+    # PodMetrics lists them; `kubectl top pods --containers` prints them).
+    containers: tuple[tuple[str, Usage], ...] = ()
 
 
 def parse_psi(text: str) -> Pressure:

@@ -128,3 +128,6 @@ def install(registry: Registry, options: dict[str, Any] | None = None) -> None:
     # Job, CronJob, PodDisruptionBudget; budgets guard the eviction subresource.
     batch_kinds.install(registry)
     install_config_and_secrets(registry)  # ConfigMap, Secret, ServiceAccount
+    from sigma.api import hpa_kinds
+
+    hpa_kinds.install(registry)  # HorizontalPodAutoscaler; one autoscaler (HPA or PredictiveScaler) per target

@@ -6,7 +6,7 @@ import platform
 from typing import Any
 
 import sigma
-from sigma.api.resources import RESOURCES, group_versions
+from sigma.api.resources import RESOURCES, SERVED_ELSEWHERE, group_versions
 
 # kubectl compares the server's minor version with its own and warns beyond one minor
 # version of skew; Sigma serves the v1.32-era API surface.
@@ -51,7 +51,7 @@ def api_group(group: str) -> dict[str, Any] | None:
 
 def resource_list(group: str, version: str) -> dict[str, Any] | None:
     entries: list[dict[str, Any]] = []
-    for r in RESOURCES:
+    for r in (*RESOURCES, *SERVED_ELSEWHERE):
         if (r.group, r.version) != (group, version):
             continue
         entry: dict[str, Any] = {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,

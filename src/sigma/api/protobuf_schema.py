@@ -753,3 +753,48 @@ MESSAGES.update({
     "BoundObjectReference": {1: F("kind", STR), 2: F("apiVersion", STR), 3: F("name", STR), 4: F("uid", STR)},
     "TokenRequestStatus": {1: F("token", STR), 2: F("expirationTimestamp", TIME)},
 })
+
+# autoscaling/v2 HorizontalPodAutoscaler (kubectl autoscale sends it).
+KINDS.update({("autoscaling/v2", "HorizontalPodAutoscaler"): "HorizontalPodAutoscaler"})
+MESSAGES.update({
+    "HorizontalPodAutoscaler": {1: F("metadata", "ObjectMeta"), 2: F("spec", "HorizontalPodAutoscalerSpec"),
+                                3: F("status", "HorizontalPodAutoscalerStatus")},
+    "HorizontalPodAutoscalerSpec": {1: F("scaleTargetRef", "CrossVersionObjectReference"),
+                                    2: F("minReplicas", INT, keep_zero=True), 3: F("maxReplicas", INT, keep_zero=True),
+                                    4: F("metrics", "MetricSpec", REPEATED),
+                                    5: F("behavior", "HorizontalPodAutoscalerBehavior")},
+    "CrossVersionObjectReference": {1: F("kind", STR), 2: F("name", STR), 3: F("apiVersion", STR)},
+    "MetricSpec": {1: F("type", STR), 4: F("resource", "ResourceMetricSource")},
+    "ResourceMetricSource": {1: F("name", STR), 2: F("target", "MetricTarget")},
+    "MetricTarget": {1: F("type", STR), 2: F("value", QUANTITY), 3: F("averageValue", QUANTITY),
+                     4: F("averageUtilization", INT, keep_zero=True)},
+    "HorizontalPodAutoscalerBehavior": {1: F("scaleUp", "HPAScalingRules"), 2: F("scaleDown", "HPAScalingRules")},
+    "HPAScalingRules": {1: F("selectPolicy", STR), 2: F("policies", "HPAScalingPolicy", REPEATED),
+                        3: F("stabilizationWindowSeconds", INT, keep_zero=True), 4: F("tolerance", QUANTITY)},
+    "HPAScalingPolicy": {1: F("type", STR), 2: F("value", INT, keep_zero=True),
+                         3: F("periodSeconds", INT, keep_zero=True)},
+    "HorizontalPodAutoscalerStatus": {
+        1: F("observedGeneration", INT), 2: F("lastScaleTime", TIME), 3: F("currentReplicas", INT, keep_zero=True),
+        4: F("desiredReplicas", INT, keep_zero=True), 5: F("currentMetrics", "MetricStatus", REPEATED),
+        6: F("conditions", "HorizontalPodAutoscalerCondition", REPEATED)},
+    "MetricStatus": {1: F("type", STR), 4: F("resource", "ResourceMetricStatus")},
+    "ResourceMetricStatus": {1: F("name", STR), 2: F("current", "MetricValueStatus")},
+    "MetricValueStatus": {1: F("value", QUANTITY), 2: F("averageValue", QUANTITY),
+                          3: F("averageUtilization", INT, keep_zero=True)},
+    "HorizontalPodAutoscalerCondition": {1: F("type", STR), 2: F("status", STR), 3: F("lastTransitionTime", TIME),
+                                         4: F("reason", STR), 5: F("message", STR)},
+})
+# autoscaling/v1 HorizontalPodAutoscaler (kubectl autoscale falls back to it when v2 is refused).
+KINDS.update({("autoscaling/v1", "HorizontalPodAutoscaler"): "HorizontalPodAutoscalerV1"})
+MESSAGES.update({
+    "HorizontalPodAutoscalerV1": {1: F("metadata", "ObjectMeta"), 2: F("spec", "HorizontalPodAutoscalerSpecV1"),
+                                  3: F("status", "HorizontalPodAutoscalerStatusV1")},
+    "HorizontalPodAutoscalerSpecV1": {1: F("scaleTargetRef", "CrossVersionObjectReference"),
+                                      2: F("minReplicas", INT, keep_zero=True),
+                                      3: F("maxReplicas", INT, keep_zero=True),
+                                      4: F("targetCPUUtilizationPercentage", INT, keep_zero=True)},
+    "HorizontalPodAutoscalerStatusV1": {1: F("observedGeneration", INT), 2: F("lastScaleTime", TIME),
+                                        3: F("currentReplicas", INT, keep_zero=True),
+                                        4: F("desiredReplicas", INT, keep_zero=True),
+                                        5: F("currentCPUUtilizationPercentage", INT, keep_zero=True)},
+})

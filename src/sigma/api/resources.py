@@ -76,10 +76,28 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",), has_status=False),
     ResourceType("", "v1", "Secret", "secrets", True, (), has_status=False),
     ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",), has_status=False),
+    ResourceType("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",),
+                 ("status",), ("all",)),
 )
 
+# metrics.k8s.io (what `kubectl top` reads): computed from the agents' NodeMetric reports by
+# sigma.api.resource_metrics, never stored. Apart from RESOURCES because their plurals repeat
+# the core group's: routing, discovery and authorisation see them, what iterates the stored
+# kinds (garbage collection, cascades, OpenAPI, short names) does not.
+METRICS_RESOURCES: tuple[ResourceType, ...] = (
+    ResourceType("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", False, verbs=("get", "list"), has_status=False),
+    ResourceType("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", True, verbs=("get", "list"), has_status=False),
+)
+
+# Other versions of stored kinds, served by converting to the stored version (sigma.api.hpa_v1).
+CONVERTED_RESOURCES: tuple[ResourceType, ...] = (
+    ResourceType("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",),
+                 (), ("all",), verbs=("create", "delete", "get", "list", "patch", "update")),
+)
+SERVED_ELSEWHERE = (*METRICS_RESOURCES, *CONVERTED_RESOURCES)
+
 _BY_PATH: dict[tuple[str, str, str], ResourceType] = {
-    (r.group, r.version, r.plural): r for r in RESOURCES
+    (r.group, r.version, r.plural): r for r in (*RESOURCES, *SERVED_ELSEWHERE)
 }
 _BY_KIND: dict[tuple[str, str], ResourceType] = {(r.api_version, r.kind): r for r in RESOURCES}
 
@@ -109,7 +127,7 @@ def resolve_name(name: str) -> ResourceType | None:
 def group_versions() -> dict[str, list[str]]:
     """Every API group (the core group as "") and its versions, in a stable order."""
     out: dict[str, list[str]] = {}
-    for r in RESOURCES:
+    for r in (*RESOURCES, *SERVED_ELSEWHERE):
         versions = out.setdefault(r.group, [])
         if r.version not in versions:
             versions.append(r.version)

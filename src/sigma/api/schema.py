@@ -278,6 +278,8 @@ KIND_SCHEMAS: dict[str, Schema] = {
     "ConfigMap": kind_schema(data=FREE, binaryData=FREE, immutable=BOOL),
     "Secret": kind_schema(data=FREE, stringData=FREE, type=STR, immutable=BOOL),
     "ServiceAccount": kind_schema(secrets=FREE, imagePullSecrets=FREE, automountServiceAccountToken=BOOL),
+    # HorizontalPodAutoscaler: sigma.api.hpa_kinds registers its schema.
+    "HorizontalPodAutoscaler": kind_schema(FREE, FREE),
 }
 
 

@@ -302,6 +302,17 @@ class ApiServer:
                                     self.agent_client_identity)
         if t.sub == "scale":
             return await self._scale(request, t)
+        if (t.rt.group, t.rt.version) == ("autoscaling", "v1"):  # a view of the stored autoscaling/v2 objects
+            from sigma.api import hpa_v1
+
+            return await hpa_v1.serve(self, request, t)
+        if t.rt.group == "metrics.k8s.io":  # kubectl top: computed from NodeMetric reports, not stored
+            from sigma.api.metrics_api import serve
+
+            served = await self._call(serve, self.registry, t.rt, t.namespace, t.name, method,
+                                      dict(request.query_params), time.time())
+            return JSON(to_table(t.rt.kind, served.get("items", [served]), "", time.time())
+                        if wants_table(request) else served)
         allowed = SUBRESOURCE_VERBS.get(t.sub)
         if allowed is not None and method not in allowed:
             raise errors.method_not_allowed(f"{method} is not supported on {t.rt.plural}/{t.sub}")

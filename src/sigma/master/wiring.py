@@ -22,6 +22,7 @@ from sigma.master.controllers import (
     disruption,
     endpointslice,
     gc,
+    hpa,
     job,
     job_plan,
     level0,
@@ -71,6 +72,8 @@ def controllers(client: LocalClient, options: dict[str, Any]) -> list[Controller
             client, period_s=seconds("predictive_period_s", predictive.PERIOD_S),
             refit_s=seconds("predictive_refit_s", predictive.REFIT_S),
             default_step_s=float(options["predictive_step_s"]) if "predictive_step_s" in options else None),
+        # HorizontalPodAutoscalers: replicas from the pods' usage (what metrics.k8s.io serves).
+        hpa.HpaController(client, period_s=seconds("hpa_period_s", hpa.PERIOD_S)),
         # Housekeeping: dead nodes, orphans, quota usage.
         nodelifecycle.NodeLifecycleController(client, nodelifecycle.NodeLifecycleOptions.from_options(options)),
         gc.GarbageCollector(client, seconds("gc_period_s", gc.SWEEP_EVERY_S)),

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from sigma.predict import hpa
 from sigma.predict.types import Forecast
 
 
@@ -78,18 +79,15 @@ def hpa_step(state: HpaState, now_ts: float, current_replicas: int, metric_per_r
     _check_bounds(target_per_replica, min_replicas, max_replicas)
     current = max(current_replicas, 1)
     ratio = metric_per_replica / target_per_replica
-    if abs(ratio - 1.0) <= tolerance:
-        raw, why = current, f"metric/target {ratio:.2f} within {tolerance:.0%} tolerance"
-    else:
-        raw, why = math.ceil(current * ratio - 1e-9), f"metric/target {ratio:.2f}"
+    # The HorizontalPodAutoscaler's own rule and scale-down stabilisation (sigma.predict.hpa).
+    raw = hpa.proportional(current, ratio, tolerance, tolerance)
+    why = f"metric/target {ratio:.2f}" + (f" within {tolerance:.0%} tolerance" if raw == current else "")
     raw, _ = _clamp(raw, min_replicas, max_replicas, "reactive")
-    kept = tuple((ts, r) for ts, r in state.recommendations if ts > now_ts - scale_down_window_s)
-    kept += ((now_ts, raw),)
-    replicas = raw
-    if raw < current:
-        replicas = min(current, max(r for _, r in kept))
-        if replicas > raw:
-            why += f"; scale-down held at {replicas} (highest in last {scale_down_window_s:.0f}s)"
+    rules = hpa.Spec(min_replicas, max_replicas, (), hpa.Rules(0), hpa.Rules(scale_down_window_s))
+    replicas, _, held = hpa.stabilize(raw, current, hpa.History(state.recommendations), rules, now_ts)
+    kept = held.recommendations
+    if replicas > raw:
+        why += f"; scale-down held at {replicas} (highest in last {scale_down_window_s:.0f}s)"
     _, source = _clamp(replicas, min_replicas, max_replicas, "reactive")
     reason = f"{why}: {current} -> {replicas} replicas"
     return ReplicaDecision(replicas, source, reason), HpaState(kept)

@@ -128,6 +128,9 @@ def _role_allows(role: str, ns: str | None, a: Attributes) -> bool:
     if a.rt.plural in NO_ACCESS or (role == "view" and a.rt.plural in HIDDEN_FROM_VIEW):
         return False
     read = a.verb in READ_ONLY
+    if a.rt.group == "metrics.k8s.io" and not a.rt.namespaced:
+        # Node usage: Kubernetes' aggregated metrics reader, in view and edit, granted cluster-wide only.
+        return read and ns is None
     if a.rt.plural == "namespaces":
         # Reading the bound namespace itself; listing namespaces is a cluster-scoped request
         # that only a binding without namespace (a ClusterRoleBinding) grants.
