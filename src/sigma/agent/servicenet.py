@@ -48,7 +48,7 @@ class ServiceNetwork:
         self.client, self.node_name, self.opts = client, node_name, opts
         self.cache = ServiceCache(client)
         self.missing = nft_missing() if opts.proxy else None
-        self.proxy = (ServiceProxy(self.cache, NodeConfig(opts.cluster_cidr, opts.masquerade_egress))
+        self.proxy = (ServiceProxy(self.cache, NodeConfig(opts.cluster_cidr, opts.masquerade_egress, node_name))
                       if opts.proxy and self.missing is None else None)
         self.dns: ClusterDNS | None = None
         self._zone_changed = self.cache.subscribe()

@@ -12,11 +12,13 @@ def service(name: str, cluster_ip: str, ports: list[dict[str, Any]], namespace: 
 
 
 def endpoint(ip: str, ready: bool | None = True, serving: bool | None = None, terminating: bool | None = None,
-             hostname: str | None = None) -> dict[str, Any]:
+             hostname: str | None = None, node_name: str | None = None) -> dict[str, Any]:
     cond = {k: v for k, v in (("ready", ready), ("serving", serving), ("terminating", terminating)) if v is not None}
     ep: dict[str, Any] = {"addresses": [ip], "conditions": cond}
     if hostname:
         ep["hostname"] = hostname
+    if node_name:
+        ep["nodeName"] = node_name
     return ep
 
 

@@ -86,3 +86,18 @@ def test_traffic_spreads_follows_readiness_and_is_refused_without_endpoints(node
     assert set(counts) == {"ep0", "ep2"}, counts
 
     assert node.connect_many(node.client, "10.96.0.11", 80, 3) == {"ConnectionRefusedError": 3}
+
+
+def test_external_traffic_policy_local_answers_from_this_nodes_endpoint_only(node: Node) -> None:
+    source = StaticSource()
+    source.services = [service("web", "10.96.0.10", PORT, type="NodePort", externalTrafficPolicy="Local")]
+    source.services[0]["spec"]["ports"] = [{**PORT[0], "nodePort": 30080}]
+    source.slices = [endpoint_slice("web-a", "web", SLICE_PORT,
+                                    [endpoint(node.ip_of(0), node_name="here"),
+                                     *(endpoint(node.ip_of(i), node_name="elsewhere") for i in (1, 2))])]
+    # The client (10.244.5.2) outside a cluster CIDR of 10.244.0.0/24: traffic from outside.
+    ServiceProxy(source, NodeConfig("10.244.0.0/24", node_name="here"), node.nft()).sync()
+    assert node.connect_many(node.client, "10.244.5.1", 30080, 20) == {"ep0": 20}
+    # The same client as a pod of the cluster (10.244.0.0/16): every endpoint, as kube-proxy.
+    ServiceProxy(source, NodeConfig("10.244.0.0/16", node_name="here"), node.nft()).sync()
+    assert set(node.connect_many(node.client, "10.244.5.1", 30080, 60)) == {"ep0", "ep1", "ep2"}

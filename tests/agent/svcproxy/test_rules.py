@@ -121,3 +121,33 @@ def test_generation_is_deterministic_and_bad_objects_are_skipped() -> None:
     # The first in (namespace, name) order keeps the ClusterIP; the other is left out whole.
     assert "10.244.9.9" in one and "10.244.1.2" not in one
     assert "service default/web: 10.96.0.10 . tcp . 80" in "".join(build_ruleset(model.ports, CFG).skipped)
+
+
+def test_external_traffic_policy_local_keeps_outside_traffic_on_this_nodes_endpoints() -> None:
+    eps = [endpoint("10.244.1.2", node_name="n1"), endpoint("10.244.2.2", node_name="n2")]
+    svc = service("web", "10.96.0.10", [{**HTTP[0], "nodePort": 30080}], type="NodePort",
+                  externalTrafficPolicy="Local")
+    [port] = build_model([svc], [endpoint_slice("web-a", "web", SLICE_HTTP, eps)], node_name="n1").ports
+    assert port.external_local == (Endpoint("10.244.1.2", 8080),)
+    assert port.internal_local is None and len(port.endpoints) == 2  # ClusterIP traffic: every endpoint
+    rs = build_ruleset([port], NodeConfig("10.244.0.0/16", node_name="n1"))
+    # From pods of the cluster: the whole service; from outside: this node's endpoint, the
+    # client's address kept (no masquerade mark).
+    assert rs.chains["ext-default/web/tcp/http"] == ("ip saddr 10.244.0.0/16 goto svc-default/web/tcp/http",
+                                                     "goto loc-default/web/tcp/http")
+    assert rs.chains["loc-default/web/tcp/http"] == ("meta l4proto tcp dnat to 10.244.1.2:8080",)
+    [elsewhere] = build_model([svc], [endpoint_slice("web-a", "web", SLICE_HTTP, eps)], node_name="n3").ports
+    assert build_ruleset([elsewhere], CFG).chains["loc-default/web/tcp/http"] == ("drop",)
+    script = render_full(rs)
+    assert script.index("chain loc-default/web/tcp/http") < script.index("chain ext-default/web/tcp/http")
+
+
+def test_internal_traffic_policy_local_sends_cluster_ip_traffic_to_this_node_only() -> None:
+    eps = [endpoint("10.244.1.2", node_name="n1"), endpoint("10.244.2.2", node_name="n2")]
+    svc = service("web", "10.96.0.10", HTTP, internalTrafficPolicy="Local")
+    slices = [endpoint_slice("web-a", "web", SLICE_HTTP, eps)]
+    [port] = build_model([svc], slices, node_name="n2").ports
+    chain = build_ruleset([port], CFG).chains["svc-default/web/tcp/http"]
+    assert chain == ("meta l4proto tcp dnat to 10.244.2.2:8080",)
+    [none_here] = build_model([svc], slices, node_name="n3").ports
+    assert build_ruleset([none_here], CFG).chains["svc-default/web/tcp/http"] == ("drop",)

@@ -8,7 +8,10 @@ Kubernetes semantics kept here:
 - endpoints with ``conditions.ready`` true (absent means true) are used; when a service port
   has none, those both serving and terminating are (as kube-proxy does, so a rolling update
   does not drop connections while the last pods shut down);
-- headless (clusterIP None) and ExternalName services get no rules.
+- headless (clusterIP None) and ExternalName services get no rules;
+- ``externalTrafficPolicy: Local`` (NodePort, LoadBalancer) sends traffic from outside the
+  cluster only to this node's endpoints (``nodeName``) and keeps the client's address;
+  ``internalTrafficPolicy: Local`` sends ClusterIP traffic only to this node's endpoints.
 One malformed object is skipped (and named by ``problems``); it never stops the rest.
 """
 
@@ -41,6 +44,10 @@ class ServicePort:
     node_port: int | None
     endpoints: tuple[Endpoint, ...]  # sorted; empty: rejected
     affinity_timeout: int | None  # seconds of ClientIP affinity, None without
+    # This node's endpoints, for the Local traffic policies: external (NodePort traffic from
+    # outside the cluster) and internal (ClusterIP traffic). None: the policy is Cluster.
+    external_local: tuple[Endpoint, ...] | None = None
+    internal_local: tuple[Endpoint, ...] | None = None
 
     @property
     def key(self) -> str:
@@ -92,8 +99,10 @@ def _endpoint_order(ep: Endpoint) -> tuple[str, int]:
     return ep.ip, ep.port  # a plain tuple: sorting by the dataclass's generated order is slower
 
 
-def port_endpoints(slices: list[dict[str, Any]], port_name: str, protocol: str) -> tuple[Endpoint, ...]:
-    """The endpoints of one service port: ready ones, else serving-and-terminating ones."""
+def port_endpoints(slices: list[dict[str, Any]], port_name: str, protocol: str,
+                   node_name: str | None = None) -> tuple[Endpoint, ...]:
+    """The endpoints of one service port: ready ones, else serving-and-terminating ones;
+    with ``node_name``, only those on that node."""
     ready: set[Endpoint] = set()
     fallback: set[Endpoint] = set()
     for s in slices:
@@ -103,6 +112,8 @@ def port_endpoints(slices: list[dict[str, Any]], port_name: str, protocol: str) 
         if not isinstance(number, int) or not 0 < number < 65536:
             continue  # this slice does not carry the port (or names it differently)
         for ep in s.get("endpoints") or []:
+            if node_name is not None and ep.get("nodeName") != node_name:
+                continue
             into = ready if endpoint_ready(ep) else fallback if endpoint_serving_terminating(ep) else None
             if into is None:
                 continue
@@ -112,8 +123,9 @@ def port_endpoints(slices: list[dict[str, Any]], port_name: str, protocol: str) 
     return tuple(sorted(ready or fallback, key=_endpoint_order))
 
 
-def service_ports(svc: dict[str, Any], slices: list[dict[str, Any]]) -> list[ServicePort]:
-    """The ports of one Service with their endpoints from its slices; raises on a malformed one."""
+def service_ports(svc: dict[str, Any], slices: list[dict[str, Any]], node_name: str = "") -> list[ServicePort]:
+    """The ports of one Service with their endpoints from its slices (``node_name``: this
+    node, for the Local traffic policies); raises on a malformed one."""
     meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
     ns, name = meta.get("namespace") or "default", meta["name"]
     cluster_ip = spec.get("clusterIP") or ""
@@ -132,13 +144,18 @@ def service_ports(svc: dict[str, Any], slices: list[dict[str, Any]]) -> list[Ser
             raise ValueError(f"port {p!r} has no valid port number or protocol")
         node_port = p.get("nodePort") if spec.get("type") in ("NodePort", "LoadBalancer") else None
         port_name = p.get("name") or ""
-        out.append(ServicePort(ns, name, port_name, protocol, port, tuple(dict.fromkeys(ips)), cluster_ip,
-                               node_port if isinstance(node_port, int) and node_port > 0 else None,
-                               port_endpoints(slices, port_name, protocol), affinity))
+        node_port = node_port if isinstance(node_port, int) and node_port > 0 else None
+        external_local = internal_local = None
+        if node_port is not None and spec.get("externalTrafficPolicy") == "Local":
+            external_local = port_endpoints(slices, port_name, protocol, node_name)
+        if spec.get("internalTrafficPolicy") == "Local":
+            internal_local = port_endpoints(slices, port_name, protocol, node_name)
+        out.append(ServicePort(ns, name, port_name, protocol, port, tuple(dict.fromkeys(ips)), cluster_ip, node_port,
+                               port_endpoints(slices, port_name, protocol), affinity, external_local, internal_local))
     return out
 
 
-def build_model(services: list[dict[str, Any]], slices: list[dict[str, Any]]) -> Model:
+def build_model(services: list[dict[str, Any]], slices: list[dict[str, Any]], node_name: str = "") -> Model:
     """Every service port of every Service, sorted by key (the rules come out in that order)."""
     model = Model()
     by_service = slices_by_service(slices)
@@ -146,7 +163,7 @@ def build_model(services: list[dict[str, Any]], slices: list[dict[str, Any]]) ->
         meta = svc.get("metadata") or {}
         try:
             model.ports += service_ports(svc, by_service.get((meta.get("namespace") or "default",
-                                                               meta.get("name") or ""), []))
+                                                               meta.get("name") or ""), []), node_name)
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             model.problems.append(f"service {meta.get('namespace')}/{meta.get('name')}: {err}")
     model.ports.sort(key=lambda p: p.key)

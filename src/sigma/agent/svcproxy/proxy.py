@@ -96,7 +96,7 @@ class ServiceProxy:
             else:
                 fresh.add(key)
                 try:
-                    fragment = service_fragment(service_ports(svc, list(mine)), self.cfg)
+                    fragment = service_fragment(service_ports(svc, list(mine), self.cfg.node_name), self.cfg)
                 except (KeyError, TypeError, ValueError, AttributeError) as err:
                     problems.add(f"service {key[0]}/{key[1]}: {err}")
                     fragment = Fragment()

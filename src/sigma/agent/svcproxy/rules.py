@@ -47,6 +47,7 @@ class NodeConfig:
     # pod traffic leaving it is. None: neither (no way to tell a pod from the outside).
     cluster_cidr: str | None = None
     masquerade_egress: bool = True
+    node_name: str = ""  # this node: its endpoints are the Local traffic policies' ones
 
 
 @dataclass
@@ -120,22 +121,42 @@ def _dnat(p: ServicePort, ep: Endpoint) -> str:
     return f"meta l4proto {p.protocol} dnat to {ep.ip}:{ep.port}"
 
 
-def _service_rules(p: ServicePort, cfg: NodeConfig) -> tuple[str, ...]:
+def _service_rules(p: ServicePort, cfg: NodeConfig, endpoints: tuple[Endpoint, ...] | None = None) -> tuple[str, ...]:
     """One chain per service port, the endpoints inline. Spread: rule i takes the connection
     with probability 1/(N-i) (iptables' statistic cascade), which is uniform over the N and
     needs no anonymous verdict map per service: the kernel names each anonymous set by
-    scanning the table's sets, so 5,000 of them made a full load quadratic (seconds)."""
+    scanning the table's sets, so 5,000 of them made a full load quadratic (seconds).
+    ``endpoints``: a subset (this node's, for a Local policy); none left drops, as kube-proxy."""
+    endpoints = p.endpoints if endpoints is None else endpoints
+    if not endpoints:
+        return ("drop",)
     rules = []
-    n = len(p.endpoints)
+    n = len(endpoints)
     if p.affinity_timeout is not None:
-        for ep in p.endpoints:  # a client seen within the timeout goes back to its endpoint
+        for ep in endpoints:  # a client seen within the timeout goes back to its endpoint
             aff = affinity_set(p, ep)
             rules.append(f"ip saddr @{aff} update @{aff} {{ ip saddr }} {_dnat(p, ep)}")
-    for i, ep in enumerate(p.endpoints):
+    for i, ep in enumerate(endpoints):
         pick = f"numgen random mod {n - i} 0 " if i < n - 1 else ""
         remember = f"update @{affinity_set(p, ep)} {{ ip saddr }} " if p.affinity_timeout is not None else ""
         rules.append(f"{pick}{remember}{_dnat(p, ep)}")
     return tuple(rules)
+
+
+def local_chain(p: ServicePort) -> str:
+    return f"loc-{p.key}"
+
+
+def _external_rules(p: ServicePort, cfg: NodeConfig) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The NodePort's chains. Cluster policy: masquerade (replies come back through this
+    node) and any endpoint. Local policy: this node's endpoints only, the client's address
+    kept, dropped when the node has none; pods of the cluster still reach every endpoint
+    (kube-proxy's short-circuit for traffic that never left the cluster)."""
+    if p.external_local is None:
+        return ((external_chain(p), ("jump mark-for-masquerade", f"goto {service_chain(p)}")),)
+    from_pods = (f"ip saddr {cfg.cluster_cidr} goto {service_chain(p)}",) if cfg.cluster_cidr else ()
+    return ((local_chain(p), _service_rules(p, cfg, p.external_local)),
+            (external_chain(p), (*from_pods, f"goto {local_chain(p)}")))
 
 
 @dataclass(frozen=True)
@@ -164,11 +185,11 @@ def service_fragment(ports: list[ServicePort], cfg: NodeConfig) -> Fragment:
             if node_key:
                 elements.append((NO_ENDPOINT_NODEPORTS, node_key, "goto reject-chain"))
             continue
-        chains.append((service_chain(p), _service_rules(p, cfg)))
+        chains.append((service_chain(p), _service_rules(p, cfg, p.internal_local)))
         elements += [(SERVICE_IPS, k, f"goto {service_chain(p)}") for k in keys]
         elements += [(CLUSTER_IPS, ip, "") for ip in p.cluster_ips]
         if node_key:
-            chains.append((external_chain(p), ("jump mark-for-masquerade", f"goto {service_chain(p)}")))
+            chains += _external_rules(p, cfg)
             elements.append((SERVICE_NODEPORTS, node_key, f"goto {external_chain(p)}"))
         elements += [(HAIRPIN, f"{ep.ip} . {ep.ip}", "") for ep in p.endpoints]
         if p.affinity_timeout is not None:
@@ -193,7 +214,7 @@ def merge(fragments: list[Fragment], cfg: NodeConfig) -> Ruleset:
             rs.left_out.add(f.service)
             continue
         for name, rules in f.chains:
-            (services if name.startswith("svc-") else externals)[name] = rules
+            (services if name.startswith(("svc-", "loc-")) else externals)[name] = rules
         for m, k, v in f.elements:
             rs.maps[m][k] = v
         rs.sets.update(f.sets)
@@ -230,7 +251,7 @@ def render_full(rs: Ruleset) -> str:
     out += [f"\tset {name} {_set_decl(t)}" for name, t in sorted(rs.sets.items())]
     # Service chains before the NodePort chains that go to them (a patch may have added
     # either later than the other).
-    chains = sorted(rs.chains.items(), key=lambda item: not item[0].startswith("svc-"))
+    chains = sorted(rs.chains.items(), key=lambda item: not item[0].startswith(("svc-", "loc-")))
     out += [f"\tchain {name} {{\n" + "".join(f"\t\t{r}\n" for r in rules) + "\t}" for name, rules in chains]
     out.append("}")
     out += [f"add element {FAMILY} {TABLE} {m} {{ {_elements(e)} }}" for m, e in rs.maps.items() if e]
