@@ -38,6 +38,7 @@ from sigma.agent.runtime.base import RUNNING, ContainerSpec, ContainerStatus, Ru
 from sigma.agent.runtime.hardening import security_fields
 from sigma.agent.runtime.shimmed import ShimRuntime
 from sigma.agent.statefile import read_json, write_json
+from sigma.agent.volumes.manager import VolumeManager
 
 
 @dataclass
@@ -69,10 +70,14 @@ class NodeRuntime:
         log_max_bytes: int = 10 * 2**20,
         pulls: ImagePulls | None = None,
         network: PodNetwork | None = None,
+        volumes: VolumeManager | None = None,
     ) -> None:
         self.state_dir, self.runtimes, self.cgroups = state_dir, runtimes, cgroups
         self.network = network  # a netns and an address per pod (podnet); None: the host's network
         self.pulls = pulls  # images for runtimes that run them (runc); None: only what is imported
+        # Volumes and env references (sigma.agent.volumes); None: env values only, no volumes.
+        self.volumes = volumes
+        self.volume_events: list[tuple[podspec.Pod, str, str]] = []  # (pod, reason, message) Warnings
         self.manager = manager or PodManager()
         self.log_dir = os.path.join(state_dir, "logs")
         self.log_max_bytes = log_max_bytes
@@ -94,6 +99,8 @@ class NodeRuntime:
         latest: dict[str, ReportStatus] = {}
         if self.network is not None:  # sandboxes of pods gone (also those a killed agent left)
             self.network.gc({podspec.uid(p) for p in desired} | {c.pod_uid for c in self.observed()})
+        if self.volumes is not None:  # files of pods gone (also those a killed agent left)
+            self.volumes.gc({podspec.uid(p) for p in desired} | {c.pod_uid for c in self.observed()})
         for _ in range(3):
             acted = False
             for ins in self.manager.handle(desired, self.observed(), now, health):
@@ -180,6 +187,11 @@ class NodeRuntime:
             sandbox = self.network.ensure(pod, time.time())
             spec = dataclasses.replace(spec, netns_path=sandbox.netns if sandbox else None,
                                        etc_files=self.network.etc_files(pod, sandbox))
+        if self.volumes is not None:  # ConfigError, VolumeError: the container waits (an Event says why)
+            pod_ips = self.network.pod_ips(podspec.uid(pod)) if self.network is not None else []
+            spec, warnings = self.volumes.apply(pod, container, spec, runtime.name,
+                                                pod_ips[0] if pod_ips else self.volumes.address)
+            self.volume_events += [(pod, reason, message) for reason, message in warnings]
         runtime.start(spec)
         logs.prune(os.path.dirname(spec.log_path))
 
@@ -263,6 +275,8 @@ class NodeRuntime:
                 shutil.rmtree(os.path.join(self.log_dir, entry), ignore_errors=True)
         if self.network is not None:
             self.network.release(pod_uid)  # after its containers: the netns is theirs until now
+        if self.volumes is not None:
+            self.volumes.release(pod_uid)  # after its containers: a tmpfs is theirs until now
 
     def _container_log_dir(self, pod: podspec.Pod, container: str) -> str:
         meta = pod.get("metadata", {})

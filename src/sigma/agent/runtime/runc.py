@@ -128,7 +128,7 @@ def oci_config(spec: ContainerSpec, image: dict[str, Any], cgroup_rel: str) -> d
         },
         "root": {"path": "rootfs", "readonly": False},
         "hostname": spec.pod_name[:63] or "sigma",
-        "mounts": [*_MOUNTS, *etc_mounts(spec)],
+        "mounts": [*_MOUNTS, *etc_mounts(spec), *volume_mounts(spec)],
         "linux": linux,
     }, spec)  # capabilities, seccomp, read-only rootfs, user ids and namespace (runtime/hardening.py)
 
@@ -137,6 +137,13 @@ def etc_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
     """The pod's generated /etc files (resolv.conf, hosts), bound read-only over the image's."""
     return [{"destination": target, "type": "bind", "source": source, "options": ["rbind", "ro", "nosuid", "nodev"]}
             for target, source in spec.etc_files]
+
+
+def volume_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
+    """The pod's volumes (sigma.agent.volumes), bound where its volumeMounts say."""
+    return [{"destination": target, "type": "bind", "source": source,
+             "options": ["rbind", "ro" if read_only else "rw", "nosuid", "nodev"]}
+            for target, source, read_only in spec.volume_mounts]
 
 
 _MOUNTS = [
