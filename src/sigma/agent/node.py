@@ -183,6 +183,8 @@ class NodeRuntime:
             return
         if not self._image_ready(runtime, spec, container):
             return
+        if self.volumes is not None and self.volumes.waiting(podspec.uid(pod)):
+            return  # its volumes or env failed a moment ago: retried after a back-off
         if self.network is not None:  # PodNetworkError: the pod waits (an Event says why)
             sandbox = self.network.ensure(pod, time.time())
             spec = dataclasses.replace(spec, netns_path=sandbox.netns if sandbox else None,

@@ -35,6 +35,11 @@ from sigma.api.podrefs import pod_references
 from sigma.client.base import ApiClient
 
 log = logging.getLogger("sigma.agent.volumes")
+# A pod whose volumes or env cannot be made yet is retried after 1 s, 2 s, 4 s... at most
+# MAX_RETRY_S, as kubelet backs off a failing mount: a pod waiting for a ConfigMap costs the
+# master a few reads a minute, not one per sync.
+FIRST_RETRY_S, MAX_RETRY_S = 1.0, 8.0
+CACHE_S = 2.0  # objects read once serve every container of a pod starting together
 TOKEN_REFRESH_FRACTION = 0.8  # kubelet renews a projected token at 80% of its lifetime
 DEFAULT_TOKEN_SECONDS = 3607
 Mount = tuple[str, str, bool]  # (path in the container, path on the host, read-only)
@@ -70,6 +75,13 @@ class VolumeManager:
         self._tokens: dict[str, _Token] = {}
         self._written: dict[str, set[str]] = {}  # pod uid -> volumes written (immutable ones stay)
         self._lock = threading.Lock()  # the sync loop and the resync may meet on one pod
+        self._retry: dict[str, tuple[float, float]] = {}  # pod uid -> (next try, delay)
+        self._cache: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None]] = {}
+
+    def waiting(self, pod_uid: str) -> bool:
+        """True while the pod is backing off after a failure: do not try it now."""
+        retry = self._retry.get(pod_uid)
+        return retry is not None and self.clock() < retry[0]
 
     # -- the container start -------------------------------------------------------------
     def apply(self, pod: dict[str, Any], container: dict[str, Any], spec: ContainerSpec, runtime: str,
@@ -78,12 +90,19 @@ class VolumeManager:
         mounted, and the (reason, message) of Warning Events to record (env names skipped).
         Raises ConfigError or VolumeError (reason and message for an Event) while something
         it needs is missing: the container then waits."""
-        sources = self._sources(pod, pod_ip)
-        # The kubernetes Service's variables come first: the pod's own names override them.
-        resolved = container_env(pod, container, sources, base=self._service_env())
-        with self._lock:
-            plans = self._write_volumes(pod, sources, self._target(pod, spec, runtime))
-        mounts = self._mounts(pod, container, plans)
+        uid = str((pod.get("metadata") or {}).get("uid") or "")
+        try:
+            sources = self._sources(pod, pod_ip)
+            # The kubernetes Service's variables come first: the pod's own names override them.
+            resolved = container_env(pod, container, sources, base=self._service_env())
+            with self._lock:
+                plans = self._write_volumes(pod, sources, self._target(pod, spec, runtime))
+            mounts = self._mounts(pod, container, plans)
+        except (ConfigError, VolumeError):
+            delay = min(MAX_RETRY_S, self._retry[uid][1] * 2) if uid in self._retry else FIRST_RETRY_S
+            self._retry[uid] = (self.clock() + delay, delay)
+            raise
+        self._retry.pop(uid, None)
         return dataclasses.replace(spec, env=resolved.env, command=resolved.command, args=resolved.args,
                                    volume_mounts=tuple(mounts)), resolved.warnings
 
@@ -91,8 +110,10 @@ class VolumeManager:
         """KUBERNETES_SERVICE_HOST/PORT from the default/kubernetes Service, as kubelet sets
         them in every container (what load_incluster_config reads)."""
         try:
-            svc = self.client.get("services", "kubernetes", "default")
-        except (ApiError, ConnectionError):
+            svc = self._get("services", "kubernetes", "default", cache_s=30.0)
+        except (ConfigError, ConnectionError):
+            return {}
+        if svc is None:
             return {}
         spec = svc.get("spec") or {}
         ip = str(spec.get("clusterIP") or "")
@@ -158,8 +179,8 @@ class VolumeManager:
         """Write every volume; ``target`` None (a resync) keeps the owner of what is there."""
         plans = plan_volumes(pod, sources)
         uid = str((pod.get("metadata") or {}).get("uid") or "")
-        pod_dir = os.path.join(self.root, uid)
-        os.makedirs(os.path.join(pod_dir, "volumes"), mode=0o700, exist_ok=True)
+        for part in (uid, f"{uid}/volumes", *{f"{uid}/volumes/{p.kind}" for p in plans}):
+            _private_dir(os.path.join(self.root, part))
         written = self._written.setdefault(uid, set())
         for plan in plans:
             directory = self.volume_dir(pod, plan)
@@ -205,6 +226,7 @@ class VolumeManager:
         """The pod is gone: unmount its memory emptyDirs, remove its files, forget its token."""
         with self._lock:
             self._tokens.pop(pod_uid, None)
+            self._retry.pop(pod_uid, None)
             self._written.pop(pod_uid, None)
             empty = os.path.join(self.root, pod_uid, "volumes", "emptyDir")
             if os.path.isdir(empty):
@@ -234,14 +256,23 @@ class VolumeManager:
                        token=self._token(pod) if refs.wants_token else None,
                        pod_ip=pod_ip, host_ip=self.address, node_cpu_millis=cpu, node_memory_bytes=memory)
 
-    def _get(self, resource: str, name: str, namespace: str) -> dict[str, Any] | None:
-        """The object of the pod's own namespace (never another's), None when absent."""
+    def _get(self, resource: str, name: str, namespace: str, cache_s: float = CACHE_S) -> dict[str, Any] | None:
+        """The object of the pod's own namespace (never another's), None when absent; read
+        again once ``cache_s`` has passed."""
+        key, now = (resource, namespace, name), self.clock()
+        held = self._cache.get(key)
+        if held is not None and now - held[0] < cache_s:
+            return held[1]
         try:
-            return self.client.get(resource, name, namespace)
+            found: dict[str, Any] | None = self.client.get(resource, name, namespace)
         except ApiError as err:
-            if err.code == 404:
-                return None
-            raise ConfigError(f'{resource[:-1]} "{name}": {err.code} {err.reason}') from None
+            if err.code != 404:
+                raise ConfigError(f'{resource[:-1]} "{name}": {err.code} {err.reason}') from None
+            found = None
+        if len(self._cache) > 4096:
+            self._cache.clear()
+        self._cache[key] = (now, found)
+        return found
 
     def _token(self, pod: dict[str, Any]) -> str | None:
         meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
@@ -299,6 +330,13 @@ class VolumeManager:
                           .get("emptyDir") or {}).get("sizeLimit"))
                 return f'Usage of EmptyDir volume "{plan.name}" exceeds the limit "{limit}". '
         return ""
+
+
+def _private_dir(path: str) -> None:
+    """A directory only root may enter: a pod's volumes are reached through its mounts."""
+    if not os.path.isdir(path):
+        os.mkdir(path, 0o700)
+        os.chmod(path, 0o700)
 
 
 def _token_source(pod: dict[str, Any]) -> dict[str, Any]:
