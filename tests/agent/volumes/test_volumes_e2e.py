@@ -17,6 +17,7 @@ import pytest
 from kubernetes.client import ApiClient, Configuration, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.incluster_config import InClusterConfigLoader
+from kubernetes.utils import FailToCreateError, create_from_yaml
 
 from sigma.api.auth.tokens import create_bootstrap_token
 from sigma.client.kubeconfig import load_kubeconfig
@@ -215,3 +216,31 @@ def test_node_reads_only_what_its_pods_reference(env: Env) -> None:
                                              "uid": elsewhere["metadata"]["uid"]}}}
         assert as_node.post(f"{base}/serviceaccounts/default/token", json=other).status_code == 403
     env.delete_pod("user")
+
+
+def test_the_example_pod_reads_its_config_map_through_the_kubernetes_client(env: Env) -> None:
+    examples = Path(__file__).resolve().parents[3] / "examples"
+    config = Configuration(host=env.master.url, api_key={"BearerToken": "Bearer admin-token"})
+    with ApiClient(config) as api:
+        for name in ("namespace.yaml", "configmap.yaml", "pod-config.yaml"):
+            try:
+                create_from_yaml(api, str(examples / name))
+            except FailToCreateError as err:  # the namespace may be there from another test
+                assert all(e.status == 409 for e in err.api_exceptions), err
+        # The example names no node: bind it here (this test's master runs no scheduler for it).
+        binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web-config-reader"},
+                   "target": {"apiVersion": "v1", "kind": "Node", "name": NODE}}
+        r = env.admin.post("/api/v1/namespaces/team-a/pods/web-config-reader/binding", json=binding)
+        assert r.status_code in (201, 409), r.text
+        core = CoreV1Api(api)
+        out = wait_for(lambda: _logs(core, "web-config-reader", "team-a"), timeout=60, interval=0.5)
+        assert "log level info" in out and "cache.size=256" in out
+        core.delete_namespaced_pod("web-config-reader", "team-a")
+
+
+def _logs(core: CoreV1Api, name: str, namespace: str) -> str:
+    try:
+        text = core.read_namespaced_pod_log(name, namespace)
+    except ApiException:
+        return ""
+    return str(text) if "cache.size" in str(text) else ""
