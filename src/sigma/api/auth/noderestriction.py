@@ -5,8 +5,10 @@ the field selector ``spec.nodeName=NAME`` (the registry then filters by it), and
 is reachable only when it is bound to NAME. It writes its own Node, its Lease (in
 kube-node-lease), its NodeMetric, the status of its pods, their final deletion and their
 eviction; it may create events anywhere and read nodes, NodeSLOs, and every Service and EndpointSlice
-(the service proxy and the cluster DNS). Everything else is
-refused, with the reason appended to the Forbidden message.
+(the service proxy and the cluster DNS). It may get a Secret or ConfigMap, and request a
+ServiceAccount token, only for the pods bound to it (sigma.api.auth.noderefs, the node
+authorizer's graph rule). Everything else is refused, with the reason appended to the
+Forbidden message.
 
 Writes whose object name is only in the body (a create) are decided on the body: the rule
 returns a check the middleware runs once it has read it.
