@@ -92,3 +92,4 @@ def test_plan_volumes_covers_every_volume() -> None:
     pod = {**POD, "spec": {**POD["spec"], "volumes": [{"name": "a", "emptyDir": {}},
                                                       {"name": "b", "configMap": {"name": "cfg"}}]}}
     assert [p.name for p in plan_volumes(pod, Sources(config_maps={"cfg": CM}))] == ["a", "b"]
+

@@ -77,7 +77,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     for master in start_auth_master(tmp / "master"):
         token = create_bootstrap_token(master.state, ttl_s=600)
         agent = AgentProcess(master.url, tmp / "agent", NODE,
-                             extra=("--bootstrap-token-file", _write(tmp / "bt", token)))
+                             extra=("--bootstrap-token-file", _write(tmp / "bt", token),
+                                    "--volume-resync-interval", "1"))
         try:
             agent.start()
             with master.client("admin") as admin:
@@ -152,6 +153,27 @@ def test_empty_dir_is_shared_by_two_containers(env: Env) -> None:
     env.running("pair")
     env.wait_log("pair", "from-writer")
     env.delete_pod("pair")
+
+
+def test_memory_empty_dir_is_a_tmpfs_of_its_size_limit(env: Env) -> None:
+    env.pod("mem", [{"name": "main", "command": ["sh", "-c", "grep /tmp/mem /proc/mounts; sleep 600"],
+                     "volumeMounts": [{"name": "mem", "mountPath": "/tmp/mem"}]}],
+            volumes=[{"name": "mem", "emptyDir": {"medium": "Memory", "sizeLimit": "2Mi"}}])
+    out = env.wait_log("mem", "tmpfs")
+    assert "size=2048k" in out
+    env.delete_pod("mem")
+
+
+def test_disk_empty_dir_over_its_size_limit_evicts_the_pod(env: Env) -> None:
+    script = "dd if=/dev/zero of=/tmp/scratch/fill bs=1024 count=3072; sleep 600"
+    env.pod("greedy", [{"name": "main", "command": ["sh", "-c", script],
+                        "volumeMounts": [{"name": "scratch", "mountPath": "/tmp/scratch"}]}],
+            volumes=[{"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}}])
+    failed = wait_for(lambda: (p := env.get_pod("greedy"))["status"].get("phase") == "Failed" and p, timeout=60)
+    message = 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". '
+    assert failed["status"]["reason"] == "Evicted" and failed["status"]["message"] == message
+    assert any(e["reason"] == "Evicted" and e["type"] == "Warning" for e in env.events("greedy"))
+    env.delete_pod("greedy")
 
 
 def test_projected_token_authenticates_the_pod_as_its_service_account(env: Env) -> None:

@@ -73,7 +73,6 @@ class VolumeManager:
         os.makedirs(self.root, mode=0o700, exist_ok=True)
         os.chmod(self.root, 0o700)
         self._tokens: dict[str, _Token] = {}
-        self._written: dict[str, set[str]] = {}  # pod uid -> volumes written (immutable ones stay)
         self._lock = threading.Lock()  # the sync loop and the resync may meet on one pod
         self._retry: dict[str, tuple[float, float]] = {}  # pod uid -> (next try, delay)
         self._cache: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None]] = {}
@@ -181,20 +180,18 @@ class VolumeManager:
         uid = str((pod.get("metadata") or {}).get("uid") or "")
         for part in (uid, f"{uid}/volumes", *{f"{uid}/volumes/{p.kind}" for p in plans}):
             _private_dir(os.path.join(self.root, part))
-        written = self._written.setdefault(uid, set())
         for plan in plans:
             directory = self.volume_dir(pod, plan)
             if plan.kind == "emptyDir":
                 self._empty_dir(pod, plan, directory)
                 continue
-            if plan.immutable and plan.name in written and os.path.isdir(directory):
+            if plan.immutable and os.path.islink(os.path.join(directory, atomic.DATA)):
                 continue  # an immutable ConfigMap or Secret: what was written stays
             owner = self._owner_of(directory) if target is None else atomic.Owner(
                 target.uid, target.gid, target.fs_group)
             if owner is None:
                 continue  # never written for a container: nothing to refresh yet
             atomic.write(directory, plan.files, owner)
-            written.add(plan.name)
         return plans
 
     @staticmethod
@@ -227,7 +224,6 @@ class VolumeManager:
         with self._lock:
             self._tokens.pop(pod_uid, None)
             self._retry.pop(pod_uid, None)
-            self._written.pop(pod_uid, None)
             empty = os.path.join(self.root, pod_uid, "volumes", "emptyDir")
             if os.path.isdir(empty):
                 for name in os.listdir(empty):
@@ -279,7 +275,7 @@ class VolumeManager:
         uid = str(meta.get("uid") or "")
         now = self.clock()
         held = self._tokens.get(uid)
-        if held is not None and now < held.issued + TOKEN_REFRESH_FRACTION * (held.expires - held.issued):
+        if held is not None and not token_due(held.issued, held.expires, now):
             return held.value
         source = _token_source(pod)
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {
@@ -307,7 +303,9 @@ class VolumeManager:
         for pod in pods:
             meta = pod.get("metadata") or {}
             uid = str(meta.get("uid") or "")
-            if uid not in self._written or meta.get("deletionTimestamp") or \
+            # What is on disk, not what this agent wrote: a restarted agent keeps the volumes
+            # (and tokens) of the pods it adopted current too.
+            if not os.path.isdir(os.path.join(self.root, uid, "volumes")) or meta.get("deletionTimestamp") or \
                     (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 continue
             try:
@@ -330,6 +328,11 @@ class VolumeManager:
                           .get("emptyDir") or {}).get("sizeLimit"))
                 return f'Usage of EmptyDir volume "{plan.name}" exceeds the limit "{limit}". '
         return ""
+
+
+def token_due(issued: float, expires: float, now: float) -> bool:
+    """kubelet renews a projected token once 80% of its lifetime has passed."""
+    return now >= issued + TOKEN_REFRESH_FRACTION * (expires - issued)
 
 
 def _private_dir(path: str) -> None:
