@@ -120,6 +120,10 @@ def test_config_map_and_secret_files_env_mode_subpath_and_update(env: Env) -> No
     assert "password" in out and "MODE=400" in out
     assert "SUB=blue" in out
     assert "s3cret" not in out and "s3cret" not in env.agent.log.read_text()  # never logged by the agent
+    holders = [f for f in env.agent.state.rglob("*") if f.is_file() and not f.is_symlink()
+               and b"s3cret" in f.read_bytes()]
+    assert holders  # the container's spec (its env) and the secret volume's file...
+    assert all(f.stat().st_mode & 0o077 == 0 for f in holders)  # ...which no one else may read
 
     r = env.admin.patch(f"/api/v1/namespaces/{env.ns}/configmaps/app", json={"data": {"greeting": "bonjour"}},
                         headers={"Content-Type": "application/merge-patch+json"})
