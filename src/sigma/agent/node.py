@@ -39,6 +39,7 @@ from sigma.agent.runtime.hardening import security_fields
 from sigma.agent.runtime.shimmed import ShimRuntime
 from sigma.agent.statefile import read_json, write_json
 from sigma.agent.volumes.manager import VolumeManager
+from sigma.agent.volumes.status import with_config_errors
 
 
 @dataclass
@@ -121,6 +122,10 @@ class NodeRuntime:
             if not acted:
                 break
         result.statuses = list(latest.values())
+        if self.volumes is not None:  # env that cannot be made: CreateContainerConfigError, not ContainerCreating
+            errors = self.volumes.config_errors
+            result.statuses = [dataclasses.replace(r, status=with_config_errors(r.status, errors.get(r.pod_uid, {})))
+                               for r in result.statuses]
         if self.pulls is not None:
             in_use = [c.get("image") or "" for p in desired for c in (p.get("spec") or {}).get("containers") or []]
             self.pulls.maybe_gc([i for i in [*in_use, *(c.image for c in self.observed())] if i])

@@ -146,6 +146,26 @@ def test_missing_config_map_holds_the_pod_with_an_event_then_it_starts(env: Env)
     env.delete_pod("waits")
 
 
+def test_missing_config_map_of_an_env_var_is_a_create_container_config_error(env: Env) -> None:
+    env.pod("waits-env", [{"name": "main", "command": ["sh", "-c", "echo V=$V; sleep 600"],
+                           "env": [{"name": "V", "valueFrom": {"configMapKeyRef": {"name": "late-env",
+                                                                                    "key": "v"}}}]}])
+
+    def waiting() -> dict[str, object] | None:
+        statuses = env.get_pod("waits-env").get("status", {}).get("containerStatuses") or [{}]
+        found = (statuses[0].get("state") or {}).get("waiting") or {}
+        return found if found.get("reason") == "CreateContainerConfigError" else None
+
+    assert wait_for(waiting, timeout=30)["message"] == 'configmap "late-env" not found'
+    event = wait_for(lambda: next((e for e in env.events("waits-env")
+                                   if e["reason"] == "CreateContainerConfigError"), None), timeout=30)
+    assert event["type"] == "Warning" and 'configmap "late-env" not found' in event["message"]
+    env.create("configmaps", {"metadata": {"name": "late-env"}, "data": {"v": "now"}})
+    env.running("waits-env")
+    env.wait_log("waits-env", "V=now")
+    env.delete_pod("waits-env")
+
+
 def test_empty_dir_is_shared_by_two_containers(env: Env) -> None:
     mount = [{"name": "scratch", "mountPath": "/tmp/shared"}]
     env.pod("pair", [

@@ -76,6 +76,8 @@ class VolumeManager:
         self._lock = threading.Lock()  # the sync loop and the resync may meet on one pod
         self._retry: dict[str, tuple[float, float]] = {}  # pod uid -> (next try, delay)
         self._cache: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None]] = {}
+        # pod uid -> container -> (reason, message): env that cannot be made (status.py shows it).
+        self.config_errors: dict[str, dict[str, tuple[str, str]]] = {}
 
     def waiting(self, pod_uid: str) -> bool:
         """True while the pod is backing off after a failure: do not try it now."""
@@ -97,11 +99,14 @@ class VolumeManager:
             with self._lock:
                 plans = self._write_volumes(pod, sources, self._target(pod, spec, runtime))
             mounts = self._mounts(pod, container, plans)
-        except (ConfigError, VolumeError):
+        except (ConfigError, VolumeError) as err:
             delay = min(MAX_RETRY_S, self._retry[uid][1] * 2) if uid in self._retry else FIRST_RETRY_S
             self._retry[uid] = (self.clock() + delay, delay)
+            if isinstance(err, ConfigError):
+                self.config_errors.setdefault(uid, {})[str(container.get("name"))] = (err.reason, str(err))
             raise
         self._retry.pop(uid, None)
+        self.config_errors.get(uid, {}).pop(str(container.get("name")), None)
         return dataclasses.replace(spec, env=resolved.env, command=resolved.command, args=resolved.args,
                                    volume_mounts=tuple(mounts)), resolved.warnings
 
@@ -224,6 +229,7 @@ class VolumeManager:
         with self._lock:
             self._tokens.pop(pod_uid, None)
             self._retry.pop(pod_uid, None)
+            self.config_errors.pop(pod_uid, None)
             empty = os.path.join(self.root, pod_uid, "volumes", "emptyDir")
             if os.path.isdir(empty):
                 for name in os.listdir(empty):
