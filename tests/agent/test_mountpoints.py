@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sigma.agent.runtime.mountpoints import ensure_mount_points, host_only_token
+from sigma.agent.runtime.mountpoints import ensure_mount_points, ensure_rootfs_parents, host_only_token
 
 
 @pytest.fixture
@@ -38,3 +38,14 @@ def test_host_only_token() -> None:
     token = "/var/run/secrets/kubernetes.io/serviceaccount"
     assert host_only_token([], token) and host_only_token([(token, "/x", True)], token)
     assert not host_only_token([(token, "/x", True), ("/data", "/y", False)], token)
+
+
+def test_rootfs_parents_are_0755_and_symlinks_are_not_followed(tmp_path: Path) -> None:
+    rootfs, outside = tmp_path / "rootfs", tmp_path / "outside"
+    rootfs.mkdir()
+    outside.mkdir()
+    (rootfs / "var").symlink_to(outside)  # a hostile image pointing out of its rootfs
+    ensure_rootfs_parents(str(rootfs), [("/etc/app/conf", "/src", True), ("/var/run/x/y", "/src", True)])
+    assert (rootfs / "etc" / "app").stat().st_mode & 0o777 == 0o755
+    assert not (rootfs / "etc" / "app" / "conf").exists()  # the mount point itself is runc's
+    assert list(outside.iterdir()) == []

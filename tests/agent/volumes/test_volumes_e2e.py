@@ -8,6 +8,7 @@ node's own reads."""
 from __future__ import annotations
 
 import base64
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,15 +20,18 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.incluster_config import InClusterConfigLoader
 from kubernetes.utils import FailToCreateError, create_from_yaml
 
+from sigma.agent.images import ImageStore
 from sigma.api.auth.tokens import create_bootstrap_token
 from sigma.client.kubeconfig import load_kubeconfig
 from tests.agent.agent_process import AgentProcess
 from tests.agent.conftest import needs_root, wait_for
+from tests.agent.imagebuild import busybox_layout
 from tests.api.auth_fixtures import AuthMaster, namespace, start_auth_master
 
 pytestmark = [pytest.mark.e2e, *needs_root]
 
 NODE = "vol-node"
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
@@ -76,6 +80,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     tmp = Path(tmp_path_factory.mktemp("volumes"))
     for master in start_auth_master(tmp / "master"):
         token = create_bootstrap_token(master.state, ttl_s=600)
+        # A busybox image in the agent's store, for the runc runtime's test.
+        busybox_layout(str(tmp / "layout"), BUSYBOX)
+        ImageStore(str(tmp / f"images-{NODE}")).import_path(str(tmp / "layout"))
         agent = AgentProcess(master.url, tmp / "agent", NODE,
                              extra=("--bootstrap-token-file", _write(tmp / "bt", token),
                                     "--volume-resync-interval", "1"))
@@ -130,6 +137,22 @@ def test_config_map_and_secret_files_env_mode_subpath_and_update(env: Env) -> No
     assert r.status_code == 200, r.text
     env.wait_log("files", "FILE=bonjour", timeout=60)  # the running pod sees the new value
     env.delete_pod("files")
+
+
+def test_an_image_container_under_runc_gets_its_volumes_and_env(env: Env) -> None:
+    env.create("configmaps", {"metadata": {"name": "img"}, "data": {"key": "from-config-map"}})
+    env.create("secrets", {"metadata": {"name": "img-secret"}, "data": {"pw": _b64("pw-value")}})
+    script = f"echo CFG=$(cat /etc/app/key) PW=$PW NS=$(cat {SA_DIR}/namespace) ME=$(cat /proc/self/status | " \
+             "head -9 | tail -1); sleep 600"
+    env.pod("image", [{"name": "main", "image": "busybox:test", "imagePullPolicy": "Never",
+                       "command": ["sh", "-c", script],
+                       "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+                       "env": [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "img-secret", "key": "pw"}}}],
+                       "volumeMounts": [{"name": "cfg", "mountPath": "/etc/app"}]}],
+            volumes=[{"name": "cfg", "configMap": {"name": "img", "defaultMode": 0o400}}])
+    out = env.wait_log("image", "CFG=", timeout=60)
+    assert f"CFG=from-config-map PW=pw-value NS={env.ns}" in out  # a 0400 file, readable by uid 1000
+    env.delete_pod("image")
 
 
 def test_missing_config_map_holds_the_pod_with_an_event_then_it_starts(env: Env) -> None:

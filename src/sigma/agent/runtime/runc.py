@@ -18,6 +18,7 @@ from sigma.agent.images import ImageNotFound, ImageStore, release_rootfs
 from sigma.agent.podspec import cpu_quota_us, cpu_shares
 from sigma.agent.runtime.base import ContainerSpec
 from sigma.agent.runtime.hardening import harden
+from sigma.agent.runtime.mountpoints import ensure_rootfs_parents
 from sigma.agent.runtime.shimmed import ShimRuntime, StartFailure, write_private
 
 MASKED_PATHS = [
@@ -60,6 +61,7 @@ class RuncRuntime(ShimRuntime):
             image_config = self.images.config(spec.image)
             bundle = os.path.join(cdir, "bundle")
             self.images.make_rootfs(spec.image, os.path.join(bundle, "rootfs"), overlay=self.overlay)
+            ensure_rootfs_parents(os.path.join(bundle, "rootfs"), spec.volume_mounts)  # crossable by any user
         except ImageNotFound as err:
             raise StartFailure("ErrImageNeverPull", str(err)) from err
         rel = f"{spec.cgroup_parent}/{spec.name}" if spec.cgroup_parent and self.cgroups else ""
