@@ -23,6 +23,7 @@ from sigma.api import admission
 from sigma.api.registry import Registry
 from sigma.api.resources import resource
 from sigma.client.local import LocalClient
+from sigma.master.controllers.serviceaccounts import ServiceAccountsController
 from sigma.store.sqlite import SqliteStore
 from tests.agent.conftest import needs_root, wait_for
 
@@ -39,6 +40,9 @@ class InProcess:
         admission.install(registry)
         admission.bootstrap(registry)
         self.client = LocalClient(registry)
+        # What a master's controller makes in every namespace: the default ServiceAccount and
+        # the kube-root-ca.crt ConfigMap, which every pod's token volume needs to be mounted.
+        ServiceAccountsController(self.client).sync()
         options = AgentOptions(host="127.0.0.1", port=0, cgroup_root=f"sigma-test-{uuid.uuid4().hex[:8]}",
                                image_dir=str(tmp / "images"), resync_interval=0.3, metrics_interval=5,
                                lease_interval=1, node_status_interval=2, backoff=BackOff(base=0.5, cap=2),

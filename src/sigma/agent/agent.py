@@ -65,6 +65,8 @@ from sigma.agent.server import AgentServer
 from sigma.agent.servicenet import ServiceNetOptions, ServiceNetwork
 from sigma.agent.servingcert import ensure_serving_cert
 from sigma.agent.usage_metrics import Families, PodUsage, Usage, usage_families
+from sigma.agent.volumes.evict import evict_pod
+from sigma.agent.volumes.manager import VolumeManager
 from sigma.api.auth.identity import CLUSTER_CA_PATH, SERVING_CERT_ANNOTATION
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
@@ -110,6 +112,9 @@ class AgentOptions:
     cni_bin_dirs: tuple[str, ...] = DEFAULT_CNI_BIN_DIRS
     enable_ip_forward: bool = False  # turn on IPv4 forwarding in the agent's network namespace
     services: ServiceNetOptions = field(default_factory=ServiceNetOptions)  # proxy + cluster DNS (servicenet.py)
+    # Pod volumes and env references (sigma.agent.volumes); off: env values only, no volumes.
+    volumes: bool = True
+    volume_resync_interval: float = 10.0  # how soon a changed ConfigMap or Secret shows in running pods
 
 
 class NodeUnauthorized(Exception):
@@ -146,8 +151,10 @@ class Agent:
             runtimes["runc"] = RuncRuntime(state_dir, store, self.cgroups, overlay=opts.images.overlay)
         self.network = PodNetwork(state_dir, opts.cni_bin_dirs, os.path.join(DEFAULT_ETC_ROOT, self.instance)) \
             if opts.pod_network else None
+        self.volumes = VolumeManager(client, state_dir, self.address_hint(), lambda: (
+            self.facts.cpu_millis, self.facts.memory_bytes), process_uid=opts.process_uid) if opts.volumes else None
         self.node = NodeRuntime(state_dir, runtimes, self.cgroups, PodManager(opts.backoff), pulls=self.pulls,
-                                network=self.network)
+                                network=self.network, volumes=self.volumes)
         self.node.pull_keyring = partial(pod_keyring, api_secret_getter(client))  # imagePullSecrets
         self.collector = Collector(self.node.cgroups)
         self.watcher = PodWatcher(client, node_name)
@@ -180,6 +187,7 @@ class Agent:
         self._last_errors: dict[str, tuple[str, str]] = {}
         self._last_status: dict[str, dict[str, Any]] = {}  # by pod uid: the status last reported
         self._killing: set[str] = set()  # pods whose deletion has been announced
+        self._volumes_due = 0.0  # monotonic time of the next refresh of volumes
         self._pulls_seen: set[tuple[str, str]] = set()  # (pod uid, image) with a Pulling Event
         # Startup, liveness and readiness probes (sigma.agent.probes): a changed result syncs.
         self.probes = ProbeRunner(changed=self.watcher.changed.set, kill=self._probe_kill, event=self._probe_event)
@@ -310,7 +318,25 @@ class Agent:
             self._finish_deletion(gone)
         for error in result.errors:
             self._report_error(error)
+        self._volume_sync()
         return result.wake_at
+
+    def address_hint(self) -> str:
+        return self.options.address or reachable_address(self.options.host, getattr(self.client, "base_url", ""))
+
+    def _volume_sync(self) -> None:
+        """Events of the volume manager, and its periodic refresh of running pods' volumes."""
+        events, self.node.volume_events = self.node.volume_events, []
+        for pod, reason, message in events:
+            record_event(self.client, {**pod, "kind": "Pod", "apiVersion": "v1"}, "Warning", reason, message,
+                         COMPONENT)
+        if self.volumes is None or time.monotonic() < self._volumes_due:
+            return
+        self._volumes_due = time.monotonic() + self.options.volume_resync_interval
+        network = self.network
+        self.volumes.resync(self.watcher.pods(),
+                            lambda uid: (network.pod_ips(uid) or [""])[0] if network is not None else self.address,
+                            lambda pod, message: evict_pod(self.client, self.node, pod, message))
 
     def _pod_events(self, reports: list[ReportStatus]) -> None:
         """kubelet's Events (sigma.agent.podevents): from each status change, from deletions

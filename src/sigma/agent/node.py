@@ -49,6 +49,8 @@ from sigma.agent.runtime.base import RUNNING, ContainerSpec, ContainerStatus, Ru
 from sigma.agent.runtime.hardening import security_fields
 from sigma.agent.runtime.shimmed import ShimRuntime
 from sigma.agent.statefile import read_json, write_json
+from sigma.agent.volumes.manager import VolumeManager
+from sigma.agent.volumes.status import with_config_errors
 
 POD_WORKERS = 8  # pod starts at once (they mostly wait: on runc, the CNI plugins, a starved runc init)
 ROUND_WAIT_S = 5.0  # how long a sync waits for its pods' actions before leaving them to finish later
@@ -95,6 +97,7 @@ class NodeRuntime:
         pulls: ImagePulls | None = None,
         network: PodNetwork | None = None,
         pod_workers: int = POD_WORKERS,
+        volumes: VolumeManager | None = None,
     ) -> None:
         self.state_dir, self.runtimes, self.cgroups = state_dir, runtimes, cgroups
         self.pod_workers = max(1, pod_workers)
@@ -105,6 +108,9 @@ class NodeRuntime:
         self.network = network  # a netns and an address per pod (podnet); None: the host's network
         self.pulls = pulls  # images for runtimes that run them (runc); None: only what is imported
         self.pull_keyring: Callable[[podspec.Pod], Keyring] | None = None  # the pod's imagePullSecrets
+        # Volumes and env references (sigma.agent.volumes); None: env values only, no volumes.
+        self.volumes = volumes
+        self.volume_events: list[tuple[podspec.Pod, str, str]] = []  # (pod, reason, message) Warnings
         self.manager = manager or PodManager()
         self.log_dir = os.path.join(state_dir, "logs")
         self.log_max_bytes = log_max_bytes
@@ -127,6 +133,8 @@ class NodeRuntime:
         if self.network is not None:  # sandboxes of pods gone (also those a killed agent left)
             self.network.gc({podspec.uid(p) for p in desired} | {c.pod_uid for c in self.observed()})
         result.errors += self._reap()  # actions that ended after their sync returned
+        if self.volumes is not None:  # files of pods gone (also those a killed agent left)
+            self.volumes.gc({podspec.uid(p) for p in desired} | {c.pod_uid for c in self.observed()})
         for _ in range(3):
             actions: list[Action] = []
             observed = self.observed()
@@ -149,6 +157,10 @@ class NodeRuntime:
             if any(not f.done() for f in dispatched):
                 break  # a slow pod: the next sync looks again, the others' statuses go now
         result.statuses = list(latest.values())
+        if self.volumes is not None:  # env that cannot be made: CreateContainerConfigError, not ContainerCreating
+            errors = self.volumes.config_errors
+            result.statuses = [dataclasses.replace(r, status=with_config_errors(r.status, errors.get(r.pod_uid, {})))
+                               for r in result.statuses]
         if self.pulls is not None:
             in_use = [c.get("image") or "" for p in desired for c in (p.get("spec") or {}).get("containers") or []]
             self.pulls.maybe_gc([i for i in [*in_use, *(c.image for c in self.observed())] if i])
@@ -260,10 +272,17 @@ class NodeRuntime:
             return
         if not self._image_ready(runtime, spec, container, pod):
             return
+        if self.volumes is not None and self.volumes.waiting(podspec.uid(pod)):
+            return  # its volumes or env failed a moment ago: retried after a back-off
         if self.network is not None:  # PodNetworkError: the pod waits (an Event says why)
             sandbox = self.network.ensure(pod, time.time())
             spec = dataclasses.replace(spec, netns_path=sandbox.netns if sandbox else None,
                                        etc_files=self.network.etc_files(pod, sandbox))
+        if self.volumes is not None:  # ConfigError, VolumeError: the container waits (an Event says why)
+            pod_ips = self.network.pod_ips(podspec.uid(pod)) if self.network is not None else []
+            spec, warnings = self.volumes.apply(pod, container, spec, runtime.name,
+                                                pod_ips[0] if pod_ips else self.volumes.address)
+            self.volume_events += [(pod, reason, message) for reason, message in warnings]
         runtime.start(spec)
         logs.prune(os.path.dirname(spec.log_path))
 
@@ -362,6 +381,8 @@ class NodeRuntime:
                 shutil.rmtree(os.path.join(self.log_dir, entry), ignore_errors=True)
         if self.network is not None:
             self.network.release(pod_uid)  # after its containers: the netns is theirs until now
+        if self.volumes is not None:
+            self.volumes.release(pod_uid)  # after its containers: a tmpfs is theirs until now
 
     def _container_log_dir(self, pod: podspec.Pod, container: str) -> str:
         meta = pod.get("metadata", {})

@@ -97,6 +97,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--metrics-interval", type=float, default=5.0, help="seconds between NodeMetric reports")
     p.add_argument("--lease-interval", type=float, default=10.0, help="seconds between Lease renewals")
     p.add_argument("--resync-interval", type=float, default=1.0, help="seconds between full pod syncs")
+    p.add_argument("--volume-resync-interval", type=float, default=10.0,
+                   help="seconds between refreshes of running pods' ConfigMap, Secret and token volumes")
     p.add_argument("--qos-interval", type=float, default=1.0,
                    help="seconds between QoS rounds (idle, suppress, evict, resctrl)")
     p.add_argument("--drain-on-exit", action="store_true", help="stop every pod when the agent stops")
@@ -221,6 +223,7 @@ def run_agent(args: argparse.Namespace) -> int:
             services=ServiceNetOptions(proxy=args.service_proxy, dns=args.cluster_dns, cluster_cidr=args.cluster_cidr,
                                        cluster_domain=args.cluster_domain, dns_port=args.cluster_dns_port,
                                        dns_address=args.cluster_dns_address),
+            volume_resync_interval=args.volume_resync_interval,
         )
         agent = Agent(_client(args), args.node_name, args.state_dir, options)
     except (ValueError, OSError, ApiError, PortInUse, PodNetworkInUse) as err:

@@ -62,6 +62,8 @@ class ContainerSpec:
     # Files bind-mounted read-only over the container's own: (path inside, file on the host),
     # the pod's /etc/resolv.conf and /etc/hosts.
     etc_files: tuple[tuple[str, str], ...] = ()
+    # The pod's volumes (sigma.agent.volumes), bind-mounted: (path inside, path on the host, read-only).
+    volume_mounts: tuple[tuple[str, str, bool], ...] = ()
 
     @property
     def id(self) -> str:

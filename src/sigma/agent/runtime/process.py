@@ -34,6 +34,7 @@ from sigma.agent.images import DEFAULT_ROOT as IMAGE_ROOT
 from sigma.agent.podspec import Resources
 from sigma.agent.runtime.base import ContainerSpec
 from sigma.agent.runtime.hardening import check_non_root
+from sigma.agent.runtime.mountpoints import ensure_mount_points, host_only_token
 from sigma.agent.runtime.sandbox import (
     HIDDEN_PATHS,
     master_state_above,
@@ -42,6 +43,8 @@ from sigma.agent.runtime.sandbox import (
     start_error,
 )
 from sigma.agent.runtime.shimmed import ShimRuntime, StartFailure, private_dir, write_private
+
+SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"  # skipped outside the sandbox
 
 
 class ProcessRuntime(ShimRuntime):
@@ -71,6 +74,9 @@ class ProcessRuntime(ShimRuntime):
         user = self._user(spec)  # first: a refusal (runAsNonRoot) must not leave a cgroup behind
         if self.sandbox and not spec.privileged:
             return self._sandboxed(spec, cdir, user)
+        if not host_only_token(spec.volume_mounts, SA_MOUNT_PATH):  # the token's is left out below
+            raise StartFailure("CreateContainerError", "volumes need the pod sandbox (root and runc, and "
+                               "not privileged: a privileged process pod sees the host's own files)")
         if os.geteuid() == 0 and not spec.privileged and (user is None or 0 in (user["uid"], user["gid"])):
             raise StartFailure("CreateContainerError",
                                "running as root needs the pod sandbox (root, runc and namespaces), which "
@@ -108,6 +114,7 @@ class ProcessRuntime(ShimRuntime):
         bundle = os.path.join(cdir, "bundle")
         private_dir(bundle)
         private_dir(self.runc_root)
+        ensure_mount_points(spec.volume_mounts)  # the host view is read-only: runc cannot make them
         config = sandbox_config(spec, uid, gid, rel, self.hidden)
         write_private(os.path.join(bundle, "config.json"), json.dumps(config, indent=1))
         return {

@@ -18,6 +18,7 @@ from sigma.agent.images import ImageNotFound, ImageStore, release_rootfs
 from sigma.agent.podspec import cpu_quota_us, cpu_shares
 from sigma.agent.runtime.base import ContainerSpec
 from sigma.agent.runtime.hardening import harden
+from sigma.agent.runtime.mountpoints import ensure_rootfs_parents
 from sigma.agent.runtime.shimmed import ShimRuntime, StartFailure, write_private
 
 MASKED_PATHS = [
@@ -60,6 +61,7 @@ class RuncRuntime(ShimRuntime):
             image_config = self.images.config(spec.image)
             bundle = os.path.join(cdir, "bundle")
             self.images.make_rootfs(spec.image, os.path.join(bundle, "rootfs"), overlay=self.overlay)
+            ensure_rootfs_parents(os.path.join(bundle, "rootfs"), spec.volume_mounts)  # crossable by any user
         except ImageNotFound as err:
             raise StartFailure("ErrImageNeverPull", str(err)) from err
         rel = f"{spec.cgroup_parent}/{spec.name}" if spec.cgroup_parent and self.cgroups else ""
@@ -128,7 +130,7 @@ def oci_config(spec: ContainerSpec, image: dict[str, Any], cgroup_rel: str) -> d
         },
         "root": {"path": "rootfs", "readonly": False},
         "hostname": spec.pod_name[:63] or "sigma",
-        "mounts": [*_MOUNTS, *etc_mounts(spec)],
+        "mounts": [*_MOUNTS, *etc_mounts(spec), *volume_mounts(spec)],
         "linux": linux,
     }, spec)  # capabilities, seccomp, read-only rootfs, user ids and namespace (runtime/hardening.py)
 
@@ -137,6 +139,13 @@ def etc_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
     """The pod's generated /etc files (resolv.conf, hosts), bound read-only over the image's."""
     return [{"destination": target, "type": "bind", "source": source, "options": ["rbind", "ro", "nosuid", "nodev"]}
             for target, source in spec.etc_files]
+
+
+def volume_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
+    """The pod's volumes (sigma.agent.volumes), bound where its volumeMounts say."""
+    return [{"destination": target, "type": "bind", "source": source,
+             "options": ["rbind", "ro" if read_only else "rw", "nosuid", "nodev"]}
+            for target, source, read_only in spec.volume_mounts]
 
 
 _MOUNTS = [

@@ -26,7 +26,7 @@ from typing import Any
 
 from sigma.agent.runtime.base import ContainerSpec
 from sigma.agent.runtime.hardening import USERNS_HOST_BASE
-from sigma.agent.runtime.runc import etc_mounts, oci_config
+from sigma.agent.runtime.runc import etc_mounts, oci_config, volume_mounts
 
 ROOTFS_PLACEHOLDER = "/run/sigma/sandbox-rootfs"
 # Directories no pod may read, whoever runs the agent: the usual homes of credentials, and
@@ -70,7 +70,7 @@ def sandbox_config(
     as_pod = dataclasses.replace(spec, run_as_user=uid, run_as_group=gid, user_namespace=userns)
     config = oci_config(as_pod, {}, cgroup_rel)
     config["root"] = {"path": ROOTFS_PLACEHOLDER, "readonly": False}  # the host view below is rro
-    config["mounts"] = [*host_view_mounts(hidden), *etc_mounts(spec)]
+    config["mounts"] = [*host_view_mounts(hidden), *etc_mounts(spec), *volume_mounts(spec)]
     config["process"]["cwd"] = spec.working_dir or "/"
     return config
 

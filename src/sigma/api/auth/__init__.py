@@ -35,7 +35,6 @@ from sigma.api.auth.ratelimit import RateLimiter
 from sigma.api.auth.rbac import Bindings
 from sigma.api.auth.tls import uvicorn_tls_options
 from sigma.api.auth.tokens import Credentials
-from sigma.api.errors import ApiError
 from sigma.api.registry import Registry
 from sigma.api.resources import resource
 
@@ -82,16 +81,9 @@ class AuthSetup:
 
 
 def pod_node_of(registry: Registry) -> Any:
-    def pod_node(namespace: str, name: str) -> str | None:
-        try:
-            pod = registry.get(PODS, namespace, name)
-        except ApiError as err:
-            if err.code == 404:
-                return None
-            raise
-        return str((pod.get("spec") or {}).get("nodeName") or "")
+    from sigma.api.auth.nodegraph import NodeGraph  # also the pods bound to a node (NodeRestriction)
 
-    return pod_node
+    return NodeGraph(registry)
 
 
 def serving_names(host: str) -> list[str]:

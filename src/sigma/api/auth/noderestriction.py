@@ -5,8 +5,10 @@ the field selector ``spec.nodeName=NAME`` (the registry then filters by it), and
 is reachable only when it is bound to NAME. It writes its own Node, its Lease (in
 kube-node-lease), its NodeMetric, the status of its pods, their final deletion and their
 eviction; it may create events anywhere and read nodes, NodeSLOs, and every Service and EndpointSlice
-(the service proxy and the cluster DNS). Everything else is
-refused, with the reason appended to the Forbidden message.
+(the service proxy and the cluster DNS). It may get a Secret or ConfigMap, and request a
+ServiceAccount token, only for the pods bound to it (sigma.api.auth.noderefs, the node
+authorizer's graph rule). Everything else is refused, with the reason appended to the
+Forbidden message.
 
 Writes whose object name is only in the body (a create) are decided on the body: the rule
 returns a check the middleware runs once it has read it.
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sigma.api.auth import noderefs
 from sigma.api.auth.attributes import READ_ONLY, Attributes
 from sigma.api.selectors import node_name_value
 
@@ -99,4 +102,10 @@ def node_restriction(a: Attributes, node: str, pod_node: PodNode) -> Decision:
         return ALLOW
     if resource in ("services", "endpointslices") and a.verb in READ_ONLY:
         return ALLOW  # the service proxy and cluster DNS (Kubernetes' node authorizer allows kube-proxy this)
+    if resource in ("secrets", "configmaps"):  # only those its pods reference (sigma.api.auth.noderefs)
+        allowed, reason = noderefs.referenced(a, node, noderefs.pods_on_of(pod_node))
+        return ALLOW if allowed else deny(reason)
+    pods_on = noderefs.pods_on_of(pod_node)
+    if resource == "serviceaccounts" and a.subresource == "token" and a.verb == "create" and a.name and pods_on:
+        return Decision(True, body_check=noderefs.token_body_check(node, a.namespace or "", a.name, pods_on))
     return deny(f'node "{node}" may not {a.verb} {a.resource_path}')
