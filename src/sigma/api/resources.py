@@ -76,6 +76,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",), has_status=False),
     ResourceType("", "v1", "Secret", "secrets", True, (), has_status=False),
     ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",), has_status=False),
+    ResourceType("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", False, (), has_status=False),
 )
 
 _BY_PATH: dict[tuple[str, str, str], ResourceType] = {
