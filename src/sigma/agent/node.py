@@ -13,7 +13,7 @@ import dataclasses
 import os
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,8 @@ class NodeRuntime:
         network: PodNetwork | None = None,
     ) -> None:
         self.state_dir, self.runtimes, self.cgroups = state_dir, runtimes, cgroups
+        # A pod's RuntimeClass name -> the handler (runtime) that runs it (agent/runtimeclasses.py).
+        self.handler_of: Callable[[str], str] = lambda class_name: class_name
         self.network = network  # a netns and an address per pod (podnet); None: the host's network
         self.pulls = pulls  # images for runtimes that run them (runc); None: only what is imported
         self.manager = manager or PodManager()
@@ -164,7 +166,7 @@ class NodeRuntime:
             runtime_for_record.record_failure(failed, "CreateContainerError",
                                               f"cannot apply the pod's resources: {err.strerror or err}")
             return
-        runtime = self.runtimes.get(podspec.runtime_class(pod))
+        runtime = self.runtimes.get(self.handler_of(podspec.runtime_class(pod)))
         if runtime is None:
             fallback = next(iter(self.runtimes.values()))
             assert isinstance(fallback, ShimRuntime)
@@ -187,8 +189,8 @@ class NodeRuntime:
         """Pull per imagePullPolicy before an image runtime starts the container. False while
         the pull runs (the next sync tries again); a failed pull is recorded as a failed
         start with its reason, so the pod shows ErrImagePull, then ImagePullBackOff."""
-        if self.pulls is None or not getattr(runtime, "uses_images", False):
-            return True
+        if self.pulls is None or not getattr(runtime, "uses_images", False) or not spec.image:
+            return True  # no image: the runtime runs a host command (runsc) or says why not
         try:
             return self.pulls.ready(spec.image, container.get("imagePullPolicy"))
         except ImagePullError as err:

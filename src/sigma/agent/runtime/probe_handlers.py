@@ -1,0 +1,117 @@
+"""Which RuntimeClass handlers this node can run, probed once at the agent's start.
+
+Each handler the agent can run gets a Node label ``sigma.io/runtime-handler.<handler>=true``
+(the built-in RuntimeClasses select nodes on it) and the list goes in an annotation with the
+reason of each one that is missing, so ``kubectl describe node`` says why a class cannot run
+there. runc and process are the agent's own (root, runc); crun must run /bin/true;
+runsc must run a command (``runsc do true``) with the platform it will use: systrap where
+this runsc knows it (gVisor since 2023), else ptrace. LXC is not a handler of this agent yet
+(see docs/user-guide.md, "Runtime classes").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+
+from sigma.api.runtimeclass import handler_label
+
+PROBE_TIMEOUT_S = 60.0  # a first `runsc do` on a loaded machine starts a whole sandbox
+HANDLERS_ANNOTATION = "sigma.io/runtime-handlers"
+MISSING_ANNOTATION = "sigma.io/runtime-handlers-missing"
+LXC_MISSING = "not a handler of this agent yet (lxc-execute runs here with lxc.net.0.type=empty)"
+
+
+@dataclass(frozen=True)
+class Handlers:
+    """What the probe found: the handlers that work (with runsc's platform) and why the
+    others do not."""
+
+    available: tuple[str, ...]
+    missing: dict[str, str] = field(default_factory=dict)
+    runsc_platform: str = "ptrace"
+
+    def labels(self) -> dict[str, str]:
+        return {handler_label(h): "true" for h in self.available}
+
+    def annotations(self) -> dict[str, str]:
+        out = {HANDLERS_ANNOTATION: ",".join(self.available)}
+        if self.missing:
+            out[MISSING_ANNOTATION] = "; ".join(f"{h}: {why}" for h, why in sorted(self.missing.items()))
+        return out
+
+
+def probe_handlers(root: bool, runc: bool, want: tuple[str, ...] = ("crun", "runsc")) -> Handlers:
+    """``root`` and ``runc``: what the agent's own probe found (image runtimes need both)."""
+    available = ["process"]
+    missing: dict[str, str] = {"lxc": LXC_MISSING}
+    if root and runc:
+        available.append("runc")
+    elif not root:
+        missing["runc"] = "the agent does not run as root"
+    else:
+        missing["runc"] = "runc is not installed (apt package runc)"
+    platform = "ptrace"
+    for handler in want:
+        if not root:
+            missing[handler] = "the agent does not run as root"
+            continue
+        if handler == "crun":
+            problem = _crun_runs()
+        else:
+            problem, platform = _runsc_platform()
+        if problem:
+            missing[handler] = problem
+        else:
+            available.append(handler)
+    return Handlers(tuple(available), missing, platform)
+
+
+def _answers(argv: list[str]) -> str:
+    """"" if the command ran and exited 0, else why not."""
+    if shutil.which(argv[0]) is None:
+        return f"{argv[0]} is not installed (apt package {argv[0]})"
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=PROBE_TIMEOUT_S,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"{' '.join(argv)}: {err}"
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()[-1:] or [""]
+        return f"{os.path.basename(argv[0])} exited {done.returncode}: {tail[0][:200]}"
+    return ""
+
+
+def _crun_runs() -> str:
+    """"" if crun runs /bin/true over a read-only host root (crun 1.8 refuses hybrid cgroup
+    hierarchies where cgroup2 holds a controller, whatever the bundle asks: only a real run tells)."""
+    if shutil.which("crun") is None:
+        return "crun is not installed (apt package crun)"
+    with tempfile.TemporaryDirectory(prefix="sigma-crun-probe-") as work:
+        config = {"ociVersion": "1.0.2", "root": {"path": "/", "readonly": True},
+                  "process": {"args": ["/bin/true"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+                              "env": ["PATH=/usr/bin:/bin"]},
+                  "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+                  "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]}}
+        with open(os.path.join(work, "config.json"), "w") as f:
+            json.dump(config, f)
+        return _answers(["crun", "--root", os.path.join(work, "root"), "run", "--bundle", work,
+                         f"sigma-probe-{os.getpid()}"])
+
+
+def _runsc_platform() -> tuple[str, str]:
+    """("", platform) if runsc runs a command on systrap or else ptrace; (why not, "ptrace")."""
+    if shutil.which("runsc") is None:
+        return "runsc is not installed (apt package runsc)", "ptrace"
+    problem = ""
+    for platform in ("systrap", "ptrace"):
+        with tempfile.TemporaryDirectory(prefix="sigma-runsc-probe-") as state:
+            problem = _answers(["runsc", "--root", os.path.join(state, "root"), f"--platform={platform}",
+                                "--network=none", "do", "true"])
+        if not problem:
+            return "", platform
+    return problem, "ptrace"
