@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +17,7 @@ from sigma.agent.cgroups import CgroupTree
 from sigma.agent.images import ImageStore
 from sigma.agent.node import NodeRuntime
 from sigma.agent.podmanager import BackOff, PodManager
-from sigma.agent.runtime.base import EXITED, RUNNING
+from sigma.agent.runtime.base import EXITED, RUNNING, ContainerSpec
 from sigma.agent.runtime.handlers import CrunRuntime, RunscRuntime
 from sigma.agent.runtime.probe_handlers import probe_handlers
 
@@ -50,7 +51,7 @@ def handler_node(tmp_path: Any, cgroup_root: CgroupTree) -> Iterator[NodeRuntime
     os.chmod(masked / "secret", 0o644)
     runtimes: Any = {"crun": CrunRuntime(state, images, cgroup_root),
                      "runsc": RunscRuntime(state, images, cgroup_root, platform=HANDLERS.runsc_platform,
-                                           hidden_paths=[str(masked)])}
+                                           hidden_paths=[str(masked)], network=HANDLERS.runsc_network)}
     with running_node(NodeRuntime(state, runtimes, cgroup_root, PodManager(BackOff(base=0.3)))) as node:
         yield node
 
@@ -126,3 +127,26 @@ def test_runsc_refuses_root_over_the_host_view(handler_node: NodeRuntime) -> Non
     handler_node.sync([pod], time.time())
     c = latest(handler_node, pod)
     assert c.reason == "CreateContainerError" and "uid or gid 0" in c.message, c
+
+
+@needs("runsc")
+def test_runsc_pod_lives_in_its_network_namespace(handler_node: NodeRuntime) -> None:
+    netns = f"sigma-test-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    try:
+        subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
+        runsc = handler_node.runtimes["runsc"]
+        spec = ContainerSpec("netpod", "default", "netpod", "main", 0, ["cat", "/proc/net/dev"], image="busybox:test",
+                             log_path=os.path.join(handler_node.log_dir, "netpod.log"),
+                             netns_path=f"/run/netns/{netns}")
+        runsc.start(spec)
+        wait_for(lambda: (runsc.status(spec.id) or RUNNING) and runsc.status(spec.id).state == EXITED, timeout=30)
+        status = runsc.status(spec.id)
+        assert status is not None and status.exit_code == 0, status
+        with open(spec.log_path) as f:
+            rows = [line.split(" F ", 1)[1] for line in f]  # the log's "<time> stdout F <text>"
+        interfaces = [row.split(":")[0].strip() for row in rows if ":" in row and "|" not in row]
+        assert interfaces == ["lo"], interfaces  # the namespace's only link, none of the host's
+        runsc.remove(spec.id)
+    finally:
+        subprocess.run(["ip", "netns", "del", netns], check=False)

@@ -10,7 +10,9 @@ binary, its global flags and what of config.json they accept.
   state root (``--root``), the platform (``systrap`` where this runsc has it, else
   ``ptrace``), ``--network=sandbox`` inside the pod's network namespace (the OCI spec's
   network namespace path, which runsc joins) or ``--network=host`` for pods on the host's
-  network. cgroupsPath and the limits come from the bundle, as for runc. No user namespace:
+  network. A runsc that cannot run its own stack in a pod namespace (probe_handlers.py: the
+  2022 runsc of Debian 12 on Linux 6.x) runs the pod's namespace through the host kernel's
+  stack (``--network=host`` inside it): the pod's network still, without gVisor's netstack. cgroupsPath and the limits come from the bundle, as for runc. No user namespace:
   gVisor's root is the Sentry's, not the host's (runsc refuses a userns mapping here).
 
 A pod without an image under runsc runs its command over the same masked, read-only view
@@ -50,7 +52,7 @@ def handler_runtimes(handlers: Handlers, state_dir: str, images: ImageStore, cgr
     if "runsc" in handlers.available:
         out["runsc"] = RunscRuntime(state_dir, images, cgroups, platform=handlers.runsc_platform, overlay=overlay,
                                     default_uid=NOBODY if default_uid is None else default_uid,
-                                    hidden_paths=hidden_paths)
+                                    hidden_paths=hidden_paths, network=handlers.runsc_network)
     return out
 
 
@@ -67,15 +69,15 @@ class RunscRuntime(RuncRuntime):
 
     def __init__(self, state_dir: str, images: ImageStore, cgroups: CgroupTree | None = None,
                  runsc: str = "runsc", platform: str = "ptrace", overlay: bool = False,
-                 default_uid: int = NOBODY, hidden_paths: list[str] | None = None) -> None:
+                 default_uid: int = NOBODY, hidden_paths: list[str] | None = None, network: str = "sandbox") -> None:
         super().__init__(state_dir, images, cgroups, runc=runsc, overlay=overlay)
-        self.platform, self.default_uid = platform, default_uid
+        self.platform, self.default_uid, self.network = platform, default_uid, network
         self.hidden = [*HIDDEN_PATHS, IMAGE_ROOT, os.path.abspath(state_dir), *master_state_above(state_dir),
                        *(hidden_paths or [])]
 
     def _runtime_argv(self, spec: ContainerSpec) -> list[str]:
-        return [*runsc_flags(self.runc, self.runc_root, self.platform, spec.netns_path is not None,
-                             cgroups=self.cgroups is not None and bool(spec.cgroup_parent))]
+        return runsc_flags(self.runc, self.runc_root, self.platform, self.network if spec.netns_path else "host",
+                           cgroups=self.cgroups is not None and bool(spec.cgroup_parent))
 
     def _adapt(self, config: dict[str, Any], spec: ContainerSpec) -> dict[str, Any]:
         return gvisor_config(config)
@@ -112,10 +114,12 @@ class RunscRuntime(RuncRuntime):
         }
 
 
-def runsc_flags(binary: str, root: str, platform: str, own_netns: bool, cgroups: bool) -> list[str]:
-    """runsc's global flags for one container: its state root and platform; the pod's network
-    namespace (named in config.json) with gVisor's own network stack, or the host's network."""
-    flags = [binary, "--root", root, f"--platform={platform}", f"--network={'sandbox' if own_netns else 'host'}"]
+def runsc_flags(binary: str, root: str, platform: str, network: str, cgroups: bool) -> list[str]:
+    """runsc's global flags for one container: its state root, platform and network: "sandbox"
+    (gVisor's own stack in the pod's network namespace, which config.json names) or "host"
+    (the host kernel's stack of the namespace the sandbox is in: the pod's when config.json
+    names one, else the host's)."""
+    flags = [binary, "--root", root, f"--platform={platform}", f"--network={network}"]
     if not cgroups:
         flags.append("--ignore-cgroups")  # no pod cgroup to sit under: no limits, as for runc then
     return flags

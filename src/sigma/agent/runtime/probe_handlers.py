@@ -23,6 +23,7 @@ from sigma.api.runtimeclass import handler_label
 PROBE_TIMEOUT_S = 60.0  # a first `runsc do` on a loaded machine starts a whole sandbox
 HANDLERS_ANNOTATION = "sigma.io/runtime-handlers"
 MISSING_ANNOTATION = "sigma.io/runtime-handlers-missing"
+RUNSC_ANNOTATION = "sigma.io/runsc"  # the platform and network mode gVisor's pods get here
 LXC_MISSING = "not a handler of this agent yet (lxc-execute runs here with lxc.net.0.type=empty)"
 
 
@@ -34,12 +35,17 @@ class Handlers:
     available: tuple[str, ...]
     missing: dict[str, str] = field(default_factory=dict)
     runsc_platform: str = "ptrace"
+    # gVisor's own network stack in the pod's network namespace ("sandbox"), or, where this
+    # runsc cannot (below), the pod's namespace through the host kernel's stack ("host").
+    runsc_network: str = "sandbox"
 
     def labels(self) -> dict[str, str]:
         return {handler_label(h): "true" for h in self.available}
 
     def annotations(self) -> dict[str, str]:
         out = {HANDLERS_ANNOTATION: ",".join(self.available)}
+        if "runsc" in self.available:
+            out[RUNSC_ANNOTATION] = f"platform={self.runsc_platform},network={self.runsc_network}"
         if self.missing:
             out[MISSING_ANNOTATION] = "; ".join(f"{h}: {why}" for h, why in sorted(self.missing.items()))
         return out
@@ -55,7 +61,7 @@ def probe_handlers(root: bool, runc: bool, want: tuple[str, ...] = ("crun", "run
         missing["runc"] = "the agent does not run as root"
     else:
         missing["runc"] = "runc is not installed (apt package runc)"
-    platform = "ptrace"
+    platform, network = "ptrace", "sandbox"
     for handler in want:
         if not root:
             missing[handler] = "the agent does not run as root"
@@ -64,11 +70,12 @@ def probe_handlers(root: bool, runc: bool, want: tuple[str, ...] = ("crun", "run
             problem = _crun_runs()
         else:
             problem, platform = _runsc_platform()
+            network = "host" if problem or _runsc_network_problem(platform) else "sandbox"
         if problem:
             missing[handler] = problem
         else:
             available.append(handler)
-    return Handlers(tuple(available), missing, platform)
+    return Handlers(tuple(available), missing, platform, network)
 
 
 def _answers(argv: list[str]) -> str:
@@ -115,3 +122,25 @@ def _runsc_platform() -> tuple[str, str]:
         if not problem:
             return "", platform
     return problem, "ptrace"
+
+
+def _runsc_network_problem(platform: str) -> str:
+    """"" if runsc starts a container with its own network stack in a network namespace that
+    is not the host's. runsc before 2023 takes every namespace where
+    /proc/sys/net/core/rmem_default exists for the host's, and refuses ("cannot run with
+    network enabled in root network namespace"); since Linux 6.x every namespace has it."""
+    if shutil.which("unshare") is None:
+        return "unshare is not installed"
+    with tempfile.TemporaryDirectory(prefix="sigma-runsc-net-probe-") as work:
+        config = {"ociVersion": "1.0.2", "root": {"path": "/", "readonly": True},
+                  "process": {"args": ["/bin/true"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+                              "env": ["PATH=/usr/bin:/bin"]},
+                  "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]}}
+        with open(os.path.join(work, "config.json"), "w") as f:
+            json.dump(config, f)
+        root = os.path.join(work, "root")
+        name = f"sigma-net-probe-{os.getpid()}"
+        problem = _answers(["unshare", "--net", "runsc", "--root", root, f"--platform={platform}",
+                            "--network=sandbox", "--ignore-cgroups", "run", "--bundle", work, name])
+        _answers(["runsc", "--root", root, "delete", "--force", name])
+    return problem
