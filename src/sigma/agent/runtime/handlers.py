@@ -12,8 +12,9 @@ binary, its global flags and what of config.json they accept.
   network namespace path, which runsc joins) or ``--network=host`` for pods on the host's
   network. A runsc that cannot run its own stack in a pod namespace (probe_handlers.py: the
   2022 runsc of Debian 12 on Linux 6.x) runs the pod's namespace through the host kernel's
-  stack (``--network=host`` inside it): the pod's network still, without gVisor's netstack. cgroupsPath and the limits come from the bundle, as for runc. No user namespace:
-  gVisor's root is the Sentry's, not the host's (runsc refuses a userns mapping here).
+  stack (``--network=host`` inside it): the pod's network still, without gVisor's netstack.
+  cgroupsPath and the limits come from the bundle, as for runc. No user namespace: gVisor's
+  root is the Sentry's, not the host's (runsc refuses a userns mapping here).
 
 A pod without an image under runsc runs its command over the same masked, read-only view
 of the host the process runtime gives (sandbox.py), with the host's / as gVisor's read-only
