@@ -112,7 +112,7 @@ def test_runsc_without_image_runs_over_the_masked_host_view(handler_node: NodeRu
     pod = with_class(make_pod("g2", ["sh", "-c", script], restart="Never"), "runsc")
     pod["spec"]["containers"][0]["securityContext"] = {"runAsUser": 1000, "runAsGroup": 1000}
     handler_node.sync([pod], time.time())
-    wait_for(lambda: (latest(handler_node, pod) or RUNNING) and latest(handler_node, pod).state == EXITED,
+    wait_for(lambda: latest(handler_node, pod) is not None and latest(handler_node, pod).state == EXITED,
              timeout=30)
     out = logs(handler_node, pod).decode()
     assert out.splitlines()[0] == "1000"
@@ -140,7 +140,7 @@ def test_runsc_pod_lives_in_its_network_namespace(handler_node: NodeRuntime) -> 
                              log_path=os.path.join(handler_node.log_dir, "netpod.log"),
                              netns_path=f"/run/netns/{netns}")
         runsc.start(spec)
-        wait_for(lambda: (runsc.status(spec.id) or RUNNING) and runsc.status(spec.id).state == EXITED, timeout=30)
+        wait_for(lambda: runsc.status(spec.id) is not None and runsc.status(spec.id).state == EXITED, timeout=30)
         status = runsc.status(spec.id)
         assert status is not None and status.exit_code == 0, status
         with open(spec.log_path) as f:
@@ -150,3 +150,32 @@ def test_runsc_pod_lives_in_its_network_namespace(handler_node: NodeRuntime) -> 
         runsc.remove(spec.id)
     finally:
         subprocess.run(["ip", "netns", "del", netns], check=False)
+
+
+def runsc_processes(container_id: str) -> list[int]:
+    """Host processes of one gVisor container (the sandbox and its gofer name it)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if "runsc" in cmdline and container_id in cmdline:
+            found.append(int(pid))
+    return found
+
+
+@needs("runsc")
+def test_runsc_crash_fails_the_container_and_leaves_nothing(handler_node: NodeRuntime) -> None:
+    pod = with_class(make_pod("g4", ["sleep", "300"], image="busybox:test", restart="Never"), "runsc")
+    handler_node.sync([pod], time.time())
+    c = latest(handler_node, pod)
+    assert c.state == RUNNING and c.pid, c
+    os.kill(c.pid, 9)  # the sandbox (the Sentry) dies under the pod
+    wait_for(lambda: latest(handler_node, pod).state == EXITED, timeout=30)
+    c = latest(handler_node, pod)
+    assert (c.reason, c.exit_code) == ("Error", 137), c
+    wait_for(lambda: not runsc_processes(c.id), timeout=30)  # the shim's `runsc delete --force` ran
+    handler_node.runtimes["runsc"].remove(c.id)
+    assert not os.path.exists(os.path.join(handler_node.runtimes["runsc"].runc_root, c.id))
