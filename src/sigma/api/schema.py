@@ -278,6 +278,8 @@ KIND_SCHEMAS: dict[str, Schema] = {
     "ConfigMap": kind_schema(data=FREE, binaryData=FREE, immutable=BOOL),
     "Secret": kind_schema(data=FREE, stringData=FREE, type=STR, immutable=BOOL),
     "ServiceAccount": kind_schema(secrets=FREE, imagePullSecrets=FREE, automountServiceAccountToken=BOOL),
+    # RuntimeClass: sigma.api.runtimeclass_kinds registers its schema.
+    "RuntimeClass": kind_schema(handler=STR, overhead=FREE, scheduling=FREE),
 }
 
 
