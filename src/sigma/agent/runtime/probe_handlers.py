@@ -40,7 +40,11 @@ class Handlers:
     runsc_network: str = "sandbox"
 
     def labels(self) -> dict[str, str]:
-        return {handler_label(h): "true" for h in self.available}
+        """"true" for each handler that works, "false" for the others: the agent patches its
+        Node's labels and never removes one, so a handler lost since the last start must say so."""
+        labels = {handler_label(h): "false" for h in self.missing}
+        labels.update({handler_label(h): "true" for h in self.available})
+        return labels
 
     def annotations(self) -> dict[str, str]:
         out = {HANDLERS_ANNOTATION: ",".join(self.available)}
