@@ -19,6 +19,7 @@ from sigma.agent.node import NodeRuntime
 from sigma.agent.podmanager import BackOff, PodManager
 from sigma.agent.runtime.base import EXITED, RUNNING, ContainerSpec
 from sigma.agent.runtime.handlers import CrunRuntime, RunscRuntime
+from sigma.agent.runtime.lxc import LxcRuntime
 from sigma.agent.runtime.probe_handlers import probe_handlers
 
 from .conftest import make_pod, needs_root, running_node, wait_for
@@ -51,7 +52,8 @@ def handler_node(tmp_path: Any, cgroup_root: CgroupTree) -> Iterator[NodeRuntime
     os.chmod(masked / "secret", 0o644)
     runtimes: Any = {"crun": CrunRuntime(state, images, cgroup_root),
                      "runsc": RunscRuntime(state, images, cgroup_root, platform=HANDLERS.runsc_platform,
-                                           hidden_paths=[str(masked)], network=HANDLERS.runsc_network)}
+                                           hidden_paths=[str(masked)], network=HANDLERS.runsc_network),
+                     "lxc": LxcRuntime(state, images, cgroup_root)}
     with running_node(NodeRuntime(state, runtimes, cgroup_root, PodManager(BackOff(base=0.3)))) as node:
         yield node
 
@@ -179,3 +181,26 @@ def test_runsc_crash_fails_the_container_and_leaves_nothing(handler_node: NodeRu
     wait_for(lambda: not runsc_processes(c.id), timeout=30)  # the shim's `runsc delete --force` ran
     handler_node.runtimes["runsc"].remove(c.id)
     assert not os.path.exists(os.path.join(handler_node.runtimes["runsc"].runc_root, c.id))
+
+
+@needs("lxc")
+def test_lxc_runs_the_image_with_limits_logs_exec_and_exit_code(handler_node: NodeRuntime) -> None:
+    pod = with_class(make_pod("l1", ["sh", "-c", "echo hello from lxc; sleep 30"],
+                              image="busybox:test", limits={"memory": "32Mi", "cpu": "500m"}), "lxc")
+    handler_node.sync([pod], time.time())
+    c = latest(handler_node, pod)
+    assert (c.state, c.runtime) == (RUNNING, "lxc"), c
+    wait_for(lambda: logs(handler_node, pod))
+    assert logs(handler_node, pod) == b"hello from lxc\n"
+    cg = handler_node.cgroups
+    assert cg is not None
+    rel = f"{cg.pod_path('prod', pod['metadata']['uid'])}/main"
+    assert cg.read("memory", rel, "memory.limit_in_bytes") == str(32 * 2**20)
+    code, out = handler_node.runtimes["lxc"].exec(c.id, ["cat", "/proc/1/cmdline"], 10)
+    assert (code, out) == (0, "init\0")  # in the container's pid namespace: LXC's init is pid 1
+    handler_node.runtimes["lxc"].stop(c.id, 2)
+    wait_for(lambda: latest(handler_node, pod).state == EXITED, timeout=20)
+    failing = with_class(make_pod("l2", ["sh", "-c", "exit 3"], image="busybox:test", restart="Never"), "lxc")
+    handler_node.sync([failing], time.time())
+    wait_for(lambda: latest(handler_node, failing).state == EXITED, timeout=20)
+    assert (latest(handler_node, failing).exit_code, latest(handler_node, failing).reason) == (3, "Error")

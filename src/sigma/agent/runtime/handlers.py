@@ -36,6 +36,7 @@ from sigma.agent.images import DEFAULT_ROOT as IMAGE_ROOT
 from sigma.agent.images import ImageStore
 from sigma.agent.runtime.base import ContainerSpec, Runtime
 from sigma.agent.runtime.hardening import check_non_root
+from sigma.agent.runtime.lxc import LxcRuntime
 from sigma.agent.runtime.probe_handlers import Handlers
 from sigma.agent.runtime.runc import RuncRuntime
 from sigma.agent.runtime.sandbox import HIDDEN_PATHS, master_state_above, sandbox_config, start_error
@@ -54,6 +55,8 @@ def handler_runtimes(handlers: Handlers, state_dir: str, images: ImageStore, cgr
         out["runsc"] = RunscRuntime(state_dir, images, cgroups, platform=handlers.runsc_platform, overlay=overlay,
                                     default_uid=NOBODY if default_uid is None else default_uid,
                                     hidden_paths=hidden_paths, network=handlers.runsc_network)
+    if "lxc" in handlers.available:
+        out["lxc"] = LxcRuntime(state_dir, images, cgroups, overlay=overlay)
     return out
 
 

@@ -5,8 +5,8 @@ Each handler the agent can run gets a Node label ``sigma.io/runtime-handler.<han
 reason of each one that is missing, so ``kubectl describe node`` says why a class cannot run
 there. runc and process are the agent's own (root, runc); crun must run /bin/true;
 runsc must run a command (``runsc do true``) with the platform it will use: systrap where
-this runsc knows it (gVisor since 2023), else ptrace. LXC is not a handler of this agent yet
-(see docs/user-guide.md, "Runtime classes").
+this runsc knows it (gVisor since 2023), else ptrace; lxc must run /bin/true with
+lxc-execute over a read-only host root.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ PROBE_TIMEOUT_S = 60.0  # a first `runsc do` on a loaded machine starts a whole 
 HANDLERS_ANNOTATION = "sigma.io/runtime-handlers"
 MISSING_ANNOTATION = "sigma.io/runtime-handlers-missing"
 RUNSC_ANNOTATION = "sigma.io/runsc"  # the platform and network mode gVisor's pods get here
-LXC_MISSING = "not a handler of this agent yet (lxc-execute runs here with lxc.net.0.type=empty)"
 
 
 @dataclass(frozen=True)
@@ -55,10 +54,10 @@ class Handlers:
         return out
 
 
-def probe_handlers(root: bool, runc: bool, want: tuple[str, ...] = ("crun", "runsc")) -> Handlers:
+def probe_handlers(root: bool, runc: bool, want: tuple[str, ...] = ("crun", "runsc", "lxc")) -> Handlers:
     """``root`` and ``runc``: what the agent's own probe found (image runtimes need both)."""
     available = ["process"]
-    missing: dict[str, str] = {"lxc": LXC_MISSING}
+    missing: dict[str, str] = {}
     if root and runc:
         available.append("runc")
     elif not root:
@@ -72,6 +71,8 @@ def probe_handlers(root: bool, runc: bool, want: tuple[str, ...] = ("crun", "run
             continue
         if handler == "crun":
             problem = _crun_runs()
+        elif handler == "lxc":
+            problem = _lxc_runs()
         else:
             problem, platform = _runsc_platform()
             network = "host" if problem or _runsc_network_problem(platform) else "sandbox"
@@ -112,6 +113,19 @@ def _crun_runs() -> str:
             json.dump(config, f)
         return _answers(["crun", "--root", os.path.join(work, "root"), "run", "--bundle", work,
                          f"sigma-probe-{os.getpid()}"])
+
+
+def _lxc_runs() -> str:
+    """"" if lxc-execute runs /bin/true in a container over the host's root, read-only."""
+    if shutil.which("lxc-execute") is None:
+        return "lxc-execute is not installed (apt package lxc)"
+    with tempfile.TemporaryDirectory(prefix="sigma-lxc-probe-") as work:
+        conf = os.path.join(work, "probe.conf")
+        with open(conf, "w") as f:
+            f.write("lxc.rootfs.path = dir:/\nlxc.rootfs.options = ro\nlxc.net.0.type = none\n"
+                    "lxc.mount.auto = proc:mixed\nlxc.autodev = 1\nlxc.console.path = none\nlxc.tty.max = 0\n")
+        return _answers(["lxc-execute", "-P", work, "-n", f"sigma-probe-{os.getpid()}", "-f", conf, "--",
+                         "/bin/true"])
 
 
 def _runsc_platform() -> tuple[str, str]:
