@@ -31,9 +31,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.root,
 NODE = "rc-node"
 
 
-def needs_runsc() -> pytest.MarkDecorator:
-    ok = HANDLERS is not None and "runsc" in HANDLERS.available
-    return pytest.mark.skipif(not ok, reason=(HANDLERS.missing.get("runsc", "") if HANDLERS else "") or "no runsc")
+def needs(handler: str) -> pytest.MarkDecorator:
+    ok = HANDLERS is not None and handler in HANDLERS.available
+    return pytest.mark.skipif(not ok, reason=(HANDLERS.missing.get(handler, "") if HANDLERS else "") or
+                              f"no {handler}")
 
 
 class Cluster:
@@ -112,10 +113,16 @@ def test_runc_class_pod_runs_and_logs(cluster: Cluster) -> None:
     assert finished_logs(cluster, "under-runc") == "hello from runc\n"
 
 
-@needs_runsc()
+@needs("runsc")
 def test_runsc_class_pod_runs_in_gvisor_and_logs(cluster: Cluster) -> None:
     cluster.apply(pod("under-gvisor", "dmesg | head -1", "runsc"))
     assert "gVisor" in finished_logs(cluster, "under-gvisor")
+
+
+@needs("lxc")
+def test_lxc_class_pod_runs_and_logs(cluster: Cluster) -> None:
+    cluster.apply(pod("under-lxc", "echo hello from lxc; cat /proc/1/cmdline", "lxc"))
+    assert finished_logs(cluster, "under-lxc").startswith("hello from lxc\ninit")  # LXC's init is pid 1
 
 
 def test_class_no_node_has_stays_pending_with_failed_scheduling(cluster: Cluster) -> None:
@@ -155,7 +162,7 @@ def test_overhead_lands_in_the_pod_and_is_charged(cluster: Cluster) -> None:
              == "Running")
 
 
-@needs_runsc()
+@needs("runsc")
 def test_require_sandbox_refuses_runc_and_runs_host_commands_in_gvisor(cluster: Cluster) -> None:
     cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "untrusted", "labels": {
         "sigma.io/require-sandbox": "true", "sigma.io/runtime-class-default": "runsc"}}})
