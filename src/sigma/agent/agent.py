@@ -147,7 +147,7 @@ class Agent:
                                      master_http=getattr(client, "http", None))
             runtimes["runc"] = RuncRuntime(state_dir, store, self.cgroups, overlay=opts.images.overlay)
             runtimes.update(handler_runtimes(self.handlers, state_dir, store, self.cgroups, opts.images.overlay,
-                                             opts.process_uid, [opts.image_dir]))  # crun, runsc
+                                             opts.process_uid, [opts.image_dir]))  # crun, runsc, lxc
         self.network = PodNetwork(state_dir, opts.cni_bin_dirs, os.path.join(DEFAULT_ETC_ROOT, self.instance)) \
             if opts.pod_network else None
         self.node = NodeRuntime(state_dir, runtimes, self.cgroups, PodManager(opts.backoff), pulls=self.pulls,
