@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from sigma.agent.runtime.base import ContainerSpec
 from sigma.agent.runtime.handlers import gvisor_config, host_view_config, runsc_flags
+from sigma.agent.runtime.lxc import lxc_config
 from sigma.agent.runtime.probe_handlers import Handlers
+from sigma.agent.runtime.shimmed import StartFailure
 
 
 def test_labels_say_true_for_what_works_and_false_for_what_is_missing() -> None:
@@ -48,3 +53,21 @@ def test_host_view_is_a_read_only_root_with_its_masks() -> None:
     assert view["root"] == {"path": "/", "readonly": True}
     assert [m["destination"] for m in view["mounts"]] == ["/root"]  # no writable placeholder under /
     assert view["mounts"][0]["options"] == ["ro", "nosuid", "mode=755"]
+
+
+def test_lxc_config_names_rootfs_network_user_and_env() -> None:
+    spec = ContainerSpec("uid1", "default", "web", "main", 0, ["sh"], env={"A": "1"}, run_as_user=1000,
+                         netns_path="/run/netns/pod", etc_files=(("/etc/hosts", "/run/sigma/etc/hosts"),))
+    text = lxc_config(spec, "/state/rootfs", {"PATH": "/bin", "A": "1"}, "/")
+    lines = text.splitlines()
+    assert "lxc.rootfs.path = dir:/state/rootfs" in lines
+    assert "lxc.namespace.share.net = /run/netns/pod" in lines and "lxc.net.0.type = none" not in lines
+    assert {"lxc.init.uid = 1000", "lxc.init.gid = 1000", "lxc.environment = A=1"} <= set(lines)
+    assert "lxc.mount.entry = /run/sigma/etc/hosts etc/hosts none bind,ro,create=file 0 0" in lines
+    host_net = lxc_config(ContainerSpec("u", "d", "p", "c", 0, ["sh"]), "/r", {}, "/")
+    assert "lxc.net.0.type = none" in host_net.splitlines()
+
+
+def test_lxc_refuses_a_setting_with_a_newline() -> None:
+    with pytest.raises(StartFailure, match="one setting a line"):
+        lxc_config(ContainerSpec("u", "d", "p", "c", 0, ["sh"]), "/r", {"X": "a\nlxc.cap.drop ="}, "/")
