@@ -9,7 +9,7 @@ import pytest
 
 from sigma.agent.runtime.base import ContainerSpec
 from sigma.agent.runtime.handlers import gvisor_config, host_view_config, runsc_flags
-from sigma.agent.runtime.lxc import lxc_config
+from sigma.agent.runtime.lxc import kept_capabilities, lxc_config
 from sigma.agent.runtime.probe_handlers import Handlers
 from sigma.agent.runtime.shimmed import StartFailure
 
@@ -71,3 +71,12 @@ def test_lxc_config_names_rootfs_network_user_and_env() -> None:
 def test_lxc_refuses_a_setting_with_a_newline() -> None:
     with pytest.raises(StartFailure, match="one setting a line"):
         lxc_config(ContainerSpec("u", "d", "p", "c", 0, ["sh"]), "/r", {"X": "a\nlxc.cap.drop ="}, "/")
+
+
+def test_lxc_keeps_runcs_default_capabilities_with_the_pods_changes() -> None:
+    plain = kept_capabilities(ContainerSpec("u", "d", "p", "c", 0, ["sh"]))
+    assert "chown" in plain and "sys_admin" not in plain and len(plain) == 14
+    changed = kept_capabilities(ContainerSpec("u", "d", "p", "c", 0, ["sh"], capabilities_add=("NET_ADMIN",),
+                                              capabilities_drop=("chown",)))
+    assert "net_admin" in changed and "chown" not in changed
+    assert kept_capabilities(ContainerSpec("u", "d", "p", "c", 0, ["sh"], capabilities_drop=("ALL",))) == []

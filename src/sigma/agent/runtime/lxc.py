@@ -10,7 +10,9 @@ The shim runs ``lxc-execute`` in the foreground as a process container: it joins
 container's cgroup (limits set there, as the process runtime does) and LXC nests its own
 groups under it (``lxc.cgroup.relative``), so the limits hold. Its stdout and stderr are
 the container's; its exit code is the container's; SIGTERM to it stops the container.
-Exec probes run through ``lxc-attach``. LXC shares the host kernel as runc does: it is not a
+Exec probes run through ``lxc-attach``. The container keeps runc's default capability set
+(with the pod's adds and drops); Debian 12's liblxc has no seccomp support, so unlike runc's
+pods an LXC pod runs without a system-call filter. LXC shares the host kernel as runc does: it is not a
 sandbox (sigma.api.runtimeclass.SANDBOXED_HANDLERS).
 """
 
@@ -24,6 +26,7 @@ from sigma.agent.cgroups import CgroupTree
 from sigma.agent.images import ImageNotFound, ImageStore, release_rootfs
 from sigma.agent.podspec import Resources
 from sigma.agent.runtime.base import ContainerSpec
+from sigma.agent.runtime.hardening import ALL_CAPABILITIES, DEFAULT_CAPABILITIES
 from sigma.agent.runtime.shimmed import ShimRuntime, StartFailure, private_dir, write_private
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -104,7 +107,7 @@ def lxc_config(spec: ContainerSpec, rootfs: str, env: dict[str, str], cwd: str) 
         "lxc.tty.max = 0",
         "lxc.pty.max = 16",
         "lxc.cgroup.relative = 1",
-        "lxc.cap.drop = sys_module sys_rawio sys_time sys_boot mac_admin mac_override",
+        f"lxc.cap.keep = {' '.join(kept_capabilities(spec)) or 'none'}",
         f"lxc.init.cwd = {cwd}",
     ]
     if spec.netns_path:
@@ -123,3 +126,14 @@ def lxc_config(spec: ContainerSpec, rootfs: str, env: dict[str, str], cwd: str) 
         raise StartFailure("CreateContainerConfigError", "LXC takes one setting a line: an environment value "
                            "or path with a newline cannot be given to it")
     return "\n".join(lines) + "\n"
+
+
+def kept_capabilities(spec: ContainerSpec) -> list[str]:
+    """The capabilities an LXC container keeps, in LXC's spelling: the default set of a runc
+    container with the pod's adds and drops ("ALL" in either), every one when privileged."""
+    def names(caps: tuple[str, ...]) -> set[str]:
+        upper = {c.upper() if c.upper().startswith("CAP_") else f"CAP_{c.upper()}" for c in caps}
+        return set(ALL_CAPABILITIES) if "CAP_ALL" in upper else upper
+    keep = set(ALL_CAPABILITIES) if spec.privileged else \
+        (set(DEFAULT_CAPABILITIES) | names(spec.capabilities_add)) - names(spec.capabilities_drop)
+    return sorted(c.removeprefix("CAP_").lower() for c in keep)
