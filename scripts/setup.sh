@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(runc busybox-static iproute2 procps mount e2fsprogs etcd-server docker-registry chromium
-              containernetworking-plugins nftables)
+              containernetworking-plugins nftables
+              runsc crun lxc)  # RuntimeClass handlers (each probed by the agent at start)
 
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   missing=()

@@ -58,9 +58,12 @@ from sigma.agent.pulls import ImageOptions, ImagePulls, start_pulls
 from sigma.agent.pullsecrets import api_secret_getter, pod_keyring
 from sigma.agent.qos import QosManager, QosOptions
 from sigma.agent.runtime.base import RUNNING, Runtime
+from sigma.agent.runtime.handlers import handler_runtimes
 from sigma.agent.runtime.hardening import NOBODY
+from sigma.agent.runtime.probe_handlers import probe_handlers
 from sigma.agent.runtime.process import ProcessRuntime
 from sigma.agent.runtime.runc import RuncRuntime
+from sigma.agent.runtimeclasses import HandlerLookup
 from sigma.agent.server import AgentServer
 from sigma.agent.servicenet import ServiceNetOptions, ServiceNetwork
 from sigma.agent.servingcert import ensure_serving_cert
@@ -142,6 +145,7 @@ class Agent:
             "process": ProcessRuntime(state_dir, self.cgroups, default_uid=opts.process_uid,
                                       hidden_paths=[opts.image_dir])}  # masked in the pod sandbox
         self.pulls: ImagePulls | None = None
+        self.handlers = probe_handlers(self.caps.root, bool(self.caps.runc))  # RuntimeClass handlers
         if self.caps.runc and self.caps.root:
             store, master = ImageStore(opts.image_dir), getattr(client, "base_url", "")
             self.pulls = start_pulls(store, opts.images, master, opts.host,
@@ -149,6 +153,8 @@ class Agent:
                                      on_done=lambda: self.watcher.changed.set(),  # a pull done: sync now
                                      master_http=getattr(client, "http", None))
             runtimes["runc"] = RuncRuntime(state_dir, store, self.cgroups, overlay=opts.images.overlay)
+            runtimes.update(handler_runtimes(self.handlers, state_dir, store, self.cgroups, opts.images.overlay,
+                                             opts.process_uid, [opts.image_dir]))  # crun, runsc, lxc
         self.network = PodNetwork(state_dir, opts.cni_bin_dirs, os.path.join(DEFAULT_ETC_ROOT, self.instance)) \
             if opts.pod_network else None
         self.volumes = VolumeManager(client, state_dir, self.address_hint(), lambda: (
@@ -156,6 +162,7 @@ class Agent:
         self.node = NodeRuntime(state_dir, runtimes, self.cgroups, PodManager(opts.backoff), pulls=self.pulls,
                                 network=self.network, volumes=self.volumes)
         self.node.pull_keyring = partial(pod_keyring, api_secret_getter(client))  # imagePullSecrets
+        self.node.handler_of = HandlerLookup(client).handler
         self.collector = Collector(self.node.cgroups)
         self.watcher = PodWatcher(client, node_name)
         self.node.on_actions_done = self.watcher.changed.set  # a pod's slow start ended: sync now
@@ -535,8 +542,10 @@ class Agent:
             os_image=nodestatus.os_image(),
             arch=nodestatus.arch(),
             runtime_version=nodestatus.runtime_version(self.caps, runtimes),
-            annotations={**self.caps.annotations(), SERVING_CERT_ANNOTATION: self.server.cert_sha256},
+            annotations={**self.caps.annotations(), SERVING_CERT_ANNOTATION: self.server.cert_sha256,
+                         **self.handlers.annotations()},
             conditions=self.caps.conditions(),
+            labels=self.handlers.labels(),
         )
 
 

@@ -105,6 +105,8 @@ class NodeRuntime:
         self._workers = ThreadPoolExecutor(self.pod_workers, thread_name_prefix="pod-worker")
         self._busy: dict[str, Future[list[PodError]]] = {}  # pods whose actions still run
         self.on_actions_done: Callable[[], None] | None = None  # wakes the sync loop (the agent's)
+        # A pod's RuntimeClass name -> the handler (runtime) that runs it (agent/runtimeclasses.py).
+        self.handler_of: Callable[[str], str] = lambda class_name: class_name
         self.network = network  # a netns and an address per pod (podnet); None: the host's network
         self.pulls = pulls  # images for runtimes that run them (runc); None: only what is imported
         self.pull_keyring: Callable[[podspec.Pod], Keyring] | None = None  # the pod's imagePullSecrets
@@ -260,7 +262,7 @@ class NodeRuntime:
             runtime_for_record.record_failure(failed, "CreateContainerError",
                                               f"cannot apply the pod's resources: {err.strerror or err}")
             return
-        runtime = self.runtimes.get(podspec.runtime_class(pod))
+        runtime = self.runtimes.get(self.handler_of(podspec.runtime_class(pod)))
         if runtime is None:
             fallback = next(iter(self.runtimes.values()))
             assert isinstance(fallback, ShimRuntime)
@@ -291,8 +293,8 @@ class NodeRuntime:
         """Pull per imagePullPolicy before an image runtime starts the container. False while
         the pull runs (the next sync tries again); a failed pull is recorded as a failed
         start with its reason, so the pod shows ErrImagePull, then ImagePullBackOff."""
-        if self.pulls is None or not getattr(runtime, "uses_images", False):
-            return True
+        if self.pulls is None or not getattr(runtime, "uses_images", False) or not spec.image:
+            return True  # no image: the runtime runs a host command (runsc) or says why not
         try:
             keys = self.pull_keyring
             source = (lambda: keys(pod)) if keys is not None and pod is not None else None

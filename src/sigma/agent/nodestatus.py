@@ -39,6 +39,7 @@ class NodeFacts:
     runtime_version: str = ""
     annotations: dict[str, str] = field(default_factory=dict)
     conditions: list[dict[str, str]] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)  # the runtime handlers' (probe_handlers.py)
 
 
 def rfc3339_micro(t: float) -> str:
@@ -135,6 +136,7 @@ def metadata_patch(f: NodeFacts) -> dict[str, Any]:
                 "kubernetes.io/hostname": f.name,
                 "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": f.arch,
+                **f.labels,
             },
             "annotations": dict(f.annotations),
         }

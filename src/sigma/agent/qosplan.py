@@ -162,15 +162,17 @@ def _amount(values: Mapping[str, Any], key: str) -> int:
 
 
 def batch_requests(pod: Mapping[str, Any]) -> tuple[int, int]:
-    """(sigma.io/batch-cpu milli-cores, sigma.io/batch-memory bytes) summed over containers;
-    a missing request defaults to the limit, as Kubernetes does."""
+    """(sigma.io/batch-cpu milli-cores, sigma.io/batch-memory bytes) summed over containers
+    plus the pod's overhead; a missing request defaults to the limit, as Kubernetes does."""
     cpu = mem = 0
     for c in (pod.get("spec") or {}).get("containers") or []:
         res = c.get("resources") or {}
         req, lim = res.get("requests") or {}, res.get("limits") or {}
         cpu += _amount(req, BATCH_CPU) if BATCH_CPU in req else _amount(lim, BATCH_CPU)
         mem += _amount(req, BATCH_MEMORY) if BATCH_MEMORY in req else _amount(lim, BATCH_MEMORY)
-    return cpu, mem
+    # A RuntimeClass's overhead in batch units (a sandbox for batch pods) counts with them.
+    overhead = (pod.get("spec") or {}).get("overhead") or {}
+    return cpu + _amount(overhead, BATCH_CPU), mem + _amount(overhead, BATCH_MEMORY)
 
 
 def ladder_pod(pod: Mapping[str, Any], cpu_millis: int, memory: int) -> PodUsage:

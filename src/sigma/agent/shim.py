@@ -178,7 +178,7 @@ class Shim:
             "--log-format",
             "json",
             "run",
-            "-d",
+            "--detach",  # runc, crun and runsc all take the long form (runsc no -d)
             "--pid-file",
             pid_file,
             "--bundle",

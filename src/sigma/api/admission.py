@@ -109,6 +109,7 @@ def install(registry: Registry, options: dict[str, Any] | None = None) -> None:
         podsecurity,
         predict_kinds,
         quota,
+        runtimeclass_kinds,
         service_kinds,
     )
     from sigma.api.configsecret_kinds import install as install_config_and_secrets
@@ -116,6 +117,8 @@ def install(registry: Registry, options: dict[str, Any] | None = None) -> None:
 
     registry.add_admission("Pod", resolve_pod_priority(PriorityClasses(registry)))
     podphase.install(registry)  # Succeeded and Failed are final
+    # RuntimeClass before pod security and quota: it sets the class and overhead they judge.
+    runtimeclass_kinds.install(registry)
     # Pod security before quota: a refused pod must not be charged to the namespace.
     podsecurity.install(registry)
     quota.install(registry)

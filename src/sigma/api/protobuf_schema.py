@@ -74,6 +74,7 @@ KINDS: dict[tuple[str, str], str] = {
     ("v1", "Binding"): "Binding",
     ("apps/v1", "Deployment"): "Deployment",
     ("scheduling.k8s.io/v1", "PriorityClass"): "PriorityClass",
+    ("node.k8s.io/v1", "RuntimeClass"): "RuntimeClass",
     ("coordination.k8s.io/v1", "Lease"): "Lease",
     ("autoscaling/v1", "Scale"): "Scale",
     ("policy/v1", "Eviction"): "Eviction",
@@ -464,6 +465,13 @@ MESSAGES: dict[str, dict[int, Field]] = {
         1: F("metadata", "ObjectMeta"), 2: F("value", INT, keep_zero=True), 3: F("globalDefault", BOOL),
         4: F("description", STR), 5: F("preemptionPolicy", STR),
     },
+    # node.k8s.io/v1 RuntimeClass, Overhead, Scheduling (k8s.io/api/node/v1/generated.proto)
+    "RuntimeClass": {
+        1: F("metadata", "ObjectMeta"), 2: F("handler", STR), 3: F("overhead", "RuntimeClassOverhead"),
+        4: F("scheduling", "RuntimeClassScheduling"),
+    },
+    "RuntimeClassOverhead": {1: F("podFixed", MAP_QUANTITY)},
+    "RuntimeClassScheduling": {1: F("nodeSelector", MAP_STR), 2: F("tolerations", "Toleration", REPEATED)},
     "Probe": {
         1: F("handler", "ProbeHandler", inline=True), 2: F("initialDelaySeconds", INT),
         3: F("timeoutSeconds", INT), 4: F("periodSeconds", INT), 5: F("successThreshold", INT),

@@ -82,7 +82,17 @@ def pod_usage(pod: dict[str, Any]) -> dict[str, int]:
                 value = limits.get(base)
             if value is not None:
                 out[name] = out.get(name, 0) + stored_units(name, value)
+    _add_overhead(out, (pod.get("spec") or {}).get("overhead") or {})
     return out
+
+
+def _add_overhead(out: dict[str, int], overhead: dict[str, Any]) -> None:
+    """The RuntimeClass overhead counts with the requests, and with the limits where the
+    pod has one for that resource (Kubernetes' PodRequests and PodLimits)."""
+    for name in TRACKED - {"pods"}:
+        kind, base = _base(name)
+        if base in overhead and (kind == "requests" or name in out):
+            out[name] = out.get(name, 0) + stored_units(name, overhead[base])
 
 
 def namespace_usage(pods: list[dict[str, Any]], names: list[str]) -> dict[str, int]:

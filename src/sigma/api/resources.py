@@ -78,6 +78,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",), has_status=False),
     ResourceType("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",),
                  ("status",), ("all",)),
+    ResourceType("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", False, (), has_status=False),
 )
 
 # metrics.k8s.io (what `kubectl top` reads): computed from the agents' NodeMetric reports by

@@ -280,6 +280,8 @@ KIND_SCHEMAS: dict[str, Schema] = {
     "ServiceAccount": kind_schema(secrets=FREE, imagePullSecrets=FREE, automountServiceAccountToken=BOOL),
     # HorizontalPodAutoscaler: sigma.api.hpa_kinds registers its schema.
     "HorizontalPodAutoscaler": kind_schema(FREE, FREE),
+    # RuntimeClass: sigma.api.runtimeclass_kinds registers its schema.
+    "RuntimeClass": kind_schema(handler=STR, overhead=FREE, scheduling=FREE),
 }
 
 

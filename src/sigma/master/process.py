@@ -24,7 +24,7 @@ from typing import Any
 import uvicorn
 from starlette.routing import Mount
 
-from sigma.api import admission, service_kinds
+from sigma.api import admission, runtimeclass_kinds, service_kinds
 from sigma.api.auth import AuthOptions, build_auth
 from sigma.api.encrypted_store import EncryptedStore, reencrypt
 from sigma.api.encryption import master_keyring, master_state_dir
@@ -94,6 +94,7 @@ class Master:
         admission.install(self.registry, self.options)
         nodelease.install(self.registry)  # one live agent per node
         admission.bootstrap(self.registry)
+        runtimeclass_kinds.bootstrap(self.registry)  # runc, crun, runsc, lxc, process
         service_kinds.bootstrap(self.registry, ServiceNetwork.from_options(self.options), self.host, self.port)
         owner_index(self.registry.store)  # dependents by lookup: a delete never reads every stored object
         attach_token_signer(self.registry, Signer.load(self.key_dir))  # ServiceAccount tokens

@@ -28,6 +28,8 @@ PR_SET_NO_NEW_PRIVS = 38
 
 def run_in(meta: dict[str, Any], pid: int, argv: list[str], timeout: float) -> tuple[int, str]:
     """``meta`` is the container's spec.json, ``pid`` its process (from state.json)."""
+    if meta.get("attach"):  # a runtime with its own way in (lxc-attach: runtime/lxc.py)
+        return _run([*meta["attach"], *argv], timeout)
     if meta.get("mode") == "runc":
         return _run([*meta["runc"], "exec", meta["runc_id"], *argv], timeout)
     if meta.get("mode") == "process":

@@ -53,8 +53,17 @@ class RuncRuntime(ShimRuntime):
         # overlayfs: the unpacked image is shared read-only, a start costs a mount instead of
         # a copy of the whole image. make_rootfs falls back to a copy where it cannot mount.
         self.overlay = overlay
-        self.runc_root = os.path.join(state_dir, "runc-root")
+        self.runc_root = os.path.join(state_dir, f"{self.name}-root")  # runc-root, crun-root, runsc-root
         self.runc = shutil.which(runc) or runc
+
+    # -- hooks for the runtimes that take the same bundle (crun, runsc: runtime/handlers.py) --
+    def _runtime_argv(self, spec: ContainerSpec) -> list[str]:
+        """The runtime's command and global flags, before the shim's `run`/`exec`/`delete`."""
+        return [self.runc, "--root", self.runc_root]
+
+    def _adapt(self, config: dict[str, Any], spec: ContainerSpec) -> dict[str, Any]:
+        """config.json as this runtime needs it: runc's as built."""
+        return config
 
     def _shim_spec(self, spec: ContainerSpec, cdir: str) -> dict[str, Any]:
         try:
@@ -66,11 +75,12 @@ class RuncRuntime(ShimRuntime):
             raise StartFailure("ErrImageNeverPull", str(err)) from err
         rel = f"{spec.cgroup_parent}/{spec.name}" if spec.cgroup_parent and self.cgroups else ""
         # config.json holds the pod's env values: root's alone, like spec.json.
-        write_private(os.path.join(bundle, "config.json"), json.dumps(oci_config(spec, image_config, rel), indent=1))
+        write_private(os.path.join(bundle, "config.json"),
+                      json.dumps(self._adapt(oci_config(spec, image_config, rel), spec), indent=1))
         oom = self.cgroups.oom_counter(rel) if rel and self.cgroups else ""
         return {
             "mode": "runc",
-            "runc": [self.runc, "--root", self.runc_root],
+            "runc": self._runtime_argv(spec),
             "runc_id": spec.id,
             "bundle": bundle,
             "oom_counter": oom,

@@ -98,7 +98,7 @@ def node_restriction(a: Attributes, node: str, pod_node: PodNode) -> Decision:
         return _own_object(a, node, "Lease")
     if resource == "events" and a.verb in ("create", "update", "patch"):
         return ALLOW
-    if resource in ("nodeslos", "priorityclasses") and a.verb in READ_ONLY:
+    if resource in ("nodeslos", "priorityclasses", "runtimeclasses") and a.verb in READ_ONLY:
         return ALLOW
     if resource in ("services", "endpointslices") and a.verb in READ_ONLY:
         return ALLOW  # the service proxy and cluster DNS (Kubernetes' node authorizer allows kube-proxy this)
