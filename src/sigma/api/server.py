@@ -302,6 +302,10 @@ class ApiServer:
                                     self.agent_client_identity)
         if t.sub == "scale":
             return await self._scale(request, t)
+        if t.sub in ("exec", "attach", "portforward"):  # over WebSocket only (api/streaming.py)
+            from sigma.api.streaming import refuse_spdy
+
+            return refuse_spdy(self.registry, request, t.namespace or "", t.name or "", t.sub)
         allowed = SUBRESOURCE_VERBS.get(t.sub)
         if allowed is not None and method not in allowed:
             raise errors.method_not_allowed(f"{method} is not supported on {t.rt.plural}/{t.sub}")
@@ -600,6 +604,11 @@ class SigmaApp:
         if scope["type"] == "http" and _is_api_path(scope["path"]):
             response = await self.api.dispatch(Request(scope, receive))
             await response(scope, receive, send)
+            return
+        if scope["type"] == "websocket" and _is_api_path(scope["path"]):
+            from sigma.api.streaming import serve_api_websocket  # kubectl exec, attach, port-forward
+
+            await serve_api_websocket(self.api, scope, receive, send)
             return
         await self.inner(scope, receive, send)
 
