@@ -80,7 +80,8 @@ class WebSocketProtocol(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Under the coalescing wrapper of the HTTP protocol: write to the socket itself.
-        self.transport = getattr(transport, "_transport", transport)  # type: ignore[assignment]
+        inner: Any = getattr(transport, "_transport", transport)
+        self.transport = inner
         assert self.transport is not None
         self.peer_cert = self.transport.get_extra_info("peercert") or None
         self.server_state.connections.add(self)
