@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -189,7 +190,7 @@ async def relay(receive: Any, send: Any, agent: AgentSocket) -> None:
 
 
 async def serve_websocket(registry: Registry, identity: CertPair | None, namespace: str, name: str, sub: str,
-                          scope: dict[str, Any], receive: Any, send: Any) -> None:
+                          scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
     """The whole life of one kubectl exec/attach/port-forward WebSocket."""
     await receive()  # websocket.connect
     try:
@@ -209,7 +210,7 @@ async def serve_websocket(registry: Registry, identity: CertPair | None, namespa
     await relay(receive, send, agent)
 
 
-async def serve_api_websocket(api: Any, scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def serve_api_websocket(api: Any, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
     """A WebSocket on an API path: the streaming subresources of pods serve it; anything else
     is refused as kube-apiserver refuses it (404 for an unknown path, 400 otherwise)."""
     from sigma.api.server import parse_path
