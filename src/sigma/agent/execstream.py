@@ -7,15 +7,15 @@ details.causes[ExitCode], which kubectl exits with), 4 resize ({"Width", "Height
 adds 255 CLOSE (its second byte the channel whose writing is done: stdin's end of file).
 
 The command runs as the exec probes run theirs (sigma.agent.runtime.execin): `runc exec`
-in a runc container, nsenter into a process container, in its own session. With a TTY,
-process mode opens a pty here; runc makes it inside the container and passes its master
-through --console-socket. The client going away (or the master, or the agent's shutdown)
-kills the command's whole process group and, under runc, the exec'd process itself.
+in a runc container, nsenter into a process container, in its own session. With a TTY the
+agent opens a pty for the command; under runc, runc makes one in the container and relays
+it to the agent's (and passes its size on: resizing ours signals runc). The client going
+away (or the master, or the agent's shutdown) kills the command's whole process group and,
+under runc, the exec'd process itself.
 """
 
 from __future__ import annotations
 
-import array
 import contextlib
 import ctypes
 import ctypes.util
@@ -25,7 +25,6 @@ import os
 import pty
 import select
 import signal
-import socket
 import struct
 import subprocess
 import tempfile
@@ -41,7 +40,6 @@ from sigma.api import websocket as ws
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 MAX_BACKLOG = 1 << 20  # stop reading the command's output while this much waits for the client
-CONSOLE_TIMEOUT_S = 10.0
 PR_SET_NO_NEW_PRIVS = 38
 
 
@@ -119,12 +117,9 @@ class Running:
 def start(meta: dict[str, Any], pid: int, req: ExecRequest) -> Running:
     """Start the command; OSError with a sentence when it cannot be."""
     workdir = tempfile.mkdtemp(prefix="sigma-exec-")
-    console = os.path.join(workdir, "console.sock") if req.tty and meta.get("mode") == "runc" else ""
     pid_file = os.path.join(workdir, "pid") if meta.get("mode") == "runc" else ""
-    cmd, env, join, nnp = execin.interactive_command(meta, pid, req.argv, console, pid_file)
+    cmd, env, join, nnp = execin.interactive_command(meta, pid, req.argv, req.tty, pid_file)
     try:
-        if console:
-            return _start_runc_tty(cmd, console, pid_file, workdir)
         if req.tty:
             master, slave = pty.openpty()
             try:
@@ -150,37 +145,6 @@ def start(meta: dict[str, Any], pid: int, req: ExecRequest) -> Running:
         os.set_blocking(proc.stdin.fileno(), False)
         running.stdin = proc.stdin.fileno()
     return running
-
-
-def _start_runc_tty(cmd: list[str], console: str, pid_file: str, workdir: str) -> Running:
-    """runc allocates the pty in the container and sends us its master over a unix socket."""
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        listener.bind(console)
-        listener.listen(1)
-        listener.settimeout(CONSOLE_TIMEOUT_S)
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True)
-        try:
-            conn, _ = listener.accept()
-        except TimeoutError:
-            _kill(proc, "")
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr is not None else ""
-            raise OSError(f"runc did not hand over the terminal: {err.strip()}") from None
-        with conn:
-            fds = array.array("i")
-            _, ancillary, _, _ = conn.recvmsg(1024, socket.CMSG_SPACE(fds.itemsize))
-            for level, kind, data in ancillary:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
-        if not fds:
-            _kill(proc, pid_file)
-            raise OSError("runc sent no terminal")
-        master = fds[0]
-        os.set_blocking(master, False)
-        return Running(proc, master, {master: STDOUT}, master, pid_file, workdir)
-    finally:
-        listener.close()
 
 
 def _kill(proc: subprocess.Popen[bytes], pid_file: str) -> None:

@@ -92,15 +92,15 @@ def argv_text(cmd: list[str]) -> str:
     return " ".join(cmd)[:200]
 
 
-def interactive_command(meta: dict[str, Any], pid: int, argv: list[str], tty_console: str = "",
+def interactive_command(meta: dict[str, Any], pid: int, argv: list[str], tty: bool = False,
                         pid_file: str = "") -> tuple[list[str], dict[str, str] | None, list[str], bool]:
     """What ``kubectl exec`` runs (sigma.agent.execstream): (command, environment, cgroup.procs
-    files to join, no_new_privs) for the same two modes as run_in. ``tty_console``: runc's
-    --console-socket (runc makes the pty inside the container); ``pid_file``: where runc
-    writes the exec'd process's pid, to kill it when the client goes away."""
+    files to join, no_new_privs) for the same two modes as run_in. ``tty``: runc makes a
+    terminal in the container and relays it to its own, which is then the agent's pty (and
+    passes the agent's resizes on); ``pid_file``: where runc writes the exec'd process's pid,
+    to kill it when the client goes away."""
     if meta.get("mode") == "runc":
-        extra = (["--tty", "--console-socket", tty_console] if tty_console else []) + \
-            (["--pid-file", pid_file] if pid_file else [])
+        extra = (["--tty"] if tty else []) + (["--pid-file", pid_file] if pid_file else [])
         return [*meta["runc"], "exec", *extra, meta["runc_id"], *argv], None, [], False
     if meta.get("mode") == "process":
         return (_nsenter(meta, pid, argv), _env(meta), list(meta.get("cgroup_procs") or []),
