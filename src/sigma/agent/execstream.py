@@ -41,6 +41,7 @@ from sigma.api import websocket as ws
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 MAX_BACKLOG = 1 << 20  # stop reading the command's output while this much waits for the client
 PR_SET_NO_NEW_PRIVS = 38
+INITIAL_SIZE_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,23 @@ class Running:
     workdir: str = ""
 
 
-def start(meta: dict[str, Any], pid: int, req: ExecRequest) -> Running:
+def first_size(conn: WsConn, wait: float = INITIAL_SIZE_WAIT_S) -> tuple[tuple[int, int] | None, list[ws.Message]]:
+    """With a TTY kubectl sends the terminal's size first: wait a moment for it, so the command
+    starts at the right size instead of 0x0 (`stty size`, full-screen programs). Returns the
+    size and every message read meanwhile, for the session to handle."""
+    deadline, early = time.monotonic() + wait, []
+    while time.monotonic() < deadline and not conn.closed:
+        ready, _, _ = select.select([conn], [], [], 0 if conn.pending() else max(0.0, deadline - time.monotonic()))
+        if not ready and not conn.pending():
+            break
+        for message in conn.read():
+            early.append(message)
+            if message.opcode == ws.BINARY and message.data[:1] == bytes([RESIZE]):
+                return resize_of(message.data[1:]), early
+    return None, early
+
+
+def start(meta: dict[str, Any], pid: int, req: ExecRequest, size: tuple[int, int] | None = None) -> Running:
     """Start the command; OSError with a sentence when it cannot be."""
     workdir = tempfile.mkdtemp(prefix="sigma-exec-")
     pid_file = os.path.join(workdir, "pid") if meta.get("mode") == "runc" else ""
@@ -122,6 +139,8 @@ def start(meta: dict[str, Any], pid: int, req: ExecRequest) -> Running:
     try:
         if req.tty:
             master, slave = pty.openpty()
+            if size is not None:
+                set_window(slave, *size)
             try:
                 proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
                                         preexec_fn=_prepare(join, nnp, True))
@@ -173,7 +192,8 @@ def _close(fd: int | None) -> None:
             os.close(fd)
 
 
-def serve(conn: WsConn, running: Running, req: ExecRequest, v5: bool, stopping: Callable[[], bool]) -> None:
+def serve(conn: WsConn, running: Running, req: ExecRequest, v5: bool, stopping: Callable[[], bool],
+          early: list[ws.Message] | None = None) -> None:
     """Pump until the command has exited and its output is sent, or the client is gone."""
     proc, stdin_buffer = running.proc, bytearray()
     stdin_done = running.stdin is None
@@ -190,10 +210,11 @@ def serve(conn: WsConn, running: Running, req: ExecRequest, v5: bool, stopping: 
             writers: list[Any] = [conn] if conn.wants_write() else []
             if stdin_buffer and running.stdin is not None:
                 writers.append(running.stdin)
-            timeout = 0 if conn.pending() else 0.2
+            timeout = 0 if conn.pending() or early else 0.2
             ready_r, ready_w, _ = select.select(readers, writers, [], timeout)
-            if conn in ready_r or conn.pending():
-                for message in conn.read():
+            if conn in ready_r or conn.pending() or early:
+                messages, early = [*(early or []), *(conn.read() if conn in ready_r or conn.pending() else [])], None
+                for message in messages:
                     if message.opcode == ws.CLOSE:
                         return
                     if message.opcode != ws.BINARY or not message.data:

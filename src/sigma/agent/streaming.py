@@ -85,15 +85,16 @@ class Streams:
         pid = container.pid or 0
 
         def run(conn: WsConn, protocol: str) -> None:
+            size, early = execstream.first_size(conn) if req.tty else (None, [])
             try:
-                running = execstream.start(meta, pid, req)
+                running = execstream.start(meta, pid, req, size)
             except OSError as err:
                 conn.send(ws.BINARY, bytes([execstream.ERROR]) + json.dumps(execstream.failure(
                     f"failed to exec in container: {err}")).encode())
                 conn.close()
                 conn.drain()
                 return
-            execstream.serve(conn, running, req, protocol.startswith("v5."), self.stopping.is_set)
+            execstream.serve(conn, running, req, protocol.startswith("v5."), self.stopping.is_set, early)
 
         self._session(handler, CHANNEL_PROTOCOLS, run)
 
