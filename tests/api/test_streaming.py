@@ -300,5 +300,5 @@ def test_a_viewer_may_not_exec_and_an_editor_is_audited(tmp_path: Path) -> None:
 def _kubectl_as(url: str, who: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # (kubectl sends a bearer token only over TLS)
     return subprocess.run([KUBECTL, "--server", url, "--token", f"{who}-token", "--insecure-skip-tls-verify",
-                           "-n", "team-a", *args],
-                          capture_output=True, text=True, timeout=60, env={**os.environ, "KUBECONFIG": str(tmp / "none")})
+                           "-n", "team-a", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "KUBECONFIG": str(tmp / "none")})
