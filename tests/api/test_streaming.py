@@ -10,6 +10,7 @@ import os
 import pty
 import select
 import signal
+import socket
 import struct
 import subprocess
 import termios
@@ -22,8 +23,10 @@ from typing import Any
 import httpx
 import pytest
 
+from sigma.agent import spdy
 from sigma.agent.agent import Agent, AgentOptions
 from sigma.agent.podmanager import BackOff
+from sigma.api import websocket as ws
 from sigma.cli.master import write_kubeconfig
 from sigma.client.http import HttpClient
 from sigma.lab.netutil import free_port
@@ -87,9 +90,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = Cluster(tmp_path_factory.mktemp("streaming"))
     try:
         c.run_pod("web", ["sh", "-c", "exec python3 -m http.server 18081 --bind 127.0.0.1"])
+        wait_for(lambda: _listening(18081), timeout=30)  # the pod shares the host's network
         yield c
     finally:
         c.stop()
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
@@ -302,3 +314,52 @@ def _kubectl_as(url: str, who: str, tmp: Path, *args: str) -> subprocess.Complet
     return subprocess.run([KUBECTL, "--server", url, "--token", f"{who}-token", "--insecure-skip-tls-verify",
                            "-n", "team-a", *args], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "KUBECONFIG": str(tmp / "none")})
+
+
+def test_a_port_forward_session_outlives_a_port_that_refuses(cluster: Cluster) -> None:
+    """kubectl ends itself on the first stream error; the session it leaves is still good, as
+    a SPDY client of our own shows: a refused port, then a working one, on one connection."""
+    port = int(cluster.master.url.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    try:
+        key = ws.new_key()
+        sock.sendall((f"GET /api/v1/namespaces/default/pods/web/portforward HTTP/1.1\r\nHost: x\r\n"
+                      f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Protocol: SPDY/3.1+portforward.k8s.io\r\n\r\n"
+                      ).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101") and b"SPDY/3.1+portforward.k8s.io" in head, head
+        writer, reader, frames = spdy.Writer(), spdy.Reader(), ws.FrameReader(expect_masked=False)
+        got: list[spdy.Frame] = []
+
+        def send(frame: bytes) -> None:
+            sock.sendall(ws.encode(ws.BINARY, frame, mask=True))
+
+        def until(check: Any) -> list[spdy.Frame]:
+            while not check(got):
+                for message in frames.feed(sock.recv(65536)):
+                    got.extend(reader.feed(message.data))
+            return got
+
+        for request, remote in (("0", 18099), ("1", 18081)):
+            error_sid, data_sid = 1 + 4 * int(request), 3 + 4 * int(request)
+            send(writer.syn_stream(error_sid, {"streamType": "error", "port": str(remote), "requestID": request}))
+            send(writer.syn_stream(data_sid, {"streamType": "data", "port": str(remote), "requestID": request}))
+            if remote == 18081:
+                send(writer.data(data_sid, b"GET / HTTP/1.0\r\n\r\n", fin=True))
+
+            def done(frames: list[spdy.Frame], sid: int = data_sid) -> bool:
+                return any(f.kind == 0 and f.stream_id == sid and f.fin for f in frames)
+
+            until(done)
+        replies = {f.stream_id for f in got if f.kind == spdy.SYN_REPLY}
+        assert replies == {1, 3, 5, 7}
+        refused = b"".join(f.data for f in got if f.kind == 0 and f.stream_id == 1)
+        assert b"error forwarding port 18099 to pod web" in refused and b"Connection refused" in refused
+        answer = b"".join(f.data for f in got if f.kind == 0 and f.stream_id == 7)
+        assert answer.startswith(b"HTTP/1.0 200") and b"Directory listing" in answer
+    finally:
+        sock.close()
+    wait_for(lambda: cluster.agent.streams.sessions == 0, timeout=30)
