@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 VERSION = 3
 SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, HEADERS, WINDOW_UPDATE = 1, 2, 3, 4, 6, 7, 8, 9
 FLAG_FIN = 0x01
-MAX_FRAME = 16 * 1024 * 1024
+MAX_FRAME = 4 * 1024 * 1024  # kubectl writes at most 32 KiB at a time
 RST_PROTOCOL_ERROR, RST_INVALID_STREAM, RST_REFUSED_STREAM, RST_CANCEL = 1, 2, 3, 5
 
 _WORDS = ("options head post put delete trace accept accept-charset accept-encoding accept-language "
