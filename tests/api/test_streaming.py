@@ -13,8 +13,9 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import termios
-import threading
+import traceback
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sigma.agent import spdy
+from sigma.agent import execstream, spdy
 from sigma.agent.agent import Agent, AgentOptions
 from sigma.agent.podmanager import BackOff
 from sigma.api import websocket as ws
@@ -174,7 +175,26 @@ def test_a_client_that_goes_away_leaves_no_process_behind(cluster: Cluster) -> N
         proc.wait(timeout=10)
     wait_for(lambda: not _processes(["sleep", marker]), timeout=30)
     wait_for(lambda: cluster.agent.streams.sessions == 0, timeout=30)
-    assert not [t.name for t in threading.enumerate() if t.name == "agent-attach"]
+    wait_for(lambda: not _threads_in(execstream.serve), timeout=30)  # no session thread left either
+
+
+def _threads_in(function: Any) -> list[int]:
+    """The threads whose stack runs ``function`` now."""
+    return [ident for ident, frame in sys._current_frames().items()
+            if any(f.f_code is function.__code__ for f, _ in traceback.walk_stack(frame))]
+
+
+def test_exec_into_a_privileged_process_container_runs_through_nsenter(cluster: Cluster) -> None:
+    cluster.client.create("namespaces", {"metadata": {"name": "priv", "labels": {
+        "pod-security.kubernetes.io/enforce": "privileged"}}})
+    cluster.client.create("pods", {"metadata": {"name": "host"}, "spec": {
+        "nodeName": NODE, "terminationGracePeriodSeconds": 1,
+        "containers": [{"name": "main", "command": ["sleep", "600"], "securityContext": {"privileged": True}}]}},
+        "priv")
+    wait_for(lambda: (cluster.client.get("pods", "host", "priv").get("status") or {}).get("phase") == "Running",
+             timeout=30)
+    done = cluster.kubectl("exec", "-n", "priv", "-i", "host", "--", "sh", "-c", "cat; exit 7", input="through\n")
+    assert (done.returncode, done.stdout) == (7, "through\n"), done.stderr
 
 
 def _processes(argv: list[str]) -> list[int]:
