@@ -291,6 +291,22 @@ def test_exec_into_a_pod_that_does_not_run_says_container_not_found(cluster: Clu
     assert 'unable to upgrade connection: container not found ("main")' in done.stderr, done.stderr
 
 
+def test_exec_on_a_node_whose_agent_cannot_be_reached_says_so(cluster: Cluster) -> None:
+    cluster.client.create("nodes", {"metadata": {"name": "ghost", "annotations": {
+        "sigma.io/serving-cert-sha256": "0" * 64}}})
+    cluster.client.patch("nodes", "ghost", {"status": {
+        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": free_port()}}}}, subresource="status")
+    cluster.client.create("pods", {"metadata": {"name": "ghosted"}, "spec": {
+        "nodeName": "ghost", "containers": [{"name": "main", "command": ["true"]}]}}, "default")
+    cluster.client.patch("pods", "ghosted", {"status": {"phase": "Running", "containerStatuses": [
+        {"name": "main", "ready": True, "restartCount": 0, "image": "", "imageID": "",
+         "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}}, "default", subresource="status")
+    done = cluster.kubectl("exec", "ghosted", "--", "true")
+    assert done.returncode == 1
+    assert "node ghost has an unreachable agent" in done.stderr, done.stderr
+
+
 def test_plain_requests_get_kubernetes_answers(cluster: Cluster) -> None:
     base = f"{cluster.master.url}/api/v1/namespaces/default/pods/web"
     headers = {"Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": "v4.channel.k8s.io"}

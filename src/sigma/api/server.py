@@ -305,7 +305,8 @@ class ApiServer:
         if t.sub in ("exec", "attach", "portforward"):  # over WebSocket only (api/streaming.py)
             from sigma.api.streaming import refuse_spdy
 
-            return refuse_spdy(self.registry, request, t.namespace or "", t.name or "", t.sub)
+            return await refuse_spdy(self.registry, request, t.namespace or "", t.name or "", t.sub,
+                                     self.agent_client_identity)
         allowed = SUBRESOURCE_VERBS.get(t.sub)
         if allowed is not None and method not in allowed:
             raise errors.method_not_allowed(f"{method} is not supported on {t.rt.plural}/{t.sub}")

@@ -31,7 +31,7 @@ from starlette.responses import Response
 from sigma.api import errors
 from sigma.api import websocket as ws
 from sigma.api.auth.certs import CertPair
-from sigma.api.logs import PODS, agent_endpoint, client_context
+from sigma.api.logs import PODS, AgentEndpoint, agent_endpoint, client_context
 from sigma.api.registry import Registry
 from sigma.api.responses import JSON
 from sigma.api.streaming_checks import PlainError, StreamPlan, choose_protocol, plan
@@ -55,10 +55,15 @@ def _plan(registry: Registry, namespace: str, name: str, sub: str, query: dict[s
     return plan(pod, sub, query)
 
 
-def refuse_spdy(registry: Registry, request: Request, namespace: str, name: str, sub: str) -> Response:
-    """A plain HTTP request on a streaming subresource: the checks, then why it cannot go on."""
+async def refuse_spdy(registry: Registry, request: Request, namespace: str, name: str, sub: str,
+                      identity: CertPair | None) -> Response:
+    """A plain HTTP request on a streaming subresource: the checks, then why it cannot go on.
+    kubectl sends one after its WebSocket attempt failed and prints this answer, not the
+    first: so an agent that cannot be reached is reported as such, not as a protocol matter."""
     try:
-        _plan(registry, namespace, name, sub, _query(request.scope))
+        p = _plan(registry, namespace, name, sub, _query(request.scope))
+        if identity is not None:
+            await _probe(registry, identity, p.node)
     except PlainError as err:
         return Response(err.message, status_code=err.code, media_type="text/plain")
     raise errors.bad_request(WEBSOCKET_REQUIRED)
@@ -104,21 +109,33 @@ class AgentSocket:
             self.writer.close()
 
 
-async def open_agent(registry: Registry, identity: CertPair, p: StreamPlan, protocol: str) -> AgentSocket:
-    """Upgrade a connection to the agent; PlainError or ApiError with its refusal."""
-    endpoint = agent_endpoint(registry, p.node)
+async def _connect(registry: Registry, identity: CertPair, node: str) -> tuple[
+        AgentEndpoint, asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TLS connection to the node's agent, its certificate the one its Node pins (else 503)."""
+    endpoint = agent_endpoint(registry, node)
     try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(endpoint.host, endpoint.port, ssl=client_context(identity),
                                     server_hostname="", limit=HEAD_LIMIT * 2), CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError) as err:
-        raise errors.ApiError(503, "ServiceUnavailable", f"node {p.node} has an unreachable agent: {err}") from err
+        raise errors.ApiError(503, "ServiceUnavailable", f"node {node} has an unreachable agent: {err}") from err
     ssl_object = writer.get_extra_info("ssl_object")
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     if not der or hashlib.sha256(der).hexdigest() != endpoint.cert_sha256:
         writer.close()
         raise errors.ApiError(503, "ServiceUnavailable",
-                              f"node {p.node} answered with a certificate other than the one its Node publishes")
+                              f"node {node} answered with a certificate other than the one its Node publishes")
+    return endpoint, reader, writer
+
+
+async def _probe(registry: Registry, identity: CertPair, node: str) -> None:
+    _, _, writer = await _connect(registry, identity, node)
+    writer.close()
+
+
+async def open_agent(registry: Registry, identity: CertPair, p: StreamPlan, protocol: str) -> AgentSocket:
+    """Upgrade a connection to the agent; PlainError or ApiError with its refusal."""
+    endpoint, reader, writer = await _connect(registry, identity, p.node)
     key = ws.new_key()
     target = endpoint.url(*p.agent_path).split("/", 3)[3]
     request = (f"GET /{target}?{urlencode(p.query)} HTTP/1.1\r\nHost: {endpoint.host}:{endpoint.port}\r\n"
