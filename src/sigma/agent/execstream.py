@@ -229,7 +229,9 @@ def serve(conn: WsConn, running: Running, req: ExecRequest, v5: bool, stopping: 
                                 set_window(running.terminal, *size)
                     elif channel == CLOSE and v5 and data[:1] == bytes([STDIN]):
                         stdin_done = True
-            for fd in [fd for fd in ready_r if isinstance(fd, int)]:
+            # stderr before stdout: a command's complaint usually precedes the end of its output,
+            # and a client (kubectl cp) may stop reading once the output is complete.
+            for fd in sorted((fd for fd in ready_r if isinstance(fd, int)), key=lambda fd: -running.outputs[fd]):
                 try:
                     chunk = os.read(fd, 65536)
                 except BlockingIOError:
