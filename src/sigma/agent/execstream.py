@@ -135,7 +135,8 @@ def start(meta: dict[str, Any], pid: int, req: ExecRequest, size: tuple[int, int
     """Start the command; OSError with a sentence when it cannot be."""
     workdir = tempfile.mkdtemp(prefix="sigma-exec-")
     pid_file = os.path.join(workdir, "pid") if meta.get("mode") == "runc" else ""
-    cmd, env, join, nnp = execin.interactive_command(meta, pid, req.argv, req.tty, pid_file)
+    process_file = _runc_process(meta, req.argv, size, workdir) if req.tty and size is not None else ""
+    cmd, env, join, nnp = execin.interactive_command(meta, pid, req.argv, req.tty, pid_file, process_file)
     try:
         if req.tty:
             master, slave = pty.openpty()
@@ -164,6 +165,25 @@ def start(meta: dict[str, Any], pid: int, req: ExecRequest, size: tuple[int, int
         os.set_blocking(proc.stdin.fileno(), False)
         running.stdin = proc.stdin.fileno()
     return running
+
+
+def _runc_process(meta: dict[str, Any], argv: list[str], size: tuple[int, int], workdir: str) -> str:
+    """A --process file for runc exec: the container's own process with our argv and the
+    terminal's size, which runc gives the pty before the command starts (resizing it after
+    would race a command that reads its size at once). "" when there is no bundle to read."""
+    if meta.get("mode") != "runc" or not meta.get("bundle"):
+        return ""
+    try:
+        with open(os.path.join(str(meta["bundle"]), "config.json")) as f:
+            process = dict(json.load(f)["process"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    process.update(args=argv, terminal=True, consoleSize={"height": size[0], "width": size[1]})
+    path = os.path.join(workdir, "process.json")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(process, f)
+    return path
 
 
 def _kill(proc: subprocess.Popen[bytes], pid_file: str) -> None:
