@@ -164,6 +164,36 @@ def test_exec_with_a_terminal_has_its_size_and_passes_keys(cluster: Cluster) -> 
     assert os.waitstatus_to_exitcode(status) == 5
 
 
+def test_a_terminal_resized_during_the_session_is_resized_in_the_container(cluster: Cluster) -> None:
+    pid, fd = pty.fork()
+    if pid == 0:
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+        os.execvp(KUBECTL, [KUBECTL, "--kubeconfig", str(cluster.kubeconfig), "exec", "-it", "web", "--",
+                            "sh", "-c", "stty size; while read x; do stty size; done"])
+    output = bytearray()
+
+    def shows(text: bytes, poke: bool = False) -> Any:
+        def check() -> bool:
+            if poke:
+                os.write(fd, b"\r")  # another `stty size`, until the new size shows
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                with contextlib.suppress(OSError):
+                    output.extend(os.read(fd, 4096))
+            return text in output
+        return check
+
+    try:
+        wait_for(shows(b"40 100\r\n"), timeout=30)
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 120, 0, 0))  # kubectl gets SIGWINCH
+        wait_for(shows(b"50 120\r\n", poke=True), timeout=30)
+        os.write(fd, b"\x04")  # end of file: the loop ends, and the shell with it
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, output.decode(errors="replace")
+
+
 def test_a_client_that_goes_away_leaves_no_process_behind(cluster: Cluster) -> None:
     marker = str(4000 + os.getpid() % 1000)
     proc = cluster.popen("exec", "web", "--", "sleep", marker)
