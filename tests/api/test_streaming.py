@@ -128,6 +128,15 @@ def test_exec_exits_with_the_commands_code_and_keeps_stderr_apart(cluster: Clust
     assert done.stderr == "err\ncommand terminated with exit code 3\n"
 
 
+def test_a_large_output_arrives_whole_to_its_last_byte(cluster: Cluster) -> None:
+    # The session ends with a close handshake on both hops: closing at once would reset the
+    # connection and drop what kubectl had received but not yet read.
+    done = subprocess.run([KUBECTL, "--kubeconfig", str(cluster.kubeconfig), "exec", "web", "--", "seq", "1",
+                           "1000000"], capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"".join(b"%d\n" % i for i in range(1, 1000001))
+
+
 def test_exec_with_stdin_reaches_its_end_of_file(cluster: Cluster) -> None:
     # `tr` ends only when stdin does: v5's close signal carries kubectl's end of file.
     done = cluster.kubectl("exec", "-i", "web", "--", "tr", "a-z", "A-Z", input="hello\nworld\n")
@@ -244,15 +253,18 @@ def _processes(argv: list[str]) -> list[int]:
 
 
 def test_cp_both_ways(cluster: Cluster, tmp_path: Path) -> None:
-    up = tmp_path / "up.txt"
-    up.write_text("uploaded through tar\n")
-    done = cluster.kubectl("cp", str(up), "web:/tmp/sigma-cp-up.txt")
+    up = tmp_path / "up.bin"
+    content = os.urandom(4 << 20)  # binary, and larger than any buffer on the way
+    up.write_bytes(content)
+    done = cluster.kubectl("cp", str(up), "web:/tmp/sigma-cp-up.bin")
     assert done.returncode == 0, done.stderr
-    assert cluster.kubectl("exec", "web", "--", "cat", "/tmp/sigma-cp-up.txt").stdout == "uploaded through tar\n"
-    down = tmp_path / "down.txt"
-    done = cluster.kubectl("cp", "web:/tmp/sigma-cp-up.txt", str(down))
+    listed = cluster.kubectl("exec", "web", "--", "wc", "-c", "/tmp/sigma-cp-up.bin")
+    assert listed.stdout.split()[0] == str(len(content))
+    down = tmp_path / "down.bin"
+    done = cluster.kubectl("cp", "web:/tmp/sigma-cp-up.bin", str(down))
     assert done.returncode == 0, done.stderr
-    assert down.read_text() == "uploaded through tar\n"
+    assert down.read_bytes() == content
+    cluster.kubectl("exec", "web", "--", "rm", "-f", "/tmp/sigma-cp-up.bin")
 
 
 def test_cp_of_a_path_the_container_does_not_have_fails(cluster: Cluster, tmp_path: Path) -> None:

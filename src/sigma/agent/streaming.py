@@ -122,6 +122,7 @@ class Streams:
             self.sessions += 1
         try:
             body(conn, protocol)
+            conn.finish()
         except Exception:
             log.exception("streaming session failed")
         finally:

@@ -10,13 +10,16 @@ take it; ``backlog`` lets a session stop reading its sources while the client is
 from __future__ import annotations
 
 import errno
+import select
 import socket
 import ssl
+import time
 from typing import Any
 
 from sigma.api import websocket as ws
 
 READ_SIZE = 64 * 1024
+DRAIN_S = 10.0  # how long a finished session waits for a slow client to take its last bytes
 
 
 def handshake(handler: Any, protocols: tuple[str, ...]) -> str | None:
@@ -124,12 +127,24 @@ class WsConn:
                 return
             del self.out[:sent]
 
-    def drain(self, timeout: float = 2.0) -> None:
+    def drain(self, timeout: float = DRAIN_S) -> None:
         """Block (up to ``timeout``) until what is buffered has been written: the end of a session."""
-        import select
-        import time
-
         deadline = time.monotonic() + timeout
         while self.out and not self.closed and time.monotonic() < deadline:
             select.select([], [self.sock], [], max(0.0, deadline - time.monotonic()))
+            self.flush()
+
+    def finish(self, timeout: float = DRAIN_S) -> None:
+        """The end of a session: our CLOSE written, then wait for the peer's CLOSE or end of
+        file, reading (and dropping) what comes meanwhile. Closing the socket with bytes of
+        the peer's unread would reset the connection, and a reset drops what the peer has
+        received but not read yet: the end of a command's output."""
+        self.close()
+        self.drain(timeout)
+        deadline = time.monotonic() + timeout
+        while not self.closed and time.monotonic() < deadline:
+            if not self.pending():
+                select.select([self.sock], [], [], max(0.0, deadline - time.monotonic()))
+            if any(m.opcode == ws.CLOSE for m in self.read()):
+                return
             self.flush()

@@ -26,6 +26,7 @@ from sigma.api import websocket as ws
 log = logging.getLogger("sigma.api.websocket")
 
 MAX_QUEUED = 64
+CLOSE_WAIT_S = 10.0  # how long our CLOSE waits for the client's before the connection is closed
 HEAD_LIMIT = 64 * 1024
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
             429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
@@ -76,6 +77,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.paused = False
         self.task: asyncio.Task[None] | None = None
         self.peer_cert: dict[str, Any] | None = None
+        self.linger: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -88,6 +90,8 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.linger is not None:
+            self.linger.cancel()
         self.writable.set()
         self.server_state.connections.discard(self)
         self.queue.put_nowait({"type": "websocket.disconnect", "code": 1006})
@@ -196,10 +200,10 @@ class WebSocketProtocol(asyncio.Protocol):
                 await self._deny_plain(500, b"internal error")
         finally:
             if not self.closed and self.transport is not None:
-                if self.accepted and not self.close_sent:
-                    self.close_sent = True
-                    self.transport.write(ws.encode(ws.CLOSE, ws.close_payload(1000)))
-                self.transport.close()
+                if self.accepted:
+                    self._close_gracefully(1000, "")
+                else:
+                    self.transport.close()
 
     async def receive(self) -> dict[str, Any]:
         if not hasattr(self, "_connected"):
@@ -232,13 +236,11 @@ class WebSocketProtocol(asyncio.Protocol):
             elif message.get("text") is not None:
                 transport.write(ws.encode(ws.TEXT, str(message["text"]).encode()))
         elif kind == "websocket.close":
-            if self.accepted and not self.close_sent:
-                self.close_sent = True
-                transport.write(ws.encode(ws.CLOSE, ws.close_payload(int(message.get("code") or 1000),
-                                                                   str(message.get("reason") or ""))))
-            elif not self.accepted:
+            if self.accepted:
+                self._close_gracefully(int(message.get("code") or 1000), str(message.get("reason") or ""))
+            else:
                 await self._deny_plain(403, b"")
-            transport.close()
+                transport.close()
         elif kind in ("websocket.http.response.start", "http.response.start") and not self.accepted:
             self.denying = True
             status = int(message["status"])
@@ -251,6 +253,23 @@ class WebSocketProtocol(asyncio.Protocol):
             transport.write(bytes(message.get("body") or b""))
             if not message.get("more_body"):
                 transport.close()
+
+    def _close_gracefully(self, code: int, reason: str) -> None:
+        """Our CLOSE, then the TCP connection is closed only when the client's CLOSE comes back
+        (or after CLOSE_WAIT_S). Closing at once, with bytes of the client's still unread,
+        would reset the connection, and a reset makes the client's kernel drop what it has
+        received but not yet read: the end of a command's output."""
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        if not self.close_sent:
+            self.close_sent = True
+            transport.write(ws.encode(ws.CLOSE, ws.close_payload(code, reason)))
+        if self.paused:  # nobody takes messages any more: read on, to see the client's CLOSE
+            self.paused = False
+            transport.resume_reading()
+        if self.linger is None:
+            self.linger = self.loop.call_later(CLOSE_WAIT_S, transport.close)
 
     async def _deny_plain(self, status: int, body: bytes) -> None:
         if self.transport is None or self.closed:
