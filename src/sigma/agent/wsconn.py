@@ -9,6 +9,7 @@ take it; ``backlog`` lets a session stop reading its sources while the client is
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import select
 import socket
@@ -57,6 +58,10 @@ class WsConn:
         self.closed = False  # the peer is gone, or a CLOSE was exchanged
         self.close_sent = False
         sock.setblocking(False)
+        # Sessions are small messages back and forth (keys, SPDY replies, a status): Nagle's
+        # algorithm would hold each behind the ACK of the one before.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def fileno(self) -> int:
         return self.sock.fileno()
