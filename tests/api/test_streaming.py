@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 import pytest
+from kubernetes import client as kube
+from kubernetes.stream import stream
 
 from sigma.agent import execstream, spdy
 from sigma.agent.agent import Agent, AgentOptions
@@ -135,6 +137,20 @@ def test_a_large_output_arrives_whole_to_its_last_byte(cluster: Cluster) -> None
                            "1000000"], capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"".join(b"%d\n" % i for i in range(1, 1000001))
+
+
+def test_the_kubernetes_python_client_execs_too(cluster: Cluster) -> None:
+    config = kube.Configuration()
+    config.host = cluster.master.url
+    with kube.ApiClient(config) as api:
+        core = kube.CoreV1Api(api)
+        out = stream(core.connect_get_namespaced_pod_exec, "web", "default", command=["sh", "-c", "echo hi"],
+                     stderr=True, stdin=False, stdout=True, tty=False)
+        assert out == "hi\n"
+        failing = stream(core.connect_get_namespaced_pod_exec, "web", "default", command=["sh", "-c", "exit 4"],
+                         stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+        failing.run_forever(timeout=30)
+        assert failing.returncode == 4
 
 
 def test_exec_with_stdin_reaches_its_end_of_file(cluster: Cluster) -> None:
