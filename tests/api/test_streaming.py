@@ -286,7 +286,7 @@ def test_cp_both_ways(cluster: Cluster, tmp_path: Path) -> None:
 def test_cp_of_a_path_the_container_does_not_have_fails(cluster: Cluster, tmp_path: Path) -> None:
     done = cluster.kubectl("cp", "web:/no/such/sigma/file", str(tmp_path / "x"))
     # kubectl cp stops reading once the (empty) archive has ended, racing tar's complaint and
-    # exit code (as against Kubernetes): what is certain is that nothing is written here...
+    # exit code (with Kubernetes too): what is certain is that nothing is written here...
     assert not (tmp_path / "x").exists()
     assert "Cannot stat" in done.stdout + done.stderr or done.stdout + done.stderr == ""
     # ...and what kubectl cp runs fails in the container, with the reason on stderr.
@@ -319,7 +319,7 @@ def test_port_forward_to_a_closed_port_reports_the_error(cluster: Cluster) -> No
         assert proc.stdout.readline().startswith(f"Forwarding from 127.0.0.1:{local}")
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{local}/", timeout=10)
-        proc.wait(timeout=30)  # kubectl 1.37 ends the forward on a stream error, as against Kubernetes
+        proc.wait(timeout=30)  # kubectl 1.37 ends a forward on a stream error (with Kubernetes too)
     finally:
         _, err = stop(proc)
     assert "error forwarding port 18099 to pod web" in err and "Connection refused" in err, err
