@@ -67,6 +67,7 @@ from sigma.agent.runtimeclasses import HandlerLookup
 from sigma.agent.server import AgentServer
 from sigma.agent.servicenet import ServiceNetOptions, ServiceNetwork
 from sigma.agent.servingcert import ensure_serving_cert
+from sigma.agent.streaming import Streams
 from sigma.agent.usage_metrics import Families, PodUsage, Usage, usage_families
 from sigma.agent.volumes.evict import evict_pod
 from sigma.agent.volumes.manager import VolumeManager
@@ -167,8 +168,10 @@ class Agent:
         self.watcher = PodWatcher(client, node_name)
         self.node.on_actions_done = self.watcher.changed.set  # a pod's slow start ended: sync now
         self.address = opts.address or reachable_address(opts.host, getattr(client, "base_url", ""))
+        self.streams = Streams(self.node, self.watcher.find,  # kubectl exec, attach, port-forward
+                               lambda uid: self.network.netns_path(uid) if self.network is not None else None)
         self.server = AgentServer(opts.host, opts.port, self.watcher.find, self.node.logs, self.render_metrics,
-                                  ensure_serving_cert(state_dir, node_name, [self.address]))
+                                  ensure_serving_cert(state_dir, node_name, [self.address]), self.streams)
         self.facts = self._facts(list(runtimes))
         if self.network is not None:
             self.facts.conditions.append(self.network.condition())  # NetworkUnavailable, kept current
@@ -222,6 +225,7 @@ class Agent:
                 self._threads += self.servicenet.start(self.stop_event)
             self._sync_loop()
         finally:
+            self.streams.stop()  # open exec sessions kill their commands
             self.server.stop()
             if self.pulls is not None:
                 self.pulls.close()  # leaves the tracker, stops serving pieces

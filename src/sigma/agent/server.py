@@ -53,10 +53,11 @@ class _TLSServer(ThreadingHTTPServer):
 
 class AgentServer:
     def __init__(self, host: str, port: int, find_pod: PodLookup, read_log: LogReader,
-                 metrics: Callable[[], str], serving: ServingCert) -> None:
+                 metrics: Callable[[], str], serving: ServingCert, streams: Any = None) -> None:
         handler = type("Handler", (_Handler,), {"find_pod": staticmethod(find_pod),
                                                 "read_log": staticmethod(read_log),
-                                                "metrics": staticmethod(metrics)})
+                                                "metrics": staticmethod(metrics),
+                                                "streams": streams})  # exec, attach, port-forward
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
         self.context.load_cert_chain(str(serving.cert), str(serving.key))
@@ -127,6 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
     find_pod: PodLookup
     read_log: LogReader
     metrics: Callable[[], str]
+    streams: Any = None  # sigma.agent.streaming.Streams
     server_version = "sigma-agent"
 
     def setup(self) -> None:
@@ -164,6 +166,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._text(200, self.metrics(), "text/plain; version=0.0.4; charset=utf-8")
             elif len(parts) == 4 and parts[0] == "logs":
                 self._logs(parts[1], parts[2], parts[3], parse_qs(url.query))
+            elif parts[0] in ("exec", "attach", "portforward") and self.streams is not None:
+                self.streams.serve(self, parts, parse_qs(url.query, keep_blank_values=True))
             else:
                 self._text(404, f"no such endpoint: {url.path}\n")
         except (TimeoutError, BrokenPipeError, ConnectionResetError, ssl.SSLError):

@@ -63,9 +63,11 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
         entries.append(entry)
         for sub in r.subresources:
             verbs = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"],
-                     "binding": ["create"], "eviction": ["create"], "log": ["get"], "token": ["create"]}[sub]
+                     "binding": ["create"], "eviction": ["create"], "log": ["get"], "token": ["create"],
+                     "exec": ["create", "get"], "attach": ["create", "get"], "portforward": ["create", "get"]}[sub]
             kind = {"scale": "Scale", "binding": "Binding", "eviction": "Eviction",
-                    "token": "TokenRequest"}.get(sub, r.kind)
+                    "token": "TokenRequest", "exec": "PodExecOptions", "attach": "PodAttachOptions",
+                    "portforward": "PodPortForwardOptions"}.get(sub, r.kind)
             sub_entry: dict[str, Any] = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
                                          "kind": kind, "verbs": verbs}
             if sub == "scale":

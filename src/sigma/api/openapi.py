@@ -237,6 +237,13 @@ _Q = {
     "tailLines": _query("tailLines", {"type": "integer", "minimum": 0}, "Only the last lines."),
     "sinceSeconds": _query("sinceSeconds", {"type": "integer", "minimum": 1}, "Only recent lines."),
     "limitBytes": _query("limitBytes", {"type": "integer", "minimum": 1}, "At most this many bytes."),
+    # pods/exec, attach, portforward (WebSocket: v5/v4.channel.k8s.io, SPDY/3.1+portforward.k8s.io)
+    "command": _query("command", _STR, "One word of the command to run (repeated, in order)."),
+    "stdin": _query("stdin", _BOOL, "Pass the client's stdin to the command."),
+    "stdout": _query("stdout", _BOOL, "Return the command's stdout."),
+    "stderr": _query("stderr", _BOOL, "Return the command's stderr."),
+    "tty": _query("tty", _BOOL, "Run the command on a terminal."),
+    "ports": _query("ports", {"type": "integer", "minimum": 1, "maximum": 65535}, "A port to forward (repeated)."),
 }
 _WRITE = ("dryRun", "fieldValidation", "fieldManager", "pretty")
 _LIST = ("labelSelector", "fieldSelector", "limit", "continue", "watch", "allowWatchBookmarks", "resourceVersion",
@@ -350,6 +357,16 @@ def _paths(rt: ResourceType) -> dict[str, Any]:
                 "parameters": item_params,
                 "post": _op(rt, "post", f"create{sub_tag}", _WRITE, _responses(token, codes=("201",)),
                             _body(token), kind="TokenRequest"),
+            }
+        elif sub in ("exec", "attach", "portforward"):
+            params = {"exec": ("command", "container", "stdin", "stdout", "stderr", "tty"),
+                      "attach": ("container", "stdin", "stdout", "stderr", "tty"), "portforward": ("ports",)}[sub]
+            options = {"exec": "PodExecOptions", "attach": "PodAttachOptions",
+                       "portforward": "PodPortForwardOptions"}[sub]
+            paths[f"{item}/{sub}"] = {  # operation ids as Kubernetes': connectCoreV1GetNamespacedPodExec
+                "parameters": item_params,
+                **{verb.lower(): _op(rt, "connect", f"connect{_camel(rt)}{verb}{ns}{rt.kind}{sub.capitalize()}",
+                                     params, _responses(_STR), kind=options) for verb in ("Get", "Post")},
             }
         elif sub == "log":
             paths[f"{item}/log"] = {

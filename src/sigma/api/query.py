@@ -19,6 +19,9 @@ from sigma.api import errors
 # repeat, with the same value (dryRun=All&dryRun=All); different values are as ambiguous as a
 # repeated single-valued parameter (dryRun=All&dryRun= must not write).
 LIST_PARAMETERS = frozenset({"dryRun"})
+# Lists whose values differ by design: PodExecOptions.Command (the argv, one value per word)
+# and PodPortForwardOptions.Ports. No authorisation decision reads them.
+ARGV_PARAMETERS = frozenset({"command", "ports"})
 
 
 def parse_query(query_string: bytes | str) -> dict[str, str]:
@@ -26,7 +29,7 @@ def parse_query(query_string: bytes | str) -> dict[str, str]:
     text = query_string.decode("latin-1") if isinstance(query_string, bytes | bytearray) else query_string
     values: dict[str, str] = {}
     for key, value in parse_qsl(text, keep_blank_values=True):
-        if key in values and (key not in LIST_PARAMETERS or values[key] != value):
+        if key in values and key not in ARGV_PARAMETERS and (key not in LIST_PARAMETERS or values[key] != value):
             raise errors.bad_request(f'the query parameter "{key}" was given more than once: '
                                      "it takes a single value")
         values[key] = value

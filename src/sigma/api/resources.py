@@ -54,7 +54,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Namespace", "namespaces", False, ("ns",), ("status",)),
     ResourceType("", "v1", "Node", "nodes", False, ("no",), ("status",)),
     ResourceType("", "v1", "Pod", "pods", True, ("po",),
-                 ("binding", "status", "log", "eviction"), ("all",)),
+                 ("binding", "status", "log", "eviction", "exec", "attach", "portforward"), ("all",)),
     ResourceType("", "v1", "Event", "events", True, ("ev",), (), has_status=False),
     ResourceType("", "v1", "ResourceQuota", "resourcequotas", True, ("quota",), ("status",)),
     ResourceType("", "v1", "Service", "services", True, ("svc",), ("status",), ("all",)),

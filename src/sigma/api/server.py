@@ -302,6 +302,11 @@ class ApiServer:
                                     self.agent_client_identity)
         if t.sub == "scale":
             return await self._scale(request, t)
+        if t.sub in ("exec", "attach", "portforward"):  # over WebSocket only (api/streaming.py)
+            from sigma.api.streaming import refuse_spdy
+
+            return await refuse_spdy(self.registry, request, t.namespace or "", t.name or "", t.sub,
+                                     self.agent_client_identity)
         if (t.rt.group, t.rt.version) == ("autoscaling", "v1"):  # a view of the stored autoscaling/v2 objects
             from sigma.api import hpa_v1
 
@@ -611,6 +616,11 @@ class SigmaApp:
         if scope["type"] == "http" and _is_api_path(scope["path"]):
             response = await self.api.dispatch(Request(scope, receive))
             await response(scope, receive, send)
+            return
+        if scope["type"] == "websocket" and _is_api_path(scope["path"]):
+            from sigma.api.streaming import serve_api_websocket  # kubectl exec, attach, port-forward
+
+            await serve_api_websocket(self.api, scope, receive, send)
             return
         await self.inner(scope, receive, send)
 

@@ -36,6 +36,7 @@ from sigma.api.satoken_auth import attach as attach_token_signer
 from sigma.api.satokens import Signer
 from sigma.api.server import create_app
 from sigma.api.service_network import ServiceNetwork
+from sigma.api.ws_asgi import WebSocketProtocol
 from sigma.client.local import LocalClient
 from sigma.master import nodelease, wiring
 from sigma.master.wiring import Controller
@@ -201,6 +202,8 @@ class Master:
                                 # Clients connect directly: no proxy may rewrite the source
                                 # address the audit log and rate limits key on.
                                 proxy_headers=False,
+                                # kubectl exec/attach/port-forward (sigma.api.ws_asgi: no websockets package).
+                                ws=WebSocketProtocol,
                                 # TLS brings its own protocol class (a LimitedHttpToolsProtocol too).
                                 **{"http": LimitedHttpToolsProtocol,
                                    **(self.auth_setup.uvicorn_options() if self.auth_setup is not None else {})})

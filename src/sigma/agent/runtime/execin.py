@@ -92,3 +92,23 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 def argv_text(cmd: list[str]) -> str:
     return " ".join(cmd)[:200]
+
+
+def interactive_command(meta: dict[str, Any], pid: int, argv: list[str], tty: bool = False,
+                        pid_file: str = "", process_file: str = "",
+                        ) -> tuple[list[str], dict[str, str] | None, list[str], bool]:
+    """What ``kubectl exec`` runs (sigma.agent.execstream): (command, environment, cgroup.procs
+    files to join, no_new_privs) for the same two modes as run_in. ``tty``: runc makes a
+    terminal in the container and relays it to its own, which is then the agent's pty (and
+    passes the agent's resizes on); ``pid_file``: where runc writes the exec'd process's pid,
+    to kill it when the client goes away; ``process_file``: runc's --process, the whole process
+    (argv included) as the container's config.json describes it, e.g. with a console size."""
+    if meta.get("mode") == "runc":
+        extra = (["--tty"] if tty else []) + (["--pid-file", pid_file] if pid_file else [])
+        if process_file:
+            return [*meta["runc"], "exec", *extra, "--process", process_file, meta["runc_id"]], None, [], False
+        return [*meta["runc"], "exec", *extra, meta["runc_id"], *argv], None, [], False
+    if meta.get("mode") == "process":
+        return (_nsenter(meta, pid, argv), _env(meta), list(meta.get("cgroup_procs") or []),
+                bool(meta.get("no_new_privs", True)))
+    raise OSError(f"cannot run a command in a container of mode {meta.get('mode')!r}")

@@ -12,6 +12,7 @@ from sigma.api.resources import ResourceType, lookup
 MUTATING = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 READ_ONLY = frozenset({"get", "list", "watch"})
 _VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+CREATE_WHATEVER_METHOD = frozenset({"exec", "attach", "portforward"})
 
 
 @dataclass(frozen=True)
@@ -70,5 +71,8 @@ def attributes_of(method: str, path: str, query: Mapping[str, str]) -> Attribute
     name = rest[1] if len(rest) > 1 else None
     if rt.plural == "namespaces" and name is not None:
         namespace = name  # a namespace object belongs to itself, as in Kubernetes
-    return Attributes(_verb(method, name is not None, watch), path, rt, rest[2] if len(rest) > 2 else "",
-                      namespace, name, query.get("fieldSelector", ""))
+    sub = rest[2] if len(rest) > 2 else ""
+    # kubectl opens exec/attach/port-forward WebSockets with a GET; Kubernetes authorises
+    # them as `create` whatever the method (AuthorizePodWebsocketUpgradeCreatePermission).
+    verb = "create" if sub in CREATE_WHATEVER_METHOD else _verb(method, name is not None, watch)
+    return Attributes(verb, path, rt, sub, namespace, name, query.get("fieldSelector", ""))

@@ -123,7 +123,7 @@ class AuthMiddleware:
         self.app, self.policy = app, policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):  # websocket: kubectl exec (api/streaming.py)
             await self.app(scope, receive, send)
             return
         source = str((scope.get("client") or ("?",))[0])
@@ -152,8 +152,10 @@ class AuthMiddleware:
         code = [500]
 
         async def tracking_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] in ("http.response.start", "websocket.http.response.start"):
                 code[0] = int(message["status"])
+            elif message["type"] == "websocket.accept":
+                code[0] = 101
             await send(message)
 
         try:

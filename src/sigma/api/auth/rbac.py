@@ -115,7 +115,8 @@ NO_ACCESS = frozenset({"leases"})
 HIDDEN_FROM_VIEW = frozenset({"secrets"})
 # Subresources an editor may write: status is the controllers' and the agents' report (a
 # quota's status.used is what admission charges against), binding the scheduler's decision.
-EDIT_WRITABLE_SUBRESOURCES = frozenset({"", "scale", "eviction", "token"})  # token: serviceaccounts/token
+EDIT_WRITABLE_SUBRESOURCES = frozenset({"", "scale", "eviction", "token",  # token: serviceaccounts/token
+                                        "exec", "attach", "portforward"})  # pods/*: as Kubernetes' edit
 
 
 def _role_allows(role: str, ns: str | None, a: Attributes) -> bool:
