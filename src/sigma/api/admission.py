@@ -88,6 +88,9 @@ def bootstrap(registry: Registry) -> None:
     for name, value, description in BUILTIN_PRIORITY_CLASSES:
         _ensure(registry, PRIORITY_CLASSES, {"metadata": {"name": name}, "value": value, "description": description,
                                              "preemptionPolicy": "PreemptLowerPriority"})
+    from sigma.api import rbac_kinds
+
+    rbac_kinds.bootstrap(registry)  # the default ClusterRoles and their bindings
 
 
 def _ensure(registry: Registry, rt: Any, obj: dict[str, Any]) -> None:
@@ -128,3 +131,6 @@ def install(registry: Registry, options: dict[str, Any] | None = None) -> None:
     # Job, CronJob, PodDisruptionBudget; budgets guard the eviction subresource.
     batch_kinds.install(registry)
     install_config_and_secrets(registry)  # ConfigMap, Secret, ServiceAccount
+    from sigma.api import rbac_kinds
+
+    rbac_kinds.install(registry)  # Role, ClusterRole, RoleBinding, ClusterRoleBinding; escalation checks

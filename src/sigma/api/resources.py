@@ -76,6 +76,20 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",), has_status=False),
     ResourceType("", "v1", "Secret", "secrets", True, (), has_status=False),
     ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",), has_status=False),
+    # RBAC (sigma.api.rbac_kinds) and the access reviews, answered and never stored (sigma.api.auth.access_review).
+    ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", True, has_status=False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True, has_status=False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, has_status=False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False,
+                 has_status=False),
+    ResourceType("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False,
+                 verbs=("create",), has_status=False),
+    ResourceType("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False,
+                 verbs=("create",), has_status=False),
+    ResourceType("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", False,
+                 verbs=("create",), has_status=False),
+    ResourceType("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False,
+                 verbs=("create",), has_status=False),
 )
 
 _BY_PATH: dict[tuple[str, str, str], ResourceType] = {
