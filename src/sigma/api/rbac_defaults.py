@@ -35,8 +35,9 @@ NO_ACCESS = frozenset({"leases"})
 READ_ONLY = frozenset({"resourcequotas"})
 HIDDEN_FROM_VIEW = frozenset({"secrets"})  # reading one is holding its credentials
 READABLE_SUBRESOURCES = ("status", "log", "scale")
-# Subresources an editor writes: not status (the controllers' report) nor binding (the scheduler's).
-WRITABLE_SUBRESOURCES = ("scale", "eviction", "token")
+# Subresources an editor writes, with what verbs: not status (the controllers' report) nor
+# binding (the scheduler's).
+WRITABLE_SUBRESOURCES = {"scale": ("patch", "update"), "eviction": ("create",), "token": ("create",)}
 REVIEWS = "authorization.k8s.io"
 
 
@@ -64,6 +65,7 @@ def view_rules() -> list[Rule]:
 
 def edit_rules() -> list[Rule]:
     writes, hidden = [], []
+    subresources: dict[tuple[str, ...], list[tuple[str, str]]] = {}
     for rt in RESOURCES:
         if not rt.namespaced or rt.plural in NO_ACCESS or "get" not in rt.verbs or rt.group == RBAC_GROUP:
             continue
@@ -71,8 +73,11 @@ def edit_rules() -> list[Rule]:
             hidden.append((rt.group, rt.plural))
         if rt.plural not in READ_ONLY:
             writes.append((rt.group, rt.plural))
-        writes += [(rt.group, f"{rt.plural}/{s}") for s in rt.subresources if s in WRITABLE_SUBRESOURCES]
-    return [*_with_verbs(_by_group(writes), WRITE), *_with_verbs(_by_group(hidden), READ)]
+        for s in rt.subresources:
+            if s in WRITABLE_SUBRESOURCES:
+                subresources.setdefault(WRITABLE_SUBRESOURCES[s], []).append((rt.group, f"{rt.plural}/{s}"))
+    return [*_with_verbs(_by_group(writes), WRITE), *_with_verbs(_by_group(hidden), READ),
+            *(r for verbs, names in subresources.items() for r in _with_verbs(_by_group(names), verbs))]
 
 
 def admin_rules() -> list[Rule]:

@@ -76,7 +76,7 @@ def _subject(spec: dict[str, Any]) -> User:
 def _rules(user: User, spec: dict[str, Any], rbac: RbacCache) -> dict[str, Any]:
     namespace = str(spec.get("namespace") or "") or None
     resource_rules, url_rules = [], []
-    for rule in rbac.rules_for(user, namespace):
+    for rule in dict.fromkeys(rbac.rules_for(user, namespace)):  # each rule once, in order
         if rule.non_resource_urls:
             url_rules.append({"verbs": list(rule.verbs), "nonResourceURLs": list(rule.non_resource_urls)})
         else:
