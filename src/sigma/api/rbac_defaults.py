@@ -60,7 +60,7 @@ def view_rules() -> list[Rule]:
             continue
         names.append((rt.group, rt.plural))
         names += [(rt.group, f"{rt.plural}/{s}") for s in rt.subresources if s in READABLE_SUBRESOURCES]
-    return [*_with_verbs(_by_group(names), READ), Rule(READ, ("",), ("namespaces",))]
+    return [*_with_verbs(_by_group(names), READ), Rule(READ, ("",), ("namespaces", "namespaces/status"))]
 
 
 def edit_rules() -> list[Rule]:

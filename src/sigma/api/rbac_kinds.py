@@ -25,7 +25,7 @@ from sigma.api.auth.attributes import Attributes
 from sigma.api.auth.identity import MASTERS
 from sigma.api.auth.rbac import parse_bindings
 from sigma.api.auth.rbac_cache import rbac_of
-from sigma.api.auth.rbac_rules import Rule, escalation_message, go_quoted, rules_of, uncovered
+from sigma.api.auth.rbac_rules import Rule, aggregated_rules, escalation_message, go_quoted, rules_of, uncovered
 from sigma.api.auth.request_user import requesting_user
 from sigma.api.errors import ApiError
 from sigma.api.rbac_defaults import AUTOUPDATE, RBAC_GROUP, default_cluster_role_bindings, default_cluster_roles
@@ -178,6 +178,13 @@ def bootstrap(registry: Registry) -> None:
                         (resource("clusterrolebindings"), default_cluster_role_bindings())):
         for wanted in objects:
             _reconcile(registry, rt, wanted)
+    # The aggregated roles' rules, as the controller would make them, so that they hold from
+    # the first request (and in a master started without controllers).
+    roles = {r["metadata"]["name"]: r for r in registry.list(resource("clusterroles"))["items"]}
+    for name, rules in aggregated_rules(roles).items():
+        wanted_rules = [r.to_json() for r in rules]
+        if (roles[name].get("rules") or []) != wanted_rules:
+            registry.update(resource("clusterroles"), None, name, {**roles[name], "rules": wanted_rules})
 
 
 def _reconcile(registry: Registry, rt: ResourceType, wanted: dict[str, Any]) -> None:
@@ -191,7 +198,8 @@ def _reconcile(registry: Registry, rt: ResourceType, wanted: dict[str, Any]) -> 
     current = registry.get(rt, None, name)
     if ((current["metadata"].get("annotations") or {}).get(AUTOUPDATE)) == "false":
         return
-    fields = ("rules", "aggregationRule", "roleRef", "subjects")
+    # An aggregated role's rules are the aggregation's (below), not the defaults'.
+    fields = ("aggregationRule",) if "aggregationRule" in wanted else ("rules", "roleRef", "subjects")
     if all(current.get(f) == wanted.get(f) for f in fields if f in wanted):
         return
     updated = {**current, **{f: wanted[f] for f in fields if f in wanted}}
