@@ -13,6 +13,8 @@ from sigma.api.rbac_defaults import RBAC_GROUP, default_cluster_roles
 from sigma.api.resources import RESOURCES
 
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+SERVED = {"binding": ("create",), "eviction": ("create",), "token": ("create",), "log": ("get",),
+          "scale": ("get", "patch", "update")}
 ROLES = {r["metadata"]["name"]: rules_of(r) for r in default_cluster_roles()}
 
 
@@ -33,8 +35,7 @@ def test_edit_and_view_in_a_namespace_decide_as_the_file_roles(role: str) -> Non
             continue  # a RoleBinding's namespace; listing namespaces is the cluster's question
         if not rt.namespaced and rt.plural != "namespaces":
             continue  # a RoleBinding never reaches cluster-scoped kinds
-        if (sub in ("binding", "eviction", "token") and verb != "create" or sub == "log" and verb != "get"
-                or sub == "scale" and verb not in ("get", "patch", "update")):
+        if sub in SERVED and verb not in SERVED[sub]:
             continue  # verbs these subresources do not serve
         if rules_allow(ROLES[role], request_of(a)) != _role_allows(role, ns, a):
             differ.append((verb, plural, sub))
