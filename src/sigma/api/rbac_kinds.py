@@ -39,7 +39,7 @@ from sigma.api.rbac_validation import (
 )
 from sigma.api.registry import Registry
 from sigma.api.resources import ResourceType, resource
-from sigma.api.schema import STR, STRMAP, STRS, arr, kind_schema, obj, register_schema, string
+from sigma.api.schema import BOOL, FREE, STR, STRMAP, STRS, arr, kind_schema, obj, register_schema, string
 from sigma.api.tables import age, register_printer
 from sigma.api.validation import register_defaults, register_validator
 
@@ -60,6 +60,25 @@ SUBJECT = obj(kind=string("User, Group or ServiceAccount."), apiGroup=STR, name=
 ROLE_REF = obj(apiGroup=STR, kind=string("Role or ClusterRole."), name=STR)
 BINDING_SCHEMA = kind_schema(doc="Grants the permissions of a role to subjects.", roleRef=ROLE_REF,
                              subjects=arr(SUBJECT))
+RESOURCE_ATTRIBUTES = obj("A request on a resource.", namespace=STR, verb=STR, group=STR, version=STR, resource=STR,
+                          subresource=STR, name=STR)
+NON_RESOURCE_ATTRIBUTES = obj("A request on a path outside the resources.", path=STR, verb=STR)
+ACCESS_STATUS = obj(allowed=BOOL, denied=BOOL, reason=STR, evaluationError=STR)
+REVIEW_SCHEMAS = {
+    "SelfSubjectAccessReview": kind_schema(
+        obj(resourceAttributes=RESOURCE_ATTRIBUTES, nonResourceAttributes=NON_RESOURCE_ATTRIBUTES), ACCESS_STATUS,
+        doc="May the requesting user do this? Answered on create, never stored."),
+    "SubjectAccessReview": kind_schema(
+        obj(resourceAttributes=RESOURCE_ATTRIBUTES, nonResourceAttributes=NON_RESOURCE_ATTRIBUTES, user=STR,
+            groups=STRS, uid=STR, extra=FREE), ACCESS_STATUS,
+        doc="May this user do this? Answered on create, never stored."),
+    "SelfSubjectRulesReview": kind_schema(
+        obj(namespace=STR), obj(resourceRules=arr(RULE), nonResourceRules=arr(RULE), incomplete=BOOL,
+                                evaluationError=STR),
+        doc="What may the requesting user do in a namespace? Answered on create, never stored."),
+    "SelfSubjectReview": kind_schema(status=obj(userInfo=obj(username=STR, uid=STR, groups=STRS, extra=FREE)),
+                                     doc="Who is the requesting user? Answered on create, never stored."),
+}
 FULL_AUTHORITY = (Rule(("*",), ("*",), ("*",)), Rule(("*",), non_resource_urls=("*",)))
 SEED_MARK = "rbac-seeded.sha256"  # in STATE/auth: the content of the bindings file last seeded
 
@@ -78,6 +97,8 @@ def register_kinds() -> None:
                          ("ClusterRoleBinding", BINDING_SCHEMA)):
         register_schema(kind, schema)
         validation.NAME_RULES[kind] = "path"
+    for kind, schema in REVIEW_SCHEMAS.items():
+        register_schema(kind, schema)
     register_validator("Role", validate_role)
     register_validator("ClusterRole", validate_cluster_role)
     register_validator("RoleBinding", validate_role_binding)

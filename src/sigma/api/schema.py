@@ -278,6 +278,15 @@ KIND_SCHEMAS: dict[str, Schema] = {
     "ConfigMap": kind_schema(data=FREE, binaryData=FREE, immutable=BOOL),
     "Secret": kind_schema(data=FREE, stringData=FREE, type=STR, immutable=BOOL),
     "ServiceAccount": kind_schema(secrets=FREE, imagePullSecrets=FREE, automountServiceAccountToken=BOOL),
+    # RBAC and the reviews: sigma.api.rbac_kinds registers their schemas.
+    "Role": kind_schema(rules=FREE),
+    "ClusterRole": kind_schema(rules=FREE, aggregationRule=FREE),
+    "RoleBinding": kind_schema(roleRef=FREE, subjects=FREE),
+    "ClusterRoleBinding": kind_schema(roleRef=FREE, subjects=FREE),
+    "SelfSubjectAccessReview": kind_schema(FREE, FREE),
+    "SubjectAccessReview": kind_schema(FREE, FREE),
+    "SelfSubjectRulesReview": kind_schema(FREE, FREE),
+    "SelfSubjectReview": kind_schema(status=FREE),
 }
 
 
