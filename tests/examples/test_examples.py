@@ -21,7 +21,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ORDER = ["namespace.yaml", "resourcequota.yaml", "priorityclass.yaml", "nodeslo.yaml", "pod.yaml",
          "pod-restricted.yaml", "deployment.yaml", "predictivescaler.yaml", "batchjob.yaml",
          "replicaset.yaml", "daemonset.yaml", "job.yaml", "cronjob.yaml", "poddisruptionbudget.yaml",
-         "configmap.yaml", "secret.yaml", "serviceaccount.yaml"]
+         "configmap.yaml", "secret.yaml", "serviceaccount.yaml", "role.yaml", "rolebinding.yaml", "clusterrole.yaml",
+         "clusterrolebinding.yaml"]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")]
 
