@@ -22,6 +22,7 @@ from sigma.api.auth.noderestriction import PodNode
 from sigma.api.auth.rbac_authz import authorize
 from sigma.api.auth.rbac_cache import RbacCache
 from sigma.api.resources import RESOURCES, ResourceType
+from sigma.api.schema import KIND_SCHEMAS, prune, type_errors
 
 REVIEW_KINDS = frozenset({"SelfSubjectAccessReview", "SubjectAccessReview", "SelfSubjectRulesReview",
                           "SelfSubjectReview"})
@@ -108,6 +109,16 @@ def answer(rt: ResourceType, body: Any, user: User | None, rbac: RbacCache | Non
     """The review ``body`` answered for ``user``: the body with its status."""
     if not isinstance(body, dict):
         raise errors.bad_request(f"the body of a {rt.kind} must be an object")
+    if body.get("kind") not in (None, rt.kind) or body.get("apiVersion") not in (None, rt.api_version):
+        raise errors.bad_request(f"the API version in the data ({body.get('apiVersion')}) and kind "
+                                 f"({body.get('kind')}) do not match the endpoint ({rt.api_version} {rt.kind})")
+    # Checked against the kind's schema as a stored kind would be (the answer echoes the spec).
+    schema = KIND_SCHEMAS[rt.kind]
+    problems = type_errors(body, schema, "")
+    if problems:
+        raise errors.invalid(rt.kind, "", [errors.Cause(p, m, "FieldValueTypeInvalid") for p, m in problems],
+                             rt.group)
+    body = prune(body, schema, "", [])
     who = user or UNAUTHENTICATED_ADMIN
     spec = body.get("spec") or {}
     if not isinstance(spec, dict):
@@ -126,8 +137,7 @@ def answer(rt: ResourceType, body: Any, user: User | None, rbac: RbacCache | Non
         status = _rules(who, spec, rbac)
     metadata = body.get("metadata")
     metadata = metadata if isinstance(metadata, dict) else {}
-    return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": {**metadata, "creationTimestamp": None},
-            "spec": spec, "status": status}
+    return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": metadata, "spec": spec, "status": status}
 
 
 def serve(registry: Any, rt: ResourceType, method: str, name: str | None, body: Any,

@@ -205,14 +205,18 @@ def _go_quote(text: str) -> str:
 def _selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     """A LabelSelector (matchLabels and matchExpressions) against labels; an empty selector
     selects nothing here, as Kubernetes' aggregation skips it."""
+    if not isinstance(selector, Mapping):
+        return False  # a malformed selector selects nothing rather than stopping the aggregation
     match = selector.get("matchLabels") or {}
     exprs = selector.get("matchExpressions") or []
-    if not match and not exprs:
+    if not isinstance(match, Mapping) or not isinstance(exprs, list) or (not match and not exprs):
         return False
     if any(labels.get(k) != v for k, v in match.items()):
         return False
     for e in exprs:
-        key, op, values = e.get("key"), e.get("operator"), list(e.get("values") or [])
+        if not isinstance(e, Mapping):
+            return False
+        key, op, values = str(e.get("key", "")), e.get("operator"), list(e.get("values") or [])
         if op == "In" and labels.get(key) not in values:
             return False
         if op == "NotIn" and key in labels and labels[key] in values:
