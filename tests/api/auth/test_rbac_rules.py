@@ -11,6 +11,7 @@ from sigma.api.auth.rbac_rules import (
     Request,
     Rule,
     aggregated_rules,
+    compile_rules,
     escalation_message,
     rule_allows,
     subject_applies,
@@ -40,6 +41,10 @@ PODS_READ = Rule(("get", "list", "watch"), ("",), ("pods",))
 ])
 def test_a_rule_allows_what_kubernetes_rbac_allows(rule: Rule, request_: Request, allowed: bool) -> None:
     assert rule_allows(rule, request_) is allowed
+    # The index the authoriser uses answers the same, alone and among other rules.
+    assert compile_rules([rule]).allows(request_) is allowed
+    others = [Rule(("get",), ("apps",), ("deployments",)), Rule(("list",), ("",), ("nodes",))]
+    assert compile_rules([*others, rule]).allows(request_) is allowed
 
 
 @pytest.mark.parametrize(("subject", "user", "groups", "namespace", "applies"), [

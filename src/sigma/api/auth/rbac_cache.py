@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sigma.api.auth.identity import User
-from sigma.api.auth.rbac_rules import Request, Rule, rule_allows, rules_of, service_account_user
+from sigma.api.auth.rbac_rules import CompiledRules, Request, Rule, compile_rules, rules_of, service_account_user
 from sigma.api.errors import ApiError
 from sigma.api.registry import Registry
 from sigma.api.resources import resource
@@ -43,14 +43,17 @@ class Index:
     cluster_roles: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
     roles: dict[tuple[str, str], tuple[Rule, ...]] = field(default_factory=dict)
     by_subject: dict[tuple[str, str], list[Grant]] = field(default_factory=dict)
+    compiled: dict[tuple[str, str, str], CompiledRules] = field(default_factory=dict)  # (kind, ns, name)
 
 
 def build_index(objects: dict[str, dict[tuple[str, str], dict[str, Any]]]) -> Index:
     index = Index()
     for (_, name), role in objects["clusterroles"].items():
         index.cluster_roles[name] = rules_of(role)
+        index.compiled[("ClusterRole", "", name)] = compile_rules(index.cluster_roles[name])
     for key, role in objects["roles"].items():
         index.roles[key] = rules_of(role)
+        index.compiled[("Role", *key)] = compile_rules(index.roles[key])
     for plural, binding_kind in (("clusterrolebindings", "ClusterRoleBinding"), ("rolebindings", "RoleBinding")):
         for (ns, name), b in objects[plural].items():
             ref = b.get("roleRef") or {}
@@ -136,9 +139,15 @@ class RbacCache:
         """Kubernetes' reason (``RBAC: allowed by ClusterRoleBinding "x" of ClusterRole "y"
         to User "z"``) when some binding of the user allows the request, else None."""
         index = self._refresh()
+        asked = set()
         for grant, subject in self._grants(index, user, namespace):
-            rules = self.role_rules(index, grant.role_kind, grant.role, grant.namespace)
-            if any(rule_allows(r, req) for r in rules):
+            scope = (grant.namespace or "") if grant.role_kind == "Role" else ""  # ClusterRoles are global
+            role = (grant.role_kind, scope, grant.role)
+            if role in asked:
+                continue  # the same role through another binding or group: already answered no
+            asked.add(role)
+            compiled = index.compiled.get(role)
+            if compiled is not None and compiled.allows(req):
                 return f"RBAC: allowed by {grant.describe(subject)}"
         return None
 

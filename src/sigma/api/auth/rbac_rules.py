@@ -112,6 +112,37 @@ def rules_allow(rules: Iterable[Rule], req: Request) -> bool:
     return any(rule_allows(r, req) for r in rules)
 
 
+@dataclass(frozen=True)
+class CompiledRules:
+    """A role's rules indexed for the question asked on every request: rules that name
+    their groups and resources outright by (group, resource), the others (wildcards, URLs)
+    in lists. A role of thousands of rules then costs a dictionary look-up, not a scan."""
+    exact: Mapping[tuple[str, str], tuple[Rule, ...]]
+    wildcard: tuple[Rule, ...]
+    urls: tuple[Rule, ...]
+
+    def allows(self, req: Request) -> bool:
+        if not req.is_resource:
+            return any(rule_allows(r, req) for r in self.urls)
+        combined = f"{req.resource}/{req.subresource}" if req.subresource else req.resource
+        return (any(rule_allows(r, req) for r in self.exact.get((req.api_group, combined), ()))
+                or any(rule_allows(r, req) for r in self.wildcard))
+
+
+def compile_rules(rules: Iterable[Rule]) -> CompiledRules:
+    exact: dict[tuple[str, str], list[Rule]] = {}
+    wildcard, urls = [], []
+    for r in rules:
+        if r.non_resource_urls:
+            urls.append(r)
+        elif ALL in r.api_groups or any(res == ALL or res.startswith("*/") for res in r.resources):
+            wildcard.append(r)
+        else:
+            for key in {(g, res) for g in r.api_groups for res in r.resources}:
+                exact.setdefault(key, []).append(r)
+    return CompiledRules({k: tuple(v) for k, v in exact.items()}, tuple(wildcard), tuple(urls))
+
+
 # -- subjects -------------------------------------------------------------------------------
 def service_account_user(namespace: str, name: str) -> str:
     return f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}"
