@@ -144,8 +144,9 @@ def _may(registry: Registry, verb: str, plural: str, namespace: str | None, name
 
     user = requesting_user()
     assert user is not None
-    rt = resource(plural)
-    attrs = Attributes(verb, "", rt, "", namespace if rt.namespaced else None, name)
+    # In the namespace of the role or binding written, as Kubernetes asks it: `bind` on a
+    # ClusterRole granted by a RoleBinding lets its holder bind that ClusterRole there.
+    attrs = Attributes(verb, "", resource(plural), "", namespace, name)
     return authorize(user, attrs, rbac_of(registry), lambda _ns, _n: None).allowed
 
 
