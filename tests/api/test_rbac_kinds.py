@@ -84,8 +84,9 @@ def test_bind_lets_a_user_bind_a_role_it_does_not_hold(registry: Registry) -> No
     registry.create(CLUSTER_ROLES, None, _role("node-reader", NODES))
     with pytest.raises(ApiError):
         as_user(CAROL, registry.create, BINDINGS, "team-a", _binding("y", "ClusterRole", "node-reader", "dave"))
-    registry.create(ROLES, "team-a", _role("binder2", {"verbs": ["bind"], "apiGroups": [GROUP],
-                                                       "resources": ["clusterroles"], "resourceNames": ["node-reader"]}))
+    bind_node_reader = {"verbs": ["bind"], "apiGroups": [GROUP], "resources": ["clusterroles"],
+                        "resourceNames": ["node-reader"]}
+    registry.create(ROLES, "team-a", _role("binder2", bind_node_reader))
     registry.create(BINDINGS, "team-a", _binding("carol-binds2", "Role", "binder2"))
     as_user(CAROL, registry.create, BINDINGS, "team-a", _binding("y", "ClusterRole", "node-reader", "dave"))
     # A missing role holds nothing: binding it needs nothing either.
