@@ -25,7 +25,7 @@ from sigma.api.auth.attributes import Attributes
 from sigma.api.auth.identity import MASTERS
 from sigma.api.auth.rbac import parse_bindings
 from sigma.api.auth.rbac_cache import rbac_of
-from sigma.api.auth.rbac_rules import Rule, aggregated_rules, escalation_message, go_quoted, rules_of, uncovered
+from sigma.api.auth.rbac_rules import Rule, aggregated_rules, escalation_message, rules_of, uncovered
 from sigma.api.auth.request_user import requesting_user
 from sigma.api.errors import ApiError
 from sigma.api.rbac_defaults import AUTOUPDATE, RBAC_GROUP, default_cluster_role_bindings, default_cluster_roles
@@ -260,7 +260,7 @@ def seed_bindings_file(registry: Registry, path: Path, mark_dir: Path) -> int:
                 raise
     mark_dir.mkdir(parents=True, exist_ok=True)
     mark.write_text(digest + "\n")
-    log.info("seeded %d role bindings from %s (%s)", created, path, go_quoted([digest[:12]]))
+    log.info("seeded %d role bindings from %s (sha256 %s)", created, path, digest[:12])
     return created
 
 

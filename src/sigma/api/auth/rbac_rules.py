@@ -56,10 +56,6 @@ def _go_quoted(values: Iterable[str]) -> str:
     return "[" + " ".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "]"
 
 
-def go_quoted(values: Iterable[str]) -> str:
-    return _go_quoted(values)
-
-
 def rules_of(doc: Mapping[str, Any]) -> tuple[Rule, ...]:
     return tuple(Rule.of(r) for r in doc.get("rules") or () if isinstance(r, Mapping))
 
