@@ -22,7 +22,8 @@ ORDER = ["namespace.yaml", "resourcequota.yaml", "priorityclass.yaml", "nodeslo.
          "pod-restricted.yaml", "deployment.yaml", "predictivescaler.yaml", "batchjob.yaml",
          "replicaset.yaml", "daemonset.yaml", "job.yaml", "cronjob.yaml", "poddisruptionbudget.yaml",
          "configmap.yaml", "secret.yaml", "serviceaccount.yaml",
-         "horizontalpodautoscaler.yaml", "pod-config.yaml", "runtimeclass.yaml"]
+         "horizontalpodautoscaler.yaml", "pod-config.yaml", "runtimeclass.yaml", "role.yaml", "rolebinding.yaml",
+         "clusterrole.yaml", "clusterrolebinding.yaml"]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")]
 

@@ -88,6 +88,9 @@ def bootstrap(registry: Registry) -> None:
     for name, value, description in BUILTIN_PRIORITY_CLASSES:
         _ensure(registry, PRIORITY_CLASSES, {"metadata": {"name": name}, "value": value, "description": description,
                                              "preemptionPolicy": "PreemptLowerPriority"})
+    from sigma.api import rbac_kinds
+
+    rbac_kinds.bootstrap(registry)  # the default ClusterRoles and their bindings
 
 
 def _ensure(registry: Registry, rt: Any, obj: dict[str, Any]) -> None:
@@ -134,3 +137,6 @@ def install(registry: Registry, options: dict[str, Any] | None = None) -> None:
     from sigma.api import hpa_kinds
 
     hpa_kinds.install(registry)  # HorizontalPodAutoscaler; one autoscaler (HPA or PredictiveScaler) per target
+    from sigma.api import rbac_kinds
+
+    rbac_kinds.install(registry)  # Role, ClusterRole, RoleBinding, ClusterRoleBinding; escalation checks

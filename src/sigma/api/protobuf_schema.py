@@ -806,3 +806,40 @@ MESSAGES.update({
                                         4: F("desiredReplicas", INT, keep_zero=True),
                                         5: F("currentCPUUtilizationPercentage", INT, keep_zero=True)},
 })
+# rbac.authorization.k8s.io/v1 (kubectl create role/rolebinding/clusterrole/clusterrolebinding),
+# authorization.k8s.io/v1 reviews (kubectl auth can-i) and authentication.k8s.io/v1
+# SelfSubjectReview (kubectl auth whoami).
+KINDS.update({("rbac.authorization.k8s.io/v1", "Role"): "Role",
+              ("rbac.authorization.k8s.io/v1", "ClusterRole"): "ClusterRole",
+              ("rbac.authorization.k8s.io/v1", "RoleBinding"): "RoleBinding",
+              ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "RoleBinding",  # same fields
+              ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
+              ("authorization.k8s.io/v1", "SubjectAccessReview"): "SubjectAccessReview",
+              ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): "SelfSubjectRulesReview",
+              ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview"})
+MESSAGES.update({
+    "Role": {1: F("metadata", "ObjectMeta"), 2: F("rules", "PolicyRule", REPEATED)},
+    "ClusterRole": {1: F("metadata", "ObjectMeta"), 2: F("rules", "PolicyRule", REPEATED),
+                    3: F("aggregationRule", "AggregationRule")},
+    "AggregationRule": {1: F("clusterRoleSelectors", "LabelSelector", REPEATED)},
+    "PolicyRule": {1: F("verbs", STR, REPEATED), 2: F("apiGroups", STR, REPEATED), 3: F("resources", STR, REPEATED),
+                   4: F("resourceNames", STR, REPEATED), 5: F("nonResourceURLs", STR, REPEATED)},
+    "RoleBinding": {1: F("metadata", "ObjectMeta"), 2: F("subjects", "RbacSubject", REPEATED),
+                    3: F("roleRef", "RoleRef")},
+    "RbacSubject": {1: F("kind", STR), 2: F("apiGroup", STR, keep_zero=True), 3: F("name", STR),
+                    4: F("namespace", STR)},
+    "RoleRef": {1: F("apiGroup", STR), 2: F("kind", STR), 3: F("name", STR)},
+    "SelfSubjectAccessReview": {1: F("metadata", "ObjectMeta"), 2: F("spec", "SelfSubjectAccessReviewSpec")},
+    "SelfSubjectAccessReviewSpec": {1: F("resourceAttributes", "ResourceAttributes"),
+                                    2: F("nonResourceAttributes", "NonResourceAttributes")},
+    "ResourceAttributes": {1: F("namespace", STR), 2: F("verb", STR), 3: F("group", STR), 4: F("version", STR),
+                           5: F("resource", STR), 6: F("subresource", STR), 7: F("name", STR)},
+    "NonResourceAttributes": {1: F("path", STR), 2: F("verb", STR)},
+    "SubjectAccessReview": {1: F("metadata", "ObjectMeta"), 2: F("spec", "SubjectAccessReviewSpec")},
+    "SubjectAccessReviewSpec": {1: F("resourceAttributes", "ResourceAttributes"),
+                                2: F("nonResourceAttributes", "NonResourceAttributes"), 3: F("user", STR),
+                                4: F("groups", STR, REPEATED), 6: F("uid", STR)},
+    "SelfSubjectRulesReview": {1: F("metadata", "ObjectMeta"), 2: F("spec", "SelfSubjectRulesReviewSpec")},
+    "SelfSubjectRulesReviewSpec": {1: F("namespace", STR)},
+    "SelfSubjectReview": {1: F("metadata", "ObjectMeta")},
+})

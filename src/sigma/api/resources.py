@@ -79,6 +79,20 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",),
                  ("status",), ("all",)),
     ResourceType("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", False, (), has_status=False),
+    # RBAC (sigma.api.rbac_kinds) and the access reviews, answered and never stored (sigma.api.auth.access_review).
+    ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", True, has_status=False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True, has_status=False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, has_status=False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False,
+                 has_status=False),
+    ResourceType("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False,
+                 verbs=("create",), has_status=False),
+    ResourceType("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False,
+                 verbs=("create",), has_status=False),
+    ResourceType("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", False,
+                 verbs=("create",), has_status=False),
+    ResourceType("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False,
+                 verbs=("create",), has_status=False),
 )
 
 # metrics.k8s.io (what `kubectl top` reads): computed from the agents' NodeMetric reports by

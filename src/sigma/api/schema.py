@@ -282,6 +282,15 @@ KIND_SCHEMAS: dict[str, Schema] = {
     "HorizontalPodAutoscaler": kind_schema(FREE, FREE),
     # RuntimeClass: sigma.api.runtimeclass_kinds registers its schema.
     "RuntimeClass": kind_schema(handler=STR, overhead=FREE, scheduling=FREE),
+    # RBAC and the reviews: sigma.api.rbac_kinds registers their schemas.
+    "Role": kind_schema(rules=FREE),
+    "ClusterRole": kind_schema(rules=FREE, aggregationRule=FREE),
+    "RoleBinding": kind_schema(roleRef=FREE, subjects=FREE),
+    "ClusterRoleBinding": kind_schema(roleRef=FREE, subjects=FREE),
+    "SelfSubjectAccessReview": kind_schema(FREE, FREE),
+    "SubjectAccessReview": kind_schema(FREE, FREE),
+    "SelfSubjectRulesReview": kind_schema(FREE, FREE),
+    "SelfSubjectReview": kind_schema(status=FREE),
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import json
 import logging
@@ -28,6 +29,8 @@ from starlette.routing import BaseRoute, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sigma.api import discovery, errors
+from sigma.api.auth.access_review import REVIEW_KINDS
+from sigma.api.auth.access_review import serve as review
 from sigma.api.bodies import BodyError, decode_json, decode_yaml
 from sigma.api.errors import ApiError
 from sigma.api.master_metrics import ApiMetricsMiddleware, metrics_endpoint
@@ -213,14 +216,17 @@ class ApiServer:
         """`fn(*args)` on the store pool when there is one, else right here."""
         if self._pool is None:
             return fn(*args)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
+        # In the request's context: admission reads who asks (sigma.api.auth.request_user).
+        return await asyncio.get_running_loop().run_in_executor(self._pool, contextvars.copy_context().run,
+                                                                functools.partial(fn, *args))
 
     async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` in a thread, whatever the store: a delete may cascade to thousands
         of objects, and the API must keep answering meanwhile (the store commits in
         batches, so other requests get the store between them)."""
         pool = self._pool
-        return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))
+        return await asyncio.get_running_loop().run_in_executor(pool, contextvars.copy_context().run,
+                                                                functools.partial(fn, *args))
 
     def close_streams(self) -> None:
         """End every open watch stream (on shutdown: clients reconnect to another master or
@@ -293,6 +299,9 @@ class ApiServer:
     # -- resources ----------------------------------------------------------------------------
     async def _resource(self, request: Request, t: Target) -> Response:
         method = request.method
+        if t.rt.kind in REVIEW_KINDS:  # questions to the authoriser: answered, never stored
+            return JSON(review(self.registry, t.rt, method, t.name, await read_body(request),
+                               request.scope.get("state") or {}), status_code=201)
         if t.rt.namespaced and t.namespace is None and (t.name is not None or method == "POST"):
             raise errors.bad_request(f"{t.rt.plural} are namespaced: use /namespaces/NAMESPACE/{t.rt.plural}")
         if t.sub == "log":

@@ -30,6 +30,7 @@ from sigma.master.controllers import (
     podcidr,
     predictive,
     quota,
+    rbac_aggregation,
     replicaset,
     serviceaccounts,
 )
@@ -85,5 +86,8 @@ def controllers(client: LocalClient, options: dict[str, Any]) -> list[Controller
         # Every namespace's default ServiceAccount and kube-root-ca.crt ConfigMap.
         serviceaccounts.ServiceAccountsController(client, str(options.get("root_ca_pem", "")),
                                                   seconds("serviceaccounts_period_s", serviceaccounts.PERIOD_S)),
+        # RBAC: the rules of aggregated ClusterRoles (admin, edit, view and any with an aggregationRule).
+        rbac_aggregation.ClusterRoleAggregationController(client, seconds("rbac_aggregation_period_s",
+                                                                          rbac_aggregation.PERIOD_S)),
     ]
 

@@ -55,7 +55,7 @@ def _rights_of(policy: AuthPolicy | None, request: Request) -> Rights:
     user = (request.scope.get("state") or {}).get("user")
     if policy is None or not isinstance(user, User) or MASTERS in user.groups:
         return lambda: None
-    return lambda: rights(user, policy.bindings.current())  # asked again per batch: bindings may change
+    return lambda: rights(user, policy.authorize)  # asked again per batch: bindings may change
 
 
 async def _feed(hub: Hub, rights_now: Rights) -> AsyncIterator[bytes]:

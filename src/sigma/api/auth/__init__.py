@@ -33,6 +33,7 @@ from sigma.api.auth.join import join_routes
 from sigma.api.auth.middleware import AuthPolicy
 from sigma.api.auth.ratelimit import RateLimiter
 from sigma.api.auth.rbac import Bindings
+from sigma.api.auth.rbac_cache import rbac_of
 from sigma.api.auth.tls import uvicorn_tls_options
 from sigma.api.auth.tokens import Credentials
 from sigma.api.registry import Registry
@@ -98,6 +99,7 @@ def serving_names(host: str) -> list[str]:
 
 
 def build_auth(options: AuthOptions, registry: Registry) -> AuthSetup:
+    from sigma.api.rbac_kinds import seed_bindings_file  # it reads sigma.api.auth: not at import
     from sigma.api.satoken_auth import tokens_of  # it reads sigma.api.auth.identity: not at import
 
     loopback = is_loopback(options.host)
@@ -115,12 +117,14 @@ def build_auth(options: AuthOptions, registry: Registry) -> AuthSetup:
         server_cert = issue_server_cert(ca, serving_names(options.host), CertPair(auth_dir / f"server-{name}.crt",
                                                                     auth_dir / f"server-{name}.key"))
     credentials = Credentials(options.state_dir, options.token_file)
+    # The bindings file seeds RoleBindings and ClusterRoleBindings once; RBAC then reads the store.
+    seed_bindings_file(registry, options.rbac_file or options.state_dir / "rbac.yaml", auth_dir)
     policy = AuthPolicy(
         credentials=credentials, bindings=Bindings(options.rbac_file or options.state_dir / "rbac.yaml"),
         pod_node=pod_node_of(registry), allow_anonymous=options.allow_anonymous_loopback and loopback,
         limiter=RateLimiter(options.rate_qps, options.rate_burst) if options.rate_qps > 0 else None,
         audit=AuditLog(options.state_dir / "audit.log") if options.audit else None,
-        service_accounts=tokens_of(registry).authenticate)
+        service_accounts=tokens_of(registry).authenticate, rbac=rbac_of(registry))
     return AuthSetup(policy, ca, server_cert, join_routes(credentials, ca.cert, registry), agent_client)
 
 

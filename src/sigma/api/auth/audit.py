@@ -64,7 +64,8 @@ class AuditLog:
         self._writer = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
         self._writer.start()
 
-    def record(self, user: User, a: Attributes, code: int, source: str, uri: str) -> None:
+    def record(self, user: User, a: Attributes, code: int, source: str, uri: str,
+               impersonated: User | None = None) -> None:
         groups = [_clip(g, MAX_FIELD_CHARS) for g in user.groups[:MAX_GROUPS]]
         entry = {
             "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
@@ -74,6 +75,9 @@ class AuditLog:
             "namespace": _clip(a.namespace or "", MAX_FIELD_CHARS), "name": _clip(a.name or "", MAX_FIELD_CHARS),
             "code": code, "sourceIP": _clip(source, MAX_FIELD_CHARS), "requestURI": _clip(uri, MAX_URI_CHARS),
         }
+        if impersonated is not None:  # `user` impersonated this one (Impersonate-User)
+            groups = [_clip(g, MAX_FIELD_CHARS) for g in impersonated.groups[:MAX_GROUPS]]
+            entry["impersonatedUser"] = {"username": _clip(impersonated.name, MAX_FIELD_CHARS), "groups": groups}
         line = orjson.dumps(entry) + b"\n"
         if len(line) > MAX_LINE_BYTES:  # escaping can triple a clipped field: cut the URI harder
             entry["requestURI"] = _clip(uri, MAX_URI_CHARS // 8)

@@ -29,6 +29,8 @@ class User:
     name: str
     uid: str = ""
     groups: tuple[str, ...] = ()
+    # Impersonate-Extra-KEY values, as (key, values) pairs (hashable, like the rest).
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def node_name(self) -> str | None:

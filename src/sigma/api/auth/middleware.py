@@ -28,9 +28,13 @@ from sigma.api.auth.audit import AuditLog
 from sigma.api.auth.browser import LOGIN_PATH, LOGOUT_PATH, cross_site_reason, is_ui_path, session_id, wants_html
 from sigma.api.auth.certs import user_of_peer_cert
 from sigma.api.auth.identity import ANONYMOUS, MASTERS, User
-from sigma.api.auth.noderestriction import BodyCheck, PodNode
+from sigma.api.auth.impersonation import impersonate, wants_impersonation
+from sigma.api.auth.noderestriction import BodyCheck, Decision, PodNode
 from sigma.api.auth.ratelimit import RateLimiter, failed_auth_limiter, retry_after_header
 from sigma.api.auth.rbac import Bindings, authorize, forbidden_message
+from sigma.api.auth.rbac_authz import authorize as authorize_rbac
+from sigma.api.auth.rbac_cache import RbacCache
+from sigma.api.auth.request_user import REQUEST_USER
 from sigma.api.auth.sessions import SessionStore
 from sigma.api.auth.tokens import Credentials
 from sigma.api.errors import ApiError
@@ -62,6 +66,13 @@ class AuthPolicy:
     sessions: SessionStore = field(default_factory=SessionStore)
     # ServiceAccount tokens (sigma.api.satoken_auth), asked after the token file's.
     service_accounts: Callable[[str], User | None] | None = None
+    # Roles and bindings from the store (sigma.api.auth.rbac_cache); None: the file's only.
+    rbac: RbacCache | None = None
+
+    def authorize(self, user: User, attrs: Attributes) -> Decision:
+        if self.rbac is not None:
+            return authorize_rbac(user, attrs, self.rbac, self.pod_node)
+        return authorize(user, attrs, self.bindings.current(), self.pod_node)
 
 
 class Unauthorized(Exception):
@@ -149,6 +160,7 @@ class AuthMiddleware:
             query, bad_query = {}, err
         attrs = attributes_of(scope["method"], scope["path"].rstrip("/") or "/", query)
         user = ANONYMOUS
+        impersonator: User | None = None
         code = [500]
 
         async def tracking_send(message: Message) -> None:
@@ -162,6 +174,10 @@ class AuthMiddleware:
             user = authenticate(self.policy, scope)
             if user is ANONYMOUS and is_ui_path(scope["path"]):
                 user = self._dashboard_user(scope)
+            asked = [(bytes(k).decode("latin-1").lower(), bytes(v).decode("latin-1"))
+                     for k, v in scope.get("headers") or []]
+            if user is not ANONYMOUS and wants_impersonation(asked):
+                impersonator, user = user, impersonate(user, asked, self.policy.authorize)
             if bad_query is not None and user is not ANONYMOUS:
                 raise bad_query
             receive = await self._admit(scope, receive, user, attrs)
@@ -174,11 +190,15 @@ class AuthMiddleware:
             await _respond(tracking_send, err, headers)
         else:
             scope.setdefault("state", {})["user"] = user
-            await self.app(scope, receive, tracking_send)
+            token = REQUEST_USER.set(user)  # for admission's escalation checks (rbac_kinds)
+            try:
+                await self.app(scope, receive, tracking_send)
+            finally:
+                REQUEST_USER.reset(token)
         finally:
             # Tracker announces are frequent and change no API object: not audited.
             if self.policy.audit is not None and attrs.mutating and not attrs.path.startswith("/p2p/"):
-                self._audit(user, attrs, code[0], scope)
+                self._audit(user, attrs, code[0], scope, impersonator)
 
     def _dashboard_user(self, scope: Scope) -> User:
         """The user of a request under /ui without a bearer token or client certificate: the
@@ -214,7 +234,7 @@ class AuthMiddleware:
             return receive  # the join endpoint and the tracker decide for themselves
         if logging_in:
             return receive  # so do the dashboard's login and logout (sigma.ui.login)
-        decision = authorize(user, attrs, policy.bindings.current(), policy.pod_node)
+        decision = policy.authorize(user, attrs)
         if not decision.allowed:
             raise self._forbidden(user, attrs, decision.reason)
         if decision.body_check is None:
@@ -242,11 +262,14 @@ class AuthMiddleware:
         return ApiError(403, "Forbidden", forbidden_message(user, attrs, reason), kind=attrs.resource,
                         name=attrs.name or "", group=attrs.group)
 
-    def _audit(self, user: User, attrs: Attributes, code: int, scope: Scope) -> None:
+    def _audit(self, user: User, attrs: Attributes, code: int, scope: Scope, impersonator: User | None) -> None:
         assert self.policy.audit is not None
         client = scope.get("client") or ("", 0)
         uri = scope["path"] + (f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else "")
         named = (scope.get("state") or {}).get("audit_name")  # set by an endpoint that knows better (join)
         if named and not attrs.name:
             attrs = dataclasses.replace(attrs, name=str(named))
-        self.policy.audit.record(user, attrs, code, str(client[0]), uri)
+        if impersonator is not None:  # Kubernetes' audit: the user who asked, and whom it acted as
+            self.policy.audit.record(impersonator, attrs, code, str(client[0]), uri, impersonated=user)
+        else:
+            self.policy.audit.record(user, attrs, code, str(client[0]), uri)

@@ -1,4 +1,12 @@
-"""Roles and bindings: who may do what, in which namespace.
+"""The bindings file's format and the four roles it names, as they were decided before RBAC
+was served from the store.
+
+The API now authorises with the stored Roles and bindings (sigma.api.auth.rbac_authz); the
+file (``sigma master --rbac FILE``, default ``STATE/rbac.yaml``) seeds RoleBindings and
+ClusterRoleBindings once per content (sigma.api.rbac_kinds.seed_bindings_file), and the
+default ClusterRoles (sigma.api.rbac_defaults) decide as ``_role_allows`` below, which stays
+as their reference (tests/api/test_rbac_defaults.py compares them) and as the authoriser of
+an AuthPolicy built without a store.
 
 Four roles, fixed in code (Kubernetes' default ClusterRoles, simplified):
 
