@@ -14,7 +14,7 @@ from sigma.api.resources import RESOURCES
 
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 SERVED = {"binding": ("create",), "eviction": ("create",), "token": ("create",), "log": ("get",),
-          "scale": ("get", "patch", "update")}
+          "scale": ("get", "patch", "update"), "exec": ("create",), "attach": ("create",), "portforward": ("create",)}
 ROLES = {r["metadata"]["name"]: rules_of(r) for r in default_cluster_roles()}
 
 

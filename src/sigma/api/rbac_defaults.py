@@ -37,7 +37,9 @@ HIDDEN_FROM_VIEW = frozenset({"secrets"})  # reading one is holding its credenti
 READABLE_SUBRESOURCES = ("status", "log", "scale")
 # Subresources an editor writes, with what verbs: not status (the controllers' report) nor
 # binding (the scheduler's).
-WRITABLE_SUBRESOURCES = {"scale": ("patch", "update"), "eviction": ("create",), "token": ("create",)}
+WRITABLE_SUBRESOURCES = {"scale": ("patch", "update"), "eviction": ("create",), "token": ("create",),
+                         # Into a running pod (authorised as create whatever the method, as Kubernetes).
+                         "exec": ("create",), "attach": ("create",), "portforward": ("create",)}
 REVIEWS = "authorization.k8s.io"
 
 
