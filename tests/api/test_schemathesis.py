@@ -30,7 +30,7 @@ from tests.harness import MasterProcess
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES_PER_OPERATION = 5  # per operation, mode (valid/invalid data) and name (generated/existing)
+EXAMPLES_PER_OPERATION = 3  # per operation, mode (valid/invalid data) and name (generated/existing)
 SEED = "seed"
 KEEP_LABEL = "sigma.io/schemathesis-keep"
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
