@@ -122,6 +122,14 @@ def test_the_demo_web_answers_at_its_cluster_ip_and_ctrl_c_takes_the_networks_aw
     tables = subprocess.run(up.inside("nft", "list", "tables"), capture_output=True, text=True).stdout
     assert "table ip sigma" in tables
 
+    # From a client pod: a demo-web replica's own network namespace, through the Service
+    # (its reply may come from itself: hairpin).
+    web = next(p for p in pods if p["status"].get("podIP") in ips)
+    netns = next(r["netns"] for r in up.sandboxes() if r.get("uid") == web["metadata"]["uid"])
+    got = subprocess.run(["nsenter", f"--net={netns}", "--", "curl", "-s", "-m", "3", url],
+                         capture_output=True, text=True, timeout=10)
+    assert got.stdout.startswith("hello from demo-web-"), (got.stdout, got.stderr)
+
     sandboxes = [os.path.basename(r["netns"]) for r in up.sandboxes()]
     assert sandboxes, "the demo's pods have network namespaces"
     pids = up.leftover_pids()
