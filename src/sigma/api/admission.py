@@ -15,6 +15,7 @@ from typing import Any
 from sigma.api.errors import ApiError
 from sigma.api.registry import Registry
 from sigma.api.resources import resource
+from sigma.api.watched import WatchedByName
 
 PRIORITY_CLASSES = resource("priorityclasses")
 NAMESPACES = resource("namespaces")
@@ -28,26 +29,11 @@ BUILTIN_PRIORITY_CLASSES: tuple[tuple[str, int, str], ...] = (
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "sigma-system")
 
 
-class PriorityClasses:
-    """PriorityClasses by name, kept current from a watch: admission runs on every pod
-    create, and listing the classes each time would cost more than the rest of the write."""
+class PriorityClasses(WatchedByName):
+    """PriorityClasses by name, kept current from a watch (sigma.api.watched)."""
 
     def __init__(self, registry: Registry) -> None:
-        listed = registry.list(PRIORITY_CLASSES)
-        self._classes = {pc["metadata"]["name"]: pc for pc in listed["items"]}
-        self._watch = registry.watch(PRIORITY_CLASSES, None, listed["metadata"]["resourceVersion"])
-
-    def current(self) -> dict[str, dict[str, Any]]:
-        for event in self._watch.drain():
-            name = event.object["metadata"]["name"]
-            if event.type == "DELETED":
-                self._classes.pop(name, None)
-            else:
-                self._classes[name] = event.object
-        return self._classes
-
-    def close(self) -> None:
-        self._watch.close()
+        super().__init__(registry, PRIORITY_CLASSES)
 
 
 def resolve_pod_priority(classes: PriorityClasses) -> Any:

@@ -23,6 +23,7 @@ from sigma.api.runtimeclass import (
 from sigma.api.schema import QTY, STRMAP, TOLERATION, arr, kind_schema, mapof, obj, register_schema, string
 from sigma.api.tables import age, register_printer
 from sigma.api.validation import register_validator
+from sigma.api.watched import WatchedByName
 
 RUNTIME_CLASSES = resource("runtimeclasses")
 
@@ -48,25 +49,11 @@ def install(registry: Registry) -> None:
     registry.add_admission("Pod", admit_pod(registry, RuntimeClasses(registry)))
 
 
-class RuntimeClasses:
-    """RuntimeClasses by name, kept current from a watch (admission runs on every pod create)."""
+class RuntimeClasses(WatchedByName):
+    """RuntimeClasses by name, kept current from a watch (sigma.api.watched)."""
 
     def __init__(self, registry: Registry) -> None:
-        listed = registry.list(RUNTIME_CLASSES)
-        self._classes = {rc["metadata"]["name"]: rc for rc in listed["items"]}
-        self._watch = registry.watch(RUNTIME_CLASSES, None, listed["metadata"]["resourceVersion"])
-
-    def current(self) -> dict[str, dict[str, Any]]:
-        for event in self._watch.drain():
-            name = event.object["metadata"]["name"]
-            if event.type == "DELETED":
-                self._classes.pop(name, None)
-            else:
-                self._classes[name] = event.object
-        return self._classes
-
-    def close(self) -> None:
-        self._watch.close()
+        super().__init__(registry, RUNTIME_CLASSES)
 
 
 def admit_pod(registry: Registry, classes: RuntimeClasses) -> Any:

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sigma.api.selectors import match_label_selector
+
 ALL = "*"
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 
@@ -238,21 +240,9 @@ def _selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     exprs = selector.get("matchExpressions") or []
     if not isinstance(match, Mapping) or not isinstance(exprs, list) or (not match and not exprs):
         return False
-    if any(labels.get(k) != v for k, v in match.items()):
+    if not all(isinstance(e, Mapping) and all(isinstance(v, str) for v in e.get("values") or []) for e in exprs):
         return False
-    for e in exprs:
-        if not isinstance(e, Mapping):
-            return False
-        key, op, values = str(e.get("key", "")), e.get("operator"), list(e.get("values") or [])
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
+    return match_label_selector(dict(selector), dict(labels))
 
 
 def aggregated_rules(roles: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Rule]]:
