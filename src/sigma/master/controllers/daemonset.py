@@ -100,7 +100,7 @@ class DaemonSetController(KeyedController):
             for rev in plan.delete:
                 self.client.delete("controllerrevisions", rev["metadata"]["name"], ns)
         except ApiError as err:
-            if err.code != 404:
+            if err.code != 404 and err.reason != "Conflict":  # a concurrent write: the next pass retries
                 record_event(self.client, ds, "Warning", "FailedRevisionHistory", f"Error keeping history: {err}",
                              COMPONENT, now)
 
