@@ -72,3 +72,17 @@ def test_strategic_merge_patch_deletes_from_primitive_merge_lists() -> None:
     out = strategic_merge_patch(obj, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}},
                                 KIND_SCHEMAS["Pod"])
     assert out["metadata"]["finalizers"] == ["b"]
+
+
+def test_strategic_merge_patch_replace_directive_swaps_a_whole_map() -> None:
+    """What `kubectl rollout undo daemonset` sends: the revision's template, replacing the
+    current one rather than merging into it (a field only the current one has goes)."""
+    ds = {"spec": {"template": {"metadata": {"labels": {"app": "a", "tier": "x"}},
+                                "spec": {"containers": [{"name": "m", "image": "a:2"}], "hostNetwork": True}},
+                   "minReadySeconds": 5}}
+    patch = {"spec": {"template": {"$patch": "replace", "metadata": {"labels": {"app": "a"}},
+                                   "spec": {"containers": [{"name": "m", "image": "a:1"}]}}}}
+    out = strategic_merge_patch(ds, patch, None)
+    assert out == {"spec": {"template": {"metadata": {"labels": {"app": "a"}},
+                                         "spec": {"containers": [{"name": "m", "image": "a:1"}]}},
+                            "minReadySeconds": 5}}

@@ -258,6 +258,8 @@ def test_an_event_keeps_its_seconds_timestamps_and_microsecond_event_time() -> N
      "metadata": {"name": "m", "managedFields": [{"manager": "kubectl", "operation": "Update",
                                                  "fieldsType": "FieldsV1",
                                                  "fieldsV1": {"f:metadata": {"f:labels": {}}}}]}},
+    {"kind": "ControllerRevision", "apiVersion": "apps/v1", "metadata": {"name": "ds-abc", "namespace": "n"},
+     "data": {"spec": {"template": {"$patch": "replace", "spec": {"containers": [{"name": "m"}]}}}}, "revision": 2},
 ], ids=lambda obj: obj["kind"])
 def test_other_served_kinds_roundtrip(obj: dict[str, Any]) -> None:
     assert roundtrip(obj) == obj

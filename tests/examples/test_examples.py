@@ -23,7 +23,8 @@ ORDER = ["namespace.yaml", "resourcequota.yaml", "priorityclass.yaml", "nodeslo.
          "replicaset.yaml", "daemonset.yaml", "job.yaml", "cronjob.yaml", "poddisruptionbudget.yaml",
          "configmap.yaml", "secret.yaml", "serviceaccount.yaml",
          "horizontalpodautoscaler.yaml", "pod-config.yaml", "runtimeclass.yaml", "role.yaml", "rolebinding.yaml",
-         "clusterrole.yaml", "clusterrolebinding.yaml"]
+         "clusterrole.yaml", "clusterrolebinding.yaml",
+         "controllerrevision.yaml"]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")]
 

@@ -117,6 +117,9 @@ def install(registry: Registry, options: dict[str, Any] | None = None) -> None:
     # Service and EndpointSlice, and the ClusterIP / NodePort allocators.
     service_kinds.install(registry, ServiceNetwork.from_options(options or {}))
     apps_kinds.install()  # ReplicaSet and DaemonSet
+    from sigma.api import controllerrevision_kinds
+
+    controllerrevision_kinds.install()  # ControllerRevision (DaemonSet history)
     # Job, CronJob, PodDisruptionBudget; budgets guard the eviction subresource.
     batch_kinds.install(registry)
     install_config_and_secrets(registry)  # ConfigMap, Secret, ServiceAccount

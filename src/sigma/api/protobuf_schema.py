@@ -843,3 +843,11 @@ MESSAGES.update({
     "SelfSubjectRulesReviewSpec": {1: F("namespace", STR)},
     "SelfSubjectReview": {1: F("metadata", "ObjectMeta")},
 })
+
+# ControllerRevision (apps/v1), as served by sigma.api.controllerrevision_kinds: data is a
+# runtime.RawExtension, {raw = 1} holding the JSON document itself.
+KINDS.update({("apps/v1", "ControllerRevision"): "ControllerRevision"})
+MESSAGES.update({
+    "ControllerRevision": {1: F("metadata", "ObjectMeta"), 2: F("data", RAW_JSON),
+                           3: F("revision", INT, keep_zero=True)},
+})

@@ -70,6 +70,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("sigma.io", "v1", "PredictiveScaler", "predictivescalers", True, ("ps",), ("status",)),
     ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale"), ("all",)),
     ResourceType("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("status",), ("all",)),
+    ResourceType("apps", "v1", "ControllerRevision", "controllerrevisions", True, has_status=False),
     ResourceType("batch", "v1", "Job", "jobs", True, (), ("status",), ("all",)),
     ResourceType("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("status",), ("all",)),
     ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",), ("status",)),

@@ -19,6 +19,7 @@ from sigma.api.objects import controller_of, owner_reference
 from sigma.client.base import ApiClient
 from sigma.client.events import record_event
 from sigma.master.controllers.burst import slow_start
+from sigma.master.controllers.daemonset_history import plan_history
 from sigma.master.controllers.daemonset_plan import daemon_pod, daemon_status, plan_daemon
 from sigma.master.controllers.keyed import Key, KeyedController
 from sigma.master.controllers.podops import delete_owned_pod
@@ -59,6 +60,7 @@ class DaemonSetController(KeyedController):
         now = self.clock()
         nodes = self.client.list("nodes")["items"]
         pods = self._pods_of(ds)
+        self._keep_history(ds, pods, now)
         plan = plan_daemon(ds, nodes, pods, now)
         for pod in plan.delete:
             self._delete_pod(ds, pod)
@@ -77,6 +79,30 @@ class DaemonSetController(KeyedController):
         waits = [since + min_ready_s - now for p in pods
                  if (since := available_since(p)) is not None and since + min_ready_s > now]
         return max(min(waits), 0.1) if waits else None
+
+    def _keep_history(self, ds: dict[str, Any], pods: list[dict[str, Any]], now: float) -> None:
+        """The ControllerRevisions `kubectl rollout history/undo` read (daemonset_history).
+        A failure is recorded on the DaemonSet and does not stop its pods' reconciliation."""
+        ns, uid = ds["metadata"]["namespace"], ds["metadata"]["uid"]
+        revisions = [r for r in self.client.list("controllerrevisions", ns)["items"]
+                     if (controller_of(r) or {}).get("uid") == uid]
+        plan = plan_history(ds, revisions, pods)
+        try:
+            if plan.create is not None:
+                plan.create["metadata"]["ownerReferences"] = [owner_reference(ds)]
+                try:
+                    self.client.create("controllerrevisions", plan.create, ns)
+                except ApiError as err:
+                    if err.reason != "AlreadyExists":  # made by a previous pass the list had not seen
+                        raise
+            for rev, number in plan.renumber:
+                self.client.update("controllerrevisions", {**rev, "revision": number}, ns)
+            for rev in plan.delete:
+                self.client.delete("controllerrevisions", rev["metadata"]["name"], ns)
+        except ApiError as err:
+            if err.code != 404 and err.reason != "Conflict":  # a concurrent write: the next pass retries
+                record_event(self.client, ds, "Warning", "FailedRevisionHistory", f"Error keeping history: {err}",
+                             COMPONENT, now)
 
     def _pods_of(self, ds: dict[str, Any]) -> list[dict[str, Any]]:
         uid = ds["metadata"]["uid"]
