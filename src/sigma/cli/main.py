@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scale": ("sigma.cli.resources", "set the replicas of a deployment"),
     "image": ("sigma.cli.image", "manage the node's image store"),
     "token": ("sigma.cli.token", "manage bootstrap tokens (sigma token create)"),
+    "secrets": ("sigma.cli.secrets", "manage the encryption of Secrets at rest (sigma secrets rotate-key)"),
     "sim": ("sigma.cli.sim", "trace-driven simulation of co-location policies"),
     "bench": ("sigma.cli.bench", "run a benchmark (the result is printed last, as JSON with --json)"),
     "version": ("sigma.cli.version", "print the client and server versions"),
