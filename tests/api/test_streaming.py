@@ -311,6 +311,23 @@ def test_port_forward_carries_http_to_the_pods_port(cluster: Cluster) -> None:
         stop(proc)
 
 
+def test_port_forward_to_a_service_reaches_a_pod_it_selects(cluster: Cluster) -> None:
+    # kubectl picks a pod of the Service's selector and the port its targetPort names.
+    cluster.client.patch("pods", "web", {"metadata": {"labels": {"app": "web-pf"}}}, "default")
+    cluster.client.create("services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-pf"},
+                                       "spec": {"selector": {"app": "web-pf"},
+                                                "ports": [{"port": 80, "targetPort": 18081}]}}, "default")
+    local = free_port()
+    proc = cluster.popen("port-forward", "svc/web-pf", f"{local}:80")
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith(f"Forwarding from 127.0.0.1:{local} -> 18081")
+        response = httpx.get(f"http://127.0.0.1:{local}/", timeout=10)
+        assert response.status_code == 200 and "Directory listing" in response.text
+    finally:
+        stop(proc)
+
+
 def test_port_forward_to_a_closed_port_reports_the_error(cluster: Cluster) -> None:
     local = free_port()
     proc = cluster.popen("port-forward", "pod/web", f"{local}:18099")
