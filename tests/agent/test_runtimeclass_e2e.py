@@ -179,3 +179,25 @@ def test_require_sandbox_refuses_runc_and_runs_host_commands_in_gvisor(cluster: 
     assert cluster.get("pod", "host-cmd", "-n", "untrusted")["spec"]["runtimeClassName"] == "runsc"
     out = finished_logs(cluster, "host-cmd", "untrusted").split()
     assert out == ["65534", "*", "no-state", "host"], out  # /root an empty mask; the state dir not there
+
+
+def running(c: Cluster, name: str) -> None:
+    wait_for(f"pod {name} to run", lambda: c.get("pod", name)["status"].get("phase") == "Running")
+
+
+@needs("runsc")
+def test_kubectl_exec_runs_inside_the_gvisor_sandbox(cluster: Cluster) -> None:
+    cluster.apply(pod("exec-gvisor", "sleep 300", "runsc"))
+    running(cluster, "exec-gvisor")
+    out = cluster.kubectl("exec", "exec-gvisor", "--", "sh", "-c", "dmesg | head -1; echo code-$((6*7))").stdout
+    assert "gVisor" in out and "code-42" in out, out
+    failed = cluster.kubectl("exec", "exec-gvisor", "--", "sh", "-c", "exit 3", check=False)
+    assert failed.returncode == 3, failed.stderr
+
+
+@needs("lxc")
+def test_kubectl_exec_runs_inside_the_lxc_container(cluster: Cluster) -> None:
+    cluster.apply(pod("exec-lxc", "sleep 300", "lxc"))
+    running(cluster, "exec-lxc")
+    out = cluster.kubectl("exec", "exec-lxc", "--", "sh", "-c", "echo code-$((6*7))").stdout
+    assert "code-42" in out, out
