@@ -43,6 +43,7 @@ class SimInputs:
     notes: list[str] = field(default_factory=list)
     thresholds: Thresholds = DEFAULT_THRESHOLDS  # Level-0 and suppress (the NodeSLO's)
     predict: PredictSettings = field(default_factory=PredictSettings)
+    start: float | None = None  # trace second the clock starts at (None: the first submit)
     _forecast: ProdForecast | None = field(default=None, init=False, repr=False)
 
     def forecast(self) -> ProdForecast:
@@ -58,7 +59,7 @@ def simulate(inputs: SimInputs, policy: Policy, machines: Machines, workload: Wo
     cluster = build_cluster(machines, inputs.fleet, policy, inputs.seed, unlimited=unlimited)
     forecast = inputs.forecast() if policy.predictive else None
     return Simulation(workload, inputs.fleet, cluster, policy, tick=inputs.tick, progress=progress,
-                      thresholds=inputs.thresholds, forecast=forecast).run()
+                      thresholds=inputs.thresholds, forecast=forecast, start=inputs.start).run()
 
 
 def run(inputs: SimInputs, progress: Progress | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -70,6 +71,9 @@ def run(inputs: SimInputs, progress: Progress | None = None) -> tuple[dict[str, 
                    "machines": inputs.machines.count, "cpus": inputs.machines.cpu_millis / 1000,
                    "memory_units": inputs.machines.memory, "prod": inputs.fleet.curves.source,
                    "prod_pods": inputs.fleet.count, "prod_share": inputs.fleet.share, "tick_s": inputs.tick,
+                   "prod_request_ratio": inputs.fleet.request_ratio, "prod_loop": inputs.fleet.curves.loop,
+                   "prod_curve_span_s": [inputs.fleet.curves.origin, inputs.fleet.curves.end],
+                   "clock_start_s": inputs.start if inputs.start is not None else _first_submit(inputs.workload),
                    "seed": inputs.seed,
                    "level0_thresholds": {"cpu": inputs.thresholds.cpu, "memory": inputs.thresholds.memory}},
         "policies": {}, "waiting": {}, "notes": list(inputs.notes),
@@ -99,6 +103,10 @@ def run(inputs: SimInputs, progress: Progress | None = None) -> tuple[dict[str, 
     return report, series
 
 
+def _first_submit(w: Workload) -> float:
+    return float(w.job_submit.min()) if len(w) else 0.0
+
+
 def _horizon(w: Workload) -> tuple[float, float]:
     start = float(w.job_submit.min()) if len(w) else 0.0
     return start, max(float(np.nanmax(w.job_submit)) - start, 1.0) * 1.5
@@ -118,7 +126,7 @@ def _validate(inputs: SimInputs, series: dict[str, Any]) -> dict[str, Any]:
         replay = SimInputs(inputs.workload.first_jobs(0), fleet, inputs.machines, ("as-traced",), tick=300.0)
         cluster = build_cluster(inputs.machines, fleet, POLICIES["as-traced"], unlimited=False)
         rec = Simulation(replay.workload, fleet, cluster, POLICIES["as-traced"], tick=300.0,
-                         until=curves.length).run()
+                         start=curves.origin, until=curves.end).run()
         out["v2018"] = validation.v2018(usage, rec.series())
     return out
 
