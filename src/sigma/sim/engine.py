@@ -50,6 +50,12 @@ class Group:
     start: float
 
 
+def idle_class_share(requested: I64, quota: I64, capacity: I64, prod: I64) -> I64:
+    """The CPU batch actually gets per node: its requests, capped by the suppress quota and by
+    what prod (which the idle class always serves first) leaves of the machine."""
+    return np.asarray(np.minimum(np.minimum(requested, quota), np.maximum(capacity - prod, 0)), dtype=np.int64)
+
+
 class Simulation:
     def __init__(self, workload: Workload, fleet: ProdFleet, cluster: Cluster, policy: Policy, *,
                  tick: float = 60.0, peak_window: float = 300.0, backfill: int = 8, round_s: float = 1.0,
@@ -258,9 +264,11 @@ class Simulation:
         batch_cpu_used = self.node_batch_cpu
         if self.policy.usage_based:
             # The quota in force over this tick was set from the previous report: the agent
-            # reacts one reporting interval late, which is where prod can be short-changed.
+            # reacts one reporting interval late. Within the tick batch's parent cgroup is
+            # SCHED_IDLE (cpu.idle, the ladder's first rung, always on): prod takes the CPU it
+            # asks for first and batch runs on what is left, so a late quota slows batch, not prod.
             quota = self.quota if self.quota is not None else self.qos.quota(prod_cpu)
-            batch_cpu_used = np.minimum(self.node_batch_cpu, quota)
+            batch_cpu_used = idle_class_share(self.node_batch_cpu, quota, self.cluster.cpu_capacity, prod_cpu)
             self._level0(now, prod_cpu, prod_memory)
             self.quota = self.qos.quota(prod_cpu)
         self.rec.tick(now, prod_cpu, prod_memory, self.prod.unplaced(now), batch_cpu_used,
