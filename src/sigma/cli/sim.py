@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from sigma.sim import options
+from sigma.sim import batchload, checks, options
 from sigma.sim.alignment import available_days, clock_start, prod_days, trace_days
 from sigma.sim.cluster import POLICIES, WAITING, Machines
 from sigma.sim.prod import DEFAULT_REQUEST_RATIO, ProdCurves, build_fleet, load_prod_curves, no_prod
@@ -42,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                         f"the default {DEFAULT_REQUEST_RATIO:g} comes from)")
     p.add_argument("--prod-loop", action="store_true",
                    help="lay a loop of the prod curves over job days they do not cover (reported)")
+    p.add_argument("--batch-scale", default="auto",
+                   help="multiply every task's instances by this (a number), or 'auto': so that the replayed batch "
+                        "carries the trace's batch cores, (1 - prod share) of the usage curve (reported)")
     p.add_argument("--start", type=float, help="trace second the virtual clock starts at (default: first submit)")
     p.add_argument("--v2017-batch-task", type=Path, help="v2017 batch_task.csv: the batch jobs to replay")
     p.add_argument("--v2017-jobs", type=Path, help="CloudSimPy jobs.csv: mean instance durations")
@@ -57,7 +60,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--tick", type=float, default=60.0, help="agent report / metrics interval, seconds")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (a run replays exactly)")
     p.add_argument("--no-search", action="store_true", help="skip the machines-needed search")
-    p.add_argument("--search-jobs", type=int, default=300, help="jobs replayed by each search probe")
+    p.add_argument("--search-jobs", type=int, default=300,
+                   help="jobs replayed by each search probe (0: the whole workload)")
     options.add_arguments(p)
     p.add_argument("--out", type=Path, required=True, help="directory for report.json, report.md and the plots")
     p.set_defaults(func=run_sim)
@@ -111,16 +115,36 @@ def load_inputs(args: argparse.Namespace) -> SimInputs:
             as_traced = as_traced.first_jobs(args.jobs)
     machines = _machines(args, notes)
     start = clock_start(float(workload.job_submit.min()), args.start)
+    statistics = checks.dag_statistics(workload) if workload.traced_span is not None else None
     fleet = no_prod()
+    load = None
     if args.prod_usage:
         curves = _prod_curves(args, workload, notes)
         fleet = build_fleet(curves, machines.count, machines.cpu_millis, machines.memory, args.prod_share,
                             request_ratio=args.prod_request_ratio)
+        load = batchload.measure(workload, curves, machines.count * machines.cpu_millis / 1000, args.prod_share,
+                                 _batch_scale(args.batch_scale))
+        workload = batchload.scale_instances(workload, load.scale, args.seed)
+    elif args.batch_scale != "auto":
+        workload = batchload.scale_instances(workload, _batch_scale(args.batch_scale) or 1.0, args.seed)
     usage = load_v2018_cluster_usage(args.v2018_cluster_usage) if args.v2018_cluster_usage else None
     return SimInputs(workload, fleet, machines, policies, as_traced_workload=as_traced, v2017_tasks=tasks,
                      v2018_usage=usage, tick=args.tick, seed=args.seed, search=not args.no_search,
                      search_jobs=args.search_jobs, notes=notes, thresholds=options.thresholds(args),
-                     predict=options.predict_settings(args), start=start)
+                     predict=options.predict_settings(args), start=start, batch_load=load,
+                     dag_statistics=statistics)
+
+
+def _batch_scale(text: str) -> float | None:
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"--batch-scale must be 'auto' or a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"--batch-scale must be 'auto' or a number > 0, got {text!r}")
+    return value
 
 
 def _prod_curves(args: argparse.Namespace, workload: Workload, notes: list[str]) -> ProdCurves:
