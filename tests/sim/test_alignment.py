@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -103,3 +104,20 @@ def test_cli_refuses_bad_inputs_in_one_line(alibaba: Path, tmp_path: Path, capsy
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
     assert available_days(usage)
+
+
+def test_a_cli_run_reports_its_honest_inputs(alibaba: Path, tmp_path: Path) -> None:
+    usage = _day_dir(alibaba, tmp_path, (3, 4))
+    out = tmp_path / "out"
+    code = main(["sim", "--dag-jobs", str(_one_job(tmp_path, int(2 * DAY + 50))), "--prod-usage", str(usage),
+                 "--machines", "4", "--cpus", "96", "--no-search", "--policies", "sigma", "--prod-request-ratio", "3",
+                 "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    inputs = report["inputs"]
+    assert inputs["prod_request_ratio"] == 3.0 and inputs["prod_loop"] is False
+    assert inputs["clock_start_s"] == 2 * DAY + 50
+    assert inputs["prod_curve_span_s"] == [2 * DAY, 4 * DAY]  # days 3 and 4, the jobs' day and the next
+    assert inputs["batch_scale"] > 1 and inputs["batch_replayed_share"] == pytest.approx(1.0)
+    assert report["checks"]["v2018_job_spans"]["passed"] is not None
+    assert report["checks"]["cluster_cpu_vs_usage_curve"]["passed"] is None
