@@ -33,7 +33,7 @@ def daily_rush(days: int = 1, rush_days: tuple[int, ...] | None = None) -> ProdF
     if rush_days is not None:
         in_rush &= np.isin(t // DAY, rush_days)
     cpu = np.where(in_rush, 0.6, 0.2)[None, :]
-    curves = ProdCurves(STEP, cpu, np.zeros_like(cpu), "daily rush")
+    curves = ProdCurves(STEP, cpu, np.zeros_like(cpu), "daily rush", loop=True)  # a true daily cycle
     return ProdFleet(curves, np.zeros(1, dtype=np.int64), np.array([10_000.0]), np.array([0.0]), 1.0)
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from sigma.sim import options
+from sigma.sim import batchload, checks, options
+from sigma.sim.alignment import available_days, clock_start, prod_days, trace_days
 from sigma.sim.cluster import POLICIES, WAITING, Machines
-from sigma.sim.prod import build_fleet, load_prod_curves, no_prod
+from sigma.sim.prod import DEFAULT_REQUEST_RATIO, ProdCurves, build_fleet, load_prod_curves, no_prod
 from sigma.sim.run import SimInputs, run
 from sigma.sim.traces import (
     TraceError,
@@ -36,6 +37,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--prod-usage", type=Path, help="v2018 machine_usage.csv, or a dir of day_N cluster averages")
     p.add_argument("--prod-share", type=float, default=0.5,
                    help="fraction of the usage curve that is prod (the curves count prod and batch)")
+    p.add_argument("--prod-request-ratio", type=float, default=DEFAULT_REQUEST_RATIO,
+                   help="prod pods' cpu request / their peak cpu usage (>= 1; docs/simulator.md says where "
+                        f"the default {DEFAULT_REQUEST_RATIO:g} comes from)")
+    p.add_argument("--prod-loop", action="store_true",
+                   help="lay a loop of the prod curves over job days they do not cover (reported)")
+    p.add_argument("--batch-scale", default="auto",
+                   help="multiply every task's instances by this (a number), or 'auto': so that the replayed batch "
+                        "carries the trace's batch cores, (1 - prod share) of the usage curve (reported)")
+    p.add_argument("--start", type=float, help="trace second the virtual clock starts at (default: first submit)")
     p.add_argument("--v2017-batch-task", type=Path, help="v2017 batch_task.csv: the batch jobs to replay")
     p.add_argument("--v2017-jobs", type=Path, help="CloudSimPy jobs.csv: mean instance durations")
     p.add_argument("--v2017-server-event", type=Path, help="v2017 server_event.csv: the machines at t=0")
@@ -50,7 +60,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--tick", type=float, default=60.0, help="agent report / metrics interval, seconds")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (a run replays exactly)")
     p.add_argument("--no-search", action="store_true", help="skip the machines-needed search")
-    p.add_argument("--search-jobs", type=int, default=300, help="jobs replayed by each search probe")
+    p.add_argument("--search-jobs", type=int, default=300,
+                   help="jobs replayed by each search probe (0: the whole workload)")
     options.add_arguments(p)
     p.add_argument("--out", type=Path, required=True, help="directory for report.json, report.md and the plots")
     p.set_defaults(func=run_sim)
@@ -61,7 +72,7 @@ def run_sim(args: argparse.Namespace) -> int:
     try:
         inputs = load_inputs(args)
     except (TraceError, ValueError) as e:
-        err.print(f"[red]sigma sim: {e}[/]")
+        err.print(f"[red]sigma sim: {e}[/]", soft_wrap=True)  # one line, however long
         return 2
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                TimeElapsedColumn())
@@ -103,15 +114,54 @@ def load_inputs(args: argparse.Namespace) -> SimInputs:
         if as_traced is not None:
             as_traced = as_traced.first_jobs(args.jobs)
     machines = _machines(args, notes)
+    start = clock_start(float(workload.job_submit.min()), args.start)
+    statistics = checks.dag_statistics(workload) if workload.traced_span is not None else None
     fleet = no_prod()
+    load = None
     if args.prod_usage:
-        curves = load_prod_curves(args.prod_usage)
-        fleet = build_fleet(curves, machines.count, machines.cpu_millis, machines.memory, args.prod_share)
+        curves = _prod_curves(args, workload, notes)
+        fleet = build_fleet(curves, machines.count, machines.cpu_millis, machines.memory, args.prod_share,
+                            request_ratio=args.prod_request_ratio)
+        load = batchload.measure(workload, curves, machines.count * machines.cpu_millis / 1000, args.prod_share,
+                                 _batch_scale(args.batch_scale))
+        workload = batchload.scale_instances(workload, load.scale, args.seed)
+    elif args.batch_scale != "auto":
+        workload = batchload.scale_instances(workload, _batch_scale(args.batch_scale) or 1.0, args.seed)
     usage = load_v2018_cluster_usage(args.v2018_cluster_usage) if args.v2018_cluster_usage else None
     return SimInputs(workload, fleet, machines, policies, as_traced_workload=as_traced, v2017_tasks=tasks,
                      v2018_usage=usage, tick=args.tick, seed=args.seed, search=not args.no_search,
                      search_jobs=args.search_jobs, notes=notes, thresholds=options.thresholds(args),
-                     predict=options.predict_settings(args))
+                     predict=options.predict_settings(args), start=start, batch_load=load,
+                     dag_statistics=statistics)
+
+
+def _batch_scale(text: str) -> float | None:
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"--batch-scale must be 'auto' or a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"--batch-scale must be 'auto' or a number > 0, got {text!r}")
+    return value
+
+
+def _prod_curves(args: argparse.Namespace, workload: Workload, notes: list[str]) -> ProdCurves:
+    """The prod curves of the jobs' own trace days (aligned time, sigma.sim.alignment)."""
+    path: Path = args.prod_usage
+    if path.is_dir():
+        chosen = prod_days(trace_days(workload.job_submit), available_days(path), str(path), args.prod_loop)
+        notes.append(chosen.note)
+        return load_prod_curves(path, days=chosen.days, loop=chosen.loop)
+    curves = load_prod_curves(path, loop=args.prod_loop)
+    first, last = float(workload.job_submit.min()), float(workload.job_submit.max())
+    if not args.prod_loop and not (curves.origin <= first and last < curves.end):
+        raise ValueError(f"{path}: the jobs are submitted over trace seconds {first:.0f}-{last:.0f} but the usage "
+                         f"covers {curves.origin:.0f}-{curves.end:.0f}; give matching data, or --prod-loop")
+    notes.append(f"prod curves: {curves.source}, trace seconds {curves.origin:.0f}-{curves.end:.0f}"
+                 + (", looped (--prod-loop)" if args.prod_loop else ""))
+    return curves
 
 
 def _machines(args: argparse.Namespace, notes: list[str]) -> Machines:

@@ -50,11 +50,18 @@ class Group:
     start: float
 
 
+def idle_class_share(requested: I64, quota: I64, capacity: I64, prod: I64) -> I64:
+    """The CPU batch actually gets per node: its requests, capped by the suppress quota and by
+    what prod (which the idle class always serves first) leaves of the machine."""
+    return np.asarray(np.minimum(np.minimum(requested, quota), np.maximum(capacity - prod, 0)), dtype=np.int64)
+
+
 class Simulation:
     def __init__(self, workload: Workload, fleet: ProdFleet, cluster: Cluster, policy: Policy, *,
                  tick: float = 60.0, peak_window: float = 300.0, backfill: int = 8, round_s: float = 1.0,
                  progress: Callable[[float], None] | None = None, until: float = 0.0,
-                 thresholds: Thresholds = DEFAULT_THRESHOLDS, forecast: ProdForecast | None = None) -> None:
+                 thresholds: Thresholds = DEFAULT_THRESHOLDS, forecast: ProdForecast | None = None,
+                 start: float | None = None) -> None:
         self.w, self.fleet, self.cluster, self.policy = workload, fleet, cluster, policy
         self.tick, self.backfill, self.progress, self.round_s = tick, backfill, progress, round_s
         self.snapshot = cluster.snapshot
@@ -90,7 +97,10 @@ class Simulation:
         self.quota: I64 | None = None
         self.last_progress = 0.0
         self.stalled_since = 0.0
-        self.until = until  # keep the clock (and prod) running at least this long
+        self.until = until  # keep the clock (and prod) running at least until this trace time
+        # Where the virtual clock starts (trace seconds): by default the first submit, so a
+        # day of jobs submitted on trace day 8 is not preceded by seven days of idle replay.
+        self.start = start
 
     # -- events ---------------------------------------------------------------------------
     def push(self, t: float, kind: int, item: int) -> None:
@@ -110,8 +120,8 @@ class Simulation:
         else:
             for t in range(len(w)):
                 self.push(float(w.release[t]), RELEASE, t)
-        first = float(min(w.job_submit.min(), 0.0)) if len(w) else 0.0
-        start = float(np.floor(first / self.tick) * self.tick)
+        start = self.start if self.start is not None else (float(w.job_submit.min()) if len(w) else 0.0)
+        start = float(np.floor(start / self.tick) * self.tick)
         self.rec.start(start)
         self.push(start, TICK, 0)
         self.stalled_since = start
@@ -249,12 +259,16 @@ class Simulation:
     # -- the agents' tick: prod usage, Level-0, suppress, evict, metrics ----------------------
     def _tick(self, now: float) -> None:
         prod_cpu, prod_memory = self.prod.usage(now)
+        if self.fleet.count and self.fleet.curves.outside(now):
+            self.rec.prod_held_ticks += 1  # no prod data for this time: the curve's end value held
         batch_cpu_used = self.node_batch_cpu
         if self.policy.usage_based:
             # The quota in force over this tick was set from the previous report: the agent
-            # reacts one reporting interval late, which is where prod can be short-changed.
+            # reacts one reporting interval late. Within the tick batch's parent cgroup is
+            # SCHED_IDLE (cpu.idle, the ladder's first rung, always on): prod takes the CPU it
+            # asks for first and batch runs on what is left, so a late quota slows batch, not prod.
             quota = self.quota if self.quota is not None else self.qos.quota(prod_cpu)
-            batch_cpu_used = np.minimum(self.node_batch_cpu, quota)
+            batch_cpu_used = idle_class_share(self.node_batch_cpu, quota, self.cluster.cpu_capacity, prod_cpu)
             self._level0(now, prod_cpu, prod_memory)
             self.quota = self.qos.quota(prod_cpu)
         self.rec.tick(now, prod_cpu, prod_memory, self.prod.unplaced(now), batch_cpu_used,

@@ -122,7 +122,7 @@ class ProdForecast:
         if found is None:
             s = self.settings
             ts = start - self.history_s + s.step_s * np.arange(round(self.history_s / s.step_s))
-            index = (np.floor(ts / self.curves.step).astype(np.int64)) % self.curves.cpu.shape[1]
+            index = self.curves.indices(np.asarray(ts, dtype=np.float64))
             horizon = s.refit_s + s.lead_s + s.step_s
             cpu = [self._forecast(row[index], ts[0], start, horizon) for row in self.curves.cpu]
             memory = [self._forecast(row[index], ts[0], start, horizon) for row in self.curves.memory]

@@ -71,6 +71,7 @@ class Recorder:
         self.unplaceable: dict[int, int] = {}
         self.alloc: list[tuple[float, float]] = []  # Level-0's batch allocatable, cluster total per tick
         self.end = 0.0
+        self.prod_held_ticks = 0  # ticks outside the prod curves' span (their end value held)
 
     def start(self, t0: float) -> None:
         self.t0 = t0
@@ -174,6 +175,7 @@ class Recorder:
             "sched_delay_mean_s": float(np.average(delays, weights=weights)),
             "sched_delay_p90_s": _weighted_pct(delays, weights, 90),
             "sched_delay_max_s": float(delays.max()),
+            "prod_curve_held_s": self.prod_held_ticks * self.tick_s,
         }
 
     def jct(self) -> F64:

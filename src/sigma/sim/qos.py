@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from sigma.colocation.ladder import (
     DEFAULT_MEMORY_HIGH,
+    DEFAULT_MEMORY_LOW,
     Eviction,
     NodeState,
     PodUsage,
@@ -39,6 +40,17 @@ from sigma.colocation.level0 import (
 I64 = npt.NDArray[np.int64]
 
 
+def agreed_thresholds(thresholds: Thresholds, evict_low: float = DEFAULT_MEMORY_LOW) -> Thresholds:
+    """Level-0's thresholds as the ladder can honour them. Batch memory that Level-0 offers up to
+    `memory` x capacity must not be memory the ladder then takes back: above its high watermark
+    the agent evicts batch down to `evict_low`. With memoryThreshold 0.95 against the 0.90/0.85
+    watermarks, the scheduler refilled every node the agent had just emptied, each tick, and a
+    higher threshold needed more machines, not fewer. So the memory share batch may be given
+    stops at the low watermark; the cpu threshold needs no cap (cpu is throttled, never evicted
+    for use)."""
+    return Thresholds(thresholds.cpu, min(thresholds.memory, evict_low))
+
+
 class NodeQoS:
     """Per-node Level-0 allocatable and suppress quotas for the whole cluster, per tick."""
 
@@ -46,7 +58,7 @@ class NodeQoS:
                  thresholds: Thresholds = DEFAULT_THRESHOLDS) -> None:
         self.cpu_capacity = cpu_capacity
         self.memory_capacity = memory_capacity
-        self.thresholds = thresholds
+        self.thresholds = agreed_thresholds(thresholds)
         nodes = len(cpu_capacity)
         # Recent prod usage per node, one row per tick: the peak over the window is its max.
         self.history_cpu = np.zeros((window_ticks, nodes), dtype=np.int64)

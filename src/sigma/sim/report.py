@@ -15,7 +15,8 @@ import numpy as np
 
 from sigma.sim.cluster import POLICIES
 
-COLUMNS = (("machines_needed", "machines needed", "{}"), ("prod_violation", "prod violation", "{:.4%}"),
+COLUMNS = (("machines_needed", "machines needed", "{}"), ("measured_at_machines", "measured at", "{}"),
+           ("prod_violation", "prod violation", "{:.4%}"),
            ("cpu_util_mean", "CPU util mean", "{:.1%}"), ("cpu_util_p95", "CPU util p95", "{:.1%}"),
            ("memory_util_mean", "mem util mean", "{:.1%}"), ("jct_mean_s", "JCT mean s", "{:.0f}"),
            ("jct_p50_s", "JCT p50 s", "{:.0f}"), ("jct_p90_s", "JCT p90 s", "{:.0f}"),
@@ -59,16 +60,34 @@ def markdown(report: dict[str, Any]) -> str:
         t = inputs["level0_thresholds"]
         lines.append(f"Level-0 thresholds: cpu {t['cpu']:g}, memory {t['memory']:g}."
                      + (f" sigma-predictive: {inputs['prediction']}." if "prediction" in inputs else ""))
-    lines += ["", "| policy | " + " | ".join(c[1] for c in COLUMNS) + " |",
-              "|---|" + "---|" * len(COLUMNS)]
-    for name, s in report["policies"].items():
-        lines.append(f"| {name} | " + " | ".join(_cell(s.get(k), f) for k, _, f in COLUMNS) + " |")
+    if "prod_request_ratio" in inputs:
+        looped = "looped" if inputs["prod_loop"] else "not looped"
+        lines.append(f"Prod pods request {inputs['prod_request_ratio']:g}x their peak cpu; clock starts at trace "
+                     f"second {inputs['clock_start_s']:.0f}; prod curves {looped}.")
+    if "batch_load" in inputs:
+        b = inputs["batch_load"]
+        lines.append(f"Batch: the sampled jobs request {b['sampled_workload_cores_mean']:.0f} cores on average against "
+                     f"the trace's {b['trace_batch_cores_mean']:.0f}; instances scaled x{b['scale']:.3g}, replaying "
+                     f"{b['replayed_share']:.1%} of the trace's batch.")
+    lines += ["", "Each policy at the size it needs (its own machines-needed), else at the common size:", ""]
+    lines += _table(report["policies"])
+    common = {k: v["at_common_size"] for k, v in report["policies"].items() if "at_common_size" in v}
+    if common and any("at_own_size" in v for v in report["policies"].values()):
+        lines += ["", f"All policies at the common size ({report.get('common_size_machines')} machines):", ""]
+        lines += _table(common)
     for name, why in report.get("waiting", {}).items():
         lines.append(f"\nNot run: `{name}`: {why}.")
     if "machines_needed" in report:
         m = report["machines_needed"]
         lines += ["", f"Machines needed: binary search on the first {m['workload_jobs']} jobs; "
                   f"rule: {m['rule']} (unlimited p90 = {_cell(m['unlimited_jct_p90_s'], '{:.0f}')} s)."]
+    if report.get("checks"):
+        lines += ["", "## Checks against figures the replay did not take as input", ""]
+        for name, c in report["checks"].items():
+            verdict = {True: "passed", False: "FAILED", None: "not run"}[c.get("passed")]
+            detail = c.get("reason") or c.get("tolerance", "")
+            extra = f" (median ratio {c['median_ratio']:.2f})" if "median_ratio" in c else ""
+            lines.append(f"- {name}: {verdict}{extra}; {detail}")
     validation = report.get("validation", {})
     if "v2017" in validation:
         v = validation["v2017"]
@@ -88,6 +107,13 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def _table(policies: dict[str, Any]) -> list[str]:
+    lines = ["| policy | " + " | ".join(c[1] for c in COLUMNS) + " |", "|---|" + "---|" * len(COLUMNS)]
+    for name, s in policies.items():
+        lines.append(f"| {name} | " + " | ".join(_cell(s.get(k), f) for k, _, f in COLUMNS) + " |")
+    return lines
 
 
 def plots(out: Path, report: dict[str, Any], series: dict[str, Any]) -> list[Path]:

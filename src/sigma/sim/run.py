@@ -13,14 +13,15 @@ from typing import Any
 import numpy as np
 
 from sigma.colocation.level0 import DEFAULT_THRESHOLDS, Thresholds
-from sigma.sim import validation
+from sigma.sim import checks, validation
+from sigma.sim.batchload import BatchLoad
 from sigma.sim.cluster import POLICIES, WAITING, Machines, Policy, build_cluster
 from sigma.sim.engine import Simulation
 from sigma.sim.forecast import PredictSettings, ProdForecast
 from sigma.sim.measures import Recorder
 from sigma.sim.prod import ProdFleet, build_fleet
 from sigma.sim.prod import curves_from_cluster_usage as load_prod_curves_from
-from sigma.sim.search import machines_needed
+from sigma.sim.search import machines_needed, passes
 from sigma.sim.traces import V2017BatchTasks, V2018ClusterUsage
 from sigma.sim.workload import Workload
 
@@ -43,6 +44,9 @@ class SimInputs:
     notes: list[str] = field(default_factory=list)
     thresholds: Thresholds = DEFAULT_THRESHOLDS  # Level-0 and suppress (the NodeSLO's)
     predict: PredictSettings = field(default_factory=PredictSettings)
+    start: float | None = None  # trace second the clock starts at (None: the first submit)
+    batch_load: BatchLoad | None = None  # how much of the trace's batch the workload carries
+    dag_statistics: dict[str, Any] | None = None  # checks.dag_statistics of the workload as loaded
     _forecast: ProdForecast | None = field(default=None, init=False, repr=False)
 
     def forecast(self) -> ProdForecast:
@@ -58,7 +62,7 @@ def simulate(inputs: SimInputs, policy: Policy, machines: Machines, workload: Wo
     cluster = build_cluster(machines, inputs.fleet, policy, inputs.seed, unlimited=unlimited)
     forecast = inputs.forecast() if policy.predictive else None
     return Simulation(workload, inputs.fleet, cluster, policy, tick=inputs.tick, progress=progress,
-                      thresholds=inputs.thresholds, forecast=forecast).run()
+                      thresholds=inputs.thresholds, forecast=forecast, start=inputs.start).run()
 
 
 def run(inputs: SimInputs, progress: Progress | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -70,10 +74,17 @@ def run(inputs: SimInputs, progress: Progress | None = None) -> tuple[dict[str, 
                    "machines": inputs.machines.count, "cpus": inputs.machines.cpu_millis / 1000,
                    "memory_units": inputs.machines.memory, "prod": inputs.fleet.curves.source,
                    "prod_pods": inputs.fleet.count, "prod_share": inputs.fleet.share, "tick_s": inputs.tick,
+                   "prod_request_ratio": inputs.fleet.request_ratio, "prod_loop": inputs.fleet.curves.loop,
+                   "prod_curve_span_s": [inputs.fleet.curves.origin, inputs.fleet.curves.end],
+                   "clock_start_s": inputs.start if inputs.start is not None else _first_submit(inputs.workload),
                    "seed": inputs.seed,
                    "level0_thresholds": {"cpu": inputs.thresholds.cpu, "memory": inputs.thresholds.memory}},
         "policies": {}, "waiting": {}, "notes": list(inputs.notes),
     }
+    if inputs.batch_load is not None:
+        report["inputs"]["batch_load"] = inputs.batch_load.describe()
+        report["inputs"]["batch_scale"] = inputs.batch_load.scale
+        report["inputs"]["batch_replayed_share"] = inputs.batch_load.replayed_share
     if any(POLICIES[p].predictive for p in inputs.policies if p in POLICIES):
         report["inputs"]["prediction"] = inputs.predict.describe(inputs.fleet.curves)
     series: dict[str, Any] = {}
@@ -94,9 +105,65 @@ def run(inputs: SimInputs, progress: Progress | None = None) -> tuple[dict[str, 
         report["policies"][name] = summary
         if policy.as_traced:
             report["validation"] = _validate(inputs, series[name])
-    if inputs.search:
+    for name, summary in list(report["policies"].items()):
+        report["policies"][name] = {**summary, "measured_at_machines": inputs.machines.count,
+                                    "at_common_size": dict(summary)}
+    report["common_size_machines"] = inputs.machines.count
+    unlimited = None
+    if inputs.search or inputs.workload.traced_span is not None:
+        say("unlimited cluster", 0.0)
+        unlimited = simulate(inputs, POLICIES["requests"], inputs.machines, inputs.workload, unlimited=True)
+    report["checks"] = _checks(inputs, report, unlimited)
+    if inputs.search and unlimited is not None:
         report["machines_needed"] = _search_all(inputs, report, say)
+        _at_own_size(inputs, report, series, say, unlimited.summary()["jct_p90_s"])
     return report, series
+
+
+def _checks(inputs: SimInputs, report: dict[str, Any], unlimited: Recorder | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    w = inputs.workload
+    if w.traced_span is not None and unlimited is not None:
+        out["v2018_job_spans"] = checks.job_spans(unlimited.job_finish - unlimited.job_submit, w.traced_span)
+    if inputs.dag_statistics is not None:
+        out["v2018_dag_statistics"] = inputs.dag_statistics
+    if inputs.batch_load is not None:
+        out["cluster_cpu_vs_usage_curve"] = checks.cluster_cpu_not_run(inputs.fleet.curves.source)
+    v2017 = report.get("validation", {}).get("v2017")
+    if v2017 is not None:
+        out["v2017_as_traced"] = {"check": "as-traced running instances and CPU per bucket against the task "
+                                           "timestamps", "tolerance": "1% of peak per bucket, 1% of the total",
+                                  "passed": v2017["within_tolerance"]}
+    if "v2018" in report.get("validation", {}):
+        out["v2018_prod_replay"] = checks.cluster_cpu_not_run("the cluster-average files replayed as prod alone")
+    return out
+
+
+def _at_own_size(inputs: SimInputs, report: dict[str, Any], series: dict[str, Any], say: Progress,
+                 p90: float | None) -> None:
+    """Each policy again on the whole workload at the size it needs: what co-location buys is
+    seen there, not on a cluster every policy shares. The top-level figures of a policy are
+    these; `at_common_size` keeps the shared-size run. Whether the size found on the search's
+    workload also passes on the whole one is reported (a sampled search can be wrong)."""
+    report["machines_needed"]["whole_workload_unlimited_jct_p90_s"] = p90
+    for name, entry in report["policies"].items():
+        n = entry.get("machines_needed")
+        if not n:
+            continue
+        say(f"{name}: at its own size ({n})", 0.0)
+        policy = POLICIES[name]
+        rec = simulate(inputs, policy, Machines(n, inputs.machines.cpu_millis, inputs.machines.memory),
+                       inputs.workload)
+        own = rec.summary()
+        own["passes_rule_on_whole_workload"] = p90 is not None and passes(own, p90, 1.2)
+        report["policies"][name] = {**own, "machines_needed": n, "measured_at_machines": n,
+                                    "at_own_size": dict(own), "at_common_size": entry["at_common_size"]}
+        series[name] = rec.series()
+        series[name]["jct"] = rec.jct()
+
+
+def _first_submit(w: Workload) -> float:
+    return float(w.job_submit.min()) if len(w) else 0.0
 
 
 def _horizon(w: Workload) -> tuple[float, float]:
@@ -118,14 +185,15 @@ def _validate(inputs: SimInputs, series: dict[str, Any]) -> dict[str, Any]:
         replay = SimInputs(inputs.workload.first_jobs(0), fleet, inputs.machines, ("as-traced",), tick=300.0)
         cluster = build_cluster(inputs.machines, fleet, POLICIES["as-traced"], unlimited=False)
         rec = Simulation(replay.workload, fleet, cluster, POLICIES["as-traced"], tick=300.0,
-                         until=curves.length).run()
+                         start=curves.origin, until=curves.end).run()
         out["v2018"] = validation.v2018(usage, rec.series())
     return out
 
 
 def _search_all(inputs: SimInputs, report: dict[str, Any], say: Progress) -> dict[str, Any]:
-    """Binary search per policy on the first `search_jobs` jobs (each probe is a full run)."""
-    w = inputs.workload.first_jobs(inputs.search_jobs)
+    """Binary search per policy on the first `search_jobs` jobs, or all of them when
+    `search_jobs` is 0 (each probe is a full run)."""
+    w = inputs.workload.first_jobs(inputs.search_jobs) if inputs.search_jobs > 0 else inputs.workload
     base = simulate(inputs, POLICIES["requests"], inputs.machines, w, unlimited=True).summary()
     p90 = base["jct_p90_s"]
     out: dict[str, Any] = {"workload_jobs": len(w.job_names), "unlimited_jct_p90_s": p90,

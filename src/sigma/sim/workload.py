@@ -51,6 +51,7 @@ class Workload:
     release: F64  # seconds: fixed arrival time, or NaN when the DAG releases the task
     depends_on: tuple[tuple[str, ...], ...]  # names of tasks in the same job
     skipped: dict[str, int] = field(default_factory=dict)
+    traced_span: F64 | None = None  # per job: finish - submit as the trace recorded it (DAG files)
 
     def __len__(self) -> int:
         return len(self.job)
@@ -79,7 +80,8 @@ class Workload:
             job=remap[self.job[rows]], name=tuple(self.name[i] for i in rows),
             instances=self.instances[rows], cpu_millis=self.cpu_millis[rows], memory=self.memory[rows],
             duration=self.duration[rows], release=self.release[rows],
-            depends_on=tuple(self.depends_on[i] for i in rows), skipped=dict(self.skipped))
+            depends_on=tuple(self.depends_on[i] for i in rows), skipped=dict(self.skipped),
+            traced_span=None if self.traced_span is None else self.traced_span[ordered])
 
 
 def from_v2017(tasks: V2017BatchTasks, as_traced: bool = False) -> Workload:
@@ -130,10 +132,11 @@ def _units(values: F64, allow_zero: bool) -> I64:
 def from_dag_jobs(jobs: Sequence[DagJob]) -> Workload:
     """v2018 DAG jobs; memory there is 0-100 of the largest machine."""
     job_rows, names, n, cpu, mem, dur, deps = [], [], [], [], [], [], []
-    submit = []
+    submit, span = [], []
     skipped = 0
     for j, job in enumerate(jobs):
         submit.append(float(job.submit_time))
+        span.append(float(job.finish_time - job.submit_time))
         for task in job.tasks:
             if task.instances <= 0 or task.runtime <= 0:
                 skipped += 1  # a dependency on it still resolves: it succeeds at release
@@ -149,7 +152,7 @@ def from_dag_jobs(jobs: Sequence[DagJob]) -> Workload:
         name=tuple(names), instances=np.array(n, dtype=np.int64), cpu_millis=np.array(cpu, dtype=np.int64),
         memory=np.array(mem, dtype=np.int64), duration=np.array(dur, dtype=np.float64),
         release=np.full(len(names), np.nan), depends_on=tuple(deps),
-        skipped={"empty_tasks (0 instances or 0 s)": skipped} if skipped else {})
+        skipped={"empty_tasks (0 instances or 0 s)": skipped} if skipped else {}, traced_span=np.array(span))
 
 
 def concat(parts: Sequence[Workload]) -> Workload:
@@ -171,4 +174,6 @@ def concat(parts: Sequence[Workload]) -> Workload:
         memory=np.concatenate([p.memory for p in parts]),
         duration=np.concatenate([p.duration for p in parts]),
         release=np.concatenate([p.release for p in parts]),
-        depends_on=tuple(d for p in parts for d in p.depends_on), skipped=skipped)
+        depends_on=tuple(d for p in parts for d in p.depends_on), skipped=skipped,
+        traced_span=None if any(p.traced_span is None for p in parts)
+        else np.concatenate([p.traced_span for p in parts if p.traced_span is not None]))
