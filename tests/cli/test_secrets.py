@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from sigma.api.encryption import CONFIG_FILE, load_keyring
+
+pytestmark = pytest.mark.e2e  # runs the sigma command
 
 
 def sigma(*args: str) -> subprocess.CompletedProcess[str]:
