@@ -98,7 +98,7 @@ NODE_SLO_SPEC = obj(
     cpuThreshold=_share(f"Level-0: prod + batch CPU stays under this share of capacity; default "
                         f"{DEFAULT_THRESHOLDS.cpu}."),
     memoryThreshold=_share(f"Level-0: prod + batch memory stays under this share of capacity; default "
-                           f"{DEFAULT_THRESHOLDS.memory}."),
+                           f"{DEFAULT_THRESHOLDS.memory}. At most memoryEvictLow."),
     memoryEvictHigh=_share(f"Agent: batch pods are evicted when node memory use passes this share; default "
                            f"{DEFAULT_MEMORY_HIGH}."),
     memoryEvictLow=_share(f"Agent: ...until node memory use is under this share; default {DEFAULT_MEMORY_LOW}. "

@@ -291,6 +291,8 @@ KIND_SCHEMAS: dict[str, Schema] = {
     "SubjectAccessReview": kind_schema(FREE, FREE),
     "SelfSubjectRulesReview": kind_schema(FREE, FREE),
     "SelfSubjectReview": kind_schema(status=FREE),
+    # ControllerRevision: sigma.api.controllerrevision_kinds registers its schema.
+    "ControllerRevision": kind_schema(data=FREE, revision=int64()),
 }
 
 

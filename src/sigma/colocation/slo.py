@@ -103,6 +103,12 @@ def _validate_thresholds(spec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     if _is_number(low) and _is_number(high) and low > high:
         return [("spec.memoryEvictLow", f"Invalid value: {low}: must be less than or equal to memoryEvictHigh "
                  f"({high})", "FieldValueInvalid")]
+    level0 = spec.get("memoryThreshold", DEFAULT_THRESHOLDS.memory)
+    if _is_number(level0) and _is_number(low) and level0 > low:
+        # Level-0 would offer batch memory that the ladder evicts at once: every node
+        # emptied down to memoryEvictLow is refilled on the next round (eviction churn).
+        return [("spec.memoryThreshold", f"Invalid value: {level0}: must be less than or equal to memoryEvictLow "
+                 f"({low}): batch given memory above it would be evicted at once", "FieldValueInvalid")]
     policy = spec.get("cpuSuppressPolicy")
     if policy is not None and policy not in SUPPRESS_POLICIES:
         allowed = ", ".join(json.dumps(p) for p in SUPPRESS_POLICIES)
