@@ -36,7 +36,8 @@ def test_speeds_are_relative_to_runc() -> None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="the agent needs root")
 @pytest.mark.skipif(shutil.which("busybox") is None, reason="busybox is not installed (apt package busybox-static)")
 def test_a_small_run_reports_every_handler_the_node_has() -> None:
-    result = runtimes.run(["--pods", "2", "--loop", "1000", "--syscalls", "1000", "--repeat", "1",
+    # Loops long enough to outlast /proc/uptime's 10 ms resolution, which times them.
+    result = runtimes.run(["--pods", "2", "--loop", "20000", "--syscalls", "20000", "--repeat", "1",
                            "--settle", "0.5"])
     assert result["bench"] == "runtimes"
     runc = result["runc"]
