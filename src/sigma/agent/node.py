@@ -52,7 +52,9 @@ from sigma.agent.statefile import read_json, write_json
 from sigma.agent.volumes.manager import VolumeManager
 from sigma.agent.volumes.status import with_config_errors
 
-POD_WORKERS = 8  # pod starts at once (they mostly wait: on runc, the CNI plugins, a starved runc init)
+# Pod starts at once: they mostly wait on runc and the CNI plugins, but their shims and runc
+# also use CPU that the node's other work (a master beside it) needs.
+POD_WORKERS = 4
 ROUND_WAIT_S = 5.0  # how long a sync waits for its pods' actions before leaving them to finish later
 
 Action = StartContainer | StopContainer | RemoveContainer | RemovePod
