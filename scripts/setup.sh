@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(runc busybox-static iproute2 procps mount e2fsprogs etcd-server docker-registry chromium
               containernetworking-plugins nftables
-              runsc crun lxc)  # RuntimeClass handlers (each probed by the agent at start)
+              runsc crun lxc  # RuntimeClass handlers (each probed by the agent at start)
+              zstd)  # zstd-compressed image layers
 
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   missing=()
