@@ -34,6 +34,7 @@ log = logging.getLogger("sigma.agent.streaming")
 
 CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 PORTFORWARD_PROTOCOLS = ("SPDY/3.1+portforward.k8s.io",)
+MAX_SESSIONS = 64  # open exec, attach and port-forward sessions per node
 
 PodLookup = Callable[[str, str], "dict[str, Any] | None"]
 
@@ -114,12 +115,26 @@ class Streams:
         return self.netns_of(str(pod["metadata"].get("uid", "")))
 
     def _session(self, handler: Any, protocols: tuple[str, ...], body: Callable[[WsConn, str], None]) -> None:
-        protocol = handshake(handler, protocols)
+        with self._lock:
+            full = self.sessions >= MAX_SESSIONS
+            if not full:
+                self.sessions += 1  # counted before the handshake, so a burst cannot pass the cap
+        if full:
+            # Each session holds a thread and a process here: a client opening them without
+            # end must not exhaust the node. kubectl prints the message.
+            handler._text(429, f"too many exec, attach and port-forward sessions on this node ({MAX_SESSIONS})\n")
+            return
+        try:
+            protocol = handshake(handler, protocols)
+        except BaseException:
+            with self._lock:
+                self.sessions -= 1
+            raise
         if protocol is None:
+            with self._lock:
+                self.sessions -= 1
             return
         conn = WsConn(handler.connection)
-        with self._lock:
-            self.sessions += 1
         try:
             body(conn, protocol)
             conn.finish()
