@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,6 +20,8 @@ from sigma.agent.runtime.probe_handlers import probe_handlers
 from sigma.bench.agentproc import AgentProcess
 from tests.agent.imagebuild import busybox_layout
 from tests.harness import MasterProcess
+from tests.kubectl_cluster import KubectlCluster
+from tests.kubectl_cluster import wait_for as shared_wait_for
 
 BUSYBOX = shutil.which("busybox")
 HANDLERS = probe_handlers(True, shutil.which("runc") is not None) if os.geteuid() == 0 else None
@@ -37,32 +38,17 @@ def needs(handler: str) -> pytest.MarkDecorator:
                               f"no {handler}")
 
 
-class Cluster:
+class Cluster(KubectlCluster):
     def __init__(self, master: MasterProcess, agent: AgentProcess) -> None:
-        self.master, self.agent = master, agent
-
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["kubectl", "--server", self.master.url, *args], capture_output=True, text=True,
-                                input=input, timeout=120)
-        if check:
-            assert result.returncode == 0, f"kubectl {' '.join(args)}:\n{result.stderr}"
-        return result
-
-    def get(self, *args: str) -> Any:
-        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+        super().__init__(master)
+        self.agent = agent
 
     def apply(self, obj: dict[str, Any], check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.kubectl("apply", "-f", "-", input=json.dumps(obj), check=check)
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+    return shared_wait_for(what, probe, timeout, 0.3)
 
 
 @pytest.fixture(scope="module")

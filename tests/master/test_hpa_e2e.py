@@ -11,8 +11,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,8 @@ import pytest
 
 from tests.agent.agent_process import AgentProcess
 from tests.harness import MasterProcess
+from tests.kubectl_cluster import KubectlCluster
+from tests.kubectl_cluster import wait_for as shared_wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root,
               pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed"),
@@ -29,29 +29,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.root,
 NODE = "hpa-node"
 
 
-class Cluster:
-    def __init__(self, master: MasterProcess) -> None:
-        self.master = master
-
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["kubectl", "--server", self.master.url, *args], capture_output=True, text=True,
-                                input=input, timeout=120)
-        if check:
-            assert result.returncode == 0, f"kubectl {' '.join(args)}:\n{result.stderr}"
-        return result
-
-    def get(self, *args: str) -> Any:
-        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+Cluster = KubectlCluster
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    return shared_wait_for(what, probe, timeout, 0.5)
 
 
 def deployment(name: str, command: str, requests: dict[str, str] | None, replicas: int = 1) -> str:

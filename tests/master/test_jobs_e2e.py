@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,6 +16,8 @@ from kubernetes.client.rest import ApiException
 
 from sigma.bench.agentproc import AgentProcess
 from tests.harness import MasterProcess
+from tests.kubectl_cluster import KubectlCluster
+from tests.kubectl_cluster import wait_for as shared_wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root,
               pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed"),
@@ -26,29 +26,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.root,
 NODE = "jobs-node"
 
 
-class Cluster:
-    def __init__(self, master: MasterProcess) -> None:
-        self.master = master
-
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["kubectl", "--server", self.master.url, *args], capture_output=True, text=True,
-                                input=input, timeout=120)
-        if check:
-            assert result.returncode == 0, f"kubectl {' '.join(args)}:\n{result.stderr}"
-        return result
-
-    def get(self, *args: str) -> Any:
-        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+Cluster = KubectlCluster
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+    return shared_wait_for(what, probe, timeout, 0.3)
 
 
 @pytest.fixture(scope="module")
