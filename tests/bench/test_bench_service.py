@@ -56,7 +56,8 @@ def test_marks_are_read_after_the_flag_and_in_order() -> None:
 def test_ready_figures_split_the_wait_at_the_probe_and_count_the_misses() -> None:
     trials = [Trial(0.0, 0.5, 0.6), Trial(10.0, 10.9, 11.1), Trial(20.0, None, None)]
     figures = ready_figures(trials)
-    assert figures["ready_to_traffic_p99_s"] == 1.1 and figures["probe_to_traffic_p99_s"] == 0.2
+    # Ready is when the probe passed: 0.1 and 0.2 s after it; 0.6 and 1.1 s after the flag.
+    assert figures["ready_to_traffic_p99_s"] == 0.2 and figures["flag_to_traffic_p99_s"] == 1.1
     assert figures["ready_trials"] == 3 and figures["ready_trials_missed"] == 1
 
 

@@ -30,12 +30,14 @@ readiness probe, httpGet /ready with periodSeconds 1 and failureThreshold 1, ans
 until a flag file exists, in a 0755 directory under /var/tmp that pods can read) is made
 Ready by creating its flag at a moment the bench notes, after a random pause (so the flag
 falls anywhere in the probe's period), while the load runs on the ClusterIP. The replica
-logs when its probe first passes and when the first load request lands on it; the figure is
-flag -> first request. It holds the probe period (up to 1 s: the probe must run once after
-the flag), the agent's status write, the EndpointSlice controller, the proxy's sync, and
-the wait for the next request the proxy sends there (replicas / rate on average). The part
-after the probe passed is reported apart (probe_to_traffic_*). The flag is then removed,
-and the replica leaves the endpoints before it is used again.
+logs when its probe first passes (the moment the pod turns Ready: successThreshold 1) and
+when the first load request lands on it. ready_to_traffic_* is probe passed -> first
+request: the agent's status write, the EndpointSlice controller, the proxy's sync, and the
+wait for the next request the proxy sends there (replicas / rate on average).
+flag_to_traffic_* is flag -> first request: the same plus the probe's period (up to 1 s with
+periodSeconds 1: the probe must run once after the flag), which is the user's setting, not
+Sigma's delay. The flag is then removed, and the replica leaves the endpoints before it is
+used again.
 
 sync_5000_services_s and incremental_update_p99_ms come from `sigma bench service-sync`
 (sigma.bench.service_sync), run after the cluster is gone. Needs root, iproute2, nft, curl
@@ -179,12 +181,12 @@ def ready_figures(trials: list[Trial]) -> dict[str, Any]:
                    if t.first_request_at is not None and t.probe_passed_at is not None]
     probe_wait = [t.probe_passed_at - t.flag_at for t in trials if t.probe_passed_at is not None]
     r = _round
-    return {"ready_to_traffic_p99_s": r(percentile(to_traffic, 99)),
-            "ready_to_traffic_p50_s": r(percentile(to_traffic, 50)),
-            "ready_to_traffic_max_s": r(max(to_traffic, default=math.nan)),
+    return {"ready_to_traffic_p99_s": r(percentile(after_probe, 99)),
+            "ready_to_traffic_p50_s": r(percentile(after_probe, 50)),
+            "ready_to_traffic_max_s": r(max(after_probe, default=math.nan)),
+            "flag_to_traffic_p99_s": r(percentile(to_traffic, 99)),
+            "flag_to_traffic_p50_s": r(percentile(to_traffic, 50)),
             "probe_wait_p50_s": r(percentile(probe_wait, 50)),
-            "probe_to_traffic_p99_s": r(percentile(after_probe, 99)),
-            "probe_to_traffic_p50_s": r(percentile(after_probe, 50)),
             "ready_trials": len(trials), "ready_trials_missed": len(trials) - len(to_traffic)}
 
 
