@@ -104,6 +104,7 @@ class AgentOptions:
     node_status_interval: float = 10.0
     backoff: BackOff = field(default_factory=lambda: BackOff(base=10, cap=300))
     drain_on_exit: bool = False
+    streaming_idle_timeout_s: float = 4 * 3600.0  # kubelet's --streaming-connection-idle-timeout
     drain_grace: float = 10.0
     qos: QosOptions = field(default_factory=QosOptions)  # idle, suppress, evict, resctrl (qos.py)
     # How long to wait for another agent holding the same state directory to exit (an
@@ -119,6 +120,11 @@ class AgentOptions:
     # Pod volumes and env references (sigma.agent.volumes); off: env values only, no volumes.
     volumes: bool = True
     volume_resync_interval: float = 10.0  # how soon a changed ConfigMap or Secret shows in running pods
+
+    def __post_init__(self) -> None:
+        if not self.streaming_idle_timeout_s > 0:  # NaN too
+            raise ValueError(f"--streaming-connection-idle-timeout must be a positive number of seconds, "
+                             f"not {self.streaming_idle_timeout_s}")
 
 
 class NodeUnauthorized(Exception):
@@ -169,7 +175,8 @@ class Agent:
         self.node.on_actions_done = self.watcher.changed.set  # a pod's slow start ended: sync now
         self.address = opts.address or reachable_address(opts.host, getattr(client, "base_url", ""))
         self.streams = Streams(self.node, self.watcher.find,  # kubectl exec, attach, port-forward
-                               lambda uid: self.network.netns_path(uid) if self.network is not None else None)
+                               lambda uid: self.network.netns_path(uid) if self.network is not None else None,
+                               opts.streaming_idle_timeout_s)
         self.server = AgentServer(opts.host, opts.port, self.watcher.find, self.node.logs, self.render_metrics,
                                   ensure_serving_cert(state_dir, node_name, [self.address]), self.streams)
         self.facts = self._facts(list(runtimes))

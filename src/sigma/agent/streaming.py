@@ -35,19 +35,36 @@ log = logging.getLogger("sigma.agent.streaming")
 CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 PORTFORWARD_PROTOCOLS = ("SPDY/3.1+portforward.k8s.io",)
 MAX_SESSIONS = 64  # open exec, attach and port-forward sessions per node
+# A session with no byte either way for this long is closed, as kubelet's
+# --streaming-connection-idle-timeout (same default) does: a forgotten port-forward or a
+# client that went away without a FIN must not hold one of the MAX_SESSIONS for ever.
+IDLE_TIMEOUT_S = 4 * 3600.0
 
 PodLookup = Callable[[str, str], "dict[str, Any] | None"]
 
 
 class Streams:
-    def __init__(self, node: Any, find_pod: PodLookup, netns_of: Callable[[str], str | None]) -> None:
+    def __init__(self, node: Any, find_pod: PodLookup, netns_of: Callable[[str], str | None],
+                 idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
         self.node, self.find_pod, self.netns_of = node, find_pod, netns_of
+        self.idle_timeout_s = idle_timeout_s
         self.stopping = threading.Event()
         self.sessions = 0  # open now (tests check nothing is left behind)
         self._lock = threading.Lock()
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def ended(self, conn: WsConn) -> Callable[[], bool]:
+        """When a session on ``conn`` must stop: the agent stops, or the session went idle."""
+        def check() -> bool:
+            if self.stopping.is_set():
+                return True
+            if conn.idle_for() > self.idle_timeout_s:
+                log.info("closing a streaming session idle for %.0fs", conn.idle_for())
+                return True
+            return False
+        return check
 
     def serve(self, handler: Any, parts: list[str], query: dict[str, list[str]]) -> None:
         kind = parts[0]
@@ -56,7 +73,7 @@ class Streams:
             if found is not None:
                 netns, name = self._netns(found), str(found["metadata"]["name"])
                 self._session(handler, PORTFORWARD_PROTOCOLS,
-                              lambda conn, _: portforward.serve(conn, netns, name, self.stopping.is_set))
+                              lambda conn, _: portforward.serve(conn, netns, name, self.ended(conn)))
             return
         if kind not in ("exec", "attach") or len(parts) != 4:
             handler._text(404, f"no such endpoint: /{'/'.join(parts)}\n")
@@ -95,7 +112,7 @@ class Streams:
                 conn.close()
                 conn.drain()
                 return
-            execstream.serve(conn, running, req, protocol.startswith("v5."), self.stopping.is_set, early)
+            execstream.serve(conn, running, req, protocol.startswith("v5."), self.ended(conn), early)
 
         self._session(handler, CHANNEL_PROTOCOLS, run)
 
@@ -167,7 +184,8 @@ class Streams:
         thread = threading.Thread(target=pump, name="agent-attach", daemon=True)
         thread.start()
         try:
-            while not conn.closed and not self.stopping.is_set():
+            ended = self.ended(conn)
+            while not conn.closed and not ended():
                 readers: list[Any] = [conn, read_end] if conn.backlog < execstream.MAX_BACKLOG else [conn]
                 ready, _, _ = select.select(readers, [conn] if conn.wants_write() else [], [], 0.2)
                 if conn in ready and any(m.opcode == ws.CLOSE for m in conn.read()):

@@ -57,6 +57,7 @@ class WsConn:
         self.inbox: list[ws.Message] = self.reader.feed(buffered) if buffered else []
         self.closed = False  # the peer is gone, or a CLOSE was exchanged
         self.close_sent = False
+        self.last_active = time.monotonic()  # bytes last went either way (the idle timeout)
         sock.setblocking(False)
         # Sessions are small messages back and forth (keys, SPDY replies, a status): Nagle's
         # algorithm would hold each behind the ACK of the one before.
@@ -96,6 +97,7 @@ class WsConn:
             if not data:
                 self.closed = True
                 break
+            self.last_active = time.monotonic()
             try:
                 messages += self.reader.feed(data)
             except ws.ProtocolError as err:
@@ -115,6 +117,10 @@ class WsConn:
                 out.append(message)
         return out
 
+    def idle_for(self) -> float:
+        """Seconds since a byte last went either way."""
+        return time.monotonic() - self.last_active
+
     def pending(self) -> bool:
         """TLS has decrypted bytes select() cannot see."""
         return isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() > 0
@@ -131,6 +137,8 @@ class WsConn:
                 self.closed = True
                 return
             del self.out[:sent]
+            if sent:
+                self.last_active = time.monotonic()
 
     def drain(self, timeout: float = DRAIN_S) -> None:
         """Block (up to ``timeout``) until what is buffered has been written: the end of a session."""

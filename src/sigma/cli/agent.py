@@ -102,6 +102,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--qos-interval", type=float, default=1.0,
                    help="seconds between QoS rounds (idle, suppress, evict, resctrl)")
     p.add_argument("--drain-on-exit", action="store_true", help="stop every pod when the agent stops")
+    p.add_argument("--streaming-connection-idle-timeout", type=float, default=4 * 3600.0, metavar="SECONDS",
+                   help="close an exec, attach or port-forward session idle this long (default 4 h, as kubelet)")
     net = p.add_argument_group("pod network", "a network namespace and an address per pod (CNI), host-gw routes")
     net.add_argument("--pod-network", action="store_true",
                      help="give pods their own network from the Node's podCIDR (else they share the host's)")
@@ -212,6 +214,7 @@ def run_agent(args: argparse.Namespace) -> int:
             address=args.address, cgroup_root=cgroup_root, image_dir=args.image_dir or DEFAULT_ROOT,
             resync_interval=args.resync_interval, metrics_interval=args.metrics_interval,
             lease_interval=args.lease_interval, drain_on_exit=args.drain_on_exit,
+            streaming_idle_timeout_s=args.streaming_connection_idle_timeout,
             pod_network=args.pod_network, enable_ip_forward=args.enable_ip_forward,
             cni_bin_dirs=tuple(args.cni_bin_dir or DEFAULT_CNI_BIN_DIRS),
             qos=QosOptions(interval=args.qos_interval),
