@@ -61,6 +61,39 @@ def _version(obj: dict[str, Any]) -> str:
     return str(rv) if rv else json.dumps(obj, sort_keys=True)
 
 
+@dataclass(frozen=True)
+class _Cached:
+    """One Service's fragment and what it was made from. The objects themselves are held:
+    the cache hands out the same dict until the API changes the object, so an unchanged
+    Service is recognised by identity (a sync's cost follows the change, not the cluster;
+    holding them also keeps their ids from being reused)."""
+
+    signature: tuple[str, ...]
+    fragment: Fragment
+    service: dict[str, Any]
+    slices: tuple[dict[str, Any], ...]
+    by_identity: bool  # every object carries a resourceVersion
+    problem: str = ""  # why the Service is left out, if it is
+
+
+def _same_objects(cached: _Cached, svc: dict[str, Any], slices: list[dict[str, Any]]) -> bool:
+    """The very objects the fragment was made from (only for objects that carry a
+    resourceVersion: one made by hand, without, may be changed in place)."""
+    if not cached.by_identity or cached.service is not svc:
+        return False
+    mine = cached.slices
+    if len(mine) != len(slices):
+        return False
+    for a, b in zip(mine, slices, strict=True):
+        if a is not b:
+            return False
+    return True
+
+
+def _versioned(svc: dict[str, Any], slices: list[dict[str, Any]]) -> bool:
+    return all((o.get("metadata") or {}).get("resourceVersion") for o in (svc, *slices))
+
+
 def _key(obj: dict[str, Any]) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
     return meta.get("namespace") or "default", meta.get("name") or ""
@@ -75,7 +108,7 @@ class ServiceProxy:
         self._applied: Applied | None = None  # what the kernel holds, as far as we know
         self._pending_problems: set[str] = set()
         self.last = SyncStats()
-        self._fragments: dict[tuple[str, str], tuple[tuple[str, ...], Fragment]] = {}
+        self._fragments: dict[tuple[str, str], _Cached] = {}
         self._problems: set[str] = set()
 
     def _current(self) -> tuple[dict[tuple[str, str], Fragment], set[tuple[str, str]]]:
@@ -84,27 +117,33 @@ class ServiceProxy:
         services, slices = self.source.snapshot()
         by_service = slices_by_service(slices)
         fragments: dict[tuple[str, str], Fragment] = {}
-        kept, problems, fresh = {}, set(), set()
+        kept: dict[tuple[str, str], _Cached] = {}
+        fresh: set[tuple[str, str]] = set()
         for svc in services:
             key = _key(svc)
-            mine = by_service.get(key, ())
+            mine = by_service.get(key, [])
+            cached = self._fragments.get(key)
+            if cached is not None and _same_objects(cached, svc, mine):
+                kept[key] = cached  # the common case: one identity check per object, no hashing
+                fragments[key] = cached.fragment
+                continue
             signature = (_version(svc), *sorted(map(_version, mine))) if len(mine) > 1 else (
                 _version(svc), *map(_version, mine))
-            cached = self._fragments.get(key)
-            if cached is not None and cached[0] == signature:
-                fragment = cached[1]
+            problem = ""
+            if cached is not None and cached.signature == signature:
+                fragment, problem = cached.fragment, cached.problem
             else:
                 fresh.add(key)
                 try:
                     fragment = service_fragment(service_ports(svc, list(mine), self.cfg.node_name), self.cfg)
                 except (KeyError, TypeError, ValueError, AttributeError) as err:
-                    problems.add(f"service {key[0]}/{key[1]}: {err}")
+                    problem = f"service {key[0]}/{key[1]}: {err}"
                     fragment = Fragment()
-            kept[key] = (signature, fragment)
+            kept[key] = _Cached(signature, fragment, svc, tuple(mine), _versioned(svc, mine), problem)
             fragments[key] = fragment
         fresh |= set(self._fragments) - set(kept)  # Services gone
         self._fragments = kept
-        self._pending_problems = problems
+        self._pending_problems = {c.problem for c in kept.values() if c.problem}
         return fragments, fresh
 
     def _merge(self, fragments: dict[tuple[str, str], Fragment]) -> tuple[Ruleset, Applied]:
