@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sigma.agent.svcproxy.libnft import LibNft, default_nft
 from sigma.agent.svcproxy.model import service_ports, slices_by_service
 from sigma.agent.svcproxy.nft import Nft, NftError
 from sigma.agent.svcproxy.patch import Applied, patch
@@ -84,10 +86,7 @@ def _same_objects(cached: _Cached, svc: dict[str, Any], slices: list[dict[str, A
     mine = cached.slices
     if len(mine) != len(slices):
         return False
-    for a, b in zip(mine, slices, strict=True):
-        if a is not b:
-            return False
-    return True
+    return all(map(operator.is_, mine, slices))  # C-level: no Python frame per object
 
 
 def _versioned(svc: dict[str, Any], slices: list[dict[str, Any]]) -> bool:
@@ -100,9 +99,10 @@ def _key(obj: dict[str, Any]) -> tuple[str, str]:
 
 
 class ServiceProxy:
-    def __init__(self, source: Source, cfg: NodeConfig, nft: Nft | None = None,
+    def __init__(self, source: Source, cfg: NodeConfig, nft: Nft | LibNft | None = None,
                  min_sync_period: float = MIN_SYNC_PERIOD_S) -> None:
-        self.source, self.cfg, self.nft = source, cfg, nft or Nft()
+        self.source, self.cfg = source, cfg
+        self.nft: Nft | LibNft = nft or default_nft()
         self.min_sync_period = min_sync_period
         self.changed = source.subscribe()
         self._applied: Applied | None = None  # what the kernel holds, as far as we know
