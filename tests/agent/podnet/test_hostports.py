@@ -69,3 +69,14 @@ def test_a_port_another_pod_of_the_node_holds_is_refused_with_its_name() -> None
     table.check("u1", [HostPort("tcp", "", 80, "", 8080)])  # the pod itself, made again
     table.set("u1", "", [])
     table.check("u2", [HostPort("tcp", "", 80, "", 8080)])
+
+
+def test_a_claim_holds_the_port_before_the_pod_has_an_address_until_it_is_let_go() -> None:
+    table = HostPortTable()
+    table.claim("u1", "default/web-0", [HostPort("tcp", "", 80, "", 8080)])
+    with pytest.raises(HostPortError, match="taken by pod default/web-0"):
+        table.claim("u2", "default/web-1", [HostPort("tcp", "", 80, "", 8080)])
+    assert "u2" not in table.by_pod
+    table.set("u1", "", [])  # its ADD failed, or the pod went
+    table.claim("u2", "default/web-1", [HostPort("tcp", "", 80, "", 8080)])
+    assert table.by_pod["u2"][0] == "default/web-1"

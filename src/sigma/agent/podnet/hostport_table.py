@@ -4,7 +4,8 @@
 call, so an agent restart reconciles the table with the pods it still has) and rewrites
 ``ip sigma-hostports`` whenever the set changes. A mapping another pod of the node already
 holds is refused (the scheduler's NodePorts filter keeps that from happening, a pod bound
-by ``nodeName`` skips the scheduler).
+by ``nodeName`` skips the scheduler). Pods are set up by several workers at once: a claim
+checks and records under one lock, so two of them never both get one port.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import threading
 
 from sigma.agent.podnet import conflist
 from sigma.agent.podnet.hostports import HostPort, HostPortError, render
@@ -24,6 +26,14 @@ class HostPortTable:
         self.by_pod: dict[str, tuple[str, list[HostPort]]] = {}  # uid -> (ns/name, mappings)
         self.sysctl_root = sysctl_root
         self._applied: str | None = None  # the script the kernel holds; None: unknown
+        self._lock = threading.Lock()
+
+    def claim(self, uid: str, name: str, mappings: list[HostPort]) -> None:
+        """Hold ``mappings``' ports for pod ``uid`` (its address not known yet: nothing is
+        written); HostPortError when another pod of this node holds one of them."""
+        with self._lock:
+            self.check(uid, mappings)
+            self.set(uid, name, mappings)
 
     def check(self, uid: str, mappings: list[HostPort]) -> None:
         """HostPortError when another pod of this node holds one of ``mappings``' ports."""
@@ -45,7 +55,11 @@ class HostPortTable:
 
     def apply(self, pod_cidr: str | None) -> None:
         """Bring the kernel's table to the mappings held (nothing when it holds them already)."""
-        mappings = [m for _, ms in self.by_pod.values() for m in ms]
+        with self._lock:
+            self._apply(pod_cidr)
+
+    def _apply(self, pod_cidr: str | None) -> None:
+        mappings = [m for _, ms in list(self.by_pod.values()) for m in ms if m.pod_ip]  # claimed only: not yet
         script = render(mappings, pod_cidr)
         if script == self._applied:
             return

@@ -196,8 +196,10 @@ class PodNetwork:
             raise PodNetworkError("FailedCreatePodSandBox",
                                   f"{failure.message} (retrying in {failure.retry_at - now:.0f}s)")
         runtime_config = (self.shaping or bandwidth_config)(pod)
+        pod_name = f"{pod['metadata'].get('namespace', 'default')}/{pod['metadata'].get('name', '')}"
         try:  # a hostPort this node cannot give: refused before the pod gets an address
-            self.host_ports.check(uid, hostports.pod_host_ports(pod, "", self.reserved))
+            self._load_host_ports()
+            self.host_ports.claim(uid, pod_name, hostports.pod_host_ports(pod, "", self.reserved))
         except hostports.HostPortError as err:
             self._fail(uid, failure, f"Failed to create pod sandbox: {err}", now)
         if record is not None:
@@ -218,14 +220,14 @@ class PodNetwork:
                 raise ValueError("the CNI result gives the pod no address")
         except (cni.CniError, OSError, ValueError) as err:
             self._undo(record)
+            self.host_ports.set(uid, "", [])  # the claim goes with the failed ADD
             self._fail(uid, failure, f"Failed to create pod sandbox: {err}", now)
         self._failures.pop(uid, None)
         mappings = hostports.pod_host_ports(pod, result.pod_ips[0], self.reserved)
         record.update(result=raw, ips=result.pod_ips, host_ports=[dataclasses.astuple(m) for m in mappings])
         self._write(record)
         if mappings:
-            self._load_host_ports()
-            self.host_ports.set(uid, f"{record['namespace']}/{record['name']}", mappings)
+            self.host_ports.set(uid, pod_name, mappings)
             self.host_ports.apply(self.pod_cidr)
         log.info("pod %s/%s: %s in %s", record["namespace"], record["name"], ",".join(result.pod_ips),
                  record["netns"])
