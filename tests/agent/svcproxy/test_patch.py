@@ -94,4 +94,3 @@ def test_patched_tables_equal_a_fresh_merge_through_random_changes() -> None:
         assert applied.ruleset.chains == fresh.chains, f"step {step}"
         assert {m: e for m, e in applied.ruleset.maps.items() if e} == {m: e for m, e in fresh.maps.items() if e}
         assert applied.ruleset.sets == fresh.sets
-        assert applied.ruleset.endpoint_maps == fresh.endpoint_maps

@@ -55,7 +55,7 @@ def test_named_ports_resolve_per_slice() -> None:
     [port] = _ports([service("web", "10.96.0.10", HTTP)], slices)
     assert port.endpoints == (Endpoint("10.244.1.2", 8080), Endpoint("10.244.2.2", 9090))
     script = render_full(build_ruleset([port], CFG))
-    assert "0 : 10.244.1.2 . 8080, 1 : 10.244.2.2 . 9090" in script
+    assert "dnat to 10.244.1.2:8080" in script and "dnat to 10.244.2.2:9090" in script
     assert "10.244.3.2" not in script and "10.244.4.2" not in script
 
 
@@ -86,10 +86,8 @@ def test_hairpin_and_outside_traffic_are_masqueraded() -> None:
     assert "ct status dnat ip saddr . ip daddr @hairpin masquerade" in rs.fixed
     assert rs.maps[CLUSTER_IPS] == {"10.96.0.10": ""}
     assert "ip daddr @cluster-ips ip saddr != 10.244.0.0/16 jump mark-for-masquerade" in rs.fixed
-    assert rs.chains["svc-default/web/tcp/http"] == (
-        "meta l4proto tcp dnat ip to numgen random mod 2 map @eps-svc-default/web/tcp/http",)
-    assert rs.endpoint_maps["eps-svc-default/web/tcp/http"] == (
-        "tcp", ((0, "10.244.1.2 . 8080"), (1, "10.244.1.3 . 8080")))
+    assert rs.chains["svc-default/web/tcp/http"] == ("numgen random mod 2 0 meta l4proto tcp dnat to 10.244.1.2:8080",
+                                                     "meta l4proto tcp dnat to 10.244.1.3:8080")
     assert "ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 masquerade" in rs.fixed
 
 

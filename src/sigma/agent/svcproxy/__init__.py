@@ -8,10 +8,9 @@ keys one address family wide):
   sends a ClusterIP (or external IP) connection to its service-port chain; a second map
   ``service-nodeports`` keyed by ``meta l4proto . th dport`` does the same for NodePorts, for
   packets whose destination is one of this node's addresses (``fib daddr type local``);
-- a service-port chain spreads new connections over its endpoints with one rule, ``dnat ip
-  to numgen random mod N map @eps-CHAIN`` (the port's endpoints numbered 0..N-1 in a named
-  map: an endpoint replaced is two elements, no rule change); with ClientIP affinity, one
-  rule per endpoint, through per-endpoint sets with a timeout;
+- a service-port chain spreads new connections over its endpoints with ``numgen random mod N
+  vmap {...}`` (after ClientIP affinity, when asked for, through per-endpoint sets with a
+  timeout), each endpoint chain does ``dnat to IP:PORT``;
 - masquerade (a mark bit, acted on in postrouting) for hairpin traffic (an endpoint reaching
   itself through its service), for traffic from outside the cluster CIDR to a ClusterIP, for
   every NodePort connection, and, when enabled, for pod traffic leaving the cluster CIDR

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sigma.agent.svcproxy.rules import FAMILY, SETS, TABLE, Fragment, Ruleset, _elements, _set_decl, map_decl
+from sigma.agent.svcproxy.rules import FAMILY, SETS, TABLE, Fragment, Ruleset, _elements, _set_decl
 
 ServiceKey = tuple[str, str]
 
@@ -95,15 +95,13 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
     add_elements: dict[str, dict[str, str]] = {}
     gone_chains: list[str] = []
     gone_sets: list[str] = []
-    gone_maps: list[str] = []
-    map_changes: list[str] = []
     for key, change in changes.items():
         old = applied.fragments.get(key, Fragment())
         new = change or Fragment()
         if old == new:
             continue
         applied._disown(key, old)
-        if new.chains or new.elements or new.sets or new.maps:
+        if new.chains or new.elements or new.sets:
             applied._own(key, new)
         old_chains, new_chains = dict(old.chains), dict(new.chains)
         for name, body in new.chains:
@@ -122,21 +120,6 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
                 add_sets.append(f"add set {t} {name} {_set_decl(timeout)}")
                 rs.sets[name] = timeout
         gone_sets += [name for name in old_sets if name not in new_sets]
-        old_maps, new_maps = dict(old.maps), dict(new.maps)
-        for name, em in new.maps:
-            if name not in old_maps:
-                add_sets.append(f"add map {t} {name} {map_decl(em)}")
-            elif old_maps[name] != em:  # the endpoints changed: the rule stays while their number does
-                old_slots = dict(old_maps[name][1])
-                slots = dict(em[1])
-                gone = [str(i) for i in old_slots if i not in slots or slots[i] != old_slots[i]]
-                added = [f"{i} : {target}" for i, target in em[1] if old_slots.get(i) != target]
-                if gone:
-                    map_changes.append(f"delete element {t} {name} {{ {', '.join(gone)} }}")
-                if added:
-                    map_changes.append(f"add element {t} {name} {{ {', '.join(added)} }}")
-            rs.endpoint_maps[name] = em
-        gone_maps += [name for name in old_maps if name not in new_maps]
         old_elements = {(m, k): v for m, k, v in old.elements}
         new_elements = {(m, k): v for m, k, v in new.elements}
         for (m, k), v in old_elements.items():
@@ -160,19 +143,14 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
         rs.chains.pop(name, None)
     for name in gone_sets:
         rs.sets.pop(name, None)
-    for name in gone_maps:
-        rs.endpoint_maps.pop(name, None)
 
-    # Slots removed before the rule that may still pick them changes: one transaction, so
-    # no packet sees the map and the rule out of step.
-    out = add_sets + [f"add chain {t} {name}" for name in add_chains] + map_changes + rules
+    out = add_sets + [f"add chain {t} {name}" for name in add_chains] + rules
     out += [f"delete element {t} {m} {{ {', '.join(sorted(keys))} }}" for m, keys in delete_elements.items()]
     out += [f"add element {t} {m} {{ {_elements(elements)} }}" for m, elements in add_elements.items()]
     # Flush first, then delete: a removed chain may jump to another removed one.
     out += [f"flush chain {t} {name}" for name in gone_chains]
     out += [f"delete chain {t} {name}" for name in gone_chains]
     out += [f"delete set {t} {name}" for name in gone_sets]
-    out += [f"delete map {t} {name}" for name in gone_maps]
     return "\n".join(out) + "\n" if out else ""
 
 

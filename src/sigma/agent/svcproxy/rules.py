@@ -50,15 +50,10 @@ class NodeConfig:
     node_name: str = ""  # this node: its endpoints are the Local traffic policies' ones
 
 
-EndpointMap = tuple[str, tuple[tuple[int, str], ...]]
-"""(protocol, ((slot, "IP . PORT"), ...)): a service port's endpoints, numbered 0..N-1."""
-
-
 @dataclass
 class Ruleset:
     fixed: str  # declarations and base chains: the same for the same NodeConfig
     sets: dict[str, int] = field(default_factory=dict)  # affinity set -> timeout seconds
-    endpoint_maps: dict[str, EndpointMap] = field(default_factory=dict)  # a service port's slot -> endpoint
     chains: dict[str, tuple[str, ...]] = field(default_factory=dict)  # in dependency order
     maps: dict[str, dict[str, str]] = field(default_factory=lambda: {m: {} for m in MAP_TYPES})
     skipped: list[str] = field(default_factory=list)  # service ports left out, and why
@@ -71,11 +66,6 @@ def service_chain(p: ServicePort) -> str:
 
 def external_chain(p: ServicePort) -> str:
     return f"ext-{p.key}"
-
-
-def endpoint_map(chain: str) -> str:
-    """The endpoints' map of a service-port chain (``svc-`` or ``loc-``)."""
-    return f"eps-{chain}"
 
 
 def affinity_set(p: ServicePort, ep: Endpoint) -> str:
@@ -131,36 +121,26 @@ def _dnat(p: ServicePort, ep: Endpoint) -> str:
     return f"meta l4proto {p.protocol} dnat to {ep.ip}:{ep.port}"
 
 
-def _service_rules(p: ServicePort, cfg: NodeConfig, endpoints: tuple[Endpoint, ...] | None = None,
-                   chain: str = "") -> tuple[tuple[str, ...], EndpointMap | None]:
-    """One chain per service port and, with two endpoints or more, its endpoints' map.
-
-    Spread: ``dnat ip to numgen random mod N map @eps-CHAIN``, the map numbering the
-    endpoints 0..N-1: uniform, one rule per service port, and an endpoint replaced by
-    another is only two map elements (the rule stays while N does). A named map per port,
-    not an anonymous one: the kernel names each anonymous set by scanning the table's sets,
-    so 5,000 of them made a full load quadratic. ClientIP affinity keeps one rule per
-    endpoint (the chosen endpoint's set is updated by the rule that picks it: rule i takes
-    the connection with probability 1/(N-i), iptables' statistic cascade, also uniform).
+def _service_rules(p: ServicePort, cfg: NodeConfig, endpoints: tuple[Endpoint, ...] | None = None) -> tuple[str, ...]:
+    """One chain per service port, the endpoints inline. Spread: rule i takes the connection
+    with probability 1/(N-i) (iptables' statistic cascade), which is uniform over the N and
+    needs no anonymous verdict map per service: the kernel names each anonymous set by
+    scanning the table's sets, so 5,000 of them made a full load quadratic (seconds).
     ``endpoints``: a subset (this node's, for a Local policy); none left drops, as kube-proxy."""
     endpoints = p.endpoints if endpoints is None else endpoints
     if not endpoints:
-        return ("drop",), None
-    n = len(endpoints)
-    if p.affinity_timeout is None:
-        if n == 1:
-            return (_dnat(p, endpoints[0]),), None
-        slots = tuple((i, f"{ep.ip} . {ep.port}") for i, ep in enumerate(endpoints))
-        name = endpoint_map(chain or service_chain(p))
-        return (f"meta l4proto {p.protocol} dnat ip to numgen random mod {n} map @{name}",), (p.protocol, slots)
+        return ("drop",)
     rules = []
-    for ep in endpoints:  # a client seen within the timeout goes back to its endpoint
-        aff = affinity_set(p, ep)
-        rules.append(f"ip saddr @{aff} update @{aff} {{ ip saddr }} {_dnat(p, ep)}")
+    n = len(endpoints)
+    if p.affinity_timeout is not None:
+        for ep in endpoints:  # a client seen within the timeout goes back to its endpoint
+            aff = affinity_set(p, ep)
+            rules.append(f"ip saddr @{aff} update @{aff} {{ ip saddr }} {_dnat(p, ep)}")
     for i, ep in enumerate(endpoints):
         pick = f"numgen random mod {n - i} 0 " if i < n - 1 else ""
-        rules.append(f"{pick}update @{affinity_set(p, ep)} {{ ip saddr }} {_dnat(p, ep)}")
-    return tuple(rules), None
+        remember = f"update @{affinity_set(p, ep)} {{ ip saddr }} " if p.affinity_timeout is not None else ""
+        rules.append(f"{pick}{remember}{_dnat(p, ep)}")
+    return tuple(rules)
 
 
 def local_chain(p: ServicePort) -> str:
@@ -175,16 +155,8 @@ def _external_rules(p: ServicePort, cfg: NodeConfig) -> tuple[tuple[str, tuple[s
     if p.external_local is None:
         return ((external_chain(p), ("jump mark-for-masquerade", f"goto {service_chain(p)}")),)
     from_pods = (f"ip saddr {cfg.cluster_cidr} goto {service_chain(p)}",) if cfg.cluster_cidr else ()
-    rules, _ = _service_rules(p, cfg, p.external_local, local_chain(p))
-    return ((local_chain(p), rules),
+    return ((local_chain(p), _service_rules(p, cfg, p.external_local)),
             (external_chain(p), (*from_pods, f"goto {local_chain(p)}")))
-
-
-def _local_map(p: ServicePort, cfg: NodeConfig) -> tuple[tuple[str, EndpointMap], ...]:
-    if p.external_local is None:
-        return ()
-    _, slots = _service_rules(p, cfg, p.external_local, local_chain(p))
-    return ((endpoint_map(local_chain(p)), slots),) if slots else ()
 
 
 @dataclass(frozen=True)
@@ -195,14 +167,12 @@ class Fragment:
     elements: tuple[tuple[str, str, str], ...] = ()  # (map or set, key, verdict or "")
     sets: tuple[tuple[str, int], ...] = ()  # affinity set, timeout
     service: str = ""  # NS/NAME, for the log
-    maps: tuple[tuple[str, EndpointMap], ...] = ()  # the service ports' endpoint maps
 
 
 def service_fragment(ports: list[ServicePort], cfg: NodeConfig) -> Fragment:
     chains: list[tuple[str, tuple[str, ...]]] = []
     elements: list[tuple[str, str, str]] = []
     sets: list[tuple[str, int]] = []
-    maps: list[tuple[str, EndpointMap]] = []
     seen: set[str] = set()
     for p in sorted(ports, key=lambda p: p.key):
         if p.key in seen:  # two ports of one Service with one name: validation prevents it
@@ -215,21 +185,17 @@ def service_fragment(ports: list[ServicePort], cfg: NodeConfig) -> Fragment:
             if node_key:
                 elements.append((NO_ENDPOINT_NODEPORTS, node_key, "goto reject-chain"))
             continue
-        rules, slots = _service_rules(p, cfg, p.internal_local)
-        chains.append((service_chain(p), rules))
-        if slots:
-            maps.append((endpoint_map(service_chain(p)), slots))
+        chains.append((service_chain(p), _service_rules(p, cfg, p.internal_local)))
         elements += [(SERVICE_IPS, k, f"goto {service_chain(p)}") for k in keys]
         elements += [(CLUSTER_IPS, ip, "") for ip in p.cluster_ips]
         if node_key:
             chains += _external_rules(p, cfg)
-            maps += _local_map(p, cfg)
             elements.append((SERVICE_NODEPORTS, node_key, f"goto {external_chain(p)}"))
         elements += [(HAIRPIN, f"{ep.ip} . {ep.ip}", "") for ep in p.endpoints]
         if p.affinity_timeout is not None:
             sets += [(affinity_set(p, ep), p.affinity_timeout) for ep in p.endpoints]
     service = f"{ports[0].namespace}/{ports[0].name}" if ports else ""
-    return Fragment(tuple(chains), tuple(elements), tuple(sets), service, tuple(maps))
+    return Fragment(tuple(chains), tuple(elements), tuple(sets), service)
 
 
 def merge(fragments: list[Fragment], cfg: NodeConfig) -> Ruleset:
@@ -252,7 +218,6 @@ def merge(fragments: list[Fragment], cfg: NodeConfig) -> Ruleset:
         for m, k, v in f.elements:
             rs.maps[m][k] = v
         rs.sets.update(f.sets)
-        rs.endpoint_maps.update(f.maps)
     # Service chains first: a chain is declared before the chains that jump to it.
     rs.chains = {**services, **externals}
     return rs
@@ -276,13 +241,6 @@ def _set_decl(timeout: int) -> str:
     return f"{{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}"
 
 
-def map_decl(m: EndpointMap) -> str:
-    """An endpoint map with its elements (inside braces)."""
-    protocol, slots = m
-    elements = ", ".join(f"{i} : {target}" for i, target in slots)
-    return f"{{ typeof numgen random mod 2 : ip daddr . {protocol} dport; elements = {{ {elements} }} }}"
-
-
 def _elements(m: dict[str, str]) -> str:
     return ", ".join(f"{k} : {v}" if v else k for k, v in sorted(m.items()))
 
@@ -291,7 +249,6 @@ def render_full(rs: Ruleset) -> str:
     """The whole table, replacing whatever table ip sigma there was, in one transaction."""
     out = [f"table {FAMILY} {TABLE} {{}}", f"delete table {FAMILY} {TABLE}", f"table {FAMILY} {TABLE} {{", rs.fixed]
     out += [f"\tset {name} {_set_decl(t)}" for name, t in sorted(rs.sets.items())]
-    out += [f"\tmap {name} {map_decl(m)}" for name, m in sorted(rs.endpoint_maps.items())]
     # Service chains before the NodePort chains that go to them (a patch may have added
     # either later than the other).
     chains = sorted(rs.chains.items(), key=lambda item: not item[0].startswith(("svc-", "loc-")))
