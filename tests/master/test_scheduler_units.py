@@ -184,3 +184,12 @@ def test_the_cache_rebuilds_for_a_label_change_once_the_interval_has_passed() ->
     cache.ensure_fresh(now=61.0)
     assert cache.snapshot is not first and cache.snapshot is not None
     assert dict(cache.snapshot.nodes[1].labels)["zone"] == "b"
+
+
+def test_host_ports_come_from_the_containers_with_the_wildcard_address_as_every_address() -> None:
+    spec = pod_spec({"metadata": {"name": "p", "uid": "u"}, "spec": {"containers": [
+        {"name": "a", "ports": [{"containerPort": 80, "hostPort": 8080},
+                                {"containerPort": 53, "hostPort": 53, "protocol": "UDP", "hostIP": "0.0.0.0"},
+                                {"containerPort": 90}]},
+        {"name": "b", "ports": [{"containerPort": 81, "hostPort": 8081, "hostIP": "10.0.0.1"}]}]}})
+    assert spec.host_ports == (("TCP", "", 8080), ("TCP", "10.0.0.1", 8081), ("UDP", "", 53))

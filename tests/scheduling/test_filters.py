@@ -229,3 +229,34 @@ def test_an_unknown_resource_is_an_error_not_unschedulable() -> None:
     sched = scheduler([node("n")])
     result = sched.schedule(pod("p", requests={"example.com/gpu": 1}))
     assert result.status.code is Code.ERROR
+
+
+def test_node_ports_keeps_two_pods_with_one_host_port_and_protocol_off_one_node() -> None:
+    sched = scheduler([node("a"), node("b")])
+    first = sched.schedule(pod("web-0", host_ports=(("TCP", "", 8080),)))
+    second = sched.schedule(pod("web-1", host_ports=(("TCP", "", 8080),)))
+    assert {first.node_name, second.node_name} == {"a", "b"}
+    third = sched.schedule(pod("web-2", host_ports=(("TCP", "", 8080),)))
+    assert third.status.code is Code.UNSCHEDULABLE
+    assert third.message == "0/2 nodes are available: 2 node(s) didn't have free ports for the requested pod ports."
+    # Another protocol, another port, or two distinct addresses: no conflict.
+    assert feasible_names(sched, pod("udp", host_ports=(("UDP", "", 8080),))) == ["a", "b"]
+    assert feasible_names(sched, pod("other", host_ports=(("TCP", "", 8081),))) == ["a", "b"]
+
+
+def test_node_ports_a_host_ip_conflicts_with_the_same_ip_and_with_every_address() -> None:
+    sched = scheduler([node("a")])
+    assert sched.schedule(pod("one-ip", host_ports=(("TCP", "10.0.0.1", 80),))).node_name == "a"
+    assert feasible_names(sched, pod("other-ip", host_ports=(("TCP", "10.0.0.2", 80),))) == ["a"]
+    assert feasible_names(sched, pod("same-ip", host_ports=(("TCP", "10.0.0.1", 80),))) == []
+    assert feasible_names(sched, pod("every-ip", host_ports=(("TCP", "", 80),))) == []
+
+
+def test_node_ports_frees_the_port_when_the_pod_goes() -> None:
+    sched = scheduler([node("a")])
+    placed = sched.schedule(pod("web-0", host_ports=(("TCP", "", 8080),)))
+    assert placed.node_name == "a"
+    assert feasible_names(sched, pod("web-1", host_ports=(("TCP", "", 8080),))) == []
+    sched.snapshot.forget(placed.pod.uid)
+    assert sched.snapshot.host_ports == {}
+    assert feasible_names(sched, pod("web-1", host_ports=(("TCP", "", 8080),))) == ["a"]

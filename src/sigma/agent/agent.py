@@ -180,7 +180,8 @@ class Agent:
         self.server = AgentServer(opts.host, opts.port, self.watcher.find, self.node.logs, self.render_metrics,
                                   ensure_serving_cert(state_dir, node_name, [self.address]), self.streams)
         self.facts = self._facts(list(runtimes))
-        if self.network is not None:
+        if self.network is not None:  # no pod takes the agent's own port as a hostPort
+            self.network.reserved = replace(self.network.reserved, agent_ports=(self.server.port,))
             self.facts.conditions.append(self.network.condition())  # NetworkUnavailable, kept current
         self.heartbeat = Heartbeat(client, self.facts, opts.lease_interval, opts.node_status_interval,
                                    holder=f"{node_name}_{self.instance}")

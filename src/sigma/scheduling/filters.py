@@ -20,11 +20,12 @@ from typing import Protocol
 import numpy as np
 
 from sigma.scheduling.arrays import BoolArray
-from sigma.scheduling.model import PODS, Taint, TaintEffect, Toleration
+from sigma.scheduling.model import PODS, Taint, TaintEffect, Toleration, host_ports_conflict
 from sigma.scheduling.profile import PodProfile
 from sigma.scheduling.snapshot import ClusterSnapshot
 from sigma.scheduling.status import (
     REASON_ANTI_AFFINITY,
+    REASON_HOST_PORTS,
     REASON_NODE_AFFINITY,
     REASON_SPREAD,
     REASON_SPREAD_MISSING_LABEL,
@@ -178,3 +179,23 @@ class PodAntiAffinity:
     def rejections(self, snapshot: ClusterSnapshot, profile: PodProfile) -> Rejections:
         status = Status(Code.UNSCHEDULABLE, (REASON_ANTI_AFFINITY,))
         return [(~self.feasible(snapshot, profile), status)]
+
+
+class NodePorts:
+    """Kubernetes' NodePorts: no two pods of a node take one hostPort for one protocol on
+    one address (an empty hostIP takes every address). Reads only the nodes that hold one of
+    the pod's ports."""
+
+    name = "NodePorts"
+
+    def feasible(self, snapshot: ClusterSnapshot, profile: PodProfile) -> BoolArray:
+        mask = np.ones(snapshot.node_count, dtype=bool)
+        for wanted in profile.host_ports:
+            protocol, _, port = wanted
+            for node, ips in snapshot.host_ports.get((protocol, port), {}).items():
+                if any(host_ports_conflict(wanted, (protocol, ip, port)) for ip in ips):
+                    mask[node] = False
+        return mask
+
+    def rejections(self, snapshot: ClusterSnapshot, profile: PodProfile) -> Rejections:
+        return [(~self.feasible(snapshot, profile), Status(Code.UNSCHEDULABLE, (REASON_HOST_PORTS,)))]

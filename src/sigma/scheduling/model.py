@@ -21,6 +21,8 @@ DEFAULT_RESOURCES: tuple[str, ...] = (CPU, MEMORY, PODS, BATCH_CPU, BATCH_MEMORY
 
 Labels = tuple[tuple[str, str], ...]
 Requests = tuple[tuple[str, int], ...]
+HostPorts = tuple[tuple[str, str, int], ...]
+"""A pod's containers' hostPorts: (protocol, hostIP or "" for every address, port), sorted."""
 
 
 def labels(mapping: dict[str, str] | None = None, **more: str) -> Labels:
@@ -145,6 +147,7 @@ class PodSpec:
     tolerations: tuple[Toleration, ...] = ()
     anti_affinity: tuple[AntiAffinityTerm, ...] = ()
     spread: tuple[SpreadConstraint, ...] = ()
+    host_ports: HostPorts = ()
 
     @property
     def placement_key(self) -> tuple[object, ...]:
@@ -162,3 +165,8 @@ class NodeSpec:
     taints: tuple[Taint, ...] = ()
     unschedulable: bool = False
     usage: dict[str, int] = field(default_factory=dict, hash=False)
+
+
+def host_ports_conflict(a: tuple[str, str, int], b: tuple[str, str, int]) -> bool:
+    """Kubernetes' rule: one protocol and port, and one address or either on every address."""
+    return a[0] == b[0] and a[2] == b[2] and (not a[1] or not b[1] or a[1] == b[1])

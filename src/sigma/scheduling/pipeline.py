@@ -18,6 +18,7 @@ from sigma.scheduling.arrays import BoolArray, FloatArray
 from sigma.scheduling.filters import (
     Filter,
     NodeAffinity,
+    NodePorts,
     NodeUnschedulable,
     PodAntiAffinity,
     ResourcesFit,
@@ -68,6 +69,7 @@ FILTERS: tuple[FilterEntry, ...] = (
     FilterEntry(ResourcesFit(), Stage.LIVE, freed_by_preemption=True),
     FilterEntry(TopologySpread(), Stage.LIVE, applies=lambda profile: bool(profile.hard_spread)),
     FilterEntry(PodAntiAffinity(), Stage.LIVE, applies=lambda profile: bool(profile.anti_affinity)),
+    FilterEntry(NodePorts(), Stage.LIVE, applies=lambda profile: bool(profile.host_ports)),
 )
 """Every filter of the core, in one table that every path reads: the feasibility mask, the
 cached static mask, the diagnosis (in this order: the first failing filter names a node's

@@ -19,6 +19,7 @@ from sigma.scheduling.model import (
     MEMORY,
     PODS,
     UNSCHEDULABLE_TAINT,
+    HostPorts,
     PodSpec,
     SpreadConstraint,
     Toleration,
@@ -46,6 +47,7 @@ class PodProfile:
     hard_spread: tuple[SpreadCheck, ...]
     soft_spread: tuple[SpreadCheck, ...]
     anti_affinity: tuple[DomainCounts, ...]
+    host_ports: HostPorts = ()
     # Filled in by the scheduler from its per-equivalence-class cache.
     static_mask: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     static_score: FloatArray = field(default_factory=lambda: np.zeros(0))
@@ -53,7 +55,8 @@ class PodProfile:
 
 def shape_key(pod: PodSpec) -> tuple[object, ...]:
     """Every field of the pod that scheduling depends on, except identity and priority."""
-    return (pod.placement_key, pod.requests, pod.namespace, pod.labels, pod.anti_affinity, pod.spread)
+    return (pod.placement_key, pod.requests, pod.namespace, pod.labels, pod.anti_affinity, pod.spread,
+            pod.host_ports)
 
 
 def build_profile(snapshot: ClusterSnapshot, pod: PodSpec) -> PodProfile:
@@ -73,6 +76,7 @@ def build_profile(snapshot: ClusterSnapshot, pod: PodSpec) -> PodProfile:
         hard_spread=tuple(c for c in checks if _is_hard(c.constraint)),
         soft_spread=tuple(c for c in checks if not _is_hard(c.constraint)),
         anti_affinity=anti,
+        host_ports=pod.host_ports,
     )
 
 

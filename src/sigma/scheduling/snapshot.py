@@ -74,6 +74,9 @@ class ClusterSnapshot:
         self.requested_by_band: dict[int, IntArray] = {}
         self.pods_by_priority: Counter[int] = Counter()
         self._node_of_pod: dict[str, int] = {}
+        # (protocol, port) -> node -> hostIPs taken there ("" for every address), with counts:
+        # the NodePorts filter reads only the nodes holding the pod's ports.
+        self.host_ports: dict[tuple[str, int], dict[int, Counter[str]]] = {}
         self._vectors: dict[Requests, RequestVector] = {}
         for pod, node_name in pods:
             if node_name not in self.node_index:
@@ -125,6 +128,8 @@ class ClusterSnapshot:
         self.pods_on_node[node][pod.uid] = pod
         self._node_of_pod[pod.uid] = node
         self.topology.on_pod(pod.namespace, pod.labels, node, 1)
+        for protocol, ip, port in pod.host_ports:
+            self.host_ports.setdefault((protocol, port), {}).setdefault(node, Counter())[ip] += 1
 
     def forget(self, uid: str) -> PodSpec:
         """Remove a pod (deleted, evicted or preempted) and give its capacity back."""
@@ -135,6 +140,15 @@ class ClusterSnapshot:
         self._charge_band(pod.priority, vector, node, -1)
         self.pods_by_priority[pod.priority] -= 1
         self.topology.on_pod(pod.namespace, pod.labels, node, -1)
+        for protocol, ip, port in pod.host_ports:
+            per_node = self.host_ports[(protocol, port)]
+            per_node[node][ip] -= 1
+            if per_node[node][ip] <= 0:
+                del per_node[node][ip]
+                if not per_node[node]:
+                    del per_node[node]
+                    if not per_node:
+                        del self.host_ports[(protocol, port)]
         return pod
 
     def _charge(self, vector: RequestVector, node: int, sign: int) -> None:

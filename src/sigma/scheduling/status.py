@@ -29,6 +29,7 @@ REASON_TOO_MANY_PODS = "Too many pods"
 REASON_SPREAD = "node(s) didn't match pod topology spread constraints"
 REASON_SPREAD_MISSING_LABEL = "node(s) didn't match pod topology spread constraints (missing required label)"
 REASON_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
+REASON_HOST_PORTS = "node(s) didn't have free ports for the requested pod ports"
 
 
 def insufficient(resource: str) -> str:

@@ -5,7 +5,7 @@ gateway of the node's podCIDR, host-local IPAM over that block, traffic shaping 
 No ``ipMasq``: packets between pods keep their addresses (host-gw routes carry them between
 nodes), and masquerading towards the outside is the service proxy's nft table, not
 iptables. No ``portmap`` either: the Debian plugins (1.1.x) implement hostPort with iptables
-only, which Sigma does not use.
+only, in the host's chains: Sigma maps hostPorts in a table of its own instead (podnet.hostports).
 """
 
 from __future__ import annotations

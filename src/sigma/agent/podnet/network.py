@@ -12,6 +12,7 @@ stays allocated in host-local's store and no veth stays on the bridge.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -19,9 +20,10 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
-from sigma.agent.podnet import bridge, cni, conflist, dns, netns
+from sigma.agent.podnet import bridge, cni, conflist, dns, hostports, netns
+from sigma.agent.podnet.hostport_table import HostPortTable
 from sigma.agent.statefile import read_json, write_json
 from sigma.quantity import QuantityError, parse_quantity
 
@@ -114,6 +116,10 @@ class PodNetwork:
         # The ADD's runtime config of a pod (sigma.agent.netqos: batch pods' limits); None: its annotations.
         self.shaping: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self._failures: dict[str, _Failure] = {}
+        # Ports pods may not take as hostPort (the agent sets its own port here).
+        self.reserved = hostports.Reserved()
+        self.host_ports = HostPortTable()
+        self._host_ports_loaded = False
 
     # -- the node's side -----------------------------------------------------------------
     def problem(self) -> str | None:
@@ -142,6 +148,8 @@ class PodNetwork:
             f.write(text)
         os.replace(tmp, self.conflist_path)
         self.pod_cidr = pod_cidr
+        if self._host_ports_loaded:  # the pods' masquerade follows the node's pod block
+            self.host_ports.apply(pod_cidr)
         log.info("pod network: podCIDR %s, gateway %s on %s", pod_cidr, conflist.gateway(pod_cidr), conflist.BRIDGE)
 
     def make_bridge(self) -> None:
@@ -188,6 +196,12 @@ class PodNetwork:
             raise PodNetworkError("FailedCreatePodSandBox",
                                   f"{failure.message} (retrying in {failure.retry_at - now:.0f}s)")
         runtime_config = (self.shaping or bandwidth_config)(pod)
+        pod_name = f"{pod['metadata'].get('namespace', 'default')}/{pod['metadata'].get('name', '')}"
+        try:  # a hostPort this node cannot give: refused before the pod gets an address
+            self._load_host_ports()
+            self.host_ports.claim(uid, pod_name, hostports.pod_host_ports(pod, "", self.reserved))
+        except hostports.HostPortError as err:
+            self._fail(uid, failure, f"Failed to create pod sandbox: {err}", now)
         if record is not None:
             self._undo(record)  # an ADD a killed agent left half done: undone before it is redone
         assert self.pod_cidr is not None
@@ -206,16 +220,39 @@ class PodNetwork:
                 raise ValueError("the CNI result gives the pod no address")
         except (cni.CniError, OSError, ValueError) as err:
             self._undo(record)
-            count = failure.count + 1 if failure else 1
-            message = f"Failed to create pod sandbox: {err}"
-            self._failures[uid] = _Failure(count, now + min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (count - 1)), message)
-            raise PodNetworkError("FailedCreatePodSandBox", message) from err
+            self.host_ports.set(uid, "", [])  # the claim goes with the failed ADD
+            self._fail(uid, failure, f"Failed to create pod sandbox: {err}", now)
         self._failures.pop(uid, None)
-        record.update(result=raw, ips=result.pod_ips)
+        mappings = hostports.pod_host_ports(pod, result.pod_ips[0], self.reserved)
+        record.update(result=raw, ips=result.pod_ips, host_ports=[dataclasses.astuple(m) for m in mappings])
         self._write(record)
+        if mappings:
+            self.host_ports.set(uid, pod_name, mappings)
+            self.host_ports.apply(self.pod_cidr)
         log.info("pod %s/%s: %s in %s", record["namespace"], record["name"], ",".join(result.pod_ips),
                  record["netns"])
         return Sandbox(uid, str(record["netns"]), tuple(result.pod_ips))
+
+    def _fail(self, uid: str, failure: _Failure | None, message: str, now: float) -> NoReturn:
+        count = failure.count + 1 if failure else 1
+        self._failures[uid] = _Failure(count, now + min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (count - 1)), message)
+        raise PodNetworkError("FailedCreatePodSandBox", message)
+
+    def _load_host_ports(self) -> None:
+        """The mappings of the sandboxes a previous agent left, once: the table is rebuilt
+        from them (and one left behind with no pod to back it goes)."""
+        if self._host_ports_loaded:
+            return
+        self._host_ports_loaded = True
+        for uid in self.sandboxes():
+            record = self._read(uid)
+            if record and record.get("result") is not None and record.get("host_ports"):
+                try:
+                    mappings = [hostports.HostPort(*m) for m in record["host_ports"]]
+                except TypeError:
+                    continue
+                self.host_ports.set(uid, f"{record.get('namespace')}/{record.get('name')}", mappings)
+        self.host_ports.apply(self.pod_cidr)
 
     def etc_files(self, pod: dict[str, Any], sandbox: Sandbox | None) -> tuple[tuple[str, str], ...]:
         """(path in the container, file on the host) of the pod's /etc/resolv.conf and, with a
@@ -251,6 +288,9 @@ class PodNetwork:
         """Everything of the pod's network: DEL, netns, files. Raises when the DEL failed (the
         record stays, and gc tries again)."""
         record = self._read(pod_uid)
+        if pod_uid in self.host_ports.by_pod:  # the mapping goes before the address it points to
+            self.host_ports.set(pod_uid, "", [])
+            self.host_ports.apply(self.pod_cidr)
         if record is not None:
             self._undo(record, strict=True)
             log.info("pod %s/%s: network released", record.get("namespace"), record.get("name"))
@@ -259,6 +299,7 @@ class PodNetwork:
 
     def gc(self, keep: set[str]) -> None:
         """Release every sandbox (and pod file) whose pod is not in ``keep``."""
+        self._load_host_ports()
         owned = {e[:-5] for e in os.listdir(self.records) if e.endswith(".json")}
         with contextlib.suppress(OSError):
             owned |= set(os.listdir(self.etc_root))

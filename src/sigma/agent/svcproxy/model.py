@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -49,7 +50,7 @@ class ServicePort:
     external_local: tuple[Endpoint, ...] | None = None
     internal_local: tuple[Endpoint, ...] | None = None
 
-    @property
+    @cached_property  # read for every chain, map key and set name of the port
     def key(self) -> str:
         """Unique per service port, readable in `nft list`: ns/name/tcp/portname."""
         return f"{self.namespace}/{self.name}/{self.protocol}/{self.port_name or self.port}"

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sigma.agent.svcproxy.libnft import LibNft, default_nft
 from sigma.agent.svcproxy.model import service_ports, slices_by_service
 from sigma.agent.svcproxy.nft import Nft, NftError
 from sigma.agent.svcproxy.patch import Applied, patch
@@ -37,6 +39,7 @@ log = logging.getLogger("sigma.agent.svcproxy")
 
 MIN_SYNC_PERIOD_S = 0.1
 RETRY_S = 5.0  # after nft refused a full write
+INCREMENTAL_MAX_CHANGES = 500  # objects changed since the last sync beyond which all are looked at
 
 
 class Source(Protocol):
@@ -61,51 +64,185 @@ def _version(obj: dict[str, Any]) -> str:
     return str(rv) if rv else json.dumps(obj, sort_keys=True)
 
 
+@dataclass(frozen=True)
+class _Cached:
+    """One Service's fragment and what it was made from. The objects themselves are held:
+    the cache hands out the same dict until the API changes the object, so an unchanged
+    Service is recognised by identity (a sync's cost follows the change, not the cluster;
+    holding them also keeps their ids from being reused)."""
+
+    signature: tuple[str, ...]
+    fragment: Fragment
+    service: dict[str, Any]
+    slices: tuple[dict[str, Any], ...]
+    by_identity: bool  # every object carries a resourceVersion
+    problem: str = ""  # why the Service is left out, if it is
+
+
+def _same_objects(cached: _Cached, svc: dict[str, Any], slices: list[dict[str, Any]]) -> bool:
+    """The very objects the fragment was made from (only for objects that carry a
+    resourceVersion: one made by hand, without, may be changed in place)."""
+    if not cached.by_identity or cached.service is not svc:
+        return False
+    mine = cached.slices
+    if len(mine) != len(slices):
+        return False
+    return all(map(operator.is_, mine, slices))  # C-level: no Python frame per object
+
+
+def _versioned(svc: dict[str, Any], slices: list[dict[str, Any]]) -> bool:
+    return all((o.get("metadata") or {}).get("resourceVersion") for o in (svc, *slices))
+
+
+def _has_version(obj: dict[str, Any]) -> bool:
+    return bool((obj.get("metadata") or {}).get("resourceVersion"))
+
+
+@dataclass
+class _Seen:
+    """A snapshot's objects by id (held, so no id is reused while it is compared)."""
+
+    svcs: dict[int, dict[str, Any]]
+    slices: dict[int, dict[str, Any]]
+
+
 def _key(obj: dict[str, Any]) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
     return meta.get("namespace") or "default", meta.get("name") or ""
 
 
 class ServiceProxy:
-    def __init__(self, source: Source, cfg: NodeConfig, nft: Nft | None = None,
+    def __init__(self, source: Source, cfg: NodeConfig, nft: Nft | LibNft | None = None,
                  min_sync_period: float = MIN_SYNC_PERIOD_S) -> None:
-        self.source, self.cfg, self.nft = source, cfg, nft or Nft()
+        self.source, self.cfg = source, cfg
+        self.nft: Nft | LibNft = nft or default_nft()
         self.min_sync_period = min_sync_period
         self.changed = source.subscribe()
         self._applied: Applied | None = None  # what the kernel holds, as far as we know
         self._pending_problems: set[str] = set()
         self.last = SyncStats()
-        self._fragments: dict[tuple[str, str], tuple[tuple[str, ...], Fragment]] = {}
+        self._fragments: dict[tuple[str, str], _Cached] = {}
+        self._fragment_of: dict[tuple[str, str], Fragment] = {}  # the same fragments, as sync reads them
+        self._problem_of: dict[tuple[str, str], str] = {}
+        self._svc_by_key: dict[tuple[str, str], dict[str, Any]] = {}
+        self._slices_by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._seen: _Seen | None = None  # the last snapshot's objects by id, when all are versioned
         self._problems: set[str] = set()
 
     def _current(self) -> tuple[dict[tuple[str, str], Fragment], set[tuple[str, str]]]:
         """Every Service's fragment and the keys whose fragment was made anew (Services
-        unchanged since the last call reuse theirs)."""
+        unchanged since the last call reuse theirs).
+
+        The cache hands out the same dict for an object until the API changes it, so the
+        objects that changed are the ones whose identity is new (or gone): set operations
+        in C find them, and only their Services are looked at. The whole scan runs the first
+        time, when much changed at once, and while an object lacks a resourceVersion (made
+        by hand: it may be changed in place)."""
         services, slices = self.source.snapshot()
+        svc_ids = dict(zip(map(id, services), services, strict=True))
+        slice_ids = dict(zip(map(id, slices), slices, strict=True))
+        seen = self._seen
+        if seen is not None:
+            new_svcs = [svc_ids[i] for i in svc_ids.keys() - seen.svcs.keys()]
+            gone_svcs = [seen.svcs[i] for i in seen.svcs.keys() - svc_ids.keys()]
+            new_slices = [slice_ids[i] for i in slice_ids.keys() - seen.slices.keys()]
+            gone_slices = [seen.slices[i] for i in seen.slices.keys() - slice_ids.keys()]
+            changed = len(new_svcs) + len(gone_svcs) + len(new_slices) + len(gone_slices)
+            if changed <= INCREMENTAL_MAX_CHANGES and all(map(_has_version, new_svcs + new_slices)):
+                self._seen = _Seen(svc_ids, slice_ids)
+                return self._apply_changes(new_svcs, gone_svcs, new_slices, gone_slices)
+        fragments, fresh = self._scan(services, slices)
+        versioned = all(map(_has_version, services)) and all(map(_has_version, slices))
+        self._seen = _Seen(svc_ids, slice_ids) if versioned else None
+        return fragments, fresh
+
+    def _apply_changes(self, new_svcs: list[dict[str, Any]], gone_svcs: list[dict[str, Any]],
+                       new_slices: list[dict[str, Any]], gone_slices: list[dict[str, Any]],
+                       ) -> tuple[dict[tuple[str, str], Fragment], set[tuple[str, str]]]:
+        dirty: set[tuple[str, str]] = set()
+        for svc in gone_svcs:
+            key = _key(svc)
+            dirty.add(key)
+            if self._svc_by_key.get(key) is svc:
+                del self._svc_by_key[key]
+        for new_svc in new_svcs:
+            key = _key(new_svc)
+            dirty.add(key)
+            self._svc_by_key[key] = new_svc
+        for key, gone in slices_by_service(gone_slices).items():
+            dirty.add(key)
+            kept = [s for s in self._slices_by_key.get(key, []) if all(s is not g for g in gone)]
+            if kept:
+                self._slices_by_key[key] = kept
+            else:
+                self._slices_by_key.pop(key, None)
+        for key, new in slices_by_service(new_slices).items():
+            dirty.add(key)
+            self._slices_by_key.setdefault(key, []).extend(new)
+        fresh = set()
+        for key in dirty:
+            current = self._svc_by_key.get(key)
+            if current is None:
+                if self._fragments.pop(key, None) is not None:
+                    fresh.add(key)
+                self._fragment_of.pop(key, None)
+                self._problem_of.pop(key, None)
+                continue
+            if self._rebuild(key, current, self._slices_by_key.get(key, [])):
+                fresh.add(key)
+        self._pending_problems = set(self._problem_of.values())
+        return self._fragment_of, fresh
+
+    def _rebuild(self, key: tuple[str, str], svc: dict[str, Any], mine: list[dict[str, Any]]) -> bool:
+        """Service ``key``'s fragment from these objects; whether it was made anew."""
+        cached = self._fragments.get(key)
+        if cached is not None and _same_objects(cached, svc, mine):
+            return False
+        signature = (_version(svc), *sorted(map(_version, mine))) if len(mine) > 1 else (
+            _version(svc), *map(_version, mine))
+        made = cached is None or cached.signature != signature
+        if not made:
+            assert cached is not None
+            fragment, problem = cached.fragment, cached.problem
+        else:
+            problem = ""
+            try:
+                fragment = service_fragment(service_ports(svc, list(mine), self.cfg.node_name), self.cfg)
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                problem = f"service {key[0]}/{key[1]}: {err}"
+                fragment = Fragment()
+        self._fragments[key] = _Cached(signature, fragment, svc, tuple(mine), _versioned(svc, mine), problem)
+        self._fragment_of[key] = fragment
+        if problem:
+            self._problem_of[key] = problem
+        else:
+            self._problem_of.pop(key, None)
+        return made
+
+    def _scan(self, services: list[dict[str, Any]], slices: list[dict[str, Any]],
+              ) -> tuple[dict[tuple[str, str], Fragment], set[tuple[str, str]]]:
+        """Every Service looked at (each reusing its fragment when its objects are the same)."""
         by_service = slices_by_service(slices)
-        fragments: dict[tuple[str, str], Fragment] = {}
-        kept, problems, fresh = {}, set(), set()
+        old = self._fragments
+        self._fragments, self._fragment_of, self._problem_of = {}, {}, {}
+        self._svc_by_key, self._slices_by_key = {}, {}
+        fresh: set[tuple[str, str]] = set()
         for svc in services:
             key = _key(svc)
-            mine = by_service.get(key, ())
-            signature = (_version(svc), *sorted(map(_version, mine))) if len(mine) > 1 else (
-                _version(svc), *map(_version, mine))
-            cached = self._fragments.get(key)
-            if cached is not None and cached[0] == signature:
-                fragment = cached[1]
-            else:
+            mine = by_service.get(key, [])
+            self._svc_by_key[key] = svc
+            if mine:
+                self._slices_by_key[key] = list(mine)
+            cached = old.get(key)
+            if cached is not None:
+                self._fragments[key] = cached
+            if self._rebuild(key, svc, mine):
                 fresh.add(key)
-                try:
-                    fragment = service_fragment(service_ports(svc, list(mine), self.cfg.node_name), self.cfg)
-                except (KeyError, TypeError, ValueError, AttributeError) as err:
-                    problems.add(f"service {key[0]}/{key[1]}: {err}")
-                    fragment = Fragment()
-            kept[key] = (signature, fragment)
-            fragments[key] = fragment
-        fresh |= set(self._fragments) - set(kept)  # Services gone
-        self._fragments = kept
-        self._pending_problems = problems
-        return fragments, fresh
+        for key, mine in by_service.items():  # slices of Services not (yet) listed
+            self._slices_by_key.setdefault(key, list(mine))
+        fresh |= set(old) - set(self._fragments)  # Services gone
+        self._pending_problems = set(self._problem_of.values())
+        return self._fragment_of, fresh
 
     def _merge(self, fragments: dict[tuple[str, str], Fragment]) -> tuple[Ruleset, Applied]:
         # Key order: which of two clashing Services wins is the same on every node and sync.

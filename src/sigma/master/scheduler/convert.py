@@ -85,7 +85,20 @@ def pod_spec(pod: dict[str, Any]) -> PodSpec:
         tolerations=tuple(_toleration(t) for t in spec.get("tolerations") or []),
         anti_affinity=_anti_affinity(affinity.get("podAntiAffinity") or {}),
         spread=tuple(_spread(c) for c in spec.get("topologySpreadConstraints") or []),
+        host_ports=host_ports(spec),
     )
+
+
+def host_ports(spec: dict[str, Any]) -> tuple[tuple[str, str, int], ...]:
+    """The containers' hostPorts as the NodePorts filter reads them ("0.0.0.0" is every address, as "")."""
+    out = set()
+    for container in spec.get("containers") or []:
+        for port in container.get("ports") or []:
+            number = port.get("hostPort")
+            if isinstance(number, int) and number > 0:
+                ip = str(port.get("hostIP") or "")
+                out.add((str(port.get("protocol") or "TCP"), "" if ip == "0.0.0.0" else ip, number))
+    return tuple(sorted(out))
 
 
 def pod_requests(spec: dict[str, Any]) -> dict[str, int]:
