@@ -51,3 +51,4 @@ def test_an_unreachable_scheduler_is_one_line_naming_it(tmp_path: Path, capsys: 
     err = capsys.readouterr().err.strip()
     assert "tcp://127.0.0.1:9" in err and "unreachable" in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
+

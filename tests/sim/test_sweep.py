@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sigma.sim.sweep import Point, dominates, frontier, grid, parse_thresholds, pareto, run_point, with_slowdown
+from sigma.sim.sweep import Point, dominates, frontier, grid, pareto, parse_thresholds, run_point, with_slowdown
 from sigma.sim.sweep_runner import run_serial
 from tests.sim.test_run import inputs
 

@@ -51,7 +51,7 @@ def run_dask(inputs: SimInputs, points: list[Point], scheduler: str | None = Non
         futures = [client.submit(run_point, shared, point, pure=False) for point in points]
         index = {f.key: i for i, f in enumerate(futures)}
         rows: list[dict[str, Any] | None] = [None] * len(points)
-        for future in as_completed(futures):
+        for future in as_completed(futures):  # type: ignore[no-untyped-call]
             i = index[future.key]
             rows[i] = future.result()
             if done:
@@ -65,8 +65,9 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
 
     if scheduler is None:
         n = workers or os.cpu_count() or 1
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,  # type: ignore[no-untyped-call]
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        with cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
             yield client
         return
     # distributed logs the failed connection attempts at ERROR with a traceback; the caller
@@ -75,7 +76,7 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)
     try:
-        client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError, ValueError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise SchedulerUnreachable(f"dask scheduler {scheduler} unreachable within {CONNECT_TIMEOUT_S:g} s "
