@@ -49,9 +49,12 @@ def plot_frontier(path: Path, rows: list[dict[str, Any]], frontier: dict[str, li
             front = sorted(frontier.get(policy, []), key=lambda f: (f["machines"], f[key]))
             ax.plot([f["machines"] for f in front], [f[key] for f in front], marker="o", color=colour,
                     label=f"{policy} frontier")
+            labels: dict[tuple[int, float], list[str]] = {}  # settings that land on one point share a label
             for f in front:
-                ax.annotate(f"{f['cpu_threshold']:g}/{f['memory_threshold']:g}", (f["machines"], f[key]),
-                            fontsize=7, textcoords="offset points", xytext=(3, 3))
+                name = f"{f['cpu_threshold']:g}/{f['memory_threshold']:g}"
+                labels.setdefault((f["machines"], f[key]), []).append(name)
+            for xy, names in labels.items():
+                ax.annotate(", ".join(names), xy, fontsize=7, textcoords="offset points", xytext=(3, 3))
     violation.set(xlabel="machines", ylabel="prod violation (share of prod CPU demand unserved)",
                   title="Machines against prod violation")
     slowdown.set(xlabel="machines", ylabel="batch p90 JCT / unlimited cluster's",
