@@ -54,7 +54,7 @@ def plot_frontier(path: Path, rows: list[dict[str, Any]], frontier: dict[str, li
                 name = f"{f['cpu_threshold']:g}/{f['memory_threshold']:g}"
                 labels.setdefault((f["machines"], f[key]), []).append(name)
             for xy, names in labels.items():
-                ax.annotate(", ".join(names), xy, fontsize=7, textcoords="offset points", xytext=(3, 3))
+                ax.annotate(", ".join(names), xy, fontsize=7, textcoords="offset points", xytext=(3, 3 + 9 * k))
     violation.set(xlabel="machines", ylabel="prod violation (share of prod CPU demand unserved)",
                   title="Machines against prod violation")
     slowdown.set(xlabel="machines", ylabel="batch p90 JCT / unlimited cluster's",

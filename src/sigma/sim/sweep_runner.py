@@ -66,7 +66,7 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     if scheduler is None:
         n = workers or os.cpu_count() or 1
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,  # type: ignore[no-untyped-call]
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=None, silence_logs=logging.CRITICAL)
         with cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
             yield client
         return
