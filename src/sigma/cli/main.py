@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "token": ("sigma.cli.token", "manage bootstrap tokens (sigma token create)"),
     "secrets": ("sigma.cli.secrets", "manage the encryption of Secrets at rest (sigma secrets rotate-key)"),
     "sim": ("sigma.cli.sim", "trace-driven simulation of co-location policies"),
+    "data": ("sigma.cli.data", "download the Alibaba cluster traces (sigma data fetch)"),
     "bench": ("sigma.cli.bench", "run a benchmark (the result is printed last, as JSON with --json)"),
     "version": ("sigma.cli.version", "print the client and server versions"),
     "completion": ("sigma.cli.completion", "print a shell completion script (bash or zsh)"),

@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from sigma.cli import sim_sweep
 from sigma.sim import batchload, checks, options
 from sigma.sim.alignment import available_days, clock_start, prod_days, trace_days
 from sigma.sim.cluster import POLICIES, WAITING, Machines
@@ -63,6 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--search-jobs", type=int, default=300,
                    help="jobs replayed by each search probe (0: the whole workload)")
     options.add_arguments(p)
+    sim_sweep.add_arguments(p)
     p.add_argument("--out", type=Path, required=True, help="directory for report.json, report.md and the plots")
     p.set_defaults(func=run_sim)
 
@@ -74,6 +76,8 @@ def run_sim(args: argparse.Namespace) -> int:
     except (TraceError, ValueError) as e:
         err.print(f"[red]sigma sim: {e}[/]", soft_wrap=True)  # one line, however long
         return 2
+    if args.sweep:
+        return sim_sweep.run(args, inputs)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as bar:

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sigma.data_paths import fetch_hint
+
 
 class TraceError(ValueError):
     """A trace file is not what its loader expects. Carries where, so a user can open the line."""
@@ -78,7 +80,7 @@ def check_file(path: Path) -> None:
     release); a last byte that is not one means the copy was cut off mid-line.
     """
     if not path.is_file():
-        raise TraceError(path, "file not found")
+        raise TraceError(path, "file not found" + fetch_hint(path))
     size = path.stat().st_size
     if size == 0:
         raise TraceError(path, "file is empty")

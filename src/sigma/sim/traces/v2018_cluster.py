@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from sigma.data_paths import fetch_hint
 from sigma.sim.traces.errors import FieldParser, TraceError, check_file, csv_rows
 
 _COLUMNS = ("cpu_util_percent", "mem_util_percent", "net_in", "net_out", "disk_io_percent")
@@ -60,7 +61,7 @@ def load_v2018_cluster_usage(root: Path, bucket_seconds: int = 300,
                              days: tuple[int, ...] | None = None) -> V2018ClusterUsage:
     """Load the given days (default: every day_N directory under root, in day order)."""
     if not root.is_dir():
-        raise TraceError(root, "cluster usage directory not found")
+        raise TraceError(root, "cluster usage directory not found" + fetch_hint(root / "cluster_avg_machine_usage"))
     if days is None:
         found = [int(m.group(1)) for p in root.iterdir() if (m := _DAY_DIR.match(p.name))]
         days = tuple(sorted(found))

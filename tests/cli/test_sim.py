@@ -1,0 +1,17 @@
+"""`sigma sim`: a trace file that is not there is one line naming the command that fetches it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sigma.cli.main import main
+
+
+def test_a_missing_trace_file_is_one_line_naming_sigma_data_fetch(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "v2018" / "derived" / "pivot_dag_jobs" / "jobs-5000-200-86400-172800.yaml"
+    assert main(["sim", "--dag-jobs", str(missing), "--machines", "4", "--cpus", "8", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"sigma sim: {missing}: file not found; `sigma data fetch slices` downloads it"
