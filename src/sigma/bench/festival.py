@@ -5,9 +5,11 @@ cgroups, the pod network, the nftables service proxy, the cluster DNS). In each 
 namespace: a prod Deployment `web` behind a Service (sigma.bench.festival_backend: every
 request burns a fixed amount of CPU, so replicas are really needed; a readiness probe, so
 only Ready replicas get traffic), a BatchJob queue with enough work to fill every idle
-core, and an open-loop HTTP load generator (sigma.bench.festival_load) on the master's
-host, outside the pods, sending to the Service's ClusterIP along a compressed day (the
-compressed clock runs --time-scale times the wall's) with a x10 rush at the calendar time.
+core, and an open-loop HTTP load generator (sigma.bench.festival_load) outside the
+workloads, sending to the Service's ClusterIP along a compressed day (the compressed clock
+runs --time-scale times the wall's) with a x10 rush at the calendar time. The generator is
+the bench's own Python entered into the network namespace of an idle pod on the master's
+node (as `sigma bench service` does): a pod's packets are what the service proxy serves.
 
 The same run three ways, back to back, same seed (the very same request times):
 - predictive: a PredictiveScaler (the replicas' request counter as its metric, the rush in
@@ -92,7 +94,7 @@ DEFINITIONS = {
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="sigma bench festival", description=__doc__.split("\n\n")[0])
-    p.add_argument("--duration", type=float, default=130, help="wall seconds of load per mode (default 130)")
+    p.add_argument("--duration", type=float, default=110, help="wall seconds of load per mode (default 110)")
     p.add_argument("--time-scale", type=float, default=180,
                    help="compressed seconds per wall second (default 180: an hour in 20 s)")
     p.add_argument("--base-rps", type=float, default=3.0, help="requests/s of the daily curve's mean (default 3)")
