@@ -24,6 +24,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 HOUR, DAY = 3600.0, 86400.0
 
@@ -164,7 +165,7 @@ def utilisation(samples: Sequence[tuple[float, float, float]], keep: Sequence[bo
 
 
 def mode_figures(requests: Sequence[Request], duration_s: float, minute_s: float, curve: Curve,
-                 slo_ms: float) -> dict[str, object]:
+                 slo_ms: float) -> dict[str, Any]:
     """Latency over the whole run and in the rush, and the violation minutes."""
     cut = minutes(requests, duration_s, minute_s, curve)
     rush = [r for r in requests if curve.in_rush(r.due_s)]
