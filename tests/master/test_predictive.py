@@ -4,6 +4,7 @@ pattern are replayed in seconds, then a calendar rush; the scaler must have the 
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -265,3 +266,16 @@ def test_a_shared_gauge_is_taken_once_with_aggregate_max() -> None:
     _, errors = parse_scaler_spec({**SCALER["spec"], "metric": {"type": "prometheus", "port": 8080,
                                                                 "name": "offered", "aggregate": "mean"}})
     assert [e.path for e in errors] == ["spec.metric.aggregate"]
+
+
+def test_a_calendar_event_in_the_past_is_named_in_the_status_and_the_scaler_still_steps(client: LocalClient) -> None:
+    world = World(client)
+    scaler: dict[str, Any] = copy.deepcopy(SCALER)
+    scaler["spec"]["calendar"].insert(0, {"name": "last-year", "start": "2024-11-26T20:00:00Z",
+                                          "durationSeconds": RUSH_S, "multiplier": 4})
+    client.create("predictivescalers", scaler, "default")
+    world.tick(START)
+    PredictiveController(client, clock=lambda: START).reconcile()
+    status = client.get("predictivescalers", "web", "default")["status"]
+    assert '"last-year"' in status["calendarNote"] and '"festival"' not in status["calendarNote"]
+    assert status["desiredReplicas"] >= 1 and "not found" not in status["reason"]

@@ -55,6 +55,7 @@ PREDICTIVE_SCALER_STATUS = obj(
     forecastNow=number("The forecast mean for now."),
     forecastError=number("MAPE of the forecasts over the last day."),
     reason=string("Why the last decision was taken."),
+    calendarNote=string("The calendar events that have ended: never applied ahead again."),
     source=string("Which part decided: forecast, reactive, bounds..."),
     lastStepTime=number("The last step, in seconds since the epoch."),
     lastScaleTime=string("When the target was last scaled (RFC 3339)."),

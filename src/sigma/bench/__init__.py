@@ -6,4 +6,4 @@ prints as the last line (a JSON line with --json). Benchmarks measure; they neve
 """
 
 NAMES = ("scheduler", "api", "isolation", "sim", "predict", "p2p", "failover", "soak", "delete",
-         "service-sync", "service", "runtimes", "sweep")
+         "service-sync", "service", "runtimes", "sweep", "festival")

@@ -120,6 +120,18 @@ def parse_scaler_spec(spec: object) -> tuple[ScalerSpec | None, list[FieldError]
                       reactive, scale), []
 
 
+def ended_events_note(spec: ScalerSpec, now: float) -> str | None:
+    """A status line naming the calendar events that ended before ``now`` (scaled clock):
+    an event in the past is no error (it may teach the forecaster its uplift, when the
+    history holds it), but it will never raise the replicas again, which a user who typed
+    the wrong year should see. None when every event is still ahead or under way."""
+    ended = [e for e in spec.calendar if e.end_ts <= now]
+    if not ended:
+        return None
+    names = ", ".join(f'"{e.name or "unnamed"}"' for e in ended)
+    return f"calendar event(s) {names} ended before now: learned from when in the history, never applied ahead"
+
+
 def _unknown(obj: Mapping[str, Any], known: set[str], path: str) -> list[FieldError]:
     return [FieldError(f"{path}.{key}", f'Unsupported value: unknown field "{key}"', "FieldValueNotSupported")
             for key in obj if key not in known]

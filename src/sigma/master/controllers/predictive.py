@@ -55,7 +55,7 @@ from sigma.master.guard import guarded
 from sigma.master.scheduler.convert import pod_requests
 from sigma.predict.errors import mape
 from sigma.predict.scaler import Observation, Plan, forecast_at, plan
-from sigma.predict.scalerspec import ScalerSpec, parse_scaler_spec
+from sigma.predict.scalerspec import ScalerSpec, ended_events_note, parse_scaler_spec
 from sigma.predict.types import Forecast
 from sigma.quantity import QuantityError, cpu_millis
 
@@ -172,6 +172,7 @@ class PredictiveController:
                                   "forecastNow": _forecast_now(result.forecast, scaled),
                                   "readyReplicas": ready, "reason": result.decision.reason,
                                   "source": result.decision.source, "lastStepTime": now,
+                                  "calendarNote": ended_events_note(spec, scaled),
                                   "stabilization": memory.encode_state()}
         if result.decision.replicas != replicas:
             self.client.patch("deployments", spec.target, {"spec": {"replicas": result.decision.replicas}}, ns)

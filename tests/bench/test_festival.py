@@ -1,0 +1,56 @@
+"""`sigma bench festival` end to end at a very small size: the JSON line's shape and sane
+numbers (the figures themselves are sigma.bench.festival_model's, tested apart)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sigma.bench.festival import parse
+
+
+def test_bad_arguments_are_refused_naming_the_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse(["--modes", "predictive,psychic"])
+    assert "--modes: unknown mode 'psychic'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse(["--duration", "100", "--rush-at", "120"])
+    assert "--rush-at" in capsys.readouterr().err
+    args = parse(["--duration", "100"])
+    assert args.modes == ["predictive", "reactive", "static-peak"] and 0 < args.rush_at < 100
+
+
+@pytest.mark.e2e
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+@pytest.mark.skipif(not os.path.exists("/usr/lib/cni/bridge"), reason="the CNI plugins are not installed")
+@pytest.mark.skipif(not os.path.exists("/usr/sbin/nft"), reason="nft is not installed")
+def test_a_short_festival_reports_every_mode_and_the_faults(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)}
+    plot = tmp_path / "festival.png"
+    out = subprocess.run([sys.executable, "-m", "sigma", "bench", "festival", "--json", "--duration", "24",
+                          "--modes", "predictive,static-peak", "--plot", str(plot)],
+                         capture_output=True, text=True, timeout=900, env=env)
+    assert out.returncode == 0, out.stderr[-4000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["bench"] == "festival" and sorted(result["modes"]) == ["predictive", "static-peak"]
+    for name, mode in result["modes"].items():
+        assert "error" not in mode, (name, mode)
+        assert mode["requests"] > 50 and 0 <= mode["errors"] <= mode["requests"]
+        assert mode["rush"]["requests"] > 0 and 0 <= mode["violation_minutes"] <= mode["minutes"]
+        assert mode["p50_ms"] is not None and 0 < mode["p50_ms"] <= mode["p99_ms"] <= mode["p999_ms"]
+        assert mode["batch_cpu_s"] >= 0 and mode["batch_evictions"] >= 0
+        assert 0 < mode["machine_cpu"] <= 1 and mode["max_ready_replicas"] >= 1
+    static = result["modes"]["static-peak"]
+    assert static["max_ready_replicas"] == result["static_replicas"] and static["slack"] > 0
+    faults = result["faults"]
+    assert faults["unreachable_load"]["errors"] == faults["unreachable_load"]["requests"] == 10
+    assert "not found" in faults["missing_target_status"]
+    assert '"last-year"' in faults["past_event"]["calendar_note"]
+    assert plot.stat().st_size > 10_000 and set(result["goals"]) >= {"predictive", "reactive"}
