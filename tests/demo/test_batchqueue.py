@@ -61,7 +61,7 @@ def test_the_queue_submits_jobs_the_api_accepts_and_resubmits_when_one_finishes(
     assert queue.tick().create == ()  # demo-batch-1 is queued: nothing more
     first = client.get("batchjobs", "demo-batch-1", "default")
     assert first["metadata"]["labels"] == {"app": "demo-batch"}
-    assert [t["instances"] for t in first["spec"]["tasks"]] == [2]
+    assert [t["instances"] for t in first["spec"]["tasks"]] == [1]
     client.patch("batchjobs", "demo-batch-1", {"status": {"phase": "Succeeded"}}, "default", subresource="status")
     assert queue.tick().create == ("demo-batch-2",)
     names = {j["metadata"]["name"] for j in client.list("batchjobs", "default")["items"]}

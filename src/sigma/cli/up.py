@@ -192,6 +192,7 @@ class EmbeddedCluster:
     def _tell_agent_to_stop(self) -> None:
         """SIGTERM to the agent as the master begins to stop: it drains its pods (each within
         its own grace period; node-local work) while the master winds down."""
+        self._stop_demo.set()  # before the store closes under the demo's batch queue
         agent = self._agent
         if agent is not None and agent.poll() is None:
             agent.terminate()

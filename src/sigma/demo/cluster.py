@@ -2,7 +2,8 @@
 BatchJob DAG (demo-dag: 4 map instances, then 1 reduce) that runs for about a minute, a
 queue of batch BatchJobs (demo-batch-1, -2, ..., sigma.demo.batchqueue) that keeps batch
 work coming, all visible with `kubectl get batchjobs`, and a PredictiveScaler for demo-web
-(`kubectl get predictivescalers`).
+(`kubectl get predictivescalers`). With the pod network, demo-web is behind the Service
+demo-web and demo-load sends it real requests along the same day (`kubectl logs`).
 
 The prod service sees a compressed day: one day in DEMO_TIME_SCALE-th of a day (four
 minutes), its load a function of wall time (sigma.demo.web.offered_load), and a x3 rush
@@ -108,6 +109,26 @@ def demo_scaler(spike_start: float, time_scale: float = DEMO_TIME_SCALE,
                                    "multiplier": DEMO_SPIKE_MULTIPLIER}]}}
 
 
+DEMO_LOAD_FRACTION = 0.1  # demo-load sends a tenth of the offered load as real requests: 5-45 a second
+
+
+def demo_load(spike_start: float) -> dict[str, Any]:
+    """demo-load: real GETs to the Service demo-web following the same compressed day and
+    rush (sigma.demo.web with DEMO_ROLE=load); `kubectl logs` shows the replicas answering."""
+    python, security = workload_python()
+    env = [e for e in demo_load_env(spike_start) if not e["name"].startswith("LOAD_METRICS_")]
+    env += [{"name": "DEMO_ROLE", "value": "load"}, {"name": "LOAD_SEND_FRACTION", "value": str(DEMO_LOAD_FRACTION)},
+            {"name": "LOAD_TARGET", "value": f"http://demo-web.default.svc.cluster.local:{DEMO_SERVICE_PORT}/"}]
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "demo-load", "namespace": "default", "labels": {"app": "demo-load"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "demo-load"}},
+                     "template": {"metadata": {"labels": {"app": "demo-load"}}, "spec": {"containers": [{
+                         "name": "load", "command": [python, "-c", inspect.getsource(demo_web)],
+                         "securityContext": security, "env": env,
+                         "resources": {"requests": {"cpu": "50m", "memory": "32Mi"},
+                                       "limits": {"cpu": "500m", "memory": "64Mi"}}}]}}}}
+
+
 def demo_service() -> dict[str, Any]:
     """demo-web behind a ClusterIP: the node's service proxy spreads requests over the
     ready replicas."""
@@ -157,7 +178,8 @@ def demo_objects(now: float | None = None, metrics_port: int = DEMO_METRICS_PORT
     }
     objects = [("deployments", web), ("predictivescalers", demo_scaler(spike_start, port=metrics_port)),
                ("batchjobs", demo_dag())]
-    return [*objects, ("services", demo_service())] if pod_network else objects
+    return [*objects, ("services", demo_service()), ("deployments", demo_load(spike_start))] if pod_network \
+        else objects
 
 
 def apply_demo(registry: Registry, port_free: Callable[[int], bool] | None = None, pod_network: bool = False) -> int:
