@@ -144,6 +144,8 @@ class EmbeddedCluster:
                 say(f"              curl http://{demo_service_ip(self.master.registry)}/   (Service demo-web: its "
                     "ready replicas answer in turn)")
                 say(f"              kubectl --kubeconfig {kubeconfig} get svc,endpointslices")
+                say(f"              kubectl --kubeconfig {kubeconfig} get pods -l app=demo-load   (then `logs` of it: "
+                    "the day's requests through the Service, and the replicas that answered)")
             else:
                 say(f"  demo load:  http://127.0.0.1:{metrics_port}/metrics (what demo-web's PredictiveScaler "
                     "reads)")
