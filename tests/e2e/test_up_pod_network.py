@@ -122,6 +122,19 @@ def test_the_demo_web_answers_at_its_cluster_ip_and_ctrl_c_takes_the_networks_aw
     tables = subprocess.run(up.inside("nft", "list", "tables"), capture_output=True, text=True).stdout
     assert "table ip sigma" in tables
 
+    # demo-load sends the compressed day's traffic through the Service, and says who answered.
+    def load_report() -> str:
+        load = json.loads(up.kubectl("get", "pods", "-l", "app=demo-load", "-o", "json"))["items"]
+        try:  # a container just started may have no log yet
+            logs = "".join(up.kubectl("logs", p["metadata"]["name"]) for p in load
+                           if (p.get("status") or {}).get("phase") == "Running")
+        except AssertionError:
+            return ""
+        return logs if "answered by demo-web-" in logs else ""
+
+    report = wait_for(load_report, 90, f"demo-load's report of the replicas answering:\n{up.output()[-3000:]}")
+    assert "offered" in report and "rps" in report, report
+
     # From a client pod: a demo-web replica's own network namespace, through the Service
     # (its reply may come from itself: hairpin).
     web = next(p for p in pods if p["status"].get("podIP") in ips)

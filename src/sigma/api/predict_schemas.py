@@ -9,6 +9,17 @@ from sigma.api.schema import NONNEG32, PORT, Schema, arr, boolean, free, int64, 
 from sigma.predict.scalerspec import MAX_HISTORY_S, MAX_TIME_SCALE
 
 _SERIES = arr(arr(number()), description="[[time, value], ...], times in seconds since the epoch (wall clock).")
+_POLICY = obj("At most this much change within periodSeconds.",
+              type=string("Pods or Percent.", enum=("Pods", "Percent")),
+              value=int64("The change allowed (> 0).", minimum=1),
+              periodSeconds=int64("The window the policy holds over, 1 to 1800 seconds.", minimum=1, maximum=1800))
+_RULES = obj("How fast the scaler may scale in one direction.",
+             stabilizationWindowSeconds=number("Past recommendations considered, 0 to 3600 seconds (up: 0, down: "
+                                               "reactive.scaleDownStabilizationSeconds by default).",
+                                               minimum=0, maximum=3600),
+             selectPolicy=string("Max (the policy allowing the most change), Min, or Disabled.",
+                                 enum=("Max", "Min", "Disabled")),
+             policies=arr(_POLICY, description="The rate policies; default Kubernetes' when the direction is given."))
 PREDICTIVE_SCALER_SPEC = obj(
     "Scales a Deployment ahead of its load: replicas from a forecast of the metric, plus a reactive correction.",
     scaleTargetRef=obj("The Deployment to scale.", apiVersion=string("apps/v1."), kind=string("Deployment."),
@@ -43,6 +54,9 @@ PREDICTIVE_SCALER_SPEC = obj(
                  tolerance=number("Relative deviation ignored, in [0, 1); default 0.1.", minimum=0),
                  scaleDownStabilizationSeconds=number("Scale down only to the highest recommendation of this "
                                                       "window, 0 to 3600; default 300.", minimum=0, maximum=3600)),
+    behavior=obj("The HorizontalPodAutoscaler's stabilisation windows and rate policies, on the final decision "
+                 "(seconds on the scaler's clock). A direction given takes Kubernetes' defaults for what it leaves "
+                 "out; a direction left out has no rate policy.", scaleUp=_RULES, scaleDown=_RULES),
     timeScale=number(f"The load's clock runs this many times faster than the wall's, 1 to {MAX_TIME_SCALE:.0f}; "
                      "default 1.", minimum=1, maximum=MAX_TIME_SCALE),
 )

@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
 
@@ -97,6 +98,7 @@ class EmbeddedCluster:
         self.master = Master(store_url or f"sqlite://{state / 'state.db'}", self.host, port, auth=auth)
         self._agent: subprocess.Popen[bytes] | None = None
         self._signalled = False
+        self._stop_demo = threading.Event()  # the demo's batch queue runs until the master stops
 
     @property
     def public_url(self) -> str:
@@ -114,9 +116,12 @@ class EmbeddedCluster:
 
         metrics_port = None
         if self.demo:
+            from sigma.client.local import LocalClient
+            from sigma.demo.batchqueue import BatchQueue
             from sigma.demo.cluster import apply_demo
 
             metrics_port = apply_demo(self.master.registry, pod_network=self.pod_network)
+            BatchQueue(LocalClient(self.master.registry)).start(self._stop_demo)
         everywhere = " (listening on every address of this machine)" if is_wildcard(self.host) else ""
         console.print(f"[bold green]Sigma is up[/] on {escape(self.public_url)}{everywhere}", soft_wrap=True)
         if self._agent is not None:
@@ -127,14 +132,20 @@ class EmbeddedCluster:
         say(f"  try:        kubectl --kubeconfig {kubeconfig} get pods -A -o wide")
         say(f"              {sigma} get pods -A --kubeconfig {kubeconfig}")
         if self.demo:
-            say(f"              kubectl --kubeconfig {kubeconfig} logs demo-batch")
-            say(f"              kubectl --kubeconfig {kubeconfig} get batchjobs")
+            # What to watch: the compressed day (four minutes) and its rush, a minute in.
+            say(f"  watch:      kubectl --kubeconfig {kubeconfig} get predictivescalers -w   (a day every 4 min: "
+                "load, forecast and replicas follow it, and rise before the rush 1 min in)")
+            say(f"              kubectl --kubeconfig {kubeconfig} get deploy demo-web -w")
+            say(f"              kubectl --kubeconfig {kubeconfig} get batchjobs -w   (demo-batch-N: batch keeps "
+                "coming, squeezed in the rush, back after it)")
             if self.pod_network:
                 from sigma.demo.cluster import demo_service_ip
 
                 say(f"              curl http://{demo_service_ip(self.master.registry)}/   (Service demo-web: its "
                     "ready replicas answer in turn)")
                 say(f"              kubectl --kubeconfig {kubeconfig} get svc,endpointslices")
+                say(f"              kubectl --kubeconfig {kubeconfig} get pods -l app=demo-load   (then `logs` of it: "
+                    "the day's requests through the Service, and the replicas that answered)")
             else:
                 say(f"  demo load:  http://127.0.0.1:{metrics_port}/metrics (what demo-web's PredictiveScaler "
                     "reads)")
@@ -183,6 +194,7 @@ class EmbeddedCluster:
     def _tell_agent_to_stop(self) -> None:
         """SIGTERM to the agent as the master begins to stop: it drains its pods (each within
         its own grace period; node-local work) while the master winds down."""
+        self._stop_demo.set()  # before the store closes under the demo's batch queue
         agent = self._agent
         if agent is not None and agent.poll() is None:
             agent.terminate()
@@ -214,6 +226,7 @@ class EmbeddedCluster:
             self.master.serve(on_ready=lambda: self._on_ready(console), on_stopping=self._tell_agent_to_stop,
                               sockets=[self.listener] if self.listener is not None else None)
         finally:
+            self._stop_demo.set()
             self._stop_agent(console)
         console.print("Sigma stopped.")
         return 0

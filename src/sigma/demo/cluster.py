@@ -1,13 +1,19 @@
 """The demo workloads `sigma up` starts: a small prod HTTP service (Deployment demo-web), a
-batch pod that hashes for ever (demo-batch), a BatchJob DAG (demo-dag: 4 map instances,
-then 1 reduce) that runs for about a minute, visible with `kubectl get batchjobs`, and a
-PredictiveScaler for demo-web (`kubectl get predictivescalers`).
+BatchJob DAG (demo-dag: 4 map instances, then 1 reduce) that runs for about a minute, a
+queue of batch BatchJobs (demo-batch-1, -2, ..., sigma.demo.batchqueue) that keeps batch
+work coming, all visible with `kubectl get batchjobs`, and a PredictiveScaler for demo-web
+(`kubectl get predictivescalers`). With the pod network, demo-web is behind the Service
+demo-web and demo-load sends it real requests along the same day (`kubectl logs`).
 
 The prod service sees a compressed day: one day in DEMO_TIME_SCALE-th of a day (four
 minutes), its load a function of wall time (sigma.demo.web.offered_load), and a x3 rush
 announced in the scaler's calendar six compressed hours (a minute) after `sigma up`. The
 scaler runs on the same compressed clock (spec.timeScale), so its forecast column follows the
-day and its replicas rise a compressed half hour (five seconds) before the rush."""
+day and its replicas rise a compressed half hour (five seconds) before the rush; a
+scale-down waits for a compressed hour of lower recommendations (spec.behavior), so the
+replicas follow the day without flapping. The rush squeezes batch (Level-0 reserves prod's
+CPU ahead of it, the node suppresses the batch tier); a batch instance evicted or preempted
+runs again, and each finished batch job is followed by the next."""
 
 from __future__ import annotations
 
@@ -23,22 +29,6 @@ from sigma.api.resources import resource
 from sigma.client.base import ApiClient
 from sigma.demo import web as demo_web
 from sigma.demo.podpython import workload_python
-
-# The batch demo: hash as fast as the batch tier lets it, and say how fast every 5 seconds.
-# It runs as PID 1 of its own pid namespace, where a signal with no handler is ignored, so
-# it must handle SIGTERM itself to stop at once rather than at the end of the grace period.
-CRUNCH = """\
-import hashlib, signal, sys, time
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-h, n, mark = b"sigma", 0, time.time()
-while True:
-    h = hashlib.sha256(h).digest()
-    n += 1
-    if n % 100000 == 0 and time.time() - mark >= 5:
-        print(f"{n / (time.time() - mark):.0f} hashes/s", flush=True)
-        n, mark = 0, time.time()
-"""
-
 
 # A map instance: hash for MAP_SECONDS of wall time (batch gets only what prod leaves, so the
 # count says how much CPU that was), then succeed. The reduce runs once all four have.
@@ -76,6 +66,7 @@ DEMO_TARGET_PER_REPLICA = 60.0  # 1-3 replicas over a normal day, 5-8 in the rus
 DEMO_SPIKE_AFTER_S = 6 * 3600.0  # compressed seconds from `sigma up` to the rush
 DEMO_SPIKE_S = 2 * 3600.0
 DEMO_SPIKE_MULTIPLIER = 3.0
+DEMO_SCALE_DOWN_WINDOW_S = 3600.0  # compressed seconds
 
 
 # With the pod network each replica has its own address: fixed ports, a Service in front.
@@ -109,8 +100,33 @@ def demo_scaler(spike_start: float, time_scale: float = DEMO_TIME_SCALE,
                      "timeScale": time_scale,
                      # Compressed seconds: steps of 5 min (0.8 s), pods Ready 30 min (5 s) ahead.
                      "stepSeconds": 300, "leadSeconds": 1800, "historySeconds": 3 * 86400,
+                     # A scale-down only to the highest recommendation of the last compressed hour
+                     # (ten seconds): the HPA's stabilisation, as long as a refit of the forecast, so
+                     # a p90 hovering at a replica's boundary or a missed scrape does not shed a pod
+                     # that the next step adds back. Scale-ups are not held: they lead the rush.
+                     "behavior": {"scaleDown": {"stabilizationWindowSeconds": DEMO_SCALE_DOWN_WINDOW_S}},
                      "calendar": [{"name": "demo-rush", "start": start, "durationSeconds": DEMO_SPIKE_S,
                                    "multiplier": DEMO_SPIKE_MULTIPLIER}]}}
+
+
+DEMO_LOAD_FRACTION = 0.1  # demo-load sends a tenth of the offered load as real requests: 5-45 a second
+
+
+def demo_load(spike_start: float) -> dict[str, Any]:
+    """demo-load: real GETs to the Service demo-web following the same compressed day and
+    rush (sigma.demo.web with DEMO_ROLE=load); `kubectl logs` shows the replicas answering."""
+    python, security = workload_python()
+    env = [e for e in demo_load_env(spike_start) if not e["name"].startswith("LOAD_METRICS_")]
+    env += [{"name": "DEMO_ROLE", "value": "load"}, {"name": "LOAD_SEND_FRACTION", "value": str(DEMO_LOAD_FRACTION)},
+            {"name": "LOAD_TARGET", "value": f"http://demo-web.default.svc.cluster.local:{DEMO_SERVICE_PORT}/"}]
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "demo-load", "namespace": "default", "labels": {"app": "demo-load"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "demo-load"}},
+                     "template": {"metadata": {"labels": {"app": "demo-load"}}, "spec": {"containers": [{
+                         "name": "load", "command": [python, "-c", inspect.getsource(demo_web)],
+                         "securityContext": security, "env": env,
+                         "resources": {"requests": {"cpu": "50m", "memory": "32Mi"},
+                                       "limits": {"cpu": "500m", "memory": "64Mi"}}}]}}}}
 
 
 def demo_service() -> dict[str, Any]:
@@ -160,27 +176,10 @@ def demo_objects(now: float | None = None, metrics_port: int = DEMO_METRICS_PORT
             },
         },
     }
-    batch = {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "demo-batch", "namespace": "default", "labels": {"app": "demo-batch",
-                                                                             "sigma.io/qos": "BE"}},
-        "spec": {
-            "priorityClassName": "sigma-batch",
-            "restartPolicy": "OnFailure",
-            "containers": [{
-                "name": "crunch",
-                "command": [python, "-c", CRUNCH],
-                "securityContext": security,
-                # The limit keeps the demo polite on a shared machine; without it batch would
-                # take every idle core (its cgroup parent runs SCHED_IDLE, so prod still wins).
-                "resources": {"requests": {"cpu": "100m", "memory": "32Mi"},
-                              "limits": {"cpu": "500m", "memory": "128Mi"}},
-            }],
-        },
-    }
     objects = [("deployments", web), ("predictivescalers", demo_scaler(spike_start, port=metrics_port)),
-               ("pods", batch), ("batchjobs", demo_dag())]
-    return [*objects, ("services", demo_service())] if pod_network else objects
+               ("batchjobs", demo_dag())]
+    return [*objects, ("services", demo_service()), ("deployments", demo_load(spike_start))] if pod_network \
+        else objects
 
 
 def apply_demo(registry: Registry, port_free: Callable[[int], bool] | None = None, pod_network: bool = False) -> int:

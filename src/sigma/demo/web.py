@@ -11,6 +11,11 @@ and LOAD_SPIKE_MULTIPLIER, on the compressed clock). With LOAD_METRICS_PORT set,
 replica serves it as a Prometheus gauge on that port, bound with SO_REUSEPORT: replicas on
 one host share the port, each answers the same value (the load is a function of the time),
 and the PredictiveScaler scrapes the endpoint once.
+
+With DEMO_ROLE=load the same module is the demo's traffic instead: it sends real GET
+requests to LOAD_TARGET (the Service demo-web) at LOAD_SEND_FRACTION of the offered load,
+and every five seconds prints how many each replica answered (`kubectl logs` of demo-load),
+so the day, the rush and the replicas the scaler adds can be watched as traffic.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import socket
 import sys
 import threading
 import time
+import urllib.request
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any
@@ -90,7 +97,33 @@ class Handler(BaseHTTPRequestHandler):
         pass  # one line per request would drown the log
 
 
+def send_load(target: str, fraction: float, report_s: float = 5.0) -> None:
+    """GET `target` at `fraction` of the offered load, for ever; a report every report_s."""
+    answered: Counter[str] = Counter()
+    failed, mark = 0, time.time()
+    while True:
+        second = time.time()
+        count = max(1, round(load_from_env(second) * fraction))
+        for i in range(count):
+            try:
+                with urllib.request.urlopen(target, timeout=1.0) as response:
+                    words = response.read().decode(errors="replace").split()
+                answered[words[2] if len(words) > 2 else "?"] += 1
+            except OSError:
+                failed += 1
+            time.sleep(max(0.0, second + (i + 1) / count - time.time()))
+        if time.time() - mark >= report_s:
+            replicas = ", ".join(f"{name} {n}" for name, n in sorted(answered.items())) or "none"
+            print(f"offered {load_from_env(time.time()):.0f} rps, sending {count}/s: answered by {replicas}; "
+                  f"failed {failed}", flush=True)
+            answered, failed, mark = Counter(), 0, time.time()
+
+
 def main() -> int:
+    if os.environ.get("DEMO_ROLE") == "load":
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # PID 1 of its pid namespace
+        send_load(os.environ.get("LOAD_TARGET", "http://demo-web/"), float(os.environ.get("LOAD_SEND_FRACTION", "0.1")))
+        return 0
     server = ThreadingHTTPServer((os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "0"))), Handler)
     print(f"demo-web listening on http://{server.server_name}:{server.server_port}/", flush=True)
 

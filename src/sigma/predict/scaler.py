@@ -13,10 +13,12 @@ The choice, in order:
    those of a forecast a few seconds old, not one as old as the last fit.
 2. reactive (when enabled): the HPA's rule on the observed metric per ready replica
    (`hpa_step`); `combine` takes the larger, so a forecast that underestimates is caught.
-3. scale-down stabilisation on the result: never below the highest recommendation of the
-   last scaleDownStabilizationSeconds, so a dip in the metric or the forecast does not shed
-   pods that the next minutes need back; except recommendations made during a calendar
-   event that has ended, whose end the forecast already knows about.
+3. the HorizontalPodAutoscaler's behavior on the result (spec.behavior,
+   sigma.predict.scaler_behavior): never below the highest recommendation of the scale-down
+   window (by default scaleDownStabilizationSeconds), so a dip in the metric or the forecast
+   does not shed pods that the next minutes need back, and within the rate policies if any;
+   except recommendations made during a calendar event that has ended, whose end the
+   forecast already knows about.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sigma.predict.hpa_types import History
 from sigma.predict.policy import (
     HpaState,
     ReplicaDecision,
@@ -36,6 +39,7 @@ from sigma.predict.policy import (
     replicas_for,
     reservation_for,
 )
+from sigma.predict.scaler_behavior import behave
 from sigma.predict.scalerspec import ScalerSpec
 from sigma.predict.seasonal import SeasonalForecaster
 from sigma.predict.types import DEFAULT_QUANTILES, CalendarEvent, Forecast, Level, Model, Nowcasting
@@ -72,12 +76,15 @@ class Observation:
 
 @dataclass(frozen=True)
 class ScalerState:
-    """What a decision needs from earlier ones: both stabilisation windows (kept in status)
-    and the nowcast level since the last fit (not kept: a restart refits and starts afresh)."""
+    """What a decision needs from earlier ones: both stabilisation windows and the scale
+    events the rate policies count (kept in status), and the nowcast level since the last
+    fit (not kept: a restart refits and starts afresh)."""
 
     hpa: HpaState = field(default_factory=HpaState)
     recommendations: tuple[tuple[float, int], ...] = ()
     level: Level | None = None
+    scale_up_events: tuple[tuple[float, int], ...] = ()  # (time, replicas added)
+    scale_down_events: tuple[tuple[float, int], ...] = ()  # (time, replicas removed)
 
 
 @dataclass(frozen=True)
@@ -123,9 +130,14 @@ def plan(spec: ScalerSpec, model: Model | None, obs: Observation, state: ScalerS
                                  tolerance=spec.reactive.tolerance,
                                  scale_down_window_s=spec.reactive.scale_down_stabilization_s)
     decision = _choose(spec, obs, predictive, reactive, model is None)
-    decision, recommendations = _stabilise(decision, obs, state.recommendations,
-                                           spec.reactive.scale_down_stabilization_s)
-    return Plan(decision, forecast, reservation, ScalerState(hpa, recommendations, level))
+    behaved = behave(decision.replicas, obs.replicas,
+                     History(state.recommendations, state.scale_up_events, state.scale_down_events),
+                     spec.behavior, spec.min_replicas, spec.max_replicas, obs.now)
+    if behaved.replicas != decision.replicas:
+        decision = ReplicaDecision(behaved.replicas, decision.source, f"{decision.reason}; {behaved.note}")
+    history = behaved.history
+    return Plan(decision, forecast, reservation, ScalerState(hpa, history.recommendations, level,
+                                                             history.scale_up_events, history.scale_down_events))
 
 
 def _forget_ended_events(state: ScalerState, spec: ScalerSpec, now: float) -> ScalerState:
@@ -146,7 +158,8 @@ def _forget_ended_events(state: ScalerState, spec: ScalerSpec, now: float) -> Sc
     def keep(pairs: tuple[tuple[float, int], ...]) -> tuple[tuple[float, int], ...]:
         return tuple((ts, r) for ts, r in pairs if not any(during(ts, e) for e in ended))
 
-    return ScalerState(HpaState(keep(state.hpa.recommendations)), keep(state.recommendations), state.level)
+    return ScalerState(HpaState(keep(state.hpa.recommendations)), keep(state.recommendations), state.level,
+                       state.scale_up_events, state.scale_down_events)
 
 
 def _choose(spec: ScalerSpec, obs: Observation, predictive: ReplicaDecision | None,
@@ -160,19 +173,6 @@ def _choose(spec: ScalerSpec, obs: Observation, predictive: ReplicaDecision | No
         return ReplicaDecision(reactive.replicas, reactive.source, f"{why}; reactive: {reactive.reason}")
     held = min(max(obs.replicas, spec.min_replicas), spec.max_replicas)
     return ReplicaDecision(held, "hold", f"{why} and no metric to react to: keeping {held} replicas")
-
-
-def _stabilise(decision: ReplicaDecision, obs: Observation, recent: tuple[tuple[float, int], ...],
-               window_s: float) -> tuple[ReplicaDecision, tuple[tuple[float, int], ...]]:
-    kept = (*((ts, r) for ts, r in recent if ts > obs.now - window_s), (obs.now, decision.replicas))
-    if decision.replicas >= obs.replicas:
-        return decision, kept
-    floor = min(obs.replicas, max(r for _, r in kept))
-    if floor <= decision.replicas:
-        return decision, kept
-    return ReplicaDecision(floor, decision.source,
-                           f"{decision.reason}; scale-down to {decision.replicas} held at {floor} "
-                           f"(highest in the last {window_s:.0f}s)"), kept
 
 
 def forecast_at(forecast: Forecast, ts: float) -> float:

@@ -13,12 +13,14 @@
       quantile: 0.9                # replicas are provisioned from this forecast quantile
       calendar: [{name: double-11, start: "2026-11-11T00:00:00+08:00", durationSeconds: 7200, multiplier: 10}]
       reactive: {enabled: true, tolerance: 0.1, scaleDownStabilizationSeconds: 300}
+      behavior: {scaleDown: {stabilizationWindowSeconds: 600}}  # the HPA's (sigma.predict.scaler_behavior)
       timeScale: 1                 # the load's clock runs this many times faster than the wall's
 
 timeScale is for compressed loads (the `sigma up` demo plays a day in four minutes): the
 scaler then works on a scaled clock, scaled = wall x timeScale, so days and weeks of the
 forecaster are days and weeks of the load. Every duration in the spec (leadSeconds,
-stepSeconds, historySeconds, durationSeconds, scaleDownStabilizationSeconds) is in scaled
+stepSeconds, historySeconds, durationSeconds, scaleDownStabilizationSeconds, behavior's
+windows and periods) is in scaled
 seconds; a calendar `start` is a wall-clock time, as people write it. The status reports
 wall-clock times.
 
@@ -41,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sigma.colocation.jobspec import FieldError, parse_deadline
+from sigma.predict.scaler_behavior import DEFAULT_BEHAVIOR, Behavior, parse_behavior
 from sigma.predict.types import CalendarEvent
 
 DAY = 86400.0
@@ -48,7 +51,7 @@ MAX_HISTORY_S = 35 * DAY  # five weeks: enough for the weekly profile, bounded i
 MAX_TIME_SCALE = 86400.0  # a day a second: beyond that a step would be shorter than a scrape
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _FIELDS = {"scaleTargetRef", "metric", "targetPerReplica", "minReplicas", "maxReplicas", "leadSeconds",
-           "historySeconds", "stepSeconds", "quantile", "calendar", "reactive", "timeScale"}
+           "historySeconds", "stepSeconds", "quantile", "calendar", "reactive", "timeScale", "behavior"}
 _METRIC_FIELDS = {"type", "port", "path", "name", "rate", "aggregate"}
 AGGREGATES = ("sum", "max")
 _EVENT_FIELDS = {"name", "start", "durationSeconds", "multiplier"}
@@ -87,6 +90,7 @@ class ScalerSpec:
     calendar: tuple[CalendarEvent, ...] = ()
     reactive: ReactiveSpec = ReactiveSpec()
     time_scale: float = 1.0  # scaled seconds per wall second; calendar starts are already scaled
+    behavior: Behavior = DEFAULT_BEHAVIOR  # applied to the final decision
 
 
 def parse_scaler_spec(spec: object) -> tuple[ScalerSpec | None, list[FieldError]]:
@@ -111,13 +115,14 @@ def parse_scaler_spec(spec: object) -> tuple[ScalerSpec | None, list[FieldError]
     calendar = _calendar(spec.get("calendar"), errors)
     reactive = _reactive(spec.get("reactive"), errors)
     scale = _number(spec, "timeScale", "spec", errors, default=1.0, minimum=1.0, maximum=MAX_TIME_SCALE)
+    behavior = parse_behavior(spec.get("behavior"), reactive.scale_down_stabilization_s, errors)
     if errors:
         return None, errors
     assert target and metric and per_replica and high is not None and low is not None
     assert lead is not None and step and history and quantile and scale
     calendar = tuple(CalendarEvent(e.start_ts * scale, e.duration_s, e.multiplier, e.name) for e in calendar)
     return ScalerSpec(target, metric, per_replica, low, high, lead, history, step, quantile, calendar,
-                      reactive, scale), []
+                      reactive, scale, behavior), []
 
 
 def ended_events_note(spec: ScalerSpec, now: float) -> str | None:

@@ -5,8 +5,8 @@ scaler's status after a restart (sigma.master.controllers.predictive).
   the open slot's running sum lives only here, so a restart loses at most one slot;
 - history.forecasts: the forecast made leadSeconds ahead for each slot (one day of them),
   compared with the metric for status.forecastError;
-- stabilization: the HPA's and the final decision's recent recommendations, so a restart
-  does not forget a scale-down is being held;
+- stabilization: the HPA's and the final decision's recent recommendations and scale
+  events, so a restart does not forget a scale-down is being held or a rate policy spent;
 - the fitted model: a cache, refitted from history.metric.
 """
 
@@ -76,7 +76,9 @@ class ScalerMemory:
 
     def encode_state(self) -> dict[str, Any]:
         return {"hpa": [list(r) for r in self.state.hpa.recommendations],
-                "replicas": [list(r) for r in self.state.recommendations]}
+                "replicas": [list(r) for r in self.state.recommendations],
+                "up": [list(r) for r in self.state.scale_up_events],
+                "down": [list(r) for r in self.state.scale_down_events]}
 
 
 def rebuild(scaler: dict[str, Any], spec: ScalerSpec, generation: int) -> ScalerMemory:
@@ -88,7 +90,8 @@ def rebuild(scaler: dict[str, Any], spec: ScalerSpec, generation: int) -> Scaler
         generation,
         Ring.decode(stored.get("metric"), step, history_capacity(spec)),
         Ring.decode(stored.get("forecasts"), step, max(2, math.ceil(DAY / step))),
-        ScalerState(HpaState(_pairs(held.get("hpa"))), _pairs(held.get("replicas"))),
+        ScalerState(HpaState(_pairs(held.get("hpa"))), _pairs(held.get("replicas")), None,
+                    _pairs(held.get("up")), _pairs(held.get("down"))),
     )
     last = status.get("lastStepTime")
     if isinstance(last, int | float) and not isinstance(last, bool):
