@@ -42,7 +42,8 @@ def test_a_short_festival_reports_every_mode_and_the_faults(tmp_path: Path) -> N
     assert result["bench"] == "festival" and sorted(result["modes"]) == ["predictive", "static-peak"]
     for name, mode in result["modes"].items():
         assert "error" not in mode, (name, mode)
-        assert mode["requests"] > 50 and 0 <= mode["errors"] <= mode["requests"]
+        # The customer outside the cluster reaches the replicas through the NodePort.
+        assert mode["requests"] > 50 and 0 <= mode["errors"] < mode["requests"] // 2
         assert mode["rush"]["requests"] > 0 and 0 <= mode["violation_minutes"] <= mode["minutes"]
         assert mode["p50_ms"] is not None and 0 < mode["p50_ms"] <= mode["p99_ms"] <= mode["p999_ms"]
         assert mode["batch_cpu_s"] >= 0 and mode["batch_evictions"] >= 0

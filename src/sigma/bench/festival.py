@@ -6,10 +6,12 @@ namespace: a prod Deployment `web` behind a Service (sigma.bench.festival_backen
 request burns a fixed amount of CPU, so replicas are really needed; a readiness probe, so
 only Ready replicas get traffic), a BatchJob queue with enough work to fill every idle
 core, and an open-loop HTTP load generator (sigma.bench.festival_load) outside the
-workloads, sending to the Service's ClusterIP along a compressed day (the compressed clock
+cluster, sending to the Service's NodePort along a compressed day (the compressed clock
 runs --time-scale times the wall's) with a x10 rush at the calendar time. The generator is
-the bench's own Python entered into the network namespace of an idle pod on the master's
-node (as `sigma bench service` does): a pod's packets are what the service proxy serves.
+the bench's own Python on a fourth host of the lab network that runs no part of Sigma, as a
+customer's traffic comes in: to a node's address and NodePort (the master's node, which
+the --kill-agent-in-rush fault never kills), where that node's service proxy spreads it
+over the Ready replicas of every node.
 
 The same run three ways, back to back, same seed (the very same request times):
 - predictive: a PredictiveScaler (the replicas' request counter as its metric, the rush in
@@ -75,6 +77,7 @@ from sigma.lab.netlab import netns_available
 console = Console(stderr=True)
 MODES = ("predictive", "reactive", "static-peak")
 KILLED = "predictive-agent-killed"
+CUSTOMER = 3  # the lab host the load comes from: no agent, no master, no pod routes
 SERVICE_FLAGS = ("--service-proxy", "--cluster-dns", "--cluster-cidr", "10.244.0.0/16", "--metrics-interval", "1")
 # Compressed-cluster timings: every controller looks often, as the load's clock runs fast.
 MASTER_OPTIONS = {"hpa_period_s": 1, "predictive_period_s": 1, "level0_period_s": 1, "node_grace_s": 5,
@@ -176,32 +179,23 @@ def proc_stat() -> tuple[float, float]:
 
 
 class Client:
-    """Where the load comes from: the network namespace of a pod on the master's node that
-    runs nothing (a pod's packets are what the service proxy serves); the process is the
-    bench's own Python entered into it, outside the cluster's workloads."""
-
-    NS = "festival-client"
+    """Where the load comes from: host CUSTOMER of the lab network, which runs no part of
+    Sigma (no agent, no pod routes): it reaches the cluster only through a node's address."""
 
     def __init__(self, cluster: FestivalCluster) -> None:
         self.cluster = cluster
         self.processes: list[subprocess.Popen[bytes]] = []
-        cluster.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.NS}})
-        cluster.create(f"/api/v1/namespaces/{self.NS}/pods", {
-            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client"},
-            "spec": {"nodeName": NODES[A], "terminationGracePeriodSeconds": 1,
-                     "containers": [{"name": "client", "command": ["sleep", "1000000"]}]}})
-        pod = wait_until("the client pod running", lambda: cluster.running("client", self.NS), 120, cluster.diagnose)
-        self.netns = cluster.netns_of(pod["metadata"]["uid"])
+        self.prefix = cluster.net.enter(CUSTOMER)
 
     def popen(self, cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
         with open(log, "ab") as errors:  # the child keeps its own copy
-            process = subprocess.Popen(["nsenter", f"--net={self.netns}", "--", *cmd], stdout=subprocess.PIPE,
+            process = subprocess.Popen([*self.prefix, *cmd], stdout=subprocess.PIPE,
                                        stderr=errors, stdin=subprocess.DEVNULL, start_new_session=True)
         self.processes.append(process)
         return process
 
     def run(self, cmd: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(["nsenter", f"--net={self.netns}", "--", *cmd], capture_output=True, timeout=timeout)
+        return subprocess.run([*self.prefix, *cmd], capture_output=True, timeout=timeout)
 
     def close(self) -> None:
         for process in self.processes:
@@ -260,10 +254,13 @@ class Mode:
             self.samples.machine.append((t, *proc_stat()))
             self.stop.wait(max(0.0, 1.0 - (time.time() - t0 - t)))
 
-    def setup(self) -> tuple[str, float]:
+    def setup(self) -> tuple[tuple[str, int], float]:
+        """The objects of this mode; the address the customer sends to (node-a's address
+        and the Service's NodePort) and the wall time the load starts."""
         c, a = self.cluster, self.args
         c.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.ns}})
-        vip = c.create(self.path("services"), objects.service())["spec"]["clusterIP"]
+        service = c.create(self.path("services"), objects.service())
+        target = (c.net.address(A), int(service["spec"]["ports"][0]["nodePort"]))
         peak = objects.static_replicas(self.curve, a.duration, a.per_replica)
         cpu_request = round(a.cost_ms * a.per_replica)  # milli-cores a replica uses at its target
         start_replicas = peak if self.name == "static-peak" else 1
@@ -290,17 +287,17 @@ class Mode:
         wait_until(f"{start_replicas} ready replica(s) of {self.ns}/web",
                    lambda: self.ready_endpoints() >= start_replicas, 120, c.diagnose, every=0.5)
         c.create(self.path("batchjobs", group="/apis/sigma.io/v1"), objects.batch_job(400, 8, 100))
-        return vip, start_wall
+        return target, start_wall
 
     def _missing_target_reason(self) -> str | None:
         scaler = self.cluster.api("GET", self.path("predictivescalers", objects.WEB, "/apis/sigma.io/v1")) or {}
         reason = str((scaler.get("status") or {}).get("reason") or "")
         return reason if "not found" in reason else None
 
-    def run(self, vip: str, start_wall: float, kill: bool) -> dict[str, Any]:
+    def run(self, target: tuple[str, int], start_wall: float, kill: bool) -> dict[str, Any]:
         c, a = self.cluster, self.args
         due = arrivals(self.curve, a.duration, a.seed)
-        plan = {"host": vip, "port": 80, "due": due, "connections": 512, "timeout_s": 5.0}
+        plan = {"host": target[0], "port": target[1], "due": due, "connections": 512, "timeout_s": 5.0}
         plan_file = c.tmp / f"plan-{self.name}.json"
         plan_file.write_text(json.dumps(plan))
         time.sleep(max(0.0, start_wall - time.time() - 0.2))
@@ -429,7 +426,7 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], d
     done: dict[str, Mode] = {}
     faults: dict[str, Any] = {}
     try:
-        net = HostNetwork(3, prefix="sigma-f")
+        net = HostNetwork(CUSTOMER + 1, prefix="sigma-f")
         with net:
             cluster = FestivalCluster(net, tmp, DEFAULT_ETC_ROOT)
             client: Client | None = None
@@ -447,9 +444,9 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], d
                 for i, name in enumerate(plan):
                     mode = Mode(cluster, args, name, i, client)
                     try:
-                        vip, start_wall = mode.setup()
-                        console.print(f"{name}: ClusterIP {vip}, load from a pod's network namespace on {NODES[A]}")
-                        results[name] = mode.run(vip, start_wall, kill=name == KILLED)
+                        target, start_wall = mode.setup()
+                        console.print(f"{name}: NodePort {target[0]}:{target[1]}, load from a host outside the cluster")
+                        results[name] = mode.run(target, start_wall, kill=name == KILLED)
                         done[name] = mode
                         r = results[name]
                         console.print(f"  {name}: p99 {r['p99_ms']} ms (rush {r['rush']['p99_ms']} ms), "

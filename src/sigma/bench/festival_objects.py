@@ -45,7 +45,8 @@ def rfc3339(ts: float) -> str:
 
 def service() -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": WEB},
-            "spec": {"selector": {"app": WEB}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
+            "spec": {"type": "NodePort",  # the customer comes from outside the cluster
+                     "selector": {"app": WEB}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
 
 
 def deployment(replicas: int, cost_ms: float, cpu_request_m: int, cpu_limit_m: int) -> dict[str, Any]:
