@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sigma.bench.festival import parse
+from sigma.bench.festival import KILLED, NO_BATCH, compare, parse
 
 
 def test_bad_arguments_are_refused_naming_the_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -23,6 +23,21 @@ def test_bad_arguments_are_refused_naming_the_option(capsys: pytest.CaptureFixtu
     assert "--rush-at" in capsys.readouterr().err
     args = parse(["--duration", "100"])
     assert args.modes == ["predictive", "reactive", "static-peak"] and 0 < args.rush_at < 100
+    assert not args.no_batch_baseline and parse(["--no-batch-baseline"]).no_batch_baseline
+
+
+def test_cross_mode_figures_compare_with_static_peak_no_batch_and_the_killed_agent() -> None:
+    results = {"predictive": {"batch_cpu_s": 80.0, "p99_ms": 55.0, "violation_minutes": 1},
+               "static-peak": {"batch_cpu_s": 100.0, "p99_ms": 40.0},
+               KILLED: {"batch_cpu_s": 70.0, "violation_minutes": 4},
+               NO_BATCH: {"batch_cpu_s": 0.0, "p99_ms": 50.0}}
+    compare(results)
+    assert results["predictive"]["batch_vs_static_peak"] == 0.8
+    assert results["predictive"]["p99_vs_no_batch"] == 1.1
+    assert results[KILLED]["violation_minutes_cost_of_kill"] == 3
+    alone: dict[str, dict[str, float]] = {"predictive": {"p99_ms": 55.0}}
+    compare(alone)  # no baseline run: no ratio, rather than a made-up one
+    assert "p99_vs_no_batch" not in alone["predictive"]
 
 
 @pytest.mark.e2e

@@ -77,6 +77,8 @@ from sigma.lab.netlab import netns_available
 console = Console(stderr=True)
 MODES = ("predictive", "reactive", "static-peak")
 KILLED = "predictive-agent-killed"
+NO_BATCH = "predictive-no-batch"  # the baseline of prod's p99 goal: the same, no batch at all
+SCALED = ("predictive", KILLED, NO_BATCH)  # the modes with a PredictiveScaler
 CUSTOMER = 3  # the lab host the load comes from: no agent, no master, no pod routes
 SERVICE_FLAGS = ("--service-proxy", "--cluster-dns", "--cluster-cidr", "10.244.0.0/16", "--metrics-interval", "1")
 # Compressed-cluster timings: every controller looks often, as the load's clock runs fast.
@@ -91,6 +93,7 @@ DEFINITIONS = {
     "slack": "ready replica-seconds / needed replica-seconds - 1; needed = ceil(offered rps / per_replica_rps)",
     "batch_cpu_s": "CPU-seconds of the agents' batch cgroups (cpuacct) during the load",
     "batch_vs_static_peak": "this mode's batch_cpu_s / static-peak's",
+    "p99_vs_no_batch": f"predictive's p99_ms / {NO_BATCH}'s (with --no-batch-baseline)",
     "machine_cpu": "busy share of the machine's CPUs (/proc/stat), which run the whole cluster",
 }
 
@@ -115,6 +118,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
     p.add_argument("--kill-agent-in-rush", action="store_true",
                    help=f"also run '{KILLED}': predictive, an agent killed as the rush starts")
+    p.add_argument("--no-batch-baseline", action="store_true",
+                   help=f"also run '{NO_BATCH}': predictive without batch, the baseline of prod's p99 goal")
     p.add_argument("--plot", type=Path, default=None, help="write the per-mode panels (PNG) here")
     args = p.parse_args(argv)
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -266,7 +271,7 @@ class Mode:
         start_replicas = peak if self.name == "static-peak" else 1
         lead = a.lead + 8.0  # the load starts about this long after the scaler is made
         start_wall = time.time() + lead
-        if self.name in ("predictive", KILLED):
+        if self.name in SCALED:
             # Made before its Deployment: the first steps must say the target is missing.
             spec = objects.scaler(self.curve, start_wall, a.per_replica, peak + 2, a.lead, 10.0)
             c.create(self.path("predictivescalers", group="/apis/sigma.io/v1"), spec)
@@ -277,7 +282,7 @@ class Mode:
                   content_type="application/merge-patch+json")
         c.create(self.path("deployments", group="/apis/apps/v1"),
                  objects.deployment(start_replicas, a.cost_ms, cpu_request, round(cpu_request * a.capacity)))
-        if self.name in ("predictive", KILLED):
+        if self.name in SCALED:
             # A new generation: the controller rebuilds its memory from the seeded status.
             c.api("PATCH", self.path("predictivescalers", objects.WEB, "/apis/sigma.io/v1"),
                   {"spec": {"minReplicas": 1, "maxReplicas": peak + 3}}, content_type="application/merge-patch+json")
@@ -286,7 +291,8 @@ class Mode:
                      objects.hpa(cpu_request, cpu_request, peak + 3, 10.0))
         wait_until(f"{start_replicas} ready replica(s) of {self.ns}/web",
                    lambda: self.ready_endpoints() >= start_replicas, 120, c.diagnose, every=0.5)
-        c.create(self.path("batchjobs", group="/apis/sigma.io/v1"), objects.batch_job(400, 8, 100))
+        if self.name != NO_BATCH:
+            c.create(self.path("batchjobs", group="/apis/sigma.io/v1"), objects.batch_job(400, 8, 100))
         return target, start_wall
 
     def _missing_target_reason(self) -> str | None:
@@ -440,7 +446,8 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], d
                                cluster.diagnose)
                 client = Client(cluster)
                 faults["unreachable_load"] = unreachable_load(cluster, client)
-                plan = [*args.modes, *([KILLED] if args.kill_agent_in_rush else [])]
+                plan = [*args.modes, *([KILLED] if args.kill_agent_in_rush else []),
+                        *([NO_BATCH] if args.no_batch_baseline else [])]
                 for i, name in enumerate(plan):
                     mode = Mode(cluster, args, name, i, client)
                     try:
@@ -479,6 +486,9 @@ def compare(results: dict[str, Any]) -> None:
     killed, predictive = results.get(KILLED) or {}, results.get("predictive") or {}
     if "violation_minutes" in killed and "violation_minutes" in predictive:
         killed["violation_minutes_cost_of_kill"] = killed["violation_minutes"] - predictive["violation_minutes"]
+    alone = results.get(NO_BATCH) or {}
+    if predictive.get("p99_ms") and alone.get("p99_ms"):
+        predictive["p99_vs_no_batch"] = round(predictive["p99_ms"] / alone["p99_ms"], 3)
 
 
 def run(argv: list[str]) -> dict[str, Any]:
