@@ -70,7 +70,7 @@ from sigma.bench.festival_model import (
     slack,
     utilisation,
 )
-from sigma.bench.service import _sigterm_as_interrupt
+from sigma.bench.procs import kill_group, sigterm_as_interrupt
 from sigma.lab.netcluster import CGROUP_MOUNT, NODES, PORT, A, Cluster, HostNetwork, wait_until
 from sigma.lab.netlab import netns_available
 
@@ -204,12 +204,7 @@ class Client:
 
     def close(self) -> None:
         for process in self.processes:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
+            kill_group(process)
 
 
 @dataclass
@@ -498,7 +493,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         raise SystemExit(f"sigma bench festival: {why}")
     load_before = os.getloadavg()[0]
     started = time.monotonic()
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         results, faults, modes = measure(args)
     compare(results)
     curve = curve_of(args)

@@ -35,16 +35,15 @@ import math
 import os
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from typing import IO, Any
 
 from sigma.bench.p2p_stats import cpu_sample, cpu_summary, fault_counts
+from sigma.bench.procs import sigterm_as_interrupt
 from sigma.lab.netlab import Network, netns_available
 from sigma.p2p.peer import DEFAULT_UPLOAD_SLOTS
 from sigma.p2p.tracker import DEFAULT_SOURCE_CLAIMS
@@ -98,7 +97,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     size = int(args.size_mib * MIB)
     workroot = args.workdir or _default_workdir(size * (args.nodes + 3))
     load_before = os.getloadavg()
-    with _sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="sigma-bench-p2p-", dir=workroot) as work:
+    with sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="sigma-bench-p2p-", dir=workroot) as work:
         os.chmod(work, 0o755)
         with Network(args.nodes + 2, prefix="sigma-b") as net, _Lab(net, args, size, work) as lab:
             result = lab.measure()
@@ -377,20 +376,3 @@ def _path(work: str, name: str) -> Any:
     from pathlib import Path
 
     return Path(work, name)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so every `with` and `finally` removes what it made."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(_sig: int, _frame: Any) -> None:
-        raise KeyboardInterrupt("SIGTERM")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -60,9 +60,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +70,7 @@ from rich.progress import Progress
 
 from sigma.agent.podnet.network import DEFAULT_ETC_ROOT
 from sigma.bench import service_sync
+from sigma.bench.procs import kill_group, sigterm_as_interrupt
 from sigma.lab.netcluster import NODES, A, B, C, Cluster, HostNetwork, wait_until
 from sigma.lab.netlab import netns_available
 
@@ -325,31 +324,9 @@ class Bench:
 
     def close(self) -> None:
         for process in self.loads:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
+            kill_group(process)
         with contextlib.suppress(Exception):
             self.cluster.api("DELETE", f"/api/v1/namespaces/{self.ns}")
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so every `with` and `finally` removes what it made."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(_sig: int, _frame: Any) -> None:
-        raise KeyboardInterrupt("SIGTERM")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def measure_cluster(args: argparse.Namespace) -> dict[str, Any]:
@@ -385,7 +362,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     if why is not None:
         raise SystemExit(f"sigma bench service: {why}")
     load_before = os.getloadavg()[0]
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         figures = measure_cluster(args)
         console.print(f"service-sync: {args.sync_services} Services of {args.sync_endpoints} endpoints")
         sync = service_sync.run(["--services", str(args.sync_services), "--endpoints", str(args.sync_endpoints),
