@@ -21,7 +21,7 @@ from typing import Any
 
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
-from sigma.demo.podpython import workload_python
+from sigma.demo.podpython import hash_for, workload_python
 from sigma.master.controllers.periodic import run_periodic
 
 log = logging.getLogger("sigma.demo.batch")
@@ -37,19 +37,7 @@ PERIOD_S = 2.0
 FINISHED = ("Succeeded", "Failed")
 _NAME = re.compile(rf"^{PREFIX}-(\d+)$")
 
-# An instance: hash for WORK_SECONDS with whatever CPU the batch tier gets, report, succeed.
-# It runs as PID 1 of its own pid namespace, where a signal with no handler is ignored: an
-# eviction's SIGTERM must stop it at once.
-WORK = f"""\
-import hashlib, signal, sys, time
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-h, n, end = b"sigma", 0, time.time() + {WORK_SECONDS}
-while time.time() < end:
-    for _ in range(1000):
-        h = hashlib.sha256(h).digest()
-    n += 1000
-print(f"{{n}} hashes in {WORK_SECONDS}s", flush=True)
-"""
+WORK = hash_for(WORK_SECONDS, "")  # an instance: hash with what the batch tier gets, succeed
 
 
 @dataclass(frozen=True)

@@ -28,21 +28,12 @@ from sigma.api.registry import Registry
 from sigma.api.resources import resource
 from sigma.client.base import ApiClient
 from sigma.demo import web as demo_web
-from sigma.demo.podpython import workload_python
+from sigma.demo.podpython import hash_for, workload_python
 
-# A map instance: hash for MAP_SECONDS of wall time (batch gets only what prod leaves, so the
-# count says how much CPU that was), then succeed. The reduce runs once all four have.
+# A map instance hashes for MAP_SECONDS (batch gets only what prod leaves); the reduce runs
+# once all four have succeeded.
 MAP_SECONDS = 30
-MAP = f"""\
-import hashlib, signal, sys, time
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-h, n, end = b"sigma", 0, time.time() + {MAP_SECONDS}
-while time.time() < end:
-    for _ in range(1000):
-        h = hashlib.sha256(h).digest()
-    n += 1000
-print(f"map: {{n}} hashes in {MAP_SECONDS}s", flush=True)
-"""
+MAP = hash_for(MAP_SECONDS, "map: ")
 REDUCE = "import time; print('reduce: the 4 map instances succeeded', flush=True); time.sleep(5); print('done')"
 
 

@@ -34,3 +34,20 @@ def others_can_run(path: str) -> bool:
             p = os.path.dirname(p)
             dirs.add(p)
     return all(os.stat(d).st_mode & stat.S_IXOTH for d in dirs)
+
+
+def hash_for(seconds: float, label: str) -> str:
+    """A batch instance's program: hash for ``seconds`` of wall time with whatever CPU the
+    batch tier gets (the count it prints says how much that was), then succeed. It runs as
+    PID 1 of its own pid namespace, where a signal with no handler is ignored: an eviction's
+    SIGTERM must stop it at once."""
+    return f"""\
+import hashlib, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+h, n, end = b"sigma", 0, time.time() + {seconds:g}
+while time.time() < end:
+    for _ in range(1000):
+        h = hashlib.sha256(h).digest()
+    n += 1000
+print(f"{label}{{n}} hashes in {seconds:g}s", flush=True)
+"""
