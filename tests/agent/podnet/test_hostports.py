@@ -56,6 +56,13 @@ def test_the_table_dnats_node_addresses_and_masquerades_localhost_and_pods_of_th
     assert "type nat hook prerouting" in text and "type nat hook output" in text
 
 
+def test_a_localhost_host_port_drops_new_packets_from_pods_to_the_node_loopback() -> None:
+    guard = 'iifname "sigma0" ip daddr 127.0.0.0/8 ct state != { established, related } drop'
+    assert guard in render([HostPort("tcp", "", 80, "10.244.1.5", 8080)], "10.244.1.0/24")
+    # A hostIP mapping is not reached on 127.0.0.1: route_localnet stays off, no guard needed.
+    assert guard not in render([HostPort("tcp", "192.0.2.7", 80, "10.244.1.5", 8080)], "10.244.1.0/24")
+
+
 def test_no_mapping_left_removes_the_table() -> None:
     assert render([], "10.244.1.0/24") == "table ip sigma-hostports {}\ndelete table ip sigma-hostports\n"
 

@@ -63,8 +63,9 @@ class HostPortTable:
         script = render(mappings, pod_cidr)
         if script == self._applied:
             return
-        if any(not m.host_ip for m in mappings):
-            self._route_localnet()
+        localnet = any(not m.host_ip for m in mappings)
+        if not localnet:
+            self._route_localnet(False)  # before the table and its guard go
         try:
             out = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True, timeout=30,
                                  check=False)
@@ -77,14 +78,16 @@ class HostPortTable:
             log.error("hostPort table refused by nft: %s", out.stderr.strip()[-1000:])
             return
         self._applied = script
+        if localnet:
+            self._route_localnet(True)  # after the table's guard is in place
 
-    def _route_localnet(self) -> None:
+    def _route_localnet(self, on: bool) -> None:
         # 127.0.0.1:hostPort leaves through the pod bridge with a loopback source until it is
         # masqueraded: without route_localnet the kernel drops it as a martian. Set on
         # Sigma's own bridge only.
         path = os.path.join(self.sysctl_root, conflist.BRIDGE, "route_localnet")
         try:
             with open(path, "w") as f:
-                f.write("1\n")
+                f.write("1\n" if on else "0\n")
         except OSError as err:
             log.debug("route_localnet on %s: %s (localhost hostPorts will not work)", conflist.BRIDGE, err)

@@ -26,6 +26,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from sigma.agent.podnet.conflist import BRIDGE
+
 TABLE = "sigma-hostports"
 FAMILY = "ip"
 PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
@@ -115,7 +117,15 @@ def render(mappings: list[HostPort], pod_cidr: str | None) -> str:
         # the node to be un-NATed, not straight over the bridge.
         source = pod_cidr or f"{m.pod_ip}/32"
         masq.append(f"\t\tct status dnat ip saddr {source} {to_pod} masquerade")
-    lines = [f"table {t} {{",
+    guard = []
+    if any(not m.host_ip for m in mappings):
+        # 127.0.0.1:hostPort needs route_localnet on the pod bridge, which would also let a
+        # pod send to the node's own loopback services (CVE-2020-8558): only replies of
+        # connections the node made pass; a new packet from the bridge to 127/8 is dropped.
+        guard = ["\tchain localnet-guard {", "\t\ttype filter hook input priority -1; policy accept;",
+                 f'\t\tiifname "{BRIDGE}" ip daddr 127.0.0.0/8 ct state != {{ established, related }} drop',
+                 "\t}"]
+    lines = [f"table {t} {{", *guard,
              "\tchain hostports {", *dnat, "\t}",
              # dstnat - 1: before the service proxy's chains (hostPorts and Service ports do
              # not overlap, the NodePort range is refused; the order only makes it certain).
