@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -35,6 +34,7 @@ from sigma.api.objects import owner_reference
 from sigma.api.registry import Registry
 from sigma.api.resources import resource
 from sigma.bench.masterproc import MasterProcess
+from sigma.bench.readyz_probe import ReadyzProbe
 from sigma.master.controllers.rollout import HASH_LABEL, REVISION, TEMPLATE_HASH, template_hash
 from sigma.store.sqlite import SqliteStore
 
@@ -93,37 +93,6 @@ def seed(db: Path, pods: int, owned: bool) -> None:
         store.close()
 
 
-class ReadyzProbe:
-    """Asks /readyz every READYZ_EVERY_S in a thread; keeps each answer's latency."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.latencies: list[float] = []
-        self.failures = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> ReadyzProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=30) as http:
-            while not self._stop.is_set():
-                started = time.perf_counter()
-                try:
-                    ok = http.get(f"{self.url}/readyz").status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                self.latencies.append(time.perf_counter() - started)
-                self.failures += not ok
-                self._stop.wait(READYZ_EVERY_S)
-
-
 def _count(http: httpx.Client, url: str) -> int:
     return len(http.get(f"{url}/api/v1/namespaces/{NAMESPACE}/pods").json()["items"])
 
@@ -135,7 +104,7 @@ def phase(workdir: Path, pods: int, owned: bool, timeout: float, probe_latencies
     console.print(f"[dim]{pods} pods written in {time.perf_counter() - started:.1f}s[/]")
     with MasterProcess(workdir) as master, httpx.Client(timeout=timeout) as http:
         before = _count(http, master.url)
-        with ReadyzProbe(master.url) as probe:
+        with ReadyzProbe(master.url, READYZ_EVERY_S) as probe:
             time.sleep(0.5)
             started = time.perf_counter()
             path = (f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/bench" if owned

@@ -6,7 +6,7 @@ Several client threads, each with its own connection, pick at random among: crea
 (create, patch, scale, delete, delete-collection, whose effects must never show), short
 watches, and bad objects of every kind the API must refuse with a 4xx (hostile integers
 and quantities, bodies that expand or nest without end, unknown fields in Sigma's own
-kinds, oversized metadata, privileged pods). A prober asks /readyz every 200 ms throughout.
+kinds, oversized metadata, privileged pods). A prober in its own process asks /readyz every 200 ms throughout.
 
 Afterwards it checks: every acknowledged create that was not deleted is still there; no
 dry-run left a trace; the Deployment still has the replicas it was really given; every loop
@@ -33,6 +33,7 @@ from rich.progress import Progress
 
 from sigma.bench.agentproc import AgentProcess
 from sigma.bench.masterproc import MasterProcess
+from sigma.bench.readyz_probe import ReadyzProbe
 from sigma.bench.soak_bodies import BAD_REQUESTS, BadRequest
 
 NS = "default"
@@ -43,6 +44,7 @@ NODE = "soak-node"
 DEPLOYMENT = "soak-web"
 DEPLOYMENT_REPLICAS = 2
 DRY_LABEL = "sigma.io/soak-dry-run"
+READYZ_EVERY_S = 0.2
 
 
 def pod(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -203,25 +205,6 @@ class Client:
         self.rng.choices([a for a, _ in actions], weights=[w for _, w in actions])[0]()
 
 
-class ReadyzProbe(threading.Thread):
-    def __init__(self, url: str, stop: threading.Event) -> None:
-        super().__init__(daemon=True)
-        self.url, self.stop_event = url, stop
-        self.latencies: list[float] = []
-        self.failures = 0
-
-    def run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=5, verify=False) as http:
-            while not self.stop_event.wait(0.2):
-                start = time.perf_counter()
-                try:
-                    ok = http.get("/readyz").status_code == 200
-                except httpx.TransportError:
-                    ok = False
-                self.latencies.append(time.perf_counter() - start)
-                self.failures += 0 if ok else 1
-
-
 def quantile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -326,9 +309,8 @@ def soak(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
     if not wait_for(lambda: http.get(f"/api/v1/nodes/{NODE}").status_code == 200, 60):
         raise RuntimeError(f"the agent never registered; see {cluster.agent.log if cluster.agent else ''}")
     http.post(DEPLOYMENTS, json=deployment(DEPLOYMENT_REPLICAS)).raise_for_status()
-    ledger, stop = Ledger(), threading.Event()
-    probe = ReadyzProbe(url, stop)
-    probe.start()
+    ledger = Ledger()
+    probe = ReadyzProbe(url, READYZ_EVERY_S).__enter__()  # stopped below, after the liveness check
     deadline = time.monotonic() + args.seconds
 
     def client_loop(seed: int) -> None:
@@ -357,8 +339,7 @@ def soak(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
     # sync at a time, a backlog of a hundred on two shared cores), and the node may be at its
     # 110 pods until they finish: the checks allow for that backlog to drain.
     alive = loops_alive(http, timeout=300)
-    stop.set()
-    probe.join()
+    probe.stop()
     result = {
         "seconds": args.seconds, "clients": args.clients,
         "requests": sum(ledger.ops.values()), "ops": dict(sorted(ledger.ops.items())),
