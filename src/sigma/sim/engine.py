@@ -82,6 +82,9 @@ class Simulation:
         self.task_queue = ([job_queue[j] for j in workload.job.tolist()] if job_queue is not None
                            else [DEFAULT_QUEUE] * len(workload))
         self.queue_used: dict[str, tuple[int, int]] = {}  # batch cpu and memory each queue holds
+        # Every queue some task is in, once: a pass must not cost a walk over all pending tasks.
+        # (With several queues, each queue's stream skips the others' tasks as it walks.)
+        self.queue_names = sorted(set(self.task_queue))
         self.events: list[tuple[float, int, int, int]] = []
         self.seq = 0
         self.future = 0  # events in the heap other than ticks
@@ -202,7 +205,7 @@ class Simulation:
                     blocked = hopeless[shape]
                 yield PlanGroup(task, queue, shape, self.amounts[task], entry[0], eligible, blocked)
 
-        names = sorted({self.task_queue[t] for t in self.pending})
+        names = self.queue_names
         # One queue and no config: fair share has nothing to decide (and no total to sum).
         total = self._batch_total() if self.queues or len(names) > 1 else (1, 1)
         shares = FairShare(self.queues, total, self.queue_used)
