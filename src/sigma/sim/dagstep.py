@@ -26,12 +26,13 @@ class DagJobState:
     tasks: dict[str, int]
     done: set[str] = field(default_factory=set)
     in_flight: set[str] = field(default_factory=set)
+    needed_by: set[str] = field(default_factory=set)  # tasks some other task depends on
 
     @classmethod
     def of(cls, names: list[str], deps: list[tuple[str, ...]], indices: list[int]) -> DagJobState:
         spec = JobSpec(tuple(TaskSpec(n, 1, d) for n, d in zip(names, deps, strict=True)),
                        max_in_flight=_NO_LIMIT)
-        return cls(spec, dict(zip(names, indices, strict=True)))
+        return cls(spec, dict(zip(names, indices, strict=True)), needed_by={d for ds in deps for d in ds})
 
     def step(self, now: float) -> tuple[list[int], bool]:
         """Ask the job master what to release now: (workload task indices, job succeeded)."""
@@ -44,6 +45,10 @@ class DagJobState:
             released.append(self.tasks[create.task])
         return released, decision.phase is JobPhase.SUCCEEDED
 
-    def complete(self, name: str) -> None:
+    def complete(self, name: str) -> bool:
+        """Record a task's success; False when asking the job master again cannot change
+        anything (no task waits on this one and others are still unfinished): every task
+        whose dependencies were done has been released already, at the step that did it."""
         self.in_flight.discard(name)
         self.done.add(name)
+        return name in self.needed_by or len(self.done) == len(self.tasks)

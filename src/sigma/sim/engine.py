@@ -19,15 +19,19 @@ be cleared after each pass. This keeps a saturated cluster from costing a full s
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 
 from sigma.colocation.ladder import PodUsage
+from sigma.colocation.ladder_counts import PodGroup
 from sigma.colocation.level0 import DEFAULT_THRESHOLDS, Thresholds
+from sigma.colocation.queues import FairShare, QueueConfig
 from sigma.scheduling import InstancePlacement, InstancePlacer, instances_per_node, requests
+from sigma.scheduling.fuxi_plan import CHUNK, DEFAULT_QUEUE, MAX_SHARE, PlanGroup, plan_cycle
 from sigma.sim.cluster import BATCH_PRIORITY, Cluster, Policy
 from sigma.sim.dagstep import DagJobState
 from sigma.sim.forecast import ProdForecast
@@ -61,7 +65,8 @@ class Simulation:
                  tick: float = 60.0, peak_window: float = 300.0, backfill: int = 8, round_s: float = 1.0,
                  progress: Callable[[float], None] | None = None, until: float = 0.0,
                  thresholds: Thresholds = DEFAULT_THRESHOLDS, forecast: ProdForecast | None = None,
-                 start: float | None = None) -> None:
+                 start: float | None = None, queues: Mapping[str, QueueConfig] | None = None,
+                 job_queue: Sequence[str] | None = None) -> None:
         self.w, self.fleet, self.cluster, self.policy = workload, fleet, cluster, policy
         self.tick, self.backfill, self.progress, self.round_s = tick, backfill, progress, round_s
         self.snapshot = cluster.snapshot
@@ -71,6 +76,15 @@ class Simulation:
         cpu_name, memory_name = policy.batch_resources
         self.requests = [requests({cpu_name: int(c), memory_name: int(m)})
                          for c, m in zip(workload.cpu_millis, workload.memory, strict=True)]
+        self.amounts = list(zip(workload.cpu_millis.tolist(), workload.memory.tolist(), strict=True))
+        # Fuxi's queues (sigma.colocation.queues): `job_queue[j]` names job j's queue.
+        self.queues = dict(queues or {})
+        self.task_queue = ([job_queue[j] for j in workload.job.tolist()] if job_queue is not None
+                           else [DEFAULT_QUEUE] * len(workload))
+        self.queue_used: dict[str, tuple[int, int]] = {}  # batch cpu and memory each queue holds
+        # Every queue some task is in, once: a pass must not cost a walk over all pending tasks.
+        # (With several queues, each queue's stream skips the others' tasks as it walks.)
+        self.queue_names = sorted(set(self.task_queue))
         self.events: list[tuple[float, int, int, int]] = []
         self.seq = 0
         self.future = 0  # events in the heap other than ticks
@@ -172,34 +186,42 @@ class Simulation:
             return
         freed = np.flatnonzero(self.freed & self.cluster.batch_pool)
         eligible = None if self.cluster.batch_pool.all() else self.cluster.batch_pool
-        misses = 0
-        # Identical request shapes get identical answers within one pass: once a shape found
-        # no room, later tasks of that shape are misses without another look at the nodes.
-        no_room: set[tuple[tuple[str, int], ...]] = set()
-        visited, placed_all = [], []
-        # Iterate the queue in place (copying thousands of waiting tasks per round is the
-        # slow part of a saturated run); tasks fully placed are removed after the loop.
-        for task in self.pending:
-            visited.append(task)
-            entry, shape = self.pending[task], self.requests[task]
-            if shape in no_room or (entry[1] and not self._fits_somewhere(task, freed)):
-                entry[1] = 1
-                misses += 1
-            else:
-                placement = self.placer.place(shape, entry[0], eligible)
-                if placement.placed:
-                    self._start(now, task, placement)
-                    entry[0] -= placement.placed
-                if entry[0] == 0:
-                    placed_all.append(task)
-                else:
-                    entry[1] = 1
-                    no_room.add(shape)
-                    misses += 1
-            if misses >= self.backfill:
-                break
-        for task in placed_all:
-            del self.pending[task]
+        visited: list[int] = []
+        hopeless: dict[tuple[tuple[str, int], ...], bool] = {}  # per shape, within this pass
+
+        def stream(queue: str) -> Iterator[PlanGroup]:
+            # The pending queue is walked in place and lazily (copying thousands of waiting
+            # tasks per round is the slow part of a saturated run): the planner stops after
+            # `backfill` misses, so a pass costs the tasks it reaches.
+            for task, entry in self.pending.items():
+                if self.task_queue[task] != queue:
+                    continue
+                visited.append(task)
+                shape = self.requests[task]
+                blocked = bool(entry[1])
+                if blocked:
+                    if shape not in hopeless:
+                        hopeless[shape] = not self._fits_somewhere(task, freed)
+                    blocked = hopeless[shape]
+                yield PlanGroup(task, queue, shape, self.amounts[task], entry[0], eligible, blocked)
+
+        names = self.queue_names
+        # One queue and no config: fair share has nothing to decide (and no total to sum).
+        total = self._batch_total() if self.queues or len(names) > 1 else (1, 1)
+        shares = FairShare(self.queues, total, self.queue_used)
+        plan = plan_cycle({q: stream(q) for q in names}, shares, self.placer, CHUNK, max_misses=self.backfill)
+        for placed in plan.placed:
+            task = int(cast(int, placed.group.key))
+            self._start(now, task, placed.placement)
+            self.pending[task][0] -= placed.placement.placed
+        for refused in plan.refused:
+            task = int(cast(int, refused.group.key))
+            # Short of room: tried again only when capacity comes back where it fits. A queue
+            # at its max share waits for its own work to finish (any freed capacity wakes it).
+            self.pending[task][1] = int(refused.reason != MAX_SHARE)
+        for task in visited:
+            if self.pending[task][0] == 0:
+                del self.pending[task]
         # A blocked task the pass did not reach (a re-run jumped ahead of it) has not seen the
         # freed nodes that are about to be forgotten: it gets a full look next time.
         for task in self.blocked - set(visited):
@@ -208,6 +230,13 @@ class Simulation:
         self.blocked = {t for t in visited if t in self.pending}
         self.freed[:] = False
         self.untried = False
+
+    def _batch_total(self) -> tuple[int, int]:
+        """The cluster's batch capacity now (what fair shares are fractions of)."""
+        cpu_name, memory_name = self.policy.batch_resources
+        pool = self.cluster.batch_pool
+        return (int(self.snapshot.allocatable[self.snapshot.resource_row(cpu_name)][pool].sum()),
+                int(self.snapshot.allocatable[self.snapshot.resource_row(memory_name)][pool].sum()))
 
     def _fits_somewhere(self, task: int, nodes: I64) -> bool:
         if nodes.size == 0:
@@ -229,6 +258,9 @@ class Simulation:
         np.add.at(self.node_batch_memory, nodes, counts * memory)
         total = int(counts.sum())
         self.rec.level(now, total, total * cpu, total * memory)
+        queue = self.task_queue[task]
+        held = self.queue_used.get(queue, (0, 0))
+        self.queue_used[queue] = (held[0] + total * cpu, held[1] + total * memory)
 
     def _complete(self, now: float, gid: int) -> None:
         group = self.groups.pop(gid, None)
@@ -251,8 +283,8 @@ class Simulation:
         self.rec.task_done(task, now)
         self.job_tasks_left[job] -= 1
         if job in self.dags:
-            self.dags[job].complete(self.w.name[task])
-            self._dag_step(now, job)
+            if self.dags[job].complete(self.w.name[task]):
+                self._dag_step(now, job)
         elif self.job_tasks_left[job] == 0:
             self.rec.job_done(job, now)
 
@@ -311,26 +343,45 @@ class Simulation:
             self._evict(now, hot, memory_used, alloc_cpu, alloc_memory)
 
     def _evict(self, now: float, hot: I64, memory_used: I64, alloc_cpu: I64, alloc_memory: I64) -> None:
-        on_node: dict[int, list[tuple[int, int]]] = {int(n): [] for n in hot}
-        for gid, group in self.groups.items():
-            for i, node in enumerate(group.nodes.tolist()):
-                if node in on_node and group.counts[i] > 0:
-                    on_node[node].append((gid, i))
+        # Every group's slots on the hot nodes, found in one vectorised step: a saturated
+        # cluster holds thousands of groups spread over thousands of nodes.
+        gids = list(self.groups)
+        if not gids:
+            return
+        parts = [self.groups[g] for g in gids]
+        sizes = np.fromiter((p.nodes.size for p in parts), dtype=np.int64, count=len(parts))
+        nodes = np.concatenate([p.nodes for p in parts])
+        counts = np.concatenate([p.counts for p in parts])
+        owner = np.repeat(np.arange(len(parts)), sizes)
+        slot = np.arange(nodes.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        on_hot = np.flatnonzero(np.isin(nodes, hot) & (counts > 0))
+        on_node: dict[int, list[tuple[int, int, int]]] = {int(n): [] for n in hot}
+        for k in on_hot.tolist():
+            on_node[int(nodes[k])].append((gids[int(owner[k])], int(slot[k]), int(counts[k])))
+        evicted: dict[int, int] = {}  # task -> instances evicted, in the order of the evictions
         for node, members in on_node.items():
             pods = []
-            for gid, i in members:
-                group = self.groups[gid]
-                cpu, memory = int(self.w.cpu_millis[group.task]), int(self.w.memory[group.task])
-                pods += [PodUsage(str(gid), f"{i}/{k}", BATCH_PRIORITY, True, cpu, memory, cpu, memory)
-                         for k in range(int(group.counts[i]))]
-            victims = self.qos.evictions(node, int(memory_used[node]), int(alloc_cpu[node]),
-                                         int(alloc_memory[node]), pods)
-            per_slot: dict[tuple[int, int], int] = {}
-            for victim in victims:
-                slot = (int(victim.namespace), int(victim.name.split("/")[0]))
-                per_slot[slot] = per_slot.get(slot, 0) + 1
-            for (gid, i), count in per_slot.items():
-                self._evict_from(now, gid, i, count)
+            for gid, i, count in members:
+                task = self.groups[gid].task
+                cpu, memory = int(self.w.cpu_millis[task]), int(self.w.memory[task])
+                # Named as the ladder would name each instance "i/k": the order is the same.
+                pods.append(PodGroup(PodUsage(str(gid), f"{i}/", BATCH_PRIORITY, True, cpu, memory, cpu, memory),
+                                     count))
+            chosen = self.qos.eviction_counts(node, int(memory_used[node]), int(alloc_cpu[node]),
+                                              int(alloc_memory[node]), pods)
+            for (gid, i, _), count in zip(members, chosen, strict=True):
+                if count:
+                    task = self.groups[gid].task
+                    self._evict_from(now, gid, i, count)
+                    evicted[task] = evicted.pop(task, 0) + count
+        if evicted:
+            # Re-runs go first (dag.py's rule): the evicted instances are the oldest work,
+            # the most recently evicted task at the very front.
+            front = {}
+            for task in reversed(list(evicted)):
+                entry = self.pending.pop(task, [0, 0])
+                front[task] = [entry[0] + evicted[task], 0]
+            self.pending = {**front, **self.pending}
 
     def _evict_from(self, now: float, gid: int, i: int, count: int) -> None:
         group = self.groups[gid]
@@ -339,11 +390,7 @@ class Simulation:
         self._free(task, group.nodes[i : i + 1], np.array([count], dtype=np.int64), now)
         self.rec.evicted(task, count, now - group.start)
         self.waiting[task] += count
-        # Re-runs go first (dag.py's rule): the evicted instances are the oldest work.
-        entry = self.pending.pop(task, [0, 0])
-        self.pending = {task: [entry[0] + count, 0], **self.pending}
         self.ready_time[task] = now
         if not group.counts.any():
             # Nothing of the group is left to complete; its COMPLETE event finds it gone.
             del self.groups[gid]
-

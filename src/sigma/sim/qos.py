@@ -27,6 +27,7 @@ from sigma.colocation.ladder import (
     choose_evictions,
     suppress_quota,
 )
+from sigma.colocation.ladder_counts import PodGroup, choose_eviction_counts
 from sigma.colocation.level0 import (
     DEFAULT_THRESHOLDS,
     NodeInput,
@@ -180,3 +181,9 @@ class NodeQoS:
                   pods: Sequence[PodUsage]) -> list[Eviction]:
         state = NodeState(int(self.memory_capacity[node]), memory_used, alloc_cpu, alloc_memory)
         return choose_evictions(state, pods)
+
+    def eviction_counts(self, node: int, memory_used: int, alloc_cpu: int, alloc_memory: int,
+                        groups: Sequence[PodGroup]) -> list[int]:
+        """`evictions` for groups of identical instances: how many of each group to evict."""
+        state = NodeState(int(self.memory_capacity[node]), memory_used, alloc_cpu, alloc_memory)
+        return choose_eviction_counts(state, groups)

@@ -12,7 +12,8 @@ no batch pod is pending. One cycle (`schedule_once`) takes every pending pod tha
 2. Between queues (the job's spec.queue, label sigma.io/queue on its pods), fair sharing
    decides who goes next: queues under their min share first, then weighted DRF; a queue
    at its max share gets nothing more (sigma.colocation.queues). Chunks of at most `chunk`
-   instances keep queues interleaved within a cycle.
+   instances keep queues interleaved within a cycle. Steps 1-2 are the pure planner
+   `sigma.scheduling.fuxi_plan.plan_cycle`, which the simulator calls too.
 3. Bind each placed pod through pods/binding. Pods that did not fit get PodScheduled=False
    with the reason (kube-scheduler's "0/N nodes are available: ..." or the queue's share)
    and wait, parked, until the cluster changes (a node, or a pod leaving) and a short
@@ -28,7 +29,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
@@ -39,7 +40,9 @@ from sigma.master.scheduler.base import CachedLoop
 from sigma.master.scheduler.cache import pod_uid
 from sigma.master.scheduler.loop import NO_NODES
 from sigma.master.scheduler.queue import SchedulingQueue
-from sigma.scheduling import BATCH_CPU, BATCH_MEMORY, ClusterSnapshot, InstancePlacer, PodSpec, diagnose
+from sigma.scheduling import BATCH_CPU, BATCH_MEMORY, ClusterSnapshot, InstancePlacer, PodProfile, PodSpec, diagnose
+from sigma.scheduling.fuxi_plan import CHUNK as CHUNK
+from sigma.scheduling.fuxi_plan import DEFAULT_QUEUE, MAX_SHARE, NO_ROOM, PlanGroup, plan_cycle
 from sigma.scheduling.pipeline import static_mask
 from sigma.scheduling.profile import build_profile
 
@@ -49,8 +52,6 @@ SCHEDULER_NAME = "fuxi-scheduler"
 QUEUE_LABEL = "sigma.io/queue"
 JOB_LABEL = "sigma.io/job"
 TASK_LABEL = "sigma.io/task"
-DEFAULT_QUEUE = "default"
-CHUNK = 64
 MAX_BACKOFF_S = 10.0
 PARK_TIMEOUT_S = 30.0
 
@@ -60,6 +61,7 @@ class TaskGroup:
     queue: str
     shape: PodSpec  # the first pod's scheduling view; every instance of a task shares it
     pods: list[dict[str, Any]] = field(default_factory=list)
+    profile: PodProfile | None = None  # built at the start of the cycle
 
 
 @dataclass
@@ -131,49 +133,45 @@ class FuxiScheduler(CachedLoop):
         groups = self._pending_groups(pending, result)
         fair = FairShare(self.queues, _batch_total(snapshot), self._queue_usage())
         placer = InstancePlacer(snapshot)
-        while groups:
-            queue = fair.next_queue({g.queue for g in groups})
-            group = next(g for g in groups if g.queue == queue)
-            request = (dict(group.shape.requests).get(BATCH_CPU, 0), dict(group.shape.requests).get(BATCH_MEMORY, 0))
-            # An uncapped queue is limited by the nodes alone: let placement say what is short.
-            capped = any(request) and fair.config(group.queue).max_share < 1.0
-            allowance = fair.allowance(group.queue, request) if capped else len(group.pods)
-            if allowance <= 0:
-                reason = (f"queue {group.queue} is at its max share "
-                          f"({fair.config(group.queue).max_share:.0%} of the cluster's batch capacity)")
-                for g in [g for g in groups if g.queue == queue]:
-                    self._unschedulable(g.pods, reason, result)
-                    groups.remove(g)
-                continue
+        queues: dict[str, list[PlanGroup]] = {}
+        for group in groups:
             try:
-                self._place_group(snapshot, placer, fair, group, allowance, request, result)
+                profile = build_profile(snapshot, group.shape)
+                profile.static_mask = static_mask(snapshot, profile)
             except Exception as err:
                 # One task whose shape breaks placement must not hold up the other tasks:
                 # its pods are parked with the reason, and each says so in an Event.
                 log.error("placing %d pods of %s failed", len(group.pods), group.shape.name, exc_info=err)
                 self._unschedulable(group.pods, f"scheduling failed: {failure_message(err)}", result, event=True)
-                group.pods = []
-            if not group.pods:
-                groups.remove(group)
-        return result
-
-    def _place_group(self, snapshot: ClusterSnapshot, placer: InstancePlacer, fair: FairShare, group: TaskGroup,
-                     allowance: int, request: tuple[int, int], result: CycleResult) -> None:
-        """Place up to a chunk of one task group's pods and bind them."""
-        profile = build_profile(snapshot, group.shape)
-        profile.static_mask = static_mask(snapshot, profile)
-        wanted = min(len(group.pods), allowance, self.chunk)
-        placement = placer.place(group.shape.requests, wanted, eligible=profile.static_mask)
-        # The placer charged the chunk anonymously; charge each pod by uid instead, so
-        # the cache can give its capacity back when it finishes.
-        placer.release(placement)
-        targets = [name for name, count in placement.by_node_name(snapshot).items() for _ in range(count)]
-        chosen, group.pods = group.pods[:len(targets)], group.pods[len(targets):]
-        self._bind(chosen, targets, result)
-        fair.charge(group.queue, request, len(targets))
-        if len(targets) < wanted:
-            self._unschedulable(group.pods, diagnose(snapshot, profile).message(), result)
+                continue
+            group.profile = profile
+            requests = dict(group.shape.requests)
+            queues.setdefault(group.queue, []).append(PlanGroup(
+                group, group.queue, group.shape.requests, (requests.get(BATCH_CPU, 0), requests.get(BATCH_MEMORY, 0)),
+                len(group.pods), profile.static_mask))
+        plan = plan_cycle(queues, fair, placer, self.chunk)
+        for placed in plan.placed:
+            group = cast(TaskGroup, placed.group.key)
+            # The planner charged each chunk anonymously; charge each pod by uid instead, so
+            # the cache can give its capacity back when it finishes.
+            placer.release(placed.placement)
+            targets = [name for name, count in placed.placement.by_node_name(snapshot).items()
+                       for _ in range(count)]
+            chosen, group.pods = group.pods[:len(targets)], group.pods[len(targets):]
+            self._bind(chosen, targets, result)
+        for refused in plan.refused:
+            group = cast(TaskGroup, refused.group.key)
+            if refused.reason == MAX_SHARE:
+                reason = (f"queue {group.queue} is at its max share "
+                          f"({fair.config(group.queue).max_share:.0%} of the cluster's batch capacity)")
+                self._unschedulable(group.pods, reason, result)
+            elif refused.reason == NO_ROOM and group.profile is not None:
+                self._unschedulable(group.pods, diagnose(snapshot, group.profile).message(), result)
+            else:
+                log.error("placing %d pods of %s failed: %s", len(group.pods), group.shape.name, refused.detail)
+                self._unschedulable(group.pods, f"scheduling failed: {refused.detail}", result, event=True)
             group.pods = []
+        return result
 
     def _pending_groups(self, pending: list[dict[str, Any]], result: CycleResult) -> list[TaskGroup]:
         groups: dict[tuple[str, str, str], TaskGroup] = {}
