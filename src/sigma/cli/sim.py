@@ -10,6 +10,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -20,7 +23,8 @@ from sigma.sim import batchload, checks, options
 from sigma.sim.alignment import available_days, clock_start, prod_days, trace_days
 from sigma.sim.cluster import POLICIES, WAITING, Machines
 from sigma.sim.prod import DEFAULT_REQUEST_RATIO, ProdCurves, build_fleet, load_prod_curves, no_prod
-from sigma.sim.run import SimInputs, run
+from sigma.sim.run import SimInputs, Tasks, run
+from sigma.sim.sweep_runner import SchedulerUnreachable, dask_tasks
 from sigma.sim.traces import (
     TraceError,
     load_v2017_batch_tasks,
@@ -71,6 +75,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def run_sim(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
+    if args.serial and args.dask_scheduler:
+        err.print("[red]sigma sim: --serial and --dask-scheduler exclude each other[/]")
+        return 2
     try:
         inputs = load_inputs(args)
     except (TraceError, ValueError) as e:
@@ -88,13 +95,38 @@ def run_sim(args: argparse.Namespace) -> int:
                 tasks[label] = bar.add_task(label, total=1.0)
             bar.update(tasks[label], completed=fraction)
 
-        report, series = run(inputs, progress)
+        try:
+            with comparison_tasks(args, inputs, progress) as runner:
+                report, series = run(inputs, progress, runner)
+        except SchedulerUnreachable as e:
+            bar.stop()
+            err.print(f"[red]sigma sim: {e}[/]", soft_wrap=True)
+            return 2
     from sigma.sim.report import markdown, write
 
     written = write(args.out, report, series)
     Console().print(markdown(report))
     err.print("wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+# A comparison runs its independent simulations (the policies, then their searches) on a
+# LocalCluster from this size on; below it starting the workers costs more than it saves.
+PARALLEL_FROM_INSTANCES = 1_000_000
+
+
+@contextlib.contextmanager
+def comparison_tasks(args: argparse.Namespace, inputs: SimInputs,
+                     progress: Callable[[str, float], None]) -> Iterator[Tasks | None]:
+    """None (one after another, here) or dask tasks: --serial, --dask-scheduler and --workers
+    decide, else the workload's size."""
+    parallel = args.dask_scheduler or (args.workers or 0) > 1 or (
+        inputs.workload.total_instances >= PARALLEL_FROM_INSTANCES and (os.cpu_count() or 1) > 1)
+    if args.serial or not parallel:
+        yield None
+        return
+    with dask_tasks(inputs, args.dask_scheduler, args.workers, progress) as (tasks, _):
+        yield tasks
 
 
 def load_inputs(args: argparse.Namespace) -> SimInputs:

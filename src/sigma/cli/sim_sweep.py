@@ -29,7 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sweep-seeds", default="0", help="comma-separated seeds")
     g.add_argument("--sweep-machines", help="comma-separated cluster sizes (default: --machines)")
     g.add_argument("--dask-scheduler", metavar="tcp://HOST:PORT",
-                   help="run the simulations on this dask scheduler's workers (default: a LocalCluster)")
+                   help="run the simulations (a sweep's, or a comparison's independent ones) on this dask "
+                        "scheduler's workers (default: a LocalCluster; a comparison of under a million "
+                        "instances runs here)")
     g.add_argument("--serial", action="store_true", help="run the simulations one after another in this process")
     g.add_argument("--workers", type=int, help="LocalCluster worker processes (default: one per core)")
     g.add_argument("--plot", action="store_true", help="also plot the frontier to frontier.png")
@@ -51,9 +53,6 @@ def run(args: argparse.Namespace, inputs: SimInputs) -> int:
         grid = points(args, inputs)
     except ValueError as e:
         err.print(f"[red]sigma sim: {e}[/]", soft_wrap=True)
-        return 2
-    if args.serial and args.dask_scheduler:
-        err.print("[red]sigma sim: --serial and --dask-scheduler exclude each other[/]")
         return 2
     columns = (TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     t0 = time.perf_counter()

@@ -6,6 +6,7 @@ before, writing the report after). `progress(label, fraction)` reports how far i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,11 @@ from sigma.sim.traces import V2017BatchTasks, V2018ClusterUsage
 from sigma.sim.workload import Workload
 
 Progress = Callable[[str, float], None]
+# One simulation of a run: a module function of the inputs, its other arguments, its label.
+Call = tuple[Callable[..., Any], tuple[Any, ...], str]
+# Runs independent calls (in this process, or on workers that hold the inputs) and returns
+# their results in the calls' order.
+Tasks = Callable[[list[Call]], list[Any]]
 
 
 @dataclass
@@ -65,9 +71,24 @@ def simulate(inputs: SimInputs, policy: Policy, machines: Machines, workload: Wo
                       thresholds=inputs.thresholds, forecast=forecast, start=inputs.start).run()
 
 
-def run(inputs: SimInputs, progress: Progress | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Returns (report, series per policy)."""
+def serial_tasks(inputs: SimInputs, say: Progress) -> Tasks:
+    """The calls one after another, here, each reporting how far it is."""
+    def run_all(calls: list[Call]) -> list[Any]:
+        out = []
+        for fn, args, label in calls:
+            say(label, 0.0)
+            out.append(fn(inputs, *args, progress=functools.partial(say, label)))
+            say(label, 1.0)
+        return out
+    return run_all
+
+
+def run(inputs: SimInputs, progress: Progress | None = None,
+        tasks: Tasks | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Returns (report, series per policy). `tasks` runs each round's independent simulations
+    (default: one after another, here); the report is the same whichever runs them."""
     say = progress or (lambda label, fraction: None)
+    tasks = tasks or serial_tasks(inputs, say)
     report: dict[str, Any] = {
         "inputs": {"jobs": len(inputs.workload.job_names), "tasks": len(inputs.workload),
                    "instances": inputs.workload.total_instances, "skipped": inputs.workload.skipped,
@@ -88,43 +109,128 @@ def run(inputs: SimInputs, progress: Progress | None = None) -> tuple[dict[str, 
     if any(POLICIES[p].predictive for p in inputs.policies if p in POLICIES):
         report["inputs"]["prediction"] = inputs.predict.describe(inputs.fleet.curves)
     series: dict[str, Any] = {}
-    horizon = _horizon(inputs.workload)
+    policies = [name for name in inputs.policies if name not in WAITING]
     for name in inputs.policies:
         if name in WAITING:
             report["waiting"][name] = WAITING[name]
-            continue
-        policy = POLICIES[name]
-        workload = inputs.as_traced_workload if policy.as_traced and inputs.as_traced_workload else inputs.workload
-        def tick(t: float, label: str = name) -> None:
-            say(label, min((t - horizon[0]) / horizon[1], 1.0))
-
-        rec = simulate(inputs, policy, inputs.machines, workload, progress=tick)
-        summary = rec.summary()
-        series[name] = rec.series()
-        series[name]["jct"] = rec.jct()
-        report["policies"][name] = summary
-        if policy.as_traced:
-            report["validation"] = _validate(inputs, series[name])
+    # Round one: every policy at the common size, and the unlimited clusters the checks and
+    # the searches compare with. Round two needs the unlimited p90: each policy's search and
+    # its run at the size found. Within a round the simulations are independent.
+    wants_unlimited = inputs.search or inputs.workload.traced_span is not None
+    calls: list[tuple[Callable[..., Any], tuple[Any, ...], str]] = [(_at_size, (name,), name) for name in policies]
+    if wants_unlimited:
+        calls.append((_unlimited_spans, (), "unlimited cluster"))
+    if inputs.search:
+        calls.append((_search_baseline, (), "unlimited cluster (search workload)"))
+    first = tasks(calls)
+    for name, done in zip(policies, first, strict=False):
+        series[name] = done["series"]
+        report["policies"][name] = done["summary"]
+        if "validation" in done:
+            report["validation"] = done["validation"]
     for name, summary in list(report["policies"].items()):
         report["policies"][name] = {**summary, "measured_at_machines": inputs.machines.count,
                                     "at_common_size": dict(summary)}
     report["common_size_machines"] = inputs.machines.count
-    unlimited = None
-    if inputs.search or inputs.workload.traced_span is not None:
-        say("unlimited cluster", 0.0)
-        unlimited = simulate(inputs, POLICIES["requests"], inputs.machines, inputs.workload, unlimited=True)
+    unlimited = first[len(policies)] if wants_unlimited else None
     report["checks"] = _checks(inputs, report, unlimited)
     if inputs.search and unlimited is not None:
-        report["machines_needed"] = _search_all(inputs, report, say)
-        _at_own_size(inputs, report, series, say, unlimited.summary()["jct_p90_s"])
+        search_p90 = first[-1]
+        whole_p90 = unlimited["summary"]["jct_p90_s"]
+        searched = [n for n in policies if not POLICIES[n].as_traced and search_p90 is not None]
+        second = tasks([(_needed_and_own_size, (name, search_p90, whole_p90), f"{name}: machines needed")
+                        for name in searched])
+        needed: dict[str, Any] = {"workload_jobs": _search_jobs(inputs), "unlimited_jct_p90_s": search_p90,
+                                  "rule": "prod_violation == 0 and jct_p90 <= 1.2 x unlimited"}
+        for name, done in zip(searched, second, strict=True):
+            needed[name] = done["found"]
+            report["policies"][name]["machines_needed"] = done["found"]["machines"]
+        # Each policy on the whole workload at the size it needs: what co-location buys is
+        # seen there, not on a cluster every policy shares. The top-level figures of a policy
+        # are these; `at_common_size` keeps the shared-size run. Whether the size found on the
+        # search's workload also passes on the whole one is reported (a sampled search can be
+        # wrong).
+        needed["whole_workload_unlimited_jct_p90_s"] = whole_p90
+        report["machines_needed"] = needed
+        for name, done in zip(searched, second, strict=True):
+            if done.get("own") is None:
+                continue
+            n, own, entry = done["found"]["machines"], done["own"], report["policies"][name]
+            report["policies"][name] = {**own, "machines_needed": n, "measured_at_machines": n,
+                                        "at_own_size": dict(own), "at_common_size": entry["at_common_size"]}
+            series[name] = done["series"]
     return report, series
 
 
-def _checks(inputs: SimInputs, report: dict[str, Any], unlimited: Recorder | None) -> dict[str, Any]:
+# -- the simulations of a run: module functions of the inputs, so a worker process can run them
+
+
+def _recorded(rec: Recorder) -> dict[str, Any]:
+    series = rec.series()
+    series["jct"] = rec.jct()
+    return {"summary": rec.summary(), "series": series}
+
+
+def _at_size(inputs: SimInputs, name: str, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """One policy at the common size (the as-traced replay with its own workload and the
+    validation against the trace)."""
+    policy = POLICIES[name]
+    workload = inputs.as_traced_workload if policy.as_traced and inputs.as_traced_workload else inputs.workload
+    start, span = _horizon(inputs.workload)
+    tick = (lambda t: progress(min((t - start) / span, 1.0))) if progress else None
+    done = _recorded(simulate(inputs, policy, inputs.machines, workload, progress=tick))
+    if policy.as_traced:
+        done["validation"] = _validate(inputs, done["series"])
+    return done
+
+
+def _unlimited_spans(inputs: SimInputs, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    rec = simulate(inputs, POLICIES["requests"], inputs.machines, inputs.workload, unlimited=True)
+    return {"summary": rec.summary(), "spans": rec.job_finish - rec.job_submit}
+
+
+def _search_workload(inputs: SimInputs) -> Workload:
+    return inputs.workload.first_jobs(inputs.search_jobs) if inputs.search_jobs > 0 else inputs.workload
+
+
+def _search_jobs(inputs: SimInputs) -> int:
+    return len(_search_workload(inputs).job_names)
+
+
+def _search_baseline(inputs: SimInputs, progress: Callable[[float], None] | None = None) -> float | None:
+    """The batch p90 on an unlimited cluster, of the workload the searches replay: the first
+    `search_jobs` jobs, or all of them when `search_jobs` is 0 (each probe a full run)."""
+    p90: float | None = simulate(inputs, POLICIES["requests"], inputs.machines, _search_workload(inputs),
+                                 unlimited=True).summary()["jct_p90_s"]
+    return p90
+
+
+def _needed_and_own_size(inputs: SimInputs, name: str, search_p90: float, whole_p90: float | None,
+                         progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """The binary search for the machines `name` needs, then the whole workload at that size."""
+    policy, w = POLICIES[name], _search_workload(inputs)
+
+    def probe(n: int) -> dict[str, Any]:
+        return simulate(inputs, policy, Machines(n, inputs.machines.cpu_millis, inputs.machines.memory), w).summary()
+
+    found = machines_needed(probe, inputs.machines.count, search_p90)
+    n = found["machines"]
+    if not n:
+        return {"found": found, "own": None}
+    if progress:
+        progress(0.5)
+    done = _recorded(simulate(inputs, policy, Machines(n, inputs.machines.cpu_millis, inputs.machines.memory),
+                              inputs.workload))
+    own = done["summary"]
+    own["passes_rule_on_whole_workload"] = whole_p90 is not None and passes(own, whole_p90, 1.2)
+    return {"found": found, "own": own, "series": done["series"]}
+
+
+def _checks(inputs: SimInputs, report: dict[str, Any], unlimited: dict[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     w = inputs.workload
     if w.traced_span is not None and unlimited is not None:
-        out["v2018_job_spans"] = checks.job_spans(unlimited.job_finish - unlimited.job_submit, w.traced_span)
+        out["v2018_job_spans"] = checks.job_spans(unlimited["spans"], w.traced_span)
     if inputs.dag_statistics is not None:
         out["v2018_dag_statistics"] = inputs.dag_statistics
     if inputs.batch_load is not None:
@@ -137,29 +243,6 @@ def _checks(inputs: SimInputs, report: dict[str, Any], unlimited: Recorder | Non
     if "v2018" in report.get("validation", {}):
         out["v2018_prod_replay"] = checks.cluster_cpu_not_run("the cluster-average files replayed as prod alone")
     return out
-
-
-def _at_own_size(inputs: SimInputs, report: dict[str, Any], series: dict[str, Any], say: Progress,
-                 p90: float | None) -> None:
-    """Each policy again on the whole workload at the size it needs: what co-location buys is
-    seen there, not on a cluster every policy shares. The top-level figures of a policy are
-    these; `at_common_size` keeps the shared-size run. Whether the size found on the search's
-    workload also passes on the whole one is reported (a sampled search can be wrong)."""
-    report["machines_needed"]["whole_workload_unlimited_jct_p90_s"] = p90
-    for name, entry in report["policies"].items():
-        n = entry.get("machines_needed")
-        if not n:
-            continue
-        say(f"{name}: at its own size ({n})", 0.0)
-        policy = POLICIES[name]
-        rec = simulate(inputs, policy, Machines(n, inputs.machines.cpu_millis, inputs.machines.memory),
-                       inputs.workload)
-        own = rec.summary()
-        own["passes_rule_on_whole_workload"] = p90 is not None and passes(own, p90, 1.2)
-        report["policies"][name] = {**own, "machines_needed": n, "measured_at_machines": n,
-                                    "at_own_size": dict(own), "at_common_size": entry["at_common_size"]}
-        series[name] = rec.series()
-        series[name]["jct"] = rec.jct()
 
 
 def _first_submit(w: Workload) -> float:
@@ -187,28 +270,4 @@ def _validate(inputs: SimInputs, series: dict[str, Any]) -> dict[str, Any]:
         rec = Simulation(replay.workload, fleet, cluster, POLICIES["as-traced"], tick=300.0,
                          start=curves.origin, until=curves.end).run()
         out["v2018"] = validation.v2018(usage, rec.series())
-    return out
-
-
-def _search_all(inputs: SimInputs, report: dict[str, Any], say: Progress) -> dict[str, Any]:
-    """Binary search per policy on the first `search_jobs` jobs, or all of them when
-    `search_jobs` is 0 (each probe is a full run)."""
-    w = inputs.workload.first_jobs(inputs.search_jobs) if inputs.search_jobs > 0 else inputs.workload
-    base = simulate(inputs, POLICIES["requests"], inputs.machines, w, unlimited=True).summary()
-    p90 = base["jct_p90_s"]
-    out: dict[str, Any] = {"workload_jobs": len(w.job_names), "unlimited_jct_p90_s": p90,
-                           "rule": "prod_violation == 0 and jct_p90 <= 1.2 x unlimited"}
-    for name in report["policies"]:
-        policy = POLICIES[name]
-        if policy.as_traced or p90 is None:
-            continue
-        say(f"{name}: machines needed", 0.0)
-
-        def probe(n: int, policy: Policy = policy) -> dict[str, Any]:
-            m = Machines(n, inputs.machines.cpu_millis, inputs.machines.memory)
-            return simulate(inputs, policy, m, w).summary()
-
-        found = machines_needed(probe, inputs.machines.count, p90)
-        out[name] = found
-        report["policies"][name]["machines_needed"] = found["machines"]
     return out

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sigma.sim.run import SimInputs
+from sigma.sim.run import Call, Progress, SimInputs, Tasks
 from sigma.sim.sweep import Point, run_point
 
 Done = Callable[[Point], None]  # called once per finished simulation (progress)
@@ -36,6 +36,33 @@ def run_serial(inputs: SimInputs, points: list[Point], done: Done | None = None)
         if done:
             done(point)
     return rows
+
+
+@contextmanager
+def dask_tasks(inputs: SimInputs, scheduler: str | None = None, workers: int | None = None,
+               say: Progress | None = None) -> Iterator[tuple[Tasks, dict[str, Any]]]:
+    """A comparison's rounds of simulations as dask tasks (`sigma.sim.run.run(..., tasks=)`):
+    the inputs go to every worker once, each call is a task, results come back in the calls'
+    order. Also where they run ({"scheduler", "workers"})."""
+    from distributed import as_completed
+
+    with _client(scheduler, workers) as client:
+        where = {"scheduler": scheduler or "LocalCluster", "workers": len(client.scheduler_info()["workers"])}
+        shared = client.scatter(inputs, broadcast=True)
+
+        def run_all(calls: list[Call]) -> list[Any]:
+            futures = [client.submit(fn, shared, *args, pure=False) for fn, args, _ in calls]
+            labels = {f.key: label for f, (_, _, label) in zip(futures, calls, strict=True)}
+            for label in labels.values():
+                if say:
+                    say(label, 0.0)
+            for future in as_completed(futures):  # type: ignore[no-untyped-call]
+                future.result()  # a task's error is raised here, as in a serial run
+                if say:
+                    say(labels[future.key], 1.0)
+            return [f.result() for f in futures]
+
+        yield run_all, where
 
 
 def run_dask(inputs: SimInputs, points: list[Point], scheduler: str | None = None, workers: int | None = None,
