@@ -66,8 +66,12 @@ class Simulation:
                  progress: Callable[[float], None] | None = None, until: float = 0.0,
                  thresholds: Thresholds = DEFAULT_THRESHOLDS, forecast: ProdForecast | None = None,
                  start: float | None = None, queues: Mapping[str, QueueConfig] | None = None,
-                 job_queue: Sequence[str] | None = None) -> None:
+                 job_queue: Sequence[str] | None = None,
+                 give_up: Callable[[Recorder, float], bool] | None = None) -> None:
         self.w, self.fleet, self.cluster, self.policy = workload, fleet, cluster, policy
+        # Asked after every tick: True ends the run there (a search probe whose verdict is
+        # already known); the recorder says when (`abandoned_at`).
+        self.give_up = give_up
         self.tick, self.backfill, self.progress, self.round_s = tick, backfill, progress, round_s
         self.snapshot = cluster.snapshot
         # One window over the whole cluster: a scan is then one vectorised step, not six.
@@ -305,6 +309,10 @@ class Simulation:
             self.quota = self.qos.quota(prod_cpu)
         self.rec.tick(now, prod_cpu, prod_memory, self.prod.unplaced(now), batch_cpu_used,
                       self.node_batch_memory, self.node_batch_cpu)
+        if self.give_up is not None and self.give_up(self.rec, now):
+            self.rec.abandoned_at = now
+            self.events.clear()
+            return
         if self.progress is not None and now - self.last_progress >= 600:
             self.progress(now)
             self.last_progress = now

@@ -72,6 +72,7 @@ class Recorder:
         self.alloc: list[tuple[float, float]] = []  # Level-0's batch allocatable, cluster total per tick
         self.end = 0.0
         self.prod_held_ticks = 0  # ticks outside the prod curves' span (their end value held)
+        self.abandoned_at: float | None = None  # the run was ended here (its verdict known)
 
     def start(self, t0: float) -> None:
         self.t0 = t0
@@ -176,6 +177,7 @@ class Recorder:
             "sched_delay_p90_s": _weighted_pct(delays, weights, 90),
             "sched_delay_max_s": float(delays.max()),
             "prod_curve_held_s": self.prod_held_ticks * self.tick_s,
+            **({"abandoned_at_s": self.abandoned_at} if self.abandoned_at is not None else {}),
         }
 
     def jct(self) -> F64:

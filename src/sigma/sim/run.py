@@ -22,7 +22,7 @@ from sigma.sim.forecast import PredictSettings, ProdForecast
 from sigma.sim.measures import Recorder
 from sigma.sim.prod import ProdFleet, build_fleet
 from sigma.sim.prod import curves_from_cluster_usage as load_prod_curves_from
-from sigma.sim.search import machines_needed, passes
+from sigma.sim.search import SLACK, certain_failure, machines_needed, passes
 from sigma.sim.traces import V2017BatchTasks, V2018ClusterUsage
 from sigma.sim.workload import Workload
 
@@ -64,11 +64,12 @@ class SimInputs:
 
 
 def simulate(inputs: SimInputs, policy: Policy, machines: Machines, workload: Workload,
-             unlimited: bool | None = None, progress: Callable[[float], None] | None = None) -> Recorder:
+             unlimited: bool | None = None, progress: Callable[[float], None] | None = None,
+             give_up: Callable[[Recorder, float], bool] | None = None) -> Recorder:
     cluster = build_cluster(machines, inputs.fleet, policy, inputs.seed, unlimited=unlimited)
     forecast = inputs.forecast() if policy.predictive else None
     return Simulation(workload, inputs.fleet, cluster, policy, tick=inputs.tick, progress=progress,
-                      thresholds=inputs.thresholds, forecast=forecast, start=inputs.start).run()
+                      thresholds=inputs.thresholds, forecast=forecast, start=inputs.start, give_up=give_up).run()
 
 
 def serial_tasks(inputs: SimInputs, say: Progress) -> Tasks:
@@ -210,10 +211,15 @@ def _needed_and_own_size(inputs: SimInputs, name: str, search_p90: float, whole_
     """The binary search for the machines `name` needs, then the whole workload at that size."""
     policy, w = POLICIES[name], _search_workload(inputs)
 
-    def probe(n: int) -> dict[str, Any]:
-        return simulate(inputs, policy, Machines(n, inputs.machines.cpu_millis, inputs.machines.memory), w).summary()
+    # A probe ends as soon as it cannot pass: half the probes of a search fail, and a
+    # failing one would otherwise replay a cluster too small for its batch to the end.
+    verdict = certain_failure(search_p90, SLACK)
 
-    found = machines_needed(probe, inputs.machines.count, search_p90)
+    def probe(n: int) -> dict[str, Any]:
+        return simulate(inputs, policy, Machines(n, inputs.machines.cpu_millis, inputs.machines.memory), w,
+                        give_up=verdict).summary()
+
+    found = machines_needed(probe, inputs.machines.count, search_p90, SLACK)
     n = found["machines"]
     if not n:
         return {"found": found, "own": None}
@@ -222,7 +228,7 @@ def _needed_and_own_size(inputs: SimInputs, name: str, search_p90: float, whole_
     done = _recorded(simulate(inputs, policy, Machines(n, inputs.machines.cpu_millis, inputs.machines.memory),
                               inputs.workload))
     own = done["summary"]
-    own["passes_rule_on_whole_workload"] = whole_p90 is not None and passes(own, whole_p90, 1.2)
+    own["passes_rule_on_whole_workload"] = whole_p90 is not None and passes(own, whole_p90, SLACK)
     return {"found": found, "own": own, "series": done["series"]}
 
 

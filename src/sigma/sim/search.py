@@ -9,10 +9,16 @@ workload pass a reduced one (`Workload.first_jobs`) and say so in the report.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
+from sigma.sim.measures import Recorder
+
 Probe = Callable[[int], dict[str, Any]]
+SLACK = 1.2  # a size passes with batch p90 within this factor of the unlimited cluster's
 
 
 def passes(summary: dict[str, Any], unlimited_p90: float, slack: float) -> bool:
@@ -21,7 +27,36 @@ def passes(summary: dict[str, Any], unlimited_p90: float, slack: float) -> bool:
             and p90 is not None and p90 <= slack * unlimited_p90 + 1e-9)
 
 
-def machines_needed(probe: Probe, upper: int, unlimited_p90: float, slack: float = 1.2) -> dict[str, Any]:
+def certain_failure(unlimited_p90: float, slack: float = SLACK) -> Callable[[Recorder, float], bool]:
+    """A probe's early verdict (the engine's `give_up`): True once the run cannot pass
+    whatever happens next, so a failing probe stops there instead of replaying a cluster too
+    small for its batch for days of virtual time. The verdict is the one `passes` would give
+    at the end:
+    - prod was short in the tick just recorded: prod_violation is already above 0;
+    - enough jobs are already past the bound (finished late, or still running longer than
+      it) that the p90 is above it. Every job must finish to pass, so the p90 is taken over
+      all n jobs; with numpy's linear interpolation it is at least the value at index
+      floor(0.9 (n - 1)) of the sorted completion times, which is past the bound as soon as
+      n - floor(0.9 (n - 1)) jobs are."""
+    bound = slack * unlimited_p90 + 1e-9
+
+    def give_up(rec: Recorder, now: float) -> bool:
+        if rec.ticks:
+            _, demand, served, *_ = rec.ticks[-1]
+            if demand > served:
+                return True
+        n = len(rec.job_finish)
+        if n == 0:
+            return False
+        late_allowed = n - math.floor(0.9 * (n - 1))
+        finished = ~np.isnan(rec.job_finish)
+        over = np.where(finished, rec.job_finish - rec.job_submit, now - rec.job_submit) > bound
+        return int(np.count_nonzero(over)) >= late_allowed
+
+    return give_up
+
+
+def machines_needed(probe: Probe, upper: int, unlimited_p90: float, slack: float = SLACK) -> dict[str, Any]:
     """Binary search; `probe(n)` runs the simulation on n machines and returns its summary."""
     tried: dict[int, bool] = {}
 
