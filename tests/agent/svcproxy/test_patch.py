@@ -8,7 +8,7 @@ from typing import Any
 
 from sigma.agent.svcproxy.model import service_ports
 from sigma.agent.svcproxy.patch import Applied, ServiceKey, patch
-from sigma.agent.svcproxy.rules import Fragment, NodeConfig, merge, render_full, service_fragment
+from sigma.agent.svcproxy.rules import FIXED_SPREADS, Fragment, NodeConfig, merge, render_full, service_fragment
 
 from .objects import endpoint, endpoint_slice, service
 
@@ -35,9 +35,13 @@ def test_a_patch_says_only_what_changed() -> None:
     changed = fragment("web", "10.96.0.10", [endpoint("10.244.1.2"), endpoint("10.244.1.3", ready=False)])
     script = patch(applied, {("default", "web"): changed})
     assert script is not None
-    assert "flush chain ip sigma svc-default/web/tcp/http\n" in script
-    assert "svc-default/db" not in script and "10.96.0.11" not in script
-    assert "delete element ip sigma hairpin { 10.244.1.3 . 10.244.1.3 }" in script
+    # One endpoint less: the service's verdict goes to the (fixed) spread over one, its
+    # second endpoint element and hairpin element go, and no rule is written.
+    assert script.splitlines() == [
+        "delete element ip sigma hairpin { 10.244.1.3 . 10.244.1.3 }",
+        "delete element ip sigma service-ips { 10.96.0.10 . tcp . 80 }",
+        "delete element ip sigma service-endpoints { 10.96.0.10 . tcp . 80 . 1 }",
+        "add element ip sigma service-ips { 10.96.0.10 . tcp . 80 : goto spread-1 }"]
     assert patch(applied, {("default", "web"): changed}) == ""  # applied already holds it
 
 
@@ -46,9 +50,25 @@ def test_a_shared_endpoint_keeps_its_hairpin_element_until_its_last_service_goes
     b = fragment("b", "10.96.0.11", [endpoint("10.244.1.2")])
     applied = applied_from({("default", "a"): a, ("default", "b"): b})
     first = patch(applied, {("default", "a"): None})
-    assert first is not None and "hairpin" not in first and "delete chain ip sigma svc-default/a/tcp/http" in first
+    assert first is not None and "hairpin" not in first and "delete element ip sigma service-ips" in first
+
     second = patch(applied, {("default", "b"): None})
     assert second is not None and "delete element ip sigma hairpin { 10.244.1.2 . 10.244.1.2 }" in second
+
+
+def test_a_spread_chain_beyond_the_fixed_ones_comes_with_its_first_port_and_goes_with_its_last() -> None:
+    many = [endpoint(f"10.244.1.{i}") for i in range(1, FIXED_SPREADS + 2)]
+    spread = f"spread-{FIXED_SPREADS + 1}"
+    applied = applied_from({})
+    first = patch(applied, {("default", "a"): fragment("a", "10.96.0.10", many)})
+    assert first is not None and f"add chain ip sigma {spread}\n" in first
+    second = patch(applied, {("default", "b"): fragment("b", "10.96.0.11", many)})
+    assert second is not None and "add chain" not in second and f"goto {spread}" in second
+    assert "chain" not in (patch(applied, {("default", "a"): None}) or "")  # b still goes to it
+    last = patch(applied, {("default", "b"): None})
+    assert last is not None and last.index("delete element ip sigma service-ips") < last.index(
+        f"delete chain ip sigma {spread}")
+    assert applied.ruleset.chains == {}
 
 
 def test_a_change_that_takes_another_services_address_is_left_to_a_full_merge() -> None:
@@ -77,7 +97,9 @@ def test_patched_tables_equal_a_fresh_merge_through_random_changes() -> None:
             if key in state and rng.random() < 0.25:
                 changes[key] = None
                 continue
-            eps = [endpoint(ip, ready=rng.random() < 0.8) for ip in rng.sample(pods, rng.randint(0, 4))]
+            # Up to past the fixed spread chains: the shared ones come and go too.
+            eps = [endpoint(ip, ready=rng.random() < 0.8)
+                   for ip in rng.sample(pods, rng.choice([rng.randint(0, 4), FIXED_SPREADS + rng.randint(0, 3)]))]
             spec = {"type": "NodePort"} if rng.random() < 0.3 else {}
             ports = [{**HTTP[0], "nodePort": 30000 + i}] if spec else HTTP
             svc = service(f"s{i}", f"10.96.0.{10 + i}", ports, **spec)

@@ -18,7 +18,16 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sigma.agent.svcproxy.rules import FAMILY, SETS, TABLE, Fragment, Ruleset, _elements, _set_decl
+from sigma.agent.svcproxy.rules import (
+    FAMILY,
+    SETS,
+    TABLE,
+    Fragment,
+    Ruleset,
+    _elements,
+    _set_decl,
+    is_shared_chain,
+)
 
 ServiceKey = tuple[str, str]
 
@@ -32,6 +41,7 @@ class Applied:
     chain_owner: dict[str, ServiceKey] = field(default_factory=dict)
     key_owner: dict[tuple[str, str], ServiceKey] = field(default_factory=dict)  # (map, key) -> service
     set_refs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (set, element) -> owners
+    chain_refs: Counter[str] = field(default_factory=Counter)  # spread chain -> owners
 
     @classmethod
     def of(cls, ruleset: Ruleset, merged: dict[ServiceKey, Fragment]) -> Applied:
@@ -44,7 +54,10 @@ class Applied:
     def _own(self, key: ServiceKey, f: Fragment) -> None:
         self.fragments[key] = f
         for name, _ in f.chains:
-            self.chain_owner[name] = key
+            if is_shared_chain(name):
+                self.chain_refs[name] += 1
+            else:
+                self.chain_owner[name] = key
         for m, k, _ in f.elements:
             if m in SETS:
                 self.set_refs[(m, k)] += 1
@@ -54,7 +67,11 @@ class Applied:
     def _disown(self, key: ServiceKey, f: Fragment) -> None:
         self.fragments.pop(key, None)
         for name, _ in f.chains:
-            if self.chain_owner.get(name) == key:
+            if is_shared_chain(name):
+                self.chain_refs[name] -= 1
+                if self.chain_refs[name] <= 0:
+                    del self.chain_refs[name]
+            elif self.chain_owner.get(name) == key:
                 del self.chain_owner[name]
         for m, k, _ in f.elements:
             if m in SETS:
@@ -65,10 +82,15 @@ class Applied:
                 del self.key_owner[(m, k)]
 
 
-def _clashes(applied: Applied, key: ServiceKey, new: Fragment) -> bool:
-    if any(applied.chain_owner.get(name, key) != key for name, _ in new.chains):
+def _clashes(applied: Applied, key: ServiceKey, new: Fragment, changed: dict[ServiceKey, Fragment | None]) -> bool:
+    """Whether ``new`` takes a chain or map key of a Service other than ``key`` that keeps it
+    (one among the changed ones gives its old fragment up: ``_share`` compares the new ones)."""
+    def taken(owner: ServiceKey | None) -> bool:
+        return owner is not None and owner != key and owner not in changed
+
+    if any(taken(applied.chain_owner.get(name)) for name, _ in new.chains if not is_shared_chain(name)):
         return True
-    return any(m not in SETS and applied.key_owner.get((m, k), key) != key for m, k, _ in new.elements)
+    return any(m not in SETS and taken(applied.key_owner.get((m, k))) for m, k, _ in new.elements)
 
 
 def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str | None:
@@ -76,15 +98,11 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
     and return the commands that do the same to the kernel's table ("" when nothing
     changed), or None, leaving ``applied`` untouched, when a change clashes with another
     Service's chain or key."""
-    # Each change is checked against the table without the changed Services' old fragments.
-    probe = Applied(applied.ruleset, {}, dict(applied.chain_owner), dict(applied.key_owner))
-    for key in changes:
-        old = applied.fragments.get(key)
-        if old is not None:
-            probe._disown(key, old)
+    # Each change is checked against the table without the changed Services' old fragments
+    # (the check reads the indexes, never copies them: a patch costs what it changes).
     news = [(key, new) for key, new in changes.items() if new is not None]
     for i, (key, new) in enumerate(news):
-        if _clashes(probe, key, new) or any(_share(new, other) for _, other in news[i + 1:]):
+        if _clashes(applied, key, new, changes) or any(_share(new, other) for _, other in news[i + 1:]):
             return None
 
     rs, t = applied.ruleset, f"{FAMILY} {TABLE}"
@@ -95,6 +113,7 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
     add_elements: dict[str, dict[str, str]] = {}
     gone_chains: list[str] = []
     gone_sets: list[str] = []
+    unused: list[str] = []  # spread chains some changed Service gave up
     for key, change in changes.items():
         old = applied.fragments.get(key, Fragment())
         new = change or Fragment()
@@ -105,6 +124,12 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
             applied._own(key, new)
         old_chains, new_chains = dict(old.chains), dict(new.chains)
         for name, body in new.chains:
+            if is_shared_chain(name):
+                if name not in rs.chains:  # the first port with this many endpoints
+                    add_chains.append(name)
+                    rules += [f"add rule {t} {name} {r}" for r in body]
+                    rs.chains[name] = body
+                continue
             if name not in old_chains:
                 add_chains.append(name)
             elif old_chains[name] == body:
@@ -113,7 +138,8 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
                 rules.append(f"flush chain {t} {name}")
             rules += [f"add rule {t} {name} {r}" for r in body]
             rs.chains[name] = body
-        gone_chains += [name for name in old_chains if name not in new_chains]
+        gone_chains += [name for name in old_chains if name not in new_chains and not is_shared_chain(name)]
+        unused += [name for name in old_chains if is_shared_chain(name)]
         old_sets, new_sets = dict(old.sets), dict(new.sets)
         for name, timeout in new.sets:
             if name not in old_sets:
@@ -139,6 +165,8 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
                 continue  # already there for another owner
             add_elements.setdefault(m, {})[k] = v
             rs.maps[m][k] = v
+    # A spread chain goes with its last user (after the elements that went to it).
+    gone_chains += [name for name in dict.fromkeys(unused) if name not in applied.chain_refs and name in rs.chains]
     for name in gone_chains:
         rs.chains.pop(name, None)
     for name in gone_sets:
@@ -156,7 +184,7 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
 
 def _share(a: Fragment, b: Fragment) -> bool:
     """Two changed fragments claiming one chain or map key."""
-    chains = {name for name, _ in a.chains}
+    chains = {name for name, _ in a.chains if not is_shared_chain(name)}
     if any(name in chains for name, _ in b.chains):
         return True
     keys = {(m, k) for m, k, _ in a.elements if m not in SETS}

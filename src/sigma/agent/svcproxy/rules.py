@@ -27,17 +27,27 @@ FAMILY = "ip"
 MASQ_MARK = "0x00004000"  # Kubernetes' masquerade bit (14), kept in Sigma's own table
 SERVICE_IPS, SERVICE_NODEPORTS = "service-ips", "service-nodeports"
 NO_ENDPOINT_SERVICES, NO_ENDPOINT_NODEPORTS = "no-endpoint-services", "no-endpoint-nodeports"
+# The endpoints as data: "CLUSTERIP . PROTO . PORT . I" (or "PROTO . NODEPORT . I") -> the
+# i-th endpoint's "IP . PORT", picked by ``numgen random mod N`` in a spread chain.
+SERVICE_ENDPOINTS, NODEPORT_ENDPOINTS = "service-endpoints", "nodeport-endpoints"
 HAIRPIN = "hairpin"  # a set: every endpoint address twice, "IP . IP"
 CLUSTER_IPS = "cluster-ips"  # a set: every address a Service answers on
 SETS = (HAIRPIN, CLUSTER_IPS)  # elements without a verdict; shared by several ports, never a clash
 MAP_TYPES = {
-    HAIRPIN: "ipv4_addr . ipv4_addr",
-    CLUSTER_IPS: "ipv4_addr",
-    SERVICE_IPS: "ipv4_addr . inet_proto . inet_service : verdict",
-    SERVICE_NODEPORTS: "inet_proto . inet_service : verdict",
-    NO_ENDPOINT_SERVICES: "ipv4_addr . inet_proto . inet_service : verdict",
-    NO_ENDPOINT_NODEPORTS: "inet_proto . inet_service : verdict",
+    HAIRPIN: "type ipv4_addr . ipv4_addr",
+    CLUSTER_IPS: "type ipv4_addr",
+    SERVICE_IPS: "type ipv4_addr . inet_proto . inet_service : verdict",
+    SERVICE_NODEPORTS: "type inet_proto . inet_service : verdict",
+    NO_ENDPOINT_SERVICES: "type ipv4_addr . inet_proto . inet_service : verdict",
+    NO_ENDPOINT_NODEPORTS: "type inet_proto . inet_service : verdict",
+    # typeof: the key ends in numgen's own (host byte order) integer, which no named type has.
+    SERVICE_ENDPOINTS: "typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport",
+    NODEPORT_ENDPOINTS: "typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport",
 }
+SPREAD, NODEPORT_SPREAD = "spread-", "nodeport-spread-"  # + N: shared by every port with N endpoints
+# Spread chains up to this many endpoints are part of the fixed table: an endpoint more or
+# less then never needs a rule. Larger ones come with their first port, go with their last.
+FIXED_SPREADS = 16
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,7 @@ def affinity_set(p: ServicePort, ep: Endpoint) -> str:
 
 def fixed_part(cfg: NodeConfig) -> str:
     """The table's skeleton (inside ``table ip sigma { ... }``)."""
-    maps = [f"\t{'set' if name in SETS else 'map'} {name} {{ type {kind}; }}" for name, kind in MAP_TYPES.items()]
+    maps = [f"\t{'set' if name in SETS else 'map'} {name} {{ {kind}; }}" for name, kind in MAP_TYPES.items()]
     egress = []
     if cfg.cluster_cidr and cfg.masquerade_egress:
         # Pods reaching anything outside the cluster's pod addresses leave as the node.
@@ -113,8 +123,31 @@ def fixed_part(cfg: NodeConfig) -> str:
                             f"\t\tct status dnat ip saddr . ip daddr @{HAIRPIN} masquerade fully-random",
                             "\t\tjump masquerading", "\t\tjump pod-egress"],
     }
+    for n in range(1, FIXED_SPREADS + 1):
+        for name, rules in (spread_chain(n), nodeport_spread_chain(n)):
+            chains[name] = [f"\t\t{r}" for r in rules]
     body = [f"\tchain {name} {{\n" + "".join(r + "\n" for r in rules) + "\t}" for name, rules in chains.items()]
     return "\n".join(maps + body)
+
+
+def is_shared_chain(name: str) -> bool:
+    """A spread chain: the same for every port with as many endpoints, owned by none."""
+    return name.startswith((SPREAD, NODEPORT_SPREAD))
+
+
+def spread_chain(n: int) -> tuple[str, tuple[str, ...]]:
+    """ClusterIP traffic of a port with ``n`` endpoints: the i-th of them, i uniform in
+    [0, n), from the endpoints map under the packet's own address and port."""
+    return (f"{SPREAD}{n}",
+            (f"dnat ip to ip daddr . meta l4proto . th dport . numgen random mod {n} map @{SERVICE_ENDPOINTS}",))
+
+
+def nodeport_spread_chain(n: int) -> tuple[str, tuple[str, ...]]:
+    """NodePort traffic (Cluster policy) of a port with ``n`` endpoints: masqueraded
+    (replies come back through this node), then as ``spread_chain``."""
+    return (f"{NODEPORT_SPREAD}{n}",
+            ("jump mark-for-masquerade",
+             f"dnat ip to meta l4proto . th dport . numgen random mod {n} map @{NODEPORT_ENDPOINTS}"))
 
 
 def _dnat(p: ServicePort, ep: Endpoint) -> str:
@@ -169,6 +202,30 @@ class Fragment:
     service: str = ""  # NS/NAME, for the log
 
 
+def _data_port(p: ServicePort, keys: list[str], node_key: str | None,
+               chains: list[tuple[str, tuple[str, ...]]], elements: list[tuple[str, str, str]]) -> None:
+    """A port whose endpoints are map elements: one endpoint more or less is a few element
+    changes, never a rule (a rule, or a verdict element, makes the kernel walk every chain
+    of the table again to validate it; data elements do not, nor does nft need the chain list).
+    The verdict element changes only when the number of endpoints does."""
+    endpoints = p.endpoints if p.internal_local is None else p.internal_local
+    n = len(endpoints)
+    if n > FIXED_SPREADS:
+        chains.append(spread_chain(n))
+    if n:
+        verdict = f"goto {SPREAD}{n}"
+    else:
+        verdict = "drop"  # internalTrafficPolicy Local and none on this node, as kube-proxy
+    elements += [(SERVICE_IPS, k, verdict) for k in keys]
+    targets = [f"{ep.ip} . {ep.port}" for ep in endpoints]
+    elements += [(SERVICE_ENDPOINTS, f"{k} . {i}", t) for k in keys for i, t in enumerate(targets)]
+    if node_key:
+        if n > FIXED_SPREADS:
+            chains.append(nodeport_spread_chain(n))
+        elements.append((SERVICE_NODEPORTS, node_key, f"goto {NODEPORT_SPREAD}{n}" if n else "drop"))
+        elements += [(NODEPORT_ENDPOINTS, f"{node_key} . {i}", t) for i, t in enumerate(targets)]
+
+
 def service_fragment(ports: list[ServicePort], cfg: NodeConfig) -> Fragment:
     chains: list[tuple[str, tuple[str, ...]]] = []
     elements: list[tuple[str, str, str]] = []
@@ -185,17 +242,23 @@ def service_fragment(ports: list[ServicePort], cfg: NodeConfig) -> Fragment:
             if node_key:
                 elements.append((NO_ENDPOINT_NODEPORTS, node_key, "goto reject-chain"))
             continue
+        elements += [(CLUSTER_IPS, ip, "") for ip in p.cluster_ips]
+        elements += [(HAIRPIN, f"{ep.ip} . {ep.ip}", "") for ep in p.endpoints]
+        if p.affinity_timeout is None and p.external_local is None:
+            _data_port(p, keys, node_key, chains, elements)
+            continue
+        # ClientIP affinity and the Local NodePort policy keep chains of their own: the
+        # affinity sets and the two endpoint lists do not fit the spread chains.
         chains.append((service_chain(p), _service_rules(p, cfg, p.internal_local)))
         elements += [(SERVICE_IPS, k, f"goto {service_chain(p)}") for k in keys]
-        elements += [(CLUSTER_IPS, ip, "") for ip in p.cluster_ips]
         if node_key:
             chains += _external_rules(p, cfg)
             elements.append((SERVICE_NODEPORTS, node_key, f"goto {external_chain(p)}"))
-        elements += [(HAIRPIN, f"{ep.ip} . {ep.ip}", "") for ep in p.endpoints]
         if p.affinity_timeout is not None:
             sets += [(affinity_set(p, ep), p.affinity_timeout) for ep in p.endpoints]
     service = f"{ports[0].namespace}/{ports[0].name}" if ports else ""
-    return Fragment(tuple(chains), tuple(elements), tuple(sets), service)
+    # Two ports with as many endpoints share their spread chain: named once.
+    return Fragment(tuple(dict.fromkeys(chains)), tuple(elements), tuple(sets), service)
 
 
 def merge(fragments: list[Fragment], cfg: NodeConfig) -> Ruleset:
@@ -207,7 +270,7 @@ def merge(fragments: list[Fragment], cfg: NodeConfig) -> Ruleset:
     services: dict[str, tuple[str, ...]] = {}
     externals: dict[str, tuple[str, ...]] = {}
     for f in fragments:
-        clash = [name for name, _ in f.chains if name in services or name in externals]
+        clash = [name for name, _ in f.chains if not is_shared_chain(name) and (name in services or name in externals)]
         clash += [k for m, k, _ in f.elements if m not in SETS and (k in rs.maps[m] or k in rs.maps[_twin(m)])]
         if clash:
             rs.skipped.append(f"service {f.service}: {', '.join(clash)} already taken by another service")
@@ -226,7 +289,7 @@ def merge(fragments: list[Fragment], cfg: NodeConfig) -> Ruleset:
 def _twin(m: str) -> str:
     """A key is taken whether it has endpoints or is rejected."""
     return {SERVICE_IPS: NO_ENDPOINT_SERVICES, NO_ENDPOINT_SERVICES: SERVICE_IPS,
-            SERVICE_NODEPORTS: NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_NODEPORTS: SERVICE_NODEPORTS}[m]
+            SERVICE_NODEPORTS: NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_NODEPORTS: SERVICE_NODEPORTS}.get(m, m)
 
 
 def build_ruleset(ports: list[ServicePort], cfg: NodeConfig) -> Ruleset:
