@@ -8,7 +8,7 @@ from typing import Any
 
 from sigma.agent.svcproxy.model import service_ports
 from sigma.agent.svcproxy.patch import Applied, ServiceKey, patch
-from sigma.agent.svcproxy.rules import FIXED_SPREADS, Fragment, NodeConfig, merge, render_full, service_fragment
+from sigma.agent.svcproxy.rules import MAX_SPREAD, Fragment, NodeConfig, merge, render_full, service_fragment
 
 from .objects import endpoint, endpoint_slice, service
 
@@ -56,18 +56,17 @@ def test_a_shared_endpoint_keeps_its_hairpin_element_until_its_last_service_goes
     assert second is not None and "delete element ip sigma hairpin { 10.244.1.2 . 10.244.1.2 }" in second
 
 
-def test_a_spread_chain_beyond_the_fixed_ones_comes_with_its_first_port_and_goes_with_its_last() -> None:
-    many = [endpoint(f"10.244.1.{i}") for i in range(1, FIXED_SPREADS + 2)]
-    spread = f"spread-{FIXED_SPREADS + 1}"
-    applied = applied_from({})
-    first = patch(applied, {("default", "a"): fragment("a", "10.96.0.10", many)})
-    assert first is not None and f"add chain ip sigma {spread}\n" in first
-    second = patch(applied, {("default", "b"): fragment("b", "10.96.0.11", many)})
-    assert second is not None and "add chain" not in second and f"goto {spread}" in second
-    assert "chain" not in (patch(applied, {("default", "a"): None}) or "")  # b still goes to it
-    last = patch(applied, {("default", "b"): None})
-    assert last is not None and last.index("delete element ip sigma service-ips") < last.index(
-        f"delete chain ip sigma {spread}")
+def test_a_port_growing_past_the_spread_chains_gets_its_chain_before_its_verdict_goes_to_it() -> None:
+    few = [endpoint(f"10.244.1.{i}") for i in range(1, MAX_SPREAD + 1)]
+    applied = applied_from({("default", "a"): fragment("a", "10.96.0.10", few)})
+    grown = patch(applied, {("default", "a"): fragment("a", "10.96.0.10", [*few, endpoint("10.244.2.1")])})
+    assert grown is not None
+    assert grown.index("add chain ip sigma svc-default/a/tcp/http") < grown.index(
+        "add element ip sigma service-ips { 10.96.0.10 . tcp . 80 : goto svc-default/a/tcp/http }")
+    assert "delete element ip sigma service-endpoints" in grown
+    shrunk = patch(applied, {("default", "a"): fragment("a", "10.96.0.10", few)})
+    assert shrunk is not None and shrunk.index("delete element ip sigma service-ips") < shrunk.index(
+        "delete chain ip sigma svc-default/a/tcp/http")
     assert applied.ruleset.chains == {}
 
 
@@ -86,7 +85,7 @@ def test_a_change_that_takes_another_services_address_is_left_to_a_full_merge() 
 
 def test_patched_tables_equal_a_fresh_merge_through_random_changes() -> None:
     rng = random.Random(7)
-    pods = [f"10.244.{i // 10}.{i % 10 + 2}" for i in range(30)]  # shared between Services
+    pods = [f"10.244.{i // 10}.{i % 10 + 2}" for i in range(40)]  # shared between Services
     state: dict[ServiceKey, Fragment] = {}
     applied = applied_from(state)
     for step in range(300):
@@ -97,9 +96,11 @@ def test_patched_tables_equal_a_fresh_merge_through_random_changes() -> None:
             if key in state and rng.random() < 0.25:
                 changes[key] = None
                 continue
-            # Up to past the fixed spread chains: the shared ones come and go too.
-            eps = [endpoint(ip, ready=rng.random() < 0.8)
-                   for ip in rng.sample(pods, rng.choice([rng.randint(0, 4), FIXED_SPREADS + rng.randint(0, 3)]))]
+            # A few endpoints, or about as many as the spread chains cover: ports cross
+            # between endpoints as elements and a chain of their own.
+            few = rng.random() < 0.7
+            eps = [endpoint(ip, ready=rng.random() < (0.8 if few else 0.97))
+                   for ip in rng.sample(pods, rng.randint(0, 4) if few else MAX_SPREAD + rng.randint(-1, 2))]
             spec = {"type": "NodePort"} if rng.random() < 0.3 else {}
             ports = [{**HTTP[0], "nodePort": 30000 + i}] if spec else HTTP
             svc = service(f"s{i}", f"10.96.0.{10 + i}", ports, **spec)

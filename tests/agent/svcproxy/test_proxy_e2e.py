@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sigma.agent.svcproxy.proxy import ServiceProxy
-from sigma.agent.svcproxy.rules import NodeConfig
+from sigma.agent.svcproxy.rules import MAX_SPREAD, NodeConfig
 
 from .objects import endpoint, endpoint_slice, service
 from .topology import Node, netns_skip_reason
@@ -101,3 +101,32 @@ def test_external_traffic_policy_local_answers_from_this_nodes_endpoint_only(nod
     # The same client as a pod of the cluster (10.244.0.0/16): every endpoint, as kube-proxy.
     ServiceProxy(source, NodeConfig("10.244.0.0/16", node_name="here"), node.nft()).sync()
     assert set(node.connect_many(node.client, "10.244.5.1", 30080, 60)) == {"ep0", "ep1", "ep2"}
+
+
+def test_a_nodeport_spreads_over_every_endpoint_and_large_services_change_in_part(node: Node) -> None:
+    source = StaticSource()
+    source.services = [service("web", "10.96.0.10", [{**PORT[0], "nodePort": 30080}], type="NodePort"),
+                       service("big", "10.96.0.20", PORT)]
+    # More endpoints than the spread chains cover (addresses nobody answers on: only the
+    # table is checked for this one).
+    big = [endpoint(f"10.244.9.{i}") for i in range(1, MAX_SPREAD + 3)]
+    source.slices = [endpoint_slice("web-a", "web", SLICE_PORT, [endpoint(node.ip_of(i)) for i in range(3)]),
+                     endpoint_slice("big-a", "big", SLICE_PORT, big)]
+    # The client (10.244.5.2) outside a cluster CIDR of 10.244.0.0/24: traffic from outside.
+    proxy = ServiceProxy(source, NodeConfig("10.244.0.0/24"), node.nft())
+    assert proxy.sync().full
+    assert set(node.connect_many(node.client, "10.244.5.1", 30080, 60)) == {"ep0", "ep1", "ep2"}
+
+    # One endpoint less on each: elements for one, a chain rewritten for the other, in one
+    # partial transaction nft accepts (a refused one would have been a full write).
+    source.slices = [endpoint_slice("web-a", "web", SLICE_PORT, [endpoint(node.ip_of(i)) for i in (0, 2)]),
+                     endpoint_slice("big-a", "big", SLICE_PORT, big[:-1])]
+    assert not proxy.sync().full
+    listed = node.nft().run("list", "chain", "ip", "sigma", "svc-default/big/tcp/http")
+    assert f"numgen random mod {MAX_SPREAD + 1} 0 " in listed and str(big[-1]["addresses"][0]) not in listed
+    assert set(node.connect_many(node.client, "10.244.5.1", 30080, 40)) == {"ep0", "ep2"}
+    assert set(node.connect_many(node.client, "10.96.0.10", 80, 40)) == {"ep0", "ep2"}
+    # Down to what a spread chain covers: the chain goes, the endpoints become elements.
+    source.slices[1] = endpoint_slice("big-a", "big", SLICE_PORT, big[:MAX_SPREAD])
+    assert not proxy.sync().full
+    assert "svc-default/big" not in node.nft().run("list", "table", "ip", "sigma")

@@ -7,8 +7,8 @@ from typing import Any
 from sigma.agent.svcproxy.model import Endpoint, ServicePort, build_model
 from sigma.agent.svcproxy.rules import (
     CLUSTER_IPS,
-    FIXED_SPREADS,
     HAIRPIN,
+    MAX_SPREAD,
     NO_ENDPOINT_NODEPORTS,
     NO_ENDPOINT_SERVICES,
     NODEPORT_ENDPOINTS,
@@ -166,11 +166,20 @@ def test_internal_traffic_policy_local_sends_cluster_ip_traffic_to_this_node_onl
     assert rs.maps[SERVICE_IPS] == {"10.96.0.10 . tcp . 80": "drop"} and rs.maps[SERVICE_ENDPOINTS] == {}
 
 
-def test_ports_with_as_many_endpoints_share_one_spread_chain() -> None:
-    many = [endpoint(f"10.244.1.{i}") for i in range(1, FIXED_SPREADS + 2)]  # beyond the fixed spreads
-    slices = [endpoint_slice("a-a", "a", SLICE_HTTP, many), endpoint_slice("b-a", "b", SLICE_HTTP, many)]
-    rs = build_ruleset(_ports([service("a", "10.96.0.10", HTTP), service("b", "10.96.0.11", HTTP)], slices), CFG)
-    spread = f"spread-{FIXED_SPREADS + 1}"
-    assert list(rs.chains) == [spread] and rs.skipped == []
-    assert rs.maps[SERVICE_IPS] == {"10.96.0.10 . tcp . 80": f"goto {spread}", "10.96.0.11 . tcp . 80": f"goto {spread}"}
-    assert len(rs.maps[SERVICE_ENDPOINTS]) == 2 * (FIXED_SPREADS + 1)
+def test_ports_with_as_many_endpoints_share_one_spread_chain_up_to_the_largest() -> None:
+    few = [endpoint(f"10.244.1.{i}") for i in range(1, MAX_SPREAD + 1)]
+    many = [endpoint(f"10.244.2.{i}") for i in range(1, MAX_SPREAD + 2)]
+    slices = [endpoint_slice("a-a", "a", SLICE_HTTP, few), endpoint_slice("b-a", "b", SLICE_HTTP, few),
+              endpoint_slice("c-a", "c", SLICE_HTTP, many)]
+    services = [service("a", "10.96.0.10", HTTP), service("b", "10.96.0.11", HTTP), service("c", "10.96.0.12", HTTP)]
+    rs = build_ruleset(_ports(services, slices), CFG)
+    assert rs.maps[SERVICE_IPS] == {"10.96.0.10 . tcp . 80": f"goto spread-{MAX_SPREAD}",
+                                    "10.96.0.11 . tcp . 80": f"goto spread-{MAX_SPREAD}",
+                                    "10.96.0.12 . tcp . 80": "goto svc-default/c/tcp/http"}
+    assert len(rs.maps[SERVICE_ENDPOINTS]) == 2 * MAX_SPREAD
+    # More endpoints than the spread chains cover: a chain of the port's own, the endpoints
+    # inline; rule i takes a connection with probability 1/(N-i), uniform over the N.
+    chain = rs.chains["svc-default/c/tcp/http"]
+    assert list(rs.chains) == ["svc-default/c/tcp/http"] and len(chain) == MAX_SPREAD + 1
+    assert chain[0] == f"numgen random mod {MAX_SPREAD + 1} 0 meta l4proto tcp dnat to 10.244.2.1:8080"
+    assert chain[-1].startswith("meta l4proto tcp dnat to 10.244.2.")

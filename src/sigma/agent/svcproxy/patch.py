@@ -18,16 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sigma.agent.svcproxy.rules import (
-    FAMILY,
-    SETS,
-    TABLE,
-    Fragment,
-    Ruleset,
-    _elements,
-    _set_decl,
-    is_shared_chain,
-)
+from sigma.agent.svcproxy.rules import FAMILY, SETS, TABLE, Fragment, Ruleset, _elements, _set_decl
 
 ServiceKey = tuple[str, str]
 
@@ -41,7 +32,6 @@ class Applied:
     chain_owner: dict[str, ServiceKey] = field(default_factory=dict)
     key_owner: dict[tuple[str, str], ServiceKey] = field(default_factory=dict)  # (map, key) -> service
     set_refs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (set, element) -> owners
-    chain_refs: Counter[str] = field(default_factory=Counter)  # spread chain -> owners
 
     @classmethod
     def of(cls, ruleset: Ruleset, merged: dict[ServiceKey, Fragment]) -> Applied:
@@ -54,24 +44,18 @@ class Applied:
     def _own(self, key: ServiceKey, f: Fragment) -> None:
         self.fragments[key] = f
         for name, _ in f.chains:
-            if is_shared_chain(name):
-                self.chain_refs[name] += 1
-            else:
-                self.chain_owner[name] = key
-        for m, k, _ in f.elements:
+            self.chain_owner[name] = key
+        refs, owner = self.set_refs, self.key_owner
+        for m, k, _ in f.elements:  # every element of the table on a full merge: kept lean
             if m in SETS:
-                self.set_refs[(m, k)] += 1
+                refs[(m, k)] = refs.get((m, k), 0) + 1
             else:
-                self.key_owner[(m, k)] = key
+                owner[(m, k)] = key
 
     def _disown(self, key: ServiceKey, f: Fragment) -> None:
         self.fragments.pop(key, None)
         for name, _ in f.chains:
-            if is_shared_chain(name):
-                self.chain_refs[name] -= 1
-                if self.chain_refs[name] <= 0:
-                    del self.chain_refs[name]
-            elif self.chain_owner.get(name) == key:
+            if self.chain_owner.get(name) == key:
                 del self.chain_owner[name]
         for m, k, _ in f.elements:
             if m in SETS:
@@ -88,7 +72,7 @@ def _clashes(applied: Applied, key: ServiceKey, new: Fragment, changed: dict[Ser
     def taken(owner: ServiceKey | None) -> bool:
         return owner is not None and owner != key and owner not in changed
 
-    if any(taken(applied.chain_owner.get(name)) for name, _ in new.chains if not is_shared_chain(name)):
+    if any(taken(applied.chain_owner.get(name)) for name, _ in new.chains):
         return True
     return any(m not in SETS and taken(applied.key_owner.get((m, k))) for m, k, _ in new.elements)
 
@@ -113,7 +97,6 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
     add_elements: dict[str, dict[str, str]] = {}
     gone_chains: list[str] = []
     gone_sets: list[str] = []
-    unused: list[str] = []  # spread chains some changed Service gave up
     for key, change in changes.items():
         old = applied.fragments.get(key, Fragment())
         new = change or Fragment()
@@ -124,12 +107,6 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
             applied._own(key, new)
         old_chains, new_chains = dict(old.chains), dict(new.chains)
         for name, body in new.chains:
-            if is_shared_chain(name):
-                if name not in rs.chains:  # the first port with this many endpoints
-                    add_chains.append(name)
-                    rules += [f"add rule {t} {name} {r}" for r in body]
-                    rs.chains[name] = body
-                continue
             if name not in old_chains:
                 add_chains.append(name)
             elif old_chains[name] == body:
@@ -138,8 +115,7 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
                 rules.append(f"flush chain {t} {name}")
             rules += [f"add rule {t} {name} {r}" for r in body]
             rs.chains[name] = body
-        gone_chains += [name for name in old_chains if name not in new_chains and not is_shared_chain(name)]
-        unused += [name for name in old_chains if is_shared_chain(name)]
+        gone_chains += [name for name in old_chains if name not in new_chains]
         old_sets, new_sets = dict(old.sets), dict(new.sets)
         for name, timeout in new.sets:
             if name not in old_sets:
@@ -165,8 +141,6 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
                 continue  # already there for another owner
             add_elements.setdefault(m, {})[k] = v
             rs.maps[m][k] = v
-    # A spread chain goes with its last user (after the elements that went to it).
-    gone_chains += [name for name in dict.fromkeys(unused) if name not in applied.chain_refs and name in rs.chains]
     for name in gone_chains:
         rs.chains.pop(name, None)
     for name in gone_sets:
@@ -184,7 +158,7 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
 
 def _share(a: Fragment, b: Fragment) -> bool:
     """Two changed fragments claiming one chain or map key."""
-    chains = {name for name, _ in a.chains if not is_shared_chain(name)}
+    chains = {name for name, _ in a.chains}
     if any(name in chains for name, _ in b.chains):
         return True
     keys = {(m, k) for m, k, _ in a.elements if m not in SETS}

@@ -45,9 +45,11 @@ MAP_TYPES = {
     NODEPORT_ENDPOINTS: "typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport",
 }
 SPREAD, NODEPORT_SPREAD = "spread-", "nodeport-spread-"  # + N: shared by every port with N endpoints
-# Spread chains up to this many endpoints are part of the fixed table: an endpoint more or
-# less then never needs a rule. Larger ones come with their first port, go with their last.
-FIXED_SPREADS = 16
+# The spread chains are part of the fixed table, for up to this many endpoints: a port with
+# more keeps a chain of its own with the endpoints inline. They are never added later: nft
+# 1.0.6 refuses a rule that reads the endpoints map once that map comes from the kernel
+# ("conflicting protocols specified: ip vs. th", its typeof ``th dport`` read back).
+MAX_SPREAD = 32
 
 
 @dataclass(frozen=True)
@@ -123,16 +125,11 @@ def fixed_part(cfg: NodeConfig) -> str:
                             f"\t\tct status dnat ip saddr . ip daddr @{HAIRPIN} masquerade fully-random",
                             "\t\tjump masquerading", "\t\tjump pod-egress"],
     }
-    for n in range(1, FIXED_SPREADS + 1):
+    for n in range(1, MAX_SPREAD + 1):
         for name, rules in (spread_chain(n), nodeport_spread_chain(n)):
             chains[name] = [f"\t\t{r}" for r in rules]
     body = [f"\tchain {name} {{\n" + "".join(r + "\n" for r in rules) + "\t}" for name, rules in chains.items()]
     return "\n".join(maps + body)
-
-
-def is_shared_chain(name: str) -> bool:
-    """A spread chain: the same for every port with as many endpoints, owned by none."""
-    return name.startswith((SPREAD, NODEPORT_SPREAD))
 
 
 def spread_chain(n: int) -> tuple[str, tuple[str, ...]]:
@@ -202,26 +199,19 @@ class Fragment:
     service: str = ""  # NS/NAME, for the log
 
 
-def _data_port(p: ServicePort, keys: list[str], node_key: str | None,
-               chains: list[tuple[str, tuple[str, ...]]], elements: list[tuple[str, str, str]]) -> None:
+def _data_port(p: ServicePort, endpoints: tuple[Endpoint, ...], keys: list[str], node_key: str | None,
+               elements: list[tuple[str, str, str]]) -> None:
     """A port whose endpoints are map elements: one endpoint more or less is a few element
     changes, never a rule (a rule, or a verdict element, makes the kernel walk every chain
     of the table again to validate it; data elements do not, nor does nft need the chain list).
     The verdict element changes only when the number of endpoints does."""
-    endpoints = p.endpoints if p.internal_local is None else p.internal_local
     n = len(endpoints)
-    if n > FIXED_SPREADS:
-        chains.append(spread_chain(n))
-    if n:
-        verdict = f"goto {SPREAD}{n}"
-    else:
-        verdict = "drop"  # internalTrafficPolicy Local and none on this node, as kube-proxy
+    # None left: internalTrafficPolicy Local and none on this node; dropped, as kube-proxy does.
+    verdict = f"goto {SPREAD}{n}" if n else "drop"
     elements += [(SERVICE_IPS, k, verdict) for k in keys]
     targets = [f"{ep.ip} . {ep.port}" for ep in endpoints]
     elements += [(SERVICE_ENDPOINTS, f"{k} . {i}", t) for k in keys for i, t in enumerate(targets)]
     if node_key:
-        if n > FIXED_SPREADS:
-            chains.append(nodeport_spread_chain(n))
         elements.append((SERVICE_NODEPORTS, node_key, f"goto {NODEPORT_SPREAD}{n}" if n else "drop"))
         elements += [(NODEPORT_ENDPOINTS, f"{node_key} . {i}", t) for i, t in enumerate(targets)]
 
@@ -244,11 +234,12 @@ def service_fragment(ports: list[ServicePort], cfg: NodeConfig) -> Fragment:
             continue
         elements += [(CLUSTER_IPS, ip, "") for ip in p.cluster_ips]
         elements += [(HAIRPIN, f"{ep.ip} . {ep.ip}", "") for ep in p.endpoints]
-        if p.affinity_timeout is None and p.external_local is None:
-            _data_port(p, keys, node_key, chains, elements)
+        spread = p.endpoints if p.internal_local is None else p.internal_local
+        if p.affinity_timeout is None and p.external_local is None and len(spread) <= MAX_SPREAD:
+            _data_port(p, spread, keys, node_key, elements)
             continue
-        # ClientIP affinity and the Local NodePort policy keep chains of their own: the
-        # affinity sets and the two endpoint lists do not fit the spread chains.
+        # ClientIP affinity, the Local NodePort policy (two endpoint lists) and more endpoints
+        # than the spread chains cover: a chain of the port's own, the endpoints inline.
         chains.append((service_chain(p), _service_rules(p, cfg, p.internal_local)))
         elements += [(SERVICE_IPS, k, f"goto {service_chain(p)}") for k in keys]
         if node_key:
@@ -257,8 +248,7 @@ def service_fragment(ports: list[ServicePort], cfg: NodeConfig) -> Fragment:
         if p.affinity_timeout is not None:
             sets += [(affinity_set(p, ep), p.affinity_timeout) for ep in p.endpoints]
     service = f"{ports[0].namespace}/{ports[0].name}" if ports else ""
-    # Two ports with as many endpoints share their spread chain: named once.
-    return Fragment(tuple(dict.fromkeys(chains)), tuple(elements), tuple(sets), service)
+    return Fragment(tuple(chains), tuple(elements), tuple(sets), service)
 
 
 def merge(fragments: list[Fragment], cfg: NodeConfig) -> Ruleset:
@@ -269,9 +259,14 @@ def merge(fragments: list[Fragment], cfg: NodeConfig) -> Ruleset:
     rs = Ruleset(fixed=fixed_part(cfg))
     services: dict[str, tuple[str, ...]] = {}
     externals: dict[str, tuple[str, ...]] = {}
+    maps = rs.maps
     for f in fragments:
-        clash = [name for name, _ in f.chains if not is_shared_chain(name) and (name in services or name in externals)]
-        clash += [k for m, k, _ in f.elements if m not in SETS and (k in rs.maps[m] or k in rs.maps[_twin(m)])]
+        clash = [name for name, _ in f.chains if name in services or name in externals]
+        # Only the keys a Service claims are checked: the endpoints maps' keys extend them.
+        for m, k, _ in f.elements:
+            twin = _CLAIMS.get(m)
+            if twin is not None and (k in maps[m] or k in maps[twin]):
+                clash.append(k)
         if clash:
             rs.skipped.append(f"service {f.service}: {', '.join(clash)} already taken by another service")
             rs.left_out.add(f.service)
@@ -279,17 +274,16 @@ def merge(fragments: list[Fragment], cfg: NodeConfig) -> Ruleset:
         for name, rules in f.chains:
             (services if name.startswith(("svc-", "loc-")) else externals)[name] = rules
         for m, k, v in f.elements:
-            rs.maps[m][k] = v
+            maps[m][k] = v
         rs.sets.update(f.sets)
     # Service chains first: a chain is declared before the chains that jump to it.
     rs.chains = {**services, **externals}
     return rs
 
 
-def _twin(m: str) -> str:
-    """A key is taken whether it has endpoints or is rejected."""
-    return {SERVICE_IPS: NO_ENDPOINT_SERVICES, NO_ENDPOINT_SERVICES: SERVICE_IPS,
-            SERVICE_NODEPORTS: NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_NODEPORTS: SERVICE_NODEPORTS}.get(m, m)
+# A key is taken whether it has endpoints or is rejected: each claim map with its twin.
+_CLAIMS = {SERVICE_IPS: NO_ENDPOINT_SERVICES, NO_ENDPOINT_SERVICES: SERVICE_IPS,
+           SERVICE_NODEPORTS: NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_NODEPORTS: SERVICE_NODEPORTS}
 
 
 def build_ruleset(ports: list[ServicePort], cfg: NodeConfig) -> Ruleset:
