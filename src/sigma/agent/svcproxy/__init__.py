@@ -5,12 +5,20 @@ sigma`` (IPv4 only: Sigma's pod network is IPv4; an ``ip`` table also keeps the 
 keys one address family wide):
 
 - ``services``: one verdict map ``service-ips`` keyed by ``ip daddr . meta l4proto . th dport``
-  sends a ClusterIP (or external IP) connection to its service-port chain; a second map
+  sends a ClusterIP (or external IP) connection to the chain that picks its endpoint; a second map
   ``service-nodeports`` keyed by ``meta l4proto . th dport`` does the same for NodePorts, for
   packets whose destination is one of this node's addresses (``fib daddr type local``);
-- a service-port chain spreads new connections over its endpoints with ``numgen random mod N
-  vmap {...}`` (after ClientIP affinity, when asked for, through per-endpoint sets with a
-  timeout), each endpoint chain does ``dnat to IP:PORT``;
+- the endpoints are data: ``service-endpoints`` maps ``CLUSTERIP . PROTO . PORT . I`` to the
+  i-th endpoint's ``IP . PORT`` (``nodeport-endpoints`` the same under ``PROTO . NODEPORT . I``)
+  and the verdict is ``goto spread-N``, N the port's number of endpoints: a spread chain,
+  one per N and shared by every port with N endpoints, does ``dnat ip to ip daddr . meta
+  l4proto . th dport . numgen random mod N map @service-endpoints`` (uniform over the N).
+  An endpoint that comes or goes is then a few element updates in one transaction: no rule
+  is written, so nft does not read the table's chains and the kernel does not validate
+  every chain again (what a rule, or a verdict element, costs with thousands of Services);
+- a port with ClientIP affinity (per-endpoint sets with a timeout), with the Local NodePort
+  policy (two endpoint lists), or with more endpoints than the spread chains cover keeps a
+  chain of its own, endpoints inline (``numgen random mod N-i`` cascade, uniform);
 - masquerade (a mark bit, acted on in postrouting) for hairpin traffic (an endpoint reaching
   itself through its service), for traffic from outside the cluster CIDR to a ClusterIP, for
   every NodePort connection, and, when enabled, for pod traffic leaving the cluster CIDR

@@ -2,14 +2,16 @@
 
 ``build_ruleset`` makes a ``Ruleset``: a fixed part (the base chains, helper chains and map
 declarations, which depend only on the node's configuration) and the parts that follow the
-Services (per-service and per-endpoint chains, affinity sets, map elements). Two renderings:
+Services (map elements, mostly: the endpoints are data picked by a shared spread chain; the
+chains and affinity sets of the ports that keep their own). Two renderings:
 
 - ``render_full``: ``table ip sigma {}; delete table ip sigma; table ip sigma {...}`` in one
   ``nft -f`` transaction: the table is replaced atomically, and the first run (no table yet)
   works because the empty declaration creates what the delete removes;
 - partial syncs (svcproxy.patch): only the changed Services' chains and elements, also one
   transaction. kube-proxy does the same: rewriting tens of thousands of chains for one
-  endpoint that turned not-ready costs seconds; the change alone costs milliseconds.
+  endpoint that turned not-ready costs seconds; the change alone costs milliseconds, and
+  as elements only (no rule) about one.
 
 Chain names read as the objects they come from (``svc-NS/NAME/tcp/PORTNAME``,
 ``ext-NS/NAME/tcp/PORTNAME`` for a NodePort), which is what ``nft list table ip sigma`` shows.
