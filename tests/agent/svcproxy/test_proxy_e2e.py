@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -130,3 +134,52 @@ def test_a_nodeport_spreads_over_every_endpoint_and_large_services_change_in_par
     source.slices[1] = endpoint_slice("big-a", "big", SLICE_PORT, big[:MAX_SPREAD])
     assert not proxy.sync().full
     assert "svc-default/big" not in node.nft().run("list", "table", "ip", "sigma")
+
+
+UDP_SERVER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 5353))
+while True:
+    data, peer = s.recvfrom(100); s.sendto(sys.argv[1].encode(), peer)
+"""
+UDP_CLIENT = """
+import json, socket, sys
+counts = {}
+for _ in range(int(sys.argv[1])):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(2)
+        s.sendto(b"?", ("10.96.0.10", 53))
+        try:
+            name = s.recvfrom(100)[0].decode()
+        except OSError as err:
+            name = type(err).__name__
+    counts[name] = counts.get(name, 0) + 1
+print(json.dumps(counts))
+"""
+
+
+def test_one_port_number_over_udp_and_tcp_reaches_each_protocols_target(node: Node) -> None:
+    # The endpoints map's key carries the protocol: DNS-like ports do not mix their targets.
+    servers = [subprocess.Popen([*node.enter(ns), sys.executable, "-c", UDP_SERVER, f"udp{i}"])
+               for i, ns in enumerate(node.eps)]
+    try:
+        source = StaticSource()
+        source.services = [service("dns", "10.96.0.10", [{"name": "dns", "port": 53, "protocol": "UDP"},
+                                                         {"name": "dns-tcp", "port": 53, "protocol": "TCP"}])]
+        source.slices = [endpoint_slice("dns-a", "dns", [{"name": "dns", "port": 5353, "protocol": "UDP"},
+                                                         {"name": "dns-tcp", "port": 8080, "protocol": "TCP"}],
+                                        [endpoint(node.ip_of(i)) for i in range(3)])]
+        ServiceProxy(source, NodeConfig("10.244.0.0/16"), node.nft()).sync()
+        deadline = time.monotonic() + 10  # the UDP servers bind as they start
+        while True:
+            out = subprocess.run([*node.enter(node.client), sys.executable, "-c", UDP_CLIENT, "60"],
+                                 capture_output=True, text=True, timeout=300, check=True)
+            udp = json.loads(out.stdout)
+            if set(udp) == {"udp0", "udp1", "udp2"} or time.monotonic() > deadline:
+                break
+        assert set(udp) == {"udp0", "udp1", "udp2"}, udp
+        assert set(node.connect_many(node.client, "10.96.0.10", 53, 60)) == {"ep0", "ep1", "ep2"}
+    finally:
+        for p in servers:
+            p.kill()
+            p.wait()
