@@ -20,6 +20,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from functools import cached_property
+from socket import AF_INET, inet_pton
 from typing import Any, NamedTuple
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -102,8 +103,8 @@ def port_endpoints(slices: list[dict[str, Any]], port_name: str, protocol: str,
                    node_name: str | None = None) -> tuple[Endpoint, ...]:
     """The endpoints of one service port: ready ones, else serving-and-terminating ones;
     with ``node_name``, only those on that node."""
-    ready: set[Endpoint] = set()
-    fallback: set[Endpoint] = set()
+    ready: set[tuple[str, int]] = set()
+    fallback: set[tuple[str, int]] = set()
     for s in slices:
         number = next((p.get("port") for p in s.get("ports") or []
                        if (p.get("name") or "") == port_name and PROTOCOLS.get(p.get("protocol") or "TCP") == protocol),
@@ -123,9 +124,13 @@ def port_endpoints(slices: list[dict[str, Any]], port_name: str, protocol: str,
             addresses = ep.get("addresses")
             if addresses:
                 ip = addresses[0]  # Kubernetes: consumers use the first address
-                if _valid_ipv4(ip):
-                    into.add(Endpoint(ip, number))
-    return tuple(sorted(ready or fallback))
+                if isinstance(ip, str):
+                    try:  # _valid_ipv4 inline
+                        inet_pton(AF_INET, ip)
+                    except OSError:
+                        continue
+                    into.add((ip, number))
+    return tuple(map(Endpoint._make, sorted(ready or fallback)))
 
 
 def service_ports(svc: dict[str, Any], slices: list[dict[str, Any]], node_name: str = "") -> list[ServicePort]:
