@@ -13,9 +13,9 @@ keys one address family wide):
   and the verdict is ``goto spread-N``, N the port's number of endpoints: a spread chain,
   one per N and shared by every port with N endpoints, does ``dnat ip to ip daddr . meta
   l4proto . th dport . numgen random mod N map @service-endpoints`` (uniform over the N).
-  An endpoint that comes or goes is then a few element updates in one transaction: no rule
-  is written, so nft does not read the table's chains and the kernel does not validate
-  every chain again (what a rule, or a verdict element, costs with thousands of Services);
+  An endpoint that comes or goes is then a few element updates in one transaction, no rule:
+  with thousands of Services a rule costs tens of milliseconds (nft reads every chain of the
+  table first; a ``dnat`` rule makes the kernel validate every chain again), elements about one;
 - a port with ClientIP affinity (per-endpoint sets with a timeout), with the Local NodePort
   policy (two endpoint lists), or with more endpoints than the spread chains cover keeps a
   chain of its own, endpoints inline (``numgen random mod N-i`` cascade, uniform);

@@ -205,9 +205,10 @@ class Fragment:
 def _data_port(p: ServicePort, endpoints: tuple[Endpoint, ...], keys: list[str], node_key: str | None,
                elements: list[tuple[str, str, str]]) -> None:
     """A port whose endpoints are map elements: one endpoint more or less is a few element
-    changes, never a rule (a rule, or a verdict element, makes the kernel walk every chain
-    of the table again to validate it; data elements do not, nor does nft need the chain list).
-    The verdict element changes only when the number of endpoints does."""
+    changes, never a rule. A rule makes nft read every chain of the table first and, with a
+    ``dnat``, the kernel validate every chain again; the elements' table keeps few chains,
+    and the one verdict element that changes (``goto spread-N``, when N does) leads the
+    validation only through one-rule spread chains."""
     n = len(endpoints)
     # None left: internalTrafficPolicy Local and none on this node; dropped, as kube-proxy does.
     verdict = f"goto {SPREAD}{n}" if n else "drop"
