@@ -78,6 +78,12 @@ def test_a_change_that_takes_another_services_address_is_left_to_a_full_merge() 
     thief = fragment("db", "10.96.0.10", [endpoint("10.244.2.2")])
     assert patch(applied, {("default", "db"): thief}) is None
     assert render_full(applied.ruleset) == before  # untouched
+    # The address given up by a Service changed in the same patch is free to take.
+    moved = patch(applied, {("default", "web"): fragment("web", "10.96.0.12", [endpoint("10.244.1.2")]),
+                            ("default", "db"): thief})
+    assert moved is not None and "10.96.0.10 . tcp . 80 . 0 : 10.244.2.2 . 8080" in moved
+    assert applied.ruleset.maps["service-endpoints"] == {"10.96.0.10 . tcp . 80 . 0": "10.244.2.2 . 8080",
+                                                         "10.96.0.12 . tcp . 80 . 0": "10.244.1.2 . 8080"}
     # Two changed Services claiming one address between them: also a full merge.
     one, two = fragment("x", "10.96.0.20", []), fragment("y", "10.96.0.20", [])
     assert patch(applied, {("default", "x"): one, ("default", "y"): two}) is None
