@@ -84,6 +84,19 @@ def test_a_change_that_takes_another_services_address_is_left_to_a_full_merge() 
     assert moved is not None and "10.96.0.10 . tcp . 80 . 0 : 10.244.2.2 . 8080" in moved
     assert applied.ruleset.maps["service-endpoints"] == {"10.96.0.10 . tcp . 80 . 0": "10.244.2.2 . 8080",
                                                          "10.96.0.12 . tcp . 80 . 0": "10.244.1.2 . 8080"}
+    # The same whichever of the two comes first.
+    back = patch(applied, {("default", "web"): fragment("web", "10.96.0.10", [endpoint("10.244.1.2")]),
+                           ("default", "db"): fragment("db", "10.96.0.11", [endpoint("10.244.2.2")])})
+    assert back is not None and applied.ruleset.maps == applied_from({("default", "web"): web,
+                                                                       ("default", "db"): db}).ruleset.maps
+    reversed_order = patch(applied, {("default", "db"): thief,
+                                     ("default", "web"): fragment("web", "10.96.0.12", [endpoint("10.244.1.2")])})
+    assert reversed_order is not None
+    # The old endpoint element goes before the new one comes (nft refuses a key twice).
+    assert reversed_order.index("delete element ip sigma service-endpoints { 10.96.0.10 . tcp . 80 . 0") < \
+        reversed_order.index("10.96.0.10 . tcp . 80 . 0 : 10.244.2.2 . 8080")
+    assert applied.ruleset.maps["service-endpoints"] == {"10.96.0.10 . tcp . 80 . 0": "10.244.2.2 . 8080",
+                                                         "10.96.0.12 . tcp . 80 . 0": "10.244.1.2 . 8080"}
     # Two changed Services claiming one address between them: also a full merge.
     one, two = fragment("x", "10.96.0.20", []), fragment("y", "10.96.0.20", [])
     assert patch(applied, {("default", "x"): one, ("default", "y"): two}) is None

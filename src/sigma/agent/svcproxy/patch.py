@@ -97,14 +97,20 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
     add_elements: dict[str, dict[str, str]] = {}
     gone_chains: list[str] = []
     gone_sets: list[str] = []
-    for key, change in changes.items():
-        old = applied.fragments.get(key, Fragment())
-        new = change or Fragment()
-        if old == new:
-            continue
-        applied._disown(key, old)
-        if new.chains or new.elements or new.sets:
-            applied._own(key, new)
+    old_of = {key: applied.fragments.get(key, Fragment()) for key in changes}
+    new_of = {key: change or Fragment() for key, change in changes.items()}
+    changed = [key for key in changes if old_of[key] != new_of[key]]
+    remade = set(changed)
+    # Every old fragment given up before any new one is taken: a key that moves between two
+    # changed Services ends with its new owner whatever order they come in.
+    for key in changed:
+        applied._disown(key, old_of[key])
+    for key in changed:
+        if new_of[key].chains or new_of[key].elements or new_of[key].sets:
+            applied._own(key, new_of[key])
+    wanted: dict[tuple[str, str], str] = {}  # the new fragments' elements
+    for key in changed:
+        old, new = old_of[key], new_of[key]
         old_chains, new_chains = dict(old.chains), dict(new.chains)
         for name, body in new.chains:
             if name not in old_chains:
@@ -122,25 +128,28 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
                 add_sets.append(f"add set {t} {name} {_set_decl(timeout)}")
                 rs.sets[name] = timeout
         gone_sets += [name for name in old_sets if name not in new_sets]
-        old_elements = {(m, k): v for m, k, v in old.elements}
-        new_elements = {(m, k): v for m, k, v in new.elements}
-        for (m, k), v in old_elements.items():
-            if new_elements.get((m, k)) == v:
-                continue
-            if m in SETS:
-                if (m, k) in applied.set_refs:
-                    continue  # still someone else's
-            elif applied.key_owner.get((m, k)) not in (None, key):
-                continue
+        wanted.update(((m, k), v) for m, k, v in new.elements)
+    touched = dict.fromkeys((m, k) for key in changed for m, k, _ in old_of[key].elements)
+    touched.update(dict.fromkeys(wanted))
+    for m, k in touched:
+        # What the table should hold for this element now: a shared set's while anyone
+        # counts it, a map key's as its owner (a changed Service, or none) has it.
+        if m in SETS:
+            want = "" if (m, k) in applied.set_refs else None
+        else:
+            owner = applied.key_owner.get((m, k))
+            if owner is not None and owner not in remade:
+                continue  # another Service's, untouched here
+            want = None if owner is None else wanted[(m, k)]
+        have = rs.maps[m].get(k)
+        if have == want:
+            continue
+        if have is not None:
             delete_elements.setdefault(m, []).append(k)
-            rs.maps[m].pop(k, None)
-        for (m, k), v in new_elements.items():
-            if old_elements.get((m, k)) == v:
-                continue
-            if m in SETS and k in rs.maps[m]:
-                continue  # already there for another owner
-            add_elements.setdefault(m, {})[k] = v
-            rs.maps[m][k] = v
+            del rs.maps[m][k]
+        if want is not None:
+            add_elements.setdefault(m, {})[k] = want
+            rs.maps[m][k] = want
     for name in gone_chains:
         rs.chains.pop(name, None)
     for name in gone_sets:
