@@ -40,8 +40,8 @@ def test_a_patch_says_only_what_changed() -> None:
     assert script.splitlines() == [
         "delete element ip sigma hairpin { 10.244.1.3 . 10.244.1.3 }",
         "delete element ip sigma service-ips { 10.96.0.10 . tcp . 80 }",
-        "delete element ip sigma service-endpoints { 10.96.0.10 . tcp . 80 . 1 }",
-        "add element ip sigma service-ips { 10.96.0.10 . tcp . 80 : goto spread-1 }"]
+        "delete element ip sigma service-endpoints-tcp { 10.96.0.10 . 80 . 1 }",
+        "add element ip sigma service-ips { 10.96.0.10 . tcp . 80 : goto spread-tcp-1 }"]
     assert patch(applied, {("default", "web"): changed}) == ""  # applied already holds it
 
 
@@ -63,7 +63,7 @@ def test_a_port_growing_past_the_spread_chains_gets_its_chain_before_its_verdict
     assert grown is not None
     assert grown.index("add chain ip sigma svc-default/a/tcp/http") < grown.index(
         "add element ip sigma service-ips { 10.96.0.10 . tcp . 80 : goto svc-default/a/tcp/http }")
-    assert "delete element ip sigma service-endpoints" in grown
+    assert "delete element ip sigma service-endpoints-tcp" in grown
     shrunk = patch(applied, {("default", "a"): fragment("a", "10.96.0.10", few)})
     assert shrunk is not None and shrunk.index("delete element ip sigma service-ips") < shrunk.index(
         "delete chain ip sigma svc-default/a/tcp/http")
@@ -81,9 +81,9 @@ def test_a_change_that_takes_another_services_address_is_left_to_a_full_merge() 
     # The address given up by a Service changed in the same patch is free to take.
     moved = patch(applied, {("default", "web"): fragment("web", "10.96.0.12", [endpoint("10.244.1.2")]),
                             ("default", "db"): thief})
-    assert moved is not None and "10.96.0.10 . tcp . 80 . 0 : 10.244.2.2 . 8080" in moved
-    assert applied.ruleset.maps["service-endpoints"] == {"10.96.0.10 . tcp . 80 . 0": "10.244.2.2 . 8080",
-                                                         "10.96.0.12 . tcp . 80 . 0": "10.244.1.2 . 8080"}
+    assert moved is not None and "10.96.0.10 . 80 . 0 : 10.244.2.2 . 8080" in moved
+    assert applied.ruleset.maps["service-endpoints-tcp"] == {"10.96.0.10 . 80 . 0": "10.244.2.2 . 8080",
+                                                             "10.96.0.12 . 80 . 0": "10.244.1.2 . 8080"}
     # The same whichever of the two comes first.
     back = patch(applied, {("default", "web"): fragment("web", "10.96.0.10", [endpoint("10.244.1.2")]),
                            ("default", "db"): fragment("db", "10.96.0.11", [endpoint("10.244.2.2")])})
@@ -93,10 +93,10 @@ def test_a_change_that_takes_another_services_address_is_left_to_a_full_merge() 
                                      ("default", "web"): fragment("web", "10.96.0.12", [endpoint("10.244.1.2")])})
     assert reversed_order is not None
     # The old endpoint element goes before the new one comes (nft refuses a key twice).
-    assert reversed_order.index("delete element ip sigma service-endpoints { 10.96.0.10 . tcp . 80 . 0") < \
-        reversed_order.index("10.96.0.10 . tcp . 80 . 0 : 10.244.2.2 . 8080")
-    assert applied.ruleset.maps["service-endpoints"] == {"10.96.0.10 . tcp . 80 . 0": "10.244.2.2 . 8080",
-                                                         "10.96.0.12 . tcp . 80 . 0": "10.244.1.2 . 8080"}
+    assert reversed_order.index("delete element ip sigma service-endpoints-tcp { 10.96.0.10 . 80 . 0") < \
+        reversed_order.index("10.96.0.10 . 80 . 0 : 10.244.2.2 . 8080")
+    assert applied.ruleset.maps["service-endpoints-tcp"] == {"10.96.0.10 . 80 . 0": "10.244.2.2 . 8080",
+                                                             "10.96.0.12 . 80 . 0": "10.244.1.2 . 8080"}
     # Two changed Services claiming one address between them: also a full merge.
     one, two = fragment("x", "10.96.0.20", []), fragment("y", "10.96.0.20", [])
     assert patch(applied, {("default", "x"): one, ("default", "y"): two}) is None

@@ -30,9 +30,7 @@ FAMILY = "ip"
 MASQ_MARK = "0x00004000"  # Kubernetes' masquerade bit (14), kept in Sigma's own table
 SERVICE_IPS, SERVICE_NODEPORTS = "service-ips", "service-nodeports"
 NO_ENDPOINT_SERVICES, NO_ENDPOINT_NODEPORTS = "no-endpoint-services", "no-endpoint-nodeports"
-# The endpoints as data: "CLUSTERIP . PROTO . PORT . I" (or "PROTO . NODEPORT . I") -> the
-# i-th endpoint's "IP . PORT", picked by ``numgen random mod N`` in a spread chain.
-SERVICE_ENDPOINTS, NODEPORT_ENDPOINTS = "service-endpoints", "nodeport-endpoints"
+PROTOCOLS = ("tcp", "udp", "sctp")
 HAIRPIN = "hairpin"  # a set: every endpoint address twice, "IP . IP"
 CLUSTER_IPS = "cluster-ips"  # a set: every address a Service answers on
 SETS = (HAIRPIN, CLUSTER_IPS)  # elements without a verdict; shared by several ports, never a clash
@@ -43,11 +41,26 @@ MAP_TYPES = {
     SERVICE_NODEPORTS: "type inet_proto . inet_service : verdict",
     NO_ENDPOINT_SERVICES: "type ipv4_addr . inet_proto . inet_service : verdict",
     NO_ENDPOINT_NODEPORTS: "type inet_proto . inet_service : verdict",
-    # typeof: the key ends in numgen's own (host byte order) integer, which no named type has.
-    SERVICE_ENDPOINTS: "typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport",
-    NODEPORT_ENDPOINTS: "typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport",
 }
-SPREAD, NODEPORT_SPREAD = "spread-", "nodeport-spread-"  # + N: shared by every port with N endpoints
+
+
+def service_endpoints(protocol: str) -> str:
+    """The endpoints as data, one map per protocol (a field less in every key to write):
+    "CLUSTERIP . PORT . I" -> the i-th endpoint's "IP . PORT", picked by ``numgen random
+    mod N`` in a spread chain."""
+    return f"service-endpoints-{protocol}"
+
+
+def nodeport_endpoints(protocol: str) -> str:
+    """As ``service_endpoints``, keyed "NODEPORT . I"."""
+    return f"nodeport-endpoints-{protocol}"
+
+
+# typeof: the key ends in numgen's own (host byte order) integer, which no named type has.
+for _protocol in PROTOCOLS:
+    MAP_TYPES[service_endpoints(_protocol)] = "typeof ip daddr . th dport . numgen random mod 1 : ip daddr . th dport"
+    MAP_TYPES[nodeport_endpoints(_protocol)] = "typeof th dport . numgen random mod 1 : ip daddr . th dport"
+SPREAD, NODEPORT_SPREAD = "spread-", "nodeport-spread-"  # + PROTO-N: shared by every port with N endpoints
 # The spread chains are part of the fixed table, for up to this many endpoints: a port with
 # more keeps a chain of its own with the endpoints inline. They are never added later: nft
 # 1.0.6 refuses a rule that reads the endpoints map once that map comes from the kernel
@@ -128,26 +141,29 @@ def fixed_part(cfg: NodeConfig) -> str:
                             f"\t\tct status dnat ip saddr . ip daddr @{HAIRPIN} masquerade fully-random",
                             "\t\tjump masquerading", "\t\tjump pod-egress"],
     }
-    for n in range(1, MAX_SPREAD + 1):
-        for name, rules in (spread_chain(n), nodeport_spread_chain(n)):
-            chains[name] = [f"\t\t{r}" for r in rules]
+    for protocol in PROTOCOLS:
+        for n in range(1, MAX_SPREAD + 1):
+            for name, rules in (spread_chain(protocol, n), nodeport_spread_chain(protocol, n)):
+                chains[name] = [f"\t\t{r}" for r in rules]
     body = [f"\tchain {name} {{\n" + "".join(r + "\n" for r in rules) + "\t}" for name, rules in chains.items()]
     return "\n".join(maps + body)
 
 
-def spread_chain(n: int) -> tuple[str, tuple[str, ...]]:
-    """ClusterIP traffic of a port with ``n`` endpoints: the i-th of them, i uniform in
-    [0, n), from the endpoints map under the packet's own address and port."""
-    return (f"{SPREAD}{n}",
-            (f"dnat ip to ip daddr . meta l4proto . th dport . numgen random mod {n} map @{SERVICE_ENDPOINTS}",))
+def spread_chain(protocol: str, n: int) -> tuple[str, tuple[str, ...]]:
+    """ClusterIP traffic of a ``protocol`` port with ``n`` endpoints: the i-th of them, i
+    uniform in [0, n), from the endpoints map under the packet's own address and port."""
+    return (f"{SPREAD}{protocol}-{n}",
+            (f"meta l4proto {protocol} dnat ip to ip daddr . th dport . numgen random mod {n} "
+             f"map @{service_endpoints(protocol)}",))
 
 
-def nodeport_spread_chain(n: int) -> tuple[str, tuple[str, ...]]:
-    """NodePort traffic (Cluster policy) of a port with ``n`` endpoints: masqueraded
-    (replies come back through this node), then as ``spread_chain``."""
-    return (f"{NODEPORT_SPREAD}{n}",
+def nodeport_spread_chain(protocol: str, n: int) -> tuple[str, tuple[str, ...]]:
+    """NodePort traffic (Cluster policy) of a ``protocol`` port with ``n`` endpoints:
+    masqueraded (replies come back through this node), then as ``spread_chain``."""
+    return (f"{NODEPORT_SPREAD}{protocol}-{n}",
             ("jump mark-for-masquerade",
-             f"dnat ip to meta l4proto . th dport . numgen random mod {n} map @{NODEPORT_ENDPOINTS}"))
+             f"meta l4proto {protocol} dnat ip to th dport . numgen random mod {n} "
+             f"map @{nodeport_endpoints(protocol)}"))
 
 
 def _dnat(p: ServicePort, ep: Endpoint) -> str:
@@ -207,17 +223,19 @@ def _data_port(p: ServicePort, endpoints: tuple[Endpoint, ...], keys: list[str],
     """A port whose endpoints are map elements: one endpoint more or less is a few element
     changes, never a rule. A rule makes nft read every chain of the table first and, with a
     ``dnat``, the kernel validate every chain again; the elements' table keeps few chains,
-    and the one verdict element that changes (``goto spread-N``, when N does) leads the
+    and the one verdict element that changes (``goto spread-PROTO-N``, when N does) leads the
     validation only through one-rule spread chains."""
     n = len(endpoints)
     # None left: internalTrafficPolicy Local and none on this node; dropped, as kube-proxy does.
-    verdict = f"goto {SPREAD}{n}" if n else "drop"
+    verdict = f"goto {SPREAD}{p.protocol}-{n}" if n else "drop"
     elements += [(SERVICE_IPS, k, verdict) for k in keys]
     targets = [f"{ep.ip} . {ep.port}" for ep in endpoints]
-    elements += [(SERVICE_ENDPOINTS, f"{k} . {i}", t) for k in keys for i, t in enumerate(targets)]
+    by_address = service_endpoints(p.protocol)
+    elements += [(by_address, f"{ip} . {p.port} . {i}", t) for ip in p.cluster_ips for i, t in enumerate(targets)]
     if node_key:
-        elements.append((SERVICE_NODEPORTS, node_key, f"goto {NODEPORT_SPREAD}{n}" if n else "drop"))
-        elements += [(NODEPORT_ENDPOINTS, f"{node_key} . {i}", t) for i, t in enumerate(targets)]
+        elements.append((SERVICE_NODEPORTS, node_key, f"goto {NODEPORT_SPREAD}{p.protocol}-{n}" if n else "drop"))
+        by_node_port = nodeport_endpoints(p.protocol)
+        elements += [(by_node_port, f"{p.node_port} . {i}", t) for i, t in enumerate(targets)]
 
 
 def service_fragment(ports: list[ServicePort], cfg: NodeConfig) -> Fragment:
