@@ -8,11 +8,11 @@ keys one address family wide):
   sends a ClusterIP (or external IP) connection to the chain that picks its endpoint; a second map
   ``service-nodeports`` keyed by ``meta l4proto . th dport`` does the same for NodePorts, for
   packets whose destination is one of this node's addresses (``fib daddr type local``);
-- the endpoints are data: ``service-endpoints`` maps ``CLUSTERIP . PROTO . PORT . I`` to the
-  i-th endpoint's ``IP . PORT`` (``nodeport-endpoints`` the same under ``PROTO . NODEPORT . I``)
-  and the verdict is ``goto spread-N``, N the port's number of endpoints: a spread chain,
-  one per N and shared by every port with N endpoints, does ``dnat ip to ip daddr . meta
-  l4proto . th dport . numgen random mod N map @service-endpoints`` (uniform over the N).
+- the endpoints are data: ``service-endpoints-PROTO`` maps ``CLUSTERIP . PORT . I`` to the
+  i-th endpoint's ``IP . PORT`` (``nodeport-endpoints-PROTO`` the same under ``NODEPORT . I``)
+  and the verdict is ``goto spread-PROTO-N``, N the port's number of endpoints: a spread
+  chain, one per protocol and N and shared by every such port, does ``meta l4proto PROTO dnat
+  ip to ip daddr . th dport . numgen random mod N map @service-endpoints-PROTO`` (uniform).
   An endpoint that comes or goes is then a few element updates in one transaction, no rule:
   with thousands of Services a rule costs tens of milliseconds (nft reads every chain of the
   table first; a ``dnat`` rule makes the kernel validate every chain again), elements about one;
