@@ -5,8 +5,7 @@ service proxy takes to program nftables, in a network namespace made for the run
   the whole table) for --services Services of --endpoints ready endpoints each (the key keeps
   its name at any size; "services" says the size). Goal: <= 2 s.
 - incremental_update_p99_ms: --changes syncs, each after one endpoint of one random Service
-  flipped readiness (a partial update: one chain flushed and refilled, a few elements).
-  Goal: <= 100 ms.
+  flipped readiness (a partial update: a few map elements, no rule). Goal: <= 100 ms.
 - full_rewrite_one_change_s: one change written as a whole table instead, for comparison
   (why the proxy does partial updates).
 

@@ -76,3 +76,18 @@ def test_syncs_in_process_program_the_given_namespace_only(node: Node) -> None:
 def test_a_namespace_that_does_not_exist_is_an_nft_error() -> None:
     with pytest.raises(NftError, match="no-such-netns"):
         LibNft("/var/run/netns/no-such-netns-for-sigma")
+
+
+def test_a_submitted_script_is_applied_when_waited_for_and_its_error_raised_then(node: Node) -> None:
+    nft = LibNft(f"/var/run/netns/{node.node}")
+    try:
+        wait = nft.submit("table ip sigma-submit {}\nadd chain ip sigma-submit c\n")
+        wait()
+        assert "chain c" in nft.run("list", "table", "ip", "sigma-submit")
+        refused = nft.submit("add rule ip sigma-submit no-such-chain accept\n")
+        with pytest.raises(NftError, match="No such file or directory"):
+            refused()
+        nft.apply("delete table ip sigma-submit\n")  # the context still works after an error
+        assert "sigma-submit" not in nft.run("list", "tables")
+    finally:
+        nft.close()

@@ -8,7 +8,7 @@ from typing import Any
 
 from sigma.agent.svcproxy.model import service_ports
 from sigma.agent.svcproxy.patch import Applied, ServiceKey, patch
-from sigma.agent.svcproxy.rules import Fragment, NodeConfig, merge, render_full, service_fragment
+from sigma.agent.svcproxy.rules import MAX_SPREAD, Fragment, NodeConfig, merge, render_full, service_fragment
 
 from .objects import endpoint, endpoint_slice, service
 
@@ -35,9 +35,13 @@ def test_a_patch_says_only_what_changed() -> None:
     changed = fragment("web", "10.96.0.10", [endpoint("10.244.1.2"), endpoint("10.244.1.3", ready=False)])
     script = patch(applied, {("default", "web"): changed})
     assert script is not None
-    assert "flush chain ip sigma svc-default/web/tcp/http\n" in script
-    assert "svc-default/db" not in script and "10.96.0.11" not in script
-    assert "delete element ip sigma hairpin { 10.244.1.3 . 10.244.1.3 }" in script
+    # One endpoint less: the service's verdict goes to the (fixed) spread over one, its
+    # second endpoint element and hairpin element go, and no rule is written.
+    assert script.splitlines() == [
+        "delete element ip sigma hairpin { 10.244.1.3 . 10.244.1.3 }",
+        "delete element ip sigma service-ips { 10.96.0.10 . tcp . 80 }",
+        "delete element ip sigma service-endpoints-tcp { 10.96.0.10 . 80 . 1 }",
+        "add element ip sigma service-ips { 10.96.0.10 . tcp . 80 : goto spread-tcp-1 }"]
     assert patch(applied, {("default", "web"): changed}) == ""  # applied already holds it
 
 
@@ -46,9 +50,24 @@ def test_a_shared_endpoint_keeps_its_hairpin_element_until_its_last_service_goes
     b = fragment("b", "10.96.0.11", [endpoint("10.244.1.2")])
     applied = applied_from({("default", "a"): a, ("default", "b"): b})
     first = patch(applied, {("default", "a"): None})
-    assert first is not None and "hairpin" not in first and "delete chain ip sigma svc-default/a/tcp/http" in first
+    assert first is not None and "hairpin" not in first and "delete element ip sigma service-ips" in first
+
     second = patch(applied, {("default", "b"): None})
     assert second is not None and "delete element ip sigma hairpin { 10.244.1.2 . 10.244.1.2 }" in second
+
+
+def test_a_port_growing_past_the_spread_chains_gets_its_chain_before_its_verdict_goes_to_it() -> None:
+    few = [endpoint(f"10.244.1.{i}") for i in range(1, MAX_SPREAD + 1)]
+    applied = applied_from({("default", "a"): fragment("a", "10.96.0.10", few)})
+    grown = patch(applied, {("default", "a"): fragment("a", "10.96.0.10", [*few, endpoint("10.244.2.1")])})
+    assert grown is not None
+    assert grown.index("add chain ip sigma svc-default/a/tcp/http") < grown.index(
+        "add element ip sigma service-ips { 10.96.0.10 . tcp . 80 : goto svc-default/a/tcp/http }")
+    assert "delete element ip sigma service-endpoints-tcp" in grown
+    shrunk = patch(applied, {("default", "a"): fragment("a", "10.96.0.10", few)})
+    assert shrunk is not None and shrunk.index("delete element ip sigma service-ips") < shrunk.index(
+        "delete chain ip sigma svc-default/a/tcp/http")
+    assert applied.ruleset.chains == {}
 
 
 def test_a_change_that_takes_another_services_address_is_left_to_a_full_merge() -> None:
@@ -59,6 +78,25 @@ def test_a_change_that_takes_another_services_address_is_left_to_a_full_merge() 
     thief = fragment("db", "10.96.0.10", [endpoint("10.244.2.2")])
     assert patch(applied, {("default", "db"): thief}) is None
     assert render_full(applied.ruleset) == before  # untouched
+    # The address given up by a Service changed in the same patch is free to take.
+    moved = patch(applied, {("default", "web"): fragment("web", "10.96.0.12", [endpoint("10.244.1.2")]),
+                            ("default", "db"): thief})
+    assert moved is not None and "10.96.0.10 . 80 . 0 : 10.244.2.2 . 8080" in moved
+    assert applied.ruleset.maps["service-endpoints-tcp"] == {"10.96.0.10 . 80 . 0": "10.244.2.2 . 8080",
+                                                             "10.96.0.12 . 80 . 0": "10.244.1.2 . 8080"}
+    # The same whichever of the two comes first.
+    back = patch(applied, {("default", "web"): fragment("web", "10.96.0.10", [endpoint("10.244.1.2")]),
+                           ("default", "db"): fragment("db", "10.96.0.11", [endpoint("10.244.2.2")])})
+    assert back is not None and applied.ruleset.maps == applied_from({("default", "web"): web,
+                                                                       ("default", "db"): db}).ruleset.maps
+    reversed_order = patch(applied, {("default", "db"): thief,
+                                     ("default", "web"): fragment("web", "10.96.0.12", [endpoint("10.244.1.2")])})
+    assert reversed_order is not None
+    # The old endpoint element goes before the new one comes (nft refuses a key twice).
+    assert reversed_order.index("delete element ip sigma service-endpoints-tcp { 10.96.0.10 . 80 . 0") < \
+        reversed_order.index("10.96.0.10 . 80 . 0 : 10.244.2.2 . 8080")
+    assert applied.ruleset.maps["service-endpoints-tcp"] == {"10.96.0.10 . 80 . 0": "10.244.2.2 . 8080",
+                                                             "10.96.0.12 . 80 . 0": "10.244.1.2 . 8080"}
     # Two changed Services claiming one address between them: also a full merge.
     one, two = fragment("x", "10.96.0.20", []), fragment("y", "10.96.0.20", [])
     assert patch(applied, {("default", "x"): one, ("default", "y"): two}) is None
@@ -66,7 +104,7 @@ def test_a_change_that_takes_another_services_address_is_left_to_a_full_merge() 
 
 def test_patched_tables_equal_a_fresh_merge_through_random_changes() -> None:
     rng = random.Random(7)
-    pods = [f"10.244.{i // 10}.{i % 10 + 2}" for i in range(30)]  # shared between Services
+    pods = [f"10.244.{i // 10}.{i % 10 + 2}" for i in range(40)]  # shared between Services
     state: dict[ServiceKey, Fragment] = {}
     applied = applied_from(state)
     for step in range(300):
@@ -77,7 +115,11 @@ def test_patched_tables_equal_a_fresh_merge_through_random_changes() -> None:
             if key in state and rng.random() < 0.25:
                 changes[key] = None
                 continue
-            eps = [endpoint(ip, ready=rng.random() < 0.8) for ip in rng.sample(pods, rng.randint(0, 4))]
+            # A few endpoints, or about as many as the spread chains cover: ports cross
+            # between endpoints as elements and a chain of their own.
+            few = rng.random() < 0.7
+            eps = [endpoint(ip, ready=rng.random() < (0.8 if few else 0.97))
+                   for ip in rng.sample(pods, rng.randint(0, 4) if few else MAX_SPREAD + rng.randint(-1, 2))]
             spec = {"type": "NodePort"} if rng.random() < 0.3 else {}
             ports = [{**HTTP[0], "nodePort": 30000 + i}] if spec else HTTP
             svc = service(f"s{i}", f"10.96.0.{10 + i}", ports, **spec)

@@ -8,13 +8,16 @@ from sigma.agent.svcproxy.model import Endpoint, ServicePort, build_model
 from sigma.agent.svcproxy.rules import (
     CLUSTER_IPS,
     HAIRPIN,
+    MAX_SPREAD,
     NO_ENDPOINT_NODEPORTS,
     NO_ENDPOINT_SERVICES,
     SERVICE_IPS,
     SERVICE_NODEPORTS,
     NodeConfig,
     build_ruleset,
+    nodeport_endpoints,
     render_full,
+    service_endpoints,
 )
 
 from .objects import endpoint, endpoint_slice, service
@@ -55,7 +58,7 @@ def test_named_ports_resolve_per_slice() -> None:
     [port] = _ports([service("web", "10.96.0.10", HTTP)], slices)
     assert port.endpoints == (Endpoint("10.244.1.2", 8080), Endpoint("10.244.2.2", 9090))
     script = render_full(build_ruleset([port], CFG))
-    assert "dnat to 10.244.1.2:8080" in script and "dnat to 10.244.2.2:9090" in script
+    assert "10.96.0.10 . 80 . 0 : 10.244.1.2 . 8080" in script and "10.96.0.10 . 80 . 1 : 10.244.2.2 . 9090" in script
     assert "10.244.3.2" not in script and "10.244.4.2" not in script
 
 
@@ -68,11 +71,13 @@ def test_a_service_without_endpoints_is_rejected() -> None:
     assert "reject with tcp reset" in render_full(rs)
 
 
-def test_nodeport_marks_for_masquerade_and_goes_to_the_service() -> None:
+def test_nodeport_marks_for_masquerade_and_spreads_over_the_endpoints() -> None:
     svc = service("web", "10.96.0.10", [{"name": "http", "port": 80, "nodePort": 30080}], type="NodePort")
     rs = build_ruleset(_ports([svc], [endpoint_slice("web-a", "web", SLICE_HTTP, [endpoint("10.244.1.2")])]), CFG)
-    assert rs.maps[SERVICE_NODEPORTS] == {"tcp . 30080": "goto ext-default/web/tcp/http"}
-    assert rs.chains["ext-default/web/tcp/http"] == ("jump mark-for-masquerade", "goto svc-default/web/tcp/http")
+    assert rs.maps[SERVICE_NODEPORTS] == {"tcp . 30080": "goto nodeport-spread-tcp-1"}
+    assert rs.maps[nodeport_endpoints("tcp")] == {"30080 . 0": "10.244.1.2 . 8080"}
+    assert ("\tchain nodeport-spread-tcp-1 {\n\t\tjump mark-for-masquerade\n\t\tmeta l4proto tcp dnat ip to "
+            "th dport . numgen random mod 1 map @nodeport-endpoints-tcp\n\t}") in rs.fixed
     assert "fib daddr type local" in rs.fixed
     # A ClusterIP service publishes no node port even if the field is filled.
     rs = build_ruleset(_ports([{**svc, "spec": {**svc["spec"], "type": "ClusterIP"}}], []), CFG)
@@ -86,8 +91,13 @@ def test_hairpin_and_outside_traffic_are_masqueraded() -> None:
     assert "ct status dnat ip saddr . ip daddr @hairpin masquerade" in rs.fixed
     assert rs.maps[CLUSTER_IPS] == {"10.96.0.10": ""}
     assert "ip daddr @cluster-ips ip saddr != 10.244.0.0/16 jump mark-for-masquerade" in rs.fixed
-    assert rs.chains["svc-default/web/tcp/http"] == ("numgen random mod 2 0 meta l4proto tcp dnat to 10.244.1.2:8080",
-                                                     "meta l4proto tcp dnat to 10.244.1.3:8080")
+    # The endpoints are data: numgen picks the i-th of the two under the packet's address and port.
+    assert rs.maps[SERVICE_IPS] == {"10.96.0.10 . tcp . 80": "goto spread-tcp-2"}
+    assert rs.maps[service_endpoints("tcp")] == {"10.96.0.10 . 80 . 0": "10.244.1.2 . 8080",
+                                                  "10.96.0.10 . 80 . 1": "10.244.1.3 . 8080"}
+    assert rs.chains == {}  # the spread over two is part of the fixed table
+    assert ("\tchain spread-tcp-2 {\n\t\tmeta l4proto tcp dnat ip to ip daddr . th dport . numgen random mod 2 "
+            "map @service-endpoints-tcp\n\t}") in rs.fixed
     assert "ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 masquerade" in rs.fixed
 
 
@@ -147,7 +157,28 @@ def test_internal_traffic_policy_local_sends_cluster_ip_traffic_to_this_node_onl
     svc = service("web", "10.96.0.10", HTTP, internalTrafficPolicy="Local")
     slices = [endpoint_slice("web-a", "web", SLICE_HTTP, eps)]
     [port] = build_model([svc], slices, node_name="n2").ports
-    chain = build_ruleset([port], CFG).chains["svc-default/web/tcp/http"]
-    assert chain == ("meta l4proto tcp dnat to 10.244.2.2:8080",)
+    rs = build_ruleset([port], CFG)
+    assert rs.maps[SERVICE_IPS] == {"10.96.0.10 . tcp . 80": "goto spread-tcp-1"}
+    assert rs.maps[service_endpoints("tcp")] == {"10.96.0.10 . 80 . 0": "10.244.2.2 . 8080"}
     [none_here] = build_model([svc], slices, node_name="n3").ports
-    assert build_ruleset([none_here], CFG).chains["svc-default/web/tcp/http"] == ("drop",)
+    rs = build_ruleset([none_here], CFG)
+    assert rs.maps[SERVICE_IPS] == {"10.96.0.10 . tcp . 80": "drop"} and rs.maps[service_endpoints("tcp")] == {}
+
+
+def test_ports_with_as_many_endpoints_share_one_spread_chain_up_to_the_largest() -> None:
+    few = [endpoint(f"10.244.1.{i}") for i in range(1, MAX_SPREAD + 1)]
+    many = [endpoint(f"10.244.2.{i}") for i in range(1, MAX_SPREAD + 2)]
+    slices = [endpoint_slice("a-a", "a", SLICE_HTTP, few), endpoint_slice("b-a", "b", SLICE_HTTP, few),
+              endpoint_slice("c-a", "c", SLICE_HTTP, many)]
+    services = [service("a", "10.96.0.10", HTTP), service("b", "10.96.0.11", HTTP), service("c", "10.96.0.12", HTTP)]
+    rs = build_ruleset(_ports(services, slices), CFG)
+    assert rs.maps[SERVICE_IPS] == {"10.96.0.10 . tcp . 80": f"goto spread-tcp-{MAX_SPREAD}",
+                                    "10.96.0.11 . tcp . 80": f"goto spread-tcp-{MAX_SPREAD}",
+                                    "10.96.0.12 . tcp . 80": "goto svc-default/c/tcp/http"}
+    assert len(rs.maps[service_endpoints("tcp")]) == 2 * MAX_SPREAD
+    # More endpoints than the spread chains cover: a chain of the port's own, the endpoints
+    # inline; rule i takes a connection with probability 1/(N-i), uniform over the N.
+    chain = rs.chains["svc-default/c/tcp/http"]
+    assert list(rs.chains) == ["svc-default/c/tcp/http"] and len(chain) == MAX_SPREAD + 1
+    assert chain[0] == f"numgen random mod {MAX_SPREAD + 1} 0 meta l4proto tcp dnat to 10.244.2.1:8080"
+    assert chain[-1].startswith("meta l4proto tcp dnat to 10.244.2.")

@@ -5,12 +5,20 @@ sigma`` (IPv4 only: Sigma's pod network is IPv4; an ``ip`` table also keeps the 
 keys one address family wide):
 
 - ``services``: one verdict map ``service-ips`` keyed by ``ip daddr . meta l4proto . th dport``
-  sends a ClusterIP (or external IP) connection to its service-port chain; a second map
+  sends a ClusterIP (or external IP) connection to the chain that picks its endpoint; a second map
   ``service-nodeports`` keyed by ``meta l4proto . th dport`` does the same for NodePorts, for
   packets whose destination is one of this node's addresses (``fib daddr type local``);
-- a service-port chain spreads new connections over its endpoints with ``numgen random mod N
-  vmap {...}`` (after ClientIP affinity, when asked for, through per-endpoint sets with a
-  timeout), each endpoint chain does ``dnat to IP:PORT``;
+- the endpoints are data: ``service-endpoints-PROTO`` maps ``CLUSTERIP . PORT . I`` to the
+  i-th endpoint's ``IP . PORT`` (``nodeport-endpoints-PROTO`` the same under ``NODEPORT . I``)
+  and the verdict is ``goto spread-PROTO-N``, N the port's number of endpoints: a spread
+  chain, one per protocol and N and shared by every such port, does ``meta l4proto PROTO dnat
+  ip to ip daddr . th dport . numgen random mod N map @service-endpoints-PROTO`` (uniform).
+  An endpoint that comes or goes is then a few element updates in one transaction, no rule:
+  with thousands of Services a rule costs tens of milliseconds (nft reads every chain of the
+  table first; a ``dnat`` rule makes the kernel validate every chain again), elements about one;
+- a port with ClientIP affinity (per-endpoint sets with a timeout), with the Local NodePort
+  policy (two endpoint lists), or with more endpoints than the spread chains cover keeps a
+  chain of its own, endpoints inline (``numgen random mod N-i`` cascade, uniform);
 - masquerade (a mark bit, acted on in postrouting) for hairpin traffic (an endpoint reaching
   itself through its service), for traffic from outside the cluster CIDR to a ClusterIP, for
   every NodePort connection, and, when enabled, for pod traffic leaving the cluster CIDR

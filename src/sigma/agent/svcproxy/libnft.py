@@ -95,13 +95,20 @@ class LibNft:
                 reply.put((False, err))
         self._lib.nft_ctx_free(ctx)
 
-    def _call(self, call: Callable[[], Any]) -> Any:
+    def _put(self, call: Callable[[], Any]) -> queue.Queue[tuple[bool, Any]]:
         reply: queue.Queue[tuple[bool, Any]] = queue.Queue()
         self._calls.put((call, reply))
+        return reply
+
+    @staticmethod
+    def _result(reply: queue.Queue[tuple[bool, Any]]) -> Any:
         ok, value = reply.get()
         if not ok:
             raise value
         return value
+
+    def _call(self, call: Callable[[], Any]) -> Any:
+        return self._result(self._put(call))
 
     def _run_buffer(self, text: str) -> str:
         rc = self._lib.nft_run_cmd_from_buffer(self._ctx, text.encode())
@@ -114,6 +121,13 @@ class LibNft:
     def apply(self, script: str) -> None:
         """One transaction, as ``nft -f -`` makes it of the script."""
         self._call(lambda: self._run_buffer(script))
+
+    def submit(self, script: str) -> Callable[[], None]:
+        """``apply`` started on the worker thread, which runs it outside the GIL (ctypes lets
+        go of it in the library call): the caller works meanwhile, then calls what this
+        returns to wait for the transaction (it raises NftError as ``apply`` would)."""
+        reply = self._put(lambda: self._run_buffer(script))
+        return lambda: self._result(reply)
 
     def run(self, *args: str) -> str:
         """``nft ARGS`` (``list table ip sigma``...): its output."""

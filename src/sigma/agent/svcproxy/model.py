@@ -20,15 +20,18 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from socket import AF_INET, inet_pton
+from typing import Any, NamedTuple
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
 DEFAULT_AFFINITY_TIMEOUT_S = 10800  # Kubernetes' sessionAffinityConfig.clientIP.timeoutSeconds default
 
 
-@dataclass(frozen=True, order=True)
-class Endpoint:
+class Endpoint(NamedTuple):
+    """Ordered by address, then port. A tuple: made for every endpoint of every Service on
+    a full sync, where a frozen dataclass's construction and comparison cost several times more."""
+
     ip: str
     port: int
 
@@ -96,16 +99,12 @@ def _valid_ipv4(text: Any) -> bool:
         return False
 
 
-def _endpoint_order(ep: Endpoint) -> tuple[str, int]:
-    return ep.ip, ep.port  # a plain tuple: sorting by the dataclass's generated order is slower
-
-
 def port_endpoints(slices: list[dict[str, Any]], port_name: str, protocol: str,
                    node_name: str | None = None) -> tuple[Endpoint, ...]:
     """The endpoints of one service port: ready ones, else serving-and-terminating ones;
     with ``node_name``, only those on that node."""
-    ready: set[Endpoint] = set()
-    fallback: set[Endpoint] = set()
+    ready: set[tuple[str, int]] = set()
+    fallback: set[tuple[str, int]] = set()
     for s in slices:
         number = next((p.get("port") for p in s.get("ports") or []
                        if (p.get("name") or "") == port_name and PROTOCOLS.get(p.get("protocol") or "TCP") == protocol),
@@ -115,13 +114,23 @@ def port_endpoints(slices: list[dict[str, Any]], port_name: str, protocol: str,
         for ep in s.get("endpoints") or []:
             if node_name is not None and ep.get("nodeName") != node_name:
                 continue
-            into = ready if endpoint_ready(ep) else fallback if endpoint_serving_terminating(ep) else None
-            if into is None:
+            # endpoint_ready inline: this loop runs for every endpoint of every Service.
+            if (ep.get("conditions") or {}).get("ready") is not False:
+                into = ready
+            elif endpoint_serving_terminating(ep):
+                into = fallback
+            else:
                 continue
-            for ip in (ep.get("addresses") or [])[:1]:  # Kubernetes: consumers use the first address
-                if _valid_ipv4(ip):
-                    into.add(Endpoint(str(ip), number))
-    return tuple(sorted(ready or fallback, key=_endpoint_order))
+            addresses = ep.get("addresses")
+            if addresses:
+                ip = addresses[0]  # Kubernetes: consumers use the first address
+                if isinstance(ip, str):
+                    try:  # _valid_ipv4 inline
+                        inet_pton(AF_INET, ip)
+                    except OSError:
+                        continue
+                    into.add((ip, number))
+    return tuple(map(Endpoint._make, sorted(ready or fallback)))
 
 
 def service_ports(svc: dict[str, Any], slices: list[dict[str, Any]], node_name: str = "") -> list[ServicePort]:

@@ -45,11 +45,12 @@ class Applied:
         self.fragments[key] = f
         for name, _ in f.chains:
             self.chain_owner[name] = key
-        for m, k, _ in f.elements:
+        refs, owner = self.set_refs, self.key_owner
+        for m, k, _ in f.elements:  # every element of the table on a full merge: kept lean
             if m in SETS:
-                self.set_refs[(m, k)] += 1
+                refs[(m, k)] = refs.get((m, k), 0) + 1
             else:
-                self.key_owner[(m, k)] = key
+                owner[(m, k)] = key
 
     def _disown(self, key: ServiceKey, f: Fragment) -> None:
         self.fragments.pop(key, None)
@@ -65,10 +66,15 @@ class Applied:
                 del self.key_owner[(m, k)]
 
 
-def _clashes(applied: Applied, key: ServiceKey, new: Fragment) -> bool:
-    if any(applied.chain_owner.get(name, key) != key for name, _ in new.chains):
+def _clashes(applied: Applied, key: ServiceKey, new: Fragment, changed: dict[ServiceKey, Fragment | None]) -> bool:
+    """Whether ``new`` takes a chain or map key of a Service other than ``key`` that keeps it
+    (one among the changed ones gives its old fragment up: ``_share`` compares the new ones)."""
+    def taken(owner: ServiceKey | None) -> bool:
+        return owner is not None and owner != key and owner not in changed
+
+    if any(taken(applied.chain_owner.get(name)) for name, _ in new.chains):
         return True
-    return any(m not in SETS and applied.key_owner.get((m, k), key) != key for m, k, _ in new.elements)
+    return any(m not in SETS and taken(applied.key_owner.get((m, k))) for m, k, _ in new.elements)
 
 
 def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str | None:
@@ -76,15 +82,11 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
     and return the commands that do the same to the kernel's table ("" when nothing
     changed), or None, leaving ``applied`` untouched, when a change clashes with another
     Service's chain or key."""
-    # Each change is checked against the table without the changed Services' old fragments.
-    probe = Applied(applied.ruleset, {}, dict(applied.chain_owner), dict(applied.key_owner))
-    for key in changes:
-        old = applied.fragments.get(key)
-        if old is not None:
-            probe._disown(key, old)
+    # Each change is checked against the table without the changed Services' old fragments
+    # (the check reads the indexes, never copies them: a patch costs what it changes).
     news = [(key, new) for key, new in changes.items() if new is not None]
     for i, (key, new) in enumerate(news):
-        if _clashes(probe, key, new) or any(_share(new, other) for _, other in news[i + 1:]):
+        if _clashes(applied, key, new, changes) or any(_share(new, other) for _, other in news[i + 1:]):
             return None
 
     rs, t = applied.ruleset, f"{FAMILY} {TABLE}"
@@ -95,14 +97,20 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
     add_elements: dict[str, dict[str, str]] = {}
     gone_chains: list[str] = []
     gone_sets: list[str] = []
-    for key, change in changes.items():
-        old = applied.fragments.get(key, Fragment())
-        new = change or Fragment()
-        if old == new:
-            continue
-        applied._disown(key, old)
-        if new.chains or new.elements or new.sets:
-            applied._own(key, new)
+    old_of = {key: applied.fragments.get(key, Fragment()) for key in changes}
+    new_of = {key: change or Fragment() for key, change in changes.items()}
+    changed = [key for key in changes if old_of[key] != new_of[key]]
+    remade = set(changed)
+    # Every old fragment given up before any new one is taken: a key that moves between two
+    # changed Services ends with its new owner whatever order they come in.
+    for key in changed:
+        applied._disown(key, old_of[key])
+    for key in changed:
+        if new_of[key].chains or new_of[key].elements or new_of[key].sets:
+            applied._own(key, new_of[key])
+    wanted: dict[tuple[str, str], str] = {}  # the new fragments' elements
+    for key in changed:
+        old, new = old_of[key], new_of[key]
         old_chains, new_chains = dict(old.chains), dict(new.chains)
         for name, body in new.chains:
             if name not in old_chains:
@@ -120,25 +128,28 @@ def patch(applied: Applied, changes: dict[ServiceKey, Fragment | None]) -> str |
                 add_sets.append(f"add set {t} {name} {_set_decl(timeout)}")
                 rs.sets[name] = timeout
         gone_sets += [name for name in old_sets if name not in new_sets]
-        old_elements = {(m, k): v for m, k, v in old.elements}
-        new_elements = {(m, k): v for m, k, v in new.elements}
-        for (m, k), v in old_elements.items():
-            if new_elements.get((m, k)) == v:
-                continue
-            if m in SETS:
-                if (m, k) in applied.set_refs:
-                    continue  # still someone else's
-            elif applied.key_owner.get((m, k)) not in (None, key):
-                continue
+        wanted.update(((m, k), v) for m, k, v in new.elements)
+    touched = dict.fromkeys((m, k) for key in changed for m, k, _ in old_of[key].elements)
+    touched.update(dict.fromkeys(wanted))
+    for m, k in touched:
+        # What the table should hold for this element now: a shared set's while anyone
+        # counts it, a map key's as its owner (a changed Service, or none) has it.
+        if m in SETS:
+            want = "" if (m, k) in applied.set_refs else None
+        else:
+            owner = applied.key_owner.get((m, k))
+            if owner is not None and owner not in remade:
+                continue  # another Service's, untouched here
+            want = None if owner is None else wanted[(m, k)]
+        have = rs.maps[m].get(k)
+        if have == want:
+            continue
+        if have is not None:
             delete_elements.setdefault(m, []).append(k)
-            rs.maps[m].pop(k, None)
-        for (m, k), v in new_elements.items():
-            if old_elements.get((m, k)) == v:
-                continue
-            if m in SETS and k in rs.maps[m]:
-                continue  # already there for another owner
-            add_elements.setdefault(m, {})[k] = v
-            rs.maps[m][k] = v
+            del rs.maps[m][k]
+        if want is not None:
+            add_elements.setdefault(m, {})[k] = want
+            rs.maps[m][k] = want
     for name in gone_chains:
         rs.chains.pop(name, None)
     for name in gone_sets:

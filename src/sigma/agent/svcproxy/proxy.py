@@ -244,12 +244,32 @@ class ServiceProxy:
         self._pending_problems = set(self._problem_of.values())
         return self._fragment_of, fresh
 
-    def _merge(self, fragments: dict[tuple[str, str], Fragment]) -> tuple[Ruleset, Applied]:
+    def _merge(self, fragments: dict[tuple[str, str], Fragment]) -> tuple[Ruleset, dict[tuple[str, str], Fragment]]:
+        """The whole table and the fragments it kept."""
         # Key order: which of two clashing Services wins is the same on every node and sync.
         rs = merge([fragments[key] for key in sorted(fragments)], self.cfg)
         merged = {k: f for k, f in fragments.items() if f.service not in rs.left_out}
         self._report(self._pending_problems | set(rs.skipped))
-        return rs, Applied.of(rs, merged)
+        return rs, merged
+
+    def _write_full(self, fragments: dict[tuple[str, str], Fragment]) -> str:
+        """Replace the kernel's table with the whole one; the script written."""
+        rs, merged = self._merge(fragments)
+        script = render_full(rs)
+        self._applied = None
+        if isinstance(self.nft, LibNft):
+            # The indexes the next partial sync reads are built while libnftables loads the
+            # table on its own thread: on a full sync of thousands of Services both take long.
+            wait = self.nft.submit(script)
+            try:
+                applied = Applied.of(rs, merged)
+            finally:
+                wait()
+        else:
+            self.nft.apply(script)
+            applied = Applied.of(rs, merged)
+        self._applied = applied
+        return script
 
     def _report(self, problems: set[str]) -> None:
         for problem in sorted(problems - self._problems):  # each once, not every sync
@@ -275,20 +295,15 @@ class ServiceProxy:
         full = script is None
         try:
             if script is None:
-                rs, applied = self._merge(fragments)
-                script = render_full(rs)
-                self._applied = applied
-            if script:
+                script = self._write_full(fragments)
+            elif script:
                 self.nft.apply(script)
         except NftError as err:
             self._applied = None
             if full:
                 raise
             log.warning("partial nft update refused (%s); writing the whole table", err)
-            rs, applied = self._merge(fragments)
-            script, full = render_full(rs), True
-            self.nft.apply(script)
-            self._applied = applied
+            script, full = self._write_full(fragments), True
         self.last = SyncStats(full, time.perf_counter() - started, len(script), self.last.syncs + 1)
         return self.last
 

@@ -2,18 +2,21 @@
 
 ``build_ruleset`` makes a ``Ruleset``: a fixed part (the base chains, helper chains and map
 declarations, which depend only on the node's configuration) and the parts that follow the
-Services (per-service and per-endpoint chains, affinity sets, map elements). Two renderings:
+Services (map elements, mostly: the endpoints are data picked by a shared spread chain; the
+chains and affinity sets of the ports that keep their own). Two renderings:
 
 - ``render_full``: ``table ip sigma {}; delete table ip sigma; table ip sigma {...}`` in one
   ``nft -f`` transaction: the table is replaced atomically, and the first run (no table yet)
   works because the empty declaration creates what the delete removes;
 - partial syncs (svcproxy.patch): only the changed Services' chains and elements, also one
   transaction. kube-proxy does the same: rewriting tens of thousands of chains for one
-  endpoint that turned not-ready costs seconds; the change alone costs milliseconds.
+  endpoint that turned not-ready costs seconds; the change alone costs milliseconds, and
+  as elements only (no rule) about one.
 
 Chain names read as the objects they come from (``svc-NS/NAME/tcp/PORTNAME``,
 ``ext-NS/NAME/tcp/PORTNAME`` for a NodePort), which is what ``nft list table ip sigma`` shows.
-Everything is sorted: the same input gives the same text.
+Everything comes in a fixed order (Services by namespace and name, their ports and endpoints
+sorted): the same input gives the same text.
 """
 
 from __future__ import annotations
@@ -27,17 +30,42 @@ FAMILY = "ip"
 MASQ_MARK = "0x00004000"  # Kubernetes' masquerade bit (14), kept in Sigma's own table
 SERVICE_IPS, SERVICE_NODEPORTS = "service-ips", "service-nodeports"
 NO_ENDPOINT_SERVICES, NO_ENDPOINT_NODEPORTS = "no-endpoint-services", "no-endpoint-nodeports"
+PROTOCOLS = ("tcp", "udp", "sctp")
 HAIRPIN = "hairpin"  # a set: every endpoint address twice, "IP . IP"
 CLUSTER_IPS = "cluster-ips"  # a set: every address a Service answers on
 SETS = (HAIRPIN, CLUSTER_IPS)  # elements without a verdict; shared by several ports, never a clash
 MAP_TYPES = {
-    HAIRPIN: "ipv4_addr . ipv4_addr",
-    CLUSTER_IPS: "ipv4_addr",
-    SERVICE_IPS: "ipv4_addr . inet_proto . inet_service : verdict",
-    SERVICE_NODEPORTS: "inet_proto . inet_service : verdict",
-    NO_ENDPOINT_SERVICES: "ipv4_addr . inet_proto . inet_service : verdict",
-    NO_ENDPOINT_NODEPORTS: "inet_proto . inet_service : verdict",
+    HAIRPIN: "type ipv4_addr . ipv4_addr",
+    CLUSTER_IPS: "type ipv4_addr",
+    SERVICE_IPS: "type ipv4_addr . inet_proto . inet_service : verdict",
+    SERVICE_NODEPORTS: "type inet_proto . inet_service : verdict",
+    NO_ENDPOINT_SERVICES: "type ipv4_addr . inet_proto . inet_service : verdict",
+    NO_ENDPOINT_NODEPORTS: "type inet_proto . inet_service : verdict",
 }
+
+
+def service_endpoints(protocol: str) -> str:
+    """The endpoints as data, one map per protocol (a field less in every key to write):
+    "CLUSTERIP . PORT . I" -> the i-th endpoint's "IP . PORT", picked by ``numgen random
+    mod N`` in a spread chain."""
+    return f"service-endpoints-{protocol}"
+
+
+def nodeport_endpoints(protocol: str) -> str:
+    """As ``service_endpoints``, keyed "NODEPORT . I"."""
+    return f"nodeport-endpoints-{protocol}"
+
+
+# typeof: the key ends in numgen's own (host byte order) integer, which no named type has.
+for _protocol in PROTOCOLS:
+    MAP_TYPES[service_endpoints(_protocol)] = "typeof ip daddr . th dport . numgen random mod 1 : ip daddr . th dport"
+    MAP_TYPES[nodeport_endpoints(_protocol)] = "typeof th dport . numgen random mod 1 : ip daddr . th dport"
+SPREAD, NODEPORT_SPREAD = "spread-", "nodeport-spread-"  # + PROTO-N: shared by every port with N endpoints
+# The spread chains are part of the fixed table, for up to this many endpoints: a port with
+# more keeps a chain of its own with the endpoints inline. They are never added later: nft
+# 1.0.6 refuses a rule that reads the endpoints map once that map comes from the kernel
+# ("conflicting protocols specified: ip vs. th", its typeof ``th dport`` read back).
+MAX_SPREAD = 32
 
 
 @dataclass(frozen=True)
@@ -74,7 +102,7 @@ def affinity_set(p: ServicePort, ep: Endpoint) -> str:
 
 def fixed_part(cfg: NodeConfig) -> str:
     """The table's skeleton (inside ``table ip sigma { ... }``)."""
-    maps = [f"\t{'set' if name in SETS else 'map'} {name} {{ type {kind}; }}" for name, kind in MAP_TYPES.items()]
+    maps = [f"\t{'set' if name in SETS else 'map'} {name} {{ {kind}; }}" for name, kind in MAP_TYPES.items()]
     egress = []
     if cfg.cluster_cidr and cfg.masquerade_egress:
         # Pods reaching anything outside the cluster's pod addresses leave as the node.
@@ -113,8 +141,29 @@ def fixed_part(cfg: NodeConfig) -> str:
                             f"\t\tct status dnat ip saddr . ip daddr @{HAIRPIN} masquerade fully-random",
                             "\t\tjump masquerading", "\t\tjump pod-egress"],
     }
+    for protocol in PROTOCOLS:
+        for n in range(1, MAX_SPREAD + 1):
+            for name, rules in (spread_chain(protocol, n), nodeport_spread_chain(protocol, n)):
+                chains[name] = [f"\t\t{r}" for r in rules]
     body = [f"\tchain {name} {{\n" + "".join(r + "\n" for r in rules) + "\t}" for name, rules in chains.items()]
     return "\n".join(maps + body)
+
+
+def spread_chain(protocol: str, n: int) -> tuple[str, tuple[str, ...]]:
+    """ClusterIP traffic of a ``protocol`` port with ``n`` endpoints: the i-th of them, i
+    uniform in [0, n), from the endpoints map under the packet's own address and port."""
+    return (f"{SPREAD}{protocol}-{n}",
+            (f"meta l4proto {protocol} dnat ip to ip daddr . th dport . numgen random mod {n} "
+             f"map @{service_endpoints(protocol)}",))
+
+
+def nodeport_spread_chain(protocol: str, n: int) -> tuple[str, tuple[str, ...]]:
+    """NodePort traffic (Cluster policy) of a ``protocol`` port with ``n`` endpoints:
+    masqueraded (replies come back through this node), then as ``spread_chain``."""
+    return (f"{NODEPORT_SPREAD}{protocol}-{n}",
+            ("jump mark-for-masquerade",
+             f"meta l4proto {protocol} dnat ip to th dport . numgen random mod {n} "
+             f"map @{nodeport_endpoints(protocol)}"))
 
 
 def _dnat(p: ServicePort, ep: Endpoint) -> str:
@@ -169,6 +218,26 @@ class Fragment:
     service: str = ""  # NS/NAME, for the log
 
 
+def _data_port(p: ServicePort, endpoints: tuple[Endpoint, ...], keys: list[str], node_key: str | None,
+               elements: list[tuple[str, str, str]]) -> None:
+    """A port whose endpoints are map elements: one endpoint more or less is a few element
+    changes, never a rule. A rule makes nft read every chain of the table first and, with a
+    ``dnat``, the kernel validate every chain again; the elements' table keeps few chains,
+    and the one verdict element that changes (``goto spread-PROTO-N``, when N does) leads the
+    validation only through one-rule spread chains."""
+    n = len(endpoints)
+    # None left: internalTrafficPolicy Local and none on this node; dropped, as kube-proxy does.
+    verdict = f"goto {SPREAD}{p.protocol}-{n}" if n else "drop"
+    elements += [(SERVICE_IPS, k, verdict) for k in keys]
+    targets = [f"{ep.ip} . {ep.port}" for ep in endpoints]
+    by_address = service_endpoints(p.protocol)
+    elements += [(by_address, f"{ip} . {p.port} . {i}", t) for ip in p.cluster_ips for i, t in enumerate(targets)]
+    if node_key:
+        elements.append((SERVICE_NODEPORTS, node_key, f"goto {NODEPORT_SPREAD}{p.protocol}-{n}" if n else "drop"))
+        by_node_port = nodeport_endpoints(p.protocol)
+        elements += [(by_node_port, f"{p.node_port} . {i}", t) for i, t in enumerate(targets)]
+
+
 def service_fragment(ports: list[ServicePort], cfg: NodeConfig) -> Fragment:
     chains: list[tuple[str, tuple[str, ...]]] = []
     elements: list[tuple[str, str, str]] = []
@@ -185,13 +254,19 @@ def service_fragment(ports: list[ServicePort], cfg: NodeConfig) -> Fragment:
             if node_key:
                 elements.append((NO_ENDPOINT_NODEPORTS, node_key, "goto reject-chain"))
             continue
+        elements += [(CLUSTER_IPS, ip, "") for ip in p.cluster_ips]
+        elements += [(HAIRPIN, f"{ep.ip} . {ep.ip}", "") for ep in p.endpoints]
+        spread = p.endpoints if p.internal_local is None else p.internal_local
+        if p.affinity_timeout is None and p.external_local is None and len(spread) <= MAX_SPREAD:
+            _data_port(p, spread, keys, node_key, elements)
+            continue
+        # ClientIP affinity, the Local NodePort policy (two endpoint lists) and more endpoints
+        # than the spread chains cover: a chain of the port's own, the endpoints inline.
         chains.append((service_chain(p), _service_rules(p, cfg, p.internal_local)))
         elements += [(SERVICE_IPS, k, f"goto {service_chain(p)}") for k in keys]
-        elements += [(CLUSTER_IPS, ip, "") for ip in p.cluster_ips]
         if node_key:
             chains += _external_rules(p, cfg)
             elements.append((SERVICE_NODEPORTS, node_key, f"goto {external_chain(p)}"))
-        elements += [(HAIRPIN, f"{ep.ip} . {ep.ip}", "") for ep in p.endpoints]
         if p.affinity_timeout is not None:
             sets += [(affinity_set(p, ep), p.affinity_timeout) for ep in p.endpoints]
     service = f"{ports[0].namespace}/{ports[0].name}" if ports else ""
@@ -206,9 +281,14 @@ def merge(fragments: list[Fragment], cfg: NodeConfig) -> Ruleset:
     rs = Ruleset(fixed=fixed_part(cfg))
     services: dict[str, tuple[str, ...]] = {}
     externals: dict[str, tuple[str, ...]] = {}
+    maps = rs.maps
     for f in fragments:
         clash = [name for name, _ in f.chains if name in services or name in externals]
-        clash += [k for m, k, _ in f.elements if m not in SETS and (k in rs.maps[m] or k in rs.maps[_twin(m)])]
+        # Only the keys a Service claims are checked: the endpoints maps' keys extend them.
+        for m, k, _ in f.elements:
+            twin = _CLAIMS.get(m)
+            if twin is not None and (k in maps[m] or k in maps[twin]):
+                clash.append(k)
         if clash:
             rs.skipped.append(f"service {f.service}: {', '.join(clash)} already taken by another service")
             rs.left_out.add(f.service)
@@ -216,17 +296,16 @@ def merge(fragments: list[Fragment], cfg: NodeConfig) -> Ruleset:
         for name, rules in f.chains:
             (services if name.startswith(("svc-", "loc-")) else externals)[name] = rules
         for m, k, v in f.elements:
-            rs.maps[m][k] = v
+            maps[m][k] = v
         rs.sets.update(f.sets)
     # Service chains first: a chain is declared before the chains that jump to it.
     rs.chains = {**services, **externals}
     return rs
 
 
-def _twin(m: str) -> str:
-    """A key is taken whether it has endpoints or is rejected."""
-    return {SERVICE_IPS: NO_ENDPOINT_SERVICES, NO_ENDPOINT_SERVICES: SERVICE_IPS,
-            SERVICE_NODEPORTS: NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_NODEPORTS: SERVICE_NODEPORTS}[m]
+# A key is taken whether it has endpoints or is rejected: each claim map with its twin.
+_CLAIMS = {SERVICE_IPS: NO_ENDPOINT_SERVICES, NO_ENDPOINT_SERVICES: SERVICE_IPS,
+           SERVICE_NODEPORTS: NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_NODEPORTS: SERVICE_NODEPORTS}
 
 
 def build_ruleset(ports: list[ServicePort], cfg: NodeConfig) -> Ruleset:
@@ -241,8 +320,11 @@ def _set_decl(timeout: int) -> str:
     return f"{{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}"
 
 
-def _elements(m: dict[str, str]) -> str:
-    return ", ".join(f"{k} : {v}" if v else k for k, v in sorted(m.items()))
+def _elements(m: dict[str, str], ordered: bool = True) -> str:
+    """``ordered=False``: as the dict holds them (a merge's order, already fixed: sorting a
+    whole table's elements again costs a full sync tens of milliseconds)."""
+    items = sorted(m.items()) if ordered else m.items()
+    return ", ".join(f"{k} : {v}" if v else k for k, v in items)
 
 
 def render_full(rs: Ruleset) -> str:
@@ -254,7 +336,7 @@ def render_full(rs: Ruleset) -> str:
     chains = sorted(rs.chains.items(), key=lambda item: not item[0].startswith(("svc-", "loc-")))
     out += [f"\tchain {name} {{\n" + "".join(f"\t\t{r}\n" for r in rules) + "\t}" for name, rules in chains]
     out.append("}")
-    out += [f"add element {FAMILY} {TABLE} {m} {{ {_elements(e)} }}" for m, e in rs.maps.items() if e]
+    out += [f"add element {FAMILY} {TABLE} {m} {{ {_elements(e, ordered=False)} }}" for m, e in rs.maps.items() if e]
     return "\n".join(out) + "\n"
 
 
