@@ -137,8 +137,15 @@ def test_the_demo_web_answers_at_its_cluster_ip_and_ctrl_c_takes_the_networks_aw
 
     # From a client pod: a demo-web replica's own network namespace, through the Service
     # (its reply may come from itself: hairpin).
-    web = next(p for p in pods if p["status"].get("podIP") in ips)
-    netns = next(r["netns"] for r in up.sandboxes() if r.get("uid") == web["metadata"]["uid"])
+    # The demo's scaler follows its compressed day, so the replicas seen earlier may be gone:
+    # a replica that is Ready now, and its sandbox record.
+    def ready_replica_netns() -> str | None:
+        ready = ready_web_ips(up)
+        now = json.loads(up.kubectl("get", "pods", "-l", "app=demo-web", "-o", "json"))["items"]
+        uids = {p["metadata"]["uid"] for p in now if p["status"].get("podIP") in ready}
+        return next((str(r["netns"]) for r in up.sandboxes() if r.get("uid") in uids and r.get("netns")), None)
+
+    netns = wait_for(ready_replica_netns, 60, f"a ready demo-web replica's sandbox:\n{up.output()[-3000:]}")
     got = subprocess.run(["nsenter", f"--net={netns}", "--", "curl", "-s", "-m", "3", url],
                          capture_output=True, text=True, timeout=10)
     assert got.stdout.startswith("hello from demo-web-"), (got.stdout, got.stderr)
