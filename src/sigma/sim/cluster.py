@@ -95,18 +95,46 @@ def build_cluster(machines: Machines, fleet: ProdFleet, policy: Policy, seed: in
         node = NodeSpec("unlimited", {CPU: UNLIMITED, MEMORY: UNLIMITED, PODS: MAX_PODS})
         snapshot = ClusterSnapshot([node], resources=RESOURCES)
         return _finish(snapshot, np.ones(1, dtype=bool), fleet, seed, pool=None)
-    prod_pool = machines.count
-    if not policy.colocate:
-        # Segregated: the prod pool is sized by prod's peak (its requests), grown until the
-        # scheduler actually fits every pod (bin packing may need more than the sum says).
-        total = int(fleet.cpu_request.sum()), int(fleet.memory_request.sum())
-        prod_pool = max(math.ceil(total[0] / machines.cpu_millis), math.ceil(total[1] / machines.memory), 0)
+    if policy.colocate:
+        return _attempt(machines, fleet, policy, machines.count, seed)
+    # Segregated: the prod pool is sized by prod's peak (its requests), grown until the
+    # scheduler actually fits every pod (bin packing may need more than the sum says): the
+    # smallest such pool. Each try places every prod pod again, so the pool grows by what
+    # the unplaced pods request, doubling, then bisects back (fitting is monotone in the
+    # pool's size in practice: tests/sim/test_cluster.py compares it with growing one by one).
+    total = int(fleet.cpu_request.sum()), int(fleet.memory_request.sum())
+    low = min(max(math.ceil(total[0] / machines.cpu_millis), math.ceil(total[1] / machines.memory), 0),
+              machines.count)
+    cluster = _attempt(machines, fleet, policy, low, seed)
+    if _fits(cluster) or low >= machines.count:
+        return cluster
+    step = _shortfall_nodes(cluster, fleet, machines)
     while True:
-        prod_pool = min(prod_pool, machines.count)
-        cluster = _attempt(machines, fleet, policy, prod_pool, seed)
-        if policy.colocate or prod_pool >= machines.count or (cluster.prod_node >= 0).all():
-            return cluster
-        prod_pool += 1
+        high = min(low + step, machines.count)
+        cluster = _attempt(machines, fleet, policy, high, seed)
+        if _fits(cluster) or high >= machines.count:
+            break
+        low, step = high, step * 2
+    best = cluster  # `low` does not fit; `high` fits (or is the whole cluster)
+    while high - low > 1:
+        mid = (low + high) // 2
+        tried = _attempt(machines, fleet, policy, mid, seed)
+        if _fits(tried):
+            high, best = mid, tried
+        else:
+            low = mid
+    return best
+
+
+def _fits(cluster: Cluster) -> bool:
+    return bool((cluster.prod_node >= 0).all())
+
+
+def _shortfall_nodes(cluster: Cluster, fleet: ProdFleet, machines: Machines) -> int:
+    """Nodes the unplaced prod pods' requests fill (at least one)."""
+    unplaced = cluster.prod_node < 0
+    cpu, memory = int(fleet.cpu_request[unplaced].sum()), int(fleet.memory_request[unplaced].sum())
+    return max(1, math.ceil(cpu / machines.cpu_millis), math.ceil(memory / machines.memory))
 
 
 def _attempt(machines: Machines, fleet: ProdFleet, policy: Policy, prod_pool: int, seed: int) -> Cluster:
