@@ -28,7 +28,7 @@ def fleet(seed: int, pods: int) -> ProdFleet:
 
 def pool_grown_one_by_one(f: ProdFleet) -> int:
     """The reference: from the requests' sum, one node at a time."""
-    n = math.ceil(int(f.cpu_request.sum()) / MACHINES.cpu_millis)
+    n: int = math.ceil(int(f.cpu_request.sum()) / MACHINES.cpu_millis)
     while n < MACHINES.count and not (sim_cluster._attempt(MACHINES, f, SEGREGATED, n, 0).prod_node >= 0).all():
         n += 1
     return n
