@@ -4,11 +4,11 @@ then 503."""
 from __future__ import annotations
 
 import http.server
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+from tests.agent.registry_servers import serve
 
 from sigma.bench.readyz_probe import ReadyzProbe
 
@@ -33,14 +33,8 @@ class _Readyz(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Readyz)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve(_Readyz) as url:
+        yield url
 
 
 def test_probe_counts_every_answer_and_the_unready_ones(server: str) -> None:
