@@ -16,6 +16,7 @@ class Files:
     content: dict[str, bytes] = field(default_factory=dict)
     cut_after: int | None = None  # send this many body bytes of the next response, then drop the connection
     ignore_range: bool = False
+    no_length: bool = False  # send no Content-Length (the body ends when the connection closes)
     ranges: list[str | None] = field(default_factory=list)  # the Range header of every GET
 
 
@@ -42,7 +43,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         else:
             self.send_response(200)
-        self.send_header("Content-Length", str(len(body) - start))
+        if self.files.no_length:
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(body) - start))
         self.end_headers()
         rest = body[start:]
         if self.files.cut_after is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import socket
 import tarfile
 from pathlib import Path
@@ -106,3 +107,31 @@ def test_extract_unpacks_beside_the_archive(tmp_path: Path) -> None:
     archive.write_bytes(b"not a tar")
     with pytest.raises(FetchError, match="cannot unpack"):
         extract(archive)
+
+
+def sized(base: str, size: int | None = None, published: str | None = None) -> DataFile:
+    return DataFile("v2018-batch_task", "v2018", "v2018/full/batch_task.tar.gz", (f"{base}/batch_task.tar.gz",),
+                    None, size=size, size_published=published)
+
+
+def test_a_server_announcing_more_than_the_file_is_refused_and_nothing_kept(tmp_path: Path) -> None:
+    files = Files({"/batch_task.tar.gz": BODY})
+    with serving(files) as base, pytest.raises(FetchError) as caught:
+        fetch(sized(base, size=len(BODY) - 1), tmp_path)
+    assert "more than the 102399 expected" in str(caught.value) and base in str(caught.value)
+    assert not list(tmp_path.rglob("*.part")) and not (tmp_path / "v2018/full/batch_task.tar.gz").exists()
+
+
+def test_a_server_sending_more_than_it_announced_is_cut_at_the_limit(tmp_path: Path) -> None:
+    files = Files({"/batch_task.tar.gz": BODY * 40}, no_length=True)  # 4 MiB, no Content-Length
+    with serving(files) as base, pytest.raises(FetchError) as caught:
+        fetch(sized(base, published="1.0M"), tmp_path)  # ls -sh: at most 1 MiB, 5% spared
+    assert "sent more than" in str(caught.value)
+    assert not list(tmp_path.rglob("*.part")) and not (tmp_path / "v2018/full/batch_task.tar.gz").exists()
+
+
+def test_published_sizes_bound_a_download() -> None:
+    assert sized("x", size=10).max_bytes == 10
+    assert sized("x", published="1.7G").max_bytes == math.ceil(1.7 * (1 << 30) * 1.05)
+    assert sized("x", published="92K").max_bytes == math.ceil(92 * 1024 * 1.05)
+    assert sized("x").max_bytes is None

@@ -64,7 +64,7 @@ def fetch(entry: DataFile, root: Path, mirror: str | None = None, progress: Prog
     errors = []
     for url in urls:
         try:
-            download(url, part, progress, timeout)
+            download(url, part, progress, timeout, limit=entry.max_bytes)
             break
         except FetchError as e:
             errors.append(str(e))
@@ -82,8 +82,11 @@ def fetch(entry: DataFile, root: Path, mirror: str | None = None, progress: Prog
                    "published" if entry.sha256 else ("recorded earlier" if expected else "recorded"))
 
 
-def download(url: str, part: Path, progress: Progress | None = None, timeout: float = TIMEOUT_S) -> None:
-    """Append the rest of `url` to `part` (from its current size)."""
+def download(url: str, part: Path, progress: Progress | None = None, timeout: float = TIMEOUT_S,
+             limit: int | None = None) -> None:
+    """Append the rest of `url` to `part` (from its current size). A server that announces
+    or sends more than `limit` bytes in all is refused and the partial file deleted: a
+    wrong or hostile server must not fill the disk."""
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
@@ -99,6 +102,10 @@ def download(url: str, part: Path, progress: Progress | None = None, timeout: fl
         total = _total(response, have)
         if response.status == 200 and have:  # the server ignored the range: start again
             have = 0
+        if limit is not None and total is not None and total > limit:
+            part.unlink(missing_ok=True)
+            raise FetchError(f"{url}: the server announces {total} bytes, more than the {limit} expected; "
+                             "nothing was kept")
         mode = "ab" if have else "wb"
         done = have
         try:
@@ -106,11 +113,16 @@ def download(url: str, part: Path, progress: Progress | None = None, timeout: fl
                 while chunk := response.read(CHUNK):
                     out.write(chunk)
                     done += len(chunk)
+                    if limit is not None and done > limit:
+                        break
                     if progress:
                         progress(done, total)
         except (TimeoutError, OSError, http.client.HTTPException) as e:
             raise FetchError(f"{url}: download cut at {done} bytes ({type(e).__name__}); run again to resume "
                              f"from {part}") from None
+    if limit is not None and done > limit:
+        part.unlink(missing_ok=True)
+        raise FetchError(f"{url}: the server sent more than the {limit} bytes expected; nothing was kept")
     if total is not None and done < total:
         raise FetchError(f"{url}: download cut at {done} of {total} bytes; run again to resume from {part}")
 

@@ -20,6 +20,7 @@ raw.githubusercontent.com at the recorded commit; their sha256 is of the reposit
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -38,6 +39,21 @@ class DataFile:
     @property
     def filename(self) -> str:
         return PurePosixPath(self.dest).name
+
+    @property
+    def max_bytes(self) -> int | None:
+        """The most a download of this file may be: its exact size, else the published
+        `ls -sh` size (rounded up there, so a file is never larger) with 5% to spare; None
+        when neither is known. A server sending more is refused, not written to disk."""
+        if self.size is not None:
+            return self.size
+        if not self.size_published:
+            return None
+        number, unit = self.size_published[:-1], self.size_published[-1].upper()
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(unit)
+        if scale is None:
+            return None
+        return math.ceil(float(number) * scale * 1.05)
 
 
 _V2018_HOSTS = ("http://aliopentrace.oss-cn-beijing.aliyuncs.com/v2018Traces",
