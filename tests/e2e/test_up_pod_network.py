@@ -101,9 +101,9 @@ def ready_web_ips(up: NetnsUp) -> set[str]:
 
 def test_the_demo_web_answers_at_its_cluster_ip_and_ctrl_c_takes_the_networks_away(up: NetnsUp) -> None:
     up.start()
-    wait_for(lambda: "Sigma is up" in up.output(), 60, f"the banner:\n{up.output()[-3000:]}")
-    match = re.search(r"curl (http://(\d+\.\d+\.\d+\.\d+)/)", up.output())
-    assert match, up.output()
+    # The banner is written line by line: wait for its curl line, not only its first one.
+    match = wait_for(lambda: re.search(r"curl (http://(\d+\.\d+\.\d+\.\d+)/)", up.output()), 60,
+                     f"the banner's curl line:\n{up.output()[-3000:]}")
     url, cluster_ip = match.group(1), match.group(2)
     service = json.loads(up.kubectl("get", "service", "demo-web", "-o", "json"))
     assert service["spec"]["clusterIP"] == cluster_ip
