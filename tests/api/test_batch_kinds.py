@@ -8,21 +8,15 @@ from typing import Any
 
 import pytest
 
-from sigma.api import admission
 from sigma.api.errors import ApiError
-from sigma.api.registry import Registry
 from sigma.client.local import LocalClient
-from sigma.store.sqlite import SqliteStore
+from tests.registry_client import admitted_client
 
 
 @pytest.fixture
 def client() -> Iterator[LocalClient]:
-    store = SqliteStore(":memory:")
-    registry = Registry(store)
-    admission.install(registry)
-    admission.bootstrap(registry)
-    yield LocalClient(registry)
-    store.close()
+    with admitted_client() as local:
+        yield local
 
 
 def job(**spec: Any) -> dict[str, Any]:

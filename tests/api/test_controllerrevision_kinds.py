@@ -8,22 +8,16 @@ from typing import Any
 
 import pytest
 
-from sigma.api import admission
 from sigma.api.controllerrevision_kinds import controller_revision_row
 from sigma.api.errors import ApiError
-from sigma.api.registry import Registry
 from sigma.client.local import LocalClient
-from sigma.store.sqlite import SqliteStore
+from tests.registry_client import admitted_client
 
 
 @pytest.fixture
 def client() -> Iterator[LocalClient]:
-    store = SqliteStore(":memory:")
-    registry = Registry(store)
-    admission.install(registry)
-    admission.bootstrap(registry)
-    yield LocalClient(registry)
-    store.close()
+    with admitted_client() as local:
+        yield local
 
 
 def revision(**fields: Any) -> dict[str, Any]:

@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 
-from sigma.api import admission
-from sigma.api.registry import Registry
 from sigma.client.local import LocalClient
 from sigma.demo.batchqueue import BatchQueue, plan_queue
-from sigma.store.sqlite import SqliteStore
+from tests.registry_client import admitted_client
 
 
 def job(name: str, phase: str | None = None) -> dict[str, Any]:
@@ -47,12 +45,8 @@ def test_a_deeper_queue_submits_several() -> None:
 
 @pytest.fixture
 def client() -> Iterator[LocalClient]:
-    store = SqliteStore(":memory:")
-    registry = Registry(store)
-    admission.install(registry)
-    admission.bootstrap(registry)
-    yield LocalClient(registry)
-    store.close()
+    with admitted_client() as local:
+        yield local
 
 
 def test_the_queue_submits_jobs_the_api_accepts_and_resubmits_when_one_finishes(client: LocalClient) -> None:

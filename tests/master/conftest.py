@@ -9,21 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from sigma.api import admission
-from sigma.api.registry import Registry
 from sigma.client.local import LocalClient
-from sigma.store.sqlite import SqliteStore
 from tests.harness import MasterProcess
+from tests.registry_client import admitted_client
 
 
 @pytest.fixture
 def client() -> Iterator[LocalClient]:
-    store = SqliteStore(":memory:")
-    registry = Registry(store)
-    admission.install(registry)
-    admission.bootstrap(registry)
-    yield LocalClient(registry)
-    store.close()
+    with admitted_client() as local:
+        yield local
 
 
 @pytest.fixture
