@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.agent.registry_servers import serve
 
 
 @dataclass
@@ -65,12 +66,5 @@ class _Handler(BaseHTTPRequestHandler):
 def serving(files: Files) -> Iterator[str]:
     """The base URL of a server for `files` on a free loopback port, stopped afterwards."""
     handler = type("Handler", (_Handler,), {"files": files})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve(handler) as url:
+        yield url

@@ -92,10 +92,11 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
 
     if scheduler is None:
         n = workers or os.cpu_count() or 1
-        # The scheduler serves /metrics over HTTP whatever the dashboard setting; on a port of
-        # its own, so that two sweeps (or a sweep and a comparison) can run side by side.
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,  # type: ignore[no-untyped-call]
-                               dashboard_address=":0", silence_logs=logging.CRITICAL)
+        # The scheduler serves /metrics over HTTP whatever the dashboard setting: on loopback
+        # (nothing off the machine reaches it) and on a port of its own, so that two sweeps
+        # (or a sweep and a comparison) can run side by side.
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",  # type: ignore[no-untyped-call]
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
         with cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
             yield client
         return
