@@ -150,6 +150,14 @@ def test_endpoint_slices_are_served(svc_master: MasterProcess, ns: str) -> None:
         assert "must be a valid IPv4 address" in causes["endpoints[0].addresses[0]"]
 
 
+def free_node_port(master: MasterProcess) -> int:
+    """A port of the range no Service holds: other tests in this module take random node ports."""
+    with httpx.Client(base_url=master.url, timeout=10) as http:
+        services = http.get("/api/v1/services").json()["items"]
+    taken = {p.get("nodePort") for s in services for p in s["spec"]["ports"]}
+    return next(port for port in range(30000, 30100) if port not in taken)
+
+
 @needs_kubectl
 def test_kubectl_expose_and_get_svc_columns(svc_master: MasterProcess, ns: str) -> None:
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
@@ -160,12 +168,13 @@ def test_kubectl_expose_and_get_svc_columns(svc_master: MasterProcess, ns: str) 
         assert http.post(f"/apis/apps/v1/namespaces/{ns}/deployments", json=deployment).status_code == 201
     out = kubectl(svc_master, "-n", ns, "expose", "deployment", "web", "--port", "80", "--target-port", "8080")
     assert "service/web exposed" in out.stdout
-    kubectl(svc_master, "-n", ns, "create", "service", "nodeport", "np", "--tcp=80:8080", "--node-port=30042")
+    node_port = free_node_port(svc_master)
+    kubectl(svc_master, "-n", ns, "create", "service", "nodeport", "np", "--tcp=80:8080", f"--node-port={node_port}")
     table = kubectl(svc_master, "-n", ns, "get", "svc").stdout.splitlines()
     assert table[0].split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
     rows = {line.split()[0]: line.split() for line in table[1:]}
     assert rows["web"][1] == "ClusterIP" and rows["web"][3] == "<none>" and rows["web"][4] == "80/TCP"
-    assert rows["np"][1] == "NodePort" and rows["np"][4] == "80:30042/TCP"
+    assert rows["np"][1] == "NodePort" and rows["np"][4] == f"80:{node_port}/TCP"
     selector = kubectl(svc_master, "-n", ns, "get", "svc", "web", "-o", "jsonpath={.spec.selector.app}").stdout
     assert selector == "web"
     target = kubectl(svc_master, "-n", ns, "get", "svc", "web", "-o", "jsonpath={.spec.ports[0].targetPort}").stdout
