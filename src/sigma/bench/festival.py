@@ -80,7 +80,9 @@ KILLED = "predictive-agent-killed"
 NO_BATCH = "predictive-no-batch"  # the baseline of prod's p99 goal: the same, no batch at all
 SCALED = ("predictive", KILLED, NO_BATCH)  # the modes with a PredictiveScaler
 CUSTOMER = 3  # the lab host the load comes from: no agent, no master, no pod routes
-SERVICE_FLAGS = ("--service-proxy", "--cluster-dns", "--cluster-cidr", "10.244.0.0/16", "--metrics-interval", "1")
+# The lab's nodes share one machine: each counts only its own prod pods as prod (not the others' batch).
+SERVICE_FLAGS = ("--service-proxy", "--cluster-dns", "--cluster-cidr", "10.244.0.0/16", "--metrics-interval", "1",
+                 "--prod-cpu", "pods")
 # Compressed-cluster timings: every controller looks often, as the load's clock runs fast.
 MASTER_OPTIONS = {"hpa_period_s": 1, "predictive_period_s": 1, "level0_period_s": 1, "node_grace_s": 5,
                   "pod_eviction_timeout_s": 1, "batchjob_resync_s": 2}
@@ -113,7 +115,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--per-replica", type=float, default=10.0, help="requests/s one replica should carry (default 10)")
     p.add_argument("--slo-ms", type=float, default=200.0, help="prod's p99 SLO (default 200)")
     p.add_argument("--minute-s", type=float, default=5.0, help="wall seconds per reported minute (default 5)")
-    p.add_argument("--lead", type=float, default=12.0, help="the scaler's lead, wall seconds (default 12)")
+    p.add_argument("--lead", type=float, default=6.0,
+                   help="the scaler's lead, wall seconds (default 6: a replica is Ready in 2-3 s here)")
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
     p.add_argument("--kill-agent-in-rush", action="store_true",
@@ -287,7 +290,11 @@ class Mode:
         wait_until(f"{start_replicas} ready replica(s) of {self.ns}/web",
                    lambda: self.ready_endpoints() >= start_replicas, 120, c.diagnose, every=0.5)
         if self.name != NO_BATCH:
-            c.create(self.path("batchjobs", group="/apis/sigma.io/v1"), objects.batch_job(400, 8, 100))
+            # Each instance is one busy thread asking for half a core: enough that the fuxi-scheduler
+            # spreads them over the nodes' batch allocatable (at 100m it packed one node, whose
+            # suppression quota alone then bounded all of batch), fine enough that a node whose
+            # allocatable shrinks before the rush keeps some.
+            c.create(self.path("batchjobs", group="/apis/sigma.io/v1"), objects.batch_job(400, 8, 500))
         return target, start_wall
 
     def _missing_target_reason(self) -> str | None:

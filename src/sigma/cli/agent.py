@@ -44,6 +44,7 @@ from sigma.cli.master import _split_listen
 from sigma.ports import PortInUse, default_or_free, require_free
 
 if TYPE_CHECKING:
+    from sigma.agent.qos import QosOptions
     from sigma.client.http import HttpClient
 
 DEFAULT_AGENT_PORT = 10250
@@ -101,6 +102,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="seconds between refreshes of running pods' ConfigMap, Secret and token volumes")
     p.add_argument("--qos-interval", type=float, default=1.0,
                    help="seconds between QoS rounds (idle, suppress, evict, resctrl)")
+    p.add_argument("--prod-cpu", choices=("node", "pods"), default="node",
+                   help="what batch's CPU suppression counts as prod's use: 'node' (default) everything busy on the "
+                        "node outside batch, daemons included; 'pods' only the prod pods' cgroups, for nodes that "
+                        "share one machine (the lab's), where the machine's other nodes are not this node's prod")
     p.add_argument("--drain-on-exit", action="store_true", help="stop every pod when the agent stops")
     p.add_argument("--streaming-connection-idle-timeout", type=float, default=4 * 3600.0, metavar="SECONDS",
                    help="close an exec, attach or port-forward session idle this long (default 4 h, as kubelet)")
@@ -186,6 +191,11 @@ def _ports(args: argparse.Namespace) -> tuple[str, int, int]:
     return host, port, p2p_port
 
 
+def qos_options(args: argparse.Namespace) -> QosOptions:
+    from sigma.agent.qos import QosOptions
+    return QosOptions(interval=args.qos_interval, count_system_cpu=args.prod_cpu == "node")
+
+
 def run_agent(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -195,7 +205,6 @@ def run_agent(args: argparse.Namespace) -> int:
     from sigma.agent.podnet.hostlock import PodNetworkInUse, hold_pod_network
     from sigma.agent.podnet.network import DEFAULT_CNI_BIN_DIRS
     from sigma.agent.pulls import ImageOptions
-    from sigma.agent.qos import QosOptions
     from sigma.agent.servicenet import ServiceNetOptions
     from sigma.api.errors import ApiError
     from sigma.statemodes import secure_state_dir
@@ -217,7 +226,7 @@ def run_agent(args: argparse.Namespace) -> int:
             streaming_idle_timeout_s=args.streaming_connection_idle_timeout,
             pod_network=args.pod_network, enable_ip_forward=args.enable_ip_forward,
             cni_bin_dirs=tuple(args.cni_bin_dir or DEFAULT_CNI_BIN_DIRS),
-            qos=QosOptions(interval=args.qos_interval),
+            qos=qos_options(args),
             images=ImageOptions(registry=args.registry, insecure_registry=args.insecure_registry, p2p=args.p2p,
                                 mirrors=parse_mirrors(args.registry_mirror), credentials_file=args.image_credentials,
                                 p2p_port=p2p_port, p2p_upload_rate=args.p2p_upload_mbps * 1e6 / 8,

@@ -5,9 +5,13 @@ compares the replay with a curve that was fed in:
 
 - `job_spans`: per job, the simulated completion time on an unlimited cluster (the DAG's
   critical path by the recorded task runtimes, placed at once) against the job's own
-  finish_time - submit_time in the DAG file, which the replay never reads. The real cluster
-  queued and ran instances at varying speeds, so the tolerance is wide (median ratio within
-  0.5-2.0); a loader or DAG-release bug, or a workload whose runtimes are not its jobs', fails it.
+  finish_time - submit_time in the DAG file, which the replay never reads. The real run was
+  one feasible schedule of the same DAG, so the critical path is a lower bound of its span:
+  at least 95% of jobs must finish no later on the unlimited cluster than they did in the
+  trace (a few may not: a task's `runtime` is one observed instance's, not the slowest). A
+  loader that lengthens chains (dependencies misread, runtimes in the wrong unit) fails it.
+  The spans themselves are far longer than the critical paths (the trace's jobs waited
+  between tasks, for hours or days), so their median ratio is reported, not bounded.
 - `dag_statistics`: the replayed workload's tasks per job, instances per task and task
   runtimes against the statistics SOURCES.md gives for all six shared DAG files (tolerance
   25% relative): a day whose sample is unlike the others, or a loader that drops tasks, fails.
@@ -30,7 +34,7 @@ F64 = npt.NDArray[np.float64]
 # SOURCES.md, "v2018/derived/pivot_dag_jobs": computed over the six shared files (30,000 jobs).
 PUBLISHED_DAG = {"tasks_per_job_mean": 5.49, "instances_per_task_mean": 16.6, "task_runtime_p50_s": 27.0,
                  "task_runtime_p90_s": 172.0}
-SPAN_RATIO_RANGE = (0.5, 2.0)
+SPAN_BOUND_SHARE = 0.95  # of jobs whose unlimited-cluster span is at most the traced one
 DAG_TOLERANCE = 0.25
 
 
@@ -39,12 +43,12 @@ def job_spans(simulated_jct: F64, traced_span: F64) -> dict[str, Any]:
     if not ok.any():
         return {"check": "job spans", "passed": None, "reason": "no job with both a traced and a simulated span"}
     ratio = simulated_jct[ok] / traced_span[ok]
-    median = float(np.median(ratio))
-    lo, hi = SPAN_RATIO_RANGE
-    return {"check": "simulated JCT on an unlimited cluster / the DAG file's finish_time - submit_time, per job",
-            "jobs": int(ok.sum()), "median_ratio": median, "p10_ratio": float(np.percentile(ratio, 10)),
-            "p90_ratio": float(np.percentile(ratio, 90)), "tolerance": f"median ratio in [{lo}, {hi}]",
-            "passed": lo <= median <= hi}
+    bounded = float(np.mean(ratio <= 1.0))
+    return {"check": "simulated JCT on an unlimited cluster <= the DAG file's finish_time - submit_time, per job "
+                     "(the critical path bounds the traced run from below)",
+            "jobs": int(ok.sum()), "share_within_traced_span": bounded, "median_ratio": float(np.median(ratio)),
+            "p10_ratio": float(np.percentile(ratio, 10)), "p90_ratio": float(np.percentile(ratio, 90)),
+            "tolerance": f"share_within_traced_span >= {SPAN_BOUND_SHARE}", "passed": bounded >= SPAN_BOUND_SHARE}
 
 
 def dag_statistics(w: Workload) -> dict[str, Any]:

@@ -86,7 +86,10 @@ def markdown(report: dict[str, Any]) -> str:
         for name, c in report["checks"].items():
             verdict = {True: "passed", False: "FAILED", None: "not run"}[c.get("passed")]
             detail = c.get("reason") or c.get("tolerance", "")
-            extra = f" (median ratio {c['median_ratio']:.2f})" if "median_ratio" in c else ""
+            extra = ""
+            if "share_within_traced_span" in c:
+                extra = (f" ({c['share_within_traced_span']:.1%} of jobs within their traced span; "
+                         f"median ratio {c['median_ratio']:.4f})")
             lines.append(f"- {name}: {verdict}{extra}; {detail}")
     validation = report.get("validation", {})
     if "v2017" in validation:
