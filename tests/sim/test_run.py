@@ -6,7 +6,7 @@ import numpy as np
 
 from sigma.sim.cluster import Machines
 from sigma.sim.prod import ProdCurves, build_fleet
-from sigma.sim.run import SimInputs, run
+from sigma.sim.run import SimInputs, run, search_workload
 from sigma.sim.workload import MEMORY_UNITS, Workload
 
 MACHINES = Machines(8, 16_000, MEMORY_UNITS)
@@ -44,3 +44,19 @@ def test_each_policy_is_measured_at_its_own_size_and_at_the_common_one() -> None
     assert sigma["cpu_util_mean"] > segregated["cpu_util_mean"]
     # At the common size every policy has the same machines, so utilisation differs less.
     assert sigma["at_common_size"]["cpu_util_mean"] < sigma["cpu_util_mean"]
+
+
+def test_a_search_sample_spreads_over_the_day_and_carries_the_whole_load() -> None:
+    whole = inputs()
+    sampled = SimInputs(whole.workload, whole.fleet, MACHINES, ("sigma",), search_jobs=10)
+    probe = search_workload(sampled)
+    assert len(probe.job_names) == 10
+    # Every 4th arrival: the sample's last job comes in the day's last quarter, not its first.
+    assert probe.job_submit.max() > 0.75 * whole.workload.job_submit.max()
+    # Scaled instances: the sample asks as much CPU of the cluster as the whole (to rounding).
+    assert abs(probe.cpu_seconds / whole.workload.cpu_seconds - 1.0) < 0.1
+    report, _ = run(sampled)
+    sample = report["machines_needed"]["sample"]
+    assert sample["jobs"] == 10 and sample["of_jobs"] == 40 and sample["instances_scale"] > 1.0
+    assert "passes_rule_on_whole_workload" in report["policies"]["sigma"]
+    assert search_workload(whole) is whole.workload  # search_jobs 0: the whole workload itself

@@ -65,8 +65,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--tick", type=float, default=60.0, help="agent report / metrics interval, seconds")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (a run replays exactly)")
     p.add_argument("--no-search", action="store_true", help="skip the machines-needed search")
-    p.add_argument("--search-jobs", type=int, default=300,
-                   help="jobs replayed by each search probe (0: the whole workload)")
+    p.add_argument("--search-jobs", type=_jobs_count, default=300,
+                   help="jobs replayed by each search probe: spread over the whole workload's arrivals, their "
+                        "instances scaled to its CPU-seconds (0: the whole workload)")
     options.add_arguments(p)
     sim_sweep.add_arguments(p)
     p.add_argument("--out", type=Path, required=True, help="directory for report.json, report.md and the plots")
@@ -169,6 +170,16 @@ def load_inputs(args: argparse.Namespace) -> SimInputs:
                      search_jobs=args.search_jobs, notes=notes, thresholds=options.thresholds(args),
                      predict=options.predict_settings(args), start=start, batch_load=load,
                      dag_statistics=statistics)
+
+
+def _jobs_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number of jobs >= 0 (0: the whole workload), got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a whole number of jobs >= 0 (0: the whole workload), got {text!r}")
+    return value
 
 
 def _batch_scale(text: str) -> float | None:

@@ -79,7 +79,10 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"\nNot run: `{name}`: {why}.")
     if "machines_needed" in report:
         m = report["machines_needed"]
-        lines += ["", f"Machines needed: binary search on the first {m['workload_jobs']} jobs; "
+        sample = m.get("sample") or {}
+        on = (f"{sample['jobs']} of {sample['of_jobs']} jobs ({sample['how']}, x{sample['instances_scale']:g})"
+              if "instances_scale" in sample else f"{m['workload_jobs']} jobs")
+        lines += ["", f"Machines needed: binary search on {on}; "
                   f"rule: {m['rule']} (unlimited p90 = {_cell(m['unlimited_jct_p90_s'], '{:.0f}')} s)."]
     if report.get("checks"):
         lines += ["", "## Checks against figures the replay did not take as input", ""]

@@ -15,7 +15,7 @@ import numpy as np
 
 from sigma.colocation.level0 import DEFAULT_THRESHOLDS, Thresholds
 from sigma.sim import checks, validation
-from sigma.sim.batchload import BatchLoad
+from sigma.sim.batchload import BatchLoad, scale_instances
 from sigma.sim.cluster import POLICIES, WAITING, Machines, Policy, build_cluster
 from sigma.sim.engine import Simulation
 from sigma.sim.forecast import PredictSettings, ProdForecast
@@ -141,7 +141,8 @@ def run(inputs: SimInputs, progress: Progress | None = None,
         searched = [n for n in policies if not POLICIES[n].as_traced and search_p90 is not None]
         second = tasks([(_needed_and_own_size, (name, search_p90, whole_p90), f"{name}: machines needed")
                         for name in searched])
-        needed: dict[str, Any] = {"workload_jobs": _search_jobs(inputs), "unlimited_jct_p90_s": search_p90,
+        needed: dict[str, Any] = {"workload_jobs": _search_jobs(inputs), "sample": _search_sample(inputs),
+                                  "unlimited_jct_p90_s": search_p90,
                                   "rule": "prod_violation == 0 and jct_p90 <= 1.2 x unlimited"}
         for name, done in zip(searched, second, strict=True):
             needed[name] = done["found"]
@@ -190,18 +191,42 @@ def _unlimited_spans(inputs: SimInputs, progress: Callable[[float], None] | None
     return {"summary": rec.summary(), "spans": rec.job_finish - rec.job_submit}
 
 
-def _search_workload(inputs: SimInputs) -> Workload:
-    return inputs.workload.first_jobs(inputs.search_jobs) if inputs.search_jobs > 0 else inputs.workload
+def search_workload(inputs: SimInputs) -> Workload:
+    """What each search probe replays: the whole workload (`search_jobs` 0), or a sample of
+    `search_jobs` jobs spread evenly over the arrival order whose instance counts are scaled
+    so that it asks the cluster for as many CPU-seconds as the whole workload does. The
+    sample then loads the day as the whole does, hour by hour on average, with fewer and
+    wider jobs; how far the size it finds is from the whole workload's is reported
+    (`passes_rule_on_whole_workload`)."""
+    w = inputs.workload
+    if inputs.search_jobs <= 0 or inputs.search_jobs >= len(w.job_names):
+        return w
+    sample = w.select_jobs(w.spread_jobs(inputs.search_jobs))
+    return scale_instances(sample, _sample_scale(w, sample), inputs.seed)
+
+
+def _sample_scale(whole: Workload, sample: Workload) -> float:
+    return whole.cpu_seconds / sample.cpu_seconds if sample.cpu_seconds > 0 else 1.0
 
 
 def _search_jobs(inputs: SimInputs) -> int:
-    return len(_search_workload(inputs).job_names)
+    return len(search_workload(inputs).job_names)
+
+
+def _search_sample(inputs: SimInputs) -> dict[str, Any]:
+    w = inputs.workload
+    if inputs.search_jobs <= 0 or inputs.search_jobs >= len(w.job_names):
+        return {"jobs": len(w.job_names), "of_jobs": len(w.job_names), "how": "the whole workload"}
+    sample = w.select_jobs(w.spread_jobs(inputs.search_jobs))
+    return {"jobs": len(sample.job_names), "of_jobs": len(w.job_names),
+            "instances_scale": round(_sample_scale(w, sample), 4),
+            "how": "jobs spread evenly over the arrival order, instances scaled to the whole workload's CPU-seconds"}
 
 
 def _search_baseline(inputs: SimInputs, progress: Callable[[float], None] | None = None) -> float | None:
     """The batch p90 on an unlimited cluster, of the workload the searches replay: the first
     `search_jobs` jobs, or all of them when `search_jobs` is 0 (each probe a full run)."""
-    p90: float | None = simulate(inputs, POLICIES["requests"], inputs.machines, _search_workload(inputs),
+    p90: float | None = simulate(inputs, POLICIES["requests"], inputs.machines, search_workload(inputs),
                                  unlimited=True).summary()["jct_p90_s"]
     return p90
 
@@ -209,7 +234,7 @@ def _search_baseline(inputs: SimInputs, progress: Callable[[float], None] | None
 def _needed_and_own_size(inputs: SimInputs, name: str, search_p90: float, whole_p90: float | None,
                          progress: Callable[[float], None] | None = None) -> dict[str, Any]:
     """The binary search for the machines `name` needs, then the whole workload at that size."""
-    policy, w = POLICIES[name], _search_workload(inputs)
+    policy, w = POLICIES[name], search_workload(inputs)
 
     # A probe ends as soon as it cannot pass: half the probes of a search fail, and a
     # failing one would otherwise replay a cluster too small for its batch to the end.

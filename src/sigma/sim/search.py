@@ -4,7 +4,7 @@ A cluster size passes when prod violation is 0, every job finishes, and the batc
 completion time is within `slack` (1.2) of its value on an unlimited cluster. Passing is
 monotone in the size in practice (more machines never hurt prod or batch here), so a binary
 search over [1, upper] needs log2(upper) probes, each a full simulation. Callers with a big
-workload pass a reduced one (`Workload.first_jobs`) and say so in the report.
+workload pass a sample that carries the same load (sigma.sim.run) and say so in the report.
 """
 
 from __future__ import annotations

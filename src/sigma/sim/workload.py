@@ -69,6 +69,20 @@ class Workload:
         keep_jobs = np.argsort(self.job_submit, kind="stable")[:count]
         return self.select_jobs(keep_jobs)
 
+    def spread_jobs(self, count: int) -> I64:
+        """`count` jobs spread evenly over the arrival order (every k-th, k = jobs / count),
+        so a sample sees the whole day's hours, quiet and busy, not only its first."""
+        order = np.argsort(self.job_submit, kind="stable")
+        if count >= len(order):
+            return np.asarray(order, dtype=np.int64)
+        picks = np.floor(np.arange(count) * (len(order) / count)).astype(np.int64)
+        return np.asarray(order[picks], dtype=np.int64)
+
+    @property
+    def cpu_seconds(self) -> float:
+        """What the workload asks of the cluster: instance CPU (cores) x runtime, summed."""
+        return float((self.instances * self.cpu_millis * self.duration).sum() / 1000.0)
+
     def select_jobs(self, jobs: I64) -> Workload:
         keep = np.isin(self.job, jobs)
         remap = np.full(len(self.job_names), -1, dtype=np.int64)
