@@ -6,7 +6,7 @@ import numpy as np
 
 from sigma.sim.cluster import Machines
 from sigma.sim.prod import ProdCurves, build_fleet
-from sigma.sim.run import SimInputs, run, search_workload
+from sigma.sim.run import SimInputs, run, search_sample
 from sigma.sim.workload import MEMORY_UNITS, Workload
 
 MACHINES = Machines(8, 16_000, MEMORY_UNITS)
@@ -46,17 +46,20 @@ def test_each_policy_is_measured_at_its_own_size_and_at_the_common_one() -> None
     assert sigma["at_common_size"]["cpu_util_mean"] < sigma["cpu_util_mean"]
 
 
-def test_a_search_sample_spreads_over_the_day_and_carries_the_whole_load() -> None:
+def test_a_search_sample_spreads_over_the_day_with_the_same_share_of_prod_and_machines() -> None:
     whole = inputs()
     sampled = SimInputs(whole.workload, whole.fleet, MACHINES, ("sigma",), search_jobs=10)
-    probe = search_workload(sampled)
-    assert len(probe.job_names) == 10
+    sample = search_sample(sampled)
+    assert len(sample.workload.job_names) == 10
     # Every 4th arrival: the sample's last job comes in the day's last quarter, not its first.
-    assert probe.job_submit.max() > 0.75 * whole.workload.job_submit.max()
-    # Scaled instances: the sample asks as much CPU of the cluster as the whole (to rounding).
-    assert abs(probe.cpu_seconds / whole.workload.cpu_seconds - 1.0) < 0.1
+    assert sample.workload.job_submit.max() > 0.75 * whole.workload.job_submit.max()
+    # Jobs keep their widths; prod pods and machines follow the sample's share of the CPU-seconds.
+    assert set(sample.workload.instances) <= set(whole.workload.instances)
+    assert sample.fraction == sample.workload.cpu_seconds / whole.workload.cpu_seconds
+    assert sample.fleet.count == max(1, round(whole.fleet.count * sample.fraction))
+    assert sample.machines(MACHINES.count) == max(1, round(MACHINES.count * sample.fraction))
     report, _ = run(sampled)
-    sample = report["machines_needed"]["sample"]
-    assert sample["jobs"] == 10 and sample["of_jobs"] == 40 and sample["instances_scale"] > 1.0
+    described = report["machines_needed"]["sample"]
+    assert described["jobs"] == 10 and described["of_jobs"] == 40 and described["prod_pods"] == sample.fleet.count
     assert "passes_rule_on_whole_workload" in report["policies"]["sigma"]
-    assert search_workload(whole) is whole.workload  # search_jobs 0: the whole workload itself
+    assert search_sample(whole).workload is whole.workload and search_sample(whole).fraction == 1.0

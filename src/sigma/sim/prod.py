@@ -162,6 +162,11 @@ class ProdFleet:
     def count(self) -> int:
         return len(self.curve)
 
+    def select(self, pods: I64) -> ProdFleet:
+        """These pods only (a search sample's share of the fleet)."""
+        return replace(self, curve=self.curve[pods], cpu_scale=self.cpu_scale[pods],
+                       memory_scale=self.memory_scale[pods])
+
     @property
     def cpu_request(self) -> I64:
         peak = self.curves.cpu.max(axis=1)[self.curve]

@@ -80,8 +80,8 @@ def markdown(report: dict[str, Any]) -> str:
     if "machines_needed" in report:
         m = report["machines_needed"]
         sample = m.get("sample") or {}
-        on = (f"{sample['jobs']} of {sample['of_jobs']} jobs ({sample['how']}, x{sample['instances_scale']:g})"
-              if "instances_scale" in sample else f"{m['workload_jobs']} jobs")
+        on = (f"{sample['jobs']} of {sample['of_jobs']} jobs ({sample['how']}: {sample['fraction']:.2%}, "
+              f"{sample['prod_pods']} prod pods)" if "fraction" in sample else f"{m['workload_jobs']} jobs")
         lines += ["", f"Machines needed: binary search on {on}; "
                   f"rule: {m['rule']} (unlimited p90 = {_cell(m['unlimited_jct_p90_s'], '{:.0f}')} s)."]
     if report.get("checks"):

@@ -15,7 +15,7 @@ import numpy as np
 
 from sigma.colocation.level0 import DEFAULT_THRESHOLDS, Thresholds
 from sigma.sim import checks, validation
-from sigma.sim.batchload import BatchLoad, scale_instances
+from sigma.sim.batchload import BatchLoad
 from sigma.sim.cluster import POLICIES, WAITING, Machines, Policy, build_cluster
 from sigma.sim.engine import Simulation
 from sigma.sim.forecast import PredictSettings, ProdForecast
@@ -65,10 +65,12 @@ class SimInputs:
 
 def simulate(inputs: SimInputs, policy: Policy, machines: Machines, workload: Workload,
              unlimited: bool | None = None, progress: Callable[[float], None] | None = None,
-             give_up: Callable[[Recorder, float], bool] | None = None) -> Recorder:
-    cluster = build_cluster(machines, inputs.fleet, policy, inputs.seed, unlimited=unlimited)
+             give_up: Callable[[Recorder, float], bool] | None = None, fleet: ProdFleet | None = None) -> Recorder:
+    """`fleet`: the prod pods, when not the whole run's (a search sample's)."""
+    fleet = fleet or inputs.fleet
+    cluster = build_cluster(machines, fleet, policy, inputs.seed, unlimited=unlimited)
     forecast = inputs.forecast() if policy.predictive else None
-    return Simulation(workload, inputs.fleet, cluster, policy, tick=inputs.tick, progress=progress,
+    return Simulation(workload, fleet, cluster, policy, tick=inputs.tick, progress=progress,
                       thresholds=inputs.thresholds, forecast=forecast, start=inputs.start, give_up=give_up).run()
 
 
@@ -141,7 +143,9 @@ def run(inputs: SimInputs, progress: Progress | None = None,
         searched = [n for n in policies if not POLICIES[n].as_traced and search_p90 is not None]
         second = tasks([(_needed_and_own_size, (name, search_p90, whole_p90), f"{name}: machines needed")
                         for name in searched])
-        needed: dict[str, Any] = {"workload_jobs": _search_jobs(inputs), "sample": _search_sample(inputs),
+        sample = search_sample(inputs)
+        needed: dict[str, Any] = {"workload_jobs": len(sample.workload.job_names),
+                                  "sample": _describe_sample(inputs, sample),
                                   "unlimited_jct_p90_s": search_p90,
                                   "rule": "prod_violation == 0 and jct_p90 <= 1.2 x unlimited"}
         for name, done in zip(searched, second, strict=True):
@@ -191,60 +195,69 @@ def _unlimited_spans(inputs: SimInputs, progress: Callable[[float], None] | None
     return {"summary": rec.summary(), "spans": rec.job_finish - rec.job_submit}
 
 
-def search_workload(inputs: SimInputs) -> Workload:
-    """What each search probe replays: the whole workload (`search_jobs` 0), or a sample of
-    `search_jobs` jobs spread evenly over the arrival order whose instance counts are scaled
-    so that it asks the cluster for as many CPU-seconds as the whole workload does. The
-    sample then loads the day as the whole does, hour by hour on average, with fewer and
-    wider jobs; how far the size it finds is from the whole workload's is reported
-    (`passes_rule_on_whole_workload`)."""
+@dataclass(frozen=True)
+class SearchSample:
+    """What each search probe replays: a slice of the whole run, batch, prod and machines
+    alike. `fraction` is the sample's share of the whole workload's CPU-seconds; the prod
+    pods and the machines are taken in the same proportion, so a probe of n machines of the
+    whole is a cluster of n x fraction machines holding that share of both."""
+
+    workload: Workload
+    fleet: ProdFleet
+    fraction: float
+
+    def machines(self, whole: int) -> int:
+        return max(1, round(whole * self.fraction))
+
+
+def search_sample(inputs: SimInputs) -> SearchSample:
+    """The whole run (`search_jobs` 0), or `search_jobs` jobs spread evenly over the arrival
+    order (so the sample sees each hour of the day, quiet and busy) with every k-th prod pod
+    and every k-th machine. Jobs keep their own shapes and widths: widening them instead (to
+    carry the whole load on the whole cluster) made every eviction delay a task k times as
+    likely, and the search asked far more machines than the whole workload needs."""
     w = inputs.workload
-    if inputs.search_jobs <= 0 or inputs.search_jobs >= len(w.job_names):
-        return w
+    if inputs.search_jobs <= 0 or inputs.search_jobs >= len(w.job_names) or w.cpu_seconds <= 0:
+        return SearchSample(w, inputs.fleet, 1.0)
     sample = w.select_jobs(w.spread_jobs(inputs.search_jobs))
-    return scale_instances(sample, _sample_scale(w, sample), inputs.seed)
+    fraction = sample.cpu_seconds / w.cpu_seconds
+    pods = inputs.fleet.count
+    keep = np.floor(np.arange(max(1, round(pods * fraction))) * (pods / max(1, round(pods * fraction))))
+    return SearchSample(sample, inputs.fleet.select(keep.astype(np.int64)) if pods else inputs.fleet, fraction)
 
 
-def _sample_scale(whole: Workload, sample: Workload) -> float:
-    return whole.cpu_seconds / sample.cpu_seconds if sample.cpu_seconds > 0 else 1.0
-
-
-def _search_jobs(inputs: SimInputs) -> int:
-    return len(search_workload(inputs).job_names)
-
-
-def _search_sample(inputs: SimInputs) -> dict[str, Any]:
-    w = inputs.workload
-    if inputs.search_jobs <= 0 or inputs.search_jobs >= len(w.job_names):
-        return {"jobs": len(w.job_names), "of_jobs": len(w.job_names), "how": "the whole workload"}
-    sample = w.select_jobs(w.spread_jobs(inputs.search_jobs))
-    return {"jobs": len(sample.job_names), "of_jobs": len(w.job_names),
-            "instances_scale": round(_sample_scale(w, sample), 4),
-            "how": "jobs spread evenly over the arrival order, instances scaled to the whole workload's CPU-seconds"}
+def _describe_sample(inputs: SimInputs, sample: SearchSample) -> dict[str, Any]:
+    if sample.fraction == 1.0:
+        return {"jobs": len(sample.workload.job_names), "of_jobs": len(inputs.workload.job_names),
+                "how": "the whole workload"}
+    return {"jobs": len(sample.workload.job_names), "of_jobs": len(inputs.workload.job_names),
+            "fraction": round(sample.fraction, 5), "prod_pods": sample.fleet.count,
+            "how": "jobs spread evenly over the arrival order, with the same share of prod pods and machines"}
 
 
 def _search_baseline(inputs: SimInputs, progress: Callable[[float], None] | None = None) -> float | None:
-    """The batch p90 on an unlimited cluster, of the workload the searches replay: the first
-    `search_jobs` jobs, or all of them when `search_jobs` is 0 (each probe a full run)."""
-    p90: float | None = simulate(inputs, POLICIES["requests"], inputs.machines, search_workload(inputs),
-                                 unlimited=True).summary()["jct_p90_s"]
+    """The batch p90 on an unlimited cluster, of the workload the searches replay."""
+    sample = search_sample(inputs)
+    p90: float | None = simulate(inputs, POLICIES["requests"], inputs.machines, sample.workload,
+                                 unlimited=True, fleet=sample.fleet).summary()["jct_p90_s"]
     return p90
 
 
 def _needed_and_own_size(inputs: SimInputs, name: str, search_p90: float, whole_p90: float | None,
                          progress: Callable[[float], None] | None = None) -> dict[str, Any]:
     """The binary search for the machines `name` needs, then the whole workload at that size."""
-    policy, w = POLICIES[name], search_workload(inputs)
+    policy, sample = POLICIES[name], search_sample(inputs)
 
     # A probe ends as soon as it cannot pass: half the probes of a search fail, and a
     # failing one would otherwise replay a cluster too small for its batch to the end.
     verdict = certain_failure(search_p90, SLACK)
 
-    def probe(n: int) -> dict[str, Any]:
-        return simulate(inputs, policy, Machines(n, inputs.machines.cpu_millis, inputs.machines.memory), w,
-                        give_up=verdict).summary()
+    @functools.cache
+    def on(machines: int) -> dict[str, Any]:
+        return simulate(inputs, policy, Machines(machines, inputs.machines.cpu_millis, inputs.machines.memory),
+                        sample.workload, give_up=verdict, fleet=sample.fleet).summary()
 
-    found = machines_needed(probe, inputs.machines.count, search_p90, SLACK)
+    found = machines_needed(lambda n: on(sample.machines(n)), inputs.machines.count, search_p90, SLACK)
     n = found["machines"]
     if not n:
         return {"found": found, "own": None}
