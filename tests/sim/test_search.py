@@ -66,3 +66,25 @@ def test_a_search_with_early_verdicts_finds_the_same_sizes_and_probes() -> None:
         early = machines_needed(probe(True, policy), MACHINES.count, p90)
         assert early == full and full["machines"] is not None
     assert abandoned  # the failing probes really ended early
+
+
+def threshold_probe(needed: int, calls: list[int]) -> Any:
+    """A cluster passes from `needed` machines on; every probe is recorded."""
+    def probe(n: int) -> dict[str, Any]:
+        calls.append(n)
+        return {"prod_violation": 0.0, "jobs": 1, "jobs_finished": 1, "jct_p90_s": 100.0 if n >= needed else 500.0}
+    return probe
+
+
+def test_a_known_verdict_is_not_probed_again() -> None:
+    calls: list[int] = []
+    found = machines_needed(threshold_probe(300, calls), 1000, 100.0, known={1000: True})
+    assert found["machines"] == 300 and 1000 not in calls and found["probes"][1000] is True
+
+
+def test_precision_stops_the_bisection_within_a_share_of_the_size() -> None:
+    exact: list[int] = []
+    assert machines_needed(threshold_probe(6123, exact), 8000, 100.0)["machines"] == 6123
+    coarse: list[int] = []
+    found = machines_needed(threshold_probe(6123, coarse), 8000, 100.0, precision=0.01)["machines"]
+    assert 6123 <= found <= 6123 * 1.01 + 1 and len(coarse) < len(exact)

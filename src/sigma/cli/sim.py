@@ -65,9 +65,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--tick", type=float, default=60.0, help="agent report / metrics interval, seconds")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (a run replays exactly)")
     p.add_argument("--no-search", action="store_true", help="skip the machines-needed search")
-    p.add_argument("--search-jobs", type=_jobs_count, default=300,
-                   help="jobs replayed by each search probe: spread over the whole workload's arrivals, their "
-                        "instances scaled to its CPU-seconds (0: the whole workload)")
+    p.add_argument("--search-jobs", type=_jobs_count, default=0,
+                   help="jobs each search probe replays: 0 (default) the whole workload; N: a slice of N jobs "
+                        "spread over the arrivals with the same share of prod pods and machines (quicker, and "
+                        "biased: docs/simulator.md)")
     options.add_arguments(p)
     sim_sweep.add_arguments(p)
     p.add_argument("--out", type=Path, required=True, help="directory for report.json, report.md and the plots")

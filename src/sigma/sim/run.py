@@ -46,7 +46,7 @@ class SimInputs:
     tick: float = 60.0
     seed: int = 0
     search: bool = True
-    search_jobs: int = 300
+    search_jobs: int = 0  # 0: the search replays the whole workload
     notes: list[str] = field(default_factory=list)
     thresholds: Thresholds = DEFAULT_THRESHOLDS  # Level-0 and suppress (the NodeSLO's)
     predict: PredictSettings = field(default_factory=PredictSettings)
@@ -123,7 +123,8 @@ def run(inputs: SimInputs, progress: Progress | None = None,
     calls: list[tuple[Callable[..., Any], tuple[Any, ...], str]] = [(_at_size, (name,), name) for name in policies]
     if wants_unlimited:
         calls.append((_unlimited_spans, (), "unlimited cluster"))
-    if inputs.search:
+    sampled = inputs.search and search_sample(inputs).fraction < 1.0
+    if sampled:
         calls.append((_search_baseline, (), "unlimited cluster (search workload)"))
     first = tasks(calls)
     for name, done in zip(policies, first, strict=False):
@@ -138,11 +139,13 @@ def run(inputs: SimInputs, progress: Progress | None = None,
     unlimited = first[len(policies)] if wants_unlimited else None
     report["checks"] = _checks(inputs, report, unlimited)
     if inputs.search and unlimited is not None:
-        search_p90 = first[-1]
         whole_p90 = unlimited["summary"]["jct_p90_s"]
+        search_p90 = first[-1] if sampled else whole_p90
         searched = [n for n in policies if not POLICIES[n].as_traced and search_p90 is not None]
-        second = tasks([(_needed_and_own_size, (name, search_p90, whole_p90), f"{name}: machines needed")
-                        for name in searched])
+        # On the whole workload the common size's run is already a probe: its verdict is known.
+        common = {name: report["policies"][name]["at_common_size"] for name in searched} if not sampled else {}
+        second = tasks([(_needed_and_own_size, (name, search_p90, whole_p90, common.get(name)),
+                         f"{name}: machines needed") for name in searched])
         sample = search_sample(inputs)
         needed: dict[str, Any] = {"workload_jobs": len(sample.workload.job_names),
                                   "sample": _describe_sample(inputs, sample),
@@ -195,6 +198,11 @@ def _unlimited_spans(inputs: SimInputs, progress: Callable[[float], None] | None
     return {"summary": rec.summary(), "spans": rec.job_finish - rec.job_submit}
 
 
+# The search stops once the passing size is within 1% of the failing one: on a day of
+# thousands of machines, each further halving is a whole simulation for a few machines.
+SEARCH_PRECISION = 0.01
+
+
 @dataclass(frozen=True)
 class SearchSample:
     """What each search probe replays: a slice of the whole run, batch, prod and machines
@@ -244,27 +252,41 @@ def _search_baseline(inputs: SimInputs, progress: Callable[[float], None] | None
 
 
 def _needed_and_own_size(inputs: SimInputs, name: str, search_p90: float, whole_p90: float | None,
+                         at_common_size: dict[str, Any] | None = None,
                          progress: Callable[[float], None] | None = None) -> dict[str, Any]:
-    """The binary search for the machines `name` needs, then the whole workload at that size."""
+    """The binary search for the machines `name` needs, then the whole workload at that size.
+
+    `at_common_size`: the summary of the whole workload at the common size, when the search
+    runs on the whole workload (its verdict is then known). A whole-workload probe that
+    passes ran to the end, so the size found is not replayed again."""
     policy, sample = POLICIES[name], search_sample(inputs)
+    whole = sample.fraction == 1.0
 
     # A probe ends as soon as it cannot pass: half the probes of a search fail, and a
     # failing one would otherwise replay a cluster too small for its batch to the end.
     verdict = certain_failure(search_p90, SLACK)
+    passed_runs: dict[int, dict[str, Any]] = {}
 
     @functools.cache
     def on(machines: int) -> dict[str, Any]:
-        return simulate(inputs, policy, Machines(machines, inputs.machines.cpu_millis, inputs.machines.memory),
-                        sample.workload, give_up=verdict, fleet=sample.fleet).summary()
+        rec = simulate(inputs, policy, Machines(machines, inputs.machines.cpu_millis, inputs.machines.memory),
+                       sample.workload, give_up=verdict, fleet=sample.fleet)
+        summary = rec.summary()
+        if whole and passes(summary, search_p90, SLACK):
+            passed_runs.clear()  # a smaller passing size follows a larger one: keep the last only
+            passed_runs[machines] = _recorded(rec)
+        return summary
 
-    found = machines_needed(lambda n: on(sample.machines(n)), inputs.machines.count, search_p90, SLACK)
+    known = {inputs.machines.count: passes(at_common_size, search_p90, SLACK)} if whole and at_common_size else None
+    found = machines_needed(lambda n: on(sample.machines(n)), inputs.machines.count, search_p90, SLACK,
+                            known=known, precision=SEARCH_PRECISION)
     n = found["machines"]
     if not n:
         return {"found": found, "own": None}
     if progress:
         progress(0.5)
-    done = _recorded(simulate(inputs, policy, Machines(n, inputs.machines.cpu_millis, inputs.machines.memory),
-                              inputs.workload))
+    done = passed_runs.get(n) or _recorded(simulate(
+        inputs, policy, Machines(n, inputs.machines.cpu_millis, inputs.machines.memory), inputs.workload))
     own = done["summary"]
     own["passes_rule_on_whole_workload"] = whole_p90 is not None and passes(own, whole_p90, SLACK)
     return {"found": found, "own": own, "series": done["series"]}

@@ -56,9 +56,14 @@ def certain_failure(unlimited_p90: float, slack: float = SLACK) -> Callable[[Rec
     return give_up
 
 
-def machines_needed(probe: Probe, upper: int, unlimited_p90: float, slack: float = SLACK) -> dict[str, Any]:
-    """Binary search; `probe(n)` runs the simulation on n machines and returns its summary."""
-    tried: dict[int, bool] = {}
+def machines_needed(probe: Probe, upper: int, unlimited_p90: float, slack: float = SLACK,
+                    known: dict[int, bool] | None = None, precision: float = 0.0) -> dict[str, Any]:
+    """Binary search; `probe(n)` runs the simulation on n machines and returns its summary.
+
+    `known`: verdicts already measured (the common size's run), not probed again.
+    `precision`: stop once the passing size is within this fraction of the failing one
+    (0: to the machine); each probe saved is a whole simulation."""
+    tried: dict[int, bool] = dict(known or {})
 
     def ok(n: int) -> bool:
         if n not in tried:
@@ -72,7 +77,7 @@ def machines_needed(probe: Probe, upper: int, unlimited_p90: float, slack: float
                     "reason": f"fails even at {hi} machines"}
         hi *= 2
     lo = 0  # lo always fails (0 machines run nothing), hi always passes
-    while hi - lo > 1:
+    while hi - lo > max(1, math.floor(precision * hi)):
         mid = (lo + hi) // 2
         if ok(mid):
             hi = mid
