@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sigma.agent.stopping import EXIT_STUCK, SignalStop, StopDeadline
+from sigma.agent.stopping import EXIT_STUCK, SignalStop, StopDeadline, stop_on_signals
 
 
 class Exits:
@@ -98,19 +98,40 @@ def relayed() -> Iterator[tuple[SignalStop, list[int], threading.Event]]:
         relay.close()
 
 
+class SyncLoopAgent:
+    """Agent.stop() as it is: two Events set, the second the one the sync loop (the main
+    thread) waits on and clears on every turn."""
+
+    def __init__(self) -> None:
+        self.stop_event = threading.Event()
+        self.changed = threading.Event()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.changed.set()
+
+
 @pytest.mark.timeout(30)  # a handler that waited for the lock would wait for ever: fail, do not hang
-def test_a_signal_while_the_main_thread_holds_the_stop_events_lock_still_stops(
-        relayed: tuple[SignalStop, list[int], threading.Event]) -> None:
-    _, got, stop = relayed
-    # The sync loop holds this lock for a moment in every wait() and clear() of its Events;
-    # a handler that set the Event itself would wait here for its own thread.
-    with stop._cond:  # type: ignore[attr-defined]
-        os.kill(os.getpid(), signal.SIGUSR1)
-        for _ in range(100):  # the handler runs between these bytecodes, the lock held
-            pass
-        assert not stop.is_set()  # the stopper thread waits for the lock, as any thread may
-    assert stop.wait(10)
-    assert got == [signal.SIGUSR1]
+def test_a_signal_while_the_sync_loop_holds_its_events_lock_still_stops_the_agent(tmp_path: Path) -> None:
+    agent = SyncLoopAgent()
+    exits = Exits()
+    with open(tmp_path / "agent.log", "w+") as out:
+        deadline = StopDeadline(30.0, out=out, exit=exits, fallback_after_s=None)
+        relay = stop_on_signals(agent.stop, deadline, signals=(signal.SIGUSR1,))
+        try:
+            # changed.wait() and changed.clear() hold this lock for a moment on every turn
+            # of the sync loop: a SIGTERM handled in that moment used to set the Event from
+            # the handler, in this very thread, and wait for the lock for ever.
+            with agent.changed._cond:  # type: ignore[attr-defined]
+                os.kill(os.getpid(), signal.SIGUSR1)
+                for _ in range(100):  # the handler runs between these bytecodes, the lock held
+                    pass
+                assert not agent.changed.is_set()  # the stopper thread waits for the lock
+            assert agent.changed.wait(10) and agent.stop_event.is_set()
+        finally:
+            deadline.finished()
+            relay.close()
+    assert exits.codes == []
 
 
 @pytest.mark.timeout(30)

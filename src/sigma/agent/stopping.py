@@ -129,3 +129,24 @@ class SignalStop:
                 except Exception:  # the next signal must still be relayed
                     log.exception("handling signal %d failed", signum)
         os.close(self._read_end)
+
+
+def stop_on_signals(stop: Callable[[], None], deadline: StopDeadline,
+                    signals: Iterable[signal.Signals] = (signal.SIGINT, signal.SIGTERM)) -> SignalStop:
+    """What `sigma agent` does on SIGTERM and SIGINT: the first begins the deadline, then
+    calls ``stop`` (Agent.stop); those that follow are only logged. Call it in the main thread."""
+    stopping: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        name = signal.Signals(signum).name
+        if stopping:
+            log.info("%s: already stopping", name)
+            return
+        stopping.append(signum)
+        log.info("%s: stopping (at most %.0fs)", name, deadline.grace_s)
+        deadline.begin()  # first: a stop() that blocks is bounded too
+        stop()
+
+    relay = SignalStop(on_signal, signals)
+    relay.install()
+    return relay

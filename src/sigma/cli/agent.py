@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import socket
 import sys
 from typing import TYPE_CHECKING
@@ -209,7 +208,7 @@ def run_agent(args: argparse.Namespace) -> int:
     from sigma.agent.pulls import ImageOptions
     from sigma.agent.qos import QosOptions
     from sigma.agent.servicenet import ServiceNetOptions
-    from sigma.agent.stopping import SignalStop, StopDeadline
+    from sigma.agent.stopping import StopDeadline, stop_on_signals
     from sigma.api.errors import ApiError
     from sigma.statemodes import secure_state_dir
 
@@ -248,20 +247,8 @@ def run_agent(args: argparse.Namespace) -> int:
 
     # A stop that hangs dumps every thread's stack and exits 1 (with --drain-on-exit, its
     # pods killed first); without a drain the pods keep running for the next agent.
-    deadline = StopDeadline(args.stop_timeout, last_resort=agent.kill_pods if args.drain_on_exit else None)
-    stopping: list[int] = []
-
-    def on_signal(signum: int) -> None:  # in a thread of its own (SignalStop), not in the handler
-        name = signal.Signals(signum).name
-        if stopping:
-            logging.getLogger("sigma.agent").info("%s: already stopping", name)
-            return
-        stopping.append(signum)
-        logging.getLogger("sigma.agent").info("%s: stopping (at most %.0fs)", name, args.stop_timeout)
-        deadline.begin()
-        agent.stop()
-
-    SignalStop(on_signal).install()
+    stop_on_signals(agent.stop, StopDeadline(args.stop_timeout,
+                                             last_resort=agent.kill_pods if args.drain_on_exit else None))
     try:
         agent.run()
     except NodeUnauthorized as err:
