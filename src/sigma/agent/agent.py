@@ -311,7 +311,7 @@ class Agent:
         thread may hold."""
         log.warning("killing every pod of node %s", self.node_name)
         if self.cgroups is not None and self.cgroups.available:
-            self.cgroups.remove_all()  # every process of every pod, whatever its runtime
+            self.cgroups.remove_all(timeout=3.0)  # every process of every pod, whatever its runtime
             return
         for runtime in self.node.runtimes.values():
             for container in runtime.list():

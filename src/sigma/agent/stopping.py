@@ -33,7 +33,7 @@ from typing import Any, TextIO
 log = logging.getLogger("sigma.agent")
 
 DEFAULT_STOP_TIMEOUT_S = 20.0  # pods get at most drain_grace (10 s) of it; `sigma up` waits 25 s
-FALLBACK_AFTER_S = 5.0  # faulthandler's GIL-free exit, this long after the deadline
+FALLBACK_AFTER_S = 10.0  # faulthandler's GIL-free exit, this long after the deadline (the last resort's time)
 EXIT_STUCK = 1
 
 
