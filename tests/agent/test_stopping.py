@@ -119,9 +119,9 @@ def test_a_signal_while_the_sync_loop_holds_its_events_lock_still_stops_the_agen
         deadline = StopDeadline(30.0, out=out, exit=exits, fallback_after_s=None)
         relay = stop_on_signals(agent.stop, deadline, signals=(signal.SIGUSR1,))
         try:
-            # changed.wait() and changed.clear() hold this lock for a moment on every turn
-            # of the sync loop: a SIGTERM handled in that moment used to set the Event from
-            # the handler, in this very thread, and wait for the lock for ever.
+            # Held by the main thread as a first SIGTERM's handler runs Event.set() (a killed
+            # `sigma up` sends a burst of them), or as the sync loop waits or clears: a handler
+            # that set the Event itself, in this very thread, waited for the lock for ever.
             with agent.changed._cond:  # type: ignore[attr-defined]
                 os.kill(os.getpid(), signal.SIGUSR1)
                 for _ in range(100):  # the handler runs between these bytecodes, the lock held
@@ -132,6 +132,30 @@ def test_a_signal_while_the_sync_loop_holds_its_events_lock_still_stops_the_agen
             deadline.finished()
             relay.close()
     assert exits.codes == []
+
+
+@pytest.mark.timeout(30)
+def test_a_burst_of_signals_stops_the_agent_once(tmp_path: Path) -> None:
+    # A `sigma up` killed with -9 may send its agent several SIGTERMs (PR_SET_PDEATHSIG
+    # fires for each of its threads the agent is passed to as they end).
+    stops: list[str] = []
+    agent = SyncLoopAgent()
+
+    def stop() -> None:
+        stops.append("stop")
+        agent.stop()
+
+    with open(tmp_path / "agent.log", "w+") as out:
+        deadline = StopDeadline(30.0, out=out, exit=Exits(), fallback_after_s=None)
+        relay = stop_on_signals(stop, deadline, signals=(signal.SIGUSR1,))
+        try:
+            for _ in range(4):
+                os.kill(os.getpid(), signal.SIGUSR1)
+            assert agent.stop_event.wait(10)
+        finally:
+            deadline.finished()
+            relay.close()  # what was received is relayed before the relay ends
+    assert stops == ["stop"]
 
 
 @pytest.mark.timeout(30)

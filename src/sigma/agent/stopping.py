@@ -5,11 +5,14 @@
 
 A Python signal handler runs in the main thread between two bytecodes of whatever that
 thread was doing, so it must take no lock the main thread may hold at that moment. Agent.stop()
-sets threading.Events, and an Event's set() takes the lock its wait() and clear() hold for a
-moment on every turn of the sync loop (the main thread's): a signal handled in that moment
-would wait for a lock its own thread holds, for ever. Nested handlers (a second SIGTERM while
-the first is handled) are the same. So the handler only writes to a pipe, which takes no lock,
-and an ordinary thread, free to wait for a lock, does the stopping.
+sets threading.Events, and an Event's set() holds the Event's lock (not reentrant) while it
+runs Python code. Signals come in bursts: PR_SET_PDEATHSIG fires each time the agent's parent
+*thread* ends, and a `sigma up` killed with -9 ends thread after thread, the agent passed from
+one to the next, so its agent may get several SIGTERMs within milliseconds. A second handler
+run nested inside the first one's set() then waits for the lock its own thread holds, for
+ever (the same goes for a signal handled while the sync loop holds the lock in a wait() or
+clear()). So the handler only writes to a pipe, which takes no lock, and an ordinary thread,
+free to wait for a lock, does the stopping.
 
 StopDeadline bounds the stop: once begun, a stop that has not ended the process within its
 grace dumps every thread's stack to the log (faulthandler), runs the caller's last resort
