@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,3 +178,34 @@ def test_close_gives_the_previous_handler_back() -> None:
     assert signal.getsignal(signal.SIGUSR1) != before
     relay.close()
     assert signal.getsignal(signal.SIGUSR1) == before
+
+
+STUCK_AGENT = """
+import sys, threading
+from sigma.agent.stopping import StopDeadline, stop_on_signals
+
+def stop_that_never_returns():
+    threading.Event().wait()
+
+stop_on_signals(stop_that_never_returns, StopDeadline(float(sys.argv[1]), fallback_after_s=30))
+print("ready", flush=True)
+threading.Event().wait()
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(60)
+def test_a_process_whose_stop_hangs_dumps_its_stacks_and_exits_1_on_its_own(tmp_path: Path) -> None:
+    # The real exit (os._exit) and faulthandler's real dump to stderr, in a process of its own.
+    process = subprocess.Popen([sys.executable, "-c", STUCK_AGENT, "0.5"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == EXIT_STUCK, err
+    assert "stop_that_never_returns" in err  # the stuck thread's stack, in the log

@@ -17,8 +17,8 @@ free to wait for a lock, does the stopping.
 StopDeadline bounds the stop: once begun, a stop that has not ended the process within its
 grace dumps every thread's stack to the log (faulthandler), runs the caller's last resort
 (the draining agent's: kill its pods) and exits 1, so a stuck stop is seen and never hangs
-for ever. faulthandler's own timer backs it up a little later: it needs no GIL, so a thread
-that never gives the GIL back cannot stop the exit either.
+for ever. faulthandler's own timer backs it up a little later: it needs neither the GIL nor
+the logging lock, so a thread that never gives either back cannot stop the exit either.
 """
 
 from __future__ import annotations
