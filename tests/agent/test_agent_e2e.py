@@ -8,6 +8,7 @@ the test fails.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -121,6 +122,14 @@ def condition(p: dict[str, Any], kind: str) -> str | None:
 def state_of(p: dict[str, Any]) -> dict[str, Any]:
     statuses = (p.get("status") or {}).get("containerStatuses") or [{}]
     return dict(statuses[0].get("state") or {})
+
+
+def running(pid: int | None) -> bool:
+    """A live process, not a zombie left for its reaper."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def cgroup_dirs(root: str, with_batch_parent: bool = True) -> list[str]:
@@ -289,6 +298,23 @@ def test_agent_restart_readopts_a_running_pod_without_restarting_it(cluster: Clu
     after = cluster.wait_pod("steady", lambda p: condition(p, "Ready") == "True")
     assert state_of(after)["running"]["startedAt"] == started
     assert after["status"]["containerStatuses"][0]["restartCount"] == 0
+
+
+def test_kill_pods_ends_every_container_and_shim_at_once_and_removes_the_cgroups(cluster: Cluster) -> None:
+    # The last resort of a draining agent whose stop hangs (sigma.agent.stopping): here the
+    # agent has stopped without draining, so its pods still run, as behind a stuck stop.
+    agent = cluster.start_agent()
+    cluster.pod("stubborn", ["sh", "-c", "trap '' TERM; sleep 300"], terminationGracePeriodSeconds=30)
+    cluster.wait_pod("stubborn", lambda p: phase(p) == "Running")
+    (container,) = cluster.containers()
+    state = json.loads((Path(cluster.state) / "process" / container.id / "state.json").read_text())
+    cluster.stop_agent()
+    assert os.path.exists(f"/proc/{container.pid}")
+
+    agent.kill_pods()
+    wait_for(lambda: not running(container.pid), timeout=5)
+    wait_for(lambda: not running(state["shim_pid"]), timeout=5)  # it saw its container end, and ended
+    assert cgroup_dirs(cluster.cgroup_root) == []
 
 
 def test_node_metric_is_reported_with_the_running_pod(cluster: Cluster) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from sigma.agent.cgroups import CgroupTree
+from sigma.agent.nsutil import proc_start_time
 from sigma.api.errors import ApiError
 from sigma.client.http import HttpClient
 from tests.harness import free_port
@@ -116,6 +117,21 @@ class Up:
         return [d for d in (os.path.join(h.path, top) for h in os.scandir("/sys/fs/cgroup") for top in tops)
                 if os.path.isdir(d)]
 
+    def remove_leftovers(self) -> None:
+        """Kill what an agent that did not stop left running (shims, containers) and remove
+        the test's cgroup subtree: a failed test leaves nothing for the next one. Called
+        after the agent is gone, so nothing starts them again."""
+        for path in (self.state / "agent").glob("*/*/state.json"):
+            with contextlib.suppress(OSError, ValueError):
+                state = json.loads(path.read_text())
+                for pid_key, start_key in (("pid", "pid_start"), ("shim_pid", "shim_start")):
+                    pid, start = state.get(pid_key), state.get(start_key)
+                    # The start time tells the process from another that got its pid since.
+                    if isinstance(pid, int) and alive(pid) and start in (None, proc_start_time(pid)):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
+        CgroupTree(root=self.cgroup_root).remove_all()
+
 
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
@@ -124,6 +140,7 @@ def up(tmp_path: Path) -> Iterator[Up]:
         yield u
     finally:
         u.close()
+        u.remove_leftovers()
 
 
 def test_sigma_up_runs_the_demo_and_ctrl_c_leaves_nothing_behind(up: Up) -> None:

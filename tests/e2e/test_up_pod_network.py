@@ -72,6 +72,7 @@ class NetnsUp(Up):
 
     def remove(self) -> None:
         self.close()
+        self.remove_leftovers()  # the pods of an agent that did not stop, and their cgroups
         for record in self.sandboxes():  # only if the agent could not release them itself
             name = os.path.basename(str(record.get("netns") or ""))
             if name.startswith("sigma-"):

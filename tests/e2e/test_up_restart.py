@@ -70,8 +70,13 @@ def up(tmp_path: Path) -> Iterator[Restartable]:
         yield u
     finally:
         u.close()
-        for pid in u.agents():  # never leave an agent behind, even when the test failed
+        agents = u.agents()
+        for pid in agents:  # never leave an agent behind, even when the test failed
             os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10  # gone before its pods are, or it could start them again
+        while any(alive(pid) for pid in agents) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        u.remove_leftovers()  # the pods of an agent that did not stop, and their cgroups
 
 
 HOST_NS = "host-writer"  # a privileged namespace: its privileged pods run on the host's filesystem

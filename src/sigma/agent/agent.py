@@ -304,6 +304,19 @@ class Agent:
             log.info("draining node %s: every pod's network released", self.node_name)
         log.info("stopped every pod of node %s", self.node_name)
 
+    def kill_pods(self) -> None:
+        """The drain's last resort, for a stop that is stuck (sigma.agent.stopping): every
+        container killed at once, without grace, and the cgroup tree removed; each shim sees
+        its container exit and ends. Reads files and sends signals only: no lock a stuck
+        thread may hold."""
+        log.warning("killing every pod of node %s", self.node_name)
+        if self.cgroups is not None and self.cgroups.available:
+            self.cgroups.remove_all(timeout=3.0)  # every process of every pod, whatever its runtime
+            return
+        for runtime in self.node.runtimes.values():
+            for container in runtime.list():
+                runtime.remove(container.id)
+
     # -- the sync loop -------------------------------------------------------------------
     def _sync_loop(self) -> None:
         while not self.stop_event.is_set():

@@ -12,7 +12,9 @@ command line, where `ps` shows them to every user; --token and --bootstrap-token
 work but warn.
 
 SIGINT/SIGTERM stop the agent's loops; containers keep running and the next agent adopts
-them, unless --drain-on-exit (what `sigma up` uses) asks to stop them all first.
+them, unless --drain-on-exit (what `sigma up` uses) asks to stop them all first. A stop not
+done within --stop-timeout dumps every thread's stack to the log and exits 1 (a drain kills
+its pods first): a stuck stop is seen, and never outlives its bound (sigma.agent.stopping).
 
 Credentials, in order: --token/--token-file/$SIGMA_TOKEN; else the node credential kept in
 STATE/kubeconfig by an earlier join (so a restart needs no token; --master, if given,
@@ -31,15 +33,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import socket
 import sys
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from sigma.agent.image_reference import parse_mirrors
 from sigma.agent.images import parse_size
 from sigma.agent.pulls import DEFAULT_P2P_PORT
+from sigma.agent.stopping import DEFAULT_STOP_TIMEOUT_S
 from sigma.cli.master import _split_listen
 from sigma.ports import PortInUse, default_or_free, require_free
 
@@ -107,6 +108,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                         "node outside batch, daemons included; 'pods' only the prod pods' cgroups, for nodes that "
                         "share one machine (the lab's), where the machine's other nodes are not this node's prod")
     p.add_argument("--drain-on-exit", action="store_true", help="stop every pod when the agent stops")
+    p.add_argument("--stop-timeout", type=_positive_seconds, default=DEFAULT_STOP_TIMEOUT_S, metavar="SECONDS",
+                   help="a stop (SIGTERM, SIGINT) not done by then dumps every thread's stack to the log and exits "
+                        f"1, with --drain-on-exit killing the pods first (default {DEFAULT_STOP_TIMEOUT_S:.0f})")
     p.add_argument("--streaming-connection-idle-timeout", type=float, default=4 * 3600.0, metavar="SECONDS",
                    help="close an exec, attach or port-forward session idle this long (default 4 h, as kubelet)")
     net = p.add_argument_group("pod network", "a network namespace and an address per pod (CNI), host-gw routes")
@@ -127,6 +131,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     services.add_argument("--cluster-dns-address", help="default: the first address of the Node's podCIDR")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     p.set_defaults(func=run_agent)
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
 
 
 def _client(args: argparse.Namespace) -> HttpClient:
@@ -206,6 +217,7 @@ def run_agent(args: argparse.Namespace) -> int:
     from sigma.agent.podnet.network import DEFAULT_CNI_BIN_DIRS
     from sigma.agent.pulls import ImageOptions
     from sigma.agent.servicenet import ServiceNetOptions
+    from sigma.agent.stopping import StopDeadline, stop_on_signals
     from sigma.api.errors import ApiError
     from sigma.statemodes import secure_state_dir
 
@@ -242,12 +254,10 @@ def run_agent(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        logging.getLogger("sigma.agent").info("%s: stopping", signal.Signals(signum).name)
-        agent.stop()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # A stop that hangs dumps every thread's stack and exits 1 (with --drain-on-exit, its
+    # pods killed first); without a drain the pods keep running for the next agent.
+    stop_on_signals(agent.stop, StopDeadline(args.stop_timeout,
+                                             last_resort=agent.kill_pods if args.drain_on_exit else None))
     try:
         agent.run()
     except NodeUnauthorized as err:
