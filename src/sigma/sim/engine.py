@@ -13,7 +13,13 @@ after `backfill` tasks that could not place anything. A task that failed is "blo
 only tried again when capacity came back somewhere its request could now fit (checked on the
 freed nodes alone, not the whole cluster). Blocked tasks are always among the first
 `backfill` misses of the queue, so every pass re-checks all of them, and the freed set can
-be cleared after each pass. This keeps a saturated cluster from costing a full scan per event.
+be cleared after each pass. This keeps a saturated cluster from costing a full scan per event
+(sigma.sim.freed). When the pass would reach only blocked tasks and none of them fits on the
+freed nodes, it is ended before it starts, leaving the same state.
+
+Per event the engine does as little as it can: batch per node is read off the snapshot at
+each tick rather than summed at every start and finish, per-task values are Python lists,
+and the recorder integrates its three totals in one walk.
 """
 
 from __future__ import annotations
