@@ -222,7 +222,8 @@ def progress(spec: JobSpec, record: Mapping[str, TaskRecord], pods: Iterable[Ins
         by_task.setdefault(pod.task, []).append(pod)
     views = {t.name: _fold(t, record.get(t.name, TaskRecord()), by_task.get(t.name, []))
              for t in spec.tasks}
-    states = _states(spec, views)
+    order = topological_order(spec.tasks)  # once per call: it is quadratic in the tasks
+    states = _states(order, views)
     new_record = {name: view.record() for name, view in views.items()}
     tasks = {name: _counts(view, states[name]) for name, view in views.items()}
     live = [p for v in views.values() for p in v.live.values()]
@@ -242,7 +243,7 @@ def progress(spec: JobSpec, record: Mapping[str, TaskRecord], pods: Iterable[Ins
     if all(state is TaskState.SUCCEEDED for state in states.values()):
         return Decision(JobPhase.SUCCEEDED, "Completed", "every task succeeded", tasks, new_record)
 
-    create = _creations(spec, views, states, budget=spec.max_in_flight - len(live))
+    create = _creations(order, views, states, budget=spec.max_in_flight - len(live))
     started = bool(live or create or any(v.succeeded or v.failed_attempts for v in views.values()))
     phase = JobPhase.RUNNING if started else JobPhase.PENDING
     running = sum(1 for s in states.values() if s is TaskState.RUNNING)
@@ -250,9 +251,9 @@ def progress(spec: JobSpec, record: Mapping[str, TaskRecord], pods: Iterable[Ins
                     tasks, new_record, tuple(create))
 
 
-def _states(spec: JobSpec, views: Mapping[str, _TaskView]) -> dict[str, TaskState]:
-    states: dict[str, TaskState] = {t.name: TaskState.WAITING for t in spec.tasks}
-    for task in topological_order(spec.tasks):
+def _states(order: list[TaskSpec], views: Mapping[str, _TaskView]) -> dict[str, TaskState]:
+    states: dict[str, TaskState] = {name: TaskState.WAITING for name in views}
+    for task in order:
         view = views[task.name]
         if view.exhausted():
             states[task.name] = TaskState.FAILED
@@ -271,10 +272,10 @@ def _counts(view: _TaskView, state: TaskState) -> TaskProgress:
     return TaskProgress(pending, running, succeeded, failed, state)
 
 
-def _creations(spec: JobSpec, views: Mapping[str, _TaskView], states: Mapping[str, TaskState],
+def _creations(order: list[TaskSpec], views: Mapping[str, _TaskView], states: Mapping[str, TaskState],
                budget: int) -> list[CreateInstance]:
     out: list[CreateInstance] = []
-    for task in topological_order(spec.tasks):
+    for task in order:
         if budget <= len(out):
             break
         if states[task.name] is not TaskState.RUNNING:

@@ -59,7 +59,10 @@ class FairShare:
         self.used: dict[str, list[int]] = {name: list(amounts) for name, amounts in used.items()}
 
     def config(self, queue: str) -> QueueConfig:
-        return self.queues.get(queue) or QueueConfig(queue)
+        found = self.queues.get(queue)
+        if found is None:  # the defaults, made once per queue (a cycle asks per group)
+            found = self.queues[queue] = QueueConfig(queue)
+        return found
 
     def share(self, queue: str) -> float:
         cpu, memory = self.used.get(queue, [0, 0])
@@ -72,8 +75,10 @@ class FairShare:
         return (1, share / cfg.weight, queue)
 
     def next_queue(self, candidates: Iterable[str]) -> str | None:
-        ordered = sorted(candidates, key=self._priority)
-        return ordered[0] if ordered else None
+        ordered = list(candidates)
+        if len(ordered) == 1:  # nothing to compare: a cycle with one queue asks once per group
+            return ordered[0]
+        return min(ordered, key=self._priority) if ordered else None
 
     def allowance(self, queue: str, request: Amounts) -> int:
         """How many more instances of `request` keep `queue` within its max share."""

@@ -11,6 +11,7 @@ so a call costs in proportion to the nodes it actually fills, not to the cluster
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -28,7 +29,7 @@ class InstancePlacement:
     nodes: IntArray
     counts: IntArray
 
-    @property
+    @cached_property
     def placed(self) -> int:
         return int(self.counts.sum())
 
@@ -38,10 +39,30 @@ class InstancePlacement:
 
 def instances_per_node(free: IntArray, request: RequestVector) -> IntArray:
     """For each column of `free` (resources x nodes), how many copies of `request` fit."""
-    rows = list(request.asked)
-    per_dimension = free[rows] // request.amounts[rows][:, None]
-    fits: IntArray = np.maximum(per_dimension.min(axis=0), 0)
-    return fits
+    # Row by row, on views: a handful of calls, where gathering the rows first costs more
+    # than the arithmetic on a cluster's worth of nodes.
+    amounts = request.amounts
+    first, *rest = request.asked
+    fits: IntArray = free[first] // amounts[first]
+    for row in rest:
+        np.minimum(fits, free[row] // amounts[row], out=fits)
+    return np.maximum(fits, 0, out=fits)
+
+
+def room_for_one(free: IntArray, request: RequestVector) -> BoolArray:
+    """Per column of `free`: whether one copy of `request` fits there (by comparisons, no
+    division: `instances_per_node(free, request) > 0`)."""
+    amounts = request.amounts
+    first, *rest = request.asked
+    ok: BoolArray = free[first] >= amounts[first]
+    for row in rest:
+        ok &= free[row] >= amounts[row]
+    return ok
+
+
+def fits_anywhere(free: IntArray, request: RequestVector) -> bool:
+    """`instances_per_node(free, request).any()`, by comparisons alone."""
+    return bool(room_for_one(free, request).any())
 
 
 class InstancePlacer:
@@ -61,18 +82,24 @@ class InstancePlacer:
         while remaining > 0 and scanned < total:
             start = self.cursor
             stop = min(start + self.window, total)
-            capacity = instances_per_node(self.snapshot.free[:, start:stop], request)
+            free = self.snapshot.free[:, start:stop]
+            # Only the nodes with room for one copy are divided out (a busy cluster has few):
+            # the nodes without room would take none of them anyway.
+            room = room_for_one(free, request)
             if eligible is not None:
-                capacity *= eligible[start:stop]
-            taken, last = _take(capacity, remaining)
-            used = np.flatnonzero(taken)
+                room &= eligible[start:stop]
+            where = np.flatnonzero(room)
+            many, used, last = _take(_capacity_at(free, request, where), remaining)
+            here = where[:used] + start
             # Reserve window by window: after a wrap-around the scan may see these nodes again.
-            self.snapshot.charge_many(request, used + start, taken[used])
-            nodes.append(used + start)
-            counts.append(taken[used])
-            remaining -= int(taken.sum())
+            self.snapshot.charge_many(request, here, many)
+            nodes.append(here)
+            counts.append(many)
+            remaining -= int(many.sum())
             scanned += stop - start
-            # Stay on the last node used if it may still have room; otherwise move on.
+            # Stay on the last node used if it may still have room; otherwise move on. (When
+            # the window's whole room was taken, "the last node used" is the window's last.)
+            last = stop - start - 1 if last < 0 else int(where[last])
             self.cursor = (start + last) % total if remaining == 0 else stop % total
         return InstancePlacement(requests, count, _join(nodes), _join(counts))
 
@@ -82,17 +109,30 @@ class InstancePlacer:
         self.snapshot.charge_many(request, placement.nodes, -placement.counts)
 
 
-def _take(capacity: IntArray, wanted: int) -> tuple[IntArray, int]:
-    """Fill `capacity` in order until `wanted`; returns per-node counts and the last index used."""
+def _capacity_at(free: IntArray, request: RequestVector, where: IntArray) -> IntArray:
+    """`instances_per_node` on the columns `where` alone."""
+    amounts = request.amounts
+    first, *rest = request.asked
+    fits: IntArray = free[first][where] // amounts[first]
+    for row in rest:
+        np.minimum(fits, free[row][where] // amounts[row], out=fits)
+    return fits
+
+
+def _take(capacity: IntArray, wanted: int) -> tuple[IntArray, int, int]:
+    """Fill `capacity` (every entry > 0) in order until `wanted`; returns what each of the
+    first `used` entries takes, `used`, and the index where `wanted` was reached (-1 when
+    all of it was taken and was not more than wanted)."""
     filled = np.cumsum(capacity)
     if filled.size == 0 or filled[-1] <= wanted:
-        return capacity, capacity.size - 1
+        return capacity, capacity.size, -1
     last = int(np.searchsorted(filled, wanted))  # first index where the running total reaches wanted
-    taken = capacity.copy()
-    taken[last + 1 :] = 0
+    taken = capacity[: last + 1].copy()
     taken[last] -= filled[last] - wanted
-    return taken, last
+    return taken, last + 1, last
 
 
 def _join(parts: list[IntArray]) -> IntArray:
+    if len(parts) == 1 and parts[0].dtype == np.int64:
+        return parts[0]  # already a fresh array of its own (one window: the usual case)
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)

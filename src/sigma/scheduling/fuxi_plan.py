@@ -103,13 +103,17 @@ def plan_cycle(queues: Mapping[str, Iterable[PlanGroup]], shares: QueueShares, p
         if head is not None:
             heads[name] = head
     no_room: set[tuple[Requests, int]] = set()
+    caps: dict[str, bool] = {}  # queue -> capped (max share < 1)
     misses = 0
     while heads:
-        queue = shares.next_queue(heads)
+        # One queue with work: nothing to choose (a long cycle asks once per group).
+        queue = next(iter(heads)) if len(heads) == 1 else shares.next_queue(heads)
         assert queue is not None
         group = heads[queue]
+        if queue not in caps:
+            caps[queue] = shares.config(queue).max_share < 1.0
         # An uncapped queue is limited by the nodes alone: let placement say what is short.
-        capped = any(group.amounts) and shares.config(queue).max_share < 1.0
+        capped = caps[queue] and any(group.amounts)
         allowance = shares.allowance(queue, group.amounts) if capped else group.count
         if allowance <= 0:
             plan.refused.append(Refused(group, group.count, MAX_SHARE))

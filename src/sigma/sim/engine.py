@@ -13,14 +13,22 @@ after `backfill` tasks that could not place anything. A task that failed is "blo
 only tried again when capacity came back somewhere its request could now fit (checked on the
 freed nodes alone, not the whole cluster). Blocked tasks are always among the first
 `backfill` misses of the queue, so every pass re-checks all of them, and the freed set can
-be cleared after each pass. This keeps a saturated cluster from costing a full scan per event.
+be cleared after each pass. This keeps a saturated cluster from costing a full scan per event
+(sigma.sim.freed). When the pass would reach only blocked tasks and none of them fits on the
+freed nodes, it is ended before it starts, leaving the same state.
+
+Per event the engine does as little as it can: batch per node is read off the snapshot at
+each tick rather than summed at every start and finish, per-task values are Python lists,
+and the recorder integrates its three totals in one walk.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import cast
 
 import numpy as np
@@ -30,11 +38,12 @@ from sigma.colocation.ladder import PodUsage
 from sigma.colocation.ladder_counts import PodGroup
 from sigma.colocation.level0 import DEFAULT_THRESHOLDS, Thresholds
 from sigma.colocation.queues import FairShare, QueueConfig
-from sigma.scheduling import InstancePlacement, InstancePlacer, instances_per_node, requests
+from sigma.scheduling import InstancePlacement, requests
 from sigma.scheduling.fuxi_plan import CHUNK, DEFAULT_QUEUE, MAX_SHARE, PlanGroup, plan_cycle
 from sigma.sim.cluster import BATCH_PRIORITY, Cluster, Policy
 from sigma.sim.dagstep import DagJobState
 from sigma.sim.forecast import ProdForecast
+from sigma.sim.freed import CountingPlacer, FreedRoom, request_floors
 from sigma.sim.measures import Recorder
 from sigma.sim.prod import ProdFleet, ProdLoad
 from sigma.sim.qos import NodeQoS
@@ -44,14 +53,17 @@ COMPLETE, RELEASE, SUBMIT, TICK = 0, 1, 2, 3
 I64 = npt.NDArray[np.int64]
 
 
-@dataclass
+@dataclass(slots=True)
 class Group:
-    """Identical instances of one task started at one instant: `counts[i]` on `nodes[i]`."""
+    """Identical instances of one task started at one instant: `counts[i]` on `nodes[i]`;
+    `left` is their sum (what is still running of the group)."""
 
     task: int
     nodes: I64
     counts: I64
     start: float
+    left: int
+    evicted: bool = False  # some slots may be empty (count 0): their node got its room back then
 
 
 def idle_class_share(requested: I64, quota: I64, capacity: I64, prod: I64) -> I64:
@@ -75,12 +87,18 @@ class Simulation:
         self.tick, self.backfill, self.progress, self.round_s = tick, backfill, progress, round_s
         self.snapshot = cluster.snapshot
         # One window over the whole cluster: a scan is then one vectorised step, not six.
-        self.placer = InstancePlacer(self.snapshot, window=max(256, self.snapshot.node_count))
+        self.placer = CountingPlacer(self.snapshot, window=max(256, self.snapshot.node_count))
         n = self.snapshot.node_count
         cpu_name, memory_name = policy.batch_resources
         self.requests = [requests({cpu_name: int(c), memory_name: int(m)})
                          for c, m in zip(workload.cpu_millis, workload.memory, strict=True)]
         self.amounts = list(zip(workload.cpu_millis.tolist(), workload.memory.tolist(), strict=True))
+        # Per task, as Python values: the event handlers read them once per event, and a
+        # numpy scalar access costs several times a list's.
+        self.vectors = [self.snapshot.request_vector(r) for r in self.requests]
+        self.floors = request_floors(self.vectors)
+        self.duration = workload.duration.tolist()
+        self.job_of = workload.job.tolist()
         # Fuxi's queues (sigma.colocation.queues): `job_queue[j]` names job j's queue.
         self.queues = dict(queues or {})
         self.task_queue = ([job_queue[j] for j in workload.job.tolist()] if job_queue is not None
@@ -95,13 +113,18 @@ class Simulation:
         self.groups: dict[int, Group] = {}
         self.pending: dict[int, list[int]] = {}  # task -> [instances waiting, blocked flag]
         self.freed = np.zeros(n, dtype=bool)
+        self.pool_all = bool(cluster.batch_pool.all())
         self.untried = False
         self.blocked: set[int] = set()
-        self.ready_time = np.full(len(workload), np.nan)
-        self.waiting = workload.instances.copy()  # not yet started (per task)
-        self.unfinished = workload.instances.copy()  # not yet completed (per task)
-        self.node_batch_cpu = np.zeros(n, dtype=np.int64)
-        self.node_batch_memory = np.zeros(n, dtype=np.int64)
+        self.ready_time = [math.nan] * len(workload)
+        self.waiting = workload.instances.tolist()  # not yet started (per task)
+        self.left = workload.instances.tolist()  # not yet completed (per task)
+        # What batch holds per node is what the snapshot holds in the batch resources, less
+        # what prod requested there before any batch came (prod never changes its requests;
+        # Level-0 republishing allocatable keeps what is requested). Read per tick, not
+        # summed again at every start and finish.
+        self.batch_rows = (self.snapshot.resource_row(cpu_name), self.snapshot.resource_row(memory_name))
+        self.prod_held = [self.snapshot.requested[row].copy() for row in self.batch_rows]
         self.dags: dict[int, DagJobState] = {}
         self.job_tasks_left = np.bincount(workload.job, minlength=len(workload.job_names))
         self.rec = Recorder(workload, cluster, tick)
@@ -119,6 +142,25 @@ class Simulation:
         # Where the virtual clock starts (trace seconds): by default the first submit, so a
         # day of jobs submitted on trace day 8 is not preceded by seven days of idle replay.
         self.start = start
+
+    @property
+    def unfinished(self) -> I64:
+        """Instances not yet completed, per task."""
+        return np.array(self.left, dtype=np.int64)
+
+    @property
+    def node_batch_cpu(self) -> I64:
+        """Batch cpu requested per node by the instances running there."""
+        return self._batch_held(0)
+
+    @property
+    def node_batch_memory(self) -> I64:
+        return self._batch_held(1)
+
+    def _batch_held(self, which: int) -> I64:
+        row = self.batch_rows[which]
+        held = self.snapshot.allocatable[row] - self.snapshot.free[row] - self.prod_held[which]
+        return np.asarray(held, dtype=np.int64)
 
     # -- events ---------------------------------------------------------------------------
     def push(self, t: float, kind: int, item: int) -> None:
@@ -147,7 +189,7 @@ class Simulation:
             # One scheduling round per `round_s` of virtual time, like the scheduler's loop:
             # every event inside the round is handled at its own time, then one pass places
             # what is pending. Without rounds a saturated cluster pays a pass per event.
-            round_end = (np.floor(self.events[0][0] / self.round_s) + 1) * self.round_s
+            round_end = (math.floor(self.events[0][0] / self.round_s) + 1) * self.round_s
             now = self.events[0][0]
             while self.events and self.events[0][0] < round_end:
                 now, kind, _, item = heapq.heappop(self.events)
@@ -174,7 +216,7 @@ class Simulation:
         if self.waiting[task] == 0:  # a task without instances succeeds as it is released
             self._task_done(now, task)
             return
-        self.pending[task] = [int(self.waiting[task]), 0]
+        self.pending[task] = [self.waiting[task], 0]
         self.untried = True
 
     def _dag_step(self, now: float, job: int) -> None:
@@ -188,10 +230,12 @@ class Simulation:
     def _schedule(self, now: float) -> None:
         if not self.pending or not (self.untried or self.freed.any()):
             return
-        freed = np.flatnonzero(self.freed & self.cluster.batch_pool)
-        eligible = None if self.cluster.batch_pool.all() else self.cluster.batch_pool
+        freed = np.flatnonzero(self.freed if self.pool_all else self.freed & self.cluster.batch_pool)
+        eligible = None if self.pool_all else self.cluster.batch_pool
+        room = FreedRoom(self.snapshot, freed, self.placer)
+        if self._nothing_fits_head(room):
+            return
         visited: list[int] = []
-        hopeless: dict[tuple[tuple[str, int], ...], bool] = {}  # per shape, within this pass
 
         def stream(queue: str) -> Iterator[PlanGroup]:
             # The pending queue is walked in place and lazily (copying thousands of waiting
@@ -202,11 +246,7 @@ class Simulation:
                     continue
                 visited.append(task)
                 shape = self.requests[task]
-                blocked = bool(entry[1])
-                if blocked:
-                    if shape not in hopeless:
-                        hopeless[shape] = not self._fits_somewhere(task, freed)
-                    blocked = hopeless[shape]
+                blocked = bool(entry[1]) and room.hopeless(shape, self.vectors[task])
                 yield PlanGroup(task, queue, shape, self.amounts[task], entry[0], eligible, blocked)
 
         names = self.queue_names
@@ -226,14 +266,37 @@ class Simulation:
         for task in visited:
             if self.pending[task][0] == 0:
                 del self.pending[task]
+        self._end_pass(visited)
+
+    def _end_pass(self, visited: list[int]) -> None:
         # A blocked task the pass did not reach (a re-run jumped ahead of it) has not seen the
         # freed nodes that are about to be forgotten: it gets a full look next time.
-        for task in self.blocked - set(visited):
+        for task in self.blocked.difference(visited):
             if task in self.pending:
                 self.pending[task][1] = 0
         self.blocked = {t for t in visited if t in self.pending}
         self.freed[:] = False
         self.untried = False
+
+    def _nothing_fits_head(self, room: FreedRoom) -> bool:
+        """True when the pass would place nothing at all; it is then ended here, leaving the
+        state a full pass leaves. The common case of a saturated cluster: capacity came back
+        somewhere, but the pass would reach only blocked tasks (one uncapped queue, nothing
+        new: the first `backfill` pending tasks, each a miss) and none fits on the freed nodes."""
+        if self.untried or len(self.queue_names) != 1 or self._capped(self.queue_names[0]):
+            return False
+        head = list(islice(self.pending, max(self.backfill, 1)))
+        pending = self.pending
+        if not all(pending[task][1] for task in head):
+            return False
+        if not room.none_fits_now([self.requests[task] for task in head], self.floors[head]):
+            return False
+        self._end_pass(head)
+        return True
+
+    def _capped(self, queue: str) -> bool:
+        config = self.queues.get(queue)
+        return config is not None and config.max_share < 1.0
 
     def _batch_total(self) -> tuple[int, int]:
         """The cluster's batch capacity now (what fair shares are fractions of)."""
@@ -242,25 +305,18 @@ class Simulation:
         return (int(self.snapshot.allocatable[self.snapshot.resource_row(cpu_name)][pool].sum()),
                 int(self.snapshot.allocatable[self.snapshot.resource_row(memory_name)][pool].sum()))
 
-    def _fits_somewhere(self, task: int, nodes: I64) -> bool:
-        if nodes.size == 0:
-            return False
-        vector = self.snapshot.request_vector(self.requests[task])
-        return bool(instances_per_node(self.snapshot.free[:, nodes], vector).any())
-
     def _start(self, now: float, task: int, placement: InstancePlacement) -> None:
         gid = self.seq + 1
-        self.groups[gid] = Group(task, placement.nodes, placement.counts.copy(), now)
-        self.waiting[task] -= placement.placed
-        self._charge(task, placement.nodes, placement.counts, now)
-        self.rec.started(task, placement.placed, now - self.ready_time[task])
-        self.push(now + float(self.w.duration[task]), COMPLETE, gid)
+        placed = placement.placed
+        # The placement's arrays are the group's own: the plan that made them is dropped.
+        self.groups[gid] = Group(task, placement.nodes, placement.counts, now, placed)
+        self.waiting[task] -= placed
+        self._charge(task, placed, now)
+        self.rec.started(task, placed, now - self.ready_time[task])
+        self.push(now + self.duration[task], COMPLETE, gid)
 
-    def _charge(self, task: int, nodes: I64, counts: I64, now: float) -> None:
-        cpu, memory = int(self.w.cpu_millis[task]), int(self.w.memory[task])
-        np.add.at(self.node_batch_cpu, nodes, counts * cpu)
-        np.add.at(self.node_batch_memory, nodes, counts * memory)
-        total = int(counts.sum())
+    def _charge(self, task: int, total: int, now: float) -> None:
+        cpu, memory = self.amounts[task]
         self.rec.level(now, total, total * cpu, total * memory)
         queue = self.task_queue[task]
         held = self.queue_used.get(queue, (0, 0))
@@ -270,20 +326,22 @@ class Simulation:
         group = self.groups.pop(gid, None)
         if group is None:  # every instance of the group was evicted
             return
-        self._free(group.task, group.nodes, group.counts, now)
-        done = int(group.counts.sum())
-        self.rec.finished(group.task, done)
-        self.unfinished[group.task] -= done
-        if self.unfinished[group.task] == 0:
-            self._task_done(now, group.task)
+        task, done = group.task, group.left
+        self._free(task, group.nodes, group.counts, done, now, group.evicted)
+        self.rec.finished(task, done)
+        self.left[task] -= done
+        if self.left[task] == 0:
+            self._task_done(now, task)
 
-    def _free(self, task: int, nodes: I64, counts: I64, now: float) -> None:
-        self.placer.release(InstancePlacement(self.requests[task], int(counts.sum()), nodes, counts))
-        self._charge(task, nodes, -counts, now)
-        self.freed[nodes[counts > 0]] = True
+    def _free(self, task: int, nodes: I64, counts: I64, total: int, now: float, sparse: bool = False) -> None:
+        """Give back the room of `counts[i]` instances on `nodes[i]` (`total` in all); `sparse`:
+        some counts may be 0 (an eviction emptied them), and those nodes are not freed now."""
+        self.snapshot.charge_many(self.vectors[task], nodes, -counts)
+        self._charge(task, -total, now)
+        self.freed[nodes[counts > 0] if sparse else nodes] = True
 
     def _task_done(self, now: float, task: int) -> None:
-        job = int(self.w.job[task])
+        job = self.job_of[task]
         self.rec.task_done(task, now)
         self.job_tasks_left[job] -= 1
         if job in self.dags:
@@ -297,16 +355,18 @@ class Simulation:
         prod_cpu, prod_memory = self.prod.usage(now)
         if self.fleet.count and self.fleet.curves.outside(now):
             self.rec.prod_held_ticks += 1  # no prod data for this time: the curve's end value held
-        batch_cpu_used = self.node_batch_cpu
+        batch_cpu = self.node_batch_cpu
+        batch_cpu_used = batch_cpu
         if self.policy.usage_based:
             # The quota in force over this tick was set from the previous report: the agent
             # reacts one reporting interval late. Within the tick batch's parent cgroup is
             # SCHED_IDLE (cpu.idle, the ladder's first rung, always on): prod takes the CPU it
             # asks for first and batch runs on what is left, so a late quota slows batch, not prod.
             quota = self.quota if self.quota is not None else self.qos.quota(prod_cpu)
-            batch_cpu_used = idle_class_share(self.node_batch_cpu, quota, self.cluster.cpu_capacity, prod_cpu)
-            self._level0(now, prod_cpu, prod_memory)
+            batch_cpu_used = idle_class_share(batch_cpu, quota, self.cluster.cpu_capacity, prod_cpu)
+            self._level0(now, prod_cpu, prod_memory, batch_cpu)
             self.quota = self.qos.quota(prod_cpu)
+        # Read again: the ladder may have evicted since.
         self.rec.tick(now, prod_cpu, prod_memory, self.prod.unplaced(now), batch_cpu_used,
                       self.node_batch_memory, self.node_batch_cpu)
         if self.give_up is not None and self.give_up(self.rec, now):
@@ -332,7 +392,7 @@ class Simulation:
             return False
         return now - self.stalled_since <= min(self.fleet.curves.length, 86400.0) + self.tick
 
-    def _level0(self, now: float, prod_cpu: I64, prod_memory: I64) -> None:
+    def _level0(self, now: float, prod_cpu: I64, prod_memory: I64, batch_cpu: I64) -> None:
         self.qos.observe(prod_cpu, prod_memory)
         predicted = self.prod.predicted(self.forecast.peaks(now)) if self.forecast is not None else None
         alloc_cpu, alloc_memory = self.qos.publish(*self.qos.allocatable(
@@ -344,9 +404,9 @@ class Simulation:
         self.snapshot.set_allocatable(memory_name, alloc_memory)
         self.rec.allocatable(now, alloc_cpu, alloc_memory)
         self.freed |= grew
-        memory_used = prod_memory + self.node_batch_memory
-        hot = self.qos.over_limit(memory_used, self.node_batch_cpu, self.node_batch_memory, alloc_cpu,
-                                  alloc_memory)
+        batch_memory = self.node_batch_memory
+        memory_used = prod_memory + batch_memory
+        hot = self.qos.over_limit(memory_used, batch_cpu, batch_memory, alloc_cpu, alloc_memory)
         if hot.size:
             self._evict(now, hot, memory_used, alloc_cpu, alloc_memory)
 
@@ -371,7 +431,7 @@ class Simulation:
             pods = []
             for gid, i, count in members:
                 task = self.groups[gid].task
-                cpu, memory = int(self.w.cpu_millis[task]), int(self.w.memory[task])
+                cpu, memory = self.amounts[task]
                 # Named as the ladder would name each instance "i/k": the order is the same.
                 pods.append(PodGroup(PodUsage(str(gid), f"{i}/", BATCH_PRIORITY, True, cpu, memory, cpu, memory),
                                      count))
@@ -395,10 +455,12 @@ class Simulation:
         group = self.groups[gid]
         task = group.task
         group.counts[i] -= count
-        self._free(task, group.nodes[i : i + 1], np.array([count], dtype=np.int64), now)
+        group.left -= count
+        group.evicted = True
+        self._free(task, group.nodes[i : i + 1], np.array([count], dtype=np.int64), count, now)
         self.rec.evicted(task, count, now - group.start)
         self.waiting[task] += count
         self.ready_time[task] = now
-        if not group.counts.any():
+        if group.left == 0:
             # Nothing of the group is left to complete; its COMPLETE event finds it gone.
             del self.groups[gid]

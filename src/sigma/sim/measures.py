@@ -12,7 +12,6 @@ found no node is unserved entirely.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,32 +24,35 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
 
-@dataclass
-class _Integral:
-    """Time integral of a step function, accumulated into fixed-width buckets."""
+class _Integrals:
+    """Time integrals of step functions that change at the same instants (running instances,
+    batch cpu, batch memory), accumulated into fixed-width buckets. One walk over the
+    buckets serves every level: the engine changes all of them at each start and finish."""
 
-    start: float
-    width: float
-    level: float = 0.0
-    last: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.area: list[float] = []
-        self.last = self.start
+    def __init__(self, start: float, width: float, count: int) -> None:
+        self.start, self.width, self.last = start, width, start
+        self.levels = [0.0] * count
+        self.areas: list[list[float]] = [[] for _ in range(count)]
 
     def advance(self, t: float) -> None:
-        while self.last < t:
-            k = int((self.last - self.start) // self.width)
+        last, levels, areas = self.last, self.levels, self.areas
+        while last < t:
+            k = int((last - self.start) // self.width)
             end = min(t, self.start + (k + 1) * self.width)
-            while len(self.area) <= k:
-                self.area.append(0.0)
-            self.area[k] += self.level * (end - self.last)
-            self.last = end
+            if len(areas[0]) <= k:
+                for area in areas:
+                    area.extend([0.0] * (k + 1 - len(area)))
+            span = end - last
+            for area, level in zip(areas, levels, strict=True):
+                area[k] += level * span
+            last = end
+        self.last = last
 
-    def means(self, buckets: int) -> F64:
+    def means(self, which: int, buckets: int) -> F64:
+        area = self.areas[which]
         out = np.zeros(buckets)
-        n = min(buckets, len(self.area))
-        out[:n] = np.array(self.area[:n]) / self.width
+        n = min(buckets, len(area))
+        out[:n] = np.array(area[:n]) / self.width
         return out
 
 
@@ -76,15 +78,17 @@ class Recorder:
 
     def start(self, t0: float) -> None:
         self.t0 = t0
-        self.instances = _Integral(t0, self.tick_s)
-        self.cpu = _Integral(t0, self.tick_s)
-        self.memory = _Integral(t0, self.tick_s)
+        self.levels = _Integrals(t0, self.tick_s, 3)  # running instances, batch cpu, batch memory
 
     # -- called by the engine ----------------------------------------------------------------
     def level(self, now: float, d_instances: int, d_cpu: int, d_memory: int) -> None:
-        for integral, delta in ((self.instances, d_instances), (self.cpu, d_cpu), (self.memory, d_memory)):
-            integral.advance(now)
-            integral.level += delta
+        levels = self.levels
+        if now > levels.last:
+            levels.advance(now)
+        held = levels.levels
+        held[0] += d_instances
+        held[1] += d_cpu
+        held[2] += d_memory
 
     def started(self, task: int, count: int, delay: float) -> None:
         self.started_instances[task] += count
@@ -125,8 +129,7 @@ class Recorder:
     def finish(self, unfinished: I64, pending: dict[int, list[int]]) -> None:
         self.unplaceable = {int(t): int(e[0]) for t, e in pending.items()}
         self.unfinished = unfinished
-        for integral in (self.instances, self.cpu, self.memory):
-            integral.advance(self.end + self.tick_s)
+        self.levels.advance(self.end + self.tick_s)
 
     # -- results -----------------------------------------------------------------------------
     def series(self) -> dict[str, F64]:
@@ -135,14 +138,14 @@ class Recorder:
         k = len(t)
         rows = np.array([row[1:] for row in self.ticks]).reshape(k, 6)
         demand, served, suppressed, prod_memory = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
-        batch_cpu = self.cpu.means(k)
-        batch_memory = self.memory.means(k)
+        batch_cpu = self.levels.means(1, k)
+        batch_memory = self.levels.means(2, k)
         used_cpu = served + np.maximum(batch_cpu - suppressed, 0)
         # Only usage-based policies run Level-0 (once per tick, before the tick's sample).
         alloc = np.array(self.alloc).reshape(-1, 2) if len(self.alloc) == k else np.full((k, 2), np.nan)
         return {
             "time_s": t,
-            "running_instances": self.instances.means(k),
+            "running_instances": self.levels.means(0, k),
             "batch_cpu_cores": batch_cpu / 1000.0,
             "batch_memory": batch_memory,
             "prod_demand_cores": demand / 1000.0,

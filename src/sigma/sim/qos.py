@@ -39,6 +39,22 @@ from sigma.colocation.level0 import (
 )
 
 I64 = npt.NDArray[np.int64]
+# Odd 64-bit multipliers: a row's fingerprint is its dot product with them (wrapping).
+_FINGERPRINT = np.random.default_rng(20170).integers(1, 1 << 62, size=16, dtype=np.int64) | 1
+
+
+def distinct_rows(keys: I64) -> tuple[I64, I64]:
+    """The rows of `keys` grouped by value: the index of one row of each distinct value, and
+    per row which of them it equals. Rows are compared by a fingerprint (one sort of
+    numbers, not of rows), checked against the rows themselves: exact either way."""
+    if keys.shape[1] > _FINGERPRINT.size or keys.shape[0] == 0:
+        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    else:
+        prints = keys @ _FINGERPRINT[: keys.shape[1]]
+        _, first, inverse = np.unique(prints, return_index=True, return_inverse=True)
+        if not np.array_equal(keys[first][inverse], keys):  # two values shared a fingerprint
+            _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    return np.asarray(first, dtype=np.int64), np.asarray(inverse, dtype=np.int64).reshape(-1)
 
 
 def agreed_thresholds(thresholds: Thresholds, evict_low: float = DEFAULT_MEMORY_LOW) -> Thresholds:
@@ -94,10 +110,10 @@ class NodeQoS:
         last = self._repeat("allocatable", keys)
         if last is not None:
             return last[0], last[1]
-        # Nodes with the same prod mix report the same numbers: one decision per distinct row,
-        # found by a dict lookup per node (cheaper than sorting the rows with np.unique).
+        # Nodes with the same prod mix report the same numbers: one decision per distinct row.
+        first, inverse = distinct_rows(keys)
         answers = []
-        for key in map(tuple, keys.tolist()):
+        for key in map(tuple, keys[first].tolist()):
             found = self._allocatable.get(key)
             if found is None:
                 node = NodeInput(capacity=Resources(key[0], key[1]), prod_requests=Resources(key[2], key[3]),
@@ -107,7 +123,7 @@ class NodeQoS:
                 result = batch_allocatable(node, now)
                 found = self._allocatable[key] = (result.cpu_millis, result.memory_bytes)
             answers.append(found)
-        both = np.array(answers, dtype=np.int64).reshape(-1, 2)
+        both = np.array(answers, dtype=np.int64).reshape(-1, 2)[inverse]
         cpu_out, memory_out = both[:, 0].copy(), both[:, 1].copy()
         cpu_out.flags.writeable = memory_out.flags.writeable = False
         self._last["allocatable"] = (keys, (cpu_out, memory_out))
@@ -137,12 +153,14 @@ class NodeQoS:
         if changed.size == 0:
             return self.published
         keys = np.stack([old_cpu[changed], old_memory[changed], cpu[changed], memory[changed]], axis=1)
-        move = np.zeros(changed.size, dtype=bool)
-        for i, key in enumerate(map(tuple, keys.tolist())):
+        first, inverse = distinct_rows(keys)
+        moves = np.zeros(first.size, dtype=bool)
+        for i, key in enumerate(map(tuple, keys[first].tolist())):
             found = self._moved.get(key)
             if found is None:
                 found = self._moved[key] = should_update(Resources(key[0], key[1]), Resources(key[2], key[3]))
-            move[i] = found
+            moves[i] = found
+        move = moves[inverse]
         if move.any():
             new_cpu, new_memory = old_cpu.copy(), old_memory.copy()
             new_cpu[changed[move]] = cpu[changed[move]]
