@@ -13,12 +13,18 @@ from sigma.store.sqlite import SqliteStore
 
 
 @contextmanager
-def admitted_client() -> Iterator[LocalClient]:
+def admitted_registry() -> Iterator[Registry]:
     store = SqliteStore(":memory:")
     registry = Registry(store)
     admission.install(registry)
     admission.bootstrap(registry)
     try:
-        yield LocalClient(registry)
+        yield registry
     finally:
         store.close()
+
+
+@contextmanager
+def admitted_client() -> Iterator[LocalClient]:
+    with admitted_registry() as registry:
+        yield LocalClient(registry)

@@ -9,12 +9,10 @@ from typing import Any
 
 import pytest
 
-from sigma.api import admission
 from sigma.api.hpa_v1 import BEHAVIOR, CONDITIONS, to_v1, to_v2
-from sigma.api.registry import Registry
 from sigma.api.server import create_app
-from sigma.store.sqlite import SqliteStore
 from tests.api.inprocess import Api
+from tests.registry_client import admitted_registry
 
 V1 = "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers"
 V2 = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers"
@@ -22,14 +20,8 @@ V2 = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers"
 
 @pytest.fixture
 def api() -> Iterator[Api]:
-    store = SqliteStore(":memory:")
-    registry = Registry(store)
-    admission.install(registry)
-    admission.bootstrap(registry)
-    try:
+    with admitted_registry() as registry:
         yield Api(create_app(registry))
-    finally:
-        store.close()
 
 
 def v1_body(name: str = "web", **spec: Any) -> dict[str, Any]:

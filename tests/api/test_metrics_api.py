@@ -10,29 +10,21 @@ from typing import Any
 
 import pytest
 
-from sigma.api import admission
 from sigma.api.auth.attributes import attributes_of
 from sigma.api.auth.identity import User
 from sigma.api.auth.rbac import Binding, authorize
 from sigma.api.objects import now_rfc3339
-from sigma.api.registry import Registry
 from sigma.api.server import create_app
-from sigma.store.sqlite import SqliteStore
 from tests.api.inprocess import Api
+from tests.registry_client import admitted_registry
 
 MERGE = {"content-type": "application/merge-patch+json"}
 
 
 @pytest.fixture
 def api() -> Iterator[Api]:
-    store = SqliteStore(":memory:")
-    registry = Registry(store)
-    admission.install(registry)
-    admission.bootstrap(registry)
-    try:
+    with admitted_registry() as registry:
         yield Api(create_app(registry))
-    finally:
-        store.close()
 
 
 def pod(api: Api, name: str, node: str, labels: dict[str, str], containers: tuple[str, ...] = ("main",)) -> None:

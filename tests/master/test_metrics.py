@@ -10,12 +10,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sigma.api import admission
 from sigma.api import master_metrics as metrics
 from sigma.api.master_metrics import CONTENT_TYPE, classify
-from sigma.api.registry import Registry
 from sigma.api.server import create_app
-from sigma.store.sqlite import SqliteStore
+from tests.registry_client import admitted_registry
 
 
 def parse(text: str) -> dict[str, float]:
@@ -89,14 +87,8 @@ class Api:
 
 @pytest.fixture
 def api() -> Iterator[Api]:
-    store = SqliteStore(":memory:")
-    registry = Registry(store)
-    admission.install(registry)
-    admission.bootstrap(registry)
-    try:
+    with admitted_registry() as registry:
         yield Api(create_app(registry))
-    finally:
-        store.close()
 
 
 def scrape(api: Api) -> dict[str, float]:

@@ -7,24 +7,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from sigma.api import admission
 from sigma.api.registry import Registry
 from sigma.api.resources import resource
-from sigma.store.sqlite import SqliteStore
 from sigma.ui.hub import Hub
 from sigma.ui.views import batchjob_view, metric_view, node_view, pod_view, scaler_view
+from tests.registry_client import admitted_registry
 
 
 @pytest.fixture
 def registry() -> Iterator[Registry]:
-    store = SqliteStore(":memory:")
-    reg = Registry(store)
-    admission.install(reg)
-    admission.bootstrap(reg)
-    try:
+    with admitted_registry() as reg:
         yield reg
-    finally:
-        store.close()
 
 
 def test_a_node_view_reads_capacity_and_the_batch_allocatable_level0_published() -> None:
