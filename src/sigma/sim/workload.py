@@ -36,6 +36,14 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
 
+def spread(total: int, count: int) -> I64:
+    """`count` of the indices 0..total-1, evenly spaced (every k-th, k = total / count);
+    all of them when `count` >= `total`."""
+    if count >= total:
+        return np.arange(total, dtype=np.int64)
+    return np.asarray(np.floor(np.arange(count) * (total / count)), dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class Workload:
     """Tasks as parallel arrays; `job[t]` indexes `job_names`. Tasks of a job are contiguous."""
@@ -73,10 +81,7 @@ class Workload:
         """`count` jobs spread evenly over the arrival order (every k-th, k = jobs / count),
         so a sample sees the whole day's hours, quiet and busy, not only its first."""
         order = np.argsort(self.job_submit, kind="stable")
-        if count >= len(order):
-            return np.asarray(order, dtype=np.int64)
-        picks = np.floor(np.arange(count) * (len(order) / count)).astype(np.int64)
-        return np.asarray(order[picks], dtype=np.int64)
+        return np.asarray(order[spread(len(order), count)], dtype=np.int64)
 
     @property
     def cpu_seconds(self) -> float:
