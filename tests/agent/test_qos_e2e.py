@@ -272,3 +272,37 @@ def test_the_cpuset_policy_confines_batch_to_cpus_and_switches_back_to_the_quota
              and "sigma_agent_batch_cpuset_cpus -1.0\n" in agent.render_metrics(), timeout=15)
     assert (cg.batch_cpu_quota() or 10_000) <= 2600
     level.write_text("0")
+
+
+def test_prod_pods_with_a_limit_burst_as_the_node_slo_says_and_batch_never(cluster: Cluster) -> None:
+    agent = cluster.start_agent(cpus="2", qos=FAST_QOS)
+    limited = {"requests": {"cpu": "100m"}, "limits": {"cpu": "300m"}}
+    cluster.pod("web", py(SLEEPER), priorityClassName="sigma-prod", securityContext=AS,
+                containers=[{"name": "main", "command": py(SLEEPER), "resources": limited}])
+    cluster.pod("crunch", py(SLEEPER), priorityClassName="sigma-batch", securityContext=AS,
+                containers=[{"name": "main", "command": py(SLEEPER), "resources": limited}])
+    web = cluster.wait_pod("web", lambda p: phase(p) == "Running")
+    crunch = cluster.wait_pod("crunch", lambda p: phase(p) == "Running")
+    cg = agent.cgroups
+    assert cg is not None
+    web_main = f"{cg.pod_path('prod', web['metadata']['uid'])}/main"
+    crunch_main = f"{cg.pod_path('batch', crunch['metadata']['uid'])}/main"
+    if cg.cpu_burst_us(web_main) is None:
+        pytest.skip("this kernel has no CFS burst (Linux < 5.14)")
+
+    def bursts(want: int) -> bool:
+        metric = f"sigma_agent_prod_cpu_burst_cgroups {2.0 if want else 0.0}\n"  # the pod's and its container's
+        return cg.cpu_burst_us(web_main) == want and metric in agent.render_metrics()
+
+    wait_for(lambda: bursts(0), timeout=10)  # no NodeSLO: Kubernetes' limit, no burst
+    assert cg.cfs_quota_us(web_main) == 30_000
+    slo = {"apiVersion": "sigma.io/v1", "kind": "NodeSLO", "metadata": {"name": NODE},
+           "spec": {"cpuBurstStrategy": {"policy": "cpuBurstOnly"}}}
+    created = cluster.client.create("nodeslos", slo)
+    wait_for(lambda: bursts(30_000), timeout=15)  # 1000% of the quota, capped at the quota
+    assert cg.cpu_burst_us(crunch_main) == 0  # batch's saved-up quota would run past suppress
+    created = cluster.client.update("nodeslos", {**created, "spec": {"cpuBurstStrategy": {
+        "policy": "cpuBurstOnly", "cpuBurstPercent": 50}}})
+    wait_for(lambda: bursts(15_000), timeout=15)
+    cluster.client.update("nodeslos", {**created, "spec": {"cpuBurstStrategy": {"policy": "none"}}})
+    wait_for(lambda: bursts(0), timeout=15)

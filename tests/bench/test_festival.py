@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sigma.bench.festival import KILLED, NO_BATCH, compare, parse
+from sigma.bench.festival import KILLED, NO_BATCH, compare, parse, phase_seconds
 
 
 def test_bad_arguments_are_refused_naming_the_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -40,6 +40,12 @@ def test_cross_mode_figures_compare_with_static_peak_no_batch_and_the_killed_age
     assert "p99_vs_no_batch" not in alone["predictive"]
 
 
+def test_each_phase_lasts_until_the_next_begins() -> None:
+    assert phase_seconds({"setup": 10.0, "load": 25.5, "teardown": 140.0}, 151.04) == \
+        {"setup": 15.5, "load": 114.5, "teardown": 11.0}
+    assert phase_seconds({"setup": 10.0}, 12.0) == {"setup": 2.0}  # a mode whose setup failed
+
+
 @pytest.mark.e2e
 @pytest.mark.root
 @pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
@@ -63,6 +69,8 @@ def test_a_short_festival_reports_every_mode_and_the_faults(tmp_path: Path) -> N
         assert mode["p50_ms"] is not None and 0 < mode["p50_ms"] <= mode["p99_ms"] <= mode["p999_ms"]
         assert mode["batch_cpu_s"] >= 0 and mode["batch_evictions"] >= 0
         assert 0 < mode["machine_cpu"] <= 1 and mode["max_ready_replicas"] >= 1
+        assert list(mode["phase_s"]) == ["setup", "load", "teardown"]
+        assert mode["phase_s"]["load"] >= 24 and result["wall_s"] >= sum(mode["phase_s"].values())
     static = result["modes"]["static-peak"]
     assert static["max_ready_replicas"] == result["static_replicas"] and static["slack"] > 0
     faults = result["faults"]

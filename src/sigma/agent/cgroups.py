@@ -250,7 +250,33 @@ class CgroupTree:
             quota, period = (-1 if q == "max" else int(q)), int(p or CFS_PERIOD_US)
         return None if quota < 0 else quota * 1000 // period
 
+    # -- CPU burst (prod) ----------------------------------------------------------------
+    def _burst_file(self) -> str:
+        return "cpu.cfs_burst_us" if self.version == 1 else "cpu.max.burst"
+
+    def cfs_quota_us(self, rel: str) -> int | None:
+        """The CFS quota of `rel` in microseconds per period; None: no quota."""
+        if self.version == 1:
+            quota = int(self.read("cpu", rel, "cpu.cfs_quota_us") or -1)
+        else:
+            q = (self.read("cpu", rel, "cpu.max") or "max").split()[0]
+            quota = -1 if q == "max" else int(q)
+        return None if quota < 0 else quota
+
+    def cpu_burst_us(self, rel: str) -> int | None:
+        """The CFS burst of `rel`; None where the kernel has none (before Linux 5.14)."""
+        value = self.read("cpu", rel, self._burst_file())
+        return int(value) if value is not None and value.isdigit() else None
+
+    def set_cpu_burst_us(self, rel: str, burst_us: int) -> None:
+        self._write("cpu", rel, self._burst_file(), str(burst_us))
+
     def _set_quota(self, rel: str, quota_us: int | None) -> None:
+        burst = self.cpu_burst_us(rel) if quota_us is not None else None
+        if burst is not None and quota_us is not None and burst > quota_us:
+            # The kernel refuses a quota below the group's burst: drop the burst first (the
+            # QoS loop sets the one the new quota allows on its next tick).
+            self.set_cpu_burst_us(rel, 0)
         if self.version == 1:
             self._write("cpu", rel, "cpu.cfs_period_us", str(CFS_PERIOD_US))
             try:

@@ -9,6 +9,7 @@
             └─ evict     batch pods, lowest priority first, on memory pressure or when their
                          requests exceed the batch allocatable Level-0 published
       └─► resctrl groups sigma-prod / sigma-batch, where the machine has them
+      └─► CPU burst on prod's cgroups with a limit (NodeSLO cpuBurstStrategy)
 
 The idle setting is re-asserted every tick, not trusted from start-up: anything that
 rewrites the parent (a person, a second agent on the same root) must not leave batch at
@@ -47,6 +48,7 @@ from sigma.agent.usage_metrics import Sample, cpu_rate, parse_meminfo, working_s
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
 from sigma.client.events import record_event
+from sigma.colocation.cpuburst import burst_us
 from sigma.colocation.ladder import Eviction, batch_parent_settings, format_cpus, parse_cpus
 from sigma.colocation.slo import CLUSTER_DEFAULT, NodeSLO, node_slo
 
@@ -126,9 +128,10 @@ class QosManager:
                 self.evict(pod, eviction)
         state = self.resctrl.apply(self._threads(podspec.PROD), self._threads(podspec.BATCH),
                                    self.slo.l3_batch_way_share, self.slo.batch_memory_bandwidth_percent)
+        bursting = self.apply_cpu_burst(pods)
         batch_cpus = len(decision.cpuset.cpus) if decision.cpuset is not None else None
         self.report = qosplan.QosReport(decision.quota.millis, decision.prod_cpu_millis, inputs.batch_cpu_millis,
-                                        dict(self.evictions), state, decision.policy, batch_cpus)
+                                        dict(self.evictions), state, decision.policy, batch_cpus, bursting)
         return decision
 
     def _active(self, pod: dict[str, Any]) -> bool:
@@ -161,6 +164,35 @@ class QosManager:
                 if cg.read("cpu", batch, filename) != wanted:
                     with open(cg.path("cpu", batch, filename), "w") as f:
                         f.write(wanted)
+
+    # -- CPU burst -----------------------------------------------------------------------
+    def apply_cpu_burst(self, pods: list[dict[str, Any]]) -> int:
+        """Give every prod pod's cgroups with a CFS quota (the pod's and its containers') the
+        burst the NodeSLO's cpuBurstStrategy asks for (sigma.colocation.cpuburst), and take it
+        away when the policy is none; returns how many have a burst now. Re-checked every
+        tick, like the idle setting: a limit that changes or a NodeSLO edited takes effect
+        within a tick. A cgroup that went away meanwhile, or a kernel without the file, is
+        passed over."""
+        cg = self.cgroups
+        assert cg is not None
+        bursting = 0
+        for pod in pods:
+            if podspec.tier(pod) == podspec.BATCH:
+                continue
+            pod_rel = cg.pod_path(podspec.tier(pod), podspec.uid(pod))
+            for rel in _cpu_groups(cg, pod_rel):
+                try:
+                    current = cg.cpu_burst_us(rel)
+                    if current is None:
+                        continue
+                    want = burst_us(cg.cfs_quota_us(rel), self.slo.cpu_burst)
+                    if current != want:
+                        cg.set_cpu_burst_us(rel, want)
+                except (OSError, ValueError) as err:
+                    log.debug("qos: no burst for %s: %s", rel, err)
+                    continue
+                bursting += want > 0
+        return bursting
 
     # -- suppress ------------------------------------------------------------------------
     def set_batch_quota(self, millis: int | None, pods: list[dict[str, Any]]) -> None:
@@ -344,6 +376,15 @@ class QosManager:
         except ConnectionError as err:
             # The containers are stopped already; the pod object goes when the master is back.
             log.warning("could not evict pod %s/%s through the API: %s", namespace, name, err)
+
+
+def _cpu_groups(cg: CgroupTree, pod_rel: str) -> list[str]:
+    """A pod's cgroup and its containers' in the cpu hierarchy."""
+    try:
+        children = sorted(e.name for e in os.scandir(cg.path("cpu", pod_rel)) if e.is_dir())
+    except OSError:
+        return []
+    return [pod_rel, *(f"{pod_rel}/{name}" for name in children)]
 
 
 def _descendants(top: str, rel: str) -> list[str]:

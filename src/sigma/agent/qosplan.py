@@ -208,6 +208,7 @@ class QosReport:
     resctrl: str  # "applied" | "unsupported" | "error"
     policy: str = CFS_QUOTA  # the cpu suppress policy in force
     batch_cpus: int | None = None  # CPUs in the batch parent's cpuset; None: no cpuset controller
+    burst_cgroups: int = 0  # prod cgroups with a CPU burst now
 
 
 def eviction_cause(reason: str) -> str:
@@ -242,6 +243,8 @@ def qos_families(report: QosReport) -> list[Metric]:
         gauge("sigma_agent_batch_cpuset_cpus", "CPUs batch is confined to under the cpuset suppress policy; "
               "-1: not confined (cfsQuota policy, or no cpuset controller).",
               report.batch_cpus if confined and report.batch_cpus is not None else -1),
+        gauge("sigma_agent_prod_cpu_burst_cgroups", "Prod cgroups (pods and containers) with a CPU burst "
+              "(NodeSLO cpuBurstStrategy).", report.burst_cgroups),
     ]
 
 

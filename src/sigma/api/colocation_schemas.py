@@ -21,6 +21,11 @@ from sigma.api.schema import (
     obj,
     string,
 )
+from sigma.colocation.cpuburst import CPU_BURST_ONLY
+from sigma.colocation.cpuburst import DEFAULT_PERCENT as DEFAULT_BURST_PERCENT
+from sigma.colocation.cpuburst import MAX_PERCENT as MAX_BURST_PERCENT
+from sigma.colocation.cpuburst import NONE as BURST_NONE
+from sigma.colocation.cpuburst import POLICIES as BURST_POLICIES
 from sigma.colocation.jobspec import (
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_PRIORITY_CLASS,
@@ -112,6 +117,16 @@ NODE_SLO_SPEC = obj(
                              "parent cgroup) or cpuset (batch confined to whole CPUs); default cfsQuota.",
                              enum=tuple(SUPPRESS_POLICIES)),
     network=NETWORK_SLO,
+    cpuBurstStrategy=obj(
+        "Agent: CPU Burst for prod pods with a CPU limit: quota left unused in earlier CFS periods may be "
+        "spent at once, so a short spike is not throttled (cpu.cfs_burst_us, cpu.max.burst). Batch never "
+        "bursts.",
+        policy=string(f"{CPU_BURST_ONLY} gives every prod cgroup with a CPU limit a burst; {BURST_NONE} (default) "
+                      "gives none.", enum=BURST_POLICIES),
+        cpuBurstPercent=int32(f"The burst as a percent of the cgroup's quota; default {DEFAULT_BURST_PERCENT}. "
+                              "Linux caps a burst at the quota, so 100 and above give one whole quota.",
+                              minimum=0, maximum=MAX_BURST_PERCENT),
+    ),
 )
 NODE_SLO_SCHEMA: Schema = kind_schema(NODE_SLO_SPEC, obj("A NodeSLO has no status."),
                                       "Co-location thresholds of a node (sigma.io).")

@@ -71,6 +71,7 @@ from sigma.bench.festival_model import (
     utilisation,
 )
 from sigma.bench.procs import kill_group, sigterm_as_interrupt
+from sigma.colocation.ladder import CFS_QUOTA, SUPPRESS_POLICIES
 from sigma.lab.netcluster import CGROUP_MOUNT, NODES, PORT, A, Cluster, HostNetwork, wait_until
 from sigma.lab.netlab import netns_available
 
@@ -97,6 +98,7 @@ DEFINITIONS = {
     "batch_vs_static_peak": "this mode's batch_cpu_s / static-peak's",
     "p99_vs_no_batch": f"predictive's p99_ms / {NO_BATCH}'s (with --no-batch-baseline)",
     "machine_cpu": "busy share of the machine's CPUs (/proc/stat), which run the whole cluster",
+    "phase_s": "wall seconds of a mode's setup (objects, first replica Ready, the scaler's lead), load, teardown",
 }
 
 
@@ -123,6 +125,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    help=f"also run '{KILLED}': predictive, an agent killed as the rush starts")
     p.add_argument("--no-batch-baseline", action="store_true",
                    help=f"also run '{NO_BATCH}': predictive without batch, the baseline of prod's p99 goal")
+    p.add_argument("--suppress-policy", choices=SUPPRESS_POLICIES, default=CFS_QUOTA,
+                   help="the NodeSLO's cpuSuppressPolicy: cfsQuota (default: batch on every CPU under a quota) or "
+                        "cpuset (batch on whole CPUs only, the others kept free for prod)")
     p.add_argument("--plot", type=Path, default=None, help="write the per-mode panels (PNG) here")
     args = p.parse_args(argv)
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -397,6 +402,12 @@ class Mode:
                        every=1.0)
 
 
+def phase_seconds(starts: dict[str, float], end: float) -> dict[str, float]:
+    """Wall seconds of each phase of a mode, from when each began (in order) to the next."""
+    marks = [*starts.items(), ("", end)]
+    return {name: round(t1 - t0, 1) for (name, t0), (_, t1) in itertools.pairwise(marks)}
+
+
 def shift_samples(s: Samples, shift: float) -> Samples:
     def move(xs: list[Any]) -> list[Any]:
         return [(x[0] - shift, *x[1:]) for x in xs]
@@ -446,15 +457,21 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], d
                 for host in NODES:
                     wait_until(f"{NODES[host]}'s network ready", functools.partial(cluster.network_ready, host), 90,
                                cluster.diagnose)
+                # Prod's replicas may spend the CPU quota they saved (CPU Burst, as a
+                # Koordinator operator turns on for a latency-sensitive service): a limit
+                # enforced per 100 ms period otherwise throttles exactly the slowest requests.
+                cluster.create("/apis/sigma.io/v1/nodeslos", objects.node_slo(args.suppress_policy))
                 client = Client(cluster)
                 faults["unreachable_load"] = unreachable_load(cluster, client)
                 plan = [*args.modes, *([KILLED] if args.kill_agent_in_rush else []),
                         *([NO_BATCH] if args.no_batch_baseline else [])]
                 for i, name in enumerate(plan):
                     mode = Mode(cluster, args, name, i, client)
+                    phases = {"setup": time.monotonic()}
                     try:
                         target, start_wall = mode.setup()
                         console.print(f"{name}: NodePort {target[0]}:{target[1]}, load from a host outside the cluster")
+                        phases["load"] = time.monotonic()
                         results[name] = mode.run(target, start_wall, kill=name == KILLED)
                         done[name] = mode
                         r = results[name]
@@ -468,7 +485,10 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], d
                     finally:
                         if name in done and name in ("predictive", KILLED) and "missing_target_status" not in faults:
                             faults.update(scaler_faults([mode]))
+                        phases["teardown"] = time.monotonic()
                         mode.close()
+                        if name in results:
+                            results[name]["phase_s"] = phase_seconds(phases, time.monotonic())
             finally:
                 if client is not None:
                     client.close()
@@ -509,7 +529,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         "slo_ms": args.slo_ms, "minute_s": args.minute_s, "time_scale": args.time_scale,
         "duration_s": args.duration, "rush_at_s": args.rush_at, "rush_s": args.rush,
         "per_replica_rps": args.per_replica, "cost_ms": args.cost_ms, "seed": args.seed,
-        "peak_rps": round(curve.peak(args.duration), 2),
+        "suppress_policy": args.suppress_policy, "peak_rps": round(curve.peak(args.duration), 2),
         "static_replicas": objects.static_replicas(curve, args.duration, args.per_replica),
         "definitions": DEFINITIONS, "wall_s": round(time.monotonic() - started, 1),
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)], "cpus": os.cpu_count()}

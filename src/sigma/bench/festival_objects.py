@@ -7,6 +7,7 @@ function returns a dict to POST.
   the rush in its calendar, timeScale compressing the day; plus, as a bad input the run
   must survive, an event a year in the past;
 - the HorizontalPodAutoscaler (reactive mode): autoscaling/v2 on CPU utilisation;
+- the cluster-default NodeSLO: CPU Burst for prod's replicas;
 - the BatchJob queue: one task of many instances that each hash for a while, enough
   to fill every idle core for the whole run.
 """
@@ -22,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from sigma.bench.festival_model import Curve, needed_replicas
+from sigma.colocation.cpuburst import CPU_BURST_ONLY
+from sigma.colocation.slo import CLUSTER_DEFAULT
 
 BACKEND_SOURCE = Path(__file__).with_name("festival_backend.py")
 WEB = "web"
@@ -109,6 +112,13 @@ def hpa(per_replica_m: int, cpu_request_m: int, max_replicas: int, stabilise_wal
                      "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
                          "type": "Utilization", "averageUtilization": round(100 * per_replica_m / cpu_request_m)}}}],
                      "behavior": {"scaleDown": {"stabilizationWindowSeconds": round(stabilise_wall_s)}}}}
+
+
+def node_slo(suppress_policy: str) -> dict[str, Any]:
+    """The cluster-default NodeSLO: CPU Burst for prod (sigma.colocation.cpuburst), the
+    suppress policy asked for, the rest at its defaults."""
+    return {"apiVersion": "sigma.io/v1", "kind": "NodeSLO", "metadata": {"name": CLUSTER_DEFAULT},
+            "spec": {"cpuBurstStrategy": {"policy": CPU_BURST_ONLY}, "cpuSuppressPolicy": suppress_policy}}
 
 
 def batch_job(instances: int, in_flight: int, cpu_m: int) -> dict[str, Any]:

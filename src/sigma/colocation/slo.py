@@ -16,6 +16,8 @@ defaults below. Level-0 reads the thresholds, the agent the ladder's settings.
                                     # cpuset (batch confined to whole CPUs, no quota)
       network: {linkMbps: 1000, threshold: 0.9, batchEgressMbps: 500, ...}
                                     # agent: batch pods' bandwidth (sigma.colocation.netladder)
+      cpuBurstStrategy: {policy: cpuBurstOnly, cpuBurstPercent: 1000}
+                                    # agent: prod's CFS burst (sigma.colocation.cpuburst)
 
 NodeMetric (sigma.io/v1, cluster-scoped, name = node name), written by the agent every few
 seconds; cpu in milli-cores, memory in bytes (working set), peaks over `window_s`:
@@ -38,6 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sigma.colocation.cpuburst import DEFAULT_CPU_BURST, CpuBurst, cpu_burst, validate_cpu_burst
 from sigma.colocation.ladder import (
     CFS_QUOTA,
     DEFAULT_MEMORY_HIGH,
@@ -61,6 +64,7 @@ class NodeSLO:
     batch_memory_bandwidth_percent: int = 30
     cpu_suppress_policy: str = CFS_QUOTA
     network: NetworkSLO = DEFAULT_NETWORK_SLO
+    cpu_burst: CpuBurst = DEFAULT_CPU_BURST
 
 
 def _fraction(spec: Mapping[str, Any], key: str, default: float) -> float:
@@ -86,16 +90,18 @@ def node_slo(spec: Mapping[str, Any] | None) -> NodeSLO:
         bandwidth if isinstance(bandwidth, int) and 0 < bandwidth <= 100 else d.batch_memory_bandwidth_percent,
         policy if policy in SUPPRESS_POLICIES else d.cpu_suppress_policy,
         network_slo(spec.get("network")),
+        cpu_burst(spec.get("cpuBurstStrategy")),
     )
 
 
 def validate_slo_spec(spec: object) -> list[tuple[str, str, str]]:
-    """(field path, message, reason) for what the API refuses in a NodeSLO's spec. Only the
-    suppress policy is checked for now: an enum has no nearby value to fall back on, and a
-    typo there would silently keep the quota the node's owner meant to drop."""
+    """(field path, message, reason) for what the API refuses in a NodeSLO's spec beyond its
+    schema: the orders between thresholds, and the enums (an enum has no nearby value to
+    fall back on, and a typo there would silently keep what the node's owner meant to change)."""
     if not isinstance(spec, Mapping):
         return []
-    return _validate_thresholds(spec) + validate_network_spec(spec.get("network"))
+    return (_validate_thresholds(spec) + validate_network_spec(spec.get("network"))
+            + validate_cpu_burst(spec.get("cpuBurstStrategy")))
 
 
 def _validate_thresholds(spec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
