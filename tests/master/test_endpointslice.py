@@ -154,5 +154,8 @@ def test_a_service_whose_slices_cannot_be_written_gets_an_event_and_the_others_g
         items = http.get(f"/api/v1/namespaces/{ns}/events").json()["items"]
         return [e for e in items if e["involvedObject"]["name"] == "bad" and e["type"] == "Warning"]
 
-    (event,) = eventually(warned)
-    assert event["reason"] == "FailedToUpdateEndpointSlices" and "at most 100" in event["message"]
+    # On a loaded machine a retry can come before this read, and one attempt's Event was seen
+    # beside another's (CI): every Event must say why, however many there are.
+    events = eventually(warned)
+    assert events and all(e["reason"] == "FailedToUpdateEndpointSlices" for e in events)
+    assert all("at most 100" in e["message"] for e in events)
