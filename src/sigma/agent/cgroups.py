@@ -242,26 +242,26 @@ class CgroupTree:
         return self.cpu_quota_millis(self.batch_root)
 
     def cpu_quota_millis(self, rel: str) -> int | None:
+        quota, period = self._cfs_bandwidth(rel)
+        return None if quota is None else quota * 1000 // period
+
+    def cfs_quota_us(self, rel: str) -> int | None:
+        """The CFS quota of `rel` in microseconds per period; None: no quota."""
+        return self._cfs_bandwidth(rel)[0]
+
+    def _cfs_bandwidth(self, rel: str) -> tuple[int | None, int]:
+        """(quota in microseconds or None for none, period in microseconds) of `rel`."""
         if self.version == 1:
             quota = int(self.read("cpu", rel, "cpu.cfs_quota_us") or -1)
             period = int(self.read("cpu", rel, "cpu.cfs_period_us") or CFS_PERIOD_US)
         else:
             q, _, p = (self.read("cpu", rel, "cpu.max") or "max").partition(" ")
             quota, period = (-1 if q == "max" else int(q)), int(p or CFS_PERIOD_US)
-        return None if quota < 0 else quota * 1000 // period
+        return (None if quota < 0 else quota), period
 
     # -- CPU burst (prod) ----------------------------------------------------------------
     def _burst_file(self) -> str:
         return "cpu.cfs_burst_us" if self.version == 1 else "cpu.max.burst"
-
-    def cfs_quota_us(self, rel: str) -> int | None:
-        """The CFS quota of `rel` in microseconds per period; None: no quota."""
-        if self.version == 1:
-            quota = int(self.read("cpu", rel, "cpu.cfs_quota_us") or -1)
-        else:
-            q = (self.read("cpu", rel, "cpu.max") or "max").split()[0]
-            quota = -1 if q == "max" else int(q)
-        return None if quota < 0 else quota
 
     def cpu_burst_us(self, rel: str) -> int | None:
         """The CFS burst of `rel`; None where the kernel has none (before Linux 5.14)."""
