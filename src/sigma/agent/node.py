@@ -235,11 +235,13 @@ class NodeRuntime:
                 errors += future.result()
         return errors
 
-    def close(self, timeout: float | None = None) -> None:
+    def close(self, timeout: float | None = None) -> bool:
         """No more actions; wait for those still running (at most ``timeout`` seconds: a
-        start stuck in a starved runc init is ended by the caller killing what it started)."""
+        start stuck in a starved runc init is ended by the caller killing what it started).
+        True when none is still running."""
         self._workers.shutdown(wait=False, cancel_futures=True)
-        wait(list(self._busy.values()), timeout=timeout)
+        _, still = wait(list(self._busy.values()), timeout=timeout)
+        return not still
 
     def _execute(self, ins: Action) -> None:
         if isinstance(ins, StartContainer):

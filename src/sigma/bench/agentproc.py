@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sigma.agent.cgroups import CgroupTree
 
-__all__ = ["AgentProcess", "remove_cgroup_subtree"]
+__all__ = ["AgentProcess", "release_mounts_under", "remove_cgroup_subtree"]
 
 
 class AgentProcess:
@@ -29,8 +29,11 @@ class AgentProcess:
     def __enter__(self) -> AgentProcess:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         self.stop()
+        left = release_mounts_under(self.workdir / f"agent-{self.node}")
+        if left and exc_type is None:  # the drain must unmount every rootfs; say which it did not
+            raise RuntimeError(f"agent {self.node} left {len(left)} mounts after its drain: {', '.join(left)}")
 
     def start(self) -> AgentProcess:
         cmd = [sys.executable, "-m", "sigma", "agent", "--master", self.master_url, "--node-name", self.node,
@@ -66,3 +69,15 @@ def remove_cgroup_subtree(root: str) -> None:
             for d in sorted((p for p in leftover.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
                 d.rmdir()
             leftover.rmdir()
+
+
+def release_mounts_under(path: Path) -> list[str]:
+    """Unmount whatever is still mounted below ``path`` (deepest first), so that the work
+    directory can be removed; returns the mount points found."""
+    prefix = str(path.resolve()) + "/"
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    left = sorted({p for p in points if p.startswith(prefix)}, key=len, reverse=True)
+    for point in left:
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+    return left

@@ -52,22 +52,34 @@ class ShimRuntime:
         try:
             shim_spec = self._shim_spec(spec, cdir)
         except StartFailure as err:
+            self._cleanup(spec.id, meta)  # what was prepared before the failure (a mounted rootfs)
             return self.record_failure(spec, err.reason, err.message)
-        write_private(
-            os.path.join(cdir, "spec.json"),
-            json.dumps({**meta, **shim_spec, "log_path": spec.log_path, "log_max_bytes": spec.log_max_bytes}),
-        )
+        except BaseException:
+            self._abandon(spec.id, meta)
+            raise
         ready_r, ready_w = os.pipe()
-        launcher = subprocess.Popen(
-            [sys.executable, "-m", "sigma.agent.shim", cdir, str(ready_w)],
-            pass_fds=(ready_w,),
-            stdin=subprocess.DEVNULL,
-            close_fds=True,
-        )
+        try:
+            write_private(
+                os.path.join(cdir, "spec.json"),
+                json.dumps({**meta, **shim_spec, "log_path": spec.log_path, "log_max_bytes": spec.log_max_bytes}),
+            )
+            launcher = subprocess.Popen(
+                [sys.executable, "-m", "sigma.agent.shim", cdir, str(ready_w)],
+                pass_fds=(ready_w,),
+                stdin=subprocess.DEVNULL,
+                close_fds=True,
+            )
+        except BaseException:
+            os.close(ready_r)
+            os.close(ready_w)
+            self._abandon(spec.id, meta)
+            raise
         os.close(ready_w)
         with os.fdopen(ready_r, "rb") as ready:
             ready.read()  # EOF once the shim wrote state.json (running or start failure)
         launcher.wait()
+        if self.status(spec.id) is None:  # the shim died before its state.json: nothing runs
+            self._abandon(spec.id, meta)
         return self._status_or_fail(spec.id)
 
     def record_failure(self, spec: ContainerSpec, reason: str, message: str) -> ContainerStatus:
@@ -138,6 +150,31 @@ class ShimRuntime:
                 time.sleep(0.05)
         self._cleanup(container_id, _read(os.path.join(cdir, "spec.json")))
         shutil.rmtree(cdir, ignore_errors=True)
+
+    def remove_unfinished(self) -> tuple[str, ...]:
+        """Remove every container whose start never got as far as a state.json: an agent that
+        died (or was drained) between preparing a rootfs and launching its shim leaves a
+        mounted overlay that no list() shows. Only while no start is under way: at the
+        agent's start, under its state lock, and at the end of a drain."""
+        gone = tuple(cid for cid in sorted(os.listdir(self.dir))
+                     if os.path.isdir(os.path.join(self.dir, cid))
+                     and not os.path.exists(os.path.join(self.dir, cid, "state.json")))
+        for cid in gone:
+            self._abandon(cid, _read(os.path.join(self.dir, cid, "spec.json")))
+        return gone
+
+    def release_rootfs_all(self) -> None:
+        """Release what every container prepared (its rootfs unmounted), keeping the state
+        files: the last resort of a stop that hangs, after its processes were killed; the next
+        agent's start finds the containers exited and removes them."""
+        for cid in sorted(os.listdir(self.dir)):
+            if os.path.isdir(os.path.join(self.dir, cid)):
+                self._cleanup(cid, _read(os.path.join(self.dir, cid, "spec.json")))
+
+    def _abandon(self, container_id: str, meta: dict[str, Any]) -> None:
+        """A start that will not go on: release what it prepared and forget it."""
+        self._cleanup(container_id, meta)
+        shutil.rmtree(os.path.join(self.dir, container_id), ignore_errors=True)
 
     def exec(self, container_id: str, argv: Sequence[str], timeout: float) -> tuple[int, str]:
         """``runc exec`` into a runc container (the process inherits its config: user,
