@@ -166,6 +166,28 @@ def test_an_orphan_container_is_stopped_and_cleaned_up() -> None:
     ]
 
 
+def test_a_pod_removed_from_the_master_at_once_is_stopped_with_its_own_grace() -> None:
+    # Deleted with grace 0 (or its deletion missed): the pod is gone from one list to the
+    # next, and its containers get the grace the pod had, not the orphans' longer one.
+    pm = PodManager(orphan_grace_seconds=30)
+    quick = make_pod("q", ["x"], uid="u1")
+    quick["spec"]["terminationGracePeriodSeconds"] = 0
+    pm.handle([quick], [run(0)], 1.0)
+    assert pm.handle([], [run(0)], 2.0) == [StopContainer("u1_main_0", "process", 0.0)]
+    assert pm.handle([], [run(0, EXITED, 137)], 3.0) == [RemoveContainer("u1_main_0", "process"), RemovePod("u1")]
+    # Forgotten once nothing of it is left: the same uid seen again as an orphan gets the cap.
+    pm.handle([], [], 4.0)
+    assert pm.handle([], [run(1)], 5.0) == [StopContainer("u1_main_1", "process", 30.0)]
+
+
+def test_an_orphan_never_gets_more_than_the_orphan_grace() -> None:
+    pm = PodManager(orphan_grace_seconds=5)
+    slow = make_pod("s", ["x"], uid="u1")
+    slow["spec"]["terminationGracePeriodSeconds"] = 600
+    pm.handle([slow], [run(0)], 1.0)
+    assert pm.handle([], [run(0)], 2.0) == [StopContainer("u1_main_0", "process", 5.0)]
+
+
 def test_a_start_instruction_carries_the_attempt_number() -> None:
     out = PodManager().handle([POD], [run(0, EXITED, 1, "Error", finished=1.0)], 1.0)
     start = next(i for i in out if isinstance(i, StartContainer))

@@ -63,6 +63,7 @@ from sigma.agent.runtime.hardening import NOBODY
 from sigma.agent.runtime.probe_handlers import probe_handlers
 from sigma.agent.runtime.process import ProcessRuntime
 from sigma.agent.runtime.runc import RuncRuntime
+from sigma.agent.runtime.shimmed import ShimRuntime
 from sigma.agent.runtimeclasses import HandlerLookup
 from sigma.agent.server import AgentServer
 from sigma.agent.servicenet import ServiceNetOptions, ServiceNetwork
@@ -80,6 +81,8 @@ from sigma.quantity import cpu_millis, memory_bytes
 log = logging.getLogger("sigma.agent")
 
 COMPONENT = "kubelet"  # the Events' source, as kubectl describe users know it
+THREAD_JOIN_S = 2.0  # what a stop waits for the agent's loops, all together
+DRAIN_MARGIN_S = 3.0  # past the drain's grace, for a killed container to be seen exited
 
 
 @dataclass
@@ -162,6 +165,10 @@ class Agent:
             runtimes["runc"] = RuncRuntime(state_dir, store, self.cgroups, overlay=opts.images.overlay)
             runtimes.update(handler_runtimes(self.handlers, state_dir, store, self.cgroups, opts.images.overlay,
                                              opts.process_uid, [opts.image_dir]))  # crun, runsc, lxc
+        for runtime in runtimes.values():  # a start the last agent died in (its rootfs mounted)
+            if isinstance(runtime, ShimRuntime) and (unfinished := runtime.remove_unfinished()):
+                log.warning("removed %d containers whose start never finished: %s", len(unfinished),
+                            ", ".join(unfinished))
         self.network = PodNetwork(state_dir, opts.cni_bin_dirs, os.path.join(DEFAULT_ETC_ROOT, self.instance)) \
             if opts.pod_network else None
         self.volumes = VolumeManager(client, state_dir, self.address_hint(), lambda: (
@@ -237,8 +244,9 @@ class Agent:
             self.server.stop()
             if self.pulls is not None:
                 self.pulls.close()  # leaves the tracker, stops serving pieces
+            joined_by = time.monotonic() + THREAD_JOIN_S  # one wait for them all, not one each
             for thread in self._threads:
-                thread.join(timeout=2)  # the pod watch may sit in a read; it is a daemon
+                thread.join(timeout=max(0.0, joined_by - time.monotonic()))  # the pod watch may sit in a read
             if self.servicenet is not None:  # the table stays for a restart, goes with a drain
                 self.servicenet.stop(remove_rules=self.options.drain_on_exit)
             if self.options.drain_on_exit:
@@ -281,7 +289,13 @@ class Agent:
         manager = self.node.manager
         manager.orphan_grace_seconds = self.options.drain_grace  # containers of pods no longer known
         leaving = [draining(pod, self.options.drain_grace) for pod in self.watcher.pods()]
-        deadline = time.monotonic() + self.options.drain_grace + 10
+        running = [c for c in self.node.observed() if c.state == RUNNING]
+        log.info("draining node %s: %d pods, %d containers running (%s)", self.node_name, len(leaving),
+                 len(running), ", ".join(f"{c.runtime}:{c.id}" for c in running[:5]))
+        # A container past its grace is killed by its shim; the margin lets it be seen exited.
+        # The whole drain must fit in the stop's deadline (sigma.agent.stopping), or the pods
+        # are killed without what follows the loop (their rootfs released, their network).
+        deadline = time.monotonic() + self.options.drain_grace + DRAIN_MARGIN_S
         # Until nothing runs: what exited is removed below, with a start still under way
         # (a pod worker busy with it would leave its pod's exited containers for later).
         while any(c.state == RUNNING for c in self.node.observed()) and time.monotonic() < deadline:
@@ -293,16 +307,26 @@ class Agent:
             time.sleep(0.1)
         log.info("draining node %s: containers stopped or past their grace; releasing the rest", self.node_name)
         self.node.close(timeout=1.0)  # no new actions; those under way may end now
-        for runtime in self.node.runtimes.values():
-            for container in runtime.list():  # whatever outlived the grace, by force
-                runtime.remove(container.id)
+        self._remove_every_container(unfinished=False)  # whatever outlived the grace, by force
         if self.cgroups is not None and self.cgroups.available:
             self.cgroups.remove_all()  # also kills a start still under way (a starved runc init)
-        self.node.close(timeout=10.0)  # so no pod worker makes a network after the release below
+        idle = self.node.close(timeout=10.0)  # so no pod worker makes a network after the release below
+        # A start that ended after the pass above, and (once no worker can still be in one)
+        # a start cut short before its shim ran; else the next agent's start removes it.
+        self._remove_every_container(unfinished=idle)
         if self.network is not None:
             self.network.gc(set())  # every pod's network namespace and address, released
             log.info("draining node %s: every pod's network released", self.node_name)
         log.info("stopped every pod of node %s", self.node_name)
+
+    def _remove_every_container(self, unfinished: bool) -> None:
+        """Every container the runtimes know of; with `unfinished`, also those whose start
+        never launched a shim (only once no pod worker can be starting one)."""
+        for runtime in self.node.runtimes.values():
+            for container in runtime.list():
+                runtime.remove(container.id)
+            if unfinished and isinstance(runtime, ShimRuntime):
+                runtime.remove_unfinished()
 
     def kill_pods(self) -> None:
         """The drain's last resort, for a stop that is stuck (sigma.agent.stopping): every
@@ -312,10 +336,13 @@ class Agent:
         log.warning("killing every pod of node %s", self.node_name)
         if self.cgroups is not None and self.cgroups.available:
             self.cgroups.remove_all(timeout=3.0)  # every process of every pod, whatever its runtime
-            return
+        else:
+            for runtime in self.node.runtimes.values():
+                for container in runtime.list():
+                    runtime.remove(container.id)
         for runtime in self.node.runtimes.values():
-            for container in runtime.list():
-                runtime.remove(container.id)
+            if isinstance(runtime, ShimRuntime):
+                runtime.release_rootfs_all()  # no overlay stays mounted after the agent
 
     # -- the sync loop -------------------------------------------------------------------
     def _sync_loop(self) -> None:

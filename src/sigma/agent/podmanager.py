@@ -121,6 +121,10 @@ class PodManager:
     _reported: dict[str, dict[str, Any]] = field(default_factory=dict)
     _first_seen: dict[str, float] = field(default_factory=dict)
     _stop_sent: set[str] = field(default_factory=set)
+    # Each known pod's grace as last seen: a pod removed from the master at once (deleted
+    # with grace 0, or its deletion missed) is stopped with its own grace, as kubelet's
+    # HandlePodRemoves does, not with the longer orphan_grace_seconds kept for pods never seen.
+    _graces: dict[str, float] = field(default_factory=dict)
     _health: Mapping[str, Health] = field(default_factory=dict)  # this handle() call's input
 
     def handle(self, desired: list[Pod], observed: list[ContainerStatus], now: float,
@@ -140,7 +144,10 @@ class PodManager:
                 out.append(pod_error(pod, "FailedSync", f"{type(err).__name__}: {err}"))
         for pod_uid, containers in by_pod.items():
             if pod_uid not in wanted:  # an orphan: its pod is gone from the master
-                out.extend(self._teardown(pod_uid, containers, self.orphan_grace_seconds))
+                grace = min(self.orphan_grace_seconds, self._graces.get(pod_uid, self.orphan_grace_seconds))
+                out.extend(self._teardown(pod_uid, containers, grace))
+        for forgotten in set(self._graces) - wanted - set(by_pod):  # gone, and nothing of it left
+            del self._graces[forgotten]
         for gone in set(self._reported) - wanted:
             del self._reported[gone]
             self._first_seen.pop(gone, None)
@@ -150,6 +157,7 @@ class PodManager:
     def _pod(self, pod: Pod, history: dict[str, list[ContainerStatus]], now: float) -> list[Instruction]:
         pod_uid, meta = uid(pod), pod.get("metadata", {})
         self._first_seen.setdefault(pod_uid, now)
+        self._graces[pod_uid] = grace_seconds(pod)
         out: list[Instruction] = []
         if meta.get("deletionTimestamp"):
             out.extend(self._teardown(pod_uid, history, grace_seconds(pod)))
