@@ -16,6 +16,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.root,
 def test_network_variant_reports_both_p99s_and_the_ladders_limits() -> None:
     result = run(["--variant", "network", "--seconds", "2", "--rate", "20", "--settle", "1", "--link-mbit", "50"])
     assert (result["bench"], result["variant"]) == ("isolation", "network")
+    # Nothing listens on the ClusterIP: every reply came through the proxy's DNAT to the pod.
+    assert result["prod_path"].startswith("Service 10.96.0.10:80")
     for key in ("p99_alone_ms", "p99_unlimited_ms", "p99_limited_ms"):
         assert result[key] > 0, key
     assert result["p99_ratio"] == pytest.approx(result["p99_limited_ms"] / result["p99_unlimited_ms"], abs=0.002)

@@ -9,10 +9,13 @@ the way out:
     h1  the prod pod: a small request/response service (one line in, --reply-bytes out)
     h2… the batch pods: each sends to h0 as fast as TCP lets it
 
-Prod is reached directly at its pod address (no Service: the question is the link, and a
-Service adds only a DNAT on the way). A client on h0 sends --rate requests per second on one
-connection, open-loop: a request's latency counts from when it was due, so a stall delays
-every request behind it and is measured. Three runs of --seconds each:
+Prod is reached through its Service (--prod-path service, the default): Sigma's service proxy
+(sigma.agent.svcproxy, the agent's own code) programs its nftables table in h0 from a Service
+with ClusterIP SERVICE_IP:80 whose EndpointSlice holds h1's address, so every request is sent
+to the ClusterIP and DNATed to the pod as on a node of the cluster; --prod-path pod reaches
+the pod address directly. A client on h0 sends --rate requests per second on one connection,
+open-loop: a request's latency counts from when it was due, so a stall delays every request
+behind it and is measured. Three runs of --seconds each:
 
 1. alone: no batch traffic;
 2. unlimited: batch pods sending, no limit: their bulk shares h0's download with prod's
@@ -39,12 +42,16 @@ import time
 from typing import Any
 
 from sigma.agent.podnet.shaping import tbf_args
+from sigma.agent.svcproxy.nft import Nft
+from sigma.agent.svcproxy.proxy import ServiceProxy
+from sigma.agent.svcproxy.rules import NodeConfig
 from sigma.colocation.netladder import MBIT, BatchPod, NetInputs, NetworkSLO, batch_caps, decide_batch_limits
 from sigma.lab.netlab import Network, netns_available
 
 CLIENT, PROD = 0, 1
 PROD_PORT, SINK_PORT = 9100, 9200
 LADDER_INTERVAL_S = 0.5
+SERVICE_IP, SERVICE_PORT, SERVICE_RANGE = "10.96.0.10", 80, "10.96.0.0/12"
 
 SERVER = ("import socket, sys, threading\nreply = b'r' * int(sys.argv[1])\n"
           "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
@@ -120,9 +127,43 @@ class Ladder:
             self.current[host] = None
 
 
-def _measure(net: Network, args: argparse.Namespace, label: str) -> dict[str, Any]:
+class ProdService:
+    """The proxy's read side with one Service: ClusterIP SERVICE_IP:SERVICE_PORT -> the prod
+    pod's PROD_PORT, its one endpoint ready (what the EndpointSlice controller writes)."""
+
+    def __init__(self, pod_ip: str) -> None:
+        self.synced = threading.Event()
+        self.synced.set()
+        port = {"name": "serve", "port": SERVICE_PORT, "targetPort": PROD_PORT, "protocol": "TCP"}
+        self.service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "prod", "namespace": "default"},
+                        "spec": {"clusterIP": SERVICE_IP, "clusterIPs": [SERVICE_IP], "type": "ClusterIP",
+                                 "ports": [port]}}
+        self.slice = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+                      "metadata": {"name": "prod-a", "namespace": "default",
+                                   "labels": {"kubernetes.io/service-name": "prod"}},
+                      "ports": [{"name": "serve", "port": PROD_PORT, "protocol": "TCP"}],
+                      "endpoints": [{"addresses": [pod_ip], "conditions": {"ready": True}}]}
+
+    def subscribe(self) -> threading.Event:
+        return threading.Event()
+
+    def snapshot(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return [self.service], [self.slice]
+
+
+def program_service(net: Network) -> tuple[str, int]:
+    """Sigma's proxy table in the clients' namespace, as on the node of a client pod: the
+    address the client sends to."""
+    subprocess.run([*net.enter(CLIENT), "ip", "route", "add", SERVICE_RANGE, "dev", "eth0"], check=True,
+                   capture_output=True)  # a node routes the service range (its default route)
+    proxy = ServiceProxy(ProdService(net.address(PROD)), NodeConfig(), Nft(net.enter(CLIENT)))
+    proxy.sync()
+    return SERVICE_IP, SERVICE_PORT
+
+
+def _measure(net: Network, args: argparse.Namespace, label: str, target: tuple[str, int]) -> dict[str, Any]:
     before = net.counters(CLIENT)
-    done = net.run(CLIENT, [sys.executable, "-c", CLIENT_SCRIPT, net.address(PROD), str(PROD_PORT), str(args.rate),
+    done = net.run(CLIENT, [sys.executable, "-c", CLIENT_SCRIPT, target[0], str(target[1]), str(args.rate),
                             str(args.seconds), str(args.reply_bytes)], timeout=args.seconds * 4 + 30)
     after = net.counters(CLIENT)
     if done.returncode != 0:
@@ -142,6 +183,8 @@ def run(argv: list[str]) -> dict[str, Any]:
     p.add_argument("--link-mbit", type=float, default=100.0, help="the shaped link's capacity, each way")
     p.add_argument("--threshold", type=float, default=0.9, help="the NodeSLO's network threshold")
     p.add_argument("--settle", type=float, default=2.0, help="seconds of batch traffic before a run")
+    p.add_argument("--prod-path", choices=("service", "pod"), default="service",
+                   help="reach prod through its Service's ClusterIP (Sigma's nftables proxy) or at its pod address")
     args = p.parse_args(argv)
     problem = netns_available(("ip", "tc", "nsenter"))
     if problem:
@@ -153,21 +196,23 @@ def run(argv: list[str]) -> dict[str, Any]:
         net.shape(CLIENT, args.link_mbit)
         net.popen(PROD, [sys.executable, "-c", SERVER, str(args.reply_bytes), str(PROD_PORT)])
         net.popen(CLIENT, [sys.executable, "-c", SINK, str(SINK_PORT)])
+        target = program_service(net) if args.prod_path == "service" else (net.address(PROD), PROD_PORT)
         time.sleep(0.5)
-        alone = _measure(net, args, "alone")
+        alone = _measure(net, args, "alone", target)
         for host in batch_hosts:
             net.popen(host, [sys.executable, "-c", SENDER, net.address(CLIENT), str(SINK_PORT)])
         time.sleep(args.settle)
-        unlimited = _measure(net, args, "unlimited")
+        unlimited = _measure(net, args, "unlimited", target)
         with Ladder(net, batch_hosts, slo) as ladder:
             time.sleep(args.settle)
-            limited = _measure(net, args, "limited")
+            limited = _measure(net, args, "limited", target)
             limits = {net.hosts[h]: ladder.current[h] for h in batch_hosts}
     base = alone["p99_ms"] or float("nan")
     return {
         "bench": "isolation", "variant": "network", "link_mbit": args.link_mbit, "threshold": args.threshold,
         "batch_pods": args.batch_pods, "rate": args.rate, "seconds": args.seconds, "reply_bytes": args.reply_bytes,
-        "prod_path": "pod address (no Service)",
+        "prod_path": (f"Service {SERVICE_IP}:{SERVICE_PORT} (Sigma's nftables proxy)" if args.prod_path == "service"
+                      else "pod address (no Service)"),
         "alone": alone, "unlimited": unlimited, "limited": limited,
         "batch_limits_bits_at_end": list(limits.values()),
         "p99_alone_ms": alone["p99_ms"], "p99_unlimited_ms": unlimited["p99_ms"], "p99_limited_ms": limited["p99_ms"],
