@@ -146,6 +146,35 @@ def test_deleting_a_namespace_removes_its_contents(registry: Registry) -> None:
     assert registry.list(PODS, "gone")["items"] == []
 
 
+def test_a_namespace_with_running_pods_terminates_until_its_agents_have_stopped_them(registry: Registry) -> None:
+    # Kubernetes' namespace lifecycle: pods on a node end gracefully, the namespace stays
+    # Terminating (refusing new content) and goes with its last pod.
+    services = resource("services")
+    registry.create(NAMESPACES, None, {"metadata": {"name": "shop"}})
+    registry.create(PODS, "shop", pod("web"))
+    registry.bind("shop", "web", "n1")
+    registry.create(PODS, "shop", pod("pending"))  # never scheduled: goes at once
+    registry.create(services, "shop", {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}})
+
+    answer = registry.delete(NAMESPACES, None, "shop")
+    assert answer["metadata"]["deletionTimestamp"] and answer["status"]["phase"] == "Terminating"
+    assert registry.get(NAMESPACES, None, "shop")["status"]["phase"] == "Terminating"
+    left = registry.list(PODS, "shop")["items"]
+    assert [p["metadata"]["name"] for p in left] == ["web"]
+    assert left[0]["metadata"]["deletionTimestamp"] and left[0]["metadata"]["deletionGracePeriodSeconds"] == 30
+    assert registry.list(services, "shop")["items"] == []
+    with pytest.raises(ApiError) as refused:
+        registry.create(PODS, "shop", pod("late"))
+    assert refused.value.code == 403 and "being terminated" in refused.value.message
+
+    again = registry.delete(NAMESPACES, None, "shop")  # a second delete changes nothing
+    assert again["metadata"]["deletionTimestamp"] == answer["metadata"]["deletionTimestamp"]
+    registry.delete(PODS, "shop", "web", grace_period=0)  # the agent, once the pod stopped
+    with pytest.raises(ApiError) as gone:
+        registry.get(NAMESPACES, None, "shop")
+    assert gone.value.code == 404
+
+
 def test_lists_page_with_limit_and_continue(registry: Registry) -> None:
     for i in range(5):
         registry.create(PODS, "default", pod(f"p{i}"))

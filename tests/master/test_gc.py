@@ -7,6 +7,10 @@ import time
 import uuid
 from typing import Any
 
+import pytest
+
+from sigma.api.errors import ApiError
+from sigma.api.resources import resource
 from sigma.client.local import LocalClient
 from sigma.master.controllers.gc import GarbageCollector
 
@@ -103,3 +107,20 @@ def test_the_sweep_finishes_a_foreground_deletion_a_crash_left_waiting(client: L
 def _spec(name: str) -> dict[str, Any]:
     return {"spec": {"selector": {"matchLabels": {"app": name}}, "template": {
         "metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+
+
+
+def test_the_sweep_finishes_a_terminating_namespace_whose_last_pod_went_without_it(client: LocalClient) -> None:
+    registry, pods = client.registry, resource("pods")
+    client.create("namespaces", {"metadata": {"name": "brief"}})
+    client.create("pods", {"metadata": {"name": "web"}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+                  "brief")
+    registry.bind("brief", "web", "n1")
+    assert client.delete("namespaces", "brief")["status"]["phase"] == "Terminating"
+    # The pod's removal written to the store, the registry's follow-up lost (a crash).
+    registry.store.delete(pods.key("brief", "web"))
+    assert client.get("namespaces", "brief")["status"]["phase"] == "Terminating"
+    assert ("namespaces", "", "brief") in GarbageCollector(client).sweep()
+    with pytest.raises(ApiError) as gone:
+        client.get("namespaces", "brief")
+    assert gone.value.code == 404

@@ -157,6 +157,7 @@ def delete_objects(registry: Deletion, rt: ResourceType, objects: list[dict[str,
         out.extend(done)
         removed.extend(gone)
     cascade(registry, rt, removed, propagation or "Background")
+    registry.finish_namespaces(rt, removed)
     return out
 
 

@@ -21,10 +21,11 @@ from sigma.api.errors import ApiError
 from sigma.api.objects import now_rfc3339
 from sigma.api.registry_bulk import cascade
 from sigma.api.registry_core import MAX_CONFLICT_RETRIES, NAMESPACES, Dependents, RegistryCore
-from sigma.api.resources import RESOURCES, ResourceType, by_kind
+from sigma.api.resources import RESOURCES, ResourceType, by_kind, resource
 from sigma.store.contract import Conflict, KeyNotFound
 
 FOREGROUND = "foregroundDeletion"
+PODS = resource("pods")
 
 
 class Deletion(RegistryCore):
@@ -63,6 +64,7 @@ class Deletion(RegistryCore):
             if result is None:
                 self._cascade(rt, obj, propagation or "Background")
                 self._release_owners(obj)
+                self.finish_namespaces(rt, [obj])
                 return obj
             return result
         raise errors.conflict(rt.plural, name, rt.group, "too many concurrent writers, try again")
@@ -139,10 +141,29 @@ class Deletion(RegistryCore):
             if self._from_kv(kv)["metadata"].get("uid") == ref.get("uid"):
                 self.finish_foreground(owner_rt, owner_ns, ref.get("name", ""))
 
+    def finish_namespaces(self, rt: ResourceType, gone: list[dict[str, Any]]) -> None:
+        """Pods just removed from the store: a Terminating namespace whose last pod this was
+        goes now (the garbage collector's sweep finishes any that a crash left waiting)."""
+        if rt is not PODS:
+            return
+        for namespace in sorted({o["metadata"].get("namespace") or "" for o in gone}):
+            kv = self.store.get(NAMESPACES.key(None, namespace))
+            if kv is None or b"deletionTimestamp" not in kv.value:  # the cheap test first
+                continue
+            if self._from_kv(kv)["metadata"].get("deletionTimestamp") and not self._pods_left(namespace):
+                with contextlib.suppress(ApiError):  # another request finished it first
+                    self.delete(NAMESPACES, None, namespace)
+
+    def _pods_left(self, namespace: str) -> bool:
+        kvs, _ = self.store.list(PODS.key_prefix(namespace))
+        return bool(kvs)
+
     def _delete_once(self, rt: ResourceType, namespace: str | None, name: str, obj: dict[str, Any], rev: int,
                      grace_period: int | None, dry_run: bool = False) -> dict[str, Any] | None:
         """None when the object is gone; the updated object when deletion is graceful. A
         dry run writes nothing and answers as the real deletion would."""
+        if rt is NAMESPACES and not dry_run:
+            return self._delete_namespace(name, obj, rev)
         m = obj["metadata"]
         grace = self._grace(rt, obj, grace_period)
         if grace > 0 or m.get("finalizers"):
@@ -187,14 +208,46 @@ class Deletion(RegistryCore):
             return max(requested, 0)
         return int((obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
 
-    def _empty_namespace(self, namespace: str) -> None:
+    def _delete_namespace(self, name: str, obj: dict[str, Any], rev: int) -> dict[str, Any] | None:
+        """Kubernetes' namespace lifecycle: the content goes, pods on a node gracefully (their
+        agents stop them first); while any pod is left the namespace stays, Terminating, and
+        refuses new content. None once it is gone."""
+        if self._empty_namespace(name):
+            m = obj["metadata"]
+            if m.get("deletionTimestamp"):
+                return obj
+            m["deletionTimestamp"] = now_rfc3339(self.clock())
+            m["deletionGracePeriodSeconds"] = 0
+            obj.setdefault("status", {})["phase"] = "Terminating"
+            kv = self.store.update(NAMESPACES.key(None, name), self._to_bytes(obj), rev)
+            m["resourceVersion"] = str(kv.mod_revision)
+            return obj
+        try:
+            self.store.delete(NAMESPACES.key(None, name), rev)
+        except KeyNotFound:
+            raise errors.not_found(NAMESPACES.plural, name) from None
+        return None
+
+    def _empty_namespace(self, namespace: str) -> bool:
+        """Delete what `namespace` holds; True while pods of it are still terminating."""
+        terminating = False
         for rt in RESOURCES:
             if not rt.namespaced:
                 continue
             kvs, _ = self.store.list(rt.key_prefix(namespace))
             for kv in kvs:
+                if rt is PODS:
+                    pod = self._from_kv(kv)
+                    if pod["metadata"].get("deletionTimestamp") or self._grace(rt, pod, None) > 0:
+                        terminating = True
+                        if not pod["metadata"].get("deletionTimestamp"):
+                            with contextlib.suppress(Conflict, KeyNotFound):  # changed: the next pass sees it
+                                self._delete_once(rt, namespace, pod["metadata"]["name"], pod, kv.mod_revision,
+                                                  None)
+                        continue
                 with contextlib.suppress(KeyNotFound):
                     self.store.delete(kv.key)
+        return terminating
 
     def _cascade(self, rt: ResourceType, owner: dict[str, Any], propagation: str) -> None:
         """Background and Foreground delete the dependents (at once, here); Orphan strips the

@@ -9,7 +9,8 @@ loses the dangling references, as Kubernetes' garbage collector does.
 
 Owners of a kind Sigma does not serve cannot be checked, so those references count as live.
 
-The sweep also finishes foreground deletions a crash interrupted: an owner being deleted
+It also deletes Terminating namespaces again (finishing one whose last pod is gone), and
+finishes foreground deletions a crash interrupted: an owner being deleted
 with the finalizer ``foregroundDeletion`` that no dependent blocks any longer loses that
 finalizer (and so goes), as the registry does when it deletes the last blocking dependent.
 """
@@ -82,7 +83,25 @@ class GarbageCollector:
         for rt, owner in waiting:
             if owner["metadata"].get("uid") not in blocked and self._finish_foreground(rt, owner):
                 deleted.append((rt.plural, owner["metadata"]["namespace"], owner["metadata"]["name"]))
+        deleted.extend(("namespaces", "", name) for name in self._finish_namespaces())
         return deleted
+
+    def _finish_namespaces(self) -> list[str]:
+        """Terminating namespaces are deleted again: what was made in one since goes, and one
+        whose last pod went without the registry finishing it (a crash) goes now."""
+        finished: list[str] = []
+        for ns in self.client.list("namespaces")["items"]:
+            name = ns["metadata"]["name"]
+            if not ns["metadata"].get("deletionTimestamp"):
+                continue
+            try:
+                self.client.delete("namespaces", name)
+                self.client.get("namespaces", name)
+            except ApiError as err:
+                if err.code != 404:
+                    raise
+                finished.append(name)
+        return finished
 
     def _finish_foreground(self, rt: ResourceType, owner: dict[str, Any]) -> bool:
         """Drop the foregroundDeletion finalizer of an owner nothing blocks any longer (True:
