@@ -8,6 +8,7 @@ the test fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -26,6 +27,8 @@ import pytest
 from sigma.agent.agent import Agent, AgentOptions
 from sigma.agent.cgroups import CgroupTree
 from sigma.agent.podmanager import BackOff
+from sigma.agent.servicenet import ServiceNetOptions
+from sigma.agent.svcproxy.nft import nft_missing
 from sigma.api.errors import ApiError
 from sigma.cli.master import write_kubeconfig
 from sigma.client.http import HttpClient
@@ -175,6 +178,38 @@ def test_node_registers_ready_with_capacity_lease_and_endpoints(cluster: Cluster
 
 
 # -- running pods --------------------------------------------------------------------------
+
+
+def path_without(tool: str, into: Path) -> str:
+    """A PATH of one directory holding every command of the current PATH but ``tool``."""
+    into.mkdir()
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(directory):
+                if entry.name != tool and not (into / entry.name).exists() and os.access(entry.path, os.X_OK):
+                    (into / entry.name).symlink_to(entry.path)
+    return str(into)
+
+
+def test_without_nft_the_proxy_stays_off_the_node_says_so_and_pods_still_run(
+        cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", path_without("nft", cluster.tmp / "bin"))
+    assert shutil.which("nft") is None and shutil.which("sleep") is not None
+    assert nft_missing() is not None  # the seam holds: the agent below cannot touch the host's nftables
+    agent = cluster.start_agent(services=ServiceNetOptions(proxy=True))
+    assert agent.servicenet is not None and agent.servicenet.proxy is None
+
+    def degraded() -> dict[str, Any] | None:
+        conditions = cluster.client.get("nodes", NODE)["status"].get("conditions") or []
+        return next((c for c in conditions if c["type"] == "SigmaDegraded" and c["status"] == "True"), None)
+
+    reported = wait_for(degraded)
+    assert reported["reason"] == "MissingCapabilities"
+    assert ("nft is not installed: the service proxy is off, ClusterIPs and NodePorts do not work "
+            "(apt package nftables)") in reported["message"], reported
+    cluster.pod("no-proxy", ["sleep", "60"])
+    running = cluster.wait_pod("no-proxy", lambda p: phase(p) == "Running")
+    assert condition(running, "Ready") == "True", running["status"]
 
 
 def test_pod_runs_ready_then_succeeds_and_its_logs_are_served(cluster: Cluster) -> None:

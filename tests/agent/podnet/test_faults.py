@@ -6,6 +6,7 @@ nothing touches a real interface; the netns are real."""
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -86,3 +87,22 @@ def test_a_failed_add_is_undone_reported_and_retried_after_a_back_off(tmp_path: 
     with pytest.raises(PodNetworkError):
         network.ensure(p, now + 1.5)  # the back-off is over: tried again
     assert (tmp_path / "calls.bridge").read_text().split() == ["ADD", "DEL", "ADD", "DEL"]
+
+
+def test_without_nft_the_pod_network_is_unavailable_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pod network maps hostPorts in an nft table: no nft, no pod network (the pods that
+    need one wait; hostNetwork pods run), and the Node's NetworkUnavailable says why."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ip").symlink_to(str(shutil.which("ip")))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    network = PodNetwork(str(tmp_path / "state"), ("/usr/lib/cni",), str(tmp_path / "etc"))
+    if any(not os.path.exists(f"/usr/lib/cni/{p}") for p in ("bridge", "host-local", "bandwidth", "loopback")):
+        pytest.skip("the CNI plugins are not installed")
+    network.set_pod_cidr("10.244.5.0/24")
+    condition = network.condition()
+    assert (condition["status"], condition["reason"], condition["message"]) == (
+        "True", "NetworkPluginNotReady", "nft is not installed")
+    with pytest.raises(PodNetworkError, match="network is not ready: nft is not installed"):
+        network.ensure(pod(), time.time())
+    assert network.ensure(pod(host_network=True), time.time()) is None

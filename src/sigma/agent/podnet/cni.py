@@ -8,7 +8,9 @@ error object ``{"code", "msg", "details"}`` with a non-zero exit.
 For a list: ADD runs the plugins in order, each given the previous one's result as
 ``prevResult``; DEL runs them in reverse, each given the result of the ADD; CHECK in order
 with that result. A plugin that declares a capability (``"capabilities": {"bandwidth":
-true}``) gets the runtime's value for it in ``runtimeConfig``.
+true}``) gets the runtime's value for it in ``runtimeConfig``; ``args`` (the spec's
+runtime-provided arguments, e.g. ``{"cni": {"ips": [...]}}`` for an address wanted from the
+IPAM) goes to every plugin, which ignore what they do not know.
 
     parse_result(raw) -> CniResult     pure
     plugin_config(...) -> dict         pure
@@ -78,9 +80,11 @@ def parse_result(raw: Any, ifname: str = "eth0") -> CniResult:
 
 
 def plugin_config(conflist: dict[str, Any], plugin: dict[str, Any], prev_result: dict[str, Any] | None,
-                  runtime_config: dict[str, Any]) -> dict[str, Any]:
+                  runtime_config: dict[str, Any], args: dict[str, Any] | None = None) -> dict[str, Any]:
     """What one plugin of the list reads on stdin."""
     config = {**plugin, "cniVersion": conflist["cniVersion"], "name": conflist["name"]}
+    if args:
+        config["args"] = args
     config.pop("capabilities", None)
     wanted = {k: v for k, v in runtime_config.items() if (plugin.get("capabilities") or {}).get(k)}
     if wanted:
@@ -132,14 +136,15 @@ def exec_plugin(cni_path: list[str], config: dict[str, Any], command: str, conta
 
 def run_list(conflist: dict[str, Any], command: str, cni_path: list[str], container_id: str, netns: str,
              ifname: str, runtime_config: dict[str, Any] | None = None,
-             prev_result: dict[str, Any] | None = None) -> dict[str, Any] | None:
+             prev_result: dict[str, Any] | None = None, args: dict[str, Any] | None = None
+             ) -> dict[str, Any] | None:
     """ADD (returns the last plugin's result), DEL or CHECK (``prev_result``: the ADD's)."""
     plugins = list(conflist["plugins"])
     runtime = runtime_config or {}
     if command == "ADD":
         result: dict[str, Any] | None = None
         for plugin in plugins:
-            result = exec_plugin(cni_path, plugin_config(conflist, plugin, result, runtime), command,
+            result = exec_plugin(cni_path, plugin_config(conflist, plugin, result, runtime, args), command,
                                  container_id, netns, ifname) or result
         return result
     order = reversed(plugins) if command == "DEL" else iter(plugins)

@@ -7,6 +7,11 @@ then the CNI ADD. The record written before anything else is what lets a restart
 undo an ADD it was killed in: ``gc`` DELs (with the recorded configuration) every sandbox
 whose pod is gone, and ``ensure`` DELs a half-made one before adding again, so no address
 stays allocated in host-local's store and no veth stays on the bridge.
+
+A finished sandbox an earlier agent made is CNI-CHECKed (with the ADD's result) the first time
+this agent meets it, rather than trusted: one whose veth, address or route went behind the
+agent's back is DELeted and ADDed again in the same netns, asking for the same address, and
+the record says why (``repaired``). The decision is sigma.agent.podnet.verify's.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NoReturn
 
-from sigma.agent.podnet import bridge, cni, conflist, dns, hostports, netns
+from sigma.agent.podnet import bridge, cni, conflist, dns, hostports, netns, verify
 from sigma.agent.podnet.hostport_table import HostPortTable
 from sigma.agent.statefile import read_json, write_json
 from sigma.quantity import QuantityError, parse_quantity
@@ -116,6 +121,7 @@ class PodNetwork:
         # The ADD's runtime config of a pod (sigma.agent.netqos: batch pods' limits); None: its annotations.
         self.shaping: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self._failures: dict[str, _Failure] = {}
+        self._checked: set[str] = set()  # pods whose sandbox this agent ADDed or CHECKed
         # Ports pods may not take as hostPort (the agent sets its own port here).
         self.reserved = hostports.Reserved()
         self.host_ports = HostPortTable()
@@ -186,8 +192,15 @@ class PodNetwork:
             return None
         uid = str(pod["metadata"]["uid"])
         record = self._read(uid)
-        if record and record.get("result") is not None and os.path.exists(str(record["netns"])):
-            return Sandbox(uid, str(record["netns"]), tuple(record.get("ips") or ()))
+        step = verify.plan(record, record is not None and os.path.exists(str(record["netns"])), uid in self._checked)
+        repaired = ""
+        if step is not verify.Plan.ADD and record is not None:
+            error = self._check(record) if step is verify.Plan.CHECK else None
+            if error is None:
+                self._checked.add(uid)
+                return Sandbox(uid, str(record["netns"]), tuple(record.get("ips") or ()))
+            repaired = verify.repair_reason(error)
+            log.warning("pod %s/%s: %s", record.get("namespace"), record.get("name"), repaired)
         problem = self.problem() or (None if self.pod_cidr else "the node has no spec.podCIDR yet")
         if problem:
             raise PodNetworkError("NetworkNotReady", f"network is not ready: {problem}")
@@ -202,7 +215,15 @@ class PodNetwork:
             self.host_ports.claim(uid, pod_name, hostports.pod_host_ports(pod, "", self.reserved))
         except hostports.HostPortError as err:
             self._fail(uid, failure, f"Failed to create pod sandbox: {err}", now)
-        if record is not None:
+        args: dict[str, Any] | None = None
+        if repaired and record is not None:
+            try:  # the netns stays: the pod's running containers are in it
+                self._detach(record)
+            except cni.CniError as err:
+                self._fail(uid, failure, f"Failed to repair pod sandbox: {err}", now)
+            wanted = verify.previous_address(record)
+            args = {"cni": {"ips": wanted}} if wanted else None
+        elif record is not None:
             self._undo(record)  # an ADD a killed agent left half done: undone before it is redone
         assert self.pod_cidr is not None
         name = netns.name_of(uid)
@@ -214,7 +235,7 @@ class PodNetwork:
         try:
             netns.create(name)
             raw = cni.run_list(record["conflist"], "ADD", self.cni_path, uid, record["netns"], conflist.IFNAME,
-                               runtime_config)
+                               runtime_config, args=args)
             result = cni.parse_result(raw, conflist.IFNAME)
             if not result.ips:
                 raise ValueError("the CNI result gives the pod no address")
@@ -223,8 +244,11 @@ class PodNetwork:
             self.host_ports.set(uid, "", [])  # the claim goes with the failed ADD
             self._fail(uid, failure, f"Failed to create pod sandbox: {err}", now)
         self._failures.pop(uid, None)
+        self._checked.add(uid)
         mappings = hostports.pod_host_ports(pod, result.pod_ips[0], self.reserved)
         record.update(result=raw, ips=result.pod_ips, host_ports=[dataclasses.astuple(m) for m in mappings])
+        if repaired:
+            record["repaired"] = {"at": now, "reason": repaired}
         self._write(record)
         if mappings:
             self.host_ports.set(uid, pod_name, mappings)
@@ -296,6 +320,7 @@ class PodNetwork:
             log.info("pod %s/%s: network released", record.get("namespace"), record.get("name"))
         shutil.rmtree(os.path.join(self.etc_root, pod_uid), ignore_errors=True)
         self._failures.pop(pod_uid, None)
+        self._checked.discard(pod_uid)
 
     def gc(self, keep: set[str]) -> None:
         """Release every sandbox (and pod file) whose pod is not in ``keep``."""
@@ -313,6 +338,23 @@ class PodNetwork:
         return sorted(e[:-5] for e in os.listdir(self.records) if e.endswith(".json"))
 
     # -- records -------------------------------------------------------------------------
+    def _check(self, record: dict[str, Any]) -> str | None:
+        """CNI CHECK of a finished sandbox with its ADD's result: None when the plugins find it
+        as configured, else what the failing one said."""
+        try:
+            runtime_config = record.get("runtime_config") or {}
+            cni.run_list(verify.check_list(record["conflist"], runtime_config), "CHECK", self.cni_path,
+                         record["container_id"], record["netns"], record["ifname"], runtime_config, record["result"])
+        except cni.CniError as err:
+            return str(err)
+        return None
+
+    def _detach(self, record: dict[str, Any]) -> None:
+        """DEL of a sandbox about to be ADDed again: its netns and record stay (the ADD
+        rewrites the record)."""
+        cni.run_list(record["conflist"], "DEL", self.cni_path, record["container_id"], record["netns"],
+                     record["ifname"], record.get("runtime_config") or {}, record.get("result"))
+
     def _undo(self, record: dict[str, Any], strict: bool = False) -> None:
         try:
             cni.run_list(record["conflist"], "DEL", self.cni_path, record["container_id"], record["netns"],
