@@ -159,3 +159,57 @@ def test_a_service_whose_slices_cannot_be_written_gets_an_event_and_the_others_g
     events = eventually(warned)
     assert events and all(e["reason"] == "FailedToUpdateEndpointSlices" for e in events)
     assert all("at most 100" in e["message"] for e in events)
+
+
+def port_warnings(http: httpx.Client, ns: str, service: str) -> dict[str, int]:
+    """The TargetPortNameNotFound Events on the Service: message -> count."""
+    items = http.get(f"/api/v1/namespaces/{ns}/events").json()["items"]
+    return {e["message"]: e["count"] for e in items
+            if e["involvedObject"]["name"] == service and e["reason"] == "TargetPortNameNotFound"
+            and e["type"] == "Warning"}
+
+
+def flip_readiness(http: httpx.Client, ns: str, name: str, ip: str) -> None:
+    """Two syncs of the Service, each seen in its slice: the controller handles one Service at a
+    time, so whatever the first wrote besides its slice (Events) is written when the second is seen."""
+    for ready in (False, True):
+        report(http, ns, name, ip, ready=ready)
+        eventually(lambda r=ready: endpoints(http, ns, "named")[name]["conditions"]["ready"] is r)
+
+
+def test_a_target_port_name_no_container_declares_is_told_once_on_the_service(http: httpx.Client, ns: str) -> None:
+    make_service(http, ns, "named", target="http")
+    bare = {"metadata": {"name": "bare", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]}}  # declares no port named http
+    assert http.post(f"/api/v1/namespaces/{ns}/pods", json=bare).status_code == 201
+    report(http, ns, "bare", "10.244.2.1", ready=True)
+
+    # As in Kubernetes, the pod is an endpoint all the same, in a slice without ports.
+    eps = eventually(lambda: endpoints(http, ns, "named"))
+    assert set(eps) == {"bare"} and eps["bare"]["conditions"]["ready"] is True
+    assert [s.get("ports") or [] for s in slices(http, ns, "named")] == [[]]
+    warned = eventually(lambda: port_warnings(http, ns, "named"))
+    assert warned == {'spec.ports[0].targetPort: 1 selected pod declares no TCP container port named "http" '
+                      '(bare): they are endpoints without port "http"': 1}
+
+    # Syncs that find the same problem do not tell it again.
+    flip_readiness(http, ns, "bare", "10.244.2.1")
+    assert port_warnings(http, ns, "named") == warned
+
+    # Another pod without the port is a new problem: one more Event, naming both.
+    bare2 = {**bare, "metadata": {"name": "bare2", "labels": {"app": "web"}}}
+    assert http.post(f"/api/v1/namespaces/{ns}/pods", json=bare2).status_code == 201
+    report(http, ns, "bare2", "10.244.2.2", ready=True)
+    both = eventually(lambda: len(port_warnings(http, ns, "named")) == 2 and port_warnings(http, ns, "named"))
+    (new,) = set(both) - set(warned)
+    assert "2 selected pods" in new and "(bare, bare2)" in new and both[new] == 1
+
+    # The Service fixed (a number the pods listen on): the slice gets the port, no more Events.
+    r = http.patch(f"/api/v1/namespaces/{ns}/services/named",
+                   json={"spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}},
+                   headers={"content-type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
+    eventually(lambda: [s.get("ports") for s in slices(http, ns, "named")]
+               == [[{"name": "http", "protocol": "TCP", "port": 8080}]])
+    flip_readiness(http, ns, "bare", "10.244.2.1")
+    assert port_warnings(http, ns, "named") == both

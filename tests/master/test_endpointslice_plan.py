@@ -8,8 +8,11 @@ from sigma.master.controllers.endpointslice_plan import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     SERVICE_NAME_LABEL,
+    UnresolvedPort,
     desired_endpoints,
     plan_slices,
+    port_warnings_due,
+    unresolved_target_ports,
 )
 
 
@@ -147,3 +150,50 @@ def test_surplus_slices_are_deleted_when_pods_go() -> None:
     plan = plan_slices(service(), desired_endpoints(service(), pods[:50]), slices)
     assert len(plan.delete) == 1 and not plan.create and [len(s["endpoints"]) for s in plan.update] == [50]
     assert applied(plan, slices)[0]["endpoints"] == only_group(desired_endpoints(service(), pods[:50]))
+
+
+# -- named target ports no pod declares --------------------------------------------------------
+HTTP = [{"name": "http", "containerPort": 8080}]
+
+
+def named_service() -> dict[str, Any]:
+    return service(ports=[{"name": "web", "port": 80, "protocol": "TCP", "targetPort": 8080},
+                          {"name": "api", "port": 81, "protocol": "TCP", "targetPort": "http"}])
+
+
+def test_pods_without_a_named_target_port_are_found_with_the_field_and_the_port() -> None:
+    pods = [pod("b", ports=[]), pod("a", ports=HTTP), pod("c", ports=[{"name": "http", "containerPort": 1,
+                                                                        "protocol": "UDP"}]),
+            pod("d", ip=None), pod("e", phase="Failed"), pod("f", app="other")]
+    (found,) = unresolved_target_ports(named_service(), pods)
+    # d has no IP, e is terminal, f is not selected: none of them is an endpoint.
+    assert found == UnresolvedPort(1, "api", "http", "TCP", ("b", "c"))
+    assert found.message() == ('spec.ports[1].targetPort: 2 selected pods declare no TCP container port named '
+                               '"http" (b, c): they are endpoints without port "api"')
+    # As Kubernetes does, they are still endpoints, only without that port.
+    groups = desired_endpoints(named_service(), pods)
+    assert {e["targetRef"]["name"] for g in groups.values() for e in g} == {"a", "b", "c"}
+
+
+def test_numbers_and_declared_names_are_no_problem() -> None:
+    assert unresolved_target_ports(named_service(), [pod("a", ports=HTTP)]) == []
+    assert unresolved_target_ports(service(), [pod("a")]) == []
+
+
+def test_a_long_list_of_pods_names_the_first_few_and_counts_the_rest() -> None:
+    (found,) = unresolved_target_ports(named_service(), [pod(f"p{i}") for i in range(5)])
+    assert found.message() == ('spec.ports[1].targetPort: 5 selected pods declare no TCP container port named '
+                               '"http" (p0, p1, p2 and 2 more): they are endpoints without port "api"')
+    (one,) = unresolved_target_ports(named_service(), [pod("solo")])
+    assert "1 selected pod declares no TCP" in one.message()
+
+
+def test_a_problem_is_told_once_and_again_only_when_its_pods_change() -> None:
+    first = unresolved_target_ports(named_service(), [pod("a")])
+    assert port_warnings_due(frozenset(), first) == first
+    assert port_warnings_due(frozenset(first), first) == []  # the same problem: not told again
+    more = unresolved_target_ports(named_service(), [pod("a"), pod("b")])
+    assert port_warnings_due(frozenset(first), more) == more
+    fixed = unresolved_target_ports(named_service(), [pod("a", ports=HTTP)])
+    assert fixed == [] and port_warnings_due(frozenset(more), fixed) == []
+    assert port_warnings_due(frozenset(fixed), first) == first  # back after a fix: told anew

@@ -1,11 +1,15 @@
 """Probes end to end: a real master (scheduler, deployment controller) and a real agent
 running process-runtime pods; the probes' commands run inside the containers (Runtime.exec),
-and the tests flip their outcome from outside through the same seam."""
+and the tests flip their outcome from outside through the same seam. The tcpSocket probes
+dial the pod's address (these pods share the host's network) on a port nothing listens on
+until the container starts a listener."""
 
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,6 +118,54 @@ def test_liveness_failure_restarts_the_container(cluster: Cluster) -> None:
     assert killing[0]["message"] == "Container main failed liveness probe, will be restarted"
     assert wait_for(lambda: events(cluster, "alive", "Unhealthy"))[0]["message"].startswith("Liveness probe failed")
     assert live_container(cluster, pod).attempt >= 1  # the new attempt runs, its file is back
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (the kernel's pick, released at once)."""
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return int(s.getsockname()[1])
+
+
+def tcp_check(port: int, **fields: Any) -> dict[str, Any]:
+    return {"tcpSocket": {"port": port}, **FAST, **fields}
+
+
+# Waits for the file $0, then listens on port $1 (accepting and closing, so that the backlog
+# never fills with probes' connections).
+LISTEN_AFTER = ('while [ ! -f "$0" ]; do sleep 0.2; done; exec python3 -c "import socket, sys\n'
+                's = socket.create_server((\'0.0.0.0\', int(sys.argv[1])))\n'
+                'while True: s.accept()[0].close()" "$1"')
+
+
+def test_tcp_readiness_probe_turns_ready_when_the_container_listens(cluster: Cluster) -> None:
+    port, go = free_port(), f"/tmp/listen-{uuid.uuid4().hex[:8]}"
+    pod = probed_pod(cluster, "tcp-ready", ["sh", "-c", LISTEN_AFTER, go, str(port)],
+                     readinessProbe=tcp_check(port))
+    c = live_container(cluster, pod)
+    # Nothing listens: the probe fails (Unhealthy Events are throttled, so one is all there is
+    # to see) and keeps failing for some periods more, and the pod stays not Ready.
+    unhealthy = wait_for(lambda: events(cluster, "tcp-ready", "Unhealthy"))
+    message = unhealthy[0]["message"]
+    assert message.startswith("Readiness probe failed: dial tcp ") and f":{port}: connect: " in message
+    time.sleep(3 * FAST["periodSeconds"])
+    held = cluster.get("tcp-ready") or {}
+    assert condition(held, "Ready") == "False" and container(held)["ready"] is False
+
+    run_in(cluster, c, "touch", go)
+    ready = cluster.wait_pod("tcp-ready", lambda p: condition(p, "Ready") == "True")
+    assert container(ready)["ready"] is True and container(ready)["restartCount"] == 0
+
+
+def test_tcp_liveness_probe_on_a_closed_port_restarts_the_container(cluster: Cluster) -> None:
+    port = free_port()
+    probed_pod(cluster, "tcp-alive", ["sleep", "600"], livenessProbe=tcp_check(port, failureThreshold=2))
+    restarted = cluster.wait_pod("tcp-alive", lambda p: container(p).get("restartCount", 0) >= 1, timeout=30)
+    assert "terminated" in container(restarted)["lastState"]
+    killing = wait_for(lambda: events(cluster, "tcp-alive", "Killing"))
+    assert killing[0]["message"] == "Container main failed liveness probe, will be restarted"
+    unhealthy = wait_for(lambda: events(cluster, "tcp-alive", "Unhealthy"))
+    assert unhealthy[0]["message"].startswith("Liveness probe failed: dial tcp ")
 
 
 def test_liveness_failure_under_restart_policy_never_leaves_the_container_terminated(cluster: Cluster) -> None:

@@ -9,6 +9,11 @@ Service deletes them with it.
 
 A Service whose slices cannot be written does not hold up the others: the keyed loop records
 a Warning Event on it and tries it again later.
+
+A named targetPort that selected pods do not declare leaves those pods out of that port, as in
+Kubernetes, and a Warning Event on the Service says which port and which pods. The controller
+remembers what it told each Service, so the Event is written once per problem (and again when
+the pods concerned change), not on every sync: each sync would otherwise bump its count.
 """
 
 from __future__ import annotations
@@ -18,15 +23,20 @@ from typing import Any
 
 from sigma.api.errors import ApiError
 from sigma.client.base import ApiClient
+from sigma.client.events import record_event
 from sigma.master.controllers.endpointslice_plan import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     MAX_ENDPOINTS_PER_SLICE,
     SERVICE_NAME_LABEL,
+    TARGET_PORT_NOT_FOUND,
     SlicePlan,
+    UnresolvedPort,
     desired_endpoints,
     plan_slices,
+    port_warnings_due,
     selects,
+    unresolved_target_ports,
 )
 from sigma.master.controllers.keyed import Key, KeyedController
 
@@ -49,6 +59,9 @@ class EndpointSliceController(KeyedController):
         self._lock = threading.Lock()
         self._selectors: dict[Key, dict[str, str]] = {}  # the selector of every Service seen
         self._members: dict[Key, set[str]] = {}  # the pods in each Service's slices, by name
+        # The port problems said in Events, by Service and its uid (a Service made again under
+        # the same name is told again).
+        self._told: dict[Key, tuple[str, frozenset[UnresolvedPort]]] = {}
         self.watches = (("services", _service_key, ""), ("pods", self._pod_keys, ""),
                         ("endpointslices", _slice_key, MANAGED_SELECTOR))
 
@@ -67,6 +80,7 @@ class EndpointSliceController(KeyedController):
         with self._lock:
             self._selectors.pop(key, None)
             self._members.pop(key, None)
+            self._told.pop(key, None)
 
     def sync(self, namespace: str, name: str) -> float | None:
         key = (namespace, name)
@@ -102,7 +116,18 @@ class EndpointSliceController(KeyedController):
         plan = plan_slices(service, groups, mine, self.max_per_slice)
         plan.delete.extend(s for s in existing if _owner_uid(s) not in (uid, None))
         self._apply(namespace, plan)
+        self._warn_unresolved(key, service, pods)
         return None
+
+    def _warn_unresolved(self, key: Key, service: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        problems = unresolved_target_ports(service, pods)
+        uid = str(service["metadata"].get("uid") or "")
+        with self._lock:
+            told_uid, told = self._told.get(key, (uid, frozenset()))
+            due = port_warnings_due(told if told_uid == uid else frozenset(), problems)
+            self._told[key] = (uid, frozenset(problems))
+        for problem in due:
+            record_event(self.client, service, "Warning", TARGET_PORT_NOT_FOUND, problem.message(), self.component)
 
     def _slices(self, namespace: str, service: str) -> list[dict[str, Any]]:
         selector = f"{SERVICE_NAME_LABEL}={service},{MANAGED_SELECTOR}"

@@ -10,6 +10,11 @@ out of that port), each group split into slices of at most ``max_per_slice`` end
 Service with nothing to select has one empty slice (no ports, no endpoints), as Kubernetes
 keeps a placeholder.
 
+A pod left out of a port that way is otherwise silent in Kubernetes (its controller only logs
+it); here ``unresolved_target_ports`` finds such ports and their pods, and
+``port_warnings_due`` says which of them to tell the user about: each once, and again only
+when the set of pods changes.
+
 Churn is kept low as Kubernetes' reconciler does: an existing slice of the same ports keeps
 its endpoints and is only updated when one changed or went; new endpoints fill slices that
 are being updated anyway, then slices with room, then new slices; a slice no longer needed is
@@ -117,6 +122,58 @@ def desired_endpoints(service: dict[str, Any], pods: list[dict[str, Any]]) -> di
             continue
         groups.setdefault(endpoint_ports(service, pod), []).append(pod_endpoint(service, pod))
     return groups
+
+
+# -- named target ports no pod declares ------------------------------------------------------
+# The reason of the Warning Event on the Service. Kubernetes has no Event for this (its
+# controllers leave the pod out of the port and log it at a debug level), so the reason is
+# Sigma's own: it names the field (targetPort) and what went wrong with it (the name was not
+# found among the pod's container ports). Not "Failed...": the slices were written.
+TARGET_PORT_NOT_FOUND = "TargetPortNameNotFound"
+PODS_NAMED = 3  # pods named in a message; the rest are counted
+
+
+@dataclass(frozen=True)
+class UnresolvedPort:
+    """A Service port whose targetPort name some selected endpoint pods do not declare."""
+
+    index: int  # in spec.ports
+    name: str  # the Service port's name
+    target: str  # the targetPort name
+    protocol: str
+    pods: tuple[str, ...]  # the pods without it, sorted
+
+    def message(self) -> str:
+        shown = ", ".join(self.pods[:PODS_NAMED])
+        more = f" and {len(self.pods) - PODS_NAMED} more" if len(self.pods) > PODS_NAMED else ""
+        noun = "pod declares" if len(self.pods) == 1 else "pods declare"
+        return (f"spec.ports[{self.index}].targetPort: {len(self.pods)} selected {noun} no {self.protocol} "
+                f"container port named \"{self.target}\" ({shown}{more}): they are endpoints "
+                f"without port \"{self.name}\"")
+
+
+def unresolved_target_ports(service: dict[str, Any], pods: list[dict[str, Any]]) -> list[UnresolvedPort]:
+    """The Service's named targetPorts that some of its endpoint pods do not declare."""
+    selector = (service.get("spec") or {}).get("selector") or {}
+    namespace = service["metadata"].get("namespace")
+    members = [p for p in pods if p["metadata"].get("namespace") == namespace and selects(selector, p)
+               and is_endpoint_pod(p)]
+    out = []
+    for index, sp in enumerate((service.get("spec") or {}).get("ports") or []):
+        target = sp.get("targetPort", sp.get("port"))
+        if not isinstance(target, str) or target.isdigit():
+            continue
+        missing = tuple(sorted(p["metadata"]["name"] for p in members if find_port(p, sp) is None))
+        if missing:
+            out.append(UnresolvedPort(index, sp.get("name") or "", target, sp.get("protocol") or "TCP", missing))
+    return out
+
+
+def port_warnings_due(told: frozenset[UnresolvedPort], now: list[UnresolvedPort]) -> list[UnresolvedPort]:
+    """The problems to write an Event for: the ones not told yet. A problem whose pods
+    changed is a new one; one that stays is not told again; a fixed one is forgotten by
+    the caller (``told`` becomes ``now``), so its return is told anew."""
+    return [u for u in now if u not in told]
 
 
 # -- slices ------------------------------------------------------------------------------------
