@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +13,7 @@ import pytest
 
 from sigma.agent.cgroups import CgroupTree
 from sigma.agent.node import NodeRuntime
-from sigma.agent.runtime.base import RUNNING
+from sigma.agent.runtime.base import RUNNING, ContainerSpec
 
 from .conftest import busybox_node, make_pod, needs_root, wait_for
 
@@ -79,3 +81,27 @@ def test_missing_image_is_a_clear_start_error(runc_node: NodeRuntime) -> None:
     assert status["phase"] == "Pending"
     assert waiting["reason"] == "ErrImageNeverPull"
     assert "sigma image import" in waiting["message"]
+
+
+def test_a_runc_container_joins_the_pods_network_namespace(runc_node: NodeRuntime) -> None:
+    # The pod's namespace (as the pod network's sandbox gives it): the container sees its
+    # links, none of the host's.
+    netns = f"sigma-test-runc-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    try:
+        subprocess.run(["ip", "-n", netns, "link", "add", "pod0", "type", "veth", "peer", "name", "pod1"], check=True)
+        runc = runc_node.runtimes["runc"]
+        spec = ContainerSpec("netpod", "default", "netpod", "main", 0, ["cat", "/proc/net/dev"],
+                             image="busybox:test", log_path=os.path.join(runc_node.log_dir, "netpod.log"),
+                             netns_path=f"/run/netns/{netns}")
+        runc.start(spec)
+        wait_for(lambda: runc.status(spec.id) is not None and runc.status(spec.id).state != RUNNING, timeout=30)
+        status = runc.status(spec.id)
+        assert status is not None and status.exit_code == 0, status
+        with open(spec.log_path) as f:
+            rows = [line.split(" F ", 1)[1] for line in f]  # the log's "<time> stdout F <text>"
+        interfaces = sorted(row.split(":")[0].strip() for row in rows if ":" in row and "|" not in row)
+        assert interfaces == ["lo", "pod0", "pod1"], interfaces
+        runc.remove(spec.id)
+    finally:
+        subprocess.run(["ip", "netns", "del", netns], check=False)
