@@ -175,6 +175,29 @@ def test_a_namespace_with_running_pods_terminates_until_its_agents_have_stopped_
     assert gone.value.code == 404
 
 
+def test_nothing_new_is_made_in_a_namespace_while_it_is_emptied(registry: Registry,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # A ReplicaSet replacing the pods being deleted must find the namespace Terminating.
+    registry.create(NAMESPACES, None, {"metadata": {"name": "busy"}})
+    registry.create(resource("services"), "busy", {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}})
+    answers: list[object] = []
+    delete = registry.store.delete
+
+    def delete_while_a_controller_creates(key: str, *args: object, **kwargs: object) -> object:
+        if not answers:
+            try:
+                answers.append(registry.create(PODS, "busy", pod("replacement"))["metadata"]["name"])
+            except ApiError as err:
+                answers.append(err.code)
+        return delete(key, *args, **kwargs)
+
+    monkeypatch.setattr(registry.store, "delete", delete_while_a_controller_creates)
+    registry.delete(NAMESPACES, None, "busy")
+    assert answers == [403]
+    with pytest.raises(ApiError):
+        registry.get(NAMESPACES, None, "busy")
+
+
 def test_lists_page_with_limit_and_continue(registry: Registry) -> None:
     for i in range(5):
         registry.create(PODS, "default", pod(f"p{i}"))

@@ -209,18 +209,19 @@ class Deletion(RegistryCore):
         return int((obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
 
     def _delete_namespace(self, name: str, obj: dict[str, Any], rev: int) -> dict[str, Any] | None:
-        """Kubernetes' namespace lifecycle: the content goes, pods on a node gracefully (their
-        agents stop them first); while any pod is left the namespace stays, Terminating, and
-        refuses new content. None once it is gone."""
-        if self._empty_namespace(name):
-            m = obj["metadata"]
-            if m.get("deletionTimestamp"):
-                return obj
+        """Kubernetes' namespace lifecycle: the namespace is marked Terminating first, so that
+        nothing new is made in it (a ReplicaSet replacing the pods being deleted would be),
+        then its content goes, pods on a node gracefully (their agents stop them first).
+        While any pod is left it stays; None once it is gone."""
+        m = obj["metadata"]
+        if not m.get("deletionTimestamp"):
             m["deletionTimestamp"] = now_rfc3339(self.clock())
             m["deletionGracePeriodSeconds"] = 0
             obj.setdefault("status", {})["phase"] = "Terminating"
-            kv = self.store.update(NAMESPACES.key(None, name), self._to_bytes(obj), rev)
-            m["resourceVersion"] = str(kv.mod_revision)
+            rev = self.store.update(NAMESPACES.key(None, name), self._to_bytes(obj), rev).mod_revision
+            m["resourceVersion"] = str(rev)
+            self._changed(NAMESPACES, None, name)  # admission reads it anew: no create gets past
+        if self._empty_namespace(name):
             return obj
         try:
             self.store.delete(NAMESPACES.key(None, name), rev)
