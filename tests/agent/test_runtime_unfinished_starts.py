@@ -24,6 +24,7 @@ from .imagebuild import busybox_layout
 BUSYBOX = shutil.which("busybox")
 pytestmark = [
     *needs_root,
+    pytest.mark.e2e,
     pytest.mark.skipif(BUSYBOX is None, reason="busybox is not installed (apt package busybox-static)"),
 ]
 
